@@ -1,0 +1,1 @@
+/* agent actor: see agent.h */

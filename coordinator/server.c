@@ -1,0 +1,1 @@
+/* coordinator actor: see server.h */

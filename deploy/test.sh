@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what vbak needs, builds it twice (plain, and with AddressSanitizer + UBSan) and runs
+# every test in both builds. Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./deploy/install-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+run_suite() {
+  local dir=$1; shift
+  echo "== build $dir ($*)"
+  cmake -S . -B "$dir" -DVB_WERROR=ON "$@"
+  cmake --build "$dir" -j"$jobs"
+  echo "== test $dir"
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" ${VB_CTEST_ARGS:-})
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+  run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVB_SANITIZE=ON
+echo "== all tests passed (plain and ASan/UBSan builds)"
