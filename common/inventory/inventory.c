@@ -1,0 +1,118 @@
+#include "inventory.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int vb_extent_list_add(vb_extent_list_t *list, uint64_t offset, uint64_t length)
+{
+    if (length == 0)
+        return 0;
+    if (list->count > 0) {
+        vb_extent_t *last = &list->items[list->count - 1];
+        if (last->offset + last->length == offset) {
+            last->length += length;
+            return 0;
+        }
+    }
+    if (list->count == list->capacity) {
+        size_t cap = list->capacity ? list->capacity * 2 : 64;
+        vb_extent_t *items = realloc(list->items, cap * sizeof *items);
+        if (!items)
+            return vb_error_set(VB_ENOMEM, "out of memory for %zu extents", cap);
+        list->items = items;
+        list->capacity = cap;
+    }
+    list->items[list->count++] = (vb_extent_t){offset, length};
+    return 0;
+}
+
+void vb_extent_list_free(vb_extent_list_t *list)
+{
+    free(list->items);
+    memset(list, 0, sizeof *list);
+}
+
+static void s_free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void s_free_disk(vb_inv_disk_t *d)
+{
+    free(d->key);
+    free(d->name);
+    free(d->datastore);
+    free(d->path);
+    free(d->change_id);
+    free(d->parent);
+    free(d->nbd_uri);
+    free(d->nbds_uri);
+    free(d->nbd_uri6);
+    free(d->nbds_uri6);
+    free(d->file_uri);
+}
+
+void vb_inventory_free(vb_inventory_t **inv_p)
+{
+    if (!inv_p || !*inv_p)
+        return;
+    vb_inventory_t *inv = *inv_p;
+    for (size_t i = 0; i < inv->datastore_count; i++) {
+        vb_inv_datastore_t *ds = &inv->datastores[i];
+        free(ds->name);
+        free(ds->type);
+        free(ds->url);
+        free(ds->lun);
+        s_free_strv(ds->hosts, ds->host_count);
+    }
+    free(inv->datastores);
+    s_free_strv(inv->hosts, inv->host_count);
+    for (size_t i = 0; i < inv->vm_count; i++) {
+        vb_inv_vm_t *vm = &inv->vms[i];
+        free(vm->name);
+        free(vm->id);
+        free(vm->host);
+        s_free_strv(vm->snapshots, vm->snapshot_count);
+        for (size_t d = 0; d < vm->disk_count; d++)
+            s_free_disk(&vm->disks[d]);
+        free(vm->disks);
+    }
+    free(inv->vms);
+    for (size_t i = 0; i < inv->proxy_count; i++) {
+        free(inv->proxies[i].name);
+        free(inv->proxies[i].host);
+        free(inv->proxies[i].datastore);
+        s_free_strv(inv->proxies[i].luns, inv->proxies[i].lun_count);
+    }
+    free(inv->proxies);
+    free(inv);
+    *inv_p = NULL;
+}
+
+const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *name)
+{
+    for (size_t i = 0; i < inv->vm_count; i++)
+        if (strcmp(inv->vms[i].name, name) == 0)
+            return &inv->vms[i];
+    return NULL;
+}
+
+const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name)
+{
+    for (size_t i = 0; i < inv->datastore_count; i++)
+        if (strcmp(inv->datastores[i].name, name) == 0)
+            return &inv->datastores[i];
+    return NULL;
+}
+
+void vb_provider_destroy(vb_provider_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_provider_t *self = *self_p;
+    *self_p = NULL;
+    if (self->ops && self->ops->destroy)
+        self->ops->destroy(self);
+}

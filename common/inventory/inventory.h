@@ -1,0 +1,123 @@
+/* inventory — the one interface through which the coordinator sees a vSphere site.
+ *
+ * Two providers implement it: the lab site (common/lab/) and vSphere over its Web Services API
+ * (common/vsphere/). The data types are plain structs the caller owns after a call returns;
+ * free them with the matching vb_inv_*_free function. Strings are UTF-8, owned by their struct.
+ *
+ * Provider methods return 0 or a negative VB_E* code with a message set (error.h). */
+#ifndef VB_INVENTORY_H
+#define VB_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    uint64_t offset;
+    uint64_t length;
+} vb_extent_t;
+
+/* A growable list of extents in ascending, non-overlapping order. */
+typedef struct {
+    vb_extent_t *items;
+    size_t count;
+    size_t capacity;
+} vb_extent_list_t;
+
+int vb_extent_list_add(vb_extent_list_t *list, uint64_t offset, uint64_t length) VB_WUR;
+void vb_extent_list_free(vb_extent_list_t *list);
+
+typedef struct {
+    char *name;      /* datastore name, e.g. "vsanDatastore" */
+    char *type;      /* summary.type as vSphere spells it: VMFS, NFS, vsan, VVOL, ... */
+    char *url;       /* summary.url, may be NULL */
+    char *lun;       /* VMFS on SAN: the LUN id; NULL otherwise */
+    char **hosts;    /* hosts that mount it */
+    size_t host_count;
+} vb_inv_datastore_t;
+
+typedef struct {
+    char *key;        /* stable disk key within its VM (vSphere: device key, e.g. "2000") */
+    char *name;       /* display name, e.g. "Hard disk 1" */
+    char *datastore;  /* datastore the disk file is on */
+    char *path;       /* datastore path, e.g. "[ds1] vm/vm.vmdk" */
+    uint64_t capacity;
+    bool encrypted;
+    char *change_id;  /* current CBT change ID; NULL when tracking is off */
+    char *parent;     /* backing parent path for a linked clone; NULL otherwise */
+    char *nbd_uri;    /* how an agent reaches it over the network; NULL when not served */
+    char *nbds_uri;
+    char *nbd_uri6;
+    char *nbds_uri6;
+    char *file_uri;   /* direct path (the lab's SAN LUN / HotAdd view); NULL when none */
+} vb_inv_disk_t;
+
+typedef struct {
+    char *name;
+    char *id;           /* provider's identifier (vSphere managed object reference value) */
+    char *host;
+    bool linked_clone;
+    bool is_fcd;        /* a First Class Disk: no VM, one disk */
+    char **snapshots;   /* snapshot names, oldest first */
+    size_t snapshot_count;
+    vb_inv_disk_t *disks;
+    size_t disk_count;
+} vb_inv_vm_t;
+
+typedef struct {
+    char *name;
+    char *host;
+    char *datastore;
+    char **luns;
+    size_t lun_count;
+} vb_inv_proxy_t;
+
+typedef struct {
+    vb_inv_datastore_t *datastores;
+    size_t datastore_count;
+    char **hosts;
+    size_t host_count;
+    vb_inv_vm_t *vms;          /* VMs, then FCDs (is_fcd) */
+    size_t vm_count;
+    vb_inv_proxy_t *proxies;   /* lab: the proxy VMs agents run on; vSphere: empty */
+    size_t proxy_count;
+    bool require_encryption;   /* site forbids plain NBD (NoNfcSession=1 sites) */
+} vb_inventory_t;
+
+void vb_inventory_free(vb_inventory_t **inv_p);
+const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *name);
+const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name);
+
+typedef struct vb_provider vb_provider_t;
+
+typedef struct {
+    const char *name; /* "lab", "vsphere" */
+    /* Reads the whole inventory; caller owns *out. */
+    int (*inventory)(vb_provider_t *self, vb_inventory_t **out);
+    /* Creates a snapshot named `name` on VM `vm`; *snapshot_id_out (caller owns) identifies it. */
+    int (*snapshot_create)(vb_provider_t *self, const char *vm, const char *name,
+                           char **snapshot_id_out);
+    /* Removes a snapshot by the id snapshot_create returned (or by name). */
+    int (*snapshot_remove)(vb_provider_t *self, const char *vm, const char *snapshot_id);
+    /* QueryChangedDiskAreas: areas of disk `disk_key` changed since `change_id` ("*": all
+     * allocated areas) as seen at `snapshot_id`, from `start`. VB_ENOTFOUND when the change ID is
+     * unknown or was reset (the caller then runs a full backup); VB_EUNSUPPORTED when the site
+     * cannot answer at all. *new_change_id_out (caller owns) is the disk's change ID at the
+     * snapshot. */
+    int (*changed_areas)(vb_provider_t *self, const char *vm, const char *disk_key,
+                         const char *snapshot_id, uint64_t start, const char *change_id,
+                         vb_extent_list_t *out, char **new_change_id_out);
+    void (*destroy)(vb_provider_t *self);
+} vb_provider_ops_t;
+
+struct vb_provider {
+    const vb_provider_ops_t *ops;
+    void *impl;
+};
+
+/* Calls the provider's destroy and sets *self_p to NULL; NULL is fine. */
+void vb_provider_destroy(vb_provider_t **self_p);
+
+#endif
