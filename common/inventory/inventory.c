@@ -68,7 +68,9 @@ void vb_inventory_free(vb_inventory_t **inv_p)
         s_free_strv(ds->hosts, ds->host_count);
     }
     free(inv->datastores);
-    s_free_strv(inv->hosts, inv->host_count);
+    for (size_t i = 0; i < inv->host_count; i++)
+        free(inv->hosts[i].name);
+    free(inv->hosts);
     for (size_t i = 0; i < inv->vm_count; i++) {
         vb_inv_vm_t *vm = &inv->vms[i];
         free(vm->name);
@@ -115,4 +117,12 @@ void vb_provider_destroy(vb_provider_t **self_p)
     *self_p = NULL;
     if (self->ops && self->ops->destroy)
         self->ops->destroy(self);
+}
+
+const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const char *name)
+{
+    for (size_t i = 0; i < inv->host_count; i++)
+        if (strcmp(inv->hosts[i].name, name) == 0)
+            return &inv->hosts[i];
+    return NULL;
 }

@@ -75,20 +75,26 @@ typedef struct {
 } vb_inv_proxy_t;
 
 typedef struct {
+    char *name;               /* ESXi host name, e.g. "esx-01" */
+    bool require_encryption;  /* host refuses unencrypted NFC/NBD (NoNfcSession=1 sites) */
+} vb_inv_host_t;
+
+typedef struct {
     vb_inv_datastore_t *datastores;
     size_t datastore_count;
-    char **hosts;
+    vb_inv_host_t *hosts;
     size_t host_count;
     vb_inv_vm_t *vms;          /* VMs, then FCDs (is_fcd) */
     size_t vm_count;
     vb_inv_proxy_t *proxies;   /* lab: the proxy VMs agents run on; vSphere: empty */
     size_t proxy_count;
-    bool require_encryption;   /* site forbids plain NBD (NoNfcSession=1 sites) */
+    bool require_encryption;   /* the whole site forbids plain NBD */
 } vb_inventory_t;
 
 void vb_inventory_free(vb_inventory_t **inv_p);
 const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *name);
 const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name);
+const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const char *name);
 
 typedef struct vb_provider vb_provider_t;
 
