@@ -1,0 +1,469 @@
+#include "catalog.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Each migration takes the schema from version i to i + 1. Never edit one that has shipped:
+ * add a new one. */
+static const char *const s_migrations[] = {
+    /* 1: agents */
+    "CREATE TABLE agents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  public_key TEXT NOT NULL UNIQUE,"
+    "  host TEXT NOT NULL DEFAULT '',"
+    "  datastore TEXT NOT NULL DEFAULT '',"
+    "  luns TEXT NOT NULL DEFAULT '[]',"
+    "  os TEXT NOT NULL DEFAULT '',"
+    "  slots INTEGER NOT NULL DEFAULT 1,"
+    "  transports TEXT NOT NULL DEFAULT '[]',"
+    "  version TEXT NOT NULL DEFAULT '',"
+    "  state TEXT NOT NULL DEFAULT 'online' CHECK (state IN ('online','lost')),"
+    "  enrolled_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL"
+    ");",
+};
+#define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
+
+enum {
+    ST_AGENT_INSERT,
+    ST_AGENT_UPDATE,
+    ST_AGENT_SET_STATE,
+    ST_AGENT_BY_KEY,
+    ST_AGENT_BY_NAME,
+    ST_AGENT_LIST,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_COUNT
+};
+
+#define AGENT_COLUMNS                                                                              \
+    "name, public_key, host, datastore, luns, os, slots, transports, version, state, "            \
+    "enrolled_at, last_seen"
+
+static const char *const s_sql[ST_COUNT] = {
+    [ST_AGENT_INSERT] = "INSERT INTO agents (" AGENT_COLUMNS ") "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'online', ?10, ?11)",
+    [ST_AGENT_UPDATE] = "UPDATE agents SET name = ?1, host = ?3, datastore = ?4, luns = ?5, "
+                        "os = ?6, slots = ?7, transports = ?8, version = ?9, state = 'online', "
+                        "last_seen = ?11 WHERE public_key = ?2",
+    [ST_AGENT_SET_STATE] = "UPDATE agents SET state = ?2, last_seen = ?3 WHERE public_key = ?1",
+    [ST_AGENT_BY_KEY] = "SELECT " AGENT_COLUMNS " FROM agents WHERE public_key = ?1",
+    [ST_AGENT_BY_NAME] = "SELECT " AGENT_COLUMNS " FROM agents WHERE name = ?1",
+    [ST_AGENT_LIST] = "SELECT " AGENT_COLUMNS " FROM agents ORDER BY name",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+};
+
+struct vb_catalog {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+static int s_db_error(vb_catalog_t *self, const char *what)
+{
+    return vb_error_set(VB_EDB, "catalog %s: %s: %s", self->path, what, sqlite3_errmsg(self->db));
+}
+
+static int s_exec(vb_catalog_t *self, const char *sql)
+{
+    char *err = NULL;
+    if (sqlite3_exec(self->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        int rc = vb_error_set(VB_EDB, "catalog %s: %s", self->path, err ? err : "error");
+        sqlite3_free(err);
+        return rc;
+    }
+    return 0;
+}
+
+static int s_user_version(vb_catalog_t *self, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return s_db_error(self, "reading the schema version");
+    int rc = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else
+        rc = s_db_error(self, "reading the schema version");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int s_migrate(vb_catalog_t *self)
+{
+    int version = 0;
+    int rc = s_user_version(self, &version);
+    if (rc)
+        return rc;
+    if (version > VB_SCHEMA_VERSION)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "catalog %s has schema version %d; this vbak supports up to %d "
+                            "(upgrade vbak)",
+                            self->path, version, VB_SCHEMA_VERSION);
+    for (int v = version; v < VB_SCHEMA_VERSION; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if ((rc = s_exec(self, "BEGIN IMMEDIATE")) != 0)
+            return rc;
+        if ((rc = s_exec(self, s_migrations[v])) != 0 || (rc = s_exec(self, pragma)) != 0) {
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+            return vb_error_prefix(rc, "migrating to schema version %d", v + 1);
+        }
+        if ((rc = s_exec(self, "COMMIT")) != 0)
+            return rc;
+        VB_LOG_INFO("catalog", "migrated path=%s version=%d", self->path, v + 1);
+    }
+    return 0;
+}
+
+vb_catalog_t *vb_catalog_open(const char *path)
+{
+    vb_catalog_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->path = strdup(path))) {
+        free(self);
+        vb_error_set(VB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        s_db_error(self, "open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(self->db, 5000);
+    if (s_exec(self, "PRAGMA journal_mode = WAL") || s_exec(self, "PRAGMA foreign_keys = ON") ||
+        s_exec(self, "PRAGMA synchronous = NORMAL"))
+        goto fail;
+    if (s_migrate(self))
+        goto fail;
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(self->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &self->st[i],
+                               NULL) != SQLITE_OK) {
+            s_db_error(self, "preparing statements");
+            goto fail;
+        }
+    }
+    return self;
+fail:
+    vb_catalog_destroy(&self);
+    return NULL;
+}
+
+void vb_catalog_destroy(vb_catalog_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_catalog_t *self = *self_p;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(self->st[i]);
+    sqlite3_close(self->db);
+    free(self->path);
+    free(self);
+    *self_p = NULL;
+}
+
+int vb_catalog_schema_version(void)
+{
+    return VB_SCHEMA_VERSION;
+}
+
+static int s_step_done(vb_catalog_t *self, sqlite3_stmt *st, const char *what)
+{
+    int step = sqlite3_step(st);
+    int rc = 0;
+    if (step != SQLITE_DONE) {
+        if ((step & 0xff) == SQLITE_CONSTRAINT)
+            rc = vb_error_set(VB_EEXISTS, "catalog %s: %s: %s", self->path, what,
+                              sqlite3_errmsg(self->db));
+        else
+            rc = s_db_error(self, what);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int vb_catalog_begin(vb_catalog_t *self)
+{
+    return s_step_done(self, self->st[ST_BEGIN], "begin");
+}
+
+int vb_catalog_commit(vb_catalog_t *self)
+{
+    return s_step_done(self, self->st[ST_COMMIT], "commit");
+}
+
+void vb_catalog_rollback(vb_catalog_t *self)
+{
+    if (!sqlite3_get_autocommit(self->db))
+        (void)s_step_done(self, self->st[ST_ROLLBACK], "rollback");
+}
+
+/* ---- agents ---- */
+
+static char *s_strv_to_json(char **v, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(v[i]));
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return text;
+}
+
+static int s_json_to_strv(const char *text, char ***out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    json_t *arr = json_loads(text ? text : "[]", 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return vb_error_set(VB_ECORRUPT, "catalog: a list column is not a JSON array");
+    }
+    size_t n = json_array_size(arr);
+    char **v = calloc(n ? n : 1, sizeof *v);
+    if (!v) {
+        json_decref(arr);
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        v[i] = strdup(s ? s : "");
+    }
+    json_decref(arr);
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+static void s_bind_agent(sqlite3_stmt *st, const vb_agent_record_t *rec, char *luns,
+                         char *transports, int64_t now_ms)
+{
+    sqlite3_bind_text(st, 1, rec->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, rec->public_key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, rec->host ? rec->host : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, rec->datastore ? rec->datastore : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, luns, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 6, rec->os ? rec->os : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 7, rec->slots);
+    sqlite3_bind_text(st, 8, transports, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 9, rec->version ? rec->version : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 10, now_ms / 1000);
+    sqlite3_bind_int64(st, 11, now_ms);
+}
+
+static int s_write_agent(vb_catalog_t *self, int which, const vb_agent_record_t *rec,
+                         int64_t now_ms, const char *what)
+{
+    char *luns = s_strv_to_json(rec->luns, rec->lun_count);
+    char *transports = s_strv_to_json(rec->transports, rec->transport_count);
+    if (!luns || !transports) {
+        free(luns);
+        free(transports);
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    s_bind_agent(self->st[which], rec, luns, transports, now_ms);
+    int rc = s_step_done(self, self->st[which], what);
+    free(luns);
+    free(transports);
+    return rc;
+}
+
+int vb_catalog_agent_enroll(vb_catalog_t *self, const vb_agent_record_t *rec, int64_t now_ms)
+{
+    int rc = s_write_agent(self, ST_AGENT_INSERT, rec, now_ms, "enrolling an agent");
+    if (rc == VB_EEXISTS)
+        vb_error_set(VB_EEXISTS, "an agent named '%s' or with this key is already enrolled",
+                     rec->name);
+    return rc;
+}
+
+int vb_catalog_agent_update_facts(vb_catalog_t *self, const vb_agent_record_t *rec, int64_t now_ms)
+{
+    int rc = s_write_agent(self, ST_AGENT_UPDATE, rec, now_ms, "updating an agent");
+    if (rc == VB_EEXISTS)
+        return vb_error_set(VB_EEXISTS, "agent name '%s' belongs to another enrolled agent",
+                            rec->name);
+    if (rc == 0 && sqlite3_changes(self->db) == 0)
+        return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...",
+                            rec->public_key);
+    return rc;
+}
+
+int vb_catalog_agent_set_state(vb_catalog_t *self, const char *public_key, const char *state,
+                               int64_t last_seen_ms)
+{
+    sqlite3_stmt *st = self->st[ST_AGENT_SET_STATE];
+    sqlite3_bind_text(st, 1, public_key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, last_seen_ms);
+    int rc = s_step_done(self, st, "updating an agent's state");
+    if (rc == 0 && sqlite3_changes(self->db) == 0)
+        return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...", public_key);
+    return rc;
+}
+
+static char *s_col_dup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return strdup(t ? (const char *)t : "");
+}
+
+static int s_read_agent(sqlite3_stmt *st, vb_agent_record_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->name = s_col_dup(st, 0);
+    out->public_key = s_col_dup(st, 1);
+    out->host = s_col_dup(st, 2);
+    out->datastore = s_col_dup(st, 3);
+    int rc = s_json_to_strv((const char *)sqlite3_column_text(st, 4), &out->luns, &out->lun_count);
+    out->os = s_col_dup(st, 5);
+    out->slots = (uint32_t)sqlite3_column_int64(st, 6);
+    if (!rc)
+        rc = s_json_to_strv((const char *)sqlite3_column_text(st, 7), &out->transports,
+                            &out->transport_count);
+    out->version = s_col_dup(st, 8);
+    out->state = s_col_dup(st, 9);
+    out->enrolled_at = sqlite3_column_int64(st, 10);
+    out->last_seen = sqlite3_column_int64(st, 11);
+    if (!rc && (!out->name || !out->public_key || !out->host || !out->datastore || !out->os ||
+                !out->version || !out->state))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    if (rc)
+        vb_agent_record_clear(out);
+    return rc;
+}
+
+static int s_agent_lookup(vb_catalog_t *self, int which, const char *value, vb_agent_record_t *out)
+{
+    sqlite3_stmt *st = self->st[which];
+    sqlite3_bind_text(st, 1, value, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    int rc;
+    if (step == SQLITE_ROW)
+        rc = s_read_agent(st, out);
+    else if (step == SQLITE_DONE)
+        rc = vb_error_set(VB_ENOTFOUND, "no such agent");
+    else
+        rc = s_db_error(self, "looking up an agent");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int vb_catalog_agent_by_key(vb_catalog_t *self, const char *public_key, vb_agent_record_t *out)
+{
+    return s_agent_lookup(self, ST_AGENT_BY_KEY, public_key, out);
+}
+
+int vb_catalog_agent_by_name(vb_catalog_t *self, const char *name, vb_agent_record_t *out)
+{
+    return s_agent_lookup(self, ST_AGENT_BY_NAME, name, out);
+}
+
+int vb_catalog_agents_list(vb_catalog_t *self, vb_agent_record_t **out, size_t *count)
+{
+    sqlite3_stmt *st = self->st[ST_AGENT_LIST];
+    vb_agent_record_t *recs = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            vb_agent_record_t *grown = realloc(recs, cap * sizeof *recs);
+            if (!grown) {
+                rc = vb_error_set(VB_ENOMEM, "out of memory");
+                break;
+            }
+            recs = grown;
+        }
+        if ((rc = s_read_agent(st, &recs[n])) != 0)
+            break;
+        n++;
+    }
+    if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = s_db_error(self, "listing agents");
+    sqlite3_reset(st);
+    if (rc) {
+        vb_agent_records_free(&recs, n);
+        return rc;
+    }
+    *out = recs;
+    *count = n;
+    return 0;
+}
+
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void vb_agent_record_clear(vb_agent_record_t *rec)
+{
+    free(rec->name);
+    free(rec->public_key);
+    free(rec->host);
+    free(rec->datastore);
+    s_strv_free(rec->luns, rec->lun_count);
+    free(rec->os);
+    s_strv_free(rec->transports, rec->transport_count);
+    free(rec->version);
+    free(rec->state);
+    memset(rec, 0, sizeof *rec);
+}
+
+void vb_agent_records_free(vb_agent_record_t **recs_p, size_t count)
+{
+    if (!recs_p || !*recs_p)
+        return;
+    for (size_t i = 0; i < count; i++)
+        vb_agent_record_clear(&(*recs_p)[i]);
+    free(*recs_p);
+    *recs_p = NULL;
+}
+
+static char **s_strv_dup(char **v, size_t n)
+{
+    char **out = calloc(n ? n : 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = strdup(v[i]);
+    return out;
+}
+
+static char *s_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int vb_agent_record_copy(vb_agent_record_t *dst, const vb_agent_record_t *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->name = s_dup(src->name);
+    dst->public_key = s_dup(src->public_key);
+    dst->host = s_dup(src->host);
+    dst->datastore = s_dup(src->datastore);
+    dst->luns = s_strv_dup(src->luns, src->lun_count);
+    dst->lun_count = src->lun_count;
+    dst->os = s_dup(src->os);
+    dst->slots = src->slots;
+    dst->transports = s_strv_dup(src->transports, src->transport_count);
+    dst->transport_count = src->transport_count;
+    dst->version = s_dup(src->version);
+    dst->state = s_dup(src->state);
+    dst->enrolled_at = src->enrolled_at;
+    dst->last_seen = src->last_seen;
+    if (!dst->luns || !dst->transports) {
+        vb_agent_record_clear(dst);
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    return 0;
+}
