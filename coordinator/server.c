@@ -1,1 +1,497 @@
-/* coordinator actor: see server.h */
+/* The coordinator actor: one zloop with the agent ROUTER, the control ROUTER, the ZAP handler
+ * and the heartbeat timer. Everything a peer sends is checked before it is believed: unpack
+ * failures, unknown keys and unexpected bodies are counted, logged and dropped. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog.h"
+#include "coordinator.h"
+#include "keys.h"
+#include "log.h"
+#include "registry.h"
+#include "wire.h"
+
+const vb_conf_key_t vb_coord_config_table[] = {
+    {"agent_endpoint", VB_CONF_STR, offsetof(vb_coord_settings_t, agent_endpoint),
+     "tcp://0.0.0.0:7110", 0, 0, false, "where agents connect (ZeroMQ endpoint)"},
+    {"control_endpoint", VB_CONF_STR, offsetof(vb_coord_settings_t, control_endpoint),
+     "tcp://127.0.0.1:7111", 0, 0, false, "where the vbak CLI connects"},
+    {"catalog", VB_CONF_STR, offsetof(vb_coord_settings_t, catalog), NULL, 0, 0, true,
+     "SQLite catalog file"},
+    {"server_key", VB_CONF_STR, offsetof(vb_coord_settings_t, server_key), NULL, 0, 0, true,
+     "coordinator CURVE key pair (public file; <file>_secret beside it)"},
+    {"enrollment_token_file", VB_CONF_STR,
+     offsetof(vb_coord_settings_t, enrollment_token_file), NULL, 0, 0, true,
+     "file with the site's enrollment token (mode 0600)"},
+    {"admin_keys", VB_CONF_STR, offsetof(vb_coord_settings_t, admin_keys), NULL, 0, 0, true,
+     "comma-separated Z85 public keys allowed on the control socket"},
+    {"heartbeat_interval_ms", VB_CONF_INT,
+     offsetof(vb_coord_settings_t, heartbeat_interval_ms), "1000", 50, 60000, false,
+     "heartbeat interval both ways"},
+    {"liveness", VB_CONF_INT, offsetof(vb_coord_settings_t, liveness), "3", 1, 100, false,
+     "heartbeats an agent may miss before it is lost"},
+    {"max_frame_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, max_frame_bytes), "16777216",
+     1024, 268435456, false, "largest message accepted from a peer"},
+    {"log_level", VB_CONF_STR, offsetof(vb_coord_settings_t, log_level), "info", 0, 0, false,
+     "error, warn, info or debug"},
+    {"pid_file", VB_CONF_STR, offsetof(vb_coord_settings_t, pid_file), NULL, 0, 0, false,
+     "write the process id here"},
+    {"site", VB_CONF_STR, offsetof(vb_coord_settings_t, site), NULL, 0, 0, false,
+     "lab site directory (provider = lab)"},
+    {"provider", VB_CONF_STR, offsetof(vb_coord_settings_t, provider), "lab", 0, 0, false,
+     "inventory provider: lab or vsphere"},
+    VB_CONF_END};
+
+typedef struct {
+    uint64_t malformed;       /* frames that are not a valid envelope (garbage, truncated, ...) */
+    uint64_t oversized;       /* frames over max_frame_bytes */
+    uint64_t unauthenticated; /* frames without a CURVE identity */
+    uint64_t unexpected;      /* valid envelopes with a body the receiver does not take */
+    uint64_t control_requests;
+    uint64_t zap_denied;      /* control-socket handshakes from keys that are not admins */
+} s_counters_t;
+
+typedef struct {
+    const vb_coord_settings_t *settings;
+    zsock_t *pipe;
+    zsock_t *agents;
+    zsock_t *control;
+    zsock_t *zap;
+    zloop_t *loop;
+    zcert_t *cert;
+    vb_catalog_t *catalog;
+    vb_registry_t *registry;
+    zlistx_t *admin_keys;
+    s_counters_t counters;
+    int64_t started_ms;
+    uint64_t heartbeat_seq;
+} self_t;
+
+static int64_t s_now_ms(void)
+{
+    return zclock_time();
+}
+
+static void s_self_destroy(self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->registry && vb_registry_flush(self->registry) != 0)
+        VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
+    vb_registry_destroy(&self->registry);
+    vb_catalog_destroy(&self->catalog);
+    zloop_destroy(&self->loop);
+    zsock_destroy(&self->agents);
+    zsock_destroy(&self->control);
+    zsock_destroy(&self->zap);
+    zcert_destroy(&self->cert);
+    zlistx_destroy(&self->admin_keys);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ---- ZAP: every CURVE handshake on either socket comes here first ---- */
+
+static int s_on_zap(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    self_t *self = arg;
+    zmsg_t *req = zmsg_recv(reader);
+    if (!req)
+        return 0;
+    char *version = zmsg_popstr(req);
+    char *request_id = zmsg_popstr(req);
+    char *domain = zmsg_popstr(req);
+    char *address = zmsg_popstr(req);
+    zframe_t *identity = zmsg_pop(req);
+    char *mechanism = zmsg_popstr(req);
+    zframe_t *client_key = zmsg_pop(req);
+    const char *status = "400", *text = "denied";
+    char key_text[VB_KEY_Z85_LEN + 1] = "";
+    if (version && streq(version, "1.0") && mechanism && streq(mechanism, "CURVE") &&
+        client_key && zframe_size(client_key) == 32) {
+        zmq_z85_encode(key_text, zframe_data(client_key), 32);
+        if (domain && streq(domain, "agents")) {
+            /* any key may attempt enrollment; the registry decides what it may do */
+            status = "200";
+            text = "OK";
+        } else if (domain && streq(domain, "control")) {
+            for (const char *k = zlistx_first(self->admin_keys); k;
+                 k = zlistx_next(self->admin_keys)) {
+                if (streq(k, key_text)) {
+                    status = "200";
+                    text = "OK";
+                }
+            }
+            if (*status != '2') {
+                self->counters.zap_denied++;
+                VB_LOG_WARN("coordinator", "control_denied address=%s key=%.8s...",
+                            address ? address : "?", key_text);
+            }
+        }
+    }
+    zmsg_t *reply = zmsg_new();
+    zmsg_addstr(reply, "1.0");
+    zmsg_addstr(reply, request_id ? request_id : "");
+    zmsg_addstr(reply, status);
+    zmsg_addstr(reply, text);
+    zmsg_addstr(reply, *status == '2' ? key_text : "");
+    zmsg_addmem(reply, NULL, 0);
+    if (zmsg_send(&reply, reader) != 0)
+        zmsg_destroy(&reply);
+    zstr_free(&version);
+    zstr_free(&request_id);
+    zstr_free(&domain);
+    zstr_free(&address);
+    zstr_free(&mechanism);
+    zframe_destroy(&identity);
+    zframe_destroy(&client_key);
+    zmsg_destroy(&req);
+    return 0;
+}
+
+/* ---- agents ---- */
+
+static void s_send_ack(self_t *self, zframe_t *rid, bool accepted, const char *reason)
+{
+    Vbak__RegisterAck ack = VBAK__REGISTER_ACK__INIT;
+    ack.accepted = accepted;
+    ack.reason = (char *)(reason ? reason : "");
+    ack.heartbeat_interval_ms = (uint32_t)self->settings->heartbeat_interval_ms;
+    ack.liveness = (uint32_t)self->settings->liveness;
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_REGISTER_ACK;
+    env.register_ack = &ack;
+    if (vb_wire_send(self->agents, rid, &env) != 0)
+        VB_LOG_WARN("coordinator", "send_failed error=\"%s\"", vb_error_msg());
+}
+
+/* Receives one message from a ROUTER socket: [routing id][envelope]. Returns the unpacked
+ * envelope, or NULL after counting and logging why it was dropped. *key_out is the peer's
+ * CURVE public key (Z85) as ZAP authenticated it. */
+static vb_envelope_t *s_recv(self_t *self, zsock_t *sock, zframe_t **rid_out,
+                             char key_out[VB_KEY_Z85_LEN + 1])
+{
+    zmsg_t *msg = zmsg_recv(sock);
+    if (!msg)
+        return NULL;
+    vb_envelope_t *env = NULL;
+    zframe_t *rid = zmsg_pop(msg);
+    zframe_t *body = zmsg_pop(msg);
+    const char *user = body ? zframe_meta(body, "User-Id") : NULL;
+    if (!rid || !body || zmsg_size(msg) != 0) {
+        self->counters.malformed++;
+        VB_LOG_WARN("coordinator", "dropped reason=\"wrong frame count\" frames=%zu",
+                    zmsg_size(msg) + (rid ? 1 : 0) + (body ? 1 : 0));
+        goto out;
+    }
+    if (!user || strlen(user) != VB_KEY_Z85_LEN) {
+        self->counters.unauthenticated++;
+        VB_LOG_WARN("coordinator", "dropped reason=\"no CURVE identity\"");
+        goto out;
+    }
+    size_t max = (size_t)self->settings->max_frame_bytes;
+    if (vb_wire_unpack(zframe_data(body), zframe_size(body), max, &env) != 0) {
+        if (zframe_size(body) > max)
+            self->counters.oversized++;
+        else
+            self->counters.malformed++;
+        VB_LOG_WARN("coordinator", "dropped peer=%.8s... reason=\"%s\"", user, vb_error_msg());
+        goto out;
+    }
+    memcpy(key_out, user, VB_KEY_Z85_LEN + 1);
+    *rid_out = rid;
+    rid = NULL;
+out:
+    zframe_destroy(&rid);
+    zframe_destroy(&body);
+    zmsg_destroy(&msg);
+    return env;
+}
+
+static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    self_t *self = arg;
+    zframe_t *rid = NULL;
+    char key[VB_KEY_Z85_LEN + 1];
+    vb_envelope_t *env = s_recv(self, reader, &rid, key);
+    if (!env)
+        return 0;
+    int64_t now = s_now_ms();
+    int rc;
+    switch (env->body_case) {
+    case VBAK__ENVELOPE__BODY_ENROLL:
+        rc = vb_registry_enroll(self->registry, key, rid, env->enroll, now);
+        if (rc)
+            VB_LOG_WARN("coordinator", "enroll_refused key=%.8s... reason=\"%s\"", key,
+                        vb_error_msg());
+        s_send_ack(self, rid, rc == 0, rc ? vb_error_msg() : NULL);
+        break;
+    case VBAK__ENVELOPE__BODY_REGISTER:
+        rc = vb_registry_register(self->registry, key, rid, env->register_, now);
+        if (rc)
+            VB_LOG_WARN("coordinator", "register_refused key=%.8s... reason=\"%s\"", key,
+                        vb_error_msg());
+        s_send_ack(self, rid, rc == 0, rc ? vb_error_msg() : NULL);
+        break;
+    case VBAK__ENVELOPE__BODY_HEARTBEAT:
+        if (vb_registry_heard(self->registry, key, rid, now) != 0) {
+            VB_LOG_DEBUG("coordinator", "dropped key=%.8s... reason=\"%s\"", key, vb_error_msg());
+            break;
+        }
+        vb_registry_set_load(self->registry, key, env->heartbeat->busy_slots,
+                             env->heartbeat->free_slots);
+        break;
+    default:
+        if (vb_registry_heard(self->registry, key, rid, now) != 0)
+            break;
+        self->counters.unexpected++;
+        VB_LOG_WARN("coordinator", "dropped key=%.8s... reason=\"unexpected %s\"", key,
+                    vb_wire_body_name(env));
+        break;
+    }
+    zframe_destroy(&rid);
+    vb_wire_free(&env);
+    return 0;
+}
+
+static void s_send_heartbeat(zframe_t *rid, void *arg)
+{
+    self_t *self = arg;
+    Vbak__Heartbeat hb = VBAK__HEARTBEAT__INIT;
+    hb.sequence = self->heartbeat_seq;
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    if (vb_wire_send(self->agents, rid, &env) != 0)
+        VB_LOG_DEBUG("coordinator", "heartbeat_send_failed error=\"%s\"", vb_error_msg());
+}
+
+static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = arg;
+    int64_t now = s_now_ms();
+    vb_registry_purge(self->registry, now,
+                      self->settings->heartbeat_interval_ms * self->settings->liveness);
+    self->heartbeat_seq++;
+    vb_registry_foreach_online(self->registry, s_send_heartbeat, self);
+    if (vb_registry_flush(self->registry) != 0)
+        VB_LOG_ERROR("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
+    return 0;
+}
+
+/* ---- control socket ---- */
+
+static json_t *s_status_json(self_t *self)
+{
+    size_t online, lost;
+    vb_registry_census(self->registry, &online, &lost);
+    const vb_registry_counters_t *rc = vb_registry_counters(self->registry);
+    return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I, s:I, s:I}}",
+                     "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
+                     "agents", "online", (int)online, "lost", (int)lost, "dropped", "malformed",
+                     (json_int_t)self->counters.malformed, "oversized",
+                     (json_int_t)self->counters.oversized, "unauthenticated",
+                     (json_int_t)self->counters.unauthenticated, "unexpected",
+                     (json_int_t)self->counters.unexpected, "refused_token",
+                     (json_int_t)rc->refused_token, "refused_unknown_key",
+                     (json_int_t)rc->refused_unknown_key, "refused_name",
+                     (json_int_t)rc->refused_name, "refused_facts", (json_int_t)rc->refused_facts,
+                     "control_denied", (json_int_t)self->counters.zap_denied, "enrolled",
+                     (json_int_t)rc->enrolled, "registered", (json_int_t)rc->registered,
+                     "control_requests", (json_int_t)self->counters.control_requests);
+}
+
+static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result)
+{
+    Vbak__AdminReply reply = VBAK__ADMIN_REPLY__INIT;
+    reply.code = code;
+    reply.message = (char *)(message ? message : "");
+    char *text = result ? json_dumps(result, JSON_COMPACT) : NULL;
+    reply.result_json = text ? text : "";
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_ADMIN_REPLY;
+    env.admin_reply = &reply;
+    if (vb_wire_send(self->control, rid, &env) != 0)
+        VB_LOG_WARN("coordinator", "control_send_failed error=\"%s\"", vb_error_msg());
+    free(text);
+    json_decref(result);
+}
+
+static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    self_t *self = arg;
+    zframe_t *rid = NULL;
+    char key[VB_KEY_Z85_LEN + 1];
+    vb_envelope_t *env = s_recv(self, reader, &rid, key);
+    if (!env)
+        return 0;
+    if (env->body_case != VBAK__ENVELOPE__BODY_ADMIN_REQUEST) {
+        self->counters.unexpected++;
+        VB_LOG_WARN("coordinator", "dropped control peer=%.8s... reason=\"unexpected %s\"", key,
+                    vb_wire_body_name(env));
+        goto out;
+    }
+    self->counters.control_requests++;
+    const char *cmd = env->admin_request->command ? env->admin_request->command : "";
+    VB_LOG_DEBUG("coordinator", "control command=%s", cmd);
+    if (streq(cmd, "ping"))
+        s_reply(self, rid, 0, NULL, json_pack("{s:s}", "version", VB_VERSION));
+    else if (streq(cmd, "agents"))
+        s_reply(self, rid, 0, NULL, vb_registry_agents_json(self->registry));
+    else if (streq(cmd, "status"))
+        s_reply(self, rid, 0, NULL, s_status_json(self));
+    else {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
+        s_reply(self, rid, VB_EINVAL, msg, NULL);
+    }
+out:
+    zframe_destroy(&rid);
+    vb_wire_free(&env);
+    return 0;
+}
+
+static int s_on_pipe(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    zmsg_t *msg = zmsg_recv(reader);
+    if (!msg)
+        return -1;
+    char *command = zmsg_popstr(msg);
+    int rc = command && streq(command, "$TERM") ? -1 : 0;
+    zstr_free(&command);
+    zmsg_destroy(&msg);
+    return rc;
+}
+
+/* ---- start-up ---- */
+
+static int s_parse_admin_keys(self_t *self)
+{
+    self->admin_keys = zlistx_new();
+    zlistx_set_destructor(self->admin_keys, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(self->admin_keys, (zlistx_duplicator_fn *)strdup);
+    char *copy = strdup(self->settings->admin_keys);
+    char *save = NULL;
+    int rc = 0;
+    for (char *k = strtok_r(copy, ", ", &save); k; k = strtok_r(NULL, ", ", &save)) {
+        if (!vb_keys_z85_valid(k)) {
+            rc = vb_error_set(VB_EINVAL, "admin_keys: '%s' is not a Z85 CURVE public key", k);
+            break;
+        }
+        zlistx_add_end(self->admin_keys, k);
+    }
+    free(copy);
+    if (!rc && zlistx_size(self->admin_keys) == 0)
+        rc = vb_error_set(VB_EINVAL, "admin_keys: no key given");
+    return rc;
+}
+
+static zsock_t *s_bind_router(self_t *self, const char *endpoint, const char *domain)
+{
+    zsock_t *sock = zsock_new(ZMQ_ROUTER);
+    if (!sock) {
+        vb_error_set(VB_EIO, "cannot create a socket");
+        return NULL;
+    }
+    zcert_apply(self->cert, sock);
+    zsock_set_curve_server(sock, 1);
+    zsock_set_zap_domain(sock, domain);
+    /* libzmq drops frames far over the limit before they are read; the wire module counts
+     * everything between max_frame_bytes and this */
+    zsock_set_maxmsgsize(sock, (int)(self->settings->max_frame_bytes * 4 + 4096));
+    zsock_set_router_mandatory(sock, 0);
+    zsock_set_sndhwm(sock, 10000);
+    zsock_set_rcvhwm(sock, 10000);
+    if (zsock_bind(sock, "%s", endpoint) < 0) {
+        vb_error_set(VB_EIO, "cannot listen on %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zsock_destroy(&sock);
+    }
+    return sock;
+}
+
+static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
+{
+    self_t *self = calloc(1, sizeof *self);
+    self->settings = settings;
+    self->pipe = pipe;
+    self->started_ms = s_now_ms();
+    char *token = NULL;
+    if (s_parse_admin_keys(self) != 0)
+        goto fail;
+    if (vb_keys_load(settings->server_key, &self->cert) != 0)
+        goto fail;
+    if (vb_keys_read_token(settings->enrollment_token_file, &token) != 0)
+        goto fail;
+    if (!(self->catalog = vb_catalog_open(settings->catalog)))
+        goto fail;
+    if (!(self->registry = vb_registry_new(self->catalog, token, s_now_ms())))
+        goto fail;
+    /* the ZAP handler must exist before any handshake can start */
+    self->zap = zsock_new_rep("inproc://zeromq.zap.01");
+    if (!self->zap) {
+        vb_error_set(VB_EBUSY, "another ZAP handler runs in this process");
+        goto fail;
+    }
+    if (!(self->agents = s_bind_router(self, settings->agent_endpoint, "agents")))
+        goto fail;
+    if (!(self->control = s_bind_router(self, settings->control_endpoint, "control")))
+        goto fail;
+    self->loop = zloop_new();
+    zloop_reader(self->loop, self->pipe, s_on_pipe, self);
+    zloop_reader(self->loop, self->zap, s_on_zap, self);
+    zloop_reader(self->loop, self->agents, s_on_agent, self);
+    zloop_reader(self->loop, self->control, s_on_control, self);
+    zloop_timer(self->loop, (size_t)settings->heartbeat_interval_ms, 0, s_on_heartbeat_timer,
+                self);
+    zstr_free(&token);
+    return self;
+fail:
+    zstr_free(&token);
+    s_self_destroy(&self);
+    return NULL;
+}
+
+static void s_actor(zsock_t *pipe, void *args)
+{
+    const vb_coord_settings_t *settings = args;
+    self_t *self = s_self_new(pipe, settings);
+    /* zactor_new waits for the signal; the start-up verdict follows it: "" or the reason */
+    zsock_signal(pipe, 0);
+    zstr_send(pipe, self ? "" : vb_error_msg());
+    if (!self)
+        return;
+    VB_LOG_INFO("coordinator", "started agents=%s control=%s catalog=%s heartbeat_ms=%lld "
+                               "liveness=%lld",
+                settings->agent_endpoint, settings->control_endpoint, settings->catalog,
+                (long long)settings->heartbeat_interval_ms, (long long)settings->liveness);
+    zloop_start(self->loop);
+    VB_LOG_INFO("coordinator", "stopping");
+    s_self_destroy(&self);
+}
+
+zactor_t *vb_coordinator_new(const vb_coord_settings_t *settings)
+{
+    zactor_t *actor = zactor_new(s_actor, (void *)settings);
+    if (!actor) {
+        vb_error_set(VB_EIO, "cannot start the coordinator thread");
+        return NULL;
+    }
+    char *why = zstr_recv(actor);
+    if (!why || *why) {
+        vb_error_set(VB_EIO, "%s", why ? why : "the coordinator thread stopped");
+        zstr_free(&why);
+        zactor_destroy(&actor);
+        return NULL;
+    }
+    zstr_free(&why);
+    return actor;
+}

@@ -1,0 +1,108 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static void s_usage(const vb_daemon_info_t *info, FILE *out)
+{
+    fprintf(out,
+            "Usage: %s --config FILE [--KEY=VALUE ...]\n"
+            "%s\n\n"
+            "Options:\n"
+            "  --config FILE     configuration file (key = \"value\" lines)\n"
+            "  --KEY=VALUE       set a configuration key, overriding the file\n"
+            "  --help            show this help\n"
+            "  --version         show the version\n\n"
+            "Configuration keys:\n",
+            info->program, info->summary);
+    vb_config_print_help(info->table, out);
+}
+
+int vb_daemon_configure(const vb_daemon_info_t *info, void *settings, int argc, char **argv)
+{
+    int rc = vb_config_defaults(info->table, settings);
+    if (rc)
+        return rc;
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--help") || streq(argv[i], "-h")) {
+            s_usage(info, stdout);
+            return 1;
+        }
+        if (streq(argv[i], "--version")) {
+            printf("%s %s\n", info->program, VB_VERSION);
+            return 1;
+        }
+        if (streq(argv[i], "--config")) {
+            if (i + 1 >= argc)
+                return vb_error_set(VB_EINVAL, "--config needs a file name");
+            config = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config = argv[i] + 9;
+        }
+    }
+    if (config && (rc = vb_config_load_file(info->table, settings, config)) != 0)
+        return rc;
+    for (int i = 1; i < argc; i++) {
+        if (streq(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            continue;
+        if (strncmp(argv[i], "--", 2) != 0 || !strchr(argv[i], '='))
+            return vb_error_set(VB_EINVAL, "unexpected argument '%s' (see --help)", argv[i]);
+        if ((rc = vb_config_override(info->table, settings, argv[i])) != 0)
+            return rc;
+    }
+    rc = vb_config_check_required(info->table, settings);
+    if (rc && !config)
+        return vb_error_prefix(rc, "no --config given");
+    return rc;
+}
+
+int vb_daemon_init_log(const vb_daemon_info_t *info, const char *level)
+{
+    vb_log_level_t lvl;
+    int rc = vb_log_level_parse(level ? level : "info", &lvl);
+    if (rc)
+        return rc;
+    vb_log_set_level(lvl);
+    vb_log_set_name(info->program);
+    return 0;
+}
+
+int vb_daemon_write_pid(const char *path)
+{
+    if (!path || !*path)
+        return 0;
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return vb_error_set(VB_EIO, "pid file %s: %s", tmp, strerror(errno));
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return vb_error_set(VB_EIO, "pid file %s: %s", path, strerror(errno));
+    return 0;
+}
+
+char *vb_daemon_wait(zactor_t *actor)
+{
+    zpoller_t *poller = zpoller_new(actor, NULL);
+    char *said = NULL;
+    while (!zsys_interrupted) {
+        void *which = zpoller_wait(poller, 500);
+        if (which == actor) {
+            said = zstr_recv(actor);
+            break;
+        }
+        if (zpoller_terminated(poller))
+            break;
+    }
+    zpoller_destroy(&poller);
+    return said;
+}

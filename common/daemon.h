@@ -1,0 +1,33 @@
+/* daemon — what vbak-coordinator and vbak-agent share at start-up: option parsing into a config
+ * table (`--config FILE`, `--key=value` overrides, `--help`, `--version`), the pid file, and
+ * waiting for SIGINT/SIGTERM while an actor runs. */
+#ifndef VB_DAEMON_H
+#define VB_DAEMON_H
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+typedef struct {
+    const char *program;     /* "vbak-agent" */
+    const char *summary;     /* one line: what the daemon is */
+    const vb_conf_key_t *table;
+} vb_daemon_info_t;
+
+/* Fills `settings` from defaults, the --config file, then --key=value overrides, and checks
+ * required keys. Returns 0 to run, 1 when --help/--version was printed (exit 0), or a negative
+ * code with the message set (print it and exit 2). */
+int vb_daemon_configure(const vb_daemon_info_t *info, void *settings, int argc, char **argv) VB_WUR;
+
+/* Applies log_level ("info", ...) and names log lines after the program. */
+int vb_daemon_init_log(const vb_daemon_info_t *info, const char *level) VB_WUR;
+
+/* Writes the process id to `path` (temp + rename); NULL path: nothing. */
+int vb_daemon_write_pid(const char *path) VB_WUR;
+
+/* Blocks until SIGINT/SIGTERM or until the actor sends something (it stopped by itself).
+ * Returns the actor's message when it sent one (caller frees), NULL on a signal. */
+char *vb_daemon_wait(zactor_t *actor);
+
+#endif

@@ -1,0 +1,92 @@
+#include "keys.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int vb_keys_load(const char *path, zcert_t **out)
+{
+    char secret[PATH_MAX];
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    if (access(path, R_OK) != 0 || access(secret, R_OK) != 0)
+        return vb_error_set(VB_ENOTFOUND, "key pair %s (and %s_secret) not found", path, path);
+    zcert_t *cert = zcert_load(path);
+    if (!cert)
+        return vb_error_set(VB_ECORRUPT, "key pair %s cannot be read", path);
+    *out = cert;
+    return 0;
+}
+
+int vb_keys_create(const char *path, zcert_t **out)
+{
+    if (access(path, F_OK) == 0)
+        return vb_error_set(VB_EEXISTS, "key pair %s exists already", path);
+    zcert_t *cert = zcert_new();
+    if (!cert)
+        return vb_error_set(VB_EIO, "cannot make a key pair");
+    mode_t old = umask(077);
+    int rc = zcert_save(cert, path);
+    umask(old);
+    if (rc != 0) {
+        zcert_destroy(&cert);
+        return vb_error_set(VB_EIO, "cannot save key pair %s: %s", path, strerror(errno));
+    }
+    char secret[PATH_MAX];
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    chmod(secret, 0600);
+    chmod(path, 0644);
+    *out = cert;
+    return 0;
+}
+
+int vb_keys_load_or_create(const char *path, zcert_t **out, bool *created)
+{
+    int rc = vb_keys_load(path, out);
+    *created = false;
+    if (rc != VB_ENOTFOUND)
+        return rc;
+    *created = true;
+    return vb_keys_create(path, out);
+}
+
+bool vb_keys_z85_valid(const char *text)
+{
+    if (!text || strlen(text) != VB_KEY_Z85_LEN)
+        return false;
+    uint8_t raw[32];
+    return zmq_z85_decode(raw, text) != NULL;
+}
+
+int vb_keys_read_token(const char *path, char **out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return vb_error_set(VB_ENOTFOUND, "token file %s: %s", path, strerror(errno));
+    if (st.st_mode & 077)
+        return vb_error_set(VB_EAUTH, "token file %s is readable by others (mode %o); chmod 600 it",
+                            path, (unsigned)(st.st_mode & 0777));
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return vb_error_set(VB_EIO, "token file %s: %s", path, strerror(errno));
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n < 16)
+        return vb_error_set(VB_EAUTH, "token file %s holds no token of at least 16 characters",
+                            path);
+    *out = strdup(buf);
+    return *out ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+}
+
+bool vb_keys_secret_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}

@@ -1,0 +1,35 @@
+/* coordinator — the vbak-coordinator actor: agent socket, control socket, ZAP, catalog.
+ *
+ * vb_coordinator_new() starts the actor and returns once its sockets are bound (or NULL with the
+ * message set when something failed: bad key file, port in use, unreadable catalog). Destroying
+ * the actor stops it cleanly. Settings are borrowed and must outlive the actor. */
+#ifndef VB_COORDINATOR_H
+#define VB_COORDINATOR_H
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct {
+    char *agent_endpoint;     /* ROUTER for agents, e.g. tcp://0.0.0.0:7110 */
+    char *control_endpoint;   /* ROUTER for the admin CLI */
+    char *catalog;            /* SQLite file */
+    char *server_key;         /* key pair path (public file; `<path>_secret` beside it) */
+    char *enrollment_token_file;
+    char *admin_keys;         /* comma-separated Z85 public keys allowed on the control socket */
+    int64_t heartbeat_interval_ms;
+    int64_t liveness;         /* heartbeats missed before an agent is lost */
+    int64_t max_frame_bytes;
+    char *log_level;
+    char *pid_file;
+    char *site;               /* lab site directory (provider = lab) */
+    char *provider;           /* lab | vsphere */
+} vb_coord_settings_t;
+
+extern const vb_conf_key_t vb_coord_config_table[];
+
+/* Starts the coordinator. NULL (message set) when it cannot start. */
+zactor_t *vb_coordinator_new(const vb_coord_settings_t *settings);
+
+#endif
