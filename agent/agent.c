@@ -1,1 +1,465 @@
-/* agent actor: see agent.h */
+/* The agent actor. One zloop: the pipe, the DEALER socket to the coordinator, a heartbeat timer
+ * and a one-shot reconnect timer. zguide Paranoid Pirate: the coordinator silent for
+ * liveness × interval means the connection is dead; make a new socket after a backoff that
+ * doubles from reconnect_initial_ms up to reconnect_max_ms. */
+#include "agent.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+
+#include "keys.h"
+#include "log.h"
+#include "wire.h"
+
+const vb_conf_key_t vb_agent_config_table[] = {
+    {"name", VB_CONF_STR, offsetof(vb_agent_settings_t, name), NULL, 0, 0, true,
+     "agent name, unique in the site"},
+    {"coordinator_endpoint", VB_CONF_STR, offsetof(vb_agent_settings_t, coordinator_endpoint),
+     NULL, 0, 0, true, "the coordinator's agent endpoint, e.g. tcp://10.0.0.5:7110"},
+    {"coordinator_public_key", VB_CONF_STR,
+     offsetof(vb_agent_settings_t, coordinator_public_key), NULL, 0, 0, true,
+     "the coordinator's CURVE public key (Z85)"},
+    {"state_dir", VB_CONF_STR, offsetof(vb_agent_settings_t, state_dir), NULL, 0, 0, true,
+     "directory for the agent's key pair and state (made 0700)"},
+    {"enrollment_token_file", VB_CONF_STR,
+     offsetof(vb_agent_settings_t, enrollment_token_file), NULL, 0, 0, false,
+     "site enrollment token (needed on first start only)"},
+    {"host", VB_CONF_STR, offsetof(vb_agent_settings_t, host), "", 0, 0, false,
+     "ESXi host the proxy VM runs on"},
+    {"datastore", VB_CONF_STR, offsetof(vb_agent_settings_t, datastore), "", 0, 0, false,
+     "datastore the proxy VM sits on"},
+    {"luns", VB_CONF_STR, offsetof(vb_agent_settings_t, luns), "", 0, 0, false,
+     "comma-separated SAN LUN ids the proxy sees"},
+    {"os", VB_CONF_STR, offsetof(vb_agent_settings_t, os), NULL, 0, 0, false,
+     "operating system description (default: from /etc/os-release)"},
+    {"slots", VB_CONF_INT, offsetof(vb_agent_settings_t, slots), "4", 1, 1024, false,
+     "task slots this agent offers"},
+    {"transports", VB_CONF_STR, offsetof(vb_agent_settings_t, transports), "san,hotadd,nbdssl,nbd",
+     0, 0, false, "transports this agent can use, comma-separated"},
+    {"heartbeat_interval_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, heartbeat_interval_ms),
+     "1000", 50, 60000, false, "heartbeat interval (the coordinator's value wins once registered)"},
+    {"liveness", VB_CONF_INT, offsetof(vb_agent_settings_t, liveness), "3", 1, 100, false,
+     "heartbeats the coordinator may miss before the agent reconnects"},
+    {"reconnect_initial_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, reconnect_initial_ms),
+     "1000", 10, 600000, false, "first reconnect delay"},
+    {"reconnect_max_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, reconnect_max_ms), "32000",
+     10, 3600000, false, "longest reconnect delay"},
+    {"max_frame_bytes", VB_CONF_INT, offsetof(vb_agent_settings_t, max_frame_bytes), "67108864",
+     1024, 1073741824, false, "largest message accepted from the coordinator"},
+    {"log_level", VB_CONF_STR, offsetof(vb_agent_settings_t, log_level), "info", 0, 0, false,
+     "error, warn, info or debug"},
+    {"pid_file", VB_CONF_STR, offsetof(vb_agent_settings_t, pid_file), NULL, 0, 0, false,
+     "write the process id here"},
+    VB_CONF_END};
+
+typedef struct {
+    const vb_agent_settings_t *settings;
+    zsock_t *pipe;
+    zsock_t *dealer;
+    zloop_t *loop;
+    zcert_t *cert;
+    char *token;          /* NULL once enrolled and no token file is configured */
+    char *os;
+    char **luns;
+    size_t lun_count;
+    char **transports;
+    size_t transport_count;
+    bool enrolled;        /* the coordinator has our key */
+    bool registered;      /* the current connection was accepted */
+    bool hello_is_enroll; /* what the current connection said first */
+    int64_t last_heard_ms;
+    int64_t interval_ms;
+    int64_t liveness;
+    int64_t backoff_ms;
+    int reconnect_timer;
+    uint64_t heartbeat_seq;
+    uint64_t dropped;
+} self_t;
+
+static int s_connect(self_t *self);
+
+static void s_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int s_split(const char *text, char ***out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    char *copy = strdup(text ? text : "");
+    size_t cap = 4;
+    char **v = calloc(cap, sizeof *v);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (*count == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+        }
+        v[(*count)++] = strdup(t);
+    }
+    free(copy);
+    *out = v;
+    return 0;
+}
+
+static char *s_detect_os(void)
+{
+    FILE *f = fopen("/etc/os-release", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "PRETTY_NAME=", 12) == 0) {
+            char *v = line + 12;
+            v[strcspn(v, "\n")] = '\0';
+            if (*v == '"') {
+                v++;
+                v[strcspn(v, "\"")] = '\0';
+            }
+            fclose(f);
+            return strdup(v);
+        }
+    }
+    if (f)
+        fclose(f);
+    struct utsname u;
+    if (uname(&u) == 0) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "%s %s", u.sysname, u.release);
+        return strdup(buf);
+    }
+    return strdup("unknown");
+}
+
+static void s_self_destroy(self_t **self_p)
+{
+    self_t *self = *self_p;
+    if (!self)
+        return;
+    zloop_destroy(&self->loop);
+    zsock_destroy(&self->dealer);
+    zcert_destroy(&self->cert);
+    zstr_free(&self->token);
+    free(self->os);
+    s_strv_free(self->luns, self->lun_count);
+    s_strv_free(self->transports, self->transport_count);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_marker_path(self_t *self, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/enrolled", self->settings->state_dir);
+}
+
+static int s_prepare_state(self_t *self)
+{
+    const char *dir = self->settings->state_dir;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return vb_error_set(VB_EIO, "state_dir %s: %s", dir, strerror(errno));
+    chmod(dir, 0700);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/agent.key", dir);
+    bool created = false;
+    int rc = vb_keys_load_or_create(path, &self->cert, &created);
+    if (rc)
+        return rc;
+    if (created)
+        VB_LOG_INFO("agent", "made_key_pair path=%s public=%.8s...", path,
+                    zcert_public_txt(self->cert));
+    s_marker_path(self, path, sizeof path);
+    self->enrolled = access(path, F_OK) == 0;
+    if (self->settings->enrollment_token_file && *self->settings->enrollment_token_file) {
+        rc = vb_keys_read_token(self->settings->enrollment_token_file, &self->token);
+        if (rc && !self->enrolled)
+            return rc;
+        if (rc) /* enrolled already: the token is not needed */
+            VB_LOG_WARN("agent", "token_unreadable error=\"%s\"", vb_error_msg());
+    }
+    if (!self->enrolled && !self->token)
+        return vb_error_set(VB_EAUTH, "agent '%s' is not enrolled yet and has no "
+                                      "enrollment_token_file",
+                            self->settings->name);
+    return 0;
+}
+
+static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
+{
+    const vb_agent_settings_t *s = self->settings;
+    facts->name = s->name;
+    facts->host = s->host ? s->host : "";
+    facts->datastore = s->datastore ? s->datastore : "";
+    facts->luns = self->luns;
+    facts->n_luns = self->lun_count;
+    facts->os = self->os;
+    facts->slots = (uint32_t)s->slots;
+    facts->transports = self->transports;
+    facts->n_transports = self->transport_count;
+    facts->version = VB_VERSION;
+}
+
+static int s_send(self_t *self, vb_envelope_t *env)
+{
+    if (!self->dealer)
+        return vb_error_set(VB_EIO, "not connected");
+    return vb_wire_send(self->dealer, NULL, env);
+}
+
+static void s_send_hello(self_t *self)
+{
+    Vbak__AgentFacts facts = VBAK__AGENT_FACTS__INIT;
+    s_fill_facts(self, &facts);
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    Vbak__Enroll enroll = VBAK__ENROLL__INIT;
+    Vbak__Register reg = VBAK__REGISTER__INIT;
+    self->hello_is_enroll = !self->enrolled;
+    if (self->hello_is_enroll) {
+        enroll.token = self->token;
+        enroll.facts = &facts;
+        env.body_case = VBAK__ENVELOPE__BODY_ENROLL;
+        env.enroll = &enroll;
+    } else {
+        reg.facts = &facts;
+        env.body_case = VBAK__ENVELOPE__BODY_REGISTER;
+        env.register_ = &reg;
+    }
+    if (s_send(self, &env) != 0)
+        VB_LOG_WARN("agent", "send_failed error=\"%s\"", vb_error_msg());
+    VB_LOG_DEBUG("agent", "hello kind=%s", self->hello_is_enroll ? "enroll" : "register");
+}
+
+/* A refusal that retrying cannot fix: tell main and stop. */
+static int s_fail(self_t *self, const char *reason)
+{
+    VB_LOG_ERROR("agent", "refused agent=%s reason=\"%s\"", self->settings->name, reason);
+    zstr_sendf(self->pipe, "FAILED %s", reason);
+    return -1;
+}
+
+static int s_on_ack(self_t *self, const Vbak__RegisterAck *ack)
+{
+    if (!ack->accepted) {
+        const char *reason = ack->reason && *ack->reason ? ack->reason : "no reason given";
+        if (!self->hello_is_enroll && self->token) {
+            /* the coordinator lost our key (a new catalog): enroll again with the token */
+            VB_LOG_WARN("agent", "register_refused reason=\"%s\" action=enroll", reason);
+            char path[PATH_MAX];
+            s_marker_path(self, path, sizeof path);
+            remove(path);
+            self->enrolled = false;
+            s_send_hello(self);
+            return 0;
+        }
+        return s_fail(self, reason);
+    }
+    if (self->hello_is_enroll) {
+        char path[PATH_MAX];
+        s_marker_path(self, path, sizeof path);
+        FILE *f = fopen(path, "w");
+        if (f)
+            fclose(f);
+        else
+            VB_LOG_WARN("agent", "marker_write_failed path=%s error=\"%s\"", path,
+                        strerror(errno));
+        self->enrolled = true;
+    }
+    if (ack->heartbeat_interval_ms)
+        self->interval_ms = ack->heartbeat_interval_ms;
+    if (ack->liveness)
+        self->liveness = ack->liveness;
+    self->registered = true;
+    self->backoff_ms = self->settings->reconnect_initial_ms;
+    VB_LOG_INFO("agent", "%s agent=%s coordinator=%s heartbeat_ms=%lld",
+                self->hello_is_enroll ? "enrolled" : "registered", self->settings->name,
+                self->settings->coordinator_endpoint, (long long)self->interval_ms);
+    return 0;
+}
+
+static int s_on_dealer(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    self_t *self = arg;
+    zframe_t *frame = zframe_recv(reader);
+    if (!frame)
+        return 0;
+    vb_envelope_t *env = NULL;
+    int rc = 0;
+    if (vb_wire_unpack(zframe_data(frame), zframe_size(frame),
+                       (size_t)self->settings->max_frame_bytes, &env) != 0) {
+        self->dropped++;
+        VB_LOG_WARN("agent", "dropped reason=\"%s\"", vb_error_msg());
+        goto out;
+    }
+    self->last_heard_ms = zclock_time();
+    switch (env->body_case) {
+    case VBAK__ENVELOPE__BODY_REGISTER_ACK:
+        rc = s_on_ack(self, env->register_ack);
+        break;
+    case VBAK__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    default:
+        self->dropped++;
+        VB_LOG_WARN("agent", "dropped reason=\"unexpected %s\"", vb_wire_body_name(env));
+        break;
+    }
+out:
+    vb_wire_free(&env);
+    zframe_destroy(&frame);
+    return rc;
+}
+
+static void s_disconnect(self_t *self)
+{
+    if (self->dealer) {
+        zloop_reader_end(self->loop, self->dealer);
+        zsock_destroy(&self->dealer);
+    }
+    self->registered = false;
+}
+
+static int s_on_reconnect_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = arg;
+    self->reconnect_timer = -1;
+    if (s_connect(self) != 0)
+        VB_LOG_WARN("agent", "connect_failed error=\"%s\"", vb_error_msg());
+    return 0;
+}
+
+static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)timer_id;
+    self_t *self = arg;
+    if (!self->dealer)
+        return 0; /* waiting for the reconnect timer */
+    int64_t now = zclock_time();
+    if (now - self->last_heard_ms > self->interval_ms * self->liveness) {
+        VB_LOG_WARN("agent", "coordinator_silent endpoint=%s silent_ms=%lld retry_in_ms=%lld",
+                    self->settings->coordinator_endpoint, (long long)(now - self->last_heard_ms),
+                    (long long)self->backoff_ms);
+        s_disconnect(self);
+        self->reconnect_timer =
+            zloop_timer(loop, (size_t)self->backoff_ms, 1, s_on_reconnect_timer, self);
+        self->backoff_ms *= 2;
+        if (self->backoff_ms > self->settings->reconnect_max_ms)
+            self->backoff_ms = self->settings->reconnect_max_ms;
+        return 0;
+    }
+    Vbak__Heartbeat hb = VBAK__HEARTBEAT__INIT;
+    hb.sequence = ++self->heartbeat_seq;
+    hb.busy_slots = 0;
+    hb.free_slots = (uint32_t)self->settings->slots;
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    if (s_send(self, &env) != 0)
+        VB_LOG_DEBUG("agent", "heartbeat_send_failed error=\"%s\"", vb_error_msg());
+    return 0;
+}
+
+static int s_connect(self_t *self)
+{
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    if (!dealer)
+        return vb_error_set(VB_EIO, "cannot create a socket");
+    zcert_apply(self->cert, dealer);
+    zsock_set_curve_serverkey(dealer, self->settings->coordinator_public_key);
+    zsock_set_linger(dealer, 0);
+    zsock_set_sndtimeo(dealer, 0);
+    zsock_set_maxmsgsize(dealer, (int)(self->settings->max_frame_bytes + 4096));
+    if (zsock_connect(dealer, "%s", self->settings->coordinator_endpoint) != 0) {
+        zsock_destroy(&dealer);
+        return vb_error_set(VB_EINVAL, "cannot connect to %s: %s",
+                            self->settings->coordinator_endpoint, zmq_strerror(zmq_errno()));
+    }
+    self->dealer = dealer;
+    zloop_reader(self->loop, dealer, s_on_dealer, self);
+    self->last_heard_ms = zclock_time();
+    s_send_hello(self);
+    return 0;
+}
+
+static int s_on_pipe(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    char *command = zstr_recv(reader);
+    int rc = !command || streq(command, "$TERM") ? -1 : 0;
+    zstr_free(&command);
+    return rc;
+}
+
+static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
+{
+    self_t *self = calloc(1, sizeof *self);
+    self->settings = settings;
+    self->pipe = pipe;
+    self->interval_ms = settings->heartbeat_interval_ms;
+    self->liveness = settings->liveness;
+    self->backoff_ms = settings->reconnect_initial_ms;
+    self->reconnect_timer = -1;
+    self->os = settings->os && *settings->os ? strdup(settings->os) : s_detect_os();
+    if (!vb_keys_z85_valid(settings->coordinator_public_key)) {
+        vb_error_set(VB_EINVAL, "coordinator_public_key is not a 40-character Z85 key");
+        goto fail;
+    }
+    if (s_split(settings->luns, &self->luns, &self->lun_count) != 0 ||
+        s_split(settings->transports, &self->transports, &self->transport_count) != 0)
+        goto fail;
+    for (size_t i = 0; i < self->transport_count; i++) {
+        const char *t = self->transports[i];
+        if (!streq(t, "san") && !streq(t, "hotadd") && !streq(t, "nbdssl") && !streq(t, "nbd")) {
+            vb_error_set(VB_EINVAL, "transports: unknown mode '%s' (san, hotadd, nbdssl, nbd)", t);
+            goto fail;
+        }
+    }
+    if (s_prepare_state(self) != 0)
+        goto fail;
+    self->loop = zloop_new();
+    zloop_reader(self->loop, pipe, s_on_pipe, self);
+    zloop_timer(self->loop, (size_t)self->interval_ms, 0, s_on_heartbeat_timer, self);
+    if (s_connect(self) != 0)
+        goto fail;
+    return self;
+fail:
+    s_self_destroy(&self);
+    return NULL;
+}
+
+static void s_actor(zsock_t *pipe, void *args)
+{
+    self_t *self = s_self_new(pipe, args);
+    zsock_signal(pipe, 0);
+    zstr_send(pipe, self ? "" : vb_error_msg());
+    if (!self)
+        return;
+    VB_LOG_INFO("agent", "started agent=%s coordinator=%s slots=%lld key=%.8s...",
+                self->settings->name, self->settings->coordinator_endpoint,
+                (long long)self->settings->slots, zcert_public_txt(self->cert));
+    zloop_start(self->loop);
+    s_self_destroy(&self);
+}
+
+zactor_t *vb_agent_new(const vb_agent_settings_t *settings)
+{
+    zactor_t *actor = zactor_new(s_actor, (void *)settings);
+    if (!actor) {
+        vb_error_set(VB_EIO, "cannot start the agent thread");
+        return NULL;
+    }
+    char *why = zstr_recv(actor);
+    if (!why || *why) {
+        vb_error_set(VB_EIO, "%s", why ? why : "the agent thread stopped");
+        zstr_free(&why);
+        zactor_destroy(&actor);
+        return NULL;
+    }
+    zstr_free(&why);
+    return actor;
+}

@@ -1,1 +1,48 @@
-int main(void) { return 0; }
+/* vbak-agent: options → config → log → actor → wait for a signal (or a refusal) → stop. */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "daemon.h"
+#include "log.h"
+
+static const vb_daemon_info_t s_info = {
+    "vbak-agent",
+    "The vbak agent: runs on a backup proxy, reads and writes disks for the coordinator's tasks.",
+    vb_agent_config_table};
+
+int main(int argc, char **argv)
+{
+    vb_agent_settings_t settings;
+    int rc = vb_daemon_configure(&s_info, &settings, argc, argv);
+    if (rc == 1) {
+        vb_config_free(vb_agent_config_table, &settings);
+        return 0;
+    }
+    if (rc || (rc = vb_daemon_init_log(&s_info, settings.log_level)) != 0) {
+        fprintf(stderr, "vbak-agent: %s\n", vb_error_msg());
+        vb_config_free(vb_agent_config_table, &settings);
+        return 2;
+    }
+    zsys_init();
+    zactor_t *agent = vb_agent_new(&settings);
+    if (!agent) {
+        fprintf(stderr, "vbak-agent: %s\n", vb_error_msg());
+        vb_config_free(vb_agent_config_table, &settings);
+        return 1;
+    }
+    if (vb_daemon_write_pid(settings.pid_file) != 0)
+        VB_LOG_WARN("agent", "pid_file error=\"%s\"", vb_error_msg());
+    char *said = vb_daemon_wait(agent);
+    int exit_code = 0;
+    if (said && strncmp(said, "FAILED ", 7) == 0) {
+        fprintf(stderr, "vbak-agent: %s\n", said + 7);
+        exit_code = 1;
+    }
+    zstr_free(&said);
+    zactor_destroy(&agent);
+    if (settings.pid_file)
+        remove(settings.pid_file);
+    vb_config_free(vb_agent_config_table, &settings);
+    return exit_code;
+}

@@ -1,1 +1,79 @@
-int main(void) { return 0; }
+/* vbak — the admin CLI. Finds its config (--config FILE or VBAK_CONFIG) and dispatches to the
+ * command groups in cli_<group>.c. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(vb_cli_t *cli, int argc, char **argv);
+    bool needs_config; /* talks to the coordinator */
+    const char *summary;
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"agents", vb_cli_agents, true, "list agents: state, host, datastore, slots, transports"},
+    {"status", vb_cli_status, true, "coordinator status and counters"},
+    {"lab", vb_cli_lab, false, "create, start and stop a lab site (simulated vSphere)"},
+};
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "Usage: vbak [--config FILE] COMMAND [ARGS...]\n"
+                 "The vbak admin CLI: drives the coordinator of a vbak backup site.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+    fprintf(out, "\nOptions:\n"
+                 "  --config FILE   CLI configuration (default: $VBAK_CONFIG)\n"
+                 "  --help          this help; `vbak COMMAND --help` for a command\n"
+                 "  --version       show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("vbak %s\n", VB_VERSION);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            config = argv[i] + 9;
+        else {
+            fprintf(stderr, "vbak: unknown option '%s' (see vbak --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    const s_command_t *cmd = NULL;
+    for (size_t k = 0; k < sizeof s_commands / sizeof s_commands[0]; k++)
+        if (!strcmp(s_commands[k].name, argv[i]))
+            cmd = &s_commands[k];
+    if (!cmd) {
+        fprintf(stderr, "vbak: unknown command '%s' (see vbak --help)\n", argv[i]);
+        return 2;
+    }
+    vb_cli_t cli = {0};
+    int rc;
+    if (cmd->needs_config && vb_cli_load_config(&cli, config) != 0) {
+        fprintf(stderr, "vbak: %s\n", vb_error_msg());
+        rc = 2;
+    } else {
+        rc = cmd->run(&cli, argc - i, argv + i);
+    }
+    vb_config_free(vb_cli_config_table, &cli.settings);
+    return rc;
+}

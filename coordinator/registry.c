@@ -140,6 +140,12 @@ static int s_reload(vb_registry_t *self, s_agent_t *a, const char *key)
 static int s_accept_known(vb_registry_t *self, s_agent_t *a, const Vbak__AgentFacts *facts,
                           zframe_t *routing_id, int64_t now_ms)
 {
+    if (strcmp(facts->name, a->rec.name) != 0) {
+        /* a name is bound to its key at enrollment */
+        self->counters.refused_name++;
+        return vb_error_set(VB_EEXISTS, "this key is enrolled as agent '%s'; it cannot register "
+                                        "as '%s'", a->rec.name, facts->name);
+    }
     vb_agent_record_t view = s_facts_view(facts, a->rec.public_key);
     int rc = vb_catalog_agent_update_facts(self->catalog, &view, now_ms);
     if (rc == VB_EEXISTS)

@@ -1,0 +1,41 @@
+/* agent — the vbak-agent actor: enrolls or registers with the coordinator over a CURVE DEALER
+ * socket, heartbeats both ways, reconnects with backoff when the coordinator goes silent.
+ *
+ * vb_agent_new() returns once the agent's key pair is loaded (made on first start) and its first
+ * connection attempt is under way; NULL with the message set when it cannot start. When the
+ * coordinator refuses the agent for good (wrong token, unknown key, name taken), the actor sends
+ * "FAILED <reason>" on its pipe and stops. Settings are borrowed and must outlive the actor. */
+#ifndef VB_AGENT_H
+#define VB_AGENT_H
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct {
+    char *name;
+    char *coordinator_endpoint;
+    char *coordinator_public_key;
+    char *state_dir;
+    char *enrollment_token_file;
+    char *host;
+    char *datastore;
+    char *luns;         /* comma-separated SAN LUN ids the proxy sees */
+    char *os;
+    int64_t slots;
+    char *transports;   /* comma-separated: san,hotadd,nbdssl,nbd */
+    int64_t heartbeat_interval_ms;
+    int64_t liveness;
+    int64_t reconnect_initial_ms;
+    int64_t reconnect_max_ms;
+    int64_t max_frame_bytes;
+    char *log_level;
+    char *pid_file;
+} vb_agent_settings_t;
+
+extern const vb_conf_key_t vb_agent_config_table[];
+
+zactor_t *vb_agent_new(const vb_agent_settings_t *settings);
+
+#endif

@@ -1,0 +1,12 @@
+/* path — building file names into fixed buffers without silent truncation. */
+#ifndef VB_PATH_H
+#define VB_PATH_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* snprintf into buf; VB_EINVAL (message names the start of the name) when it does not fit. */
+int vb_pathf(char *buf, size_t size, const char *fmt, ...) VB_PRINTF(3, 4);
+
+#endif

@@ -1,0 +1,189 @@
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "keys.h"
+#include "wire.h"
+
+const vb_conf_key_t vb_cli_config_table[] = {
+    {"control_endpoint", VB_CONF_STR, offsetof(vb_cli_settings_t, control_endpoint), NULL, 0, 0,
+     true, "the coordinator's control endpoint"},
+    {"coordinator_public_key", VB_CONF_STR,
+     offsetof(vb_cli_settings_t, coordinator_public_key), NULL, 0, 0, true,
+     "the coordinator's CURVE public key (Z85)"},
+    {"admin_key", VB_CONF_STR, offsetof(vb_cli_settings_t, admin_key), NULL, 0, 0, true,
+     "this CLI's admin key pair (public file; <file>_secret beside it)"},
+    {"site", VB_CONF_STR, offsetof(vb_cli_settings_t, site), NULL, 0, 0, false,
+     "lab site directory"},
+    {"timeout_ms", VB_CONF_INT, offsetof(vb_cli_settings_t, timeout_ms), "5000", 100, 3600000,
+     false, "how long to wait for the coordinator"},
+    VB_CONF_END};
+
+int vb_cli_load_config(vb_cli_t *cli, const char *path)
+{
+    int rc = vb_config_defaults(vb_cli_config_table, &cli->settings);
+    if (rc)
+        return rc;
+    if (!path)
+        path = getenv("VBAK_CONFIG");
+    if (!path)
+        return 0;
+    cli->config_path = path;
+    if ((rc = vb_config_load_file(vb_cli_config_table, &cli->settings, path)) != 0)
+        return rc;
+    if ((rc = vb_config_check_required(vb_cli_config_table, &cli->settings)) != 0)
+        return vb_error_prefix(rc, "%s", path);
+    cli->configured = true;
+    return 0;
+}
+
+int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **result)
+{
+    *result = NULL;
+    if (!cli->configured) {
+        json_decref(args);
+        return vb_error_set(VB_EINVAL, "no configuration: give --config FILE or set VBAK_CONFIG "
+                                       "(a lab site has DIR/vbak.conf)");
+    }
+    const vb_cli_settings_t *s = &cli->settings;
+    zcert_t *cert = NULL;
+    zsock_t *sock = NULL;
+    zframe_t *frame = NULL;
+    vb_envelope_t *env = NULL;
+    char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
+    json_decref(args);
+    int rc = vb_keys_load(s->admin_key, &cert);
+    if (rc)
+        goto out;
+    sock = zsock_new(ZMQ_DEALER);
+    zcert_apply(cert, sock);
+    zsock_set_curve_serverkey(sock, s->coordinator_public_key);
+    zsock_set_linger(sock, 0);
+    if (zsock_connect(sock, "%s", s->control_endpoint) != 0) {
+        rc = vb_error_set(VB_EINVAL, "bad control_endpoint '%s'", s->control_endpoint);
+        goto out;
+    }
+    Vbak__AdminRequest req = VBAK__ADMIN_REQUEST__INIT;
+    req.command = (char *)command;
+    req.args_json = args_text ? args_text : "{}";
+    vb_envelope_t out_env = VBAK__ENVELOPE__INIT;
+    out_env.body_case = VBAK__ENVELOPE__BODY_ADMIN_REQUEST;
+    out_env.admin_request = &req;
+    if ((rc = vb_wire_send(sock, NULL, &out_env)) != 0)
+        goto out;
+    zpoller_t *poller = zpoller_new(sock, NULL);
+    void *ready = zpoller_wait(poller, (int)s->timeout_ms);
+    zpoller_destroy(&poller);
+    if (!ready) {
+        rc = vb_error_set(VB_ETIMEOUT,
+                          "the coordinator at %s did not answer within %lld ms (is it running? "
+                          "is this CLI's admin key allowed?)",
+                          s->control_endpoint, (long long)s->timeout_ms);
+        goto out;
+    }
+    frame = zframe_recv(sock);
+    if (!frame || (rc = vb_wire_unpack(zframe_data(frame), zframe_size(frame), 1u << 30, &env))) {
+        rc = vb_error_set(VB_EPROTO, "the coordinator's answer is not readable");
+        goto out;
+    }
+    if (env->body_case != VBAK__ENVELOPE__BODY_ADMIN_REPLY) {
+        rc = vb_error_set(VB_EPROTO, "the coordinator answered with %s", vb_wire_body_name(env));
+        goto out;
+    }
+    if (env->admin_reply->code != 0) {
+        rc = vb_error_set(env->admin_reply->code, "%s", env->admin_reply->message);
+        goto out;
+    }
+    json_error_t jerr;
+    *result = json_loads(env->admin_reply->result_json, JSON_DECODE_ANY, &jerr);
+    if (!*result)
+        rc = vb_error_set(VB_EPROTO, "the coordinator's answer is not JSON: %s", jerr.text);
+out:
+    vb_wire_free(&env);
+    zframe_destroy(&frame);
+    zsock_destroy(&sock);
+    zcert_destroy(&cert);
+    free(args_text);
+    return rc;
+}
+
+int vb_cli_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vbak: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+void vb_cli_print_json(json_t *value)
+{
+    json_dumpf(value, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+    fputc('\n', stdout);
+}
+
+struct vb_table {
+    size_t ncols;
+    zlistx_t *rows; /* char ** of ncols strings */
+};
+
+static void s_row_destroy(void **item)
+{
+    char **row = *item;
+    if (!row)
+        return;
+    for (size_t i = 0; row[i]; i++)
+        free(row[i]);
+    free(row);
+    *item = NULL;
+}
+
+vb_table_t *vb_table_new(size_t ncols, const char *const *headers)
+{
+    vb_table_t *self = calloc(1, sizeof *self);
+    self->ncols = ncols;
+    self->rows = zlistx_new();
+    zlistx_set_destructor(self->rows, s_row_destroy);
+    vb_table_add(self, headers);
+    return self;
+}
+
+void vb_table_add(vb_table_t *self, const char *const *cells)
+{
+    char **row = calloc(self->ncols + 1, sizeof *row);
+    for (size_t i = 0; i < self->ncols; i++)
+        row[i] = strdup(cells[i] ? cells[i] : "");
+    zlistx_add_end(self->rows, row);
+}
+
+void vb_table_print(vb_table_t *self, FILE *out)
+{
+    size_t width[32] = {0};
+    for (char **row = zlistx_first(self->rows); row; row = zlistx_next(self->rows))
+        for (size_t i = 0; i < self->ncols && i < 32; i++)
+            if (strlen(row[i]) > width[i])
+                width[i] = strlen(row[i]);
+    for (char **row = zlistx_first(self->rows); row; row = zlistx_next(self->rows)) {
+        for (size_t i = 0; i < self->ncols; i++) {
+            if (i + 1 == self->ncols)
+                fprintf(out, "%s\n", row[i]);
+            else
+                fprintf(out, "%-*s  ", (int)width[i], row[i]);
+        }
+    }
+}
+
+void vb_table_destroy(vb_table_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zlistx_destroy(&(*self_p)->rows);
+    free(*self_p);
+    *self_p = NULL;
+}

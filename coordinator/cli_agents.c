@@ -1,0 +1,118 @@
+/* vbak agents, vbak status */
+#include <string.h>
+
+#include "cli.h"
+
+static bool s_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], flag) == 0)
+            return true;
+    return false;
+}
+
+static int s_check_args(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--json") != 0) {
+            vb_cli_fail("%s: unexpected argument '%s' (see --help)", argv[0], argv[i]);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+static const char *s_str(json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    return v ? v : "";
+}
+
+static void s_join(json_t *arr, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        int w = snprintf(buf + n, size - n, "%s%s", i ? "," : "", json_string_value(v));
+        if (w < 0 || (size_t)w >= size - n)
+            break;
+        n += (size_t)w;
+    }
+}
+
+int vb_cli_agents(vb_cli_t *cli, int argc, char **argv)
+{
+    int rc = s_check_args(argc, argv,
+                          "Usage: vbak agents [--json]\n"
+                          "List the agents enrolled in the site: name, state (online/lost), the\n"
+                          "host and datastore of their proxy VM, task slots, transports, last seen.\n");
+    if (rc >= 0)
+        return rc;
+    json_t *agents = NULL;
+    if (vb_cli_call(cli, "agents", NULL, &agents) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (s_flag(argc, argv, "--json")) {
+        vb_cli_print_json(agents);
+        json_decref(agents);
+        return 0;
+    }
+    static const char *const headers[] = {"NAME",  "STATE",      "HOST",     "DATASTORE",
+                                          "SLOTS", "TRANSPORTS", "LAST SEEN"};
+    vb_table_t *table = vb_table_new(7, headers);
+    size_t i;
+    json_t *a;
+    json_array_foreach(agents, i, a) {
+        char slots[32], transports[128];
+        snprintf(slots, sizeof slots, "%lld/%lld",
+                 (long long)json_integer_value(json_object_get(a, "busy_slots")),
+                 (long long)json_integer_value(json_object_get(a, "slots")));
+        s_join(json_object_get(a, "transports"), transports, sizeof transports);
+        const char *row[] = {s_str(a, "name"),      s_str(a, "state"), s_str(a, "host"),
+                             s_str(a, "datastore"), slots,             transports,
+                             s_str(a, "last_seen")};
+        vb_table_add(table, row);
+    }
+    vb_table_print(table, stdout);
+    vb_table_destroy(&table);
+    if (json_array_size(agents) == 0)
+        printf("(no agents enrolled yet)\n");
+    json_decref(agents);
+    return 0;
+}
+
+int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
+{
+    int rc = s_check_args(argc, argv,
+                          "Usage: vbak status [--json]\n"
+                          "Show the coordinator's version, uptime, agent counts and the counters of\n"
+                          "refused and dropped messages.\n");
+    if (rc >= 0)
+        return rc;
+    json_t *st = NULL;
+    if (vb_cli_call(cli, "status", NULL, &st) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (s_flag(argc, argv, "--json")) {
+        vb_cli_print_json(st);
+        json_decref(st);
+        return 0;
+    }
+    json_t *agents = json_object_get(st, "agents");
+    printf("coordinator %s, up %.1f s\n", s_str(st, "version"),
+           (double)json_integer_value(json_object_get(st, "uptime_ms")) / 1000.0);
+    printf("agents: %lld online, %lld lost\n",
+           (long long)json_integer_value(json_object_get(agents, "online")),
+           (long long)json_integer_value(json_object_get(agents, "lost")));
+    const char *key;
+    json_t *v;
+    printf("counters:\n");
+    json_object_foreach(json_object_get(st, "dropped"), key, v)
+        printf("  %-22s %lld\n", key, (long long)json_integer_value(v));
+    json_decref(st);
+    return 0;
+}

@@ -1,0 +1,451 @@
+/* vbak lab create|up|down: a whole site on this machine — coordinator, agents, their configs,
+ * keys and the enrollment token — for the demo, the tests and for trying vbak out. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "cli.h"
+#include "keys.h"
+#include "path.h"
+#include "proc.h"
+
+typedef struct {
+    const char *host;
+    const char *datastore;
+    const char *luns;
+    const char *transports;
+} s_proxy_role_t;
+
+/* Proxy roles, cycled: SAN-connected, HotAdd on VMFS, on the vSAN datastore, NBD only. */
+static const s_proxy_role_t s_roles[] = {
+    {"esx-01", "vmfs-san-01", "naa.600508b1001c0001", "san,hotadd,nbdssl,nbd"},
+    {"esx-02", "vmfs-san-01", "", "hotadd,nbdssl,nbd"},
+    {"esx-03", "vsanDatastore", "", "hotadd,nbdssl,nbd"},
+    {"esx-04", "local-esx-04", "", "nbdssl,nbd"},
+};
+
+typedef struct {
+    const char *dir;
+    int proxies;
+    int64_t heartbeat_ms;
+    int64_t liveness;
+} s_create_opts_t;
+
+static int s_usage_lab(FILE *out)
+{
+    fputs("Usage: vbak lab COMMAND DIR [OPTIONS]\n"
+          "A lab site: a coordinator and agents on this machine, for the demo and tests.\n\n"
+          "  vbak lab create DIR [--proxies N] [--heartbeat-ms MS] [--liveness N]\n"
+          "      write a site: coordinator.conf, agent-N.conf, vbak.conf, keys, token\n"
+          "  vbak lab up DIR      start what is not running; returns when the coordinator answers\n"
+          "  vbak lab down DIR    stop everything the site runs\n",
+          out);
+    return out == stdout ? 0 : 2;
+}
+
+static int s_free_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int rc = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                     getsockname(fd, (struct sockaddr *)&a, &len) == 0
+                 ? 0
+                 : vb_error_set(VB_EIO, "cannot find a free TCP port: %s", strerror(errno));
+    if (!rc)
+        *port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int s_mkdir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) != 0 && errno != EEXIST)
+        return vb_error_set(VB_EIO, "cannot make %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int s_write_token(const char *path)
+{
+    unsigned char raw[24];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return vb_error_set(VB_EIO, "no random bytes: %s", strerror(errno));
+    char hex[sizeof raw * 2 + 1];
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    mode_t old = umask(077);
+    FILE *f = fopen(path, "w");
+    umask(old);
+    if (!f)
+        return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "%s\n", hex);
+    fclose(f);
+    return 0;
+}
+
+static FILE *s_open_conf(const char *dir, const char *name, const char *title)
+{
+    char path[PATH_MAX];
+    (void)vb_pathf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    fprintf(f, "# %s (written by vbak lab create)\n", title);
+    return f;
+}
+
+static void s_conf_int(FILE *f, const char *key, long long v)
+{
+    char buf[32];
+    (void)vb_pathf(buf, sizeof buf, "%lld", v);
+    vb_config_write(f, key, buf);
+}
+
+static int s_write_site(const s_create_opts_t *o, const char *dir)
+{
+    char path[PATH_MAX], buf[PATH_MAX], endpoint[64], control[64];
+    const char *subdirs[] = {"keys", "run", "log", "state"};
+    for (size_t i = 0; i < 4; i++) {
+        (void)vb_pathf(path, sizeof path, "%s/%s", dir, subdirs[i]);
+        if (s_mkdir(path, i == 0 || i == 3 ? 0700 : 0755) != 0)
+            return VB_EIO;
+    }
+    zcert_t *server = NULL, *admin = NULL;
+    (void)vb_pathf(path, sizeof path, "%s/keys/coordinator.key", dir);
+    int rc = vb_keys_create(path, &server);
+    (void)vb_pathf(path, sizeof path, "%s/keys/admin.key", dir);
+    if (!rc)
+        rc = vb_keys_create(path, &admin);
+    (void)vb_pathf(path, sizeof path, "%s/keys/enrollment.token", dir);
+    if (!rc)
+        rc = s_write_token(path);
+    int agent_port = 0, control_port = 0;
+    if (!rc)
+        rc = s_free_port(&agent_port);
+    if (!rc)
+        rc = s_free_port(&control_port);
+    FILE *f = rc ? NULL : s_open_conf(dir, "coordinator.conf", "vbak coordinator");
+    if (!rc && !f)
+        rc = VB_EIO;
+    if (!rc) {
+        snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", agent_port);
+        snprintf(control, sizeof control, "tcp://127.0.0.1:%d", control_port);
+        vb_config_write(f, "agent_endpoint", endpoint);
+        vb_config_write(f, "control_endpoint", control);
+        (void)vb_pathf(buf, sizeof buf, "%s/catalog.db", dir);
+        vb_config_write(f, "catalog", buf);
+        (void)vb_pathf(buf, sizeof buf, "%s/keys/coordinator.key", dir);
+        vb_config_write(f, "server_key", buf);
+        (void)vb_pathf(buf, sizeof buf, "%s/keys/enrollment.token", dir);
+        vb_config_write(f, "enrollment_token_file", buf);
+        vb_config_write(f, "admin_keys", zcert_public_txt(admin));
+        s_conf_int(f, "heartbeat_interval_ms", o->heartbeat_ms);
+        s_conf_int(f, "liveness", o->liveness);
+        (void)vb_pathf(buf, sizeof buf, "%s/run/coordinator.pid", dir);
+        vb_config_write(f, "pid_file", buf);
+        vb_config_write(f, "site", dir);
+        vb_config_write(f, "provider", "lab");
+        fclose(f);
+    }
+    for (int n = 1; !rc && n <= o->proxies; n++) {
+        const s_proxy_role_t *role = &s_roles[(n - 1) % 4];
+        char name[32], file[48];
+        snprintf(name, sizeof name, "agent-%d", n);
+        snprintf(file, sizeof file, "%s.conf", name);
+        if (!(f = s_open_conf(dir, file, "vbak agent"))) {
+            rc = VB_EIO;
+            break;
+        }
+        vb_config_write(f, "name", name);
+        vb_config_write(f, "coordinator_endpoint", endpoint);
+        vb_config_write(f, "coordinator_public_key", zcert_public_txt(server));
+        (void)vb_pathf(buf, sizeof buf, "%s/state/%s", dir, name);
+        vb_config_write(f, "state_dir", buf);
+        (void)vb_pathf(buf, sizeof buf, "%s/keys/enrollment.token", dir);
+        vb_config_write(f, "enrollment_token_file", buf);
+        vb_config_write(f, "host", role->host);
+        vb_config_write(f, "datastore", role->datastore);
+        vb_config_write(f, "luns", role->luns);
+        vb_config_write(f, "transports", role->transports);
+        s_conf_int(f, "slots", 4);
+        s_conf_int(f, "heartbeat_interval_ms", o->heartbeat_ms);
+        s_conf_int(f, "liveness", o->liveness);
+        s_conf_int(f, "reconnect_initial_ms", o->heartbeat_ms < 1000 ? o->heartbeat_ms : 1000);
+        (void)vb_pathf(buf, sizeof buf, "%s/run/%s.pid", dir, name);
+        vb_config_write(f, "pid_file", buf);
+        fclose(f);
+    }
+    if (!rc && (f = s_open_conf(dir, "vbak.conf", "vbak admin CLI")) != NULL) {
+        vb_config_write(f, "control_endpoint", control);
+        vb_config_write(f, "coordinator_public_key", zcert_public_txt(server));
+        (void)vb_pathf(buf, sizeof buf, "%s/keys/admin.key", dir);
+        vb_config_write(f, "admin_key", buf);
+        vb_config_write(f, "site", dir);
+        fclose(f);
+    } else if (!rc) {
+        rc = VB_EIO;
+    }
+    zcert_destroy(&server);
+    zcert_destroy(&admin);
+    return rc;
+}
+
+static int s_parse_int_opt(const char *name, const char *value, int64_t min, int64_t max,
+                           int64_t *out)
+{
+    if (!value)
+        return vb_error_set(VB_EINVAL, "%s needs a value", name);
+    return vb_parse_i64(value, min, max, name, out);
+}
+
+static int s_create(int argc, char **argv)
+{
+    s_create_opts_t o = {NULL, 3, 1000, 3};
+    for (int i = 1; i < argc; i++) {
+        int64_t v;
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--help"))
+            return s_usage_lab(stdout);
+        if (!strcmp(argv[i], "--proxies")) {
+            if (s_parse_int_opt("--proxies", next, 1, 64, &v))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            o.proxies = (int)v;
+            i++;
+        } else if (!strcmp(argv[i], "--heartbeat-ms")) {
+            if (s_parse_int_opt("--heartbeat-ms", next, 50, 60000, &o.heartbeat_ms))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            i++;
+        } else if (!strcmp(argv[i], "--liveness")) {
+            if (s_parse_int_opt("--liveness", next, 1, 100, &o.liveness))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            i++;
+        } else if (argv[i][0] == '-' || o.dir) {
+            return vb_cli_fail("lab create: unexpected argument '%s' (see --help)", argv[i]) + 1;
+        } else {
+            o.dir = argv[i];
+        }
+    }
+    if (!o.dir)
+        return vb_cli_fail("lab create: which directory? (vbak lab create DIR)") + 1;
+    if (s_mkdir(o.dir, 0755) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    char dir[PATH_MAX];
+    if (!realpath(o.dir, dir))
+        return vb_cli_fail("%s: %s", o.dir, strerror(errno));
+    if (strlen(dir) > PATH_MAX - 128) /* every name below is built from dir + a short suffix */
+        return vb_cli_fail("lab create: the path %s is too long", dir);
+    char probe[PATH_MAX];
+    (void)vb_pathf(probe, sizeof probe, "%s/coordinator.conf", dir);
+    if (access(probe, F_OK) == 0)
+        return vb_cli_fail("lab create: %s holds a site already (vbak lab down it and remove it "
+                           "first)", dir);
+    if (s_write_site(&o, dir) != 0)
+        return vb_cli_fail("lab create: %s", vb_error_msg());
+    printf("lab site created in %s with %d agents\n"
+           "  start it:   vbak lab up %s\n"
+           "  use it:     export VBAK_CONFIG=%s/vbak.conf\n",
+           dir, o.proxies, dir, dir);
+    return 0;
+}
+
+/* ---- up / down ---- */
+
+typedef struct {
+    char dir[PATH_MAX];
+    char *bindir;
+} s_site_t;
+
+static int s_open_site(s_site_t *site, int argc, char **argv, const char *verb)
+{
+    const char *dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help"))
+            return s_usage_lab(stdout) - 1;
+        if (argv[i][0] == '-' || dir)
+            return vb_error_set(VB_EINVAL, "lab %s: unexpected argument '%s'", verb, argv[i]);
+        dir = argv[i];
+    }
+    if (!dir)
+        return vb_error_set(VB_EINVAL, "lab %s: which site? (vbak lab %s DIR)", verb, verb);
+    if (!realpath(dir, site->dir))
+        return vb_error_set(VB_ENOTFOUND, "lab %s: %s: %s", verb, dir, strerror(errno));
+    if (strlen(site->dir) > PATH_MAX - 128)
+        return vb_error_set(VB_EINVAL, "lab %s: the path %s is too long", verb, site->dir);
+    char probe[PATH_MAX];
+    (void)vb_pathf(probe, sizeof probe, "%s/coordinator.conf", site->dir);
+    if (access(probe, R_OK) != 0)
+        return vb_error_set(VB_ENOTFOUND, "lab %s: %s is not a lab site (no coordinator.conf)",
+                            verb, site->dir);
+    site->bindir = vb_proc_self_dir();
+    return 0;
+}
+
+static int s_start(s_site_t *site, const char *name, const char *program, bool *started)
+{
+    char pid[PATH_MAX], conf[PATH_MAX], log[PATH_MAX], bin[PATH_MAX];
+    (void)vb_pathf(pid, sizeof pid, "%s/run/%s.pid", site->dir, name);
+    (void)vb_pathf(conf, sizeof conf, "%s/%s.conf", site->dir, name);
+    (void)vb_pathf(log, sizeof log, "%s/log/%s.log", site->dir, name);
+    (void)vb_pathf(bin, sizeof bin, "%s/%s", site->bindir, program);
+    *started = false;
+    if (vb_proc_running(pid, program, NULL))
+        return 0;
+    char *argv[] = {bin, "--config", conf, NULL};
+    pid_t child;
+    int rc = vb_proc_spawn(argv, log, pid, &child);
+    if (rc)
+        return rc;
+    *started = true;
+    return 0;
+}
+
+static int s_wait_coordinator(s_site_t *site, json_t **agents)
+{
+    vb_cli_t cli = {0};
+    char conf[PATH_MAX], pid[PATH_MAX];
+    (void)vb_pathf(conf, sizeof conf, "%s/vbak.conf", site->dir);
+    (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", site->dir);
+    int rc = vb_cli_load_config(&cli, conf);
+    cli.settings.timeout_ms = 500;
+    for (int tries = 0; !rc && tries < 40; tries++) {
+        json_t *res = NULL;
+        if (vb_cli_call(&cli, "agents", NULL, &res) == 0) {
+            *agents = res;
+            break;
+        }
+        if (!vb_proc_running(pid, "vbak-coordinator", NULL)) {
+            rc = vb_error_set(VB_EIO, "the coordinator stopped; see %s/log/coordinator.log",
+                              site->dir);
+            break;
+        }
+        if (tries == 39)
+            rc = vb_error_set(VB_ETIMEOUT, "the coordinator did not answer in 20 s; see "
+                                           "%s/log/coordinator.log", site->dir);
+    }
+    vb_config_free(vb_cli_config_table, &cli.settings);
+    return rc;
+}
+
+static int s_agent_names(const char *dir, zlistx_t *names)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return vb_error_set(VB_EIO, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "agent-", 6) == 0 && n > 5 && !strcmp(e->d_name + n - 5, ".conf")) {
+            char *name = strndup(e->d_name, n - 5);
+            zlistx_add_end(names, name);
+            free(name);
+        }
+    }
+    closedir(d);
+    zlistx_sort(names);
+    return 0;
+}
+
+static zlistx_t *s_names_new(void)
+{
+    zlistx_t *names = zlistx_new();
+    zlistx_set_destructor(names, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(names, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_comparator(names, (zlistx_comparator_fn *)strcmp);
+    return names;
+}
+
+static int s_up(int argc, char **argv)
+{
+    s_site_t site = {0};
+    int rc = s_open_site(&site, argc, argv, "up");
+    if (rc == -1)
+        return 0;
+    if (rc)
+        return vb_cli_fail("%s", vb_error_msg());
+    bool started;
+    json_t *agents = NULL;
+    zlistx_t *names = s_names_new();
+    if ((rc = s_start(&site, "coordinator", "vbak-coordinator", &started)) != 0)
+        goto out;
+    if (started)
+        printf("started coordinator\n");
+    if ((rc = s_wait_coordinator(&site, &agents)) != 0)
+        goto out;
+    if ((rc = s_agent_names(site.dir, names)) != 0)
+        goto out;
+    int count = 0;
+    for (const char *n = zlistx_first(names); n; n = zlistx_next(names)) {
+        if ((rc = s_start(&site, n, "vbak-agent", &started)) != 0)
+            goto out;
+        count += started;
+    }
+    printf("lab site %s is up: coordinator and %zu agents (%d started now)\n"
+           "  export VBAK_CONFIG=%s/vbak.conf; vbak agents\n",
+           site.dir, zlistx_size(names), count, site.dir);
+out:
+    json_decref(agents);
+    zlistx_destroy(&names);
+    free(site.bindir);
+    return rc ? vb_cli_fail("lab up: %s", vb_error_msg()) : 0;
+}
+
+static int s_down(int argc, char **argv)
+{
+    s_site_t site = {0};
+    int rc = s_open_site(&site, argc, argv, "down");
+    if (rc == -1)
+        return 0;
+    if (rc)
+        return vb_cli_fail("%s", vb_error_msg());
+    zlistx_t *names = s_names_new();
+    rc = s_agent_names(site.dir, names);
+    char pid[PATH_MAX];
+    int failures = 0;
+    for (const char *n = zlistx_first(names); !rc && n; n = zlistx_next(names)) {
+        (void)vb_pathf(pid, sizeof pid, "%s/run/%s.pid", site.dir, n);
+        if (vb_proc_stop(pid, "vbak-agent", 5000) != 0) {
+            vb_cli_fail("lab down: %s: %s", n, vb_error_msg());
+            failures++;
+        }
+    }
+    (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", site.dir);
+    if (!rc && vb_proc_stop(pid, "vbak-coordinator", 5000) != 0) {
+        vb_cli_fail("lab down: coordinator: %s", vb_error_msg());
+        failures++;
+    }
+    zlistx_destroy(&names);
+    free(site.bindir);
+    if (rc)
+        return vb_cli_fail("lab down: %s", vb_error_msg());
+    if (failures)
+        return 1;
+    printf("lab site %s is down\n", site.dir);
+    return 0;
+}
+
+int vb_cli_lab(vb_cli_t *cli, int argc, char **argv)
+{
+    (void)cli;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return s_usage_lab(argc < 2 ? stderr : stdout);
+    if (!strcmp(argv[1], "create"))
+        return s_create(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "up"))
+        return s_up(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "down"))
+        return s_down(argc - 1, argv + 1);
+    return vb_cli_fail("lab: unknown command '%s' (see vbak lab --help)", argv[1]) + 1;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Garbage from unauthenticated and authenticated peers on every coordinator port: dropped,
+# counted, logged; the coordinator keeps serving everyone else.
+source "$(dirname "$0")/lib.sh"
+FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
+
+"$VBAK" lab create "$SITE" --proxies 3 --heartbeat-ms 200 >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 5 "three agents online" has_count online 3
+
+agent_ep=$(conf_value "$SITE/coordinator.conf" agent_endpoint)
+control_ep=$(conf_value "$SITE/coordinator.conf" control_endpoint)
+server_key=$(conf_value "$SITE/agent-1.conf" coordinator_public_key)
+coordinator_pid=$(cat "$SITE/run/coordinator.pid")
+
+# raw bytes on both TCP ports
+for ep in "$agent_ep" "$control_ep"; do
+  port=${ep##*:}
+  $FUZZ raw 127.0.0.1 "$port" 12 >/dev/null
+done
+kill -0 "$coordinator_pid" || fail "coordinator died on raw garbage"
+pass "raw garbage on both ports survived"
+
+# CURVE-authenticated garbage from a stranger, and from an enrolled agent's own identity
+$FUZZ curve "$agent_ep" "$server_key" >/dev/null
+$FUZZ curve "$agent_ep" "$server_key" --key "$SITE/state/agent-2/agent.key" >/dev/null
+kill -0 "$coordinator_pid" || fail "coordinator died on authenticated garbage"
+wait_until 5 "malformed frames counted" test "$(counter malformed)" -ge 40
+[[ $(counter oversized) -ge 1 ]] || fail "oversized frame not counted"
+[[ $(counter unexpected) -ge 1 ]] || fail "unexpected body not counted"
+grep -q 'dropped peer=.*protocol version 7' "$SITE/log/coordinator.log" || fail "version not logged"
+pass "authenticated garbage dropped and counted"
+
+# the control socket: a key that is not an admin key does not get in; garbage from the admin
+$FUZZ curve "$control_ep" "$server_key" >/dev/null
+[[ $(counter control_denied) -ge 1 ]] || fail "non-admin control connection not counted"
+$FUZZ curve "$control_ep" "$server_key" --key "$SITE/keys/admin.key" >/dev/null
+pass "control socket garbage survived"
+
+# everyone else is still served: all agents online, CLI answers, agent-2 not disturbed
+sleep 0.6
+has_count online 3 || fail "agents disturbed by garbage"
+kill -0 "$coordinator_pid" || fail "coordinator died"
+verdict=$($FUZZ ack "$agent_ep" "$server_key" --key "$SITE/state/agent-2/agent.key" || true)
+[[ $verdict == "refused: this key is enrolled as agent 'agent-2'"* ]] \
+  || fail "an enrolled key asking for another name must be refused"
+state_is agent-2 online || fail "agent-2 disturbed by the rename attempt"
+pass "coordinator keeps serving"
