@@ -111,7 +111,7 @@ int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
     const char *key;
     json_t *v;
     printf("counters:\n");
-    json_object_foreach(json_object_get(st, "dropped"), key, v)
+    json_object_foreach(json_object_get(st, "counters"), key, v)
         printf("  %-22s %lld\n", key, (long long)json_integer_value(v));
     json_decref(st);
     return 0;

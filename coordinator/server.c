@@ -294,7 +294,7 @@ static json_t *s_status_json(self_t *self)
     return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                      "s:I, s:I, s:I}}",
                      "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
-                     "agents", "online", (int)online, "lost", (int)lost, "dropped", "malformed",
+                     "agents", "online", (int)online, "lost", (int)lost, "counters", "malformed",
                      (json_int_t)self->counters.malformed, "oversized",
                      (json_int_t)self->counters.oversized, "unauthenticated",
                      (json_int_t)self->counters.unauthenticated, "unexpected",

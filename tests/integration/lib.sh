@@ -42,5 +42,5 @@ agent_state() { agents_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .s
 count_state() { agents_json | jq --arg s "$1" '[.[] | select(.state == $s)] | length'; }
 has_count() { [[ $(count_state "$1") == "$2" ]]; }
 state_is() { [[ $(agent_state "$1") == "$2" ]]; }
-counter() { "$VBAK" status --json | jq -r ".dropped.$1"; }
+counter() { "$VBAK" status --json | jq -r ".counters.$1"; }
 conf_value() { sed -n "s/^$2 = \"\\(.*\\)\"$/\\1/p" "$1"; }

@@ -25,10 +25,10 @@ wait_until 3 "agent-1 lost" state_is agent-1 lost
 pass "killed agent goes lost"
 
 # start it again: recognised by its key (no new enrollment), online
-enrolled_before=$("$VBAK" status --json | jq .dropped.enrolled)
+enrolled_before=$("$VBAK" status --json | jq .counters.enrolled)
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 5 "agent-1 online again" state_is agent-1 online
-[[ $("$VBAK" status --json | jq .dropped.enrolled) == "$enrolled_before" ]] || fail "re-enrolled"
+[[ $("$VBAK" status --json | jq .counters.enrolled) == "$enrolled_before" ]] || fail "re-enrolled"
 grep -q "registered agent=agent-1" "$SITE/log/agent-1.log" || fail "agent-1 did not register by key"
 pass "restarted agent is recognised by its key"
 
