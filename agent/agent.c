@@ -12,6 +12,8 @@
 
 #include "keys.h"
 #include "log.h"
+#include "path.h"
+#include "vddk/vddk_config.h"
 #include "wire.h"
 
 const vb_conf_key_t vb_agent_config_table[] = {
@@ -53,6 +55,16 @@ const vb_conf_key_t vb_agent_config_table[] = {
      "error, warn, info or debug"},
     {"pid_file", VB_CONF_STR, offsetof(vb_agent_settings_t, pid_file), NULL, 0, 0, false,
      "write the process id here"},
+    {"vddk_product_name", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_product_name), "vbak",
+     0, 0, false, "VDDK phone-home product name (letters, digits, _ - . space)"},
+    {"vddk_product_version", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_product_version),
+     VB_VERSION, 0, 0, false, "VDDK phone-home product version"},
+    {"no_nfc_session", VB_CONF_BOOL, offsetof(vb_agent_settings_t, no_nfc_session), "false", 0,
+     0, false, "the site forbids NFC sessions (VDDK NoNfcSession = 1)"},
+    {"nfc_buf_size_64k", VB_CONF_INT, offsetof(vb_agent_settings_t, nfc_buf_size_64k), "0", 0,
+     256, false, "VDDK NFC AIO buffer size in 64 KiB units (0: VDDK default)"},
+    {"nfc_buf_count", VB_CONF_INT, offsetof(vb_agent_settings_t, nfc_buf_count), "0", 0, 256,
+     false, "VDDK NFC AIO buffer count (0: VDDK default)"},
     VB_CONF_END};
 
 typedef struct {
@@ -184,6 +196,49 @@ static int s_prepare_state(self_t *self)
         return vb_error_set(VB_EAUTH, "agent '%s' is not enrolled yet and has no "
                                       "enrollment_token_file",
                             self->settings->name);
+    return 0;
+}
+
+static int s_mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    int rc = vb_pathf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; !rc && *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (!rc && mkdir(buf, 0700) != 0 && errno != EEXIST)
+        rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
+    return rc;
+}
+
+/* The VDDK config this agent hands to VixDiskLib: a fixed tmpDirectory, phone-home vendor
+ * details checked against VDDK's legal characters, NoNfcSession, NFC buffers. */
+static int s_write_vddk_config(self_t *self)
+{
+    const vb_agent_settings_t *s = self->settings;
+    char tmp_dir[PATH_MAX], path[PATH_MAX];
+    int rc = vb_vddk_tmp_directory(s->state_dir, s->name, tmp_dir, sizeof tmp_dir);
+    if (!rc)
+        rc = s_mkdir_p(tmp_dir);
+    if (!rc)
+        rc = vb_pathf(path, sizeof path, "%s/vddk.conf", s->state_dir);
+    vb_vddk_config_t cfg;
+    vb_vddk_config_init(&cfg, tmp_dir);
+    cfg.product_name = s->vddk_product_name;
+    cfg.product_version = s->vddk_product_version;
+    cfg.no_nfc_session = s->no_nfc_session;
+    cfg.nfc_buf_size_64k = s->nfc_buf_size_64k;
+    cfg.nfc_buf_count = s->nfc_buf_count;
+    if (!rc)
+        rc = vb_vddk_config_write(&cfg, path);
+    if (rc)
+        return vb_error_prefix(rc, "VDDK configuration");
+    VB_LOG_INFO("agent", "vddk_config path=%s tmp_directory=%s", path, tmp_dir);
     return 0;
 }
 
@@ -419,7 +474,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
             goto fail;
         }
     }
-    if (s_prepare_state(self) != 0)
+    if (s_write_vddk_config(self) != 0 || s_prepare_state(self) != 0)
         goto fail;
     self->loop = zloop_new();
     zloop_reader(self->loop, pipe, s_on_pipe, self);

@@ -32,6 +32,11 @@ typedef struct {
     int64_t max_frame_bytes;
     char *log_level;
     char *pid_file;
+    char *vddk_product_name;    /* vixDiskLib.phoneHome.ProductName */
+    char *vddk_product_version; /* vixDiskLib.phoneHome.ProductVersion */
+    bool no_nfc_session;        /* sites that forbid NFC sessions (NoNfcSession = 1) */
+    int64_t nfc_buf_size_64k;   /* 0: VDDK's default */
+    int64_t nfc_buf_count;      /* 0: VDDK's default */
 } vb_agent_settings_t;
 
 extern const vb_conf_key_t vb_agent_config_table[];

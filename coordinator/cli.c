@@ -30,8 +30,9 @@ int vb_cli_load_config(vb_cli_t *cli, const char *path)
         return rc;
     if (!path)
         path = getenv("VBAK_CONFIG");
-    if (!path)
-        return 0;
+    if (!path || !*path)
+        return vb_error_set(VB_EINVAL, "no configuration: give --config FILE or set VBAK_CONFIG "
+                                       "(a lab site has DIR/vbak.conf)");
     cli->config_path = path;
     if ((rc = vb_config_load_file(vb_cli_config_table, &cli->settings, path)) != 0)
         return rc;

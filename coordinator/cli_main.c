@@ -32,6 +32,14 @@ static void s_usage(FILE *out)
                  "  --version       show the version\n");
 }
 
+static bool s_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     const char *config = NULL;
@@ -68,7 +76,8 @@ int main(int argc, char **argv)
     }
     vb_cli_t cli = {0};
     int rc;
-    if (cmd->needs_config && vb_cli_load_config(&cli, config) != 0) {
+    if (cmd->needs_config && !s_wants_help(argc - i, argv + i) &&
+        vb_cli_load_config(&cli, config) != 0) {
         fprintf(stderr, "vbak: %s\n", vb_error_msg());
         rc = 2;
     } else {

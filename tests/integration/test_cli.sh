@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Every binary has --help; bad configuration and arguments give a non-zero exit and a one-line
+# reason; the agent's VDDK configuration is written and checked.
+source "$(dirname "$0")/lib.sh"
+
+for b in vbak vbak-coordinator vbak-agent; do
+  "$VB_BIN/$b" --help | grep -q '^Usage: ' || fail "$b --help"
+done
+"$VBAK" lab --help | grep -q 'lab create' || fail "vbak lab --help"
+"$VBAK" agents --help | grep -q 'Usage: vbak agents' || fail "vbak agents --help"
+pass "--help on every binary"
+
+expect_error() { # expect_error CODE PATTERN COMMAND...
+  local want=$1 pattern=$2; shift 2
+  local out rc=0
+  out=$("$@" 2>&1 >/dev/null) || rc=$?
+  [[ $rc == "$want" ]] || fail "'$*' exited $rc, expected $want ($out)"
+  [[ $(wc -l <<<"$out") == 1 ]] || fail "'$*' printed more than one error line: $out"
+  grep -q -- "$pattern" <<<"$out" || fail "'$*' error '$out' does not say '$pattern'"
+}
+
+expect_error 2 "unknown command 'frobnicate'" "$VBAK" frobnicate
+expect_error 2 "no configuration" env -u VBAK_CONFIG "$VBAK" agents
+expect_error 2 "cannot open" "$VBAK" --config /nonexistent/vbak.conf agents
+expect_error 2 "no --config given" "$VB_BIN/vbak-coordinator"
+expect_error 2 "unexpected argument" "$VB_BIN/vbak-agent" stray
+"$VBAK" lab create "$SITE" --proxies 1 --heartbeat-ms 200 >/dev/null
+expect_error 1 "holds a site already" "$VBAK" lab create "$SITE"
+expect_error 2 "out of range" "$VBAK" lab create "$TEST_DIR/x" --proxies 0
+
+printf 'slots = 4\ncolour = "blue"\n' >"$TEST_DIR/bad.conf"
+expect_error 2 "bad.conf:2: unknown key 'colour'" "$VB_BIN/vbak-agent" --config "$TEST_DIR/bad.conf"
+printf 'name = agent 1\n' >"$TEST_DIR/spaces.conf"
+expect_error 2 "spaces.conf:1: .*need quotes" "$VB_BIN/vbak-agent" --config "$TEST_DIR/spaces.conf"
+expect_error 2 "out of range 1..1024" "$VB_BIN/vbak-agent" --config "$SITE/agent-1.conf" --slots=0
+expect_error 1 "not running\|did not answer" "$VBAK" agents
+pass "clear one-line errors with file:line"
+
+# the VDDK config an agent writes: fixed tmpDirectory, phone-home names checked
+expect_error 1 "ProductName: '/' at position 5" "$VB_BIN/vbak-agent" --config "$SITE/agent-1.conf" \
+  --vddk_product_name=Acme/Backup
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 5 "agent online" has_count online 1
+vddk_conf="$SITE/state/agent-1/vddk.conf"
+grep -qx "tmpDirectory = $SITE/state/agent-1/vddk-tmp/agent-1" "$vddk_conf" || fail "tmpDirectory"
+grep -qx 'vixDiskLib.phoneHome.ProductName = vbak' "$vddk_conf" || fail "ProductName"
+[[ -d "$SITE/state/agent-1/vddk-tmp/agent-1" ]] || fail "tmpDirectory not made"
+pass "agent writes its VDDK configuration"
