@@ -1,0 +1,455 @@
+#include "scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { S_QUEUED, S_RUNNING } s_state_t;
+
+typedef struct s_task {
+    uint64_t id;
+    uint32_t disk;
+    uint32_t agent;
+    vb_transport_t transport;
+    uint32_t failures;
+    s_state_t state;
+    struct s_task *next; /* queue link */
+} s_task_t;
+
+typedef struct {
+    uint8_t decided;
+    uint8_t count;
+    uint8_t excluded; /* VB_TRANSPORT_BIT mask of modes that failed to open */
+    vb_transport_t order[VB_TRANSPORT_COUNT];
+} s_pair_t;
+
+typedef struct {
+    bool used;
+    uint32_t datastore;
+    uint32_t host;
+    s_task_t *head, *tail; /* queued tasks */
+    size_t queued;
+    s_pair_t *pairs;       /* per agent id, grown on demand */
+    size_t pair_cap;
+} s_disk_t;
+
+typedef struct {
+    bool known;
+    bool online;
+    uint32_t slots;
+    uint32_t busy;
+} s_agent_t;
+
+struct vb_sched {
+    vb_sched_limits_t limits;
+    vb_sched_decide_fn decide;
+    void *ctx;
+    s_agent_t *agents;
+    size_t agent_cap;
+    s_disk_t *disks;
+    size_t disk_cap;
+    uint32_t *ds_running, *host_running;
+    size_t ds_cap, host_cap;
+    /* task id -> task, open addressing with linear probing; tombstones are (void *)1 */
+    s_task_t **table;
+    size_t table_cap, table_used, table_live;
+    size_t queued, running;
+};
+
+#define S_TOMB ((s_task_t *)1)
+
+static int s_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need < *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n <= need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return vb_error_set(VB_ENOMEM, "scheduler: out of memory");
+    memset((char *)p + *cap * elem, 0, (n - *cap) * elem);
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+static size_t s_hash(uint64_t id, size_t cap)
+{
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdULL;
+    id ^= id >> 33;
+    return (size_t)id & (cap - 1);
+}
+
+static s_task_t **s_slot(vb_sched_t *self, uint64_t id, bool for_insert)
+{
+    if (!self->table_cap)
+        return NULL;
+    size_t i = s_hash(id, self->table_cap);
+    s_task_t **tomb = NULL;
+    for (size_t probes = 0; probes < self->table_cap; probes++, i = (i + 1) & (self->table_cap - 1)) {
+        s_task_t *t = self->table[i];
+        if (!t)
+            return for_insert && tomb ? tomb : (for_insert ? &self->table[i] : NULL);
+        if (t == S_TOMB) {
+            if (!tomb)
+                tomb = &self->table[i];
+        } else if (t->id == id) {
+            return &self->table[i];
+        }
+    }
+    return for_insert ? tomb : NULL;
+}
+
+static int s_rehash(vb_sched_t *self)
+{
+    size_t cap = self->table_cap ? self->table_cap * 2 : 1024;
+    while (self->table_live * 2 >= cap)
+        cap *= 2;
+    s_task_t **old = self->table;
+    size_t old_cap = self->table_cap;
+    self->table = calloc(cap, sizeof *self->table);
+    if (!self->table) {
+        self->table = old;
+        return vb_error_set(VB_ENOMEM, "scheduler: out of memory");
+    }
+    self->table_cap = cap;
+    self->table_used = 0;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (old[i] && old[i] != S_TOMB) {
+            *s_slot(self, old[i]->id, true) = old[i];
+            self->table_used++;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static s_task_t *s_lookup(vb_sched_t *self, uint64_t id)
+{
+    s_task_t **slot = s_slot(self, id, false);
+    return slot ? *slot : NULL;
+}
+
+static void s_forget(vb_sched_t *self, s_task_t *t)
+{
+    s_task_t **slot = s_slot(self, t->id, false);
+    if (slot)
+        *slot = S_TOMB;
+    self->table_live--;
+    free(t);
+}
+
+vb_sched_t *vb_sched_new(const vb_sched_limits_t *limits, vb_sched_decide_fn decide, void *ctx)
+{
+    vb_sched_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        vb_error_set(VB_ENOMEM, "scheduler: out of memory");
+        return NULL;
+    }
+    self->limits = *limits;
+    if (self->limits.max_attempts < 1)
+        self->limits.max_attempts = 1;
+    self->decide = decide;
+    self->ctx = ctx;
+    return self;
+}
+
+void vb_sched_destroy(vb_sched_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_sched_t *self = *self_p;
+    for (size_t i = 0; i < self->table_cap; i++)
+        if (self->table[i] && self->table[i] != S_TOMB)
+            free(self->table[i]);
+    free(self->table);
+    for (size_t d = 0; d < self->disk_cap; d++)
+        free(self->disks[d].pairs);
+    free(self->disks);
+    free(self->agents);
+    free(self->ds_running);
+    free(self->host_running);
+    free(self);
+    *self_p = NULL;
+}
+
+int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
+{
+    int rc = s_grow((void **)&self->agents, &self->agent_cap, agent, sizeof *self->agents);
+    if (rc)
+        return rc;
+    s_agent_t *a = &self->agents[agent];
+    a->known = true;
+    a->online = true;
+    a->slots = slots;
+    return 0;
+}
+
+static void s_requeue_front(vb_sched_t *self, s_task_t *t)
+{
+    s_disk_t *d = &self->disks[t->disk];
+    t->state = S_QUEUED;
+    t->next = d->head;
+    d->head = t;
+    if (!d->tail)
+        d->tail = t;
+    d->queued++;
+    self->queued++;
+}
+
+static void s_release(vb_sched_t *self, s_task_t *t)
+{
+    s_disk_t *d = &self->disks[t->disk];
+    self->agents[t->agent].busy--;
+    self->ds_running[d->datastore]--;
+    self->host_running[d->host]--;
+    self->running--;
+}
+
+void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, size_t cap,
+                         size_t *count)
+{
+    *count = 0;
+    if (agent >= self->agent_cap || !self->agents[agent].known)
+        return;
+    for (size_t i = 0; i < self->table_cap; i++) {
+        s_task_t *t = self->table[i];
+        if (!t || t == S_TOMB || t->state != S_RUNNING || t->agent != agent)
+            continue;
+        s_release(self, t);
+        s_requeue_front(self, t);
+        if (*count < cap)
+            requeued[*count] = t->id;
+        (*count)++;
+    }
+    self->agents[agent].online = false;
+}
+
+int vb_sched_disk_add(vb_sched_t *self, uint32_t disk, uint32_t datastore, uint32_t host)
+{
+    int rc = s_grow((void **)&self->disks, &self->disk_cap, disk, sizeof *self->disks);
+    if (!rc)
+        rc = s_grow((void **)&self->ds_running, &self->ds_cap, datastore, sizeof(uint32_t));
+    if (!rc)
+        rc = s_grow((void **)&self->host_running, &self->host_cap, host, sizeof(uint32_t));
+    if (rc)
+        return rc;
+    s_disk_t *d = &self->disks[disk];
+    if (d->used)
+        return vb_error_set(VB_EEXISTS, "scheduler: disk %u added twice", disk);
+    d->used = true;
+    d->datastore = datastore;
+    d->host = host;
+    return 0;
+}
+
+int vb_sched_task_add(vb_sched_t *self, uint64_t task, uint32_t disk)
+{
+    if (disk >= self->disk_cap || !self->disks[disk].used)
+        return vb_error_set(VB_ENOTFOUND, "scheduler: task %llu names unknown disk %u",
+                            (unsigned long long)task, disk);
+    if (s_lookup(self, task))
+        return vb_error_set(VB_EEXISTS, "scheduler: task %llu added twice",
+                            (unsigned long long)task);
+    if ((self->table_used + 1) * 2 >= self->table_cap && s_rehash(self) != 0)
+        return VB_ENOMEM;
+    s_task_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return vb_error_set(VB_ENOMEM, "scheduler: out of memory");
+    t->id = task;
+    t->disk = disk;
+    t->state = S_QUEUED;
+    s_task_t **slot = s_slot(self, task, true);
+    if (*slot == NULL)
+        self->table_used++;
+    *slot = t;
+    self->table_live++;
+    s_disk_t *d = &self->disks[disk];
+    if (d->tail)
+        d->tail->next = t;
+    else
+        d->head = t;
+    d->tail = t;
+    d->queued++;
+    self->queued++;
+    return 0;
+}
+
+/* The best mode for disk × agent that has not failed to open, or NONE. */
+static vb_transport_t s_mode(vb_sched_t *self, s_disk_t *d, uint32_t disk, uint32_t agent)
+{
+    if (s_grow((void **)&d->pairs, &d->pair_cap, agent, sizeof *d->pairs) != 0)
+        return VB_TRANSPORT_NONE;
+    s_pair_t *p = &d->pairs[agent];
+    if (!p->decided) {
+        p->count = (uint8_t)self->decide(self->ctx, disk, agent, p->order);
+        p->decided = 1;
+    }
+    for (uint8_t i = 0; i < p->count; i++)
+        if (!(p->excluded & VB_TRANSPORT_BIT(p->order[i])))
+            return p->order[i];
+    return VB_TRANSPORT_NONE;
+}
+
+static bool s_within_limits(const vb_sched_t *self, const s_disk_t *d)
+{
+    if (self->limits.per_datastore && self->ds_running[d->datastore] >= self->limits.per_datastore)
+        return false;
+    if (self->limits.per_host && self->host_running[d->host] >= self->limits.per_host)
+        return false;
+    return true;
+}
+
+/* Better: lower transport rank, then lower load busy/slots, then lower id. */
+static bool s_better(const s_agent_t *a, vb_transport_t ma, const s_agent_t *b, vb_transport_t mb)
+{
+    if (vb_transport_rank(ma) != vb_transport_rank(mb))
+        return vb_transport_rank(ma) < vb_transport_rank(mb);
+    return (uint64_t)a->busy * b->slots < (uint64_t)b->busy * a->slots;
+}
+
+static bool s_place_one(vb_sched_t *self, uint32_t disk, vb_sched_assignment_t *out)
+{
+    s_disk_t *d = &self->disks[disk];
+    if (!d->head || !s_within_limits(self, d))
+        return false;
+    uint32_t best = UINT32_MAX;
+    vb_transport_t best_mode = VB_TRANSPORT_NONE;
+    for (uint32_t a = 0; a < self->agent_cap; a++) {
+        s_agent_t *ag = &self->agents[a];
+        if (!ag->online || ag->busy >= ag->slots)
+            continue;
+        vb_transport_t m = s_mode(self, d, disk, a);
+        if (m == VB_TRANSPORT_NONE)
+            continue;
+        if (best == UINT32_MAX || s_better(ag, m, &self->agents[best], best_mode)) {
+            best = a;
+            best_mode = m;
+        }
+    }
+    if (best == UINT32_MAX)
+        return false;
+    s_task_t *t = d->head;
+    d->head = t->next;
+    if (!d->head)
+        d->tail = NULL;
+    t->next = NULL;
+    d->queued--;
+    self->queued--;
+    t->state = S_RUNNING;
+    t->agent = best;
+    t->transport = best_mode;
+    self->agents[best].busy++;
+    self->ds_running[d->datastore]++;
+    self->host_running[d->host]++;
+    self->running++;
+    *out = (vb_sched_assignment_t){t->id, best, best_mode, t->failures + 1};
+    return true;
+}
+
+size_t vb_sched_dispatch(vb_sched_t *self, vb_sched_assignment_t *out, size_t cap)
+{
+    size_t n = 0;
+    bool progress = true;
+    /* round robin over disks, one task each per round, so concurrent jobs share the agents */
+    while (progress && n < cap && self->queued > 0) {
+        progress = false;
+        for (uint32_t disk = 0; disk < self->disk_cap && n < cap; disk++) {
+            if (self->disks[disk].used && s_place_one(self, disk, &out[n])) {
+                n++;
+                progress = true;
+            }
+        }
+    }
+    return n;
+}
+
+int vb_sched_task_done(vb_sched_t *self, uint64_t task)
+{
+    s_task_t *t = s_lookup(self, task);
+    if (!t || t == S_TOMB || t->state != S_RUNNING)
+        return vb_error_set(VB_ENOTFOUND, "task %llu is not running", (unsigned long long)task);
+    s_release(self, t);
+    s_forget(self, t);
+    return 0;
+}
+
+int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
+                         vb_sched_verdict_t *verdict)
+{
+    s_task_t *t = s_lookup(self, task);
+    if (!t || t == S_TOMB || t->state != S_RUNNING)
+        return vb_error_set(VB_ENOTFOUND, "task %llu is not running", (unsigned long long)task);
+    s_release(self, t);
+    if (open_failed) {
+        s_disk_t *d = &self->disks[t->disk];
+        if (t->agent < d->pair_cap)
+            d->pairs[t->agent].excluded |= (uint8_t)VB_TRANSPORT_BIT(t->transport);
+    }
+    t->failures++;
+    if (t->failures >= self->limits.max_attempts) {
+        *verdict = VB_SCHED_GIVEN_UP;
+        s_forget(self, t);
+    } else {
+        *verdict = VB_SCHED_REQUEUED;
+        s_requeue_front(self, t);
+    }
+    return 0;
+}
+
+void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk)
+{
+    if (disk >= self->disk_cap || !self->disks[disk].used)
+        return;
+    s_disk_t *d = &self->disks[disk];
+    while (d->head) {
+        s_task_t *t = d->head;
+        d->head = t->next;
+        self->queued--;
+        s_forget(self, t);
+    }
+    d->tail = NULL;
+    d->queued = 0;
+    for (size_t i = 0; i < self->table_cap; i++) {
+        s_task_t *t = self->table[i];
+        if (t && t != S_TOMB && t->disk == disk && t->state == S_RUNNING) {
+            s_release(self, t);
+            s_forget(self, t);
+        }
+    }
+}
+
+size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap)
+{
+    size_t n = 0, online = 0;
+    for (uint32_t a = 0; a < self->agent_cap; a++)
+        online += self->agents[a].online;
+    if (!online)
+        return 0;
+    for (uint32_t disk = 0; disk < self->disk_cap; disk++) {
+        s_disk_t *d = &self->disks[disk];
+        if (!d->used || !d->head)
+            continue;
+        bool reachable = false;
+        for (uint32_t a = 0; a < self->agent_cap && !reachable; a++)
+            reachable = self->agents[a].online && s_mode(self, d, disk, a) != VB_TRANSPORT_NONE;
+        if (!reachable && n < cap)
+            disks[n++] = disk;
+    }
+    return n;
+}
+
+void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->queued = self->queued;
+    out->running = self->running;
+    for (uint32_t a = 0; a < self->agent_cap; a++) {
+        const s_agent_t *ag = &self->agents[a];
+        if (ag->online) {
+            out->agents_online++;
+            out->slots_free += ag->slots > ag->busy ? ag->slots - ag->busy : 0;
+        }
+    }
+}

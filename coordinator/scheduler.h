@@ -1,0 +1,97 @@
+/* scheduler — which queued task runs on which agent, with which transport.
+ *
+ * Pure bookkeeping, no I/O: the job engine adds agents, disks and tasks, calls
+ * vb_sched_dispatch() to get assignments to send, and reports completions, failures and lost
+ * agents. Rules (DESIGN.md "Scheduling"):
+ *   - credit based: an agent gets a task only while it has a free slot;
+ *   - placement: the best transport the policy allows for that disk from that agent
+ *     (SAN > HotAdd > NBDSSL > NBD), then the least loaded agent (busy / slots), within the
+ *     per-datastore and per-host concurrency limits; tasks of one disk spread over all eligible
+ *     agents, so a large disk is read by several agents at once;
+ *   - a lost agent's running tasks go back to the queue (not counted as attempts);
+ *   - a failed open excludes that transport for that disk × agent pair, so the next allowed
+ *     mode is used (fallback); a task that fails max_attempts times is given up.
+ * The transport decision comes from the caller through `decide` (the transport policy), asked
+ * once per disk × agent pair and cached. Disks and agents are small integer ids chosen by the
+ * caller (dense, from 0). */
+#ifndef VB_SCHEDULER_H
+#define VB_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "policy/transport.h"
+
+typedef struct vb_sched vb_sched_t;
+
+/* Fills `order` with the modes the policy allows for disk × agent, best first (at most
+ * VB_TRANSPORT_COUNT) and returns how many; 0 when nothing is allowed. */
+typedef size_t (*vb_sched_decide_fn)(void *ctx, uint32_t disk, uint32_t agent,
+                                     vb_transport_t order[VB_TRANSPORT_COUNT]);
+
+typedef struct {
+    uint32_t per_datastore; /* running tasks per datastore (0: no limit) */
+    uint32_t per_host;      /* running tasks per ESXi host (0: no limit) */
+    uint32_t max_attempts;  /* failures before a task is given up (>= 1) */
+} vb_sched_limits_t;
+
+typedef struct {
+    uint64_t task;
+    uint32_t agent;
+    vb_transport_t transport;
+    uint32_t attempt;  /* 1 for the first try */
+} vb_sched_assignment_t;
+
+typedef enum {
+    VB_SCHED_REQUEUED = 0, /* will run again */
+    VB_SCHED_GIVEN_UP = 1, /* failed max_attempts times, or no agent can reach its disk */
+} vb_sched_verdict_t;
+
+vb_sched_t *vb_sched_new(const vb_sched_limits_t *limits, vb_sched_decide_fn decide, void *ctx);
+void vb_sched_destroy(vb_sched_t **self_p);
+
+/* Agents: `slots` task slots. Adding an agent id again brings it back (after lost). */
+int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
+/* The agent is gone: its running tasks are requeued; their ids are written to `requeued`
+ * (up to `cap`) and the count returned in *count. */
+void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, size_t cap,
+                         size_t *count);
+
+/* Disks: the datastore and host (small ids for the limits). */
+int vb_sched_disk_add(vb_sched_t *self, uint32_t disk, uint32_t datastore, uint32_t host) VB_WUR;
+
+/* Queues a task of `disk`. Task ids are the caller's, unique. */
+int vb_sched_task_add(vb_sched_t *self, uint64_t task, uint32_t disk) VB_WUR;
+
+/* Fills up to `cap` assignments; returns how many. Call after anything that frees a slot. */
+size_t vb_sched_dispatch(vb_sched_t *self, vb_sched_assignment_t *out, size_t cap);
+
+/* The task finished well: its slot is free. VB_ENOTFOUND when the task is not running (a
+ * replayed or late result: ignore it). */
+int vb_sched_task_done(vb_sched_t *self, uint64_t task) VB_WUR;
+
+/* The task failed; `open_failed` says the transport could not open the disk (fall back).
+ * *verdict says whether it runs again. VB_ENOTFOUND when the task is not running. */
+int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
+                         vb_sched_verdict_t *verdict) VB_WUR;
+
+/* Drops every queued and running task of `disk` (job cancelled or failed); running ones free
+ * their slots at once. */
+void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk);
+
+/* Queued tasks no online agent can take, because no online agent is allowed to reach their
+ * disk: their disks are written to `disks` (up to cap); returns the count. */
+size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap);
+
+typedef struct {
+    size_t queued;
+    size_t running;
+    size_t agents_online;
+    size_t slots_free;
+} vb_sched_stats_t;
+
+void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out);
+
+#endif

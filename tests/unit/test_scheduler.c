@@ -1,0 +1,215 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "scheduler.h"
+
+/* A tiny site: per agent, the modes it may use for every disk (same for all disks unless a
+ * disk is listed as unreachable). */
+typedef struct {
+    vb_transport_t modes[8][VB_TRANSPORT_COUNT];
+    size_t count[8];
+    uint32_t unreachable_disk; /* UINT32_MAX: none */
+    int calls;
+} site_t;
+
+static size_t decide(void *ctx, uint32_t disk, uint32_t agent, vb_transport_t order[4])
+{
+    site_t *s = ctx;
+    s->calls++;
+    if (disk == s->unreachable_disk)
+        return 0;
+    memcpy(order, s->modes[agent], sizeof s->modes[agent]);
+    return s->count[agent];
+}
+
+static site_t s_site;
+
+static vb_sched_t *make(uint32_t per_ds, uint32_t per_host, uint32_t attempts)
+{
+    vb_sched_limits_t lim = {per_ds, per_host, attempts};
+    s_site.unreachable_disk = UINT32_MAX;
+    return vb_sched_new(&lim, decide, &s_site);
+}
+
+static void set_modes(uint32_t agent, size_t n, vb_transport_t a, vb_transport_t b,
+                      vb_transport_t c)
+{
+    vb_transport_t m[3] = {a, b, c};
+    memcpy(s_site.modes[agent], m, sizeof m);
+    s_site.count[agent] = n;
+}
+
+Test(scheduler, credit_based_dispatch)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    set_modes(1, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 2), 0);
+    cr_assert_eq(vb_sched_agent_up(s, 1, 2), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    for (uint64_t t = 1; t <= 10; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
+    vb_sched_assignment_t out[16];
+    cr_assert_eq(vb_sched_dispatch(s, out, 16), 4, "only as many tasks as free slots");
+    cr_assert_eq(vb_sched_dispatch(s, out, 16), 0, "no slot, no task");
+    cr_assert_eq(vb_sched_task_done(s, out[0].task), 0);
+    vb_sched_assignment_t more[4];
+    cr_assert_eq(vb_sched_dispatch(s, more, 4), 1);
+    cr_assert_eq(more[0].agent, out[0].agent, "the freed slot is reused");
+    vb_sched_stats_t st;
+    vb_sched_stats(s, &st);
+    cr_assert_eq(st.running, 4);
+    cr_assert_eq(st.queued, 5);
+    vb_sched_destroy(&s);
+    cr_assert_null(s);
+}
+
+Test(scheduler, best_transport_first_then_least_loaded)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    set_modes(1, 2, VB_TRANSPORT_SAN, VB_TRANSPORT_NBD, 0);
+    set_modes(2, 2, VB_TRANSPORT_SAN, VB_TRANSPORT_NBD, 0);
+    for (uint32_t a = 0; a < 3; a++)
+        cr_assert_eq(vb_sched_agent_up(s, a, 2), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    for (uint64_t t = 1; t <= 6; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
+    vb_sched_assignment_t out[6];
+    cr_assert_eq(vb_sched_dispatch(s, out, 6), 6);
+    /* the SAN agents fill first, alternating as the least loaded; the NBD agent gets the rest */
+    cr_assert_eq(out[0].agent, 1);
+    cr_assert_eq(out[0].transport, VB_TRANSPORT_SAN);
+    cr_assert_eq(out[1].agent, 2);
+    cr_assert_eq(out[2].agent, 1);
+    cr_assert_eq(out[3].agent, 2);
+    cr_assert_eq(out[4].agent, 0);
+    cr_assert_eq(out[4].transport, VB_TRANSPORT_NBD);
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, datastore_and_host_limits)
+{
+    vb_sched_t *s = make(1, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 8), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 7, 0), 0); /* two disks on datastore 7 */
+    cr_assert_eq(vb_sched_disk_add(s, 1, 7, 1), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 2, 8, 1), 0);
+    for (uint64_t t = 0; t < 6; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, (uint32_t)(t % 3)), 0);
+    vb_sched_assignment_t out[8];
+    cr_assert_eq(vb_sched_dispatch(s, out, 8), 2, "one per datastore");
+    vb_sched_destroy(&s);
+
+    s = make(0, 1, 3);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 8), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 5), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 1, 1, 5), 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 2, 1), 0);
+    cr_assert_eq(vb_sched_dispatch(s, out, 8), 1, "one per host");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, lost_agent_tasks_run_elsewhere)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_SAN, 0, 0);
+    set_modes(1, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 2), 0);
+    cr_assert_eq(vb_sched_agent_up(s, 1, 2), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 10, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 11, 0), 0);
+    vb_sched_assignment_t out[4];
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 2);
+    cr_assert_eq(out[0].agent, 0);
+    cr_assert_eq(out[1].agent, 0);
+    uint64_t requeued[4];
+    size_t n = 0;
+    vb_sched_agent_down(s, 0, requeued, 4, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 2);
+    cr_assert_eq(out[0].agent, 1);
+    cr_assert_eq(out[0].attempt, 1, "a lost agent does not count as a failed attempt");
+    /* a late result from the dead agent for a task now running elsewhere is accepted once */
+    cr_assert_eq(vb_sched_task_done(s, out[0].task), 0);
+    cr_assert_eq(vb_sched_task_done(s, out[0].task), VB_ENOTFOUND, "replayed result");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, failed_open_falls_back_then_gives_up)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 3, VB_TRANSPORT_HOTADD, VB_TRANSPORT_NBDSSL, VB_TRANSPORT_NBD);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
+    vb_sched_assignment_t out[1];
+    vb_sched_verdict_t v;
+    vb_transport_t expect[] = {VB_TRANSPORT_HOTADD, VB_TRANSPORT_NBDSSL, VB_TRANSPORT_NBD};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(vb_sched_dispatch(s, out, 1), 1);
+        cr_assert_eq(out[0].transport, expect[i], "attempt %d", i + 1);
+        cr_assert_eq(out[0].attempt, (uint32_t)i + 1);
+        cr_assert_eq(vb_sched_task_failed(s, 1, true, &v), 0);
+    }
+    cr_assert_eq(v, VB_SCHED_GIVEN_UP, "three failures give up");
+    cr_assert_eq(vb_sched_dispatch(s, out, 1), 0);
+    cr_assert_eq(s_site.calls, 1, "the policy is asked once per disk x agent");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, unreachable_disk_and_cancel)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    s_site.unreachable_disk = 1;
+    cr_assert_eq(vb_sched_agent_up(s, 0, 4), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 1, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 2, 1), 0);
+    cr_assert_eq(vb_sched_task_add(s, 3, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 3, 0), VB_EEXISTS);
+    cr_assert_eq(vb_sched_task_add(s, 4, 9), VB_ENOTFOUND);
+    vb_sched_assignment_t out[4];
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 2);
+    uint32_t disks[4];
+    cr_assert_eq(vb_sched_unreachable(s, disks, 4), 1);
+    cr_assert_eq(disks[0], 1);
+    vb_sched_disk_cancel(s, 0);
+    vb_sched_disk_cancel(s, 1);
+    vb_sched_stats_t st;
+    vb_sched_stats(s, &st);
+    cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.running, 0);
+    cr_assert_eq(st.slots_free, 4);
+    cr_assert_eq(vb_sched_task_done(s, 1), VB_ENOTFOUND);
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, many_tasks_and_agents)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    for (uint32_t a = 0; a < 8; a++) {
+        set_modes(a, 1, a % 2 ? VB_TRANSPORT_NBD : VB_TRANSPORT_NBDSSL, 0, 0);
+        cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
+    }
+    for (uint32_t d = 0; d < 4; d++)
+        cr_assert_eq(vb_sched_disk_add(s, d, d, d), 0);
+    for (uint64_t t = 0; t < 20000; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, (uint32_t)(t % 4)), 0);
+    vb_sched_assignment_t out[64];
+    size_t done = 0;
+    for (;;) {
+        size_t n = vb_sched_dispatch(s, out, 64);
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++, done++)
+            cr_assert_eq(vb_sched_task_done(s, out[i].task), 0);
+    }
+    cr_assert_eq(done, 20000, "every task ran exactly once");
+    vb_sched_destroy(&s);
+}
