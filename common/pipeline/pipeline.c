@@ -1,0 +1,414 @@
+#include "pipeline/pipeline.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
+
+/* State shared by the workers of one run; everything below `lock` is guarded by it. */
+typedef struct {
+    s_mode_t mode;
+    vb_repo_t *repo;
+    const char *disk;
+    uint32_t chunk_size;
+    uint64_t capacity;
+    /* backup */
+    const vb_extent_t *extents;
+    size_t extent_count;
+    vb_read_at_fn read_at;
+    void *read_ctx;
+    vb_chunk_emit_fn emit;
+    void *emit_ctx;
+    /* restore / verify */
+    const vb_index_t *index;
+    vb_write_at_fn write_at;
+    void *write_ctx;
+    vb_verify_report_fn report;
+    void *report_ctx;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    size_t ext_pos;      /* backup cursor: current extent */
+    uint64_t next_chunk; /* next chunk index to hand out */
+    uint64_t next_seq;   /* sequence number of the next chunk handed out */
+    uint64_t emit_seq;   /* next sequence number to emit */
+    unsigned window;
+    vb_chunk_result_t *slots; /* reorder window, indexed by seq % window */
+    bool *ready;
+    bool stop;
+    int rc;
+    char msg[1024];
+    uint64_t first_bad;
+    vb_pipeline_stats_t stats;
+} s_run_t;
+
+typedef struct {
+    s_run_t *run;
+    pthread_t thread;
+    vb_repo_worker_t *rw;
+    uint8_t *buf;
+    vb_pipeline_stats_t stats;
+} s_worker_t;
+
+/* Records the first failure (message from the calling thread) and stops the run. */
+static void s_fail_locked(s_run_t *run, int rc)
+{
+    if (!run->rc) {
+        run->rc = rc;
+        snprintf(run->msg, sizeof run->msg, "%s", vb_error_msg());
+    }
+    run->stop = true;
+    pthread_cond_broadcast(&run->cond);
+}
+
+/* Backup cursor: the next chunk index touched by the extents, each chunk once. */
+static bool s_next_backup_chunk(s_run_t *run, uint64_t *chunk)
+{
+    while (run->ext_pos < run->extent_count) {
+        const vb_extent_t *e = &run->extents[run->ext_pos];
+        uint64_t first = e->offset / run->chunk_size;
+        uint64_t last = (e->offset + e->length - 1) / run->chunk_size;
+        if (e->length == 0 || run->next_chunk > last) {
+            run->ext_pos++;
+            continue;
+        }
+        if (run->next_chunk < first)
+            run->next_chunk = first;
+        *chunk = run->next_chunk++;
+        return true;
+    }
+    return false;
+}
+
+static bool s_next_index_chunk(s_run_t *run, uint64_t *chunk)
+{
+    while (run->next_chunk < run->index->count) {
+        uint64_t c = run->next_chunk++;
+        if (!vb_digest_is_zero(&run->index->digests[c])) {
+            *chunk = c;
+            return true;
+        }
+        run->stats.chunks_zero++;
+    }
+    return false;
+}
+
+static uint32_t s_chunk_len(const s_run_t *run, uint64_t chunk)
+{
+    uint64_t off = chunk * run->chunk_size;
+    uint64_t rest = run->capacity - off;
+    return rest < run->chunk_size ? (uint32_t)rest : run->chunk_size;
+}
+
+static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
+{
+    s_run_t *run = w->run;
+    uint32_t len = s_chunk_len(run, chunk);
+    uint64_t off = chunk * run->chunk_size;
+    memset(res, 0, sizeof *res);
+    res->offset = off;
+    int rc = run->read_at(run->read_ctx, w->buf, len, off);
+    if (rc)
+        return vb_error_prefix(rc, "disk %s: reading %" PRIu32 " bytes at offset %" PRIu64,
+                               run->disk, len, off);
+    w->stats.chunks++;
+    w->stats.bytes_read += len;
+    if (vb_buf_is_zero(w->buf, len)) {
+        w->stats.chunks_zero++;
+        return 0;
+    }
+    if ((rc = vb_repo_digest(w->rw, w->buf, len, &res->digest)) != 0)
+        return rc;
+    uint64_t stored = 0;
+    if ((rc = vb_repo_chunk_put(w->rw, &res->digest, w->buf, len, &stored)) != 0)
+        return vb_error_prefix(rc, "disk %s: storing the chunk at offset %" PRIu64, run->disk,
+                               off);
+    if (stored) {
+        w->stats.chunks_new++;
+        w->stats.bytes_new += len;
+        w->stats.bytes_stored += stored;
+    } else {
+        w->stats.chunks_dedup++;
+    }
+    return 0;
+}
+
+/* Restore and verify: read and check one chunk; restore also writes it. */
+static int s_read_chunk(s_worker_t *w, uint64_t chunk)
+{
+    s_run_t *run = w->run;
+    const vb_index_t *idx = run->index;
+    uint32_t len = vb_index_chunk_len(idx, chunk);
+    uint64_t off = chunk * idx->chunk_size;
+    size_t got = 0;
+    int rc = vb_repo_chunk_get(w->rw, &idx->digests[chunk], w->buf, run->chunk_size, &got);
+    if (rc == 0 && got != len)
+        rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
+                          len);
+    if (rc)
+        return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, off);
+    w->stats.chunks++;
+    if (run->mode == S_RESTORE) {
+        if ((rc = run->write_at(run->write_ctx, w->buf, len, off)) != 0)
+            return vb_error_prefix(rc, "disk %s: writing %" PRIu32 " bytes at offset %" PRIu64,
+                                   idx->disk_key, len, off);
+        w->stats.bytes_written += len;
+    }
+    return 0;
+}
+
+/* Backup results leave in disk order: store this one, then emit every ready one in order. */
+static void s_deliver_locked(s_run_t *run, uint64_t seq, const vb_chunk_result_t *res)
+{
+    unsigned slot = (unsigned)(seq % run->window);
+    run->slots[slot] = *res;
+    run->ready[slot] = true;
+    while (!run->stop && run->ready[run->emit_seq % run->window]) {
+        unsigned s = (unsigned)(run->emit_seq % run->window);
+        run->ready[s] = false;
+        int rc = run->emit ? run->emit(run->emit_ctx, &run->slots[s]) : 0;
+        if (rc) {
+            s_fail_locked(run, rc);
+            return;
+        }
+        run->emit_seq++;
+    }
+    pthread_cond_broadcast(&run->cond);
+}
+
+static void *s_worker_main(void *arg)
+{
+    s_worker_t *w = arg;
+    s_run_t *run = w->run;
+    pthread_mutex_lock(&run->lock);
+    for (;;) {
+        if (run->stop)
+            break;
+        uint64_t chunk = 0, seq = run->next_seq;
+        if (run->mode == S_BACKUP && seq >= run->emit_seq + run->window) {
+            pthread_cond_wait(&run->cond, &run->lock); /* window full: wait for emission */
+            continue;
+        }
+        bool have = run->mode == S_BACKUP ? s_next_backup_chunk(run, &chunk)
+                                          : s_next_index_chunk(run, &chunk);
+        if (!have)
+            break;
+        run->next_seq++;
+        pthread_mutex_unlock(&run->lock);
+
+        vb_chunk_result_t res;
+        int rc = run->mode == S_BACKUP ? s_backup_chunk(w, chunk, &res) : s_read_chunk(w, chunk);
+
+        pthread_mutex_lock(&run->lock);
+        if (rc && run->mode == S_VERIFY && (rc == VB_ECORRUPT || rc == VB_ENOTFOUND ||
+                                            rc == VB_EUNSUPPORTED)) {
+            /* Verify goes on past a bad chunk: the user wants all of them. */
+            if (!run->stats.chunks_bad || chunk * run->chunk_size < run->first_bad)
+                run->first_bad = chunk * run->chunk_size;
+            run->stats.chunks_bad++;
+            if (run->report)
+                run->report(run->report_ctx, chunk * run->chunk_size,
+                            &run->index->digests[chunk], rc, vb_error_msg());
+            continue;
+        }
+        if (rc) {
+            s_fail_locked(run, rc);
+            break;
+        }
+        if (run->mode == S_BACKUP)
+            s_deliver_locked(run, seq, &res);
+    }
+    pthread_mutex_unlock(&run->lock);
+    return NULL;
+}
+
+static void s_add_stats(vb_pipeline_stats_t *a, const vb_pipeline_stats_t *b)
+{
+    a->chunks += b->chunks;
+    a->chunks_zero += b->chunks_zero;
+    a->chunks_new += b->chunks_new;
+    a->chunks_dedup += b->chunks_dedup;
+    a->bytes_read += b->bytes_read;
+    a->bytes_written += b->bytes_written;
+    a->bytes_new += b->bytes_new;
+    a->bytes_stored += b->bytes_stored;
+    a->chunks_bad += b->chunks_bad;
+}
+
+/* Starts the workers, waits for them, and folds their results into run->rc and stats. */
+static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats_t *stats_out)
+{
+    unsigned n = opts && opts->workers ? opts->workers : 2;
+    if (n > VB_PIPELINE_MAX_WORKERS)
+        return vb_error_set(VB_EINVAL, "pipeline: %u workers; at most %d", n,
+                            VB_PIPELINE_MAX_WORKERS);
+    run->window = opts && opts->queue_depth ? opts->queue_depth : 4 * n;
+    if (run->window < n)
+        run->window = n;
+    int rc = 0;
+    unsigned started = 0;
+    s_worker_t *ws = calloc(n, sizeof *ws);
+    run->slots = calloc(run->window, sizeof *run->slots);
+    run->ready = calloc(run->window, sizeof *run->ready);
+    pthread_mutex_init(&run->lock, NULL);
+    pthread_cond_init(&run->cond, NULL);
+    if (!ws || !run->slots || !run->ready) {
+        rc = vb_error_set(VB_ENOMEM, "pipeline: out of memory");
+        goto out;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ws[i].run = run;
+        ws[i].rw = vb_repo_worker_new(run->repo);
+        ws[i].buf = malloc(run->chunk_size);
+        if (!ws[i].rw || !ws[i].buf) {
+            rc = ws[i].rw ? vb_error_set(VB_ENOMEM, "pipeline: out of memory") : vb_error_code();
+            goto out;
+        }
+    }
+    for (; started < n; started++)
+        if (pthread_create(&ws[started].thread, NULL, s_worker_main, &ws[started]) != 0) {
+            pthread_mutex_lock(&run->lock);
+            vb_error_set(VB_ENOMEM, "pipeline: cannot start a worker thread");
+            s_fail_locked(run, VB_ENOMEM);
+            pthread_mutex_unlock(&run->lock);
+            break;
+        }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(ws[i].thread, NULL);
+    for (unsigned i = 0; i < n; i++)
+        s_add_stats(&run->stats, &ws[i].stats);
+    if (run->rc)
+        rc = vb_error_set(run->rc, "%s", run->msg);
+out:
+    for (unsigned i = 0; ws && i < n; i++) {
+        vb_repo_worker_destroy(&ws[i].rw);
+        free(ws[i].buf);
+    }
+    free(ws);
+    free(run->slots);
+    free(run->ready);
+    pthread_cond_destroy(&run->cond);
+    pthread_mutex_destroy(&run->lock);
+    if (stats_out)
+        *stats_out = run->stats;
+    return rc;
+}
+
+static int s_check_extents(const char *disk, uint64_t capacity, const vb_extent_t *ext, size_t n)
+{
+    uint64_t end = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ext[i].offset < end || ext[i].length > capacity ||
+            ext[i].offset > capacity - ext[i].length)
+            return vb_error_set(VB_EINVAL,
+                                "disk %s: extent %zu (offset %" PRIu64 ", length %" PRIu64
+                                ") is out of order or past the capacity %" PRIu64,
+                                disk, i, ext[i].offset, ext[i].length, capacity);
+        end = ext[i].offset + ext[i].length;
+    }
+    return 0;
+}
+
+int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
+                       uint64_t capacity, const vb_extent_t *extents, size_t extent_count,
+                       vb_read_at_fn read_at, void *read_ctx, vb_chunk_emit_fn emit,
+                       void *emit_ctx, vb_pipeline_stats_t *stats)
+{
+    int rc = s_check_extents(disk, capacity, extents, extent_count);
+    if (rc)
+        return rc;
+    s_run_t run = {.mode = S_BACKUP, .repo = repo, .disk = disk,
+                   .chunk_size = vb_repo_chunk_size(repo), .capacity = capacity,
+                   .extents = extents, .extent_count = extent_count, .read_at = read_at,
+                   .read_ctx = read_ctx, .emit = emit, .emit_ctx = emit_ctx};
+    rc = s_run(&run, opts, stats);
+    /* The task may report success only once its chunks are on stable storage. */
+    if (rc == 0 && run.stats.chunks_new)
+        rc = vb_repo_sync(repo);
+    VB_LOG_DEBUG("pipeline", "backup disk=%s chunks=%" PRIu64 " new=%" PRIu64 " rc=%d", disk,
+                 run.stats.chunks, run.stats.chunks_new, rc);
+    return rc;
+}
+
+typedef struct {
+    vb_chunk_result_t *items;
+    size_t count, cap;
+} s_collect_t;
+
+static int s_collect(void *ctx, const vb_chunk_result_t *r)
+{
+    s_collect_t *c = ctx;
+    if (c->count == c->cap) {
+        size_t ncap = c->cap ? 2 * c->cap : 256;
+        vb_chunk_result_t *n = realloc(c->items, ncap * sizeof *n);
+        if (!n)
+            return vb_error_set(VB_ENOMEM, "pipeline: out of memory for results");
+        c->items = n;
+        c->cap = ncap;
+    }
+    c->items[c->count++] = *r;
+    return 0;
+}
+
+int vb_pipeline_backup_collect(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
+                               uint64_t capacity, const vb_extent_t *extents,
+                               size_t extent_count, vb_read_at_fn read_at, void *read_ctx,
+                               vb_chunk_result_t **results_out, size_t *count_out,
+                               vb_pipeline_stats_t *stats)
+{
+    s_collect_t c = {0};
+    int rc = vb_pipeline_backup(repo, opts, disk, capacity, extents, extent_count, read_at,
+                                read_ctx, s_collect, &c, stats);
+    if (rc) {
+        free(c.items);
+        c.items = NULL;
+        c.count = 0;
+    }
+    *results_out = c.items;
+    *count_out = c.count;
+    return rc;
+}
+
+static int s_check_index(vb_repo_t *repo, const vb_index_t *index)
+{
+    if (index->chunk_size != vb_repo_chunk_size(repo))
+        return vb_error_set(VB_EINVAL,
+                            "disk %s: index chunk size %" PRIu32 " is not the repository's %" PRIu32,
+                            index->disk_key, index->chunk_size, vb_repo_chunk_size(repo));
+    return 0;
+}
+
+int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
+                        vb_write_at_fn write_at, void *write_ctx, vb_pipeline_stats_t *stats)
+{
+    int rc = s_check_index(repo, index);
+    if (rc)
+        return rc;
+    s_run_t run = {.mode = S_RESTORE, .repo = repo, .disk = index->disk_key,
+                   .chunk_size = index->chunk_size, .capacity = index->capacity,
+                   .index = index, .write_at = write_at, .write_ctx = write_ctx};
+    return s_run(&run, opts, stats);
+}
+
+int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
+                       vb_verify_report_fn report, void *report_ctx, vb_pipeline_stats_t *stats)
+{
+    int rc = s_check_index(repo, index);
+    if (rc)
+        return rc;
+    s_run_t run = {.mode = S_VERIFY, .repo = repo, .disk = index->disk_key,
+                   .chunk_size = index->chunk_size, .capacity = index->capacity,
+                   .index = index, .report = report, .report_ctx = report_ctx};
+    rc = s_run(&run, opts, stats);
+    if (rc == 0 && run.stats.chunks_bad)
+        rc = vb_error_set(VB_ECORRUPT,
+                          "disk %s: %" PRIu64 " corrupt or missing chunks, the first at offset %" PRIu64,
+                          index->disk_key, run.stats.chunks_bad, run.first_bad);
+    return rc;
+}

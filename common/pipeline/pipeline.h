@@ -1,0 +1,94 @@
+/* pipeline — the agent's extent pipeline: disk ranges → chunks → repository, and back.
+ *
+ * Backup: the session thread (the one that opened the disk and, for a full backup, queried its
+ * allocated blocks) passes the extents to read: the allocated extents for a full backup, the
+ * changed areas for an incremental. The pipeline turns them into the set of chunk-aligned chunks
+ * they touch, and N worker threads read each chunk through the caller's read_at, skip it when it
+ * is all zeros, hash, compress, encrypt and store it. Workers never query allocation: they only
+ * call read_at. Results come back in disk order, one per chunk read (digest, or the zero marker),
+ * through the caller's emit callback; vb_index_build() turns them (plus the parent index of an
+ * incremental) into the disk index. Before vb_pipeline_backup() returns 0, every chunk it wrote
+ * is on stable storage (vb_repo_sync), so the caller may report success and write the index.
+ *
+ * Memory: each worker owns one chunk buffer and one compression buffer; results wait for their
+ * turn in a reorder window of queue_depth entries (about 40 bytes each). Peak memory is
+ * workers × ~2 × chunk_size + queue_depth × 40 bytes, whatever the disk size.
+ *
+ * Restore: index → chunks → read, decrypt, decompress, re-hash (a chunk whose digest does not
+ * match is never written: the restore stops naming the disk and offset) → write_at. Holes (zero
+ * markers) are skipped, so a destination pre-sized with ftruncate stays sparse.
+ *
+ * Verify: like restore without a destination; every corrupt or missing chunk is reported.
+ *
+ * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
+ * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the
+ * calling thread. emit and report are called one at a time (serialised), from worker threads. */
+#ifndef VB_PIPELINE_H
+#define VB_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "inventory/inventory.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+
+#define VB_PIPELINE_MAX_WORKERS 64
+
+typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
+typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);
+/* Receives chunk results in ascending offset order. Non-zero return stops the backup with it. */
+typedef int (*vb_chunk_emit_fn)(void *ctx, const vb_chunk_result_t *result);
+/* Receives one bad chunk: its disk offset, digest, error code and message (borrowed). */
+typedef void (*vb_verify_report_fn)(void *ctx, uint64_t offset, const vb_digest_t *digest,
+                                    int code, const char *message);
+
+typedef struct {
+    unsigned workers;     /* worker threads, 1..64 (0: 2) */
+    unsigned queue_depth; /* results that may wait for an earlier chunk (0: 4 × workers) */
+} vb_pipeline_opts_t;
+
+typedef struct {
+    uint64_t chunks;        /* chunks read (backup) / referenced non-zero chunks (restore, verify) */
+    uint64_t chunks_zero;   /* backup: all-zero chunks (not stored); restore: holes skipped */
+    uint64_t chunks_new;    /* backup: chunks written to the repository */
+    uint64_t chunks_dedup;  /* backup: chunks the repository had already */
+    uint64_t bytes_read;    /* backup: bytes read from the source */
+    uint64_t bytes_written; /* restore: bytes written to the destination */
+    uint64_t bytes_new;     /* backup: raw bytes of new chunks */
+    uint64_t bytes_stored;  /* backup: bytes the new chunk files take */
+    uint64_t chunks_bad;    /* verify: corrupt or missing chunks */
+} vb_pipeline_stats_t;
+
+/* Backs up the chunks that `extents` (ascending, non-overlapping, within capacity) touch.
+ * `disk` names the disk in messages. Returns 0 (everything written is durable), or the first
+ * error: from read_at (prefixed with the disk and offset), the repository (VB_ENOSPC, VB_EIO,
+ * ...), or emit. `stats` may be NULL. */
+int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
+                       uint64_t capacity, const vb_extent_t *extents, size_t extent_count,
+                       vb_read_at_fn read_at, void *read_ctx, vb_chunk_emit_fn emit,
+                       void *emit_ctx, vb_pipeline_stats_t *stats) VB_WUR;
+
+/* The same, collecting the results into an array the caller frees with free(). */
+int vb_pipeline_backup_collect(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
+                               uint64_t capacity, const vb_extent_t *extents,
+                               size_t extent_count, vb_read_at_fn read_at, void *read_ctx,
+                               vb_chunk_result_t **results_out, size_t *count_out,
+                               vb_pipeline_stats_t *stats) VB_WUR;
+
+/* Restores every non-hole chunk of `index` through write_at. Returns 0, or the first error:
+ * VB_ECORRUPT / VB_ENOTFOUND naming the disk key and offset (those bytes are not written),
+ * the error of write_at, VB_EINVAL (index chunk size is not the repository's). */
+int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
+                        vb_write_at_fn write_at, void *write_ctx,
+                        vb_pipeline_stats_t *stats) VB_WUR;
+
+/* Re-reads and re-hashes every non-hole chunk of `index`; calls `report` (may be NULL) for each
+ * corrupt or missing one. Returns 0 when all are good, VB_ECORRUPT when some are not (message:
+ * how many and the first offset), or another error that stopped the check. */
+int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
+                       vb_verify_report_fn report, void *report_ctx,
+                       vb_pipeline_stats_t *stats) VB_WUR;
+
+#endif

@@ -1,0 +1,140 @@
+/* repo — the repository: a directory of content-addressed chunks plus disk indexes.
+ *
+ * Layout of a repository directory:
+ *   config              versioned `key = "value"` file (format version, chunk size, compression,
+ *                       encryption parameters, key check value)
+ *   chunks/00 .. ff/    chunk files named by the hex digest, sharded by its first byte
+ *   indexes/NAME.idx    disk indexes (index.h)
+ *
+ * Chunks are fixed-size pieces of a disk aligned to chunk_size (the last one of a disk may be
+ * shorter). The digest is SHA-256 of the plaintext, or HMAC-SHA-256 under a key derived from the
+ * key file when the repository is encrypted (equal plaintext does not show as equal names to
+ * someone without the key). All-zero chunks are never stored: indexes hold the zero marker (an
+ * all-zero digest) for them.
+ *
+ * A chunk file is a 64-byte header (magic "VBCHUNK\0", format version, flags compressed/encrypted,
+ * raw size, stored size, GCM nonce and tag, header checksum) followed by the stored payload. The
+ * payload is protected by the digest (re-hashed on every read) and, when encrypted, by the GCM tag
+ * whose additional data is the header and the digest. Files are written to a temp name in their
+ * shard directory and renamed; writing a chunk that exists is a no-op that refreshes its mtime (so
+ * garbage collection, which sweeps only chunks older than the oldest running job, never removes a
+ * chunk a running job has just re-referenced).
+ *
+ * Durability: no fsync per chunk. vb_repo_sync() (syncfs on the repository) makes everything
+ * written so far stable; a task calls it before reporting success, and vb_index_write() calls it
+ * before it writes an index.
+ *
+ * Threads: a vb_repo_t is shared read-only by any number of threads once opened. Chunk operations
+ * go through a vb_repo_worker_t (its compression/cipher contexts and buffers), one per thread. */
+#ifndef VB_REPO_H
+#define VB_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+
+#define VB_REPO_FORMAT_VERSION 1
+#define VB_REPO_CHUNK_MIN (64u * 1024u)
+#define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
+#define VB_REPO_CHUNK_DEFAULT (1024u * 1024u)
+#define VB_REPO_KEY_MIN 32 /* bytes a key file must hold at least */
+#define VB_DIGEST_LEN 32
+#define VB_DIGEST_HEX_LEN 64
+
+typedef struct {
+    uint8_t b[VB_DIGEST_LEN];
+} vb_digest_t;
+
+/* One chunk of a backup: its disk offset and its digest (zero marker for an all-zero chunk). */
+typedef struct {
+    uint64_t offset;
+    vb_digest_t digest;
+} vb_chunk_result_t;
+
+typedef struct vb_repo vb_repo_t;
+typedef struct vb_repo_worker vb_repo_worker_t;
+
+typedef struct {
+    uint32_t chunk_size;   /* 0: default 1 MiB; else a power of two in 64 KiB .. 4 MiB */
+    int compression_level; /* 0: no compression; 1..19: zstd level */
+    const char *key_file;  /* NULL: not encrypted; else AES-256-GCM + HMAC keyed from this file */
+} vb_repo_params_t;
+
+/* Parses "zstd:N" (N 1..19), "zstd" (level 3) or "none" into a level (0 = none). */
+int vb_repo_parse_compression(const char *text, int *level_out) VB_WUR;
+
+/* Creates a repository at `path` (created if missing; must be empty if it exists). Returns 0,
+ * VB_EEXISTS (not empty / already a repository), VB_EINVAL (bad parameter or key file), VB_EIO. */
+int vb_repo_init(const char *path, const vb_repo_params_t *params) VB_WUR;
+
+/* Opens a repository. `key_file` is required to read or write chunks of an encrypted repository;
+ * without it only metadata operations (stats, index listing) work. Returns NULL with the message
+ * set: no config (VB_ENOTFOUND), unknown format version (VB_EUNSUPPORTED), wrong key (VB_EAUTH),
+ * malformed config (VB_ECORRUPT). */
+vb_repo_t *vb_repo_open(const char *path, const char *key_file);
+void vb_repo_destroy(vb_repo_t **self_p);
+
+const char *vb_repo_path(const vb_repo_t *self);      /* borrowed */
+uint32_t vb_repo_chunk_size(const vb_repo_t *self);
+int vb_repo_compression_level(const vb_repo_t *self); /* 0: none */
+bool vb_repo_encrypted(const vb_repo_t *self);
+
+/* Makes everything written to the repository so far durable (syncfs). VB_EIO on failure. */
+int vb_repo_sync(vb_repo_t *self) VB_WUR;
+
+/* Worker context for one thread. NULL on failure (message set). */
+vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo);
+void vb_repo_worker_destroy(vb_repo_worker_t **self_p);
+
+/* True when all `len` bytes are zero. */
+bool vb_buf_is_zero(const void *buf, size_t len);
+/* True for the zero marker (all-zero digest). */
+bool vb_digest_is_zero(const vb_digest_t *d);
+/* Writes 64 lowercase hex characters and a NUL into out[65]. */
+void vb_digest_hex(const vb_digest_t *d, char out[VB_DIGEST_HEX_LEN + 1]);
+/* Parses 64 hex characters; VB_EINVAL otherwise. */
+int vb_digest_parse(const char *hex, vb_digest_t *out) VB_WUR;
+
+/* Computes the chunk name of `len` bytes (SHA-256, or HMAC-SHA-256 when encrypted). */
+int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_t *out) VB_WUR;
+
+/* Stores a chunk whose digest the caller computed with vb_repo_digest. `len` is at most the
+ * chunk size; the caller does not store all-zero chunks (VB_EINVAL if it tries). If the chunk
+ * exists, only its mtime is refreshed and *stored_bytes_out is 0; otherwise it is compressed
+ * (when that saves at least 1/16), encrypted, written to a temp name and renamed, and
+ * *stored_bytes_out is the file size. Out params may be NULL. Errors: VB_ENOSPC (file system
+ * full: the temp file is removed, the message names the repository), VB_EIO, VB_EAUTH (no key). */
+int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
+                      uint64_t *stored_bytes_out) VB_WUR;
+
+/* Reads chunk `digest` into `out` (capacity `cap`), decrypts, decompresses and re-hashes it; the
+ * bytes in `out` are valid only when 0 is returned. *len_out is the raw length. Errors:
+ * VB_ENOTFOUND (missing), VB_ECORRUPT (bad header, truncated, authentication or digest mismatch),
+ * VB_EAUTH (encrypted repository opened without key), VB_EIO. */
+int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
+                      size_t *len_out) VB_WUR;
+
+/* True when the chunk file exists (no content check). */
+bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest);
+
+/* The path of a chunk file (for tests and tools): writes into out (size outsz). */
+int vb_repo_chunk_path(const vb_repo_t *self, const vb_digest_t *digest, char *out,
+                       size_t outsz) VB_WUR;
+
+typedef struct {
+    uint64_t chunks;         /* chunk files */
+    uint64_t stored_bytes;   /* sum of chunk file sizes (headers included) */
+    uint64_t raw_bytes;      /* sum of the chunks' raw (uncompressed) sizes */
+    uint64_t indexes;        /* index files */
+    uint64_t logical_bytes;  /* sum over indexes of the bytes their non-zero chunks hold */
+    double dedup_ratio;      /* logical_bytes / raw_bytes (0 when empty) */
+    double compression_ratio;/* raw_bytes / stored_bytes (0 when empty) */
+} vb_repo_stats_t;
+
+/* Scans chunk headers and indexes. Works without the key. */
+int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out) VB_WUR;
+
+#endif

@@ -1,0 +1,240 @@
+#include "cli_repo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "config.h"
+#include "error.h"
+#include "repo/repo.h"
+
+static const char s_help[] =
+    "usage: vbak repo init PATH [--chunk-size SIZE] [--compression zstd:N|none] [--encrypt KEYFILE]\n"
+    "       vbak repo stats PATH [--json]\n"
+    "\n"
+    "init   create a repository in PATH (a new or empty directory)\n"
+    "       --chunk-size SIZE       64K..4M, a power of two (default 1M); smaller chunks store\n"
+    "                               scattered changes more tightly, larger ones mean fewer files\n"
+    "       --compression zstd:N    zstd level 1..19 (default zstd:3), or none\n"
+    "       --encrypt KEYFILE       encrypt chunks with AES-256-GCM under a key derived from\n"
+    "                               KEYFILE (at least 32 bytes; created with 32 random bytes\n"
+    "                               when it does not exist). Keep it safe: without it the\n"
+    "                               backups cannot be read.\n"
+    "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
+    "       --json                  print one JSON object\n";
+
+/* Matches `--name VALUE` or `--name=VALUE`; advances *i past a separate value. */
+static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value,
+                  FILE *err, int *rc)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return false;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return true;
+    }
+    if (argv[*i][n] != '\0')
+        return false;
+    if (*i + 1 >= argc) {
+        fprintf(err, "vbak repo: %s needs a value\n", name);
+        *rc = 2;
+        return true;
+    }
+    *value = argv[++*i];
+    return true;
+}
+
+/* Creates a key file with 32 random bytes when it does not exist yet. */
+static int s_ensure_key(const char *path, FILE *out, FILE *err)
+{
+    if (access(path, F_OK) == 0)
+        return 0;
+    unsigned char key[32];
+    if (RAND_bytes(key, sizeof key) != 1) {
+        fprintf(err, "vbak repo: no random bytes for a new key\n");
+        return 1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, key, sizeof key) == (ssize_t)sizeof key && fsync(fd) == 0;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        fprintf(err, "vbak repo: cannot create key file %s: %s\n", path, strerror(e));
+        return 1;
+    }
+    fprintf(out, "created key file %s (32 random bytes); keep a copy in a safe place\n", path);
+    return 0;
+}
+
+static int s_init(int argc, char **argv, FILE *out, FILE *err)
+{
+    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL;
+    int rc = 0;
+    for (int i = 2; i < argc && rc == 0; i++) {
+        if (s_opt(argc, argv, &i, "--chunk-size", &size, err, &rc) ||
+            s_opt(argc, argv, &i, "--compression", &comp, err, &rc) ||
+            s_opt(argc, argv, &i, "--encrypt", &key, err, &rc))
+            continue;
+        if (argv[i][0] == '-' || path) {
+            fprintf(err, "vbak repo init: unexpected argument '%s' (see vbak repo --help)\n",
+                    argv[i]);
+            return 2;
+        }
+        path = argv[i];
+    }
+    if (rc)
+        return rc;
+    if (!path) {
+        fprintf(err, "vbak repo init: missing PATH (see vbak repo --help)\n");
+        return 2;
+    }
+    vb_repo_params_t p = {.chunk_size = 0, .compression_level = 3, .key_file = key};
+    uint64_t cs = 0;
+    if (size && vb_parse_size(size, "--chunk-size", &cs) != 0) {
+        fprintf(err, "vbak repo init: %s\n", vb_error_msg());
+        return 2;
+    }
+    if (size && (cs == 0 || cs > UINT32_MAX)) {
+        fprintf(err, "vbak repo init: --chunk-size %s: must be 64K..4M, a power of two\n", size);
+        return 2;
+    }
+    p.chunk_size = (uint32_t)cs;
+    if (comp && vb_repo_parse_compression(comp, &p.compression_level) != 0) {
+        fprintf(err, "vbak repo init: %s\n", vb_error_msg());
+        return 2;
+    }
+    if (key && (rc = s_ensure_key(key, out, err)) != 0)
+        return rc;
+    if (vb_repo_init(path, &p) != 0) {
+        fprintf(err, "vbak repo init: %s\n", vb_error_msg());
+        return 1;
+    }
+    fprintf(out, "initialised repository %s (chunk size %" PRIu32 " KiB, compression ", path,
+            (p.chunk_size ? p.chunk_size : VB_REPO_CHUNK_DEFAULT) / 1024);
+    if (p.compression_level)
+        fprintf(out, "zstd:%d", p.compression_level);
+    else
+        fprintf(out, "none");
+    fprintf(out, ", encryption %s)\n", key ? "aes-256-gcm" : "none");
+    return 0;
+}
+
+static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
+{
+    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
+                          "path", vb_repo_path(r), "format_version", VB_REPO_FORMAT_VERSION,
+                          "chunk_size", (json_int_t)vb_repo_chunk_size(r), "compression_level",
+                          vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r),
+                          "chunks", (json_int_t)st->chunks, "stored_bytes",
+                          (json_int_t)st->stored_bytes, "raw_bytes", (json_int_t)st->raw_bytes,
+                          "logical_bytes", (json_int_t)st->logical_bytes, "indexes",
+                          (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
+                          "compression_ratio", st->compression_ratio);
+    if (!o)
+        return -1;
+    int rc = json_dumpf(o, out, JSON_COMPACT);
+    fputc('\n', out);
+    json_decref(o);
+    return rc;
+}
+
+static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
+{
+    const double mib = 1024.0 * 1024.0;
+    fprintf(out, "repository         %s\n", vb_repo_path(r));
+    fprintf(out, "format version     %d\n", VB_REPO_FORMAT_VERSION);
+    fprintf(out, "chunk size         %" PRIu32 " KiB\n", vb_repo_chunk_size(r) / 1024);
+    if (vb_repo_compression_level(r))
+        fprintf(out, "compression        zstd:%d\n", vb_repo_compression_level(r));
+    else
+        fprintf(out, "compression        none\n");
+    fprintf(out, "encryption         %s\n", vb_repo_encrypted(r) ? "aes-256-gcm" : "none");
+    fprintf(out, "indexes            %" PRIu64 "\n", st->indexes);
+    fprintf(out, "chunks             %" PRIu64 "\n", st->chunks);
+    fprintf(out, "logical bytes      %" PRIu64 " (%.1f MiB)\n", st->logical_bytes,
+            (double)st->logical_bytes / mib);
+    fprintf(out, "unique raw bytes   %" PRIu64 " (%.1f MiB)\n", st->raw_bytes,
+            (double)st->raw_bytes / mib);
+    fprintf(out, "stored bytes       %" PRIu64 " (%.1f MiB)\n", st->stored_bytes,
+            (double)st->stored_bytes / mib);
+    fprintf(out, "dedup ratio        %.2f\n", st->dedup_ratio);
+    fprintf(out, "compression ratio  %.2f\n", st->compression_ratio);
+}
+
+static int s_stats(int argc, char **argv, FILE *out, FILE *err)
+{
+    const char *path = NULL;
+    bool json = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(err, "vbak repo stats: unexpected argument '%s' (see vbak repo --help)\n",
+                    argv[i]);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        fprintf(err, "vbak repo stats: missing PATH (see vbak repo --help)\n");
+        return 2;
+    }
+    vb_repo_t *r = vb_repo_open(path, NULL); /* stats reads headers and indexes: no key needed */
+    if (!r) {
+        fprintf(err, "vbak repo stats: %s\n", vb_error_msg());
+        return 1;
+    }
+    vb_repo_stats_t st;
+    int rc = 0;
+    if (vb_repo_stats(r, &st) != 0) {
+        fprintf(err, "vbak repo stats: %s\n", vb_error_msg());
+        rc = 1;
+    } else if (json) {
+        if (s_print_json(out, r, &st) != 0) {
+            fprintf(err, "vbak repo stats: cannot write JSON\n");
+            rc = 1;
+        }
+    } else {
+        s_print_text(out, r, &st);
+    }
+    vb_repo_destroy(&r);
+    return rc;
+}
+
+int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc < 2) {
+        fprintf(err, "vbak repo: missing command (init, stats); see vbak repo --help\n");
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(s_help, out);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(s_help, out);
+            return 0;
+        }
+    if (!strcmp(cmd, "init"))
+        return s_init(argc, argv, out, err);
+    if (!strcmp(cmd, "stats"))
+        return s_stats(argc, argv, out, err);
+    fprintf(err, "vbak repo: unknown command '%s' (init, stats); see vbak repo --help\n", cmd);
+    return 2;
+}
+
+int vb_cli_repo(int argc, char **argv)
+{
+    return vb_cli_repo_io(argc, argv, stdout, stderr);
+}

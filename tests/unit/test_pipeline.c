@@ -1,0 +1,399 @@
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pipeline/pipeline.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+#include "repo_testutil.h"
+
+static char *s_dir;
+
+static void setup(void)
+{
+    s_dir = tu_tmpdir();
+}
+
+static void teardown(void)
+{
+    tu_rmrf(s_dir);
+    s_dir = NULL;
+}
+
+TestSuite(pipeline, .init = setup, .fini = teardown);
+
+/* An in-memory disk; read_at fails on demand at one offset. */
+typedef struct {
+    uint8_t *data;
+    uint64_t size;
+    uint64_t fail_at; /* UINT64_MAX: never */
+} mem_disk_t;
+
+static int mem_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    mem_disk_t *d = ctx;
+    if (off == d->fail_at)
+        return vb_error_set(VB_EIO, "simulated read error");
+    cr_assert_leq(off + len, d->size);
+    memcpy(buf, d->data + off, len);
+    return 0;
+}
+
+static int mem_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+    mem_disk_t *d = ctx;
+    cr_assert_leq(off + len, d->size);
+    memcpy(d->data + off, buf, len);
+    return 0;
+}
+
+static int file_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+    int fd = *(int *)ctx;
+    return pwrite(fd, buf, len, (off_t)off) == (ssize_t)len
+               ? 0
+               : vb_error_set(VB_EIO, "pwrite: %s", strerror(errno));
+}
+
+static vb_repo_t *make_repo(const char *name, uint32_t cs, bool encrypt)
+{
+    char path[4096], key[4096];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    snprintf(key, sizeof key, "%s/%s.key", s_dir, name);
+    if (encrypt)
+        tu_write_key(key, 7);
+    vb_repo_params_t p = {.chunk_size = cs, .compression_level = 3,
+                          .key_file = encrypt ? key : NULL};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, encrypt ? key : NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
+/* A disk of `chunks` full chunks plus a short tail: random, zero, text and mixed chunks. */
+static mem_disk_t make_disk(uint32_t cs, unsigned chunks, uint64_t seed)
+{
+    mem_disk_t d = {.size = (uint64_t)cs * chunks + 12345, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    cr_assert_not_null(d.data);
+    for (unsigned i = 0; i < chunks; i++) {
+        uint8_t *c = d.data + (uint64_t)i * cs;
+        switch (i % 4) {
+        case 0: tu_fill_random(c, cs, seed + i); break;
+        case 1: break; /* zero */
+        case 2: tu_fill_text(c, cs, seed + i); break;
+        case 3: tu_fill_random(c + cs / 2, cs / 4, seed + i); break;
+        }
+    }
+    tu_fill_random(d.data + (uint64_t)cs * chunks, 12345, seed + 999);
+    return d;
+}
+
+static vb_index_t *backup(vb_repo_t *r, const vb_pipeline_opts_t *o, mem_disk_t *d,
+                          const vb_index_t *parent, const vb_extent_t *ext, size_t n,
+                          vb_pipeline_stats_t *st)
+{
+    vb_chunk_result_t *res = NULL;
+    size_t count = 0;
+    vb_extent_t all = {0, d->size};
+    if (!ext) {
+        ext = &all;
+        n = 1;
+    }
+    cr_assert_eq(vb_pipeline_backup_collect(r, o, "2000", d->size, ext, n, mem_read, d, &res,
+                                            &count, st),
+                 0, "backup: %s", vb_error_msg());
+    for (size_t i = 1; i < count; i++)
+        cr_assert_lt(res[i - 1].offset, res[i].offset, "results are not in disk order");
+    vb_index_t *idx = NULL;
+    cr_assert_eq(vb_index_build(parent, parent ? "parent" : NULL, "2000", d->size,
+                                vb_repo_chunk_size(r), res, count, &idx),
+                 0, "%s", vb_error_msg());
+    free(res);
+    return idx;
+}
+
+static void restore_and_compare(vb_repo_t *r, const vb_pipeline_opts_t *o, const vb_index_t *idx,
+                                const mem_disk_t *d)
+{
+    char out[4096];
+    snprintf(out, sizeof out, "%s/restored.img", s_dir);
+    int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, (off_t)d->size), 0);
+    vb_pipeline_stats_t st;
+    cr_assert_eq(vb_pipeline_restore(r, o, idx, file_write, &fd, &st), 0, "restore: %s",
+                 vb_error_msg());
+    uint8_t *back = malloc(d->size);
+    cr_assert_eq(pread(fd, back, d->size, 0), (ssize_t)d->size);
+    cr_assert_eq(memcmp(back, d->data, d->size), 0, "restored bytes differ");
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    cr_assert_lt((uint64_t)sb.st_blocks * 512, d->size, "restored file is not sparse");
+    free(back);
+    close(fd);
+    unlink(out);
+}
+
+Test(pipeline, round_trip_every_chunk_size_plain_and_encrypted)
+{
+    static const uint32_t sizes[] = {64u << 10, 256u << 10, 1u << 20, 4u << 20};
+    for (size_t s = 0; s < 4; s++) {
+        for (int enc = 0; enc < 2; enc++) {
+            char name[32];
+            snprintf(name, sizeof name, "r%zu%d", s, enc);
+            vb_repo_t *r = make_repo(name, sizes[s], enc);
+            mem_disk_t d = make_disk(sizes[s], 8, s * 2 + (uint64_t)enc);
+            vb_pipeline_opts_t o = {.workers = 3, .queue_depth = 2};
+            vb_pipeline_stats_t st;
+            vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, &st);
+            cr_assert_eq(st.chunks, 9);
+            cr_assert_eq(st.chunks_zero, 2, "zero chunks: %" PRIu64, st.chunks_zero);
+            cr_assert_eq(st.chunks_new, 7);
+            cr_assert(vb_digest_is_zero(&idx->digests[1]));
+            restore_and_compare(r, &o, idx, &d);
+            vb_pipeline_stats_t vs;
+            cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s",
+                         vb_error_msg());
+            cr_assert_eq(vs.chunks, 7);
+            vb_index_destroy(&idx);
+            free(d.data);
+            vb_repo_destroy(&r);
+        }
+    }
+}
+
+Test(pipeline, zero_chunks_are_not_stored_and_equal_chunks_dedup_across_disks)
+{
+    vb_repo_t *r = make_repo("z", 64u << 10, false);
+    char chunks[4096];
+    snprintf(chunks, sizeof chunks, "%s/z/chunks", s_dir);
+    mem_disk_t zero = {.size = 1u << 20, .fail_at = UINT64_MAX};
+    zero.data = calloc(1, zero.size);
+    vb_pipeline_stats_t st;
+    vb_index_t *zi = backup(r, NULL, &zero, NULL, NULL, 0, &st);
+    cr_assert_eq(st.chunks_zero, 16);
+    cr_assert_eq(tu_count_files(chunks, ""), 0, "an all-zero chunk was stored");
+    for (uint64_t i = 0; i < zi->count; i++)
+        cr_assert(vb_digest_is_zero(&zi->digests[i]));
+    vb_index_destroy(&zi);
+
+    mem_disk_t a = make_disk(64u << 10, 8, 5);
+    vb_index_t *ai = backup(r, NULL, &a, NULL, NULL, 0, &st);
+    size_t files = tu_count_files(chunks, "");
+    cr_assert_eq(files, 7);
+    /* Another disk with the same content: nothing new is stored. */
+    mem_disk_t b = {.size = a.size, .fail_at = UINT64_MAX};
+    b.data = malloc(b.size);
+    memcpy(b.data, a.data, a.size);
+    vb_index_t *bi = backup(r, NULL, &b, NULL, NULL, 0, &st);
+    cr_assert_eq(st.chunks_new, 0);
+    cr_assert_eq(st.chunks_dedup, 7);
+    cr_assert_eq(tu_count_files(chunks, ""), files);
+    restore_and_compare(r, NULL, bi, &b);
+    vb_index_destroy(&ai);
+    vb_index_destroy(&bi);
+    free(zero.data);
+    free(a.data);
+    free(b.data);
+    vb_repo_destroy(&r);
+}
+
+Test(pipeline, incremental_reads_only_changed_chunks_and_inherits_the_rest)
+{
+    uint32_t cs = 256u << 10;
+    vb_repo_t *r = make_repo("inc", cs, true);
+    mem_disk_t d = make_disk(cs, 16, 77);
+    vb_pipeline_stats_t st;
+    vb_index_t *full = backup(r, NULL, &d, NULL, NULL, 0, &st);
+    /* Change three 64 KiB blocks: two in chunk 3, one in chunk 9 (a zero chunk before). */
+    vb_extent_t changed[3] = {{3 * (uint64_t)cs, 65536},
+                              {3 * (uint64_t)cs + 131072, 65536},
+                              {9 * (uint64_t)cs + 65536, 65536}};
+    for (int i = 0; i < 3; i++)
+        tu_fill_random(d.data + changed[i].offset, changed[i].length, 500 + (uint64_t)i);
+    vb_pipeline_opts_t o = {.workers = 2, .queue_depth = 1};
+    vb_index_t *incr = backup(r, &o, &d, full, changed, 3, &st);
+    cr_assert_eq(st.chunks, 2, "incremental read %" PRIu64 " chunks", st.chunks);
+    cr_assert_eq(st.chunks_new, 2);
+    cr_assert_eq(memcmp(&incr->digests[0], &full->digests[0], sizeof(vb_digest_t)), 0);
+    cr_assert_neq(memcmp(&incr->digests[3], &full->digests[3], sizeof(vb_digest_t)), 0);
+    cr_assert_str_eq(incr->parent, "parent");
+    restore_and_compare(r, NULL, incr, &d);
+    vb_index_destroy(&full);
+    vb_index_destroy(&incr);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
+typedef struct {
+    uint64_t offsets[16];
+    int codes[16];
+    int n;
+} reports_t;
+
+static void on_bad(void *ctx, uint64_t off, const vb_digest_t *d, int code, const char *msg)
+{
+    (void)d;
+    reports_t *r = ctx;
+    cr_assert(strstr(msg, "offset"), "report message names the offset: %s", msg);
+    if (r->n < 16) {
+        r->offsets[r->n] = off;
+        r->codes[r->n] = code;
+    }
+    r->n++;
+}
+
+static void damage_chunk(vb_repo_t *r, const vb_digest_t *d, bool truncate_it)
+{
+    char path[4096];
+    cr_assert_eq(vb_repo_chunk_path(r, d, path, sizeof path), 0);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    if (truncate_it) {
+        cr_assert_eq(truncate(path, sb.st_size / 2), 0);
+        return;
+    }
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    off_t at = 64 + (sb.st_size - 64) / 2;
+    cr_assert_eq(pread(fd, &b, 1, at), 1);
+    b ^= 1;
+    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+static void check_damage_caught(bool encrypt, bool truncate_it)
+{
+    uint32_t cs = 64u << 10;
+    vb_repo_t *r = make_repo(encrypt ? "de" : "dp", cs, encrypt);
+    mem_disk_t d = make_disk(cs, 12, 3);
+    /* Chunk 4 repeats chunk 0, so one damaged file is referenced at two offsets. */
+    memcpy(d.data + 4 * (uint64_t)cs, d.data, cs);
+    vb_index_t *idx = backup(r, NULL, &d, NULL, NULL, 0, NULL);
+    damage_chunk(r, &idx->digests[0], truncate_it);
+
+    reports_t rep = {0};
+    vb_pipeline_opts_t o = {.workers = 2};
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, on_bad, &rep, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "2 corrupt or missing"), "%s", vb_error_msg());
+    cr_assert_eq(rep.n, 2);
+    cr_assert((rep.offsets[0] == 0 && rep.offsets[1] == 4 * (uint64_t)cs) ||
+              (rep.offsets[1] == 0 && rep.offsets[0] == 4 * (uint64_t)cs));
+    cr_assert_eq(rep.codes[0], VB_ECORRUPT);
+
+    /* Restore stops naming the offset and never writes the damaged bytes. */
+    mem_disk_t out = {.size = d.size, .fail_at = UINT64_MAX};
+    out.data = malloc(out.size);
+    memset(out.data, 0xAB, out.size);
+    vb_pipeline_opts_t one = {.workers = 1};
+    cr_assert_eq(vb_pipeline_restore(r, &one, idx, mem_write, &out, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "disk 2000 offset 0"), "%s", vb_error_msg());
+    for (uint64_t i = 0; i < cs; i++)
+        cr_assert_eq(out.data[i], 0xAB, "restore wrote bytes of a damaged chunk");
+    for (uint64_t i = 4 * (uint64_t)cs; i < 5 * (uint64_t)cs; i++)
+        cr_assert_eq(out.data[i], 0xAB, "restore wrote bytes of a damaged chunk");
+    free(out.data);
+
+    /* A missing chunk is named too. */
+    char path[4096];
+    cr_assert_eq(vb_repo_chunk_path(r, &idx->digests[2], path, sizeof path), 0);
+    cr_assert_eq(unlink(path), 0);
+    rep.n = 0;
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, on_bad, &rep, NULL), VB_ECORRUPT);
+    cr_assert_eq(rep.n, 3);
+    bool seen_missing = false;
+    for (int i = 0; i < 3; i++)
+        if (rep.offsets[i] == 2 * (uint64_t)cs && rep.codes[i] == VB_ENOTFOUND)
+            seen_missing = true;
+    cr_assert(seen_missing, "missing chunk at offset %u not reported", 2 * cs);
+    vb_index_destroy(&idx);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
+Test(pipeline, flipped_byte_is_caught_by_verify_and_restore)
+{
+    check_damage_caught(false, false);
+    check_damage_caught(true, false);
+}
+
+Test(pipeline, truncated_chunk_is_caught_by_verify_and_restore)
+{
+    check_damage_caught(false, true);
+    check_damage_caught(true, true);
+}
+
+Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
+{
+    uint32_t cs = 64u << 10;
+    vb_repo_t *r = make_repo("re", cs, false);
+    mem_disk_t d = make_disk(cs, 32, 9);
+    d.fail_at = 17 * (uint64_t)cs;
+    vb_chunk_result_t *res = NULL;
+    size_t n = 0;
+    vb_extent_t all = {0, d.size};
+    vb_pipeline_opts_t o = {.workers = 4, .queue_depth = 4};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "disk-a", d.size, &all, 1, mem_read, &d, &res,
+                                            &n, NULL),
+                 VB_EIO);
+    cr_assert(strstr(vb_error_msg(), "disk disk-a: reading 65536 bytes at offset 1114112"), "%s",
+              vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "simulated read error"), "%s", vb_error_msg());
+    cr_assert_null(res);
+    vb_extent_t bad[2] = {{cs, 10}, {0, 10}};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "disk-a", d.size, bad, 2, mem_read, &d, &res,
+                                            &n, NULL),
+                 VB_EINVAL);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
+Test(pipeline, full_file_system_fails_the_backup_cleanly)
+{
+    char mnt[4096], path[4096];
+    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    tu_mount_small_fs(mnt, "4m");
+    snprintf(path, sizeof path, "%s/repo", mnt);
+    vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, NULL);
+    mem_disk_t d = {.size = 16u << 20, .fail_at = UINT64_MAX};
+    d.data = malloc(d.size);
+    tu_fill_random(d.data, d.size, 1234);
+    vb_chunk_result_t *res = NULL;
+    size_t n = 0;
+    vb_extent_t all = {0, d.size};
+    vb_pipeline_opts_t o = {.workers = 2};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res,
+                                            &n, NULL),
+                 VB_ENOSPC, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
+    char chunks[4096];
+    snprintf(chunks, sizeof chunks, "%s/chunks", path);
+    cr_assert_eq(tu_count_files(chunks, ".tmp"), 0, "temp files left behind");
+    /* Every chunk that is visible is complete and correct. */
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t *buf = malloc(256u << 10);
+    size_t checked = 0;
+    for (uint64_t off = 0; off < d.size; off += 256u << 10) {
+        vb_digest_t dg;
+        size_t got = 0;
+        cr_assert_eq(vb_repo_digest(w, d.data + off, 256u << 10, &dg), 0);
+        if (!vb_repo_chunk_exists(r, &dg))
+            continue;
+        cr_assert_eq(vb_repo_chunk_get(w, &dg, buf, 256u << 10, &got), 0, "%s", vb_error_msg());
+        checked++;
+    }
+    cr_assert_eq(checked, tu_count_files(chunks, ""));
+    free(buf);
+    vb_repo_worker_destroy(&w);
+    free(d.data);
+    vb_repo_destroy(&r);
+    umount(mnt);
+}

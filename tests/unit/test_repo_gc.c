@@ -1,0 +1,267 @@
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pipeline/pipeline.h"
+#include "repo/gc.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+#include "repo_testutil.h"
+
+#define CS (64u << 10)
+
+static char *s_dir;
+static char s_path[4096];
+
+static void setup(void)
+{
+    s_dir = tu_tmpdir();
+    snprintf(s_path, sizeof s_path, "%s/r", s_dir);
+}
+
+static void teardown(void)
+{
+    tu_rmrf(s_dir);
+    s_dir = NULL;
+}
+
+TestSuite(gc, .init = setup, .fini = teardown);
+
+static vb_repo_t *make_repo(void)
+{
+    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1};
+    cr_assert_eq(vb_repo_init(s_path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(s_path, NULL);
+    cr_assert_not_null(r);
+    return r;
+}
+
+typedef struct {
+    uint8_t *data;
+    uint64_t size;
+} disk_t;
+
+static int disk_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    disk_t *d = ctx;
+    memcpy(buf, d->data + off, len);
+    return 0;
+}
+
+/* A disk of `chunks` random chunks, seeds seed..seed+chunks-1 (equal seeds: equal chunks). */
+static disk_t make_disk(unsigned chunks, uint64_t seed)
+{
+    disk_t d = {.size = (uint64_t)chunks * CS};
+    d.data = malloc(d.size);
+    for (unsigned i = 0; i < chunks; i++)
+        tu_fill_random(d.data + (uint64_t)i * CS, CS, seed + i);
+    return d;
+}
+
+static vb_index_t *backup(vb_repo_t *r, disk_t *d, const char *name)
+{
+    vb_chunk_result_t *res = NULL;
+    size_t n = 0;
+    vb_extent_t all = {0, d->size};
+    vb_pipeline_opts_t o = {.workers = 2};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d->size, &all, 1, disk_read, d, &res,
+                                            &n, NULL),
+                 0, "%s", vb_error_msg());
+    vb_index_t *idx = NULL;
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", d->size, CS, res, n, &idx), 0);
+    free(res);
+    if (name)
+        cr_assert_eq(vb_index_write(r, name, idx), 0, "%s", vb_error_msg());
+    return idx;
+}
+
+/* Sets the mtime of every chunk file to `ago` seconds in the past. */
+static void age_all_chunks(vb_repo_t *r, const vb_index_t *idx, int ago)
+{
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= ago;
+    ts[1] = ts[0];
+    for (uint64_t i = 0; i < idx->count; i++) {
+        char p[4096];
+        cr_assert_eq(vb_repo_chunk_path(r, &idx->digests[i], p, sizeof p), 0);
+        cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+    }
+}
+
+static size_t count_chunks(void)
+{
+    char c[4096];
+    snprintf(c, sizeof c, "%s/chunks", s_path);
+    return tu_count_files(c, "");
+}
+
+static bool verify_ok(vb_repo_t *r, const vb_index_t *idx)
+{
+    vb_pipeline_opts_t o = {.workers = 2};
+    return vb_pipeline_verify(r, &o, idx, NULL, NULL, NULL) == 0;
+}
+
+Test(gc, sweeps_only_unreferenced_chunks_older_than_the_cutoff)
+{
+    vb_repo_t *r = make_repo();
+    disk_t a = make_disk(8, 100), b = make_disk(8, 104); /* chunks 104..107 shared */
+    vb_index_t *ai = backup(r, &a, "a"), *bi = backup(r, &b, "b");
+    cr_assert_eq(count_chunks(), 12);
+    age_all_chunks(r, ai, 3600);
+    age_all_chunks(r, bi, 3600);
+    cr_assert_eq(vb_index_remove(r, "a"), 0);
+
+    vb_gc_stats_t st;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), true, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.swept, 4, "dry run counts %llu", (unsigned long long)st.swept);
+    cr_assert_eq(count_chunks(), 12, "dry run removed files");
+
+    /* A cutoff older than the chunks: nothing may go. */
+    cr_assert_eq(vb_repo_gc(r, time(NULL) - 7200, false, &st), 0);
+    cr_assert_eq(st.swept, 0);
+    cr_assert_eq(st.kept_recent, 4);
+
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), 0);
+    cr_assert_eq(st.marked, 8);
+    cr_assert_eq(st.swept, 4);
+    cr_assert_eq(count_chunks(), 8);
+    cr_assert(verify_ok(r, bi), "GC removed a chunk that index b references");
+    cr_assert_not(verify_ok(r, ai));
+    vb_index_destroy(&ai);
+    vb_index_destroy(&bi);
+    free(a.data);
+    free(b.data);
+    vb_repo_destroy(&r);
+}
+
+Test(gc, a_backup_that_rereferences_an_old_chunk_keeps_it)
+{
+    vb_repo_t *r = make_repo();
+    disk_t a = make_disk(6, 200);
+    vb_index_t *ai = backup(r, &a, "a");
+    age_all_chunks(r, ai, 3600);
+    cr_assert_eq(vb_index_remove(r, "a"), 0); /* a pruned: its chunks are garbage now */
+
+    time_t job_start = time(NULL);      /* a new backup of the same data starts ... */
+    vb_index_t *again = backup(r, &a, NULL); /* ... and re-references the old chunks */
+    vb_gc_stats_t st;
+    /* GC's cutoff is the start of the oldest running job. */
+    cr_assert_eq(vb_repo_gc(r, job_start, false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.swept, 0, "GC swept %llu chunks a running job references",
+                 (unsigned long long)st.swept);
+    cr_assert_eq(vb_index_write(r, "again", again), 0);
+    cr_assert(verify_ok(r, again));
+    vb_index_destroy(&ai);
+    vb_index_destroy(&again);
+    free(a.data);
+    vb_repo_destroy(&r);
+}
+
+typedef struct {
+    vb_repo_t *repo;
+    time_t cutoff;
+    atomic_bool done;
+    int runs;
+    int rc;
+} gc_loop_t;
+
+static void *gc_thread(void *arg)
+{
+    gc_loop_t *g = arg;
+    /* Keep collecting while the backup runs, then once more after it finished. */
+    for (bool last = false; !last;) {
+        last = atomic_load(&g->done);
+        vb_gc_stats_t st;
+        g->rc = vb_repo_gc(g->repo, g->cutoff, false, &st);
+        if (g->rc)
+            break;
+        g->runs++;
+    }
+    return NULL;
+}
+
+Test(gc, racing_a_running_backup_never_loses_its_chunks)
+{
+    vb_repo_t *r = make_repo();
+    disk_t a = make_disk(256, 300);
+    vb_index_t *ai = backup(r, &a, "a");
+    age_all_chunks(r, ai, 3600);
+    cr_assert_eq(vb_index_remove(r, "a"), 0); /* all 256 old chunks are garbage now */
+
+    /* A new job starts; collections run in a loop (cutoff: the job's start) while its backup
+     * re-references every other old chunk. */
+    disk_t c = {.size = 128 * (uint64_t)CS};
+    c.data = malloc(c.size);
+    for (uint64_t i = 0; i < 128; i++)
+        memcpy(c.data + i * CS, a.data + 2 * i * CS, CS);
+    gc_loop_t g = {.repo = r, .cutoff = time(NULL)};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, gc_thread, &g), 0);
+    vb_index_t *again = NULL;
+    for (int round = 0; round < 3; round++) {
+        vb_index_destroy(&again);
+        again = backup(r, &c, NULL);
+    }
+    atomic_store(&g.done, true);
+    pthread_join(t, NULL);
+    cr_assert_eq(g.rc, 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_index_write(r, "again", again), 0);
+    cr_assert(verify_ok(r, again), "a chunk of the running backup was swept");
+    cr_assert_eq(count_chunks(), 128, "the chunks nobody references were not swept");
+    vb_index_destroy(&ai);
+    vb_index_destroy(&again);
+    free(a.data);
+    free(c.data);
+    vb_repo_destroy(&r);
+}
+
+Test(gc, leftovers_and_a_damaged_index)
+{
+    vb_repo_t *r = make_repo();
+    disk_t a = make_disk(4, 400);
+    vb_index_t *ai = backup(r, &a, "a");
+    age_all_chunks(r, ai, 3600);
+    /* A temp file from a crashed writer, old; and a chunk set aside by an interrupted GC. */
+    char tmp[4096], p[4096], aside[4096];
+    snprintf(tmp, sizeof tmp, "%s/chunks/00/.tmp.dead.1.1", s_path);
+    tu_write_file(tmp, "x", 1);
+    struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, tmp, old, 0), 0);
+    cr_assert_eq(vb_repo_chunk_path(r, &ai->digests[0], p, sizeof p), 0);
+    char hex[65];
+    vb_digest_hex(&ai->digests[0], hex);
+    snprintf(aside, sizeof aside, "%s/chunks/%.2s/.gc.%s", s_path, hex, hex);
+    cr_assert_eq(rename(p, aside), 0);
+
+    vb_gc_stats_t st;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.temp_removed, 1);
+    cr_assert_eq(access(tmp, F_OK), -1);
+    cr_assert_eq(access(p, F_OK), 0, "chunk set aside by an interrupted GC was not restored");
+    cr_assert(verify_ok(r, ai));
+
+    /* An unreadable index stops the collection before anything is swept. */
+    disk_t b = make_disk(4, 500);
+    vb_index_t *bi = backup(r, &b, "b");
+    age_all_chunks(r, bi, 3600);
+    cr_assert_eq(vb_index_remove(r, "b"), 0);
+    char idx[4096];
+    snprintf(idx, sizeof idx, "%s/indexes/a.idx", s_path);
+    cr_assert_eq(truncate(idx, 40), 0);
+    size_t before = count_chunks();
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "nothing swept"), "%s", vb_error_msg());
+    cr_assert_eq(count_chunks(), before);
+    vb_index_destroy(&ai);
+    vb_index_destroy(&bi);
+    free(a.data);
+    free(b.data);
+    vb_repo_destroy(&r);
+}
