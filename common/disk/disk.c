@@ -244,9 +244,21 @@ int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t rou
             goto out;
         }
     }
+    int last = VB_ENOTFOUND; /* the code of the last failed attempt */
+    for (size_t r = 0; r < nuris; r++) {
+        const vb_disk_backend_t *be = s_backend(uris[r].scheme);
+        vb_error_clear();
+        int prc = be->prepare ? be->prepare(conn, &uris[r]) : 0;
+        if (prc) {
+            last = prc;
+            VB_LOG_INFO("disk", "route-unusable uri=%s reason=\"%s\"", routes[r].uri,
+                        vb_error_msg());
+            s_add_attempt(d, be->name, routes[r].uri, vb_error_msg());
+            offers[r] = 0;
+        }
+    }
     snprintf(d->snapshot, sizeof d->snapshot, "%s", snapshot ? snapshot : "");
     d->read_only = conn->read_only;
-    rc = VB_ENOTFOUND;
     for (size_t m = 0; m < conn->mode_count; m++) {
         unsigned bit = s_mode_bit(conn->modes[m], strlen(conn->modes[m]));
         for (size_t r = 0; r < nuris; r++) {
@@ -262,6 +274,7 @@ int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t rou
                 snprintf(d->mode, sizeof d->mode, "%s", conn->modes[m]);
                 goto out;
             }
+            last = rc;
             VB_LOG_INFO("disk", "open-failed mode=%s uri=%s reason=\"%s\"", conn->modes[m],
                         routes[r].uri, vb_error_msg());
             s_add_attempt(d, conn->modes[m], routes[r].uri, vb_error_msg());
@@ -270,7 +283,7 @@ int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t rou
     if (d->attempt_count == 0)
         rc = vb_error_set(VB_ENOTFOUND, "no route to the disk offers any of the modes allowed");
     else
-        rc = s_fail_all(d, rc);
+        rc = s_fail_all(d, last ? last : VB_ENOTFOUND);
 out:
     for (size_t i = 0; i < nuris; i++)
         vb_disk_uri_free(&uris[i]);

@@ -12,6 +12,9 @@
 
 typedef struct {
     const char *name;
+    /* Optional, once per route before any mode is tried: what does not depend on the mode (the
+     * vddk backend loads the library). A failure drops the route with one reason. */
+    int (*prepare)(vb_disk_conn_t *conn, const vb_disk_uri_t *uri);
     /* Opens the disk the URI names through mode; *capacity_out in bytes. */
     int (*open)(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mode,
                 const char *snapshot, bool read_only, void **impl_out, uint64_t *capacity_out);

@@ -371,6 +371,12 @@ out:
     return 0;
 }
 
+static int s_prepare(vb_disk_conn_t *conn, const vb_disk_uri_t *uri)
+{
+    vddk_lib_t *lib = NULL;
+    return s_lib(conn, uri, &lib);
+}
+
 static int s_allocated(void *impl, uint64_t offset, uint64_t length, vb_extent_list_t *out)
 {
     vddk_disk_t *v = impl;
@@ -498,6 +504,7 @@ int vb_disk_vddk_cleanup(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, unsigne
 
 const vb_disk_backend_t vb_disk_vddk_backend = {
     .name = "vddk",
+    .prepare = s_prepare,
     .open = s_open,
     .allocated = s_allocated,
     .read = s_read,
