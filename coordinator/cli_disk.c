@@ -31,7 +31,8 @@ static void s_usage(FILE *f)
           "       vbak disk info URI [--json] [same options]\n"
           "Reads a disk through vbak's disk access layer (the agent's code) to stdout or FILE,\n"
           "holes kept as holes in FILE. URI: file:///path, /path, nbd://HOST:PORT/EXPORT,\n"
-          "nbds://HOST:PORT/EXPORT?tls-certificates=DIR, nbds://USER@[::1]:PORT/EXPORT?tls-psk-file=F,\n"
+          "nbds://HOST:PORT/EXPORT?tls-certificates=DIR, "
+          "nbds://USER@[::1]:PORT/EXPORT?tls-psk-file=F,\n"
           "vddk://HOST/?file=[ds] vm/disk.vmdk&thumbprint=..&libdir=DIR&config=FILE.\n"
           "Modes (preference order): san, hotadd, file, nbdssl, nbd (default " VB_DISK_DEFAULT_MODES
           ").\n",
@@ -166,8 +167,8 @@ static int s_cat(vb_disk_t *disk, const vb_disk_info_t *info, const vb_extent_li
         }
         struct stat st;
         /* A regular file gets its size first, so whatever is never written stays a hole. */
-        sparse = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                 ftruncate(fd, (off_t)info->capacity) == 0;
+        sparse =
+            fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, (off_t)info->capacity) == 0;
     }
     uint64_t pos = 0;
     for (size_t i = 0; i <= map->count && rc == 0; i++) {

@@ -66,8 +66,9 @@ static int s_mode_set(const char *text, unsigned *out, const char *what)
         size_t n = strcspn(p, ":");
         unsigned bit = s_mode_bit(p, n);
         if (!bit)
-            return vb_error_set(VB_EINVAL, "unknown transport mode '%.*s' in %s (san, hotadd, file, "
-                                           "nbdssl, nbd)",
+            return vb_error_set(VB_EINVAL,
+                                "unknown transport mode '%.*s' in %s (san, hotadd, file, "
+                                "nbdssl, nbd)",
                                 (int)n, p, what);
         set |= bit;
         p += n + (p[n] == ':');
@@ -231,7 +232,8 @@ int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t rou
     if (!d)
         return vb_error_set(VB_ENOMEM, "out of memory opening a disk");
     if (route_count > sizeof uris / sizeof uris[0]) {
-        rc = vb_error_set(VB_EINVAL, "more than %zu routes to one disk", sizeof uris / sizeof uris[0]);
+        rc = vb_error_set(VB_EINVAL, "more than %zu routes to one disk",
+                          sizeof uris / sizeof uris[0]);
         goto out;
     }
     for (; nuris < route_count; nuris++) {
@@ -364,9 +366,9 @@ static int s_check_range(const vb_disk_t *disk, size_t len, uint64_t offset, con
         return vb_error_set(VB_EINVAL, "%s of %zu bytes exceeds the %u byte limit", op, len,
                             VB_DISK_IO_MAX);
     if (offset > disk->capacity || len > disk->capacity - offset)
-        return vb_error_set(VB_EINVAL, "%s of %zu bytes at %llu is past the end of the disk (%llu bytes)",
-                            op, len, (unsigned long long)offset,
-                            (unsigned long long)disk->capacity);
+        return vb_error_set(VB_EINVAL,
+                            "%s of %zu bytes at %llu is past the end of the disk (%llu bytes)", op,
+                            len, (unsigned long long)offset, (unsigned long long)disk->capacity);
     return 0;
 }
 

@@ -41,7 +41,7 @@
  * passes the snapshot's URI; the snapshot argument is then only recorded (vb_disk_info_t). For
  * vddk it is the snapshot's managed object reference handed to VixDiskLib_ConnectEx.
  *
- * Threads (VDDK 7.0.3.1 release notes, multithreading caveat): vb_disk_open, 
+ * Threads (VDDK 7.0.3.1 release notes, multithreading caveat): vb_disk_open,
  * vb_disk_query_allocated_blocks and vb_disk_close run on one thread, the one that opened the disk.
  * vb_disk_query_allocated_blocks from any other thread fails with VB_EPOLICY. vb_disk_read and
  * vb_disk_write are safe from any number of worker threads at once.
@@ -82,11 +82,11 @@ typedef struct {
 } vb_disk_route_t;
 
 typedef struct {
-    uint64_t capacity;      /* bytes */
-    uint32_t sector_size;   /* 512 */
-    char mode[16];          /* the transport mode that opened the disk */
-    char backend[8];        /* "file", "nbd" or "vddk" */
-    char snapshot[128];     /* as given to vb_disk_open ("" when none) */
+    uint64_t capacity;    /* bytes */
+    uint32_t sector_size; /* 512 */
+    char mode[16];        /* the transport mode that opened the disk */
+    char backend[8];      /* "file", "nbd" or "vddk" */
+    char snapshot[128];   /* as given to vb_disk_open ("" when none) */
 } vb_disk_info_t;
 
 /* Validates the parameters and returns a connection (caller owns; vb_disk_disconnect). Nothing is

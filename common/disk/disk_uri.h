@@ -14,12 +14,12 @@
 #define VB_DISK_URI_MAX_PARAMS 16
 
 typedef struct {
-    char *scheme;  /* "file", "nbd", "nbds", "vddk" */
-    char *user;    /* NULL when absent */
-    char *host;    /* without brackets; NULL for file */
-    bool host_v6;  /* host was a bracketed IPv6 literal */
-    int port;      /* 0 when absent */
-    char *path;    /* file: the path; nbd: the export name (without the leading '/') */
+    char *scheme; /* "file", "nbd", "nbds", "vddk" */
+    char *user;   /* NULL when absent */
+    char *host;   /* without brackets; NULL for file */
+    bool host_v6; /* host was a bracketed IPv6 literal */
+    int port;     /* 0 when absent */
+    char *path;   /* file: the path; nbd: the export name (without the leading '/') */
     size_t nparams;
     char *keys[VB_DISK_URI_MAX_PARAMS];
     char *values[VB_DISK_URI_MAX_PARAMS];

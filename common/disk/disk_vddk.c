@@ -132,7 +132,7 @@ void vb_disk_vddk_state_free(void *state)
     do {                                                                                           \
         *(void **)&lib->name = dlsym(lib->dl, "VixDiskLib_" #name);                                \
         if ((required) && !lib->name) {                                                            \
-            rc = vb_error_set(VB_EUNSUPPORTED, "%s has no VixDiskLib_%s: not a usable VDDK",     \
+            rc = vb_error_set(VB_EUNSUPPORTED, "%s has no VixDiskLib_%s: not a usable VDDK",       \
                               lib->libpath, #name);                                                \
             goto out;                                                                              \
         }                                                                                          \
@@ -337,8 +337,8 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
     err = lib->Open(v->conn, file, flags, &v->handle);
     if (err != VIX_OK) {
         s_vix_text(lib, err, text, sizeof text);
-        rc = vb_error_set(s_vix_code(err), "VixDiskLib_Open of %s in mode %s: %s", file, mode,
-                          text);
+        rc =
+            vb_error_set(s_vix_code(err), "VixDiskLib_Open of %s in mode %s: %s", file, mode, text);
         v->handle = NULL;
         goto out;
     }
@@ -393,9 +393,9 @@ static int s_allocated(void *impl, uint64_t offset, uint64_t length, vb_extent_l
         uint64_t n = qend - pos < step ? qend - pos : step;
         VixDiskLibBlockList *bl = NULL;
         s_last_warning[0] = '\0';
-        VixError err = v->lib->QueryAllocatedBlocks(
-            v->handle, pos / VIXDISKLIB_SECTOR_SIZE, n / VIXDISKLIB_SECTOR_SIZE,
-            VDDK_CHUNK_SECTORS, &bl);
+        VixError err =
+            v->lib->QueryAllocatedBlocks(v->handle, pos / VIXDISKLIB_SECTOR_SIZE,
+                                         n / VIXDISKLIB_SECTOR_SIZE, VDDK_CHUNK_SECTORS, &bl);
         if (err != VIX_OK) {
             char text[768];
             s_vix_text(v->lib, err, text, sizeof text);
@@ -429,8 +429,8 @@ static int s_io(vddk_disk_t *v, void *rbuf, const void *wbuf, size_t len, uint64
     pthread_mutex_lock(&v->lock);
     s_last_warning[0] = '\0';
     if (rbuf)
-        err = v->lib->Read(v->handle, offset / VIXDISKLIB_SECTOR_SIZE,
-                           len / VIXDISKLIB_SECTOR_SIZE, rbuf);
+        err = v->lib->Read(v->handle, offset / VIXDISKLIB_SECTOR_SIZE, len / VIXDISKLIB_SECTOR_SIZE,
+                           rbuf);
     else
         err = v->lib->Write(v->handle, offset / VIXDISKLIB_SECTOR_SIZE,
                             len / VIXDISKLIB_SECTOR_SIZE, wbuf);

@@ -3,7 +3,8 @@
  * the signatures of the functions disk_vddk.c looks up with dlsym. The fake library under
  * tests/fakevddk implements the same declarations.
  *
- * Nothing here links against VDDK: the real library is loaded at run time, on proxies that have it. */
+ * Nothing here links against VDDK: the real library is loaded at run time, on proxies that have it.
+ */
 #ifndef VB_VIXDISKLIB_API_H
 #define VB_VIXDISKLIB_API_H
 
@@ -12,7 +13,7 @@
 
 typedef uint64_t VixError;
 typedef char Bool; /* VMware's Bool is a char */
-#define VIX_ERROR_CODE(err) ((err) & 0xFFFF)
+#define VIX_ERROR_CODE(err) ((err)&0xFFFF)
 
 enum {
     VIX_OK = 0,
@@ -160,7 +161,8 @@ typedef VixError (*VixDiskLib_QueryAllocatedBlocks_fn)(VixDiskLibHandle diskHand
                                                        VixDiskLibSectorType chunkSize,
                                                        VixDiskLibBlockList **blockList);
 typedef VixError (*VixDiskLib_FreeBlockList_fn)(VixDiskLibBlockList *blockList);
-typedef VixError (*VixDiskLib_Read_fn)(VixDiskLibHandle diskHandle, VixDiskLibSectorType startSector,
+typedef VixError (*VixDiskLib_Read_fn)(VixDiskLibHandle diskHandle,
+                                       VixDiskLibSectorType startSector,
                                        VixDiskLibSectorType numSectors, uint8_t *readBuffer);
 typedef VixError (*VixDiskLib_Write_fn)(VixDiskLibHandle diskHandle,
                                         VixDiskLibSectorType startSector,

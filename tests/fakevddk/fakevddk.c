@@ -344,7 +344,8 @@ EXPORT void VixDiskLib_FreeInfo(VixDiskLibInfo *info)
 static int s_add_block(VixDiskLibBlockList **list, uint32_t *cap, uint64_t s, uint64_t e)
 {
     VixDiskLibBlockList *l = *list;
-    if (l->numBlocks && l->blocks[l->numBlocks - 1].offset + l->blocks[l->numBlocks - 1].length >= s) {
+    if (l->numBlocks &&
+        l->blocks[l->numBlocks - 1].offset + l->blocks[l->numBlocks - 1].length >= s) {
         VixDiskLibBlock *b = &l->blocks[l->numBlocks - 1];
         if (e > b->offset + b->length)
             b->length = e - b->offset;
@@ -491,17 +492,39 @@ EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
     (void)locale;
     const char *t;
     switch (VIX_ERROR_CODE(err)) {
-    case VIX_OK: t = "The operation was successful"; break;
-    case VIX_E_FAIL: t = "Unknown error"; break;
-    case VIX_E_OUT_OF_MEMORY: t = "Memory allocation failed: out of memory"; break;
-    case VIX_E_INVALID_ARG: t = "One of the parameters was invalid"; break;
-    case VIX_E_FILE_NOT_FOUND: t = "The file was not found"; break;
-    case VIX_E_NOT_SUPPORTED: t = "The operation is not supported"; break;
-    case VIX_E_FILE_READ_ONLY: t = "The file is write-protected"; break;
-    case VIX_E_HOST_NETWORK_CONN_REFUSED: t = "Connection refused by the host"; break;
-    case VIX_E_DISK_NOINIT: t = "The disk library has not been initialized"; break;
-    case VIX_E_DISK_OUTOFRANGE: t = "The specified sector is out of range"; break;
-    default: t = "Unknown error"; break;
+    case VIX_OK:
+        t = "The operation was successful";
+        break;
+    case VIX_E_FAIL:
+        t = "Unknown error";
+        break;
+    case VIX_E_OUT_OF_MEMORY:
+        t = "Memory allocation failed: out of memory";
+        break;
+    case VIX_E_INVALID_ARG:
+        t = "One of the parameters was invalid";
+        break;
+    case VIX_E_FILE_NOT_FOUND:
+        t = "The file was not found";
+        break;
+    case VIX_E_NOT_SUPPORTED:
+        t = "The operation is not supported";
+        break;
+    case VIX_E_FILE_READ_ONLY:
+        t = "The file is write-protected";
+        break;
+    case VIX_E_HOST_NETWORK_CONN_REFUSED:
+        t = "Connection refused by the host";
+        break;
+    case VIX_E_DISK_NOINIT:
+        t = "The disk library has not been initialized";
+        break;
+    case VIX_E_DISK_OUTOFRANGE:
+        t = "The specified sector is out of range";
+        break;
+    default:
+        t = "Unknown error";
+        break;
     }
     return strdup(t);
 }

@@ -26,6 +26,7 @@ for spec in 0:3 1024:16 9000:5 20416:64; do # KiB offset : KiB length
     off=${spec%%:*} len=${spec##*:}
     head -c $((len * 1024)) /dev/urandom | dd of="$IMG" bs=1024 seek="$off" conv=notrunc status=none
 done
+sync "$IMG"
 EXPECT_MAP=$("$CLI" info "$IMG" --json | jq -c .extents)
 # The temp file system must keep holes, or the hole checks below would prove nothing.
 [ "$(echo "$EXPECT_MAP" | jq length)" -eq 4 ] || fail "the source image's holes are not seen: $EXPECT_MAP"

@@ -89,18 +89,19 @@ static inline void certs_make(const char *dir, const char *san, const char *ca_f
 {
     char cmd[8192];
     const char *ca = ca_from ? ca_from : dir;
-    snprintf(cmd, sizeof cmd,
-             "set -e; mkdir -p '%s/client'; cd '%s';"
-             "if [ -z '%s' ]; then openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
-             " -nodes -keyout ca-key.pem -out ca-cert.pem -days 2 -subj '/CN=vbak test CA'"
-             " 2>/dev/null; else cp '%s/ca-cert.pem' '%s/ca-key.pem' .; fi;"
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-             " -keyout server-key.pem -out server.csr -subj '/CN=vbak test server' 2>/dev/null;"
-             "printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' > ext.cnf;"
-             "openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial"
-             " -out server-cert.pem -days 2 -extfile ext.cnf 2>/dev/null;"
-             "cp ca-cert.pem client/",
-             dir, dir, ca_from ? ca_from : "", ca, ca, san);
+    snprintf(
+        cmd, sizeof cmd,
+        "set -e; mkdir -p '%s/client'; cd '%s';"
+        "if [ -z '%s' ]; then openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+        " -nodes -keyout ca-key.pem -out ca-cert.pem -days 2 -subj '/CN=vbak test CA'"
+        " 2>/dev/null; else cp '%s/ca-cert.pem' '%s/ca-key.pem' .; fi;"
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        " -keyout server-key.pem -out server.csr -subj '/CN=vbak test server' 2>/dev/null;"
+        "printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\n' > ext.cnf;"
+        "openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial"
+        " -out server-cert.pem -days 2 -extfile ext.cnf 2>/dev/null;"
+        "cp ca-cert.pem client/",
+        dir, dir, ca_from ? ca_from : "", ca, ca, san);
     run_ok(cmd);
 }
 

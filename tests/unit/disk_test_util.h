@@ -86,7 +86,7 @@ static inline uint8_t timg_expect(uint64_t off)
         for (uint64_t o_ = 0; o_ < TIMG_SIZE; o_ += step_) {                                       \
             size_t n_ = TIMG_SIZE - o_ < step_ ? (size_t)(TIMG_SIZE - o_) : step_;                 \
             int rc_ = vb_disk_read((disk), b_, n_, o_);                                            \
-            cr_assert_eq(rc_, 0, "read at %llu: %s", (unsigned long long)o_, vb_error_msg());     \
+            cr_assert_eq(rc_, 0, "read at %llu: %s", (unsigned long long)o_, vb_error_msg());      \
             for (size_t k_ = 0; k_ < n_; k_++)                                                     \
                 if (b_[k_] != timg_expect(o_ + k_))                                                \
                     cr_assert_fail("byte %llu differs", (unsigned long long)(o_ + k_));            \
@@ -97,7 +97,7 @@ static inline uint8_t timg_expect(uint64_t off)
 /* The allocation map equals the image's data extents exactly. */
 #define TIMG_CHECK_MAP(list)                                                                       \
     do {                                                                                           \
-        cr_assert_eq((list).count, TIMG_NEXTENTS, "extent count %zu", (list).count);              \
+        cr_assert_eq((list).count, TIMG_NEXTENTS, "extent count %zu", (list).count);               \
         for (size_t i_ = 0; i_ < TIMG_NEXTENTS; i_++) {                                            \
             cr_expect_eq((list).items[i_].offset, s_timg_extents[i_][0], "extent %zu offset", i_); \
             cr_expect_eq((list).items[i_].length, s_timg_extents[i_][1], "extent %zu length", i_); \

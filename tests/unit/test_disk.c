@@ -196,7 +196,8 @@ Test(disk_uri, parses_every_form_the_lab_prints)
     cr_assert_str_eq(u.path, "vm1-disk0");
     vb_disk_uri_free(&u);
 
-    cr_assert_eq(vb_disk_uri_parse("nbds://alice@[::1]:2000/ex%20port?tls-psk-file=/k/psk%2Bx", &u), 0);
+    cr_assert_eq(vb_disk_uri_parse("nbds://alice@[::1]:2000/ex%20port?tls-psk-file=/k/psk%2Bx", &u),
+                 0);
     cr_assert_str_eq(u.scheme, "nbds");
     cr_assert_str_eq(u.user, "alice");
     cr_assert_str_eq(u.host, "::1");

@@ -289,7 +289,7 @@ Test(disk_nbd, luks_encrypted_disk_over_psk_ipv6_reads_the_plain_bytes)
     char psk_arg[800], file_arg[800];
     snprintf(psk_arg, sizeof psk_arg, "--tls-psk=%s", s_psk);
     snprintf(file_arg, sizeof file_arg, "file=%s", enc);
-    const char *args[] = {"--tls=require", psk_arg, "--filter=luks", "file", file_arg,
+    const char *args[] = {"--tls=require",     psk_arg, "--filter=luks", "file", file_arg,
                           "passphrase=s3cret", NULL};
     s_srv = nbdkit_start("::1", args);
     char uri[1024];

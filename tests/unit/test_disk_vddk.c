@@ -46,9 +46,10 @@ static void setup(void)
     snprintf(s_tmp, sizeof s_tmp, "%s/vddk-tmp", s_dir);
     snprintf(s_conf, sizeof s_conf, "%s/vddk.conf", s_dir);
     char text[2048];
-    snprintf(text, sizeof text,
-             "# VDDK config for the tests\ntmpDirectory = \"%s\"\nvbak.fakeDatastoreDir = \"%s/ds\"\n",
-             s_tmp, s_dir);
+    snprintf(
+        text, sizeof text,
+        "# VDDK config for the tests\ntmpDirectory = \"%s\"\nvbak.fakeDatastoreDir = \"%s/ds\"\n",
+        s_tmp, s_dir);
     put(s_conf, text);
     datastore("vmfs1", "VMFS\n", "vm1");
     datastore("vsan1", "vsan\n", "vm2");
@@ -298,7 +299,8 @@ Test(disk_vddk, without_tmp_directory_cleanup_misses_leftovers)
 Test(disk_vddk, a_missing_library_names_the_paths_searched)
 {
     char uri[2048];
-    snprintf(uri, sizeof uri, "vddk://esx1.lab/?file=[vmfs1] vm1/vm1.vmdk&libdir=%s/no-vddk", s_dir);
+    snprintf(uri, sizeof uri, "vddk://esx1.lab/?file=[vmfs1] vm1/vm1.vmdk&libdir=%s/no-vddk",
+             s_dir);
     vb_disk_conn_t *conn = NULL;
     cr_assert_eq(vb_disk_connect(NULL, &conn), 0);
     vb_disk_t *d = NULL;
