@@ -323,7 +323,11 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
     VixError err = lib->ConnectEx(vp.p, read_only, snapshot, mode, &v->conn);
     if (err != VIX_OK) {
         s_vix_text(lib, err, text, sizeof text);
-        if (VIX_ERROR_CODE(err) == VIX_E_HOST_NETWORK_CONN_REFUSED)
+        if (VIX_ERROR_CODE(err) == VIX_E_NET_HTTP_SSL_SECURITY)
+            rc = vb_error_set(
+                VB_EAUTH, "certificate of %s does not match the expected thumbprint %s: %s",
+                uri->host, vp.p->thumbPrint ? vp.p->thumbPrint : "(none given)", text);
+        else if (VIX_ERROR_CODE(err) == VIX_E_HOST_NETWORK_CONN_REFUSED)
             rc = vb_error_set(VB_EIO, "cannot reach %s port %u (NFC/VDDK): %s", uri->host,
                               uri->port ? (unsigned)uri->port : 902u, text);
         else

@@ -11,8 +11,10 @@
  *
  * Test-only config key: vbak.fakeDatastoreDir = "DIR". A disk "[ds1] vm/disk.vmdk" is the raw file
  * DIR/ds1/vm/disk.vmdk; the datastore's type (VMFS, NFS, vsan, VVOL) is the first line of
- * DIR/ds1/.type (VMFS when absent). With serverName NULL (local mode) paths are local files and
- * the only mode is "file". A server named "unreachable.invalid" refuses connections (error 14009).
+ * DIR/ds1/.type (VMFS when absent). vbak.fakeServerThumbprint = "AA:BB:.." makes ConnectEx refuse
+ * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would. With
+ * serverName NULL (local mode) paths are local files and the only mode is "file". A server named
+ * "unreachable.invalid" refuses connections (error 14009).
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +41,7 @@ static struct {
     int initialized;
     char tmpdir[PATHMAX];
     char dsdir[PATHMAX];
+    char thumbprint[256];
     VixDiskLibGenericLogFunc *log;
     VixDiskLibGenericLogFunc *warn;
     unsigned next_lock;
@@ -113,6 +117,8 @@ static VixError s_read_config(const char *path)
             snprintf(g.tmpdir, sizeof g.tmpdir, "%s", v);
         else if (strcmp(p, "vbak.fakeDatastoreDir") == 0)
             snprintf(g.dsdir, sizeof g.dsdir, "%s", v);
+        else if (strcmp(p, "vbak.fakeServerThumbprint") == 0)
+            snprintf(g.thumbprint, sizeof g.thumbprint, "%s", v);
     }
     fclose(f);
     return VIX_OK;
@@ -130,7 +136,7 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     pthread_mutex_lock(&g.lock);
     g.log = log;
     g.warn = warn;
-    g.tmpdir[0] = g.dsdir[0] = '\0';
+    g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
     if (err == VIX_OK && !g.tmpdir[0])
         snprintf(g.tmpdir, sizeof g.tmpdir, "/tmp/vixdisklib-fake-%d", (int)getpid());
@@ -190,6 +196,12 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
     if (p->serverName && strcmp(p->serverName, "unreachable.invalid") == 0) {
         s_say(g.warn, "cannot connect to host %s port 902: connection refused\n", p->serverName);
         return VIX_E_HOST_NETWORK_CONN_REFUSED;
+    }
+    if (p->serverName && g.thumbprint[0] &&
+        (!p->thumbPrint || strcasecmp(p->thumbPrint, g.thumbprint) != 0)) {
+        s_say(g.warn, "host %s presents certificate thumbprint %s, not the expected %s\n",
+              p->serverName, g.thumbprint, p->thumbPrint ? p->thumbPrint : "(none)");
+        return VIX_E_NET_HTTP_SSL_SECURITY;
     }
     struct VixDiskLibConnectParam *c = calloc(1, sizeof *c);
     if (!c)
@@ -515,6 +527,9 @@ EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
         break;
     case VIX_E_HOST_NETWORK_CONN_REFUSED:
         t = "Connection refused by the host";
+        break;
+    case VIX_E_NET_HTTP_SSL_SECURITY:
+        t = "SSL security error";
         break;
     case VIX_E_DISK_NOINIT:
         t = "The disk library has not been initialized";

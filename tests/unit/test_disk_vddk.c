@@ -350,3 +350,25 @@ Test(disk_vddk, writes_through_vddk_land_in_the_file)
     close(fd);
     cr_assert_eq(memcmp(buf, back, sizeof buf), 0);
 }
+
+Test(disk_vddk, a_thumbprint_mismatch_shows_both_thumbprints)
+{
+    char conf[700], text[1400], uri[2048];
+    snprintf(conf, sizeof conf, "%s/thumb.conf", s_dir);
+    snprintf(text, sizeof text,
+             "tmpDirectory = \"%s\"\nvbak.fakeDatastoreDir = \"%s/ds\"\n"
+             "vbak.fakeServerThumbprint = \"11:22:33\"\n",
+             s_tmp, s_dir);
+    put(conf, text);
+    snprintf(uri, sizeof uri,
+             "vddk://esx1.lab/?file=[vmfs1] vm1/vm1.vmdk&thumbprint=AA:BB:CC&libdir=%s&config=%s",
+             s_libdir, conf);
+    vb_disk_connect_params_t p = {.modes = "nbdssl", .read_only = true};
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(&p, &conn), 0);
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open_uri(conn, uri, NULL, &d), VB_EAUTH, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "AA:BB:CC"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "11:22:33"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+}
