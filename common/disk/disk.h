@@ -1,0 +1,148 @@
+/* disk — disk access shaped like VixDiskLib.
+ *
+ *   vb_disk_connect(modes in preference order) → vb_disk_open(disk, snapshot) → vb_disk_get_info
+ *   → vb_disk_query_allocated_blocks → vb_disk_read / vb_disk_write → vb_disk_close
+ *   → vb_disk_disconnect, plus vb_disk_cleanup of what an earlier run left behind.
+ *
+ * Backends, chosen by the URI scheme of each way the disk can be reached (a "route"):
+ *
+ *   file:///abs/path  or  /abs/path
+ *       A local path: the lab's view of a SAN LUN or a HotAdded disk. pread/pwrite; allocated
+ *       blocks from SEEK_DATA/SEEK_HOLE. Default mode "file"; a route may name it "san" or
+ *       "hotadd" instead.
+ *   nbd://HOST:PORT/EXPORT            nbd://[::1]:PORT/EXPORT                    (mode "nbd")
+ *   nbds://HOST:PORT/EXPORT?tls-certificates=DIR                              (mode "nbdssl")
+ *       X.509: DIR holds ca-cert.pem; the server certificate is verified against it and against
+ *       HOST (an IPv4 literal or a host name). An IPv6 literal with X.509 is REFUSED
+ *       (VB_EPOLICY): libnbd 1.14 sends the literal as the TLS SNI name, which the server rejects,
+ *       and the only way around it (connecting the socket ourselves) makes libnbd skip the
+ *       certificate check. Use TLS-PSK for IPv6, or a host name that resolves to the address.
+ *   nbds://USER@HOST:PORT/EXPORT?tls-psk-file=FILE   (also nbds://USER@[::1]:PORT/...)
+ *       TLS-PSK: FILE holds "username:hexkey" lines; USER picks the line. vbak connects the TCP
+ *       socket itself (no SNI), so it works over IPv6; the key authenticates both ends.
+ *       Allocated blocks come from the "base:allocation" meta context.
+ *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
+ *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
+ *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
+ *       then DIR/libvixDiskLib.so). Query values are percent-decoded ("%20" for a space, "%5B"
+ *       may be written "[" literally). HOST may be "local" for VixDiskLib's local mode (file is
+ *       then a local path). vm= is the vmxSpec; the snapshot given to vb_disk_open is the
+ *       snapshotRef of VixDiskLib_ConnectEx. transport= narrows which VDDK modes this route
+ *       offers (default all four). A vddk route is tried once per allowed mode, in the
+ *       connection's preference order, each time with that single mode, so the reason each mode
+ *       failed is ours to record.
+ *
+ * Modes: "san", "hotadd", "file", "nbdssl", "nbd". vb_disk_open walks the connection's modes in
+ * order and, for each, every route that offers it; the first that opens wins. Every failed
+ * attempt is kept as "MODE (URI): reason" (vb_disk_attempt) so a task can report why it fell
+ * back. A URI printed with a secret in it never reaches a message: reasons name files, not keys.
+ *
+ * Snapshots: over NBD and in the lab a disk at a snapshot is its own export/file, so the caller
+ * passes the snapshot's URI; the snapshot argument is then only recorded (vb_disk_info_t). For
+ * vddk it is the snapshot's managed object reference handed to VixDiskLib_ConnectEx.
+ *
+ * Threads (VDDK 7.0.3.1 release notes, multithreading caveat): vb_disk_open,
+ * vb_disk_query_allocated_blocks and vb_disk_close run on one thread, the one that opened the disk.
+ * vb_disk_query_allocated_blocks from any other thread fails with VB_EPOLICY. vb_disk_read and
+ * vb_disk_write are safe from any number of worker threads at once.
+ *
+ * All functions return 0 or a negative VB_E* code with a message set (error.h). */
+#ifndef VB_DISK_H
+#define VB_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "inventory/inventory.h" /* vb_extent_list_t */
+
+typedef struct vb_disk_conn vb_disk_conn_t;
+typedef struct vb_disk vb_disk_t;
+
+/* Preference order used when vb_disk_connect_params_t.modes is NULL. */
+#define VB_DISK_DEFAULT_MODES "san:hotadd:file:nbdssl:nbd"
+/* Where libvixDiskLib.so is looked for when neither the params nor the URI say. */
+#define VB_DISK_VDDK_DEFAULT_LIBDIR "/usr/lib/vmware-vix-disklib"
+/* Hard limit on one vb_disk_read/vb_disk_write request. */
+#define VB_DISK_IO_MAX (64u * 1024 * 1024)
+
+typedef struct {
+    const char *modes;       /* transport modes in preference order, ':'-separated; NULL: default */
+    const char *vddk_libdir; /* vddk: directory of libvixDiskLib.so; NULL: URI libdir=, default */
+    const char *vddk_config; /* vddk: config file for VixDiskLib_InitEx; NULL: URI config=, none */
+    bool read_only;          /* open disks read-only (backups) */
+} vb_disk_connect_params_t;
+
+/* One way to reach a disk: a URI (forms above) and the mode it stands for. mode NULL: from the
+ * scheme (file → "file", nbd → "nbd", nbds → "nbdssl", vddk → the VDDK modes in transport=). */
+typedef struct {
+    const char *mode;
+    const char *uri;
+} vb_disk_route_t;
+
+typedef struct {
+    uint64_t capacity;    /* bytes */
+    uint32_t sector_size; /* 512 */
+    char mode[16];        /* the transport mode that opened the disk */
+    char backend[8];      /* "file", "nbd" or "vddk" */
+    char snapshot[128];   /* as given to vb_disk_open ("" when none) */
+} vb_disk_info_t;
+
+/* Validates the parameters and returns a connection (caller owns; vb_disk_disconnect). Nothing is
+ * contacted yet. VB_EINVAL for an unknown mode. The params' strings are copied. */
+int vb_disk_connect(const vb_disk_connect_params_t *params, vb_disk_conn_t **out) VB_WUR;
+
+/* Ends the VDDK session if one was started (VixDiskLib_Exit) and frees; NULL is fine. Close every
+ * disk first. */
+void vb_disk_disconnect(vb_disk_conn_t **conn_p);
+
+/* Opens a disk through the first mode (in the connection's order) that works, over the routes
+ * given. Errors: VB_ENOTFOUND (no route offers any of the connection's modes; missing file;
+ * missing libvixDiskLib.so, naming the paths searched), VB_EIO ("cannot reach HOST port PORT"),
+ * VB_EAUTH (TLS verification or PSK refused, naming the CA dir or PSK file), VB_EPOLICY
+ * (IPv6 literal with X.509). When every attempt fails, the message lists each attempt's reason
+ * and the code is that of the last one. Caller owns *out (vb_disk_close). */
+int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t route_count,
+                 const char *snapshot, vb_disk_t **out) VB_WUR;
+
+/* vb_disk_open with one route whose mode comes from the URI's scheme. */
+int vb_disk_open_uri(vb_disk_conn_t *conn, const char *uri, const char *snapshot,
+                     vb_disk_t **out) VB_WUR;
+
+int vb_disk_get_info(const vb_disk_t *disk, vb_disk_info_t *out) VB_WUR;
+
+/* The mode that opened the disk (borrowed, lives with the disk). */
+const char *vb_disk_mode(const vb_disk_t *disk);
+/* Attempts that failed before the one that opened: "MODE (URI): reason". Borrowed. */
+size_t vb_disk_attempt_count(const vb_disk_t *disk);
+const char *vb_disk_attempt(const vb_disk_t *disk, size_t i);
+
+/* Appends the allocated extents of [offset, offset+length) to *out (merged, ascending; bytes).
+ * Runs only on the thread that opened the disk: VB_EPOLICY from any other thread. When the
+ * backend cannot answer (no base:allocation, QueryAllocatedBlocks failed), the whole range is
+ * reported allocated, a warning is logged, and *exact_out (may be NULL) is false. Length 0 or a
+ * range past the capacity is clipped to the capacity. */
+int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
+                                   vb_extent_list_t *out, bool *exact_out) VB_WUR;
+
+/* Reads exactly len bytes at offset (len ≤ VB_DISK_IO_MAX, offset+len ≤ capacity). Any thread.
+ * vddk: offset and len need not be sector aligned for reads; writes must be. */
+int vb_disk_read(vb_disk_t *disk, void *buf, size_t len, uint64_t offset) VB_WUR;
+int vb_disk_write(vb_disk_t *disk, const void *buf, size_t len, uint64_t offset) VB_WUR;
+
+/* Flushes (when written), closes and frees; *disk_p becomes NULL; NULL is fine. Returns the flush
+ * error, the disk is closed either way. Call it on the opening thread. */
+int vb_disk_close(vb_disk_t **disk_p);
+
+/* Removes what an earlier run left behind for the given route (vddk: VixDiskLib_Cleanup with the
+ * route's connection parameters, which cleans the configured tmpDirectory). Other backends keep no
+ * state: 0 and both counts 0. Counts may be NULL. */
+int vb_disk_cleanup(vb_disk_conn_t *conn, const char *uri, unsigned *cleaned_out,
+                    unsigned *remaining_out) VB_WUR;
+
+/* The mode a URI stands for when a route gives none ("file", "nbd", "nbdssl", "vddk"). VB_EINVAL
+ * for an unknown scheme. Writes at most cap bytes. */
+int vb_disk_uri_mode(const char *uri, char *mode, size_t cap) VB_WUR;
+
+#endif

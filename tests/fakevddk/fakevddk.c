@@ -1,0 +1,550 @@
+/* fakevddk — a stand-in for VMware's libvixDiskLib.so, for tests.
+ *
+ * It serves raw files as if they were VMDKs on datastores, through the same C API (declared in
+ * common/disk/vixdisklib_api.h) and enforces the rules vbak must respect:
+ *   - QueryAllocatedBlocks only on the thread that opened the disk (release notes, multithreading
+ *     caveat); from any other thread it fails with VIX_E_FAIL and says so through the warn log;
+ *   - SAN transport is rejected for disks on vsan and VVOL datastores (since VDDK 6.7);
+ *   - InitEx reads the config file; tmpDirectory is where open disks keep lock files; Cleanup
+ *     removes what an earlier process left there. Without tmpDirectory the fake, like VDDK, uses a
+ *     per-process folder, so Cleanup cannot find an earlier run's leftovers (release notes).
+ *
+ * Test-only config key: vbak.fakeDatastoreDir = "DIR". A disk "[ds1] vm/disk.vmdk" is the raw file
+ * DIR/ds1/vm/disk.vmdk; the datastore's type (VMFS, NFS, vsan, VVOL) is the first line of
+ * DIR/ds1/.type (VMFS when absent). vbak.fakeServerThumbprint = "AA:BB:.." makes ConnectEx refuse
+ * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would. With
+ * serverName NULL (local mode) paths are local files and the only mode is "file". A server named
+ * "unreachable.invalid" refuses connections (error 14009).
+ *
+ * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
+ * behind one mutex. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VB_VIXDISKLIB_DECLARE_FUNCTIONS
+#include "disk/vixdisklib_api.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define PATHMAX 1024
+
+static struct {
+    pthread_mutex_t lock;
+    int initialized;
+    char tmpdir[PATHMAX];
+    char dsdir[PATHMAX];
+    char thumbprint[256];
+    VixDiskLibGenericLogFunc *log;
+    VixDiskLibGenericLogFunc *warn;
+    unsigned next_lock;
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct VixDiskLibConnectParam {
+    char *server;
+    char *snapshot;
+    char modes[128];
+    Bool read_only;
+};
+
+struct VixDiskLibHandleStruct {
+    int fd;
+    uint64_t sectors;
+    pthread_t opener;
+    char mode[16];
+    char lockfile[PATHMAX];
+    Bool read_only;
+};
+
+static void s_say(VixDiskLibGenericLogFunc *fn, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void s_say(VixDiskLibGenericLogFunc *fn, const char *fmt, ...)
+{
+    if (!fn)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fn(fmt, ap);
+    va_end(ap);
+}
+
+static void s_trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+}
+
+/* Reads `key = "value"` lines; keeps tmpDirectory and vbak.fakeDatastoreDir. */
+static VixError s_read_config(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        s_say(g.warn, "cannot read config file %s: %s\n", path, strerror(errno));
+        return VIX_E_FILE_NOT_FOUND;
+    }
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        s_trim(line);
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq)
+            continue;
+        char *kend = eq;
+        while (kend > p && (kend[-1] == ' ' || kend[-1] == '\t'))
+            kend--;
+        *kend = '\0';
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t vn = strlen(v);
+        if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+            v[vn - 1] = '\0';
+            v++;
+        }
+        if (strcmp(p, "tmpDirectory") == 0)
+            snprintf(g.tmpdir, sizeof g.tmpdir, "%s", v);
+        else if (strcmp(p, "vbak.fakeDatastoreDir") == 0)
+            snprintf(g.dsdir, sizeof g.dsdir, "%s", v);
+        else if (strcmp(p, "vbak.fakeServerThumbprint") == 0)
+            snprintf(g.thumbprint, sizeof g.thumbprint, "%s", v);
+    }
+    fclose(f);
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGenericLogFunc *log,
+                                  VixDiskLibGenericLogFunc *warn, VixDiskLibGenericLogFunc *panic,
+                                  const char *libDir, const char *configFile)
+{
+    (void)minor;
+    (void)panic;
+    (void)libDir;
+    if (major < 6)
+        return VIX_E_NOT_SUPPORTED;
+    pthread_mutex_lock(&g.lock);
+    g.log = log;
+    g.warn = warn;
+    g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
+    VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
+    if (err == VIX_OK && !g.tmpdir[0])
+        snprintf(g.tmpdir, sizeof g.tmpdir, "/tmp/vixdisklib-fake-%d", (int)getpid());
+    if (err == VIX_OK && mkdir(g.tmpdir, 0700) != 0 && errno != EEXIST) {
+        s_say(g.warn, "cannot create tmpDirectory %s: %s\n", g.tmpdir, strerror(errno));
+        err = VIX_E_FILE_ERROR;
+    }
+    if (err == VIX_OK)
+        g.initialized++;
+    pthread_mutex_unlock(&g.lock);
+    s_say(log, "fake VixDiskLib initialised, tmpDirectory=%s\n", g.tmpdir);
+    return err;
+}
+
+EXPORT void VixDiskLib_Exit(void)
+{
+    pthread_mutex_lock(&g.lock);
+    if (g.initialized > 0)
+        g.initialized--;
+    pthread_mutex_unlock(&g.lock);
+}
+
+EXPORT VixDiskLibConnectParams *VixDiskLib_AllocateConnectParams(void)
+{
+    return calloc(1, sizeof(VixDiskLibConnectParams));
+}
+
+EXPORT void VixDiskLib_FreeConnectParams(VixDiskLibConnectParams *params)
+{
+    free(params);
+}
+
+static int s_known_modes(const char *modes)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", modes);
+    for (char *save = NULL, *m = strtok_r(buf, ":", &save); m; m = strtok_r(NULL, ":", &save))
+        if (strcmp(m, "file") && strcmp(m, "san") && strcmp(m, "hotadd") && strcmp(m, "nbdssl") &&
+            strcmp(m, "nbd"))
+            return 0;
+    return 1;
+}
+
+EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool readOnly,
+                                     const char *snapshotRef, const char *transportModes,
+                                     VixDiskLibConnection *connection)
+{
+    if (!g.initialized)
+        return VIX_E_DISK_NOINIT;
+    if (!p || !connection)
+        return VIX_E_INVALID_ARG;
+    const char *modes = transportModes && *transportModes ? transportModes
+                        : p->serverName                   ? "san:hotadd:nbdssl:nbd"
+                                                          : "file";
+    if (strlen(modes) >= 128 || !s_known_modes(modes))
+        return VIX_E_INVALID_ARG;
+    if (p->serverName && strcmp(p->serverName, "unreachable.invalid") == 0) {
+        s_say(g.warn, "cannot connect to host %s port 902: connection refused\n", p->serverName);
+        return VIX_E_HOST_NETWORK_CONN_REFUSED;
+    }
+    if (p->serverName && g.thumbprint[0] &&
+        (!p->thumbPrint || strcasecmp(p->thumbPrint, g.thumbprint) != 0)) {
+        s_say(g.warn, "host %s presents certificate thumbprint %s, not the expected %s\n",
+              p->serverName, g.thumbprint, p->thumbPrint ? p->thumbPrint : "(none)");
+        return VIX_E_NET_HTTP_SSL_SECURITY;
+    }
+    struct VixDiskLibConnectParam *c = calloc(1, sizeof *c);
+    if (!c)
+        return VIX_E_OUT_OF_MEMORY;
+    c->server = p->serverName ? strdup(p->serverName) : NULL;
+    c->snapshot = snapshotRef ? strdup(snapshotRef) : NULL;
+    snprintf(c->modes, sizeof c->modes, "%s", modes);
+    c->read_only = readOnly;
+    *connection = c;
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Disconnect(VixDiskLibConnection c)
+{
+    if (!c)
+        return VIX_E_INVALID_ARG;
+    free(c->server);
+    free(c->snapshot);
+    free(c);
+    return VIX_OK;
+}
+
+/* "[ds] rel/path" → DSDIR/ds/rel/path and the datastore's type. */
+static VixError s_resolve(const char *path, char *file, size_t cap, char *dstype, size_t tcap)
+{
+    snprintf(dstype, tcap, "VMFS");
+    const char *close = path[0] == '[' ? strchr(path, ']') : NULL;
+    if (!close || !g.dsdir[0])
+        return VIX_E_FILE_NOT_FOUND;
+    const char *rel = close + 1;
+    while (*rel == ' ')
+        rel++;
+    int n = (int)(close - path - 1);
+    snprintf(file, cap, "%s/%.*s/%s", g.dsdir, n, path + 1, rel);
+    char tpath[PATHMAX];
+    snprintf(tpath, sizeof tpath, "%s/%.*s/.type", g.dsdir, n, path + 1);
+    FILE *f = fopen(tpath, "r");
+    if (f) {
+        if (fgets(dstype, (int)tcap, f))
+            s_trim(dstype);
+        fclose(f);
+    }
+    return VIX_OK;
+}
+
+/* The first mode of the connection's list that may open a disk on a datastore of this type. */
+static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *dstype,
+                            const char *path, char *mode, size_t cap)
+{
+    char buf[128], why[512] = "";
+    snprintf(buf, sizeof buf, "%s", c->modes);
+    for (char *save = NULL, *m = strtok_r(buf, ":", &save); m; m = strtok_r(NULL, ":", &save)) {
+        if (strcmp(m, "san") == 0 && (strcmp(dstype, "vsan") == 0 || strcmp(dstype, "VVOL") == 0)) {
+            snprintf(why, sizeof why, "SAN transport is not supported for %s: its datastore is %s",
+                     path, dstype);
+            s_say(g.log, "%s\n", why);
+            continue;
+        }
+        if ((strcmp(m, "file") == 0) != (c->server == NULL))
+            continue;
+        snprintf(mode, cap, "%s", m);
+        return VIX_OK;
+    }
+    if (why[0])
+        s_say(g.warn, "%s\n", why);
+    else
+        s_say(g.warn, "no transport mode in '%s' can open %s\n", c->modes, path);
+    return VIX_E_NOT_SUPPORTED;
+}
+
+EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, uint32_t flags,
+                                VixDiskLibHandle *out)
+{
+    if (!c || !path || !out)
+        return VIX_E_INVALID_ARG;
+    char file[PATHMAX], dstype[32], mode[16];
+    if (c->server) {
+        if (s_resolve(path, file, sizeof file, dstype, sizeof dstype) != VIX_OK) {
+            s_say(g.warn, "cannot resolve datastore path %s\n", path);
+            return VIX_E_FILE_NOT_FOUND;
+        }
+    } else {
+        snprintf(file, sizeof file, "%s", path);
+        snprintf(dstype, sizeof dstype, "local");
+    }
+    VixError err = s_pick_mode(c, dstype, path, mode, sizeof mode);
+    if (err != VIX_OK)
+        return err;
+    Bool ro = c->read_only || (flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY);
+    int fd = open(file, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        s_say(g.warn, "cannot open %s (%s): %s\n", path, file, strerror(errno));
+        return errno == ENOENT ? VIX_E_FILE_NOT_FOUND : VIX_E_FILE_ACCESS_ERROR;
+    }
+    struct VixDiskLibHandleStruct *h = calloc(1, sizeof *h);
+    if (!h) {
+        close(fd);
+        return VIX_E_OUT_OF_MEMORY;
+    }
+    h->fd = fd;
+    h->sectors = (uint64_t)lseek(fd, 0, SEEK_END) / VIXDISKLIB_SECTOR_SIZE;
+    h->opener = pthread_self();
+    h->read_only = ro;
+    snprintf(h->mode, sizeof h->mode, "%s", mode);
+    pthread_mutex_lock(&g.lock);
+    snprintf(h->lockfile, sizeof h->lockfile, "%s/vixdisklib-%d-%u.lck", g.tmpdir, (int)getpid(),
+             g.next_lock++);
+    pthread_mutex_unlock(&g.lock);
+    int lfd = open(h->lockfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (lfd >= 0)
+        close(lfd);
+    s_say(g.log, "opened %s in mode %s\n", path, mode);
+    *out = h;
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Close(VixDiskLibHandle h)
+{
+    if (!h)
+        return VIX_E_INVALID_ARG;
+    close(h->fd);
+    unlink(h->lockfile);
+    free(h);
+    return VIX_OK;
+}
+
+EXPORT const char *VixDiskLib_GetTransportMode(VixDiskLibHandle h)
+{
+    return h ? h->mode : NULL;
+}
+
+EXPORT VixError VixDiskLib_GetInfo(VixDiskLibHandle h, VixDiskLibInfo **info)
+{
+    if (!h || !info)
+        return VIX_E_INVALID_ARG;
+    VixDiskLibInfo *i = calloc(1, sizeof *i);
+    if (!i)
+        return VIX_E_OUT_OF_MEMORY;
+    i->capacity = h->sectors;
+    i->adapterType = 3;
+    i->numLinks = 1;
+    *info = i;
+    return VIX_OK;
+}
+
+EXPORT void VixDiskLib_FreeInfo(VixDiskLibInfo *info)
+{
+    free(info);
+}
+
+/* Appends [s, e) in sectors, merged with the previous block. */
+static int s_add_block(VixDiskLibBlockList **list, uint32_t *cap, uint64_t s, uint64_t e)
+{
+    VixDiskLibBlockList *l = *list;
+    if (l->numBlocks &&
+        l->blocks[l->numBlocks - 1].offset + l->blocks[l->numBlocks - 1].length >= s) {
+        VixDiskLibBlock *b = &l->blocks[l->numBlocks - 1];
+        if (e > b->offset + b->length)
+            b->length = e - b->offset;
+        return 0;
+    }
+    if (l->numBlocks == *cap) {
+        uint32_t ncap = *cap * 2;
+        l = realloc(l, sizeof *l + ncap * sizeof l->blocks[0]);
+        if (!l)
+            return -1;
+        *list = l;
+        *cap = ncap;
+    }
+    l->blocks[l->numBlocks++] = (VixDiskLibBlock){s, e - s};
+    return 0;
+}
+
+EXPORT VixError VixDiskLib_QueryAllocatedBlocks(VixDiskLibHandle h, VixDiskLibSectorType start,
+                                                VixDiskLibSectorType num,
+                                                VixDiskLibSectorType chunk,
+                                                VixDiskLibBlockList **out)
+{
+    if (!h || !out)
+        return VIX_E_INVALID_ARG;
+    if (!pthread_equal(pthread_self(), h->opener)) {
+        s_say(g.warn, "QueryAllocatedBlocks called from a thread other than the one that opened "
+                      "the disk\n");
+        return VIX_E_FAIL;
+    }
+    if (chunk < VIXDISKLIB_MIN_CHUNK_SIZE || (chunk & (chunk - 1)) || start % chunk ||
+        num % chunk || num / chunk > VIXDISKLIB_MAX_CHUNK_NUMBER || start + num > h->sectors)
+        return VIX_E_INVALID_ARG;
+    uint32_t cap = 16;
+    VixDiskLibBlockList *l = calloc(1, sizeof *l + cap * sizeof l->blocks[0]);
+    if (!l)
+        return VIX_E_OUT_OF_MEMORY;
+    uint64_t pos = start * VIXDISKLIB_SECTOR_SIZE, end = (start + num) * VIXDISKLIB_SECTOR_SIZE;
+    uint64_t cb = chunk * VIXDISKLIB_SECTOR_SIZE;
+    while (pos < end) {
+        off_t d = lseek(h->fd, (off_t)pos, SEEK_DATA);
+        if (d < 0 || (uint64_t)d >= end)
+            break;
+        off_t hole = lseek(h->fd, d, SEEK_HOLE);
+        uint64_t e = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+        uint64_t cs = (uint64_t)d / cb * cb, ce = (e + cb - 1) / cb * cb;
+        if (s_add_block(&l, &cap, cs / VIXDISKLIB_SECTOR_SIZE, ce / VIXDISKLIB_SECTOR_SIZE) != 0) {
+            free(l);
+            return VIX_E_OUT_OF_MEMORY;
+        }
+        pos = e;
+    }
+    *out = l;
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_FreeBlockList(VixDiskLibBlockList *l)
+{
+    free(l);
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Read(VixDiskLibHandle h, VixDiskLibSectorType start,
+                                VixDiskLibSectorType num, uint8_t *buf)
+{
+    if (!h || !buf)
+        return VIX_E_INVALID_ARG;
+    if (start + num > h->sectors)
+        return VIX_E_DISK_OUTOFRANGE;
+    size_t len = num * VIXDISKLIB_SECTOR_SIZE;
+    off_t off = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);
+    while (len) {
+        ssize_t n = pread(h->fd, buf, len, off);
+        if (n <= 0)
+            return VIX_E_FILE_ERROR;
+        buf += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return VIX_OK;
+}
+
+EXPORT VixError VixDiskLib_Write(VixDiskLibHandle h, VixDiskLibSectorType start,
+                                 VixDiskLibSectorType num, const uint8_t *buf)
+{
+    if (!h || !buf)
+        return VIX_E_INVALID_ARG;
+    if (h->read_only)
+        return VIX_E_FILE_READ_ONLY;
+    if (start + num > h->sectors)
+        return VIX_E_DISK_OUTOFRANGE;
+    size_t len = num * VIXDISKLIB_SECTOR_SIZE;
+    off_t off = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);
+    while (len) {
+        ssize_t n = pwrite(h->fd, buf, len, off);
+        if (n <= 0)
+            return VIX_E_FILE_ERROR;
+        buf += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return VIX_OK;
+}
+
+/* Removes what another process left in tmpDirectory; counts this process's live lock files as
+ * remaining. */
+EXPORT VixError VixDiskLib_Cleanup(const VixDiskLibConnectParams *p, uint32_t *cleaned,
+                                   uint32_t *remaining)
+{
+    (void)p;
+    if (!g.initialized)
+        return VIX_E_DISK_NOINIT;
+    uint32_t done = 0, left = 0;
+    char mine[64];
+    snprintf(mine, sizeof mine, "vixdisklib-%d-", (int)getpid());
+    DIR *d = opendir(g.tmpdir);
+    if (!d)
+        return VIX_E_FILE_ERROR;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (strncmp(e->d_name, mine, strlen(mine)) == 0) {
+            left++;
+            continue;
+        }
+        char path[PATHMAX + 256];
+        snprintf(path, sizeof path, "%s/%s", g.tmpdir, e->d_name);
+        if (unlink(path) == 0)
+            done++;
+        else
+            left++;
+    }
+    closedir(d);
+    if (cleaned)
+        *cleaned = done;
+    if (remaining)
+        *remaining = left;
+    s_say(g.log, "cleanup of %s: %u removed, %u remaining\n", g.tmpdir, done, left);
+    return VIX_OK;
+}
+
+EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
+{
+    (void)locale;
+    const char *t;
+    switch (VIX_ERROR_CODE(err)) {
+    case VIX_OK:
+        t = "The operation was successful";
+        break;
+    case VIX_E_FAIL:
+        t = "Unknown error";
+        break;
+    case VIX_E_OUT_OF_MEMORY:
+        t = "Memory allocation failed: out of memory";
+        break;
+    case VIX_E_INVALID_ARG:
+        t = "One of the parameters was invalid";
+        break;
+    case VIX_E_FILE_NOT_FOUND:
+        t = "The file was not found";
+        break;
+    case VIX_E_NOT_SUPPORTED:
+        t = "The operation is not supported";
+        break;
+    case VIX_E_FILE_READ_ONLY:
+        t = "The file is write-protected";
+        break;
+    case VIX_E_HOST_NETWORK_CONN_REFUSED:
+        t = "Connection refused by the host";
+        break;
+    case VIX_E_NET_HTTP_SSL_SECURITY:
+        t = "SSL security error";
+        break;
+    case VIX_E_DISK_NOINIT:
+        t = "The disk library has not been initialized";
+        break;
+    case VIX_E_DISK_OUTOFRANGE:
+        t = "The specified sector is out of range";
+        break;
+    default:
+        t = "Unknown error";
+        break;
+    }
+    return strdup(t);
+}
+
+EXPORT void VixDiskLib_FreeErrorText(char *text)
+{
+    free(text);
+}

@@ -1,0 +1,238 @@
+/* Disk access front and the file backend. */
+#include <pthread.h>
+
+#include "disk/disk.h"
+#include "disk/disk_uri.h"
+#include "disk_test_util.h"
+
+static char s_dir[512];
+static char s_img[600];
+
+static void setup(void)
+{
+    tdir_make(s_dir, sizeof s_dir);
+    snprintf(s_img, sizeof s_img, "%s/disk.img", s_dir);
+    timg_make(s_img);
+}
+
+static void teardown(void)
+{
+    tdir_rm(s_dir);
+}
+
+TestSuite(disk_file, .init = setup, .fini = teardown);
+
+static vb_disk_t *open_ro(vb_disk_conn_t **conn, const char *uri)
+{
+    vb_disk_connect_params_t p = {.read_only = true};
+    cr_assert_eq(vb_disk_connect(&p, conn), 0, "%s", vb_error_msg());
+    vb_disk_t *d = NULL;
+    int rc = vb_disk_open_uri(*conn, uri, NULL, &d);
+    cr_assert_eq(rc, 0, "open %s: %s", uri, vb_error_msg());
+    return d;
+}
+
+Test(disk_file, reads_every_byte_through_a_path_and_a_file_uri)
+{
+    char uri[700];
+    snprintf(uri, sizeof uri, "file://%s", s_img);
+    const char *uris[] = {s_img, uri};
+    for (size_t i = 0; i < 2; i++) {
+        vb_disk_conn_t *conn = NULL;
+        vb_disk_t *d = open_ro(&conn, uris[i]);
+        vb_disk_info_t info;
+        cr_assert_eq(vb_disk_get_info(d, &info), 0);
+        cr_assert_eq(info.capacity, TIMG_SIZE);
+        cr_assert_str_eq(info.mode, "file");
+        cr_assert_str_eq(info.backend, "file");
+        TIMG_CHECK_ALL(d);
+        cr_assert_eq(vb_disk_close(&d), 0);
+        cr_assert_null(d);
+        vb_disk_disconnect(&conn);
+        cr_assert_null(conn);
+    }
+}
+
+Test(disk_file, allocated_map_matches_the_holes)
+{
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = open_ro(&conn, s_img);
+    vb_extent_list_t map = {0};
+    bool exact = false;
+    cr_assert_eq(vb_disk_query_allocated_blocks(d, 0, 0, &map, &exact), 0, "%s", vb_error_msg());
+    cr_assert(exact);
+    TIMG_CHECK_MAP(map);
+    vb_extent_list_free(&map);
+    /* A window that cuts the second extent. */
+    cr_assert_eq(vb_disk_query_allocated_blocks(d, 1 * MiB + 64 * KiB, 2 * MiB, &map, &exact), 0);
+    cr_assert_eq(map.count, 1);
+    cr_assert_eq(map.items[0].offset, 1 * MiB + 64 * KiB);
+    cr_assert_eq(map.items[0].length, 128 * KiB);
+    vb_extent_list_free(&map);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+typedef struct {
+    vb_disk_t *disk;
+    int query_rc;
+    char query_msg[512];
+    int read_rc;
+    uint8_t byte;
+} thread_probe_t;
+
+static void *worker(void *arg)
+{
+    thread_probe_t *t = arg;
+    vb_extent_list_t map = {0};
+    t->query_rc = vb_disk_query_allocated_blocks(t->disk, 0, 0, &map, NULL);
+    snprintf(t->query_msg, sizeof t->query_msg, "%s", vb_error_msg());
+    vb_extent_list_free(&map);
+    t->read_rc = vb_disk_read(t->disk, &t->byte, 1, 1 * MiB + 5);
+    return NULL;
+}
+
+Test(disk_file, query_from_a_worker_thread_is_refused_but_reads_work)
+{
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = open_ro(&conn, s_img);
+    thread_probe_t t = {.disk = d};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, worker, &t), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(t.query_rc, VB_EPOLICY);
+    cr_assert(strstr(t.query_msg, "thread other than the one that opened"), "%s", t.query_msg);
+    cr_assert_eq(t.read_rc, 0);
+    cr_assert_eq(t.byte, timg_byte(1 * MiB + 5));
+    /* The opening thread still may. */
+    vb_extent_list_t map = {0};
+    cr_assert_eq(vb_disk_query_allocated_blocks(d, 0, 0, &map, NULL), 0);
+    TIMG_CHECK_MAP(map);
+    vb_extent_list_free(&map);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_file, open_falls_back_in_preference_order_and_says_why)
+{
+    vb_disk_connect_params_t p = {.modes = "san:hotadd:nbd", .read_only = true};
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(&p, &conn), 0);
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/lun-not-visible.img", s_dir);
+    vb_disk_route_t routes[] = {{"hotadd", s_img}, {"san", missing}};
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open(conn, routes, 2, "snap-1", &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "hotadd");
+    cr_assert_eq(vb_disk_attempt_count(d), 1);
+    cr_assert(strstr(vb_disk_attempt(d, 0), "san ("), "%s", vb_disk_attempt(d, 0));
+    cr_assert(strstr(vb_disk_attempt(d, 0), "lun-not-visible.img"), "%s", vb_disk_attempt(d, 0));
+    vb_disk_info_t info;
+    cr_assert_eq(vb_disk_get_info(d, &info), 0);
+    cr_assert_str_eq(info.snapshot, "snap-1");
+    cr_assert_eq(vb_disk_close(&d), 0);
+
+    /* Only the missing route: every attempt's reason in the error. */
+    cr_assert_eq(vb_disk_open(conn, &routes[1], 1, NULL, &d), VB_ENOTFOUND);
+    cr_assert_null(d);
+    cr_assert(strstr(vb_error_msg(), "san ("), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "No such file"), "%s", vb_error_msg());
+    /* A route offering no allowed mode. */
+    vb_disk_route_t only_file = {"file", s_img};
+    cr_assert_eq(vb_disk_open(conn, &only_file, 1, NULL, &d), VB_ENOTFOUND);
+    cr_assert(strstr(vb_error_msg(), "modes"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_file, unknown_mode_and_bad_route_are_refused)
+{
+    vb_disk_connect_params_t p = {.modes = "san:warp"};
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(&p, &conn), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "warp"), "%s", vb_error_msg());
+    cr_assert_null(conn);
+    cr_assert_eq(vb_disk_connect(NULL, &conn), 0);
+    vb_disk_route_t r = {"nbd", s_img};
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open(conn, &r, 1, NULL, &d), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "file://"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_file, writes_land_and_bounds_are_checked)
+{
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(NULL, &conn), 0);
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open_uri(conn, s_img, NULL, &d), 0, "%s", vb_error_msg());
+    uint8_t buf[4096];
+    memset(buf, 0xAB, sizeof buf);
+    cr_assert_eq(vb_disk_write(d, buf, sizeof buf, 2 * MiB), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_read(d, buf, 8, TIMG_SIZE - 4), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "past the end"), "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+
+    vb_disk_t *r = open_ro(&conn, s_img);
+    uint8_t back[4096];
+    cr_assert_eq(vb_disk_read(r, back, sizeof back, 2 * MiB), 0);
+    cr_assert_eq(memcmp(buf, back, sizeof back), 0);
+    cr_assert_eq(vb_disk_write(r, buf, 512, 0), VB_EPOLICY);
+    cr_assert(strstr(vb_error_msg(), "read-only"));
+    cr_assert_eq(vb_disk_close(&r), 0);
+    vb_disk_disconnect(&conn);
+}
+
+TestSuite(disk_uri);
+
+Test(disk_uri, parses_every_form_the_lab_prints)
+{
+    vb_disk_uri_t u;
+    cr_assert_eq(vb_disk_uri_parse("nbd://127.0.0.1:10809/vm1-disk0", &u), 0);
+    cr_assert_str_eq(u.scheme, "nbd");
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_not(u.host_v6);
+    cr_assert_eq(u.port, 10809);
+    cr_assert_str_eq(u.path, "vm1-disk0");
+    vb_disk_uri_free(&u);
+
+    cr_assert_eq(vb_disk_uri_parse("nbds://alice@[::1]:2000/ex%20port?tls-psk-file=/k/psk%2Bx", &u),
+                 0);
+    cr_assert_str_eq(u.scheme, "nbds");
+    cr_assert_str_eq(u.user, "alice");
+    cr_assert_str_eq(u.host, "::1");
+    cr_assert(u.host_v6);
+    cr_assert_eq(u.port, 2000);
+    cr_assert_str_eq(u.path, "ex port");
+    cr_assert_str_eq(vb_disk_uri_get(&u, "tls-psk-file"), "/k/psk+x");
+    char hp[64];
+    vb_disk_uri_hostport(&u, hp, sizeof hp);
+    cr_assert_str_eq(hp, "[::1]:2000");
+    vb_disk_uri_free(&u);
+
+    cr_assert_eq(vb_disk_uri_parse("vddk://esx1/?file=[ds 1] vm/vm.vmdk&thumbprint=AA:BB", &u), 0);
+    cr_assert_str_eq(vb_disk_uri_get(&u, "file"), "[ds 1] vm/vm.vmdk");
+    cr_assert_eq(u.port, 0);
+    vb_disk_uri_free(&u);
+
+    cr_assert_eq(vb_disk_uri_parse("file:///var/lab/a%25b.img", &u), 0);
+    cr_assert_str_eq(u.path, "/var/lab/a%b.img");
+    vb_disk_uri_free(&u);
+}
+
+Test(disk_uri, refuses_malformed_uris_with_a_reason)
+{
+    vb_disk_uri_t u;
+    cr_assert_eq(vb_disk_uri_parse("nbd://h:99999/x", &u), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "port"));
+    cr_assert_eq(vb_disk_uri_parse("nbd://[::1:10809/x", &u), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "]"));
+    cr_assert_eq(vb_disk_uri_parse("http://h/x", &u), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "http"));
+    cr_assert_eq(vb_disk_uri_parse("relative/path.img", &u), VB_EINVAL);
+    cr_assert_eq(vb_disk_uri_parse("nbd://h/x?a=1&a=2", &u), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "twice"));
+    cr_assert_eq(vb_disk_uri_parse("file://h/x", &u), VB_EINVAL);
+    cr_assert_eq(vb_disk_uri_parse("nbd://h/x%2", &u), VB_EINVAL);
+    cr_assert_eq(vb_disk_uri_parse("nbd://h/x%00", &u), VB_EINVAL);
+}
