@@ -59,6 +59,9 @@ int vb_lab_serve_start(const char *dir) VB_WUR;
 /* Stops the servers started by vb_lab_serve_start; nothing is left running. 0 if none ran. */
 int vb_lab_serve_stop(const char *dir) VB_WUR;
 
+/* *count = how many of the site's nbdkit servers are running now. */
+int vb_lab_serve_running(const char *dir, int *count) VB_WUR;
+
 /* A provider (inventory.h) over the site in DIR. NULL with a message when DIR holds no site.
  * Caller destroys it with vb_provider_destroy. */
 vb_provider_t *vb_lab_provider_new(const char *dir);

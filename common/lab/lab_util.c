@@ -65,7 +65,7 @@ char *vb_lab_strf(const char *fmt, ...)
     return out;
 }
 
-static void s_last_line(const char *path, char *buf, size_t size)
+void vb_lab_last_line(const char *path, char *buf, size_t size)
 {
     buf[0] = '\0';
     FILE *f = path ? fopen(path, "r") : NULL;
@@ -91,7 +91,8 @@ int vb_lab_run(const char *const argv[], const char *log_path)
     const char *out = log_path ? log_path : "/dev/null";
     if (posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) != 0 ||
         posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_APPEND, 0600) != 0 ||
-        posix_spawn_file_actions_adddup2(&fa, 1, 2) != 0) {
+        posix_spawn_file_actions_adddup2(&fa, 1, 2) != 0 ||
+        posix_spawn_file_actions_addclosefrom_np(&fa, 3) != 0) {
         rc = vb_error_set(VB_ENOMEM, "cannot prepare to run %s", argv[0]);
         goto out;
     }
@@ -109,7 +110,7 @@ int vb_lab_run(const char *const argv[], const char *log_path)
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char last[512];
-        s_last_line(log_path, last, sizeof last);
+        vb_lab_last_line(log_path, last, sizeof last);
         rc = vb_error_set(VB_EIO, "%s failed (%s %d)%s%s", argv[0],
                           WIFEXITED(status) ? "exit status" : "signal",
                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),

@@ -28,6 +28,9 @@ char *vb_lab_strf(const char *fmt, ...) VB_PRINTF(1, 2);
  * last line of its log. */
 int vb_lab_run(const char *const argv[], const char *log_path) VB_WUR;
 
+/* The last non-empty line of a text file ("" when none) into buf. */
+void vb_lab_last_line(const char *path, char *buf, size_t size);
+
 /* Copies src to dst (created 0644, replaced if present) keeping holes as holes. */
 int vb_lab_copy_sparse(const char *src, const char *dst) VB_WUR;
 
