@@ -12,7 +12,10 @@
 
 #define S_SHOW_USAGE "usage: vbak lab show DIR [--json]\n"
 #define S_MUTATE_USAGE "usage: vbak lab mutate DIR VM [--percent P] [--seed S]\n"
-#define S_SVMOTION_USAGE "usage: vbak lab svmotion DIR VM DATASTORE\n"
+#define S_SVMOTION_USAGE "usage: vbak lab svmotion DIR VM DATASTORE [--force]\n"
+#define S_ACCESS_USAGE                                                                             \
+    "usage: vbak lab access prepare DIR VM WHO\n"                                                 \
+    "       vbak lab access end DIR VM\n"
 #define S_SNAPSHOT_USAGE                                                                           \
     "usage: vbak lab snapshot create DIR VM NAME\n"                                                \
     "       vbak lab snapshot remove DIR VM ID-OR-NAME\n"                                          \
@@ -21,7 +24,8 @@
 
 const char *vb_cli_lab_site_usage(void)
 {
-    return S_SHOW_USAGE S_MUTATE_USAGE S_SVMOTION_USAGE S_SNAPSHOT_USAGE S_CBT_RESET_USAGE;
+    return S_SHOW_USAGE S_MUTATE_USAGE S_SVMOTION_USAGE S_SNAPSHOT_USAGE S_CBT_RESET_USAGE
+        S_ACCESS_USAGE;
 }
 
 static int s_fail(const char *cmd)
@@ -155,6 +159,9 @@ static void s_show_human(vb_lab_site_t *site, int running)
         printf("  %s (%s) on %s%s\n", vb_lab_json_str(o, "name"), vb_lab_json_str(o, "id"),
                vb_lab_json_str(o, "host"),
                json_is_true(json_object_get(o, "linked_clone")) ? ", linked clone" : "");
+        if (vb_lab_json_str(o, "access_blocked_by"))
+            printf("    prepared for access by %s (Storage vMotion blocked)\n",
+                   vb_lab_json_str(o, "access_blocked_by"));
         s_print_snapshots(o, "    ");
         size_t j;
         json_t *d;
@@ -285,12 +292,22 @@ int vb_cli_lab_mutate(int argc, char **argv)
 
 /* ---- svmotion, cbt-reset */
 
+static int s_force_opt(int c, const char *arg, void *ctx)
+{
+    (void)arg;
+    if (c == 'f')
+        *(bool *)ctx = true;
+    return -1;
+}
+
 int vb_cli_lab_svmotion(int argc, char **argv)
 {
-    int rc = s_getopt(argc, argv, S_SVMOTION_USAGE, NULL, NULL, NULL);
+    static const struct option extra[] = {{"force", no_argument, NULL, 'f'}, {NULL, 0, NULL, 0}};
+    bool force = false;
+    int rc = s_getopt(argc, argv, S_SVMOTION_USAGE, extra, s_force_opt, &force);
     if (rc >= 0 || (rc = s_need_operands(argc, argv, 3, S_SVMOTION_USAGE)) >= 0)
         return rc;
-    if (vb_lab_svmotion(argv[optind], argv[optind + 1], argv[optind + 2]) != 0)
+    if (vb_lab_svmotion(argv[optind], argv[optind + 1], argv[optind + 2], force) != 0)
         return s_fail("svmotion");
     printf("moved %s to %s\n", argv[optind + 1], argv[optind + 2]);
     return 0;
@@ -305,6 +322,32 @@ int vb_cli_lab_cbt_reset(int argc, char **argv)
         return s_fail("cbt-reset");
     printf("change tracking of %s reset: earlier change IDs are unknown now\n", argv[optind + 1]);
     return 0;
+}
+
+int vb_cli_lab_access(int argc, char **argv)
+{
+    int rc = s_getopt(argc, argv, S_ACCESS_USAGE, NULL, NULL, NULL);
+    if (rc >= 0)
+        return rc;
+    const char *op = argc - optind >= 1 ? argv[optind++] : "";
+    if (strcmp(op, "prepare") == 0) {
+        if ((rc = s_need_operands(argc, argv, 3, S_ACCESS_USAGE)) >= 0)
+            return rc;
+        if (vb_lab_prepare_for_access(argv[optind], argv[optind + 1], argv[optind + 2]) != 0)
+            return s_fail("access prepare");
+        printf("%s prepared for access by %s: Storage vMotion is blocked\n", argv[optind + 1],
+               argv[optind + 2]);
+        return 0;
+    }
+    if (strcmp(op, "end") == 0) {
+        if ((rc = s_need_operands(argc, argv, 2, S_ACCESS_USAGE)) >= 0)
+            return rc;
+        if (vb_lab_end_access(argv[optind], argv[optind + 1]) != 0)
+            return s_fail("access end");
+        printf("%s released: Storage vMotion is allowed\n", argv[optind + 1]);
+        return 0;
+    }
+    return s_usage_error(argv[0], S_ACCESS_USAGE, "expected prepare or end");
 }
 
 /* ---- snapshot */
@@ -373,7 +416,7 @@ static const struct {
 } s_cmds[] = {
     {"show", vb_cli_lab_show},         {"mutate", vb_cli_lab_mutate},
     {"svmotion", vb_cli_lab_svmotion}, {"snapshot", vb_cli_lab_snapshot},
-    {"cbt-reset", vb_cli_lab_cbt_reset},
+    {"cbt-reset", vb_cli_lab_cbt_reset}, {"access", vb_cli_lab_access},
 };
 
 bool vb_cli_lab_site_handles(const char *sub)

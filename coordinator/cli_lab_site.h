@@ -7,9 +7,10 @@
  *
  *   vbak lab show DIR [--json]
  *   vbak lab mutate DIR VM [--percent P] [--seed S]
- *   vbak lab svmotion DIR VM DATASTORE
+ *   vbak lab svmotion DIR VM DATASTORE [--force]
  *   vbak lab snapshot create DIR VM NAME | remove DIR VM ID-OR-NAME | list DIR VM
- *   vbak lab cbt-reset DIR VM */
+ *   vbak lab cbt-reset DIR VM
+ *   vbak lab access prepare DIR VM WHO | end DIR VM   (PrepareForAccess / EndAccess) */
 #ifndef VB_CLI_LAB_SITE_H
 #define VB_CLI_LAB_SITE_H
 
@@ -20,6 +21,7 @@ int vb_cli_lab_mutate(int argc, char **argv);
 int vb_cli_lab_svmotion(int argc, char **argv);
 int vb_cli_lab_snapshot(int argc, char **argv);
 int vb_cli_lab_cbt_reset(int argc, char **argv);
+int vb_cli_lab_access(int argc, char **argv);
 
 /* True when `sub` is one of the subcommands above. */
 bool vb_cli_lab_site_handles(const char *sub);

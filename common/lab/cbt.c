@@ -17,6 +17,7 @@
 #include "lab/lab_util.h"
 #include "lab/ops.h"
 #include "lab/site.h"
+#include "log.h"
 
 char *vb_lab_op_epoch(uint64_t h)
 {
@@ -449,7 +450,7 @@ static void s_rename_parent(vb_lab_site_t *site, const char *old, const char *ne
     }
 }
 
-int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore)
+int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force)
 {
     vb_lab_site_t *site;
     json_t *obj;
@@ -461,6 +462,14 @@ int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore)
     const char *host = vb_lab_object_host(site, obj, fcd);
     if (!ds) {
         rc = vb_error_set(VB_ENOTFOUND, "no datastore named \"%s\" in the lab site", datastore);
+        goto out;
+    }
+    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
+    if (holder && !force) {
+        rc = vb_error_set(VB_EBUSY,
+                          "Storage vMotion of %s is blocked: prepared for access by %s "
+                          "(EndAccess releases it)",
+                          vm, holder);
         goto out;
     }
     if (!fcd && host && !s_host_mounts(ds, host)) {
@@ -486,6 +495,43 @@ int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore)
     }
     rc = vb_lab_site_save(site);
 out:
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_prepare_for_access(const char *dir, const char *vm, const char *who)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    if (!who || !who[0])
+        return vb_error_set(VB_EINVAL, "PrepareForAccess needs the name of who holds the VM");
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
+    if (holder && strcmp(holder, who) != 0)
+        VB_LOG_WARN("lab", "prepare-for-access vm=%s holder=%s replaced-by=%s", vm, holder, who);
+    if (json_object_set_new(obj, "access_blocked_by", json_string(who)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    else
+        rc = vb_lab_site_save(site);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_end_access(const char *dir, const char *vm)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    if (json_object_get(obj, "access_blocked_by")) {
+        json_object_del(obj, "access_blocked_by");
+        rc = vb_lab_site_save(site);
+    }
     vb_lab_site_destroy(&site);
     return rc;
 }

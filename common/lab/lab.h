@@ -33,6 +33,7 @@
 #ifndef VB_LAB_H
 #define VB_LAB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -92,8 +93,16 @@ int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, ch
 int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_name) VB_WUR;
 
 /* Storage vMotion: moves the VM's (or FCD's) disks to DATASTORE, which the VM's host must mount
- * (VB_EPOLICY otherwise). Content, export names and change tracking are kept. */
-int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore) VB_WUR;
+ * (VB_EPOLICY otherwise). Content, export names and change tracking are kept; datastore and path
+ * change. While the VM is prepared for access it is refused with VB_EBUSY naming the holder,
+ * unless `force` (an administrator who moves it anyway: what a backup must detect). */
+int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force) VB_WUR;
+
+/* VixDiskLib_PrepareForAccess / EndAccess: `who` (e.g. "vbak job 12") holds the VM so that
+ * Storage vMotion is blocked; EndAccess releases it (0 also when it was not held). The holder is
+ * the VM's "access_blocked_by" field in site.json. */
+int vb_lab_prepare_for_access(const char *dir, const char *vm, const char *who) VB_WUR;
+int vb_lab_end_access(const char *dir, const char *vm) VB_WUR;
 
 /* Resets change tracking of every disk of VM: new change-ID epoch, old change IDs become
  * unknown (changed_areas answers VB_ENOTFOUND for them). */

@@ -155,6 +155,9 @@ static int s_check_datastore(json_t *d, const char *w)
 static int s_check_vm(json_t *vm, const char *w)
 {
     int rc;
+    json_t *holder = json_object_get(vm, "access_blocked_by");
+    if (holder && !json_is_string(holder) && !json_is_null(holder))
+        return vb_error_set(VB_EINVAL, "site.json: %s: \"access_blocked_by\" must be a string", w);
     if ((rc = s_need(vm, "name", JSON_STRING, w)) || (rc = s_need(vm, "id", JSON_STRING, w)) ||
         (rc = s_need(vm, "host", JSON_STRING, w)) || (rc = s_need_bool(vm, "linked_clone", w)) ||
         (rc = s_need(vm, "disks", JSON_ARRAY, w)) || (rc = s_check_snapshots(vm, w)))
@@ -173,6 +176,9 @@ static int s_check_vm(json_t *vm, const char *w)
 static int s_check_fcd(json_t *f, const char *w)
 {
     int rc;
+    json_t *holder = json_object_get(f, "access_blocked_by");
+    if (holder && !json_is_string(holder) && !json_is_null(holder))
+        return vb_error_set(VB_EINVAL, "site.json: %s: \"access_blocked_by\" must be a string", w);
     if ((rc = s_need(f, "id", JSON_STRING, w)) || (rc = s_check_disk(f, w)) ||
         (rc = s_check_snapshots(f, w)))
         return rc;

@@ -8,7 +8,8 @@
  *   "hosts":      [ { "name": "esx-01", "require_encryption": false } ],
  *   "datastores": [ { "name", "type": "VMFS"|"NFS"|"vsan"|"VVOL", "lun": "naa..." or null,
  *                     "hosts": ["esx-01", ...] } ],
- *   "vms":  [ { "name", "id", "host", "linked_clone": bool, "snapshots": [SNAP], "disks": [DISK] } ],
+ *   "vms":  [ { "name", "id", "host", "linked_clone": bool, "snapshots": [SNAP], "disks": [DISK],
+ *               "access_blocked_by": "who" (optional: PrepareForAccess holder) } ],
  *   "fcds": [ DISK + { "id", "snapshots": [SNAP] } ],          (an FCD is its own single disk)
  *   "proxies": [ { "name", "role": "san"|"hotadd"|"vsan"|"nbd", "host", "datastore",
  *                  "luns": [...] } ]

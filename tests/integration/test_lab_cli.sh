@@ -12,7 +12,7 @@ dir="$work/site"
 mkdir "$dir"
 "$LAB" create "$dir" --disk-size 1048576 --vms 6 --proxies 3
 
-for sub in show mutate svmotion snapshot cbt-reset; do
+for sub in show mutate svmotion snapshot cbt-reset access; do
     "$LAB" "$sub" --help > "$work/out" || fail "$sub --help"
     grep -q "usage: vbak lab $sub" "$work/out" || fail "$sub --help: $(cat "$work/out")"
 done
@@ -34,7 +34,7 @@ after=$("$LAB" show "$dir" --json | jq -r '.vms[0].disks[0].change_id')
 # snapshots
 id=$("$LAB" snapshot create "$dir" vm-vsan-01 "nightly 1")
 [ "$id" = snapshot-2 ] || fail "snapshot id $id"
-"$LAB" snapshot list "$dir" vm-vsan-01 | grep -q "^snapshot-2	nightly 1$" || fail "snapshot list"
+"$LAB" snapshot list "$dir" vm-vsan-01 > "$work/o"; grep -q "^snapshot-2	nightly 1$" "$work/o" || fail "snapshot list"
 "$LAB" snapshot remove "$dir" vm-vsan-01 "nightly 1" >/dev/null
 [ -z "$("$LAB" snapshot list "$dir" vm-vsan-01)" ] || fail "snapshot not removed"
 
@@ -53,8 +53,13 @@ set -e
 [ "$rc" = 2 ] && [ "$rc2" = 2 ] && [ "$rc3" = 1 ] || fail "usage/failure codes $rc $rc2 $rc3"
 grep -q "lab show: " "$work/err" || fail "show of a missing site: $(cat "$work/err")"
 
-"$LAB" svmotion "$dir" vm-vmfs-01 nfs-01 | grep -q "moved vm-vmfs-01 to nfs-01" || fail "svmotion"
+"$LAB" access prepare "$dir" vm-vmfs-01 "vbak job 3" >/dev/null
+"$LAB" show "$dir" > "$work/o"; grep -q "prepared for access by vbak job 3" "$work/o" || fail "show: access holder"
+if "$LAB" svmotion "$dir" vm-vmfs-01 nfs-01 2>"$work/err"; then fail "svmotion while prepared for access"; fi
+grep -q "blocked: prepared for access by vbak job 3" "$work/err" || fail "blocked message: $(cat "$work/err")"
+"$LAB" access end "$dir" vm-vmfs-01 >/dev/null
+"$LAB" svmotion "$dir" vm-vmfs-01 nfs-01 > "$work/o"; grep -q "moved vm-vmfs-01 to nfs-01" "$work/o" || fail "svmotion"
 "$LAB" show "$dir" --json | jq -e '.vms[0].disks | all(.datastore == "nfs-01")' >/dev/null || fail "svmotion result"
-"$LAB" cbt-reset "$dir" vm-vmfs-01 | grep -q "reset" || fail "cbt-reset"
+"$LAB" cbt-reset "$dir" vm-vmfs-01 > "$work/o"; grep -q "reset" "$work/o" || fail "cbt-reset"
 "$LAB" show "$dir" --json | jq -e '.vms[0].disks[0].change_id | endswith("/1")' >/dev/null || fail "cbt-reset gen"
 echo ok

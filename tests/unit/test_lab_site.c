@@ -353,9 +353,14 @@ Test(lab_site, snapshot_freezes_content_while_the_disk_changes)
 
 Test(lab_site, svmotion_moves_disks_where_the_host_reaches)
 {
-    cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "vsanDatastore"), VB_EPOLICY);
-    cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "nope"), VB_ENOTFOUND);
-    cr_assert_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "nfs-01"), 0, "%s", vb_error_msg());
+    cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "vsanDatastore", false), VB_EPOLICY);
+    cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "nope", false), VB_ENOTFOUND);
+    cr_assert_eq(vb_lab_prepare_for_access(s_dir, "vm-vmfs-01", "vbak job 7"), 0);
+    cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "nfs-01", false), VB_EBUSY);
+    cr_expect(strstr(vb_error_msg(), "vbak job 7"), "%s", vb_error_msg());
+    cr_assert_eq(vb_lab_end_access(s_dir, "vm-vmfs-01"), 0);
+    cr_assert_eq(vb_lab_end_access(s_dir, "vm-vmfs-01"), 0, "ending twice is fine");
+    cr_assert_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "nfs-01", false), 0, "%s", vb_error_msg());
     vb_inventory_t *inv = inventory();
     const vb_inv_vm_t *vm = vb_inventory_find_vm(inv, "vm-vmfs-01");
     for (size_t d = 0; d < vm->disk_count; d++) {
@@ -363,6 +368,12 @@ Test(lab_site, svmotion_moves_disks_where_the_host_reaches)
         cr_expect_eq(strncmp(vm->disks[d].path, "[nfs-01] vm-vmfs-01/", 20), 0, "%s",
                      vm->disks[d].path);
     }
+    vb_inventory_free(&inv);
+    /* Forced while held: moves anyway (what a running backup must notice). */
+    cr_assert_eq(vb_lab_prepare_for_access(s_dir, "vm-vmfs-01", "vbak job 8"), 0);
+    cr_assert_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "san-vmfs-01", true), 0);
+    inv = inventory();
+    cr_expect_str_eq(vb_inventory_find_vm(inv, "vm-vmfs-01")->disks[0].datastore, "san-vmfs-01");
     vb_inventory_free(&inv);
 }
 
