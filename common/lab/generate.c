@@ -226,9 +226,10 @@ static json_t *s_fcd(uint64_t seed, int k, const char *ds, uint64_t size, bool e
 static json_t *s_build(const vb_lab_options_t *o, const int ports[3])
 {
     json_t *root = json_pack(
-        "{s:i, s:I, s:i, s:i, s:{s:s, s:s, s:i, s:i, s:i, s:s}, s:[], s:[], s:[], s:[], s:[]}",
+        "{s:i, s:I, s:i, s:i, s:b, s:{s:s, s:s, s:i, s:i, s:i, s:s}, s:[], s:[], s:[], s:[], "
+        "s:[]}",
         "version", 1, "seed", (json_int_t)o->seed, "block_size", (int)VB_LAB_BLOCK_SIZE,
-        "next_snapshot", 1, "network", "ipv4", "127.0.0.1", "ipv6", "::1", "nbd_port", ports[0],
+        "next_snapshot", 1, "require_encryption", 0, "network", "ipv4", "127.0.0.1", "ipv6", "::1", "nbd_port", ports[0],
         "tls_port", ports[1], "luks_port", ports[2], "psk_user", "vbak", "hosts", "datastores",
         "vms", "fcds", "proxies");
     if (!root)

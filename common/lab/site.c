@@ -205,6 +205,9 @@ static int s_validate(json_t *root)
         (rc = s_need(root, "next_snapshot", JSON_INTEGER, "site")) ||
         (rc = s_need(root, "network", JSON_OBJECT, "site")))
         return rc;
+    json_t *req = json_object_get(root, "require_encryption");
+    if (req && !json_is_boolean(req))
+        return vb_error_set(VB_EINVAL, "site.json: \"require_encryption\" must be true or false");
     json_t *net = json_object_get(root, "network");
     static const char *ports[] = {"nbd_port", "tls_port", "luks_port"};
     for (size_t i = 0; i < 3; i++) {

@@ -3,6 +3,7 @@
  * site.json (version 1):
  * {
  *   "version": 1, "seed": S, "block_size": 65536, "next_snapshot": N,
+ *   "require_encryption": false          (true: the whole site forbids plain NBD),
  *   "network": { "ipv4": "127.0.0.1", "ipv6": "::1", "nbd_port": P, "tls_port": P,
  *                "luks_port": P, "psk_user": "vbak" },
  *   "hosts":      [ { "name": "esx-01", "require_encryption": false } ],

@@ -99,4 +99,27 @@ for p in "${pids[@]}"; do
 done
 ls "$dir"/run/*.pid >/dev/null 2>&1 && fail "pid files left behind"
 "$LAB" down "$dir" || fail "down twice"
+
+# A rogue server on the site's TLS port: a certificate from another CA is refused with the site's
+# URI, and one from a trusted CA but for another name is refused too (the IPv4 literal is checked
+# against the certificate's names, not only its chain).
+rogue="$work/rogue"
+mkdir "$rogue"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$rogue/server-key.pem" \
+    -out "$work/rogue.csr" -subj "/CN=other.example" 2>/dev/null
+printf 'subjectAltName = DNS:other.example\n' > "$work/rogue.ext"
+openssl x509 -req -in "$work/rogue.csr" -CA "$work/otherca/ca-cert.pem" -CAkey "$work/otherca/k.pem" \
+    -set_serial 7 -days 1 -extfile "$work/rogue.ext" -out "$rogue/server-cert.pem" 2>/dev/null
+cp "$work/otherca/ca-cert.pem" "$rogue/ca-cert.pem"
+nbdkit -P "$work/rogue.pid" -i 127.0.0.1 -p "$tlsport" --tls=require --tls-certificates="$rogue" \
+    file dir="$dir/disks"
+rogue_pid=$(cat "$work/rogue.pid")
+stop_rogue() { kill "$rogue_pid" 2>/dev/null || true; }
+trap 'stop_rogue; cleanup' EXIT
+if nbdinfo --size "$suri" 2>"$work/err"; then fail "a rogue server was trusted"; fi
+grep -qi "certificate" "$work/err" || fail "rogue server: $(cat "$work/err")"
+if nbdinfo --size "${suri%%\?*}?tls-certificates=$work/otherca" 2>"$work/err"; then
+    fail "a certificate for another name was accepted for 127.0.0.1"; fi
+grep -qi "certificate" "$work/err" || fail "wrong name: $(cat "$work/err")"
+stop_rogue
 echo "ok: $reads reads matched"

@@ -393,3 +393,23 @@ Test(lab_site, a_bad_site_file_is_refused_with_the_field_named)
     cr_expect(strstr(vb_error_msg(), "vms[1].disks[0]") && strstr(vb_error_msg(), "capacity"),
               "%s", vb_error_msg());
 }
+
+Test(lab_site, edits_to_the_site_file_are_seen)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/site.json", s_dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    cr_assert_not_null(root);
+    json_object_set_new(root, "require_encryption", json_true());
+    json_object_set_new(json_array_get(json_object_get(root, "hosts"), 0), "require_encryption",
+                        json_true());
+    json_object_set_new(json_object_get(root, "network"), "nbd_port", json_integer(4321));
+    cr_assert_eq(json_dump_file(root, path, JSON_INDENT(2)), 0);
+    json_decref(root);
+    vb_inventory_t *inv = inventory();
+    cr_expect(inv->require_encryption);
+    cr_expect(vb_inventory_find_host(inv, "esx-01")->require_encryption);
+    cr_expect_str_eq(inv->vms[0].disks[0].nbd_uri, "nbd://127.0.0.1:4321/vm-vmfs-01--vm-vmfs-01");
+    vb_inventory_free(&inv);
+}
