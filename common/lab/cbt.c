@@ -1,0 +1,716 @@
+/* cbt — changed block tracking, mutation, snapshots and Storage vMotion of lab disks.
+ *
+ * Each disk has a change-ID epoch and a generation. Every write the lab makes (mutate) advances
+ * the generation and appends "GEN OFFSET LENGTH" lines to DIR/cbt/EXPORT.log. The areas changed
+ * since change ID EPOCH/G, as seen at a snapshot taken at generation S, are the union of the log
+ * records with G < gen <= S. A reset starts a new epoch with an empty log, so older IDs are
+ * unknown, as on vSphere after CBT is reset. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lab/lab.h"
+#include "lab/lab_util.h"
+#include "lab/ops.h"
+#include "lab/site.h"
+#include "log.h"
+
+char *vb_lab_op_epoch(uint64_t h)
+{
+    unsigned char b[16];
+    uint64_t s = h;
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t v = vb_lab_rand_next(&s);
+        memcpy(b + i, &v, 8);
+    }
+    return vb_lab_strf("%02x %02x %02x %02x %02x %02x %02x %02x-%02x %02x %02x %02x %02x %02x "
+                       "%02x %02x",
+                       b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                       b[12], b[13], b[14], b[15]);
+}
+
+void vb_lab_changes_free(vb_lab_changes_t *changes)
+{
+    if (!changes)
+        return;
+    for (size_t i = 0; i < changes->count; i++) {
+        free(changes->disks[i].disk_key);
+        vb_extent_list_free(&changes->disks[i].written);
+    }
+    free(changes->disks);
+    changes->disks = NULL;
+    changes->count = 0;
+}
+
+static int s_qemu_escape(const char *in, char **out)
+{
+    size_t n = strlen(in), commas = 0;
+    for (size_t i = 0; i < n; i++)
+        commas += in[i] == ',';
+    char *p = malloc(n + commas + 1);
+    if (!p)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    *out = p;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = in[i];
+        if (in[i] == ',')
+            *p++ = ',';
+    }
+    *p = '\0';
+    return 0;
+}
+
+static int s_luks(vb_lab_site_t *site, json_t *disk, bool create)
+{
+    int rc = VB_ENOMEM;
+    const char *dir = vb_lab_site_dir(site);
+    char *plain = vb_lab_disk_image(site, disk, NULL);
+    char *luks = vb_lab_disk_luks_image(site, disk, NULL);
+    char *pass = vb_lab_strf("%s/tls/luks.pass", dir);
+    char *log = vb_lab_strf("%s/log/qemu-img.log", dir);
+    char *pass_e = NULL, *luks_e = NULL, *secret = NULL, *target = NULL;
+    if (!plain || !luks || !pass || !log || s_qemu_escape(pass, &pass_e) ||
+        s_qemu_escape(luks, &luks_e))
+        goto out;
+    secret = vb_lab_strf("secret,id=sec0,file=%s", pass_e);
+    target = vb_lab_strf("driver=luks,key-secret=sec0,file.filename=%s", luks_e);
+    if (!secret || !target)
+        goto out;
+    if (create) {
+        /* A low PBKDF iteration time keeps opens quick: this protects test data, not secrets. */
+        const char *argv[] = {"qemu-img", "convert", "-q", "--object", secret, "-O", "luks", "-o",
+                              "key-secret=sec0,iter-time=10", plain, luks, NULL};
+        rc = vb_lab_run(argv, log);
+    } else {
+        const char *argv[] = {"qemu-img", "convert", "-q", "-n", "--object", secret,
+                              "--target-image-opts", plain, target, NULL};
+        rc = vb_lab_run(argv, log);
+    }
+    if (rc)
+        vb_error_prefix(rc, "encrypting disk %s", vb_lab_json_str(disk, "export"));
+out:
+    free(plain);
+    free(luks);
+    free(pass);
+    free(log);
+    free(pass_e);
+    free(luks_e);
+    free(secret);
+    free(target);
+    return rc;
+}
+
+int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) { return s_luks(site, disk, true); }
+
+int vb_lab_op_sync_luks(vb_lab_site_t *site, json_t *disk) { return s_luks(site, disk, false); }
+
+/* Is block [off, off+len) entirely inside the allocated extents? `idx` walks `alloc` forward. */
+static bool s_allocated(const vb_extent_list_t *alloc, size_t *idx, uint64_t off, uint64_t len)
+{
+    while (*idx < alloc->count && alloc->items[*idx].offset + alloc->items[*idx].length <= off)
+        (*idx)++;
+    if (*idx >= alloc->count)
+        return false;
+    const vb_extent_t *e = &alloc->items[*idx];
+    return e->offset <= off && e->offset + e->length >= off + len;
+}
+
+static int s_log_append(vb_lab_site_t *site, json_t *disk, long long gen,
+                        const vb_extent_list_t *ext)
+{
+    char *path = vb_lab_disk_cbt_log(site, disk);
+    if (!path)
+        return VB_ENOMEM;
+    int rc = 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        rc = vb_error_set(VB_EIO, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (size_t i = 0; i < ext->count; i++)
+        fprintf(f, "%lld %" PRIu64 " %" PRIu64 "\n", gen, ext->items[i].offset,
+                ext->items[i].length);
+    if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+        rc = vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+    fclose(f);
+out:
+    free(path);
+    return rc;
+}
+
+static int s_write_block(int fd, uint64_t seed, uint64_t off, size_t len, unsigned char *buf,
+                         const char *path)
+{
+    vb_lab_fill(vb_lab_hash_u64(seed, off / VB_LAB_BLOCK_SIZE), buf, len);
+    if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
+        return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Writes about `percent` % of the disk's blocks, at least one, and at least one in a hole when
+ * the disk has holes; returns the block-aligned extents written. */
+static int s_mutate_disk(vb_lab_site_t *site, json_t *disk, int percent, uint64_t seed,
+                         vb_extent_list_t *written)
+{
+    int rc = 0, fd = -1;
+    uint64_t cap = (uint64_t)json_integer_value(json_object_get(disk, "capacity"));
+    uint64_t blocks = (cap + VB_LAB_BLOCK_SIZE - 1) / VB_LAB_BLOCK_SIZE;
+    vb_extent_list_t alloc = {0};
+    unsigned char *buf = malloc(VB_LAB_BLOCK_SIZE);
+    unsigned char *pick = calloc(blocks / 8 + 1, 1);
+    char *path = vb_lab_disk_image(site, disk, NULL);
+    if (!buf || !pick || !path) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = vb_lab_file_extents(path, 0, cap, &alloc)))
+        goto out;
+    uint64_t state = seed;
+    uint64_t threshold = (uint64_t)percent * (UINT64_MAX / 100);
+    bool any = false, hole_picked = false;
+    int64_t first_hole = -1;
+    size_t idx = 0;
+    for (uint64_t b = 0; b < blocks; b++) {
+        uint64_t off = b * VB_LAB_BLOCK_SIZE;
+        uint64_t len = cap - off < VB_LAB_BLOCK_SIZE ? cap - off : VB_LAB_BLOCK_SIZE;
+        bool hole = !s_allocated(&alloc, &idx, off, len);
+        if (hole && first_hole < 0)
+            first_hole = (int64_t)b;
+        if (vb_lab_rand_next(&state) < threshold) {
+            pick[b / 8] |= (unsigned char)(1u << (b % 8));
+            any = true;
+            hole_picked |= hole;
+        }
+    }
+    if (!any)
+        pick[0] |= 1;
+    if (!hole_picked && first_hole >= 0)
+        pick[first_hole / 8] |= (unsigned char)(1u << (first_hole % 8));
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = vb_error_set(VB_EIO, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (uint64_t b = 0; b < blocks && !rc; b++) {
+        if (!(pick[b / 8] & (1u << (b % 8))))
+            continue;
+        uint64_t off = b * VB_LAB_BLOCK_SIZE;
+        size_t len = cap - off < VB_LAB_BLOCK_SIZE ? (size_t)(cap - off) : VB_LAB_BLOCK_SIZE;
+        if (!(rc = s_write_block(fd, seed, off, len, buf, path)))
+            rc = vb_extent_list_add(written, off, len);
+    }
+    if (!rc && fsync(fd) < 0)
+        rc = vb_error_set(VB_EIO, "cannot sync %s: %s", path, strerror(errno));
+out:
+    if (fd >= 0)
+        close(fd);
+    vb_extent_list_free(&alloc);
+    free(buf);
+    free(pick);
+    free(path);
+    return rc;
+}
+
+int vb_lab_op_mutate(vb_lab_site_t *site, json_t *obj, bool is_fcd, int percent, uint64_t seed,
+                     vb_lab_changes_t *out)
+{
+    int rc = 0;
+    size_t n = vb_lab_object_disk_count(obj, is_fcd);
+    if (percent <= 0)
+        percent = 10;
+    if (percent > 100)
+        return vb_error_set(VB_EINVAL, "percent must be 1..100, not %d", percent);
+    if (out) {
+        out->disks = calloc(n, sizeof *out->disks);
+        out->count = 0;
+        if (!out->disks)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    uint64_t site_seed = (uint64_t)json_integer_value(json_object_get(vb_lab_site_root(site), "seed"));
+    for (size_t i = 0; i < n && !rc; i++) {
+        json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
+        long long gen = json_integer_value(json_object_get(disk, "change_gen")) + 1;
+        uint64_t s = vb_lab_hash_str(seed ? seed : vb_lab_hash_u64(site_seed, (uint64_t)gen),
+                                     vb_lab_json_str(disk, "export"));
+        vb_extent_list_t written = {0};
+        if ((rc = s_mutate_disk(site, disk, percent, s, &written)) ||
+            (rc = s_log_append(site, disk, gen, &written))) {
+            vb_extent_list_free(&written);
+            break;
+        }
+        json_object_set_new(disk, "change_gen", json_integer(gen));
+        if (json_is_true(json_object_get(disk, "encrypted")))
+            rc = vb_lab_op_sync_luks(site, disk);
+        if (out) {
+            out->disks[out->count].disk_key = strdup(vb_lab_json_str(disk, "key"));
+            out->disks[out->count].written = written;
+            out->count++;
+        } else {
+            vb_extent_list_free(&written);
+        }
+    }
+    if (rc && out)
+        vb_lab_changes_free(out);
+    return rc;
+}
+
+int vb_lab_op_snapshot_create(vb_lab_site_t *site, json_t *obj, bool is_fcd, const char *name,
+                              char **id_out)
+{
+    json_t *root = vb_lab_site_root(site);
+    long long next = json_integer_value(json_object_get(root, "next_snapshot"));
+    char *id = vb_lab_strf("snapshot-%lld", next);
+    json_t *ids = json_object();
+    int rc = 0;
+    if (!id || !ids) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!name[0] || vb_lab_object_find_snapshot(obj, name)) {
+        rc = vb_error_set(name[0] ? VB_EEXISTS : VB_EINVAL, "snapshot name \"%s\" %s", name,
+                          name[0] ? "exists already" : "is empty");
+        goto out;
+    }
+    for (size_t i = 0; i < vb_lab_object_disk_count(obj, is_fcd) && !rc; i++) {
+        json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
+        char *src = vb_lab_disk_image(site, disk, NULL);
+        char *dst = vb_lab_disk_image(site, disk, id);
+        char *cid = vb_lab_disk_change_id(disk);
+        rc = (!src || !dst || !cid) ? VB_ENOMEM : vb_lab_copy_sparse(src, dst);
+        if (!rc)
+            rc = json_object_set_new(ids, vb_lab_json_str(disk, "key"), json_string(cid))
+                     ? vb_error_set(VB_ENOMEM, "out of memory")
+                     : 0;
+        free(src);
+        free(dst);
+        free(cid);
+        if (!rc && json_is_true(json_object_get(disk, "encrypted"))) {
+            src = vb_lab_disk_luks_image(site, disk, NULL);
+            dst = vb_lab_disk_luks_image(site, disk, id);
+            rc = (!src || !dst) ? VB_ENOMEM : vb_lab_copy_sparse(src, dst);
+            free(src);
+            free(dst);
+        }
+    }
+    if (rc)
+        goto out;
+    json_t *snap = json_pack("{s:s, s:s, s:O}", "id", id, "name", name, "change_ids", ids);
+    if (!snap || json_array_append_new(json_object_get(obj, "snapshots"), snap)) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_object_set_new(root, "next_snapshot", json_integer(next + 1));
+    if (id_out) {
+        *id_out = id;
+        id = NULL;
+    }
+out:
+    free(id);
+    json_decref(ids);
+    return rc;
+}
+
+static void s_unlink_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fcd, const char *id)
+{
+    for (size_t i = 0; i < vb_lab_object_disk_count(obj, is_fcd); i++) {
+        json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
+        char *p = vb_lab_disk_image(site, disk, id);
+        char *l = vb_lab_disk_luks_image(site, disk, id);
+        if (p)
+            unlink(p);
+        if (l && json_is_true(json_object_get(disk, "encrypted")))
+            unlink(l);
+        free(p);
+        free(l);
+    }
+}
+
+/* Opens the site for writing and finds the VM or FCD. */
+static int s_open_object(const char *dir, const char *vm, bool write, vb_lab_site_t **site,
+                         json_t **obj, bool *is_fcd)
+{
+    int rc = vb_lab_site_open(dir, write, site);
+    if (rc)
+        return rc;
+    *obj = vb_lab_site_find_object(*site, vm, is_fcd);
+    if (!*obj) {
+        vb_lab_site_destroy(site);
+        return vb_error_set(VB_ENOTFOUND, "no VM or FCD named \"%s\" in the lab site", vm);
+    }
+    return 0;
+}
+
+int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
+                  vb_lab_changes_t *out)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    rc = vb_lab_op_mutate(site, obj, fcd, percent, seed, out);
+    if (!rc)
+        rc = vb_lab_site_save(site);
+    if (rc && out)
+        vb_lab_changes_free(out);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, char **id_out)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    char *id = NULL;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    rc = vb_lab_op_snapshot_create(site, obj, fcd, name, &id);
+    if (!rc && (rc = vb_lab_site_save(site)))
+        s_unlink_snapshot_files(site, obj, fcd, id);
+    if (!rc && id_out) {
+        *id_out = id;
+        id = NULL;
+    }
+    free(id);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_name)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    json_t *snap = vb_lab_object_find_snapshot(obj, id_or_name);
+    if (!snap) {
+        rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\"", vm, id_or_name);
+        goto out;
+    }
+    char *id = strdup(vb_lab_json_str(snap, "id"));
+    if (!id) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_t *list = json_object_get(obj, "snapshots");
+    for (size_t i = 0; i < json_array_size(list); i++)
+        if (json_array_get(list, i) == snap) {
+            json_array_remove(list, i);
+            break;
+        }
+    rc = vb_lab_site_save(site);
+    if (!rc)
+        s_unlink_snapshot_files(site, obj, fcd, id);
+    free(id);
+out:
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+static bool s_host_mounts(json_t *ds, const char *host)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(ds, "hosts"), i, h) {
+        if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "[old] folder/file.vmdk" -> "[new] folder/file.vmdk" */
+static char *s_repath(const char *path, const char *ds)
+{
+    const char *rest = path[0] == '[' ? strchr(path, ']') : NULL;
+    rest = rest ? rest + 1 : path;
+    while (*rest == ' ')
+        rest++;
+    return vb_lab_strf("[%s] %s", ds, rest);
+}
+
+static void s_rename_parent(vb_lab_site_t *site, const char *old, const char *new_path)
+{
+    size_t i, j;
+    json_t *vm, *d;
+    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm) {
+        json_array_foreach(json_object_get(vm, "disks"), j, d) {
+            const char *p = vb_lab_json_str(d, "parent");
+            if (p && strcmp(p, old) == 0)
+                json_object_set_new(d, "parent", json_string(new_path));
+        }
+    }
+}
+
+int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    json_t *ds = vb_lab_site_find_datastore(site, datastore);
+    const char *host = vb_lab_object_host(site, obj, fcd);
+    if (!ds) {
+        rc = vb_error_set(VB_ENOTFOUND, "no datastore named \"%s\" in the lab site", datastore);
+        goto out;
+    }
+    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
+    if (holder && !force) {
+        rc = vb_error_set(VB_EBUSY,
+                          "Storage vMotion of %s is blocked: prepared for access by %s "
+                          "(EndAccess releases it)",
+                          vm, holder);
+        goto out;
+    }
+    if (!fcd && host && !s_host_mounts(ds, host)) {
+        rc = vb_error_set(VB_EPOLICY, "cannot move %s to %s: its host %s does not mount %s", vm,
+                          datastore, host, datastore);
+        goto out;
+    }
+    for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd); i++) {
+        json_t *disk = vb_lab_object_disk(obj, fcd, i);
+        char *old = strdup(vb_lab_json_str(disk, "path"));
+        char *np = s_repath(old ? old : "", datastore);
+        if (!old || !np) {
+            free(old);
+            free(np);
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+            goto out;
+        }
+        json_object_set_new(disk, "datastore", json_string(datastore));
+        json_object_set_new(disk, "path", json_string(np));
+        s_rename_parent(site, old, np);
+        free(old);
+        free(np);
+    }
+    rc = vb_lab_site_save(site);
+out:
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_prepare_for_access(const char *dir, const char *vm, const char *who)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    if (!who || !who[0])
+        return vb_error_set(VB_EINVAL, "PrepareForAccess needs the name of who holds the VM");
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
+    if (holder && strcmp(holder, who) != 0)
+        VB_LOG_WARN("lab", "prepare-for-access vm=%s holder=%s replaced-by=%s", vm, holder, who);
+    if (json_object_set_new(obj, "access_blocked_by", json_string(who)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    else
+        rc = vb_lab_site_save(site);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_end_access(const char *dir, const char *vm)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    if (json_object_get(obj, "access_blocked_by")) {
+        json_object_del(obj, "access_blocked_by");
+        rc = vb_lab_site_save(site);
+    }
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_cbt_reset(const char *dir, const char *vm)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd) && !rc; i++) {
+        json_t *disk = vb_lab_object_disk(obj, fcd, i);
+        char *epoch = vb_lab_op_epoch(vb_lab_hash_str(0x5eed, vb_lab_json_str(disk, "change_epoch")));
+        char *log = vb_lab_disk_cbt_log(site, disk);
+        if (!epoch || !log) {
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+        } else {
+            json_object_set_new(disk, "change_epoch", json_string(epoch));
+            json_object_set_new(disk, "change_gen", json_integer(1));
+            rc = vb_lab_write_file(log, "", 0644);
+        }
+        free(epoch);
+        free(log);
+    }
+    if (!rc)
+        rc = vb_lab_site_save(site);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+/* ---- QueryChangedDiskAreas */
+
+static int s_parse_change_id(const char *id, char **epoch, long long *gen)
+{
+    const char *slash = strrchr(id, '/');
+    char *end;
+    if (!slash)
+        return vb_error_set(VB_ENOTFOUND, "change ID \"%s\" is not one this site issued", id);
+    errno = 0;
+    *gen = strtoll(slash + 1, &end, 10);
+    if (errno || *end || end == slash + 1 || *gen < 1)
+        return vb_error_set(VB_ENOTFOUND, "change ID \"%s\" is not one this site issued", id);
+    *epoch = strndup(id, (size_t)(slash - id));
+    return *epoch ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+}
+
+static int s_cmp_extent(const void *a, const void *b)
+{
+    const vb_extent_t *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Union of log records with since < gen <= upto, clipped to [start, cap), sorted and merged. */
+static int s_log_areas(const char *path, long long since, long long upto, uint64_t start,
+                       uint64_t cap, vb_extent_list_t *out)
+{
+    vb_extent_list_t raw = {0};
+    int rc = 0;
+    FILE *f = fopen(path, "r");
+    if (!f && errno != ENOENT)
+        return vb_error_set(VB_EIO, "cannot open %s: %s", path, strerror(errno));
+    long long g;
+    uint64_t off, len;
+    while (f && fscanf(f, "%lld %" SCNu64 " %" SCNu64, &g, &off, &len) == 3) {
+        if (g <= since || g > upto || off >= cap || off + len <= start)
+            continue;
+        uint64_t s = off < start ? start : off;
+        uint64_t e = off + len > cap ? cap : off + len;
+        if (raw.count == raw.capacity) {
+            size_t ncap = raw.capacity ? raw.capacity * 2 : 64;
+            vb_extent_t *items = realloc(raw.items, ncap * sizeof *items);
+            if (!items) {
+                rc = vb_error_set(VB_ENOMEM, "out of memory");
+                goto out;
+            }
+            raw.items = items;
+            raw.capacity = ncap;
+        }
+        raw.items[raw.count++] = (vb_extent_t){s, e - s};
+    }
+    if (f && ferror(f)) {
+        rc = vb_error_set(VB_EIO, "cannot read %s", path);
+        goto out;
+    }
+    if (raw.count)
+        qsort(raw.items, raw.count, sizeof *raw.items, s_cmp_extent);
+    for (size_t i = 0; i < raw.count && !rc; i++) {
+        vb_extent_t e = raw.items[i];
+        if (out->count > 0) {
+            vb_extent_t *last = &out->items[out->count - 1];
+            if (e.offset <= last->offset + last->length) {
+                uint64_t end = e.offset + e.length;
+                if (end > last->offset + last->length)
+                    last->length = end - last->offset;
+                continue;
+            }
+        }
+        rc = vb_extent_list_add(out, e.offset, e.length);
+    }
+out:
+    if (f)
+        fclose(f);
+    vb_extent_list_free(&raw);
+    return rc;
+}
+
+int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
+                         const char *snapshot_id, uint64_t start, const char *change_id,
+                         vb_extent_list_t *out, char **new_change_id_out)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    char *at_epoch = NULL, *since_epoch = NULL, *at_id = NULL, *path = NULL;
+    long long at_gen = 0, since_gen = 0;
+    if (new_change_id_out)
+        *new_change_id_out = NULL;
+    int rc = s_open_object(dir, vm, false, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    json_t *disk = vb_lab_object_find_disk(obj, fcd, disk_key);
+    if (!disk) {
+        rc = vb_error_set(VB_ENOTFOUND, "%s has no disk with key %s", vm, disk_key);
+        goto out;
+    }
+    if (snapshot_id && snapshot_id[0]) {
+        json_t *snap = vb_lab_object_find_snapshot(obj, snapshot_id);
+        const char *cid = snap ? vb_lab_json_str(json_object_get(snap, "change_ids"), disk_key) : NULL;
+        if (!cid) {
+            rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\" of disk %s", vm,
+                              snapshot_id, disk_key);
+            goto out;
+        }
+        at_id = strdup(cid);
+        snapshot_id = vb_lab_json_str(snap, "id");
+    } else {
+        at_id = vb_lab_disk_change_id(disk);
+        snapshot_id = NULL;
+    }
+    if (!at_id) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = s_parse_change_id(at_id, &at_epoch, &at_gen)))
+        goto out;
+    uint64_t cap = (uint64_t)json_integer_value(json_object_get(disk, "capacity"));
+    if (strcmp(change_id, "*") == 0) {
+        path = vb_lab_disk_image(site, disk, snapshot_id);
+        rc = path ? vb_lab_file_extents(path, start, cap, out) : VB_ENOMEM;
+        goto out;
+    }
+    if ((rc = s_parse_change_id(change_id, &since_epoch, &since_gen)))
+        goto out;
+    if (strcmp(since_epoch, vb_lab_json_str(disk, "change_epoch")) != 0 ||
+        strcmp(at_epoch, since_epoch) != 0) {
+        rc = vb_error_set(VB_ENOTFOUND,
+                          "change ID \"%s\" of %s disk %s is unknown: change tracking was reset "
+                          "or the ID is from another disk",
+                          change_id, vm, disk_key);
+        goto out;
+    }
+    if (since_gen > at_gen) {
+        rc = vb_error_set(VB_ENOTFOUND, "change ID \"%s\" of %s disk %s is newer than %s",
+                          change_id, vm, disk_key, at_id);
+        goto out;
+    }
+    path = vb_lab_disk_cbt_log(site, disk);
+    rc = path ? s_log_areas(path, since_gen, at_gen, start, cap, out) : VB_ENOMEM;
+out:
+    if (!rc && new_change_id_out) {
+        *new_change_id_out = at_id;
+        at_id = NULL;
+    }
+    free(at_id);
+    free(at_epoch);
+    free(since_epoch);
+    free(path);
+    vb_lab_site_destroy(&site);
+    return rc;
+}

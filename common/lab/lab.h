@@ -1,0 +1,116 @@
+/* lab — a simulated vSphere site on the local machine.
+ *
+ * A site lives in a directory the caller owns (it may hold other files, e.g. daemon configs):
+ *
+ *   DIR/site.json        the site: hosts, datastores, VMs, FCDs, proxies, ports (user-editable)
+ *   DIR/site.lock        flock(2) that serialises readers and writers of the site
+ *   DIR/disks/           raw sparse images of unencrypted disks, served by nbdkit (dir= mode)
+ *   DIR/disks-luks/      LUKSv1 images of encrypted disks, served through nbdkit's luks filter
+ *   DIR/disks-clear/     plaintext of encrypted disks (the host's decrypted view; never served)
+ *   DIR/cbt/EXPORT.log   per-disk change log: lines "GENERATION OFFSET LENGTH"
+ *   DIR/tls/             ca-key.pem, client/ca-cert.pem, server/{ca-cert,server-cert,server-key}.pem,
+ *                        psk.keys (GnuTLS "user:hexkey", 0600), luks.pass (0600)
+ *   DIR/run/NAME.pid     nbdkit pid files while the site is up;  DIR/log/NAME.log their logs
+ *
+ * Naming (see site.h for the JSON): every disk has an export name (the image's file name, no '/'
+ * and no '@'). The disk as it was at snapshot SNAP-ID is the export "EXPORT@SNAP-ID" and the file
+ * "IMAGE@SNAP-ID" beside the live image, so a frozen snapshot is reachable over NBD and as a file.
+ *
+ * URIs (all complete libnbd URIs, export percent-encoded):
+ *   nbd_uri    nbd://127.0.0.1:NBD_PORT/EXPORT
+ *   nbd_uri6   nbd://[::1]:NBD_PORT/EXPORT
+ *   nbds_uri   nbds://127.0.0.1:TLS_PORT/EXPORT?tls-certificates=DIR/tls/client   (X.509; the
+ *              server certificate has SAN IP:127.0.0.1 and DNS:localhost, signed by the site CA;
+ *              libnbd 1.14 verifies the IPv4 literal)
+ *   nbds_uri6  nbds://vbak@[::1]:TLS_PORT/EXPORT?tls-psk-file=DIR/tls/psk.keys     (TLS-PSK;
+ *              libnbd's own connect sends the IPv6 literal as SNI, which nbdkit refuses: connect
+ *              the socket yourself and use nbd_set_tls_psk_file + nbd_set_tls_username +
+ *              nbd_connect_socket; a wrong key is refused by the handshake)
+ *   Encrypted disks are served only over TLS (nbd_uri and nbd_uri6 are absent), on their own
+ *   port (LUKS_PORT) through nbdkit's luks filter: the client sees the plaintext.
+ *
+ * All functions return 0 or a negative VB_E* code with a message set (error.h). */
+#ifndef VB_LAB_H
+#define VB_LAB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "inventory/inventory.h"
+
+typedef struct {
+    int proxies;        /* proxy VMs (one per agent); 0 = 4. Roles cycle: SAN, HotAdd, vSAN, NBD */
+    int vms;            /* VMs; 0 = 6 (one per role: VMFS, NFS+snapshot, vSAN, VVOL, linked
+                           clone on VVOL, cloud host that requires encryption). Roles cycle. */
+    uint64_t disk_size; /* bytes per disk, rounded up to the 64 KiB block; 0 = 64 MiB */
+    uint64_t seed;      /* content and layout seed; 0 = 1 */
+} vb_lab_options_t;
+
+/* Writes DIR/site.json, the disk images, TLS material and picks free ports. DIR must exist;
+ * VB_EEXISTS if it holds a site already. The default site also has two FCDs (one encrypted),
+ * a pre-existing snapshot and a disk whose file name has spaces, #, %, & and non-ASCII. */
+int vb_lab_site_create(const char *dir, const vb_lab_options_t *opts) VB_WUR;
+
+/* Starts the nbdkit servers in the background (pid files DIR/run/, logs DIR/log/) and returns
+ * when every one accepts connections. VB_EBUSY if they are already running. On failure nothing
+ * is left running. */
+int vb_lab_serve_start(const char *dir) VB_WUR;
+
+/* Stops the servers started by vb_lab_serve_start; nothing is left running. 0 if none ran. */
+int vb_lab_serve_stop(const char *dir) VB_WUR;
+
+/* *count = how many of the site's nbdkit servers are running now. */
+int vb_lab_serve_running(const char *dir, int *count) VB_WUR;
+
+/* A provider (inventory.h) over the site in DIR. NULL with a message when DIR holds no site.
+ * Caller destroys it with vb_provider_destroy. */
+vb_provider_t *vb_lab_provider_new(const char *dir);
+
+/* The extents one operation wrote, per disk. */
+typedef struct {
+    char *disk_key;
+    vb_extent_list_t written; /* block-aligned, sorted, merged */
+} vb_lab_disk_change_t;
+
+typedef struct {
+    vb_lab_disk_change_t *disks;
+    size_t count;
+} vb_lab_changes_t;
+
+void vb_lab_changes_free(vb_lab_changes_t *changes);
+
+/* Overwrites about `percent` % of the blocks (1..100; 0 = 10) of every disk of VM (or FCD) `vm`,
+ * some of them in holes, with new content, and advances each disk's change ID. seed 0 = derived
+ * from the site seed and the disk's generation. `out` (may be NULL) receives what was written;
+ * caller frees it with vb_lab_changes_free. VB_ENOTFOUND for an unknown VM. */
+int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
+                  vb_lab_changes_t *out) VB_WUR;
+
+/* Snapshots of a VM or FCD. create freezes each disk's content and change ID; *id_out (may be
+ * NULL; caller frees) gets the snapshot id ("snapshot-N"). remove takes an id or a name. */
+int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, char **id_out) VB_WUR;
+int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_name) VB_WUR;
+
+/* Storage vMotion: moves the VM's (or FCD's) disks to DATASTORE, which the VM's host must mount
+ * (VB_EPOLICY otherwise). Content, export names and change tracking are kept; datastore and path
+ * change. While the VM is prepared for access it is refused with VB_EBUSY naming the holder,
+ * unless `force` (an administrator who moves it anyway: what a backup must detect). */
+int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force) VB_WUR;
+
+/* VixDiskLib_PrepareForAccess / EndAccess: `who` (e.g. "vbak job 12") holds the VM so that
+ * Storage vMotion is blocked; EndAccess releases it (0 also when it was not held). The holder is
+ * the VM's "access_blocked_by" field in site.json. */
+int vb_lab_prepare_for_access(const char *dir, const char *vm, const char *who) VB_WUR;
+int vb_lab_end_access(const char *dir, const char *vm) VB_WUR;
+
+/* Resets change tracking of every disk of VM: new change-ID epoch, old change IDs become
+ * unknown (changed_areas answers VB_ENOTFOUND for them). */
+int vb_lab_cbt_reset(const char *dir, const char *vm) VB_WUR;
+
+/* Changed areas (the provider's changed_areas, usable without a provider). */
+int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
+                         const char *snapshot_id, uint64_t start, const char *change_id,
+                         vb_extent_list_t *out, char **new_change_id_out) VB_WUR;
+
+#endif

@@ -1,0 +1,25 @@
+/* ops — operations on an opened lab site (internal to common/lab/).
+ *
+ * The public functions in lab.h open the site, call one of these and save. Site creation calls
+ * them on the site it is building. All return 0 or a negative VB_E* code with a message set. */
+#ifndef VB_LAB_OPS_H
+#define VB_LAB_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lab/lab.h"
+#include "lab/site.h"
+
+int vb_lab_op_mutate(vb_lab_site_t *site, json_t *obj, bool is_fcd, int percent, uint64_t seed,
+                     vb_lab_changes_t *out) VB_WUR;
+int vb_lab_op_snapshot_create(vb_lab_site_t *site, json_t *obj, bool is_fcd, const char *name,
+                              char **id_out) VB_WUR;
+/* Re-encrypts an encrypted disk's plaintext image into its existing LUKS image. */
+int vb_lab_op_sync_luks(vb_lab_site_t *site, json_t *disk) VB_WUR;
+/* Creates the LUKS image of an encrypted disk from its plaintext image. */
+int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) VB_WUR;
+/* A new change-ID epoch derived from `h`: "52 3a ... 0d-8e 54 ... 65". Caller frees. */
+char *vb_lab_op_epoch(uint64_t h);
+
+#endif
