@@ -14,6 +14,7 @@ struct vb_vsphere {
     char *datacenter; /* option, NULL: the first datacenter */
     char *dc_path;    /* resolved dcPath for the file service */
     long task_timeout_s;
+    int page_objects;
     char *root_folder;
     char *property_collector;
     char *view_manager;
@@ -63,6 +64,12 @@ int vb_vs_find_vm(vb_vsphere_t *self, const char *vm, char **id_out) VB_WUR;
  * ManagedObjectReference result; the task's fault as a code and message otherwise. */
 int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what,
                     char **result_out) VB_WUR;
+
+/* One TaskInfo: queued/running -> 0 with *done false; success -> 0, *done true, *result_out
+ * (caller owns, NULL when none) the result's text; error -> the fault's code and the message
+ * "<what> failed: <FaultType>: <localizedMessage>". */
+int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *done,
+                          char **result_out) VB_WUR;
 
 /* Property-value helpers on an ObjectContent's propSet. */
 const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *object_content, const char *name);

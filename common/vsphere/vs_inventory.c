@@ -5,8 +5,6 @@
 #include "log.h"
 #include "vsphere/vs_internal.h"
 
-#define PAGE_OBJECTS 100
-
 const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *oc, const char *name)
 {
     for (const vb_xml_node_t *p = vb_xml_child(oc, "propSet"); p; p = vb_xml_next(p, "propSet")) {
@@ -73,8 +71,9 @@ static int s_retrieve(vb_vsphere_t *self, const char *spec, vb_vs_object_fn fn, 
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
     char *token = NULL;
+    unsigned pages = 1;
     int rc = vb_buf_printf(&args, "%s<options><maxObjects>%d</maxObjects></options>", spec,
-                           PAGE_OBJECTS);
+                           self->page_objects);
     if (rc == 0)
         rc = vb_vs_call(self, "RetrievePropertiesEx", "PropertyCollector",
                         self->property_collector, args.data, &doc, &resp);
@@ -84,6 +83,7 @@ static int s_retrieve(vb_vsphere_t *self, const char *spec, vb_vs_object_fn fn, 
         if (rc != 0 || !token)
             break;
         args.len = 0;
+        pages++;
         rc = vb_buf_put_elem(&args, "token", token);
         free(token);
         token = NULL;
@@ -94,6 +94,8 @@ static int s_retrieve(vb_vsphere_t *self, const char *spec, vb_vs_object_fn fn, 
     free(token);
     vb_xml_doc_destroy(&doc);
     vb_buf_free(&args);
+    if (rc == 0 && pages > 1)
+        VB_LOG_DEBUG("vsphere", "retrieve pages=%u max_objects=%d", pages, self->page_objects);
     return rc;
 }
 

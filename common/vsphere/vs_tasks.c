@@ -7,44 +7,49 @@
 #include "log.h"
 #include "vsphere/vs_internal.h"
 
-typedef struct {
-    char *state;
-    char *result;
-    char *fault_type;
-    char *fault_msg;
-} s_task_info_t;
-
-static void s_task_info_clear(s_task_info_t *t)
+int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *done,
+                          char **result_out)
 {
-    free(t->state);
-    free(t->result);
-    free(t->fault_type);
-    free(t->fault_msg);
-    memset(t, 0, sizeof *t);
+    *done = false;
+    if (result_out)
+        *result_out = NULL;
+    const char *state = vb_xml_path_text(info, "state");
+    if (!info || !state)
+        return vb_error_set(VB_EPROTO, "%s: task answer without info.state", what);
+    if (strcmp(state, "queued") == 0 || strcmp(state, "running") == 0)
+        return 0;
+    if (strcmp(state, "success") == 0) {
+        *done = true;
+        const char *result = vb_xml_path_text(info, "result");
+        if (result && result_out && !(*result_out = strdup(result)))
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        return 0;
+    }
+    if (strcmp(state, "error") == 0) {
+        *done = true;
+        const vb_xml_node_t *err = vb_xml_child(info, "error");
+        const char *ft = vb_xml_xsi_type(vb_xml_child(err, "fault"));
+        const char *msg = vb_xml_path_text(err, "localizedMessage");
+        return vb_error_set(vb_soap_fault_code(ft), "%s failed: %s%s%s", what,
+                            ft ? ft : "unknown fault", msg && msg[0] ? ": " : "", msg ? msg : "");
+    }
+    return vb_error_set(VB_EPROTO, "%s: task state '%.40s' is not a TaskInfoState", what, state);
 }
+
+typedef struct {
+    const char *what;
+    bool seen;
+    bool done;
+    char *result;
+} s_task_t;
 
 static int s_task_cb(void *ud, const vb_xml_node_t *oc)
 {
-    s_task_info_t *t = ud;
-    const vb_xml_node_t *info = vb_vs_prop(oc, "info");
-    if (!info)
-        return vb_error_set(VB_EPROTO, "task answer without info");
-    s_task_info_clear(t);
-    const char *state = vb_xml_path_text(info, "state");
-    const char *result = vb_xml_path_text(info, "result");
-    const vb_xml_node_t *err = vb_xml_child(info, "error");
-    t->state = strdup(state ? state : "");
-    if (result)
-        t->result = strdup(result);
-    if (err) {
-        const char *ft = vb_xml_xsi_type(vb_xml_child(err, "fault"));
-        const char *msg = vb_xml_path_text(err, "localizedMessage");
-        t->fault_type = strdup(ft ? ft : "");
-        t->fault_msg = strdup(msg ? msg : "");
-    }
-    if (!t->state || (result && !t->result) || (err && (!t->fault_type || !t->fault_msg)))
-        return vb_error_set(VB_ENOMEM, "out of memory");
-    return 0;
+    s_task_t *t = ud;
+    free(t->result);
+    t->result = NULL;
+    t->seen = true;
+    return vb_vs_task_info_parse(vb_vs_prop(oc, "info"), t->what, &t->done, &t->result);
 }
 
 static void s_sleep_ms(long ms)
@@ -55,7 +60,7 @@ static void s_sleep_ms(long ms)
 
 int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what, char **result_out)
 {
-    s_task_info_t t = {0};
+    s_task_t t = {.what = what};
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     long delay_ms = 10;
@@ -63,37 +68,31 @@ int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what, char
     if (result_out)
         *result_out = NULL;
     for (;;) {
+        t.seen = false;
         rc = vb_vs_retrieve_object(self, "Task", task, "info", s_task_cb, &t);
         if (rc != 0)
             break;
-        if (!t.state) {
+        if (!t.seen) {
             rc = vb_error_set(VB_ENOTFOUND, "%s: task %s vanished", what, task);
             break;
         }
-        if (strcmp(t.state, "success") == 0) {
+        if (t.done) {
             if (result_out) {
                 *result_out = t.result;
                 t.result = NULL;
             }
             break;
         }
-        if (strcmp(t.state, "error") == 0) {
-            const char *ft = t.fault_type ? t.fault_type : "";
-            rc = vb_error_set(vb_soap_fault_code(ft), "%s failed: %s%s%s", what,
-                              ft[0] ? ft : "error", t.fault_msg && t.fault_msg[0] ? ": " : "",
-                              t.fault_msg ? t.fault_msg : "");
-            break;
-        }
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - start.tv_sec > self->task_timeout_s) {
-            rc = vb_error_set(VB_ETIMEOUT, "%s: task %s still %s after %ld s", what, task,
-                              t.state, self->task_timeout_s);
+            rc = vb_error_set(VB_ETIMEOUT, "%s: task %s not finished after %ld s", what, task,
+                              self->task_timeout_s);
             break;
         }
         s_sleep_ms(delay_ms);
         delay_ms = delay_ms * 2 > 1000 ? 1000 : delay_ms * 2;
     }
-    s_task_info_clear(&t);
+    free(t.result);
     return rc;
 }
 
@@ -323,9 +322,12 @@ int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *dis
                                disk_key, (unsigned long long)pos);
         if (rc == 0)
             rc = vb_buf_put_elem(&args, "changeId", change_id ? change_id : "*");
-        if (rc == 0)
+        if (rc == 0) {
+            VB_LOG_DEBUG("vsphere", "QueryChangedDiskAreas vm=%s disk=%s from=%llu", vm, disk_key,
+                         (unsigned long long)pos);
             rc = vb_vs_call(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data,
                             &doc, &resp);
+        }
         snprintf(prev, sizeof prev, "%s", vb_error_msg());
         if (rc == VB_EUNSUPPORTED) {
             rc = vb_error_set(VB_EUNSUPPORTED, "changed block tracking unavailable: full backup "

@@ -184,6 +184,7 @@ vb_vsphere_t *vb_vsphere_new(const vb_vsphere_options_t *opts)
         goto fail;
     }
     self->task_timeout_s = opts->task_timeout_s > 0 ? opts->task_timeout_s : 3600;
+    self->page_objects = opts->page_objects > 0 ? opts->page_objects : 100;
     self->enc_try = opts->encoding == VB_VS_ENC_DOUBLE ? VB_VS_ENC_DOUBLE : VB_VS_ENC_SINGLE;
     vb_soap_options_t so = {.url = opts->url, .ca_file = opts->ca_file,
                             .thumbprint = opts->thumbprint, .timeout_s = opts->timeout_s};

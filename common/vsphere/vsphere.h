@@ -40,6 +40,7 @@ typedef struct {
     long timeout_s;            /* per HTTP request; 0: 300 */
     long task_timeout_s;       /* CreateSnapshot/RemoveSnapshot; 0: 3600 */
     vb_vs_encoding_t encoding; /* first guess for the file service; UNKNOWN: single */
+    int page_objects;          /* RetrievePropertiesEx maxObjects per page; 0: 100 */
 } vb_vsphere_options_t;
 
 typedef struct vb_vsphere vb_vsphere_t;

@@ -2,7 +2,7 @@
  *
  *   vbak-vsphere-probe --url U --user U (--password P | --password-file F)
  *                      [--ca-file F | --thumbprint T] [--datacenter DC] [--encoding single|double]
- *                      COMMAND [ARGS]
+ *                      [--page-size N] [--debug] COMMAND [ARGS]
  *   about                                   {"api_version":..,"about":..}
  *   inventory                               the inventory as JSON
  *   snapshot-create VM NAME                 prints the snapshot id
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "vsphere/vsphere.h"
 
 static int fail(void)
@@ -289,6 +290,7 @@ int main(int argc, char **argv)
         {"password", required_argument, NULL, 'p'},   {"password-file", required_argument, NULL, 'P'},
         {"ca-file", required_argument, NULL, 'c'},    {"thumbprint", required_argument, NULL, 't'},
         {"datacenter", required_argument, NULL, 'd'}, {"encoding", required_argument, NULL, 'e'},
+        {"page-size", required_argument, NULL, 'n'},  {"debug", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -309,6 +311,14 @@ int main(int argc, char **argv)
             else
                 return usage();
             break;
+        case 'n': {
+            uint64_t n = 0;
+            if (parse_u64(optarg, &n) != 0 || n == 0 || n > 100000)
+                return usage();
+            o.page_objects = (int)n;
+            break;
+        }
+        case 'D': vb_log_set_level(VB_LOG_LEVEL_DEBUG); break;
         default: return usage();
         }
     }

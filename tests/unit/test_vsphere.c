@@ -471,3 +471,54 @@ Test(vsphere_files, datastore_paths_and_encodings)
     cr_assert_eq(vb_vsphere_split_ds_path("[ds]", &ds, &path), VB_EINVAL);
     cr_assert_eq(vb_vsphere_split_ds_path("[] x", &ds, &path), VB_EINVAL);
 }
+
+/* ---- tasks ---- */
+
+static int task_outcome(const char *info_xml, bool *done, char **result)
+{
+    vb_xml_doc_t *doc = NULL;
+    cr_assert_eq(vb_xml_parse(info_xml, strlen(info_xml), &doc), 0, "%s", vb_error_msg());
+    int rc = vb_vs_task_info_parse(vb_xml_root(doc), "snapshot 'b' of VM web", done, result);
+    vb_xml_doc_destroy(&doc);
+    return rc;
+}
+
+Test(vsphere_tasks, task_states)
+{
+    bool done = true;
+    char *result = NULL;
+    cr_assert_eq(task_outcome("<val><key>task-9</key><state>running</state><progress>40</progress>"
+                              "</val>", &done, &result), 0);
+    cr_assert_not(done);
+    cr_assert_null(result);
+    cr_assert_eq(task_outcome("<val xmlns:x=\"http://www.w3.org/2001/XMLSchema-instance\"><state>"
+                              "success</state><result type=\"VirtualMachineSnapshot\" "
+                              "x:type=\"ManagedObjectReference\">snapshot-77</result></val>",
+                              &done, &result), 0);
+    cr_assert(done);
+    cr_assert_str_eq(result, "snapshot-77");
+    free(result);
+}
+
+Test(vsphere_tasks, task_error_carries_the_fault)
+{
+    bool done = false;
+    char *result = NULL;
+    int rc = task_outcome(
+        "<info xmlns:XMLSchema-instance=\"http://www.w3.org/2001/XMLSchema-instance\">"
+        "<state>error</state><error><fault XMLSchema-instance:type=\"InvalidPowerState\">"
+        "<requestedState>poweredOn</requestedState><existingState>poweredOff</existingState>"
+        "</fault><localizedMessage>The attempted operation cannot be performed in the current "
+        "state (Powered off).</localizedMessage></error></info>", &done, &result);
+    cr_assert_eq(rc, VB_EPOLICY);
+    cr_assert(done);
+    cr_assert_str_eq(vb_error_msg(), "snapshot 'b' of VM web failed: InvalidPowerState: The "
+                     "attempted operation cannot be performed in the current state (Powered off).");
+    rc = task_outcome("<info><state>error</state><error><fault xmlns:i=\"http://www.w3.org/2001/"
+                      "XMLSchema-instance\" i:type=\"TaskInProgress\"/></error></info>", &done,
+                      &result);
+    cr_assert_eq(rc, VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "TaskInProgress"), "%s", vb_error_msg());
+    cr_assert_eq(task_outcome("<info><state>exploded</state></info>", &done, &result), VB_EPROTO);
+    cr_assert_eq(task_outcome("<info/>", &done, &result), VB_EPROTO);
+}
