@@ -13,8 +13,8 @@
 #define SOAP_MAX_ANSWER (256u * 1024u * 1024u)
 
 struct vb_soap {
-    char *base;  /* https://host:port */
-    char *sdk;   /* base + /sdk */
+    char *base; /* https://host:port */
+    char *sdk;  /* base + /sdk */
     char *ca_file;
     bool pinned;
     unsigned char pin[32];
@@ -45,15 +45,24 @@ int vb_soap_fault_code(const char *n)
         const char *name;
         int code;
     } map[] = {
-        {"InvalidLogin", VB_EAUTH},          {"NotAuthenticated", VB_EAUTH},
-        {"NoPermission", VB_EAUTH},          {"InvalidCertificate", VB_EAUTH},
-        {"MethodNotFound", VB_EUNSUPPORTED}, {"NotSupported", VB_EUNSUPPORTED},
-        {"NotImplemented", VB_EUNSUPPORTED}, {"InvalidPowerState", VB_EPOLICY},
-        {"InvalidState", VB_EPOLICY},        {"SnapshotFault", VB_EPOLICY},
-        {"TaskInProgress", VB_EBUSY},        {"ResourceInUse", VB_EBUSY},
-        {"ManagedObjectNotFound", VB_ENOTFOUND}, {"NotFound", VB_ENOTFOUND},
-        {"FileNotFound", VB_ENOTFOUND},      {"InvalidArgument", VB_EINVAL},
-        {"InvalidRequest", VB_EPROTO},       {"RequestCanceled", VB_EIO},
+        {"InvalidLogin", VB_EAUTH},
+        {"NotAuthenticated", VB_EAUTH},
+        {"NoPermission", VB_EAUTH},
+        {"InvalidCertificate", VB_EAUTH},
+        {"MethodNotFound", VB_EUNSUPPORTED},
+        {"NotSupported", VB_EUNSUPPORTED},
+        {"NotImplemented", VB_EUNSUPPORTED},
+        {"InvalidPowerState", VB_EPOLICY},
+        {"InvalidState", VB_EPOLICY},
+        {"SnapshotFault", VB_EPOLICY},
+        {"TaskInProgress", VB_EBUSY},
+        {"ResourceInUse", VB_EBUSY},
+        {"ManagedObjectNotFound", VB_ENOTFOUND},
+        {"NotFound", VB_ENOTFOUND},
+        {"FileNotFound", VB_ENOTFOUND},
+        {"InvalidArgument", VB_EINVAL},
+        {"InvalidRequest", VB_EPROTO},
+        {"RequestCanceled", VB_EIO},
     };
     if (!n)
         return VB_EPROTO;
@@ -165,11 +174,15 @@ int vb_soap_parse_thumbprint(const char *text, unsigned char out[32])
         p += 2;
     }
     if (n == 20)
-        return vb_error_set(VB_EINVAL, "thumbprint '%.120s' is a SHA-1 thumbprint; give the "
-                            "SHA-256 thumbprint (32 bytes)", text);
+        return vb_error_set(VB_EINVAL,
+                            "thumbprint '%.120s' is a SHA-1 thumbprint; give the "
+                            "SHA-256 thumbprint (32 bytes)",
+                            text);
     if (n != 32)
-        return vb_error_set(VB_EINVAL, "thumbprint '%.120s' has %zu bytes, a SHA-256 "
-                            "thumbprint has 32", text, n);
+        return vb_error_set(VB_EINVAL,
+                            "thumbprint '%.120s' has %zu bytes, a SHA-256 "
+                            "thumbprint has 32",
+                            text, n);
     memcpy(out, buf, 32);
     return 0;
 }
@@ -252,14 +265,15 @@ int vb_soap_transfer_error(const vb_soap_t *self, CURLcode cc, const char *errbu
     if (tls && tls->mismatch) {
         char exp[96];
         vb_soap_format_thumbprint(self->pin, exp);
-        return vb_error_set(VB_EAUTH, "%s%s: certificate thumbprint mismatch: expected SHA-256 %s, "
-                            "server presented %s; refusing the connection", self->base, what, exp,
-                            tls->received);
+        return vb_error_set(VB_EAUTH,
+                            "%s%s: certificate thumbprint mismatch: expected SHA-256 %s, "
+                            "server presented %s; refusing the connection",
+                            self->base, what, exp, tls->received);
     }
     if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
         cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM) {
-        return vb_error_set(VB_EAUTH, "%s%s: TLS verification failed (%s)%s%s%s", self->base,
-                            what, detail, tls && tls->received[0] ? "; server thumbprint SHA-256 " : "",
+        return vb_error_set(VB_EAUTH, "%s%s: TLS verification failed (%s)%s%s%s", self->base, what,
+                            detail, tls && tls->received[0] ? "; server thumbprint SHA-256 " : "",
                             tls ? tls->received : "",
                             self->ca_file ? "" : "; give a CA file or pin the thumbprint");
     }
@@ -392,9 +406,9 @@ static size_t s_header(char *ptr, size_t size, size_t n, void *ud)
     return len;
 }
 
-int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type,
-                 const char *this_value, const char *args, vb_xml_doc_t **doc_out,
-                 const vb_xml_node_t **resp_out, vb_soap_fault_t *fault)
+int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, const char *this_value,
+                 const char *args, vb_xml_doc_t **doc_out, const vb_xml_node_t **resp_out,
+                 vb_soap_fault_t *fault)
 {
     vb_buf_t req = {0}, ans = {.limit = SOAP_MAX_ANSWER};
     struct curl_slist *hdrs = NULL;
@@ -405,7 +419,8 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type,
                            "<soapenv:Envelope xmlns:soapenv=\"" VB_XML_NS_SOAPENV "\" "
                            "xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" "
                            "xmlns:xsi=\"" VB_XML_NS_XSI "\"><soapenv:Body>"
-                           "<%s xmlns=\"urn:vim25\">", method);
+                           "<%s xmlns=\"urn:vim25\">",
+                           method);
     if (rc == 0)
         rc = vb_buf_put_moref(&req, "_this", this_type, this_value);
     if (rc == 0 && args)
@@ -453,14 +468,15 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type,
         rc = vb_error_set(VB_EAUTH, "%s: HTTP %ld from %s", method, status, self->sdk);
         goto out;
     }
-    rc = vb_soap_parse(ans.data ? ans.data : "", ans.len, status, method, doc_out, resp_out,
-                       fault);
+    rc = vb_soap_parse(ans.data ? ans.data : "", ans.len, status, method, doc_out, resp_out, fault);
 out:
     curl_slist_free_all(hdrs);
     if (self->h) {
         curl_easy_setopt(self->h, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(self->h, CURLOPT_HTTPHEADER, NULL);
     }
+    if (req.data) /* Login carries the password */
+        explicit_bzero(req.data, req.cap);
     vb_buf_free(&req);
     vb_buf_free(&ans);
     return rc;

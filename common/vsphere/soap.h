@@ -58,9 +58,9 @@ void vb_soap_destroy(vb_soap_t **self_p);
 
 /* Sends <method xmlns="urn:vim25"><_this type=this_type>this_value</_this>{args}</method>;
  * args is already-escaped XML. Output as vb_soap_parse. */
-int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type,
-                 const char *this_value, const char *args, vb_xml_doc_t **doc_out,
-                 const vb_xml_node_t **resp_out, vb_soap_fault_t *fault) VB_WUR;
+int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, const char *this_value,
+                 const char *args, vb_xml_doc_t **doc_out, const vb_xml_node_t **resp_out,
+                 vb_soap_fault_t *fault) VB_WUR;
 
 /* The API version sent in SOAPAction ("urn:vim25/<version>"). */
 int vb_soap_set_version(vb_soap_t *self, const char *api_version) VB_WUR;

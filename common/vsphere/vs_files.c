@@ -150,8 +150,8 @@ static int s_url(vb_vsphere_t *self, const char *ds_file, vb_vs_encoding_t enc, 
     eds = s_pct(ds, false);
     edc = s_pct(self->dc_path, true);
     if (!epath || !single || !eds || !edc ||
-        asprintf(url_out, "%s/folder/%s?dcPath=%s&dsName=%s", vb_soap_base_url(self->soap),
-                 epath, edc, eds) < 0) {
+        asprintf(url_out, "%s/folder/%s?dcPath=%s&dsName=%s", vb_soap_base_url(self->soap), epath,
+                 edc, eds) < 0) {
         *url_out = NULL;
         rc = vb_error_set(VB_ENOMEM, "out of memory");
     }
@@ -216,92 +216,148 @@ static size_t s_src_read(char *buf, size_t size, size_t n, void *ud)
 
 typedef enum { HTTP_GET, HTTP_HEAD, HTTP_PUT } s_method_t;
 
-/* Runs one request. GET: [offset, offset+len) into buf (*got_out). HEAD: *size_out. PUT: data.
- * 404 -> VB_ENOTFOUND (message set), other non-2xx -> VB_EIO. */
-static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url, uint64_t offset,
-                  size_t len, void *buf, size_t *got_out, uint64_t *size_out, const void *data)
-{
-    char errbuf[CURL_ERROR_SIZE] = "";
+/* One request's state: what goes out, what comes back. */
+typedef struct {
+    s_method_t m;
+    uint64_t offset;
+    s_sink_t sink;
+    s_src_t src;
+    int64_t range_total; /* from "Content-Range: bytes a-b/total", -1 when absent */
     char range[64];
-    vb_soap_tls_t tls;
-    s_sink_t sink = {.dst = buf, .cap = len};
-    s_src_t src = {.data = data, .len = len};
-    curl_easy_reset(h);
-    int rc = vb_soap_setup_handle(soap, h, &tls);
-    if (rc != 0)
-        return rc;
+    char errbuf[CURL_ERROR_SIZE];
+} s_req_t;
+
+static size_t s_req_header(char *ptr, size_t size, size_t n, void *ud)
+{
+    s_req_t *r = ud;
+    size_t len = size * n;
+    static const char key[] = "content-range:";
+    if (len > sizeof key - 1 && strncasecmp(ptr, key, sizeof key - 1) == 0) {
+        const char *slash = memchr(ptr, '/', len);
+        if (slash && slash + 1 < ptr + len && slash[1] >= '0' && slash[1] <= '9')
+            r->range_total = strtoll(slash + 1, NULL, 10);
+    }
+    return len;
+}
+
+static int s_req_setopt(CURL *h, s_req_t *r, const char *url, size_t len)
+{
     CURLcode c = curl_easy_setopt(h, CURLOPT_URL, url);
-    c |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (m == HTTP_GET) {
-        if (len == 0)
-            c |= curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        else {
-            snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)offset,
-                     (unsigned long long)(offset + len - 1));
-            c |= curl_easy_setopt(h, CURLOPT_RANGE, range);
-        }
-        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_sink_write);
-        c |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    } else if (m == HTTP_HEAD) {
+    c |= curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+    c |= curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, s_req_header);
+    c |= curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    if (r->m == HTTP_HEAD || (r->m == HTTP_GET && len == 0)) {
         c |= curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (r->m == HTTP_GET) {
+        snprintf(r->range, sizeof r->range, "%llu-%llu", (unsigned long long)r->offset,
+                 (unsigned long long)(r->offset + len - 1));
+        c |= curl_easy_setopt(h, CURLOPT_RANGE, r->range);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_sink_write);
+        c |= curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->sink);
     } else {
         c |= curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         c |= curl_easy_setopt(h, CURLOPT_READFUNCTION, s_src_read);
-        c |= curl_easy_setopt(h, CURLOPT_READDATA, &src);
+        c |= curl_easy_setopt(h, CURLOPT_READDATA, &r->src);
         c |= curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
     }
-    if (c != CURLE_OK)
-        return vb_error_set(VB_EIO, "libcurl refused an option");
+    return c == CURLE_OK ? 0 : vb_error_set(VB_EIO, "libcurl refused an option");
+}
+
+/* Performs the request and turns the outcome into a code: 404 -> VB_ENOTFOUND, 401/403 ->
+ * VB_EAUTH, other non-2xx -> VB_EIO; a GET starting past the end (416) reads nothing. */
+static int s_req_perform(const vb_soap_t *soap, CURL *h, s_req_t *r, const vb_soap_tls_t *tls,
+                         const char *what, long *status_out)
+{
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (cc == CURLE_WRITE_ERROR && sink.full)
-        cc = CURLE_OK;
-    const char *path = strstr(url, "/folder/");
-    if (cc != CURLE_OK) {
-        rc = vb_soap_transfer_error(soap, cc, errbuf, &tls, path ? path : url);
-        goto out;
+    *status_out = status;
+    if (cc == CURLE_WRITE_ERROR && r->sink.full)
+        cc = CURLE_OK; /* we stopped the transfer once the window was full */
+    if (cc != CURLE_OK)
+        return vb_soap_transfer_error(soap, cc, r->errbuf, tls, what);
+    if (status == 404)
+        return vb_error_set(VB_ENOTFOUND, "%s: HTTP 404", what);
+    if (status == 401 || status == 403)
+        return vb_error_set(VB_EAUTH, "%s: HTTP %ld (session not accepted by the file service)",
+                            what, status);
+    if (r->m == HTTP_GET && status == 416) {
+        r->sink.got = 0;
+        return 0;
     }
-    if (status == 404) {
-        rc = vb_error_set(VB_ENOTFOUND, "%s: HTTP 404", path ? path : url);
-        goto out;
-    }
-    if (status == 401 || status == 403) {
-        rc = vb_error_set(VB_EAUTH, "%s: HTTP %ld (session not accepted by the file service)",
-                          path ? path : url, status);
-        goto out;
-    }
-    if (m == HTTP_GET && status == 416) {
-        sink.got = 0; /* the range starts at or past the end of the file */
-    } else if (status < 200 || status > 299) {
-        rc = vb_error_set(VB_EIO, "%s: HTTP %ld", path ? path : url, status);
-        goto out;
-    }
-    if (m == HTTP_GET && status == 200 && offset > 0 && len > 0) {
-        /* The server ignored Range and sent the file from byte 0: fetch again, skipping. */
-        sink = (s_sink_t){.dst = buf, .cap = len, .skip = offset};
-        curl_easy_setopt(h, CURLOPT_RANGE, NULL);
-        cc = curl_easy_perform(h);
-        if (cc == CURLE_WRITE_ERROR && sink.full)
-            cc = CURLE_OK;
-        if (cc != CURLE_OK) {
-            rc = vb_soap_transfer_error(soap, cc, errbuf, &tls, path ? path : url);
-            goto out;
-        }
-    }
-    if (got_out)
-        *got_out = sink.got;
-    if (size_out) {
+    if (status < 200 || status > 299)
+        return vb_error_set(VB_EIO, "%s: HTTP %ld", what, status);
+    return 0;
+}
+
+/* A one-byte ranged GET whose answer states the file's size in Content-Range. */
+static int s_http_range_total(const vb_soap_t *soap, CURL *h, const char *url, char *byte,
+                              size_t *got, int64_t *total)
+{
+    s_req_t r = {.m = HTTP_GET, .sink = {.dst = byte, .cap = 1}, .range_total = -1};
+    vb_soap_tls_t tls;
+    const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
+    long status = 0;
+    curl_easy_reset(h);
+    int rc = vb_soap_setup_handle(soap, h, &tls);
+    if (rc == 0)
+        rc = s_req_setopt(h, &r, url, 1);
+    if (rc == 0)
+        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    *got = r.sink.got;
+    *total = status == 416 ? 0 : r.range_total;
+    if (rc == 0 && status == 200) {
         curl_off_t cl = -1;
         curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-        if (cl < 0) {
-            rc = vb_error_set(VB_EPROTO, "%s: no Content-Length", path ? path : url);
-            goto out;
-        }
-        *size_out = (uint64_t)cl;
+        *total = cl;
     }
-out:
+    return rc;
+}
+
+/* Runs one request. GET: [offset, offset+len) into buf (*got_out). HEAD: *size_out (from
+ * Content-Length, or from a one-byte ranged GET where HEAD is not served). PUT: data. */
+static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url, uint64_t offset,
+                  size_t len, void *buf, size_t *got_out, uint64_t *size_out, const void *data)
+{
+    s_req_t r = {.m = m,
+                 .offset = offset,
+                 .sink = {.dst = buf, .cap = len},
+                 .src = {.data = data, .len = len},
+                 .range_total = -1};
+    vb_soap_tls_t tls;
+    const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
+    long status = 0;
+    curl_easy_reset(h);
+    int rc = vb_soap_setup_handle(soap, h, &tls);
+    if (rc == 0)
+        rc = s_req_setopt(h, &r, url, len);
+    if (rc == 0)
+        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+    if (rc == 0 && m == HTTP_GET && status == 200 && offset > 0 && len > 0) {
+        /* The server ignored Range and sent the file from byte 0: fetch again, skipping. */
+        r.sink = (s_sink_t){.dst = buf, .cap = len, .skip = offset};
+        curl_easy_setopt(h, CURLOPT_RANGE, NULL);
+        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+    }
+    curl_off_t cl = -1;
+    if (rc == 0 && m == HTTP_HEAD)
+        curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    bool head_unserved = m == HTTP_HEAD && (rc == VB_EIO || (rc == 0 && cl < 0));
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    if (head_unserved) {
+        /* No HEAD (or no length in it): GET one byte and read the total of Content-Range. */
+        char byte;
+        size_t got = 0;
+        rc = s_http_range_total(soap, h, url, &byte, &got, &r.range_total);
+        if (rc == 0 && r.range_total < 0)
+            rc = vb_error_set(VB_EPROTO, "%s: the file service states no size", what);
+        cl = r.range_total;
+    }
+    if (rc == 0 && got_out)
+        *got_out = r.sink.got;
+    if (rc == 0 && size_out)
+        *size_out = (uint64_t)cl;
     return rc;
 }
 
@@ -378,7 +434,7 @@ int vb_vsphere_file_put(vb_vsphere_t *self, const char *ds_file, const void *dat
 typedef struct {
     uint64_t offset; /* in the file */
     size_t len;
-    size_t dst_off;  /* in dst */
+    size_t dst_off; /* in dst */
 } s_piece_t;
 
 typedef struct {
@@ -413,8 +469,10 @@ static void *s_worker(void *arg)
         rc = s_http(job->soap, h, HTTP_GET, job->url, p->offset, p->len, job->dst + p->dst_off,
                     &got, NULL, NULL);
         if (rc == 0 && got != p->len)
-            rc = vb_error_set(VB_EIO, "short read at offset %llu: %zu of %zu bytes (file ends "
-                              "before the extent)", (unsigned long long)p->offset, got, p->len);
+            rc = vb_error_set(VB_EIO,
+                              "short read at offset %llu: %zu of %zu bytes (file ends "
+                              "before the extent)",
+                              (unsigned long long)p->offset, got, p->len);
     }
     if (h)
         curl_easy_cleanup(h);
@@ -478,8 +536,7 @@ int vb_vsphere_file_read_extents(vb_vsphere_t *self, const char *ds_file,
     if (job.rc != 0)
         rc = vb_error_set(job.rc, "%s: %s", ds_file, job.msg);
     else
-        VB_LOG_DEBUG("vsphere", "read file=%s pieces=%zu threads=%u", ds_file, job.count,
-                     started);
+        VB_LOG_DEBUG("vsphere", "read file=%s pieces=%zu threads=%u", ds_file, job.count, started);
 out:
     free(job.pieces);
     free(url);

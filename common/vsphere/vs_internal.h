@@ -23,11 +23,13 @@ struct vb_vsphere {
     char *about;
     bool logged_in;
     unsigned logins;
+    char last_fault[64];      /* fault type of the last vb_vs_call, "" when none */
     vb_vs_encoding_t enc;     /* what the file service was found to need */
     vb_vs_encoding_t enc_try; /* first guess while enc is UNKNOWN */
 };
 
-/* A SOAP call that logs in again once when the session expired (NotAuthenticated). */
+/* A SOAP call that logs in again once when the session expired (NotAuthenticated). The fault
+ * type of a failed call stays in self->last_fault. */
 int vb_vs_call(vb_vsphere_t *self, const char *method, const char *this_type,
                const char *this_value, const char *args, vb_xml_doc_t **doc_out,
                const vb_xml_node_t **resp_out) VB_WUR;

@@ -75,8 +75,8 @@ static int s_retrieve(vb_vsphere_t *self, const char *spec, vb_vs_object_fn fn, 
     int rc = vb_buf_printf(&args, "%s<options><maxObjects>%d</maxObjects></options>", spec,
                            self->page_objects);
     if (rc == 0)
-        rc = vb_vs_call(self, "RetrievePropertiesEx", "PropertyCollector",
-                        self->property_collector, args.data, &doc, &resp);
+        rc = vb_vs_call(self, "RetrievePropertiesEx", "PropertyCollector", self->property_collector,
+                        args.data, &doc, &resp);
     while (rc == 0) {
         rc = vb_vs_walk_result(vb_xml_child(resp, "returnval"), fn, ud, &token);
         vb_xml_doc_destroy(&doc);
@@ -110,8 +110,8 @@ static int s_create_view(vb_vsphere_t *self, const char *const *types, char **vi
     if (rc == 0)
         rc = vb_buf_puts(&args, "<recursive>true</recursive>");
     if (rc == 0)
-        rc = vb_vs_call(self, "CreateContainerView", "ViewManager", self->view_manager,
-                        args.data, &doc, &resp);
+        rc = vb_vs_call(self, "CreateContainerView", "ViewManager", self->view_manager, args.data,
+                        &doc, &resp);
     if (rc == 0) {
         const char *v = vb_xml_path_text(resp, "returnval");
         if (!v || !*v)
@@ -234,8 +234,7 @@ int vb_vs_find_vm(vb_vsphere_t *self, const char *vm, char **id_out)
     *id_out = NULL;
     int rc = vb_vs_retrieve_view(self, types, paths, s_find_cb, &f);
     if (rc == 0 && f.matches == 0)
-        rc = vb_error_set(VB_ENOTFOUND, "no VM named '%s' on %s", vm,
-                          vb_soap_base_url(self->soap));
+        rc = vb_error_set(VB_ENOTFOUND, "no VM named '%s' on %s", vm, vb_soap_base_url(self->soap));
     else if (rc == 0 && f.matches > 1)
         rc = vb_error_set(VB_EINVAL, "%d VMs are named '%s'; give the VM's id", f.matches, vm);
     if (rc == 0) {
@@ -263,9 +262,9 @@ typedef struct {
 struct vb_vs_builder {
     vb_inventory_t *inv;
     size_t vm_cap, ds_cap, host_cap;
-    s_vmx_t *vmx;          /* parallel to inv->vms */
-    char **ds_refs;        /* parallel to inv->datastores */
-    char **host_refs;      /* parallel to inv->hosts */
+    s_vmx_t *vmx;           /* parallel to inv->vms */
+    char **ds_refs;         /* parallel to inv->datastores */
+    char **host_refs;       /* parallel to inv->hosts */
     size_t nvm, nds, nhost; /* entries of the side tables, kept past finish */
 };
 
@@ -391,8 +390,8 @@ static int s_add_disk(vb_inv_vm_t *vm, s_vmx_t *x, const vb_xml_node_t *dev)
     if (rc != 0)
         return rc;
     if (cap < 0)
-        return vb_error_set(VB_EPROTO, "disk %lld of VM %s has a negative capacity",
-                            (long long)key, vm->name);
+        return vb_error_set(VB_EPROTO, "disk %lld of VM %s has a negative capacity", (long long)key,
+                            vm->name);
     vb_inv_disk_t *nd = realloc(vm->disks, (vm->disk_count + 1) * sizeof *nd);
     if (!nd)
         return vb_error_set(VB_ENOMEM, "out of memory");
@@ -452,7 +451,8 @@ static int s_add_vm(vb_vs_builder_t *b, const char *ref, const vb_xml_node_t *oc
         rc = s_dup(h ? h->text : NULL, &x->host_ref);
     }
     const vb_xml_node_t *devs = vb_vs_prop(oc, "config.hardware.device");
-    for (const vb_xml_node_t *d = vb_xml_child(devs, NULL); rc == 0 && d; d = vb_xml_next(d, NULL)) {
+    for (const vb_xml_node_t *d = vb_xml_child(devs, NULL); rc == 0 && d;
+         d = vb_xml_next(d, NULL)) {
         const char *t = vb_xml_xsi_type(d);
         if (t && strcmp(t, "VirtualDisk") == 0)
             rc = s_add_disk(vm, x, d);
@@ -533,9 +533,8 @@ int vb_vs_builder_add(void *ud, const vb_xml_node_t *oc)
     return 0; /* other types are not part of the inventory */
 }
 
-static const char *s_lookup(char **refs, size_t n, const char *ref, const char *(*name)(size_t,
-                                                                                        void *),
-                            void *ud)
+static const char *s_lookup(char **refs, size_t n, const char *ref,
+                            const char *(*name)(size_t, void *), void *ud)
 {
     for (size_t i = 0; ref && i < n; i++)
         if (refs[i] && strcmp(refs[i], ref) == 0)
@@ -571,8 +570,8 @@ int vb_vs_builder_finish(vb_vs_builder_t *b, vb_inventory_t **out)
     }
     for (size_t i = 0; i < inv->vm_count; i++) {
         vb_inv_vm_t *vm = &inv->vms[i];
-        const char *hn = s_lookup(b->host_refs, inv->host_count, b->vmx[i].host_ref, s_host_name,
-                                  inv);
+        const char *hn =
+            s_lookup(b->host_refs, inv->host_count, b->vmx[i].host_ref, s_host_name, inv);
         if (hn && s_dup(hn, &vm->host) != 0)
             return VB_ENOMEM;
         for (size_t d = 0; d < vm->disk_count; d++) {

@@ -97,8 +97,8 @@ int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what, char
 }
 
 /* Runs a method that returns a Task and waits for it. */
-static int s_run_task(vb_vsphere_t *self, const char *method, const char *type,
-                      const char *value, const char *args, const char *what, char **result_out)
+static int s_run_task(vb_vsphere_t *self, const char *method, const char *type, const char *value,
+                      const char *args, const char *what, char **result_out)
 {
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
@@ -148,8 +148,7 @@ int vb_vsphere_snapshot_create(vb_vsphere_t *self, const char *vm, const char *n
     if (rc == 0 && !*snapshot_id_out)
         rc = vb_error_set(VB_EPROTO, "%s: the task gave no snapshot reference", what);
     if (rc == 0)
-        VB_LOG_INFO("vsphere", "snapshot created vm=%s name=%s id=%s", vm, name,
-                    *snapshot_id_out);
+        VB_LOG_INFO("vsphere", "snapshot created vm=%s name=%s id=%s", vm, name, *snapshot_id_out);
     free(vm_id);
     vb_buf_free(&args);
     return rc;
@@ -239,9 +238,10 @@ int vb_vsphere_parse_disk_change_info(const vb_xml_node_t *info, vb_extent_list_
             return rc;
         if (as < 0 || al < 0 || as > INT64_MAX - al || (uint64_t)as < prev_end ||
             (uint64_t)(as + al) > (uint64_t)(s + l))
-            return vb_error_set(VB_EPROTO, "changedArea %lld+%lld is out of order or outside "
-                                "the span %lld+%lld", (long long)as, (long long)al,
-                                (long long)s, (long long)l);
+            return vb_error_set(VB_EPROTO,
+                                "changedArea %lld+%lld is out of order or outside "
+                                "the span %lld+%lld",
+                                (long long)as, (long long)al, (long long)s, (long long)l);
         rc = vb_extent_list_add(out, (uint64_t)as, (uint64_t)al);
         if (rc != 0)
             return rc;
@@ -285,25 +285,82 @@ static int s_disk_cb(void *ud, const vb_xml_node_t *oc)
     return 0;
 }
 
+static bool s_is(const char *name, const char *const *set)
+{
+    for (size_t i = 0; set[i]; i++)
+        if (strcmp(name, set[i]) == 0)
+            return true;
+    return false;
+}
+
+/* One QueryChangedDiskAreas from pos; *next_out is where the answer's span ends. A server
+ * without the method, or a change ID it does not know, becomes "full backup". */
+static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, const char *disk_key,
+                        const char *snapshot_id, const char *change_id, uint64_t pos,
+                        vb_extent_list_t *out, uint64_t *next_out)
+{
+    static const char *const unsupported[] = {"MethodNotFound", "NotSupported", "NotImplemented",
+                                              NULL};
+    static const char *const unknown_id[] = {"FileFault", "InvalidArgument", "NotFound",
+                                             "FileNotFound", NULL};
+    vb_buf_t args = {0};
+    vb_xml_doc_t *doc = NULL;
+    const vb_xml_node_t *resp = NULL;
+    char prev[512];
+    int rc = 0;
+    if (snapshot_id)
+        rc = vb_buf_put_moref(&args, "snapshot", "VirtualMachineSnapshot", snapshot_id);
+    if (rc == 0)
+        rc = vb_buf_printf(&args, "<deviceKey>%s</deviceKey><startOffset>%llu</startOffset>",
+                           disk_key, (unsigned long long)pos);
+    if (rc == 0)
+        rc = vb_buf_put_elem(&args, "changeId", change_id);
+    if (rc == 0) {
+        VB_LOG_DEBUG("vsphere", "QueryChangedDiskAreas vm=%s disk=%s from=%llu", vm, disk_key,
+                     (unsigned long long)pos);
+        rc = vb_vs_call(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data, &doc,
+                        &resp);
+        snprintf(prev, sizeof prev, "%s", vb_error_msg());
+        if (rc != 0 && s_is(self->last_fault, unsupported))
+            rc = vb_error_set(VB_EUNSUPPORTED,
+                              "changed block tracking unavailable: full backup "
+                              "(VM %s disk %s: %s)",
+                              vm, disk_key, prev);
+        else if (rc != 0 && s_is(self->last_fault, unknown_id))
+            rc = vb_error_set(VB_ENOTFOUND,
+                              "change ID '%s' of VM %s disk %s is not known to the "
+                              "server (tracking reset?): full backup (%s)",
+                              change_id, vm, disk_key, prev);
+    }
+    uint64_t s = 0, l = 0;
+    if (rc == 0)
+        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
+    if (rc == 0 && (l == 0 || s + l <= pos))
+        rc = vb_error_set(VB_EPROTO, "QueryChangedDiskAreas from %llu made no progress",
+                          (unsigned long long)pos);
+    *next_out = s + l;
+    vb_xml_doc_destroy(&doc);
+    vb_buf_free(&args);
+    return rc;
+}
+
 int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *disk_key,
                              const char *snapshot_id, uint64_t start, const char *change_id,
                              vb_extent_list_t *out, char **new_change_id_out)
 {
     char *vm_id = NULL;
-    vb_buf_t args = {0};
-    vb_xml_doc_t *doc = NULL;
-    const vb_xml_node_t *resp = NULL;
     s_disk_t disk = {.key = disk_key};
-    char prev[512];
     if (new_change_id_out)
         *new_change_id_out = NULL;
+    if (!change_id || !*change_id)
+        change_id = "*";
     if (!disk_key[0] || strspn(disk_key, "0123456789") != strlen(disk_key) || strlen(disk_key) > 11)
         return vb_error_set(VB_EINVAL, "disk key '%.40s' is not a device key", disk_key);
     int rc = vb_vs_find_vm(self, vm, &vm_id);
     if (rc != 0)
         return rc;
     /* The disk as the snapshot saw it: its capacity bounds the loop, its changeId is the
-     * change ID the next incremental starts from. */
+     * change ID the next incremental starts from; without one, tracking is off. */
     if (snapshot_id)
         rc = vb_vs_retrieve_object(self, "VirtualMachineSnapshot", snapshot_id,
                                    "config.hardware.device", s_disk_cb, &disk);
@@ -312,51 +369,18 @@ int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *dis
                                    s_disk_cb, &disk);
     if (rc == 0 && !disk.found)
         rc = vb_error_set(VB_ENOTFOUND, "VM %s has no disk with key %s", vm, disk_key);
-    uint64_t pos = start;
-    while (rc == 0 && pos < disk.capacity) {
-        args.len = 0;
-        if (snapshot_id)
-            rc = vb_buf_put_moref(&args, "snapshot", "VirtualMachineSnapshot", snapshot_id);
-        if (rc == 0)
-            rc = vb_buf_printf(&args, "<deviceKey>%s</deviceKey><startOffset>%llu</startOffset>",
-                               disk_key, (unsigned long long)pos);
-        if (rc == 0)
-            rc = vb_buf_put_elem(&args, "changeId", change_id ? change_id : "*");
-        if (rc == 0) {
-            VB_LOG_DEBUG("vsphere", "QueryChangedDiskAreas vm=%s disk=%s from=%llu", vm, disk_key,
-                         (unsigned long long)pos);
-            rc = vb_vs_call(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data,
-                            &doc, &resp);
-        }
-        snprintf(prev, sizeof prev, "%s", vb_error_msg());
-        if (rc == VB_EUNSUPPORTED) {
-            rc = vb_error_set(VB_EUNSUPPORTED, "changed block tracking unavailable: full backup "
-                              "(VM %s disk %s: %s)", vm, disk_key, prev);
-            break;
-        }
-        if (rc == VB_EINVAL || rc == VB_ENOTFOUND) {
-            rc = vb_error_set(VB_ENOTFOUND, "change ID '%s' of VM %s disk %s is not known to the "
-                              "server (tracking reset?): full backup (%s)",
-                              change_id ? change_id : "*", vm, disk_key, prev);
-            break;
-        }
-        if (rc != 0)
-            break;
-        uint64_t s = 0, l = 0;
-        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
-        vb_xml_doc_destroy(&doc);
-        if (rc == 0 && (l == 0 || s + l <= pos))
-            rc = vb_error_set(VB_EPROTO, "QueryChangedDiskAreas from %llu made no progress",
-                              (unsigned long long)pos);
-        pos = s + l;
-    }
+    else if (rc == 0 && !disk.change_id)
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "changed block tracking unavailable: full backup (VM %s "
+                          "disk %s has no change ID: tracking is off)",
+                          vm, disk_key);
+    for (uint64_t pos = start; rc == 0 && pos < disk.capacity;)
+        rc = s_query_span(self, vm, vm_id, disk_key, snapshot_id, change_id, pos, out, &pos);
     if (rc == 0 && new_change_id_out) {
         *new_change_id_out = disk.change_id;
         disk.change_id = NULL;
     }
     free(disk.change_id);
-    vb_xml_doc_destroy(&doc);
-    vb_buf_free(&args);
     free(vm_id);
     return rc;
 }

@@ -30,9 +30,10 @@ int vb_vsphere_check_api_version(const char *v)
     }
     bool too_old = major < VS_MIN_MAJOR || (major == VS_MIN_MAJOR && minor < VS_MIN_MINOR);
     if (too_old || major > VS_MAX_MAJOR)
-        return vb_error_set(VB_EUNSUPPORTED, "vSphere API version %s is not supported: vbak "
-                            "supports vSphere %d.%d through %d.x (N-2 to N+1); %s", v,
-                            VS_MIN_MAJOR, VS_MIN_MINOR, VS_MAX_MAJOR,
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "vSphere API version %s is not supported: vbak "
+                            "supports vSphere %d.%d through %d.x (N-2 to N+1); %s",
+                            v, VS_MIN_MAJOR, VS_MIN_MINOR, VS_MAX_MAJOR,
                             too_old ? "upgrade vCenter/ESXi" : "upgrade vbak");
     return 0;
 }
@@ -108,6 +109,8 @@ static int s_login(vb_vsphere_t *self)
     }
     vb_soap_fault_clear(&fault);
     vb_xml_doc_destroy(&doc);
+    if (args.data)
+        explicit_bzero(args.data, args.cap);
     vb_buf_free(&args);
     return rc;
 }
@@ -132,6 +135,7 @@ int vb_vs_call(vb_vsphere_t *self, const char *method, const char *this_type,
             rc = vb_soap_call(self->soap, method, this_type, this_value, args, doc_out, resp_out,
                               &fault);
     }
+    snprintf(self->last_fault, sizeof self->last_fault, "%s", fault.name ? fault.name : "");
     vb_soap_fault_clear(&fault);
     return rc;
 }
@@ -178,16 +182,18 @@ vb_vsphere_t *vb_vsphere_new(const vb_vsphere_options_t *opts)
     self->user = strdup(opts->user);
     if (opts->datacenter && opts->datacenter[0])
         self->datacenter = strdup(opts->datacenter);
-    if (!self->user || !self->password || (opts->datacenter && opts->datacenter[0] &&
-                                           !self->datacenter)) {
+    if (!self->user || !self->password ||
+        (opts->datacenter && opts->datacenter[0] && !self->datacenter)) {
         vb_error_set(VB_ENOMEM, "out of memory");
         goto fail;
     }
     self->task_timeout_s = opts->task_timeout_s > 0 ? opts->task_timeout_s : 3600;
     self->page_objects = opts->page_objects > 0 ? opts->page_objects : 100;
     self->enc_try = opts->encoding == VB_VS_ENC_DOUBLE ? VB_VS_ENC_DOUBLE : VB_VS_ENC_SINGLE;
-    vb_soap_options_t so = {.url = opts->url, .ca_file = opts->ca_file,
-                            .thumbprint = opts->thumbprint, .timeout_s = opts->timeout_s};
+    vb_soap_options_t so = {.url = opts->url,
+                            .ca_file = opts->ca_file,
+                            .thumbprint = opts->thumbprint,
+                            .timeout_s = opts->timeout_s};
     self->soap = vb_soap_new(&so);
     if (!self->soap || s_service_content(self) != 0 || s_login(self) != 0)
         goto fail;
@@ -204,8 +210,8 @@ int vb_vsphere_logout(vb_vsphere_t *self)
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
     vb_soap_fault_t fault = {0};
-    int rc = vb_soap_call(self->soap, "Logout", "SessionManager", self->session_manager, NULL,
-                          &doc, &resp, &fault);
+    int rc = vb_soap_call(self->soap, "Logout", "SessionManager", self->session_manager, NULL, &doc,
+                          &resp, &fault);
     vb_soap_fault_clear(&fault);
     vb_xml_doc_destroy(&doc);
     self->logged_in = false;
@@ -225,7 +231,7 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
     }
     vb_soap_destroy(&self->soap);
     if (self->password)
-        memset(self->password, 0, strlen(self->password));
+        explicit_bzero(self->password, strlen(self->password));
     free(self->password);
     free(self->user);
     free(self->datacenter);

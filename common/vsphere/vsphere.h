@@ -30,7 +30,7 @@ typedef enum {
 } vb_vs_encoding_t;
 
 typedef struct {
-    const char *url;           /* "https://vcenter.example.com[:port]" */
+    const char *url; /* "https://vcenter.example.com[:port]" */
     const char *user;
     const char *password;      /* or: */
     const char *password_file; /* its first line is the password */

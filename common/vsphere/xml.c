@@ -15,7 +15,7 @@ struct vb_xml_doc {
     vb_xml_node_t *cur;
     size_t depth;
     size_t nodes;
-    int rc;          /* first failure inside a callback */
+    int rc; /* first failure inside a callback */
     XML_Parser parser;
 };
 
@@ -364,12 +364,24 @@ int vb_buf_put_escaped(vb_buf_t *b, const char *s)
         unsigned char c = (unsigned char)*p;
         const char *ent = NULL;
         switch (c) {
-        case '&': ent = "&amp;"; break;
-        case '<': ent = "&lt;"; break;
-        case '>': ent = "&gt;"; break;
-        case '"': ent = "&quot;"; break;
-        case '\'': ent = "&apos;"; break;
-        case '\r': ent = "&#13;"; break;
+        case '&':
+            ent = "&amp;";
+            break;
+        case '<':
+            ent = "&lt;";
+            break;
+        case '>':
+            ent = "&gt;";
+            break;
+        case '"':
+            ent = "&quot;";
+            break;
+        case '\'':
+            ent = "&apos;";
+            break;
+        case '\r':
+            ent = "&#13;";
+            break;
         default:
             if (c != 0 && c < 0x20 && c != '\t' && c != '\n')
                 return vb_error_set(VB_EINVAL, "control character 0x%02x cannot go into XML", c);

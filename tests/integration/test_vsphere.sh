@@ -85,6 +85,10 @@ key=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[0].key')
 out=$(probe sim changed-areas vbak-vm1 "$key" 2>&1) && fail "changed areas answered on the simulator"
 echo "$out" | grep -q "changed block tracking unavailable: full backup" && echo "$out" | grep -q "(unsupported)" &&
     ok "QueryChangedDiskAreas MethodNotFound: full backup" || fail "CBT message: $out"
+key2=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[1].key')
+out=$(probe sim changed-areas vbak-vm1 "$key2" 2>&1) && fail "changed areas of a disk without tracking"
+echo "$out" | grep -q "has no change ID: tracking is off" && echo "$out" | grep -q "full backup" &&
+    ok "disk without a change ID: full backup" || fail "no-CBT disk message: $out"
 
 # ---- datastore file service ----
 n=0

@@ -33,9 +33,10 @@ static int fail(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vbak-vsphere-probe --url URL --user USER --password P|--password-file F "
-                    "[--ca-file F|--thumbprint T] [--datacenter DC] [--encoding single|double] "
-                    "COMMAND [ARGS]\n");
+    fprintf(stderr,
+            "usage: vbak-vsphere-probe --url URL --user USER --password P|--password-file F "
+            "[--ca-file F|--thumbprint T] [--datacenter DC] [--encoding single|double] "
+            "COMMAND [ARGS]\n");
     return 2;
 }
 
@@ -82,20 +83,17 @@ static int cmd_inventory(vb_vsphere_t *vs)
         json_t *disks = json_array();
         for (size_t k = 0; k < vm->disk_count; k++) {
             const vb_inv_disk_t *d = &vm->disks[k];
-            json_array_append_new(disks, json_pack("{s:s,s:o,s:o,s:s,s:I,s:o,s:o,s:b}", "key",
-                                                   d->key, "name", str_or_null(d->name),
-                                                   "datastore", str_or_null(d->datastore), "path",
-                                                   d->path ? d->path : "", "capacity",
-                                                   (json_int_t)d->capacity, "change_id",
-                                                   str_or_null(d->change_id), "parent",
-                                                   str_or_null(d->parent), "encrypted",
-                                                   d->encrypted));
+            json_array_append_new(
+                disks, json_pack("{s:s,s:o,s:o,s:s,s:I,s:o,s:o,s:b}", "key", d->key, "name",
+                                 str_or_null(d->name), "datastore", str_or_null(d->datastore),
+                                 "path", d->path ? d->path : "", "capacity",
+                                 (json_int_t)d->capacity, "change_id", str_or_null(d->change_id),
+                                 "parent", str_or_null(d->parent), "encrypted", d->encrypted));
         }
-        json_array_append_new(vms, json_pack("{s:s,s:s,s:o,s:b,s:o,s:o}", "name", vm->name, "id",
-                                             vm->id, "host", str_or_null(vm->host), "linked_clone",
-                                             vm->linked_clone, "snapshots",
-                                             strv(vm->snapshots, vm->snapshot_count), "disks",
-                                             disks));
+        json_array_append_new(
+            vms, json_pack("{s:s,s:s,s:o,s:b,s:o,s:o}", "name", vm->name, "id", vm->id, "host",
+                           str_or_null(vm->host), "linked_clone", vm->linked_clone, "snapshots",
+                           strv(vm->snapshots, vm->snapshot_count), "disks", disks));
     }
     json_object_set_new(root, "datastores", dss);
     json_object_set_new(root, "hosts", hosts);
@@ -286,23 +284,42 @@ int main(int argc, char **argv)
 {
     vb_vsphere_options_t o = {0};
     static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},        {"user", required_argument, NULL, 'U'},
-        {"password", required_argument, NULL, 'p'},   {"password-file", required_argument, NULL, 'P'},
-        {"ca-file", required_argument, NULL, 'c'},    {"thumbprint", required_argument, NULL, 't'},
-        {"datacenter", required_argument, NULL, 'd'}, {"encoding", required_argument, NULL, 'e'},
-        {"page-size", required_argument, NULL, 'n'},  {"debug", no_argument, NULL, 'D'},
+        {"url", required_argument, NULL, 'u'},
+        {"user", required_argument, NULL, 'U'},
+        {"password", required_argument, NULL, 'p'},
+        {"password-file", required_argument, NULL, 'P'},
+        {"ca-file", required_argument, NULL, 'c'},
+        {"thumbprint", required_argument, NULL, 't'},
+        {"datacenter", required_argument, NULL, 'd'},
+        {"encoding", required_argument, NULL, 'e'},
+        {"page-size", required_argument, NULL, 'n'},
+        {"debug", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
         switch (c) {
-        case 'u': o.url = optarg; break;
-        case 'U': o.user = optarg; break;
-        case 'p': o.password = optarg; break;
-        case 'P': o.password_file = optarg; break;
-        case 'c': o.ca_file = optarg; break;
-        case 't': o.thumbprint = optarg; break;
-        case 'd': o.datacenter = optarg; break;
+        case 'u':
+            o.url = optarg;
+            break;
+        case 'U':
+            o.user = optarg;
+            break;
+        case 'p':
+            o.password = optarg;
+            break;
+        case 'P':
+            o.password_file = optarg;
+            break;
+        case 'c':
+            o.ca_file = optarg;
+            break;
+        case 't':
+            o.thumbprint = optarg;
+            break;
+        case 'd':
+            o.datacenter = optarg;
+            break;
         case 'e':
             if (strcmp(optarg, "single") == 0)
                 o.encoding = VB_VS_ENC_SINGLE;
@@ -318,8 +335,11 @@ int main(int argc, char **argv)
             o.page_objects = (int)n;
             break;
         }
-        case 'D': vb_log_set_level(VB_LOG_LEVEL_DEBUG); break;
-        default: return usage();
+        case 'D':
+            vb_log_set_level(VB_LOG_LEVEL_DEBUG);
+            break;
+        default:
+            return usage();
         }
     }
     if (optind >= argc || !o.url)

@@ -102,11 +102,12 @@ Test(vsphere_xml, buffer_limit_holds)
 
 Test(vsphere_soap, invalid_login_fault_is_an_auth_error)
 {
-    const char *xml = ENV_OPEN("xsi")
-        "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
-        "<faultstring>Cannot complete login due to an incorrect user name or password.</faultstring>"
-        "<detail><InvalidLoginFault xmlns=\"urn:vim25\" xsi:type=\"InvalidLogin\"></InvalidLoginFault>"
-        "</detail></soapenv:Fault>" ENV_CLOSE;
+    const char *xml = ENV_OPEN("xsi") "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+                                      "<faultstring>Cannot complete login due to an incorrect user "
+                                      "name or password.</faultstring>"
+                                      "<detail><InvalidLoginFault xmlns=\"urn:vim25\" "
+                                      "xsi:type=\"InvalidLogin\"></InvalidLoginFault>"
+                                      "</detail></soapenv:Fault>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
     vb_soap_fault_t f = {0};
@@ -122,13 +123,17 @@ Test(vsphere_soap, invalid_login_fault_is_an_auth_error)
 Test(vsphere_soap, fault_type_from_element_name_or_odd_prefix)
 {
     /* The simulator's shape: its own prefix for the instance namespace, set on the detail. */
-    const char *xml = ENV_OPEN("XMLSchema-instance")
-        "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
-        "<faultstring>vm-42 does not implement: QueryChangedDiskAreas</faultstring>"
-        "<detail><Fault xmlns:XMLSchema-instance=\"http://www.w3.org/2001/XMLSchema-instance\" "
-        "XMLSchema-instance:type=\"MethodNotFound\"><receiver type=\"VirtualMachine\">vm-42"
-        "</receiver><method>QueryChangedDiskAreas</method></Fault></detail></soapenv:Fault>"
-        ENV_CLOSE;
+    const char *xml =
+        ENV_OPEN("XMLSchema-instance") "<soapenv:Fault><faultcode>ServerFaultCode</faultcode>"
+                                       "<faultstring>vm-42 does not implement: "
+                                       "QueryChangedDiskAreas</faultstring>"
+                                       "<detail><Fault "
+                                       "xmlns:XMLSchema-instance=\"http://www.w3.org/2001/"
+                                       "XMLSchema-instance\" "
+                                       "XMLSchema-instance:type=\"MethodNotFound\"><receiver "
+                                       "type=\"VirtualMachine\">vm-42"
+                                       "</receiver><method>QueryChangedDiskAreas</method></Fault></"
+                                       "detail></soapenv:Fault>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
     vb_soap_fault_t f = {0};
@@ -137,11 +142,11 @@ Test(vsphere_soap, fault_type_from_element_name_or_odd_prefix)
     cr_assert_str_eq(f.name, "MethodNotFound");
     vb_soap_fault_clear(&f);
 
-    const char *xml2 = ENV_OPEN("xsi")
-        "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring></faultstring>"
-        "<detail><NotAuthenticatedFault xmlns=\"urn:vim25\"><object type=\"Folder\">group-d1"
-        "</object><privilegeId>System.View</privilegeId></NotAuthenticatedFault></detail>"
-        "</soapenv:Fault>" ENV_CLOSE;
+    const char *xml2 = ENV_OPEN(
+        "xsi") "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring></faultstring>"
+               "<detail><NotAuthenticatedFault xmlns=\"urn:vim25\"><object type=\"Folder\">group-d1"
+               "</object><privilegeId>System.View</privilegeId></NotAuthenticatedFault></detail>"
+               "</soapenv:Fault>" ENV_CLOSE;
     cr_assert_eq(vb_soap_parse(xml2, strlen(xml2), 500, "RetrievePropertiesEx", &doc, &resp, &f),
                  VB_EAUTH);
     cr_assert_str_eq(f.name, "NotAuthenticated");
@@ -174,10 +179,15 @@ Test(vsphere_soap, thumbprints)
     vb_soap_format_thumbprint(sha, txt);
     cr_assert_str_eq(txt, "3F:A1:00:FF:10:20:30:40:50:60:70:80:90:A0:B0:C0:D0:E0:F0:01:02:03:04:"
                           "05:06:07:08:09:0A:0B:0C:0D");
-    cr_assert_eq(vb_soap_parse_thumbprint("3FA100FF1020304050607080" "90A0B0C0D0E0F00102030405"
-                                          "060708090A0B0C0D", sha), 0);
+    cr_assert_eq(vb_soap_parse_thumbprint("3FA100FF1020304050607080"
+                                          "90A0B0C0D0E0F00102030405"
+                                          "060708090A0B0C0D",
+                                          sha),
+                 0);
     cr_assert_eq(vb_soap_parse_thumbprint("AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:"
-                                          "CD:EF:01", sha), VB_EINVAL);
+                                          "CD:EF:01",
+                                          sha),
+                 VB_EINVAL);
     cr_assert(strstr(vb_error_msg(), "SHA-1"), "%s", vb_error_msg());
     cr_assert_eq(vb_soap_parse_thumbprint("zz:11", sha), VB_EINVAL);
 }
@@ -202,64 +212,74 @@ Test(vsphere_version, supported_range_is_6_5_through_8_x)
 /* One page as vCenter sends it: a VM with two disks (one a linked clone child with a changeId),
  * its snapshot tree, two datastores with their host mounts, two hosts. The datastore moref is
  * an odd string, escaped in the XML. */
-static const char *const k_page =
-    ENV_OPEN("xsi")
-    "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval>"
-    "<token>tok-1&amp;2</token>"
-    "<objects><obj type=\"HostSystem\">host-10</obj>"
-    "<propSet><name>name</name><val xsi:type=\"xsd:string\">esx-01.lab</val></propSet></objects>"
-    "<objects><obj type=\"HostSystem\">host-12</obj>"
-    "<propSet><name>name</name><val xsi:type=\"xsd:string\">esx-02.lab</val></propSet></objects>"
-    "<objects><obj type=\"Datastore\">/vmfs/volumes/5f0c&amp;x@group-s5</obj>"
-    "<propSet><name>host</name><val xsi:type=\"ArrayOfDatastoreHostMount\">"
-    "<DatastoreHostMount xsi:type=\"DatastoreHostMount\"><key type=\"HostSystem\">host-10</key>"
-    "<mountInfo><path>/vmfs/volumes/5f0c</path><accessMode>readWrite</accessMode>"
-    "<mounted>true</mounted><accessible>true</accessible></mountInfo></DatastoreHostMount>"
-    "<DatastoreHostMount xsi:type=\"DatastoreHostMount\"><key type=\"HostSystem\">host-12</key>"
-    "<mountInfo><accessMode>readWrite</accessMode><mounted>true</mounted></mountInfo>"
-    "</DatastoreHostMount></val></propSet>"
-    "<propSet><name>name</name><val xsi:type=\"xsd:string\">vmfs-01</val></propSet>"
-    "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">VMFS</val></propSet>"
-    "<propSet><name>summary.url</name><val xsi:type=\"xsd:string\">ds:///vmfs/volumes/5f0c/</val>"
-    "</propSet></objects>"
-    "<objects><obj type=\"Datastore\">datastore-77</obj>"
-    "<propSet><name>host</name><val xsi:type=\"ArrayOfDatastoreHostMount\">"
-    "<DatastoreHostMount><key type=\"HostSystem\">host-12</key><mountInfo><mounted>true</mounted>"
-    "</mountInfo></DatastoreHostMount><DatastoreHostMount><key type=\"HostSystem\">host-10</key>"
-    "<mountInfo><mounted>false</mounted></mountInfo></DatastoreHostMount></val></propSet>"
-    "<propSet><name>name</name><val xsi:type=\"xsd:string\">vsanDatastore</val></propSet>"
-    "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">vsan</val></propSet>"
-    "</objects>"
-    "<objects><obj type=\"VirtualMachine\">vm-42</obj>"
-    "<propSet><name>config.hardware.device</name><val xsi:type=\"ArrayOfVirtualDevice\">"
-    "<VirtualDevice xsi:type=\"VirtualLsiLogicController\"><key>1000</key></VirtualDevice>"
-    "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key><deviceInfo><label>Hard disk 1"
-    "</label><summary>16,777,216 KB</summary></deviceInfo>"
-    "<backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[vmfs-01] web 01/web 01.vmdk"
-    "</fileName><datastore type=\"Datastore\">/vmfs/volumes/5f0c&amp;x@group-s5</datastore>"
-    "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned>"
-    "<changeId>52 de 7a 11 0b 8f 36 2e-ab 6d 3c 19 15 e2 f6 4e/17</changeId>"
-    "<parent xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[vsanDatastore] base/base.vmdk"
-    "</fileName><datastore type=\"Datastore\">datastore-77</datastore></parent></backing>"
-    "<controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
-    "<capacityInKB>16777216</capacityInKB><capacityInBytes>17179869184</capacityInBytes>"
-    "</VirtualDevice>"
-    "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2001</key><deviceInfo><label>Hard disk 2"
-    "</label></deviceInfo><backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>"
-    "[vsanDatastore] 0a1b/web 01_1.vmdk</fileName><datastore type=\"Datastore\">datastore-77"
-    "</datastore><keyId><keyId>k1</keyId></keyId></backing><capacityInKB>1024</capacityInKB>"
-    "</VirtualDevice></val></propSet>"
-    "<propSet><name>name</name><val xsi:type=\"xsd:string\">web 01</val></propSet>"
-    "<propSet><name>runtime.host</name><val type=\"HostSystem\" xsi:type=\"ManagedObjectReference\">"
-    "host-12</val></propSet>"
-    "<propSet><name>snapshot</name><val xsi:type=\"VirtualMachineSnapshotInfo\">"
-    "<currentSnapshot type=\"VirtualMachineSnapshot\">snapshot-3</currentSnapshot>"
-    "<rootSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-1</snapshot>"
-    "<vm type=\"VirtualMachine\">vm-42</vm><name>before upgrade</name><id>1</id>"
-    "<childSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-3</snapshot>"
-    "<name>after upgrade</name><id>3</id></childSnapshotList></rootSnapshotList></val></propSet>"
-    "</objects>"
-    "</returnval></RetrievePropertiesExResponse>" ENV_CLOSE;
+static const char *const k_page = ENV_OPEN(
+    "xsi") "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval>"
+           "<token>tok-1&amp;2</token>"
+           "<objects><obj type=\"HostSystem\">host-10</obj>"
+           "<propSet><name>name</name><val "
+           "xsi:type=\"xsd:string\">esx-01.lab</val></propSet></objects>"
+           "<objects><obj type=\"HostSystem\">host-12</obj>"
+           "<propSet><name>name</name><val "
+           "xsi:type=\"xsd:string\">esx-02.lab</val></propSet></objects>"
+           "<objects><obj type=\"Datastore\">/vmfs/volumes/5f0c&amp;x@group-s5</obj>"
+           "<propSet><name>host</name><val xsi:type=\"ArrayOfDatastoreHostMount\">"
+           "<DatastoreHostMount xsi:type=\"DatastoreHostMount\"><key "
+           "type=\"HostSystem\">host-10</key>"
+           "<mountInfo><path>/vmfs/volumes/5f0c</path><accessMode>readWrite</accessMode>"
+           "<mounted>true</mounted><accessible>true</accessible></mountInfo></DatastoreHostMount>"
+           "<DatastoreHostMount xsi:type=\"DatastoreHostMount\"><key "
+           "type=\"HostSystem\">host-12</key>"
+           "<mountInfo><accessMode>readWrite</accessMode><mounted>true</mounted></mountInfo>"
+           "</DatastoreHostMount></val></propSet>"
+           "<propSet><name>name</name><val xsi:type=\"xsd:string\">vmfs-01</val></propSet>"
+           "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">VMFS</val></propSet>"
+           "<propSet><name>summary.url</name><val "
+           "xsi:type=\"xsd:string\">ds:///vmfs/volumes/5f0c/</val>"
+           "</propSet></objects>"
+           "<objects><obj type=\"Datastore\">datastore-77</obj>"
+           "<propSet><name>host</name><val xsi:type=\"ArrayOfDatastoreHostMount\">"
+           "<DatastoreHostMount><key "
+           "type=\"HostSystem\">host-12</key><mountInfo><mounted>true</mounted>"
+           "</mountInfo></DatastoreHostMount><DatastoreHostMount><key "
+           "type=\"HostSystem\">host-10</key>"
+           "<mountInfo><mounted>false</mounted></mountInfo></DatastoreHostMount></val></propSet>"
+           "<propSet><name>name</name><val xsi:type=\"xsd:string\">vsanDatastore</val></propSet>"
+           "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">vsan</val></propSet>"
+           "</objects>"
+           "<objects><obj type=\"VirtualMachine\">vm-42</obj>"
+           "<propSet><name>config.hardware.device</name><val xsi:type=\"ArrayOfVirtualDevice\">"
+           "<VirtualDevice xsi:type=\"VirtualLsiLogicController\"><key>1000</key></VirtualDevice>"
+           "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2000</key><deviceInfo><label>Hard disk 1"
+           "</label><summary>16,777,216 KB</summary></deviceInfo>"
+           "<backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[vmfs-01] web 01/web "
+           "01.vmdk"
+           "</fileName><datastore type=\"Datastore\">/vmfs/volumes/5f0c&amp;x@group-s5</datastore>"
+           "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned>"
+           "<changeId>52 de 7a 11 0b 8f 36 2e-ab 6d 3c 19 15 e2 f6 4e/17</changeId>"
+           "<parent xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>[vsanDatastore] "
+           "base/base.vmdk"
+           "</fileName><datastore type=\"Datastore\">datastore-77</datastore></parent></backing>"
+           "<controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
+           "<capacityInKB>16777216</capacityInKB><capacityInBytes>17179869184</capacityInBytes>"
+           "</VirtualDevice>"
+           "<VirtualDevice xsi:type=\"VirtualDisk\"><key>2001</key><deviceInfo><label>Hard disk 2"
+           "</label></deviceInfo><backing xsi:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>"
+           "[vsanDatastore] 0a1b/web 01_1.vmdk</fileName><datastore type=\"Datastore\">datastore-77"
+           "</datastore><keyId><keyId>k1</keyId></keyId></backing><capacityInKB>1024</capacityInKB>"
+           "</VirtualDevice></val></propSet>"
+           "<propSet><name>name</name><val xsi:type=\"xsd:string\">web 01</val></propSet>"
+           "<propSet><name>runtime.host</name><val type=\"HostSystem\" "
+           "xsi:type=\"ManagedObjectReference\">"
+           "host-12</val></propSet>"
+           "<propSet><name>snapshot</name><val xsi:type=\"VirtualMachineSnapshotInfo\">"
+           "<currentSnapshot type=\"VirtualMachineSnapshot\">snapshot-3</currentSnapshot>"
+           "<rootSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-1</snapshot>"
+           "<vm type=\"VirtualMachine\">vm-42</vm><name>before upgrade</name><id>1</id>"
+           "<childSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-3</snapshot>"
+           "<name>after "
+           "upgrade</name><id>3</id></childSnapshotList></rootSnapshotList></val></propSet>"
+           "</objects>"
+           "</returnval></RetrievePropertiesExResponse>" ENV_CLOSE;
 
 Test(vsphere_inventory, retrieve_properties_page_builds_the_inventory)
 {
@@ -319,13 +339,18 @@ Test(vsphere_inventory, retrieve_properties_page_builds_the_inventory)
 
 Test(vsphere_inventory, not_authenticated_in_missing_set_is_an_auth_error)
 {
-    const char *xml = ENV_OPEN("XMLSchema-instance")
-        "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects>"
-        "<obj type=\"VirtualMachine\">vm-1</obj><missingSet><path>name</path><fault>"
-        "<fault XMLSchema-instance:type=\"NotAuthenticated\"><object type=\"VirtualMachine\">vm-1"
-        "</object><privilegeId>System.View</privilegeId></fault><localizedMessage>"
-        "</localizedMessage></fault></missingSet></objects></returnval>"
-        "</RetrievePropertiesExResponse>" ENV_CLOSE;
+    const char *xml = ENV_OPEN(
+        "XMLSchema-instance") "<RetrievePropertiesExResponse "
+                              "xmlns=\"urn:vim25\"><returnval><objects>"
+                              "<obj "
+                              "type=\"VirtualMachine\">vm-1</obj><missingSet><path>name</"
+                              "path><fault>"
+                              "<fault XMLSchema-instance:type=\"NotAuthenticated\"><object "
+                              "type=\"VirtualMachine\">vm-1"
+                              "</object><privilegeId>System.View</privilegeId></"
+                              "fault><localizedMessage>"
+                              "</localizedMessage></fault></missingSet></objects></returnval>"
+                              "</RetrievePropertiesExResponse>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = parse_ok(xml, "RetrievePropertiesEx", &doc);
     vb_vs_builder_t *b = vb_vs_builder_new();
@@ -338,12 +363,13 @@ Test(vsphere_inventory, not_authenticated_in_missing_set_is_an_auth_error)
 
 Test(vsphere_inventory, bad_numbers_are_refused_with_a_reason)
 {
-    const char *xml = ENV_OPEN("xsi")
-        "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects>"
-        "<obj type=\"VirtualMachine\">vm-1</obj><propSet><name>config.hardware.device</name>"
-        "<val xsi:type=\"ArrayOfVirtualDevice\"><VirtualDevice xsi:type=\"VirtualDisk\"><key>2000"
-        "</key><capacityInKB>lots</capacityInKB></VirtualDevice></val></propSet></objects>"
-        "</returnval></RetrievePropertiesExResponse>" ENV_CLOSE;
+    const char *xml = ENV_OPEN(
+        "xsi") "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects>"
+               "<obj type=\"VirtualMachine\">vm-1</obj><propSet><name>config.hardware.device</name>"
+               "<val xsi:type=\"ArrayOfVirtualDevice\"><VirtualDevice "
+               "xsi:type=\"VirtualDisk\"><key>2000"
+               "</key><capacityInKB>lots</capacityInKB></VirtualDevice></val></propSet></objects>"
+               "</returnval></RetrievePropertiesExResponse>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = parse_ok(xml, "RetrievePropertiesEx", &doc);
     vb_vs_builder_t *b = vb_vs_builder_new();
@@ -358,12 +384,14 @@ Test(vsphere_inventory, bad_numbers_are_refused_with_a_reason)
 
 Test(vsphere_inventory, empty_answer_has_no_returnval)
 {
-    const char *xml = ENV_OPEN("xsi") "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"/>" ENV_CLOSE;
+    const char *xml =
+        ENV_OPEN("xsi") "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"/>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = parse_ok(xml, "RetrievePropertiesEx", &doc);
     vb_vs_builder_t *b = vb_vs_builder_new();
     char *token = (char *)"x";
-    cr_assert_eq(vb_vs_walk_result(vb_xml_child(resp, "returnval"), vb_vs_builder_add, b, &token), 0);
+    cr_assert_eq(vb_vs_walk_result(vb_xml_child(resp, "returnval"), vb_vs_builder_add, b, &token),
+                 0);
     cr_assert_null(token);
     vb_inventory_t *inv = NULL;
     cr_assert_eq(vb_vs_builder_finish(b, &inv), 0);
@@ -377,13 +405,13 @@ Test(vsphere_inventory, empty_answer_has_no_returnval)
 
 Test(vsphere_cbt, disk_change_info_areas_in_order)
 {
-    const char *xml = ENV_OPEN("xsi")
-        "<QueryChangedDiskAreasResponse xmlns=\"urn:vim25\"><returnval>"
-        "<startOffset>0</startOffset><length>17179869184</length>"
-        "<changedArea><start>0</start><length>65536</length></changedArea>"
-        "<changedArea><start>65536</start><length>131072</length></changedArea>"
-        "<changedArea><start>1073741824</start><length>1048576</length></changedArea>"
-        "</returnval></QueryChangedDiskAreasResponse>" ENV_CLOSE;
+    const char *xml = ENV_OPEN(
+        "xsi") "<QueryChangedDiskAreasResponse xmlns=\"urn:vim25\"><returnval>"
+               "<startOffset>0</startOffset><length>17179869184</length>"
+               "<changedArea><start>0</start><length>65536</length></changedArea>"
+               "<changedArea><start>65536</start><length>131072</length></changedArea>"
+               "<changedArea><start>1073741824</start><length>1048576</length></changedArea>"
+               "</returnval></QueryChangedDiskAreasResponse>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = parse_ok(xml, "QueryChangedDiskAreas", &doc);
     vb_extent_list_t list = {0};
@@ -404,15 +432,16 @@ Test(vsphere_cbt, disk_change_info_areas_in_order)
 Test(vsphere_cbt, partial_span_and_no_changes)
 {
     /* The server may answer for a part of the disk only; no changedArea means no changes. */
-    const char *xml = ENV_OPEN("xsi")
-        "<QueryChangedDiskAreasResponse xmlns=\"urn:vim25\"><returnval>"
-        "<startOffset>4294967296</startOffset><length>2147483648</length>"
-        "</returnval></QueryChangedDiskAreasResponse>" ENV_CLOSE;
+    const char *xml =
+        ENV_OPEN("xsi") "<QueryChangedDiskAreasResponse xmlns=\"urn:vim25\"><returnval>"
+                        "<startOffset>4294967296</startOffset><length>2147483648</length>"
+                        "</returnval></QueryChangedDiskAreasResponse>" ENV_CLOSE;
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = parse_ok(xml, "QueryChangedDiskAreas", &doc);
     vb_extent_list_t list = {0};
     uint64_t s = 0, l = 0;
-    cr_assert_eq(vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), &list, &s, &l), 0);
+    cr_assert_eq(vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), &list, &s, &l),
+                 0);
     cr_assert_eq(s, 4294967296ULL);
     cr_assert_eq(l, 2147483648ULL);
     cr_assert_eq(list.count, 0);
@@ -488,13 +517,16 @@ Test(vsphere_tasks, task_states)
     bool done = true;
     char *result = NULL;
     cr_assert_eq(task_outcome("<val><key>task-9</key><state>running</state><progress>40</progress>"
-                              "</val>", &done, &result), 0);
+                              "</val>",
+                              &done, &result),
+                 0);
     cr_assert_not(done);
     cr_assert_null(result);
     cr_assert_eq(task_outcome("<val xmlns:x=\"http://www.w3.org/2001/XMLSchema-instance\"><state>"
                               "success</state><result type=\"VirtualMachineSnapshot\" "
                               "x:type=\"ManagedObjectReference\">snapshot-77</result></val>",
-                              &done, &result), 0);
+                              &done, &result),
+                 0);
     cr_assert(done);
     cr_assert_str_eq(result, "snapshot-77");
     free(result);
@@ -509,14 +541,16 @@ Test(vsphere_tasks, task_error_carries_the_fault)
         "<state>error</state><error><fault XMLSchema-instance:type=\"InvalidPowerState\">"
         "<requestedState>poweredOn</requestedState><existingState>poweredOff</existingState>"
         "</fault><localizedMessage>The attempted operation cannot be performed in the current "
-        "state (Powered off).</localizedMessage></error></info>", &done, &result);
+        "state (Powered off).</localizedMessage></error></info>",
+        &done, &result);
     cr_assert_eq(rc, VB_EPOLICY);
     cr_assert(done);
-    cr_assert_str_eq(vb_error_msg(), "snapshot 'b' of VM web failed: InvalidPowerState: The "
+    cr_assert_str_eq(vb_error_msg(),
+                     "snapshot 'b' of VM web failed: InvalidPowerState: The "
                      "attempted operation cannot be performed in the current state (Powered off).");
     rc = task_outcome("<info><state>error</state><error><fault xmlns:i=\"http://www.w3.org/2001/"
-                      "XMLSchema-instance\" i:type=\"TaskInProgress\"/></error></info>", &done,
-                      &result);
+                      "XMLSchema-instance\" i:type=\"TaskInProgress\"/></error></info>",
+                      &done, &result);
     cr_assert_eq(rc, VB_EBUSY);
     cr_assert(strstr(vb_error_msg(), "TaskInProgress"), "%s", vb_error_msg());
     cr_assert_eq(task_outcome("<info><state>exploded</state></info>", &done, &result), VB_EPROTO);
