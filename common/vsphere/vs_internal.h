@@ -1,0 +1,79 @@
+/* vs_internal — what the vsphere modules share (session, builder), and what unit tests drive.
+ * Not for use outside common/vsphere/ and its tests. */
+#ifndef VB_VSPHERE_INTERNAL_H
+#define VB_VSPHERE_INTERNAL_H
+
+#include "vsphere/soap.h"
+#include "vsphere/vsphere.h"
+#include "vsphere/xml.h"
+
+struct vb_vsphere {
+    vb_soap_t *soap;
+    char *user;
+    char *password;
+    char *datacenter; /* option, NULL: the first datacenter */
+    char *dc_path;    /* resolved dcPath for the file service */
+    long task_timeout_s;
+    int page_objects;
+    char *root_folder;
+    char *property_collector;
+    char *view_manager;
+    char *session_manager;
+    char *api_version;
+    char *about;
+    bool logged_in;
+    unsigned logins;
+    char last_fault[64];      /* fault type of the last vb_vs_call, "" when none */
+    vb_vs_encoding_t enc;     /* what the file service was found to need */
+    vb_vs_encoding_t enc_try; /* first guess while enc is UNKNOWN */
+};
+
+/* A SOAP call that logs in again once when the session expired (NotAuthenticated). The fault
+ * type of a failed call stays in self->last_fault. */
+int vb_vs_call(vb_vsphere_t *self, const char *method, const char *this_type,
+               const char *this_value, const char *args, vb_xml_doc_t **doc_out,
+               const vb_xml_node_t **resp_out) VB_WUR;
+
+/* Logs in again (after a NotAuthenticated found inside an answer rather than as a fault). */
+int vb_vs_relogin(vb_vsphere_t *self) VB_WUR;
+
+/* Reads properties of every object of the given types below the root folder (a ContainerView),
+ * page by page; calls fn for every ObjectContent element. types/paths: NULL-terminated lists;
+ * paths[i] is a comma-separated property list for types[i]. */
+typedef int (*vb_vs_object_fn)(void *ud, const vb_xml_node_t *object_content);
+int vb_vs_retrieve_view(vb_vsphere_t *self, const char *const *types, const char *const *paths,
+                        vb_vs_object_fn fn, void *ud) VB_WUR;
+/* Reads properties (comma-separated) of one object; fn gets its ObjectContent. */
+int vb_vs_retrieve_object(vb_vsphere_t *self, const char *type, const char *value,
+                          const char *paths, vb_vs_object_fn fn, void *ud) VB_WUR;
+/* Every <objects> of one RetrieveResult (the returnval of RetrievePropertiesEx or
+ * ContinueRetrievePropertiesEx) to fn; *token_out (caller owns) is the continuation token or
+ * NULL. A propSet/missingSet NotAuthenticated fault is returned as VB_EAUTH. */
+int vb_vs_walk_result(const vb_xml_node_t *result, vb_vs_object_fn fn, void *ud,
+                      char **token_out) VB_WUR;
+
+/* The inventory builder: ObjectContent elements in, vb_inventory_t out. */
+typedef struct vb_vs_builder vb_vs_builder_t;
+vb_vs_builder_t *vb_vs_builder_new(void);
+int vb_vs_builder_add(void *builder, const vb_xml_node_t *object_content) VB_WUR;
+/* Resolves references to names; *out (caller owns). The builder stays to be destroyed. */
+int vb_vs_builder_finish(vb_vs_builder_t *b, vb_inventory_t **out) VB_WUR;
+void vb_vs_builder_destroy(vb_vs_builder_t **b_p);
+
+/* A VM's managed object id by name or id; caller owns *id_out. */
+int vb_vs_find_vm(vb_vsphere_t *self, const char *vm, char **id_out) VB_WUR;
+/* Polls a Task to completion: 0 with *result_out (caller owns, may be NULL) the text of a
+ * ManagedObjectReference result; the task's fault as a code and message otherwise. */
+int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what,
+                    char **result_out) VB_WUR;
+
+/* One TaskInfo: queued/running -> 0 with *done false; success -> 0, *done true, *result_out
+ * (caller owns, NULL when none) the result's text; error -> the fault's code and the message
+ * "<what> failed: <FaultType>: <localizedMessage>". */
+int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *done,
+                          char **result_out) VB_WUR;
+
+/* Property-value helpers on an ObjectContent's propSet. */
+const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *object_content, const char *name);
+
+#endif

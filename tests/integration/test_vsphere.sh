@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The vSphere provider against the vCenter simulator: inventory, login, TLS, snapshots, changed
+# block tracking, the datastore file service and the parallel reader.
+. "$(dirname "$0")/vsphere_lib.sh"
+
+start_fixture sim
+
+# ---- inventory: what vbak reads equals what the simulator holds ----
+probe sim inventory >"$WORK/inv.json" 2>"$WORK/inv.err" || fail "inventory: $(cat "$WORK/inv.err")"
+norm_ours='{
+  datastores: [.datastores[] | {name, type, url, hosts: (.hosts | sort)}] | sort_by(.name),
+  hosts: (.hosts | sort),
+  vms: [.vms[] | {name, id, host, snapshots,
+        disks: [.disks[] | {key, path, datastore, capacity,
+                            parent: (.parent // ""), change_id: (.change_id // "")}]}] | sort_by(.name)
+}'
+norm_sim='{
+  datastores: [.datastores[] | {name, type, url, hosts}],
+  hosts,
+  vms: [.vms[] | {name, id, host, snapshots,
+        disks: [.disks[] | {key, path, datastore, capacity,
+                            parent: (.parent // ""), change_id: (.change_id // "")}]}]
+}'
+jq -S "$norm_ours" "$WORK/inv.json" >"$WORK/ours.json"
+jq -S "$norm_sim" "$WORK/sim.json" >"$WORK/theirs.json"
+if diff -u "$WORK/theirs.json" "$WORK/ours.json"; then
+    ok "inventory matches the simulator's ($(jq '.vms | length' "$WORK/ours.json") VMs)"
+else
+    fail "inventory differs from the simulator's"
+fi
+types=$(jq -r '[.datastores[].type] | sort | join(",")' "$WORK/inv.json")
+[ "$types" = "NFS,OTHER,VMFS,VVOL,vsan" ] && ok "datastore types $types" ||
+    fail "datastore types: $types"
+[ "$(jq -r '.vms[] | select(.name == "linked-clone") | .linked_clone' "$WORK/inv.json")" = true ] &&
+    ok "linked clone recognised" || fail "linked clone not flagged"
+[ "$(jq -r '.vms[] | select(.name == "vbak-vm1") | .linked_clone' "$WORK/inv.json")" = false ] ||
+    fail "a full VM is flagged as a linked clone"
+
+# ---- login and TLS ----
+out=$("$PROBE" --url "$(info sim .url)" --user "$(info sim .user)" --password 'not the password' \
+    --ca-file "$(info sim .ca_file)" about 2>&1) && fail "a bad password was accepted"
+echo "$out" | grep -q "wrong user name or password" && echo "$out" | grep -q InvalidLogin &&
+    ok "bad password: $out" || fail "bad password message: $out"
+
+wrong=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
+real=$(info sim .thumbprint)
+out=$("$PROBE" --url "$(info sim .url)" --user "$(info sim .user)" --password "$(info sim .password)" \
+    --thumbprint "$wrong" about 2>&1) && fail "a wrong thumbprint was accepted"
+echo "$out" | grep -q "expected SHA-256 $wrong" && echo "$out" | grep -q "server presented $real" &&
+    ok "wrong thumbprint refused with both thumbprints" || fail "wrong thumbprint message: $out"
+probe sim --thumbprint about >/dev/null 2>&1 && ok "pinned thumbprint accepted" ||
+    fail "the right thumbprint was refused"
+probe sim about >/dev/null 2>&1 && ok "CA file accepted" || fail "the CA file was refused"
+out=$("$PROBE" --url "$(info sim .url)" --user "$(info sim .user)" --password "$(info sim .password)" \
+    about 2>&1) && fail "an unknown self-signed certificate was accepted without CA or pin"
+echo "$out" | grep -q "TLS verification failed" && echo "$out" | grep -q "$real" &&
+    ok "no CA, no pin: refused" || fail "no-trust message: $out"
+
+out=$(probe sim relogin 2>&1 | tail -n 1)
+[ "$(echo "$out" | jq -r .logins 2>/dev/null)" = 3 ] && ok "re-login after the session was dropped" ||
+    fail "relogin: $out"
+
+# ---- snapshots ----
+snap=$(probe sim snapshot-create vbak-vm1 vbak-job-17 2>"$WORK/snap.err") ||
+    fail "snapshot create: $(cat "$WORK/snap.err")"
+probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
+    .snapshots == ["vbak-job-17"]' >/dev/null && ok "snapshot $snap created" ||
+    fail "snapshot not in the inventory"
+probe sim snapshot-remove vbak-vm1 "$snap" 2>"$WORK/snap.err" || fail "remove: $(cat "$WORK/snap.err")"
+probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
+    .snapshots == []' >/dev/null && ok "snapshot removed" || fail "snapshot still there"
+out=$(probe sim snapshot-remove vbak-vm1 "$snap" 2>&1) && fail "removing twice succeeded"
+echo "$out" | grep -q "has no snapshot" && ok "second remove: not found" || fail "second remove: $out"
+out=$(probe sim snapshot-create "no such vm" x 2>&1) && fail "snapshot of a missing VM"
+echo "$out" | grep -q "no VM named 'no such vm'" || fail "missing VM message: $out"
+# by name, on the VM with a pre-existing snapshot
+probe sim snapshot-create vsan-vm second >/dev/null 2>&1 || fail "second snapshot"
+probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vsan-vm") |
+    .snapshots == ["pre-existing", "second"]' >/dev/null && ok "snapshot chain oldest first" ||
+    fail "snapshot chain order"
+probe sim snapshot-remove vsan-vm second 2>/dev/null || fail "remove by name"
+
+# ---- changed block tracking: the simulator has none ----
+key=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[0].key')
+out=$(probe sim changed-areas vbak-vm1 "$key" 2>&1) && fail "changed areas answered on the simulator"
+echo "$out" | grep -q "changed block tracking unavailable: full backup" && echo "$out" | grep -q "(unsupported)" &&
+    ok "QueryChangedDiskAreas MethodNotFound: full backup" || fail "CBT message: $out"
+key2=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[1].key')
+out=$(probe sim changed-areas vbak-vm1 "$key2" 2>&1) && fail "changed areas of a disk without tracking"
+echo "$out" | grep -q "has no change ID: tracking is off" && echo "$out" | grep -q "full backup" &&
+    ok "disk without a change ID: full backup" || fail "no-CBT disk message: $out"
+
+# ---- datastore file service ----
+n=0
+while read -r vm; do
+    while IFS=$'\t' read -r fp ff sha size; do
+        n=$((n + 1))
+        got=$(probe sim file-size "$fp" 2>/dev/null)
+        [ "$got" = "$size" ] || fail "$fp: size $got, expected $size"
+        probe sim file-get "$fp" 0 "$size" "$WORK/whole.$n" >/dev/null 2>"$WORK/get.err" ||
+            fail "get $fp: $(cat "$WORK/get.err")"
+        [ "$(sha256sum <"$WORK/whole.$n" | cut -d' ' -f1)" = "$sha" ] || fail "$fp: digest differs"
+        off=$((size / 3 + 17)); len=$((size / 4))
+        probe sim file-get "$fp" "$off" "$len" "$WORK/part.$n" >/dev/null 2>&1 || fail "range $fp"
+        cmp -s "$WORK/part.$n" <(tail -c +$((off + 1)) "$ff" | head -c "$len") || fail "$fp: range differs"
+        # past the end: a short read
+        probe sim file-get "$fp" $((size - 10)) 100 "$WORK/tail.$n" >/dev/null 2>&1 || fail "tail $fp"
+        [ "$(stat -c %s "$WORK/tail.$n")" = 10 ] || fail "$fp: read past the end"
+    done < <(info sim ".vms[] | select(.name == \"$vm\") | .disks[] | [.flat_path, .flat_file, .sha256, .capacity] | @tsv")
+done < <(info sim '.vms[].name')
+[ "$FAILED" = 0 ] && ok "$n flat files read byte for byte, whole and by range"
+
+sp=$(info sim '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_path')
+spf=$(info sim '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_file')
+case "$sp" in *" "*) ;; *) fail "no space in $sp" ;; esac
+case "$sp" in *"%"*) ;; *) fail "no % in $sp" ;; esac
+case "$sp" in *"#"*) ;; *) fail "no # in $sp" ;; esac
+case "$sp" in *"&"*) ;; *) fail "no & in $sp" ;; esac
+case "$sp" in *"ç"*) ok "special name: $sp" ;; *) fail "no non-ASCII letter in $sp" ;; esac
+out=$(probe sim file-get "$sp" 4096 65536 "$WORK/sp" 2>/dev/null)
+cmp -s "$WORK/sp" <(tail -c +4097 "$spf" | head -c 65536) && [ "$(echo "$out" | jq -r .encoding)" = single ] &&
+    ok "special-character name read with single encoding" || fail "special name read: $out"
+out=$(probe sim --encoding double file-get "$sp" 4096 65536 "$WORK/sp2" 2>/dev/null)
+cmp -s "$WORK/sp2" <(tail -c +4097 "$spf" | head -c 65536) && [ "$(echo "$out" | jq -r .encoding)" = single ] &&
+    ok "started with double encoding, got 404, learned single" || fail "adaptive from double: $out"
+out=$(probe sim file-get "[nfs-01] spécial vm #1/no such 100%.vmdk" 0 10 "$WORK/none" 2>&1) &&
+    fail "a missing file was read"
+echo "$out" | grep -q "tried single and double encoding" && ok "missing file: not found after both encodings" ||
+    fail "missing file message: $out"
+
+# PUT, then read back through the service and from the datastore directory
+head -c 300000 /dev/urandom >"$WORK/up"
+probe sim file-put "[nfs-01] spécial vm #1/upload 50% #2.bin" "$WORK/up" 2>"$WORK/put.err" ||
+    fail "put: $(cat "$WORK/put.err")"
+cmp -s "$WORK/up" "$(dirname "$spf")/upload 50% #2.bin" && ok "PUT with a special name lands under that name" ||
+    fail "PUT content or name differs"
+
+# ---- the parallel reader agents use ----
+fp=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[0].flat_path')
+ff=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[0].flat_file')
+probe sim read-extents "$fp" 4 "$WORK/ext" 0:1048576 2097152:4194304 7340032:1048576 >/dev/null 2>"$WORK/ext.err" ||
+    fail "read-extents: $(cat "$WORK/ext.err")"
+cmp -s "$WORK/ext" <(head -c 1048576 "$ff"; tail -c +2097153 "$ff" | head -c 4194304; tail -c +7340033 "$ff") &&
+    ok "parallel extent read equals the flat file" || fail "parallel read differs"
+probe sim read-extents "$sp" 3 "$WORK/ext2" 0:3149824 >/dev/null 2>&1 && cmp -s "$WORK/ext2" "$spf" &&
+    ok "parallel read of the special-character disk" || fail "parallel read of the special disk"
+out=$(probe sim read-extents "$fp" 2 "$WORK/ext3" 8388000:1000 2>&1) && fail "extent past the end accepted"
+echo "$out" | grep -q "ends past the file" || fail "past-the-end message: $out"
+
+finish
