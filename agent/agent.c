@@ -19,6 +19,8 @@
 const vb_conf_key_t vb_agent_config_table[] = {
     {"name", VB_CONF_STR, offsetof(vb_agent_settings_t, name), NULL, 0, 0, true,
      "agent name, unique in the site"},
+    {"proxy_vm", VB_CONF_STR, offsetof(vb_agent_settings_t, proxy_vm), "", 0, 0, false,
+     "the proxy VM this agent runs in"},
     {"coordinator_endpoint", VB_CONF_STR, offsetof(vb_agent_settings_t, coordinator_endpoint),
      NULL, 0, 0, true, "the coordinator's agent endpoint, e.g. tcp://10.0.0.5:7110"},
     {"coordinator_public_key", VB_CONF_STR,
@@ -65,6 +67,10 @@ const vb_conf_key_t vb_agent_config_table[] = {
      256, false, "VDDK NFC AIO buffer size in 64 KiB units (0: VDDK default)"},
     {"nfc_buf_count", VB_CONF_INT, offsetof(vb_agent_settings_t, nfc_buf_count), "0", 0, 256,
      false, "VDDK NFC AIO buffer count (0: VDDK default)"},
+    {"repository_key_file", VB_CONF_STR, offsetof(vb_agent_settings_t, repository_key_file),
+     NULL, 0, 0, false, "key file of an encrypted repository"},
+    {"workers", VB_CONF_INT, offsetof(vb_agent_settings_t, workers), "2", 1, 64, false,
+     "pipeline worker threads per task (read, hash, compress, store)"},
     VB_CONF_END};
 
 typedef struct {

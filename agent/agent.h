@@ -15,6 +15,7 @@
 
 typedef struct {
     char *name;
+    char *proxy_vm;     /* the VM this agent runs in */
     char *coordinator_endpoint;
     char *coordinator_public_key;
     char *state_dir;
@@ -37,6 +38,8 @@ typedef struct {
     bool no_nfc_session;        /* sites that forbid NFC sessions (NoNfcSession = 1) */
     int64_t nfc_buf_size_64k;   /* 0: VDDK's default */
     int64_t nfc_buf_count;      /* 0: VDDK's default */
+    char *repository_key_file;  /* key of an encrypted repository */
+    int64_t workers;            /* pipeline worker threads per task */
 } vb_agent_settings_t;
 
 extern const vb_conf_key_t vb_agent_config_table[];

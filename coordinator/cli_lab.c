@@ -15,41 +15,35 @@
 #include <czmq.h>
 
 #include "cli.h"
+#include "cli_lab_site.h"
 #include "keys.h"
+#include "lab/lab.h"
+#include "repo/repo.h"
 #include "path.h"
 #include "proc.h"
 
 typedef struct {
-    const char *host;
-    const char *datastore;
-    const char *luns;
-    const char *transports;
-} s_proxy_role_t;
-
-/* Proxy roles, cycled: SAN-connected, HotAdd on VMFS, on the vSAN datastore, NBD only. */
-static const s_proxy_role_t s_roles[] = {
-    {"esx-01", "vmfs-san-01", "naa.600508b1001c0001", "san,hotadd,nbdssl,nbd"},
-    {"esx-02", "vmfs-san-01", "", "hotadd,nbdssl,nbd"},
-    {"esx-03", "vsanDatastore", "", "hotadd,nbdssl,nbd"},
-    {"esx-04", "local-esx-04", "", "nbdssl,nbd"},
-};
-
-typedef struct {
     const char *dir;
-    int proxies;
+    vb_lab_options_t site;
     int64_t heartbeat_ms;
     int64_t liveness;
+    uint64_t chunk_size;
+    bool encrypt;
 } s_create_opts_t;
 
 static int s_usage_lab(FILE *out)
 {
     fputs("Usage: vbak lab COMMAND DIR [OPTIONS]\n"
-          "A lab site: a coordinator and agents on this machine, for the demo and tests.\n\n"
-          "  vbak lab create DIR [--proxies N] [--heartbeat-ms MS] [--liveness N]\n"
-          "      write a site: coordinator.conf, agent-N.conf, vbak.conf, keys, token\n"
-          "  vbak lab up DIR      start what is not running; returns when the coordinator answers\n"
+          "A lab site: a simulated vSphere site with a coordinator and agents on this machine.\n\n"
+          "  vbak lab create DIR [--proxies N] [--vms N] [--disk-size SIZE] [--seed S]\n"
+          "                      [--chunk-size SIZE] [--encrypt] [--heartbeat-ms MS] [--liveness N]\n"
+          "      write a site: site.json and disk images, coordinator.conf, agent-N.conf,\n"
+          "      vbak.conf, keys, the enrollment token and a repository (DIR/repo)\n"
+          "  vbak lab up DIR      start what is not running (disk servers, coordinator, agents);\n"
+          "                       returns when the coordinator answers\n"
           "  vbak lab down DIR    stop everything the site runs\n",
           out);
+    fputs(vb_cli_lab_site_usage(), out);
     return out == stdout ? 0 : 2;
 }
 
@@ -114,6 +108,26 @@ static void s_conf_int(FILE *f, const char *key, long long v)
     vb_config_write(f, key, buf);
 }
 
+static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file, size_t cap)
+{
+    char path[PATH_MAX];
+    key_file[0] = '\0';
+    if (o->encrypt) {
+        (void)vb_pathf(key_file, cap, "%s/keys/repository.key", dir);
+        unsigned char raw[64];
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            return vb_error_set(VB_EIO, "no random bytes: %s", strerror(errno));
+        mode_t old = umask(077);
+        FILE *f = fopen(key_file, "w");
+        umask(old);
+        if (!f || fwrite(raw, 1, sizeof raw, f) != sizeof raw || fclose(f) != 0)
+            return vb_error_set(VB_EIO, "cannot write %s: %s", key_file, strerror(errno));
+    }
+    (void)vb_pathf(path, sizeof path, "%s/repo", dir);
+    vb_repo_params_t params = {(uint32_t)o->chunk_size, 3, o->encrypt ? key_file : NULL};
+    return vb_repo_init(path, &params);
+}
+
 static int s_write_site(const s_create_opts_t *o, const char *dir)
 {
     char path[PATH_MAX], buf[PATH_MAX], endpoint[64], control[64];
@@ -132,6 +146,17 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
     (void)vb_pathf(path, sizeof path, "%s/keys/enrollment.token", dir);
     if (!rc)
         rc = s_write_token(path);
+    char key_file[PATH_MAX] = "";
+    if (!rc && (rc = vb_lab_site_create(dir, &o->site)) != 0)
+        vb_error_prefix(rc, "lab site");
+    if (!rc)
+        rc = s_init_repo(o, dir, key_file, sizeof key_file);
+    vb_provider_t *provider = rc ? NULL : vb_lab_provider_new(dir);
+    vb_inventory_t *inv = NULL;
+    if (!rc && (!provider || (rc = provider->ops->inventory(provider, &inv)) != 0))
+        rc = rc ? rc : VB_EIO;
+    if (!rc && inv->proxy_count == 0)
+        rc = vb_error_set(VB_EINVAL, "the lab site has no proxy VMs");
     int agent_port = 0, control_port = 0;
     if (!rc)
         rc = s_free_port(&agent_port);
@@ -158,11 +183,21 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
         vb_config_write(f, "pid_file", buf);
         vb_config_write(f, "site", dir);
         vb_config_write(f, "provider", "lab");
+        (void)vb_pathf(buf, sizeof buf, "%s/repo", dir);
+        vb_config_write(f, "repository", buf);
+        if (key_file[0])
+            vb_config_write(f, "repository_key_file", key_file);
         fclose(f);
     }
-    for (int n = 1; !rc && n <= o->proxies; n++) {
-        const s_proxy_role_t *role = &s_roles[(n - 1) % 4];
-        char name[32], file[48];
+    for (int n = 1; !rc && n <= (int)inv->proxy_count; n++) {
+        const vb_inv_proxy_t *proxy = &inv->proxies[n - 1];
+        char name[32], file[48], luns[1024] = "";
+        for (size_t l = 0, used = 0; l < proxy->lun_count; l++) {
+            int w = snprintf(luns + used, sizeof luns - used, "%s%s", l ? "," : "", proxy->luns[l]);
+            if (w < 0 || (size_t)w >= sizeof luns - used)
+                break;
+            used += (size_t)w;
+        }
         snprintf(name, sizeof name, "agent-%d", n);
         snprintf(file, sizeof file, "%s.conf", name);
         if (!(f = s_open_conf(dir, file, "vbak agent"))) {
@@ -176,10 +211,13 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
         vb_config_write(f, "state_dir", buf);
         (void)vb_pathf(buf, sizeof buf, "%s/keys/enrollment.token", dir);
         vb_config_write(f, "enrollment_token_file", buf);
-        vb_config_write(f, "host", role->host);
-        vb_config_write(f, "datastore", role->datastore);
-        vb_config_write(f, "luns", role->luns);
-        vb_config_write(f, "transports", role->transports);
+        vb_config_write(f, "proxy_vm", proxy->name);
+        vb_config_write(f, "host", proxy->host);
+        vb_config_write(f, "datastore", proxy->datastore);
+        vb_config_write(f, "luns", luns);
+        vb_config_write(f, "transports", "san,hotadd,nbdssl,nbd");
+        if (key_file[0])
+            vb_config_write(f, "repository_key_file", key_file);
         s_conf_int(f, "slots", 4);
         s_conf_int(f, "heartbeat_interval_ms", o->heartbeat_ms);
         s_conf_int(f, "liveness", o->liveness);
@@ -200,6 +238,8 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
     }
     zcert_destroy(&server);
     zcert_destroy(&admin);
+    vb_inventory_free(&inv);
+    vb_provider_destroy(&provider);
     return rc;
 }
 
@@ -213,17 +253,30 @@ static int s_parse_int_opt(const char *name, const char *value, int64_t min, int
 
 static int s_create(int argc, char **argv)
 {
-    s_create_opts_t o = {NULL, 3, 1000, 3};
+    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false};
     for (int i = 1; i < argc; i++) {
         int64_t v;
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--help"))
             return s_usage_lab(stdout);
-        if (!strcmp(argv[i], "--proxies")) {
-            if (s_parse_int_opt("--proxies", next, 1, 64, &v))
+        if (!strcmp(argv[i], "--proxies") || !strcmp(argv[i], "--vms")) {
+            if (s_parse_int_opt(argv[i], next, 1, 64, &v))
                 return vb_cli_fail("%s", vb_error_msg()) + 1;
-            o.proxies = (int)v;
+            *(argv[i][2] == 'p' ? &o.site.proxies : &o.site.vms) = (int)v;
             i++;
+        } else if (!strcmp(argv[i], "--disk-size") || !strcmp(argv[i], "--chunk-size")) {
+            uint64_t size;
+            if (!next || vb_parse_size(next, argv[i], &size) != 0)
+                return vb_cli_fail("%s", next ? vb_error_msg() : "--disk-size needs a size") + 1;
+            *(argv[i][2] == 'd' ? &o.site.disk_size : &o.chunk_size) = size;
+            i++;
+        } else if (!strcmp(argv[i], "--seed")) {
+            if (s_parse_int_opt("--seed", next, 1, INT64_MAX, &v))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            o.site.seed = (uint64_t)v;
+            i++;
+        } else if (!strcmp(argv[i], "--encrypt")) {
+            o.encrypt = true;
         } else if (!strcmp(argv[i], "--heartbeat-ms")) {
             if (s_parse_int_opt("--heartbeat-ms", next, 50, 60000, &o.heartbeat_ms))
                 return vb_cli_fail("%s", vb_error_msg()) + 1;
@@ -257,7 +310,7 @@ static int s_create(int argc, char **argv)
     printf("lab site created in %s with %d agents\n"
            "  start it:   vbak lab up %s\n"
            "  use it:     export VBAK_CONFIG=%s/vbak.conf\n",
-           dir, o.proxies, dir, dir);
+           dir, o.site.proxies ? o.site.proxies : 4, dir, dir);
     return 0;
 }
 
@@ -378,6 +431,13 @@ static int s_up(int argc, char **argv)
     bool started;
     json_t *agents = NULL;
     zlistx_t *names = s_names_new();
+    int serving = 0;
+    if ((rc = vb_lab_serve_running(site.dir, &serving)) != 0)
+        goto out;
+    if (!serving && (rc = vb_lab_serve_start(site.dir)) != 0)
+        goto out;
+    if (!serving)
+        printf("started the hosts' disk servers (nbdkit: NBD and NBD over TLS, IPv4 and IPv6)\n");
     if ((rc = s_start(&site, "coordinator", "vbak-coordinator", &started)) != 0)
         goto out;
     if (started)
@@ -426,6 +486,10 @@ static int s_down(int argc, char **argv)
         vb_cli_fail("lab down: coordinator: %s", vb_error_msg());
         failures++;
     }
+    if (!rc && vb_lab_serve_stop(site.dir) != 0) {
+        vb_cli_fail("lab down: disk servers: %s", vb_error_msg());
+        failures++;
+    }
     zlistx_destroy(&names);
     free(site.bindir);
     if (rc)
@@ -447,5 +511,7 @@ int vb_cli_lab(vb_cli_t *cli, int argc, char **argv)
         return s_up(argc - 1, argv + 1);
     if (!strcmp(argv[1], "down"))
         return s_down(argc - 1, argv + 1);
+    if (vb_cli_lab_site_handles(argv[1]))
+        return vb_cli_lab_site(argc - 1, argv + 1);
     return vb_cli_fail("lab: unknown command '%s' (see vbak lab --help)", argv[1]) + 1;
 }

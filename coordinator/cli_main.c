@@ -5,6 +5,20 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_disk.h"
+#include "cli_repo.h"
+
+static int s_repo(vb_cli_t *cli, int argc, char **argv)
+{
+    (void)cli;
+    return vb_cli_repo(argc, argv);
+}
+
+static int s_disk(vb_cli_t *cli, int argc, char **argv)
+{
+    (void)cli;
+    return vb_cli_disk(argc, argv);
+}
 
 typedef struct {
     const char *name;
@@ -17,6 +31,8 @@ static const s_command_t s_commands[] = {
     {"agents", vb_cli_agents, true, "list agents: state, host, datastore, slots, transports"},
     {"status", vb_cli_status, true, "coordinator status and counters"},
     {"lab", vb_cli_lab, false, "create, start and stop a lab site (simulated vSphere)"},
+    {"repo", s_repo, false, "create a repository, show its statistics"},
+    {"disk", s_disk, false, "read a disk through the disk access layer (reachability check)"},
 };
 
 static void s_usage(FILE *out)

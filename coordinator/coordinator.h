@@ -25,6 +25,8 @@ typedef struct {
     char *pid_file;
     char *site;               /* lab site directory (provider = lab) */
     char *provider;           /* lab | vsphere */
+    char *repository;         /* repository directory (shared with the agents) */
+    char *repository_key_file; /* key of an encrypted repository */
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

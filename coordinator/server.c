@@ -40,6 +40,10 @@ const vb_conf_key_t vb_coord_config_table[] = {
      "lab site directory (provider = lab)"},
     {"provider", VB_CONF_STR, offsetof(vb_coord_settings_t, provider), "lab", 0, 0, false,
      "inventory provider: lab or vsphere"},
+    {"repository", VB_CONF_STR, offsetof(vb_coord_settings_t, repository), NULL, 0, 0, false,
+     "repository directory (every agent mounts it at the same path)"},
+    {"repository_key_file", VB_CONF_STR, offsetof(vb_coord_settings_t, repository_key_file),
+     NULL, 0, 0, false, "key file of an encrypted repository"},
     VB_CONF_END};
 
 typedef struct {
