@@ -13,6 +13,7 @@
 #include "keys.h"
 #include "log.h"
 #include "path.h"
+#include "task.h"
 #include "vddk/vddk_config.h"
 #include "wire.h"
 
@@ -95,6 +96,8 @@ typedef struct {
     int reconnect_timer;
     uint64_t heartbeat_seq;
     uint64_t dropped;
+    zlistx_t *tasks;    /* zactor_t * of running tasks */
+    zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
 } self_t;
 
 static int s_connect(self_t *self);
@@ -159,6 +162,8 @@ static void s_self_destroy(self_t **self_p)
     if (!self)
         return;
     zloop_destroy(&self->loop);
+    zlistx_destroy(&self->tasks);
+    zlistx_destroy(&self->unsent);
     zsock_destroy(&self->dealer);
     zcert_destroy(&self->cert);
     zstr_free(&self->token);
@@ -340,6 +345,64 @@ static int s_on_ack(self_t *self, const Vbak__RegisterAck *ack)
     return 0;
 }
 
+static void s_flush_unsent(self_t *self)
+{
+    zframe_t *frame;
+    while (self->dealer && (frame = zlistx_first(self->unsent)) != NULL) {
+        zframe_t *copy = zframe_dup(frame);
+        if (zframe_send(&copy, self->dealer, 0) != 0) {
+            zframe_destroy(&copy);
+            break;
+        }
+        zlistx_delete(self->unsent, zlistx_cursor(self->unsent));
+    }
+}
+
+/* A task thread finished: forward its result and free the slot. */
+static int s_on_task(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = arg;
+    zframe_t *frame = zframe_recv(reader);
+    zloop_reader_end(loop, reader);
+    void *handle = zlistx_find(self->tasks, reader);
+    if (handle)
+        zlistx_delete(self->tasks, handle); /* destructor: zactor_destroy */
+    if (frame) {
+        zlistx_add_end(self->unsent, frame);
+        s_flush_unsent(self);
+    }
+    return 0;
+}
+
+static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *assign)
+{
+    if (zlistx_size(self->tasks) >= (size_t)self->settings->slots) {
+        VB_LOG_WARN("agent", "task_refused task=%llu reason=\"no free slot\"",
+                    (unsigned long long)assign->task_id);
+        Vbak__TaskResult r = VBAK__TASK_RESULT__INIT;
+        r.task_id = assign->task_id;
+        r.attempt = assign->attempt;
+        r.status = VBAK__TASK_STATUS__TASK_STATUS_FAILED;
+        r.error = "the agent has no free task slot";
+        vb_envelope_t env = VBAK__ENVELOPE__INIT;
+        env.body_case = VBAK__ENVELOPE__BODY_TASK_RESULT;
+        env.task_result = &r;
+        if (s_send(self, &env) != 0)
+            VB_LOG_WARN("agent", "send_failed error=\"%s\"", vb_error_msg());
+        return;
+    }
+    vb_task_env_t env = {self->settings->repository_key_file, (unsigned)self->settings->workers};
+    zactor_t *task = vb_task_start(frame, &env);
+    if (!task) {
+        VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());
+        return;
+    }
+    zlistx_add_end(self->tasks, task);
+    zloop_reader(self->loop, (zsock_t *)task, s_on_task, self);
+    VB_LOG_DEBUG("agent", "task_started task=%llu kind=%d transport=%s",
+                 (unsigned long long)assign->task_id, (int)assign->kind, assign->transport);
+}
+
 static int s_on_dealer(zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
@@ -361,6 +424,13 @@ static int s_on_dealer(zloop_t *loop, zsock_t *reader, void *arg)
         rc = s_on_ack(self, env->register_ack);
         break;
     case VBAK__ENVELOPE__BODY_HEARTBEAT:
+        break;
+    case VBAK__ENVELOPE__BODY_TASK_ASSIGN:
+        s_start_task(self, frame, env->task_assign);
+        break;
+    case VBAK__ENVELOPE__BODY_CANCEL:
+        VB_LOG_INFO("agent", "cancel task=%llu (it finishes; its result is ignored)",
+                    (unsigned long long)env->cancel->task_id);
         break;
     default:
         self->dropped++;
@@ -414,8 +484,8 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
     }
     Vbak__Heartbeat hb = VBAK__HEARTBEAT__INIT;
     hb.sequence = ++self->heartbeat_seq;
-    hb.busy_slots = 0;
-    hb.free_slots = (uint32_t)self->settings->slots;
+    hb.busy_slots = (uint32_t)zlistx_size(self->tasks);
+    hb.free_slots = (uint32_t)self->settings->slots - hb.busy_slots;
     vb_envelope_t env = VBAK__ENVELOPE__INIT;
     env.body_case = VBAK__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -443,6 +513,7 @@ static int s_connect(self_t *self)
     zloop_reader(self->loop, dealer, s_on_dealer, self);
     self->last_heard_ms = zclock_time();
     s_send_hello(self);
+    s_flush_unsent(self);
     return 0;
 }
 
@@ -465,6 +536,10 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     self->liveness = settings->liveness;
     self->backoff_ms = settings->reconnect_initial_ms;
     self->reconnect_timer = -1;
+    self->tasks = zlistx_new();
+    zlistx_set_destructor(self->tasks, (zlistx_destructor_fn *)zactor_destroy);
+    self->unsent = zlistx_new();
+    zlistx_set_destructor(self->unsent, (zlistx_destructor_fn *)zframe_destroy);
     self->os = settings->os && *settings->os ? strdup(settings->os) : s_detect_os();
     if (!vb_keys_z85_valid(settings->coordinator_public_key)) {
         vb_error_set(VB_EINVAL, "coordinator_public_key is not a 40-character Z85 key");

@@ -1,0 +1,320 @@
+#include "task.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "disk/disk.h"
+#include "log.h"
+#include "pipeline/pipeline.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+#include "wire.h"
+
+typedef struct {
+    zframe_t *assign;
+    vb_task_env_t env;
+} s_args_t;
+
+typedef struct {
+    Vbak__TaskResult result;
+    char *error;              /* owned */
+    char **failed;            /* owned */
+    size_t failed_count;
+    Vbak__ChunkRef *chunk_store;
+    Vbak__ChunkRef **chunks;
+    uint8_t (*digests)[VB_DIGEST_LEN];
+    Vbak__Extent *extent_store;
+    Vbak__Extent **extents;
+} s_outcome_t;
+
+static int s_read_at(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    return vb_disk_read(ctx, buf, len, offset);
+}
+
+typedef struct {
+    vb_disk_t *disk;
+    uint64_t base;
+} s_window_t;
+
+static int s_write_at(void *ctx, const void *buf, size_t len, uint64_t offset)
+{
+    const s_window_t *w = ctx;
+    return vb_disk_write(w->disk, buf, len, w->base + offset);
+}
+
+static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *what)
+{
+    o->result.status = status;
+    free(o->error);
+    o->error = strdup(what ? what : vb_error_msg());
+    o->result.error = o->error;
+}
+
+/* A restore into a new file: make it at full capacity, sparse (every task may race to do so). */
+static int s_create_destination(const Vbak__TaskAssign *a)
+{
+    const char *path = a->routes[0]->uri;
+    if (strncmp(path, "file://", 7) == 0)
+        path += 7;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vb_error_set(VB_EIO, "cannot create %s: %s", path, strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || ((uint64_t)st.st_size < a->capacity &&
+                                ftruncate(fd, (off_t)a->capacity) != 0))
+        rc = vb_error_set(VB_EIO, "cannot size %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int s_open(const Vbak__TaskAssign *a, vb_disk_conn_t **conn, vb_disk_t **disk,
+                  s_outcome_t *o)
+{
+    char modes[128];
+    size_t n = 0;
+    int w = snprintf(modes, sizeof modes, "%s", a->transport);
+    n = w > 0 ? (size_t)w : 0;
+    for (size_t i = 0; i < a->n_fallbacks && n < sizeof modes; i++) {
+        w = snprintf(modes + n, sizeof modes - n, ":%s", a->fallbacks[i]);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    vb_disk_connect_params_t params = {modes, NULL, NULL, a->kind != VBAK__TASK_KIND__TASK_KIND_RESTORE};
+    int rc = vb_disk_connect(&params, conn);
+    if (rc)
+        return rc;
+    vb_disk_route_t *routes = calloc(a->n_routes ? a->n_routes : 1, sizeof *routes);
+    for (size_t i = 0; i < a->n_routes; i++)
+        routes[i] = (vb_disk_route_t){a->routes[i]->mode, a->routes[i]->uri};
+    rc = vb_disk_open(*conn, routes, a->n_routes, a->snapshot, disk);
+    free(routes);
+    if (rc)
+        return rc;
+    size_t k = vb_disk_attempt_count(*disk);
+    o->failed = calloc(k ? k : 1, sizeof *o->failed);
+    for (size_t i = 0; i < k; i++)
+        o->failed[i] = strdup(vb_disk_attempt(*disk, i));
+    o->failed_count = k;
+    o->result.failed_opens = o->failed;
+    o->result.n_failed_opens = k;
+    o->result.transport = (char *)vb_disk_mode(*disk);
+    return 0;
+}
+
+static int s_run_map(vb_disk_t *disk, s_outcome_t *o)
+{
+    vb_extent_list_t list = {0};
+    bool exact = true;
+    int rc = vb_disk_query_allocated_blocks(disk, 0, 0, &list, &exact);
+    if (rc)
+        return rc;
+    o->extent_store = calloc(list.count ? list.count : 1, sizeof *o->extent_store);
+    o->extents = calloc(list.count ? list.count : 1, sizeof *o->extents);
+    uint64_t total = 0;
+    for (size_t i = 0; i < list.count; i++) {
+        vbak__extent__init(&o->extent_store[i]);
+        o->extent_store[i].offset = list.items[i].offset;
+        o->extent_store[i].length = list.items[i].length;
+        o->extents[i] = &o->extent_store[i];
+        total += list.items[i].length;
+    }
+    o->result.allocated = o->extents;
+    o->result.n_allocated = list.count;
+    o->result.bytes = total;
+    vb_extent_list_free(&list);
+    return 0;
+}
+
+static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_t *disk,
+                        s_outcome_t *o)
+{
+    vb_repo_t *repo = vb_repo_open(a->repository, env->repository_key_file);
+    if (!repo)
+        return vb_error_code() ? vb_error_code() : VB_EIO;
+    vb_extent_t *ext = calloc(a->n_extents ? a->n_extents : 1, sizeof *ext);
+    for (size_t i = 0; i < a->n_extents; i++)
+        ext[i] = (vb_extent_t){a->extents[i]->offset, a->extents[i]->length};
+    vb_pipeline_opts_t opts = {0};
+    opts.workers = env->workers;
+    vb_chunk_result_t *results = NULL;
+    size_t count = 0;
+    vb_pipeline_stats_t stats = {0};
+    int rc = vb_pipeline_backup_collect(repo, &opts, a->disk_name, a->capacity, ext, a->n_extents,
+                                        s_read_at, disk, &results, &count, &stats);
+    free(ext);
+    vb_repo_destroy(&repo);
+    if (rc)
+        return rc;
+    o->chunk_store = calloc(count ? count : 1, sizeof *o->chunk_store);
+    o->chunks = calloc(count ? count : 1, sizeof *o->chunks);
+    o->digests = calloc(count ? count : 1, sizeof *o->digests);
+    for (size_t i = 0; i < count; i++) {
+        vbak__chunk_ref__init(&o->chunk_store[i]);
+        o->chunk_store[i].offset = results[i].offset;
+        if (!vb_digest_is_zero(&results[i].digest)) {
+            memcpy(o->digests[i], results[i].digest.b, VB_DIGEST_LEN);
+            o->chunk_store[i].digest.data = o->digests[i];
+            o->chunk_store[i].digest.len = VB_DIGEST_LEN;
+        }
+        o->chunks[i] = &o->chunk_store[i];
+    }
+    free(results);
+    o->result.chunks = o->chunks;
+    o->result.n_chunks = count;
+    o->result.bytes = stats.bytes_read;
+    o->result.bytes_new = stats.bytes_new;
+    o->result.chunks_new = stats.chunks_new;
+    return 0;
+}
+
+/* A restore task is one contiguous, chunk-aligned extent with one digest per chunk. It runs as a
+ * restore of a small index covering just that window, so holes outside it are never touched. */
+static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_t *disk,
+                         s_outcome_t *o)
+{
+    if (a->n_extents != 1 || !a->chunk_size)
+        return vb_error_set(VB_EPROTO, "a restore task needs exactly one extent and a chunk size");
+    uint64_t base = a->extents[0]->offset, len = a->extents[0]->length;
+    uint64_t chunks = (len + a->chunk_size - 1) / a->chunk_size;
+    if (base % a->chunk_size || chunks != a->n_digests || base + len > a->capacity)
+        return vb_error_set(VB_EPROTO, "restore task %llu: extent and digests do not match",
+                            (unsigned long long)a->task_id);
+    vb_index_t *index = vb_index_new(a->disk_key, len, a->chunk_size, NULL);
+    if (!index)
+        return VB_ENOMEM;
+    for (size_t i = 0; i < a->n_digests; i++) {
+        if (a->digests[i].len == VB_DIGEST_LEN)
+            memcpy(index->digests[i].b, a->digests[i].data, VB_DIGEST_LEN);
+        else if (a->digests[i].len != 0) {
+            vb_index_destroy(&index);
+            return vb_error_set(VB_EPROTO, "restore task: a digest of %zu bytes",
+                                a->digests[i].len);
+        }
+    }
+    vb_repo_t *repo = vb_repo_open(a->repository, env->repository_key_file);
+    if (!repo) {
+        vb_index_destroy(&index);
+        return vb_error_code() ? vb_error_code() : VB_EIO;
+    }
+    vb_pipeline_opts_t opts = {0};
+    opts.workers = env->workers;
+    // MERGE-PENDING opts.write_zeros = a->write_zeros;
+    s_window_t window = {disk, base};
+    vb_pipeline_stats_t stats = {0};
+    int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, &window, &stats);
+    if (rc)
+        vb_error_prefix(rc, "%s", a->disk_name);
+    vb_repo_destroy(&repo);
+    vb_index_destroy(&index);
+    o->result.bytes = len;
+    return rc;
+}
+
+static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome_t *o)
+{
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *disk = NULL;
+    int rc = 0;
+    if (a->n_routes == 0) {
+        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, "the task names no way to the disk");
+        return;
+    }
+    if (a->kind == VBAK__TASK_KIND__TASK_KIND_RESTORE && a->create_destination &&
+        (rc = s_create_destination(a)) != 0) {
+        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, NULL);
+        return;
+    }
+    if ((rc = s_open(a, &conn, &disk, o)) != 0) {
+        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED, NULL);
+        vb_disk_disconnect(&conn);
+        return;
+    }
+    switch (a->kind) {
+    case VBAK__TASK_KIND__TASK_KIND_MAP: rc = s_run_map(disk, o); break;
+    case VBAK__TASK_KIND__TASK_KIND_BACKUP: rc = s_run_backup(a, env, disk, o); break;
+    case VBAK__TASK_KIND__TASK_KIND_RESTORE: rc = s_run_restore(a, env, disk, o); break;
+    default: rc = vb_error_set(VB_EPROTO, "unknown task kind %d", (int)a->kind); break;
+    }
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", vb_error_msg());
+    int close_rc = vb_disk_close(&disk);
+    if (!rc && close_rc)
+        rc = close_rc, snprintf(saved, sizeof saved, "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+    if (rc)
+        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, saved);
+    else
+        o->result.status = VBAK__TASK_STATUS__TASK_STATUS_OK;
+}
+
+static void s_outcome_free(s_outcome_t *o)
+{
+    free(o->error);
+    for (size_t i = 0; i < o->failed_count; i++)
+        free(o->failed[i]);
+    free(o->failed);
+    free(o->chunk_store);
+    free(o->chunks);
+    free(o->digests);
+    free(o->extent_store);
+    free(o->extents);
+}
+
+static void s_actor(zsock_t *pipe, void *arg)
+{
+    s_args_t *args = arg;
+    zsock_signal(pipe, 0);
+    vb_envelope_t *env = NULL;
+    s_outcome_t o = {0};
+    vbak__task_result__init(&o.result);
+    if (vb_wire_unpack(zframe_data(args->assign), zframe_size(args->assign), SIZE_MAX, &env) == 0 &&
+        env->body_case == VBAK__ENVELOPE__BODY_TASK_ASSIGN) {
+        const Vbak__TaskAssign *a = env->task_assign;
+        o.result.task_id = a->task_id;
+        o.result.attempt = a->attempt;
+        o.result.transport = a->transport;
+        s_run(a, &args->env, &o);
+        VB_LOG_INFO("task", "done task=%llu kind=%d disk=\"%s\" transport=%s status=%d%s%s",
+                    (unsigned long long)a->task_id, (int)a->kind, a->disk_name,
+                    o.result.transport ? o.result.transport : "", (int)o.result.status,
+                    o.error ? " error=" : "", o.error ? o.error : "");
+    } else {
+        s_set_error(&o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, "unreadable task");
+    }
+    vb_envelope_t out = VBAK__ENVELOPE__INIT;
+    out.body_case = VBAK__ENVELOPE__BODY_TASK_RESULT;
+    out.task_result = &o.result;
+    zframe_t *frame = NULL;
+    if (vb_wire_pack(&out, &frame) == 0 && zframe_send(&frame, pipe, 0) != 0)
+        zframe_destroy(&frame);
+    s_outcome_free(&o);
+    vb_wire_free(&env);
+    zframe_destroy(&args->assign);
+    free(args);
+    /* wait for $TERM from zactor_destroy */
+    char *cmd = zstr_recv(pipe);
+    zstr_free(&cmd);
+}
+
+zactor_t *vb_task_start(zframe_t *assign_frame, const vb_task_env_t *env)
+{
+    s_args_t *args = calloc(1, sizeof *args);
+    if (!args) {
+        vb_error_set(VB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    args->assign = zframe_dup(assign_frame);
+    args->env = *env;
+    zactor_t *actor = zactor_new(s_actor, args);
+    if (!actor) {
+        zframe_destroy(&args->assign);
+        free(args);
+        vb_error_set(VB_EIO, "cannot start a task thread");
+    }
+    return actor;
+}

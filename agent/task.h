@@ -1,0 +1,25 @@
+/* task — one task of the coordinator, run on its own thread (the "session thread" that opens the
+ * disk; VDDK's multithreading rule: open, query allocated blocks and close happen here, while the
+ * pipeline's workers only read or write).
+ *
+ * vb_task_start() copies the packed TaskAssign and starts the thread. When the task is over the
+ * thread sends one frame on the actor's pipe: a packed Envelope with the TaskResult, ready to
+ * forward to the coordinator. Then it waits for $TERM (zactor_destroy). */
+#ifndef VB_TASK_H
+#define VB_TASK_H
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct {
+    const char *repository_key_file; /* borrowed; NULL for an unencrypted repository */
+    unsigned workers;                /* pipeline workers */
+} vb_task_env_t;
+
+/* `assign_frame` holds a packed Envelope whose body is a TaskAssign; it is copied. `env` is
+ * copied too (its strings must outlive the actor). NULL with the message set on failure. */
+zactor_t *vb_task_start(zframe_t *assign_frame, const vb_task_env_t *env);
+
+#endif

@@ -1,0 +1,140 @@
+#include "plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int s_cmp_extent(const void *a, const void *b)
+{
+    const vb_extent_t *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Sorted, clipped, merged copy of the ranges. */
+static int s_normalise(const vb_extent_t *in, size_t n, uint64_t capacity, vb_extent_t **out,
+                       size_t *count)
+{
+    vb_extent_t *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return vb_error_set(VB_ENOMEM, "out of memory for %zu extents", n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].offset >= capacity || in[i].length == 0)
+            continue;
+        uint64_t end = in[i].offset + in[i].length;
+        if (end > capacity || end < in[i].offset)
+            end = capacity;
+        v[k++] = (vb_extent_t){in[i].offset, end - in[i].offset};
+    }
+    qsort(v, k, sizeof *v, s_cmp_extent);
+    size_t m = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (m && v[i].offset <= v[m - 1].offset + v[m - 1].length) {
+            uint64_t end = v[i].offset + v[i].length;
+            if (end > v[m - 1].offset + v[m - 1].length)
+                v[m - 1].length = end - v[m - 1].offset;
+        } else {
+            v[m++] = v[i];
+        }
+    }
+    *out = v;
+    *count = m;
+    return 0;
+}
+
+static int s_push(vb_plan_task_t **tasks, size_t *count, size_t *cap, uint64_t offset,
+                  uint64_t length)
+{
+    if (*count == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        vb_plan_task_t *t = realloc(*tasks, c * sizeof *t);
+        if (!t)
+            return vb_error_set(VB_ENOMEM, "out of memory for %zu tasks", c);
+        *tasks = t;
+        *cap = c;
+    }
+    (*tasks)[*count] = (vb_plan_task_t){offset, length, NULL, 0, 0};
+    (*count)++;
+    return 0;
+}
+
+static int s_add_range(vb_plan_task_t *t, uint64_t offset, uint64_t length, uint32_t chunk,
+                       uint64_t capacity)
+{
+    vb_extent_t *e = realloc(t->extents, (t->count + 1) * sizeof *e);
+    if (!e)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    t->extents = e;
+    e[t->count++] = (vb_extent_t){offset, length};
+    uint64_t first = offset / chunk * chunk;
+    uint64_t last = (offset + length + chunk - 1) / chunk * chunk;
+    if (last > capacity)
+        last = capacity;
+    t->bytes += last - first; /* ranges of a window were merged per chunk: no chunk twice */
+    return 0;
+}
+
+int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint32_t chunk_size,
+                  uint64_t task_bytes, vb_plan_task_t **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    if (!chunk_size)
+        return vb_error_set(VB_EINVAL, "plan: chunk size 0");
+    uint64_t window = task_bytes / chunk_size * chunk_size;
+    if (window == 0)
+        window = chunk_size;
+    vb_extent_t *v = NULL;
+    size_t m = 0;
+    int rc = s_normalise(extents, n, capacity, &v, &m);
+    if (rc)
+        return rc;
+    /* ranges closer than a chunk touch the same chunk: merge them so chunks are counted once */
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (k && v[i].offset / chunk_size <= (v[k - 1].offset + v[k - 1].length - 1) / chunk_size &&
+            v[i].offset / window == v[k - 1].offset / window)
+            v[k - 1].length = v[i].offset + v[i].length - v[k - 1].offset;
+        else
+            v[k++] = v[i];
+    }
+    vb_plan_task_t *tasks = NULL;
+    size_t cap = 0, ntasks = 0;
+    for (size_t i = 0; i < k && !rc; i++) {
+        uint64_t pos = v[i].offset, end = v[i].offset + v[i].length;
+        while (pos < end && !rc) {
+            uint64_t w0 = pos / window * window;
+            uint64_t w1 = w0 + window < capacity ? w0 + window : capacity;
+            uint64_t piece_end = end < w1 ? end : w1;
+            if (!ntasks || tasks[ntasks - 1].offset != w0)
+                rc = s_push(&tasks, &ntasks, &cap, w0, w1 - w0);
+            if (!rc)
+                rc = s_add_range(&tasks[ntasks - 1], pos, piece_end - pos, chunk_size, capacity);
+            pos = piece_end;
+        }
+    }
+    free(v);
+    if (rc) {
+        vb_plan_free(&tasks, ntasks);
+        return rc;
+    }
+    *out = tasks;
+    *count = ntasks;
+    return 0;
+}
+
+int vb_plan_windows(uint64_t capacity, uint32_t chunk_size, uint64_t task_bytes,
+                    vb_plan_task_t **out, size_t *count)
+{
+    vb_extent_t all = {0, capacity};
+    return vb_plan_split(&all, capacity ? 1 : 0, capacity, chunk_size, task_bytes, out, count);
+}
+
+void vb_plan_free(vb_plan_task_t **tasks_p, size_t count)
+{
+    if (!tasks_p || !*tasks_p)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free((*tasks_p)[i].extents);
+    free(*tasks_p);
+    *tasks_p = NULL;
+}

@@ -1,0 +1,37 @@
+/* plan — how a disk's read (or write) set becomes extent tasks.
+ *
+ * The set of byte ranges to back up (allocated blocks for a full backup, changed areas for an
+ * incremental) is cut into tasks along chunk-aligned windows of at most `task_bytes` of disk, so
+ * that no chunk is split between two tasks, each task is a bounded amount of work, and a large
+ * disk spreads over several agents. Each task keeps the ranges that fall in its window (the
+ * pipeline reads exactly the chunks those ranges touch). */
+#ifndef VB_PLAN_H
+#define VB_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "inventory/inventory.h"
+
+typedef struct {
+    uint64_t offset;       /* window start, chunk aligned */
+    uint64_t length;       /* window length (the last window may end at the capacity) */
+    vb_extent_t *extents;  /* ranges inside the window, ascending */
+    size_t count;
+    uint64_t bytes;        /* bytes of the chunks these ranges touch */
+} vb_plan_task_t;
+
+/* Splits `extents` (any order, may overlap, may pass the capacity: clipped) of a disk of
+ * `capacity` bytes into tasks. task_bytes is rounded down to a multiple of chunk_size (at least
+ * one chunk). Windows without any range are skipped. Caller frees with vb_plan_free. */
+int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint32_t chunk_size,
+                  uint64_t task_bytes, vb_plan_task_t **out, size_t *count) VB_WUR;
+
+/* Windows covering the whole disk (restores: every chunk range, holes included). */
+int vb_plan_windows(uint64_t capacity, uint32_t chunk_size, uint64_t task_bytes,
+                    vb_plan_task_t **out, size_t *count) VB_WUR;
+
+void vb_plan_free(vb_plan_task_t **tasks_p, size_t count);
+
+#endif
