@@ -20,7 +20,10 @@
  *   nbds://USER@HOST:PORT/EXPORT?tls-psk-file=FILE   (also nbds://USER@[::1]:PORT/...)
  *       TLS-PSK: FILE holds "username:hexkey" lines; USER picks the line. vbak connects the TCP
  *       socket itself (no SNI), so it works over IPv6; the key authenticates both ends.
- *       Allocated blocks come from the "base:allocation" meta context.
+ *       "&tls-username=USER" may replace "USER@"; without either libnbd uses the login name.
+ *   Every nbd/nbds connection asks for the "base:allocation" meta context (allocated blocks);
+ *   a server without it makes query_allocated_blocks report everything allocated. Unknown URI
+ *   parameters are refused (a typo must not silently drop TLS); TLS parameters need nbds://.
  *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
  *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
  *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
