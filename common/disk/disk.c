@@ -423,6 +423,11 @@ int vb_disk_close(vb_disk_t **disk_p)
         return 0;
     vb_disk_t *d = *disk_p;
     int rc = 0;
+    if (!pthread_equal(pthread_self(), d->opener))
+        VB_LOG_WARN("disk",
+                    "close-from-other-thread mode=%s (VDDK wants open, "
+                    "QueryAllocatedBlocks and close on one thread)",
+                    d->mode);
     if (!d->read_only)
         rc = d->backend->flush(d->impl);
     d->backend->close(d->impl);

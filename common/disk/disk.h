@@ -47,7 +47,9 @@
  * Threads (VDDK 7.0.3.1 release notes, multithreading caveat): vb_disk_open,
  * vb_disk_query_allocated_blocks and vb_disk_close run on one thread, the one that opened the disk.
  * vb_disk_query_allocated_blocks from any other thread fails with VB_EPOLICY. vb_disk_read and
- * vb_disk_write are safe from any number of worker threads at once.
+ * vb_disk_write are safe from any number of worker threads at once; on one nbd or vddk handle they
+ * are serialised (one connection), so a reader that wants parallel streams opens the disk once per
+ * stream, each on its own thread. Closing from another thread works but logs a warning.
  *
  * All functions return 0 or a negative VB_E* code with a message set (error.h). */
 #ifndef VB_DISK_H
