@@ -151,6 +151,31 @@ static const vb_disk_backend_t *s_backend(const char *scheme)
     return &vb_disk_vddk_backend;
 }
 
+/* Unknown URI parameters are errors (a typo must not silently drop TLS or a setting). */
+static int s_check_params(const vb_disk_uri_t *u)
+{
+    static const char *const nbds_keys[] = {"tls-certificates", "tls-psk-file", "tls-username",
+                                            NULL};
+    static const char *const vddk_keys[] = {"file",   "vm",     "thumbprint",    "transport",
+                                            "libdir", "config", "password-file", NULL};
+    static const char *const none[] = {NULL};
+    const char *const *keys = strcmp(u->scheme, "nbds") == 0   ? nbds_keys
+                              : strcmp(u->scheme, "vddk") == 0 ? vddk_keys
+                                                               : none;
+    for (size_t i = 0; i < u->nparams; i++) {
+        bool known = false;
+        for (size_t k = 0; keys[k] && !known; k++)
+            known = strcmp(keys[k], u->keys[i]) == 0;
+        if (!known)
+            return vb_error_set(VB_EINVAL, "unknown parameter '%s' in a %s:// URI%s", u->keys[i],
+                                u->scheme,
+                                strncmp(u->keys[i], "tls-", 4) == 0 && strcmp(u->scheme, "nbd") == 0
+                                    ? " (TLS settings need nbds://)"
+                                    : "");
+    }
+    return 0;
+}
+
 /* The modes a route offers, checked against its scheme. */
 static int s_route_modes(const vb_disk_route_t *r, const vb_disk_uri_t *u, unsigned *out)
 {
@@ -240,7 +265,9 @@ int vb_disk_open(vb_disk_conn_t *conn, const vb_disk_route_t *routes, size_t rou
         rc = vb_disk_uri_parse(routes[nuris].uri, &uris[nuris]);
         if (rc)
             goto out;
-        rc = s_route_modes(&routes[nuris], &uris[nuris], &offers[nuris]);
+        rc = s_check_params(&uris[nuris]);
+        if (rc == 0)
+            rc = s_route_modes(&routes[nuris], &uris[nuris], &offers[nuris]);
         if (rc) {
             nuris++;
             goto out;
@@ -396,6 +423,11 @@ int vb_disk_close(vb_disk_t **disk_p)
         return 0;
     vb_disk_t *d = *disk_p;
     int rc = 0;
+    if (!pthread_equal(pthread_self(), d->opener))
+        VB_LOG_WARN("disk",
+                    "close-from-other-thread mode=%s (VDDK wants open, "
+                    "QueryAllocatedBlocks and close on one thread)",
+                    d->mode);
     if (!d->read_only)
         rc = d->backend->flush(d->impl);
     d->backend->close(d->impl);

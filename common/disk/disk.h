@@ -20,7 +20,10 @@
  *   nbds://USER@HOST:PORT/EXPORT?tls-psk-file=FILE   (also nbds://USER@[::1]:PORT/...)
  *       TLS-PSK: FILE holds "username:hexkey" lines; USER picks the line. vbak connects the TCP
  *       socket itself (no SNI), so it works over IPv6; the key authenticates both ends.
- *       Allocated blocks come from the "base:allocation" meta context.
+ *       "&tls-username=USER" may replace "USER@"; without either libnbd uses the login name.
+ *   Every nbd/nbds connection asks for the "base:allocation" meta context (allocated blocks);
+ *   a server without it makes query_allocated_blocks report everything allocated. Unknown URI
+ *   parameters are refused (a typo must not silently drop TLS); TLS parameters need nbds://.
  *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
  *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
  *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
@@ -44,7 +47,9 @@
  * Threads (VDDK 7.0.3.1 release notes, multithreading caveat): vb_disk_open,
  * vb_disk_query_allocated_blocks and vb_disk_close run on one thread, the one that opened the disk.
  * vb_disk_query_allocated_blocks from any other thread fails with VB_EPOLICY. vb_disk_read and
- * vb_disk_write are safe from any number of worker threads at once.
+ * vb_disk_write are safe from any number of worker threads at once; on one nbd or vddk handle they
+ * are serialised (one connection), so a reader that wants parallel streams opens the disk once per
+ * stream, each on its own thread. Closing from another thread works but logs a warning.
  *
  * All functions return 0 or a negative VB_E* code with a message set (error.h). */
 #ifndef VB_DISK_H

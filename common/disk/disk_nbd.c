@@ -83,8 +83,8 @@ static int s_setup_tls(struct nbd_handle *h, const vb_disk_uri_t *uri, const cha
     if (psk) {
         if (access(psk, R_OK) != 0)
             return vb_error_set(VB_ENOTFOUND, "TLS-PSK file %s: %s", psk, strerror(errno));
-        if (nbd_set_tls_psk_file(h, psk) == -1 ||
-            (uri->user && nbd_set_tls_username(h, uri->user) == -1))
+        const char *user = uri->user ? uri->user : vb_disk_uri_get(uri, "tls-username");
+        if (nbd_set_tls_psk_file(h, psk) == -1 || (user && nbd_set_tls_username(h, user) == -1))
             return vb_error_set(VB_EINVAL, "TLS-PSK setup with %s: %s", psk, nbd_get_error());
         *own_socket = true;
         return 0;
@@ -119,9 +119,13 @@ static int s_connect_error(const vb_disk_uri_t *uri, const char *where, bool tls
         const char *psk = vb_disk_uri_get(uri, "tls-psk-file");
         const char *certs = vb_disk_uri_get(uri, "tls-certificates");
         if (psk)
-            return vb_error_set(VB_EAUTH,
-                                "TLS-PSK authentication with %s failed (PSK file %s, user %s): %s",
-                                where, psk, uri->user ? uri->user : "(login name)", msg);
+            return vb_error_set(
+                VB_EAUTH, "TLS-PSK authentication with %s failed (PSK file %s, user %s): %s", where,
+                psk,
+                uri->user                              ? uri->user
+                : vb_disk_uri_get(uri, "tls-username") ? vb_disk_uri_get(uri, "tls-username")
+                                                       : "(login name)",
+                msg);
         return vb_error_set(VB_EAUTH,
                             "TLS verification of %s failed (CA dir %s, expected host %s): %s",
                             where, certs ? certs : "(libnbd default)", uri->host, msg);

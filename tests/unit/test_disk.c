@@ -236,3 +236,21 @@ Test(disk_uri, refuses_malformed_uris_with_a_reason)
     cr_assert_eq(vb_disk_uri_parse("nbd://h/x%2", &u), VB_EINVAL);
     cr_assert_eq(vb_disk_uri_parse("nbd://h/x%00", &u), VB_EINVAL);
 }
+
+Test(disk_file, unknown_uri_parameters_are_refused)
+{
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(NULL, &conn), 0);
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open_uri(conn, "nbd://127.0.0.1:1/x?tls-certificates=/etc/pki", NULL, &d),
+                 VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "need nbds://"), "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_open_uri(conn, "nbds://127.0.0.1:1/x?tls-certificate=/etc/pki", NULL, &d),
+                 VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "'tls-certificate'"), "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_open_uri(conn, "vddk://h/?file=[a] b.vmdk&thumbprnt=AA", NULL, &d),
+                 VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "thumbprnt"), "%s", vb_error_msg());
+    cr_assert_null(d);
+    vb_disk_disconnect(&conn);
+}

@@ -163,7 +163,8 @@ Test(disk_nbd, psk_over_ipv6_and_ipv4)
     check_uri(uri, "nbdssl");
     nbdkit_stop(&s_srv);
     serve("127.0.0.1", arg);
-    snprintf(uri, sizeof uri, "nbds://vbak@127.0.0.1:%d/disk0?tls-psk-file=%s", s_srv.port, s_psk);
+    snprintf(uri, sizeof uri, "nbds://127.0.0.1:%d/disk0?tls-psk-file=%s&tls-username=vbak",
+             s_srv.port, s_psk);
     check_uri(uri, "nbdssl");
 }
 
