@@ -226,6 +226,7 @@ vb_catalog_t *vb_catalog_open(const char *path)
     const char *sql[ST_COUNT];
     memcpy(sql, s_sql, sizeof sql);
     vb_cat_jobs_sql(sql);
+    vb_cat_restore_sql(sql);
     for (int i = 0; i < ST_COUNT; i++) {
         if (!sql[i]) {
             vb_error_set(VB_EDB, "catalog %s: statement %d has no SQL", self->path, i);

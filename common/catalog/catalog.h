@@ -318,4 +318,137 @@ typedef struct {
  * every completion). A job without tasks gives zeros. */
 int vb_catalog_job_task_counts(vb_catalog_t *self, int64_t job_id, vb_task_counts_t *out) VB_WUR;
 
+/* ==== Restore points ====
+ *
+ * A backup creates a restore point `pending` (with its disks) before it reads anything, fills in
+ * each disk as its index is written, and commits it: one transaction makes it `complete`. Only
+ * complete restore points are visible to the queries below (get, list, latest, chain); a pending
+ * one is seen only by its job (vb_catalog_job_restore_points) and is deleted when its job finishes
+ * without success (vb_catalog_job_finish) or by vb_catalog_restore_point_discard.
+ *
+ * Chains: an incremental records its parent (the restore point its changed areas were computed
+ * from). A disk index is self-contained (it holds every chunk's digest, unchanged ones inherited
+ * when it was written), so deleting a parent never breaks a child: the child is re-linked to the
+ * deleted point's own parent, and the chain reads as the retained lineage. The one dependency that
+ * is enforced: a restore point that a running job is building on (the parent of a pending point)
+ * cannot be deleted, because that job's index still inherits from it. */
+
+typedef struct {
+    char *key;  /* disk key within the VM (e.g. "2000"); an FCD's id */
+    char *name; /* "Hard disk 1" */
+    char *datastore;
+    uint64_t capacity;      /* bytes */
+    char *change_id;        /* CBT change ID at the snapshot; NULL when tracking is off */
+    char *index_path;       /* the disk index in the repository; NULL until written */
+    uint64_t logical_bytes; /* bytes of data the disk holds (allocated) */
+    uint64_t new_bytes;     /* bytes this backup stored that the repository did not have */
+    uint64_t chunk_count;   /* chunks in the index */
+    char **transports;      /* transports the disk's tasks used */
+    size_t transport_count;
+} vb_rp_disk_t;
+
+typedef struct {
+    int64_t id;
+    char *vm; /* VM or FCD name */
+    bool is_fcd;
+    int64_t job_id;    /* the backup job that wrote it; 0 when unknown */
+    int64_t created;   /* Unix ms: the point in time (the snapshot) */
+    int64_t completed; /* Unix ms of the commit; 0 while pending */
+    vb_rp_kind_t kind;
+    vb_rp_state_t state;
+    int64_t parent_id; /* 0: none (a full, or an incremental whose parents were pruned) */
+    vb_verify_state_t verify_state;
+    int64_t verified_at; /* Unix ms; 0 never */
+    char *verify_error;  /* NULL unless verify failed */
+    vb_rp_disk_t *disks; /* filled by the calls that say so; else NULL/0 */
+    size_t disk_count;
+} vb_restore_point_t;
+
+void vb_rp_disk_clear(vb_rp_disk_t *disk);
+void vb_restore_point_clear(vb_restore_point_t *rp);
+void vb_restore_points_free(vb_restore_point_t **rps_p, size_t count);
+/* Frees an array of strings (vb_catalog_index_paths_live, removed paths) and NULLs *v_p. */
+void vb_catalog_strings_free(char ***v_p, size_t count);
+
+/* Creates a pending restore point with its disks, in one transaction. Reads vm, is_fcd, job_id
+ * (0: none; else a running job that has this VM, whose restore_point_id is set to the new id),
+ * created, kind, parent_id and the disks (key required and unique; all other disk fields may be
+ * filled now or later). An incremental needs a parent: a complete restore point of the same VM.
+ * VB_EINVAL (no disks, a disk key twice, incremental without parent or parent of another VM, a
+ * full with a parent, job not running), VB_ENOTFOUND (parent or job unknown), VB_EDB. */
+int vb_catalog_restore_point_create(vb_catalog_t *self, const vb_restore_point_t *rp,
+                                    int64_t *id_out) VB_WUR;
+
+/* Records one disk's result in a pending restore point (by disk->key): change_id and index_path
+ * when non-NULL, logical_bytes, new_bytes, chunk_count and transports. VB_ENOTFOUND (no such
+ * restore point or disk), VB_EINVAL (the restore point is complete). */
+int vb_catalog_restore_point_set_disk(vb_catalog_t *self, int64_t rp_id,
+                                      const vb_rp_disk_t *disk) VB_WUR;
+
+/* Makes a pending restore point complete, in one transaction: first applies `disks` (n may be 0)
+ * as vb_catalog_restore_point_set_disk does, then checks that every disk has an index, then sets
+ * state complete and completed = now. On any failure nothing changes (it stays pending and
+ * invisible). VB_ENOTFOUND, VB_EINVAL (already complete; a disk without an index: the message
+ * names it). */
+int vb_catalog_restore_point_commit(vb_catalog_t *self, int64_t rp_id, const vb_rp_disk_t *disks,
+                                    size_t n, int64_t now_ms) VB_WUR;
+
+/* Deletes a pending restore point and its disks (a backup that will not complete). VB_ENOTFOUND;
+ * VB_EINVAL when it is complete (use vb_catalog_restore_points_delete). */
+int vb_catalog_restore_point_discard(vb_catalog_t *self, int64_t rp_id) VB_WUR;
+
+/* A complete restore point with its disks. VB_ENOTFOUND when absent or not complete. Caller
+ * clears *out. */
+int vb_catalog_restore_point_get(vb_catalog_t *self, int64_t rp_id, vb_restore_point_t *out) VB_WUR;
+
+typedef struct {
+    const char *vm;    /* NULL: every VM */
+    int64_t after;     /* created >= after (Unix ms); 0: no bound */
+    int64_t before;    /* created <= before (Unix ms); 0: no bound */
+    size_t limit;      /* 0: no limit */
+    bool newest_first; /* default oldest first (by created, then id) */
+} vb_rp_filter_t;
+
+/* Complete restore points matching the filter, without disks (disks NULL). `filter` NULL: all of
+ * them, oldest first — the input of retention selection (vm + created of every complete point).
+ * Caller frees with vb_restore_points_free. */
+int vb_catalog_restore_points_list(vb_catalog_t *self, const vb_rp_filter_t *filter,
+                                   vb_restore_point_t **out, size_t *count) VB_WUR;
+
+/* The newest complete restore point of `vm` created at or before `before_ms` (0: no bound), with
+ * its disks (their change IDs are what an incremental backup starts from). VB_ENOTFOUND when the
+ * VM has none. Caller clears *out. */
+int vb_catalog_restore_point_latest(vb_catalog_t *self, const char *vm, int64_t before_ms,
+                                    vb_restore_point_t *out) VB_WUR;
+
+/* The parent chain of a complete restore point: itself first, then its parent, up to a full (or
+ * the oldest retained point), without disks. VB_ENOTFOUND. Caller frees. */
+int vb_catalog_restore_point_chain(vb_catalog_t *self, int64_t rp_id, vb_restore_point_t **out,
+                                   size_t *count) VB_WUR;
+
+/* Every restore point a job wrote, pending or complete, with disks (for the job engine when it
+ * resumes a job, and for job show). Caller frees. */
+int vb_catalog_job_restore_points(vb_catalog_t *self, int64_t job_id, vb_restore_point_t **out,
+                                  size_t *count) VB_WUR;
+
+/* Deletes complete restore points (prune), in one transaction: all or none. Children of a deleted
+ * point are re-linked to its parent (see the chain note above). Refused (nothing deleted):
+ * VB_ENOTFOUND (an id that does not exist), VB_EINVAL (a pending one), VB_EBUSY (a running job
+ * builds on it), VB_EPOLICY (it is the newest complete restore point of its VM and allow_newest is
+ * false — retention always keeps one). Each message names the restore point. removed_paths
+ * (may be NULL) receives the index paths of the deleted disks, for removal from the repository;
+ * free with vb_catalog_strings_free. */
+int vb_catalog_restore_points_delete(vb_catalog_t *self, const int64_t *ids, size_t n,
+                                     bool allow_newest, char ***removed_paths,
+                                     size_t *removed_count) VB_WUR;
+
+/* Records a verify result (ok or failed with error; none resets) on a complete restore point.
+ * VB_ENOTFOUND. */
+int vb_catalog_restore_point_set_verify(vb_catalog_t *self, int64_t rp_id, vb_verify_state_t state,
+                                        const char *error, int64_t now_ms) VB_WUR;
+
+/* Index paths GC must treat as live: those of complete restore points and of pending ones whose
+ * job is still running; sorted, without duplicates. Caller frees with vb_catalog_strings_free. */
+int vb_catalog_index_paths_live(vb_catalog_t *self, char ***out, size_t *count) VB_WUR;
+
 #endif

@@ -58,6 +58,29 @@ enum {
     ST_TASK_REQUEUE,
     ST_TASK_REQUEUE_AGENT,
     ST_TASK_COUNTS,
+    /* catalog_restore.c */
+    ST_RP_INSERT,
+    ST_RP_DISK_INSERT,
+    ST_RP_LINK_JOB_VM,
+    ST_RP_DISK_UPDATE,
+    ST_RP_DISKS_WITHOUT_INDEX,
+    ST_RP_COMMIT,
+    ST_RP_GET_ANY,
+    ST_RP_GET,
+    ST_RP_DISKS,
+    ST_RP_LIST_VM_ASC,
+    ST_RP_LIST_VM_DESC,
+    ST_RP_LIST_ALL_ASC,
+    ST_RP_LIST_ALL_DESC,
+    ST_RP_CHAIN,
+    ST_RP_OF_JOB,
+    ST_RP_DISCARD,
+    ST_RP_CHILD_PENDING,
+    ST_RP_REPARENT,
+    ST_RP_DELETE,
+    ST_RP_LATEST_OF_VM,
+    ST_RP_VERIFY,
+    ST_RP_LIVE_INDEXES,
     ST_COUNT
 };
 
@@ -69,6 +92,7 @@ struct vb_catalog {
 
 /* Fill sql[ST_*] for the statements each file owns. */
 void vb_cat_jobs_sql(const char **sql);
+void vb_cat_restore_sql(const char **sql);
 
 /* Sets VB_EDB with the SQLite message, naming the catalog file and `what` failed. */
 int vb_cat_db_error(vb_catalog_t *self, const char *what);
