@@ -1,4 +1,4 @@
-#include "catalog.h"
+#include "catalog_internal.h"
 
 #include <jansson.h>
 #include <sqlite3.h>
@@ -26,24 +26,107 @@ static const char *const s_migrations[] = {
     "  enrolled_at INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL"
     ");",
+    /* 2: jobs, their VMs (with the snapshot each job takes, recorded before it is taken so a
+     *    crash can clean it up), tasks, restore points and their disks. Times are Unix ms. */
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('backup','restore','verify','prune')),"
+    "  state TEXT NOT NULL DEFAULT 'running'"
+    "    CHECK (state IN ('running','succeeded','failed','cancelled')),"
+    "  full INTEGER NOT NULL DEFAULT 0,"
+    "  options TEXT,"
+    "  started INTEGER NOT NULL,"
+    "  finished INTEGER,"
+    "  error TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX jobs_running ON jobs(started) WHERE state = 'running';"
+    "CREATE INDEX jobs_state ON jobs(state, id);"
+    "CREATE TABLE job_vms ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  vm TEXT NOT NULL,"
+    "  is_fcd INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT 'running'"
+    "    CHECK (state IN ('running','succeeded','failed','cancelled')),"
+    "  mode TEXT CHECK (mode IN ('full','incremental')),"
+    "  mode_reason TEXT,"
+    "  restore_point_id INTEGER REFERENCES restore_points(id) ON DELETE SET NULL,"
+    "  snapshot_name TEXT,"
+    "  snapshot_id TEXT,"
+    "  snapshot_state TEXT NOT NULL DEFAULT 'none'"
+    "    CHECK (snapshot_state IN ('none','requested','created','removed')),"
+    "  access_prepared INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  UNIQUE (job_id, vm)"
+    ");"
+    "CREATE INDEX job_vms_outstanding ON job_vms(job_id)"
+    "  WHERE snapshot_state IN ('requested','created') OR access_prepared = 1;"
+    "CREATE INDEX job_vms_restore_point ON job_vms(restore_point_id);"
+    "CREATE TABLE tasks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  job_vm_id INTEGER NOT NULL REFERENCES job_vms(id) ON DELETE CASCADE,"
+    "  disk_key TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('map','backup','restore')),"
+    "  state TEXT NOT NULL DEFAULT 'queued'"
+    "    CHECK (state IN ('queued','running','done','failed','cancelled')),"
+    "  ext_offset INTEGER NOT NULL DEFAULT 0 CHECK (ext_offset >= 0),"
+    "  ext_length INTEGER NOT NULL DEFAULT 0 CHECK (ext_length >= 0),"
+    "  agent TEXT,"
+    "  transport TEXT,"
+    "  transport_reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  payload TEXT,"
+    "  bytes INTEGER NOT NULL DEFAULT 0,"
+    "  started INTEGER,"
+    "  finished INTEGER"
+    ");"
+    "CREATE INDEX tasks_job ON tasks(job_id, state);"
+    "CREATE INDEX tasks_job_vm ON tasks(job_vm_id);"
+    "CREATE INDEX tasks_running_agent ON tasks(agent) WHERE state = 'running';"
+    "CREATE TABLE restore_points ("
+    "  id INTEGER PRIMARY KEY,"
+    "  vm TEXT NOT NULL,"
+    "  is_fcd INTEGER NOT NULL DEFAULT 0,"
+    "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+    "  created INTEGER NOT NULL,"
+    "  completed INTEGER,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('full','incremental')),"
+    "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','complete')),"
+    "  parent_id INTEGER REFERENCES restore_points(id),"
+    "  verify_state TEXT NOT NULL DEFAULT 'unverified'"
+    "    CHECK (verify_state IN ('unverified','ok','failed')),"
+    "  verified_at INTEGER,"
+    "  verify_error TEXT,"
+    "  CHECK (kind = 'incremental' OR parent_id IS NULL)"
+    ");"
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created);"
+    "CREATE INDEX restore_points_created ON restore_points(state, created);"
+    "CREATE INDEX restore_points_parent ON restore_points(parent_id);"
+    "CREATE INDEX restore_points_job ON restore_points(job_id);"
+    "CREATE TABLE restore_point_disks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  restore_point_id INTEGER NOT NULL REFERENCES restore_points(id) ON DELETE CASCADE,"
+    "  disk_key TEXT NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  datastore TEXT NOT NULL DEFAULT '',"
+    "  capacity INTEGER NOT NULL DEFAULT 0,"
+    "  change_id TEXT,"
+    "  index_path TEXT,"
+    "  logical_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  new_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  chunk_count INTEGER NOT NULL DEFAULT 0,"
+    "  transports TEXT NOT NULL DEFAULT '[]',"
+    "  UNIQUE (restore_point_id, disk_key)"
+    ");",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
-enum {
-    ST_AGENT_INSERT,
-    ST_AGENT_UPDATE,
-    ST_AGENT_SET_STATE,
-    ST_AGENT_BY_KEY,
-    ST_AGENT_BY_NAME,
-    ST_AGENT_LIST,
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_COUNT
-};
-
 #define AGENT_COLUMNS                                                                              \
-    "name, public_key, host, datastore, luns, os, slots, transports, version, state, "            \
+    "name, public_key, host, datastore, luns, os, slots, transports, version, state, "             \
     "enrolled_at, last_seen"
 
 static const char *const s_sql[ST_COUNT] = {
@@ -59,15 +142,12 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT vb_op",
+    [ST_RELEASE] = "RELEASE vb_op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO vb_op",
 };
 
-struct vb_catalog {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *st[ST_COUNT];
-};
-
-static int s_db_error(vb_catalog_t *self, const char *what)
+int vb_cat_db_error(vb_catalog_t *self, const char *what)
 {
     return vb_error_set(VB_EDB, "catalog %s: %s: %s", self->path, what, sqlite3_errmsg(self->db));
 }
@@ -87,12 +167,12 @@ static int s_user_version(vb_catalog_t *self, int *out)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(self->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return s_db_error(self, "reading the schema version");
+        return vb_cat_db_error(self, "reading the schema version");
     int rc = 0;
     if (sqlite3_step(st) == SQLITE_ROW)
         *out = sqlite3_column_int(st, 0);
     else
-        rc = s_db_error(self, "reading the schema version");
+        rc = vb_cat_db_error(self, "reading the schema version");
     sqlite3_finalize(st);
     return rc;
 }
@@ -134,7 +214,7 @@ vb_catalog_t *vb_catalog_open(const char *path)
     }
     if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
-        s_db_error(self, "open");
+        vb_cat_db_error(self, "open");
         goto fail;
     }
     sqlite3_busy_timeout(self->db, 5000);
@@ -143,10 +223,18 @@ vb_catalog_t *vb_catalog_open(const char *path)
         goto fail;
     if (s_migrate(self))
         goto fail;
+    const char *sql[ST_COUNT];
+    memcpy(sql, s_sql, sizeof sql);
+    vb_cat_jobs_sql(sql);
+    vb_cat_restore_sql(sql);
     for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(self->db, s_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &self->st[i],
+        if (!sql[i]) {
+            vb_error_set(VB_EDB, "catalog %s: statement %d has no SQL", self->path, i);
+            goto fail;
+        }
+        if (sqlite3_prepare_v3(self->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &self->st[i],
                                NULL) != SQLITE_OK) {
-            s_db_error(self, "preparing statements");
+            vb_cat_db_error(self, "preparing statements");
             goto fail;
         }
     }
@@ -174,41 +262,105 @@ int vb_catalog_schema_version(void)
     return VB_SCHEMA_VERSION;
 }
 
-static int s_step_done(vb_catalog_t *self, sqlite3_stmt *st, const char *what)
+int vb_cat_step_done(vb_catalog_t *self, sqlite3_stmt *st, const char *what)
 {
     int step = sqlite3_step(st);
     int rc = 0;
     if (step != SQLITE_DONE) {
-        if ((step & 0xff) == SQLITE_CONSTRAINT)
-            rc = vb_error_set(VB_EEXISTS, "catalog %s: %s: %s", self->path, what,
-                              sqlite3_errmsg(self->db));
-        else
-            rc = s_db_error(self, what);
+        int ext = sqlite3_extended_errcode(self->db);
+        int code = VB_EDB;
+        if ((ext & 0xff) == SQLITE_CONSTRAINT) {
+            if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+                code = VB_ENOTFOUND;
+            else if (ext == SQLITE_CONSTRAINT_CHECK || ext == SQLITE_CONSTRAINT_NOTNULL)
+                code = VB_EINVAL;
+            else
+                code = VB_EEXISTS;
+        }
+        rc = vb_error_set(code, "catalog %s: %s: %s", self->path, what, sqlite3_errmsg(self->db));
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
 }
 
+void vb_cat_reset(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+int vb_cat_sp_begin(vb_catalog_t *self)
+{
+    return vb_cat_step_done(self, self->st[ST_SAVEPOINT], "starting a change");
+}
+
+int vb_cat_sp_end(vb_catalog_t *self, int rc)
+{
+    if (rc == 0) {
+        int released = vb_cat_step_done(self, self->st[ST_RELEASE], "committing a change");
+        if (released == 0)
+            return 0;
+        rc = released;
+    }
+    /* Keep the message of the failure that made us roll back. */
+    sqlite3_stmt *to = self->st[ST_ROLLBACK_TO], *rel = self->st[ST_RELEASE];
+    (void)sqlite3_step(to);
+    sqlite3_reset(to);
+    (void)sqlite3_step(rel);
+    sqlite3_reset(rel);
+    return rc;
+}
+
+char *vb_cat_col_str(sqlite3_stmt *st, int col, bool or_empty)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    if (!t)
+        return or_empty ? strdup("") : NULL;
+    return strdup((const char *)t);
+}
+
+void vb_cat_bind_str(sqlite3_stmt *st, int idx, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+int vb_cat_grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*arr, ncap * elem);
+    if (!grown)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    memset((char *)grown + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = grown;
+    *cap = ncap;
+    return 0;
+}
+
 int vb_catalog_begin(vb_catalog_t *self)
 {
-    return s_step_done(self, self->st[ST_BEGIN], "begin");
+    return vb_cat_step_done(self, self->st[ST_BEGIN], "begin");
 }
 
 int vb_catalog_commit(vb_catalog_t *self)
 {
-    return s_step_done(self, self->st[ST_COMMIT], "commit");
+    return vb_cat_step_done(self, self->st[ST_COMMIT], "commit");
 }
 
 void vb_catalog_rollback(vb_catalog_t *self)
 {
     if (!sqlite3_get_autocommit(self->db))
-        (void)s_step_done(self, self->st[ST_ROLLBACK], "rollback");
+        (void)vb_cat_step_done(self, self->st[ST_ROLLBACK], "rollback");
 }
 
 /* ---- agents ---- */
 
-static char *s_strv_to_json(char **v, size_t n)
+char *vb_cat_strv_to_json(char **v, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
@@ -218,7 +370,7 @@ static char *s_strv_to_json(char **v, size_t n)
     return text;
 }
 
-static int s_json_to_strv(const char *text, char ***out, size_t *count)
+int vb_cat_json_to_strv(const char *text, char ***out, size_t *count)
 {
     *out = NULL;
     *count = 0;
@@ -262,15 +414,15 @@ static void s_bind_agent(sqlite3_stmt *st, const vb_agent_record_t *rec, char *l
 static int s_write_agent(vb_catalog_t *self, int which, const vb_agent_record_t *rec,
                          int64_t now_ms, const char *what)
 {
-    char *luns = s_strv_to_json(rec->luns, rec->lun_count);
-    char *transports = s_strv_to_json(rec->transports, rec->transport_count);
+    char *luns = vb_cat_strv_to_json(rec->luns, rec->lun_count);
+    char *transports = vb_cat_strv_to_json(rec->transports, rec->transport_count);
     if (!luns || !transports) {
         free(luns);
         free(transports);
         return vb_error_set(VB_ENOMEM, "out of memory");
     }
     s_bind_agent(self->st[which], rec, luns, transports, now_ms);
-    int rc = s_step_done(self, self->st[which], what);
+    int rc = vb_cat_step_done(self, self->st[which], what);
     free(luns);
     free(transports);
     return rc;
@@ -292,8 +444,7 @@ int vb_catalog_agent_update_facts(vb_catalog_t *self, const vb_agent_record_t *r
         return vb_error_set(VB_EEXISTS, "agent name '%s' belongs to another enrolled agent",
                             rec->name);
     if (rc == 0 && sqlite3_changes(self->db) == 0)
-        return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...",
-                            rec->public_key);
+        return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...", rec->public_key);
     return rc;
 }
 
@@ -304,7 +455,7 @@ int vb_catalog_agent_set_state(vb_catalog_t *self, const char *public_key, const
     sqlite3_bind_text(st, 1, public_key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, last_seen_ms);
-    int rc = s_step_done(self, st, "updating an agent's state");
+    int rc = vb_cat_step_done(self, st, "updating an agent's state");
     if (rc == 0 && sqlite3_changes(self->db) == 0)
         return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...", public_key);
     return rc;
@@ -323,12 +474,13 @@ static int s_read_agent(sqlite3_stmt *st, vb_agent_record_t *out)
     out->public_key = s_col_dup(st, 1);
     out->host = s_col_dup(st, 2);
     out->datastore = s_col_dup(st, 3);
-    int rc = s_json_to_strv((const char *)sqlite3_column_text(st, 4), &out->luns, &out->lun_count);
+    int rc =
+        vb_cat_json_to_strv((const char *)sqlite3_column_text(st, 4), &out->luns, &out->lun_count);
     out->os = s_col_dup(st, 5);
     out->slots = (uint32_t)sqlite3_column_int64(st, 6);
     if (!rc)
-        rc = s_json_to_strv((const char *)sqlite3_column_text(st, 7), &out->transports,
-                            &out->transport_count);
+        rc = vb_cat_json_to_strv((const char *)sqlite3_column_text(st, 7), &out->transports,
+                                 &out->transport_count);
     out->version = s_col_dup(st, 8);
     out->state = s_col_dup(st, 9);
     out->enrolled_at = sqlite3_column_int64(st, 10);
@@ -352,7 +504,7 @@ static int s_agent_lookup(vb_catalog_t *self, int which, const char *value, vb_a
     else if (step == SQLITE_DONE)
         rc = vb_error_set(VB_ENOTFOUND, "no such agent");
     else
-        rc = s_db_error(self, "looking up an agent");
+        rc = vb_cat_db_error(self, "looking up an agent");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
@@ -389,7 +541,7 @@ int vb_catalog_agents_list(vb_catalog_t *self, vb_agent_record_t **out, size_t *
         n++;
     }
     if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
-        rc = s_db_error(self, "listing agents");
+        rc = vb_cat_db_error(self, "listing agents");
     sqlite3_reset(st);
     if (rc) {
         vb_agent_records_free(&recs, n);
@@ -400,7 +552,7 @@ int vb_catalog_agents_list(vb_catalog_t *self, vb_agent_record_t **out, size_t *
     return 0;
 }
 
-static void s_strv_free(char **v, size_t n)
+void vb_cat_strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
@@ -413,9 +565,9 @@ void vb_agent_record_clear(vb_agent_record_t *rec)
     free(rec->public_key);
     free(rec->host);
     free(rec->datastore);
-    s_strv_free(rec->luns, rec->lun_count);
+    vb_cat_strv_free(rec->luns, rec->lun_count);
     free(rec->os);
-    s_strv_free(rec->transports, rec->transport_count);
+    vb_cat_strv_free(rec->transports, rec->transport_count);
     free(rec->version);
     free(rec->state);
     memset(rec, 0, sizeof *rec);
