@@ -53,5 +53,14 @@ void vb_cli_print_json(json_t *value);
 int vb_cli_agents(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_status(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_lab(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_backup(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_restore(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_jobs(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_job(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_restore_points(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_restore_point(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_explain(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_verify(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_prune(vb_cli_t *cli, int argc, char **argv);
 
 #endif

@@ -27,6 +27,10 @@ typedef struct {
     char *provider;           /* lab | vsphere */
     char *repository;         /* repository directory (shared with the agents) */
     char *repository_key_file; /* key of an encrypted repository */
+    int64_t task_bytes;       /* disk bytes per extent task */
+    int64_t per_datastore_tasks;
+    int64_t per_host_tasks;
+    int64_t max_attempts;
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

@@ -22,7 +22,15 @@ struct vb_registry {
     char *token;
     zhashx_t *by_key; /* public key -> s_agent_t */
     vb_registry_counters_t counters;
+    vb_registry_listener_fn *listener;
+    void *listener_arg;
 };
+
+static void s_tell(vb_registry_t *self, const s_agent_t *a, bool online)
+{
+    if (self->listener)
+        self->listener(self->listener_arg, &a->rec, online);
+}
 
 static void s_agent_destroy(void **item)
 {
@@ -155,9 +163,12 @@ static int s_accept_known(vb_registry_t *self, s_agent_t *a, const Vbak__AgentFa
     if ((rc = s_reload(self, a, a->rec.public_key)) != 0)
         return rc;
     bool was_online = a->online;
+    if (was_online)
+        s_tell(self, a, false); /* registered again: it lost what it ran before */
     a->online = true;
     s_set_connection(a, routing_id, now_ms);
     self->counters.registered++;
+    s_tell(self, a, true);
     VB_LOG_INFO("registry", "registered agent=%s host=%s datastore=%s slots=%u%s", a->rec.name,
                 a->rec.host, a->rec.datastore, a->rec.slots, was_online ? "" : " state=online");
     return 0;
@@ -198,6 +209,7 @@ int vb_registry_enroll(vb_registry_t *self, const char *key, zframe_t *routing_i
     s_set_connection(a, routing_id, now_ms);
     zhashx_insert(self->by_key, key, a);
     self->counters.enrolled++;
+    s_tell(self, a, true);
     VB_LOG_INFO("registry", "enrolled agent=%s key=%.8s... host=%s datastore=%s slots=%u",
                 a->rec.name, key, a->rec.host, a->rec.datastore, a->rec.slots);
     return 0;
@@ -227,9 +239,13 @@ int vb_registry_heard(vb_registry_t *self, const char *key, zframe_t *routing_id
         self->counters.refused_unknown_key++;
         return vb_error_set(VB_ENOTFOUND, "traffic from a key that is not enrolled");
     }
+    bool had_route = a->routing_id != NULL;
     s_set_connection(a, routing_id, now_ms);
+    if (!had_route && a->online)
+        s_tell(self, a, true); /* known from the catalog, heard for the first time since start */
     if (!a->online) {
         a->online = true;
+        s_tell(self, a, true);
         if (vb_catalog_agent_set_state(self->catalog, key, "online", now_ms) != 0)
             VB_LOG_ERROR("registry", "catalog_write_failed agent=%s error=\"%s\"", a->rec.name,
                          vb_error_msg());
@@ -254,6 +270,7 @@ void vb_registry_purge(vb_registry_t *self, int64_t now_ms, int64_t timeout_ms)
             continue;
         a->online = false;
         zframe_destroy(&a->routing_id);
+        s_tell(self, a, false);
         VB_LOG_WARN("registry", "agent_lost agent=%s silent_ms=%lld", a->rec.name,
                     (long long)(now_ms - a->last_heard_ms));
         if (vb_catalog_agent_set_state(self->catalog, a->rec.public_key, "lost",
@@ -348,4 +365,26 @@ void vb_registry_census(vb_registry_t *self, size_t *online, size_t *lost)
 const vb_registry_counters_t *vb_registry_counters(vb_registry_t *self)
 {
     return &self->counters;
+}
+
+void vb_registry_set_listener(vb_registry_t *self, vb_registry_listener_fn *fn, void *arg)
+{
+    self->listener = fn;
+    self->listener_arg = arg;
+}
+
+zframe_t *vb_registry_route(vb_registry_t *self, const char *name)
+{
+    for (s_agent_t *a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key))
+        if (a->online && streq(a->rec.name, name))
+            return a->routing_id;
+    return NULL;
+}
+
+void vb_registry_foreach_record(vb_registry_t *self,
+                                void (*fn)(void *arg, const vb_agent_record_t *rec), void *arg)
+{
+    for (s_agent_t *a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key))
+        if (a->online)
+            fn(arg, &a->rec);
 }

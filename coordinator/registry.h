@@ -69,4 +69,16 @@ void vb_registry_census(vb_registry_t *self, size_t *online, size_t *lost);
 
 const vb_registry_counters_t *vb_registry_counters(vb_registry_t *self);
 
+/* Told when an agent becomes usable (online, or registered again: a restarted agent has lost
+ * whatever it was running) and when it is lost. `rec` is borrowed for the call. */
+typedef void(vb_registry_listener_fn)(void *arg, const vb_agent_record_t *rec, bool online);
+void vb_registry_set_listener(vb_registry_t *self, vb_registry_listener_fn *fn, void *arg);
+
+/* The routing id of an online agent's connection (borrowed), NULL when it has none. */
+zframe_t *vb_registry_route(vb_registry_t *self, const char *name);
+
+/* Calls fn for every online agent (records borrowed for the call). */
+void vb_registry_foreach_record(vb_registry_t *self,
+                                void (*fn)(void *arg, const vb_agent_record_t *rec), void *arg);
+
 #endif

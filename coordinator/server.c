@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "catalog/catalog.h"
 #include "coordinator.h"
+#include "jobs.h"
 #include "keys.h"
+#include "lab/lab.h"
 #include "log.h"
 #include "registry.h"
 #include "wire.h"
@@ -44,6 +47,14 @@ const vb_conf_key_t vb_coord_config_table[] = {
      "repository directory (every agent mounts it at the same path)"},
     {"repository_key_file", VB_CONF_STR, offsetof(vb_coord_settings_t, repository_key_file),
      NULL, 0, 0, false, "key file of an encrypted repository"},
+    {"task_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, task_bytes), "16777216", 65536,
+     INT64_C(1) << 40, false, "disk bytes per extent task (a large disk spreads over agents)"},
+    {"per_datastore_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_datastore_tasks), "0",
+     0, 100000, false, "running tasks per datastore (0: no limit)"},
+    {"per_host_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_host_tasks), "0", 0,
+     100000, false, "running tasks per ESXi host (0: no limit)"},
+    {"max_attempts", VB_CONF_INT, offsetof(vb_coord_settings_t, max_attempts), "4", 1, 100,
+     false, "failures after which a task fails its disk and its job"},
     VB_CONF_END};
 
 typedef struct {
@@ -65,6 +76,9 @@ typedef struct {
     zcert_t *cert;
     vb_catalog_t *catalog;
     vb_registry_t *registry;
+    vb_provider_t *provider;
+    vb_jobs_t *jobs;
+    vb_admin_t admin;
     zlistx_t *admin_keys;
     s_counters_t counters;
     int64_t started_ms;
@@ -83,7 +97,9 @@ static void s_self_destroy(self_t **self_p)
         return;
     if (self->registry && vb_registry_flush(self->registry) != 0)
         VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
+    vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
+    vb_provider_destroy(&self->provider);
     vb_catalog_destroy(&self->catalog);
     zloop_destroy(&self->loop);
     zsock_destroy(&self->agents);
@@ -248,6 +264,18 @@ static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
         vb_registry_set_load(self->registry, key, env->heartbeat->busy_slots,
                              env->heartbeat->free_slots);
         break;
+    case VBAK__ENVELOPE__BODY_TASK_RESULT:
+    case VBAK__ENVELOPE__BODY_TASK_PROGRESS: {
+        if (vb_registry_heard(self->registry, key, rid, now) != 0)
+            break;
+        vb_agent_record_t rec;
+        if (env->body_case == VBAK__ENVELOPE__BODY_TASK_RESULT &&
+            vb_catalog_agent_by_key(self->catalog, key, &rec) == 0) {
+            vb_jobs_on_result(self->jobs, rec.name, env->task_result);
+            vb_agent_record_clear(&rec);
+        }
+        break;
+    }
     default:
         if (vb_registry_heard(self->registry, key, rid, now) != 0)
             break;
@@ -352,9 +380,23 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
     else if (streq(cmd, "status"))
         s_reply(self, rid, 0, NULL, s_status_json(self));
     else {
-        char msg[256];
-        snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
-        s_reply(self, rid, VB_EINVAL, msg, NULL);
+        json_error_t jerr;
+        const char *text = env->admin_request->args_json;
+        json_t *args = json_loads(text && *text ? text : "{}", 0, &jerr);
+        json_t *result = NULL;
+        int rc = args && json_is_object(args) ? vb_admin_handle(&self->admin, cmd, args, &result)
+                                              : vb_error_set(VB_EINVAL, "arguments are not a "
+                                                                        "JSON object");
+        if (rc == 1) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
+            s_reply(self, rid, VB_EINVAL, msg, NULL);
+        } else {
+            s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
+            if (rc)
+                json_decref(result);
+        }
+        json_decref(args);
     }
 out:
     zframe_destroy(&rid);
@@ -377,6 +419,45 @@ static int s_on_pipe(zloop_t *loop, zsock_t *reader, void *arg)
 }
 
 /* ---- start-up ---- */
+
+static int s_send_to_agent(void *ctx, const char *agent, vb_envelope_t *env)
+{
+    self_t *self = ctx;
+    zframe_t *rid = vb_registry_route(self->registry, agent);
+    if (!rid)
+        return vb_error_set(VB_ENOTFOUND, "agent %s has no connection", agent);
+    return vb_wire_send(self->agents, rid, env);
+}
+
+static int s_make_jobs(self_t *self)
+{
+    const vb_coord_settings_t *s = self->settings;
+    if (s->provider && streq(s->provider, "lab") && s->site) {
+        if (!(self->provider = vb_lab_provider_new(s->site)))
+            return vb_error_prefix(vb_error_code() ? vb_error_code() : VB_EIO, "lab site %s",
+                                   s->site);
+    } else if (s->provider && !streq(s->provider, "lab") && !streq(s->provider, "vsphere")) {
+        return vb_error_set(VB_EINVAL, "provider '%s' is not lab or vsphere", s->provider);
+    }
+    vb_jobs_config_t cfg = {self->catalog,
+                            self->provider,
+                            s->repository,
+                            s->repository_key_file,
+                            (uint64_t)s->task_bytes,
+                            (uint32_t)s->per_datastore_tasks,
+                            (uint32_t)s->per_host_tasks,
+                            (uint32_t)s->max_attempts,
+                            s_send_to_agent,
+                            self};
+    if (!(self->jobs = vb_jobs_new(&cfg)))
+        return vb_error_code();
+    vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
+    self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
+                               s->repository_key_file};
+    if (vb_jobs_recover(self->jobs) != 0)
+        VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
+    return 0;
+}
 
 static int s_parse_admin_keys(self_t *self)
 {
@@ -438,6 +519,8 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     if (!(self->catalog = vb_catalog_open(settings->catalog)))
         goto fail;
     if (!(self->registry = vb_registry_new(self->catalog, token, s_now_ms())))
+        goto fail;
+    if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */
     self->zap = zsock_new_rep("inproc://zeromq.zap.01");

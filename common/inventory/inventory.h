@@ -115,6 +115,10 @@ typedef struct {
     int (*changed_areas)(vb_provider_t *self, const char *vm, const char *disk_key,
                          const char *snapshot_id, uint64_t start, const char *change_id,
                          vb_extent_list_t *out, char **new_change_id_out);
+    /* VixDiskLib_PrepareForAccess / EndAccess: while `who` reads the VM, Storage vMotion is
+     * blocked. NULL when the provider has no such call. */
+    int (*prepare_for_access)(vb_provider_t *self, const char *vm, const char *who);
+    int (*end_access)(vb_provider_t *self, const char *vm);
     void (*destroy)(vb_provider_t *self);
 } vb_provider_ops_t;
 

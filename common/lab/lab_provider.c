@@ -167,6 +167,16 @@ static int s_changed_areas(vb_provider_t *self, const char *vm, const char *disk
                                 change_id, out, new_change_id_out);
 }
 
+static int s_prepare_for_access(vb_provider_t *self, const char *vm, const char *who)
+{
+    return vb_lab_prepare_for_access(((s_lab_t *)self->impl)->dir, vm, who);
+}
+
+static int s_end_access(vb_provider_t *self, const char *vm)
+{
+    return vb_lab_end_access(((s_lab_t *)self->impl)->dir, vm);
+}
+
 static void s_destroy(vb_provider_t *self)
 {
     s_lab_t *lab = self->impl;
@@ -182,6 +192,8 @@ static const vb_provider_ops_t s_ops = {
     .snapshot_create = s_snapshot_create,
     .snapshot_remove = s_snapshot_remove,
     .changed_areas = s_changed_areas,
+    .prepare_for_access = s_prepare_for_access,
+    .end_access = s_end_access,
     .destroy = s_destroy,
 };
 

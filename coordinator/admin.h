@@ -1,0 +1,26 @@
+/* admin — the control socket's commands: what `vbak` asks the coordinator, answered as JSON.
+ * Runs on the coordinator actor's thread. */
+#ifndef VB_ADMIN_H
+#define VB_ADMIN_H
+
+#include <jansson.h>
+
+#include "catalog/catalog.h"
+#include "error.h"
+#include "jobs.h"
+#include "registry.h"
+
+typedef struct {
+    vb_catalog_t *catalog;
+    vb_registry_t *registry;
+    vb_jobs_t *jobs;
+    const char *repository;
+    const char *repository_key_file;
+} vb_admin_t;
+
+/* Runs `command` with `args` (a JSON object, borrowed). Returns 0 with *result set (caller owns),
+ * or a negative code with the message set. VB_ENOTFOUND for an unknown command is left to the
+ * caller (returns 1 when the command is not one of these). */
+int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
+
+#endif

@@ -1,0 +1,618 @@
+/* vbak backup, restore, jobs, job, restore-points, restore-point, explain, verify, prune */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "cli.h"
+#include "pipeline/pipeline.h"
+#include "policy/explain.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+#include "timefmt.h"
+
+typedef struct {
+    bool json, wait;
+} s_flags_t;
+
+static bool s_is(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0;
+}
+
+static int s_usage(const char *text, bool help)
+{
+    fputs(text, help ? stdout : stderr);
+    return help ? 0 : 2;
+}
+
+static const char *s_str(json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+static int s_parse_id(const char *text, const char *what, int64_t *out)
+{
+    if (vb_parse_i64(text, 1, INT64_MAX, what, out) != 0)
+        return vb_cli_fail("%s", vb_error_msg()) + 1;
+    return 0;
+}
+
+static int s_parse_time(const char *text, const char *what, int64_t *out)
+{
+    if (!text || vb_time_parse(text, out) != 0)
+        return vb_cli_fail("%s: %s", what, text ? vb_error_msg() : "needs a time (ISO 8601)") + 1;
+    return 0;
+}
+
+static void s_mib(char *buf, size_t size, double bytes)
+{
+    snprintf(buf, size, "%.1f MiB", bytes / 1048576.0);
+}
+
+/* Polls a job until it ends, with a live bar on a terminal and plain lines otherwise. */
+static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
+{
+    bool tty = isatty(STDERR_FILENO) && !quiet;
+    int64_t t0 = zclock_mono(), last_line = 0;
+    for (;;) {
+        json_t *job = NULL;
+        json_t *args = json_pack("{s:I}", "id", (json_int_t)id);
+        if (vb_cli_call(cli, "job.show", args, &job) != 0)
+            return vb_cli_fail("%s", vb_error_msg());
+        json_t *p = json_object_get(job, "progress");
+        double total = (double)json_integer_value(json_object_get(p, "bytes_total"));
+        double done = (double)json_integer_value(json_object_get(p, "bytes_done"));
+        long long running = json_integer_value(json_object_get(p, "running"));
+        double secs = (double)(zclock_mono() - t0) / 1000.0;
+        double rate = secs > 0 ? done / secs : 0;
+        double pct = total > 0 ? 100.0 * done / total : 0;
+        char d[32], t[32], eta[32] = "-";
+        s_mib(d, sizeof d, done);
+        s_mib(t, sizeof t, total);
+        if (rate > 0 && total > done)
+            snprintf(eta, sizeof eta, "%.0fs", (total - done) / rate);
+        bool ended = !s_is(s_str(job, "state"), "running");
+        if (!quiet && (tty || ended || zclock_mono() - last_line >= 1000)) {
+            int bar = (int)(pct / 5);
+            fprintf(stderr, "%sjob %lld [%.*s%.*s] %5.1f%% %s/%s %.1f MiB/s ETA %s tasks running %lld%s",
+                    tty ? "\r" : "", (long long)id, bar, "####################", 20 - bar,
+                    "....................", pct, d, t, rate / 1048576.0, eta, running,
+                    tty ? "  " : "\n");
+            last_line = zclock_mono();
+        }
+        if (ended) {
+            if (tty && !quiet)
+                fputc('\n', stderr);
+            *final = job;
+            return 0;
+        }
+        json_decref(job);
+        zclock_sleep(tty ? 200 : 300);
+    }
+}
+
+static int s_print_job_end(json_t *job, bool json)
+{
+    const char *state = s_str(job, "state");
+    if (json) {
+        vb_cli_print_json(job);
+    } else {
+        printf("job %lld %s", (long long)json_integer_value(json_object_get(job, "id")), state);
+        const char *err = s_str(job, "error");
+        if (*err)
+            printf(": %s", err);
+        printf("\n");
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(job, "vm_details"), i, v) {
+            printf("  %-16s %-10s", s_str(v, "vm"), s_str(v, "state"));
+            if (json_is_string(json_object_get(v, "mode")))
+                printf(" %s (%s)", s_str(v, "mode"), s_str(v, "mode_reason"));
+            if (json_is_integer(json_object_get(v, "restore_point")))
+                printf(" restore point %lld",
+                       (long long)json_integer_value(json_object_get(v, "restore_point")));
+            if (*s_str(v, "error"))
+                printf(" error: %s", s_str(v, "error"));
+            printf("\n");
+        }
+    }
+    return s_is(state, "succeeded") ? 0 : 1;
+}
+
+/* Starts a job with `command`, then prints its id, or waits for it. */
+static int s_run_job(vb_cli_t *cli, const char *command, json_t *args, s_flags_t f)
+{
+    json_t *res = NULL;
+    if (vb_cli_call(cli, command, args, &res) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    int64_t id = json_integer_value(json_object_get(res, "job"));
+    if (!f.wait) {
+        if (f.json)
+            vb_cli_print_json(res);
+        else
+            printf("job %lld started (vbak job show %lld)\n", (long long)id, (long long)id);
+        json_decref(res);
+        return 0;
+    }
+    json_decref(res);
+    json_t *job = NULL;
+    int rc = s_wait_job(cli, id, f.json, &job);
+    if (rc)
+        return rc;
+    rc = s_print_job_end(job, f.json);
+    json_decref(job);
+    return rc;
+}
+
+int vb_cli_backup(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak backup VM... | --all [--fcd NAME]... [--full] [--wait] [--json]\n"
+        "Back up VMs (and First Class Disks): incremental when the VM has a complete restore\n"
+        "point whose change IDs are still valid, full otherwise (the reason is shown).\n"
+        "  --all        every VM of the site\n"
+        "  --fcd NAME   a First Class Disk (repeatable)\n"
+        "  --full       a full backup even when an incremental is possible\n"
+        "  --wait       wait for the job, with progress; exit status 1 when it fails\n"
+        "  --json       {\"job\": ID}, or with --wait the finished job\n";
+    s_flags_t f = {0};
+    json_t *vms = json_array(), *fcds = json_array();
+    bool all = false, full = false;
+    for (int i = 1; i < argc; i++) {
+        if (s_is(argv[i], "--help") || s_is(argv[i], "-h")) {
+            json_decref(vms), json_decref(fcds);
+            return s_usage(usage, true);
+        } else if (s_is(argv[i], "--all"))
+            all = true;
+        else if (s_is(argv[i], "--full"))
+            full = true;
+        else if (s_is(argv[i], "--wait"))
+            f.wait = true;
+        else if (s_is(argv[i], "--json"))
+            f.json = true;
+        else if (s_is(argv[i], "--fcd") && i + 1 < argc)
+            json_array_append_new(fcds, json_string(argv[++i]));
+        else if (argv[i][0] == '-') {
+            json_decref(vms), json_decref(fcds);
+            return vb_cli_fail("backup: unknown option '%s' (see --help)", argv[i]) + 1;
+        } else
+            json_array_append_new(vms, json_string(argv[i]));
+    }
+    if (!all && json_array_size(vms) == 0 && json_array_size(fcds) == 0) {
+        json_decref(vms), json_decref(fcds);
+        return s_usage(usage, false);
+    }
+    json_t *args = json_pack("{s:o, s:o, s:b, s:b}", "vms", vms, "fcds", fcds, "all", all,
+                             "full", full);
+    return s_run_job(cli, "backup", args, f);
+}
+
+static char *s_absolute(const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return NULL;
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", cwd, path);
+    return out;
+}
+
+int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak restore RP (--to-dir DIR | --to-vm) [--delete-snapshots] [--wait] [--json]\n"
+        "Restore a restore point's disks, as extent tasks on the agents.\n"
+        "  --to-dir DIR        one sparse raw image per disk: DIR/<vm>-<disk key>.raw\n"
+        "  --to-vm             into the VM's own disks (refused while the VM has snapshots)\n"
+        "  --delete-snapshots  with --to-vm: delete the VM's snapshots first\n"
+        "  --wait, --json      as for backup\n";
+    s_flags_t f = {0};
+    int64_t rp = 0;
+    const char *dir = NULL;
+    bool to_vm = false, del = false;
+    for (int i = 1; i < argc; i++) {
+        if (s_is(argv[i], "--help") || s_is(argv[i], "-h"))
+            return s_usage(usage, true);
+        if (s_is(argv[i], "--to-dir") && i + 1 < argc)
+            dir = argv[++i];
+        else if (s_is(argv[i], "--to-vm"))
+            to_vm = true;
+        else if (s_is(argv[i], "--delete-snapshots"))
+            del = true;
+        else if (s_is(argv[i], "--wait"))
+            f.wait = true;
+        else if (s_is(argv[i], "--json"))
+            f.json = true;
+        else if (argv[i][0] != '-' && !rp) {
+            int rc = s_parse_id(argv[i], "restore point", &rp);
+            if (rc)
+                return rc;
+        } else
+            return vb_cli_fail("restore: unexpected argument '%s' (see --help)", argv[i]) + 1;
+    }
+    if (!rp || (!dir && !to_vm))
+        return s_usage(usage, false);
+    char *abs = dir ? s_absolute(dir) : NULL;
+    json_t *args = json_pack("{s:I, s:s?, s:b, s:b}", "rp", (json_int_t)rp, "to_dir", abs,
+                             "to_vm", to_vm, "delete_snapshots", del);
+    free(abs);
+    return s_run_job(cli, "restore", args, f);
+}
+
+int vb_cli_jobs(vb_cli_t *cli, int argc, char **argv)
+{
+    bool json = argc > 1 && s_is(argv[1], "--json");
+    if (argc > 1 && !json)
+        return s_usage("Usage: vbak jobs [--json]\nList jobs, newest first.\n",
+                       s_is(argv[1], "--help"));
+    json_t *jobs = NULL;
+    if (vb_cli_call(cli, "jobs", json_pack("{s:i}", "limit", 200), &jobs) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (json) {
+        vb_cli_print_json(jobs);
+        json_decref(jobs);
+        return 0;
+    }
+    static const char *const h[] = {"ID", "KIND", "STATE", "VMS", "STARTED", "FINISHED", "ERROR"};
+    vb_table_t *t = vb_table_new(7, h);
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j) {
+        char id[24], vms[256] = "";
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(j, "id")));
+        size_t k, used = 0;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "vms"), k, v) {
+            int w = snprintf(vms + used, sizeof vms - used, "%s%s", k ? "," : "", json_string_value(v));
+            if (w < 0 || (size_t)w >= sizeof vms - used)
+                break;
+            used += (size_t)w;
+        }
+        const char *row[] = {id, s_str(j, "kind"), s_str(j, "state"), vms, s_str(j, "started"),
+                             s_str(j, "finished"), s_str(j, "error")};
+        vb_table_add(t, row);
+    }
+    vb_table_print(t, stdout);
+    vb_table_destroy(&t);
+    json_decref(jobs);
+    return 0;
+}
+
+static void s_print_tasks(json_t *tasks)
+{
+    static const char *const h[] = {"TASK", "DISK", "KIND", "STATE", "AGENT", "TRANSPORT",
+                                    "TRIES", "WHY / ERROR"};
+    vb_table_t *t = vb_table_new(8, h);
+    size_t i;
+    json_t *x;
+    json_array_foreach(tasks, i, x) {
+        char id[24], tries[24], disk[128];
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(x, "id")));
+        snprintf(tries, sizeof tries, "%lld", (long long)json_integer_value(json_object_get(x, "attempts")));
+        snprintf(disk, sizeof disk, "%s/%s", s_str(x, "vm"), s_str(x, "disk"));
+        const char *why = *s_str(x, "error") ? s_str(x, "error") : s_str(x, "reason");
+        const char *row[] = {id, disk, s_str(x, "kind"), s_str(x, "state"), s_str(x, "agent"),
+                             s_str(x, "transport"), tries, why};
+        vb_table_add(t, row);
+    }
+    vb_table_print(t, stdout);
+    vb_table_destroy(&t);
+}
+
+int vb_cli_job(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] = "Usage: vbak job show ID [--json] | vbak job cancel ID\n"
+                                "Show a job (VMs, tasks, agents, transports and why, retries,\n"
+                                "errors) or cancel it.\n";
+    if (argc < 3)
+        return s_usage(usage, argc > 1 && s_is(argv[1], "--help"));
+    int64_t id;
+    int rc = s_parse_id(argv[2], "job", &id);
+    if (rc)
+        return rc;
+    bool json = argc > 3 && s_is(argv[3], "--json");
+    json_t *res = NULL;
+    if (s_is(argv[1], "cancel")) {
+        if (vb_cli_call(cli, "job.cancel", json_pack("{s:I}", "id", (json_int_t)id), &res) != 0)
+            return vb_cli_fail("%s", vb_error_msg());
+        printf("job %lld cancelled\n", (long long)id);
+        json_decref(res);
+        return 0;
+    }
+    if (!s_is(argv[1], "show"))
+        return s_usage(usage, false);
+    if (vb_cli_call(cli, "job.show", json_pack("{s:I, s:b}", "id", (json_int_t)id, "tasks", 1),
+                    &res) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (json) {
+        vb_cli_print_json(res);
+    } else {
+        (void)s_print_job_end(res, false);
+        printf("  started %s  finished %s\n", s_str(res, "started"), s_str(res, "finished"));
+        s_print_tasks(json_object_get(res, "tasks"));
+    }
+    json_decref(res);
+    return 0;
+}
+
+int vb_cli_restore_points(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak restore-points [VM] [--before TIME] [--after TIME] [--json]\n"
+        "List complete restore points, oldest first. TIME is ISO 8601, e.g. 2026-11-30T10:00:00Z.\n";
+    const char *vm = NULL;
+    int64_t before = 0, after = 0;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        int rc = 0;
+        if (s_is(argv[i], "--help"))
+            return s_usage(usage, true);
+        if (s_is(argv[i], "--json"))
+            json = true;
+        else if (s_is(argv[i], "--before"))
+            rc = s_parse_time(i + 1 < argc ? argv[++i] : NULL, "--before", &before);
+        else if (s_is(argv[i], "--after"))
+            rc = s_parse_time(i + 1 < argc ? argv[++i] : NULL, "--after", &after);
+        else if (argv[i][0] != '-' && !vm)
+            vm = argv[i];
+        else
+            return vb_cli_fail("restore-points: unexpected argument '%s'", argv[i]) + 1;
+        if (rc)
+            return rc;
+    }
+    json_t *res = NULL;
+    if (vb_cli_call(cli, "restore-points",
+                    json_pack("{s:s?, s:I, s:I}", "vm", vm, "before", (json_int_t)before, "after",
+                              (json_int_t)after),
+                    &res) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (json) {
+        vb_cli_print_json(res);
+        json_decref(res);
+        return 0;
+    }
+    static const char *const h[] = {"ID", "VM", "CREATED", "KIND", "PARENT", "VERIFY"};
+    vb_table_t *t = vb_table_new(6, h);
+    size_t i;
+    json_t *r;
+    json_array_foreach(res, i, r) {
+        char id[24], parent[24] = "-";
+        snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(r, "id")));
+        if (json_is_integer(json_object_get(r, "parent")))
+            snprintf(parent, sizeof parent, "%lld",
+                     (long long)json_integer_value(json_object_get(r, "parent")));
+        const char *row[] = {id, s_str(r, "vm"), s_str(r, "created"), s_str(r, "kind"), parent,
+                             s_str(r, "verify")};
+        vb_table_add(t, row);
+    }
+    vb_table_print(t, stdout);
+    vb_table_destroy(&t);
+    json_decref(res);
+    return 0;
+}
+
+int vb_cli_restore_point(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] = "Usage: vbak restore-point show RP [--json]\n"
+                                "Disks, sizes, change IDs, parent chain, transports, verify state.\n";
+    if (argc < 3 || !s_is(argv[1], "show"))
+        return s_usage(usage, argc > 1 && s_is(argv[1], "--help"));
+    int64_t id;
+    int rc = s_parse_id(argv[2], "restore point", &id);
+    if (rc)
+        return rc;
+    json_t *r = NULL;
+    if (vb_cli_call(cli, "restore-point.show", json_pack("{s:I}", "id", (json_int_t)id), &r) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (argc > 3 && s_is(argv[3], "--json")) {
+        vb_cli_print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    printf("restore point %lld of %s, %s, created %s, verify %s\n", (long long)id, s_str(r, "vm"),
+           s_str(r, "kind"), s_str(r, "created"), s_str(r, "verify"));
+    printf("chain:");
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(r, "chain"), i, c)
+        printf(" %s%lld (%s)", i ? "<- " : "", (long long)json_integer_value(json_object_get(c, "id")),
+               s_str(c, "kind"));
+    printf("\n");
+    json_array_foreach(json_object_get(r, "disks"), i, c) {
+        char cap[32], logical[32], newb[32], tr[64] = "";
+        s_mib(cap, sizeof cap, (double)json_integer_value(json_object_get(c, "capacity")));
+        s_mib(logical, sizeof logical, (double)json_integer_value(json_object_get(c, "logical_bytes")));
+        s_mib(newb, sizeof newb, (double)json_integer_value(json_object_get(c, "new_bytes")));
+        size_t k, used = 0;
+        json_t *m;
+        json_array_foreach(json_object_get(c, "transports"), k, m)
+            used += (size_t)snprintf(tr + used, used < sizeof tr ? sizeof tr - used : 0, "%s%s",
+                                     k ? "," : "", json_string_value(m));
+        printf("  disk %s \"%s\" on %s: %s, data %s, new %s, transports %s\n    change id %s\n",
+               s_str(c, "key"), s_str(c, "name"), s_str(c, "datastore"), cap, logical, newb, tr,
+               s_str(c, "change_id"));
+    }
+    json_decref(r);
+    return 0;
+}
+
+int vb_cli_explain(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak explain VM [--agent NAME] [--restore] [--json]\n"
+        "For each disk x agent: the transport mode chosen, and why every other mode was refused.\n";
+    const char *vm = NULL, *agent = NULL;
+    bool restore = false, json = false;
+    for (int i = 1; i < argc; i++) {
+        if (s_is(argv[i], "--help"))
+            return s_usage(usage, true);
+        if (s_is(argv[i], "--agent") && i + 1 < argc)
+            agent = argv[++i];
+        else if (s_is(argv[i], "--restore"))
+            restore = true;
+        else if (s_is(argv[i], "--json"))
+            json = true;
+        else if (argv[i][0] != '-' && !vm)
+            vm = argv[i];
+        else
+            return vb_cli_fail("explain: unexpected argument '%s'", argv[i]) + 1;
+    }
+    if (!vm)
+        return s_usage(usage, false);
+    json_t *rows = NULL;
+    if (vb_cli_call(cli, "explain",
+                    json_pack("{s:s, s:s?, s:b}", "vm", vm, "agent", agent, "restore", restore),
+                    &rows) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (json)
+        vb_cli_print_json(rows);
+    else
+        vb_explain_print(stdout, rows);
+    json_decref(rows);
+    return 0;
+}
+
+typedef struct {
+    const char *disk;
+    size_t bad;
+} s_verify_ctx_t;
+
+static void s_verify_report(void *ctx, uint64_t offset, const vb_digest_t *digest, int code,
+                            const char *message)
+{
+    s_verify_ctx_t *v = ctx;
+    char hex[VB_DIGEST_HEX_LEN + 1];
+    vb_digest_hex(digest, hex);
+    printf("  disk %s offset %llu: %s (chunk %.16s..., %s)\n", v->disk, (unsigned long long)offset,
+           message, hex, vb_strerror(code));
+    v->bad++;
+}
+
+int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak verify RP [--json]\n"
+        "Re-read and re-hash every chunk of a restore point; name every corrupt or missing chunk\n"
+        "by disk and offset. Exit status 1 when any is bad. The result is kept on the restore point.\n";
+    if (argc < 2 || s_is(argv[1], "--help"))
+        return s_usage(usage, argc > 1);
+    int64_t id;
+    int rc = s_parse_id(argv[1], "restore point", &id);
+    if (rc)
+        return rc;
+    bool json = argc > 2 && s_is(argv[2], "--json");
+    json_t *plan = NULL;
+    if (vb_cli_call(cli, "verify.plan", json_pack("{s:I}", "rp", (json_int_t)id), &plan) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    vb_repo_t *repo = vb_repo_open(s_str(plan, "repository"),
+                                   json_string_value(json_object_get(plan, "key_file")));
+    if (!repo) {
+        json_decref(plan);
+        return vb_cli_fail("%s", vb_error_msg());
+    }
+    size_t i, bad = 0;
+    json_t *d, *report = json_array();
+    char first_error[512] = "";
+    json_array_foreach(json_object_get(plan, "disks"), i, d) {
+        vb_index_t *index = NULL;
+        s_verify_ctx_t ctx = {s_str(d, "key"), 0};
+        vb_pipeline_stats_t stats = {0};
+        rc = vb_index_read(repo, s_str(d, "index"), &index);
+        if (!rc)
+            rc = vb_pipeline_verify(repo, NULL, index, s_verify_report, &ctx, &stats);
+        if (rc && !first_error[0])
+            snprintf(first_error, sizeof first_error, "disk %s: %s", ctx.disk, vb_error_msg());
+        if (rc && !ctx.bad)
+            ctx.bad = 1, printf("  disk %s: %s\n", ctx.disk, vb_error_msg());
+        bad += ctx.bad;
+        json_array_append_new(report, json_pack("{s:s, s:I, s:I}", "disk", ctx.disk, "chunks",
+                                                (json_int_t)stats.chunks, "bad", (json_int_t)ctx.bad));
+        vb_index_destroy(&index);
+    }
+    vb_repo_destroy(&repo);
+    json_t *res = NULL;
+    if (vb_cli_call(cli, "verify.record",
+                    json_pack("{s:I, s:b, s:s}", "rp", (json_int_t)id, "ok", bad == 0, "error",
+                              first_error),
+                    &res) != 0)
+        vb_cli_fail("recording the result: %s", vb_error_msg());
+    json_decref(res);
+    if (json)
+        vb_cli_print_json(json_pack("{s:I, s:b, s:I, s:o}", "rp", (json_int_t)id, "ok", bad == 0,
+                                    "bad_chunks", (json_int_t)bad, "disks", report));
+    else {
+        printf("restore point %lld of %s: %s\n", (long long)id, s_str(plan, "vm"),
+               bad ? "CORRUPT" : "all chunks verified");
+        json_decref(report);
+    }
+    json_decref(plan);
+    return bad ? 1 : 0;
+}
+
+int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
+{
+    static const char usage[] =
+        "Usage: vbak prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
+        "                  [--dry-run] [--json]\n"
+        "Remove restore points outside the policy (never the newest complete one of a VM), then\n"
+        "collect unreferenced chunks that are older than the oldest running job.\n";
+    const char *keys[] = {"--keep-last", "--keep-daily", "--keep-weekly", "--keep-monthly"};
+    const char *names[] = {"keep_last", "keep_daily", "keep_weekly", "keep_monthly"};
+    json_t *args = json_object();
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        bool matched = false;
+        for (int k = 0; k < 4; k++) {
+            if (s_is(argv[i], keys[k]) && i + 1 < argc) {
+                int64_t v;
+                if (vb_parse_i64(argv[++i], 0, 100000, keys[k], &v) != 0) {
+                    json_decref(args);
+                    return vb_cli_fail("%s", vb_error_msg()) + 1;
+                }
+                json_object_set_new(args, names[k], json_integer(v));
+                matched = true;
+            }
+        }
+        if (matched)
+            continue;
+        if (s_is(argv[i], "--dry-run"))
+            json_object_set_new(args, "dry_run", json_true());
+        else if (s_is(argv[i], "--json"))
+            json = true;
+        else {
+            json_decref(args);
+            return s_usage(usage, s_is(argv[i], "--help"));
+        }
+    }
+    json_t *res = NULL;
+    if (vb_cli_call(cli, "prune", args, &res) != 0)
+        return vb_cli_fail("%s", vb_error_msg());
+    if (json) {
+        vb_cli_print_json(res);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(res, "restore_points"), i, r)
+            printf("  %-6lld %-16s %s  %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+                   s_str(r, "vm"), s_str(r, "created"), s_str(r, "decision"));
+        json_t *gc = json_object_get(res, "gc");
+        printf("%s %lld restore point(s); garbage collection removed %lld chunk(s)\n",
+               json_is_true(json_object_get(res, "dry_run")) ? "would remove" : "removed",
+               (long long)json_integer_value(json_object_get(res, "removed")),
+               (long long)json_integer_value(json_object_get(gc, "swept")));
+    }
+    json_decref(res);
+    return 0;
+}

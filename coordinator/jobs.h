@@ -1,0 +1,72 @@
+/* jobs — the coordinator's job engine: backups and restores as extent tasks on agents.
+ *
+ * Backup of a VM (DESIGN.md "Jobs"): snapshot `vbak-<job>` recorded in the catalog before the
+ * call → PrepareForAccess → per disk the read set (full: a map task that an agent runs on the
+ * thread that opened the disk; incremental: QueryChangedDiskAreas since the parent's change ID)
+ * → chunk-aligned extent tasks → agents (scheduler.h) → each disk's index, inheriting unchanged
+ * chunks from the parent → EndAccess, snapshot removed → the restore point committed in one
+ * transaction. A VM that fails leaves no restore point and no snapshot.
+ *
+ * Restore of a restore point: per disk, windows of chunks with their digests as restore tasks
+ * to a new sparse file (`to_dir`) or into the VM's own disks (`to_vm`, with the restore rules of
+ * the transport policy; refused when the VM has snapshots unless they are deleted first).
+ *
+ * Everything runs on the coordinator actor's thread. Messages go out through the `send`
+ * callback. On start, vb_jobs_recover() stops jobs a previous coordinator left running and
+ * cleans up what they left on VMs. */
+#ifndef VB_JOBS_H
+#define VB_JOBS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "error.h"
+#include "inventory/inventory.h"
+#include "registry.h"
+#include "vbak.pb-c.h"
+
+typedef struct vb_jobs vb_jobs_t;
+
+/* Sends an envelope to the named agent; 0 or an error (agent gone). */
+typedef int (*vb_jobs_send_fn)(void *ctx, const char *agent, Vbak__Envelope *env);
+
+typedef struct {
+    vb_catalog_t *catalog;     /* borrowed */
+    vb_provider_t *provider;   /* borrowed; NULL: jobs are refused with a reason */
+    const char *repository;    /* repository path, shared with the agents */
+    const char *repository_key_file;
+    uint64_t task_bytes;       /* disk bytes per extent task */
+    uint32_t per_datastore;    /* concurrent tasks per datastore (0: no limit) */
+    uint32_t per_host;         /* concurrent tasks per ESXi host (0: no limit) */
+    uint32_t max_attempts;     /* failures before a task fails its disk */
+    vb_jobs_send_fn send;
+    void *send_ctx;
+} vb_jobs_config_t;
+
+vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config);
+void vb_jobs_destroy(vb_jobs_t **self_p);
+
+/* Stops jobs that were running when a coordinator stopped: snapshots removed, access ended,
+ * jobs failed with the reason; no restore point of theirs becomes visible. */
+int vb_jobs_recover(vb_jobs_t *self) VB_WUR;
+
+/* Registry listener (registry.h): agents coming and going. */
+void vb_jobs_agent_event(void *self, const vb_agent_record_t *rec, bool online);
+
+/* A TaskResult from agent `agent` (by name). Never trusts it: unknown tasks, replays and results
+ * from an agent that does not run the task are counted and dropped. */
+void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResult *result);
+
+/* Admin commands; *result is the JSON answer (caller owns), errors set the message. */
+int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
+int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
+int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result) VB_WUR;
+
+/* Explain for a VM: the transport decision table over the online agents. */
+int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
+
+/* Counters of results dropped (unknown task, replay, wrong agent). */
+uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);
+
+#endif
