@@ -29,6 +29,12 @@
  *   Encrypted disks are served only over TLS (nbd_uri and nbd_uri6 are absent), on their own
  *   port (LUKS_PORT) through nbdkit's luks filter: the client sees the plaintext.
  *
+ * Writes: NBD servers are writable (restores), snapshot exports too (do not write those). Writes
+ * by NBD clients or through file_uri are not recorded by change tracking; only the lab's own
+ * writes (mutate) are. An encrypted disk has a LUKS image (what NBD clients read and write) and a
+ * plaintext image (file_uri); whichever was written since the last sync wins, and the lab syncs
+ * them at mutate and snapshot create, so a snapshot always holds the latest bytes.
+ *
  * All functions return 0 or a negative VB_E* code with a message set (error.h). */
 #ifndef VB_LAB_H
 #define VB_LAB_H
