@@ -98,17 +98,20 @@ static int s_luks(vb_lab_site_t *site, json_t *disk, s_luks_op_t op)
         goto out;
     if (op == S_LUKS_CREATE) {
         /* A low PBKDF iteration time keeps opens quick: this protects test data, not secrets. */
-        const char *argv[] = {"qemu-img", "convert", "-q", "--object", secret, "-O", "luks", "-o",
-                              "key-secret=sec0,iter-time=10", plain, luks, NULL};
+        const char *argv[] = {"qemu-img", "convert", "-q",
+                              "--object", secret,    "-O",
+                              "luks",     "-o",      "key-secret=sec0,iter-time=10",
+                              plain,      luks,      NULL};
         rc = vb_lab_run(argv, log);
     } else if (op == S_LUKS_ENCRYPT) {
-        const char *argv[] = {"qemu-img", "convert", "-q", "-n", "--object", secret,
-                              "--target-image-opts", plain, image, NULL};
+        const char *argv[] = {
+            "qemu-img", "convert", "-q", "-n", "--object", secret, "--target-image-opts",
+            plain,      image,     NULL};
         rc = vb_lab_run(argv, log);
     } else {
         /* Zero detection in convert turns zero blocks back into holes. */
-        const char *argv[] = {"qemu-img", "convert", "-q", "--object", secret, "--image-opts",
-                              image, "-O", "raw", tmp, NULL};
+        const char *argv[] = {"qemu-img", "convert", "-q",  "--object", secret, "--image-opts",
+                              image,      "-O",      "raw", tmp,        NULL};
         rc = vb_lab_run(argv, log);
         if (!rc && rename(tmp, plain) < 0)
             rc = vb_error_set(VB_EIO, "cannot rename %s: %s", tmp, strerror(errno));
@@ -291,14 +294,16 @@ int vb_lab_op_mutate(vb_lab_site_t *site, json_t *obj, bool is_fcd, int percent,
         if (!out->disks)
             return vb_error_set(VB_ENOMEM, "out of memory");
     }
-    uint64_t site_seed = (uint64_t)json_integer_value(json_object_get(vb_lab_site_root(site), "seed"));
+    uint64_t site_seed =
+        (uint64_t)json_integer_value(json_object_get(vb_lab_site_root(site), "seed"));
     for (size_t i = 0; i < n && !rc; i++) {
         json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
         long long gen = json_integer_value(json_object_get(disk, "change_gen")) + 1;
         uint64_t s = vb_lab_hash_str(seed ? seed : vb_lab_hash_u64(site_seed, (uint64_t)gen),
                                      vb_lab_json_str(disk, "export"));
         vb_extent_list_t written = {0};
-        if ((rc = s_reconcile(site, disk)) || (rc = s_mutate_disk(site, disk, percent, s, &written)) ||
+        if ((rc = s_reconcile(site, disk)) ||
+            (rc = s_mutate_disk(site, disk, percent, s, &written)) ||
             (rc = s_log_append(site, disk, gen, &written))) {
             vb_extent_list_free(&written);
             break;
@@ -483,7 +488,8 @@ static bool s_host_mounts(json_t *ds, const char *host)
 {
     size_t i;
     json_t *h;
-    json_array_foreach(json_object_get(ds, "hosts"), i, h) {
+    json_array_foreach(json_object_get(ds, "hosts"), i, h)
+    {
         if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
             return true;
     }
@@ -504,8 +510,10 @@ static void s_rename_parent(vb_lab_site_t *site, const char *old, const char *ne
 {
     size_t i, j;
     json_t *vm, *d;
-    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm) {
-        json_array_foreach(json_object_get(vm, "disks"), j, d) {
+    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm)
+    {
+        json_array_foreach(json_object_get(vm, "disks"), j, d)
+        {
             const char *p = vb_lab_json_str(d, "parent");
             if (p && strcmp(p, old) == 0)
                 json_object_set_new(d, "parent", json_string(new_path));
@@ -609,7 +617,8 @@ int vb_lab_cbt_reset(const char *dir, const char *vm)
         return rc;
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd) && !rc; i++) {
         json_t *disk = vb_lab_object_disk(obj, fcd, i);
-        char *epoch = vb_lab_op_epoch(vb_lab_hash_str(0x5eed, vb_lab_json_str(disk, "change_epoch")));
+        char *epoch =
+            vb_lab_op_epoch(vb_lab_hash_str(0x5eed, vb_lab_json_str(disk, "change_epoch")));
         char *log = vb_lab_disk_cbt_log(site, disk);
         if (!epoch || !log) {
             rc = vb_error_set(VB_ENOMEM, "out of memory");
@@ -724,10 +733,11 @@ int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
     }
     if (snapshot_id && snapshot_id[0]) {
         json_t *snap = vb_lab_object_find_snapshot(obj, snapshot_id);
-        const char *cid = snap ? vb_lab_json_str(json_object_get(snap, "change_ids"), disk_key) : NULL;
+        const char *cid =
+            snap ? vb_lab_json_str(json_object_get(snap, "change_ids"), disk_key) : NULL;
         if (!cid) {
-            rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\" of disk %s", vm,
-                              snapshot_id, disk_key);
+            rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\" of disk %s", vm, snapshot_id,
+                              disk_key);
             goto out;
         }
         at_id = strdup(cid);

@@ -8,9 +8,9 @@
  *   DIR/disks-luks/      LUKSv1 images of encrypted disks, served through nbdkit's luks filter
  *   DIR/disks-clear/     plaintext of encrypted disks (the host's decrypted view; never served)
  *   DIR/cbt/EXPORT.log   per-disk change log: lines "GENERATION OFFSET LENGTH"
- *   DIR/tls/             ca-key.pem, client/ca-cert.pem, server/{ca-cert,server-cert,server-key}.pem,
- *                        psk.keys (GnuTLS "user:hexkey", 0600), luks.pass (0600)
- *   DIR/run/NAME.pid     nbdkit pid files while the site is up;  DIR/log/NAME.log their logs
+ *   DIR/tls/             ca-key.pem, client/ca-cert.pem,
+ * server/{ca-cert,server-cert,server-key}.pem, psk.keys (GnuTLS "user:hexkey", 0600), luks.pass
+ * (0600) DIR/run/NAME.pid     nbdkit pid files while the site is up;  DIR/log/NAME.log their logs
  *
  * Naming (see site.h for the JSON): every disk has an export name (the image's file name, no '/'
  * and no '@'). The disk as it was at snapshot SNAP-ID is the export "EXPORT@SNAP-ID" and the file
