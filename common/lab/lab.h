@@ -8,9 +8,13 @@
  *   DIR/disks-luks/      LUKSv1 images of encrypted disks, served through nbdkit's luks filter
  *   DIR/disks-clear/     plaintext of encrypted disks (the host's decrypted view; never served)
  *   DIR/cbt/EXPORT.log   per-disk change log: lines "GENERATION OFFSET LENGTH"
- *   DIR/tls/             ca-key.pem, client/ca-cert.pem,
- * server/{ca-cert,server-cert,server-key}.pem, psk.keys (GnuTLS "user:hexkey", 0600), luks.pass
- * (0600) DIR/run/NAME.pid     nbdkit pid files while the site is up;  DIR/log/NAME.log their logs
+ *   DIR/tls/client/      ca-cert.pem (the site CA, made with openssl at create; its key is
+ *                        deleted once the server certificate is signed)
+ *   DIR/tls/server/      ca-cert.pem, server-cert.pem, server-key.pem (0600)
+ *   DIR/tls/psk.keys     TLS-PSK keys, GnuTLS format "vbak:HEXKEY" (0600)
+ *   DIR/tls/luks.pass    the LUKS passphrase (0600)
+ *   DIR/run/NAME.pid     nbdkit pid files while the site is up
+ *   DIR/log/NAME.log     nbdkit logs (and openssl.log, qemu-img.log)
  *
  * Naming (see site.h for the JSON): every disk has an export name (the image's file name, no '/'
  * and no '@'). The disk as it was at snapshot SNAP-ID is the export "EXPORT@SNAP-ID" and the file
