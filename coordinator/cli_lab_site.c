@@ -14,7 +14,7 @@
 #define S_MUTATE_USAGE "usage: vbak lab mutate DIR VM [--percent P] [--seed S]\n"
 #define S_SVMOTION_USAGE "usage: vbak lab svmotion DIR VM DATASTORE [--force]\n"
 #define S_ACCESS_USAGE                                                                             \
-    "usage: vbak lab access prepare DIR VM WHO\n"                                                 \
+    "usage: vbak lab access prepare DIR VM WHO\n"                                                  \
     "       vbak lab access end DIR VM\n"
 #define S_SNAPSHOT_USAGE                                                                           \
     "usage: vbak lab snapshot create DIR VM NAME\n"                                                \
@@ -98,7 +98,8 @@ static void s_print_strv(json_t *arr)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         printf("%s%s", i ? ", " : "", json_is_string(v) ? json_string_value(v) : "?");
     }
 }
@@ -124,7 +125,8 @@ static void s_print_snapshots(json_t *obj, const char *indent)
 {
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(obj, "snapshots"), i, s) {
+    json_array_foreach(json_object_get(obj, "snapshots"), i, s)
+    {
         printf("%ssnapshot %s \"%s\"\n", indent, vb_lab_json_str(s, "id"),
                vb_lab_json_str(s, "name"));
     }
@@ -142,12 +144,15 @@ static void s_show_human(vb_lab_site_t *site, int running)
            (long long)json_integer_value(json_object_get(net, "tls_port")),
            (long long)json_integer_value(json_object_get(net, "luks_port")));
     printf("\nhosts:\n");
-    json_array_foreach(json_object_get(root, "hosts"), i, o) {
+    json_array_foreach(json_object_get(root, "hosts"), i, o)
+    {
         printf("  %-10s%s\n", vb_lab_json_str(o, "name"),
-               json_is_true(json_object_get(o, "require_encryption")) ? " requires encryption" : "");
+               json_is_true(json_object_get(o, "require_encryption")) ? " requires encryption"
+                                                                      : "");
     }
     printf("\ndatastores:\n");
-    json_array_foreach(json_object_get(root, "datastores"), i, o) {
+    json_array_foreach(json_object_get(root, "datastores"), i, o)
+    {
         printf("  %-14s %-5s hosts ", vb_lab_json_str(o, "name"), vb_lab_json_str(o, "type"));
         s_print_strv(json_object_get(o, "hosts"));
         if (vb_lab_json_str(o, "lun"))
@@ -155,7 +160,8 @@ static void s_show_human(vb_lab_site_t *site, int running)
         printf("\n");
     }
     printf("\nvms:\n");
-    json_array_foreach(json_object_get(root, "vms"), i, o) {
+    json_array_foreach(json_object_get(root, "vms"), i, o)
+    {
         printf("  %s (%s) on %s%s\n", vb_lab_json_str(o, "name"), vb_lab_json_str(o, "id"),
                vb_lab_json_str(o, "host"),
                json_is_true(json_object_get(o, "linked_clone")) ? ", linked clone" : "");
@@ -165,18 +171,21 @@ static void s_show_human(vb_lab_site_t *site, int running)
         s_print_snapshots(o, "    ");
         size_t j;
         json_t *d;
-        json_array_foreach(json_object_get(o, "disks"), j, d) {
+        json_array_foreach(json_object_get(o, "disks"), j, d)
+        {
             s_print_disk(d, "    ");
         }
     }
     printf("\nfcds:\n");
-    json_array_foreach(json_object_get(root, "fcds"), i, o) {
+    json_array_foreach(json_object_get(root, "fcds"), i, o)
+    {
         printf("  %s (%s)\n", vb_lab_json_str(o, "name"), vb_lab_json_str(o, "id"));
         s_print_snapshots(o, "    ");
         s_print_disk(o, "    ");
     }
     printf("\nproxies:\n");
-    json_array_foreach(json_object_get(root, "proxies"), i, o) {
+    json_array_foreach(json_object_get(root, "proxies"), i, o)
+    {
         printf("  %-9s %-7s host %s, datastore %s, luns: ", vb_lab_json_str(o, "name"),
                vb_lab_json_str(o, "role") ? vb_lab_json_str(o, "role") : "-",
                vb_lab_json_str(o, "host"), vb_lab_json_str(o, "datastore"));
@@ -366,7 +375,8 @@ static int s_snapshot_list(const char *dir, const char *vm)
     }
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(obj, "snapshots"), i, s) {
+    json_array_foreach(json_object_get(obj, "snapshots"), i, s)
+    {
         printf("%s\t%s\n", vb_lab_json_str(s, "id"), vb_lab_json_str(s, "name"));
     }
     vb_lab_site_destroy(&site);
@@ -414,8 +424,8 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } s_cmds[] = {
-    {"show", vb_cli_lab_show},         {"mutate", vb_cli_lab_mutate},
-    {"svmotion", vb_cli_lab_svmotion}, {"snapshot", vb_cli_lab_snapshot},
+    {"show", vb_cli_lab_show},           {"mutate", vb_cli_lab_mutate},
+    {"svmotion", vb_cli_lab_svmotion},   {"snapshot", vb_cli_lab_snapshot},
     {"cbt-reset", vb_cli_lab_cbt_reset}, {"access", vb_cli_lab_access},
 };
 

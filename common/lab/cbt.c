@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lab/lab.h"
@@ -64,7 +65,21 @@ static int s_qemu_escape(const char *in, char **out)
     return 0;
 }
 
-static int s_luks(vb_lab_site_t *site, json_t *disk, bool create)
+typedef enum { S_LUKS_CREATE, S_LUKS_ENCRYPT, S_LUKS_DECRYPT } s_luks_op_t;
+
+/* Gives both images the same modification time, so "newer" means "written since last sync". */
+static int s_same_mtime(const char *from, const char *to)
+{
+    struct stat st;
+    if (stat(from, &st) < 0)
+        return vb_error_set(VB_EIO, "cannot stat %s: %s", from, strerror(errno));
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    if (utimensat(AT_FDCWD, to, ts, 0) < 0)
+        return vb_error_set(VB_EIO, "cannot set the time of %s: %s", to, strerror(errno));
+    return 0;
+}
+
+static int s_luks(vb_lab_site_t *site, json_t *disk, s_luks_op_t op)
 {
     int rc = VB_ENOMEM;
     const char *dir = vb_lab_site_dir(site);
@@ -72,41 +87,90 @@ static int s_luks(vb_lab_site_t *site, json_t *disk, bool create)
     char *luks = vb_lab_disk_luks_image(site, disk, NULL);
     char *pass = vb_lab_strf("%s/tls/luks.pass", dir);
     char *log = vb_lab_strf("%s/log/qemu-img.log", dir);
-    char *pass_e = NULL, *luks_e = NULL, *secret = NULL, *target = NULL;
-    if (!plain || !luks || !pass || !log || s_qemu_escape(pass, &pass_e) ||
+    char *tmp = plain ? vb_lab_strf("%s.decrypt", plain) : NULL;
+    char *pass_e = NULL, *luks_e = NULL, *secret = NULL, *image = NULL;
+    if (!plain || !luks || !pass || !log || !tmp || s_qemu_escape(pass, &pass_e) ||
         s_qemu_escape(luks, &luks_e))
         goto out;
     secret = vb_lab_strf("secret,id=sec0,file=%s", pass_e);
-    target = vb_lab_strf("driver=luks,key-secret=sec0,file.filename=%s", luks_e);
-    if (!secret || !target)
+    image = vb_lab_strf("driver=luks,key-secret=sec0,file.filename=%s", luks_e);
+    if (!secret || !image)
         goto out;
-    if (create) {
+    if (op == S_LUKS_CREATE) {
         /* A low PBKDF iteration time keeps opens quick: this protects test data, not secrets. */
-        const char *argv[] = {"qemu-img", "convert", "-q", "--object", secret, "-O", "luks", "-o",
-                              "key-secret=sec0,iter-time=10", plain, luks, NULL};
+        const char *argv[] = {"qemu-img", "convert", "-q",
+                              "--object", secret,    "-O",
+                              "luks",     "-o",      "key-secret=sec0,iter-time=10",
+                              plain,      luks,      NULL};
+        rc = vb_lab_run(argv, log);
+    } else if (op == S_LUKS_ENCRYPT) {
+        const char *argv[] = {
+            "qemu-img", "convert", "-q", "-n", "--object", secret, "--target-image-opts",
+            plain,      image,     NULL};
         rc = vb_lab_run(argv, log);
     } else {
-        const char *argv[] = {"qemu-img", "convert", "-q", "-n", "--object", secret,
-                              "--target-image-opts", plain, target, NULL};
+        /* Zero detection in convert turns zero blocks back into holes. */
+        const char *argv[] = {"qemu-img", "convert", "-q",  "--object", secret, "--image-opts",
+                              image,      "-O",      "raw", tmp,        NULL};
         rc = vb_lab_run(argv, log);
+        if (!rc && rename(tmp, plain) < 0)
+            rc = vb_error_set(VB_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+        if (rc)
+            unlink(tmp);
     }
+    if (!rc)
+        rc = s_same_mtime(luks, plain);
     if (rc)
-        vb_error_prefix(rc, "encrypting disk %s", vb_lab_json_str(disk, "export"));
+        vb_error_prefix(rc, "%s disk %s", op == S_LUKS_DECRYPT ? "decrypting" : "encrypting",
+                        vb_lab_json_str(disk, "export"));
 out:
     free(plain);
     free(luks);
     free(pass);
     free(log);
+    free(tmp);
     free(pass_e);
     free(luks_e);
     free(secret);
-    free(target);
+    free(image);
     return rc;
 }
 
-int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) { return s_luks(site, disk, true); }
+int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk)
+{
+    return s_luks(site, disk, S_LUKS_CREATE);
+}
 
-int vb_lab_op_sync_luks(vb_lab_site_t *site, json_t *disk) { return s_luks(site, disk, false); }
+int vb_lab_op_sync_luks(vb_lab_site_t *site, json_t *disk)
+{
+    return s_luks(site, disk, S_LUKS_ENCRYPT);
+}
+
+/* An encrypted disk has two images: the LUKS one (written by NBD clients through the server)
+ * and the plaintext one (written by the lab and by file-mode clients). Whichever was written
+ * since the last sync wins. */
+static int s_reconcile(vb_lab_site_t *site, json_t *disk)
+{
+    if (!json_is_true(json_object_get(disk, "encrypted")))
+        return 0;
+    char *plain = vb_lab_disk_image(site, disk, NULL);
+    char *luks = vb_lab_disk_luks_image(site, disk, NULL);
+    struct stat sp, sl;
+    int rc = 0;
+    if (!plain || !luks)
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    else if (stat(plain, &sp) < 0 || stat(luks, &sl) < 0)
+        rc = vb_error_set(VB_EIO, "encrypted disk %s: missing image: %s",
+                          vb_lab_json_str(disk, "export"), strerror(errno));
+    else if (sl.st_mtim.tv_sec > sp.st_mtim.tv_sec ||
+             (sl.st_mtim.tv_sec == sp.st_mtim.tv_sec && sl.st_mtim.tv_nsec > sp.st_mtim.tv_nsec))
+        rc = s_luks(site, disk, S_LUKS_DECRYPT);
+    else if (sp.st_mtim.tv_sec != sl.st_mtim.tv_sec || sp.st_mtim.tv_nsec != sl.st_mtim.tv_nsec)
+        rc = s_luks(site, disk, S_LUKS_ENCRYPT);
+    free(plain);
+    free(luks);
+    return rc;
+}
 
 /* Is block [off, off+len) entirely inside the allocated extents? `idx` walks `alloc` forward. */
 static bool s_allocated(const vb_extent_list_t *alloc, size_t *idx, uint64_t off, uint64_t len)
@@ -230,14 +294,16 @@ int vb_lab_op_mutate(vb_lab_site_t *site, json_t *obj, bool is_fcd, int percent,
         if (!out->disks)
             return vb_error_set(VB_ENOMEM, "out of memory");
     }
-    uint64_t site_seed = (uint64_t)json_integer_value(json_object_get(vb_lab_site_root(site), "seed"));
+    uint64_t site_seed =
+        (uint64_t)json_integer_value(json_object_get(vb_lab_site_root(site), "seed"));
     for (size_t i = 0; i < n && !rc; i++) {
         json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
         long long gen = json_integer_value(json_object_get(disk, "change_gen")) + 1;
         uint64_t s = vb_lab_hash_str(seed ? seed : vb_lab_hash_u64(site_seed, (uint64_t)gen),
                                      vb_lab_json_str(disk, "export"));
         vb_extent_list_t written = {0};
-        if ((rc = s_mutate_disk(site, disk, percent, s, &written)) ||
+        if ((rc = s_reconcile(site, disk)) ||
+            (rc = s_mutate_disk(site, disk, percent, s, &written)) ||
             (rc = s_log_append(site, disk, gen, &written))) {
             vb_extent_list_free(&written);
             break;
@@ -280,7 +346,9 @@ int vb_lab_op_snapshot_create(vb_lab_site_t *site, json_t *obj, bool is_fcd, con
         char *src = vb_lab_disk_image(site, disk, NULL);
         char *dst = vb_lab_disk_image(site, disk, id);
         char *cid = vb_lab_disk_change_id(disk);
-        rc = (!src || !dst || !cid) ? VB_ENOMEM : vb_lab_copy_sparse(src, dst);
+        rc = (!src || !dst || !cid) ? VB_ENOMEM : s_reconcile(site, disk);
+        if (!rc)
+            rc = vb_lab_copy_sparse(src, dst);
         if (!rc)
             rc = json_object_set_new(ids, vb_lab_json_str(disk, "key"), json_string(cid))
                      ? vb_error_set(VB_ENOMEM, "out of memory")
@@ -420,7 +488,8 @@ static bool s_host_mounts(json_t *ds, const char *host)
 {
     size_t i;
     json_t *h;
-    json_array_foreach(json_object_get(ds, "hosts"), i, h) {
+    json_array_foreach(json_object_get(ds, "hosts"), i, h)
+    {
         if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
             return true;
     }
@@ -441,8 +510,10 @@ static void s_rename_parent(vb_lab_site_t *site, const char *old, const char *ne
 {
     size_t i, j;
     json_t *vm, *d;
-    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm) {
-        json_array_foreach(json_object_get(vm, "disks"), j, d) {
+    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm)
+    {
+        json_array_foreach(json_object_get(vm, "disks"), j, d)
+        {
             const char *p = vb_lab_json_str(d, "parent");
             if (p && strcmp(p, old) == 0)
                 json_object_set_new(d, "parent", json_string(new_path));
@@ -546,7 +617,8 @@ int vb_lab_cbt_reset(const char *dir, const char *vm)
         return rc;
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd) && !rc; i++) {
         json_t *disk = vb_lab_object_disk(obj, fcd, i);
-        char *epoch = vb_lab_op_epoch(vb_lab_hash_str(0x5eed, vb_lab_json_str(disk, "change_epoch")));
+        char *epoch =
+            vb_lab_op_epoch(vb_lab_hash_str(0x5eed, vb_lab_json_str(disk, "change_epoch")));
         char *log = vb_lab_disk_cbt_log(site, disk);
         if (!epoch || !log) {
             rc = vb_error_set(VB_ENOMEM, "out of memory");
@@ -661,10 +733,11 @@ int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
     }
     if (snapshot_id && snapshot_id[0]) {
         json_t *snap = vb_lab_object_find_snapshot(obj, snapshot_id);
-        const char *cid = snap ? vb_lab_json_str(json_object_get(snap, "change_ids"), disk_key) : NULL;
+        const char *cid =
+            snap ? vb_lab_json_str(json_object_get(snap, "change_ids"), disk_key) : NULL;
         if (!cid) {
-            rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\" of disk %s", vm,
-                              snapshot_id, disk_key);
+            rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\" of disk %s", vm, snapshot_id,
+                              disk_key);
             goto out;
         }
         at_id = strdup(cid);

@@ -44,9 +44,9 @@ static const struct {
     const char *datastore;
     int disks;
 } s_vm_roles[] = {
-    {"vm-vmfs", "esx-01", "san-vmfs-01", 2},    {"vm-nfs", "esx-02", "nfs-01", 1},
-    {"vm-vsan", "esx-03", "vsanDatastore", 3},  {"vm-vvol", "esx-01", "vvol-01", 1},
-    {"vm-vvol-clone", "esx-02", "vvol-01", 1},  {"vm-cloud", "esx-04", "cloud-nfs-01", 2},
+    {"vm-vmfs", "esx-01", "san-vmfs-01", 2},   {"vm-nfs", "esx-02", "nfs-01", 1},
+    {"vm-vsan", "esx-03", "vsanDatastore", 3}, {"vm-vvol", "esx-01", "vvol-01", 1},
+    {"vm-vvol-clone", "esx-02", "vvol-01", 1}, {"vm-cloud", "esx-04", "cloud-nfs-01", 2},
 };
 enum { S_ROLE_NFS = 1, S_ROLE_VSAN = 2, S_ROLE_VVOL = 3, S_ROLE_CLONE = 4 };
 
@@ -82,7 +82,8 @@ static int s_pick_port(int taken[3], int n, int *out)
         int port = ntohs(a.sin_port);
         /* The same port must be free on [::1] too: both families share the number. */
         int fd6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+                                  .sin6_port = htons((uint16_t)port),
                                   .sin6_addr = IN6ADDR_LOOPBACK_INIT};
         int one = 1;
         bool ok = fd6 >= 0 && setsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0 &&
@@ -153,9 +154,8 @@ static json_t *s_disk(uint64_t seed, const char *key, const char *name, const ch
     json_t *d = NULL;
     if (path && exp && epoch)
         d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:n, s:s, s:s, s:i}", "key", key, "name",
-                      name, "datastore", ds, "path", path, "capacity", (json_int_t)cap,
-                      "encrypted", enc, "parent", "export", exp, "change_epoch", epoch,
-                      "change_gen", 1);
+                      name, "datastore", ds, "path", path, "capacity", (json_int_t)cap, "encrypted",
+                      enc, "parent", "export", exp, "change_epoch", epoch, "change_gen", 1);
     free(path);
     free(exp);
     free(epoch);
@@ -229,9 +229,9 @@ static json_t *s_build(const vb_lab_options_t *o, const int ports[3])
         "{s:i, s:I, s:i, s:i, s:b, s:{s:s, s:s, s:i, s:i, s:i, s:s}, s:[], s:[], s:[], s:[], "
         "s:[]}",
         "version", 1, "seed", (json_int_t)o->seed, "block_size", (int)VB_LAB_BLOCK_SIZE,
-        "next_snapshot", 1, "require_encryption", 0, "network", "ipv4", "127.0.0.1", "ipv6", "::1", "nbd_port", ports[0],
-        "tls_port", ports[1], "luks_port", ports[2], "psk_user", "vbak", "hosts", "datastores",
-        "vms", "fcds", "proxies");
+        "next_snapshot", 1, "require_encryption", 0, "network", "ipv4", "127.0.0.1", "ipv6", "::1",
+        "nbd_port", ports[0], "tls_port", ports[1], "luks_port", ports[2], "psk_user", "vbak",
+        "hosts", "datastores", "vms", "fcds", "proxies");
     if (!root)
         return NULL;
     static const char *hosts[] = {"esx-01", "esx-02", "esx-03", "esx-04", "esx-05"};
@@ -304,19 +304,36 @@ static int s_make_tls(const char *dir)
     char *ext = vb_lab_strf("%s/tls/server.ext", dir);
     char *log = vb_lab_strf("%s/log/openssl.log", dir);
     char *cl = vb_lab_strf("%s/tls/client", dir), *sv = vb_lab_strf("%s/tls/server", dir);
-    if (!t || !cakey || !cacert || !scacert || !skey || !scert || !csr || !ext || !log || !cl || !sv)
+    if (!t || !cakey || !cacert || !scacert || !skey || !scert || !csr || !ext || !log || !cl ||
+        !sv)
         goto out;
     if ((rc = vb_lab_mkdir(t, 0700)) || (rc = vb_lab_mkdir(cl, 0755)) ||
         (rc = vb_lab_mkdir(sv, 0700)))
         goto out;
-    const char *ca[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", cakey, "-out", cacert,
-                        "-days", "3650", "-subj", "/CN=vbak lab CA", NULL};
-    const char *req[] = {"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", skey, "-out", csr,
-                         "-subj", "/CN=localhost", NULL};
-    const char *sign[] = {"openssl", "x509", "-req", "-in", csr, "-CA", cacert, "-CAkey", cakey,
-                          "-set_serial", "2", "-days", "3650", "-extfile", ext, "-out", scert, NULL};
+    const char *ca[] = {"openssl",
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-keyout",
+                        cakey,
+                        "-out",
+                        cacert,
+                        "-days",
+                        "3650",
+                        "-subj",
+                        "/CN=vbak lab CA",
+                        NULL};
+    const char *req[] = {
+        "openssl", "req",     "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes",  "-keyout", skey,   "-out",    csr,  "-subj",    "/CN=localhost",
+        NULL};
+    const char *sign[] = {"openssl", "x509",     "-req", "-in",         csr,   "-CA",
+                          cacert,    "-CAkey",   cakey,  "-set_serial", "2",   "-days",
+                          "3650",    "-extfile", ext,    "-out",        scert, NULL};
     if ((rc = vb_lab_write_file(ext,
                                 "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
                                 "extendedKeyUsage = serverAuth\n"
@@ -354,7 +371,8 @@ static int s_make_images(vb_lab_site_t *site, uint64_t seed)
     size_t i;
     json_t *vm;
     int rc = 0;
-    json_array_foreach(json_object_get(root, "vms"), i, vm) {
+    json_array_foreach(json_object_get(root, "vms"), i, vm)
+    {
         json_t *disks = json_object_get(vm, "disks");
         for (size_t j = 0; j < json_array_size(disks) && !rc; j++) {
             json_t *d = json_array_get(disks, j);
@@ -368,7 +386,8 @@ static int s_make_images(vb_lab_site_t *site, uint64_t seed)
                 rc = src ? vb_lab_copy_sparse(src, path) : VB_ENOMEM;
                 free(src);
             } else {
-                rc = s_generate_image(path, cap, vb_lab_hash_str(seed, vb_lab_json_str(d, "export")));
+                rc = s_generate_image(path, cap,
+                                      vb_lab_hash_str(seed, vb_lab_json_str(d, "export")));
             }
             free(path);
         }
@@ -381,11 +400,13 @@ static int s_make_images(vb_lab_site_t *site, uint64_t seed)
             (rc = vb_lab_op_mutate(site, vm, false, 3, vb_lab_hash_u64(seed, 77), NULL)))
             return rc;
     }
-    json_array_foreach(json_object_get(root, "fcds"), i, vm) {
+    json_array_foreach(json_object_get(root, "fcds"), i, vm)
+    {
         char *path = vb_lab_disk_image(site, vm, NULL);
         uint64_t cap = (uint64_t)json_integer_value(json_object_get(vm, "capacity"));
-        rc = path ? s_generate_image(path, cap, vb_lab_hash_str(seed, vb_lab_json_str(vm, "export")))
-                  : VB_ENOMEM;
+        rc = path
+                 ? s_generate_image(path, cap, vb_lab_hash_str(seed, vb_lab_json_str(vm, "export")))
+                 : VB_ENOMEM;
         free(path);
         if (!rc && json_is_true(json_object_get(vm, "encrypted")))
             rc = vb_lab_op_create_luks(site, vm);
@@ -400,7 +421,8 @@ static int s_pre_existing_snapshots(vb_lab_site_t *site)
 {
     size_t i;
     json_t *vm;
-    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm) {
+    json_array_foreach(json_object_get(vb_lab_site_root(site), "vms"), i, vm)
+    {
         if (strncmp(vb_lab_json_str(vm, "name"), "vm-nfs-", 7) != 0)
             continue;
         int rc = vb_lab_op_snapshot_create(site, vm, false, "before-upgrade", NULL);

@@ -8,9 +8,13 @@
  *   DIR/disks-luks/      LUKSv1 images of encrypted disks, served through nbdkit's luks filter
  *   DIR/disks-clear/     plaintext of encrypted disks (the host's decrypted view; never served)
  *   DIR/cbt/EXPORT.log   per-disk change log: lines "GENERATION OFFSET LENGTH"
- *   DIR/tls/             ca-key.pem, client/ca-cert.pem, server/{ca-cert,server-cert,server-key}.pem,
- *                        psk.keys (GnuTLS "user:hexkey", 0600), luks.pass (0600)
- *   DIR/run/NAME.pid     nbdkit pid files while the site is up;  DIR/log/NAME.log their logs
+ *   DIR/tls/client/      ca-cert.pem (the site CA, made with openssl at create; its key is
+ *                        deleted once the server certificate is signed)
+ *   DIR/tls/server/      ca-cert.pem, server-cert.pem, server-key.pem (0600)
+ *   DIR/tls/psk.keys     TLS-PSK keys, GnuTLS format "vbak:HEXKEY" (0600)
+ *   DIR/tls/luks.pass    the LUKS passphrase (0600)
+ *   DIR/run/NAME.pid     nbdkit pid files while the site is up
+ *   DIR/log/NAME.log     nbdkit logs (and openssl.log, qemu-img.log)
  *
  * Naming (see site.h for the JSON): every disk has an export name (the image's file name, no '/'
  * and no '@'). The disk as it was at snapshot SNAP-ID is the export "EXPORT@SNAP-ID" and the file
@@ -28,6 +32,12 @@
  *              nbd_connect_socket; a wrong key is refused by the handshake)
  *   Encrypted disks are served only over TLS (nbd_uri and nbd_uri6 are absent), on their own
  *   port (LUKS_PORT) through nbdkit's luks filter: the client sees the plaintext.
+ *
+ * Writes: NBD servers are writable (restores), snapshot exports too (do not write those). Writes
+ * by NBD clients or through file_uri are not recorded by change tracking; only the lab's own
+ * writes (mutate) are. An encrypted disk has a LUKS image (what NBD clients read and write) and a
+ * plaintext image (file_uri); whichever was written since the last sync wins, and the lab syncs
+ * them at mutate and snapshot create, so a snapshot always holds the latest bytes.
  *
  * All functions return 0 or a negative VB_E* code with a message set (error.h). */
 #ifndef VB_LAB_H

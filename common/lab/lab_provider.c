@@ -100,12 +100,14 @@ static int s_build(vb_lab_site_t *site, vb_inventory_t *inv)
         return vb_error_set(VB_ENOMEM, "out of memory");
     size_t i;
     json_t *o;
-    json_array_foreach(hosts, i, o) {
+    json_array_foreach(hosts, i, o)
+    {
         vb_inv_host_t *h = &inv->hosts[inv->host_count++];
         h->name = s_dup(o, "name", &rc);
         h->require_encryption = json_is_true(json_object_get(o, "require_encryption"));
     }
-    json_array_foreach(dss, i, o) {
+    json_array_foreach(dss, i, o)
+    {
         vb_inv_datastore_t *d = &inv->datastores[inv->datastore_count++];
         d->name = s_dup(o, "name", &rc);
         d->type = s_dup(o, "type", &rc);
@@ -113,13 +115,16 @@ static int s_build(vb_lab_site_t *site, vb_inventory_t *inv)
         d->lun = s_dup(o, "lun", &rc);
         d->hosts = s_strv(json_object_get(o, "hosts"), &d->host_count, &rc);
     }
-    json_array_foreach(vms, i, o) {
+    json_array_foreach(vms, i, o)
+    {
         s_object(site, o, false, &inv->vms[inv->vm_count++], &rc);
     }
-    json_array_foreach(fcds, i, o) {
+    json_array_foreach(fcds, i, o)
+    {
         s_object(site, o, true, &inv->vms[inv->vm_count++], &rc);
     }
-    json_array_foreach(proxies, i, o) {
+    json_array_foreach(proxies, i, o)
+    {
         vb_inv_proxy_t *p = &inv->proxies[inv->proxy_count++];
         p->name = s_dup(o, "name", &rc);
         p->host = s_dup(o, "host", &rc);

@@ -111,10 +111,9 @@ int vb_lab_run(const char *const argv[], const char *log_path)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char last[512];
         vb_lab_last_line(log_path, last, sizeof last);
-        rc = vb_error_set(VB_EIO, "%s failed (%s %d)%s%s", argv[0],
-                          WIFEXITED(status) ? "exit status" : "signal",
-                          WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                          last[0] ? ": " : "", last);
+        rc = vb_error_set(
+            VB_EIO, "%s failed (%s %d)%s%s", argv[0], WIFEXITED(status) ? "exit status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), last[0] ? ": " : "", last);
     }
 out:
     posix_spawn_file_actions_destroy(&fa);

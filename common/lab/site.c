@@ -12,7 +12,7 @@
 #include "lab/lab_util.h"
 
 struct vb_lab_site {
-    char *dir;  /* absolute */
+    char *dir; /* absolute */
     int lock_fd;
     json_t *root;
 };
@@ -53,10 +53,9 @@ static int s_need(json_t *obj, const char *key, json_type type, const char *wher
 {
     json_t *v = json_object_get(obj, key);
     if (!v || json_typeof(v) != type) {
-        static const char *names[] = {"an object", "an array", "a string", "an integer",
+        static const char *names[] = {"an object", "an array",   "a string",   "an integer",
                                       "a number",  "true/false", "true/false", "null"};
-        return vb_error_set(VB_EINVAL, "site.json: %s: \"%s\" must be %s", where, key,
-                            names[type]);
+        return vb_error_set(VB_EINVAL, "site.json: %s: \"%s\" must be %s", where, key, names[type]);
     }
     return 0;
 }
@@ -105,7 +104,8 @@ static int s_check_snapshots(json_t *obj, const char *where)
     int rc = s_need(obj, "snapshots", JSON_ARRAY, where);
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(obj, "snapshots"), i, s) {
+    json_array_foreach(json_object_get(obj, "snapshots"), i, s)
+    {
         if (rc)
             break;
         char w[256];
@@ -122,7 +122,8 @@ static int s_check_list(json_t *root, const char *list, int (*check)(json_t *, c
     int rc = s_need(root, list, JSON_ARRAY, "site");
     size_t i;
     json_t *o;
-    json_array_foreach(json_object_get(root, list), i, o) {
+    json_array_foreach(json_object_get(root, list), i, o)
+    {
         if (rc)
             break;
         char w[128];
@@ -164,7 +165,8 @@ static int s_check_vm(json_t *vm, const char *w)
         return rc;
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(vm, "disks"), i, d) {
+    json_array_foreach(json_object_get(vm, "disks"), i, d)
+    {
         char dw[160];
         snprintf(dw, sizeof dw, "%s.disks[%zu]", w, i);
         if ((rc = s_check_disk(d, dw)))
@@ -296,14 +298,16 @@ static int s_refresh_disk(vb_lab_site_t *site, json_t *disk)
         json_object_set_new(disk, "nbd_uri", json_null());
         json_object_set_new(disk, "nbd_uri6", json_null());
     } else if ((rc = s_set_str(disk, "nbd_uri", vb_lab_strf("nbd://%s:%lld/%s", v4, nbd, exp))) ||
-               (rc = s_set_str(disk, "nbd_uri6",
-                               vb_lab_strf("nbd://[%s]:%lld/%s", v6, nbd, exp)))) {
+               (rc =
+                    s_set_str(disk, "nbd_uri6", vb_lab_strf("nbd://[%s]:%lld/%s", v6, nbd, exp)))) {
         goto out;
     }
-    if ((rc = s_set_str(disk, "nbds_uri", vb_lab_strf("nbds://%s:%lld/%s?tls-certificates=%s", v4,
-                                                      tls, exp, ca_e))) ||
-        (rc = s_set_str(disk, "nbds_uri6", vb_lab_strf("nbds://%s@[%s]:%lld/%s?tls-psk-file=%s",
-                                                       user, v6, tls, exp, psk_e))))
+    if ((rc =
+             s_set_str(disk, "nbds_uri",
+                       vb_lab_strf("nbds://%s:%lld/%s?tls-certificates=%s", v4, tls, exp, ca_e))) ||
+        (rc = s_set_str(
+             disk, "nbds_uri6",
+             vb_lab_strf("nbds://%s@[%s]:%lld/%s?tls-psk-file=%s", user, v6, tls, exp, psk_e))))
         goto out;
     rc = 0;
 out:
@@ -320,13 +324,16 @@ static int s_refresh(vb_lab_site_t *site)
     size_t i, j;
     json_t *o, *d;
     int rc;
-    json_array_foreach(json_object_get(site->root, "vms"), i, o) {
-        json_array_foreach(json_object_get(o, "disks"), j, d) {
+    json_array_foreach(json_object_get(site->root, "vms"), i, o)
+    {
+        json_array_foreach(json_object_get(o, "disks"), j, d)
+        {
             if ((rc = s_refresh_disk(site, d)))
                 return rc;
         }
     }
-    json_array_foreach(json_object_get(site->root, "fcds"), i, o) {
+    json_array_foreach(json_object_get(site->root, "fcds"), i, o)
+    {
         if ((rc = s_refresh_disk(site, o)))
             return rc;
     }
@@ -460,21 +467,29 @@ void vb_lab_site_destroy(vb_lab_site_t **site_p)
     *site_p = NULL;
 }
 
-json_t *vb_lab_site_root(vb_lab_site_t *site) { return site->root; }
+json_t *vb_lab_site_root(vb_lab_site_t *site)
+{
+    return site->root;
+}
 
-const char *vb_lab_site_dir(const vb_lab_site_t *site) { return site->dir; }
+const char *vb_lab_site_dir(const vb_lab_site_t *site)
+{
+    return site->dir;
+}
 
 json_t *vb_lab_site_find_object(vb_lab_site_t *site, const char *name, bool *is_fcd)
 {
     size_t i;
     json_t *o;
-    json_array_foreach(json_object_get(site->root, "vms"), i, o) {
+    json_array_foreach(json_object_get(site->root, "vms"), i, o)
+    {
         if (strcmp(vb_lab_json_str(o, "name"), name) == 0) {
             *is_fcd = false;
             return o;
         }
     }
-    json_array_foreach(json_object_get(site->root, "fcds"), i, o) {
+    json_array_foreach(json_object_get(site->root, "fcds"), i, o)
+    {
         if (strcmp(vb_lab_json_str(o, "name"), name) == 0 ||
             strcmp(vb_lab_json_str(o, "id"), name) == 0) {
             *is_fcd = true;
@@ -508,11 +523,13 @@ json_t *vb_lab_object_find_snapshot(json_t *obj, const char *id_or_name)
 {
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(obj, "snapshots"), i, s) {
+    json_array_foreach(json_object_get(obj, "snapshots"), i, s)
+    {
         if (strcmp(vb_lab_json_str(s, "id"), id_or_name) == 0)
             return s;
     }
-    json_array_foreach(json_object_get(obj, "snapshots"), i, s) {
+    json_array_foreach(json_object_get(obj, "snapshots"), i, s)
+    {
         if (strcmp(vb_lab_json_str(s, "name"), id_or_name) == 0)
             return s;
     }
@@ -523,7 +540,8 @@ json_t *vb_lab_site_find_datastore(vb_lab_site_t *site, const char *name)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(site->root, "datastores"), i, d) {
+    json_array_foreach(json_object_get(site->root, "datastores"), i, d)
+    {
         if (strcmp(vb_lab_json_str(d, "name"), name) == 0)
             return d;
     }

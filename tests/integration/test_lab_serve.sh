@@ -70,6 +70,21 @@ encsuri=$(jq -r '.fcds[] | select(.encrypted) | .nbds_uri' "$work/site.json")
 nbdcopy "$encsuri" - | cmp -s - "$encfile" || fail "encrypted disk after mutate (IPv4)"
 "$PSK" "$encsuri6" | cmp -s - "$encfile" || fail "encrypted disk after mutate (IPv6)"
 
+# A restore writes the encrypted disk over NBDSSL: the next snapshot, and its file view, hold those
+# bytes. A restore through the file view (HotAdd) is served over NBDSSL after the next operation.
+cap=$(jq '.fcds[] | select(.encrypted) | .capacity' "$work/site.json")
+head -c "$cap" /dev/urandom > "$work/restore.img"
+nbdcopy "$work/restore.img" "$encsuri"
+sid=$("$LAB" snapshot create "$dir" fcd-enc-01 after-restore)
+cmp -s "$work/restore.img" "$encfile@$sid" || fail "snapshot after an NBDSSL restore"
+nbdcopy "${encsuri%%\?*}@$sid?${encsuri#*\?}" - | cmp -s - "$work/restore.img" || fail "snapshot export"
+head -c 1048576 /dev/urandom > "$work/part.img"
+dd if="$work/part.img" of="$encfile" conv=notrunc status=none
+"$LAB" snapshot remove "$dir" fcd-enc-01 after-restore >/dev/null
+sid=$("$LAB" snapshot create "$dir" fcd-enc-01 after-hotadd)
+"$PSK" "$encsuri6" | cmp -s - "$encfile" || fail "file-view restore not served"
+cmp -s "$encfile" "$encfile@$sid" || fail "snapshot after a file-view restore"
+
 # Refusals: a certificate from another CA, a wrong PSK, plain NBD on a TLS port.
 mkdir "$work/otherca"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/otherca/k.pem" \

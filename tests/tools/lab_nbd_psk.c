@@ -1,7 +1,8 @@
-/* lab_nbd_psk — reads a whole disk to stdout from an `nbds://USER@[ADDR]:PORT/EXPORT?tls-psk-file=F`
- * URI the way vbak's disk layer does for IPv6: it connects the socket itself (libnbd's own
- * connect would send the IPv6 literal as TLS SNI) and runs TLS-PSK over it. Exit 0 when every
- * byte was read, 1 with the reason on stderr otherwise (a wrong key fails the handshake). */
+/* lab_nbd_psk — reads a whole disk to stdout from an
+ * `nbds://USER@[ADDR]:PORT/EXPORT?tls-psk-file=F` URI the way vbak's disk layer does for IPv6: it
+ * connects the socket itself (libnbd's own connect would send the IPv6 literal as TLS SNI) and runs
+ * TLS-PSK over it. Exit 0 when every byte was read, 1 with the reason on stderr otherwise (a wrong
+ * key fails the handshake). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <libnbd.h>
@@ -14,8 +15,10 @@
 
 static int s_hex(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Percent-decodes [s, e) into a new string. */

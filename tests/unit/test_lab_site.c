@@ -114,7 +114,7 @@ Test(lab_site, default_site_has_every_feature)
         }
     }
     for (size_t h = 0; h < inv->host_count; h++)
-        requires |= inv->hosts[h].require_encryption;
+    requires |= inv->hosts[h].require_encryption;
     cr_expect(fcd, "no First Class Disk");
     cr_expect(enc, "no encrypted disk");
     cr_expect(special, "no disk with special characters in its name");
@@ -167,9 +167,9 @@ Test(lab_site, allocated_map_matches_image_holes)
         for (size_t d = 0; d < vm->disk_count; d++) {
             vb_extent_list_t ext = {0};
             char *cid = NULL;
-            cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[d].key, NULL, 0, "*", &ext,
-                                               &cid),
-                         0, "%s", vb_error_msg());
+            cr_assert_eq(
+                p->ops->changed_areas(p, vm->name, vm->disks[d].key, NULL, 0, "*", &ext, &cid), 0,
+                "%s", vb_error_msg());
             cr_expect_str_eq(cid, vm->disks[d].change_id);
             /* Every byte outside the extents reads zero, every extent is not all zero. */
             size_t len;
@@ -180,8 +180,8 @@ Test(lab_site, allocated_map_matches_image_holes)
             for (size_t e = 0; e <= ext.count; e++) {
                 uint64_t end = e < ext.count ? ext.items[e].offset : len;
                 for (uint64_t b = pos; b < end; b++)
-                    cr_assert_eq(img[b], 0, "%s disk %s: byte %llu in a hole is not zero",
-                                 vm->name, vm->disks[d].key, (unsigned long long)b);
+                    cr_assert_eq(img[b], 0, "%s disk %s: byte %llu in a hole is not zero", vm->name,
+                                 vm->disks[d].key, (unsigned long long)b);
                 if (e < ext.count) {
                     cr_assert_gt(ext.items[e].offset + ext.items[e].length, pos);
                     pos = ext.items[e].offset + ext.items[e].length;
@@ -213,7 +213,10 @@ static void diff_blocks(const char *a, const char *b, vb_extent_list_t *out)
     free(y);
 }
 
-static void copy(const char *src, const char *dst) { cr_assert_eq(vb_lab_copy_sparse(src, dst), 0); }
+static void copy(const char *src, const char *dst)
+{
+    cr_assert_eq(vb_lab_copy_sparse(src, dst), 0);
+}
 
 Test(lab_site, changed_areas_are_exactly_the_written_blocks)
 {
@@ -251,8 +254,8 @@ Test(lab_site, changed_areas_are_exactly_the_written_blocks)
             bool inside = false;
             for (size_t a = 0; a < alloc_before.count; a++)
                 inside |= areas.items[e].offset >= alloc_before.items[a].offset &&
-                          areas.items[e].offset < alloc_before.items[a].offset +
-                                                      alloc_before.items[a].length;
+                          areas.items[e].offset <
+                              alloc_before.items[a].offset + alloc_before.items[a].length;
             in_hole |= !inside;
         }
         cr_expect(in_hole, "disk %s: no write landed in a hole", vm->disks[d].key);
@@ -260,13 +263,14 @@ Test(lab_site, changed_areas_are_exactly_the_written_blocks)
         vb_extent_list_t tail = {0};
         uint64_t start = areas.items[areas.count - 1].offset;
         cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[d].key, NULL, start,
-                                           vm->disks[d].change_id, &tail, NULL), 0);
+                                           vm->disks[d].change_id, &tail, NULL),
+                     0);
         cr_expect_eq(tail.count, 1);
         cr_expect_eq(tail.items[0].offset, start);
         /* Since the new change ID: nothing changed. */
         vb_extent_list_t none = {0};
-        cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[d].key, NULL, 0, cid, &none,
-                                           NULL), 0);
+        cr_assert_eq(
+            p->ops->changed_areas(p, vm->name, vm->disks[d].key, NULL, 0, cid, &none, NULL), 0);
         cr_expect_eq(none.count, 0);
         free(cid);
         vb_extent_list_free(&diff);
@@ -291,13 +295,14 @@ Test(lab_site, unknown_or_reset_change_id_is_not_found)
     cr_expect_eq(p->ops->changed_areas(p, vm->name, key, NULL, 0, "52 aa/1", &ext, NULL),
                  VB_ENOTFOUND);
     cr_assert_eq(vb_lab_mutate(s_dir, vm->name, 5, 0, NULL), 0);
-    cr_assert_eq(p->ops->changed_areas(p, vm->name, key, NULL, 0, vm->disks[0].change_id, &ext,
-                                       NULL), 0);
+    cr_assert_eq(
+        p->ops->changed_areas(p, vm->name, key, NULL, 0, vm->disks[0].change_id, &ext, NULL), 0);
     cr_expect_gt(ext.count, 0);
     vb_extent_list_free(&ext);
     cr_assert_eq(vb_lab_cbt_reset(s_dir, vm->name), 0, "%s", vb_error_msg());
-    cr_expect_eq(p->ops->changed_areas(p, vm->name, key, NULL, 0, vm->disks[0].change_id, &ext,
-                                       NULL), VB_ENOTFOUND);
+    cr_expect_eq(
+        p->ops->changed_areas(p, vm->name, key, NULL, 0, vm->disks[0].change_id, &ext, NULL),
+        VB_ENOTFOUND);
     cr_expect(strstr(vb_error_msg(), "reset"), "message: %s", vb_error_msg());
     cr_expect_eq(p->ops->changed_areas(p, "no-such-vm", key, NULL, 0, "*", &ext, NULL),
                  VB_ENOTFOUND);
@@ -327,12 +332,13 @@ Test(lab_site, snapshot_freezes_content_while_the_disk_changes)
     cr_expect_gt(d2.count, 0, "the live disk changed");
     /* Changed areas as seen at the snapshot: none since the pre-snapshot ID; live: the mutation. */
     char *snap_cid = NULL;
-    cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[0].key, id, 0,
-                                       vm->disks[0].change_id, &at_snap, &snap_cid), 0);
+    cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[0].key, id, 0, vm->disks[0].change_id,
+                                       &at_snap, &snap_cid),
+                 0);
     cr_expect_eq(at_snap.count, 0);
     cr_expect_str_eq(snap_cid, vm->disks[0].change_id);
-    cr_assert_eq(p->ops->changed_areas(p, vm->name, vm->disks[0].key, NULL, 0, snap_cid, &live,
-                                       NULL), 0);
+    cr_assert_eq(
+        p->ops->changed_areas(p, vm->name, vm->disks[0].key, NULL, 0, snap_cid, &live, NULL), 0);
     cr_expect_eq(live.count, d2.count);
     vb_inventory_t *inv2 = NULL;
     cr_assert_eq(p->ops->inventory(p, &inv2), 0);
@@ -384,14 +390,14 @@ Test(lab_site, a_bad_site_file_is_refused_with_the_field_named)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     cr_assert_not_null(root);
-    json_t *d = json_array_get(json_object_get(json_array_get(json_object_get(root, "vms"), 1),
-                                               "disks"), 0);
+    json_t *d = json_array_get(
+        json_object_get(json_array_get(json_object_get(root, "vms"), 1), "disks"), 0);
     json_object_set_new(d, "capacity", json_string("big"));
     cr_assert_eq(json_dump_file(root, path, 0), 0);
     json_decref(root);
     cr_expect_null(vb_lab_provider_new(s_dir));
-    cr_expect(strstr(vb_error_msg(), "vms[1].disks[0]") && strstr(vb_error_msg(), "capacity"),
-              "%s", vb_error_msg());
+    cr_expect(strstr(vb_error_msg(), "vms[1].disks[0]") && strstr(vb_error_msg(), "capacity"), "%s",
+              vb_error_msg());
 }
 
 Test(lab_site, edits_to_the_site_file_are_seen)
