@@ -82,6 +82,7 @@ typedef struct {
     zlistx_t *admin_keys;
     s_counters_t counters;
     int64_t started_ms;
+    int64_t last_tick_ms;
     uint64_t heartbeat_seq;
 } self_t;
 
@@ -307,8 +308,13 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     self_t *self = arg;
     int64_t now = s_now_ms();
-    vb_registry_purge(self->registry, now,
-                      self->settings->heartbeat_interval_ms * self->settings->liveness);
+    /* A tick that comes late means this thread was busy (a long provider call): the agents'
+     * heartbeats are still queued unread, so silence is ours, not theirs. Purge next time. */
+    bool late = self->last_tick_ms && now - self->last_tick_ms > self->settings->heartbeat_interval_ms * 3 / 2;
+    self->last_tick_ms = now;
+    if (!late)
+        vb_registry_purge(self->registry, now,
+                          self->settings->heartbeat_interval_ms * self->settings->liveness);
     self->heartbeat_seq++;
     vb_registry_foreach_online(self->registry, s_send_heartbeat, self);
     if (vb_registry_flush(self->registry) != 0)
