@@ -57,6 +57,9 @@ struct s_vmrun {
     s_job_t *job;
     const vb_inv_vm_t *inv;
     vb_inv_vm_t own;            /* restore to a directory: the VM as the restore point saw it */
+    zactor_t *prep;             /* backup: the snapshot/CBT thread while it runs */
+    char *reason;               /* backup: why full or incremental */
+    int64_t parent_id;          /* backup: the parent restore point of an incremental */
     char *name;
     int64_t rp_id;
     char *snapshot_id;
@@ -77,6 +80,7 @@ struct s_job {
     bool cancelled;
     bool to_vm; /* restore into the VM's own disks */
     bool ended; /* finished in the catalog; freed by s_reap at the end of the event */
+    vb_jobs_t *engine;
 };
 
 typedef struct {
@@ -283,9 +287,11 @@ static void s_job_free(void **item)
             free(d->results);
             vb_index_destroy(&d->index);
         }
+        zactor_destroy(&vm->prep);
         free(vm->disks);
         free(vm->name);
         free(vm->snapshot_id);
+        free(vm->reason);
         for (size_t i = 0; i < vm->own.disk_count; i++) {
             free(vm->own.disks[i].key);
             free(vm->own.disks[i].name);
@@ -685,9 +691,13 @@ static void s_reap(vb_jobs_t *self)
     zlistx_t *gone = zlistx_new();
     zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
-    for (s_job_t *job = zhashx_first(self->jobs); job; job = zhashx_next(self->jobs))
-        if (job->ended)
+    for (s_job_t *job = zhashx_first(self->jobs); job; job = zhashx_next(self->jobs)) {
+        bool prep = false;
+        for (size_t i = 0; i < job->nvms; i++)
+            prep |= job->vms[i].prep != NULL;
+        if (job->ended && !prep)
             zlistx_add_end(gone, (void *)zhashx_cursor(self->jobs));
+    }
     for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
         zhashx_delete(self->jobs, k);
     zlistx_destroy(&gone);
@@ -745,8 +755,8 @@ static void s_vm_end(vb_jobs_t *self, s_vmrun_t *vm, vb_job_state_t state, const
             VB_LOG_WARN("jobs", "discard_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
                         vb_error_msg());
     }
-    if (vm->job->kind == VB_JOB_BACKUP)
-        s_release_vm(self, vm);
+    if (vm->job->kind == VB_JOB_BACKUP && !vm->prep)
+        s_release_vm(self, vm); /* with a prep still running, its reply releases the VM */
     if (vb_catalog_job_vm_finish(self->cfg.catalog, vm->job->id, vm->name, state, error))
         VB_LOG_ERROR("jobs", "vm_finish_failed error=\"%s\"", vb_error_msg());
     VB_LOG_INFO("jobs", "vm_finished job=%lld vm=%s state=%s%s%s", (long long)vm->job->id,
@@ -1026,107 +1036,103 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
 
 /* ---- starting a backup ---- */
 
-/* Full or incremental for one VM, with the reason; per disk the changed areas of an
- * incremental. `areas` has vm->ndisks entries. */
-static vb_rp_kind_t s_choose_mode(vb_jobs_t *self, s_vmrun_t *vm, bool full,
-                                  vb_restore_point_t *parent, vb_extent_list_t *areas,
-                                  char *reason, size_t size)
+/* Can VM be backed up incrementally from its newest restore point? Fills `parent` (caller
+ * clears) and returns true, or false with the reason for a full backup. */
+static bool s_parent_usable(vb_jobs_t *self, s_vmrun_t *vm, bool full, vb_restore_point_t *parent,
+                            char *reason, size_t size)
 {
     if (full) {
         snprintf(reason, size, "a full backup was asked for");
-        return VB_RP_FULL;
+        return false;
     }
     if (vb_catalog_restore_point_latest(self->cfg.catalog, vm->name, 0, parent) != 0) {
         snprintf(reason, size, "no earlier restore point of %s", vm->name);
-        return VB_RP_FULL;
+        return false;
     }
-    vb_provider_t *p = self->cfg.provider;
     for (size_t i = 0; i < vm->ndisks; i++) {
         const vb_inv_disk_t *disk = vm->disks[i].inv;
         const vb_rp_disk_t *was = NULL;
         for (size_t k = 0; k < parent->disk_count; k++)
             if (streq(parent->disks[k].key, disk->key))
                 was = &parent->disks[k];
-        if (!was) {
+        if (!was)
             snprintf(reason, size, "disk %s is new since restore point %lld", disk->key,
                      (long long)parent->id);
-            return VB_RP_FULL;
-        }
-        if (was->capacity != disk->capacity) {
+        else if (was->capacity != disk->capacity)
             snprintf(reason, size, "disk %s changed size since restore point %lld", disk->key,
                      (long long)parent->id);
-            return VB_RP_FULL;
-        }
-        if (!was->change_id || !*was->change_id) {
+        else if (!was->change_id || !*was->change_id || !was->index_path)
             snprintf(reason, size, "restore point %lld has no change ID for disk %s",
                      (long long)parent->id, disk->key);
-            return VB_RP_FULL;
-        }
-        int rc = p->ops->changed_areas(p, vm->name, disk->key, vm->snapshot_id, 0, was->change_id,
-                                       &areas[i], NULL);
-        if (rc == VB_ENOTFOUND) {
-            snprintf(reason, size, "change tracking was reset on disk %s (%s)", disk->key,
-                     vb_error_msg());
-            return VB_RP_FULL;
-        }
-        if (rc) {
-            snprintf(reason, size, "changed block tracking unavailable for disk %s (%s)",
-                     disk->key, vb_error_msg());
-            return VB_RP_FULL;
-        }
+        else
+            continue;
+        return false;
     }
     snprintf(reason, size, "changes since restore point %lld", (long long)parent->id);
-    return VB_RP_INCREMENTAL;
+    return true;
 }
 
-static int s_snapshot_and_access(vb_jobs_t *self, s_vmrun_t *vm)
+static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg);
+
+/* Phase one of a VM's backup, on this thread: the snapshot intent goes to the catalog BEFORE the
+ * snapshot is made (a crash can then always clean it up), then the prep thread runs. */
+static int s_backup_vm_start(vb_jobs_t *self, s_vmrun_t *vm, bool full)
 {
     vb_provider_t *p = self->cfg.provider;
     char name[64], who[64];
     snprintf(name, sizeof name, "vbak-%lld", (long long)vm->job->id);
     snprintf(who, sizeof who, "vbak job %lld", (long long)vm->job->id);
     int rc = vb_catalog_snapshot_intent(self->cfg.catalog, vm->job->id, vm->name, name);
-    if (!rc && (rc = p->ops->snapshot_create(p, vm->name, name, &vm->snapshot_id)) != 0)
-        return vb_error_prefix(rc, "creating snapshot %s", name);
-    if (!rc)
-        rc = vb_catalog_snapshot_created(self->cfg.catalog, vm->job->id, vm->name,
-                                         vm->snapshot_id);
-    if (!rc && p->ops->prepare_for_access) {
+    if (!rc && p->ops->prepare_for_access)
         rc = vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, true);
-        if (!rc && (rc = p->ops->prepare_for_access(p, vm->name, who)) != 0) {
-            if (vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
-                VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
-            return vb_error_prefix(rc, "PrepareForAccess");
-        }
-        vm->access = rc == 0;
-    }
-    return rc;
-}
-
-static int s_backup_vm_start(vb_jobs_t *self, s_vmrun_t *vm, bool full)
-{
-    vb_provider_t *p = self->cfg.provider;
-    int rc = s_snapshot_and_access(self, vm);
     if (rc)
         return rc;
     vb_restore_point_t parent = {0};
-    vb_extent_list_t *areas = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *areas);
     char reason[512];
-    vb_rp_kind_t mode = s_choose_mode(self, vm, full, &parent, areas, reason, sizeof reason);
-    rc = vb_catalog_job_vm_set_mode(self->cfg.catalog, vm->job->id, vm->name, mode, reason);
-    vb_rp_disk_t *rd = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *rd);
-    for (size_t i = 0; !rc && i < vm->ndisks; i++) {
+    bool incremental = s_parent_usable(self, vm, full, &parent, reason, sizeof reason);
+    vm->reason = strdup(reason);
+    vb_prep_request_t *req = calloc(1, sizeof *req);
+    req->vm = strdup(vm->name);
+    req->snapshot_name = strdup(name);
+    req->who = strdup(who);
+    req->ndisks = vm->ndisks;
+    req->incremental = incremental;
+    req->disk_keys = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *req->disk_keys);
+    req->parent_change_ids = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *req->parent_change_ids);
+    for (size_t i = 0; i < vm->ndisks; i++) {
         s_disk_t *d = &vm->disks[i];
-        vb_extent_list_t all = {0};
-        /* the change ID at the snapshot: what the next incremental starts from */
-        if (p->ops->changed_areas(p, vm->name, d->inv->key, vm->snapshot_id, 0, "*", &all,
-                                  &d->change_id) != 0)
-            VB_LOG_WARN("jobs", "no_change_id vm=%s disk=%s error=\"%s\"", vm->name, d->inv->key,
-                        vb_error_msg());
-        vb_extent_list_free(&all);
-        for (size_t k = 0; mode == VB_RP_INCREMENTAL && k < parent.disk_count; k++)
-            if (streq(parent.disks[k].key, d->inv->key) && parent.disks[k].index_path)
+        req->disk_keys[i] = strdup(d->inv->key);
+        for (size_t k = 0; incremental && k < parent.disk_count; k++)
+            if (streq(parent.disks[k].key, d->inv->key)) {
+                req->parent_change_ids[i] = strdup(parent.disks[k].change_id);
                 d->parent_index = strdup(parent.disks[k].index_path);
+            }
+    }
+    vm->parent_id = incremental ? parent.id : 0;
+    vb_restore_point_clear(&parent);
+    vm->prep = vb_prep_start(req, self->cfg.provider_factory, self->cfg.factory_ctx);
+    if (!vm->prep)
+        return vb_error_code();
+    zloop_reader(self->cfg.loop, (zsock_t *)vm->prep, s_on_prep, vm);
+    return 0;
+}
+
+/* Phase two, when the prep thread is done: record the snapshot, plan the disks, queue tasks. */
+static int s_backup_vm_plan(vb_jobs_t *self, s_vmrun_t *vm, vb_prep_result_t *res)
+{
+    bool incremental = res->incremental;
+    const char *reason = incremental || !res->full_reason ? vm->reason : res->full_reason;
+    vb_rp_kind_t mode = incremental ? VB_RP_INCREMENTAL : VB_RP_FULL;
+    int rc = vb_catalog_job_vm_set_mode(self->cfg.catalog, vm->job->id, vm->name, mode, reason);
+    vb_rp_disk_t *rd = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *rd);
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        s_disk_t *d = &vm->disks[i];
+        d->change_id = res->change_ids[i];
+        res->change_ids[i] = NULL;
+        if (!incremental) {
+            free(d->parent_index);
+            d->parent_index = NULL;
+        }
         rd[i].key = d->inv->key;
         rd[i].name = d->inv->name;
         rd[i].datastore = d->inv->datastore;
@@ -1139,7 +1145,7 @@ static int s_backup_vm_start(vb_jobs_t *self, s_vmrun_t *vm, bool full)
     rp.job_id = vm->job->id;
     rp.created = s_now();
     rp.kind = mode;
-    rp.parent_id = mode == VB_RP_INCREMENTAL ? parent.id : 0;
+    rp.parent_id = incremental ? vm->parent_id : 0;
     rp.disks = rd;
     rp.disk_count = vm->ndisks;
     if (!rc)
@@ -1154,28 +1160,54 @@ static int s_backup_vm_start(vb_jobs_t *self, s_vmrun_t *vm, bool full)
         s_set_routes(d, vm->snapshot_id);
         if ((rc = s_register_disk(self, d)) != 0)
             break;
-        if (mode == VB_RP_FULL) {
+        if (!incremental) {
             d->map_pending = true;
             rc = s_add_tasks(self, d, VB_TASK_MAP, NULL, 0);
         } else {
             vb_plan_task_t *plan = NULL;
             size_t n = 0;
-            rc = vb_plan_split(areas[i].items, areas[i].count, d->inv->capacity, chunk,
+            rc = vb_plan_split(res->areas[i].items, res->areas[i].count, d->inv->capacity, chunk,
                                self->cfg.task_bytes, &plan, &n);
             if (!rc && n)
                 rc = s_add_tasks(self, d, VB_TASK_BACKUP, plan, n);
             vb_plan_free(&plan, n);
         }
     }
-    for (size_t i = 0; i < vm->ndisks; i++)
-        vb_extent_list_free(&areas[i]);
-    free(areas);
-    vb_restore_point_clear(&parent);
     /* disks with nothing to read (no change since the parent) are done at once */
     for (size_t i = 0; !rc && i < vm->ndisks && !vm->finished; i++)
         if (vm->disks[i].tasks_left == 0 && !vm->disks[i].map_pending)
             s_disk_done(self, &vm->disks[i]);
     return rc;
+}
+
+static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    s_vmrun_t *vm = arg;
+    vb_jobs_t *self = vm->job->engine;
+    vb_prep_result_t *res = vb_prep_receive(vm->prep);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&vm->prep);
+    if (!res)
+        res = calloc(1, sizeof *res), res->rc = VB_EIO, res->error = strdup("the prep thread died");
+    if (res->snapshot_id) {
+        vm->snapshot_id = strdup(res->snapshot_id);
+        if (vb_catalog_snapshot_created(self->cfg.catalog, vm->job->id, vm->name, vm->snapshot_id))
+            VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    }
+    vm->access = res->access;
+    if (!res->access && self->cfg.provider->ops->prepare_for_access &&
+        vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
+        VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    if (vm->finished) /* cancelled while the snapshot was being made */
+        s_release_vm(self, vm);
+    else if (res->rc)
+        s_vm_fail(self, vm, res->error);
+    else if (s_backup_vm_plan(self, vm, res) != 0 && !vm->finished)
+        s_vm_fail(self, vm, vb_error_msg());
+    vb_prep_result_free(&res);
+    s_dispatch(self);
+    s_reap(self);
+    return 0;
 }
 
 static s_job_t *s_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_inventory_t *inv,
@@ -1187,6 +1219,7 @@ static s_job_t *s_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_in
     job->inv = inv;
     job->vms = calloc(nvms ? nvms : 1, sizeof *job->vms);
     job->nvms = job->vms_left = nvms;
+    job->engine = self;
     char key[24];
     zhashx_insert(self->jobs, s_key(id, key), job);
     return job;

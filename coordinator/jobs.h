@@ -20,7 +20,10 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include <czmq.h>
+
 #include "catalog/catalog.h"
+#include "prep.h"
 #include "error.h"
 #include "inventory/inventory.h"
 #include "registry.h"
@@ -42,6 +45,9 @@ typedef struct {
     uint32_t max_attempts;     /* failures before a task fails its disk */
     vb_jobs_send_fn send;
     void *send_ctx;
+    zloop_t *loop;                 /* the actor's loop: prep threads report through it */
+    vb_provider_factory_fn provider_factory; /* a provider for a prep thread */
+    void *factory_ctx;
 } vb_jobs_config_t;
 
 vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config);

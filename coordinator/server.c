@@ -435,6 +435,15 @@ static int s_send_to_agent(void *ctx, const char *agent, vb_envelope_t *env)
     return vb_wire_send(self->agents, rid, env);
 }
 
+static vb_provider_t *s_provider_factory(void *ctx)
+{
+    const vb_coord_settings_t *s = ctx;
+    if (s->provider && streq(s->provider, "lab") && s->site)
+        return vb_lab_provider_new(s->site);
+    vb_error_set(VB_EINVAL, "no inventory provider configured");
+    return NULL;
+}
+
 static int s_make_jobs(self_t *self)
 {
     const vb_coord_settings_t *s = self->settings;
@@ -454,7 +463,10 @@ static int s_make_jobs(self_t *self)
                             (uint32_t)s->per_host_tasks,
                             (uint32_t)s->max_attempts,
                             s_send_to_agent,
-                            self};
+                            self,
+                            self->loop,
+                            s_provider_factory,
+                            (void *)s};
     if (!(self->jobs = vb_jobs_new(&cfg)))
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
@@ -526,6 +538,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
         goto fail;
     if (!(self->registry = vb_registry_new(self->catalog, token, s_now_ms())))
         goto fail;
+    self->loop = zloop_new();
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */
@@ -538,7 +551,6 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
         goto fail;
     if (!(self->control = s_bind_router(self, settings->control_endpoint, "control")))
         goto fail;
-    self->loop = zloop_new();
     zloop_reader(self->loop, self->pipe, s_on_pipe, self);
     zloop_reader(self->loop, self->zap, s_on_zap, self);
     zloop_reader(self->loop, self->agents, s_on_agent, self);

@@ -1,0 +1,148 @@
+#include "prep.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+typedef struct {
+    vb_prep_request_t *req;
+    vb_provider_factory_fn factory;
+    void *ctx;
+} s_args_t;
+
+void vb_prep_request_free(vb_prep_request_t **req_p)
+{
+    if (!req_p || !*req_p)
+        return;
+    vb_prep_request_t *r = *req_p;
+    for (size_t i = 0; i < r->ndisks; i++) {
+        free(r->disk_keys[i]);
+        free(r->parent_change_ids[i]);
+    }
+    free(r->disk_keys);
+    free(r->parent_change_ids);
+    free(r->vm);
+    free(r->snapshot_name);
+    free(r->who);
+    free(r);
+    *req_p = NULL;
+}
+
+void vb_prep_result_free(vb_prep_result_t **res_p)
+{
+    if (!res_p || !*res_p)
+        return;
+    vb_prep_result_t *r = *res_p;
+    for (size_t i = 0; i < r->ndisks; i++) {
+        free(r->change_ids[i]);
+        vb_extent_list_free(&r->areas[i]);
+    }
+    free(r->change_ids);
+    free(r->areas);
+    free(r->error);
+    free(r->snapshot_id);
+    free(r->full_reason);
+    free(r);
+    *res_p = NULL;
+}
+
+static void s_fail(vb_prep_result_t *res, int rc, const char *what)
+{
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s: %s", what, vb_error_msg());
+    res->rc = rc;
+    res->error = strdup(msg);
+}
+
+static void s_become_full(vb_prep_result_t *res, bool reset, const char *key)
+{
+    char msg[1200];
+    if (reset)
+        snprintf(msg, sizeof msg, "change tracking was reset on disk %s (%s)", key,
+                 vb_error_msg());
+    else
+        snprintf(msg, sizeof msg, "changed block tracking unavailable for disk %s (%s)", key,
+                 vb_error_msg());
+    res->incremental = false;
+    free(res->full_reason);
+    res->full_reason = strdup(msg);
+    for (size_t i = 0; i < res->ndisks; i++)
+        vb_extent_list_free(&res->areas[i]);
+}
+
+static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result_t *res)
+{
+    int rc = p->ops->snapshot_create(p, req->vm, req->snapshot_name, &res->snapshot_id);
+    if (rc) {
+        s_fail(res, rc, "creating the snapshot");
+        return;
+    }
+    if (p->ops->prepare_for_access) {
+        if ((rc = p->ops->prepare_for_access(p, req->vm, req->who)) != 0) {
+            s_fail(res, rc, "PrepareForAccess");
+            return;
+        }
+        res->access = true;
+    }
+    for (size_t i = 0; i < req->ndisks; i++) {
+        vb_extent_list_t all = {0};
+        if (p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0, "*", &all,
+                                  &res->change_ids[i]) != 0)
+            res->change_ids[i] = NULL; /* no change ID: the next backup is full */
+        vb_extent_list_free(&all);
+    }
+    for (size_t i = 0; res->incremental && i < req->ndisks; i++) {
+        rc = p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0,
+                                   req->parent_change_ids[i], &res->areas[i], NULL);
+        if (rc)
+            s_become_full(res, rc == VB_ENOTFOUND, req->disk_keys[i]);
+    }
+}
+
+static void s_actor(zsock_t *pipe, void *arg)
+{
+    s_args_t *args = arg;
+    zsock_signal(pipe, 0);
+    vb_prep_request_t *req = args->req;
+    vb_prep_result_t *res = calloc(1, sizeof *res);
+    res->ndisks = req->ndisks;
+    res->change_ids = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->change_ids);
+    res->areas = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->areas);
+    res->incremental = req->incremental;
+    vb_provider_t *p = args->factory(args->ctx);
+    if (p)
+        s_run(req, p, res);
+    else
+        s_fail(res, VB_EIO, "connecting to the inventory provider");
+    vb_provider_destroy(&p);
+    vb_prep_request_free(&req);
+    free(args);
+    zsock_send(pipe, "p", res);
+    char *cmd = zstr_recv(pipe); /* $TERM */
+    zstr_free(&cmd);
+}
+
+zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, void *ctx)
+{
+    s_args_t *args = calloc(1, sizeof *args);
+    args->req = req;
+    args->factory = factory;
+    args->ctx = ctx;
+    zactor_t *actor = zactor_new(s_actor, args);
+    if (!actor) {
+        vb_prep_request_free(&args->req);
+        free(args);
+        vb_error_set(VB_EIO, "cannot start a thread");
+    }
+    return actor;
+}
+
+vb_prep_result_t *vb_prep_receive(zactor_t *actor)
+{
+    void *res = NULL;
+    if (zsock_recv(actor, "p", &res) != 0)
+        return NULL;
+    return res;
+}

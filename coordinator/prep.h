@@ -1,0 +1,49 @@
+/* prep — the slow part of starting a VM's backup, off the coordinator's thread: create the
+ * snapshot, PrepareForAccess, and ask changed block tracking for each disk (the change ID at the
+ * snapshot, and for an incremental the areas changed since the parent). A snapshot of a large VM
+ * or a busy vCenter can take minutes; the coordinator keeps serving agents meanwhile.
+ *
+ * The thread uses its own provider (made by the factory in the thread) and never touches the
+ * catalog: the caller records the snapshot intent before starting it and the outcome after. */
+#ifndef VB_PREP_H
+#define VB_PREP_H
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#include "inventory/inventory.h"
+
+typedef vb_provider_t *(*vb_provider_factory_fn)(void *ctx);
+
+typedef struct {
+    char *vm;
+    char *snapshot_name;
+    char *who;                 /* PrepareForAccess holder, e.g. "vbak job 7" */
+    size_t ndisks;
+    char **disk_keys;
+    char **parent_change_ids;  /* per disk; all NULL for a full backup */
+    bool incremental;
+} vb_prep_request_t;
+
+typedef struct {
+    int rc;                    /* 0, or why the snapshot or access failed */
+    char *error;
+    char *snapshot_id;         /* set whenever the snapshot exists, even after a later failure */
+    bool access;               /* PrepareForAccess in effect */
+    bool incremental;          /* still incremental after asking CBT */
+    char *full_reason;         /* why it became a full backup */
+    char **change_ids;         /* per disk, at the snapshot (NULL entries when unknown) */
+    vb_extent_list_t *areas;   /* per disk: changed areas of an incremental */
+    size_t ndisks;
+} vb_prep_result_t;
+
+/* Starts the thread; takes ownership of req. NULL (message set) when it cannot start. */
+zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, void *ctx);
+
+/* Reads the result the thread sent (call when the actor is readable); caller frees it. */
+vb_prep_result_t *vb_prep_receive(zactor_t *actor);
+
+void vb_prep_request_free(vb_prep_request_t **req_p);
+void vb_prep_result_free(vb_prep_result_t **res_p);
+
+#endif
