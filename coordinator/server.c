@@ -324,7 +324,17 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- control socket ---- */
 
+static json_t *s_status_json_base(self_t *self);
+
 static json_t *s_status_json(self_t *self)
+{
+    json_t *st = s_status_json_base(self);
+    json_object_set_new(json_object_get(st, "counters"), "results_dropped",
+                        json_integer((json_int_t)vb_jobs_dropped_results(self->jobs)));
+    return st;
+}
+
+static json_t *s_status_json_base(self_t *self)
 {
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);

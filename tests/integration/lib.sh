@@ -44,3 +44,39 @@ has_count() { [[ $(count_state "$1") == "$2" ]]; }
 state_is() { [[ $(agent_state "$1") == "$2" ]]; }
 counter() { "$VBAK" status --json | jq -r ".counters.$1"; }
 conf_value() { sed -n "s/^$2 = \"\\(.*\\)\"$/\\1/p" "$1"; }
+
+# Site helpers for the job tests.
+site_json() { "$VBAK" lab show "$SITE" --json; }
+
+# save_content TAG: copies every disk's current content (what a backup now would capture) to
+# $TEST_DIR/expect/TAG/<vm>-<key>.raw, holes kept.
+save_content() {
+  local dir="$TEST_DIR/expect/$1"
+  mkdir -p "$dir"
+  site_json | jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key, .file_uri]),
+                    (.fcds[] | [.name, .key, .file_uri]) | @tsv' |
+    while IFS=$'\t' read -r vm key file; do
+      cp --sparse=always "$file" "$dir/$vm-$key.raw"
+    done
+}
+
+# backup_json ARGS...: runs a backup with --wait --json and prints the finished job
+backup_json() { "$VBAK" backup "$@" --wait --json; }
+
+# rp_of JOB_JSON VM: the restore point the job made for VM
+rp_of() { jq -r --arg vm "$2" '.vm_details[] | select(.vm == $vm) | .restore_point' <<<"$1"; }
+
+# check_restore RP TAG: restores RP to a directory and compares every disk with the saved content
+check_restore() {
+  local rp=$1 tag=$2 out="$TEST_DIR/restore-$1"
+  local job
+  job=$("$VBAK" restore "$rp" --to-dir "$out" --wait --json) || fail "restore of $rp: $job"
+  [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "restore of $rp did not succeed: $job"
+  local n=0
+  for f in "$out"/*.raw; do
+    cmp -s "$f" "$TEST_DIR/expect/$tag/$(basename "$f")" || fail "restore point $rp: $(basename "$f") differs from the content at its backup"
+    n=$((n + 1))
+  done
+  ((n > 0)) || fail "restore point $rp restored no disk"
+  rm -rf "$out"
+}

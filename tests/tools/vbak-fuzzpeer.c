@@ -7,6 +7,10 @@
  *       a CURVE DEALER (a fresh key, or KEYPAIR) that sends random frames, a truncated envelope,
  *       an oversized frame, a wrong protocol version, an unknown body, an empty frame and a
  *       multi-frame message. Prints how many it sent.
+ *   vbak-fuzzpeer results ENDPOINT SERVER_KEY --token FILE --tasks N
+ *       enrolls a new identity ("intruder", no transports: it is never given a task) with the
+ *       site token, then sends forged successful TaskResults for task ids 1..N, twice (a replay):
+ *       garbage chunk digests and allocated extents. The coordinator must drop them all.
  *   vbak-fuzzpeer ack ENDPOINT SERVER_KEY --key KEYPAIR
  *       registers with KEYPAIR's identity and prints the coordinator's verdict as
  *       "accepted" or "refused: REASON" (exit 0 / 1).
@@ -168,18 +172,85 @@ static int s_ack(const char *endpoint, const char *server_key, const char *keypa
     return rc;
 }
 
+static int s_results(const char *endpoint, const char *server_key, const char *token_file,
+                     long tasks)
+{
+    char *token = NULL;
+    if (vb_keys_read_token(token_file, &token) != 0) {
+        fprintf(stderr, "%s\n", vb_error_msg());
+        return 2;
+    }
+    zsock_t *s = s_dealer(endpoint, server_key, NULL);
+    Vbak__AgentFacts facts = VBAK__AGENT_FACTS__INIT;
+    facts.name = "intruder";
+    facts.slots = 1;
+    Vbak__Enroll enroll = VBAK__ENROLL__INIT;
+    enroll.token = token;
+    enroll.facts = &facts;
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_ENROLL;
+    env.enroll = &enroll;
+    if (vb_wire_send(s, NULL, &env) != 0)
+        return 2;
+    zsock_set_rcvtimeo(s, 5000);
+    zframe_t *ack = zframe_recv(s);
+    zframe_destroy(&ack);
+    uint8_t digest[32];
+    Vbak__ChunkRef chunk = VBAK__CHUNK_REF__INIT;
+    Vbak__ChunkRef *chunks[] = {&chunk};
+    Vbak__Extent ext = VBAK__EXTENT__INIT;
+    Vbak__Extent *exts[] = {&ext};
+    long sent = 0;
+    for (int round = 0; round < 2; round++) {
+        for (long id = 1; id <= tasks; id++) {
+            s_random(digest, sizeof digest);
+            chunk.offset = (uint64_t)id * 4096;
+            chunk.digest.data = digest;
+            chunk.digest.len = sizeof digest;
+            ext.offset = 0;
+            ext.length = 4096;
+            Vbak__TaskResult r = VBAK__TASK_RESULT__INIT;
+            r.task_id = (uint64_t)id;
+            r.status = VBAK__TASK_STATUS__TASK_STATUS_OK;
+            r.attempt = 1;
+            r.transport = "nbd";
+            r.chunks = chunks;
+            r.n_chunks = 1;
+            r.allocated = exts;
+            r.n_allocated = 1;
+            vb_envelope_t out = VBAK__ENVELOPE__INIT;
+            out.body_case = VBAK__ENVELOPE__BODY_TASK_RESULT;
+            out.task_result = &r;
+            if (vb_wire_send(s, NULL, &out) == 0)
+                sent++;
+        }
+    }
+    zclock_sleep(300);
+    zsock_destroy(&s);
+    zstr_free(&token);
+    printf("results: %ld forged results sent\n", sent);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && !strcmp(argv[1], "raw"))
         return s_raw(argv[2], (int)strtol(argv[3], NULL, 10), argc > 4 ? (int)strtol(argv[4], NULL, 10) : 9);
-    const char *key = NULL;
+    const char *key = NULL, *token = NULL;
     size_t max_frame = VB_WIRE_MAX_FRAME_DEFAULT;
+    long tasks = 100;
     for (int i = 4; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--key"))
             key = argv[i + 1];
+        else if (!strcmp(argv[i], "--token"))
+            token = argv[i + 1];
+        else if (!strcmp(argv[i], "--tasks"))
+            tasks = strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--max-frame"))
             max_frame = strtoul(argv[i + 1], NULL, 10);
     }
+    if (argc >= 4 && !strcmp(argv[1], "results") && token)
+        return s_results(argv[2], argv[3], token, tasks);
     if (argc >= 4 && !strcmp(argv[1], "curve"))
         return s_curve(argv[2], argv[3], key, max_frame);
     if (argc >= 4 && !strcmp(argv[1], "ack") && key)

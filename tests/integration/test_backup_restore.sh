@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The main job: every lab VM and the FCDs backed up, full then incremental; every restore point
+# restored byte-identical to the disks as they were at its backup; restore rules; transports
+# recorded per task match `vbak explain`.
+source "$(dirname "$0")/lib.sh"
+
+"$VBAK" lab create "$SITE" --heartbeat-ms 200 >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "four agents online" has_count online 4
+fcds=$(site_json | jq -r '[.fcds[] | "--fcd", .name] | join(" ")')
+
+# full backup of everything
+save_content full
+job1=$(backup_json --all $fcds)
+[[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
+vms=$(site_json | jq -r '(.vms + .fcds)[].name')
+for vm in $vms; do
+  [[ $(jq -r --arg vm "$vm" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$job1") == full ]] \
+    || fail "$vm was not backed up full"
+done
+pass "every VM and FCD backed up (full)"
+
+# no snapshot left on any VM, no access block left
+[[ $(site_json | jq '[(.vms + .fcds)[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] \
+  || fail "a vbak snapshot was left behind"
+pass "no snapshot left behind"
+
+# change two VMs, reset change tracking of a third, back up again: incremental where possible
+"$VBAK" lab mutate "$SITE" vm-vsan-01 --percent 5 >/dev/null
+"$VBAK" lab mutate "$SITE" vm-vmfs-01 --percent 3 >/dev/null
+"$VBAK" lab cbt-reset "$SITE" vm-vvol-01 >/dev/null
+save_content incr
+job2=$(backup_json --all $fcds)
+[[ $(jq -r .state <<<"$job2") == succeeded ]] || fail "incremental backup: $job2"
+mode() { jq -r --arg vm "$2" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$1"; }
+[[ $(mode "$job2" vm-vsan-01) == incremental ]] || fail "vm-vsan-01 not incremental"
+[[ $(mode "$job2" vm-vvol-01) == full ]] || fail "vm-vvol-01 after a CBT reset must be full"
+jq -r '.vm_details[] | select(.vm == "vm-vvol-01") | .mode_reason' <<<"$job2" | grep -q "change tracking was reset" \
+  || fail "the reason for the full backup is not shown"
+pass "incremental where change IDs are valid, full after a CBT reset (reason shown)"
+
+# the incremental read only what changed: far less new data than the full
+new_full=$("$VBAK" restore-point show "$(rp_of "$job1" vm-vsan-01)" --json | jq '[.disks[].new_bytes] | add')
+new_incr=$("$VBAK" restore-point show "$(rp_of "$job2" vm-vsan-01)" --json | jq '[.disks[].new_bytes] | add')
+# 5% of 64 KiB blocks changed: with 256 KiB chunks about a fifth of the chunks hold a change
+((new_incr * 100 < new_full * 40)) || fail "the incremental stored $new_incr bytes, the full $new_full"
+[[ $("$VBAK" restore-point show "$(rp_of "$job2" vm-vsan-01)" --json | jq .parent) == "$(rp_of "$job1" vm-vsan-01)" ]] \
+  || fail "incremental's parent"
+pass "incremental stores only changed chunks ($new_incr vs $new_full bytes)"
+
+# every restore point restores byte-identical: full chain and incremental chain
+for vm in $vms; do
+  check_restore "$(rp_of "$job1" "$vm")" full
+  check_restore "$(rp_of "$job2" "$vm")" incr
+done
+pass "every restore point (full and incremental) restores byte-identical"
+
+# restore-points listing and time filters
+all=$("$VBAK" restore-points --json | jq length)
+[[ $all == $((2 * $(wc -w <<<"$vms"))) ]] || fail "restore-points lists $all"
+"$VBAK" restore-points vm-vsan-01 --json | jq -e 'length == 2 and all(.[]; has("id") and has("vm")
+  and has("created") and has("kind") and has("state") and has("parent"))' >/dev/null || fail "restore-points JSON"
+[[ $("$VBAK" restore-points vm-vsan-01 --before 2000-01-01T00:00:00Z --json | jq length) == 0 ]] || fail "--before"
+[[ $("$VBAK" restore-points vm-vsan-01 --after 2000-01-01T00:00:00+02:00 --json | jq length) == 2 ]] || fail "--after"
+"$VBAK" jobs --json | jq -e 'all(.[]; has("id") and has("kind") and has("state") and has("vms")
+  and has("started") and has("finished") and has("error"))' >/dev/null || fail "jobs JSON"
+pass "catalog queries"
+
+# restore into a VM with a snapshot: refused with the reason, then allowed with --delete-snapshots
+rp_nfs=$(rp_of "$job2" vm-nfs-01)
+if out=$("$VBAK" restore "$rp_nfs" --to-vm 2>&1); then fail "restore into a VM with snapshots was allowed"; fi
+grep -q "snapshot" <<<"$out" || fail "no reason: $out"
+"$VBAK" lab mutate "$SITE" vm-nfs-01 --percent 20 >/dev/null # the VM drifts from the backup
+job=$("$VBAK" restore "$rp_nfs" --to-vm --delete-snapshots --wait --json)
+[[ $(jq -r .state <<<"$job") == succeeded ]] || fail "restore --to-vm --delete-snapshots: $job"
+[[ $(site_json | jq '.vms[] | select(.name == "vm-nfs-01") | .snapshots | length') == 0 ]] || fail "snapshots not deleted"
+file=$(site_json | jq -r '.vms[] | select(.name == "vm-nfs-01") | .disks[0].file_uri')
+key=$(site_json | jq -r '.vms[] | select(.name == "vm-nfs-01") | .disks[0].key')
+cmp -s "$file" "$TEST_DIR/expect/incr/vm-nfs-01-$key.raw" || fail "the VM's disk does not hold the restored bytes"
+pass "restore into a VM: refused while it has snapshots, then done with --delete-snapshots"
+
+# the transport recorded per task matches the policy (vbak explain) for that disk x agent
+tasks=$("$VBAK" job show "$(jq .id <<<"$job1")" --json | jq -c '.tasks[] | select(.state == "done")')
+checked=0
+while read -r t; do
+  vm=$(jq -r .vm <<<"$t"); disk=$(jq -r .disk <<<"$t"); agent=$(jq -r .agent <<<"$t")
+  used=$(jq -r .transport <<<"$t")
+  chosen=$("$VBAK" explain "$vm" --agent "$agent" --json |
+    jq -r --arg d "$disk" '.[] | select(.disk_key == $d) | .chosen')
+  [[ $used == "$chosen" ]] || fail "task of $vm/$disk on $agent used $used, explain says $chosen"
+  checked=$((checked + 1))
+done <<<"$tasks"
+((checked > 10)) || fail "only $checked tasks checked"
+pass "transport of each of $checked tasks matches vbak explain"
+
+# explain on the default site shows the release notes' refusals
+ex() { "$VBAK" explain "$@" --json; }
+ex vm-vsan-01 | jq -e '[.[] | .refused[] | select(.mode == "san") | .reason] | any(test("vsan"))' >/dev/null || fail "SAN on vsan"
+ex vm-vvol-01 | jq -e '[.[] | .refused[] | select(.mode == "san") | .reason] | any(test("VVOL|vVol"))' >/dev/null || fail "SAN on VVOL"
+ex vm-vsan-01 --agent agent-1 | jq -e '[.[] | .refused[] | select(.mode == "hotadd") | .reason] | any(test("vSAN"))' >/dev/null || fail "HotAdd vSAN"
+ex vm-vvol-clone-01 | jq -e '[.[] | .refused[] | select(.mode == "hotadd") | .reason] | any(test("linked clone"))' >/dev/null || fail "HotAdd linked clone"
+ex vm-cloud-01 | jq -e '[.[] | .refused[] | select(.mode == "nbd") | .reason] | any(test("encrypt"))' >/dev/null || fail "NBD where encryption is required"
+pass "explain refuses SAN on vsan/VVOL, HotAdd for vSAN and the vVol clone, NBD where encryption is required"
+
+# verify: good, then a flipped byte is named by disk and offset, and restore refuses it
+rp=$(rp_of "$job1" vm-vmfs-01)
+"$VBAK" verify "$rp" >/dev/null || fail "verify of a good restore point"
+[[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == ok ]] || fail "verify state"
+index=$("$VBAK" restore-point show "$rp" --json | jq -r '.disks[0].index')
+chunk=$(find "$SITE/repo" -path '*chunks*' -type f -size +1k | head -1)
+printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
+if out=$("$VBAK" verify "$rp"); then fail "verify missed a corrupt chunk"; fi
+grep -q "offset" <<<"$out" || fail "verify does not name the offset: $out"
+pass "verify catches a flipped byte and names disk and offset"
