@@ -103,7 +103,9 @@ static const char *const s_migrations[] = {
     "  verify_error TEXT,"
     "  CHECK (kind = 'incremental' OR parent_id IS NULL)"
     ");"
-    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created);"
+    /* Covering: listing a VM's restore points reads this index only, in order. */
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
+    "  completed, kind, parent_id, verify_state, verified_at, verify_error);"
     "CREATE INDEX restore_points_created ON restore_points(state, created);"
     "CREATE INDEX restore_points_parent ON restore_points(parent_id);"
     "CREATE INDEX restore_points_job ON restore_points(job_id);"
@@ -212,14 +214,18 @@ vb_catalog_t *vb_catalog_open(const char *path)
         vb_error_set(VB_ENOMEM, "out of memory");
         return NULL;
     }
-    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* NOMUTEX: one thread owns the connection (the coordinator actor), so SQLite's per-call
+     * locking is pure overhead (a tenth of the time of a long restore point listing). */
+    if (sqlite3_open_v2(path, &self->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         vb_cat_db_error(self, "open");
         goto fail;
     }
     sqlite3_busy_timeout(self->db, 5000);
     if (s_exec(self, "PRAGMA journal_mode = WAL") || s_exec(self, "PRAGMA foreign_keys = ON") ||
-        s_exec(self, "PRAGMA synchronous = NORMAL"))
+        s_exec(self, "PRAGMA synchronous = NORMAL") ||
+        s_exec(self, "PRAGMA cache_size = -32768")) /* KiB: keeps the hot indexes in memory */
         goto fail;
     if (s_migrate(self))
         goto fail;
