@@ -308,6 +308,12 @@ int vb_catalog_task_requeue(vb_catalog_t *self, int64_t task_id, const char *rea
 int vb_catalog_tasks_requeue_agent(vb_catalog_t *self, const char *agent, const char *reason,
                                    size_t *count_out) VB_WUR;
 
+/* Every running task of job `job_id` goes back to the queue with `reason`: what a restarted
+ * coordinator does before it resumes the job (the agents it had were told nothing). One
+ * statement; *count_out (may be NULL): how many. */
+int vb_catalog_tasks_requeue_running(vb_catalog_t *self, int64_t job_id, const char *reason,
+                                     size_t *count_out) VB_WUR;
+
 typedef struct {
     size_t queued, running, done, failed, cancelled, total;
     uint64_t bytes_total; /* sum of extent lengths */
