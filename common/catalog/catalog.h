@@ -1,6 +1,7 @@
 /* catalog — vbak's SQLite catalog. The only module that includes <sqlite3.h>; all SQL lives here.
  *
- * One connection, used by one thread (the coordinator actor). WAL journal, foreign keys on,
+ * One connection, used by one thread at a time (the coordinator actor; it is opened without
+ * SQLite's own mutex, so never share it between threads). WAL journal, foreign keys on,
  * a busy timeout, statements prepared once. The schema is migrated on open, keyed on
  * PRAGMA user_version; a catalog from a newer vbak is refused.
  *

@@ -726,6 +726,8 @@ int vb_catalog_tasks_list(vb_catalog_t *self, const vb_task_filter_t *f, vb_task
                           size_t *count)
 {
     sqlite3_stmt *st;
+    if (!f || (!f->agent && f->job_id <= 0))
+        return vb_error_set(VB_EINVAL, "listing tasks needs a job or an agent");
     if (f->agent) {
         st = self->st[ST_TASK_LIST_AGENT];
         sqlite3_bind_text(st, 1, f->agent, -1, SQLITE_TRANSIENT);
