@@ -103,9 +103,7 @@ static const char *const s_migrations[] = {
     "  verify_error TEXT,"
     "  CHECK (kind = 'incremental' OR parent_id IS NULL)"
     ");"
-    /* Covering: listing a VM's restore points reads this index only, in order. */
-    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
-    "  completed, kind, parent_id, verify_state, verified_at, verify_error);"
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created);"
     "CREATE INDEX restore_points_created ON restore_points(state, created);"
     "CREATE INDEX restore_points_parent ON restore_points(parent_id);"
     "CREATE INDEX restore_points_job ON restore_points(job_id);"
@@ -124,6 +122,11 @@ static const char *const s_migrations[] = {
     "  transports TEXT NOT NULL DEFAULT '[]',"
     "  UNIQUE (restore_point_id, disk_key)"
     ");",
+    /* 3: a covering index for a VM's restore points, so that listing them reads the index only,
+     *    in order, without a table lookup per row. */
+    "DROP INDEX restore_points_vm;"
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
+    "  completed, kind, parent_id, verify_state, verified_at, verify_error);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
