@@ -122,6 +122,11 @@ static const char *const s_migrations[] = {
     "  transports TEXT NOT NULL DEFAULT '[]',"
     "  UNIQUE (restore_point_id, disk_key)"
     ");",
+    /* 3: a covering index for a VM's restore points, so that listing them reads the index only,
+     *    in order, without a table lookup per row. */
+    "DROP INDEX restore_points_vm;"
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
+    "  completed, kind, parent_id, verify_state, verified_at, verify_error);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -212,14 +217,18 @@ vb_catalog_t *vb_catalog_open(const char *path)
         vb_error_set(VB_ENOMEM, "out of memory");
         return NULL;
     }
-    if (sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    /* NOMUTEX: one thread owns the connection (the coordinator actor), so SQLite's per-call
+     * locking is pure overhead (a tenth of the time of a long restore point listing). */
+    if (sqlite3_open_v2(path, &self->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         vb_cat_db_error(self, "open");
         goto fail;
     }
     sqlite3_busy_timeout(self->db, 5000);
     if (s_exec(self, "PRAGMA journal_mode = WAL") || s_exec(self, "PRAGMA foreign_keys = ON") ||
-        s_exec(self, "PRAGMA synchronous = NORMAL"))
+        s_exec(self, "PRAGMA synchronous = NORMAL") ||
+        s_exec(self, "PRAGMA cache_size = -32768")) /* KiB: keeps the hot indexes in memory */
         goto fail;
     if (s_migrate(self))
         goto fail;

@@ -1,6 +1,7 @@
 /* catalog — vbak's SQLite catalog. The only module that includes <sqlite3.h>; all SQL lives here.
  *
- * One connection, used by one thread (the coordinator actor). WAL journal, foreign keys on,
+ * One connection, used by one thread at a time (the coordinator actor; it is opened without
+ * SQLite's own mutex, so never share it between threads). WAL journal, foreign keys on,
  * a busy timeout, statements prepared once. The schema is migrated on open, keyed on
  * PRAGMA user_version; a catalog from a newer vbak is refused.
  *
@@ -307,6 +308,12 @@ int vb_catalog_task_requeue(vb_catalog_t *self, int64_t task_id, const char *rea
  * *count_out (may be NULL): how many. */
 int vb_catalog_tasks_requeue_agent(vb_catalog_t *self, const char *agent, const char *reason,
                                    size_t *count_out) VB_WUR;
+
+/* Every running task of job `job_id` goes back to the queue with `reason`: what a restarted
+ * coordinator does before it resumes the job (the agents it had were told nothing). One
+ * statement; *count_out (may be NULL): how many. */
+int vb_catalog_tasks_requeue_running(vb_catalog_t *self, int64_t job_id, const char *reason,
+                                     size_t *count_out) VB_WUR;
 
 typedef struct {
     size_t queued, running, done, failed, cancelled, total;

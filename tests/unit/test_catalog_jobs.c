@@ -463,6 +463,20 @@ Test(catalog_jobs, batched_task_updates_and_reopen)
     cr_assert_eq(vb_catalog_job_get(cat, job, &got), 0);
     cr_assert_eq(got.state, VB_JOB_RUNNING);
     vb_job_clear(&got);
+
+    /* The restarted coordinator resumes the job: its running tasks go back to the queue. */
+    size_t moved = 0;
+    cr_assert_eq(vb_catalog_tasks_requeue_running(cat, job, "coordinator restarted", &moved), 0);
+    cr_assert_eq(moved, N / 4);
+    cr_assert_eq(vb_catalog_job_task_counts(cat, job, &c), 0);
+    cr_assert_eq(c.queued, N / 4);
+    cr_assert_eq(c.running, 0);
+    cr_assert_eq(c.done, N * 3 / 4, "done tasks stay done");
+    vb_task_t t;
+    cr_assert_eq(vb_catalog_task_get(cat, ids[0], &t), 0);
+    cr_assert_eq(t.state, VB_TASK_QUEUED);
+    cr_assert_str_eq(t.error, "coordinator restarted");
+    vb_task_clear(&t);
     free(add);
     free(ids);
     vb_catalog_destroy(&cat);
@@ -534,4 +548,54 @@ Test(catalog_jobs, survives_sigkill_in_a_write_transaction)
     int64_t next = backup_job(cat, vms, 1, false, 30);
     cr_assert_gt(next, kept);
     vb_catalog_destroy(&cat);
+}
+
+/* A catalog written by the previous schema (agents only) is upgraded in place, agents kept. */
+Test(catalog_jobs, upgrades_a_version_1_catalog)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"CREATE TABLE agents (id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+             "UNIQUE, public_key TEXT NOT NULL UNIQUE, host TEXT NOT NULL DEFAULT '', datastore "
+             "TEXT NOT NULL DEFAULT '', luns TEXT NOT NULL DEFAULT '[]', os TEXT NOT NULL "
+             "DEFAULT '', slots INTEGER NOT NULL DEFAULT 1, transports TEXT NOT NULL DEFAULT "
+             "'[]', version TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'online' CHECK "
+             "(state IN ('online','lost')), enrolled_at INTEGER NOT NULL, last_seen INTEGER NOT "
+             "NULL); INSERT INTO agents (name, public_key, enrolled_at, last_seen) VALUES "
+             "('agent-old', 'OLDKEY', 1, 2); PRAGMA user_version = 1;\"",
+             s_path);
+    cr_assert_eq(system(cmd), 0);
+    vb_catalog_t *cat = open_cat();
+    vb_agent_record_t a;
+    cr_assert_eq(vb_catalog_agent_by_key(cat, "OLDKEY", &a), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(a.name, "agent-old");
+    vb_agent_record_clear(&a);
+    const char *vms[] = {"web-01"};
+    int64_t job = backup_job(cat, vms, 1, false, 10);
+    cr_assert_gt(job, 0);
+    vb_catalog_destroy(&cat);
+    snprintf(cmd, sizeof cmd, "test \"$(sqlite3 '%s' 'PRAGMA user_version')\" = %d", s_path,
+             vb_catalog_schema_version());
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_geq(vb_catalog_schema_version(), 2);
+}
+
+/* The names are the catalog's stored values and what JSON shows; scripts depend on them. */
+Test(catalog_jobs, state_names_are_stable)
+{
+    cr_assert_str_eq(vb_job_kind_name(VB_JOB_BACKUP), "backup");
+    cr_assert_str_eq(vb_job_kind_name(VB_JOB_RESTORE), "restore");
+    cr_assert_str_eq(vb_job_state_name(VB_JOB_RUNNING), "running");
+    cr_assert_str_eq(vb_job_state_name(VB_JOB_SUCCEEDED), "succeeded");
+    cr_assert_str_eq(vb_job_state_name(VB_JOB_FAILED), "failed");
+    cr_assert_str_eq(vb_job_state_name(VB_JOB_CANCELLED), "cancelled");
+    cr_assert_str_eq(vb_task_kind_name(VB_TASK_MAP), "map");
+    cr_assert_str_eq(vb_task_state_name(VB_TASK_QUEUED), "queued");
+    cr_assert_str_eq(vb_task_state_name(VB_TASK_DONE), "done");
+    cr_assert_str_eq(vb_snap_state_name(VB_SNAP_REQUESTED), "requested");
+    cr_assert_str_eq(vb_rp_kind_name(VB_RP_FULL), "full");
+    cr_assert_str_eq(vb_rp_kind_name(VB_RP_INCREMENTAL), "incremental");
+    cr_assert_str_eq(vb_rp_state_name(VB_RP_COMPLETE), "complete");
+    cr_assert_str_eq(vb_verify_state_name(VB_VERIFY_NONE), "unverified");
+    cr_assert_str_eq(vb_job_state_name((vb_job_state_t)42), "?");
 }

@@ -500,3 +500,34 @@ Test(catalog_restore, reopening_keeps_everything)
     vb_restore_point_clear(&got);
     vb_catalog_destroy(&cat);
 }
+
+/* A schema 2 catalog (before the covering index) is upgraded in place; its restore points stay. */
+Test(catalog_restore, upgrades_a_version_2_catalog)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t a = complete_rp(cat, "web-01", 1000, 0);
+    int64_t b = complete_rp(cat, "web-01", 2000, a);
+    vb_catalog_destroy(&cat);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' 'DROP INDEX restore_points_vm; CREATE INDEX restore_points_vm ON "
+             "restore_points(vm, state, created); PRAGMA user_version = 2;'",
+             s_path);
+    cr_assert_eq(system(cmd), 0);
+
+    cat = open_cat();
+    vb_rp_filter_t f = {.vm = "web-01", .newest_first = true};
+    vb_restore_point_t *list = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_catalog_restore_points_list(cat, &f, &list, &n), 0, "%s", vb_error_msg());
+    cr_assert_eq(n, 2);
+    cr_assert_eq(list[0].id, b);
+    cr_assert_eq(list[0].parent_id, a);
+    vb_restore_points_free(&list, n);
+    vb_catalog_destroy(&cat);
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"SELECT sql FROM sqlite_master WHERE name = 'restore_points_vm'\" "
+             "| grep -q verify_error",
+             s_path);
+    cr_assert_eq(system(cmd), 0, "the covering index replaced the old one");
+}
