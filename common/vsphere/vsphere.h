@@ -87,6 +87,12 @@ struct vb_xml_node;
 int vb_vsphere_parse_disk_change_info(const struct vb_xml_node *info, vb_extent_list_t *out,
                                       uint64_t *span_start, uint64_t *span_length) VB_WUR;
 
+/* The file behind disk `disk_key` as snapshot `snapshot_id` froze it (the backing fileName in
+ * the snapshot's configuration): what a reader over the file service reads while the VM writes
+ * to its redo log. Caller owns *path_out. VB_ENOTFOUND when the snapshot has no such disk. */
+int vb_vsphere_snapshot_disk_path(vb_vsphere_t *self, const char *snapshot_id, const char *disk_key,
+                                  char **path_out) VB_WUR;
+
 /* ---- datastore file service ---- */
 
 /* Splits "[ds name] dir/file.vmdk" into a datastore name and a path (caller owns both). */

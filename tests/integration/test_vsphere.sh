@@ -66,6 +66,13 @@ snap=$(probe sim snapshot-create vbak-vm1 vbak-job-17 2>"$WORK/snap.err") ||
 probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
     .snapshots == ["vbak-job-17"]' >/dev/null && ok "snapshot $snap created" ||
     fail "snapshot not in the inventory"
+for k in $(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[].key'); do
+    want=$(info sim ".vms[] | select(.name == \"vbak-vm1\") | .disks[] | select(.key == \"$k\") | .path")
+    got=$(probe sim snapshot-disk "$snap" "$k" 2>/dev/null)
+    [ "$got" = "$want" ] && ok "disk $k at the snapshot: $got" || fail "snapshot disk $k: '$got', expected '$want'"
+done
+out=$(probe sim snapshot-disk "$snap" 4242 2>&1) && fail "a missing disk at the snapshot"
+echo "$out" | grep -q "has no disk with key 4242" || fail "snapshot-disk message: $out"
 probe sim snapshot-remove vbak-vm1 "$snap" 2>"$WORK/snap.err" || fail "remove: $(cat "$WORK/snap.err")"
 probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
     .snapshots == []' >/dev/null && ok "snapshot removed" || fail "snapshot still there"

@@ -7,6 +7,7 @@
  *   inventory                               the inventory as JSON
  *   snapshot-create VM NAME                 prints the snapshot id
  *   snapshot-remove VM ID|NAME
+ *   snapshot-disk SNAPSHOT_ID DISK_KEY      the disk's file as the snapshot froze it
  *   changed-areas VM DISK_KEY [SNAPSHOT [CHANGE_ID]]   {"extents":[[off,len],..],"change_id":..}
  *   file-size DS_FILE                       prints the size
  *   file-get DS_FILE OFFSET LENGTH OUT      writes the bytes; prints {"got":N,"encoding":..}
@@ -238,6 +239,14 @@ static int run(vb_vsphere_t *vs, int argc, char **argv)
             return fail();
         printf("%s\n", id);
         free(id);
+        return 0;
+    }
+    if (strcmp(cmd, "snapshot-disk") == 0 && n == 2) {
+        char *path = NULL;
+        if (vb_vsphere_snapshot_disk_path(vs, a[0], a[1], &path) != 0)
+            return fail();
+        printf("%s\n", path);
+        free(path);
         return 0;
     }
     if (strcmp(cmd, "snapshot-remove") == 0 && n == 2)
