@@ -36,7 +36,8 @@ typedef struct {
     const char *password_file; /* its first line is the password */
     const char *ca_file;       /* PEM CAs to verify the server with */
     const char *thumbprint;    /* pinned SHA-256 of the server certificate, "AB:CD:..." */
-    const char *datacenter;    /* datacenter (inventory path) for the file service; NULL: first */
+    const char *datacenter;    /* dcPath for the file service ("folder/dc"); NULL: the datacenter
+                                * holding the datastore, found in the inventory */
     long timeout_s;            /* per HTTP request; 0: 300 */
     long task_timeout_s;       /* CreateSnapshot/RemoveSnapshot; 0: 3600 */
     vb_vs_encoding_t encoding; /* first guess for the file service; UNKNOWN: single */
