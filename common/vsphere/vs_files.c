@@ -455,19 +455,18 @@ static int s_req_perform(const vb_soap_t *soap, CURL *h, s_req_t *r, const vb_so
 }
 
 /* A one-byte ranged GET whose answer states the file's size in Content-Range. */
-static int s_http_range_total(const vb_soap_t *soap, CURL *h, const char *url, char *byte,
-                              size_t *got, int64_t *total)
+static int s_http_range_total(const vb_soap_t *soap, CURL *h, vb_soap_tls_t *tls, const char *url,
+                              char *byte, size_t *got, int64_t *total)
 {
     s_req_t r = {.m = HTTP_GET, .sink = {.dst = byte, .cap = 1}, .range_total = -1};
-    vb_soap_tls_t tls;
     const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
     long status = 0;
     curl_easy_reset(h);
-    int rc = vb_soap_setup_handle(soap, h, &tls);
+    int rc = vb_soap_setup_handle(soap, h, tls);
     if (rc == 0)
         rc = s_req_setopt(h, &r, url, 1);
     if (rc == 0)
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     *got = r.sink.got;
     *total = status == 416 ? 0 : r.range_total;
@@ -481,28 +480,28 @@ static int s_http_range_total(const vb_soap_t *soap, CURL *h, const char *url, c
 
 /* Runs one request. GET: [offset, offset+len) into buf (*got_out). HEAD: *size_out (from
  * Content-Length, or from a one-byte ranged GET where HEAD is not served). PUT: data. */
-static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url, uint64_t offset,
-                  size_t len, void *buf, size_t *got_out, uint64_t *size_out, const void *data)
+static int s_http(const vb_soap_t *soap, CURL *h, vb_soap_tls_t *tls, s_method_t m, const char *url,
+                  uint64_t offset, size_t len, void *buf, size_t *got_out, uint64_t *size_out,
+                  const void *data)
 {
     s_req_t r = {.m = m,
                  .offset = offset,
                  .sink = {.dst = buf, .cap = len},
                  .src = {.data = data, .len = len},
                  .range_total = -1};
-    vb_soap_tls_t tls;
     const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
     long status = 0;
     curl_easy_reset(h);
-    int rc = vb_soap_setup_handle(soap, h, &tls);
+    int rc = vb_soap_setup_handle(soap, h, tls);
     if (rc == 0)
         rc = s_req_setopt(h, &r, url, len);
     if (rc == 0)
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     if (rc == 0 && m == HTTP_GET && status == 200 && offset > 0 && len > 0) {
         /* The server ignored Range and sent the file from byte 0: fetch again, skipping. */
         r.sink = (s_sink_t){.dst = buf, .cap = len, .skip = offset};
         curl_easy_setopt(h, CURLOPT_RANGE, NULL);
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     }
     curl_off_t cl = -1;
     if (rc == 0 && m == HTTP_HEAD)
@@ -513,7 +512,7 @@ static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url,
         /* No HEAD (or no length in it): GET one byte and read the total of Content-Range. */
         char byte;
         size_t got = 0;
-        rc = s_http_range_total(soap, h, url, &byte, &got, &r.range_total);
+        rc = s_http_range_total(soap, h, tls, url, &byte, &got, &r.range_total);
         if (rc == 0 && r.range_total < 0)
             rc = vb_error_set(VB_EPROTO, "%s: the file service states no size", what);
         cl = r.range_total;
@@ -538,6 +537,7 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
     char *url = NULL;
     bool special = false;
     int rc = 0;
+    vb_soap_tls_t tls; /* as long-lived as h */
     CURL *h = curl_easy_init();
     if (!h)
         return vb_error_set(VB_ENOMEM, "cannot create a libcurl handle");
@@ -548,7 +548,7 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
         rc = s_url(self, ds_file, order[i], &url, &special);
         if (rc != 0)
             break;
-        rc = s_http(self->soap, h, m, url, offset, len, buf, got, size, data);
+        rc = s_http(self->soap, h, &tls, m, url, offset, len, buf, got, size, data);
         if (rc == 0 && special && self->enc != order[i]) {
             if (self->enc != VB_VS_ENC_UNKNOWN || i > 0)
                 VB_LOG_INFO("vsphere", "file service needs %s encoding url=%s",
@@ -618,6 +618,7 @@ typedef struct {
 static void *s_worker(void *arg)
 {
     s_job_t *job = arg;
+    vb_soap_tls_t tls; /* as long-lived as h */
     CURL *h = curl_easy_init();
     int rc = h ? 0 : vb_error_set(VB_ENOMEM, "cannot create a libcurl handle");
     for (;;) {
@@ -632,8 +633,8 @@ static void *s_worker(void *arg)
             break;
         s_piece_t *p = &job->pieces[i];
         size_t got = 0;
-        rc = s_http(job->soap, h, HTTP_GET, job->url, p->offset, p->len, job->dst + p->dst_off,
-                    &got, NULL, NULL);
+        rc = s_http(job->soap, h, &tls, HTTP_GET, job->url, p->offset, p->len,
+                    job->dst + p->dst_off, &got, NULL, NULL);
         if (rc == 0 && got != p->len)
             rc = vb_error_set(VB_EIO,
                               "short read at offset %llu: %zu of %zu bytes (file ends "
