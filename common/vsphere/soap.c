@@ -22,6 +22,7 @@ struct vb_soap {
     char *action; /* SOAPAction header line */
     char *cookie; /* "vmware_soap_session=..." or NULL */
     CURL *h;
+    vb_soap_tls_t tls; /* lives as long as h: OpenSSL keeps a pointer to it */
 };
 
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
@@ -413,7 +414,7 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, con
     vb_buf_t req = {0}, ans = {.limit = SOAP_MAX_ANSWER};
     struct curl_slist *hdrs = NULL;
     char errbuf[CURL_ERROR_SIZE] = "";
-    vb_soap_tls_t tls;
+    vb_soap_tls_t *tls = &self->tls;
     int rc = vb_buf_printf(&req,
                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
                            "<soapenv:Envelope xmlns:soapenv=\"" VB_XML_NS_SOAPENV "\" "
@@ -430,7 +431,7 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, con
     if (rc != 0)
         goto out;
     curl_easy_reset(self->h);
-    rc = vb_soap_setup_handle(self, self->h, &tls);
+    rc = vb_soap_setup_handle(self, self->h, tls);
     if (rc != 0)
         goto out;
     hdrs = curl_slist_append(hdrs, "Content-Type: text/xml; charset=utf-8");
@@ -459,7 +460,7 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, con
     if (cc != CURLE_OK) {
         char what[160];
         snprintf(what, sizeof what, "/sdk %s", method);
-        rc = vb_soap_transfer_error(self, cc, errbuf, &tls, what);
+        rc = vb_soap_transfer_error(self, cc, errbuf, tls, what);
         goto out;
     }
     long status = 0;

@@ -77,8 +77,8 @@ typedef struct {
     bool mismatch;     /* pinned and the leaf did not match */
 } vb_soap_tls_t;
 
-/* Applies the TLS policy, timeouts and the session cookie to a fresh curl handle. tls must
- * outlive the handle's transfers. */
+/* Applies the TLS policy, timeouts and the session cookie to a fresh curl handle. tls must live
+ * as long as the handle (its connections keep a pointer to it): declare it beside the handle. */
 int vb_soap_setup_handle(const vb_soap_t *self, CURL *h, vb_soap_tls_t *tls) VB_WUR;
 /* Turns a failed transfer into a message: TLS failures name the expected and received
  * thumbprints. what: "POST /sdk", "GET /folder/...". Returns the code. */

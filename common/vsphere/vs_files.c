@@ -92,46 +92,206 @@ vb_vs_encoding_t vb_vsphere_file_encoding(const vb_vsphere_t *self)
     return self->enc;
 }
 
-typedef struct {
-    const char *dc;
-    char *first;
-    int count;
-} s_dc_t;
+/* ---- which datacenter a datastore is in (the file service's dcPath) ---- */
 
-static int s_dc_cb(void *ud, const vb_xml_node_t *oc)
+typedef struct {
+    char type; /* 'F' folder, 'D' datacenter, 'S' datastore */
+    char *ref;
+    char *name;
+    char *parent;
+    char **ds; /* datacenter: its datastores */
+    size_t nds;
+} s_ent_t;
+
+typedef struct {
+    s_ent_t *v;
+    size_t n;
+    size_t cap;
+} s_ents_t;
+
+static void s_ents_free(s_ents_t *e)
 {
-    s_dc_t *d = ud;
-    const vb_xml_node_t *n = vb_vs_prop(oc, "name");
-    if (n && !d->first && !(d->first = strdup(n->text)))
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->v[i].ref);
+        free(e->v[i].name);
+        free(e->v[i].parent);
+        for (size_t k = 0; k < e->v[i].nds; k++)
+            free(e->v[i].ds[k]);
+        free(e->v[i].ds);
+    }
+    free(e->v);
+}
+
+static char *s_dup_or_null(const char *s, bool *oom)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        *oom = true;
+    return d;
+}
+
+static int s_ent_cb(void *ud, const vb_xml_node_t *oc)
+{
+    s_ents_t *e = ud;
+    const vb_xml_node_t *obj = vb_xml_child(oc, "obj");
+    const char *type = vb_xml_attr(obj, NULL, "type");
+    if (!obj || !type)
+        return vb_error_set(VB_EPROTO, "ObjectContent without an object reference");
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 32;
+        s_ent_t *v = realloc(e->v, cap * sizeof *v);
+        if (!v)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        e->v = v;
+        e->cap = cap;
+    }
+    s_ent_t *x = &e->v[e->n++];
+    memset(x, 0, sizeof *x);
+    bool oom = false;
+    const vb_xml_node_t *name = vb_vs_prop(oc, "name");
+    const vb_xml_node_t *parent = vb_vs_prop(oc, "parent");
+    x->type = strcmp(type, "Datacenter") == 0 ? 'D' : strcmp(type, "Datastore") == 0 ? 'S' : 'F';
+    x->ref = s_dup_or_null(obj->text, &oom);
+    x->name = s_dup_or_null(name ? name->text : obj->text, &oom);
+    x->parent = s_dup_or_null(parent ? parent->text : NULL, &oom);
+    const vb_xml_node_t *dss = vb_vs_prop(oc, "datastore");
+    for (const vb_xml_node_t *d = vb_xml_child(dss, NULL); d && !oom; d = vb_xml_next(d, NULL)) {
+        char **nd = realloc(x->ds, (x->nds + 1) * sizeof *nd);
+        if (!nd)
+            break;
+        x->ds = nd;
+        if ((x->ds[x->nds] = s_dup_or_null(d->text, &oom)))
+            x->nds++;
+    }
+    return oom ? vb_error_set(VB_ENOMEM, "out of memory") : 0;
+}
+
+/* "folder/sub/dc": the datacenter's names from below the root folder down. */
+static int s_inventory_path(const s_ents_t *e, const s_ent_t *dc, const char *root, char **out)
+{
+    const s_ent_t *chain[64];
+    size_t n = 0, len = 0;
+    for (const s_ent_t *cur = dc; cur && n < 64;) {
+        chain[n++] = cur;
+        len += strlen(cur->name) + 1;
+        if (!cur->parent || strcmp(cur->parent, root) == 0)
+            break;
+        const s_ent_t *up = NULL;
+        for (size_t i = 0; i < e->n && !up; i++)
+            if (strcmp(e->v[i].ref, cur->parent) == 0)
+                up = &e->v[i];
+        cur = up;
+    }
+    char *p = malloc(len + 1);
+    if (!p)
         return vb_error_set(VB_ENOMEM, "out of memory");
-    d->count++;
+    p[0] = '\0';
+    size_t at = 0;
+    for (size_t i = n; i-- > 0;) {
+        size_t l = strlen(chain[i]->name);
+        memcpy(p + at, chain[i]->name, l);
+        at += l;
+        if (i)
+            p[at++] = '/';
+    }
+    p[at] = '\0';
+    *out = p;
     return 0;
 }
 
-/* dcPath: the option, or the only (first) datacenter's name. */
-static int s_dc_path(vb_vsphere_t *self)
+static void s_dcmap_clear(vb_vsphere_t *self)
 {
-    static const char *const types[] = {"Datacenter", NULL};
-    static const char *const paths[] = {"name", NULL};
-    if (self->dc_path)
+    for (size_t i = 0; i < self->dcmap_n; i++) {
+        free(self->dcmap_ds[i]);
+        free(self->dcmap_dc[i]);
+    }
+    free(self->dcmap_ds);
+    free(self->dcmap_dc);
+    self->dcmap_ds = self->dcmap_dc = NULL;
+    self->dcmap_n = 0;
+}
+
+/* Adds (ds name, dc path); a name met in two datacenters keeps a NULL path. Takes dc. */
+static int s_dcmap_put(vb_vsphere_t *self, const char *ds, char *dc)
+{
+    for (size_t i = 0; i < self->dcmap_n; i++) {
+        if (strcmp(self->dcmap_ds[i], ds) != 0)
+            continue;
+        if (!self->dcmap_dc[i] || strcmp(self->dcmap_dc[i], dc) != 0) {
+            free(self->dcmap_dc[i]);
+            self->dcmap_dc[i] = NULL;
+        }
+        free(dc);
         return 0;
-    if (self->datacenter) {
-        self->dc_path = strdup(self->datacenter);
-        return self->dc_path ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
     }
-    s_dc_t d = {0};
-    int rc = vb_vs_retrieve_view(self, types, paths, s_dc_cb, &d);
-    if (rc == 0 && !d.first)
-        rc = vb_error_set(VB_ENOTFOUND, "%s has no datacenter", vb_soap_base_url(self->soap));
-    if (rc == 0 && d.count > 1)
-        VB_LOG_WARN("vsphere", "several datacenters, file service uses dc=%s (set datacenter)",
-                    d.first);
-    if (rc == 0) {
-        self->dc_path = d.first;
-        d.first = NULL;
+    char **a = realloc(self->dcmap_ds, (self->dcmap_n + 1) * sizeof *a);
+    if (a)
+        self->dcmap_ds = a;
+    char **b = a ? realloc(self->dcmap_dc, (self->dcmap_n + 1) * sizeof *b) : NULL;
+    if (b)
+        self->dcmap_dc = b;
+    char *name = b ? strdup(ds) : NULL;
+    if (!name) {
+        free(dc);
+        return vb_error_set(VB_ENOMEM, "out of memory");
     }
-    free(d.first);
+    self->dcmap_ds[self->dcmap_n] = name;
+    self->dcmap_dc[self->dcmap_n] = dc;
+    self->dcmap_n++;
+    return 0;
+}
+
+static int s_dcmap_build(vb_vsphere_t *self)
+{
+    static const char *const types[] = {"Folder", "Datacenter", "Datastore", NULL};
+    static const char *const paths[] = {"name,parent", "name,parent,datastore", "name", NULL};
+    s_ents_t e = {0};
+    s_dcmap_clear(self);
+    int rc = vb_vs_retrieve_view(self, types, paths, s_ent_cb, &e);
+    for (size_t i = 0; rc == 0 && i < e.n; i++) {
+        if (e.v[i].type != 'D')
+            continue;
+        for (size_t k = 0; rc == 0 && k < e.v[i].nds; k++) {
+            const s_ent_t *ds = NULL;
+            for (size_t j = 0; j < e.n && !ds; j++)
+                if (e.v[j].type == 'S' && strcmp(e.v[j].ref, e.v[i].ds[k]) == 0)
+                    ds = &e.v[j];
+            char *path = NULL;
+            if (ds)
+                rc = s_inventory_path(&e, &e.v[i], self->root_folder, &path);
+            if (ds && rc == 0)
+                rc = s_dcmap_put(self, ds->name, path);
+        }
+    }
+    s_ents_free(&e);
     return rc;
+}
+
+/* The dcPath for a datastore: the option, or the datacenter that holds it. Borrowed. */
+static int s_dc_for(vb_vsphere_t *self, const char *ds, const char **dc_out)
+{
+    if (self->datacenter) {
+        *dc_out = self->datacenter;
+        return 0;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < self->dcmap_n; i++) {
+            if (strcmp(self->dcmap_ds[i], ds) != 0)
+                continue;
+            if (!self->dcmap_dc[i])
+                return vb_error_set(VB_EINVAL,
+                                    "datastore '%s' exists in several datacenters; "
+                                    "set the datacenter",
+                                    ds);
+            *dc_out = self->dcmap_dc[i];
+            return 0;
+        }
+        int rc = pass == 0 ? s_dcmap_build(self) : 0; /* new datastores since the last look */
+        if (rc != 0)
+            return rc;
+    }
+    return vb_error_set(VB_ENOTFOUND, "no datastore named '%s' on %s", ds,
+                        vb_soap_base_url(self->soap));
 }
 
 /* https://host/folder/<encoded path>?dcPath=<dc>&dsName=<ds> (caller owns). */
@@ -139,16 +299,20 @@ static int s_url(vb_vsphere_t *self, const char *ds_file, vb_vs_encoding_t enc, 
                  bool *special_out)
 {
     char *ds = NULL, *path = NULL, *epath = NULL, *eds = NULL, *edc = NULL, *single = NULL;
+    const char *dc = NULL;
     *url_out = NULL;
-    int rc = s_dc_path(self);
+    int rc = vb_vsphere_split_ds_path(ds_file, &ds, &path);
     if (rc == 0)
-        rc = vb_vsphere_split_ds_path(ds_file, &ds, &path);
-    if (rc != 0)
+        rc = s_dc_for(self, ds, &dc);
+    if (rc != 0) {
+        free(ds);
+        free(path);
         return rc;
+    }
     epath = vb_vsphere_encode_path(path, enc);
     single = vb_vsphere_encode_path(path, VB_VS_ENC_SINGLE);
     eds = s_pct(ds, false);
-    edc = s_pct(self->dc_path, true);
+    edc = s_pct(dc, true);
     if (!epath || !single || !eds || !edc ||
         asprintf(url_out, "%s/folder/%s?dcPath=%s&dsName=%s", vb_soap_base_url(self->soap), epath,
                  edc, eds) < 0) {
@@ -291,19 +455,18 @@ static int s_req_perform(const vb_soap_t *soap, CURL *h, s_req_t *r, const vb_so
 }
 
 /* A one-byte ranged GET whose answer states the file's size in Content-Range. */
-static int s_http_range_total(const vb_soap_t *soap, CURL *h, const char *url, char *byte,
-                              size_t *got, int64_t *total)
+static int s_http_range_total(const vb_soap_t *soap, CURL *h, vb_soap_tls_t *tls, const char *url,
+                              char *byte, size_t *got, int64_t *total)
 {
     s_req_t r = {.m = HTTP_GET, .sink = {.dst = byte, .cap = 1}, .range_total = -1};
-    vb_soap_tls_t tls;
     const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
     long status = 0;
     curl_easy_reset(h);
-    int rc = vb_soap_setup_handle(soap, h, &tls);
+    int rc = vb_soap_setup_handle(soap, h, tls);
     if (rc == 0)
         rc = s_req_setopt(h, &r, url, 1);
     if (rc == 0)
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     *got = r.sink.got;
     *total = status == 416 ? 0 : r.range_total;
@@ -317,28 +480,28 @@ static int s_http_range_total(const vb_soap_t *soap, CURL *h, const char *url, c
 
 /* Runs one request. GET: [offset, offset+len) into buf (*got_out). HEAD: *size_out (from
  * Content-Length, or from a one-byte ranged GET where HEAD is not served). PUT: data. */
-static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url, uint64_t offset,
-                  size_t len, void *buf, size_t *got_out, uint64_t *size_out, const void *data)
+static int s_http(const vb_soap_t *soap, CURL *h, vb_soap_tls_t *tls, s_method_t m, const char *url,
+                  uint64_t offset, size_t len, void *buf, size_t *got_out, uint64_t *size_out,
+                  const void *data)
 {
     s_req_t r = {.m = m,
                  .offset = offset,
                  .sink = {.dst = buf, .cap = len},
                  .src = {.data = data, .len = len},
                  .range_total = -1};
-    vb_soap_tls_t tls;
     const char *what = strstr(url, "/folder/") ? strstr(url, "/folder/") : url;
     long status = 0;
     curl_easy_reset(h);
-    int rc = vb_soap_setup_handle(soap, h, &tls);
+    int rc = vb_soap_setup_handle(soap, h, tls);
     if (rc == 0)
         rc = s_req_setopt(h, &r, url, len);
     if (rc == 0)
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     if (rc == 0 && m == HTTP_GET && status == 200 && offset > 0 && len > 0) {
         /* The server ignored Range and sent the file from byte 0: fetch again, skipping. */
         r.sink = (s_sink_t){.dst = buf, .cap = len, .skip = offset};
         curl_easy_setopt(h, CURLOPT_RANGE, NULL);
-        rc = s_req_perform(soap, h, &r, &tls, what, &status);
+        rc = s_req_perform(soap, h, &r, tls, what, &status);
     }
     curl_off_t cl = -1;
     if (rc == 0 && m == HTTP_HEAD)
@@ -349,7 +512,7 @@ static int s_http(const vb_soap_t *soap, CURL *h, s_method_t m, const char *url,
         /* No HEAD (or no length in it): GET one byte and read the total of Content-Range. */
         char byte;
         size_t got = 0;
-        rc = s_http_range_total(soap, h, url, &byte, &got, &r.range_total);
+        rc = s_http_range_total(soap, h, tls, url, &byte, &got, &r.range_total);
         if (rc == 0 && r.range_total < 0)
             rc = vb_error_set(VB_EPROTO, "%s: the file service states no size", what);
         cl = r.range_total;
@@ -374,16 +537,18 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
     char *url = NULL;
     bool special = false;
     int rc = 0;
+    vb_soap_tls_t tls; /* as long-lived as h */
     CURL *h = curl_easy_init();
     if (!h)
         return vb_error_set(VB_ENOMEM, "cannot create a libcurl handle");
+    bool http_404 = false;
     for (int i = 0; i < 2; i++) {
         free(url);
         url = NULL;
         rc = s_url(self, ds_file, order[i], &url, &special);
         if (rc != 0)
             break;
-        rc = s_http(self->soap, h, m, url, offset, len, buf, got, size, data);
+        rc = s_http(self->soap, h, &tls, m, url, offset, len, buf, got, size, data);
         if (rc == 0 && special && self->enc != order[i]) {
             if (self->enc != VB_VS_ENC_UNKNOWN || i > 0)
                 VB_LOG_INFO("vsphere", "file service needs %s encoding url=%s",
@@ -393,10 +558,11 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
         }
         /* PUT creates: a 404 does not tell the encoding apart. Names without a '%' once
          * encoded read the same either way. */
+        http_404 = rc == VB_ENOTFOUND;
         if (rc != VB_ENOTFOUND || !special || m == HTTP_PUT)
             break;
     }
-    if (rc == VB_ENOTFOUND)
+    if (http_404)
         rc = vb_error_set(VB_ENOTFOUND, "%s: not found on %s%s", ds_file,
                           vb_soap_base_url(self->soap),
                           special ? " (tried single and double encoding)" : "");
@@ -452,6 +618,7 @@ typedef struct {
 static void *s_worker(void *arg)
 {
     s_job_t *job = arg;
+    vb_soap_tls_t tls; /* as long-lived as h */
     CURL *h = curl_easy_init();
     int rc = h ? 0 : vb_error_set(VB_ENOMEM, "cannot create a libcurl handle");
     for (;;) {
@@ -466,8 +633,8 @@ static void *s_worker(void *arg)
             break;
         s_piece_t *p = &job->pieces[i];
         size_t got = 0;
-        rc = s_http(job->soap, h, HTTP_GET, job->url, p->offset, p->len, job->dst + p->dst_off,
-                    &got, NULL, NULL);
+        rc = s_http(job->soap, h, &tls, HTTP_GET, job->url, p->offset, p->len,
+                    job->dst + p->dst_off, &got, NULL, NULL);
         if (rc == 0 && got != p->len)
             rc = vb_error_set(VB_EIO,
                               "short read at offset %llu: %zu of %zu bytes (file ends "

@@ -11,8 +11,10 @@ struct vb_vsphere {
     vb_soap_t *soap;
     char *user;
     char *password;
-    char *datacenter; /* option, NULL: the first datacenter */
-    char *dc_path;    /* resolved dcPath for the file service */
+    char *datacenter; /* option: dcPath for every datastore; NULL: found per datastore */
+    char **dcmap_ds;  /* datastore name -> inventory path of its datacenter (NULL: several) */
+    char **dcmap_dc;
+    size_t dcmap_n;
     long task_timeout_s;
     int page_objects;
     char *root_folder;

@@ -20,6 +20,10 @@ int vb_vs_walk_result(const vb_xml_node_t *result, vb_vs_object_fn fn, void *ud,
     *token_out = NULL;
     if (!result)
         return 0; /* an empty answer has no returnval */
+    /* The token first: a caller that stops early still has it to cancel the retrieval. */
+    const char *tok = vb_xml_path_text(result, "token");
+    if (tok && *tok && !(*token_out = strdup(tok)))
+        return vb_error_set(VB_ENOMEM, "out of memory");
     for (const vb_xml_node_t *o = vb_xml_child(result, "objects"); o;
          o = vb_xml_next(o, "objects")) {
         for (const vb_xml_node_t *m = vb_xml_child(o, "missingSet"); m;
@@ -28,16 +32,12 @@ int vb_vs_walk_result(const vb_xml_node_t *result, vb_vs_object_fn fn, void *ud,
             if (t && strcmp(t, "NotAuthenticated") == 0)
                 return vb_error_set(VB_EAUTH, "NotAuthenticated reading %s",
                                     vb_xml_path_text(o, "obj"));
+            VB_LOG_WARN("vsphere", "property missing obj=%s path=%s fault=%s",
+                        vb_xml_path_text(o, "obj"), vb_xml_path_text(m, "path"), t ? t : "?");
         }
         int rc = fn(ud, o);
         if (rc != 0)
             return rc;
-    }
-    const char *tok = vb_xml_path_text(result, "token");
-    if (tok && *tok) {
-        *token_out = strdup(tok);
-        if (!*token_out)
-            return vb_error_set(VB_ENOMEM, "out of memory");
     }
     return 0;
 }
@@ -61,6 +61,24 @@ static int s_put_propspec(vb_buf_t *b, const char *type, const char *paths)
     }
     if (rc == 0)
         rc = vb_buf_puts(b, "</propSet>");
+    return rc;
+}
+
+/* A best-effort PropertyCollector call whose failure must not replace the message of the
+ * failure that led to it. */
+static int s_call_quiet(vb_vsphere_t *self, const char *method, const char *args)
+{
+    char saved[1024];
+    int code = vb_error_code();
+    snprintf(saved, sizeof saved, "%s", vb_error_msg());
+    vb_xml_doc_t *doc = NULL;
+    const vb_xml_node_t *resp = NULL;
+    vb_soap_fault_t fault = {0};
+    int rc = vb_soap_call(self->soap, method, "PropertyCollector", self->property_collector, args,
+                          &doc, &resp, &fault);
+    vb_soap_fault_clear(&fault);
+    vb_xml_doc_destroy(&doc);
+    vb_error_set(code, "%s", saved);
     return rc;
 }
 
@@ -90,6 +108,14 @@ static int s_retrieve(vb_vsphere_t *self, const char *spec, vb_vs_object_fn fn, 
         if (rc == 0)
             rc = vb_vs_call(self, "ContinueRetrievePropertiesEx", "PropertyCollector",
                             self->property_collector, args.data, &doc, &resp);
+    }
+    if (rc != 0 && token) {
+        /* Stopped early: let the server drop the rest of the result. */
+        args.len = 0;
+        vb_xml_doc_destroy(&doc);
+        if (vb_buf_put_elem(&args, "token", token) == 0 &&
+            s_call_quiet(self, "CancelRetrievePropertiesEx", args.data) != 0)
+            VB_LOG_DEBUG("vsphere", "CancelRetrievePropertiesEx failed");
     }
     free(token);
     vb_xml_doc_destroy(&doc);

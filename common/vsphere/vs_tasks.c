@@ -256,6 +256,7 @@ typedef struct {
     const char *key;
     uint64_t capacity;
     char *change_id;
+    char *file;
     bool found;
 } s_disk_t;
 
@@ -279,6 +280,9 @@ static int s_disk_cb(void *ud, const vb_xml_node_t *oc)
         d->capacity = cap > 0 ? (uint64_t)cap : 0;
         const char *cid = vb_xml_path_text(dev, "backing/changeId");
         if (cid && !(d->change_id = strdup(cid)))
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        const char *file = vb_xml_path_text(dev, "backing/fileName");
+        if (file && !(d->file = strdup(file)))
             return vb_error_set(VB_ENOMEM, "out of memory");
         d->found = true;
     }
@@ -381,6 +385,26 @@ int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *dis
         disk.change_id = NULL;
     }
     free(disk.change_id);
+    free(disk.file);
     free(vm_id);
+    return rc;
+}
+
+int vb_vsphere_snapshot_disk_path(vb_vsphere_t *self, const char *snapshot_id, const char *disk_key,
+                                  char **path_out)
+{
+    s_disk_t disk = {.key = disk_key};
+    *path_out = NULL;
+    int rc = vb_vs_retrieve_object(self, "VirtualMachineSnapshot", snapshot_id,
+                                   "config.hardware.device", s_disk_cb, &disk);
+    if (rc == 0 && (!disk.found || !disk.file))
+        rc = vb_error_set(VB_ENOTFOUND, "snapshot %s has no disk with key %s", snapshot_id,
+                          disk_key);
+    if (rc == 0) {
+        *path_out = disk.file;
+        disk.file = NULL;
+    }
+    free(disk.file);
+    free(disk.change_id);
     return rc;
 }

@@ -235,7 +235,12 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
     free(self->password);
     free(self->user);
     free(self->datacenter);
-    free(self->dc_path);
+    for (size_t i = 0; i < self->dcmap_n; i++) {
+        free(self->dcmap_ds[i]);
+        free(self->dcmap_dc[i]);
+    }
+    free(self->dcmap_ds);
+    free(self->dcmap_dc);
     free(self->root_folder);
     free(self->property_collector);
     free(self->view_manager);

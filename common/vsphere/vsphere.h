@@ -36,7 +36,8 @@ typedef struct {
     const char *password_file; /* its first line is the password */
     const char *ca_file;       /* PEM CAs to verify the server with */
     const char *thumbprint;    /* pinned SHA-256 of the server certificate, "AB:CD:..." */
-    const char *datacenter;    /* datacenter (inventory path) for the file service; NULL: first */
+    const char *datacenter;    /* dcPath for the file service ("folder/dc"); NULL: the datacenter
+                                * holding the datastore, found in the inventory */
     long timeout_s;            /* per HTTP request; 0: 300 */
     long task_timeout_s;       /* CreateSnapshot/RemoveSnapshot; 0: 3600 */
     vb_vs_encoding_t encoding; /* first guess for the file service; UNKNOWN: single */
@@ -86,6 +87,12 @@ int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *dis
 struct vb_xml_node;
 int vb_vsphere_parse_disk_change_info(const struct vb_xml_node *info, vb_extent_list_t *out,
                                       uint64_t *span_start, uint64_t *span_length) VB_WUR;
+
+/* The file behind disk `disk_key` as snapshot `snapshot_id` froze it (the backing fileName in
+ * the snapshot's configuration): what a reader over the file service reads while the VM writes
+ * to its redo log. Caller owns *path_out. VB_ENOTFOUND when the snapshot has no such disk. */
+int vb_vsphere_snapshot_disk_path(vb_vsphere_t *self, const char *snapshot_id, const char *disk_key,
+                                  char **path_out) VB_WUR;
 
 /* ---- datastore file service ---- */
 

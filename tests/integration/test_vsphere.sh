@@ -29,7 +29,7 @@ else
     fail "inventory differs from the simulator's"
 fi
 types=$(jq -r '[.datastores[].type] | sort | join(",")' "$WORK/inv.json")
-[ "$types" = "NFS,OTHER,VMFS,VVOL,vsan" ] && ok "datastore types $types" ||
+[ "$types" = "NFS,NFS,OTHER,VMFS,VVOL,vsan" ] && ok "datastore types $types" ||
     fail "datastore types: $types"
 [ "$(jq -r '.vms[] | select(.name == "linked-clone") | .linked_clone' "$WORK/inv.json")" = true ] &&
     ok "linked clone recognised" || fail "linked clone not flagged"
@@ -66,6 +66,13 @@ snap=$(probe sim snapshot-create vbak-vm1 vbak-job-17 2>"$WORK/snap.err") ||
 probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
     .snapshots == ["vbak-job-17"]' >/dev/null && ok "snapshot $snap created" ||
     fail "snapshot not in the inventory"
+for k in $(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[].key'); do
+    want=$(info sim ".vms[] | select(.name == \"vbak-vm1\") | .disks[] | select(.key == \"$k\") | .path")
+    got=$(probe sim snapshot-disk "$snap" "$k" 2>/dev/null)
+    [ "$got" = "$want" ] && ok "disk $k at the snapshot: $got" || fail "snapshot disk $k: '$got', expected '$want'"
+done
+out=$(probe sim snapshot-disk "$snap" 4242 2>&1) && fail "a missing disk at the snapshot"
+echo "$out" | grep -q "has no disk with key 4242" || fail "snapshot-disk message: $out"
 probe sim snapshot-remove vbak-vm1 "$snap" 2>"$WORK/snap.err" || fail "remove: $(cat "$WORK/snap.err")"
 probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "vbak-vm1") |
     .snapshots == []' >/dev/null && ok "snapshot removed" || fail "snapshot still there"
@@ -127,6 +134,21 @@ out=$(probe sim file-get "[nfs-01] spécial vm #1/no such 100%.vmdk" 0 10 "$WORK
     fail "a missing file was read"
 echo "$out" | grep -q "tried single and double encoding" && ok "missing file: not found after both encodings" ||
     fail "missing file message: $out"
+
+# A datastore of the second datacenter (inside a folder, "Remote site/DC2 (remote)"): the
+# dcPath comes from the inventory.
+rp=$(info sim '.vms[] | select(.name == "remote-vm") | .disks[0].flat_path')
+rf=$(info sim '.vms[] | select(.name == "remote-vm") | .disks[0].flat_file')
+[ "$(info sim '.datastores[] | select(.name == "nfs-remote") | .datacenter')" = "Remote site/DC2 (remote)" ] ||
+    fail "the fixture's second datacenter is not where the test expects it"
+probe sim file-get "$rp" 0 2097152 "$WORK/remote" >/dev/null 2>&1 && cmp -s "$WORK/remote" "$rf" &&
+    ok "file in the second datacenter read (dcPath found)" || fail "second datacenter read"
+out=$(probe sim --datacenter DC0 file-get "$rp" 0 10 "$WORK/remote2" 2>&1) &&
+    fail "a datastore was found in the wrong datacenter"
+echo "$out" | grep -q "not found" || fail "wrong datacenter message: $out"
+out=$(probe sim file-get "[no such ds] x/y.vmdk" 0 10 "$WORK/none2" 2>&1) && fail "unknown datastore read"
+echo "$out" | grep -q "no datastore named 'no such ds'" && ok "unknown datastore named" ||
+    fail "unknown datastore message: $out"
 
 # PUT, then read back through the service and from the datastore directory
 head -c 300000 /dev/urandom >"$WORK/up"

@@ -8,6 +8,7 @@ start_fixture old -api-version 6.0
 start_fixture next -api-version 9.0.0.0
 start_fixture v8 -api-version 8.0.2.0
 start_fixture v67 -decode double -no-head
+start_fixture v6 -listen '[::1]:0'
 
 out=$(probe old about 2>&1) && fail "API 6.0 was accepted"
 echo "$out" | grep -q "vSphere API version 6.0 is not supported" && echo "$out" | grep -q "6.5 through 8.x" &&
@@ -36,5 +37,17 @@ size=$(probe v67 file-size "$sp" 2>"$WORK/size.err")
 fp=$(info v67 '.vms[] | select(.name == "vvol-vm") | .disks[0].flat_path')
 out=$(probe v67 file-get "$fp" 0 4096 "$WORK/d4" 2>/dev/null)
 [ "$(echo "$out" | jq -r .encoding)" = unknown ] && ok "plain names teach nothing" || fail "plain: $out"
+
+# ---- IPv6 ----
+case "$(info v6 .url)" in "https://[::1]:"*) ;; *) fail "the IPv6 fixture listens on $(info v6 .url)" ;; esac
+out=$(probe v6 about 2>&1 | tail -n 1)
+[ "$(echo "$out" | jq -r .api_version 2>/dev/null)" = 6.5 ] && ok "IPv6 with the CA file (name check on ::1)" ||
+    fail "IPv6, CA file: $out"
+out=$(probe v6 --thumbprint inventory 2>/dev/null | jq '.vms | length')
+[ "$out" = "$(info v6 '.vms | length')" ] && ok "IPv6 with a pinned thumbprint: $out VMs" || fail "IPv6 pinned: $out"
+fp=$(info v6 '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_path')
+ff=$(info v6 '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_file')
+probe v6 read-extents "$fp" 2 "$WORK/v6.read" 0:1048576 >/dev/null 2>&1 && cmp -s "$WORK/v6.read" <(head -c 1048576 "$ff") &&
+    ok "IPv6 file service read" || fail "IPv6 file service read"
 
 finish

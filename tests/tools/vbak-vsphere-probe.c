@@ -7,6 +7,7 @@
  *   inventory                               the inventory as JSON
  *   snapshot-create VM NAME                 prints the snapshot id
  *   snapshot-remove VM ID|NAME
+ *   snapshot-disk SNAPSHOT_ID DISK_KEY      the disk's file as the snapshot froze it
  *   changed-areas VM DISK_KEY [SNAPSHOT [CHANGE_ID]]   {"extents":[[off,len],..],"change_id":..}
  *   file-size DS_FILE                       prints the size
  *   file-get DS_FILE OFFSET LENGTH OUT      writes the bytes; prints {"got":N,"encoding":..}
@@ -14,6 +15,7 @@
  *   read-extents DS_FILE THREADS OUT OFF:LEN...   parallel reader; OUT gets the extents in order
  *   relogin                                 logs out behind the session, then reads the inventory
  *
+ * Inventory, snapshots and changed areas go through the provider interface (inventory.h).
  * Exit status: 0 ok, 1 failure (message on stderr, with the error's name), 2 usage. */
 #include <errno.h>
 #include <getopt.h>
@@ -64,10 +66,10 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static int cmd_inventory(vb_vsphere_t *vs)
+static int cmd_inventory(vb_provider_t *p)
 {
     vb_inventory_t *inv = NULL;
-    if (vb_vsphere_inventory(vs, &inv) != 0)
+    if (p->ops->inventory(p, &inv) != 0)
         return fail();
     json_t *root = json_object(), *dss = json_array(), *hosts = json_array(), *vms = json_array();
     for (size_t i = 0; i < inv->datastore_count; i++) {
@@ -198,13 +200,13 @@ static int cmd_read_extents(vb_vsphere_t *vs, int argc, char **a)
     return rc;
 }
 
-static int cmd_changed(vb_vsphere_t *vs, int argc, char **a)
+static int cmd_changed(vb_provider_t *p, int argc, char **a)
 {
     vb_extent_list_t list = {0};
     char *cid = NULL;
     const char *snap = argc > 2 ? a[2] : NULL;
     const char *change = argc > 3 ? a[3] : "*";
-    if (vb_vsphere_changed_areas(vs, a[0], a[1], snap, 0, change, &list, &cid) != 0)
+    if (p->ops->changed_areas(p, a[0], a[1], snap, 0, change, &list, &cid) != 0)
         return fail();
     json_t *ext = json_array();
     for (size_t i = 0; i < list.count; i++)
@@ -220,8 +222,9 @@ static int cmd_changed(vb_vsphere_t *vs, int argc, char **a)
     return 0;
 }
 
-static int run(vb_vsphere_t *vs, int argc, char **argv)
+static int run(vb_provider_t *p, int argc, char **argv)
 {
+    vb_vsphere_t *vs = vb_vsphere_provider_session(p);
     const char *cmd = argv[0];
     char **a = argv + 1;
     int n = argc - 1;
@@ -231,19 +234,27 @@ static int run(vb_vsphere_t *vs, int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "inventory") == 0)
-        return cmd_inventory(vs);
+        return cmd_inventory(p);
     if (strcmp(cmd, "snapshot-create") == 0 && n == 2) {
         char *id = NULL;
-        if (vb_vsphere_snapshot_create(vs, a[0], a[1], "vbak probe", &id) != 0)
+        if (p->ops->snapshot_create(p, a[0], a[1], &id) != 0)
             return fail();
         printf("%s\n", id);
         free(id);
         return 0;
     }
+    if (strcmp(cmd, "snapshot-disk") == 0 && n == 2) {
+        char *path = NULL;
+        if (vb_vsphere_snapshot_disk_path(vs, a[0], a[1], &path) != 0)
+            return fail();
+        printf("%s\n", path);
+        free(path);
+        return 0;
+    }
     if (strcmp(cmd, "snapshot-remove") == 0 && n == 2)
-        return vb_vsphere_snapshot_remove(vs, a[0], a[1]) == 0 ? 0 : fail();
+        return p->ops->snapshot_remove(p, a[0], a[1]) == 0 ? 0 : fail();
     if (strcmp(cmd, "changed-areas") == 0 && n >= 2 && n <= 4)
-        return cmd_changed(vs, n, a);
+        return cmd_changed(p, n, a);
     if (strcmp(cmd, "file-size") == 0 && n == 1) {
         uint64_t size = 0;
         if (vb_vsphere_file_size(vs, a[0], &size) != 0)
@@ -344,10 +355,17 @@ int main(int argc, char **argv)
     }
     if (optind >= argc || !o.url)
         return usage();
-    vb_vsphere_t *vs = vb_vsphere_new(&o);
-    if (!vs)
+    /* Everything the provider interface offers goes through it (inventory, snapshots, changed
+     * areas); the rest uses the session inside. */
+    vb_provider_t *p = vb_vsphere_provider_new(&o);
+    if (!p)
         return fail();
-    int rc = run(vs, argc - optind, argv + optind);
-    vb_vsphere_destroy(&vs);
+    if (strcmp(p->ops->name, "vsphere") != 0 || !vb_vsphere_provider_session(p)) {
+        vb_provider_destroy(&p);
+        vb_error_set(VB_EINVAL, "not a vsphere provider");
+        return fail();
+    }
+    int rc = run(p, argc - optind, argv + optind);
+    vb_provider_destroy(&p);
     return rc;
 }

@@ -556,3 +556,40 @@ Test(vsphere_tasks, task_error_carries_the_fault)
     cr_assert_eq(task_outcome("<info><state>exploded</state></info>", &done, &result), VB_EPROTO);
     cr_assert_eq(task_outcome("<info/>", &done, &result), VB_EPROTO);
 }
+
+/* ---- refusals before any answer ---- */
+
+Test(vsphere_session, refusals_name_their_reason)
+{
+    vb_vsphere_options_t o = {.url = "http://vcenter.example", .user = "u", .password = "p"};
+    cr_assert_null(vb_vsphere_provider_new(&o));
+    cr_assert_eq(vb_error_code(), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "must start with https://"), "%s", vb_error_msg());
+
+    o.url = "https://127.0.0.1:1";
+    o.user = NULL;
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert(strstr(vb_error_msg(), "user name missing"), "%s", vb_error_msg());
+
+    o.user = "u";
+    o.thumbprint = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01";
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert(strstr(vb_error_msg(), "SHA-1"), "%s", vb_error_msg());
+
+    o.thumbprint = NULL;
+    o.password = NULL;
+    o.password_file = "/nonexistent/vbak/password";
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert(strstr(vb_error_msg(), "cannot open password file /nonexistent/vbak/password"), "%s",
+              vb_error_msg());
+
+    /* nothing listens on port 1: the message names the endpoint and the call */
+    o.password_file = NULL;
+    o.password = "p";
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert_eq(vb_error_code(), VB_EIO);
+    cr_assert(strstr(vb_error_msg(), "https://127.0.0.1:1/sdk RetrieveServiceContent"), "%s",
+              vb_error_msg());
+
+    cr_assert_null(vb_vsphere_provider_session(NULL));
+}
