@@ -96,7 +96,7 @@ typedef struct {
     int reconnect_timer;
     uint64_t heartbeat_seq;
     uint64_t dropped;
-    zlistx_t *tasks;    /* zactor_t * of running tasks */
+    zlistx_t *tasks;    /* s_running_t * of running tasks */
     zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
 } self_t;
 
@@ -345,6 +345,21 @@ static int s_on_ack(self_t *self, const Vbak__RegisterAck *ack)
     return 0;
 }
 
+typedef struct {
+    zactor_t *actor;
+    uint64_t task_id;
+} s_running_t;
+
+static void s_running_destroy(void **item)
+{
+    s_running_t *r = *item;
+    if (r) {
+        zactor_destroy(&r->actor);
+        free(r);
+        *item = NULL;
+    }
+}
+
 static void s_flush_unsent(self_t *self)
 {
     zframe_t *frame;
@@ -364,9 +379,12 @@ static int s_on_task(zloop_t *loop, zsock_t *reader, void *arg)
     self_t *self = arg;
     zframe_t *frame = zframe_recv(reader);
     zloop_reader_end(loop, reader);
-    void *handle = zlistx_find(self->tasks, reader);
-    if (handle)
-        zlistx_delete(self->tasks, handle); /* destructor: zactor_destroy */
+    for (s_running_t *r = zlistx_first(self->tasks); r; r = zlistx_next(self->tasks)) {
+        if ((void *)r->actor == (void *)reader) {
+            zlistx_delete(self->tasks, zlistx_cursor(self->tasks)); /* zactor_destroy */
+            break;
+        }
+    }
     if (frame) {
         zlistx_add_end(self->unsent, frame);
         s_flush_unsent(self);
@@ -382,7 +400,7 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
         Vbak__TaskResult r = VBAK__TASK_RESULT__INIT;
         r.task_id = assign->task_id;
         r.attempt = assign->attempt;
-        r.status = VBAK__TASK_STATUS__TASK_STATUS_FAILED;
+        r.status = VBAK__TASK_STATUS__TASK_STATUS_REFUSED;
         r.error = "the agent has no free task slot";
         vb_envelope_t env = VBAK__ENVELOPE__INIT;
         env.body_case = VBAK__ENVELOPE__BODY_TASK_RESULT;
@@ -397,7 +415,10 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());
         return;
     }
-    zlistx_add_end(self->tasks, task);
+    s_running_t *r = calloc(1, sizeof *r);
+    r->actor = task;
+    r->task_id = assign->task_id;
+    zlistx_add_end(self->tasks, r);
     zloop_reader(self->loop, (zsock_t *)task, s_on_task, self);
     VB_LOG_DEBUG("agent", "task_started task=%llu kind=%d transport=%s",
                  (unsigned long long)assign->task_id, (int)assign->kind, assign->transport);
@@ -486,6 +507,12 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
     hb.sequence = ++self->heartbeat_seq;
     hb.busy_slots = (uint32_t)zlistx_size(self->tasks);
     hb.free_slots = (uint32_t)self->settings->slots - hb.busy_slots;
+    uint64_t running[1024];
+    size_t n = 0;
+    for (s_running_t *r = zlistx_first(self->tasks); r && n < 1024; r = zlistx_next(self->tasks))
+        running[n++] = r->task_id;
+    hb.running_tasks = running;
+    hb.n_running_tasks = n;
     vb_envelope_t env = VBAK__ENVELOPE__INIT;
     env.body_case = VBAK__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -537,7 +564,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     self->backoff_ms = settings->reconnect_initial_ms;
     self->reconnect_timer = -1;
     self->tasks = zlistx_new();
-    zlistx_set_destructor(self->tasks, (zlistx_destructor_fn *)zactor_destroy);
+    zlistx_set_destructor(self->tasks, s_running_destroy);
     self->unsent = zlistx_new();
     zlistx_set_destructor(self->unsent, (zlistx_destructor_fn *)zframe_destroy);
     self->os = settings->os && *settings->os ? strdup(settings->os) : s_detect_os();

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     Vbak__TaskResult result;
     char *error;              /* owned */
+    char *mode;               /* owned: the mode that opened the disk (outlives the disk) */
     char **failed;            /* owned */
     size_t failed_count;
     Vbak__ChunkRef *chunk_store;
@@ -102,7 +103,8 @@ static int s_open(const Vbak__TaskAssign *a, vb_disk_conn_t **conn, vb_disk_t **
     o->failed_count = k;
     o->result.failed_opens = o->failed;
     o->result.n_failed_opens = k;
-    o->result.transport = (char *)vb_disk_mode(*disk);
+    o->mode = strdup(vb_disk_mode(*disk));
+    o->result.transport = o->mode;
     return 0;
 }
 
@@ -255,6 +257,7 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
 static void s_outcome_free(s_outcome_t *o)
 {
     free(o->error);
+    free(o->mode);
     for (size_t i = 0; i < o->failed_count; i++)
         free(o->failed[i]);
     free(o->failed);

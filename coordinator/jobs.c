@@ -31,8 +31,11 @@ typedef struct {
     size_t count;
     uint64_t chunks_expected;  /* backup: chunks the ranges touch */
     char *agent;               /* running on; NULL while queued */
+    bool abandoned;            /* its VM ended while an agent ran it: waits for the result to free
+                                * the agent's slot, then is forgotten (disk is NULL) */
     vb_transport_t transport;
     uint32_t attempt;
+    int64_t dispatched_ms;
 } s_task_t;
 
 struct s_disk {
@@ -193,6 +196,15 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
         }
         if (n)
             VB_LOG_WARN("jobs", "agent_lost agent=%s requeued=%zu", rec->name, n);
+        zlistx_t *gone = zlistx_new();
+        zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
+        zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
+        for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks))
+            if (t->abandoned && t->agent && streq(t->agent, rec->name))
+                zlistx_add_end(gone, (void *)zhashx_cursor(self->tasks));
+        for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
+            zhashx_delete(self->tasks, k);
+        zlistx_destroy(&gone);
         s_dispatch(self);
         s_reap(self);
         return;
@@ -623,6 +635,7 @@ static void s_dispatch(vb_jobs_t *self)
             char why[1024];
             t->transport = out[i].transport;
             t->attempt = out[i].attempt;
+            t->dispatched_ms = s_now();
             free(t->agent);
             t->agent = strdup(agent->name);
             if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why))
@@ -741,9 +754,16 @@ static void s_vm_end(vb_jobs_t *self, s_vmrun_t *vm, vb_job_state_t state, const
     zlistx_t *gone = zlistx_new();
     zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
-    for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks))
-        if (t->disk->vm == vm)
+    for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
+        if (t->abandoned || t->disk->vm != vm)
+            continue;
+        if (t->agent) {
+            t->abandoned = true;
+            t->disk = NULL;
+        } else {
             zlistx_add_end(gone, (void *)zhashx_cursor(self->tasks));
+        }
+    }
     for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
         zhashx_delete(self->tasks, k);
     zlistx_destroy(&gone);
@@ -969,8 +989,26 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
                     !t ? "unknown or finished task" : "not this agent's current attempt");
         return;
     }
+    if (t->abandoned) { /* its VM ended meanwhile: the agent's slot is free again, nothing else */
+        if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)
+            VB_LOG_DEBUG("jobs", "sched error=\"%s\"", vb_error_msg());
+        s_task_forget(self, t);
+        s_dispatch(self);
+        s_reap(self);
+        return;
+    }
     s_disk_t *d = t->disk;
     int64_t now = s_now();
+    if (r->status == VBAK__TASK_STATUS__TASK_STATUS_REFUSED) {
+        if (vb_sched_task_requeue(self->sched, (uint64_t)t->id) != 0 ||
+            vb_catalog_task_requeue(self->cfg.catalog, t->id, r->error) != 0)
+            VB_LOG_WARN("jobs", "requeue error=\"%s\"", vb_error_msg());
+        free(t->agent);
+        t->agent = NULL;
+        s_dispatch(self);
+        s_reap(self);
+        return;
+    }
     if (r->n_failed_opens) {
         char why[2048];
         size_t n = (size_t)snprintf(why, sizeof why, "opened with %s after:", r->transport);
@@ -1616,4 +1654,42 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
     free(facts);
     vb_inventory_free(&inv);
     return rc;
+}
+
+void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *ids, size_t n,
+                           int64_t grace_ms)
+{
+    int64_t now = s_now();
+    zlistx_t *lost = zlistx_new();
+    for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
+        if (!t->agent || !streq(t->agent, agent) || now - t->dispatched_ms < grace_ms)
+            continue;
+        bool running = false;
+        for (size_t i = 0; i < n && !running; i++)
+            running = ids[i] == (uint64_t)t->id;
+        if (!running)
+            zlistx_add_end(lost, t);
+    }
+    for (s_task_t *t = zlistx_first(lost); t; t = zlistx_next(lost)) {
+        VB_LOG_WARN("jobs", "result_lost task=%lld agent=%s action=%s", (long long)t->id, agent,
+                    t->abandoned ? "forget" : "run again");
+        if (t->abandoned) {
+            if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)
+                VB_LOG_DEBUG("jobs", "sched error=\"%s\"", vb_error_msg());
+            s_task_forget(self, t);
+            continue;
+        }
+        if (vb_sched_task_requeue(self->sched, (uint64_t)t->id) != 0 ||
+            vb_catalog_task_requeue(self->cfg.catalog, t->id,
+                                    "the agent no longer runs it and its result never came") != 0)
+            VB_LOG_WARN("jobs", "requeue error=\"%s\"", vb_error_msg());
+        free(t->agent);
+        t->agent = NULL;
+    }
+    size_t count = zlistx_size(lost);
+    zlistx_destroy(&lost);
+    if (count) {
+        s_dispatch(self);
+        s_reap(self);
+    }
 }

@@ -72,6 +72,12 @@ int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result) VB_WUR;
 /* Explain for a VM: the transport decision table over the online agents. */
 int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 
+/* An agent's heartbeat listed the tasks it runs. A task this engine gave it more than
+ * `grace_ms` ago that is not in the list lost its result (a message that never arrived): it
+ * runs again, without counting a failure. */
+void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *ids, size_t n,
+                           int64_t grace_ms);
+
 /* Counters of results dropped (unknown task, replay, wrong agent). */
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);
 

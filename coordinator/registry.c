@@ -388,3 +388,9 @@ void vb_registry_foreach_record(vb_registry_t *self,
         if (a->online)
             fn(arg, &a->rec);
 }
+
+const char *vb_registry_name(vb_registry_t *self, const char *key)
+{
+    s_agent_t *a = zhashx_lookup(self->by_key, key);
+    return a ? a->rec.name : NULL;
+}

@@ -74,6 +74,9 @@ const vb_registry_counters_t *vb_registry_counters(vb_registry_t *self);
 typedef void(vb_registry_listener_fn)(void *arg, const vb_agent_record_t *rec, bool online);
 void vb_registry_set_listener(vb_registry_t *self, vb_registry_listener_fn *fn, void *arg);
 
+/* The name of the agent enrolled with `key` (borrowed), NULL when none. */
+const char *vb_registry_name(vb_registry_t *self, const char *key);
+
 /* The routing id of an online agent's connection (borrowed), NULL when it has none. */
 zframe_t *vb_registry_route(vb_registry_t *self, const char *name);
 

@@ -24,6 +24,7 @@ typedef struct {
 
 typedef struct {
     bool used;
+    bool cancelled;
     uint32_t datastore;
     uint32_t host;
     s_task_t *head, *tail; /* queued tasks */
@@ -218,6 +219,10 @@ void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, s
         if (!t || t == S_TOMB || t->state != S_RUNNING || t->agent != agent)
             continue;
         s_release(self, t);
+        if (self->disks[t->disk].cancelled) {
+            s_forget(self, t);
+            continue;
+        }
         s_requeue_front(self, t);
         if (*count < cap)
             requeued[*count] = t->id;
@@ -388,7 +393,7 @@ int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
             d->pairs[t->agent].excluded |= (uint8_t)VB_TRANSPORT_BIT(t->transport);
     }
     t->failures++;
-    if (t->failures >= self->limits.max_attempts) {
+    if (t->failures >= self->limits.max_attempts || self->disks[t->disk].cancelled) {
         *verdict = VB_SCHED_GIVEN_UP;
         s_forget(self, t);
     } else {
@@ -398,11 +403,25 @@ int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
     return 0;
 }
 
+int vb_sched_task_requeue(vb_sched_t *self, uint64_t task)
+{
+    s_task_t *t = s_lookup(self, task);
+    if (!t || t == S_TOMB || t->state != S_RUNNING)
+        return vb_error_set(VB_ENOTFOUND, "task %llu is not running", (unsigned long long)task);
+    s_release(self, t);
+    if (self->disks[t->disk].cancelled)
+        s_forget(self, t);
+    else
+        s_requeue_front(self, t);
+    return 0;
+}
+
 void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk)
 {
     if (disk >= self->disk_cap || !self->disks[disk].used)
         return;
     s_disk_t *d = &self->disks[disk];
+    d->cancelled = true;
     while (d->head) {
         s_task_t *t = d->head;
         d->head = t->next;
@@ -411,13 +430,6 @@ void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk)
     }
     d->tail = NULL;
     d->queued = 0;
-    for (size_t i = 0; i < self->table_cap; i++) {
-        s_task_t *t = self->table[i];
-        if (t && t != S_TOMB && t->disk == disk && t->state == S_RUNNING) {
-            s_release(self, t);
-            s_forget(self, t);
-        }
-    }
 }
 
 size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap)

@@ -77,8 +77,13 @@ int vb_sched_task_done(vb_sched_t *self, uint64_t task) VB_WUR;
 int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
                          vb_sched_verdict_t *verdict) VB_WUR;
 
-/* Drops every queued and running task of `disk` (job cancelled or failed); running ones free
- * their slots at once. */
+/* The task was handed back without failing (the agent had no free slot): back to the front of
+ * its queue, no attempt counted. VB_ENOTFOUND when the task is not running. */
+int vb_sched_task_requeue(vb_sched_t *self, uint64_t task) VB_WUR;
+
+/* Drops every queued task of `disk` (its job was cancelled or failed). Tasks still running keep
+ * their agent's slot until their result comes (task_done / task_failed: then they are forgotten,
+ * never requeued), because the agent is still busy with them; a lost agent's ones are forgotten. */
 void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk);
 
 /* Queued tasks no online agent can take, because no online agent is allowed to reach their

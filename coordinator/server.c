@@ -264,17 +264,17 @@ static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
         }
         vb_registry_set_load(self->registry, key, env->heartbeat->busy_slots,
                              env->heartbeat->free_slots);
+        vb_jobs_agent_running(self->jobs, vb_registry_name(self->registry, key),
+                              env->heartbeat->running_tasks, env->heartbeat->n_running_tasks,
+                              2 * self->settings->heartbeat_interval_ms);
         break;
     case VBAK__ENVELOPE__BODY_TASK_RESULT:
     case VBAK__ENVELOPE__BODY_TASK_PROGRESS: {
         if (vb_registry_heard(self->registry, key, rid, now) != 0)
             break;
-        vb_agent_record_t rec;
-        if (env->body_case == VBAK__ENVELOPE__BODY_TASK_RESULT &&
-            vb_catalog_agent_by_key(self->catalog, key, &rec) == 0) {
-            vb_jobs_on_result(self->jobs, rec.name, env->task_result);
-            vb_agent_record_clear(&rec);
-        }
+        if (env->body_case == VBAK__ENVELOPE__BODY_TASK_RESULT)
+            vb_jobs_on_result(self->jobs, vb_registry_name(self->registry, key),
+                              env->task_result);
         break;
     }
     default:

@@ -184,9 +184,17 @@ Test(scheduler, unreachable_disk_and_cancel)
     vb_sched_stats_t st;
     vb_sched_stats(s, &st);
     cr_assert_eq(st.queued, 0);
+    cr_assert_eq(st.running, 2, "running tasks keep their slot until their result comes");
+    cr_assert_eq(st.slots_free, 2);
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 0, "nothing of a cancelled disk runs again");
+    vb_sched_verdict_t v;
+    cr_assert_eq(vb_sched_task_done(s, out[0].task), 0);
+    cr_assert_eq(vb_sched_task_failed(s, out[1].task, false, &v), 0);
+    cr_assert_eq(v, VB_SCHED_GIVEN_UP, "a cancelled disk's task is never retried");
+    vb_sched_stats(s, &st);
     cr_assert_eq(st.running, 0);
     cr_assert_eq(st.slots_free, 4);
-    cr_assert_eq(vb_sched_task_done(s, 1), VB_ENOTFOUND);
+    cr_assert_eq(vb_sched_task_done(s, out[0].task), VB_ENOTFOUND);
     vb_sched_destroy(&s);
 }
 
@@ -211,5 +219,22 @@ Test(scheduler, many_tasks_and_agents)
             cr_assert_eq(vb_sched_task_done(s, out[i].task), 0);
     }
     cr_assert_eq(done, 20000, "every task ran exactly once");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, refused_task_requeued_without_an_attempt)
+{
+    vb_sched_t *s = make(0, 0, 1);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
+    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 7, 0), 0);
+    vb_sched_assignment_t out[1];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(vb_sched_dispatch(s, out, 1), 1);
+        cr_assert_eq(out[0].attempt, 1, "a refusal is not an attempt");
+        cr_assert_eq(vb_sched_task_requeue(s, 7), 0);
+    }
+    cr_assert_eq(vb_sched_task_requeue(s, 7), VB_ENOTFOUND);
     vb_sched_destroy(&s);
 }
