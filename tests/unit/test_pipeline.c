@@ -397,3 +397,54 @@ Test(pipeline, full_file_system_fails_the_backup_cleanly)
     vb_repo_destroy(&r);
     umount(mnt);
 }
+
+Test(pipeline, restore_leaves_zero_blocks_as_holes_unless_asked_to_write_zeros)
+{
+    uint32_t cs = 1u << 20;
+    vb_repo_t *r = make_repo("sp", cs, false);
+    /* Every chunk holds 256 KiB of data and 768 KiB of zeros. */
+    mem_disk_t d = {.size = 8 * (uint64_t)cs, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    for (int i = 0; i < 8; i++)
+        tu_fill_random(d.data + (uint64_t)i * cs, 256u << 10, 40 + (uint64_t)i);
+    vb_index_t *idx = backup(r, NULL, &d, NULL, NULL, 0, NULL);
+
+    char out[4096];
+    snprintf(out, sizeof out, "%s/sparse.img", s_dir);
+    int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_eq(ftruncate(fd, (off_t)d.size), 0);
+    vb_pipeline_stats_t st;
+    cr_assert_eq(vb_pipeline_restore(r, NULL, idx, file_write, &fd, &st), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(st.bytes_written, 8 * (256u << 10));
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    cr_assert_leq((uint64_t)sb.st_blocks * 512, 8 * (uint64_t)(256u << 10) + (1u << 20),
+                  "zero blocks inside chunks were written: %lld bytes allocated",
+                  (long long)sb.st_blocks * 512);
+    uint8_t *back = malloc(d.size);
+    cr_assert_eq(pread(fd, back, d.size, 0), (ssize_t)d.size);
+    cr_assert_eq(memcmp(back, d.data, d.size), 0);
+    close(fd);
+
+    /* An old destination: zeros must overwrite what was there. */
+    mem_disk_t old = {.size = d.size + 100, .fail_at = UINT64_MAX};
+    old.data = malloc(old.size);
+    memset(old.data, 0xCD, old.size);
+    vb_index_t *with_hole = NULL;
+    vb_chunk_result_t res[1] = {{.offset = 0, .digest = idx->digests[0]}};
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", d.size, cs, res, 1, &with_hole), 0);
+    vb_pipeline_opts_t o = {.workers = 2, .write_zeros = true};
+    cr_assert_eq(vb_pipeline_restore(r, &o, with_hole, mem_write, &old, &st), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(memcmp(old.data, d.data, cs), 0);
+    for (uint64_t i = cs; i < d.size; i++)
+        cr_assert_eq(old.data[i], 0, "byte %llu of a hole was not zeroed", (unsigned long long)i);
+    cr_assert_eq(old.data[d.size], 0xCD, "wrote past the capacity");
+    free(back);
+    free(old.data);
+    free(d.data);
+    vb_index_destroy(&idx);
+    vb_index_destroy(&with_hole);
+    vb_repo_destroy(&r);
+}
