@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "config.h"
+#include "log.h"
 #include "repo/index.h"
 
 #define S_HDR_LEN 64
@@ -812,6 +813,8 @@ static int s_write_chunk_file(vb_repo_t *repo, int fd, const uint8_t *img, size_
     return 0;
 }
 
+static bool s_existing_ok(vb_repo_t *repo, const char *rel, size_t len);
+
 int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
                       uint64_t *stored_bytes_out)
 {
@@ -828,12 +831,17 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
     s_rel_path(digest, rel);
-    /* Exists already: refresh the mtime so that a concurrent GC sees it as recently used. */
-    if (utimensat(repo->chunks_fd, rel, NULL, 0) == 0)
-        return 0;
-    if (errno != ENOENT)
+    /* Exists already: refresh the mtime so that a concurrent GC sees it as recently used, and
+     * check its header and size, so that a file a crash left incomplete (renamed before its data
+     * reached the disk) is replaced rather than trusted. */
+    if (utimensat(repo->chunks_fd, rel, NULL, 0) == 0) {
+        if (s_existing_ok(repo, rel, len))
+            return 0;
+        VB_LOG_WARN("repo", "replacing damaged chunk repo=%s chunk=%s", repo->path, rel + 3);
+    } else if (errno != ENOENT) {
         return vb_error_set(VB_EIO, "repository %s: chunk %s: %s", repo->path, rel,
                             strerror(errno));
+    }
 
     uint8_t *hdr = w->io, *payload = w->io + S_HDR_LEN;
     const uint8_t *src = data;
@@ -951,6 +959,23 @@ static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr,
                             "file holds %lld",
                             rel + 3, *stored, (long long)st.st_size - S_HDR_LEN);
     return 0;
+}
+
+/* A cheap check of a chunk file found existing: a sound header, the expected raw size, the
+ * whole payload present. The content itself is checked by verify and restore. */
+static bool s_existing_ok(vb_repo_t *repo, const char *rel, size_t len)
+{
+    uint8_t hdr[S_HDR_LEN];
+    uint32_t raw = 0, stored = 0;
+    uint16_t flags = 0;
+    int fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = s_read_header(repo, fd, rel, hdr, &raw, &stored, &flags) == 0 && raw == len;
+    close(fd);
+    if (!ok)
+        vb_error_clear();
+    return ok;
 }
 
 static int s_decrypt(vb_repo_worker_t *w, const vb_digest_t *digest, const uint8_t *hdr,

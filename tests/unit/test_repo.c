@@ -442,3 +442,29 @@ Test(repo, grown_disk_must_reread_the_old_last_chunk)
     vb_index_destroy(&small);
     vb_index_destroy(&grown);
 }
+
+Test(repo, an_incomplete_chunk_left_by_a_crash_is_replaced_not_trusted)
+{
+    vb_repo_t *r = make_repo("crash", 64u << 10, 3, false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t *buf = malloc(64u << 10), *out = malloc(64u << 10);
+    tu_fill_random(buf, 64u << 10, 21);
+    vb_digest_t d;
+    char path[4096];
+    size_t got = 0;
+    uint64_t stored = 0;
+    store_one(w, r, buf, 64u << 10, &d, path);
+    for (int kind = 0; kind < 2; kind++) {
+        cr_assert_eq(truncate(path, kind == 0 ? 0 : 64 + 4096), 0); /* empty, then partial */
+        cr_assert_eq(vb_repo_chunk_put(w, &d, buf, 64u << 10, &stored), 0, "%s", vb_error_msg());
+        cr_assert_gt(stored, 0, "the damaged file was trusted as the chunk");
+        cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), 0, "%s", vb_error_msg());
+        cr_assert_eq(memcmp(out, buf, 64u << 10), 0);
+    }
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, 64u << 10, &stored), 0);
+    cr_assert_eq(stored, 0, "a sound existing chunk is not rewritten");
+    free(buf);
+    free(out);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+}
