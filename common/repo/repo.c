@@ -932,15 +932,9 @@ static int s_pread_all(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /* Reads and checks a chunk header; fills raw size, stored size and flags from it. */
-static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr, uint32_t *raw,
-                         uint32_t *stored, uint16_t *flags)
+static int s_check_header(vb_repo_t *repo, const char *rel, const uint8_t *hdr, off_t size,
+                          uint32_t *raw, uint32_t *stored, uint16_t *flags)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
-    if (st.st_size < S_HDR_LEN || s_pread_all(fd, hdr, S_HDR_LEN, 0) != 0)
-        return vb_error_set(VB_ECORRUPT, "chunk %s is truncated (%lld bytes, shorter than its "
-                            "header)", rel + 3, (long long)st.st_size);
     if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 || s_get64(hdr + 56) != s_hdr_checksum(hdr))
         return vb_error_set(VB_ECORRUPT, "chunk %s has a damaged header", rel + 3);
     if (s_get16(hdr + 8) != S_CHUNK_VERSION)
@@ -953,12 +947,79 @@ static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr,
         *raw > repo->chunk_size || *stored > ZSTD_compressBound(repo->chunk_size) ||
         (!(*flags & S_FLAG_COMPRESSED) && *stored != *raw))
         return vb_error_set(VB_ECORRUPT, "chunk %s has an inconsistent header", rel + 3);
-    if ((uint64_t)st.st_size != S_HDR_LEN + (uint64_t)*stored)
+    if ((uint64_t)size != S_HDR_LEN + (uint64_t)*stored)
         return vb_error_set(VB_ECORRUPT,
                             "chunk %s is truncated or padded: header says %u stored bytes, the "
                             "file holds %lld",
-                            rel + 3, *stored, (long long)st.st_size - S_HDR_LEN);
+                            rel + 3, *stored, (long long)size - S_HDR_LEN);
     return 0;
+}
+
+static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr, uint32_t *raw,
+                         uint32_t *stored, uint16_t *flags)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
+    if (st.st_size < S_HDR_LEN || s_pread_all(fd, hdr, S_HDR_LEN, 0) != 0)
+        return vb_error_set(VB_ECORRUPT, "chunk %s is truncated (%lld bytes, shorter than its "
+                            "header)", rel + 3, (long long)st.st_size);
+    return s_check_header(repo, rel, hdr, st.st_size, raw, stored, flags);
+}
+
+/* Reads a whole chunk file into w->io: with O_DIRECT when the repository takes it (one large
+ * read per chunk, no page cache), else buffered. Returns the file size in *size. */
+static int s_read_chunk_file(vb_repo_worker_t *w, const char *rel, off_t *size)
+{
+    vb_repo_t *repo = w->repo;
+    bool direct = atomic_load(&repo->direct);
+    int fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+    if (fd < 0 && direct && errno == EINVAL) {
+        direct = false;
+        fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : VB_EIO, "chunk %s is %s", rel + 3,
+                            errno == ENOENT ? "missing" : strerror(errno));
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
+        goto out;
+    }
+    if (st.st_size < S_HDR_LEN || (uint64_t)st.st_size > w->io_cap) {
+        rc = vb_error_set(VB_ECORRUPT, "chunk %s is truncated or oversized (%lld bytes)",
+                          rel + 3, (long long)st.st_size);
+        goto out;
+    }
+    size_t want = (size_t)st.st_size, got = 0;
+    if (direct)
+        want = (want + S_ALIGN - 1) & ~(size_t)(S_ALIGN - 1);
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, w->io + got, want - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EINVAL && direct && got == 0) {
+            /* the device refuses this alignment: read this one through the page cache */
+            int bfd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
+            if (bfd < 0)
+                break;
+            close(fd);
+            fd = bfd;
+            direct = false;
+            want = (size_t)st.st_size;
+            continue;
+        }
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got < (size_t)st.st_size)
+        rc = vb_error_set(VB_EIO, "chunk %s: short read: %s", rel + 3, strerror(errno));
+    *size = st.st_size;
+out:
+    close(fd);
+    return rc;
 }
 
 /* A cheap check of a chunk file found existing: a sound header, the expected raw size, the
@@ -1009,11 +1070,11 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
     s_rel_path(digest, rel);
-    int fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : VB_EIO, "chunk %s is %s", rel + 3,
-                            errno == ENOENT ? "missing" : strerror(errno));
-    if ((rc = s_read_header(repo, fd, rel, hdr, &raw, &stored, &flags)) != 0)
+    off_t size = 0;
+    if ((rc = s_read_chunk_file(w, rel, &size)) != 0)
+        return rc;
+    memcpy(hdr, w->io, S_HDR_LEN);
+    if ((rc = s_check_header(repo, rel, hdr, size, &raw, &stored, &flags)) != 0)
         goto out;
     if (raw > cap) {
         rc = vb_error_set(VB_EINVAL, "chunk %s: %u bytes do not fit a %zu-byte buffer", rel + 3,
@@ -1021,11 +1082,7 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
         goto out;
     }
     bool compressed = flags & S_FLAG_COMPRESSED;
-    uint8_t *buf = compressed ? w->io + S_HDR_LEN : out;
-    if (s_pread_all(fd, buf, stored, S_HDR_LEN) != 0) {
-        rc = vb_error_set(VB_ECORRUPT, "chunk %s: short read", rel + 3);
-        goto out;
-    }
+    uint8_t *buf = w->io + S_HDR_LEN;
     if ((flags & S_FLAG_ENCRYPTED) != (repo->encrypted ? S_FLAG_ENCRYPTED : 0)) {
         rc = vb_error_set(VB_ECORRUPT, "chunk %s: encryption flag does not match the repository",
                           rel + 3);
@@ -1040,6 +1097,8 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
                               raw);
             goto out;
         }
+    } else {
+        memcpy(out, buf, raw);
     }
     vb_digest_t check;
     if ((rc = vb_repo_digest(w, out, raw, &check)) != 0)
@@ -1050,7 +1109,6 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
     }
     *len_out = raw;
 out:
-    close(fd);
     return rc;
 }
 
