@@ -353,16 +353,14 @@ Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
     vb_repo_destroy(&r);
 }
 
-Test(pipeline, full_file_system_fails_the_backup_cleanly)
+static const char *enospc_backup(const char *mnt, char *msg, size_t msgsz)
 {
-    char mnt[4096], path[4096];
-    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
-    cr_assert_eq(mkdir(mnt, 0755), 0);
-    tu_mount_small_fs(mnt, "4m");
+    char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
     vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1};
-    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
+    TU_CHECK(r, "open: %s", vb_error_msg());
     mem_disk_t d = {.size = 16u << 20, .fail_at = UINT64_MAX};
     d.data = malloc(d.size);
     tu_fill_random(d.data, d.size, 1234);
@@ -370,13 +368,13 @@ Test(pipeline, full_file_system_fails_the_backup_cleanly)
     size_t n = 0;
     vb_extent_t all = {0, d.size};
     vb_pipeline_opts_t o = {.workers = 2};
-    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res,
-                                            &n, NULL),
-                 VB_ENOSPC, "%s", vb_error_msg());
-    cr_assert(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
-    char chunks[4096];
+    int rc = vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res, &n,
+                                        NULL);
+    TU_CHECK(rc == VB_ENOSPC, "expected ENOSPC, got %d: %s", rc, vb_error_msg());
+    TU_CHECK(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
+    TU_CHECK(!res, "results returned by a failed backup");
     snprintf(chunks, sizeof chunks, "%s/chunks", path);
-    cr_assert_eq(tu_count_files(chunks, ".tmp"), 0, "temp files left behind");
+    TU_CHECK(tu_count_files(chunks, ".tmp") == 0, "temp files left behind");
     /* Every chunk that is visible is complete and correct. */
     vb_repo_worker_t *w = vb_repo_worker_new(r);
     uint8_t *buf = malloc(256u << 10);
@@ -384,18 +382,26 @@ Test(pipeline, full_file_system_fails_the_backup_cleanly)
     for (uint64_t off = 0; off < d.size; off += 256u << 10) {
         vb_digest_t dg;
         size_t got = 0;
-        cr_assert_eq(vb_repo_digest(w, d.data + off, 256u << 10, &dg), 0);
+        TU_CHECK(vb_repo_digest(w, d.data + off, 256u << 10, &dg) == 0, "digest");
         if (!vb_repo_chunk_exists(r, &dg))
             continue;
-        cr_assert_eq(vb_repo_chunk_get(w, &dg, buf, 256u << 10, &got), 0, "%s", vb_error_msg());
+        TU_CHECK(vb_repo_chunk_get(w, &dg, buf, 256u << 10, &got) == 0, "%s", vb_error_msg());
         checked++;
     }
-    cr_assert_eq(checked, tu_count_files(chunks, ""));
+    TU_CHECK(checked == tu_count_files(chunks, ""), "a visible chunk is not a sound chunk");
     free(buf);
     vb_repo_worker_destroy(&w);
     free(d.data);
     vb_repo_destroy(&r);
-    umount(mnt);
+    return NULL;
+}
+
+Test(pipeline, full_file_system_fails_the_backup_cleanly)
+{
+    char mnt[4096];
+    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    tu_run_on_small_fs(mnt, "4m", enospc_backup);
 }
 
 Test(pipeline, restore_leaves_zero_blocks_as_holes_unless_asked_to_write_zeros)
