@@ -24,6 +24,10 @@
  * written so far stable; a task calls it before reporting success, and vb_index_write() calls it
  * before it writes an index.
  *
+ * I/O: chunk files are written and read with O_DIRECT where the file system takes it (backup data
+ * is written once and rarely read: going through the page cache costs CPU and throttles on
+ * writeback), with a buffered fallback otherwise (e.g. tmpfs on older kernels).
+ *
  * Threads: a vb_repo_t is shared read-only by any number of threads once opened. Chunk operations
  * go through a vb_repo_worker_t (its compression/cipher contexts and buffers), one per thread. */
 #ifndef VB_REPO_H
