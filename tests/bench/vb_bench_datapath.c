@@ -7,7 +7,7 @@
  *                                                   random; write the changed areas to CHANGED
  *   vb_bench_datapath init REPO CHUNK [--compression zstd:N|none] [--key KEYFILE]
  *   vb_bench_datapath backup REPO IMAGE NAME [--parent NAME --changed FILE] [--key K] [--workers N]
- *   vb_bench_datapath restore REPO NAME OUT [--key K] [--workers N]
+ *   vb_bench_datapath restore REPO NAME OUT [--key K] [--workers N] [--direct-out]
  *   vb_bench_datapath verify REPO NAME [--key K] [--workers N]
  *
  * backup, like the agent's session thread, finds the extents to read itself (a full backup: the
@@ -151,12 +151,17 @@ typedef struct {
     const char *changed;
     const char *compression;
     unsigned workers;
+    bool direct_out;
 } opts_t;
 
 static int parse_opts(int argc, char **argv, int first, opts_t *o)
 {
     o->workers = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     for (int i = first; i < argc; i++) {
+        if (!strcmp(argv[i], "--direct-out")) {
+            o->direct_out = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return fprintf(stderr, "%s needs a value\n", argv[i]), -1;
@@ -238,8 +243,8 @@ static int image_read(void *ctx, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* The restore destination: aligned writes go straight to disk (O_DIRECT), the rest through the
- * page cache, like a disk-access layer writing a raw file would. */
+/* The restore destination: through the page cache (as restic and borg write theirs), or with
+ * --direct-out aligned writes go straight to disk (O_DIRECT) and the rest through the cache. */
 typedef struct {
     int fd;
     int direct_fd; /* -1: file system without O_DIRECT */
@@ -314,7 +319,8 @@ static int cmd_restore_verify(int argc, char **argv, bool restore)
         out_t out = {.fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644), .direct_fd = -1};
         if (out.fd < 0 || ftruncate(out.fd, (off_t)idx->capacity) != 0)
             return fprintf(stderr, "%s: %s\n", argv[4], strerror(errno)), 1;
-        out.direct_fd = open(argv[4], O_WRONLY | O_DIRECT);
+        if (o.direct_out)
+            out.direct_fd = open(argv[4], O_WRONLY | O_DIRECT);
         if (vb_pipeline_restore(repo, &po, idx, image_write, &out, &s) != 0)
             return die("restore");
         if (out.direct_fd >= 0)
