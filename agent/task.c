@@ -205,7 +205,7 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     }
     vb_pipeline_opts_t opts = {0};
     opts.workers = env->workers;
-    // MERGE-PENDING opts.write_zeros = a->write_zeros;
+    opts.write_zeros = a->write_zeros;
     s_window_t window = {disk, base};
     vb_pipeline_stats_t stats = {0};
     int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, &window, &stats);

@@ -11,6 +11,8 @@
 
 typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
 
+#define MIN_U32(a, b) ((a) < (b) ? (a) : (b))
+
 /* State shared by the workers of one run; everything below `lock` is guarded by it. */
 typedef struct {
     s_mode_t mode;
@@ -31,6 +33,7 @@ typedef struct {
     void *write_ctx;
     vb_verify_report_fn report;
     void *report_ctx;
+    bool write_zeros;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -90,7 +93,7 @@ static bool s_next_index_chunk(s_run_t *run, uint64_t *chunk)
 {
     while (run->next_chunk < run->index->count) {
         uint64_t c = run->next_chunk++;
-        if (!vb_digest_is_zero(&run->index->digests[c])) {
+        if (!vb_digest_is_zero(&run->index->digests[c]) || run->write_zeros) {
             *chunk = c;
             return true;
         }
@@ -139,6 +142,35 @@ static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
     return 0;
 }
 
+/* Writes a verified chunk. On a zero-filled destination, all-zero 4 KiB blocks are left out so
+ * the output stays sparse even where a chunk is partly zeros. */
+static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
+{
+    s_run_t *run = w->run;
+    const uint32_t blk = 4096;
+    uint32_t pos = 0;
+    while (pos < len) {
+        uint32_t start = pos, end;
+        if (!run->write_zeros) {
+            while (start < len && vb_buf_is_zero(w->buf + start, MIN_U32(blk, len - start)))
+                start += blk;
+            if (start >= len)
+                break;
+        }
+        end = start;
+        while (end < len && (run->write_zeros ||
+                             !vb_buf_is_zero(w->buf + end, MIN_U32(blk, len - end))))
+            end += MIN_U32(blk, len - end);
+        int rc = run->write_at(run->write_ctx, w->buf + start, end - start, off + start);
+        if (rc)
+            return vb_error_prefix(rc, "disk %s: writing %" PRIu32 " bytes at offset %" PRIu64,
+                                   run->index->disk_key, end - start, off + start);
+        w->stats.bytes_written += end - start;
+        pos = end;
+    }
+    return 0;
+}
+
 /* Restore and verify: read and check one chunk; restore also writes it. */
 static int s_read_chunk(s_worker_t *w, uint64_t chunk)
 {
@@ -147,6 +179,11 @@ static int s_read_chunk(s_worker_t *w, uint64_t chunk)
     uint32_t len = vb_index_chunk_len(idx, chunk);
     uint64_t off = chunk * idx->chunk_size;
     size_t got = 0;
+    if (vb_digest_is_zero(&idx->digests[chunk])) { /* a hole, written only with write_zeros */
+        memset(w->buf, 0, len);
+        w->stats.chunks_zero++;
+        return s_write_chunk(w, off, len);
+    }
     int rc = vb_repo_chunk_get(w->rw, &idx->digests[chunk], w->buf, run->chunk_size, &got);
     if (rc == 0 && got != len)
         rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
@@ -154,12 +191,8 @@ static int s_read_chunk(s_worker_t *w, uint64_t chunk)
     if (rc)
         return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, off);
     w->stats.chunks++;
-    if (run->mode == S_RESTORE) {
-        if ((rc = run->write_at(run->write_ctx, w->buf, len, off)) != 0)
-            return vb_error_prefix(rc, "disk %s: writing %" PRIu32 " bytes at offset %" PRIu64,
-                                   idx->disk_key, len, off);
-        w->stats.bytes_written += len;
-    }
+    if (run->mode == S_RESTORE)
+        return s_write_chunk(w, off, len);
     return 0;
 }
 
@@ -265,7 +298,8 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
     for (unsigned i = 0; i < n; i++) {
         ws[i].run = run;
         ws[i].rw = vb_repo_worker_new(run->repo);
-        ws[i].buf = malloc(run->chunk_size);
+        void *buf = NULL;
+        ws[i].buf = posix_memalign(&buf, 4096, run->chunk_size) == 0 ? buf : NULL;
         if (!ws[i].rw || !ws[i].buf) {
             rc = ws[i].rw ? vb_error_set(VB_ENOMEM, "pipeline: out of memory") : vb_error_code();
             goto out;
@@ -392,7 +426,8 @@ int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const v
         return rc;
     s_run_t run = {.mode = S_RESTORE, .repo = repo, .disk = index->disk_key,
                    .chunk_size = index->chunk_size, .capacity = index->capacity,
-                   .index = index, .write_at = write_at, .write_ctx = write_ctx};
+                   .index = index, .write_at = write_at, .write_ctx = write_ctx,
+                   .write_zeros = opts && opts->write_zeros};
     return s_run(&run, opts, stats);
 }
 

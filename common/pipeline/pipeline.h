@@ -16,16 +16,20 @@
  *
  * Restore: index → chunks → read, decrypt, decompress, re-hash (a chunk whose digest does not
  * match is never written: the restore stops naming the disk and offset) → write_at. Holes (zero
- * markers) are skipped, so a destination pre-sized with ftruncate stays sparse.
+ * markers) and all-zero 4 KiB blocks are skipped, so a destination pre-sized with ftruncate stays
+ * sparse (see write_zeros for a destination that is not zero-filled).
  *
  * Verify: like restore without a destination; every corrupt or missing chunk is reported.
  *
  * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
  * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the
- * calling thread. emit and report are called one at a time (serialised), from worker threads. */
+ * calling thread. Their buffers are 4096-byte aligned, and so are offsets and lengths except at
+ * the end of the disk, so a caller may use O_DIRECT. emit and report are called one at a time
+ * (serialised), from worker threads. */
 #ifndef VB_PIPELINE_H
 #define VB_PIPELINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +51,11 @@ typedef void (*vb_verify_report_fn)(void *ctx, uint64_t offset, const vb_digest_
 typedef struct {
     unsigned workers;     /* worker threads, 1..64 (0: 2) */
     unsigned queue_depth; /* results that may wait for an earlier chunk (0: 4 × workers) */
+    /* Restore: false (default) for a destination that reads as zeros where nothing is written
+     * (a new file pre-sized with ftruncate, a new disk): holes and all-zero 4 KiB blocks inside
+     * chunks are skipped, so the output stays sparse. true for a destination with old contents:
+     * every byte is written, zeros included. */
+    bool write_zeros;
 } vb_pipeline_opts_t;
 
 typedef struct {

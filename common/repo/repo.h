@@ -24,6 +24,10 @@
  * written so far stable; a task calls it before reporting success, and vb_index_write() calls it
  * before it writes an index.
  *
+ * I/O: chunk files are written and read with O_DIRECT where the file system takes it (backup data
+ * is written once and rarely read: going through the page cache costs CPU and throttles on
+ * writeback), with a buffered fallback otherwise (e.g. tmpfs on older kernels).
+ *
  * Threads: a vb_repo_t is shared read-only by any number of threads once opened. Chunk operations
  * go through a vb_repo_worker_t (its compression/cipher contexts and buffers), one per thread. */
 #ifndef VB_REPO_H
@@ -103,9 +107,11 @@ int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_
 
 /* Stores a chunk whose digest the caller computed with vb_repo_digest. `len` is at most the
  * chunk size; the caller does not store all-zero chunks (VB_EINVAL if it tries). If the chunk
- * exists, only its mtime is refreshed and *stored_bytes_out is 0; otherwise it is compressed
- * (when that saves at least 1/16), encrypted, written to a temp name and renamed, and
- * *stored_bytes_out is the file size. Out params may be NULL. Errors: VB_ENOSPC (file system
+ * exists with a sound header and its full size, only its mtime is refreshed and
+ * *stored_bytes_out is 0 (a file a crash left incomplete is replaced). Otherwise it is compressed
+ * (when sampling shows it compresses, and the result saves at least 1/16), encrypted, written to
+ * a temp name (O_DIRECT where the file system allows it: chunk data bypasses the page cache)
+ * and renamed, and *stored_bytes_out is the file size. Out params may be NULL. Errors: VB_ENOSPC (file system
  * full: the temp file is removed, the message names the repository), VB_EIO, VB_EAUTH (no key). */
 int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
                       uint64_t *stored_bytes_out) VB_WUR;

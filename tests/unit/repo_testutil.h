@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static inline char *tu_tmpdir(void)
@@ -123,20 +124,23 @@ static inline void tu_write_id_map(const char *file, const char *text)
     }
 }
 
-/* Mounts a tmpfs of `size` (e.g. "4m") on dir in a private mount namespace of this test process
- * (the mount disappears with the process). As root a mount namespace suffices; otherwise a user
- * namespace is tried. Fails the test loudly when neither works: the full-file-system test must
- * not silently pass. */
-static inline void tu_mount_small_fs(const char *dir, const char *size)
+/* Child side: a private mount namespace (as root; otherwise inside a new user namespace, which
+ * needs a single-threaded process: hence the fork) with a tmpfs of `size` on `dir`. Returns NULL
+ * or what failed. */
+static inline const char *tu_enter_small_fs(const char *dir, const char *size, char *msg,
+                                            size_t msgsz)
 {
     uid_t uid = getuid();
     gid_t gid = getgid();
     if (unshare(CLONE_NEWNS) != 0) {
         int err = errno;
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
-            cr_assert_fail("cannot create a mount namespace for a small tmpfs (%s; user namespace: "
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+            snprintf(msg, msgsz,
+                     "cannot create a mount namespace for a small tmpfs (%s; user namespace: "
                      "%s): run the tests as root or enable unprivileged user namespaces",
                      strerror(err), strerror(errno));
+            return msg;
+        }
         char map[64];
         tu_write_id_map("/proc/self/setgroups", "deny");
         snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
@@ -144,12 +148,64 @@ static inline void tu_mount_small_fs(const char *dir, const char *size)
         snprintf(map, sizeof map, "%u %u 1", (unsigned)gid, (unsigned)gid);
         tu_write_id_map("/proc/self/gid_map", map);
     }
-    cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "make / private: %s",
-                 strerror(errno));
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        snprintf(msg, msgsz, "make / private: %s", strerror(errno));
+        return msg;
+    }
     char opts[64];
     snprintf(opts, sizeof opts, "size=%s", size);
-    cr_assert_eq(mount("tmpfs", dir, "tmpfs", 0, opts), 0, "mount tmpfs on %s: %s", dir,
-                 strerror(errno));
+    if (mount("tmpfs", dir, "tmpfs", 0, opts) != 0) {
+        snprintf(msg, msgsz, "mount tmpfs on %s: %s", dir, strerror(errno));
+        return msg;
+    }
+    return NULL;
 }
+
+/* A scenario run on the small file system: returns NULL when all its checks hold, else what
+ * failed (written into msg). It runs in a child process and must not use cr_assert. */
+typedef const char *(*tu_fs_scenario_t)(const char *mnt, char *msg, size_t msgsz);
+
+/* Mounts a tmpfs of `size` (e.g. "4m") on `dir` in a private mount namespace of a forked child
+ * and runs `scenario` there; the mount disappears with the child. Fails the test loudly when no
+ * namespace can be made: the full-file-system tests must not silently pass. */
+static inline void tu_run_on_small_fs(const char *dir, const char *size, tu_fs_scenario_t scenario)
+{
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        static char msg[2048];
+        close(pfd[0]);
+        const char *fail = tu_enter_small_fs(dir, size, msg, sizeof msg);
+        if (!fail)
+            fail = scenario(dir, msg, sizeof msg);
+        umount(dir);
+        if (fail)
+            (void)!write(pfd[1], fail, strlen(fail));
+        _exit(fail ? 1 : 0);
+    }
+    close(pfd[1]);
+    char text[2048];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof text - 1 && (r = read(pfd[0], text + n, sizeof text - 1 - n)) > 0)
+        n += (size_t)r;
+    text[n] = '\0';
+    close(pfd[0]);
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
+              n ? text : "the scenario process crashed");
+}
+
+/* For scenarios: `TU_CHECK(cond, fmt, ...)` returns the formatted message when cond is false. */
+#define TU_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            snprintf(msg, msgsz, __VA_ARGS__);                                                     \
+            return msg;                                                                            \
+        }                                                                                          \
+    } while (0)
 
 #endif

@@ -353,16 +353,14 @@ Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
     vb_repo_destroy(&r);
 }
 
-Test(pipeline, full_file_system_fails_the_backup_cleanly)
+static const char *enospc_backup(const char *mnt, char *msg, size_t msgsz)
 {
-    char mnt[4096], path[4096];
-    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
-    cr_assert_eq(mkdir(mnt, 0755), 0);
-    tu_mount_small_fs(mnt, "4m");
+    char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
     vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1};
-    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
+    TU_CHECK(r, "open: %s", vb_error_msg());
     mem_disk_t d = {.size = 16u << 20, .fail_at = UINT64_MAX};
     d.data = malloc(d.size);
     tu_fill_random(d.data, d.size, 1234);
@@ -370,13 +368,13 @@ Test(pipeline, full_file_system_fails_the_backup_cleanly)
     size_t n = 0;
     vb_extent_t all = {0, d.size};
     vb_pipeline_opts_t o = {.workers = 2};
-    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res,
-                                            &n, NULL),
-                 VB_ENOSPC, "%s", vb_error_msg());
-    cr_assert(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
-    char chunks[4096];
+    int rc = vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res, &n,
+                                        NULL);
+    TU_CHECK(rc == VB_ENOSPC, "expected ENOSPC, got %d: %s", rc, vb_error_msg());
+    TU_CHECK(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
+    TU_CHECK(!res, "results returned by a failed backup");
     snprintf(chunks, sizeof chunks, "%s/chunks", path);
-    cr_assert_eq(tu_count_files(chunks, ".tmp"), 0, "temp files left behind");
+    TU_CHECK(tu_count_files(chunks, ".tmp") == 0, "temp files left behind");
     /* Every chunk that is visible is complete and correct. */
     vb_repo_worker_t *w = vb_repo_worker_new(r);
     uint8_t *buf = malloc(256u << 10);
@@ -384,16 +382,75 @@ Test(pipeline, full_file_system_fails_the_backup_cleanly)
     for (uint64_t off = 0; off < d.size; off += 256u << 10) {
         vb_digest_t dg;
         size_t got = 0;
-        cr_assert_eq(vb_repo_digest(w, d.data + off, 256u << 10, &dg), 0);
+        TU_CHECK(vb_repo_digest(w, d.data + off, 256u << 10, &dg) == 0, "digest");
         if (!vb_repo_chunk_exists(r, &dg))
             continue;
-        cr_assert_eq(vb_repo_chunk_get(w, &dg, buf, 256u << 10, &got), 0, "%s", vb_error_msg());
+        TU_CHECK(vb_repo_chunk_get(w, &dg, buf, 256u << 10, &got) == 0, "%s", vb_error_msg());
         checked++;
     }
-    cr_assert_eq(checked, tu_count_files(chunks, ""));
+    TU_CHECK(checked == tu_count_files(chunks, ""), "a visible chunk is not a sound chunk");
     free(buf);
     vb_repo_worker_destroy(&w);
     free(d.data);
     vb_repo_destroy(&r);
-    umount(mnt);
+    return NULL;
+}
+
+Test(pipeline, full_file_system_fails_the_backup_cleanly)
+{
+    char mnt[4096];
+    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    tu_run_on_small_fs(mnt, "4m", enospc_backup);
+}
+
+Test(pipeline, restore_leaves_zero_blocks_as_holes_unless_asked_to_write_zeros)
+{
+    uint32_t cs = 1u << 20;
+    vb_repo_t *r = make_repo("sp", cs, false);
+    /* Every chunk holds 256 KiB of data and 768 KiB of zeros. */
+    mem_disk_t d = {.size = 8 * (uint64_t)cs, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    for (int i = 0; i < 8; i++)
+        tu_fill_random(d.data + (uint64_t)i * cs, 256u << 10, 40 + (uint64_t)i);
+    vb_index_t *idx = backup(r, NULL, &d, NULL, NULL, 0, NULL);
+
+    char out[4096];
+    snprintf(out, sizeof out, "%s/sparse.img", s_dir);
+    int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    cr_assert_eq(ftruncate(fd, (off_t)d.size), 0);
+    vb_pipeline_stats_t st;
+    cr_assert_eq(vb_pipeline_restore(r, NULL, idx, file_write, &fd, &st), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(st.bytes_written, 8 * (256u << 10));
+    struct stat sb;
+    cr_assert_eq(fstat(fd, &sb), 0);
+    cr_assert_leq((uint64_t)sb.st_blocks * 512, 8 * (uint64_t)(256u << 10) + (1u << 20),
+                  "zero blocks inside chunks were written: %lld bytes allocated",
+                  (long long)sb.st_blocks * 512);
+    uint8_t *back = malloc(d.size);
+    cr_assert_eq(pread(fd, back, d.size, 0), (ssize_t)d.size);
+    cr_assert_eq(memcmp(back, d.data, d.size), 0);
+    close(fd);
+
+    /* An old destination: zeros must overwrite what was there. */
+    mem_disk_t old = {.size = d.size + 100, .fail_at = UINT64_MAX};
+    old.data = malloc(old.size);
+    memset(old.data, 0xCD, old.size);
+    vb_index_t *with_hole = NULL;
+    vb_chunk_result_t res[1] = {{.offset = 0, .digest = idx->digests[0]}};
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", d.size, cs, res, 1, &with_hole), 0);
+    vb_pipeline_opts_t o = {.workers = 2, .write_zeros = true};
+    cr_assert_eq(vb_pipeline_restore(r, &o, with_hole, mem_write, &old, &st), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(memcmp(old.data, d.data, cs), 0);
+    for (uint64_t i = cs; i < d.size; i++)
+        cr_assert_eq(old.data[i], 0, "byte %llu of a hole was not zeroed", (unsigned long long)i);
+    cr_assert_eq(old.data[d.size], 0xCD, "wrote past the capacity");
+    free(back);
+    free(old.data);
+    free(d.data);
+    vb_index_destroy(&idx);
+    vb_index_destroy(&with_hole);
+    vb_repo_destroy(&r);
 }

@@ -322,45 +322,50 @@ Test(repo, truncated_and_missing_chunks_are_reported)
     vb_repo_destroy(&r);
 }
 
-Test(repo, full_file_system_fails_cleanly)
+static const char *enospc_chunks(const char *mnt, char *msg, size_t msgsz)
 {
-    char mnt[4096], path[4096];
-    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
-    cr_assert_eq(mkdir(mnt, 0755), 0);
-    tu_mount_small_fs(mnt, "4m");
+    char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
     vb_repo_params_t p = {.chunk_size = 1u << 20, .compression_level = 3};
-    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
+    TU_CHECK(r, "open: %s", vb_error_msg());
     vb_repo_worker_t *w = vb_repo_worker_new(r);
     uint8_t *buf = malloc(1u << 20), *out = malloc(1u << 20);
     vb_digest_t digests[16];
     int rc = 0, stored = 0;
     for (int i = 0; i < 16; i++) {
         tu_fill_random(buf, 1u << 20, 100 + (uint64_t)i);
-        cr_assert_eq(vb_repo_digest(w, buf, 1u << 20, &digests[i]), 0);
+        TU_CHECK(vb_repo_digest(w, buf, 1u << 20, &digests[i]) == 0, "digest");
         rc = vb_repo_chunk_put(w, &digests[i], buf, 1u << 20, NULL);
         if (rc)
             break;
         stored++;
     }
-    cr_assert_eq(rc, VB_ENOSPC, "expected ENOSPC, got %d: %s", rc, vb_error_msg());
-    cr_assert(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
-    cr_assert_lt(stored, 4);
-    char chunks[4096];
+    TU_CHECK(rc == VB_ENOSPC, "expected ENOSPC, got %d: %s", rc, vb_error_msg());
+    TU_CHECK(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
+    TU_CHECK(stored < 4, "%d chunks of 1 MiB fit in 4 MiB", stored);
     snprintf(chunks, sizeof chunks, "%s/chunks", path);
-    cr_assert_eq(tu_count_files(chunks, ".tmp"), 0, "a temp file was left behind");
-    cr_assert_eq(tu_count_files(chunks, ""), (size_t)stored, "a partial chunk is visible");
+    TU_CHECK(tu_count_files(chunks, ".tmp") == 0, "a temp file was left behind");
+    TU_CHECK(tu_count_files(chunks, "") == (size_t)stored, "a partial chunk is visible");
     for (int i = 0; i < stored; i++) {
         size_t got = 0;
-        cr_assert_eq(vb_repo_chunk_get(w, &digests[i], out, 1u << 20, &got), 0, "%s",
-                     vb_error_msg());
+        TU_CHECK(vb_repo_chunk_get(w, &digests[i], out, 1u << 20, &got) == 0, "%s",
+                 vb_error_msg());
     }
     free(buf);
     free(out);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
-    umount(mnt);
+    return NULL;
+}
+
+Test(repo, full_file_system_fails_cleanly)
+{
+    char mnt[4096];
+    snprintf(mnt, sizeof mnt, "%s/mnt", s_dir);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    tu_run_on_small_fs(mnt, "4m", enospc_chunks);
 }
 
 Test(repo, index_round_trip_inheritance_and_damage)
@@ -441,4 +446,30 @@ Test(repo, grown_disk_must_reread_the_old_last_chunk)
     cr_assert_eq(grown->count, 3);
     vb_index_destroy(&small);
     vb_index_destroy(&grown);
+}
+
+Test(repo, an_incomplete_chunk_left_by_a_crash_is_replaced_not_trusted)
+{
+    vb_repo_t *r = make_repo("crash", 64u << 10, 3, false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t *buf = malloc(64u << 10), *out = malloc(64u << 10);
+    tu_fill_random(buf, 64u << 10, 21);
+    vb_digest_t d;
+    char path[4096];
+    size_t got = 0;
+    uint64_t stored = 0;
+    store_one(w, r, buf, 64u << 10, &d, path);
+    for (int kind = 0; kind < 2; kind++) {
+        cr_assert_eq(truncate(path, kind == 0 ? 0 : 64 + 4096), 0); /* empty, then partial */
+        cr_assert_eq(vb_repo_chunk_put(w, &d, buf, 64u << 10, &stored), 0, "%s", vb_error_msg());
+        cr_assert_gt(stored, 0, "the damaged file was trusted as the chunk");
+        cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), 0, "%s", vb_error_msg());
+        cr_assert_eq(memcmp(out, buf, 64u << 10), 0);
+    }
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, 64u << 10, &stored), 0);
+    cr_assert_eq(stored, 0, "a sound existing chunk is not rewritten");
+    free(buf);
+    free(out);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
 }
