@@ -106,9 +106,16 @@ pass "explain refuses SAN on vsan/VVOL, HotAdd for vSAN and the vVol clone, NBD 
 rp=$(rp_of "$job1" vm-vmfs-01)
 "$VBAK" verify "$rp" >/dev/null || fail "verify of a good restore point"
 [[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == ok ]] || fail "verify state"
-index=$("$VBAK" restore-point show "$rp" --json | jq -r '.disks[0].index')
-chunk=$(find "$SITE/repo" -path '*chunks*' -type f -size +1k | head -1)
-printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
-if out=$("$VBAK" verify "$rp"); then fail "verify missed a corrupt chunk"; fi
-grep -q "offset" <<<"$out" || fail "verify does not name the offset: $out"
+# flip one byte in every chunk file: every chunk of the restore point is now corrupt
+find "$SITE/repo/chunks" -type f -size +1k -print0 |
+  while IFS= read -r -d '' chunk; do
+    printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
+  done
+if out=$("$VBAK" verify "$rp"); then fail "verify missed corrupt chunks"; fi
+grep -q "disk 2000 offset [0-9]*:" <<<"$out" || fail "verify does not name disk and offset: $out"
+[[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == failed ]] || fail "verify state not recorded"
 pass "verify catches a flipped byte and names disk and offset"
+
+job=$("$VBAK" restore "$rp" --to-dir "$TEST_DIR/bad" --wait --json) && fail "a restore of corrupt chunks succeeded"
+jq -r .error <<<"$job" | grep -q "offset" || fail "the failed restore does not name the offset: $job"
+pass "a restore never writes bytes whose digest does not match: it stops naming disk and offset"
