@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Faults during jobs: an agent SIGKILLed mid-backup (the job completes on the others), the
+# coordinator SIGKILLed mid-backup (no snapshot left, no partial restore point), forged and
+# replayed task results (dropped, the job is not corrupted); with an encrypted repository.
+source "$(dirname "$0")/lib.sh"
+FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
+
+"$VBAK" lab create "$SITE" --vms 1 --disk-size 384M --encrypt --heartbeat-ms 200 >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "four agents online" has_count online 4
+vm=$(site_json | jq -r '.vms[0].name')
+[[ $("$VBAK" repo stats "$SITE/repo" --json | jq -r .encryption) != none ]] || fail "repository is not encrypted"
+
+# job_running JOB: some task of the job runs on an agent
+tasks_on() { "$VBAK" job show "$1" --json | jq -r '[.tasks[] | select(.state == "running") | .agent] | .[0] // empty'; }
+job_state() { "$VBAK" job show "$1" --json | jq -r .state; }
+wait_running_task() { local a=""; for _ in $(seq 200); do a=$(tasks_on "$1"); [[ -n $a ]] && { echo "$a"; return; }; sleep 0.05; done; fail "no task of job $1 ever ran"; }
+wait_job_end() { wait_until 120 "job $1 ends" bash -c "[[ \$(\"$VBAK\" job show $1 --json | jq -r .state) != running ]]"; }
+
+# 1. an agent dies in the middle of a full backup: its tasks finish elsewhere
+save_content one
+job=$("$VBAK" backup "$vm" --json | jq .job)
+victim=$(wait_running_task "$job")
+kill -9 "$(cat "$SITE/run/$victim.pid")"
+wait_job_end "$job"
+[[ $(job_state "$job") == succeeded ]] || fail "the job did not survive losing $victim: $("$VBAK" job show "$job")"
+"$VBAK" job show "$job" --json | jq -e --arg a "$victim" '[.tasks[] | select(.agent != $a)] | length > 0' >/dev/null \
+  || fail "no task ran elsewhere"
+grep -q "agent_lost agent=$victim requeued=" "$SITE/log/coordinator.log" || fail "no requeue after the loss"
+rp1=$("$VBAK" job show "$job" --json | jq -r '.vm_details[0].restore_point')
+check_restore "$rp1" one
+pass "SIGKILL of $victim mid-job: the job completed on the others; restore byte-identical (encrypted repository)"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "four agents online again" has_count online 4
+
+# 2. the coordinator dies in the middle of a backup: restarted, the job fails cleanly
+before=$("$VBAK" restore-points --json | jq length)
+job=$("$VBAK" backup "$vm" --full --json | jq .job)
+wait_running_task "$job" >/dev/null
+kill -9 "$(cat "$SITE/run/coordinator.pid")"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agents back" has_count online 4
+[[ $(job_state "$job") == failed ]] || fail "job $job after a coordinator crash: $(job_state "$job")"
+"$VBAK" job show "$job" --json | jq -r .error | grep -q "coordinator stopped" || fail "no reason for the failure"
+[[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] \
+  || fail "a snapshot stayed on the VM after the coordinator crash"
+[[ $(site_json | jq -r '.vms[0].access_blocked_by // "none"') == none ]] || fail "the VM is still blocked for Storage vMotion"
+[[ $("$VBAK" restore-points --json | jq length) == "$before" ]] || fail "a restore point of the failed job is visible"
+pass "SIGKILL of the coordinator mid-job: job failed cleanly, no snapshot, no partial restore point"
+
+# 3. forged and replayed task results while a backup runs: dropped, the job is not corrupted
+"$VBAK" lab mutate "$SITE" "$vm" --percent 5 >/dev/null
+save_content two
+agent_ep=$(conf_value "$SITE/coordinator.conf" agent_endpoint)
+server_key=$(conf_value "$SITE/agent-1.conf" coordinator_public_key)
+job=$("$VBAK" backup "$vm" --json | jq .job)
+$FUZZ results "$agent_ep" "$server_key" --token "$SITE/keys/enrollment.token" --tasks 300 >/dev/null
+wait_job_end "$job"
+[[ $(job_state "$job") == succeeded ]] || fail "the job failed under forged results"
+[[ $("$VBAK" status --json | jq .counters.results_dropped) -ge 600 ]] || fail "forged results not counted as dropped"
+rp2=$("$VBAK" job show "$job" --json | jq -r '.vm_details[0].restore_point')
+check_restore "$rp2" two
+check_restore "$rp1" one
+pass "forged and replayed results dropped; restores still byte-identical"
+
+# the next backup after all this is a normal incremental
+job=$(backup_json "$vm")
+[[ $(jq -r '.state' <<<"$job") == succeeded ]] || fail "backup after the faults: $job"
+pass "backups go on"
