@@ -63,7 +63,25 @@ check_restore "$rp2" two
 check_restore "$rp1" one
 pass "forged and replayed results dropped; restores still byte-identical"
 
+# 4. Storage vMotion during a backup: blocked while the job holds the VM (PrepareForAccess);
+#    forced anyway, it is detected and the VM's backup is discarded with the reason
+before=$("$VBAK" restore-points --json | jq length)
+job=$("$VBAK" backup "$vm" --full --json | jq .job)
+wait_running_task "$job" >/dev/null
+if out=$("$VBAK" lab svmotion "$SITE" "$vm" nfs-01 2>&1); then fail "Storage vMotion was not blocked during the backup"; fi
+grep -q "vbak job $job" <<<"$out" || fail "the refusal does not name the job: $out"
+"$VBAK" lab svmotion "$SITE" "$vm" nfs-01 --force >/dev/null
+wait_job_end "$job"
+[[ $(job_state "$job") == failed ]] || fail "a Storage vMotion during the backup went unnoticed"
+"$VBAK" job show "$job" --json | jq -r '.vm_details[0].error' | grep -q "Storage vMotion moved disk" || fail "no svMotion reason"
+[[ $("$VBAK" restore-points --json | jq length) == "$before" ]] || fail "a restore point of the disturbed backup is visible"
+[[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] || fail "snapshot left"
+[[ $(site_json | jq -r '.vms[0].access_blocked_by // "none"') == none ]] || fail "the VM is still blocked"
+pass "Storage vMotion during a backup: blocked, and when forced, detected and reported"
+
 # the next backup after all this is a normal incremental
+save_content three
 job=$(backup_json "$vm")
 [[ $(jq -r '.state' <<<"$job") == succeeded ]] || fail "backup after the faults: $job"
+check_restore "$(jq -r '.vm_details[0].restore_point' <<<"$job")" three
 pass "backups go on"
