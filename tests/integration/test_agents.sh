@@ -9,7 +9,8 @@ agents_json | jq -e 'all(.[]; has("name") and has("state") and has("host") and h
                      and has("slots") and has("transports") and has("last_seen"))' >/dev/null \
   || fail "agents JSON lacks a required key"
 [[ $(agents_json | jq -r '.[0].host') == esx-01 ]] || fail "agent-1 does not report its host"
-[[ $(agents_json | jq -r '.[0].luns[0]') == naa.600508b1001c0001 ]] || fail "agent-1 LUNs missing"
+lun=$("$VBAK" lab show "$SITE" --json | jq -r '.proxies[0].luns[0]')
+[[ -n $lun && $(agents_json | jq -r '.[0].luns[0]') == "$lun" ]] || fail "agent-1 does not report the LUN its proxy sees"
 pass "three agents enroll and register"
 
 # the human table names them too
