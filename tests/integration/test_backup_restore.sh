@@ -102,8 +102,26 @@ ex vm-vvol-clone-01 | jq -e '[.[] | .refused[] | select(.mode == "hotadd") | .re
 ex vm-cloud-01 | jq -e '[.[] | .refused[] | select(.mode == "nbd") | .reason] | any(test("encrypt"))' >/dev/null || fail "NBD where encryption is required"
 pass "explain refuses SAN on vsan/VVOL, HotAdd for vSAN and the vVol clone, NBD where encryption is required"
 
+# retention: keep the last restore point of each VM; the chain's parents go, the children stay
+# restorable (indexes are self-contained), unreferenced chunks are collected
+nvms=$(wc -w <<<"$vms")
+dry=$("$VBAK" prune --keep-last 1 --dry-run --json)
+[[ $(jq .removed <<<"$dry") == 0 && $("$VBAK" restore-points --json | jq length) == $((2 * nvms)) ]] \
+  || fail "--dry-run removed something"
+[[ $(jq '[.restore_points[] | select(.decision == "remove")] | length' <<<"$dry") == "$nvms" ]] \
+  || fail "the policy would not remove exactly the older restore point of each VM: $dry"
+chunks_before=$("$VBAK" repo stats "$SITE/repo" --json | jq .chunks)
+pruned=$("$VBAK" prune --keep-last 1 --json)
+[[ $(jq .removed <<<"$pruned") == "$nvms" ]] || fail "prune: $pruned"
+[[ $("$VBAK" restore-points --json | jq length) == "$nvms" ]] || fail "restore points after prune"
+chunks_after=$("$VBAK" repo stats "$SITE/repo" --json | jq .chunks)
+((chunks_after < chunks_before)) || fail "garbage collection removed no chunk ($chunks_before -> $chunks_after)"
+check_restore "$(rp_of "$job2" vm-vsan-01)" incr
+check_restore "$(rp_of "$job2" vm-vmfs-01)" incr
+pass "prune keeps the newest of each VM, collects $((chunks_before - chunks_after)) chunks; the rest restores byte-identical"
+
 # verify: good, then a flipped byte is named by disk and offset, and restore refuses it
-rp=$(rp_of "$job1" vm-vmfs-01)
+rp=$(rp_of "$job2" vm-vmfs-01)
 "$VBAK" verify "$rp" >/dev/null || fail "verify of a good restore point"
 [[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == ok ]] || fail "verify state"
 # flip one byte in every chunk file: every chunk of the restore point is now corrupt
