@@ -85,3 +85,15 @@ job=$(backup_json "$vm")
 [[ $(jq -r '.state' <<<"$job") == succeeded ]] || fail "backup after the faults: $job"
 check_restore "$(jq -r '.vm_details[0].restore_point' <<<"$job")" three
 pass "backups go on"
+
+# 5. a transport that fails to open falls back to the next allowed one, and the task says so:
+#    the hosts' NBD-over-TLS server goes away; agents that would use NBDSSL fall back to NBD
+kill -9 "$(cat "$SITE/run/nbds-ipv4.pid")"
+save_content four
+job=$(backup_json "$vm" --full)
+[[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup without the TLS server: $job"
+"$VBAK" job show "$(jq .id <<<"$job")" --json |
+  jq -e '[.tasks[] | select(.transport == "nbd" and (.reason | test("after: nbdssl")))] | length > 0' >/dev/null \
+  || fail "no task fell back from nbdssl to nbd with the reason"
+check_restore "$(jq -r '.vm_details[0].restore_point' <<<"$job")" four
+pass "a failed open falls back to the next allowed transport, and the task records why"
