@@ -159,6 +159,28 @@ static void s_agent_clear(s_agent_t *a)
     a->lun_count = 0;
 }
 
+/* Deletes the entries of `hash` for which keep(item, arg) is false (collecting their keys first:
+ * a zhashx must not change while it is walked). */
+static void s_hash_filter(zhashx_t *hash, bool (*keep)(void *item, void *arg), void *arg)
+{
+    zlistx_t *gone = zlistx_new();
+    zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
+    for (void *item = zhashx_first(hash); item; item = zhashx_next(hash))
+        if (!keep(item, arg))
+            zlistx_add_end(gone, (void *)zhashx_cursor(hash));
+    for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
+        zhashx_delete(hash, k);
+    zlistx_destroy(&gone);
+}
+
+/* A task abandoned by an ended VM stays until its agent answers, or is lost. */
+static bool s_keep_unless_abandoned_on(void *item, void *agent)
+{
+    const s_task_t *t = item;
+    return !(t->abandoned && t->agent && streq(t->agent, agent));
+}
+
 void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 {
     vb_jobs_t *self = arg;
@@ -196,15 +218,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
         }
         if (n)
             VB_LOG_WARN("jobs", "agent_lost agent=%s requeued=%zu", rec->name, n);
-        zlistx_t *gone = zlistx_new();
-        zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
-        zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
-        for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks))
-            if (t->abandoned && t->agent && streq(t->agent, rec->name))
-                zlistx_add_end(gone, (void *)zhashx_cursor(self->tasks));
-        for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
-            zhashx_delete(self->tasks, k);
-        zlistx_destroy(&gone);
+        s_hash_filter(self->tasks, s_keep_unless_abandoned_on, (void *)rec->name);
         s_dispatch(self);
         s_reap(self);
         return;
@@ -698,22 +712,21 @@ static void s_job_maybe_finish(vb_jobs_t *self, s_job_t *job)
     job->ended = true;
 }
 
-/* Frees jobs that ended during this event (never while their VMs are still being walked). */
+static bool s_keep_job(void *item, void *arg)
+{
+    (void)arg;
+    const s_job_t *job = item;
+    bool prep = false;
+    for (size_t i = 0; i < job->nvms; i++)
+        prep |= job->vms[i].prep != NULL;
+    return !job->ended || prep;
+}
+
+/* Frees jobs that ended during this event (never while their VMs are still being walked, nor
+ * while a prep thread of theirs still runs). */
 static void s_reap(vb_jobs_t *self)
 {
-    zlistx_t *gone = zlistx_new();
-    zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
-    zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
-    for (s_job_t *job = zhashx_first(self->jobs); job; job = zhashx_next(self->jobs)) {
-        bool prep = false;
-        for (size_t i = 0; i < job->nvms; i++)
-            prep |= job->vms[i].prep != NULL;
-        if (job->ended && !prep)
-            zlistx_add_end(gone, (void *)zhashx_cursor(self->jobs));
-    }
-    for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
-        zhashx_delete(self->jobs, k);
-    zlistx_destroy(&gone);
+    s_hash_filter(self->jobs, s_keep_job, NULL);
 }
 
 /* Undo what a backup did to a VM: EndAccess, remove the snapshot. Errors are logged; the
@@ -743,6 +756,20 @@ static void s_release_vm(vb_jobs_t *self, s_vmrun_t *vm)
     }
 }
 
+/* A VM ended: its queued tasks go; those an agent runs are abandoned (they keep the agent's slot
+ * until it answers). */
+static bool s_keep_or_abandon(void *item, void *vm)
+{
+    s_task_t *t = item;
+    if (t->abandoned || t->disk->vm != vm)
+        return true;
+    if (!t->agent)
+        return false;
+    t->abandoned = true;
+    t->disk = NULL;
+    return true;
+}
+
 static void s_vm_end(vb_jobs_t *self, s_vmrun_t *vm, vb_job_state_t state, const char *error)
 {
     if (vm->finished)
@@ -750,23 +777,8 @@ static void s_vm_end(vb_jobs_t *self, s_vmrun_t *vm, vb_job_state_t state, const
     vm->finished = true;
     for (size_t i = 0; i < vm->ndisks; i++)
         s_unregister_disk(self, &vm->disks[i]);
-    /* forget the VM's tasks: collect their keys first, then delete */
-    zlistx_t *gone = zlistx_new();
-    zlistx_set_destructor(gone, (zlistx_destructor_fn *)zstr_free);
-    zlistx_set_duplicator(gone, (zlistx_duplicator_fn *)strdup);
-    for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
-        if (t->abandoned || t->disk->vm != vm)
-            continue;
-        if (t->agent) {
-            t->abandoned = true;
-            t->disk = NULL;
-        } else {
-            zlistx_add_end(gone, (void *)zhashx_cursor(self->tasks));
-        }
-    }
-    for (const char *k = zlistx_first(gone); k; k = zlistx_next(gone))
-        zhashx_delete(self->tasks, k);
-    zlistx_destroy(&gone);
+    /* forget the VM's queued tasks; running ones wait for their agent */
+    s_hash_filter(self->tasks, s_keep_or_abandon, vm);
     if (state != VB_JOB_SUCCEEDED) {
         vm->job->vms_failed++;
         if (!vm->job->first_error)
