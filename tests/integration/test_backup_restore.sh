@@ -4,7 +4,7 @@
 # recorded per task match `vbak explain`.
 source "$(dirname "$0")/lib.sh"
 
-"$VBAK" lab create "$SITE" --heartbeat-ms 500 >/dev/null
+"$VBAK" lab create "$SITE" --disk-size 16M --heartbeat-ms 500 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 fcds=$(site_json | jq -r '[.fcds[] | "--fcd", .name] | join(" ")')

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 
-"$VBAK" lab create "$SITE" --vms 1 --disk-size 384M --encrypt --heartbeat-ms 500 >/dev/null
+"$VBAK" lab create "$SITE" --vms 1 --disk-size 256M --encrypt --heartbeat-ms 500 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 vm=$(site_json | jq -r '.vms[0].name')
