@@ -4,7 +4,9 @@
  * doubles from reconnect_initial_ms up to reconnect_max_ms. */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -227,6 +229,29 @@ static int s_mkdir_p(const char *path)
     return rc;
 }
 
+/* Removes what an earlier run left in the agent's fixed tmpDirectory (VixDiskLib_Cleanup's job:
+ * nothing of this agent runs yet, so everything there is a leftover). Returns the count. */
+static int s_cleanup_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0 ||
+            unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+            removed++;
+        else
+            VB_LOG_WARN("agent", "cleanup_failed path=%s/%s error=\"%s\"", dir, e->d_name,
+                        strerror(errno));
+    }
+    closedir(d);
+    return removed;
+}
+
 /* The VDDK config this agent hands to VixDiskLib: a fixed tmpDirectory, phone-home vendor
  * details checked against VDDK's legal characters, NoNfcSession, NFC buffers. */
 static int s_write_vddk_config(self_t *self)
@@ -249,7 +274,9 @@ static int s_write_vddk_config(self_t *self)
         rc = vb_vddk_config_write(&cfg, path);
     if (rc)
         return vb_error_prefix(rc, "VDDK configuration");
-    VB_LOG_INFO("agent", "vddk_config path=%s tmp_directory=%s", path, tmp_dir);
+    int removed = s_cleanup_tmp(tmp_dir);
+    VB_LOG_INFO("agent", "vddk_config path=%s tmp_directory=%s cleaned_up=%d", path, tmp_dir,
+                removed);
     return 0;
 }
 
