@@ -1671,6 +1671,10 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
 void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *ids, size_t n,
                            int64_t grace_ms)
 {
+    int id = agent ? s_agent_id(self, agent) : -1;
+    /* the common case: the agent runs as many tasks as it was given, nothing to look for */
+    if (id < 0 || vb_sched_agent_busy(self->sched, (uint32_t)id) <= n)
+        return;
     int64_t now = s_now();
     zlistx_t *lost = zlistx_new();
     for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {

@@ -465,3 +465,8 @@ void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out)
         }
     }
 }
+
+uint32_t vb_sched_agent_busy(const vb_sched_t *self, uint32_t agent)
+{
+    return agent < self->agent_cap ? self->agents[agent].busy : 0;
+}

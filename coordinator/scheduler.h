@@ -99,4 +99,7 @@ typedef struct {
 
 void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out);
 
+/* Tasks the scheduler has running on `agent` (0 for an unknown agent). */
+uint32_t vb_sched_agent_busy(const vb_sched_t *self, uint32_t agent);
+
 #endif
