@@ -410,6 +410,19 @@ static void s_set_routes(s_disk_t *d, const char *snapshot)
     d->routes[VB_TRANSPORT_HOTADD] = s_at_snapshot(d->inv->file_uri, snapshot);
     d->routes[VB_TRANSPORT_NBDSSL] = s_at_snapshot(d->inv->nbds_uri, snapshot);
     d->routes[VB_TRANSPORT_NBD] = s_at_snapshot(d->inv->nbd_uri, snapshot);
+    /* vSphere without an NBD server: the datastore file service (HTTPS, so encrypted) reads the
+     * flat file in the NBDSSL slot; s_send_assign names the route "vsfile". Not rewritten at a
+     * snapshot: the URI names the file the snapshot froze (disk.h, vsfile). */
+    if (!d->routes[VB_TRANSPORT_NBDSSL] && !d->routes[VB_TRANSPORT_NBD] && d->inv->vsfile_uri)
+        d->routes[VB_TRANSPORT_NBDSSL] = strdup(d->inv->vsfile_uri);
+}
+
+/* The disk-layer mode of a route: the transport's name, or "vsfile" for a file-service URI. */
+static const char *s_route_mode(const s_disk_t *d, vb_transport_t m)
+{
+    if (m == VB_TRANSPORT_NBDSSL && d->routes[m] && strncmp(d->routes[m], "vsfile://", 9) == 0)
+        return "vsfile";
+    return vb_transport_name(m);
 }
 
 static int s_register_disk(vb_jobs_t *self, s_disk_t *d)
@@ -548,8 +561,8 @@ static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, v
     } else {
         vb_transport_decision_t dec;
         s_decide_full(self, d, agent, &dec);
-        a.transport = (char *)vb_transport_name(mode);
-        routes[0] = s_route(&route_store[0], vb_transport_name(mode), d->routes[mode]);
+        a.transport = (char *)s_route_mode(d, mode);
+        routes[0] = s_route(&route_store[0], s_route_mode(d, mode), d->routes[mode]);
         a.n_routes = 1;
         bool after = false;
         for (size_t i = 0; i < dec.order_count; i++) {
@@ -559,8 +572,8 @@ static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, v
                 continue;
             }
             if (after && d->routes[m]) {
-                fallbacks[a.n_fallbacks++] = (char *)vb_transport_name(m);
-                routes[a.n_routes] = s_route(&route_store[a.n_routes], vb_transport_name(m),
+                fallbacks[a.n_fallbacks++] = (char *)s_route_mode(d, m);
+                routes[a.n_routes] = s_route(&route_store[a.n_routes], s_route_mode(d, m),
                                              d->routes[m]);
                 a.n_routes++;
             }
