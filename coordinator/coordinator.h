@@ -25,6 +25,12 @@ typedef struct {
     char *pid_file;
     char *site;               /* lab site directory (provider = lab) */
     char *provider;           /* lab | vsphere */
+    char *vsphere_url;        /* provider = vsphere: https://vcenter[:port] */
+    char *vsphere_user;
+    char *vsphere_password_file; /* first line: the password (agents read the same file) */
+    char *vsphere_ca_file;    /* PEM CAs that verify the server, or: */
+    char *vsphere_thumbprint; /* its pinned SHA-256 certificate thumbprint */
+    char *vsphere_datacenter; /* dcPath for the file service; NULL: found per datastore */
     char *repository;         /* repository directory (shared with the agents) */
     char *repository_key_file; /* key of an encrypted repository */
     int64_t task_bytes;       /* disk bytes per extent task */

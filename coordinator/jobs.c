@@ -424,6 +424,19 @@ static void s_set_routes(s_disk_t *d, const char *snapshot)
     d->routes[VB_TRANSPORT_HOTADD] = s_at_snapshot(d->inv->file_uri, snapshot);
     d->routes[VB_TRANSPORT_NBDSSL] = s_at_snapshot(d->inv->nbds_uri, snapshot);
     d->routes[VB_TRANSPORT_NBD] = s_at_snapshot(d->inv->nbd_uri, snapshot);
+    /* vSphere without an NBD server: the datastore file service (HTTPS, so encrypted) reads the
+     * flat file in the NBDSSL slot; s_send_assign names the route "vsfile". Not rewritten at a
+     * snapshot: the URI names the file the snapshot froze (disk.h, vsfile). */
+    if (!d->routes[VB_TRANSPORT_NBDSSL] && !d->routes[VB_TRANSPORT_NBD] && d->inv->vsfile_uri)
+        d->routes[VB_TRANSPORT_NBDSSL] = strdup(d->inv->vsfile_uri);
+}
+
+/* The disk-layer mode of a route: the transport's name, or "vsfile" for a file-service URI. */
+static const char *s_route_mode(const s_disk_t *d, vb_transport_t m)
+{
+    if (m == VB_TRANSPORT_NBDSSL && d->routes[m] && strncmp(d->routes[m], "vsfile://", 9) == 0)
+        return "vsfile";
+    return vb_transport_name(m);
 }
 
 static int s_register_disk(vb_jobs_t *self, s_disk_t *d)
@@ -562,8 +575,8 @@ static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, v
     } else {
         vb_transport_decision_t dec;
         s_decide_full(self, d, agent, &dec);
-        a.transport = (char *)vb_transport_name(mode);
-        routes[0] = s_route(&route_store[0], vb_transport_name(mode), d->routes[mode]);
+        a.transport = (char *)s_route_mode(d, mode);
+        routes[0] = s_route(&route_store[0], s_route_mode(d, mode), d->routes[mode]);
         a.n_routes = 1;
         bool after = false;
         for (size_t i = 0; i < dec.order_count; i++) {
@@ -573,8 +586,8 @@ static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, v
                 continue;
             }
             if (after && d->routes[m]) {
-                fallbacks[a.n_fallbacks++] = (char *)vb_transport_name(m);
-                routes[a.n_routes] = s_route(&route_store[a.n_routes], vb_transport_name(m),
+                fallbacks[a.n_fallbacks++] = (char *)s_route_mode(d, m);
+                routes[a.n_routes] = s_route(&route_store[a.n_routes], s_route_mode(d, m),
                                              d->routes[m]);
                 a.n_routes++;
             }
@@ -1045,6 +1058,8 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         vb_transport_t m;
         if (r->transport && vb_transport_from_name(r->transport, &m) == 0)
             d->transports_used |= VB_TRANSPORT_BIT(m);
+        else if (r->transport && streq(r->transport, "vsfile")) /* the file service: ranked as NBDSSL */
+            d->transports_used |= VB_TRANSPORT_BIT(VB_TRANSPORT_NBDSSL);
         if (vb_catalog_task_complete(self->cfg.catalog, t->id, r->bytes, now))
             VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
         if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)

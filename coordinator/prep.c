@@ -88,9 +88,14 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
     }
     for (size_t i = 0; i < req->ndisks; i++) {
         vb_extent_list_t all = {0};
-        if (p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0, "*", &all,
-                                  &res->change_ids[i]) != 0)
+        rc = p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0, "*", &all,
+                                   &res->change_ids[i]);
+        if (rc != 0) {
             res->change_ids[i] = NULL; /* no change ID: the next backup is full */
+            /* a site without change tracking: that is why this and every later backup is full */
+            if (rc == VB_EUNSUPPORTED && !res->incremental && !res->full_reason)
+                s_become_full(res, false, req->disk_keys[i]);
+        }
         vb_extent_list_free(&all);
     }
     for (size_t i = 0; res->incremental && i < req->ndisks; i++) {

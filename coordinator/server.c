@@ -12,6 +12,7 @@
 #include "lab/lab.h"
 #include "log.h"
 #include "registry.h"
+#include "vsphere/vsphere.h"
 #include "wire.h"
 
 const vb_conf_key_t vb_coord_config_table[] = {
@@ -43,6 +44,20 @@ const vb_conf_key_t vb_coord_config_table[] = {
      "lab site directory (provider = lab)"},
     {"provider", VB_CONF_STR, offsetof(vb_coord_settings_t, provider), "lab", 0, 0, false,
      "inventory provider: lab or vsphere"},
+    {"vsphere_url", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_url), NULL, 0, 0, false,
+     "vCenter or ESXi to use (provider = vsphere): https://host[:port]"},
+    {"vsphere_user", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_user), NULL, 0, 0, false,
+     "vSphere user name (provider = vsphere)"},
+    {"vsphere_password_file", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_password_file),
+     NULL, 0, 0, false,
+     "file whose first line is the vSphere password; agents read the same path (mode 0600)"},
+    {"vsphere_ca_file", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_ca_file), NULL, 0, 0,
+     false, "PEM CA certificates that verify the vSphere server (or vsphere_thumbprint)"},
+    {"vsphere_thumbprint", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_thumbprint), NULL,
+     0, 0, false, "pinned SHA-256 thumbprint of the vSphere server certificate (AB:CD:...)"},
+    {"vsphere_datacenter", VB_CONF_STR, offsetof(vb_coord_settings_t, vsphere_datacenter), NULL,
+     0, 0, false,
+     "datacenter path for the datastore file service (default: the one holding each datastore)"},
     {"repository", VB_CONF_STR, offsetof(vb_coord_settings_t, repository), NULL, 0, 0, false,
      "repository directory (every agent mounts it at the same path)"},
     {"repository_key_file", VB_CONF_STR, offsetof(vb_coord_settings_t, repository_key_file),
@@ -445,11 +460,37 @@ static int s_send_to_agent(void *ctx, const char *agent, vb_envelope_t *env)
     return vb_wire_send(self->agents, rid, env);
 }
 
+static bool s_is_vsphere(const vb_coord_settings_t *s)
+{
+    return s->provider && streq(s->provider, "vsphere");
+}
+
+/* A new, logged-in vSphere session from the settings; NULL with the message set. */
+static vb_provider_t *s_vsphere_provider(const vb_coord_settings_t *s)
+{
+    if (!s->vsphere_url || !s->vsphere_user || !s->vsphere_password_file) {
+        vb_error_set(VB_EINVAL, "provider = \"vsphere\" needs vsphere_url, vsphere_user and "
+                                "vsphere_password_file");
+        return NULL;
+    }
+    vb_vsphere_options_t o = {0};
+    o.url = s->vsphere_url;
+    o.user = s->vsphere_user;
+    o.password_file = s->vsphere_password_file;
+    o.ca_file = s->vsphere_ca_file;
+    o.thumbprint = s->vsphere_thumbprint;
+    o.datacenter = s->vsphere_datacenter;
+    return vb_vsphere_provider_new(&o); /* its errors name the URL */
+}
+
+/* The prep thread's own provider (a session is used by one thread at a time). */
 static vb_provider_t *s_provider_factory(void *ctx)
 {
     const vb_coord_settings_t *s = ctx;
     if (s->provider && streq(s->provider, "lab") && s->site)
         return vb_lab_provider_new(s->site);
+    if (s_is_vsphere(s))
+        return s_vsphere_provider(s);
     vb_error_set(VB_EINVAL, "no inventory provider configured");
     return NULL;
 }
@@ -461,6 +502,10 @@ static int s_make_jobs(self_t *self)
         if (!(self->provider = vb_lab_provider_new(s->site)))
             return vb_error_prefix(vb_error_code() ? vb_error_code() : VB_EIO, "lab site %s",
                                    s->site);
+    } else if (s_is_vsphere(s)) {
+        /* logs in now: a bad password or thumbprint stops the coordinator at start */
+        if (!(self->provider = s_vsphere_provider(s)))
+            return vb_error_code() ? vb_error_code() : VB_EIO;
     } else if (s->provider && !streq(s->provider, "lab") && !streq(s->provider, "vsphere")) {
         return vb_error_set(VB_EINVAL, "provider '%s' is not lab or vsphere", s->provider);
     }

@@ -1,5 +1,5 @@
 /* disk — the VixDiskLib-shaped front: mode walk, attempt reasons, the thread rule, bounds. The
- * backends (disk_file.c, disk_nbd.c, disk_vddk.c) only move bytes. */
+ * backends (disk_file.c, disk_nbd.c, disk_vddk.c, disk_vsfile.c) only move bytes. */
 #include "disk/disk.h"
 
 #include <pthread.h>
@@ -15,6 +15,7 @@
 #define MODE_FILE 0x04u
 #define MODE_NBDSSL 0x08u
 #define MODE_NBD 0x10u
+#define MODE_VSFILE 0x20u
 #define MODE_VDDK_ALL (MODE_SAN | MODE_HOTADD | MODE_NBDSSL | MODE_NBD)
 #define MAX_MODES 8
 #define MAX_ATTEMPTS 32
@@ -26,7 +27,8 @@ static const struct {
                {"hotadd", MODE_HOTADD},
                {"file", MODE_FILE},
                {"nbdssl", MODE_NBDSSL},
-               {"nbd", MODE_NBD}};
+               {"nbd", MODE_NBD},
+               {"vsfile", MODE_VSFILE}};
 
 struct vb_disk_conn {
     char *modes[MAX_MODES];
@@ -68,7 +70,7 @@ static int s_mode_set(const char *text, unsigned *out, const char *what)
         if (!bit)
             return vb_error_set(VB_EINVAL,
                                 "unknown transport mode '%.*s' in %s (san, hotadd, file, "
-                                "nbdssl, nbd)",
+                                "nbdssl, nbd, vsfile)",
                                 (int)n, p, what);
         set |= bit;
         p += n + (p[n] == ':');
@@ -148,6 +150,8 @@ static const vb_disk_backend_t *s_backend(const char *scheme)
         return &vb_disk_file_backend;
     if (strcmp(scheme, "nbd") == 0 || strcmp(scheme, "nbds") == 0)
         return &vb_disk_nbd_backend;
+    if (strcmp(scheme, "vsfile") == 0)
+        return &vb_disk_vsfile_backend;
     return &vb_disk_vddk_backend;
 }
 
@@ -158,10 +162,13 @@ static int s_check_params(const vb_disk_uri_t *u)
                                             NULL};
     static const char *const vddk_keys[] = {"file",   "vm",     "thumbprint",    "transport",
                                             "libdir", "config", "password-file", NULL};
+    static const char *const vsfile_keys[] = {"ds",      "path", "dc",           "thumbprint",
+                                              "ca-file", "user", "password-file", NULL};
     static const char *const none[] = {NULL};
-    const char *const *keys = strcmp(u->scheme, "nbds") == 0   ? nbds_keys
-                              : strcmp(u->scheme, "vddk") == 0 ? vddk_keys
-                                                               : none;
+    const char *const *keys = strcmp(u->scheme, "nbds") == 0     ? nbds_keys
+                              : strcmp(u->scheme, "vddk") == 0   ? vddk_keys
+                              : strcmp(u->scheme, "vsfile") == 0 ? vsfile_keys
+                                                                 : none;
     for (size_t i = 0; i < u->nparams; i++) {
         bool known = false;
         for (size_t k = 0; keys[k] && !known; k++)
@@ -187,6 +194,8 @@ static int s_route_modes(const vb_disk_route_t *r, const vb_disk_uri_t *u, unsig
         allowed = dflt = MODE_NBD;
     } else if (strcmp(u->scheme, "nbds") == 0) {
         allowed = dflt = MODE_NBDSSL;
+    } else if (strcmp(u->scheme, "vsfile") == 0) {
+        allowed = dflt = MODE_VSFILE;
     } else if (strcmp(u->host, "local") == 0) {
         allowed = dflt = MODE_FILE; /* VixDiskLib local mode */
     } else {

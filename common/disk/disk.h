@@ -34,8 +34,25 @@
  *       offers (default all four). A vddk route is tried once per allowed mode, in the
  *       connection's preference order, each time with that single mode, so the reason each mode
  *       failed is ours to record.
+ *   vsfile://HOST[:PORT]/?ds=DATASTORE&path=DIR%2Fx-flat.vmdk[&dc=DATACENTER]
+ *          &user=USER&password-file=FILE&(ca-file=PEM|thumbprint=AA:BB:..)       (mode "vsfile")
+ *       A vSphere datastore file read over the HTTP file service of https://HOST:PORT
+ *       (/folder/PATH?dcPath=DC&dsName=DATASTORE, Range GETs), normally the flat extent of a
+ *       monolithic-flat disk. Values are percent-decoded (ds and path carry spaces, '%', '#', '/'
+ *       as %20, %25, %23, %2F). The first line of password-file is the password; the URI never
+ *       holds it. TLS is always verified: ca-file (PEM CAs) or thumbprint (pinned SHA-256 of the
+ *       server certificate; a mismatch names both thumbprints). Without dc the datacenter that
+ *       holds the datastore is looked up. Read-only: opening for writing is refused (VB_EPOLICY;
+ *       restores into a vSphere VM are not done this way, restores to a file are). The file
+ *       service has no allocation map: query_allocated_blocks reports the whole disk allocated
+ *       and says so in a log line (probe once, fall back to reading everything). Reads from many
+ *       threads at once each borrow one of a few logged-in sessions (one HTTP connection each).
+ *       Snapshots: the snapshot argument is only recorded. The vbak-<job> snapshot freezes the
+ *       file the disk was backed by when it was taken, and new writes go to a redo log, so the
+ *       route names that file (the vCenter simulator keeps no delta disks at all). A disk that
+ *       already sits on a delta (earlier snapshots, linked clones) has no flat file to read.
  *
- * Modes: "san", "hotadd", "file", "nbdssl", "nbd". vb_disk_open walks the connection's modes in
+ * Modes: "san", "hotadd", "file", "nbdssl", "nbd", "vsfile". vb_disk_open walks the connection's modes in
  * order and, for each, every route that offers it; the first that opens wins. Every failed
  * attempt is kept as "MODE (URI): reason" (vb_disk_attempt) so a task can report why it fell
  * back. A URI printed with a secret in it never reaches a message: reasons name files, not keys.
@@ -66,7 +83,7 @@ typedef struct vb_disk_conn vb_disk_conn_t;
 typedef struct vb_disk vb_disk_t;
 
 /* Preference order used when vb_disk_connect_params_t.modes is NULL. */
-#define VB_DISK_DEFAULT_MODES "san:hotadd:file:nbdssl:nbd"
+#define VB_DISK_DEFAULT_MODES "san:hotadd:file:nbdssl:vsfile:nbd"
 /* Where libvixDiskLib.so is looked for when neither the params nor the URI say. */
 #define VB_DISK_VDDK_DEFAULT_LIBDIR "/usr/lib/vmware-vix-disklib"
 /* Hard limit on one vb_disk_read/vb_disk_write request. */
@@ -90,7 +107,7 @@ typedef struct {
     uint64_t capacity;    /* bytes */
     uint32_t sector_size; /* 512 */
     char mode[16];        /* the transport mode that opened the disk */
-    char backend[8];      /* "file", "nbd" or "vddk" */
+    char backend[8];      /* "file", "nbd", "vddk" or "vsfile" */
     char snapshot[128];   /* as given to vb_disk_open ("" when none) */
 } vb_disk_info_t;
 
@@ -146,8 +163,8 @@ int vb_disk_close(vb_disk_t **disk_p);
 int vb_disk_cleanup(vb_disk_conn_t *conn, const char *uri, unsigned *cleaned_out,
                     unsigned *remaining_out) VB_WUR;
 
-/* The mode a URI stands for when a route gives none ("file", "nbd", "nbdssl", "vddk"). VB_EINVAL
- * for an unknown scheme. Writes at most cap bytes. */
+/* The mode a URI stands for when a route gives none ("file", "nbd", "nbdssl", "vddk", "vsfile").
+ * VB_EINVAL for an unknown scheme. Writes at most cap bytes. */
 int vb_disk_uri_mode(const char *uri, char *mode, size_t cap) VB_WUR;
 
 #endif

@@ -1,4 +1,4 @@
-/* disk_backend — what each disk access backend (file, nbd, vddk) provides to disk.c.
+/* disk_backend — what each disk access backend (file, nbd, vddk, vsfile) provides to disk.c.
  * Internal to common/disk/. */
 #ifndef VB_DISK_BACKEND_H
 #define VB_DISK_BACKEND_H
@@ -30,6 +30,7 @@ typedef struct {
 extern const vb_disk_backend_t vb_disk_file_backend;
 extern const vb_disk_backend_t vb_disk_nbd_backend;
 extern const vb_disk_backend_t vb_disk_vddk_backend;
+extern const vb_disk_backend_t vb_disk_vsfile_backend;
 
 /* Connection settings the vddk backend reads (disk.c owns them). */
 const char *vb_disk_conn_vddk_libdir(const vb_disk_conn_t *conn);

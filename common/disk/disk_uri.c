@@ -177,8 +177,8 @@ int vb_disk_uri_parse(const char *text, vb_disk_uri_t *out)
     const char *sep = strstr(text, "://");
     if (!sep) {
         rc = vb_error_set(VB_EINVAL,
-                          "'%s' is not a disk URI (file:///path, nbd://, nbds://, vddk:// or an "
-                          "absolute path)",
+                          "'%s' is not a disk URI (file:///path, nbd://, nbds://, vddk://, "
+                          "vsfile:// or an absolute path)",
                           text);
         goto out;
     }
@@ -188,8 +188,9 @@ int vb_disk_uri_parse(const char *text, vb_disk_uri_t *out)
         goto out;
     }
     if (strcmp(out->scheme, "file") && strcmp(out->scheme, "nbd") && strcmp(out->scheme, "nbds") &&
-        strcmp(out->scheme, "vddk")) {
-        rc = vb_error_set(VB_EINVAL, "unknown disk URI scheme '%s' (file, nbd, nbds, vddk)",
+        strcmp(out->scheme, "vddk") && strcmp(out->scheme, "vsfile")) {
+        rc = vb_error_set(VB_EINVAL,
+                          "unknown disk URI scheme '%s' (file, nbd, nbds, vddk, vsfile)",
                           out->scheme);
         goto out;
     }

@@ -1,4 +1,5 @@
-/* disk_uri — parses the disk URIs of disk.h (file, nbd, nbds, vddk; a plain absolute path).
+/* disk_uri — parses the disk URIs of disk.h (file, nbd, nbds, vddk, vsfile; a plain absolute
+ * path).
  *
  * scheme://[user@]host[:port]/path[?key=value&...]; host may be a bracketed IPv6 literal. Path,
  * user and query values are percent-decoded. The parser keeps no reference to its input. */
@@ -14,7 +15,7 @@
 #define VB_DISK_URI_MAX_PARAMS 16
 
 typedef struct {
-    char *scheme; /* "file", "nbd", "nbds", "vddk" */
+    char *scheme; /* "file", "nbd", "nbds", "vddk", "vsfile" */
     char *user;   /* NULL when absent */
     char *host;   /* without brackets; NULL for file */
     bool host_v6; /* host was a bracketed IPv6 literal */

@@ -52,6 +52,7 @@ static void s_free_disk(vb_inv_disk_t *d)
     free(d->nbd_uri6);
     free(d->nbds_uri6);
     free(d->file_uri);
+    free(d->vsfile_uri);
 }
 
 void vb_inventory_free(vb_inventory_t **inv_p)

@@ -52,6 +52,8 @@ typedef struct {
     char *nbd_uri6;
     char *nbds_uri6;
     char *file_uri;   /* direct path (the lab's SAN LUN / HotAdd view); NULL when none */
+    char *vsfile_uri; /* vSphere: the flat file over the datastore HTTP file service (disk.h's
+                       * vsfile:// form; names a password file, never a password); NULL: none */
 } vb_inv_disk_t;
 
 typedef struct {

@@ -294,6 +294,11 @@ static int s_dc_for(vb_vsphere_t *self, const char *ds, const char **dc_out)
                         vb_soap_base_url(self->soap));
 }
 
+int vb_vs_datacenter_of(vb_vsphere_t *self, const char *ds, const char **dc_out)
+{
+    return s_dc_for(self, ds, dc_out);
+}
+
 /* https://host/folder/<encoded path>?dcPath=<dc>&dsName=<ds> (caller owns). */
 static int s_url(vb_vsphere_t *self, const char *ds_file, vb_vs_encoding_t enc, char **url_out,
                  bool *special_out)

@@ -12,6 +12,9 @@ struct vb_vsphere {
     char *user;
     char *password;
     char *datacenter; /* option: dcPath for every datastore; NULL: found per datastore */
+    char *password_file; /* options an agent needs to reach the file service itself (vsfile */
+    char *ca_file;       /* URIs of the inventory); NULL when not given */
+    char *thumbprint;
     char **dcmap_ds;  /* datastore name -> inventory path of its datacenter (NULL: several) */
     char **dcmap_dc;
     size_t dcmap_n;
@@ -74,6 +77,10 @@ int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what,
  * "<what> failed: <FaultType>: <localizedMessage>". */
 int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *done,
                           char **result_out) VB_WUR;
+
+/* The dcPath of the datastore named ds: the datacenter option, or the datacenter holding it
+ * (borrowed; VB_ENOTFOUND, VB_EINVAL when several datacenters have a datastore of that name). */
+int vb_vs_datacenter_of(vb_vsphere_t *self, const char *ds, const char **dc_out) VB_WUR;
 
 /* Property-value helpers on an ObjectContent's propSet. */
 const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *object_content, const char *name);

@@ -616,6 +616,81 @@ int vb_vs_builder_finish(vb_vs_builder_t *b, vb_inventory_t **out)
     return 0;
 }
 
+/* Appends s percent-encoded for a disk URI's query value ('/' and ':' stay readable). */
+static int s_put_value(vb_buf_t *b, const char *s)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    int rc = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
+        unsigned char c = *p;
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     strchr("-._~/:", c) != NULL;
+        char esc[4] = {'%', hx[c >> 4], hx[c & 15], '\0'};
+        rc = plain ? vb_buf_append(b, p, 1) : vb_buf_puts(b, esc);
+    }
+    return rc;
+}
+
+/* The vsfile:// URI of a disk's flat file (disk.h): the server, the file, and the settings an
+ * agent needs to log in and verify TLS itself. The password stays in its file. */
+static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
+{
+    *out = NULL;
+    const char *base = vb_soap_base_url(self->soap);
+    if (!self->password_file || !d->path || strncmp(base, "https://", 8) != 0)
+        return 0; /* no way for an agent to log in (password given inline), or nothing to read */
+    char *flat = vb_vsphere_flat_path(d->path), *ds = NULL, *path = NULL;
+    if (!flat)
+        return VB_ENOMEM;
+    int rc = vb_vsphere_split_ds_path(flat, &ds, &path);
+    free(flat);
+    if (rc != 0) {
+        VB_LOG_WARN("vsphere", "no-file-route disk=\"%s\" reason=\"%s\"", d->path, vb_error_msg());
+        return 0;
+    }
+    const char *dc = NULL;
+    if (vb_vs_datacenter_of(self, ds, &dc) != 0)
+        dc = NULL; /* the agent's session looks it up (or names the problem) */
+    vb_buf_t b = {NULL, 0, 0, 8192};
+    rc = vb_buf_printf(&b, "vsfile://%s/?ds=", base + 8);
+    if (!rc)
+        rc = s_put_value(&b, ds);
+    if (!rc)
+        rc = vb_buf_puts(&b, "&path=");
+    if (!rc)
+        rc = s_put_value(&b, path);
+    if (!rc && dc) {
+        rc = vb_buf_puts(&b, "&dc=");
+        if (!rc)
+            rc = s_put_value(&b, dc);
+    }
+    if (!rc)
+        rc = vb_buf_puts(&b, "&user=");
+    if (!rc)
+        rc = s_put_value(&b, self->user);
+    if (!rc)
+        rc = vb_buf_puts(&b, "&password-file=");
+    if (!rc)
+        rc = s_put_value(&b, self->password_file);
+    if (!rc && self->ca_file) {
+        rc = vb_buf_puts(&b, "&ca-file=");
+        if (!rc)
+            rc = s_put_value(&b, self->ca_file);
+    } else if (!rc && self->thumbprint) {
+        rc = vb_buf_puts(&b, "&thumbprint=");
+        if (!rc)
+            rc = s_put_value(&b, self->thumbprint);
+    }
+    free(ds);
+    free(path);
+    if (rc) {
+        vb_buf_free(&b);
+        return rc;
+    }
+    *out = b.data; /* taken over */
+    return 0;
+}
+
 int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
 {
     static const char *const types[] = {"HostSystem", "Datastore", "VirtualMachine", NULL};
@@ -633,5 +708,10 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     if (rc == 0)
         rc = vb_vs_builder_finish(b, out);
     vb_vs_builder_destroy(&b);
+    for (size_t i = 0; rc == 0 && i < (*out)->vm_count; i++)
+        for (size_t k = 0; rc == 0 && k < (*out)->vms[i].disk_count; k++)
+            rc = s_vsfile_uri(self, &(*out)->vms[i].disks[k], &(*out)->vms[i].disks[k].vsfile_uri);
+    if (rc != 0)
+        vb_inventory_free(out);
     return rc;
 }

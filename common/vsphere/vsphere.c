@@ -180,6 +180,13 @@ vb_vsphere_t *vb_vsphere_new(const vb_vsphere_options_t *opts)
         goto fail;
     }
     self->user = strdup(opts->user);
+    if ((opts->password_file && opts->password_file[0] &&
+         !(self->password_file = strdup(opts->password_file))) ||
+        (opts->ca_file && opts->ca_file[0] && !(self->ca_file = strdup(opts->ca_file))) ||
+        (opts->thumbprint && opts->thumbprint[0] && !(self->thumbprint = strdup(opts->thumbprint)))) {
+        vb_error_set(VB_ENOMEM, "out of memory");
+        goto fail;
+    }
     if (opts->datacenter && opts->datacenter[0])
         self->datacenter = strdup(opts->datacenter);
     if (!self->user || !self->password ||
@@ -235,6 +242,9 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
     free(self->password);
     free(self->user);
     free(self->datacenter);
+    free(self->password_file);
+    free(self->ca_file);
+    free(self->thumbprint);
     for (size_t i = 0; i < self->dcmap_n; i++) {
         free(self->dcmap_ds[i]);
         free(self->dcmap_dc[i]);
