@@ -64,13 +64,18 @@ check_restore "$rp1" one
 pass "forged and replayed results dropped; restores still byte-identical"
 
 # 4. Storage vMotion during a backup: blocked while the job holds the VM (PrepareForAccess);
-#    forced anyway, it is detected and the VM's backup is discarded with the reason
+#    forced anyway, it is detected and the VM's backup is discarded with the reason. The agents
+#    are stopped first so that the job holds the VM, snapshot made, until they come back.
 before=$("$VBAK" restore-points --json | jq length)
+for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
+wait_until 10 "agents gone" has_count online 0
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
-wait_running_task "$job" >/dev/null
+wait_until 30 "the snapshot of job $job" bash -c \
+  "[[ \$(\"$VBAK\" job show $job --json | jq -r '.vm_details[0].snapshot_state') == created ]]"
 if out=$("$VBAK" lab svmotion "$SITE" "$vm" nfs-01 2>&1); then fail "Storage vMotion was not blocked during the backup"; fi
 grep -q "vbak job $job" <<<"$out" || fail "the refusal does not name the job: $out"
 "$VBAK" lab svmotion "$SITE" "$vm" nfs-01 --force >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
 wait_job_end "$job"
 [[ $(job_state "$job") == failed ]] || fail "a Storage vMotion during the backup went unnoticed"
 "$VBAK" job show "$job" --json | jq -r '.vm_details[0].error' | grep -q "Storage vMotion moved disk" || fail "no svMotion reason"
@@ -78,6 +83,7 @@ wait_job_end "$job"
 [[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] || fail "snapshot left"
 [[ $(site_json | jq -r '.vms[0].access_blocked_by // "none"') == none ]] || fail "the VM is still blocked"
 pass "Storage vMotion during a backup: blocked, and when forced, detected and reported"
+wait_until 10 "four agents online" has_count online 4
 
 # the next backup after all this is a normal incremental
 save_content three
