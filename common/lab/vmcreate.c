@@ -165,8 +165,8 @@ static int s_add_disks(vb_lab_site_t *site, const char *name, const char *ds,
         snprintf(key, sizeof key, "%zu", 2000 + i);
         snprintf(dname, sizeof dname, "Hard disk %zu", i + 1);
         json_t *d = stem ? vb_lab_op_disk_new(seed, disks[i].key ? disks[i].key : key,
-                                              disks[i].name ? disks[i].name : dname, ds, name,
-                                              stem, disks[i].capacity, false)
+                                              disks[i].name ? disks[i].name : dname, ds, name, stem,
+                                              disks[i].capacity, false)
                          : NULL;
         free(stem);
         if (!d)

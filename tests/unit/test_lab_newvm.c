@@ -80,9 +80,9 @@ Test(lab_newvm, a_new_vm_has_empty_tracked_disks_of_the_given_sizes)
         /* change tracking answers: nothing allocated, nothing changed since its first ID */
         vb_extent_list_t ext = {0};
         char *cid = NULL;
-        cr_assert_eq(vb_lab_changed_areas(s_dir, "copy 1", d->key, NULL, 0, d->change_id, &ext,
-                                          &cid),
-                     0, "%s", vb_error_msg());
+        cr_assert_eq(
+            vb_lab_changed_areas(s_dir, "copy 1", d->key, NULL, 0, d->change_id, &ext, &cid), 0,
+            "%s", vb_error_msg());
         cr_expect_eq(ext.count, 0);
         vb_extent_list_free(&ext);
         free(cid);
@@ -99,7 +99,8 @@ Test(lab_newvm, refusals_leave_nothing_behind)
     cr_expect_eq(vb_lab_vm_create(s_dir, "fcd-01", NULL, "nfs-01", one, 1), VB_EEXISTS);
     cr_expect_eq(vb_lab_vm_create(s_dir, "x", NULL, "nope", one, 1), VB_ENOTFOUND);
     cr_expect_eq(vb_lab_vm_create(s_dir, "x", "esx-05", "nfs-01", one, 1), VB_EPOLICY);
-    cr_expect(strstr(vb_error_msg(), "esx-05 does not mount datastore nfs-01"), "%s", vb_error_msg());
+    cr_expect(strstr(vb_error_msg(), "esx-05 does not mount datastore nfs-01"), "%s",
+              vb_error_msg());
     cr_expect_eq(vb_lab_vm_create(s_dir, "a/b", NULL, "nfs-01", one, 1), VB_EINVAL);
     cr_expect_eq(vb_lab_vm_create(s_dir, "x", NULL, "nfs-01", one, 0), VB_EINVAL);
     vb_inv_new_disk_t odd[] = {{NULL, NULL, 1000}};
