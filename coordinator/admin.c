@@ -222,6 +222,40 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
     return rc;
 }
 
+/* Disk files on the site's datastores that belong to no VM or FCD; `delete` removes them. */
+static int s_orphans(vb_admin_t *self, json_t *args, json_t **result)
+{
+    vb_provider_t *p = vb_jobs_provider(self->jobs);
+    bool remove = json_is_true(json_object_get(args, "delete"));
+    if (!p)
+        return vb_error_set(VB_EINVAL, "the coordinator has no inventory provider (set site or "
+                                       "provider in coordinator.conf)");
+    if (!p->ops->orphans)
+        return vb_error_set(VB_EUNSUPPORTED, "orphans: not supported by this provider (%s)",
+                            p->ops->name);
+    vb_inv_orphans_t list = {0};
+    int rc = p->ops->orphans(p, remove, &list);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < list.count; i++) {
+        const vb_inv_orphan_t *o = &list.items[i];
+        bytes += o->size;
+        json_array_append_new(arr, json_pack("{s:s, s:s?, s:I, s:I, s:b}", "path", o->path,
+                                             "datastore", o->datastore, "size",
+                                             (json_int_t)o->size, "length", (json_int_t)o->length,
+                                             "removed", o->removed));
+        if (o->removed)
+            VB_LOG_INFO("admin", "orphan_removed path=\"%s\" size=%llu", o->path,
+                        (unsigned long long)o->size);
+    }
+    *result = json_pack("{s:b, s:I, s:I, s:o}", "deleted", remove, "count", (json_int_t)list.count,
+                        "bytes", (json_int_t)bytes, "orphans", arr);
+    vb_inv_orphans_free(&list);
+    return 0;
+}
+
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)
 {
     if (streq(command, "backup"))
@@ -246,5 +280,7 @@ int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t 
         return s_verify_record(self, args, result);
     if (streq(command, "prune"))
         return s_prune(self, args, result);
+    if (streq(command, "orphans"))
+        return s_orphans(self, args, result);
     return 1;
 }

@@ -134,6 +134,10 @@ static int s_run_job(vb_cli_t *cli, const char *command, json_t *args, s_flags_t
     if (vb_cli_call(cli, command, args, &res) != 0)
         return vb_cli_fail("%s", vb_error_msg());
     int64_t id = json_integer_value(json_object_get(res, "job"));
+    size_t k;
+    json_t *note;
+    json_array_foreach(json_object_get(json_object_get(res, "new_vm"), "notes"), k, note)
+        fprintf(stderr, "vbak: note: %s\n", json_string_value(note));
     if (!f.wait) {
         if (f.json)
             vb_cli_print_json(res);
@@ -212,15 +216,21 @@ static char *s_absolute(const char *path)
 int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
-        "Usage: vbak restore RP (--to-dir DIR | --to-vm) [--delete-snapshots] [--wait] [--json]\n"
+        "Usage: vbak restore RP (--to-dir DIR | --to-vm | --new-vm NAME [--datastore DS])\n"
+        "                    [--delete-snapshots] [--wait] [--json]\n"
         "Restore a restore point's disks, as extent tasks on the agents.\n"
         "  --to-dir DIR        one sparse raw image per disk: DIR/<vm>-<disk key>.raw\n"
         "  --to-vm             into the VM's own disks (refused while the VM has snapshots)\n"
         "  --delete-snapshots  with --to-vm: delete the VM's snapshots first\n"
+        "  --new-vm NAME       into a new VM NAME (refused when the name exists), with one new\n"
+        "                      disk per disk of the restore point: same keys and capacities;\n"
+        "                      an encrypted disk becomes a plain disk holding its plaintext\n"
+        "  --datastore DS      with --new-vm: where its disks go (default: the datastore of\n"
+        "                      the restore point's first disk); a host mounting DS runs it\n"
         "  --wait, --json      as for backup\n";
     s_flags_t f = {0};
     int64_t rp = 0;
-    const char *dir = NULL;
+    const char *dir = NULL, *new_vm = NULL, *ds = NULL;
     bool to_vm = false, del = false;
     for (int i = 1; i < argc; i++) {
         if (s_is(argv[i], "--help") || s_is(argv[i], "-h"))
@@ -229,6 +239,10 @@ int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
             dir = argv[++i];
         else if (s_is(argv[i], "--to-vm"))
             to_vm = true;
+        else if (s_is(argv[i], "--new-vm") && i + 1 < argc)
+            new_vm = argv[++i];
+        else if (s_is(argv[i], "--datastore") && i + 1 < argc)
+            ds = argv[++i];
         else if (s_is(argv[i], "--delete-snapshots"))
             del = true;
         else if (s_is(argv[i], "--wait"))
@@ -242,11 +256,16 @@ int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
         } else
             return vb_cli_fail("restore: unexpected argument '%s' (see --help)", argv[i]) + 1;
     }
-    if (!rp || (!dir && !to_vm))
+    if (!rp || (!dir && !to_vm && !new_vm))
         return s_usage(usage, false);
+    if (!!dir + to_vm + !!new_vm > 1)
+        return vb_cli_fail("restore: choose one of --to-dir, --to-vm, --new-vm") + 1;
+    if (ds && !new_vm)
+        return vb_cli_fail("restore: --datastore goes with --new-vm") + 1;
     char *abs = dir ? s_absolute(dir) : NULL;
-    json_t *args = json_pack("{s:I, s:s?, s:b, s:b}", "rp", (json_int_t)rp, "to_dir", abs,
-                             "to_vm", to_vm, "delete_snapshots", del);
+    json_t *args = json_pack("{s:I, s:s?, s:b, s:b, s:s?, s:s?}", "rp", (json_int_t)rp, "to_dir",
+                             abs, "to_vm", to_vm, "delete_snapshots", del, "new_vm", new_vm,
+                             "datastore", ds);
     free(abs);
     return s_run_job(cli, "restore", args, f);
 }

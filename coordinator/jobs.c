@@ -1476,6 +1476,60 @@ static int s_dest_path(const char *dir, const char *vm, const char *key, char *b
     return vb_pathf(buf, size, "%s/%s.raw", dir, safe);
 }
 
+/* Restore to a new VM: creates VM `name` through the provider with one empty disk per disk of
+ * the restore point (same keys, names and capacities) on `datastore` (NULL: the datastore of the
+ * restore point's first disk), then re-reads the inventory into *inv. An encrypted source disk
+ * becomes a plain disk holding its plaintext; `notes` gets a line saying so. */
+static int s_create_new_vm(vb_jobs_t *self, const vb_restore_point_t *rp, vb_index_t **indexes,
+                           const char *name, const char *datastore, vb_inventory_t **inv,
+                           json_t *notes)
+{
+    vb_provider_t *p = self->cfg.provider;
+    if (!p->ops->create_vm)
+        return vb_error_set(VB_EUNSUPPORTED, "restore to a new VM: creating a VM is not "
+                                             "supported by this provider (%s)", p->ops->name);
+    if (vb_inventory_find_vm(*inv, name))
+        return vb_error_set(VB_EEXISTS, "a VM or FCD named %s exists already; choose another "
+                                        "name for the new VM (or restore into it with --to-vm)",
+                            name);
+    if (!datastore)
+        datastore = rp->disk_count ? rp->disks[0].datastore : NULL;
+    if (!datastore || !datastore[0])
+        return vb_error_set(VB_EINVAL, "restore point %lld does not say which datastore its disks "
+                                       "were on: name one with --datastore",
+                            (long long)rp->id);
+    vb_inv_new_disk_t *disks = calloc(rp->disk_count ? rp->disk_count : 1, sizeof *disks);
+    if (!disks)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    const vb_inv_vm_t *src = vb_inventory_find_vm(*inv, rp->vm);
+    for (size_t i = 0; i < rp->disk_count; i++) {
+        disks[i].key = rp->disks[i].key;
+        disks[i].name = rp->disks[i].name;
+        disks[i].capacity = indexes[i] ? indexes[i]->capacity : rp->disks[i].capacity;
+        for (size_t k = 0; src && k < src->disk_count; k++) {
+            if (!src->disks[k].encrypted || !streq(src->disks[k].key, rp->disks[i].key))
+                continue;
+            char note[512];
+            snprintf(note, sizeof note, "disk %s of %s is encrypted: the new VM's disk is a plain "
+                                        "disk holding its plaintext (encrypt it in vSphere if "
+                                        "it must stay encrypted)", rp->disks[i].key, rp->vm);
+            json_array_append_new(notes, json_string(note));
+        }
+    }
+    int rc = p->ops->create_vm(p, name, NULL, datastore, disks, rp->disk_count);
+    free(disks);
+    if (rc)
+        return vb_error_prefix(rc, "restore to a new VM");
+    VB_LOG_INFO("jobs", "vm_created vm=\"%s\" datastore=\"%s\" disks=%zu from_rp=%lld", name,
+                datastore, rp->disk_count, (long long)rp->id);
+    vb_inventory_free(inv);
+    if ((rc = p->ops->inventory(p, inv)) != 0)
+        return vb_error_prefix(rc, "inventory after creating VM %s", name);
+    if (!vb_inventory_find_vm(*inv, name))
+        return vb_error_set(VB_ENOTFOUND, "VM %s was created but is not in the inventory", name);
+    return 0;
+}
+
 int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
 {
     int rc = s_ready(self);
@@ -1485,20 +1539,27 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
     const char *to_dir = json_string_value(json_object_get(args, "to_dir"));
     bool to_vm = json_is_true(json_object_get(args, "to_vm"));
     bool delete_snapshots = json_is_true(json_object_get(args, "delete_snapshots"));
-    if (!!to_dir == to_vm)
-        return vb_error_set(VB_EINVAL, "say where to restore: --to-dir DIR or --to-vm");
+    const char *new_vm = json_string_value(json_object_get(args, "new_vm"));
+    const char *datastore = json_string_value(json_object_get(args, "datastore"));
+    if (!!to_dir + to_vm + !!new_vm != 1)
+        return vb_error_set(VB_EINVAL,
+                            "say where to restore: one of --to-dir DIR, --to-vm, --new-vm NAME");
+    if (datastore && !new_vm)
+        return vb_error_set(VB_EINVAL, "--datastore goes with --new-vm");
     if (to_dir && to_dir[0] != '/')
         return vb_error_set(VB_EINVAL, "--to-dir needs an absolute path");
     vb_restore_point_t rp = {0};
     if ((rc = vb_catalog_restore_point_get(self->cfg.catalog, rp_id, &rp)) != 0)
         return vb_error_set(rc, "restore point %lld does not exist", (long long)rp_id);
     vb_inventory_t *inv = NULL;
+    json_t *notes = json_array();
     vb_index_t **indexes = calloc(rp.disk_count ? rp.disk_count : 1, sizeof *indexes);
     char **dests = calloc(rp.disk_count ? rp.disk_count : 1, sizeof *dests);
     rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv);
     if (!rc && to_vm)
         rc = s_check_target_vm(self, rp.vm, delete_snapshots, &inv);
-    const vb_inv_vm_t *target = !rc && to_vm ? vb_inventory_find_vm(inv, rp.vm) : NULL;
+    const char *target_name = new_vm ? new_vm : rp.vm;
+    const vb_inv_vm_t *target = !rc && to_vm ? vb_inventory_find_vm(inv, target_name) : NULL;
     if (!rc && to_dir && mkdir(to_dir, 0755) != 0 && errno != EEXIST)
         rc = vb_error_set(VB_EIO, "cannot make %s: %s", to_dir, strerror(errno));
     for (size_t i = 0; !rc && i < rp.disk_count; i++) {
@@ -1516,7 +1577,7 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
                 break;
             }
             dests[i] = strdup(path);
-        } else {
+        } else if (target) {
             bool found = false;
             for (size_t k = 0; k < target->disk_count; k++)
                 if (streq(target->disks[k].key, rd->key)) {
@@ -1524,20 +1585,24 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
                     if (target->disks[k].capacity < indexes[i]->capacity)
                         rc = vb_error_set(VB_EINVAL, "disk %s of %s is smaller now (%llu bytes) "
                                                      "than in the restore point (%llu)",
-                                          rd->key, rp.vm,
+                                          rd->key, target_name,
                                           (unsigned long long)target->disks[k].capacity,
                                           (unsigned long long)indexes[i]->capacity);
                 }
             if (!found && !rc)
-                rc = vb_error_set(VB_ENOTFOUND, "VM %s has no disk %s any more", rp.vm, rd->key);
+                rc = vb_error_set(VB_ENOTFOUND, "VM %s has no disk %s any more", target_name,
+                                  rd->key);
         }
     }
+    /* The new VM is made once every index has been read: a restore that cannot run leaves none. */
+    if (!rc && new_vm)
+        rc = s_create_new_vm(self, &rp, indexes, new_vm, datastore, &inv, notes);
     int64_t id = 0;
     if (!rc) {
         vb_job_t row = {0};
         vb_job_vm_t jv = {0};
-        jv.vm = rp.vm;
-        jv.is_fcd = rp.is_fcd;
+        jv.vm = new_vm ? (char *)new_vm : rp.vm;
+        jv.is_fcd = rp.is_fcd && !new_vm;
         jv.restore_point_id = rp.id;
         row.kind = VB_JOB_RESTORE;
         row.started = s_now();
@@ -1545,16 +1610,22 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
         row.vm_count = 1;
         char opts[PATH_MAX + 64];
         snprintf(opts, sizeof opts, "{\"to\": \"%s\"}", to_dir ? "dir" : "vm");
-        row.options = opts;
+        json_t *o = new_vm ? json_pack("{s:s, s:s, s:O}", "to", "new-vm", "vm", new_vm, "notes",
+                                       notes)
+                           : NULL;
+        char *new_opts = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        row.options = new_opts ? new_opts : opts;
         rc = vb_catalog_job_create(self->cfg.catalog, &row, &id);
+        free(new_opts);
     }
     if (!rc) {
         s_job_t *job = s_job_new(self, id, VB_JOB_RESTORE, inv, 1);
         inv = NULL;
-        job->to_vm = to_vm;
+        job->to_vm = to_vm; /* write_zeros: a new VM's disks read as zeros already */
         s_vmrun_t *vm = &job->vms[0];
-        if (to_vm) {
-            s_vmrun_init(job, vm, vb_inventory_find_vm(job->inv, rp.vm));
+        if (!to_dir) {
+            s_vmrun_init(job, vm, vb_inventory_find_vm(job->inv, target_name));
         } else {
             s_own_vm(vm, &rp);
             s_vmrun_init(job, vm, &vm->own);
@@ -1569,14 +1640,18 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
             indexes[i] = NULL;
             d->dest_path = dests[i];
             dests[i] = NULL;
-            if (to_vm)
+            if (!to_dir)
                 s_set_routes(d, NULL);
             if (!(rc = s_register_disk(self, d)))
                 rc = s_restore_plan_disk(self, d, !to_vm);
         }
         *result = json_pack("{s:I}", "job", (json_int_t)id);
+        if (new_vm)
+            json_object_set_new(*result, "new_vm", json_pack("{s:s, s:O}", "name", new_vm,
+                                                             "notes", notes));
         VB_LOG_INFO("jobs", "restore_started job=%lld rp=%lld vm=%s to=%s", (long long)id,
-                    (long long)rp.id, rp.vm, to_dir ? to_dir : "the VM");
+                    (long long)rp.id, rp.vm,
+                    to_dir ? to_dir : new_vm ? new_vm : "the VM");
         for (size_t i = 0; !rc && i < vm->ndisks && !vm->finished; i++)
             if (vm->disks[i].tasks_left == 0)
                 s_disk_done(self, &vm->disks[i]);
@@ -1590,11 +1665,17 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
     }
     free(indexes);
     free(dests);
+    json_decref(notes);
     vb_inventory_free(&inv);
     vb_restore_point_clear(&rp);
     s_dispatch(self);
     s_reap(self);
     return rc;
+}
+
+vb_provider_t *vb_jobs_provider(vb_jobs_t *self)
+{
+    return self->cfg.provider;
 }
 
 /* ---- cancel, recovery, explain ---- */

@@ -69,6 +69,9 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result) VB_WUR;
 
+/* The inventory provider the engine was configured with (borrowed; NULL when none). */
+vb_provider_t *vb_jobs_provider(vb_jobs_t *self);
+
 /* Explain for a VM: the transport decision table over the online agents. */
 int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 

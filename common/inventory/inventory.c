@@ -127,3 +127,16 @@ const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const cha
             return &inv->hosts[i];
     return NULL;
 }
+
+void vb_inv_orphans_free(vb_inv_orphans_t *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i].path);
+        free(list->items[i].datastore);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}

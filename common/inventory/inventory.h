@@ -98,6 +98,29 @@ const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *n
 const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name);
 const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const char *name);
 
+/* A disk of a VM to create (create_vm). */
+typedef struct {
+    const char *key;   /* disk key within the new VM; NULL: "2000", "2001", ... by position */
+    const char *name;  /* display name; NULL: "Hard disk N" */
+    uint64_t capacity; /* bytes; a positive multiple of 512 */
+} vb_inv_new_disk_t;
+
+/* A disk file on a datastore that no VM or FCD references (orphans). */
+typedef struct {
+    char *path;        /* where the file is (lab: an absolute path) */
+    char *datastore;   /* the datastore it was on, when it can be guessed; NULL otherwise */
+    uint64_t size;     /* bytes the file takes on disk (allocated) */
+    uint64_t length;   /* the file's length (a disk's capacity) */
+    bool removed;      /* orphans(remove = true): the file is gone */
+} vb_inv_orphan_t;
+
+typedef struct {
+    vb_inv_orphan_t *items;
+    size_t count;
+} vb_inv_orphans_t;
+
+void vb_inv_orphans_free(vb_inv_orphans_t *list);
+
 typedef struct vb_provider vb_provider_t;
 
 typedef struct {
@@ -121,6 +144,15 @@ typedef struct {
      * blocked. NULL when the provider has no such call. */
     int (*prepare_for_access)(vb_provider_t *self, const char *vm, const char *who);
     int (*end_access)(vb_provider_t *self, const char *vm);
+    /* Creates VM `name` on `datastore` with `n` new, empty disks (they read as zeros), on `host`
+     * (NULL: a host that mounts the datastore). VB_EEXISTS when a VM or FCD has that name.
+     * NULL when the provider cannot create VMs. */
+    int (*create_vm)(vb_provider_t *self, const char *name, const char *host,
+                     const char *datastore, const vb_inv_new_disk_t *disks, size_t n);
+    /* Disk files on the site's datastores that belong to no VM and no FCD (nor to one of their
+     * snapshots): leftovers of Storage vMotion or failed jobs. With `remove`, each is deleted
+     * and marked removed. *out is the caller's (vb_inv_orphans_free). NULL when unsupported. */
+    int (*orphans)(vb_provider_t *self, bool remove, vb_inv_orphans_t *out);
     void (*destroy)(vb_provider_t *self);
 } vb_provider_ops_t;
 

@@ -162,6 +162,12 @@ static json_t *s_disk(uint64_t seed, const char *key, const char *name, const ch
     return d;
 }
 
+json_t *vb_lab_op_disk_new(uint64_t seed, const char *key, const char *name, const char *ds,
+                           const char *folder, const char *stem, uint64_t cap, bool enc)
+{
+    return s_disk(seed, key, name, ds, folder, stem, cap, enc);
+}
+
 static uint64_t s_round(uint64_t v)
 {
     return (v + VB_LAB_BLOCK_SIZE - 1) / VB_LAB_BLOCK_SIZE * VB_LAB_BLOCK_SIZE;

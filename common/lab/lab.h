@@ -118,6 +118,25 @@ int vb_lab_end_access(const char *dir, const char *vm) VB_WUR;
  * unknown (changed_areas answers VB_ENOTFOUND for them). */
 int vb_lab_cbt_reset(const char *dir, const char *vm) VB_WUR;
 
+/* Creates VM `name` (the provider's create_vm): on `host` (NULL: the first host that mounts
+ * `datastore`; given, it must mount it: VB_EPOLICY), with `n` (1..64) empty sparse disks of the
+ * given capacities, registered like the generator's disks: folder `name`, files `name`,
+ * `name_1`, ... (export "NAME--STEM"), change tracking on (generation 1, an empty change log),
+ * served by the running nbdkit servers at once (dir= mode). The disks are plain: a lab VM made
+ * here has no encrypted disk. VB_EEXISTS when a VM or FCD is called `name` or one of the image
+ * files exists already (a leftover: see vb_lab_orphans); VB_ENOTFOUND for an unknown datastore
+ * or host; VB_EINVAL for a bad name, key or capacity. On failure nothing is left behind. */
+int vb_lab_vm_create(const char *dir, const char *name, const char *host, const char *datastore,
+                     const vb_inv_new_disk_t *disks, size_t n) VB_WUR;
+
+/* Image files under DIR/disks, DIR/disks-luks and DIR/disks-clear that no VM or FCD disk
+ * references, live or at one of its snapshots (the provider's orphans). Temp files of an
+ * operation in progress (names ending ".decrypt" or starting with '.') are not listed. The
+ * datastore is guessed from the file name's folder part ("FOLDER--STEM") when a VM or FCD of
+ * the site keeps disks in that folder, else NULL. With `remove`, each file is deleted (under the
+ * site lock, so no lab operation races it). *out: caller frees with vb_inv_orphans_free. */
+int vb_lab_orphans(const char *dir, bool remove, vb_inv_orphans_t *out) VB_WUR;
+
 /* Changed areas (the provider's changed_areas, usable without a provider). */
 int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
                          const char *snapshot_id, uint64_t start, const char *change_id,

@@ -182,6 +182,17 @@ static int s_end_access(vb_provider_t *self, const char *vm)
     return vb_lab_end_access(((s_lab_t *)self->impl)->dir, vm);
 }
 
+static int s_create_vm(vb_provider_t *self, const char *name, const char *host,
+                       const char *datastore, const vb_inv_new_disk_t *disks, size_t n)
+{
+    return vb_lab_vm_create(((s_lab_t *)self->impl)->dir, name, host, datastore, disks, n);
+}
+
+static int s_orphans(vb_provider_t *self, bool remove, vb_inv_orphans_t *out)
+{
+    return vb_lab_orphans(((s_lab_t *)self->impl)->dir, remove, out);
+}
+
 static void s_destroy(vb_provider_t *self)
 {
     s_lab_t *lab = self->impl;
@@ -199,6 +210,8 @@ static const vb_provider_ops_t s_ops = {
     .changed_areas = s_changed_areas,
     .prepare_for_access = s_prepare_for_access,
     .end_access = s_end_access,
+    .create_vm = s_create_vm,
+    .orphans = s_orphans,
     .destroy = s_destroy,
 };
 

@@ -22,4 +22,10 @@ int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) VB_WUR;
 /* A new change-ID epoch derived from `h`: "52 3a ... 0d-8e 54 ... 65". Caller frees. */
 char *vb_lab_op_epoch(uint64_t h);
 
+/* A new disk's site.json entry, as the generator registers disks: path "[ds] folder/stem.vmdk",
+ * export "folder--stem", a change-ID epoch from the seed and the export, generation 1, no
+ * parent. NULL on allocation failure. Caller owns the reference. */
+json_t *vb_lab_op_disk_new(uint64_t seed, const char *key, const char *name, const char *ds,
+                           const char *folder, const char *stem, uint64_t cap, bool enc);
+
 #endif
