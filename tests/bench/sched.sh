@@ -109,11 +109,30 @@ ONLINE=$("$VBAK" agents --json | jq '[.[] | select(.state == "online")] | length
 T1=$(cpu_ticks "$COORD")
 
 # ---- the backup ----
+PERF_PID=
+if [[ -n ${VB_BENCH_PERF:-} ]]; then # a call-graph profile of the coordinator during the backup
+    perf record -g -p "$COORD" -o "$WORK/perf.data" >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 0.5
+fi
+A1=$(cpu_ticks "$BENCH_PID")
+read -r _ U0 N0 S0 I0 W0 _ </proc/stat
 B0=$(now_s)
 JOB=$("$VBAK" backup "$VM" --full --wait --json 2>"$WORK/backup.err") || {
     cat "$WORK/backup.err" >&2; echo "$JOB" >&2; exit 1; }
 B1=$(now_s)
 T2=$(cpu_ticks "$COORD")
+A2=$(cpu_ticks "$BENCH_PID")
+read -r _ U1 N1 S1 I1 W1 _ </proc/stat
+IDLE_PCT=$(awk -v b=$((U1 + N1 + S1 - U0 - N0 - S0)) -v i=$((I1 + W1 - I0 - W0)) \
+    'BEGIN { printf "%.0f", (b + i > 0 ? 100 * i / (b + i) : 0) }')
+if [[ -n $PERF_PID ]]; then
+    kill -INT "$PERF_PID"
+    wait "$PERF_PID" || true
+    perf report -i "$WORK/perf.data" --stdio --children -g none --sort symbol --percent-limit 2 2>/dev/null \
+        >"$VB_BENCH_PERF" || true
+    echo "perf report of the coordinator written to $VB_BENCH_PERF"
+fi
 STATE=$(jq -r .state <<<"$JOB")
 [[ $STATE == succeeded ]] || { echo "sched.sh: backup $STATE: $JOB" >&2; tail "$SITE"/log/*.log >&2; exit 1; }
 BACKUP_S=$(elapsed "$B0" "$B1")
@@ -183,6 +202,8 @@ printf '  %-44s %s /s\n' "tasks / backup wall time" "$JOB_RATE"
 printf '  %-44s %s s (backup %s s, enrolment %s s)\n' "coordinator CPU user+sys" \
     "$(secs $((T2 - T0)))" "$(secs $((T2 - T1)))" "$(secs $((T1 - T0)))"
 printf '  %-44s %s MiB\n' "coordinator peak RSS (VmHWM)" "$RSS"
+printf '  %-44s %s s\n' "simulated agents' CPU during the backup" "$(secs $((A2 - A1)))"
+printf '  %-44s %s %%\n' "machine idle during the backup (/proc/stat)" "$IDLE_PCT"
 printf '  %-44s %s MiB\n' "catalog (db + wal)" "$(mib "$CAT_BYTES")"
 printf '  %-44s %s MiB\n' "repository (disk indexes of holes)" "$(mib "$IDX_BYTES")"
 echo
