@@ -82,6 +82,8 @@ for P in 1 4; do
     mkdir -p "$SITE"
     "$VBAK" lab create "$SITE" --proxies "$P" --vms 1 --disk-size "$SIZE" --chunk-size 1M >/dev/null
     export VBAK_CONFIG=$SITE/vbak.conf
+    # the CLI's 5 s answer timeout was hit with 2 GiB disks on a loaded machine: wait longer
+    echo 'timeout_ms = "120000"' >>"$VBAK_CONFIG"
     "$VBAK" lab up "$SITE" >/dev/null 2>&1
     for _ in $(seq 300); do
         [[ $("$VBAK" agents --json | jq '[.[] | select(.state == "online")] | length') == "$P" ]] && break
