@@ -103,6 +103,7 @@ struct vb_jobs {
     vb_sched_t *sched;
     zhashx_t *jobs;  /* "id" -> s_job_t */
     zhashx_t *tasks; /* "id" -> s_task_t */
+    zhashx_t *sent;  /* "id" of tasks sent to an agent (may be stale: checked against tasks) */
     s_disk_t **disk_by_sched;
     size_t disk_cap;
     uint32_t next_disk;
@@ -354,8 +355,9 @@ vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config)
     zhashx_set_destructor(self->jobs, s_job_free);
     self->tasks = zhashx_new();
     zhashx_set_destructor(self->tasks, s_task_free);
+    self->sent = zhashx_new();
     self->places = zhashx_new();
-    if (!self->sched) {
+    if (!self->sched || !self->sent) {
         vb_jobs_destroy(&self);
         return NULL;
     }
@@ -367,6 +369,7 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_jobs_t *self = *self_p;
+    zhashx_destroy(&self->sent);
     zhashx_destroy(&self->tasks);
     zhashx_destroy(&self->jobs);
     zhashx_destroy(&self->places);
@@ -665,6 +668,7 @@ static void s_dispatch(vb_jobs_t *self)
             t->dispatched_ms = s_now();
             free(t->agent);
             t->agent = strdup(agent->name);
+            zhashx_update(self->sent, key, (void *)1);
             if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why))
                 VB_LOG_WARN("jobs", "assign_send_failed task=%lld agent=%s error=\"%s\"",
                             (long long)t->id, agent->name, vb_error_msg());
@@ -1773,8 +1777,18 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
         return;
     int64_t now = s_now();
     zlistx_t *lost = zlistx_new();
-    for (s_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
-        if (!t->agent || !streq(t->agent, agent) || now - t->dispatched_ms < grace_ms)
+    zlistx_t *stale = zlistx_new();
+    zlistx_set_destructor(stale, (zlistx_destructor_fn *)zstr_free);
+    zlistx_set_duplicator(stale, (zlistx_duplicator_fn *)strdup);
+    /* only tasks sent to agents, not the whole plan: every heartbeat of every agent comes here */
+    for (void *v = zhashx_first(self->sent); v; v = zhashx_next(self->sent)) {
+        const char *key = zhashx_cursor(self->sent);
+        s_task_t *t = zhashx_lookup(self->tasks, key);
+        if (!t || !t->agent) {
+            zlistx_add_end(stale, (void *)key);
+            continue;
+        }
+        if (!streq(t->agent, agent) || now - t->dispatched_ms < grace_ms)
             continue;
         bool running = false;
         for (size_t i = 0; i < n && !running; i++)
@@ -1782,6 +1796,9 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
         if (!running)
             zlistx_add_end(lost, t);
     }
+    for (const char *key = zlistx_first(stale); key; key = zlistx_next(stale))
+        zhashx_delete(self->sent, key);
+    zlistx_destroy(&stale);
     for (s_task_t *t = zlistx_first(lost); t; t = zlistx_next(lost)) {
         VB_LOG_WARN("jobs", "result_lost task=%lld agent=%s action=%s", (long long)t->id, agent,
                     t->abandoned ? "forget" : "run again");

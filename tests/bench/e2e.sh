@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# e2e.sh [--quick] [BUILD_DIR] — backup and restore end to end: CLI, coordinator, agents, wire.
+#
+# For 1 and for 4 agents (a lab site made with --proxies 1, then one with --proxies 4), one VM
+# made with --vms 1 --disk-size 2G (--quick: 512M): the lab's VMFS VM, whose two disks are
+# SIZE and a smaller second one (their capacities together are the logical bytes). Chunks 1 MiB
+# (the lab default). Per site:
+#   a lab snapshot create + remove (timed: every backup pays one),
+#   full backup (vbak backup VM --full --wait --json), `vbak lab mutate --percent 3`,
+#   incremental backup, restore of the incremental to a directory (--to-dir), checked with cmp
+#   against the disks; each timed around the CLI with --wait, with the CPU (utime+stime from
+#   /proc/PID/stat) of the coordinator and of all agents over that step.
+# Then the repository datapath on the same machine, now: tests/bench/vb_bench_datapath backs up a
+# copy of the same disk images (1 MiB chunks, 8 workers = one agent's 4 slots x 2) straight into a
+# repository, so "end to end / datapath" shows what the coordinator, the wire and the job cost.
+#
+# Prints a table and a last line
+#   RESULT e2e_full_1agent_gibps=… e2e_full_4agents_gibps=… e2e_incr_4agents_s=… e2e_restore_gibps=…
+#          datapath_full_gibps=… e2e_over_datapath=…
+# (GiB/s = logical GiB ÷ wall seconds; e2e_restore_gibps with 4 agents; the ratio is the 1-agent
+# full backup over the datapath's). Environment: VB_BENCH_DIR (work directory parent, default
+# BUILD_DIR; needs about 4 × SIZE free).
+set -euo pipefail
+
+QUICK=0
+if [[ ${1:-} == --quick ]]; then QUICK=1; shift; fi
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+VBAK=$BUILD/bin/vbak
+DATAPATH=$BUILD/tests/vb_bench_datapath
+for b in "$VBAK" "$DATAPATH"; do
+    [[ -x $b ]] || { echo "e2e.sh: $b not built (cmake --build $BUILD)" >&2; exit 1; }
+done
+command -v jq >/dev/null || { echo "e2e.sh: jq is not installed" >&2; exit 1; }
+if ((QUICK)); then SIZE=512M; else SIZE=2G; fi
+TICK=$(getconf CLK_TCK)
+
+PARENT=${VB_BENCH_DIR:-$BUILD}
+mkdir -p "$PARENT"
+WORK=$(mktemp -d "$PARENT/bench-e2e.XXXXXX")
+SITE=
+cleanup() {
+    [[ -n $SITE && -d $SITE ]] && "$VBAK" lab down "$SITE" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+secs() { awk -v t="$1" -v k="$TICK" 'BEGIN { printf "%.2f", t / k }'; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.3f", (s > 0 ? b / 1073741824 / s : 0) }'; }
+gib() { awk -v b="$1" 'BEGIN { printf "%.3f", b / 1073741824 }'; }
+# ticks PIDFILE...: utime+stime of the processes named by the pid files
+ticks() {
+    local sum=0 f
+    for f in "$@"; do
+        sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$(cat "$f")/stat")))
+    done
+    echo "$sum"
+}
+
+echo "end-to-end benchmark: one VM of $SIZE (+ its second disk), $(nproc) cores shared with" \
+     "other work, $(date -u +%FT%TZ)"
+ROWS=()
+declare -A R
+# step NAME CMD...: runs a CLI step with --wait --json, timed; sets WALL, CCPU, ACPU, OUT
+step() {
+    local name=$1; shift
+    local c0 a0 t0 t1
+    c0=$(ticks "$SITE/run/coordinator.pid")
+    a0=$(ticks "$SITE"/run/agent-*.pid)
+    t0=$(now_s)
+    OUT=$("$@" 2>"$WORK/step.err") || { echo "e2e.sh: $name failed: $OUT" >&2; cat "$WORK/step.err" >&2; exit 1; }
+    t1=$(now_s)
+    [[ $(jq -r .state <<<"$OUT") == succeeded ]] || { echo "e2e.sh: $name: $OUT" >&2; exit 1; }
+    WALL=$(elapsed "$t0" "$t1")
+    CCPU=$(secs $(($(ticks "$SITE/run/coordinator.pid") - c0)))
+    ACPU=$(secs $(($(ticks "$SITE"/run/agent-*.pid) - a0)))
+}
+
+for P in 1 4; do
+    SITE=$WORK/site-$P
+    mkdir -p "$SITE"
+    "$VBAK" lab create "$SITE" --proxies "$P" --vms 1 --disk-size "$SIZE" --chunk-size 1M >/dev/null
+    export VBAK_CONFIG=$SITE/vbak.conf
+    # the CLI's 5 s answer timeout was hit with 2 GiB disks on a loaded machine: wait longer
+    echo 'timeout_ms = "120000"' >>"$VBAK_CONFIG"
+    "$VBAK" lab up "$SITE" >/dev/null 2>&1
+    for _ in $(seq 300); do
+        [[ $("$VBAK" agents --json | jq '[.[] | select(.state == "online")] | length') == "$P" ]] && break
+        sleep 0.1
+    done
+    VM=$("$VBAK" lab show "$SITE" --json | jq -r '.vms[0].name')
+    LOGICAL=$("$VBAK" lab show "$SITE" --json | jq '[.vms[0].disks[].capacity] | add')
+    NDISKS=$("$VBAK" lab show "$SITE" --json | jq '.vms[0].disks | length')
+    if ((P == 1)); then # the datapath's input: the same images, before any mutation
+        "$VBAK" lab show "$SITE" --json | jq -r '.vms[0].disks[].file_uri' >"$WORK/images.txt"
+        mkdir -p "$WORK/images"
+        while read -r f; do cp --sparse=always "$f" "$WORK/images/"; done <"$WORK/images.txt"
+    fi
+    sync
+    # every backup snapshots the VM; in the lab a snapshot is a sparse copy of the disk images
+    S0=$(now_s)
+    "$VBAK" lab snapshot create "$SITE" "$VM" bench-probe >/dev/null
+    "$VBAK" lab snapshot remove "$SITE" "$VM" bench-probe >/dev/null
+    SNAP_S=$(elapsed "$S0" "$(now_s)")
+    ROWS+=("$(printf '%-7s %-12s %8s' "$P" "lab snapshot" "$SNAP_S")")
+
+    step "full backup ($P agents)" "$VBAK" backup "$VM" --full --wait --json
+    ROWS+=("$(printf '%-7s %-12s %8s %7s %8s %8s' "$P" full "$WALL" "$(rate "$LOGICAL" "$WALL")" "$CCPU" "$ACPU")")
+    R[full_$P]=$(rate "$LOGICAL" "$WALL")
+    R[fullcpu_$P]=$CCPU
+
+    "$VBAK" lab mutate "$SITE" "$VM" --percent 3 >/dev/null
+    sync
+    step "incremental backup ($P agents)" "$VBAK" backup "$VM" --wait --json
+    MODE=$(jq -r '.vm_details[0].mode' <<<"$OUT")
+    RP=$(jq -r '.vm_details[0].restore_point' <<<"$OUT")
+    [[ $MODE == incremental ]] || { echo "e2e.sh: the second backup was $MODE" >&2; exit 1; }
+    ROWS+=("$(printf '%-7s %-12s %8s %7s %8s %8s' "$P" incremental "$WALL" "$(rate "$LOGICAL" "$WALL")" "$CCPU" "$ACPU")")
+    R[incr_$P]=$WALL
+
+    step "restore ($P agents)" "$VBAK" restore "$RP" --to-dir "$WORK/restore-$P" --wait --json
+    ROWS+=("$(printf '%-7s %-12s %8s %7s %8s %8s' "$P" restore "$WALL" "$(rate "$LOGICAL" "$WALL")" "$CCPU" "$ACPU")")
+    R[restore_$P]=$(rate "$LOGICAL" "$WALL")
+    "$VBAK" lab show "$SITE" --json | jq -r '.vms[0].disks[] | "\(.key) \(.file_uri)"' |
+        while read -r key file; do
+            out=$(ls "$WORK/restore-$P"/*"-$key.raw")
+            cmp -s "$out" "$file" || { echo "e2e.sh: restored disk $key differs" >&2; exit 1; }
+        done
+    rm -rf "$WORK/restore-$P"
+    "$VBAK" lab down "$SITE" >/dev/null 2>&1
+    rm -rf "$SITE"
+    SITE=
+done
+
+# ---- the datapath alone, same images, same machine, now ----
+# as many readers as one agent runs at once: 4 task slots x 2 workers (the lab's agent.conf)
+DP_WORKERS=8
+"$DATAPATH" init "$WORK/dp-repo" 1M >/dev/null
+sync
+D0=$(now_s)
+for f in "$WORK"/images/*; do
+    "$DATAPATH" backup "$WORK/dp-repo" "$f" "full-$(basename "$f")" --workers "$DP_WORKERS" >/dev/null
+done
+D1=$(now_s)
+DP_WALL=$(elapsed "$D0" "$D1")
+DP_RATE=$(rate "$LOGICAL" "$DP_WALL")
+RATIO=$(awk -v a="${R[full_1]}" -v b="$DP_RATE" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+
+echo
+echo "logical bytes: $(gib "$LOGICAL") GiB over $NDISKS disks; GiB/s = logical / wall;" \
+     "cpu = user+sys seconds during the step"
+printf '%-7s %-12s %8s %7s %8s %8s\n' agents step wall_s GiB/s coord_cpu agents_cpu
+printf '%s\n' "${ROWS[@]}"
+printf '%-7s %-12s %8s %7s\n' - "datapath" "$DP_WALL" "$DP_RATE"
+echo "(datapath: vb_bench_datapath backup of the same images one after the other, 1 MiB chunks,"
+echo " $DP_WORKERS workers = one agent's 4 slots x 2 workers, no coordinator, no snapshot)"
+echo "(lab snapshot: vbak lab snapshot create + remove, a sparse copy of the images; every backup"
+echo " pays it once, and it is a cost of the lab, not of vbak)"
+echo "end to end / datapath, full backup with 1 agent: $RATIO"
+echo
+echo "RESULT e2e_full_1agent_gibps=${R[full_1]} e2e_full_4agents_gibps=${R[full_4]}" \
+     "e2e_incr_4agents_s=${R[incr_4]} e2e_restore_gibps=${R[restore_4]}" \
+     "datapath_full_gibps=$DP_RATE e2e_over_datapath=$RATIO"
