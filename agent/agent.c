@@ -100,6 +100,7 @@ typedef struct {
     uint64_t dropped;
     zlistx_t *tasks;    /* s_running_t * of running tasks */
     zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
+    uint64_t assigns_received; /* highest TaskAssign.assign_seq seen */
 } self_t;
 
 static int s_connect(self_t *self);
@@ -474,6 +475,8 @@ static int s_on_dealer(zloop_t *loop, zsock_t *reader, void *arg)
     case VBAK__ENVELOPE__BODY_HEARTBEAT:
         break;
     case VBAK__ENVELOPE__BODY_TASK_ASSIGN:
+        if (env->task_assign->assign_seq > self->assigns_received)
+            self->assigns_received = env->task_assign->assign_seq;
         s_start_task(self, frame, env->task_assign);
         break;
     case VBAK__ENVELOPE__BODY_CANCEL:
@@ -540,6 +543,7 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
         running[n++] = r->task_id;
     hb.running_tasks = running;
     hb.n_running_tasks = n;
+    hb.assigns_received = self->assigns_received;
     vb_envelope_t env = VBAK__ENVELOPE__INIT;
     env.body_case = VBAK__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;

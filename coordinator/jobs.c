@@ -36,6 +36,7 @@ typedef struct {
     vb_transport_t transport;
     uint32_t attempt;
     int64_t dispatched_ms;
+    uint64_t assign_seq; /* numbers the assign to its agent */
 } s_task_t;
 
 struct s_disk {
@@ -94,6 +95,7 @@ typedef struct {
     size_t lun_count;
     unsigned transports;
     bool online;
+    uint64_t assign_seq; /* assigns sent to this agent so far */
 } s_agent_t;
 
 struct vb_jobs {
@@ -542,7 +544,7 @@ static Vbak__Route *s_route(Vbak__Route *r, const char *mode, const char *uri)
 
 /* Sends a TaskAssign for task t to `agent` with the mode the scheduler chose; the modes the
  * policy allows after it go along as fallbacks the agent tries when the first fails to open. */
-static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, vb_transport_t mode,
+static int s_send_assign(vb_jobs_t *self, s_task_t *t, s_agent_t *agent, vb_transport_t mode,
                          uint32_t attempt, char *why, size_t why_size)
 {
     s_disk_t *d = t->disk;
@@ -557,6 +559,7 @@ static int s_send_assign(vb_jobs_t *self, s_task_t *t, const s_agent_t *agent, v
     char uri_file[PATH_MAX + 8];
     a.task_id = (uint64_t)t->id;
     a.job_id = (uint64_t)d->vm->job->id;
+    a.assign_seq = t->assign_seq = ++agent->assign_seq;
     a.attempt = attempt;
     a.capacity = d->inv->capacity;
     a.repository = self->repository;
@@ -1769,7 +1772,7 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
 }
 
 void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *ids, size_t n,
-                           int64_t grace_ms)
+                           uint64_t assigns_received, int64_t grace_ms)
 {
     int id = agent ? s_agent_id(self, agent) : -1;
     /* the common case: the agent runs as many tasks as it was given, nothing to look for */
@@ -1788,7 +1791,8 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
             zlistx_add_end(stale, (void *)key);
             continue;
         }
-        if (!streq(t->agent, agent) || now - t->dispatched_ms < grace_ms)
+        if (!streq(t->agent, agent) || now - t->dispatched_ms < grace_ms ||
+            t->assign_seq > assigns_received)
             continue;
         bool running = false;
         for (size_t i = 0; i < n && !running; i++)

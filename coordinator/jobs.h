@@ -75,11 +75,13 @@ vb_provider_t *vb_jobs_provider(vb_jobs_t *self);
 /* Explain for a VM: the transport decision table over the online agents. */
 int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 
-/* An agent's heartbeat listed the tasks it runs. A task this engine gave it more than
- * `grace_ms` ago that is not in the list lost its result (a message that never arrived): it
- * runs again, without counting a failure. */
+/* An agent's heartbeat listed the tasks it runs and the last assign it had received. A task the
+ * agent has received (its assign_seq is not above `assigns_received`) that is not in the list,
+ * and that was sent more than `grace_ms` ago, lost its result (a message that never arrived): it
+ * runs again, without counting a failure. Assigns still in flight are never taken for lost, however
+ * far behind the coordinator is. */
 void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *ids, size_t n,
-                           int64_t grace_ms);
+                           uint64_t assigns_received, int64_t grace_ms);
 
 /* Counters of results dropped (unknown task, replay, wrong agent). */
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);

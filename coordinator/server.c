@@ -281,6 +281,7 @@ static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
                              env->heartbeat->free_slots);
         vb_jobs_agent_running(self->jobs, vb_registry_name(self->registry, key),
                               env->heartbeat->running_tasks, env->heartbeat->n_running_tasks,
+                              env->heartbeat->assigns_received,
                               2 * self->settings->heartbeat_interval_ms);
         break;
     case VBAK__ENVELOPE__BODY_TASK_RESULT:
