@@ -658,7 +658,8 @@ static void s_dispatch(vb_jobs_t *self)
     vb_sched_assignment_t out[64];
     size_t n;
     while ((n = vb_sched_dispatch(self->sched, out, 64)) > 0) {
-        bool txn = vb_catalog_begin(self->cfg.catalog) == 0;
+        bool txn = !vb_catalog_in_transaction(self->cfg.catalog) &&
+                   vb_catalog_begin(self->cfg.catalog) == 0;
         for (size_t i = 0; i < n; i++) {
             char key[24];
             s_task_t *t = zhashx_lookup(self->tasks, s_key((int64_t)out[i].task, key));

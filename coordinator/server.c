@@ -246,15 +246,35 @@ out:
     return env;
 }
 
+static void s_on_agent_message(self_t *self, zsock_t *reader);
+
+/* Takes what the agents sent, up to a batch, in one catalog transaction: every result and the
+ * claims it frees are one commit instead of two each (the catalog's fsync is the bottleneck at
+ * thousands of tasks per second). */
 static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
     self_t *self = arg;
+    bool txn = !vb_catalog_in_transaction(self->catalog) && vb_catalog_begin(self->catalog) == 0;
+    for (int i = 0; i < 256; i++) {
+        s_on_agent_message(self, reader);
+        if (!(zsock_events(reader) & ZMQ_POLLIN))
+            break;
+    }
+    if (txn && vb_catalog_commit(self->catalog) != 0) {
+        VB_LOG_ERROR("coordinator", "commit_failed error=\"%s\"", vb_error_msg());
+        vb_catalog_rollback(self->catalog);
+    }
+    return 0;
+}
+
+static void s_on_agent_message(self_t *self, zsock_t *reader)
+{
     zframe_t *rid = NULL;
     char key[VB_KEY_Z85_LEN + 1];
     vb_envelope_t *env = s_recv(self, reader, &rid, key);
     if (!env)
-        return 0;
+        return;
     int64_t now = s_now_ms();
     int rc;
     switch (env->body_case) {
@@ -303,7 +323,6 @@ static int s_on_agent(zloop_t *loop, zsock_t *reader, void *arg)
     }
     zframe_destroy(&rid);
     vb_wire_free(&env);
-    return 0;
 }
 
 static void s_send_heartbeat(zframe_t *rid, void *arg)

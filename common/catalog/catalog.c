@@ -356,6 +356,11 @@ int vb_catalog_begin(vb_catalog_t *self)
     return vb_cat_step_done(self, self->st[ST_BEGIN], "begin");
 }
 
+bool vb_catalog_in_transaction(vb_catalog_t *self)
+{
+    return !sqlite3_get_autocommit(self->db);
+}
+
 int vb_catalog_commit(vb_catalog_t *self)
 {
     return vb_cat_step_done(self, self->st[ST_COMMIT], "commit");

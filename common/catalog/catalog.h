@@ -52,6 +52,8 @@ void vb_catalog_destroy(vb_catalog_t **self_p);
 int vb_catalog_schema_version(void);
 
 int vb_catalog_begin(vb_catalog_t *self) VB_WUR;
+/* True inside a transaction begun with vb_catalog_begin (callers batch only at the outermost). */
+bool vb_catalog_in_transaction(vb_catalog_t *self);
 int vb_catalog_commit(vb_catalog_t *self) VB_WUR;
 void vb_catalog_rollback(vb_catalog_t *self);
 
