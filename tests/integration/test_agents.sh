@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --proxies 3 --heartbeat-ms 200 --liveness 3 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 5 "three agents online" has_count online 3
+wait_until 15 "three agents online" has_count online 3
 agents_json | jq -e 'all(.[]; has("name") and has("state") and has("host") and has("datastore")
                      and has("slots") and has("transports") and has("last_seen"))' >/dev/null \
   || fail "agents JSON lacks a required key"
@@ -22,13 +22,13 @@ pass "key pairs are private (0600)"
 
 # SIGKILL an agent: lost within its liveness (3 x 200 ms) plus slack
 kill -9 "$(cat "$SITE/run/agent-1.pid")"
-wait_until 3 "agent-1 lost" state_is agent-1 lost
+wait_until 5 "agent-1 lost" state_is agent-1 lost
 pass "killed agent goes lost"
 
 # start it again: recognised by its key (no new enrollment), online
 enrolled_before=$("$VBAK" status --json | jq .counters.enrolled)
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 5 "agent-1 online again" state_is agent-1 online
+wait_until 15 "agent-1 online again" state_is agent-1 online
 [[ $("$VBAK" status --json | jq .counters.enrolled) == "$enrolled_before" ]] || fail "re-enrolled"
 grep -q "registered agent=agent-1" "$SITE/log/agent-1.log" || fail "agent-1 did not register by key"
 pass "restarted agent is recognised by its key"
@@ -37,7 +37,7 @@ pass "restarted agent is recognised by its key"
 kill -9 "$(cat "$SITE/run/coordinator.pid")"
 sleep 1 # let the agents notice the silence
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 10 "three agents online after coordinator restart" has_count online 3
+wait_until 20 "three agents online after coordinator restart" has_count online 3
 [[ $(agents_json | jq length) == 3 ]] || fail "duplicate agents after restart"
 [[ $(sqlite3 "$SITE/catalog.db" 'select count(*) from agents') == 3 ]] || fail "catalog rows"
 [[ $(sqlite3 "$SITE/catalog.db" 'pragma integrity_check') == ok ]] || fail "catalog integrity"
@@ -46,7 +46,7 @@ pass "coordinator SIGKILL and restart: agents back, catalog intact"
 # the coordinator going away for a while: agents reconnect with backoff once it is back
 "$VBAK" lab down "$SITE" >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 10 "three agents online after a full restart" has_count online 3
+wait_until 20 "three agents online after a full restart" has_count online 3
 pass "full restart"
 
 "$VBAK" lab down "$SITE" >/dev/null

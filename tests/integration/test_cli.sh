@@ -42,7 +42,7 @@ expect_error 1 "ProductName: '/' at position 5" "$VB_BIN/vbak-agent" --config "$
 mkdir -p "$SITE/state/agent-1/vddk-tmp/agent-1"
 echo leftover >"$SITE/state/agent-1/vddk-tmp/agent-1/vixDiskLib-123.lck"
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 5 "agent online" has_count online 1
+wait_until 15 "agent online" has_count online 1
 [[ ! -e "$SITE/state/agent-1/vddk-tmp/agent-1/vixDiskLib-123.lck" ]] || fail "the agent left an earlier run's leftover in its tmpDirectory"
 grep -q "cleaned_up=1" "$SITE/log/agent-1.log" || fail "the cleanup is not logged"
 vddk_conf="$SITE/state/agent-1/vddk.conf"

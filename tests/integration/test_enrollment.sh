@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --proxies 2 --heartbeat-ms 200 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 5 "two agents online" has_count online 2
+wait_until 15 "two agents online" has_count online 2
 
 # an agent config like agent-2's, with its own state dir and the given overrides
 rogue() {

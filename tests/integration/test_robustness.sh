@@ -6,7 +6,7 @@ FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 
 "$VBAK" lab create "$SITE" --proxies 3 --heartbeat-ms 200 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 5 "three agents online" has_count online 3
+wait_until 15 "three agents online" has_count online 3
 
 agent_ep=$(conf_value "$SITE/coordinator.conf" agent_endpoint)
 control_ep=$(conf_value "$SITE/coordinator.conf" control_endpoint)
@@ -25,7 +25,7 @@ pass "raw garbage on both ports survived"
 $FUZZ curve "$agent_ep" "$server_key" >/dev/null
 $FUZZ curve "$agent_ep" "$server_key" --key "$SITE/state/agent-2/agent.key" >/dev/null
 kill -0 "$coordinator_pid" || fail "coordinator died on authenticated garbage"
-wait_until 5 "malformed frames counted" test "$(counter malformed)" -ge 40
+wait_until 15 "malformed frames counted" test "$(counter malformed)" -ge 40
 [[ $(counter oversized) -ge 1 ]] || fail "oversized frame not counted"
 [[ $(counter results_dropped) -ge 1 ]] || fail "a result for no task of this agent was not dropped"
 grep -q 'dropped peer=.*protocol version 7' "$SITE/log/coordinator.log" || fail "version not logged"
@@ -39,8 +39,7 @@ $FUZZ curve "$control_ep" "$server_key" --key "$SITE/keys/admin.key" >/dev/null
 pass "control socket garbage survived"
 
 # everyone else is still served: all agents online, CLI answers, agent-2 not disturbed
-sleep 0.6
-has_count online 3 || fail "agents disturbed by garbage"
+wait_until 15 "all agents online after the garbage" has_count online 3
 kill -0 "$coordinator_pid" || fail "coordinator died"
 verdict=$($FUZZ ack "$agent_ep" "$server_key" --key "$SITE/state/agent-2/agent.key" || true)
 [[ $verdict == "refused: this key is enrolled as agent 'agent-2'"* ]] \

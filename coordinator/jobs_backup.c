@@ -1,0 +1,373 @@
+/* jobs_backup — a VM's backup: snapshot and CBT on the prep thread, planning, indexes,
+ * the Storage vMotion check and the one-commit restore point. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobs_internal.h"
+#include "log.h"
+#include "path.h"
+#include "policy/explain.h"
+#include "timefmt.h"
+#include "wire.h"
+
+static int s_index_name(const jb_disk_t *d, char *buf, size_t size)
+{
+    char key[64];
+    size_t n = 0;
+    for (const char *p = d->inv->key; *p && n < sizeof key - 1; p++)
+        key[n++] =
+            (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *p) && *p)
+                ? *p
+                : '_';
+    key[n] = '\0';
+    return vb_pathf(buf, size, "rp%lld-%s", (long long)d->vm->rp_id, key);
+}
+
+/* Every chunk of a backup disk is in: write its index (inheriting unchanged chunks from the
+ * parent) and record it on the pending restore point. */
+int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d)
+{
+    vb_repo_t *repo = jb_repo(self);
+    if (!repo)
+        return vb_error_code();
+    vb_index_t *parent = NULL, *index = NULL;
+    int rc = 0;
+    if (d->parent_index && (rc = vb_index_read(repo, d->parent_index, &parent)) != 0)
+        return vb_error_prefix(rc, "disk %s: parent index %s", d->inv->key, d->parent_index);
+    char name[VB_INDEX_NAME_MAX + 1];
+    if (!rc)
+        rc = s_index_name(d, name, sizeof name);
+    if (!rc)
+        rc = vb_index_build(parent, d->parent_index, d->inv->key, d->inv->capacity,
+                            vb_repo_chunk_size(repo), d->results, d->nresults, &index);
+    if (!rc)
+        rc = vb_index_write(repo, name, index);
+    uint64_t logical = 0;
+    for (uint64_t i = 0; !rc && i < index->count; i++)
+        if (!vb_digest_is_zero(&index->digests[i]))
+            logical += vb_index_chunk_len(index, i);
+    if (!rc) {
+        char *modes[VB_TRANSPORT_COUNT + 1];
+        size_t nm = 0;
+        for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+            if (d->transports_used & VB_TRANSPORT_BIT(m))
+                modes[nm++] = (char *)vb_transport_name((vb_transport_t)m);
+        vb_rp_disk_t rd = {0};
+        rd.key = d->inv->key;
+        rd.change_id = d->change_id;
+        rd.index_path = name;
+        rd.logical_bytes = logical;
+        rd.new_bytes = d->bytes_new;
+        rd.chunk_count = index->count;
+        rd.transports = modes;
+        rd.transport_count = nm;
+        rc = vb_catalog_restore_point_set_disk(self->cfg.catalog, d->vm->rp_id, &rd);
+    }
+    vb_index_destroy(&parent);
+    vb_index_destroy(&index);
+    return rc;
+}
+
+/* Storage vMotion during the backup: the release notes say it conflicts with backup. */
+static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t size)
+{
+    vb_inventory_t *now = NULL;
+    if (self->cfg.provider->ops->inventory(self->cfg.provider, &now) != 0)
+        return 0; /* cannot tell; the snapshot read stands */
+    const vb_inv_vm_t *cur = vb_inventory_find_vm(now, vm->name);
+    int moved = 0;
+    for (size_t i = 0; cur && i < vm->ndisks && !moved; i++) {
+        const vb_inv_disk_t *was = vm->disks[i].inv;
+        for (size_t k = 0; k < cur->disk_count; k++) {
+            if (streq(cur->disks[k].key, was->key) &&
+                !streq(cur->disks[k].datastore, was->datastore)) {
+                snprintf(err, size,
+                         "Storage vMotion moved disk %s of %s from %s to %s during the backup; "
+                         "the backup was discarded (Storage vMotion conflicts with backup: run it "
+                         "again)",
+                         was->key, vm->name, was->datastore, cur->disks[k].datastore);
+                moved = 1;
+                break;
+            }
+        }
+    }
+    vb_inventory_free(&now);
+    return moved;
+}
+
+/* Every disk of a backed-up VM has its index: check nothing moved it, release it, commit. */
+void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    char err[1024];
+    if (s_check_svmotion(self, vm, err, sizeof err)) {
+        VB_LOG_WARN("jobs", "svmotion_detected job=%lld vm=%s", (long long)vm->job->id, vm->name);
+        jb_vm_fail(self, vm, err);
+        return;
+    }
+    jb_release_vm(self, vm);
+    if (vm->snapshot_id) {
+        jb_vm_fail(self, vm, "the snapshot could not be removed; the restore point was not kept");
+        return;
+    }
+    if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, jb_now()) != 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "committing the restore point: %s", vb_error_msg());
+        jb_vm_fail(self, vm, msg);
+        return;
+    }
+    VB_LOG_INFO("jobs", "restore_point_committed job=%lld vm=%s rp=%lld", (long long)vm->job->id,
+                vm->name, (long long)vm->rp_id);
+    jb_vm_end(self, vm, VB_JOB_SUCCEEDED, NULL);
+}
+
+/* ---- starting a backup ---- */
+
+/* Can VM be backed up incrementally from its newest restore point? Fills `parent` (caller
+ * clears) and returns true, or false with the reason for a full backup. */
+static bool s_parent_usable(vb_jobs_t *self, jb_vmrun_t *vm, bool full, vb_restore_point_t *parent,
+                            char *reason, size_t size)
+{
+    if (full) {
+        snprintf(reason, size, "a full backup was asked for");
+        return false;
+    }
+    if (vb_catalog_restore_point_latest(self->cfg.catalog, vm->name, 0, parent) != 0) {
+        snprintf(reason, size, "no earlier restore point of %s", vm->name);
+        return false;
+    }
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        const vb_inv_disk_t *disk = vm->disks[i].inv;
+        const vb_rp_disk_t *was = NULL;
+        for (size_t k = 0; k < parent->disk_count; k++)
+            if (streq(parent->disks[k].key, disk->key))
+                was = &parent->disks[k];
+        if (!was)
+            snprintf(reason, size, "disk %s is new since restore point %lld", disk->key,
+                     (long long)parent->id);
+        else if (was->capacity != disk->capacity)
+            snprintf(reason, size, "disk %s changed size since restore point %lld", disk->key,
+                     (long long)parent->id);
+        else if (!was->change_id || !*was->change_id || !was->index_path)
+            snprintf(reason, size, "restore point %lld has no change ID for disk %s",
+                     (long long)parent->id, disk->key);
+        else
+            continue;
+        return false;
+    }
+    snprintf(reason, size, "changes since restore point %lld", (long long)parent->id);
+    return true;
+}
+
+static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg);
+
+/* Phase one of a VM's backup, on this thread: the snapshot intent goes to the catalog BEFORE the
+ * snapshot is made (a crash can then always clean it up), then the prep thread runs. */
+int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full)
+{
+    vb_provider_t *p = self->cfg.provider;
+    char name[64], who[64];
+    snprintf(name, sizeof name, "vbak-%lld", (long long)vm->job->id);
+    snprintf(who, sizeof who, "vbak job %lld", (long long)vm->job->id);
+    int rc = vb_catalog_snapshot_intent(self->cfg.catalog, vm->job->id, vm->name, name);
+    if (!rc && p->ops->prepare_for_access)
+        rc = vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, true);
+    if (rc)
+        return rc;
+    vb_restore_point_t parent = {0};
+    char reason[512];
+    bool incremental = s_parent_usable(self, vm, full, &parent, reason, sizeof reason);
+    vm->reason = strdup(reason);
+    vb_prep_request_t *req = calloc(1, sizeof *req);
+    req->vm = strdup(vm->name);
+    req->snapshot_name = strdup(name);
+    req->who = strdup(who);
+    req->ndisks = vm->ndisks;
+    req->incremental = incremental;
+    req->disk_keys = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *req->disk_keys);
+    req->parent_change_ids = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *req->parent_change_ids);
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        jb_disk_t *d = &vm->disks[i];
+        req->disk_keys[i] = strdup(d->inv->key);
+        for (size_t k = 0; incremental && k < parent.disk_count; k++)
+            if (streq(parent.disks[k].key, d->inv->key)) {
+                req->parent_change_ids[i] = strdup(parent.disks[k].change_id);
+                d->parent_index = strdup(parent.disks[k].index_path);
+            }
+    }
+    vm->parent_id = incremental ? parent.id : 0;
+    vb_restore_point_clear(&parent);
+    vm->prep = vb_prep_start(req, self->cfg.provider_factory, self->cfg.factory_ctx);
+    if (!vm->prep)
+        return vb_error_code();
+    zloop_reader(self->cfg.loop, (zsock_t *)vm->prep, s_on_prep, vm);
+    return 0;
+}
+
+/* Phase two, when the prep thread is done: record the snapshot, plan the disks, queue tasks. */
+static int s_backup_vm_plan(vb_jobs_t *self, jb_vmrun_t *vm, vb_prep_result_t *res)
+{
+    bool incremental = res->incremental;
+    const char *reason = incremental || !res->full_reason ? vm->reason : res->full_reason;
+    vb_rp_kind_t mode = incremental ? VB_RP_INCREMENTAL : VB_RP_FULL;
+    int rc = vb_catalog_job_vm_set_mode(self->cfg.catalog, vm->job->id, vm->name, mode, reason);
+    vb_rp_disk_t *rd = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *rd);
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        jb_disk_t *d = &vm->disks[i];
+        d->change_id = res->change_ids[i];
+        res->change_ids[i] = NULL;
+        if (!incremental) {
+            free(d->parent_index);
+            d->parent_index = NULL;
+        }
+        rd[i].key = d->inv->key;
+        rd[i].name = d->inv->name;
+        rd[i].datastore = d->inv->datastore;
+        rd[i].capacity = d->inv->capacity;
+        rd[i].change_id = d->change_id;
+    }
+    vb_restore_point_t rp = {0};
+    rp.vm = vm->name;
+    rp.is_fcd = vm->inv->is_fcd;
+    rp.job_id = vm->job->id;
+    rp.created = jb_now();
+    rp.kind = mode;
+    rp.parent_id = incremental ? vm->parent_id : 0;
+    rp.disks = rd;
+    rp.disk_count = vm->ndisks;
+    if (!rc)
+        rc = vb_catalog_restore_point_create(self->cfg.catalog, &rp, &vm->rp_id);
+    free(rd);
+    VB_LOG_INFO("jobs", "backup_planned job=%lld vm=%s mode=%s reason=\"%s\" rp=%lld",
+                (long long)vm->job->id, vm->name, vb_rp_kind_name(mode), reason,
+                (long long)vm->rp_id);
+    uint32_t chunk = vb_repo_chunk_size(self->repo);
+    for (size_t i = 0; !rc && i < vm->ndisks; i++) {
+        jb_disk_t *d = &vm->disks[i];
+        jb_set_routes(d, vm->snapshot_id);
+        if ((rc = jb_register_disk(self, d)) != 0)
+            break;
+        if (!incremental) {
+            d->map_pending = true;
+            rc = jb_add_tasks(self, d, VB_TASK_MAP, NULL, 0);
+        } else {
+            vb_plan_task_t *plan = NULL;
+            size_t n = 0;
+            rc = vb_plan_split(res->areas[i].items, res->areas[i].count, d->inv->capacity, chunk,
+                               self->cfg.task_bytes, &plan, &n);
+            if (!rc && n)
+                rc = jb_add_tasks(self, d, VB_TASK_BACKUP, plan, n);
+            vb_plan_free(&plan, n);
+        }
+    }
+    /* disks with nothing to read (no change since the parent) are done at once */
+    for (size_t i = 0; !rc && i < vm->ndisks && !vm->finished; i++)
+        if (vm->disks[i].tasks_left == 0 && !vm->disks[i].map_pending)
+            jb_disk_done(self, &vm->disks[i]);
+    return rc;
+}
+
+static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    jb_vmrun_t *vm = arg;
+    vb_jobs_t *self = vm->job->engine;
+    vb_prep_result_t *res = vb_prep_receive(vm->prep);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&vm->prep);
+    if (!res)
+        res = calloc(1, sizeof *res), res->rc = VB_EIO, res->error = strdup("the prep thread died");
+    if (res->snapshot_id) {
+        vm->snapshot_id = strdup(res->snapshot_id);
+        if (vb_catalog_snapshot_created(self->cfg.catalog, vm->job->id, vm->name, vm->snapshot_id))
+            VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    }
+    vm->access = res->access;
+    if (!res->access && self->cfg.provider->ops->prepare_for_access &&
+        vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
+        VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    if (vm->finished) /* cancelled while the snapshot was being made */
+        jb_release_vm(self, vm);
+    else if (res->rc)
+        jb_vm_fail(self, vm, res->error);
+    else if (s_backup_vm_plan(self, vm, res) != 0 && !vm->finished)
+        jb_vm_fail(self, vm, vb_error_msg());
+    vb_prep_result_free(&res);
+    jb_dispatch(self);
+    jb_reap(self);
+    return 0;
+}
+
+int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
+{
+    int rc = jb_ready(self);
+    if (rc)
+        return rc;
+    vb_inventory_t *inv = NULL;
+    if ((rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv)) != 0)
+        return vb_error_prefix(rc, "inventory");
+    bool all = json_is_true(json_object_get(args, "all"));
+    json_t *names = json_object_get(args, "vms");
+    json_t *fcds = json_object_get(args, "fcds");
+    const vb_inv_vm_t **pick = calloc(inv->vm_count + 1, sizeof *pick);
+    size_t n = 0;
+    for (size_t i = 0; all && i < inv->vm_count; i++)
+        if (!inv->vms[i].is_fcd)
+            pick[n++] = &inv->vms[i];
+    size_t idx;
+    json_t *v;
+    json_t *lists[2] = {names, fcds};
+    for (int l = 0; !rc && l < 2; l++) {
+        json_array_foreach(lists[l], idx, v)
+        {
+            const char *name = json_string_value(v);
+            const vb_inv_vm_t *vm = name ? vb_inventory_find_vm(inv, name) : NULL;
+            if (!vm || vm->is_fcd != (l == 1)) {
+                rc = vb_error_set(VB_ENOTFOUND, "%s '%s' is not in the inventory",
+                                  l ? "First Class Disk" : "VM", name ? name : "?");
+                break;
+            }
+            bool dup = false;
+            for (size_t k = 0; k < n; k++)
+                dup |= pick[k] == vm;
+            if (!dup && n < inv->vm_count)
+                pick[n++] = vm;
+        }
+    }
+    if (!rc && n == 0)
+        rc = vb_error_set(VB_EINVAL, "nothing to back up: name VMs, --fcd NAME or --all");
+    vb_job_t row = {0};
+    int64_t id = 0;
+    if (!rc) {
+        row.kind = VB_JOB_BACKUP;
+        row.full = json_is_true(json_object_get(args, "full"));
+        row.started = jb_now();
+        row.vms = calloc(n, sizeof *row.vms);
+        row.vm_count = n;
+        for (size_t i = 0; i < n; i++) {
+            row.vms[i].vm = pick[i]->name;
+            row.vms[i].is_fcd = pick[i]->is_fcd;
+        }
+        rc = vb_catalog_job_create(self->cfg.catalog, &row, &id);
+        free(row.vms);
+    }
+    if (rc) {
+        free(pick);
+        vb_inventory_free(&inv);
+        return rc;
+    }
+    jb_job_t *job = jb_job_new(self, id, VB_JOB_BACKUP, inv, n);
+    for (size_t i = 0; i < n; i++)
+        jb_vmrun_init(job, &job->vms[i], pick[i]);
+    free(pick);
+    VB_LOG_INFO("jobs", "backup_started job=%lld vms=%zu full=%d", (long long)id, n, row.full);
+    *result = json_pack("{s:I}", "job", (json_int_t)id);
+    for (size_t i = 0; i < n; i++) {
+        jb_vmrun_t *vm = &job->vms[i];
+        if (jb_backup_vm_start(self, vm, row.full) != 0 && !vm->finished)
+            jb_vm_fail(self, vm, vb_error_msg());
+    }
+    jb_dispatch(self);
+    jb_reap(self);
+    return 0;
+}

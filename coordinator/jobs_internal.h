@@ -1,0 +1,137 @@
+/* jobs_internal — what the job engine's files share (jobs.c: the engine, tasks, results, agents;
+ * jobs_backup.c: starting and finishing a backup; jobs_restore.c: restores). Private to them. */
+#ifndef VB_JOBS_INTERNAL_H
+#define VB_JOBS_INTERNAL_H
+
+#include <czmq.h>
+
+#include "jobs.h"
+#include "plan.h"
+#include "policy/transport.h"
+#include "prep.h"
+#include "repo/index.h"
+#include "repo/repo.h"
+#include "scheduler.h"
+
+typedef struct jb_job jb_job_t;
+typedef struct jb_vmrun jb_vmrun_t;
+typedef struct jb_disk jb_disk_t;
+
+typedef struct {
+    int64_t id; /* catalog task id */
+    jb_disk_t *disk;
+    vb_task_kind_t kind;
+    uint64_t offset, length; /* window */
+    vb_extent_t *extents;    /* backup: ranges to read */
+    size_t count;
+    uint64_t chunks_expected; /* backup: chunks the ranges touch */
+    char *agent;              /* running on; NULL while queued */
+    bool abandoned;           /* its VM ended while an agent ran it: waits for the result to free
+                               * the agent's slot, then is forgotten (disk is NULL) */
+    vb_transport_t transport;
+    uint32_t attempt;
+    int64_t dispatched_ms;
+    uint64_t assign_seq; /* numbers the assign to its agent */
+} jb_task_t;
+
+struct jb_disk {
+    jb_vmrun_t *vm;
+    uint32_t sched_id;
+    const vb_inv_disk_t *inv;
+    char *routes[VB_TRANSPORT_COUNT]; /* URI per mode (at the snapshot for a backup) */
+    char *dest_path;                  /* restore to a new file */
+    char *parent_index;               /* incremental: the parent's index name */
+    char *change_id;                  /* backup: change ID at the snapshot */
+    vb_chunk_result_t *results;
+    size_t nresults, cap;
+    uint64_t bytes_new;
+    unsigned transports_used; /* VB_TRANSPORT_BIT of modes tasks used */
+    vb_index_t *index;        /* restore: the source index */
+    size_t tasks_left;
+    bool map_pending;
+    bool done;
+};
+
+struct jb_vmrun {
+    jb_job_t *job;
+    const vb_inv_vm_t *inv;
+    vb_inv_vm_t own;   /* restore to a directory: the VM as the restore point saw it */
+    zactor_t *prep;    /* backup: the snapshot/CBT thread while it runs */
+    char *reason;      /* backup: why full or incremental */
+    int64_t parent_id; /* backup: the parent restore point of an incremental */
+    char *name;
+    int64_t rp_id;
+    char *snapshot_id;
+    bool access;
+    jb_disk_t *disks;
+    size_t ndisks, disks_left;
+    bool finished;
+};
+
+struct jb_job {
+    int64_t id;
+    vb_job_kind_t kind;
+    vb_inventory_t *inv;
+    jb_vmrun_t *vms;
+    size_t nvms, vms_left;
+    size_t vms_failed;
+    char *first_error;
+    bool cancelled;
+    bool to_vm; /* restore into the VM's own disks */
+    bool ended; /* finished in the catalog; freed by jb_reap at the end of the event */
+    vb_jobs_t *engine;
+};
+
+typedef struct {
+    char *name;
+    char *host;
+    char *datastore;
+    char **luns;
+    size_t lun_count;
+    unsigned transports;
+    bool online;
+    uint64_t assign_seq; /* assigns sent to this agent so far */
+} jb_agent_t;
+
+struct vb_jobs {
+    vb_jobs_config_t cfg;
+    char *repository, *key_file;
+    vb_repo_t *repo;
+    vb_sched_t *sched;
+    zhashx_t *jobs;  /* "id" -> jb_job_t */
+    zhashx_t *tasks; /* "id" -> jb_task_t */
+    zhashx_t *sent;  /* "id" of tasks sent to an agent (may be stale: checked against tasks) */
+    jb_disk_t **disk_by_sched;
+    size_t disk_cap;
+    uint32_t next_disk;
+    jb_agent_t *agents;
+    size_t agent_count;
+    zhashx_t *places; /* datastore/host name -> id + 1 */
+    uint64_t dropped;
+};
+
+/* engine (jobs.c) */
+int64_t jb_now(void);
+const char *jb_key(int64_t id, char buf[24]);
+void jb_dispatch(vb_jobs_t *self);
+void jb_reap(vb_jobs_t *self);
+void jb_vm_fail(vb_jobs_t *self, jb_vmrun_t *vm, const char *error);
+void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char *error);
+void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm);
+vb_repo_t *jb_repo(vb_jobs_t *self);
+void jb_set_routes(jb_disk_t *d, const char *snapshot);
+int jb_register_disk(vb_jobs_t *self, jb_disk_t *d);
+int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan,
+                 size_t n);
+void jb_disk_done(vb_jobs_t *self, jb_disk_t *d);
+jb_job_t *jb_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_inventory_t *inv,
+                     size_t nvms);
+void jb_vmrun_init(jb_job_t *job, jb_vmrun_t *vm, const vb_inv_vm_t *inv);
+int jb_ready(vb_jobs_t *self);
+
+/* backups (jobs_backup.c) */
+int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);
+int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d);
+void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm);
+
+#endif

@@ -1,0 +1,315 @@
+/* jobs_restore — restores of a restore point to files, into its VM, or into a new VM. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jobs_internal.h"
+#include "log.h"
+#include "path.h"
+#include "policy/explain.h"
+#include "timefmt.h"
+#include "wire.h"
+
+/* ---- restores ---- */
+
+static bool s_window_all_holes(const vb_index_t *index, uint64_t offset, uint64_t length)
+{
+    uint64_t first = offset / index->chunk_size;
+    uint64_t last = (offset + length + index->chunk_size - 1) / index->chunk_size;
+    for (uint64_t i = first; i < last && i < index->count; i++)
+        if (!vb_digest_is_zero(&index->digests[i]))
+            return false;
+    return true;
+}
+
+static int s_restore_plan_disk(vb_jobs_t *self, jb_disk_t *d, bool skip_holes)
+{
+    vb_plan_task_t *plan = NULL;
+    size_t n = 0;
+    int rc =
+        vb_plan_windows(d->index->capacity, d->index->chunk_size, self->cfg.task_bytes, &plan, &n);
+    size_t keep = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (skip_holes && s_window_all_holes(d->index, plan[i].offset, plan[i].length)) {
+            free(plan[i].extents);
+            continue;
+        }
+        plan[keep++] = plan[i];
+    }
+    if (!rc && keep)
+        rc = jb_add_tasks(self, d, VB_TASK_RESTORE, plan, keep);
+    vb_plan_free(&plan, keep);
+    return rc;
+}
+
+/* Which VM restore may go into: refused while it has snapshots (snapshot contention), unless
+ * the user asked to delete them first. */
+static int s_check_target_vm(vb_jobs_t *self, const char *vm_name, bool delete_snapshots,
+                             vb_inventory_t **inv)
+{
+    const vb_inv_vm_t *vm = vb_inventory_find_vm(*inv, vm_name);
+    if (!vm)
+        return vb_error_set(VB_ENOTFOUND,
+                            "VM %s is not in the inventory (restore it to a "
+                            "directory instead)",
+                            vm_name);
+    if (vm->snapshot_count == 0)
+        return 0;
+    if (!delete_snapshots)
+        return vb_error_set(VB_EPOLICY,
+                            "VM %s has %zu snapshot(s) (first: %s); restoring into a VM with "
+                            "snapshots is refused: the restore would contend with the snapshot "
+                            "(VDDK best practice). Delete the snapshots (--delete-snapshots) or "
+                            "restore to a new location (--to-dir)",
+                            vm_name, vm->snapshot_count, vm->snapshots[0]);
+    vb_provider_t *p = self->cfg.provider;
+    for (size_t i = 0; i < vm->snapshot_count; i++) {
+        int rc = p->ops->snapshot_remove(p, vm_name, vm->snapshots[i]);
+        if (rc)
+            return vb_error_prefix(rc, "deleting snapshot %s of %s", vm->snapshots[i], vm_name);
+        VB_LOG_INFO("jobs", "snapshot_deleted vm=%s snapshot=%s (asked by --delete-snapshots)",
+                    vm_name, vm->snapshots[i]);
+    }
+    vb_inventory_free(inv);
+    return p->ops->inventory(p, inv);
+}
+
+static void s_own_vm(jb_vmrun_t *vm, const vb_restore_point_t *rp)
+{
+    vm->own.name = strdup(rp->vm);
+    vm->own.host = strdup("");
+    vm->own.is_fcd = rp->is_fcd;
+    vm->own.disks = calloc(rp->disk_count ? rp->disk_count : 1, sizeof *vm->own.disks);
+    vm->own.disk_count = rp->disk_count;
+    for (size_t i = 0; i < rp->disk_count; i++) {
+        vm->own.disks[i].key = strdup(rp->disks[i].key);
+        vm->own.disks[i].name = strdup(rp->disks[i].name ? rp->disks[i].name : rp->disks[i].key);
+        vm->own.disks[i].datastore = strdup(rp->disks[i].datastore ? rp->disks[i].datastore : "");
+        vm->own.disks[i].capacity = rp->disks[i].capacity;
+    }
+}
+
+static int s_dest_path(const char *dir, const char *vm, const char *key, char *buf, size_t size)
+{
+    char safe[200];
+    size_t n = 0;
+    for (const char *p = vm; *p && n < 120; p++)
+        safe[n++] = (*p == '/' || *p == ' ') ? '_' : *p;
+    safe[n++] = '-';
+    for (const char *p = key; *p && n < sizeof safe - 1; p++)
+        safe[n++] = *p == '/' ? '_' : *p;
+    safe[n] = '\0';
+    return vb_pathf(buf, size, "%s/%s.raw", dir, safe);
+}
+
+/* Restore to a new VM: creates VM `name` through the provider with one empty disk per disk of
+ * the restore point (same keys, names and capacities) on `datastore` (NULL: the datastore of the
+ * restore point's first disk), then re-reads the inventory into *inv. An encrypted source disk
+ * becomes a plain disk holding its plaintext; `notes` gets a line saying so. */
+static int s_create_new_vm(vb_jobs_t *self, const vb_restore_point_t *rp, vb_index_t **indexes,
+                           const char *name, const char *datastore, vb_inventory_t **inv,
+                           json_t *notes)
+{
+    vb_provider_t *p = self->cfg.provider;
+    if (!p->ops->create_vm)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "restore to a new VM: creating a VM is not "
+                            "supported by this provider (%s)",
+                            p->ops->name);
+    if (vb_inventory_find_vm(*inv, name))
+        return vb_error_set(VB_EEXISTS,
+                            "a VM or FCD named %s exists already; choose another "
+                            "name for the new VM (or restore into it with --to-vm)",
+                            name);
+    if (!datastore)
+        datastore = rp->disk_count ? rp->disks[0].datastore : NULL;
+    if (!datastore || !datastore[0])
+        return vb_error_set(VB_EINVAL,
+                            "restore point %lld does not say which datastore its disks "
+                            "were on: name one with --datastore",
+                            (long long)rp->id);
+    vb_inv_new_disk_t *disks = calloc(rp->disk_count ? rp->disk_count : 1, sizeof *disks);
+    if (!disks)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    const vb_inv_vm_t *src = vb_inventory_find_vm(*inv, rp->vm);
+    for (size_t i = 0; i < rp->disk_count; i++) {
+        disks[i].key = rp->disks[i].key;
+        disks[i].name = rp->disks[i].name;
+        disks[i].capacity = indexes[i] ? indexes[i]->capacity : rp->disks[i].capacity;
+        for (size_t k = 0; src && k < src->disk_count; k++) {
+            if (!src->disks[k].encrypted || !streq(src->disks[k].key, rp->disks[i].key))
+                continue;
+            char note[512];
+            snprintf(note, sizeof note,
+                     "disk %s of %s is encrypted: the new VM's disk is a plain "
+                     "disk holding its plaintext (encrypt it in vSphere if "
+                     "it must stay encrypted)",
+                     rp->disks[i].key, rp->vm);
+            json_array_append_new(notes, json_string(note));
+        }
+    }
+    int rc = p->ops->create_vm(p, name, NULL, datastore, disks, rp->disk_count);
+    free(disks);
+    if (rc)
+        return vb_error_prefix(rc, "restore to a new VM");
+    VB_LOG_INFO("jobs", "vm_created vm=\"%s\" datastore=\"%s\" disks=%zu from_rp=%lld", name,
+                datastore, rp->disk_count, (long long)rp->id);
+    vb_inventory_free(inv);
+    if ((rc = p->ops->inventory(p, inv)) != 0)
+        return vb_error_prefix(rc, "inventory after creating VM %s", name);
+    if (!vb_inventory_find_vm(*inv, name))
+        return vb_error_set(VB_ENOTFOUND, "VM %s was created but is not in the inventory", name);
+    return 0;
+}
+
+int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
+{
+    int rc = jb_ready(self);
+    if (rc)
+        return rc;
+    json_int_t rp_id = json_integer_value(json_object_get(args, "rp"));
+    const char *to_dir = json_string_value(json_object_get(args, "to_dir"));
+    bool to_vm = json_is_true(json_object_get(args, "to_vm"));
+    bool delete_snapshots = json_is_true(json_object_get(args, "delete_snapshots"));
+    const char *new_vm = json_string_value(json_object_get(args, "new_vm"));
+    const char *datastore = json_string_value(json_object_get(args, "datastore"));
+    if (!!to_dir + to_vm + !!new_vm != 1)
+        return vb_error_set(VB_EINVAL,
+                            "say where to restore: one of --to-dir DIR, --to-vm, --new-vm NAME");
+    if (datastore && !new_vm)
+        return vb_error_set(VB_EINVAL, "--datastore goes with --new-vm");
+    if (to_dir && to_dir[0] != '/')
+        return vb_error_set(VB_EINVAL, "--to-dir needs an absolute path");
+    vb_restore_point_t rp = {0};
+    if ((rc = vb_catalog_restore_point_get(self->cfg.catalog, rp_id, &rp)) != 0)
+        return vb_error_set(rc, "restore point %lld does not exist", (long long)rp_id);
+    vb_inventory_t *inv = NULL;
+    json_t *notes = json_array();
+    vb_index_t **indexes = calloc(rp.disk_count ? rp.disk_count : 1, sizeof *indexes);
+    char **dests = calloc(rp.disk_count ? rp.disk_count : 1, sizeof *dests);
+    rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv);
+    if (!rc && to_vm)
+        rc = s_check_target_vm(self, rp.vm, delete_snapshots, &inv);
+    const char *target_name = new_vm ? new_vm : rp.vm;
+    const vb_inv_vm_t *target = !rc && to_vm ? vb_inventory_find_vm(inv, target_name) : NULL;
+    if (!rc && to_dir && mkdir(to_dir, 0755) != 0 && errno != EEXIST)
+        rc = vb_error_set(VB_EIO, "cannot make %s: %s", to_dir, strerror(errno));
+    for (size_t i = 0; !rc && i < rp.disk_count; i++) {
+        const vb_rp_disk_t *rd = &rp.disks[i];
+        if ((rc = vb_index_read(self->repo, rd->index_path, &indexes[i])) != 0) {
+            vb_error_prefix(rc, "disk %s", rd->key);
+            break;
+        }
+        if (to_dir) {
+            char path[PATH_MAX];
+            if ((rc = s_dest_path(to_dir, rp.vm, rd->key, path, sizeof path)) != 0)
+                break;
+            if (access(path, F_OK) == 0) {
+                rc = vb_error_set(VB_EEXISTS, "%s exists; remove it or restore elsewhere", path);
+                break;
+            }
+            dests[i] = strdup(path);
+        } else if (target) {
+            bool found = false;
+            for (size_t k = 0; k < target->disk_count; k++)
+                if (streq(target->disks[k].key, rd->key)) {
+                    found = true;
+                    if (target->disks[k].capacity < indexes[i]->capacity)
+                        rc = vb_error_set(VB_EINVAL,
+                                          "disk %s of %s is smaller now (%llu bytes) "
+                                          "than in the restore point (%llu)",
+                                          rd->key, target_name,
+                                          (unsigned long long)target->disks[k].capacity,
+                                          (unsigned long long)indexes[i]->capacity);
+                }
+            if (!found && !rc)
+                rc = vb_error_set(VB_ENOTFOUND, "VM %s has no disk %s any more", target_name,
+                                  rd->key);
+        }
+    }
+    /* The new VM is made once every index has been read: a restore that cannot run leaves none. */
+    if (!rc && new_vm)
+        rc = s_create_new_vm(self, &rp, indexes, new_vm, datastore, &inv, notes);
+    int64_t id = 0;
+    if (!rc) {
+        vb_job_t row = {0};
+        vb_job_vm_t jv = {0};
+        jv.vm = new_vm ? (char *)new_vm : rp.vm;
+        jv.is_fcd = rp.is_fcd && !new_vm;
+        jv.restore_point_id = rp.id;
+        row.kind = VB_JOB_RESTORE;
+        row.started = jb_now();
+        row.vms = &jv;
+        row.vm_count = 1;
+        char opts[PATH_MAX + 64];
+        snprintf(opts, sizeof opts, "{\"to\": \"%s\"}", to_dir ? "dir" : "vm");
+        json_t *o = new_vm
+                        ? json_pack("{s:s, s:s, s:O}", "to", "new-vm", "vm", new_vm, "notes", notes)
+                        : NULL;
+        char *new_opts = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(o);
+        row.options = new_opts ? new_opts : opts;
+        rc = vb_catalog_job_create(self->cfg.catalog, &row, &id);
+        free(new_opts);
+    }
+    if (!rc) {
+        jb_job_t *job = jb_job_new(self, id, VB_JOB_RESTORE, inv, 1);
+        inv = NULL;
+        job->to_vm = to_vm; /* write_zeros: a new VM's disks read as zeros already */
+        jb_vmrun_t *vm = &job->vms[0];
+        if (!to_dir) {
+            jb_vmrun_init(job, vm, vb_inventory_find_vm(job->inv, target_name));
+        } else {
+            s_own_vm(vm, &rp);
+            jb_vmrun_init(job, vm, &vm->own);
+        }
+        vm->ndisks = vm->disks_left = rp.disk_count;
+        for (size_t i = 0; i < rp.disk_count && !rc; i++) {
+            jb_disk_t *d = &vm->disks[i];
+            for (size_t k = 0; k < vm->inv->disk_count; k++)
+                if (streq(vm->inv->disks[k].key, rp.disks[i].key))
+                    d->inv = &vm->inv->disks[k];
+            d->index = indexes[i];
+            indexes[i] = NULL;
+            d->dest_path = dests[i];
+            dests[i] = NULL;
+            if (!to_dir)
+                jb_set_routes(d, NULL);
+            if (!(rc = jb_register_disk(self, d)))
+                rc = s_restore_plan_disk(self, d, !to_vm);
+        }
+        *result = json_pack("{s:I}", "job", (json_int_t)id);
+        if (new_vm)
+            json_object_set_new(*result, "new_vm",
+                                json_pack("{s:s, s:O}", "name", new_vm, "notes", notes));
+        VB_LOG_INFO("jobs", "restore_started job=%lld rp=%lld vm=%s to=%s", (long long)id,
+                    (long long)rp.id, rp.vm,
+                    to_dir   ? to_dir
+                    : new_vm ? new_vm
+                             : "the VM");
+        for (size_t i = 0; !rc && i < vm->ndisks && !vm->finished; i++)
+            if (vm->disks[i].tasks_left == 0)
+                jb_disk_done(self, &vm->disks[i]);
+        if (rc && !vm->finished)
+            jb_vm_fail(self, vm, vb_error_msg());
+        rc = 0;
+    }
+    for (size_t i = 0; i < rp.disk_count; i++) {
+        vb_index_destroy(&indexes[i]);
+        free(dests[i]);
+    }
+    free(indexes);
+    free(dests);
+    json_decref(notes);
+    vb_inventory_free(&inv);
+    vb_restore_point_clear(&rp);
+    jb_dispatch(self);
+    jb_reap(self);
+    return rc;
+}
+
+vb_provider_t *vb_jobs_provider(vb_jobs_t *self)
+{
+    return self->cfg.provider;
+}
