@@ -104,8 +104,8 @@ static int s_luks(vb_lab_site_t *site, json_t *disk, s_luks_op_t op)
                                            "key-secret=sec0,iter-time=200",
                                            "key-secret=sec0,iter-time=1000"};
         for (size_t i = 0; i < sizeof iter / sizeof iter[0]; i++) {
-            const char *argv[] = {"qemu-img", "convert", "-q", "--object", secret, "-O",
-                                  "luks",     "-o",      iter[i], plain, luks, NULL};
+            const char *argv[] = {"qemu-img", "convert", "-q",    "--object", secret, "-O",
+                                  "luks",     "-o",      iter[i], plain,      luks,   NULL};
             if ((rc = vb_lab_run(argv, log)) == 0)
                 break;
             unlink(luks);
@@ -419,6 +419,28 @@ static int s_open_object(const char *dir, const char *vm, bool write, vb_lab_sit
     return 0;
 }
 
+/* One edit of a VM or FCD under the site's write lock: open, edit, save when the edit returns
+ * 0 (S_UNCHANGED: nothing to save), close. */
+#define S_UNCHANGED 1
+typedef int (*s_edit_fn)(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg);
+
+static int s_edit_object(const char *dir, const char *vm, s_edit_fn edit, void *arg)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    rc = edit(site, obj, fcd, arg);
+    if (rc == S_UNCHANGED)
+        rc = 0;
+    else if (rc == 0)
+        rc = vb_lab_site_save(site);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
 int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
                   vb_lab_changes_t *out)
 {
@@ -528,100 +550,98 @@ static void s_rename_parent(vb_lab_site_t *site, const char *old, const char *ne
     }
 }
 
-int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force)
+typedef struct {
+    const char *vm, *datastore;
+    bool force;
+} s_svmotion_t;
+
+static int s_svmotion(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
-    json_t *ds = vb_lab_site_find_datastore(site, datastore);
+    const s_svmotion_t *a = arg;
+    json_t *ds = vb_lab_site_find_datastore(site, a->datastore);
     const char *host = vb_lab_object_host(site, obj, fcd);
-    if (!ds) {
-        rc = vb_error_set(VB_ENOTFOUND, "no datastore named \"%s\" in the lab site", datastore);
-        goto out;
-    }
+    if (!ds)
+        return vb_error_set(VB_ENOTFOUND, "no datastore named \"%s\" in the lab site",
+                            a->datastore);
     const char *holder = vb_lab_json_str(obj, "access_blocked_by");
-    if (holder && !force) {
-        rc = vb_error_set(VB_EBUSY,
-                          "Storage vMotion of %s is blocked: prepared for access by %s "
-                          "(EndAccess releases it)",
-                          vm, holder);
-        goto out;
-    }
-    if (!fcd && host && !s_host_mounts(ds, host)) {
-        rc = vb_error_set(VB_EPOLICY, "cannot move %s to %s: its host %s does not mount %s", vm,
-                          datastore, host, datastore);
-        goto out;
-    }
+    if (holder && !a->force)
+        return vb_error_set(VB_EBUSY,
+                            "Storage vMotion of %s is blocked: prepared for access by %s "
+                            "(EndAccess releases it)",
+                            a->vm, holder);
+    if (!fcd && host && !s_host_mounts(ds, host))
+        return vb_error_set(VB_EPOLICY, "cannot move %s to %s: its host %s does not mount %s",
+                            a->vm, a->datastore, host, a->datastore);
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd); i++) {
         json_t *disk = vb_lab_object_disk(obj, fcd, i);
         char *old = strdup(vb_lab_json_str(disk, "path"));
-        char *np = s_repath(old ? old : "", datastore);
+        char *np = s_repath(old ? old : "", a->datastore);
         if (!old || !np) {
             free(old);
             free(np);
-            rc = vb_error_set(VB_ENOMEM, "out of memory");
-            goto out;
+            return vb_error_set(VB_ENOMEM, "out of memory");
         }
-        json_object_set_new(disk, "datastore", json_string(datastore));
+        json_object_set_new(disk, "datastore", json_string(a->datastore));
         json_object_set_new(disk, "path", json_string(np));
         s_rename_parent(site, old, np);
         free(old);
         free(np);
     }
-    rc = vb_lab_site_save(site);
-out:
-    vb_lab_site_destroy(&site);
-    return rc;
+    return 0;
+}
+
+int vb_lab_svmotion(const char *dir, const char *vm, const char *datastore, bool force)
+{
+    s_svmotion_t a = {vm, datastore, force};
+    return s_edit_object(dir, vm, s_svmotion, &a);
+}
+
+typedef struct {
+    const char *vm, *who;
+} s_access_t;
+
+static int s_prepare(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
+{
+    (void)site;
+    (void)fcd;
+    const s_access_t *a = arg;
+    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
+    if (holder && strcmp(holder, a->who) != 0)
+        VB_LOG_WARN("lab", "prepare-for-access vm=%s holder=%s replaced-by=%s", a->vm, holder,
+                    a->who);
+    if (json_object_set_new(obj, "access_blocked_by", json_string(a->who)))
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    return 0;
 }
 
 int vb_lab_prepare_for_access(const char *dir, const char *vm, const char *who)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
     if (!who || !who[0])
         return vb_error_set(VB_EINVAL, "PrepareForAccess needs the name of who holds the VM");
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
-    const char *holder = vb_lab_json_str(obj, "access_blocked_by");
-    if (holder && strcmp(holder, who) != 0)
-        VB_LOG_WARN("lab", "prepare-for-access vm=%s holder=%s replaced-by=%s", vm, holder, who);
-    if (json_object_set_new(obj, "access_blocked_by", json_string(who)))
-        rc = vb_error_set(VB_ENOMEM, "out of memory");
-    else
-        rc = vb_lab_site_save(site);
-    vb_lab_site_destroy(&site);
-    return rc;
+    s_access_t a = {vm, who};
+    return s_edit_object(dir, vm, s_prepare, &a);
+}
+
+static int s_end_access(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
+{
+    (void)site;
+    (void)fcd;
+    (void)arg;
+    if (!json_object_get(obj, "access_blocked_by"))
+        return S_UNCHANGED;
+    json_object_del(obj, "access_blocked_by");
+    return 0;
 }
 
 int vb_lab_end_access(const char *dir, const char *vm)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
-    if (json_object_get(obj, "access_blocked_by")) {
-        json_object_del(obj, "access_blocked_by");
-        rc = vb_lab_site_save(site);
-    }
-    vb_lab_site_destroy(&site);
-    return rc;
+    return s_edit_object(dir, vm, s_end_access, NULL);
 }
 
-int vb_lab_cbt_reset(const char *dir, const char *vm)
+static int s_cbt_reset(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
+    (void)arg;
+    int rc = 0;
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd) && !rc; i++) {
         json_t *disk = vb_lab_object_disk(obj, fcd, i);
         char *epoch =
@@ -637,10 +657,12 @@ int vb_lab_cbt_reset(const char *dir, const char *vm)
         free(epoch);
         free(log);
     }
-    if (!rc)
-        rc = vb_lab_site_save(site);
-    vb_lab_site_destroy(&site);
     return rc;
+}
+
+int vb_lab_cbt_reset(const char *dir, const char *vm)
+{
+    return s_edit_object(dir, vm, s_cbt_reset, NULL);
 }
 
 /* ---- QueryChangedDiskAreas */

@@ -14,7 +14,7 @@ vm=$(site_json | jq -r '.vms[0].name')
 # job_running JOB: some task of the job runs on an agent
 tasks_on() { "$VBAK" job show "$1" --json | jq -r '[.tasks[] | select(.state == "running") | .agent] | .[0] // empty'; }
 job_state() { "$VBAK" job show "$1" --json | jq -r .state; }
-wait_running_task() { local a=""; for _ in $(seq 200); do a=$(tasks_on "$1"); [[ -n $a ]] && { echo "$a"; return; }; sleep 0.05; done; fail "no task of job $1 ever ran"; }
+wait_running_task() { local a=""; for _ in $(seq 600); do a=$(tasks_on "$1"); [[ -n $a ]] && { echo "$a"; return; }; sleep 0.05; done; fail "no task of job $1 ever ran"; }
 wait_job_end() { wait_until 120 "job $1 ends" bash -c "[[ \$(\"$VBAK\" job show $1 --json | jq -r .state) != running ]]"; }
 
 # 1. an agent dies in the middle of a full backup: its tasks finish elsewhere
@@ -33,13 +33,17 @@ pass "SIGKILL of $victim mid-job: the job completed on the others; restore byte-
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online again" has_count online 4
 
-# 2. the coordinator dies in the middle of a backup: restarted, the job fails cleanly
+# 2. the coordinator dies in the middle of a backup — snapshot made, VM held, tasks queued
+#    (the agents are stopped first so the job is surely in flight): restarted, it fails cleanly
 before=$("$VBAK" restore-points --json | jq length)
+for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
+wait_until 10 "agents gone" has_count online 0
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
-wait_running_task "$job" >/dev/null
+wait_until 30 "the snapshot of job $job" bash -c \
+  "[[ \$(\"$VBAK\" job show $job --json | jq -r '.vm_details[0].snapshot_state') == created ]]"
 kill -9 "$(cat "$SITE/run/coordinator.pid")"
 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 10 "agents back" has_count online 4
+wait_until 20 "agents back" has_count online 4
 [[ $(job_state "$job") == failed ]] || fail "job $job after a coordinator crash: $(job_state "$job")"
 "$VBAK" job show "$job" --json | jq -r .error | grep -q "coordinator stopped" || fail "no reason for the failure"
 [[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] \
