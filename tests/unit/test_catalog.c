@@ -5,25 +5,9 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "catalog_testutil.h"
 
-static char s_dir[64];
-static char s_path[128];
-
-static void setup(void)
-{
-    strcpy(s_dir, "/tmp/vbak-catalog-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/catalog.db", s_dir);
-}
-
-static void teardown(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(catalog, .init = setup, .fini = teardown);
+TestSuite(catalog, .init = catalog_setup, .fini = catalog_teardown);
 
 static vb_agent_record_t agent(const char *name, const char *key)
 {

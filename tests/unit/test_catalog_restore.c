@@ -6,32 +6,9 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "catalog_testutil.h"
 
-static char s_dir[64];
-static char s_path[128];
-
-static void setup(void)
-{
-    snprintf(s_dir, sizeof s_dir, "/tmp/vbak-catrp-XXXXXX");
-    cr_assert_not_null(mkdtemp(s_dir));
-    snprintf(s_path, sizeof s_path, "%s/catalog.db", s_dir);
-}
-
-static void teardown(void)
-{
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s_dir);
-    cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(catalog_restore, .init = setup, .fini = teardown);
-
-static vb_catalog_t *open_cat(void)
-{
-    vb_catalog_t *cat = vb_catalog_open(s_path);
-    cr_assert_not_null(cat, "%s", vb_error_msg());
-    return cat;
-}
+TestSuite(catalog_restore, .init = catalog_setup, .fini = catalog_teardown);
 
 static int64_t backup_job(vb_catalog_t *cat, const char *vm, int64_t started)
 {
