@@ -2,9 +2,11 @@
  * command groups in cli_<group>.c. */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "cli_disk.h"
 #include "cli_repo.h"
 
@@ -69,6 +71,9 @@ static bool s_wants_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* the CLI speaks through its messages; library log lines below a warning are for daemons */
+    vb_log_set_level(getenv("VBAK_DEBUG") ? VB_LOG_LEVEL_DEBUG : VB_LOG_LEVEL_WARN);
+    vb_log_set_name("vbak");
     const char *config = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# `vbak disk cat` (driven through tests/tools/disk_cli until the vbak binary dispatches to it)
-# on every URI form the lab serves: file, nbd over IPv4 and IPv6, nbds with X.509 (IPv4 literal
+# `vbak disk cat` on every URI form the lab serves: file, nbd over IPv4 and IPv6, nbds with X.509 (IPv4 literal
 # and host name) and with TLS-PSK over IPv6, a LUKS-encrypted disk, and vddk through the fake
 # libvixDiskLib.so. Each copy must hold exactly the disk's bytes and keep its holes; a wrong key,
 # a certificate from another CA, X.509 to an IPv6 literal and a missing VDDK are refused with a
 # reason.
 set -euo pipefail
 : "${VB_TESTS_BIN:?}"
-CLI="$VB_TESTS_BIN/disk_cli"
+CLI_BIN="$VB_BIN/vbak"
 SERVE="$VB_TESTS_BIN/disk_serve"
 T=$(mktemp -d "${TMPDIR:-/tmp}/vbdiskcat.XXXXXX")
 PIDS=()
@@ -27,7 +26,7 @@ for spec in 0:3 1024:16 9000:5 20416:64; do # KiB offset : KiB length
     head -c $((len * 1024)) /dev/urandom | dd of="$IMG" bs=1024 seek="$off" conv=notrunc status=none
 done
 sync "$IMG"
-EXPECT_MAP=$("$CLI" info "$IMG" --json | jq -c .extents)
+EXPECT_MAP=$("$CLI_BIN" disk info "$IMG" --json | jq -c .extents)
 # The temp file system must keep holes, or the hole checks below would prove nothing.
 [ "$(echo "$EXPECT_MAP" | jq length)" -eq 4 ] || fail "the source image's holes are not seen: $EXPECT_MAP"
 
@@ -91,11 +90,11 @@ URIS=(
 n=0
 for uri in "${URIS[@]}"; do
     n=$((n + 1))
-    "$CLI" cat "$uri" --out "$T/out$n.img" >"$T/cat$n.log" || fail "cat --out of $uri: $(cat "$T/cat$n.log")"
+    "$CLI_BIN" disk cat "$uri" --out "$T/out$n.img" >"$T/cat$n.log" || fail "cat --out of $uri: $(cat "$T/cat$n.log")"
     cmp "$IMG" "$T/out$n.img" || fail "bytes differ through $uri"
-    got=$("$CLI" info "$T/out$n.img" --json | jq -c .extents)
+    got=$("$CLI_BIN" disk info "$T/out$n.img" --json | jq -c .extents)
     [ "$got" = "$EXPECT_MAP" ] || fail "holes not kept through $uri: $got vs $EXPECT_MAP"
-    "$CLI" cat "$uri" | cmp - "$IMG" || fail "stdout bytes differ through $uri"
+    "$CLI_BIN" disk cat "$uri" | cmp - "$IMG" || fail "stdout bytes differ through $uri"
     rm -f "$T/out$n.img"
     echo "ok: $uri"
 done
@@ -103,19 +102,19 @@ done
 # The allocation map each server reports matches the image's holes (LUKS: the filter reports
 # everything as data, which is allowed: it only means more reading).
 for uri in "${URIS[@]:2:5}"; do
-    got=$("$CLI" info "$uri" --json | jq -c .extents)
+    got=$("$CLI_BIN" disk info "$uri" --json | jq -c .extents)
     [ "$got" = "$EXPECT_MAP" ] || fail "allocation map through $uri: $got vs $EXPECT_MAP"
 done
 # VixDiskLib answers in whole chunks (vbak asks for 64 KiB ones): the holes rounded to chunks.
 VDDK_MAP=$(echo "$EXPECT_MAP" | jq -c 'map([(.[0] / 65536 | floor) * 65536,
     (((.[0] + .[1]) / 65536 | ceil) * 65536) - ((.[0] / 65536 | floor) * 65536)])')
-got=$("$CLI" info "$VDDK" --json | jq -c .extents)
+got=$("$CLI_BIN" disk info "$VDDK" --json | jq -c .extents)
 [ "$got" = "$VDDK_MAP" ] || fail "allocation map through vddk: $got vs $VDDK_MAP"
 
 refused() { # EXPECTED-TEXT URI [options]
     local want=$1
     shift
-    if "$CLI" cat "$@" --out "$T/refused.img" 2>"$T/err.log" >/dev/null; then
+    if "$CLI_BIN" disk cat "$@" --out "$T/refused.img" 2>"$T/err.log" >/dev/null; then
         fail "accepted: $*"
     fi
     [ "$(wc -l <"$T/err.log")" -eq 1 ] || fail "more than one error line: $(cat "$T/err.log")"

@@ -4,7 +4,8 @@
 # PSK and a plain client on a TLS port are refused; `down` leaves no server running.
 set -euo pipefail
 T=${VB_TESTS_BIN:?}
-LAB="$T/lab_site"
+LAB="$T/lab_site" # the site and its disk servers, without daemons
+vbak_lab() { "${VB_BIN:?}/vbak" lab "$@"; }
 PSK="$T/lab_nbd_psk"
 base=${TMPDIR:-/tmp}
 work=$(mktemp -d "$base/vbak-lab-serve.XXXXXX")
@@ -18,7 +19,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$LAB" create "$dir" --disk-size 2097152 --seed 11
-"$LAB" show "$dir" --json > "$work/site.json"
+vbak_lab show "$dir" --json > "$work/site.json"
 jq -e '.datastores | map(.type) | (index("VMFS") and index("NFS") and index("vsan") and index("VVOL"))' \
     "$work/site.json" >/dev/null || fail "datastore types"
 # Every disk carries the fields the contract names.
@@ -64,7 +65,7 @@ nbdcopy "$snapuri" - | cmp -s - "$snapfile" || fail "snapshot export"
 nbdcopy "${snapuri%@*}" - | cmp -s - "$snapfile" && fail "live disk equals its snapshot"
 
 # Changes are served at once, encrypted disk included.
-"$LAB" mutate "$dir" fcd-enc-01 --percent 25 >/dev/null
+vbak_lab mutate "$dir" fcd-enc-01 --percent 25 >/dev/null
 encfile=$(jq -r '.fcds[] | select(.encrypted) | .file_uri' "$work/site.json")
 encsuri=$(jq -r '.fcds[] | select(.encrypted) | .nbds_uri' "$work/site.json")
 nbdcopy "$encsuri" - | cmp -s - "$encfile" || fail "encrypted disk after mutate (IPv4)"
@@ -75,13 +76,13 @@ nbdcopy "$encsuri" - | cmp -s - "$encfile" || fail "encrypted disk after mutate 
 cap=$(jq '.fcds[] | select(.encrypted) | .capacity' "$work/site.json")
 head -c "$cap" /dev/urandom > "$work/restore.img"
 nbdcopy "$work/restore.img" "$encsuri"
-sid=$("$LAB" snapshot create "$dir" fcd-enc-01 after-restore)
+sid=$(vbak_lab snapshot create "$dir" fcd-enc-01 after-restore)
 cmp -s "$work/restore.img" "$encfile@$sid" || fail "snapshot after an NBDSSL restore"
 nbdcopy "${encsuri%%\?*}@$sid?${encsuri#*\?}" - | cmp -s - "$work/restore.img" || fail "snapshot export"
 head -c 1048576 /dev/urandom > "$work/part.img"
 dd if="$work/part.img" of="$encfile" conv=notrunc status=none
-"$LAB" snapshot remove "$dir" fcd-enc-01 after-restore >/dev/null
-sid=$("$LAB" snapshot create "$dir" fcd-enc-01 after-hotadd)
+vbak_lab snapshot remove "$dir" fcd-enc-01 after-restore >/dev/null
+sid=$(vbak_lab snapshot create "$dir" fcd-enc-01 after-hotadd)
 "$PSK" "$encsuri6" | cmp -s - "$encfile" || fail "file-view restore not served"
 cmp -s "$encfile" "$encfile@$sid" || fail "snapshot after a file-view restore"
 
