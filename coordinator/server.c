@@ -359,23 +359,13 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- control socket ---- */
 
-static json_t *s_status_json_base(self_t *self);
-
 static json_t *s_status_json(self_t *self)
-{
-    json_t *st = s_status_json_base(self);
-    json_object_set_new(json_object_get(st, "counters"), "results_dropped",
-                        json_integer((json_int_t)vb_jobs_dropped_results(self->jobs)));
-    return st;
-}
-
-static json_t *s_status_json_base(self_t *self)
 {
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);
     const vb_registry_counters_t *rc = vb_registry_counters(self->registry);
     return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I}}",
+                     "s:I, s:I, s:I, s:I}}",
                      "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
                      "agents", "online", (int)online, "lost", (int)lost, "counters", "malformed",
                      (json_int_t)self->counters.malformed, "oversized",
@@ -387,7 +377,8 @@ static json_t *s_status_json_base(self_t *self)
                      (json_int_t)rc->refused_name, "refused_facts", (json_int_t)rc->refused_facts,
                      "control_denied", (json_int_t)self->counters.zap_denied, "enrolled",
                      (json_int_t)rc->enrolled, "registered", (json_int_t)rc->registered,
-                     "control_requests", (json_int_t)self->counters.control_requests);
+                     "control_requests", (json_int_t)self->counters.control_requests,
+                     "results_dropped", (json_int_t)vb_jobs_dropped_results(self->jobs));
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result)
