@@ -298,29 +298,25 @@ vb_repo_t *jb_repo(vb_jobs_t *self)
     return self->repo;
 }
 
-/* ---- URIs at a snapshot: the lab serves a disk at snapshot S as export "EXPORT@S" ---- */
+/* ---- routes: how agents reach a disk ---- */
 
-static char *s_at_snapshot(const char *uri, const char *snapshot)
+/* The disk's URI as the provider serves it at `snapshot` (NULL: live). */
+static char *s_at_snapshot(vb_provider_t *p, const char *uri, const char *snapshot)
 {
     if (!uri)
         return NULL;
-    if (!snapshot)
+    if (!snapshot || !p->ops->uri_at_snapshot)
         return strdup(uri);
-    const char *q = strchr(uri, '?');
-    size_t head = q ? (size_t)(q - uri) : strlen(uri);
-    size_t n = strlen(uri) + strlen(snapshot) + 2;
-    char *out = malloc(n);
-    if (out)
-        snprintf(out, n, "%.*s@%s%s", (int)head, uri, snapshot, q ? q : "");
-    return out;
+    return p->ops->uri_at_snapshot(p, uri, snapshot);
 }
 
-void jb_set_routes(jb_disk_t *d, const char *snapshot)
+void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot)
 {
-    d->routes[VB_TRANSPORT_SAN] = s_at_snapshot(d->inv->file_uri, snapshot);
-    d->routes[VB_TRANSPORT_HOTADD] = s_at_snapshot(d->inv->file_uri, snapshot);
-    d->routes[VB_TRANSPORT_NBDSSL] = s_at_snapshot(d->inv->nbds_uri, snapshot);
-    d->routes[VB_TRANSPORT_NBD] = s_at_snapshot(d->inv->nbd_uri, snapshot);
+    vb_provider_t *p = self->cfg.provider;
+    d->routes[VB_TRANSPORT_SAN] = s_at_snapshot(p, d->inv->file_uri, snapshot);
+    d->routes[VB_TRANSPORT_HOTADD] = s_at_snapshot(p, d->inv->file_uri, snapshot);
+    d->routes[VB_TRANSPORT_NBDSSL] = s_at_snapshot(p, d->inv->nbds_uri, snapshot);
+    d->routes[VB_TRANSPORT_NBD] = s_at_snapshot(p, d->inv->nbd_uri, snapshot);
     /* vSphere without an NBD server: the datastore file service (HTTPS, so encrypted) reads the
      * flat file in the NBDSSL slot; s_send_assign names the route "vsfile". Not rewritten at a
      * snapshot: the URI names the file the snapshot froze (disk.h, vsfile). */

@@ -245,7 +245,7 @@ static int s_backup_vm_plan(vb_jobs_t *self, jb_vmrun_t *vm, vb_prep_result_t *r
     uint32_t chunk = vb_repo_chunk_size(self->repo);
     for (size_t i = 0; !rc && i < vm->ndisks; i++) {
         jb_disk_t *d = &vm->disks[i];
-        jb_set_routes(d, vm->snapshot_id);
+        jb_set_routes(self, d, vm->snapshot_id);
         if ((rc = jb_register_disk(self, d)) != 0)
             break;
         if (!incremental) {

@@ -119,7 +119,7 @@ void jb_vm_fail(vb_jobs_t *self, jb_vmrun_t *vm, const char *error);
 void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char *error);
 void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm);
 vb_repo_t *jb_repo(vb_jobs_t *self);
-void jb_set_routes(jb_disk_t *d, const char *snapshot);
+void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot);
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d);
 int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan,
                  size_t n);

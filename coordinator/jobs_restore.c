@@ -275,7 +275,7 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
             d->dest_path = dests[i];
             dests[i] = NULL;
             if (!to_dir)
-                jb_set_routes(d, NULL);
+                jb_set_routes(self, d, NULL);
             if (!(rc = jb_register_disk(self, d)))
                 rc = s_restore_plan_disk(self, d, !to_vm);
         }

@@ -142,6 +142,9 @@ typedef struct {
                          vb_extent_list_t *out, char **new_change_id_out);
     /* VixDiskLib_PrepareForAccess / EndAccess: while `who` reads the VM, Storage vMotion is
      * blocked. NULL when the provider has no such call. */
+    /* The URI through which a disk reached at `uri` is read as it was at `snapshot_id` (caller
+     * frees). NULL op: the URI already reads what the snapshot froze (vSphere's flat file). */
+    char *(*uri_at_snapshot)(vb_provider_t *self, const char *uri, const char *snapshot_id);
     int (*prepare_for_access)(vb_provider_t *self, const char *vm, const char *who);
     int (*end_access)(vb_provider_t *self, const char *vm);
     /* Creates VM `name` on `datastore` with `n` new, empty disks (they read as zeros), on `host`

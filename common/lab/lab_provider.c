@@ -1,5 +1,6 @@
 /* lab_provider — the inventory provider (inventory.h) over a lab site directory. Every call
  * re-reads site.json under the site lock, so edits and `vbak lab mutate` are seen at once. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,19 @@ static int s_changed_areas(vb_provider_t *self, const char *vm, const char *disk
                                 change_id, out, new_change_id_out);
 }
 
+/* The lab serves a disk at snapshot S as the export "EXPORT@S" and the file "IMAGE@S" (lab.h). */
+static char *s_uri_at_snapshot(vb_provider_t *self, const char *uri, const char *snapshot_id)
+{
+    (void)self;
+    const char *q = strchr(uri, '?');
+    size_t head = q ? (size_t)(q - uri) : strlen(uri);
+    size_t n = strlen(uri) + strlen(snapshot_id) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%.*s@%s%s", (int)head, uri, snapshot_id, q ? q : "");
+    return out;
+}
+
 static int s_prepare_for_access(vb_provider_t *self, const char *vm, const char *who)
 {
     return vb_lab_prepare_for_access(((s_lab_t *)self->impl)->dir, vm, who);
@@ -208,6 +222,7 @@ static const vb_provider_ops_t s_ops = {
     .snapshot_create = s_snapshot_create,
     .snapshot_remove = s_snapshot_remove,
     .changed_areas = s_changed_areas,
+    .uri_at_snapshot = s_uri_at_snapshot,
     .prepare_for_access = s_prepare_for_access,
     .end_access = s_end_access,
     .create_vm = s_create_vm,
