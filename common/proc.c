@@ -16,16 +16,21 @@ static int s_read_pid(const char *pid_path, pid_t *out)
     FILE *f = fopen(pid_path, "r");
     if (!f)
         return VB_ENOTFOUND;
-    long v = 0;
-    int n = fscanf(f, "%ld", &v);
+    char buf[32] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
-    if (n != 1 || v <= 1 || v > INT_MAX)
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    /* Only a complete line counts: a server writing its own pid file may be half-way through. */
+    if (end == buf || *end != '\n' || errno || v <= 1 || v > INT_MAX)
         return VB_ECORRUPT;
     *out = (pid_t)v;
     return 0;
 }
 
-static bool s_cmdline_has(pid_t pid, const char *program)
+static bool s_cmdline_has(pid_t pid, const char *identity)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
@@ -40,7 +45,7 @@ static bool s_cmdline_has(pid_t pid, const char *program)
         if (buf[i] == '\0')
             buf[i] = ' ';
     buf[n] = '\0';
-    return strstr(buf, program) != NULL;
+    return strstr(buf, identity) != NULL;
 }
 
 static bool s_is_zombie(pid_t pid)
@@ -65,12 +70,12 @@ bool vb_proc_exited(pid_t pid)
     return kill(pid, 0) != 0 || s_is_zombie(pid);
 }
 
-bool vb_proc_running(const char *pid_path, const char *program, pid_t *pid_out)
+bool vb_proc_running(const char *pid_path, const char *identity, pid_t *pid_out)
 {
     pid_t pid;
     if (s_read_pid(pid_path, &pid) != 0)
         return false;
-    if (vb_proc_exited(pid) || !s_cmdline_has(pid, program))
+    if (vb_proc_exited(pid) || !s_cmdline_has(pid, identity))
         return false;
     if (pid_out)
         *pid_out = pid;
@@ -113,10 +118,10 @@ static void s_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-int vb_proc_stop(const char *pid_path, const char *program, int timeout_ms)
+int vb_proc_stop(const char *pid_path, const char *identity, int timeout_ms)
 {
     pid_t pid;
-    if (!vb_proc_running(pid_path, program, &pid)) {
+    if (!vb_proc_running(pid_path, identity, &pid)) {
         remove(pid_path);
         return 0;
     }
@@ -136,7 +141,7 @@ int vb_proc_stop(const char *pid_path, const char *program, int timeout_ms)
         }
         s_sleep_ms(20);
     }
-    return vb_error_set(VB_EBUSY, "process %d (%s) does not stop", (int)pid, program);
+    return vb_error_set(VB_EBUSY, "process %d (%s) does not stop", (int)pid, identity);
 }
 
 char *vb_proc_self_dir(void)

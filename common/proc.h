@@ -1,8 +1,9 @@
 /* proc — background processes tracked by pid files (the lab's daemons and servers).
  *
- * A pid file holds one decimal pid. A process counts as running only when the pid is alive AND
- * its command line contains the expected program name, so a stale pid file whose pid was reused
- * by something else is never signalled. */
+ * A pid file holds one decimal pid and a newline. A process counts as running only when the pid
+ * is alive AND its command line contains an identity string unique to it (its configuration file
+ * or pid file path, not merely its program name: pids wrap at 32768 on many machines, and a stale
+ * pid reused by the same program of another site must never be signalled). */
 #ifndef VB_PROC_H
 #define VB_PROC_H
 
@@ -16,15 +17,16 @@
 int vb_proc_spawn(char *const argv[], const char *log_path, const char *pid_path,
                   pid_t *pid_out) VB_WUR;
 
-/* True when the pid in `pid_path` is alive and runs `program`; *pid_out set when not NULL. */
-bool vb_proc_running(const char *pid_path, const char *program, pid_t *pid_out);
+/* True when the pid in `pid_path` is alive and its command line contains `identity`; *pid_out
+ * set when not NULL. */
+bool vb_proc_running(const char *pid_path, const char *identity, pid_t *pid_out);
 
 /* True when `pid` has exited (reaps it when it is our child). */
 bool vb_proc_exited(pid_t pid);
 
 /* Stops the process of `pid_path` (SIGTERM, then SIGKILL after timeout_ms), removes the pid
  * file. 0 when nothing runs afterwards (also when nothing ran). */
-int vb_proc_stop(const char *pid_path, const char *program, int timeout_ms) VB_WUR;
+int vb_proc_stop(const char *pid_path, const char *identity, int timeout_ms) VB_WUR;
 
 /* The directory of the running executable (for finding sibling binaries); caller frees. */
 char *vb_proc_self_dir(void);

@@ -354,7 +354,7 @@ static int s_start(s_site_t *site, const char *name, const char *program, bool *
     (void)vb_pathf(log, sizeof log, "%s/log/%s.log", site->dir, name);
     (void)vb_pathf(bin, sizeof bin, "%s/%s", site->bindir, program);
     *started = false;
-    if (vb_proc_running(pid, program, NULL))
+    if (vb_proc_running(pid, conf, NULL))
         return 0;
     char *argv[] = {bin, "--config", conf, NULL};
     pid_t child;
@@ -368,9 +368,10 @@ static int s_start(s_site_t *site, const char *name, const char *program, bool *
 static int s_wait_coordinator(s_site_t *site, json_t **agents)
 {
     vb_cli_t cli = {0};
-    char conf[PATH_MAX], pid[PATH_MAX];
+    char conf[PATH_MAX], pid[PATH_MAX], coordinator_conf[PATH_MAX];
     (void)vb_pathf(conf, sizeof conf, "%s/vbak.conf", site->dir);
     (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", site->dir);
+    (void)vb_pathf(coordinator_conf, sizeof coordinator_conf, "%s/coordinator.conf", site->dir);
     int rc = vb_cli_load_config(&cli, conf);
     cli.settings.timeout_ms = 500;
     for (int tries = 0; !rc && tries < 40; tries++) {
@@ -379,7 +380,7 @@ static int s_wait_coordinator(s_site_t *site, json_t **agents)
             *agents = res;
             break;
         }
-        if (!vb_proc_running(pid, "vbak-coordinator", NULL)) {
+        if (!vb_proc_running(pid, coordinator_conf, NULL)) {
             rc = vb_error_set(VB_EIO, "the coordinator stopped; see %s/log/coordinator.log",
                               site->dir);
             break;
@@ -452,9 +453,9 @@ static int s_up(int argc, char **argv)
             goto out;
         count += started;
     }
-    printf("lab site %s is up: coordinator and %zu agents (%d started now)\n"
+    printf("lab site %s is up: coordinator and %zu agent%s (%d started now)\n"
            "  export VBAK_CONFIG=%s/vbak.conf; vbak agents\n",
-           site.dir, zlistx_size(names), count, site.dir);
+           site.dir, zlistx_size(names), zlistx_size(names) == 1 ? "" : "s", count, site.dir);
 out:
     json_decref(agents);
     zlistx_destroy(&names);
@@ -472,17 +473,19 @@ static int s_down(int argc, char **argv)
         return vb_cli_fail("%s", vb_error_msg());
     zlistx_t *names = s_names_new();
     rc = s_agent_names(site.dir, names);
-    char pid[PATH_MAX];
+    char pid[PATH_MAX], conf[PATH_MAX];
     int failures = 0;
     for (const char *n = zlistx_first(names); !rc && n; n = zlistx_next(names)) {
         (void)vb_pathf(pid, sizeof pid, "%s/run/%s.pid", site.dir, n);
-        if (vb_proc_stop(pid, "vbak-agent", 5000) != 0) {
+        (void)vb_pathf(conf, sizeof conf, "%s/%s.conf", site.dir, n);
+        if (vb_proc_stop(pid, conf, 5000) != 0) {
             vb_cli_fail("lab down: %s: %s", n, vb_error_msg());
             failures++;
         }
     }
     (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", site.dir);
-    if (!rc && vb_proc_stop(pid, "vbak-coordinator", 5000) != 0) {
+    (void)vb_pathf(conf, sizeof conf, "%s/coordinator.conf", site.dir);
+    if (!rc && vb_proc_stop(pid, conf, 5000) != 0) {
         vb_cli_fail("lab down: coordinator: %s", vb_error_msg());
         failures++;
     }

@@ -26,6 +26,7 @@
 #include "lab/lab_util.h"
 #include "lab/site.h"
 #include "log.h"
+#include "proc.h"
 
 typedef struct {
     const char *name;
@@ -48,76 +49,22 @@ static void s_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* The pid in a pid file, or 0 when the file is absent or unreadable. */
-static pid_t s_read_pid(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char buf[32] = "";
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *end;
-    long v = strtol(buf, &end, 10);
-    /* Only a complete line counts: the writer may be half-way through. */
-    if (end == buf || *end != '\n' || v <= 1 || v > 4194304)
-        return 0;
-    return (pid_t)v;
-}
-
-/* Is pid a live (not zombie) nbdkit? Guards against a recycled pid. */
-static bool s_is_nbdkit(pid_t pid)
-{
-    char path[64], comm[64] = "", stat[256] = "";
-    snprintf(path, sizeof path, "/proc/%ld/comm", (long)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool ok = fgets(comm, sizeof comm, f) && strncmp(comm, "nbdkit", 6) == 0;
-    fclose(f);
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if (ok && (f = fopen(path, "r"))) {
-        if (fgets(stat, sizeof stat, f)) {
-            const char *rp = strrchr(stat, ')');
-            ok = !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
-        }
-        fclose(f);
-    }
-    return ok;
-}
-
 static char *s_pidfile(const char *dir, const s_server_t *s)
 {
     return vb_lab_strf("%s/run/%s.pid", dir, s->name);
 }
 
+/* A server is identified by its pid file path, which is on its command line (nbdkit -P): a pid
+ * reused by another site's nbdkit is never taken for ours. */
 static int s_stop_one(const char *dir, const s_server_t *s, int *stopped)
 {
     char *pf = s_pidfile(dir, s);
     if (!pf)
         return VB_ENOMEM;
-    pid_t pid = s_read_pid(pf);
-    int rc = 0;
-    if (pid > 0 && s_is_nbdkit(pid)) {
-        kill(pid, SIGTERM);
-        int waited = 0;
-        while (s_is_nbdkit(pid) && waited < 5000) {
-            s_sleep_ms(20);
-            waited += 20;
-        }
-        if (s_is_nbdkit(pid)) {
-            kill(pid, SIGKILL);
-            for (waited = 0; s_is_nbdkit(pid) && waited < 2000; waited += 20)
-                s_sleep_ms(20);
-        }
-        if (s_is_nbdkit(pid))
-            rc = vb_error_set(VB_EBUSY, "nbdkit %s (pid %ld) does not stop", s->name, (long)pid);
-        else
-            (*stopped)++;
-    }
-    if (!rc)
-        unlink(pf);
+    bool was_running = vb_proc_running(pf, pf, NULL);
+    int rc = vb_proc_stop(pf, pf, 5000);
+    if (!rc && was_running)
+        (*stopped)++;
     free(pf);
     return rc;
 }
@@ -152,8 +99,7 @@ int vb_lab_serve_running(const char *dir, int *count)
             rc = VB_ENOMEM;
             break;
         }
-        pid_t pid = s_read_pid(pf);
-        *count += pid > 0 && s_is_nbdkit(pid);
+        *count += vb_proc_running(pf, pf, NULL);
         free(pf);
     }
     free(abs);
@@ -209,6 +155,41 @@ static bool s_log_has_error(const char *log)
     return strstr(last, "error") != NULL;
 }
 
+enum { S_START_ATTEMPTS = 3 };
+
+/* Starts one nbdkit and waits for it to listen (its pid file appears once it does). On failure
+ * *silent tells whether it exited without saying why. */
+static int s_launch(const char *const argv[], const char *pf, const char *log, bool *silent)
+{
+    *silent = false;
+    unlink(pf);
+    int rc = s_spawn_detached(argv, log);
+    if (rc)
+        return rc;
+    /* A server that fails exits at once; a slow machine may take a while to bind. */
+    for (int waited = 0; waited < 10000; waited += 10) {
+        if (vb_proc_running(pf, pf, NULL))
+            return 0;
+        if (access(pf, F_OK) == 0) {
+            s_sleep_ms(50); /* a pid file being written, or a server that just died */
+            if (vb_proc_running(pf, pf, NULL))
+                return 0;
+            char last[512];
+            vb_lab_last_line(log, last, sizeof last);
+            if (last[0])
+                return vb_error_set(VB_EIO, "exited at start: %s (log %s)", last, log);
+            *silent = true;
+            return vb_error_set(VB_EIO, "exited at start with no message (log %s)", log);
+        }
+        if (waited >= 300 && s_log_has_error(log))
+            break;
+        s_sleep_ms(10);
+    }
+    char last[512];
+    vb_lab_last_line(log, last, sizeof last);
+    return vb_error_set(VB_EIO, "did not start: %s (log %s)", last[0] ? last : "no message", log);
+}
+
 static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
 {
     const char *dir = vb_lab_site_dir(site);
@@ -227,7 +208,6 @@ static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
     char *pass = vb_lab_strf("passphrase=+%s/tls/luks.pass", dir);
     if (!pf || !log || !tls || !files || !pass)
         goto out;
-    unlink(pf);
     const char *argv[20];
     int n = 0;
     argv[n++] = "nbdkit";
@@ -249,26 +229,19 @@ static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
     if (s->luks)
         argv[n++] = pass;
     argv[n] = NULL;
-    if ((rc = s_spawn_detached(argv, log))) {
-        vb_error_prefix(rc, "starting nbdkit %s on %s port %s", s->name, addr, port);
-        goto out;
-    }
-    pid_t pid = 0;
-    /* A server that fails exits at once; a slow machine may take a while to bind. */
-    for (int waited = 0; waited < 10000 && !(pid = s_read_pid(pf)); waited += 10) {
-        if (waited >= 300 && s_log_has_error(log))
+    /* A server that dies at once without a word (seen once on a loaded machine) is started
+     * again, with a warning; one that says why it failed (a port in use, a bad certificate) is
+     * not: the same start would fail the same way. */
+    for (int attempt = 1;; attempt++) {
+        bool silent;
+        rc = s_launch(argv, pf, log, &silent);
+        if (!rc || !silent || attempt == S_START_ATTEMPTS)
             break;
-        s_sleep_ms(10);
+        VB_LOG_WARN("lab", "serve-restart server=%s addr=%s port=%s attempt=%d reason=\"%s\"",
+                    s->name, addr, port, attempt, vb_error_msg());
     }
-    if (!pid || !s_is_nbdkit(pid)) {
-        char last[512];
-        vb_lab_last_line(log, last, sizeof last);
-        rc = vb_error_set(VB_EIO, "nbdkit %s on %s port %s did not start: %s (log %s)", s->name,
-                          addr, port, last[0] ? last : "no message", log);
-        goto out;
-    }
-    VB_LOG_DEBUG("lab", "serve-start server=%s addr=%s port=%s pid=%ld", s->name, addr, port,
-                 (long)pid);
+    if (rc)
+        vb_error_prefix(rc, "nbdkit %s on %s port %s", s->name, addr, port);
 out:
     free(pf);
     free(log);

@@ -137,5 +137,38 @@ grep -qi "certificate" "$work/err" || fail "rogue server: $(cat "$work/err")"
 if nbdinfo --size "${suri%%\?*}?tls-certificates=$work/otherca" 2>"$work/err"; then
     fail "a certificate for another name was accepted for 127.0.0.1"; fi
 grep -qi "certificate" "$work/err" || fail "wrong name: $(cat "$work/err")"
+
+# A stale pid file whose pid now belongs to another site's nbdkit (pids wrap at 32768): it is not
+# counted as the site's server and `down` never signals it.
+echo "$rogue_pid" > "$dir/run/nbds-ipv4.pid"
+[ "$("$LAB" running "$dir")" = 0 ] || fail "another site's nbdkit counted as this site's"
+"$LAB" down "$dir"
+kill -0 "$rogue_pid" 2>/dev/null || fail "down stopped another site's nbdkit"
+
+# The site's TLS port taken by someone else: up fails naming the server and the reason, and
+# leaves nothing running.
+if "$LAB" up "$dir" 2>"$work/err"; then fail "up succeeded on a taken port"; fi
+grep -q "nbds-ipv4 on 127.0.0.1 port $tlsport" "$work/err" || fail "taken port, which server: $(cat "$work/err")"
+grep -qi "in use" "$work/err" || fail "taken port, why: $(cat "$work/err")"
+[ "$("$LAB" running "$dir")" = 0 ] || fail "servers left running after a failed up"
 stop_rogue
+
+# A server that dies at start without a word is started again, with a warning naming it.
+mkdir "$work/bin"
+cat > "$work/bin/nbdkit" <<'EOF_NBDKIT'
+#!/usr/bin/env bash
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do [[ ${args[i]} == -P ]] && pf=${args[i+1]}; done
+if [[ $pf == */luks-ipv4.pid && ! -e ${pf%.pid}.died ]]; then
+    touch "${pf%.pid}.died"; echo "$$" > "$pf"; exit 0
+fi
+exec nbdkit "$@"
+EOF_NBDKIT
+chmod +x "$work/bin/nbdkit"
+real_nbdkit=$(command -v nbdkit)
+sed -i "s|^exec nbdkit|exec $real_nbdkit|" "$work/bin/nbdkit"
+PATH="$work/bin:$PATH" "$LAB" up "$dir" 2>"$work/err" || fail "up after a silent death: $(cat "$work/err")"
+[ "$("$LAB" running "$dir")" = 6 ] || fail "six servers expected after a restart"
+grep -q "serve-restart server=luks-ipv4" "$work/err" || fail "no warning for the restarted server: $(cat "$work/err")"
+"$LAB" down "$dir"
 echo "ok: $reads reads matched"
