@@ -3,11 +3,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,8 +16,10 @@
 #include "cli_lab_site.h"
 #include "keys.h"
 #include "lab/lab.h"
+#include "lab/site.h"
 #include "repo/repo.h"
 #include "path.h"
+#include "netport.h"
 #include "proc.h"
 
 typedef struct {
@@ -47,20 +47,19 @@ static int s_usage_lab(FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-static int s_free_port(int *port)
+/* The disk servers' ports of the site in dir: ports[0..2]. */
+static int s_site_ports(const char *dir, int ports[3])
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int rc = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-                     getsockname(fd, (struct sockaddr *)&a, &len) == 0
-                 ? 0
-                 : vb_error_set(VB_EIO, "cannot find a free TCP port: %s", strerror(errno));
-    if (!rc)
-        *port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    vb_lab_site_t *site;
+    int rc = vb_lab_site_open(dir, false, &site);
+    if (rc)
+        return rc;
+    json_t *net = json_object_get(vb_lab_site_root(site), "network");
+    static const char *keys[] = {"nbd_port", "tls_port", "luks_port"};
+    for (int i = 0; i < 3; i++)
+        ports[i] = (int)json_integer_value(json_object_get(net, keys[i]));
+    vb_lab_site_destroy(&site);
+    return 0;
 }
 
 static int s_mkdir(const char *path, mode_t mode)
@@ -157,11 +156,15 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
         rc = rc ? rc : VB_EIO;
     if (!rc && inv->proxy_count == 0)
         rc = vb_error_set(VB_EINVAL, "the lab site has no proxy VMs");
-    int agent_port = 0, control_port = 0;
+    /* The daemons' ports: apart from each other and from the disk servers' (not bound yet). */
+    int ports[5] = {0};
     if (!rc)
-        rc = s_free_port(&agent_port);
+        rc = s_site_ports(dir, ports);
     if (!rc)
-        rc = s_free_port(&control_port);
+        rc = vb_netport_pick(false, ports, 3, &ports[3]);
+    if (!rc)
+        rc = vb_netport_pick(false, ports, 4, &ports[4]);
+    int agent_port = ports[3], control_port = ports[4];
     FILE *f = rc ? NULL : s_open_conf(dir, "coordinator.conf", "vbak coordinator");
     if (!rc && !f)
         rc = VB_EIO;

@@ -6,17 +6,15 @@
  * none of the VM datastores; a host that requires encryption; every datastore type. */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lab/lab.h"
+#include "netport.h"
 #include "lab/lab_util.h"
 #include "lab/ops.h"
 #include "lab/site.h"
@@ -65,41 +63,6 @@ static const struct {
 
 /* The special-character disk: spaces, #, %, & and non-ASCII in its file name. */
 #define S_SPECIAL_STEM "data #2 100% & caf\xc3\xa9 \xc3\xbc"
-
-static int s_pick_port(int taken[3], int n, int *out)
-{
-    for (int attempt = 0; attempt < 50; attempt++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof a;
-        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-            getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-            int e = errno;
-            if (fd >= 0)
-                close(fd);
-            return vb_error_set(VB_EIO, "cannot find a free port on 127.0.0.1: %s", strerror(e));
-        }
-        int port = ntohs(a.sin_port);
-        /* The same port must be free on [::1] too: both families share the number. */
-        int fd6 = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
-                                  .sin6_port = htons((uint16_t)port),
-                                  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-        int one = 1;
-        bool ok = fd6 >= 0 && setsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0 &&
-                  bind(fd6, (struct sockaddr *)&a6, sizeof a6) == 0;
-        if (fd6 >= 0)
-            close(fd6);
-        close(fd);
-        for (int i = 0; i < n; i++)
-            ok = ok && taken[i] != port;
-        if (ok) {
-            *out = port;
-            return 0;
-        }
-    }
-    return vb_error_set(VB_EIO, "cannot find a port free on both 127.0.0.1 and [::1]");
-}
 
 static int s_generate_image(const char *path, uint64_t cap, uint64_t seed)
 {
@@ -473,8 +436,9 @@ int vb_lab_site_create(const char *dir, const vb_lab_options_t *opts)
         if (rc)
             goto out;
     }
+    /* Both address families share each port number (the IPv4 and IPv6 servers). */
     for (int i = 0; i < 3; i++)
-        if ((rc = s_pick_port(ports, i, &ports[i])))
+        if ((rc = vb_netport_pick(true, ports, (size_t)i, &ports[i])))
             goto out;
     json_t *root = s_build(&o, ports);
     if (!root) {
