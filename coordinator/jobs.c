@@ -334,26 +334,36 @@ static const char *s_route_mode(const jb_disk_t *d, vb_transport_t m)
 
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d)
 {
-    uint32_t id = self->next_disk++;
+    uint32_t id;
+    int rc = vb_sched_disk_add(self->sched, s_place(self, d->inv->datastore),
+                               s_place(self, d->vm->inv->host), &id);
+    if (rc)
+        return rc;
     if (id >= self->disk_cap) {
         size_t cap = self->disk_cap ? self->disk_cap * 2 : 64;
+        while (cap <= id)
+            cap *= 2;
         jb_disk_t **grown = realloc(self->disk_by_sched, cap * sizeof *grown);
-        if (!grown)
+        if (!grown) {
+            vb_sched_disk_remove(self->sched, id);
             return vb_error_set(VB_ENOMEM, "out of memory");
+        }
         memset(grown + self->disk_cap, 0, (cap - self->disk_cap) * sizeof *grown);
         self->disk_by_sched = grown;
         self->disk_cap = cap;
     }
     self->disk_by_sched[id] = d;
     d->sched_id = id;
-    const char *host = d->vm->inv->host;
-    return vb_sched_disk_add(self->sched, id, s_place(self, d->inv->datastore),
-                             s_place(self, host));
+    d->registered = true;
+    return 0;
 }
 
 static void s_unregister_disk(vb_jobs_t *self, jb_disk_t *d)
 {
-    vb_sched_disk_cancel(self->sched, d->sched_id);
+    if (!d->registered)
+        return;
+    d->registered = false;
+    vb_sched_disk_remove(self->sched, d->sched_id);
     if (d->sched_id < self->disk_cap)
         self->disk_by_sched[d->sched_id] = NULL;
 }

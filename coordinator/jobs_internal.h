@@ -36,7 +36,8 @@ typedef struct {
 
 struct jb_disk {
     jb_vmrun_t *vm;
-    uint32_t sched_id;
+    uint32_t sched_id; /* the scheduler's id while registered */
+    bool registered;
     const vb_inv_disk_t *inv;
     char *routes[VB_TRANSPORT_COUNT]; /* URI per mode (at the snapshot for a backup) */
     char *dest_path;                  /* restore to a new file */
@@ -103,7 +104,6 @@ struct vb_jobs {
     zhashx_t *sent;  /* "id" of tasks sent to an agent (may be stale: checked against tasks) */
     jb_disk_t **disk_by_sched;
     size_t disk_cap;
-    uint32_t next_disk;
     jb_agent_t *agents;
     size_t agent_count;
     zhashx_t *places; /* datastore/host name -> id + 1 */

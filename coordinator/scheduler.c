@@ -29,6 +29,8 @@ typedef struct {
     uint32_t host;
     s_task_t *head, *tail; /* queued tasks */
     size_t queued;
+    size_t tasks;          /* queued + running: the id is free again once cancelled and 0 */
+    size_t active_pos;     /* 1 + its index in the active list while it has queued tasks */
     s_pair_t *pairs;       /* per agent id, grown on demand */
     size_t pair_cap;
 } s_disk_t;
@@ -47,7 +49,11 @@ struct vb_sched {
     s_agent_t *agents;
     size_t agent_cap;
     s_disk_t *disks;
-    size_t disk_cap;
+    size_t disk_cap, disk_count; /* ids below disk_count were handed out */
+    uint32_t *free_ids;          /* ids handed back, reused first: memory stays bounded by the */
+    size_t free_count, free_cap; /* most disks at once, not by every disk ever planned */
+    uint32_t *active;            /* disks with queued tasks: dispatch looks at these only */
+    size_t active_count, active_cap;
     uint32_t *ds_running, *host_running;
     size_t ds_cap, host_cap;
     /* task id -> task, open addressing with linear probing; tombstones are (void *)1 */
@@ -132,13 +138,53 @@ static s_task_t *s_lookup(vb_sched_t *self, uint64_t id)
     return slot ? *slot : NULL;
 }
 
-static void s_forget(vb_sched_t *self, s_task_t *t)
+static void s_activate(vb_sched_t *self, uint32_t disk)
+{
+    s_disk_t *d = &self->disks[disk];
+    if (d->active_pos)
+        return;
+    self->active[self->active_count++] = disk; /* sized to disk_cap in disk_add */
+    d->active_pos = self->active_count;
+}
+
+static void s_deactivate(vb_sched_t *self, uint32_t disk)
+{
+    s_disk_t *d = &self->disks[disk];
+    if (!d->active_pos)
+        return;
+    size_t i = d->active_pos - 1;
+    uint32_t last = self->active[--self->active_count];
+    self->active[i] = last;
+    self->disks[last].active_pos = i + 1;
+    d->active_pos = 0;
+}
+
+/* A cancelled disk with no task left: its state is dropped and its id handed out again. */
+static void s_disk_release(vb_sched_t *self, uint32_t disk)
+{
+    s_disk_t *d = &self->disks[disk];
+    free(d->pairs);
+    memset(d, 0, sizeof *d);
+    self->free_ids[self->free_count++] = disk; /* sized to disk_cap in disk_add */
+}
+
+static void s_forget_task(vb_sched_t *self, s_task_t *t)
 {
     s_task_t **slot = s_slot(self, t->id, false);
     if (slot)
         *slot = S_TOMB;
     self->table_live--;
     free(t);
+}
+
+/* The task leaves the scheduler for good. */
+static void s_forget(vb_sched_t *self, s_task_t *t)
+{
+    uint32_t disk = t->disk;
+    s_forget_task(self, t);
+    s_disk_t *d = &self->disks[disk];
+    if (--d->tasks == 0 && d->cancelled)
+        s_disk_release(self, disk);
 }
 
 vb_sched_t *vb_sched_new(const vb_sched_limits_t *limits, vb_sched_decide_fn decide, void *ctx)
@@ -168,6 +214,8 @@ void vb_sched_destroy(vb_sched_t **self_p)
     for (size_t d = 0; d < self->disk_cap; d++)
         free(self->disks[d].pairs);
     free(self->disks);
+    free(self->free_ids);
+    free(self->active);
     free(self->agents);
     free(self->ds_running);
     free(self->host_running);
@@ -197,6 +245,7 @@ static void s_requeue_front(vb_sched_t *self, s_task_t *t)
         d->tail = t;
     d->queued++;
     self->queued++;
+    s_activate(self, t->disk);
 }
 
 static void s_release(vb_sched_t *self, s_task_t *t)
@@ -231,21 +280,31 @@ void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, s
     self->agents[agent].online = false;
 }
 
-int vb_sched_disk_add(vb_sched_t *self, uint32_t disk, uint32_t datastore, uint32_t host)
+int vb_sched_disk_add(vb_sched_t *self, uint32_t datastore, uint32_t host, uint32_t *disk)
 {
-    int rc = s_grow((void **)&self->disks, &self->disk_cap, disk, sizeof *self->disks);
+    uint32_t id = self->free_count ? self->free_ids[self->free_count - 1]
+                                   : (uint32_t)self->disk_count;
+    int rc = s_grow((void **)&self->disks, &self->disk_cap, id, sizeof *self->disks);
+    /* the free and active lists never hold more ids than there are disk slots */
+    if (!rc)
+        rc = s_grow((void **)&self->free_ids, &self->free_cap, self->disk_cap, sizeof(uint32_t));
+    if (!rc)
+        rc = s_grow((void **)&self->active, &self->active_cap, self->disk_cap, sizeof(uint32_t));
     if (!rc)
         rc = s_grow((void **)&self->ds_running, &self->ds_cap, datastore, sizeof(uint32_t));
     if (!rc)
         rc = s_grow((void **)&self->host_running, &self->host_cap, host, sizeof(uint32_t));
     if (rc)
         return rc;
-    s_disk_t *d = &self->disks[disk];
-    if (d->used)
-        return vb_error_set(VB_EEXISTS, "scheduler: disk %u added twice", disk);
+    if (self->free_count)
+        self->free_count--;
+    else
+        self->disk_count++;
+    s_disk_t *d = &self->disks[id];
     d->used = true;
     d->datastore = datastore;
     d->host = host;
+    *disk = id;
     return 0;
 }
 
@@ -277,7 +336,9 @@ int vb_sched_task_add(vb_sched_t *self, uint64_t task, uint32_t disk)
         d->head = t;
     d->tail = t;
     d->queued++;
+    d->tasks++;
     self->queued++;
+    s_activate(self, disk);
     return 0;
 }
 
@@ -340,7 +401,8 @@ static bool s_place_one(vb_sched_t *self, uint32_t disk, vb_sched_assignment_t *
     if (!d->head)
         d->tail = NULL;
     t->next = NULL;
-    d->queued--;
+    if (--d->queued == 0)
+        s_deactivate(self, disk);
     self->queued--;
     t->state = S_RUNNING;
     t->agent = best;
@@ -360,11 +422,15 @@ size_t vb_sched_dispatch(vb_sched_t *self, vb_sched_assignment_t *out, size_t ca
     /* round robin over disks, one task each per round, so concurrent jobs share the agents */
     while (progress && n < cap && self->queued > 0) {
         progress = false;
-        for (uint32_t disk = 0; disk < self->disk_cap && n < cap; disk++) {
-            if (self->disks[disk].used && s_place_one(self, disk, &out[n])) {
+        for (size_t i = 0; i < self->active_count && n < cap;) {
+            uint32_t disk = self->active[i];
+            if (s_place_one(self, disk, &out[n])) {
                 n++;
                 progress = true;
             }
+            /* a disk whose queue ran dry left the list: the one moved into its place is next */
+            if (i < self->active_count && self->active[i] == disk)
+                i++;
         }
     }
     return n;
@@ -416,20 +482,24 @@ int vb_sched_task_requeue(vb_sched_t *self, uint64_t task)
     return 0;
 }
 
-void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk)
+void vb_sched_disk_remove(vb_sched_t *self, uint32_t disk)
 {
-    if (disk >= self->disk_cap || !self->disks[disk].used)
+    if (disk >= self->disk_cap || !self->disks[disk].used || self->disks[disk].cancelled)
         return;
     s_disk_t *d = &self->disks[disk];
     d->cancelled = true;
+    s_deactivate(self, disk);
     while (d->head) {
         s_task_t *t = d->head;
         d->head = t->next;
-        self->queued--;
-        s_forget(self, t);
+        s_forget_task(self, t);
     }
-    d->tail = NULL;
+    self->queued -= d->queued;
+    d->tasks -= d->queued;
     d->queued = 0;
+    d->tail = NULL;
+    if (d->tasks == 0)
+        s_disk_release(self, disk);
 }
 
 size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap)
@@ -439,10 +509,9 @@ size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap)
         online += self->agents[a].online;
     if (!online)
         return 0;
-    for (uint32_t disk = 0; disk < self->disk_cap; disk++) {
+    for (size_t i = 0; i < self->active_count; i++) {
+        uint32_t disk = self->active[i];
         s_disk_t *d = &self->disks[disk];
-        if (!d->used || !d->head)
-            continue;
         bool reachable = false;
         for (uint32_t a = 0; a < self->agent_cap && !reachable; a++)
             reachable = self->agents[a].online && s_mode(self, d, disk, a) != VB_TRANSPORT_NONE;

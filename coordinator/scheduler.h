@@ -12,8 +12,10 @@
  *   - a failed open excludes that transport for that disk × agent pair, so the next allowed
  *     mode is used (fallback); a task that fails max_attempts times is given up.
  * The transport decision comes from the caller through `decide` (the transport policy), asked
- * once per disk × agent pair and cached. Disks and agents are small integer ids chosen by the
- * caller (dense, from 0). */
+ * once per disk × agent pair and cached. Agents are small integer ids chosen by the caller
+ * (dense, from 0); disk ids are handed out by the scheduler and reused once a removed disk has no
+ * task left, so a coordinator that runs for months holds state for its current disks only, and
+ * a dispatch looks only at disks with queued tasks. */
 #ifndef VB_SCHEDULER_H
 #define VB_SCHEDULER_H
 
@@ -59,8 +61,9 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
 void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, size_t cap,
                          size_t *count);
 
-/* Disks: the datastore and host (small ids for the limits). */
-int vb_sched_disk_add(vb_sched_t *self, uint32_t disk, uint32_t datastore, uint32_t host) VB_WUR;
+/* A disk on `datastore` and `host` (small ids for the limits); *disk is its id, until
+ * vb_sched_disk_remove(). */
+int vb_sched_disk_add(vb_sched_t *self, uint32_t datastore, uint32_t host, uint32_t *disk) VB_WUR;
 
 /* Queues a task of `disk`. Task ids are the caller's, unique. */
 int vb_sched_task_add(vb_sched_t *self, uint64_t task, uint32_t disk) VB_WUR;
@@ -81,10 +84,12 @@ int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
  * its queue, no attempt counted. VB_ENOTFOUND when the task is not running. */
 int vb_sched_task_requeue(vb_sched_t *self, uint64_t task) VB_WUR;
 
-/* Drops every queued task of `disk` (its job was cancelled or failed). Tasks still running keep
- * their agent's slot until their result comes (task_done / task_failed: then they are forgotten,
- * never requeued), because the agent is still busy with them; a lost agent's ones are forgotten. */
-void vb_sched_disk_cancel(vb_sched_t *self, uint32_t disk);
+/* The disk is finished with (its VM's backup or restore ended, well or not): every queued task
+ * of it is dropped. Tasks still running keep their agent's slot until their result comes
+ * (task_done / task_failed: then they are forgotten, never requeued), because the agent is still
+ * busy with them; a lost agent's ones are forgotten. After the last of them the id may be handed
+ * out again by vb_sched_disk_add(): the caller forgets it now. */
+void vb_sched_disk_remove(vb_sched_t *self, uint32_t disk);
 
 /* Queued tasks no online agent can take, because no online agent is allowed to reach their
  * disk: their disks are written to `disks` (up to cap); returns the count. */

@@ -31,6 +31,14 @@ static vb_sched_t *make(uint32_t per_ds, uint32_t per_host, uint32_t attempts)
     return vb_sched_new(&lim, decide, &s_site);
 }
 
+/* Adds a disk and returns the id the scheduler gave it. */
+static uint32_t add_disk(vb_sched_t *s, uint32_t datastore, uint32_t host)
+{
+    uint32_t id = UINT32_MAX;
+    cr_assert_eq(vb_sched_disk_add(s, datastore, host, &id), 0);
+    return id;
+}
+
 static void set_modes(uint32_t agent, size_t n, vb_transport_t a, vb_transport_t b,
                       vb_transport_t c)
 {
@@ -46,7 +54,7 @@ Test(scheduler, credit_based_dispatch)
     set_modes(1, 1, VB_TRANSPORT_NBD, 0, 0);
     cr_assert_eq(vb_sched_agent_up(s, 0, 2), 0);
     cr_assert_eq(vb_sched_agent_up(s, 1, 2), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
     for (uint64_t t = 1; t <= 10; t++)
         cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
     vb_sched_assignment_t out[16];
@@ -72,7 +80,7 @@ Test(scheduler, best_transport_first_then_least_loaded)
     set_modes(2, 2, VB_TRANSPORT_SAN, VB_TRANSPORT_NBD, 0);
     for (uint32_t a = 0; a < 3; a++)
         cr_assert_eq(vb_sched_agent_up(s, a, 2), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
     for (uint64_t t = 1; t <= 6; t++)
         cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
     vb_sched_assignment_t out[6];
@@ -93,9 +101,9 @@ Test(scheduler, datastore_and_host_limits)
     vb_sched_t *s = make(1, 0, 3);
     set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
     cr_assert_eq(vb_sched_agent_up(s, 0, 8), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 7, 0), 0); /* two disks on datastore 7 */
-    cr_assert_eq(vb_sched_disk_add(s, 1, 7, 1), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 2, 8, 1), 0);
+    cr_assert_eq(add_disk(s, 7, 0), 0); /* two disks on datastore 7 */
+    cr_assert_eq(add_disk(s, 7, 1), 1);
+    cr_assert_eq(add_disk(s, 8, 1), 2);
     for (uint64_t t = 0; t < 6; t++)
         cr_assert_eq(vb_sched_task_add(s, t, (uint32_t)(t % 3)), 0);
     vb_sched_assignment_t out[8];
@@ -104,8 +112,8 @@ Test(scheduler, datastore_and_host_limits)
 
     s = make(0, 1, 3);
     cr_assert_eq(vb_sched_agent_up(s, 0, 8), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 5), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 1, 1, 5), 0);
+    cr_assert_eq(add_disk(s, 0, 5), 0);
+    cr_assert_eq(add_disk(s, 1, 5), 1);
     cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 2, 1), 0);
     cr_assert_eq(vb_sched_dispatch(s, out, 8), 1, "one per host");
@@ -119,7 +127,7 @@ Test(scheduler, lost_agent_tasks_run_elsewhere)
     set_modes(1, 1, VB_TRANSPORT_NBD, 0, 0);
     cr_assert_eq(vb_sched_agent_up(s, 0, 2), 0);
     cr_assert_eq(vb_sched_agent_up(s, 1, 2), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 10, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 11, 0), 0);
     vb_sched_assignment_t out[4];
@@ -144,7 +152,7 @@ Test(scheduler, failed_open_falls_back_then_gives_up)
     vb_sched_t *s = make(0, 0, 3);
     set_modes(0, 3, VB_TRANSPORT_HOTADD, VB_TRANSPORT_NBDSSL, VB_TRANSPORT_NBD);
     cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
     vb_sched_assignment_t out[1];
     vb_sched_verdict_t v;
@@ -167,8 +175,8 @@ Test(scheduler, unreachable_disk_and_cancel)
     set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
     s_site.unreachable_disk = 1;
     cr_assert_eq(vb_sched_agent_up(s, 0, 4), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 1, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 1);
     cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 2, 1), 0);
     cr_assert_eq(vb_sched_task_add(s, 3, 0), 0);
@@ -179,8 +187,8 @@ Test(scheduler, unreachable_disk_and_cancel)
     uint32_t disks[4];
     cr_assert_eq(vb_sched_unreachable(s, disks, 4), 1);
     cr_assert_eq(disks[0], 1);
-    vb_sched_disk_cancel(s, 0);
-    vb_sched_disk_cancel(s, 1);
+    vb_sched_disk_remove(s, 0);
+    vb_sched_disk_remove(s, 1);
     vb_sched_stats_t st;
     vb_sched_stats(s, &st);
     cr_assert_eq(st.queued, 0);
@@ -206,7 +214,7 @@ Test(scheduler, many_tasks_and_agents)
         cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
     }
     for (uint32_t d = 0; d < 4; d++)
-        cr_assert_eq(vb_sched_disk_add(s, d, d, d), 0);
+        cr_assert_eq(add_disk(s, d, d), d);
     for (uint64_t t = 0; t < 20000; t++)
         cr_assert_eq(vb_sched_task_add(s, t, (uint32_t)(t % 4)), 0);
     vb_sched_assignment_t out[64];
@@ -227,7 +235,7 @@ Test(scheduler, refused_task_requeued_without_an_attempt)
     vb_sched_t *s = make(0, 0, 1);
     set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
     cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
-    cr_assert_eq(vb_sched_disk_add(s, 0, 0, 0), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
     cr_assert_eq(vb_sched_task_add(s, 7, 0), 0);
     vb_sched_assignment_t out[1];
     for (int i = 0; i < 3; i++) {
@@ -236,5 +244,51 @@ Test(scheduler, refused_task_requeued_without_an_attempt)
         cr_assert_eq(vb_sched_task_requeue(s, 7), 0);
     }
     cr_assert_eq(vb_sched_task_requeue(s, 7), VB_ENOTFOUND);
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, disk_ids_come_back_only_after_their_last_task)
+{
+    vb_sched_t *s = make(1, 0, 3); /* one running task per datastore */
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 4), 0);
+    uint32_t a = add_disk(s, 0, 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, a), 0);
+    cr_assert_eq(vb_sched_task_add(s, 2, a), 0);
+    vb_sched_assignment_t out[4];
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 1);
+    vb_sched_disk_remove(s, a); /* task 1 still runs on agent 0 */
+    uint32_t b = add_disk(s, 0, 0);
+    cr_assert_neq(b, a, "the id of a disk with a task still running was handed out again");
+    cr_assert_eq(vb_sched_task_add(s, 3, b), 0);
+    cr_assert_eq(vb_sched_dispatch(s, out + 1, 3), 0, "datastore 0 is still busy with task 1");
+    cr_assert_eq(vb_sched_task_done(s, 1), 0);
+    cr_assert_eq(vb_sched_dispatch(s, out + 1, 3), 1);
+    cr_assert_eq(out[1].task, 3);
+    uint32_t c = add_disk(s, 0, 0);
+    cr_assert_eq(c, a, "the id comes back once its last task ended");
+    cr_assert_eq(vb_sched_task_add(s, 4, c), 0);
+    cr_assert_eq(vb_sched_task_done(s, 3), 0);
+    cr_assert_eq(vb_sched_dispatch(s, out, 4), 1);
+    cr_assert_eq(out[0].task, 4, "a task of the reused id runs; task 2 of the removed disk never");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, a_long_running_coordinator_holds_only_its_current_disks)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 2), 0);
+    vb_sched_assignment_t out[2];
+    uint32_t highest = 0;
+    for (uint64_t t = 1; t <= 100000; t++) {
+        uint32_t d = add_disk(s, 0, 0);
+        highest = d > highest ? d : highest;
+        cr_assert_eq(vb_sched_task_add(s, t, d), 0);
+        cr_assert_eq(vb_sched_dispatch(s, out, 2), 1);
+        cr_assert_eq(vb_sched_task_done(s, t), 0);
+        vb_sched_disk_remove(s, d);
+    }
+    cr_assert_lt(highest, 2, "100000 disks one after another used ids up to %u", highest);
     vb_sched_destroy(&s);
 }
