@@ -79,6 +79,11 @@ static int s_restore_points(vb_admin_t *self, json_t *args, json_t **result)
     filter.vm = json_string_value(json_object_get(args, "vm"));
     filter.before = s_int(args, "before");
     filter.after = s_int(args, "after");
+    int64_t last = s_int(args, "last");
+    if (last > 0) { /* the newest N, listed oldest first like the rest */
+        filter.limit = (size_t)last;
+        filter.newest_first = true;
+    }
     vb_restore_point_t *rps = NULL;
     size_t n = 0;
     int rc = vb_catalog_restore_points_list(self->catalog, &filter, &rps, &n);
@@ -86,7 +91,8 @@ static int s_restore_points(vb_admin_t *self, json_t *args, json_t **result)
         return rc;
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, vb_json_restore_point(&rps[i], false));
+        json_array_append_new(arr,
+                              vb_json_restore_point(&rps[last > 0 ? n - 1 - i : i], false));
     vb_restore_points_free(&rps, n);
     *result = arr;
     return 0;

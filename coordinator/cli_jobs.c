@@ -369,10 +369,11 @@ int vb_cli_job(vb_cli_t *cli, int argc, char **argv)
 int vb_cli_restore_points(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
-        "Usage: vbak restore-points [VM] [--before TIME] [--after TIME] [--json]\n"
-        "List complete restore points, oldest first. TIME is ISO 8601, e.g. 2026-11-30T10:00:00Z.\n";
+        "Usage: vbak restore-points [VM] [--before TIME] [--after TIME] [--last N] [--json]\n"
+        "List complete restore points, oldest first. TIME is ISO 8601, e.g. 2026-11-30T10:00:00Z.\n"
+        "--last N: only the newest N of those that match.\n";
     const char *vm = NULL;
-    int64_t before = 0, after = 0;
+    int64_t before = 0, after = 0, last = 0;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         int rc = 0;
@@ -384,7 +385,10 @@ int vb_cli_restore_points(vb_cli_t *cli, int argc, char **argv)
             rc = s_parse_time(i + 1 < argc ? argv[++i] : NULL, "--before", &before);
         else if (s_is(argv[i], "--after"))
             rc = s_parse_time(i + 1 < argc ? argv[++i] : NULL, "--after", &after);
-        else if (argv[i][0] != '-' && !vm)
+        else if (s_is(argv[i], "--last") && i + 1 < argc) {
+            if (vb_parse_i64(argv[++i], 1, INT32_MAX, "--last", &last) != 0)
+                rc = vb_cli_fail("restore-points: %s", vb_error_msg()) + 1;
+        } else if (argv[i][0] != '-' && !vm)
             vm = argv[i];
         else
             return vb_cli_fail("restore-points: unexpected argument '%s'", argv[i]) + 1;
@@ -393,8 +397,8 @@ int vb_cli_restore_points(vb_cli_t *cli, int argc, char **argv)
     }
     json_t *res = NULL;
     if (vb_cli_call(cli, "restore-points",
-                    json_pack("{s:s?, s:I, s:I}", "vm", vm, "before", (json_int_t)before, "after",
-                              (json_int_t)after),
+                    json_pack("{s:s?, s:I, s:I, s:I}", "vm", vm, "before", (json_int_t)before,
+                              "after", (json_int_t)after, "last", (json_int_t)last),
                     &res) != 0)
         return vb_cli_fail("%s", vb_error_msg());
     if (json) {

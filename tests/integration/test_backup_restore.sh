@@ -64,6 +64,10 @@ all=$("$VBAK" restore-points --json | jq length)
   and has("created") and has("kind") and has("state") and has("parent"))' >/dev/null || fail "restore-points JSON"
 [[ $("$VBAK" restore-points vm-vsan-01 --before 2000-01-01T00:00:00Z --json | jq length) == 0 ]] || fail "--before"
 [[ $("$VBAK" restore-points vm-vsan-01 --after 2000-01-01T00:00:00+02:00 --json | jq length) == 2 ]] || fail "--after"
+newest=$("$VBAK" restore-points vm-vsan-01 --json | jq '.[-1].id')
+[[ $("$VBAK" restore-points vm-vsan-01 --last 1 --json | jq -c 'map(.id)') == "[$newest]" ]] || fail "--last 1 is not the newest"
+[[ $("$VBAK" restore-points --last 3 --json | jq -c 'map(.id)') == "$("$VBAK" restore-points --json | jq -c '.[-3:] | map(.id)')" ]] \
+  || fail "--last 3 is not the newest three, oldest first"
 "$VBAK" jobs --json | jq -e 'all(.[]; has("id") and has("kind") and has("state") and has("vms")
   and has("started") and has("finished") and has("error"))' >/dev/null || fail "jobs JSON"
 pass "catalog queries"
