@@ -126,9 +126,18 @@ static int s_spawn_detached(const char *const argv[], const char *log_path)
         /* Only async-signal-safe calls until exec. */
         if (setsid() < 0)
             _exit(126);
+        pid_t intermediate = getpid();
         pid_t g = fork();
         if (g != 0)
             _exit(g < 0 ? 126 : 0);
+        /* nbdkit arms PR_SET_PDEATHSIG(SIGTERM) as it starts: had this intermediate process not
+         * exited by then (a loaded machine may not run it for a while), its exit would stop
+         * nbdkit at once, without a word. So exec only once handed over to init (or a
+         * subreaper), which outlives it. */
+        for (int waited = 0; getppid() == intermediate && waited < 10000; waited++) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
         if (dup2(nullfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
             _exit(126);
         close_range(3, ~0u, 0);
@@ -166,8 +175,8 @@ static int s_launch(const char *const argv[], const char *pf, const char *log, b
     int rc = s_spawn_detached(argv, log);
     if (rc)
         return rc;
-    /* A server that fails exits at once; a slow machine may take a while to bind. */
-    for (int waited = 0; waited < 10000; waited += 10) {
+    /* A server that fails exits at once; a loaded machine may take a while to bind. */
+    for (int waited = 0; waited < 30000; waited += 10) {
         if (vb_proc_running(pf, pf, NULL))
             return 0;
         if (access(pf, F_OK) == 0) {
@@ -229,9 +238,9 @@ static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
     if (s->luks)
         argv[n++] = pass;
     argv[n] = NULL;
-    /* A server that dies at once without a word (seen once on a loaded machine) is started
-     * again, with a warning; one that says why it failed (a port in use, a bad certificate) is
-     * not: the same start would fail the same way. */
+    /* A server that dies at once without a word is started again, with a warning; one that says
+     * why it failed (a port in use, a bad certificate) is not: the same start would fail the
+     * same way. */
     for (int attempt = 1;; attempt++) {
         bool silent;
         rc = s_launch(argv, pf, log, &silent);
