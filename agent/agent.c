@@ -213,23 +213,6 @@ static int s_prepare_state(self_t *self)
     return 0;
 }
 
-static int s_mkdir_p(const char *path)
-{
-    char buf[PATH_MAX];
-    int rc = vb_pathf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; !rc && *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (!rc && mkdir(buf, 0700) != 0 && errno != EEXIST)
-        rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
-    return rc;
-}
-
 /* Removes what an earlier run left in the agent's fixed tmpDirectory (VixDiskLib_Cleanup's job:
  * nothing of this agent runs yet, so everything there is a leftover). Returns the count. */
 static int s_cleanup_tmp(const char *dir)
@@ -261,7 +244,7 @@ static int s_write_vddk_config(self_t *self)
     char tmp_dir[PATH_MAX], path[PATH_MAX];
     int rc = vb_vddk_tmp_directory(s->state_dir, s->name, tmp_dir, sizeof tmp_dir);
     if (!rc)
-        rc = s_mkdir_p(tmp_dir);
+        rc = vb_mkdir_p(tmp_dir, 0700);
     if (!rc)
         rc = vb_pathf(path, sizeof path, "%s/vddk.conf", s->state_dir);
     vb_vddk_config_t cfg;

@@ -1,7 +1,11 @@
 #include "path.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 int vb_pathf(char *buf, size_t size, const char *fmt, ...)
 {
@@ -12,4 +16,21 @@ int vb_pathf(char *buf, size_t size, const char *fmt, ...)
     if (n < 0 || (size_t)n >= size)
         return vb_error_set(VB_EINVAL, "file name too long: %.60s...", buf);
     return 0;
+}
+
+int vb_mkdir_p(const char *path, unsigned mode)
+{
+    char buf[PATH_MAX];
+    int rc = vb_pathf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; !rc && *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+            rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (!rc && mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST)
+        rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
+    return rc;
 }

@@ -9,4 +9,7 @@
 /* snprintf into buf; VB_EINVAL (message names the start of the name) when it does not fit. */
 int vb_pathf(char *buf, size_t size, const char *fmt, ...) VB_PRINTF(3, 4);
 
+/* mkdir -p: makes `path` and any missing parents with `mode`; an existing directory is fine. */
+int vb_mkdir_p(const char *path, unsigned mode) VB_WUR;
+
 #endif

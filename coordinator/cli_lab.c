@@ -296,7 +296,7 @@ static int s_create(int argc, char **argv)
     }
     if (!o.dir)
         return vb_cli_fail("lab create: which directory? (vbak lab create DIR)") + 1;
-    if (s_mkdir(o.dir, 0755) != 0)
+    if (vb_mkdir_p(o.dir, 0755) != 0)
         return vb_cli_fail("%s", vb_error_msg());
     char dir[PATH_MAX];
     if (!realpath(o.dir, dir))

@@ -27,6 +27,9 @@ expect_error 2 "unexpected argument" "$VB_BIN/vbak-agent" stray
 "$VBAK" lab create "$SITE" --proxies 1 --heartbeat-ms 200 >/dev/null
 expect_error 1 "holds a site already" "$VBAK" lab create "$SITE"
 expect_error 2 "out of range" "$VBAK" lab create "$TEST_DIR/x" --proxies 0
+"$VBAK" lab create "$TEST_DIR/new/parents/site" --vms 1 --proxies 1 --disk-size 1M >/dev/null \
+  || fail "lab create does not make missing parent directories"
+[[ -f $TEST_DIR/new/parents/site/site.json ]] || fail "no site.json in the nested site"
 
 printf 'slots = 4\ncolour = "blue"\n' >"$TEST_DIR/bad.conf"
 expect_error 2 "bad.conf:2: unknown key 'colour'" "$VB_BIN/vbak-agent" --config "$TEST_DIR/bad.conf"
