@@ -143,6 +143,7 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
         ext[i] = (vb_extent_t){a->extents[i]->offset, a->extents[i]->length};
     vb_pipeline_opts_t opts = {0};
     opts.workers = env->workers;
+    opts.extents_allocated = a->extents_allocated;
     vb_chunk_result_t *results = NULL;
     size_t count = 0;
     vb_pipeline_stats_t stats = {0};

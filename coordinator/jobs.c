@@ -518,6 +518,7 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
         }
         a.extents = exts;
         a.n_extents = t->count;
+        a.extents_allocated = d->read_allocated;
         break;
     case VB_TASK_RESTORE: {
         a.kind = VBAK__TASK_KIND__TASK_KIND_RESTORE;
@@ -759,6 +760,7 @@ static int s_take_map(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *r)
     int rc = vb_plan_split(ext, r->n_allocated, d->inv->capacity, vb_repo_chunk_size(self->repo),
                            self->cfg.task_bytes, &plan, &n);
     free(ext);
+    d->read_allocated = true;
     if (!rc && n)
         rc = jb_add_tasks(self, d, VB_TASK_BACKUP, plan, n);
     vb_plan_free(&plan, n);

@@ -42,6 +42,7 @@ struct jb_disk {
     char *routes[VB_TRANSPORT_COUNT]; /* URI per mode (at the snapshot for a backup) */
     char *dest_path;                  /* restore to a new file */
     char *parent_index;               /* incremental: the parent's index name */
+    bool read_allocated;              /* backup: its tasks' ranges are its allocated blocks */
     char *change_id;                  /* backup: change ID at the snapshot */
     vb_chunk_result_t *results;
     size_t nresults, cap;

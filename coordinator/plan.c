@@ -52,7 +52,7 @@ static int s_push(vb_plan_task_t **tasks, size_t *count, size_t *cap, uint64_t o
         *tasks = t;
         *cap = c;
     }
-    (*tasks)[*count] = (vb_plan_task_t){offset, length, NULL, 0, 0};
+    (*tasks)[*count] = (vb_plan_task_t){offset, length, NULL, 0, 0, 0};
     (*count)++;
     return 0;
 }
@@ -69,7 +69,12 @@ static int s_add_range(vb_plan_task_t *t, uint64_t offset, uint64_t length, uint
     uint64_t last = (offset + length + chunk - 1) / chunk * chunk;
     if (last > capacity)
         last = capacity;
-    t->bytes += last - first; /* ranges of a window were merged per chunk: no chunk twice */
+    if (first < t->counted_to) /* a chunk the previous range touched too: counted once */
+        first = t->counted_to;
+    if (last > first)
+        t->bytes += last - first;
+    if (last > t->counted_to)
+        t->counted_to = last;
     return 0;
 }
 
@@ -88,18 +93,11 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
     int rc = s_normalise(extents, n, capacity, &v, &m);
     if (rc)
         return rc;
-    /* ranges closer than a chunk touch the same chunk: merge them so chunks are counted once */
-    size_t k = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (k && v[i].offset / chunk_size <= (v[k - 1].offset + v[k - 1].length - 1) / chunk_size &&
-            v[i].offset / window == v[k - 1].offset / window)
-            v[k - 1].length = v[i].offset + v[i].length - v[k - 1].offset;
-        else
-            v[k++] = v[i];
-    }
+    /* Ranges stay exact, even several in one chunk: a full backup's are the allocated blocks,
+     * and the agent reads only those (the rest of the chunk is zeros). */
     vb_plan_task_t *tasks = NULL;
     size_t cap = 0, ntasks = 0;
-    for (size_t i = 0; i < k && !rc; i++) {
+    for (size_t i = 0; i < m && !rc; i++) {
         uint64_t pos = v[i].offset, end = v[i].offset + v[i].length;
         while (pos < end && !rc) {
             uint64_t w0 = pos / window * window;

@@ -3,8 +3,9 @@
  * The set of byte ranges to back up (allocated blocks for a full backup, changed areas for an
  * incremental) is cut into tasks along chunk-aligned windows of at most `task_bytes` of disk, so
  * that no chunk is split between two tasks, each task is a bounded amount of work, and a large
- * disk spreads over several agents. Each task keeps the ranges that fall in its window (the
- * pipeline reads exactly the chunks those ranges touch). */
+ * disk spreads over several agents. Each task keeps the exact ranges that fall in its window,
+ * several per chunk if need be: the pipeline backs up every chunk they touch, and for a full
+ * backup (ranges = the allocated blocks) reads only the ranges, the rest of a chunk being zeros. */
 #ifndef VB_PLAN_H
 #define VB_PLAN_H
 
@@ -20,6 +21,7 @@ typedef struct {
     vb_extent_t *extents;  /* ranges inside the window, ascending */
     size_t count;
     uint64_t bytes;        /* bytes of the chunks these ranges touch */
+    uint64_t counted_to;   /* (while splitting: end of the last chunk counted in bytes) */
 } vb_plan_task_t;
 
 /* Splits `extents` (any order, may overlap, may pass the capacity: clipped) of a disk of

@@ -229,8 +229,9 @@ static int s_extent_cb(void *user, const char *context, uint64_t offset, uint32_
         uint64_t len = entries[i];
         if (len > w->end - at)
             len = w->end - at;
-        /* A hole or a run the server knows reads as zeros needs no reading. */
-        bool unallocated = (entries[i + 1] & (LIBNBD_STATE_HOLE | LIBNBD_STATE_ZERO)) != 0;
+        /* Only a run the server knows reads as zeros needs no reading: a hole without the zero
+         * flag has contents the server does not know (the NBD protocol's base:allocation). */
+        bool unallocated = (entries[i + 1] & LIBNBD_STATE_ZERO) != 0;
         if (!unallocated && (w->rc = vb_extent_list_add(w->out, at, len)) != 0)
             return 0;
         at += len;

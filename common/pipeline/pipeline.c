@@ -27,6 +27,7 @@ typedef struct {
     void *read_ctx;
     vb_chunk_emit_fn emit;
     void *emit_ctx;
+    bool extents_allocated;
     /* restore / verify */
     const vb_index_t *index;
     vb_write_at_fn write_at;
@@ -109,6 +110,50 @@ static uint32_t s_chunk_len(const s_run_t *run, uint64_t chunk)
     return rest < run->chunk_size ? (uint32_t)rest : run->chunk_size;
 }
 
+/* Reads the chunk [off, off+len) where the allocated extents cover it and zero-fills the rest
+ * (holes: reading them costs a zero-filled page per 4 KiB, or zeros over the network). Gaps
+ * shorter than S_GAP_READ are read through rather than split into another request. */
+#define S_GAP_READ (64u * 1024u)
+static int s_read_allocated(s_run_t *run, uint8_t *buf, uint32_t len, uint64_t off)
+{
+    const vb_extent_t *e = run->extents;
+    size_t lo = 0, hi = run->extent_count;
+    while (lo < hi) { /* the first extent ending after off */
+        size_t mid = lo + (hi - lo) / 2;
+        if (e[mid].offset + e[mid].length <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t end = off + len, filled = off, rs = 0, re = 0;
+    bool pending = false;
+    for (size_t i = lo; i <= run->extent_count; i++) {
+        bool last = i == run->extent_count || e[i].offset >= end;
+        uint64_t ps = last ? end : (e[i].offset > off ? e[i].offset : off);
+        uint64_t pe =
+            last ? end : (e[i].offset + e[i].length < end ? e[i].offset + e[i].length : end);
+        if (pending && !last && ps - re < S_GAP_READ) {
+            re = pe; /* read through a short gap: it reads as zeros */
+            continue;
+        }
+        if (pending) {
+            memset(buf + (filled - off), 0, rs - filled);
+            int rc = run->read_at(run->read_ctx, buf + (rs - off), re - rs, rs);
+            if (rc)
+                return rc;
+            filled = re;
+            pending = false;
+        }
+        if (last)
+            break;
+        rs = ps;
+        re = pe;
+        pending = true;
+    }
+    memset(buf + (filled - off), 0, end - filled);
+    return 0;
+}
+
 static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
 {
     s_run_t *run = w->run;
@@ -116,7 +161,8 @@ static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
     uint64_t off = chunk * run->chunk_size;
     memset(res, 0, sizeof *res);
     res->offset = off;
-    int rc = run->read_at(run->read_ctx, w->buf, len, off);
+    int rc = run->extents_allocated ? s_read_allocated(run, w->buf, len, off)
+                                    : run->read_at(run->read_ctx, w->buf, len, off);
     if (rc)
         return vb_error_prefix(rc, "disk %s: reading %" PRIu32 " bytes at offset %" PRIu64,
                                run->disk, len, off);
@@ -130,8 +176,7 @@ static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
         return rc;
     uint64_t stored = 0;
     if ((rc = vb_repo_chunk_put(w->rw, &res->digest, w->buf, len, &stored)) != 0)
-        return vb_error_prefix(rc, "disk %s: storing the chunk at offset %" PRIu64, run->disk,
-                               off);
+        return vb_error_prefix(rc, "disk %s: storing the chunk at offset %" PRIu64, run->disk, off);
     if (stored) {
         w->stats.chunks_new++;
         w->stats.bytes_new += len;
@@ -158,8 +203,8 @@ static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
                 break;
         }
         end = start;
-        while (end < len && (run->write_zeros ||
-                             !vb_buf_is_zero(w->buf + end, MIN_U32(blk, len - end))))
+        while (end < len &&
+               (run->write_zeros || !vb_buf_is_zero(w->buf + end, MIN_U32(blk, len - end))))
             end += MIN_U32(blk, len - end);
         int rc = run->write_at(run->write_ctx, w->buf + start, end - start, off + start);
         if (rc)
@@ -239,15 +284,15 @@ static void *s_worker_main(void *arg)
         int rc = run->mode == S_BACKUP ? s_backup_chunk(w, chunk, &res) : s_read_chunk(w, chunk);
 
         pthread_mutex_lock(&run->lock);
-        if (rc && run->mode == S_VERIFY && (rc == VB_ECORRUPT || rc == VB_ENOTFOUND ||
-                                            rc == VB_EUNSUPPORTED)) {
+        if (rc && run->mode == S_VERIFY &&
+            (rc == VB_ECORRUPT || rc == VB_ENOTFOUND || rc == VB_EUNSUPPORTED)) {
             /* Verify goes on past a bad chunk: the user wants all of them. */
             if (!run->stats.chunks_bad || chunk * run->chunk_size < run->first_bad)
                 run->first_bad = chunk * run->chunk_size;
             run->stats.chunks_bad++;
             if (run->report)
-                run->report(run->report_ctx, chunk * run->chunk_size,
-                            &run->index->digests[chunk], rc, vb_error_msg());
+                run->report(run->report_ctx, chunk * run->chunk_size, &run->index->digests[chunk],
+                            rc, vb_error_msg());
             continue;
         }
         if (rc) {
@@ -351,16 +396,24 @@ static int s_check_extents(const char *disk, uint64_t capacity, const vb_extent_
 
 int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
                        uint64_t capacity, const vb_extent_t *extents, size_t extent_count,
-                       vb_read_at_fn read_at, void *read_ctx, vb_chunk_emit_fn emit,
-                       void *emit_ctx, vb_pipeline_stats_t *stats)
+                       vb_read_at_fn read_at, void *read_ctx, vb_chunk_emit_fn emit, void *emit_ctx,
+                       vb_pipeline_stats_t *stats)
 {
     int rc = s_check_extents(disk, capacity, extents, extent_count);
     if (rc)
         return rc;
-    s_run_t run = {.mode = S_BACKUP, .repo = repo, .disk = disk,
-                   .chunk_size = vb_repo_chunk_size(repo), .capacity = capacity,
-                   .extents = extents, .extent_count = extent_count, .read_at = read_at,
-                   .read_ctx = read_ctx, .emit = emit, .emit_ctx = emit_ctx};
+    s_run_t run = {.mode = S_BACKUP,
+                   .repo = repo,
+                   .disk = disk,
+                   .chunk_size = vb_repo_chunk_size(repo),
+                   .capacity = capacity,
+                   .extents = extents,
+                   .extent_count = extent_count,
+                   .read_at = read_at,
+                   .read_ctx = read_ctx,
+                   .emit = emit,
+                   .emit_ctx = emit_ctx,
+                   .extents_allocated = opts && opts->extents_allocated};
     rc = s_run(&run, opts, stats);
     /* The task may report success only once its chunks are on stable storage. */
     if (rc == 0 && run.stats.chunks_new)
@@ -391,8 +444,8 @@ static int s_collect(void *ctx, const vb_chunk_result_t *r)
 }
 
 int vb_pipeline_backup_collect(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
-                               uint64_t capacity, const vb_extent_t *extents,
-                               size_t extent_count, vb_read_at_fn read_at, void *read_ctx,
+                               uint64_t capacity, const vb_extent_t *extents, size_t extent_count,
+                               vb_read_at_fn read_at, void *read_ctx,
                                vb_chunk_result_t **results_out, size_t *count_out,
                                vb_pipeline_stats_t *stats)
 {
@@ -412,9 +465,9 @@ int vb_pipeline_backup_collect(vb_repo_t *repo, const vb_pipeline_opts_t *opts, 
 static int s_check_index(vb_repo_t *repo, const vb_index_t *index)
 {
     if (index->chunk_size != vb_repo_chunk_size(repo))
-        return vb_error_set(VB_EINVAL,
-                            "disk %s: index chunk size %" PRIu32 " is not the repository's %" PRIu32,
-                            index->disk_key, index->chunk_size, vb_repo_chunk_size(repo));
+        return vb_error_set(
+            VB_EINVAL, "disk %s: index chunk size %" PRIu32 " is not the repository's %" PRIu32,
+            index->disk_key, index->chunk_size, vb_repo_chunk_size(repo));
     return 0;
 }
 
@@ -424,9 +477,14 @@ int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const v
     int rc = s_check_index(repo, index);
     if (rc)
         return rc;
-    s_run_t run = {.mode = S_RESTORE, .repo = repo, .disk = index->disk_key,
-                   .chunk_size = index->chunk_size, .capacity = index->capacity,
-                   .index = index, .write_at = write_at, .write_ctx = write_ctx,
+    s_run_t run = {.mode = S_RESTORE,
+                   .repo = repo,
+                   .disk = index->disk_key,
+                   .chunk_size = index->chunk_size,
+                   .capacity = index->capacity,
+                   .index = index,
+                   .write_at = write_at,
+                   .write_ctx = write_ctx,
                    .write_zeros = opts && opts->write_zeros};
     return s_run(&run, opts, stats);
 }
@@ -437,13 +495,19 @@ int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb
     int rc = s_check_index(repo, index);
     if (rc)
         return rc;
-    s_run_t run = {.mode = S_VERIFY, .repo = repo, .disk = index->disk_key,
-                   .chunk_size = index->chunk_size, .capacity = index->capacity,
-                   .index = index, .report = report, .report_ctx = report_ctx};
+    s_run_t run = {.mode = S_VERIFY,
+                   .repo = repo,
+                   .disk = index->disk_key,
+                   .chunk_size = index->chunk_size,
+                   .capacity = index->capacity,
+                   .index = index,
+                   .report = report,
+                   .report_ctx = report_ctx};
     rc = s_run(&run, opts, stats);
     if (rc == 0 && run.stats.chunks_bad)
         rc = vb_error_set(VB_ECORRUPT,
-                          "disk %s: %" PRIu64 " corrupt or missing chunks, the first at offset %" PRIu64,
+                          "disk %s: %" PRIu64
+                          " corrupt or missing chunks, the first at offset %" PRIu64,
                           index->disk_key, run.stats.chunks_bad, run.first_bad);
     return rc;
 }

@@ -56,6 +56,10 @@ typedef struct {
      * chunks are skipped, so the output stays sparse. true for a destination with old contents:
      * every byte is written, zeros included. */
     bool write_zeros;
+    /* Backup: the extents are the disk's allocated blocks (a full backup), so only they are read
+     * and the rest of each chunk is zeros; false (default) when they are changed areas (an
+     * incremental), whose chunks must be read whole. */
+    bool extents_allocated;
 } vb_pipeline_opts_t;
 
 typedef struct {

@@ -66,8 +66,8 @@ static vb_repo_t *make_repo(const char *name, uint32_t cs, bool encrypt)
     snprintf(key, sizeof key, "%s/%s.key", s_dir, name);
     if (encrypt)
         tu_write_key(key, 7);
-    vb_repo_params_t p = {.chunk_size = cs, .compression_level = 3,
-                          .key_file = encrypt ? key : NULL};
+    vb_repo_params_t p = {
+        .chunk_size = cs, .compression_level = 3, .key_file = encrypt ? key : NULL};
     cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, encrypt ? key : NULL);
     cr_assert_not_null(r, "%s", vb_error_msg());
@@ -83,10 +83,17 @@ static mem_disk_t make_disk(uint32_t cs, unsigned chunks, uint64_t seed)
     for (unsigned i = 0; i < chunks; i++) {
         uint8_t *c = d.data + (uint64_t)i * cs;
         switch (i % 4) {
-        case 0: tu_fill_random(c, cs, seed + i); break;
-        case 1: break; /* zero */
-        case 2: tu_fill_text(c, cs, seed + i); break;
-        case 3: tu_fill_random(c + cs / 2, cs / 4, seed + i); break;
+        case 0:
+            tu_fill_random(c, cs, seed + i);
+            break;
+        case 1:
+            break; /* zero */
+        case 2:
+            tu_fill_text(c, cs, seed + i);
+            break;
+        case 3:
+            tu_fill_random(c + cs / 2, cs / 4, seed + i);
+            break;
         }
     }
     tu_fill_random(d.data + (uint64_t)cs * chunks, 12345, seed + 999);
@@ -104,9 +111,9 @@ static vb_index_t *backup(vb_repo_t *r, const vb_pipeline_opts_t *o, mem_disk_t 
         ext = &all;
         n = 1;
     }
-    cr_assert_eq(vb_pipeline_backup_collect(r, o, "2000", d->size, ext, n, mem_read, d, &res,
-                                            &count, st),
-                 0, "backup: %s", vb_error_msg());
+    cr_assert_eq(
+        vb_pipeline_backup_collect(r, o, "2000", d->size, ext, n, mem_read, d, &res, &count, st), 0,
+        "backup: %s", vb_error_msg());
     for (size_t i = 1; i < count; i++)
         cr_assert_lt(res[i - 1].offset, res[i].offset, "results are not in disk order");
     vb_index_t *idx = NULL;
@@ -157,8 +164,7 @@ Test(pipeline, round_trip_every_chunk_size_plain_and_encrypted)
             cr_assert(vb_digest_is_zero(&idx->digests[1]));
             restore_and_compare(r, &o, idx, &d);
             vb_pipeline_stats_t vs;
-            cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s",
-                         vb_error_msg());
+            cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
             cr_assert_eq(vs.chunks, 7);
             vb_index_destroy(&idx);
             free(d.data);
@@ -338,17 +344,17 @@ Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
     size_t n = 0;
     vb_extent_t all = {0, d.size};
     vb_pipeline_opts_t o = {.workers = 4, .queue_depth = 4};
-    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "disk-a", d.size, &all, 1, mem_read, &d, &res,
-                                            &n, NULL),
-                 VB_EIO);
+    cr_assert_eq(
+        vb_pipeline_backup_collect(r, &o, "disk-a", d.size, &all, 1, mem_read, &d, &res, &n, NULL),
+        VB_EIO);
     cr_assert(strstr(vb_error_msg(), "disk disk-a: reading 65536 bytes at offset 1114112"), "%s",
               vb_error_msg());
     cr_assert(strstr(vb_error_msg(), "simulated read error"), "%s", vb_error_msg());
     cr_assert_null(res);
     vb_extent_t bad[2] = {{cs, 10}, {0, 10}};
-    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "disk-a", d.size, bad, 2, mem_read, &d, &res,
-                                            &n, NULL),
-                 VB_EINVAL);
+    cr_assert_eq(
+        vb_pipeline_backup_collect(r, &o, "disk-a", d.size, bad, 2, mem_read, &d, &res, &n, NULL),
+        VB_EINVAL);
     free(d.data);
     vb_repo_destroy(&r);
 }
@@ -368,8 +374,8 @@ static const char *enospc_backup(const char *mnt, char *msg, size_t msgsz)
     size_t n = 0;
     vb_extent_t all = {0, d.size};
     vb_pipeline_opts_t o = {.workers = 2};
-    int rc = vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res, &n,
-                                        NULL);
+    int rc =
+        vb_pipeline_backup_collect(r, &o, "2000", d.size, &all, 1, mem_read, &d, &res, &n, NULL);
     TU_CHECK(rc == VB_ENOSPC, "expected ENOSPC, got %d: %s", rc, vb_error_msg());
     TU_CHECK(strstr(vb_error_msg(), path), "message names the repository: %s", vb_error_msg());
     TU_CHECK(!res, "results returned by a failed backup");
@@ -420,8 +426,7 @@ Test(pipeline, restore_leaves_zero_blocks_as_holes_unless_asked_to_write_zeros)
     int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
     cr_assert_eq(ftruncate(fd, (off_t)d.size), 0);
     vb_pipeline_stats_t st;
-    cr_assert_eq(vb_pipeline_restore(r, NULL, idx, file_write, &fd, &st), 0, "%s",
-                 vb_error_msg());
+    cr_assert_eq(vb_pipeline_restore(r, NULL, idx, file_write, &fd, &st), 0, "%s", vb_error_msg());
     cr_assert_eq(st.bytes_written, 8 * (256u << 10));
     struct stat sb;
     cr_assert_eq(fstat(fd, &sb), 0);
@@ -452,5 +457,78 @@ Test(pipeline, restore_leaves_zero_blocks_as_holes_unless_asked_to_write_zeros)
     free(d.data);
     vb_index_destroy(&idx);
     vb_index_destroy(&with_hole);
+    vb_repo_destroy(&r);
+}
+
+/* Counts what a backup reads, and refuses any read that is not inside [lo_ok, hi_ok) ranges. */
+typedef struct {
+    mem_disk_t *disk;
+    const vb_extent_t *allowed;
+    size_t n_allowed;
+    uint64_t bytes, calls;
+} counting_t;
+
+static int counting_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    counting_t *c = ctx;
+    bool inside = false;
+    for (size_t i = 0; i < c->n_allowed && !inside; i++)
+        inside =
+            off >= c->allowed[i].offset && off + len <= c->allowed[i].offset + c->allowed[i].length;
+    cr_assert(inside, "read of %zu bytes at %" PRIu64 " outside the allocated blocks", len, off);
+    __atomic_add_fetch(&c->bytes, len, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->calls, 1, __ATOMIC_RELAXED);
+    return mem_read(c->disk, buf, len, off);
+}
+
+Test(pipeline, full_backup_reads_only_the_allocated_blocks)
+{
+    const uint32_t cs = 1u << 20;
+    vb_repo_t *r = make_repo("alloc", cs, false);
+    mem_disk_t d = {.size = 8ull * cs, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    /* per chunk: 128 KiB of data, a 4 KiB gap, 60 KiB of data, then a 256 KiB gap and 64 KiB */
+    vb_extent_t ext[24], reads[16];
+    size_t n = 0, nr = 0;
+    uint64_t allocated = 0;
+    for (uint64_t k = 0; k < 8; k++) {
+        uint64_t base = k * cs + (k % 3) * 64 * 1024;
+        vb_extent_t runs[3] = {
+            {base, 128 * 1024}, {base + 132 * 1024, 60 * 1024}, {base + 448 * 1024, 64 * 1024}};
+        for (int j = 0; j < 3; j++) {
+            tu_fill_random(d.data + runs[j].offset, runs[j].length, 40 + k * 3 + (uint64_t)j);
+            ext[n++] = runs[j];
+            allocated += runs[j].length;
+        }
+        reads[nr++] = (vb_extent_t){base, 192 * 1024}; /* the 4 KiB gap is read through */
+        reads[nr++] = runs[2];
+    }
+    /* the reference: the whole disk read, chunk by chunk */
+    vb_pipeline_opts_t whole = {.workers = 2};
+    vb_index_t *expect = backup(r, &whole, &d, NULL, NULL, 0, NULL);
+    /* the longer holes hold garbage now: they must never be read */
+    mem_disk_t g = {.size = d.size, .fail_at = UINT64_MAX};
+    g.data = malloc(g.size);
+    memset(g.data, 0xAA, g.size);
+    for (size_t i = 0; i < nr; i++) /* what is read, short gaps included (holes read as zeros) */
+        memcpy(g.data + reads[i].offset, d.data + reads[i].offset, reads[i].length);
+    counting_t c = {.disk = &g, .allowed = reads, .n_allowed = nr};
+    vb_pipeline_opts_t o = {.workers = 3, .extents_allocated = true};
+    vb_chunk_result_t *res = NULL;
+    size_t count = 0;
+    vb_pipeline_stats_t st;
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", g.size, ext, n, counting_read, &c, &res,
+                                            &count, &st),
+                 0, "%s", vb_error_msg());
+    cr_assert_eq(count, 8);
+    for (size_t i = 0; i < count; i++)
+        cr_assert_eq(memcmp(res[i].digest.b, expect->digests[i].b, VB_DIGEST_LEN), 0,
+                     "chunk %zu differs from the whole-disk read", i);
+    cr_assert_eq(c.bytes, allocated + 8 * 4 * 1024, "read %" PRIu64 " bytes", c.bytes);
+    cr_assert_eq(c.calls, 16, "one read per run, short gaps read through");
+    free(res);
+    free(g.data);
+    free(d.data);
+    vb_index_destroy(&expect);
     vb_repo_destroy(&r);
 }

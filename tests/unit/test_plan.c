@@ -54,6 +54,9 @@ Test(plan, scattered_blocks_in_one_chunk_count_once)
     cr_assert_eq(vb_plan_split(ext, 4, 8 * M, M, 4 * M, &t, &n), 0);
     cr_assert_eq(n, 1);
     cr_assert_eq(t[0].bytes, 2 * M, "two chunks are read, not five");
+    cr_assert_eq(t[0].count, 4, "the ranges stay exact (a full backup reads only them)");
+    cr_assert_eq(t[0].extents[1].offset, 100 * K);
+    cr_assert_eq(t[0].extents[1].length, 4 * K);
     vb_plan_free(&t, n);
 }
 
