@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/pipeline.h"
+
 static int s_cmp_extent(const void *a, const void *b)
 {
     const vb_extent_t *x = a, *y = b;
@@ -93,8 +95,21 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
     int rc = s_normalise(extents, n, capacity, &v, &m);
     if (rc)
         return rc;
-    /* Ranges stay exact, even several in one chunk: a full backup's are the allocated blocks,
-     * and the agent reads only those (the rest of the chunk is zeros). */
+    /* Ranges stay exact, several in one chunk if need be: a full backup's are the allocated
+     * blocks, and the agent reads only those (the rest of the chunk is zeros). Ranges closer
+     * than VB_PIPELINE_GAP_READ are merged, as the agent would read through that gap anyway:
+     * a disk allocated in 4 KiB pieces costs a few ranges per chunk, not hundreds. The merge
+     * adds no chunk: the gap is shorter than the smallest chunk size. */
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t prev_end = k ? v[k - 1].offset + v[k - 1].length : 0;
+        if (k && v[i].offset - prev_end < VB_PIPELINE_GAP_READ &&
+            v[i].offset / window == v[k - 1].offset / window)
+            v[k - 1].length = v[i].offset + v[i].length - v[k - 1].offset;
+        else
+            v[k++] = v[i];
+    }
+    m = k;
     vb_plan_task_t *tasks = NULL;
     size_t cap = 0, ntasks = 0;
     for (size_t i = 0; i < m && !rc; i++) {

@@ -112,8 +112,7 @@ static uint32_t s_chunk_len(const s_run_t *run, uint64_t chunk)
 
 /* Reads the chunk [off, off+len) where the allocated extents cover it and zero-fills the rest
  * (holes: reading them costs a zero-filled page per 4 KiB, or zeros over the network). Gaps
- * shorter than S_GAP_READ are read through rather than split into another request. */
-#define S_GAP_READ (64u * 1024u)
+ * shorter than VB_PIPELINE_GAP_READ are read through rather than split into another request. */
 static int s_read_allocated(s_run_t *run, uint8_t *buf, uint32_t len, uint64_t off)
 {
     const vb_extent_t *e = run->extents;
@@ -132,7 +131,7 @@ static int s_read_allocated(s_run_t *run, uint8_t *buf, uint32_t len, uint64_t o
         uint64_t ps = last ? end : (e[i].offset > off ? e[i].offset : off);
         uint64_t pe =
             last ? end : (e[i].offset + e[i].length < end ? e[i].offset + e[i].length : end);
-        if (pending && !last && ps - re < S_GAP_READ) {
+        if (pending && !last && ps - re < VB_PIPELINE_GAP_READ) {
             re = pe; /* read through a short gap: it reads as zeros */
             continue;
         }

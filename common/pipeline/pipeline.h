@@ -39,6 +39,9 @@
 #include "repo/repo.h"
 
 #define VB_PIPELINE_MAX_WORKERS 64
+/* A full backup reads through a hole shorter than this between two allocated ranges rather than
+ * split the read (the planner merges such ranges before they are sent). */
+#define VB_PIPELINE_GAP_READ (64u * 1024u)
 
 typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);

@@ -60,6 +60,25 @@ Test(plan, scattered_blocks_in_one_chunk_count_once)
     vb_plan_free(&t, n);
 }
 
+Test(plan, ranges_closer_than_the_read_through_gap_merge)
+{
+    /* a disk allocated in 4 KiB pieces every 8 KiB over 2 MiB, then a piece 1 MiB further on */
+    vb_extent_t ext[257];
+    for (int i = 0; i < 256; i++)
+        ext[i] = (vb_extent_t){(uint64_t)i * 8 * K, 4 * K};
+    ext[256] = (vb_extent_t){3 * M, 4 * K};
+    vb_plan_task_t *t = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_plan_split(ext, 257, 8 * M, M, 16 * M, &t, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(t[0].count, 2, "%zu ranges: the 4 KiB gaps are read through", t[0].count);
+    cr_assert_eq(t[0].extents[0].offset, 0);
+    cr_assert_eq(t[0].extents[0].length, 255 * 8 * K + 4 * K);
+    cr_assert_eq(t[0].extents[1].offset, 3 * M);
+    cr_assert_eq(t[0].bytes, 3 * M, "chunks 0, 1 (the pieces) and 3");
+    vb_plan_free(&t, n);
+}
+
 Test(plan, whole_disk_windows_and_empty_input)
 {
     vb_plan_task_t *t = NULL;
