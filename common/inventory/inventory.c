@@ -32,6 +32,42 @@ void vb_extent_list_free(vb_extent_list_t *list)
     memset(list, 0, sizeof *list);
 }
 
+/* Merges, in place, extents less than `gap` apart after widening each to whole `block`s. */
+static void s_extents_merge(vb_extent_list_t *list, uint64_t gap, uint64_t block)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < list->count; i++) {
+        uint64_t start = list->items[i].offset / block * block;
+        uint64_t end = list->items[i].offset + list->items[i].length;
+        end = (end + block - 1) / block * block;
+        if (k) {
+            vb_extent_t *prev = &list->items[k - 1];
+            uint64_t prev_end = prev->offset + prev->length;
+            if (start <= prev_end || start - prev_end < gap) {
+                if (end > prev_end)
+                    prev->length = end - prev->offset;
+                continue;
+            }
+        }
+        list->items[k++] = (vb_extent_t){start, end - start};
+    }
+    list->count = k;
+}
+
+uint64_t vb_extent_list_bound(vb_extent_list_t *list, uint64_t gap, uint64_t block,
+                              size_t max_count)
+{
+    if (list->count <= max_count)
+        return 0;
+    s_extents_merge(list, gap, 1);
+    uint64_t used = 0;
+    for (uint64_t b = block ? block : 1; list->count > max_count; b *= 2) {
+        s_extents_merge(list, 1, b);
+        used = b;
+    }
+    return used;
+}
+
 static void s_free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -29,6 +29,14 @@ typedef struct {
 int vb_extent_list_add(vb_extent_list_t *list, uint64_t offset, uint64_t length) VB_WUR;
 void vb_extent_list_free(vb_extent_list_t *list);
 
+/* Bounds a list of allocated blocks to at most max_count extents, in place, by widening it
+ * (never narrowing: what is added reads as zeros): extents closer than `gap` are merged, then,
+ * while still too many, each extent is widened to whole blocks of `block` bytes (a power of
+ * two; the repository's chunk size), doubling the block each round. Returns the block size of
+ * the last round (0 when merging the gaps sufficed). */
+uint64_t vb_extent_list_bound(vb_extent_list_t *list, uint64_t gap, uint64_t block,
+                              size_t max_count);
+
 typedef struct {
     char *name;      /* datastore name, e.g. "vsanDatastore" */
     char *type;      /* summary.type as vSphere spells it: VMFS, NFS, vsan, VVOL, ... */
