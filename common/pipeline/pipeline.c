@@ -470,21 +470,27 @@ static int s_check_index(vb_repo_t *repo, const vb_index_t *index)
     return 0;
 }
 
+/* A restore or verify run over the chunks of `index`. */
+static s_run_t s_index_run(s_mode_t mode, vb_repo_t *repo, const vb_index_t *index)
+{
+    return (s_run_t){.mode = mode,
+                     .repo = repo,
+                     .disk = index->disk_key,
+                     .chunk_size = index->chunk_size,
+                     .capacity = index->capacity,
+                     .index = index};
+}
+
 int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
                         vb_write_at_fn write_at, void *write_ctx, vb_pipeline_stats_t *stats)
 {
     int rc = s_check_index(repo, index);
     if (rc)
         return rc;
-    s_run_t run = {.mode = S_RESTORE,
-                   .repo = repo,
-                   .disk = index->disk_key,
-                   .chunk_size = index->chunk_size,
-                   .capacity = index->capacity,
-                   .index = index,
-                   .write_at = write_at,
-                   .write_ctx = write_ctx,
-                   .write_zeros = opts && opts->write_zeros};
+    s_run_t run = s_index_run(S_RESTORE, repo, index);
+    run.write_at = write_at;
+    run.write_ctx = write_ctx;
+    run.write_zeros = opts && opts->write_zeros;
     return s_run(&run, opts, stats);
 }
 
@@ -494,14 +500,9 @@ int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb
     int rc = s_check_index(repo, index);
     if (rc)
         return rc;
-    s_run_t run = {.mode = S_VERIFY,
-                   .repo = repo,
-                   .disk = index->disk_key,
-                   .chunk_size = index->chunk_size,
-                   .capacity = index->capacity,
-                   .index = index,
-                   .report = report,
-                   .report_ctx = report_ctx};
+    s_run_t run = s_index_run(S_VERIFY, repo, index);
+    run.report = report;
+    run.report_ctx = report_ctx;
     rc = s_run(&run, opts, stats);
     if (rc == 0 && run.stats.chunks_bad)
         rc = vb_error_set(VB_ECORRUPT,
