@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "disk/disk_backend.h"
+#include "fileio.h"
 
 typedef struct {
     int fd;
@@ -72,41 +73,22 @@ static int s_allocated(void *impl, uint64_t offset, uint64_t length, vb_extent_l
 static int s_read(void *impl, void *buf, size_t len, uint64_t offset)
 {
     file_disk_t *f = impl;
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(f->fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return vb_error_set(VB_EIO, "read of %s at %llu: %s", f->path,
-                                (unsigned long long)offset, strerror(errno));
-        if (n == 0)
-            return vb_error_set(VB_EIO, "%s ended at %llu while reading", f->path,
-                                (unsigned long long)offset);
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    if (vb_pread_full(f->fd, buf, len, offset) == 0)
+        return 0;
+    if (errno == ENODATA)
+        return vb_error_set(VB_EIO, "%s ended before %zu bytes at %llu", f->path, len,
+                            (unsigned long long)offset);
+    return vb_error_set(VB_EIO, "read of %s at %llu: %s", f->path, (unsigned long long)offset,
+                        strerror(errno));
 }
 
 static int s_write(void *impl, const void *buf, size_t len, uint64_t offset)
 {
     file_disk_t *f = impl;
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(f->fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return vb_error_set(errno == ENOSPC ? VB_ENOSPC : VB_EIO, "write of %s at %llu: %s",
-                                f->path, (unsigned long long)offset,
-                                n < 0 ? strerror(errno) : "nothing written");
-        p += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return 0;
+    if (vb_pwrite_full(f->fd, buf, len, offset) == 0)
+        return 0;
+    return vb_error_set(errno == ENOSPC ? VB_ENOSPC : VB_EIO, "write of %s at %llu: %s", f->path,
+                        (unsigned long long)offset, strerror(errno));
 }
 
 static int s_flush(void *impl)

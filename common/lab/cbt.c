@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "lab/lab.h"
 #include "lab/lab_util.h"
 #include "lab/ops.h"
@@ -217,7 +218,7 @@ static int s_write_block(int fd, uint64_t seed, uint64_t off, size_t len, unsign
                          const char *path)
 {
     vb_lab_fill(vb_lab_hash_u64(seed, off / VB_LAB_BLOCK_SIZE), buf, len);
-    if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
+    if (vb_pwrite_full(fd, buf, len, off) != 0)
         return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
     return 0;
 }

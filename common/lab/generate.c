@@ -13,11 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "lab/lab.h"
-#include "netport.h"
 #include "lab/lab_util.h"
 #include "lab/ops.h"
 #include "lab/site.h"
+#include "netport.h"
 
 #define S_LUN "naa.60003ff44dc75adc8f5e2d1a3b0c0001"
 
@@ -84,7 +85,7 @@ static int s_generate_image(const char *path, uint64_t cap, uint64_t seed)
             uint64_t off = b * VB_LAB_BLOCK_SIZE;
             size_t len = cap - off < VB_LAB_BLOCK_SIZE ? (size_t)(cap - off) : VB_LAB_BLOCK_SIZE;
             vb_lab_fill(vb_lab_hash_u64(seed, b), buf, len);
-            if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len) {
+            if (vb_pwrite_full(fd, buf, len, off) != 0) {
                 rc = vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
                 goto out;
             }

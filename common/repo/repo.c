@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "log.h"
 #include "repo/index.h"
 
@@ -775,30 +776,12 @@ static int s_create_chunk_file(vb_repo_t *repo, const char *tmp)
     return openat(repo->chunks_fd, tmp, base, 0644);
 }
 
-static int s_pwrite_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* Writes the aligned part directly and the short tail through the page cache. */
 static int s_write_chunk_file(vb_repo_t *repo, int fd, const uint8_t *img, size_t total)
 {
     int fl = fcntl(fd, F_GETFL);
     size_t aligned = (fl >= 0 && (fl & O_DIRECT)) ? total & ~(size_t)(S_ALIGN - 1) : 0;
-    if (aligned && s_pwrite_all(fd, img, aligned, 0) != 0) {
+    if (aligned && vb_pwrite_full(fd, img, aligned, 0) != 0) {
         if (errno != EINVAL)
             return -1;
         atomic_store(&repo->direct, false); /* alignment this device refuses: go buffered */
@@ -806,7 +789,7 @@ static int s_write_chunk_file(vb_repo_t *repo, int fd, const uint8_t *img, size_
     }
     if (fl >= 0 && (fl & O_DIRECT) && fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
         return -1;
-    if (total > aligned && s_pwrite_all(fd, img + aligned, total - aligned, aligned) != 0)
+    if (total > aligned && vb_pwrite_full(fd, img + aligned, total - aligned, aligned) != 0)
         return -1;
     /* Start writeback of the buffered part now (no wait), so the final syncfs has less to do. */
     (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -913,24 +896,6 @@ out:
     return rc;
 }
 
-static int s_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = 0;
-            return -1;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads and checks a chunk header; fills raw size, stored size and flags from it. */
 static int s_check_header(vb_repo_t *repo, const char *rel, const uint8_t *hdr, off_t size,
                           uint32_t *raw, uint32_t *stored, uint16_t *flags)
@@ -961,7 +926,7 @@ static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr,
     struct stat st;
     if (fstat(fd, &st) != 0)
         return vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
-    if (st.st_size < S_HDR_LEN || s_pread_all(fd, hdr, S_HDR_LEN, 0) != 0)
+    if (st.st_size < S_HDR_LEN || vb_pread_full(fd, hdr, S_HDR_LEN, 0) != 0)
         return vb_error_set(VB_ECORRUPT, "chunk %s is truncated (%lld bytes, shorter than its "
                             "header)", rel + 3, (long long)st.st_size);
     return s_check_header(repo, rel, hdr, st.st_size, raw, stored, flags);
@@ -1139,7 +1104,7 @@ static int s_scan_chunks(vb_repo_t *self, vb_repo_stats_t *st)
             st->chunks++;
             if (fstat(fd, &s) == 0)
                 st->stored_bytes += (uint64_t)s.st_size;
-            if (s_pread_all(fd, hdr, S_HDR_LEN, 0) == 0 && memcmp(hdr, S_MAGIC, 8) == 0)
+            if (vb_pread_full(fd, hdr, S_HDR_LEN, 0) == 0 && memcmp(hdr, S_MAGIC, 8) == 0)
                 st->raw_bytes += s_get32(hdr + 12);
             close(fd);
         }

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "fileio.h"
 #include "inventory/inventory.h"
 #include "pipeline/pipeline.h"
 #include "repo/index.h"
@@ -53,15 +54,8 @@ static void fill_random(uint8_t *p, size_t len, uint64_t *state)
 
 static int write_all_at(int fd, const void *buf, size_t len, uint64_t off)
 {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return vb_error_set(VB_EIO, "pwrite at %" PRIu64 ": %s", off + done, strerror(errno));
-        done += (size_t)n;
-    }
+    if (vb_pwrite_full(fd, buf, len, off) != 0)
+        return vb_error_set(VB_EIO, "pwrite at %" PRIu64 ": %s", off, strerror(errno));
     return 0;
 }
 
@@ -228,18 +222,8 @@ static int read_changed(const char *path, vb_extent_list_t *out)
 
 static int image_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
-    int fd = *(int *)ctx;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return vb_error_set(VB_EIO, "pread: %s", strerror(errno));
-        if (n == 0)
-            return vb_error_set(VB_EIO, "short read");
-        done += (size_t)n;
-    }
+    if (vb_pread_full(*(int *)ctx, buf, len, off) != 0)
+        return vb_error_set(VB_EIO, "reading the image at %" PRIu64 ": %s", off, strerror(errno));
     return 0;
 }
 
