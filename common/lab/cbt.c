@@ -514,18 +514,6 @@ out:
     return rc;
 }
 
-static bool s_host_mounts(json_t *ds, const char *host)
-{
-    size_t i;
-    json_t *h;
-    json_array_foreach(json_object_get(ds, "hosts"), i, h)
-    {
-        if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* "[old] folder/file.vmdk" -> "[new] folder/file.vmdk" */
 static char *s_repath(const char *path, const char *ds)
 {
@@ -570,7 +558,7 @@ static int s_svmotion(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
                             "Storage vMotion of %s is blocked: prepared for access by %s "
                             "(EndAccess releases it)",
                             a->vm, holder);
-    if (!fcd && host && !s_host_mounts(ds, host))
+    if (!fcd && host && !vb_lab_datastore_mounted_on(ds, host))
         return vb_error_set(VB_EPOLICY, "cannot move %s to %s: its host %s does not mount %s",
                             a->vm, a->datastore, host, a->datastore);
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd); i++) {

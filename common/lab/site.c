@@ -548,6 +548,18 @@ json_t *vb_lab_site_find_datastore(vb_lab_site_t *site, const char *name)
     return NULL;
 }
 
+bool vb_lab_datastore_mounted_on(json_t *ds, const char *host)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(ds, "hosts"), i, h)
+    {
+        if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
+            return true;
+    }
+    return false;
+}
+
 const char *vb_lab_object_host(vb_lab_site_t *site, json_t *obj, bool is_fcd)
 {
     if (!is_fcd)

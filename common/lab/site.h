@@ -62,6 +62,8 @@ json_t *vb_lab_object_find_disk(json_t *obj, bool is_fcd, const char *key);
 /* A snapshot of an object by id or name; NULL when none. */
 json_t *vb_lab_object_find_snapshot(json_t *obj, const char *id_or_name);
 json_t *vb_lab_site_find_datastore(vb_lab_site_t *site, const char *name);
+/* Does `host` mount datastore `ds`? */
+bool vb_lab_datastore_mounted_on(json_t *ds, const char *host);
 /* The host an object runs on (an FCD: the first host mounting its datastore). */
 const char *vb_lab_object_host(vb_lab_site_t *site, json_t *obj, bool is_fcd);
 

@@ -33,18 +33,6 @@ static int s_check_vm_name(const char *name)
     return 0;
 }
 
-static bool s_mounts(json_t *ds, const char *host)
-{
-    size_t i;
-    json_t *h;
-    json_array_foreach(json_object_get(ds, "hosts"), i, h)
-    {
-        if (json_is_string(h) && strcmp(json_string_value(h), host) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* The host the VM runs on: `host` when it mounts the datastore, else the first that does. */
 static int s_pick_host(vb_lab_site_t *site, json_t *ds, const char *host, const char **out)
 {
@@ -59,7 +47,7 @@ static int s_pick_host(vb_lab_site_t *site, json_t *ds, const char *host, const 
         }
         if (!known)
             return vb_error_set(VB_ENOTFOUND, "no host named \"%s\" in the lab site", host);
-        if (!s_mounts(ds, host))
+        if (!vb_lab_datastore_mounted_on(ds, host))
             return vb_error_set(VB_EPOLICY, "host %s does not mount datastore %s", host, dsname);
         *out = host;
         return 0;
