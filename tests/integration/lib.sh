@@ -72,11 +72,12 @@ check_restore() {
   local job
   job=$("$VBAK" restore "$rp" --to-dir "$out" --wait --json) || fail "restore of $rp: $job"
   [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "restore of $rp did not succeed: $job"
-  local n=0
+  local vm
+  vm=$("$VBAK" restore-point show "$rp" --json | jq -r .vm)
+  [[ $(cd "$out" && ls -- *.raw 2>/dev/null) == "$(cd "$TEST_DIR/expect/$tag" && ls -- "$vm"-*.raw)" ]] \
+    || fail "restore point $rp restored other disks than $vm has: $(ls "$out")"
   for f in "$out"/*.raw; do
     cmp -s "$f" "$TEST_DIR/expect/$tag/$(basename "$f")" || fail "restore point $rp: $(basename "$f") differs from the content at its backup"
-    n=$((n + 1))
   done
-  ((n > 0)) || fail "restore point $rp restored no disk"
   rm -rf "$out"
 }

@@ -75,7 +75,10 @@ pass "catalog queries"
 # restore into a VM with a snapshot: refused with the reason, then allowed with --delete-snapshots
 rp_nfs=$(rp_of "$job2" vm-nfs-01)
 if out=$("$VBAK" restore "$rp_nfs" --to-vm 2>&1); then fail "restore into a VM with snapshots was allowed"; fi
-grep -q "snapshot" <<<"$out" || fail "no reason: $out"
+grep -qF "VM vm-nfs-01 has 1 snapshot(s)" <<<"$out" && grep -qF "restoring into a VM with snapshots is refused" <<<"$out" \
+  || fail "no reason: $out"
+[[ $(site_json | jq '.vms[] | select(.name == "vm-nfs-01") | .snapshots | length') == 1 ]] \
+  || fail "the refused restore touched the VM's snapshot"
 "$VBAK" lab mutate "$SITE" vm-nfs-01 --percent 20 >/dev/null # the VM drifts from the backup
 job=$("$VBAK" restore "$rp_nfs" --to-vm --delete-snapshots --wait --json)
 [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "restore --to-vm --delete-snapshots: $job"
@@ -136,7 +139,7 @@ find "$SITE/repo/chunks" -type f -size +1k -print0 |
     printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
   done
 if out=$("$VBAK" verify "$rp"); then fail "verify missed corrupt chunks"; fi
-grep -q "disk 2000 offset [0-9]*:" <<<"$out" || fail "verify does not name disk and offset: $out"
+grep -Eq "disk 2000 offset [0-9]+:" <<<"$out" || fail "verify does not name disk and offset: $out"
 [[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == failed ]] || fail "verify state not recorded"
 pass "verify catches a flipped byte and names disk and offset"
 

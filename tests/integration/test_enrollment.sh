@@ -46,8 +46,13 @@ state_is agent-1 online || fail "the real agent-1 was disturbed"
 pass "name takeover refused"
 
 # the coordinator's key is checked too: an agent given the wrong server key never registers
-wrong_server_key=$(sed -n 's/^public-key = "\(.*\)"$/\1/p' "$SITE/keys/admin.key")
-if rogue agent-7 --coordinator_public_key="$wrong_server_key" --liveness=2 \
-     --reconnect_initial_ms=100; then :; fi
+wrong_server_key=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$SITE/keys/admin.key")
+[[ -n $wrong_server_key ]] || fail "no public key in admin.key"
+rc=0
+rogue agent-7 --coordinator_public_key="$wrong_server_key" --liveness=2 --reconnect_initial_ms=100 || rc=$?
+[[ $rc == 124 ]] || fail "agent-7 exited $rc instead of retrying until stopped: $(cat "$TEST_DIR/rogue/agent-7.log")"
+grep -q "started agent=agent-7" "$TEST_DIR/rogue/agent-7.log" && grep -q "coordinator_silent" "$TEST_DIR/rogue/agent-7.log" \
+  || fail "agent-7 never tried to reach the coordinator"
+! grep -q "enrolled agent=agent-7\|registered agent=agent-7" "$TEST_DIR/rogue/agent-7.log" || fail "agent-7 got in"
 [[ $(agents_json | jq length) == 2 ]] || fail "agent with the wrong server key got in"
 pass "wrong coordinator key: no connection"
