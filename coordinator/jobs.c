@@ -71,10 +71,18 @@ static void s_hash_filter(zhashx_t *hash, bool (*keep)(void *item, void *arg), v
 }
 
 /* A task abandoned by an ended VM stays until its agent answers, or is lost. */
-static bool s_keep_unless_abandoned_on(void *item, void *agent)
+/* A lost agent's tasks: the abandoned ones are forgotten, the others wait for another agent
+ * (the scheduler has put them back in its queue). */
+static bool s_release_from_lost_agent(void *item, void *agent)
 {
-    const jb_task_t *t = item;
-    return !(t->abandoned && t->agent && streq(t->agent, agent));
+    jb_task_t *t = item;
+    if (!t->agent || !streq(t->agent, agent))
+        return true;
+    if (t->abandoned)
+        return false;
+    free(t->agent);
+    t->agent = NULL;
+    return true;
 }
 
 void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
@@ -94,26 +102,16 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
     }
     jb_agent_t *a = &self->agents[id];
     if (!online) {
-        uint64_t requeued[256];
-        size_t n = 0;
-        vb_sched_agent_down(self->sched, (uint32_t)id, requeued, 256, &n);
+        size_t n = vb_sched_agent_down(self->sched, (uint32_t)id);
         a->online = false;
         size_t count = 0;
         if (vb_catalog_tasks_requeue_agent(self->cfg.catalog, rec->name,
                                            "the agent was lost; the task runs elsewhere",
                                            &count) != 0)
             VB_LOG_ERROR("jobs", "requeue_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
-        for (size_t i = 0; i < n && i < 256; i++) {
-            char key[24];
-            jb_task_t *t = zhashx_lookup(self->tasks, jb_key((int64_t)requeued[i], key));
-            if (t) {
-                free(t->agent);
-                t->agent = NULL;
-            }
-        }
         if (n)
             VB_LOG_WARN("jobs", "agent_lost agent=%s requeued=%zu", rec->name, n);
-        s_hash_filter(self->tasks, s_keep_unless_abandoned_on, (void *)rec->name);
+        s_hash_filter(self->tasks, s_release_from_lost_agent, (void *)rec->name);
         jb_dispatch(self);
         jb_reap(self);
         return;

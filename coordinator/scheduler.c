@@ -257,12 +257,11 @@ static void s_release(vb_sched_t *self, s_task_t *t)
     self->running--;
 }
 
-void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, size_t cap,
-                         size_t *count)
+size_t vb_sched_agent_down(vb_sched_t *self, uint32_t agent)
 {
-    *count = 0;
+    size_t count = 0;
     if (agent >= self->agent_cap || !self->agents[agent].known)
-        return;
+        return 0;
     for (size_t i = 0; i < self->table_cap; i++) {
         s_task_t *t = self->table[i];
         if (!t || t == S_TOMB || t->state != S_RUNNING || t->agent != agent)
@@ -273,11 +272,10 @@ void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, s
             continue;
         }
         s_requeue_front(self, t);
-        if (*count < cap)
-            requeued[*count] = t->id;
-        (*count)++;
+        count++;
     }
     self->agents[agent].online = false;
+    return count;
 }
 
 int vb_sched_disk_add(vb_sched_t *self, uint32_t datastore, uint32_t host, uint32_t *disk)

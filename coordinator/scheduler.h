@@ -56,10 +56,9 @@ void vb_sched_destroy(vb_sched_t **self_p);
 
 /* Agents: `slots` task slots. Adding an agent id again brings it back (after lost). */
 int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
-/* The agent is gone: its running tasks are requeued; their ids are written to `requeued`
- * (up to `cap`) and the count returned in *count. */
-void vb_sched_agent_down(vb_sched_t *self, uint32_t agent, uint64_t *requeued, size_t cap,
-                         size_t *count);
+/* The agent is gone: its running tasks are requeued (those of removed disks forgotten); returns
+ * how many were requeued. */
+size_t vb_sched_agent_down(vb_sched_t *self, uint32_t agent);
 
 /* A disk on `datastore` and `host` (small ids for the limits); *disk is its id, until
  * vb_sched_disk_remove(). */

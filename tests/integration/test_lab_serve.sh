@@ -34,6 +34,7 @@ jq -e '.proxies | length == 4 and all(has("name") and has("host") and has("datas
 if "$LAB" up "$dir" 2>"$work/err"; then fail "a second up must be refused"; fi
 grep -q "up already" "$work/err" || fail "second up: $(cat "$work/err")"
 mapfile -t pids < <(cat "$dir"/run/*.pid)
+[ "${#pids[@]}" = 6 ] || fail "expected 6 server pids, got ${#pids[@]}"
 
 # All URIs, all disks.
 reads=0

@@ -62,9 +62,12 @@ new2=$(vm_json copy-2)
 [[ $(jq -r '[.disks[].datastore] | unique | join(",")' <<<"$new2") == nfs-01 ]] || fail "copy-2 not on nfs-01: $new2"
 site_json | jq -e --arg h "$(jq -r .host <<<"$new2")" '.datastores[] | select(.name == "nfs-01") | .hosts | index($h) != null' \
   >/dev/null || fail "copy-2's host does not mount nfs-01"
+n=0
 while IFS=$'\t' read -r key file; do
   cmp -s "$file" "$TEST_DIR/expect/full/vm-vmfs-01-$key.raw" || fail "copy-2 disk $key differs"
+  n=$((n + 1))
 done < <(jq -r '.disks[] | [.key, .file_uri] | @tsv' <<<"$new2")
+((n == 2)) || fail "copy-2 has $n disks, vm-vmfs-01 has 2"
 pass "restore --new-vm copy-2 --datastore nfs-01"
 
 # an encrypted FCD: restored as a plain disk holding its plaintext, and the user is told

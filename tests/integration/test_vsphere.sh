@@ -115,6 +115,8 @@ while read -r vm; do
         [ "$(stat -c %s "$WORK/tail.$n")" = 10 ] || fail "$fp: read past the end"
     done < <(info sim ".vms[] | select(.name == \"$vm\") | .disks[] | [.flat_path, .flat_file, .sha256, .capacity] | @tsv")
 done < <(info sim '.vms[].name')
+want=$(info sim '[.vms[].disks[]] | length')
+[ "$n" -gt 0 ] && [ "$n" = "$want" ] || fail "read $n flat files, the simulator has $want"
 [ "$FAILED" = 0 ] && ok "$n flat files read byte for byte, whole and by range"
 
 sp=$(info sim '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_path')

@@ -94,6 +94,8 @@ Test(lab_site, default_site_has_every_feature)
     for (size_t i = 0; i < inv->vm_count; i++) {
         const vb_inv_vm_t *vm = &inv->vms[i];
         fcd |= vm->is_fcd && vm->disk_count == 1;
+        cr_expect(vm->disk_count >= 1 && vm->disk_count <= 3, "%s has %zu disks", vm->name,
+                  vm->disk_count);
         for (size_t d = 0; d < vm->disk_count; d++) {
             const vb_inv_disk_t *k = &vm->disks[d];
             if (k->encrypted) {
@@ -110,7 +112,6 @@ Test(lab_site, default_site_has_every_feature)
             }
             cr_expect_not_null(k->change_id);
             cr_expect_gt(k->capacity, 0);
-            cr_expect_eq(vm->disk_count >= 1 && vm->disk_count <= 3, true);
         }
     }
     for (size_t h = 0; h < inv->host_count; h++)

@@ -134,10 +134,7 @@ Test(scheduler, lost_agent_tasks_run_elsewhere)
     cr_assert_eq(vb_sched_dispatch(s, out, 4), 2);
     cr_assert_eq(out[0].agent, 0);
     cr_assert_eq(out[1].agent, 0);
-    uint64_t requeued[4];
-    size_t n = 0;
-    vb_sched_agent_down(s, 0, requeued, 4, &n);
-    cr_assert_eq(n, 2);
+    cr_assert_eq(vb_sched_agent_down(s, 0), 2);
     cr_assert_eq(vb_sched_dispatch(s, out, 4), 2);
     cr_assert_eq(out[0].agent, 1);
     cr_assert_eq(out[0].attempt, 1, "a lost agent does not count as a failed attempt");
