@@ -14,7 +14,6 @@ typedef struct {
     bool online;
     bool dirty; /* heard since the last flush */
     uint32_t busy_slots;
-    uint32_t free_slots;
 } s_agent_t;
 
 struct vb_registry {
@@ -254,13 +253,11 @@ int vb_registry_heard(vb_registry_t *self, const char *key, zframe_t *routing_id
     return 0;
 }
 
-void vb_registry_set_load(vb_registry_t *self, const char *key, uint32_t busy, uint32_t free_slots)
+void vb_registry_set_load(vb_registry_t *self, const char *key, uint32_t busy)
 {
     s_agent_t *a = zhashx_lookup(self->by_key, key);
-    if (a) {
+    if (a)
         a->busy_slots = busy;
-        a->free_slots = free_slots;
-    }
 }
 
 void vb_registry_purge(vb_registry_t *self, int64_t now_ms, int64_t timeout_ms)
@@ -379,14 +376,6 @@ zframe_t *vb_registry_route(vb_registry_t *self, const char *name)
         if (a->online && streq(a->rec.name, name))
             return a->routing_id;
     return NULL;
-}
-
-void vb_registry_foreach_record(vb_registry_t *self,
-                                void (*fn)(void *arg, const vb_agent_record_t *rec), void *arg)
-{
-    for (s_agent_t *a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key))
-        if (a->online)
-            fn(arg, &a->rec);
 }
 
 const char *vb_registry_name(vb_registry_t *self, const char *key)

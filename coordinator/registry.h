@@ -47,8 +47,8 @@ int vb_registry_register(vb_registry_t *self, const char *key, zframe_t *routing
 int vb_registry_heard(vb_registry_t *self, const char *key, zframe_t *routing_id,
                       int64_t now_ms) VB_WUR;
 
-/* Records the slot figures of a heartbeat. */
-void vb_registry_set_load(vb_registry_t *self, const char *key, uint32_t busy, uint32_t free_slots);
+/* Records the busy slots a heartbeat reports. */
+void vb_registry_set_load(vb_registry_t *self, const char *key, uint32_t busy);
 
 /* Marks agents silent for more than `timeout_ms` lost (logged, written to the catalog). */
 void vb_registry_purge(vb_registry_t *self, int64_t now_ms, int64_t timeout_ms);
@@ -79,9 +79,5 @@ const char *vb_registry_name(vb_registry_t *self, const char *key);
 
 /* The routing id of an online agent's connection (borrowed), NULL when it has none. */
 zframe_t *vb_registry_route(vb_registry_t *self, const char *name);
-
-/* Calls fn for every online agent (records borrowed for the call). */
-void vb_registry_foreach_record(vb_registry_t *self,
-                                void (*fn)(void *arg, const vb_agent_record_t *rec), void *arg);
 
 #endif

@@ -297,8 +297,7 @@ static void s_on_agent_message(self_t *self, zsock_t *reader)
             VB_LOG_DEBUG("coordinator", "dropped key=%.8s... reason=\"%s\"", key, vb_error_msg());
             break;
         }
-        vb_registry_set_load(self->registry, key, env->heartbeat->busy_slots,
-                             env->heartbeat->free_slots);
+        vb_registry_set_load(self->registry, key, env->heartbeat->busy_slots);
         vb_jobs_agent_running(self->jobs, vb_registry_name(self->registry, key),
                               env->heartbeat->running_tasks, env->heartbeat->n_running_tasks,
                               env->heartbeat->assigns_received,

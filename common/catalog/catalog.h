@@ -40,8 +40,6 @@ typedef struct {
 void vb_agent_record_clear(vb_agent_record_t *rec);
 /* Frees an array of records returned by vb_catalog_agents_list. */
 void vb_agent_records_free(vb_agent_record_t **recs_p, size_t count);
-/* Deep copy; returns VB_ENOMEM on failure. */
-int vb_agent_record_copy(vb_agent_record_t *dst, const vb_agent_record_t *src) VB_WUR;
 
 /* Opens (creating if needed) the catalog at `path` and migrates it. NULL on failure, with the
  * message set. */
@@ -311,11 +309,6 @@ int vb_catalog_task_requeue(vb_catalog_t *self, int64_t task_id, const char *rea
 int vb_catalog_tasks_requeue_agent(vb_catalog_t *self, const char *agent, const char *reason,
                                    size_t *count_out) VB_WUR;
 
-/* Every running task of job `job_id` goes back to the queue with `reason`: what a restarted
- * coordinator does before it resumes the job (the agents it had were told nothing). One
- * statement; *count_out (may be NULL): how many. */
-int vb_catalog_tasks_requeue_running(vb_catalog_t *self, int64_t job_id, const char *reason,
-                                     size_t *count_out) VB_WUR;
 
 typedef struct {
     size_t queued, running, done, failed, cancelled, total;
@@ -435,8 +428,7 @@ int vb_catalog_restore_point_latest(vb_catalog_t *self, const char *vm, int64_t 
 int vb_catalog_restore_point_chain(vb_catalog_t *self, int64_t rp_id, vb_restore_point_t **out,
                                    size_t *count) VB_WUR;
 
-/* Every restore point a job wrote, pending or complete, with disks (for the job engine when it
- * resumes a job, and for job show). Caller frees. */
+/* Every restore point a job wrote, pending or complete, with disks. Caller frees. */
 int vb_catalog_job_restore_points(vb_catalog_t *self, int64_t job_id, vb_restore_point_t **out,
                                   size_t *count) VB_WUR;
 

@@ -57,7 +57,6 @@ enum {
     ST_TASK_FAIL,
     ST_TASK_REQUEUE,
     ST_TASK_REQUEUE_AGENT,
-    ST_TASK_REQUEUE_JOB,
     ST_TASK_COUNTS,
     /* catalog_restore.c */
     ST_RP_INSERT,

@@ -124,8 +124,6 @@ void vb_cat_jobs_sql(const char **sql)
         "UPDATE tasks SET state = 'queued', error = ?2 WHERE id = ?1 AND state = 'running'";
     sql[ST_TASK_REQUEUE_AGENT] =
         "UPDATE tasks SET state = 'queued', error = ?2 WHERE agent = ?1 AND state = 'running'";
-    sql[ST_TASK_REQUEUE_JOB] =
-        "UPDATE tasks SET state = 'queued', error = ?2 WHERE job_id = ?1 AND state = 'running'";
     sql[ST_TASK_COUNTS] = "SELECT state, count(*), coalesce(sum(ext_length), 0) FROM tasks "
                           "WHERE job_id = ?1 GROUP BY state";
 }
@@ -863,18 +861,6 @@ int vb_catalog_tasks_requeue_agent(vb_catalog_t *self, const char *agent, const 
     sqlite3_bind_text(st, 1, agent, -1, SQLITE_TRANSIENT);
     vb_cat_bind_str(st, 2, reason);
     int rc = vb_cat_step_done(self, st, "requeueing an agent's tasks");
-    if (rc == 0 && count_out)
-        *count_out = (size_t)sqlite3_changes(self->db);
-    return rc;
-}
-
-int vb_catalog_tasks_requeue_running(vb_catalog_t *self, int64_t job_id, const char *reason,
-                                     size_t *count_out)
-{
-    sqlite3_stmt *st = self->st[ST_TASK_REQUEUE_JOB];
-    sqlite3_bind_int64(st, 1, job_id);
-    vb_cat_bind_str(st, 2, reason);
-    int rc = vb_cat_step_done(self, st, "requeueing a job's running tasks");
     if (rc == 0 && count_out)
         *count_out = (size_t)sqlite3_changes(self->db);
     return rc;

@@ -440,20 +440,6 @@ Test(catalog_jobs, batched_task_updates_and_reopen)
     cr_assert_eq(vb_catalog_job_get(cat, job, &got), 0);
     cr_assert_eq(got.state, VB_JOB_RUNNING);
     vb_job_clear(&got);
-
-    /* The restarted coordinator resumes the job: its running tasks go back to the queue. */
-    size_t moved = 0;
-    cr_assert_eq(vb_catalog_tasks_requeue_running(cat, job, "coordinator restarted", &moved), 0);
-    cr_assert_eq(moved, N / 4);
-    cr_assert_eq(vb_catalog_job_task_counts(cat, job, &c), 0);
-    cr_assert_eq(c.queued, N / 4);
-    cr_assert_eq(c.running, 0);
-    cr_assert_eq(c.done, N * 3 / 4, "done tasks stay done");
-    vb_task_t t;
-    cr_assert_eq(vb_catalog_task_get(cat, ids[0], &t), 0);
-    cr_assert_eq(t.state, VB_TASK_QUEUED);
-    cr_assert_str_eq(t.error, "coordinator restarted");
-    vb_task_clear(&t);
     free(add);
     free(ids);
     vb_catalog_destroy(&cat);
