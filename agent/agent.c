@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "log.h"
 #include "path.h"
+#include "policy/transport.h"
 #include "task.h"
 #include "vddk/vddk_config.h"
 #include "wire.h"
@@ -590,9 +591,9 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
         s_split(settings->transports, &self->transports, &self->transport_count) != 0)
         goto fail;
     for (size_t i = 0; i < self->transport_count; i++) {
-        const char *t = self->transports[i];
-        if (!streq(t, "san") && !streq(t, "hotadd") && !streq(t, "nbdssl") && !streq(t, "nbd")) {
-            vb_error_set(VB_EINVAL, "transports: unknown mode '%s' (san, hotadd, nbdssl, nbd)", t);
+        vb_transport_t mode;
+        if (vb_transport_from_name(self->transports[i], &mode) != 0) {
+            vb_error_prefix(VB_EINVAL, "transports");
             goto fail;
         }
     }

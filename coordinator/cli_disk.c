@@ -11,6 +11,7 @@
 
 #include "disk/disk.h"
 #include "log.h"
+#include "repo/repo.h"
 
 #define CAT_STEP (4u * 1024 * 1024)
 #define ZERO_GRAIN 4096u /* the usual file system block: a skipped grain stays a hole */
@@ -127,11 +128,6 @@ static int s_write_all(int fd, const uint8_t *p, size_t n, uint64_t off, bool po
     return 0;
 }
 
-static bool s_all_zero(const uint8_t *p, size_t n)
-{
-    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* Writes [off, off+n) of buf, leaving all-zero grains unwritten when sparse. */
 static int s_emit(int fd, const uint8_t *buf, size_t n, uint64_t off, bool sparse)
 {
@@ -139,7 +135,7 @@ static int s_emit(int fd, const uint8_t *buf, size_t n, uint64_t off, bool spars
         return s_write_all(fd, buf, n, off, false);
     for (size_t g = 0; g < n; g += ZERO_GRAIN) {
         size_t len = n - g < ZERO_GRAIN ? n - g : ZERO_GRAIN;
-        if (!s_all_zero(buf + g, len)) {
+        if (!vb_buf_is_zero(buf + g, len)) {
             int rc = s_write_all(fd, buf + g, len, off + g, true);
             if (rc)
                 return rc;

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "catalog_json.h"
 #include "keys.h"
 #include "log.h"
 
@@ -312,16 +313,6 @@ static json_t *s_strv_json(char **v, size_t n)
     return arr;
 }
 
-static json_t *s_time_json(int64_t ms)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char buf[40];
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(buf);
-}
-
 static int s_by_name(const void *a, const void *b)
 {
     const char *na = json_string_value(json_object_get(*(json_t *const *)a, "name"));
@@ -342,7 +333,7 @@ json_t *vb_registry_agents_json(vb_registry_t *self)
             (int)r->slots, "busy_slots", (int)a->busy_slots, "transports",
             s_strv_json(r->transports, r->transport_count), "version", r->version, "public_key",
             r->public_key, "enrolled_at", (json_int_t)r->enrolled_at, "last_seen",
-            s_time_json(a->last_heard_ms), "last_seen_ms", (json_int_t)a->last_heard_ms);
+            vb_json_time(a->last_heard_ms), "last_seen_ms", (json_int_t)a->last_heard_ms);
     }
     qsort(items, i, sizeof *items, s_by_name);
     json_t *arr = json_array();
