@@ -542,10 +542,9 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
     char *url = NULL;
     bool special = false;
     int rc = 0;
-    vb_soap_tls_t tls; /* as long-lived as h */
-    CURL *h = curl_easy_init();
-    if (!h)
+    if (!self->file_h && !(self->file_h = curl_easy_init()))
         return vb_error_set(VB_ENOMEM, "cannot create a libcurl handle");
+    CURL *h = self->file_h;
     bool http_404 = false;
     for (int i = 0; i < 2; i++) {
         free(url);
@@ -553,7 +552,7 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
         rc = s_url(self, ds_file, order[i], &url, &special);
         if (rc != 0)
             break;
-        rc = s_http(self->soap, h, &tls, m, url, offset, len, buf, got, size, data);
+        rc = s_http(self->soap, h, &self->file_tls, m, url, offset, len, buf, got, size, data);
         if (rc == 0 && special && self->enc != order[i]) {
             if (self->enc != VB_VS_ENC_UNKNOWN || i > 0)
                 VB_LOG_INFO("vsphere", "file service needs %s encoding url=%s",
@@ -576,7 +575,6 @@ static int s_adaptive(vb_vsphere_t *self, s_method_t m, const char *ds_file, uin
         url = NULL;
     }
     free(url);
-    curl_easy_cleanup(h);
     return rc;
 }
 

@@ -31,6 +31,9 @@ struct vb_vsphere {
     char last_fault[64];      /* fault type of the last vb_vs_call, "" when none */
     vb_vs_encoding_t enc;     /* what the file service was found to need */
     vb_vs_encoding_t enc_try; /* first guess while enc is UNKNOWN */
+    CURL *file_h;             /* file service requests: one handle, so its connection (and TLS
+                               * session) is kept from one read to the next */
+    vb_soap_tls_t file_tls;   /* lives as long as file_h */
 };
 
 /* A SOAP call that logs in again once when the session expired (NotAuthenticated). The fault

@@ -236,6 +236,8 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
         if (rc != 0)
             VB_LOG_DEBUG("vsphere", "logout failed: %s", vb_error_msg());
     }
+    if (self->file_h)
+        curl_easy_cleanup(self->file_h);
     vb_soap_destroy(&self->soap);
     if (self->password)
         explicit_bzero(self->password, strlen(self->password));
