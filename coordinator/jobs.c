@@ -368,20 +368,6 @@ static void s_unregister_disk(vb_jobs_t *self, jb_disk_t *d)
 
 /* ---- tasks ---- */
 
-static uint64_t s_chunks_touched(const vb_extent_t *e, size_t n, uint32_t chunk)
-{
-    uint64_t count = 0, last = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t first = e[i].offset / chunk, end = (e[i].offset + e[i].length - 1) / chunk;
-        if (first == last)
-            first++;
-        if (end >= first)
-            count += end - first + 1;
-        last = end;
-    }
-    return count;
-}
-
 /* Adds tasks for one disk to the catalog and the scheduler. `plan` may be NULL for a map task. */
 int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan, size_t n)
 {
@@ -399,7 +385,6 @@ int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_tas
     }
     if (!rc)
         rc = vb_catalog_tasks_add(self->cfg.catalog, job->id, rows, count, ids);
-    uint32_t chunk = self->repo ? vb_repo_chunk_size(self->repo) : 0;
     for (size_t i = 0; !rc && i < count; i++) {
         jb_task_t *t = calloc(1, sizeof *t);
         t->id = ids[i];
@@ -411,7 +396,7 @@ int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_tas
             t->extents = plan[i].extents; /* moved */
             t->count = plan[i].count;
             plan[i].extents = NULL;
-            t->chunks_expected = s_chunks_touched(t->extents, t->count, chunk);
+            t->chunks_expected = plan[i].chunks;
         }
         char key[24];
         zhashx_insert(self->tasks, jb_key(t->id, key), t);

@@ -54,29 +54,25 @@ static int s_push(vb_plan_task_t **tasks, size_t *count, size_t *cap, uint64_t o
         *tasks = t;
         *cap = c;
     }
-    (*tasks)[*count] = (vb_plan_task_t){offset, length, NULL, 0, 0, 0};
+    (*tasks)[*count] = (vb_plan_task_t){.offset = offset, .length = length};
     (*count)++;
     return 0;
 }
 
-static int s_add_range(vb_plan_task_t *t, uint64_t offset, uint64_t length, uint32_t chunk,
-                       uint64_t capacity)
+static int s_add_range(vb_plan_task_t *t, uint64_t offset, uint64_t length, uint32_t chunk)
 {
     vb_extent_t *e = realloc(t->extents, (t->count + 1) * sizeof *e);
     if (!e)
         return vb_error_set(VB_ENOMEM, "out of memory");
     t->extents = e;
     e[t->count++] = (vb_extent_t){offset, length};
-    uint64_t first = offset / chunk * chunk;
-    uint64_t last = (offset + length + chunk - 1) / chunk * chunk;
-    if (last > capacity)
-        last = capacity;
-    if (first < t->counted_to) /* a chunk the previous range touched too: counted once */
-        first = t->counted_to;
-    if (last > first)
-        t->bytes += last - first;
-    if (last > t->counted_to)
-        t->counted_to = last;
+    uint64_t first = offset / chunk, end = (offset + length - 1) / chunk + 1;
+    if (first < t->chunk_end) /* a chunk the previous range touched too: counted once */
+        first = t->chunk_end;
+    if (end > first)
+        t->chunks += end - first;
+    if (end > t->chunk_end)
+        t->chunk_end = end;
     return 0;
 }
 
@@ -121,7 +117,7 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
             if (!ntasks || tasks[ntasks - 1].offset != w0)
                 rc = s_push(&tasks, &ntasks, &cap, w0, w1 - w0);
             if (!rc)
-                rc = s_add_range(&tasks[ntasks - 1], pos, piece_end - pos, chunk_size, capacity);
+                rc = s_add_range(&tasks[ntasks - 1], pos, piece_end - pos, chunk_size);
             pos = piece_end;
         }
     }

@@ -20,8 +20,8 @@ typedef struct {
     uint64_t length;       /* window length (the last window may end at the capacity) */
     vb_extent_t *extents;  /* ranges inside the window, ascending */
     size_t count;
-    uint64_t bytes;        /* bytes of the chunks these ranges touch */
-    uint64_t counted_to;   /* (while splitting: end of the last chunk counted in bytes) */
+    uint64_t chunks;       /* chunks these ranges touch, each once */
+    uint64_t chunk_end;    /* (while splitting: index after the last chunk counted) */
 } vb_plan_task_t;
 
 /* Splits `extents` (any order, may overlap, may pass the capacity: clipped) of a disk of
