@@ -232,6 +232,10 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
     a->known = true;
     a->online = true;
     a->slots = slots;
+    /* It may come back with other facts (host, datastore, LUNs, transports): decide again. */
+    for (size_t d = 0; d < self->disk_count; d++)
+        if (agent < self->disks[d].pair_cap)
+            self->disks[d].pairs[agent] = (s_pair_t){0};
     return 0;
 }
 

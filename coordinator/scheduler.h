@@ -54,7 +54,8 @@ typedef enum {
 vb_sched_t *vb_sched_new(const vb_sched_limits_t *limits, vb_sched_decide_fn decide, void *ctx);
 void vb_sched_destroy(vb_sched_t **self_p);
 
-/* Agents: `slots` task slots. Adding an agent id again brings it back (after lost). */
+/* Agents: `slots` task slots. Adding an agent id again brings it back (after lost), and its
+ * transport for every disk is decided again (it may have moved). */
 int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
 /* The agent is gone: its running tasks are requeued (those of removed disks forgotten); returns
  * how many were requeued. */

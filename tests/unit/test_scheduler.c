@@ -289,3 +289,23 @@ Test(scheduler, a_long_running_coordinator_holds_only_its_current_disks)
     cr_assert_lt(highest, 2, "100000 disks one after another used ids up to %u", highest);
     vb_sched_destroy(&s);
 }
+
+Test(scheduler, an_agent_that_comes_back_moved_is_decided_again)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_SAN, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 2, 0), 0);
+    vb_sched_assignment_t out[2];
+    cr_assert_eq(vb_sched_dispatch(s, out, 2), 1);
+    cr_assert_eq(out[0].transport, VB_TRANSPORT_SAN);
+    cr_assert_eq(vb_sched_agent_down(s, 0), 1);
+    /* it registers again from a proxy that no longer sees the LUN: NBD only */
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
+    cr_assert_eq(vb_sched_dispatch(s, out, 2), 1);
+    cr_assert_eq(out[0].transport, VB_TRANSPORT_NBD, "the old SAN decision was kept");
+    vb_sched_destroy(&s);
+}
