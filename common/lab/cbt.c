@@ -469,7 +469,8 @@ int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, ch
     int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
     if (rc)
         return rc;
-    rc = vb_lab_op_snapshot_create(site, obj, fcd, name, &id);
+    if (!(rc = vb_lab_sweep_interrupted(site)))
+        rc = vb_lab_op_snapshot_create(site, obj, fcd, name, &id);
     if (!rc && (rc = vb_lab_site_save(site)))
         s_unlink_snapshot_files(site, obj, fcd, id);
     if (!rc && id_out) {
@@ -489,6 +490,10 @@ int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_na
     int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
     if (rc)
         return rc;
+    /* a restarted coordinator removes a crashed job's snapshot by name: what the crash left
+     * goes too, even when the snapshot was never saved */
+    if ((rc = vb_lab_sweep_interrupted(site)))
+        goto out;
     json_t *snap = vb_lab_object_find_snapshot(obj, id_or_name);
     if (!snap) {
         rc = vb_error_set(VB_ENOTFOUND, "%s has no snapshot \"%s\"", vm, id_or_name);

@@ -145,6 +145,7 @@ static int s_copy_range(int in, int out, off_t off, off_t len, const char *src)
 int vb_lab_copy_sparse(const char *src, const char *dst)
 {
     int rc = 0;
+    char *tmp = NULL;
     int in = open(src, O_RDONLY | O_CLOEXEC);
     int out = -1;
     if (in < 0)
@@ -155,9 +156,16 @@ int vb_lab_copy_sparse(const char *src, const char *dst)
         rc = vb_error_set(VB_EIO, "cannot stat %s: %s", src, strerror(errno));
         goto out;
     }
-    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Written under a temporary name and renamed when complete: a process killed mid-copy
+     * leaves a ".tmp." file that vb_lab_sweep_interrupted recognises, never a half image under
+     * the final name. */
+    if (!(tmp = vb_lab_strf("%s.tmp.%ld", dst, (long)getpid()))) {
+        rc = VB_ENOMEM;
+        goto out;
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) {
-        rc = vb_error_set(VB_EIO, "cannot create %s: %s", dst, strerror(errno));
+        rc = vb_error_set(VB_EIO, "cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
     if (ftruncate(out, st.st_size) < 0) {
@@ -179,9 +187,14 @@ int vb_lab_copy_sparse(const char *src, const char *dst)
     }
     if (fsync(out) < 0)
         rc = vb_error_set(VB_EIO, "cannot sync %s: %s", dst, strerror(errno));
+    else if (rename(tmp, dst) < 0)
+        rc = vb_error_set(VB_EIO, "cannot rename %s: %s", tmp, strerror(errno));
 out:
     if (out >= 0)
         close(out);
+    if (rc && tmp)
+        unlink(tmp);
+    free(tmp);
     close(in);
     return rc;
 }

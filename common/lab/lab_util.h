@@ -31,7 +31,8 @@ int vb_lab_run(const char *const argv[], const char *log_path) VB_WUR;
 /* The last non-empty line of a text file ("" when none) into buf. */
 void vb_lab_last_line(const char *path, char *buf, size_t size);
 
-/* Copies src to dst (created 0644, replaced if present) keeping holes as holes. */
+/* Copies src to dst (created 0644, replaced if present) keeping holes as holes. The copy is
+ * written as "dst.tmp.PID" and renamed to dst once complete and synced. */
 int vb_lab_copy_sparse(const char *src, const char *dst) VB_WUR;
 
 /* Allocated (data) extents of a file from `start`, via SEEK_DATA/SEEK_HOLE, clipped to `limit`.*/

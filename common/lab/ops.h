@@ -22,6 +22,12 @@ int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) VB_WUR;
 /* A new change-ID epoch derived from `h`: "52 3a ... 0d-8e 54 ... 65". Caller frees. */
 char *vb_lab_op_epoch(uint64_t h);
 
+/* Removes what an interrupted lab operation left in the site's disk folders: temporary files
+ * (".tmp.", ".decrypt") and images of a live disk at a snapshot its object does not have (a
+ * snapshot create killed mid-copy or before the site was saved). The caller holds the site's
+ * write lock, so no operation that writes such files is running. */
+int vb_lab_sweep_interrupted(vb_lab_site_t *site) VB_WUR;
+
 /* A new disk's site.json entry, as the generator registers disks: path "[ds] folder/stem.vmdk",
  * export "folder--stem", a change-ID epoch from the seed and the export, generation 1, no
  * parent. NULL on allocation failure. Caller owns the reference. */

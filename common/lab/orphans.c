@@ -15,6 +15,7 @@
 
 #include "lab/lab.h"
 #include "lab/lab_util.h"
+#include "lab/ops.h"
 #include "lab/site.h"
 #include "log.h"
 
@@ -166,6 +167,57 @@ static int s_scan(vb_lab_site_t *site, const char *sub, bool remove, vb_inv_orph
     }
     closedir(d);
     free(dpath);
+    return rc;
+}
+
+/* Is `file` what an interrupted lab operation left: a temporary file, or the image of a disk
+ * that is still on the site at a snapshot that its object does not have (a snapshot create
+ * killed before the site was saved, or a removal killed before its images were unlinked)? */
+static bool s_interrupted_leftover(vb_lab_site_t *site, const char *sub, const char *file)
+{
+    if (s_transient(file))
+        return file[0] != '.' || strstr(file, ".tmp.") != NULL;
+    const char *at = strrchr(file, '@');
+    if (!at || at == file || s_referenced(site, sub, file))
+        return false;
+    char *live = strndup(file, (size_t)(at - file));
+    bool leftover = live && s_referenced(site, sub, live);
+    free(live);
+    return leftover;
+}
+
+static int s_sweep_dir(vb_lab_site_t *site, const char *sub)
+{
+    char *dpath = vb_lab_strf("%s/%s", vb_lab_site_dir(site), sub);
+    if (!dpath)
+        return VB_ENOMEM;
+    DIR *d = opendir(dpath);
+    if (!d) {
+        int rc = errno == ENOENT ? 0 : vb_error_set(VB_EIO, "cannot read %s: %s", dpath,
+                                                    strerror(errno));
+        free(dpath);
+        return rc;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            !s_interrupted_leftover(site, sub, e->d_name))
+            continue;
+        char *path = vb_lab_strf("%s/%s", dpath, e->d_name);
+        if (path && unlink(path) == 0)
+            VB_LOG_WARN("lab", "interrupted_leftover_removed path=\"%s\"", path);
+        free(path);
+    }
+    closedir(d);
+    free(dpath);
+    return 0;
+}
+
+int vb_lab_sweep_interrupted(vb_lab_site_t *site)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sizeof s_dirs / sizeof *s_dirs && !rc; i++)
+        rc = s_sweep_dir(site, s_dirs[i]);
     return rc;
 }
 

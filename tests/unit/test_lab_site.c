@@ -358,6 +358,49 @@ Test(lab_site, snapshot_freezes_content_while_the_disk_changes)
     vb_provider_destroy(&p);
 }
 
+/* A coordinator killed while the lab copied a snapshot's images leaves a half-written image
+ * that no snapshot of site.json names (the snapshot was never saved). The next snapshot
+ * operation on the site, here the restarted coordinator's removal of the job's snapshot by
+ * name, which finds no such snapshot, cleans it up. */
+Test(lab_site, a_snapshot_interrupted_mid_copy_leaves_nothing_behind)
+{
+    vb_provider_t *p = vb_lab_provider_new(s_dir);
+    vb_inventory_t *inv = inventory();
+    const vb_inv_vm_t *vm = vb_inventory_find_vm(inv, "vm-vmfs-01");
+    char half[600], tmp[600];
+    /* the copy a killed snapshot create left: under its final name (a copy made before images
+     * were copied to a temporary name) and under a temporary one */
+    snprintf(half, sizeof half, "%s@snapshot-99", vm->disks[0].file_uri);
+    snprintf(tmp, sizeof tmp, "%s@snapshot-98.tmp.999999", vm->disks[0].file_uri);
+    for (int i = 0; i < 2; i++) {
+        int fd = open(i ? tmp : half, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, "half", 4), 4);
+        close(fd);
+    }
+    vb_inv_orphans_t before = {0}, after = {0};
+    cr_assert_eq(vb_lab_orphans(s_dir, false, &before), 0, "%s", vb_error_msg());
+    cr_expect_eq(before.count, 1, "the half copy is an orphan until cleaned");
+    cr_expect_eq(p->ops->snapshot_remove(p, vm->name, "vbak-5"), VB_ENOTFOUND);
+    cr_expect_neq(access(half, F_OK), 0, "the half-copied snapshot image is removed");
+    cr_expect_neq(access(tmp, F_OK), 0, "the temporary copy is removed");
+    cr_assert_eq(vb_lab_orphans(s_dir, false, &after), 0, "%s", vb_error_msg());
+    cr_expect_eq(after.count, 0);
+    /* the live image and a real snapshot's image are untouched by the sweep */
+    char *id = NULL;
+    cr_assert_eq(p->ops->snapshot_create(p, vm->name, "kept", &id), 0, "%s", vb_error_msg());
+    char snapfile[600];
+    snprintf(snapfile, sizeof snapfile, "%s@%s", vm->disks[0].file_uri, id);
+    cr_assert_eq(p->ops->snapshot_remove(p, vm->name, "no-such"), VB_ENOTFOUND);
+    cr_expect_eq(access(snapfile, F_OK), 0, "a real snapshot's image stays");
+    cr_expect_eq(access(vm->disks[0].file_uri, F_OK), 0);
+    free(id);
+    vb_inv_orphans_free(&before);
+    vb_inv_orphans_free(&after);
+    vb_inventory_free(&inv);
+    vb_provider_destroy(&p);
+}
+
 Test(lab_site, svmotion_moves_disks_where_the_host_reaches)
 {
     cr_expect_eq(vb_lab_svmotion(s_dir, "vm-vmfs-01", "vsanDatastore", false), VB_EPOLICY);
