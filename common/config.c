@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define VB_CONF_LINE_MAX 4096
 
@@ -162,6 +163,11 @@ int vb_config_load_file(const vb_conf_key_t *table, void *settings, const char *
     FILE *f = fopen(path, "r");
     if (!f)
         return vb_error_set(VB_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return vb_error_set(VB_EINVAL, "%s is a directory, not a configuration file", path);
+    }
     char line[VB_CONF_LINE_MAX];
     char value[VB_CONF_LINE_MAX];
     char where[512];
@@ -197,31 +203,48 @@ int vb_config_load_file(const vb_conf_key_t *table, void *settings, const char *
         if ((rc = vb_config_set(table, settings, key, value, where)) != 0)
             break;
     }
+    if (!rc && ferror(f))
+        rc = vb_error_set(VB_EIO, "%s: cannot read: %s", path, strerror(errno));
     fclose(f);
     return rc;
 }
 
-int vb_config_override(const vb_conf_key_t *table, void *settings, const char *arg)
+/* The key of `--key=value` (or `key=value`) into key, dashes spelled as underscores; the value
+ * after the '=' or NULL when arg has no key and '='. */
+static const char *s_override_split(const char *arg, char *key, size_t size)
 {
     const char *p = arg;
     while (*p == '-')
         p++;
     const char *eq = strchr(p, '=');
-    if (!eq || eq == p)
-        return vb_error_set(VB_EINVAL, "%s: expected --key=value", arg);
-    char key[256];
-    size_t klen = (size_t)(eq - p);
-    if (klen >= sizeof key)
-        return vb_error_set(VB_EINVAL, "%s: key too long", arg);
+    size_t klen = eq ? (size_t)(eq - p) : 0;
+    if (!klen || klen >= size)
+        return NULL;
     memcpy(key, p, klen);
     key[klen] = '\0';
     /* command-line keys may be spelled with dashes */
     for (char *c = key; *c; c++)
         if (*c == '-')
             *c = '_';
+    return eq + 1;
+}
+
+bool vb_config_is_override(const vb_conf_key_t *table, const char *arg)
+{
+    char key[256];
+    return strncmp(arg, "--", 2) == 0 && s_override_split(arg, key, sizeof key) &&
+           s_find(table, key) != NULL;
+}
+
+int vb_config_override(const vb_conf_key_t *table, void *settings, const char *arg)
+{
+    char key[256];
+    const char *value = s_override_split(arg, key, sizeof key);
+    if (!value)
+        return vb_error_set(VB_EINVAL, "%s: expected --key=value", arg);
     char where[300];
     snprintf(where, sizeof where, "--%s", key);
-    return vb_config_set(table, settings, key, eq + 1, where);
+    return vb_config_set(table, settings, key, value, where);
 }
 
 int vb_config_check_required(const vb_conf_key_t *table, const void *settings)
@@ -231,7 +254,8 @@ int vb_config_check_required(const vb_conf_key_t *table, const void *settings)
             continue;
         const char *v = *(char *const *)((const char *)settings + k->offset);
         if (!v || !*v)
-            return vb_error_set(VB_EINVAL, "required key '%s' is not set", k->name);
+            return vb_error_set(VB_EINVAL, "required key '%s' is not set (set it in the file or "
+                                           "as --%s=VALUE)", k->name, k->name);
     }
     return 0;
 }

@@ -45,6 +45,9 @@ int vb_config_set(const vb_conf_key_t *table, void *settings, const char *key, c
 /* Applies an override written `--key=value` (or `key=value`). */
 int vb_config_override(const vb_conf_key_t *table, void *settings, const char *arg) VB_WUR;
 
+/* Is `arg` an override `--key=value` of a key that the table has (dashes or underscores)? */
+bool vb_config_is_override(const vb_conf_key_t *table, const char *arg);
+
 /* Returns VB_EINVAL naming the first required key that is still unset. */
 int vb_config_check_required(const vb_conf_key_t *table, const void *settings) VB_WUR;
 

@@ -59,8 +59,8 @@ int vb_daemon_configure(const vb_daemon_info_t *info, void *settings, int argc, 
             return rc;
     }
     rc = vb_config_check_required(info->table, settings);
-    if (rc && !config)
-        return vb_error_prefix(rc, "no --config given");
+    if (rc)
+        return vb_error_prefix(rc, "%s", config ? config : "no --config given");
     return rc;
 }
 

@@ -36,10 +36,75 @@ int vb_cli_load_config(vb_cli_t *cli, const char *path)
     cli->config_path = path;
     if ((rc = vb_config_load_file(vb_cli_config_table, &cli->settings, path)) != 0)
         return rc;
+    for (size_t i = 0; i < cli->noverrides; i++)
+        if ((rc = vb_config_override(vb_cli_config_table, &cli->settings, cli->overrides[i])))
+            return rc;
     if ((rc = vb_config_check_required(vb_cli_config_table, &cli->settings)) != 0)
         return vb_error_prefix(rc, "%s", path);
     cli->configured = true;
     return 0;
+}
+
+/* The event number of one message from a socket monitor (0 when unreadable). */
+static uint16_t s_monitor_event(zsock_t *monitor)
+{
+    zmsg_t *msg = zmsg_recv(monitor);
+    zframe_t *f = msg ? zmsg_first(msg) : NULL;
+    uint16_t event = 0;
+    if (f && zframe_size(f) >= 6)
+        memcpy(&event, zframe_data(f), sizeof event);
+    zmsg_destroy(&msg);
+    return event;
+}
+
+/* Waits for the coordinator's answer on `sock`, watching the CURVE handshake: a coordinator that
+ * refuses this CLI's key says so (ZAP denial reaches the client as a failed handshake), so the
+ * refusal is named at once instead of waiting out the timeout. 0 when an answer is ready. */
+static int s_wait_answer(vb_cli_t *cli, zsock_t *sock, zcert_t *cert)
+{
+    const vb_cli_settings_t *s = &cli->settings;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://vbak-cli-monitor-%p", (void *)sock);
+    zsock_t *monitor = NULL;
+    if (zmq_socket_monitor(zsock_resolve(sock), endpoint,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0)
+        monitor = zsock_new_pair(endpoint);
+    zpoller_t *poller = zpoller_new(sock, monitor, NULL);
+    int64_t deadline = zclock_mono() + s->timeout_ms;
+    int rc = VB_ETIMEOUT;
+    uint16_t event = 0;
+    while (rc == VB_ETIMEOUT && !event) {
+        int64_t left = deadline - zclock_mono();
+        void *ready = left > 0 ? zpoller_wait(poller, (int)left) : NULL;
+        if (ready == sock)
+            rc = 0;
+        else if (ready && ready == monitor)
+            event = s_monitor_event(monitor);
+        else if (!ready)
+            break;
+    }
+    zpoller_destroy(&poller);
+    zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
+    zsock_destroy(&monitor);
+    if (rc == 0)
+        return 0;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return vb_error_set(VB_EAUTH,
+                            "the coordinator at %s refused this CLI's admin key %s (from %s): "
+                            "add it to admin_keys in coordinator.conf",
+                            s->control_endpoint, zcert_public_txt(cert), s->admin_key);
+    if (event)
+        return vb_error_set(VB_EPROTO,
+                            "the CURVE handshake with the coordinator at %s failed (is "
+                            "coordinator_public_key right?)",
+                            s->control_endpoint);
+    return vb_error_set(VB_ETIMEOUT,
+                        "the coordinator at %s did not answer within %lld ms (is it running? is "
+                        "its public key %.10s... right? is this CLI's admin key %s, from %s, in "
+                        "its admin_keys?)",
+                        s->control_endpoint, (long long)s->timeout_ms,
+                        s->coordinator_public_key, zcert_public_txt(cert), s->admin_key);
 }
 
 int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **result)
@@ -76,16 +141,8 @@ int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **resul
     out_env.admin_request = &req;
     if ((rc = vb_wire_send(sock, NULL, &out_env)) != 0)
         goto out;
-    zpoller_t *poller = zpoller_new(sock, NULL);
-    void *ready = zpoller_wait(poller, (int)s->timeout_ms);
-    zpoller_destroy(&poller);
-    if (!ready) {
-        rc = vb_error_set(VB_ETIMEOUT,
-                          "the coordinator at %s did not answer within %lld ms (is it running? "
-                          "is this CLI's admin key allowed?)",
-                          s->control_endpoint, (long long)s->timeout_ms);
+    if ((rc = s_wait_answer(cli, sock, cert)) != 0)
         goto out;
-    }
     frame = zframe_recv(sock);
     if (!frame || (rc = vb_wire_unpack(zframe_data(frame), zframe_size(frame), 1u << 30, &env))) {
         rc = vb_error_set(VB_EPROTO, "the coordinator's answer is not readable");

@@ -26,9 +26,12 @@ typedef struct {
     vb_cli_settings_t settings;
     bool configured;   /* a config file was found and loaded */
     const char *config_path;
+    char **overrides;  /* `--key=value` arguments applied over the file (borrowed) */
+    size_t noverrides;
 } vb_cli_t;
 
-/* Loads the config named by --config or VBAK_CONFIG into cli; 0 or an error (message set). */
+/* Loads the config named by --config or VBAK_CONFIG into cli, then applies cli->overrides; 0 or
+ * an error (message set). */
 int vb_cli_load_config(vb_cli_t *cli, const char *path) VB_WUR;
 
 /* Sends `command` with `args` (may be NULL; reference stolen) to the coordinator and returns

@@ -50,13 +50,16 @@ static const s_command_t s_commands[] = {
 
 static void s_usage(FILE *out)
 {
-    fprintf(out, "Usage: vbak [--config FILE] COMMAND [ARGS...]\n"
+    fprintf(out, "Usage: vbak [--config FILE] [--KEY=VALUE]... COMMAND [ARGS...]\n"
                  "The vbak admin CLI: drives the coordinator of a vbak backup site.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
         fprintf(out, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
     fprintf(out, "\nOptions:\n"
                  "  --config FILE   CLI configuration (default: $VBAK_CONFIG)\n"
+                 "  --KEY=VALUE     set a vbak.conf key, overriding the file (e.g. "
+                 "--timeout_ms=30000);\n"
+                 "                  also accepted after the command\n"
                  "  --help          this help; `vbak COMMAND --help` for a command\n"
                  "  --version       show the version\n");
 }
@@ -67,6 +70,33 @@ static bool s_wants_help(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return true;
     return false;
+}
+
+/* Splits `--key=value` overrides of vbak.conf keys (before the command, or after it) from the
+ * command's own arguments (after it only when `after`: a command that talks to the
+ * coordinator): they go to cli->overrides; returns the command's argv (argv[cmd] and
+ * the rest, NULL-terminated; caller frees) with its count in *cmd_argc, NULL when out of memory. */
+static char **s_take_overrides(vb_cli_t *cli, int argc, char **argv, int cmd, bool after,
+                               int *cmd_argc)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    cli->overrides = calloc((size_t)argc + 1, sizeof *cli->overrides);
+    if (!rest || !cli->overrides) {
+        free(rest);
+        return NULL;
+    }
+    int n = 0;
+    for (int k = 1; k < argc; k++) {
+        bool override = (k < cmd || after) && vb_config_is_override(vb_cli_config_table, argv[k]);
+        if (k < cmd && !override)
+            continue; /* --config FILE and the like */
+        if (override)
+            cli->overrides[cli->noverrides++] = argv[k];
+        else
+            rest[n++] = argv[k];
+    }
+    *cmd_argc = n;
+    return rest;
 }
 
 int main(int argc, char **argv)
@@ -89,6 +119,8 @@ int main(int argc, char **argv)
             config = argv[++i];
         else if (!strncmp(argv[i], "--config=", 9))
             config = argv[i] + 9;
+        else if (vb_config_is_override(vb_cli_config_table, argv[i]))
+            continue; /* taken by s_take_overrides */
         else {
             fprintf(stderr, "vbak: unknown option '%s' (see vbak --help)\n", argv[i]);
             return 2;
@@ -107,14 +139,20 @@ int main(int argc, char **argv)
         return 2;
     }
     vb_cli_t cli = {0};
-    int rc;
-    if (cmd->needs_config && !s_wants_help(argc - i, argv + i) &&
-        vb_cli_load_config(&cli, config) != 0) {
+    int rc, cmd_argc = argc - i;
+    char **cmd_argv = s_take_overrides(&cli, argc, argv, i, cmd->needs_config, &cmd_argc);
+    if (!cmd_argv) {
+        fprintf(stderr, "vbak: out of memory\n");
+        rc = 1;
+    } else if (cmd->needs_config && !s_wants_help(cmd_argc, cmd_argv) &&
+               vb_cli_load_config(&cli, config) != 0) {
         fprintf(stderr, "vbak: %s\n", vb_error_msg());
         rc = 2;
     } else {
-        rc = cmd->run(&cli, argc - i, argv + i);
+        rc = cmd->run(&cli, cmd_argc, cmd_argv);
     }
     vb_config_free(vb_cli_config_table, &cli.settings);
+    free(cli.overrides);
+    free(cmd_argv);
     return rc;
 }

@@ -53,3 +53,20 @@ grep -qx "tmpDirectory = $SITE/state/agent-1/vddk-tmp/agent-1" "$vddk_conf" || f
 grep -qx 'vixDiskLib.phoneHome.ProductName = vbak' "$vddk_conf" || fail "ProductName"
 [[ -d "$SITE/state/agent-1/vddk-tmp/agent-1" ]] || fail "tmpDirectory not made"
 pass "agent writes its VDDK configuration"
+
+# configuration: a directory, a missing key and overrides, alike in all three programs
+expect_error 2 "$SITE is a directory, not a configuration file" "$VBAK" --config "$SITE" agents
+expect_error 2 "$SITE is a directory, not a configuration file" "$VB_BIN/vbak-agent" --config "$SITE"
+grep -v '^catalog ' "$SITE/coordinator.conf" >"$TEST_DIR/nocatalog.conf"
+expect_error 2 "nocatalog.conf: required key 'catalog' is not set" \
+  "$VB_BIN/vbak-coordinator" --config "$TEST_DIR/nocatalog.conf"
+[[ $("$VBAK" --timeout_ms=3000 agents --json | jq length) == 1 ]] || fail "vbak --timeout_ms=3000 agents"
+[[ $("$VBAK" agents --timeout-ms=3000 --json | jq length) == 1 ]] || fail "vbak agents --timeout-ms=3000"
+expect_error 2 "timeout_ms.*out of range" "$VBAK" --timeout_ms=1 agents
+expect_error 2 "unexpected argument '--colour=blue'" "$VBAK" agents --colour=blue
+pass "config errors name the file; --key=value overrides in every program"
+
+# a key that is not an admin key is refused by name, at once (not after the timeout)
+expect_error 1 "refused this CLI's admin key .* (from $SITE/state/agent-1/agent.key)" \
+  "$VBAK" --admin_key="$SITE/state/agent-1/agent.key" --timeout_ms=600000 status
+pass "a non-admin key is refused by name"

@@ -123,6 +123,24 @@ Test(config, required_key_and_override)
     vb_config_free(s_table, &s);
 }
 
+Test(config, a_directory_is_not_a_configuration_file)
+{
+    settings_t s;
+    cr_assert_eq(vb_config_defaults(s_table, &s), 0);
+    cr_assert_eq(vb_config_load_file(s_table, &s, "/tmp"), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "/tmp is a directory"), "%s", vb_error_msg());
+    vb_config_free(s_table, &s);
+}
+
+Test(config, overrides_are_recognised_by_key)
+{
+    cr_assert(vb_config_is_override(s_table, "--slots=3"));
+    cr_assert(vb_config_is_override(s_table, "--name=x=y"));
+    cr_assert_not(vb_config_is_override(s_table, "--nope=1"));
+    cr_assert_not(vb_config_is_override(s_table, "--slots"));
+    cr_assert_not(vb_config_is_override(s_table, "slots=3"));
+}
+
 Test(config, writer_round_trips_through_parser)
 {
     settings_t s;
