@@ -1,8 +1,10 @@
 #include "cli.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include <czmq.h>
 
@@ -220,19 +222,60 @@ void vb_table_add(vb_table_t *self, const char *const *cells)
     zlistx_add_end(self->rows, row);
 }
 
+size_t vb_cli_text_width(const char *text)
+{
+    /* UTF-8 decoded whatever the process locale is; a byte that does not decode counts as one
+     * column, a character wcwidth() does not know counts as one */
+    locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+    mbstate_t st;
+    memset(&st, 0, sizeof st);
+    size_t width = 0, left = strlen(text);
+    while (left > 0) {
+        wchar_t wc;
+        size_t n = mbrtowc(&wc, text, left, &st);
+        if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+            memset(&st, 0, sizeof st);
+            n = 1;
+            width++;
+        } else {
+            int w = utf8 ? wcwidth(wc) : -1;
+            width += w < 0 ? 1 : (size_t)w;
+        }
+        text += n;
+        left -= n;
+    }
+    if (utf8) {
+        uselocale(old);
+        freelocale(utf8);
+    }
+    return width;
+}
+
+void vb_cli_print_padded(FILE *out, const char *text, size_t width)
+{
+    fputs(text, out);
+    for (size_t w = vb_cli_text_width(text); w < width; w++)
+        fputc(' ', out);
+}
+
 void vb_table_print(vb_table_t *self, FILE *out)
 {
     size_t width[32] = {0};
     for (char **row = zlistx_first(self->rows); row; row = zlistx_next(self->rows))
-        for (size_t i = 0; i < self->ncols && i < 32; i++)
-            if (strlen(row[i]) > width[i])
-                width[i] = strlen(row[i]);
+        for (size_t i = 0; i < self->ncols && i < 32; i++) {
+            size_t w = vb_cli_text_width(row[i]);
+            if (w > width[i])
+                width[i] = w;
+        }
     for (char **row = zlistx_first(self->rows); row; row = zlistx_next(self->rows)) {
         for (size_t i = 0; i < self->ncols; i++) {
-            if (i + 1 == self->ncols)
+            if (i + 1 == self->ncols) {
                 fprintf(out, "%s\n", row[i]);
-            else
-                fprintf(out, "%-*s  ", (int)width[i], row[i]);
+            } else {
+                vb_cli_print_padded(out, row[i], i < 32 ? width[i] : 0);
+                fputs("  ", out);
+            }
         }
     }
 }

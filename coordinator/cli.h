@@ -49,6 +49,11 @@ void vb_table_add(vb_table_t *self, const char *const *cells);
 void vb_table_print(vb_table_t *self, FILE *out);
 void vb_table_destroy(vb_table_t **self_p);
 
+/* Columns `text` (UTF-8) takes on a terminal: wide characters count two, combining ones none. */
+size_t vb_cli_text_width(const char *text);
+/* Prints `text` padded with spaces to `width` columns (as vb_cli_text_width counts them). */
+void vb_cli_print_padded(FILE *out, const char *text, size_t width);
+
 /* Prints a JSON value indented, with a newline. */
 void vb_cli_print_json(json_t *value);
 
