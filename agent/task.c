@@ -89,10 +89,9 @@ static void s_check_capacity(const Vbak__TaskAssign *a, vb_disk_t *disk, s_outco
         return;
     char msg[512];
     snprintf(msg, sizeof msg,
-             "disk %s opened with %llu bytes, fewer than its capacity of %llu: the bytes past "
-             "%llu were not read and count as zeros",
-             a->disk_name, (unsigned long long)info.capacity, (unsigned long long)a->capacity,
-             (unsigned long long)info.capacity);
+             "disk %s opened with %llu bytes, fewer than its capacity of %llu: the rest was "
+             "not read and counts as zeros",
+             a->disk_name, (unsigned long long)info.capacity, (unsigned long long)a->capacity);
     VB_LOG_WARN("task", "short-disk task=%llu %s", (unsigned long long)a->task_id, msg);
     free(o->warning);
     o->warning = strdup(msg);
