@@ -155,8 +155,6 @@ static int s_create_images(char **dests, vb_index_t **indexes, size_t count)
  * directory is fine, anything else that exists there is refused before a job is made. */
 static int s_prepare_dir(const char *dir)
 {
-    if (dir[0] != '/')
-        return vb_error_set(VB_EINVAL, "--to-dir needs an absolute path");
     struct stat st;
     if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
         return vb_error_set(VB_EINVAL, "--to-dir %s is not a directory", dir);
@@ -242,8 +240,8 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
                             "say where to restore: one of --to-dir DIR, --to-vm, --new-vm NAME");
     if (datastore && !new_vm)
         return vb_error_set(VB_EINVAL, "--datastore goes with --new-vm");
-    if (to_dir && (rc = s_prepare_dir(to_dir)) != 0)
-        return rc;
+    if (to_dir && to_dir[0] != '/')
+        return vb_error_set(VB_EINVAL, "--to-dir needs an absolute path");
     vb_restore_point_t rp = {0};
     if ((rc = vb_catalog_restore_point_get(self->cfg.catalog, rp_id, &rp)) != 0)
         return vb_error_set(rc, "restore point %lld does not exist", (long long)rp_id);
@@ -256,6 +254,8 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
         rc = s_check_target_vm(self, rp.vm, delete_snapshots, &inv);
     const char *target_name = new_vm ? new_vm : rp.vm;
     const vb_inv_vm_t *target = !rc && to_vm ? vb_inventory_find_vm(inv, target_name) : NULL;
+    if (!rc && to_dir)
+        rc = s_prepare_dir(to_dir);
     for (size_t i = 0; !rc && i < rp.disk_count; i++) {
         const vb_rp_disk_t *rd = &rp.disks[i];
         if ((rc = vb_index_read(self->repo, rd->index_path, &indexes[i])) != 0) {
