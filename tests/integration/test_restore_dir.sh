@@ -63,6 +63,20 @@ done
 [[ $(ls "$out" | wc -l) == 5 ]] || fail "the restores wrote other files: $(ls "$out")"
 pass "'$name1' and '$name2' restore byte-identical into <vm>-<key>.raw, nothing else touched"
 
+# ---- a VM made with a '?' in its name (so in its image file's name): backed up through the file
+# route at its snapshot (no fallback to the network), restored byte-identical
+name3='q?x=1 #%41'
+rp=$(rp_of "$job" "$name1")
+r=$("$VBAK" restore "$rp" --new-vm "$name3" --datastore san-vmfs-01 --wait --json) || fail "restore --new-vm '$name3': $r"
+save_content newvm
+j3=$(backup_json "$name3")
+[[ $(jq -r .state <<<"$j3") == succeeded ]] || fail "backup of '$name3': $j3"
+"$VBAK" job show "$(jq -r .id <<<"$j3")" --json | jq -e '[.tasks[] | .transport] | all(. == "san" or . == "hotadd")' \
+  >/dev/null || fail "'$name3' was not read through its file: $("$VBAK" job show "$(jq -r .id <<<"$j3")" --json | jq -c '[.tasks[] | .reason]')"
+r=$("$VBAK" restore "$(rp_of "$j3" "$name3")" --to-dir "$out" --wait --json) || fail "restore of '$name3': $r"
+cmp -s "$out/$name3-2000.raw" "$TEST_DIR/expect/newvm/$name3-2000.raw" || fail "'$name3' differs after its restore"
+pass "a VM named '$name3' is read through its file at the snapshot and restores byte-identical"
+
 # ---- an all-zero disk: an image of full length reading zeros; new directories 0700, images 0600
 rp=$(rp_of "$job0" vm-vmfs-01)
 nested="$TEST_DIR/new/parents/out"
