@@ -809,7 +809,8 @@ static void s_record_open(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskR
         for (size_t i = 0; i < r->n_failed_opens && n < sizeof why; i++)
             n += (size_t)snprintf(why + n, sizeof why - n, " %s;", r->failed_opens[i]);
     } else if (vb_catalog_task_get(self->cfg.catalog, t->id, &row) == 0) {
-        n = (size_t)snprintf(why, sizeof why, "%s", row.transport_reason ? row.transport_reason : "");
+        n = (size_t)snprintf(why, sizeof why, "%s",
+                             row.transport_reason ? row.transport_reason : "");
     }
     if (warn && n < sizeof why)
         snprintf(why + n, sizeof why - n, "%swarning: %s", n ? "; " : "", r->warning);

@@ -135,11 +135,10 @@ static int s_create_images(char **dests, vb_index_t **indexes, size_t count)
     for (; made < count && !rc; made++) {
         int fd = open(dests[made], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
-            rc = errno == EEXIST ? vb_error_set(VB_EEXISTS,
-                                                "%s exists; remove it or restore elsewhere",
-                                                dests[made])
-                                 : vb_error_set(VB_EIO, "cannot create %s: %s", dests[made],
-                                                strerror(errno));
+            rc = errno == EEXIST
+                     ? vb_error_set(VB_EEXISTS, "%s exists; remove it or restore elsewhere",
+                                    dests[made])
+                     : vb_error_set(VB_EIO, "cannot create %s: %s", dests[made], strerror(errno));
             break;
         }
         if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)indexes[made]->capacity) != 0)

@@ -223,8 +223,8 @@ Test(disk_uri, parses_every_form_the_lab_prints)
 
 /* Names a user gives VMs and disks, as vCenter spells them ("%2f" is its escape of '/'). */
 static const char *const s_names[] = {
-    "ab%41cd #x", "db #2 50% ça", "q?x=1&y=2", "a%2fb", "100%", "%", "%%41", "sp  ace+plus",
-    "ü€ 漢字", "[ds 1] vm/disk.vmdk", "x%00y", "#?&=@:;",
+    "ab%41cd #x",   "db #2 50% ça", "q?x=1&y=2",           "a%2fb", "100%",    "%", "%%41",
+    "sp  ace+plus", "ü€ 漢字",      "[ds 1] vm/disk.vmdk", "x%00y", "#?&=@:;",
 };
 
 Test(disk_uri, every_name_round_trips_through_escape_and_parse)
