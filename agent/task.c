@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "disk/disk.h"
+#include "disk/disk_uri.h"
 #include "log.h"
 #include "pipeline/pipeline.h"
 #include "repo/index.h"
@@ -23,6 +24,7 @@ typedef struct {
     Vbak__TaskResult result;
     char *error;              /* owned */
     char *mode;               /* owned: the mode that opened the disk (outlives the disk) */
+    char *warning;            /* owned */
     char **failed;            /* owned */
     size_t failed_count;
     Vbak__ChunkRef *chunk_store;
@@ -37,15 +39,9 @@ static int s_read_at(void *ctx, void *buf, size_t len, uint64_t offset)
     return vb_disk_read(ctx, buf, len, offset);
 }
 
-typedef struct {
-    vb_disk_t *disk;
-    uint64_t base;
-} s_window_t;
-
 static int s_write_at(void *ctx, const void *buf, size_t len, uint64_t offset)
 {
-    const s_window_t *w = ctx;
-    return vb_disk_write(w->disk, buf, len, w->base + offset);
+    return vb_disk_write(ctx, buf, len, offset);
 }
 
 static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *what)
@@ -56,22 +52,50 @@ static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *wha
     o->result.error = o->error;
 }
 
-/* A restore into a new file: make it at full capacity, sparse (every task may race to do so). */
+/* A restore into a new file: make it at full capacity, sparse, private (mode 0600 whatever the
+ * umask: it holds a disk's data); every task may race to do so. The route's URI is decoded here
+ * by the same parser that opens it, so both name the same file. */
 static int s_create_destination(const Vbak__TaskAssign *a)
 {
-    const char *path = a->routes[0]->uri;
-    if (strncmp(path, "file://", 7) == 0)
-        path += 7;
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return vb_error_set(VB_EIO, "cannot create %s: %s", path, strerror(errno));
+    vb_disk_uri_t uri;
+    int rc = vb_disk_uri_parse(a->routes[0]->uri, &uri);
+    if (rc)
+        return rc;
+    if (strcmp(uri.scheme, "file") != 0) {
+        rc = vb_error_set(VB_EPROTO, "a restore to a new file names a %s:// route", uri.scheme);
+        goto out;
+    }
+    int fd = open(uri.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = vb_error_set(VB_EIO, "cannot create %s: %s", uri.path, strerror(errno));
+        goto out;
+    }
     struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0 || ((uint64_t)st.st_size < a->capacity &&
-                                ftruncate(fd, (off_t)a->capacity) != 0))
-        rc = vb_error_set(VB_EIO, "cannot size %s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0 || fchmod(fd, 0600) != 0 ||
+        ((uint64_t)st.st_size < a->capacity && ftruncate(fd, (off_t)a->capacity) != 0))
+        rc = vb_error_set(VB_EIO, "cannot size %s: %s", uri.path, strerror(errno));
     close(fd);
+out:
+    vb_disk_uri_free(&uri);
     return rc;
+}
+
+/* A disk that opens smaller than the capacity the inventory gives (a datastore file shorter than
+ * its disk, e.g. a 0-byte flat file) reads short: the rest is zeros in the backup. Say so. */
+static void s_check_capacity(const Vbak__TaskAssign *a, vb_disk_t *disk, s_outcome_t *o)
+{
+    vb_disk_info_t info;
+    if (vb_disk_get_info(disk, &info) != 0 || info.capacity >= a->capacity)
+        return;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "disk %s opened with %llu bytes, fewer than its capacity of %llu: the rest was "
+             "not read and counts as zeros",
+             a->disk_name, (unsigned long long)info.capacity, (unsigned long long)a->capacity);
+    VB_LOG_WARN("task", "short-disk task=%llu %s", (unsigned long long)a->task_id, msg);
+    free(o->warning);
+    o->warning = strdup(msg);
+    o->result.warning = o->warning;
 }
 
 static int s_open(const Vbak__TaskAssign *a, vb_disk_conn_t **conn, vb_disk_t **disk,
@@ -218,9 +242,9 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     vb_pipeline_opts_t opts = {0};
     opts.workers = env->workers;
     opts.write_zeros = a->write_zeros;
-    s_window_t window = {disk, base};
+    opts.base = base;
     vb_pipeline_stats_t stats = {0};
-    int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, &window, &stats);
+    int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, disk, &stats);
     if (rc)
         vb_error_prefix(rc, "%s", a->disk_name);
     vb_repo_destroy(&repo);
@@ -248,6 +272,7 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
         vb_disk_disconnect(&conn);
         return;
     }
+    s_check_capacity(a, disk, o);
     switch (a->kind) {
     case VBAK__TASK_KIND__TASK_KIND_MAP: rc = s_run_map(a, disk, o); break;
     case VBAK__TASK_KIND__TASK_KIND_BACKUP: rc = s_run_backup(a, env, disk, o); break;
@@ -270,6 +295,7 @@ static void s_outcome_free(s_outcome_t *o)
 {
     free(o->error);
     free(o->mode);
+    free(o->warning);
     for (size_t i = 0; i < o->failed_count; i++)
         free(o->failed[i]);
     free(o->failed);

@@ -213,6 +213,17 @@ static char *s_absolute(const char *path)
     return out;
 }
 
+/* What a restore option that takes a value needs ("a directory"), or NULL for any other. */
+static const char *s_restore_value(const char *opt)
+{
+    static const char *const table[][2] = {
+        {"--to-dir", "a directory"}, {"--new-vm", "a name"}, {"--datastore", "a datastore"}};
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (s_is(opt, table[i][0]))
+            return table[i][1];
+    return NULL;
+}
+
 int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
@@ -235,13 +246,15 @@ int vb_cli_restore(vb_cli_t *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (s_is(argv[i], "--help") || s_is(argv[i], "-h"))
             return s_usage(usage, true);
-        if (s_is(argv[i], "--to-dir") && i + 1 < argc)
+        if (s_restore_value(argv[i]) && (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0))
+            return vb_cli_fail("restore: %s needs %s", argv[i], s_restore_value(argv[i])) + 1;
+        if (s_is(argv[i], "--to-dir"))
             dir = argv[++i];
         else if (s_is(argv[i], "--to-vm"))
             to_vm = true;
-        else if (s_is(argv[i], "--new-vm") && i + 1 < argc)
+        else if (s_is(argv[i], "--new-vm"))
             new_vm = argv[++i];
-        else if (s_is(argv[i], "--datastore") && i + 1 < argc)
+        else if (s_is(argv[i], "--datastore"))
             ds = argv[++i];
         else if (s_is(argv[i], "--delete-snapshots"))
             del = true;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "disk/disk_uri.h"
 #include "jobs_internal.h"
 #include "log.h"
 #include "path.h"
@@ -436,7 +437,7 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
     Vbak__Extent **exts = NULL;
     Vbak__Extent *ext_heap = NULL;
     ProtobufCBinaryData *digests = NULL;
-    char uri_file[PATH_MAX + 8];
+    char *uri_file = NULL; /* the destination file's route, its path percent-encoded */
     a.task_id = (uint64_t)t->id;
     a.job_id = (uint64_t)d->vm->job->id;
     a.assign_seq = t->assign_seq = ++agent->assign_seq;
@@ -453,12 +454,13 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
     a.routes = routes;
     a.fallbacks = fallbacks;
     if (d->dest_path) {
-        snprintf(uri_file, sizeof uri_file, "file://%s", d->dest_path);
+        snprintf(why, why_size, "restore to a new file %s: any agent may write it", d->dest_path);
+        if (!(uri_file = vb_disk_uri_file(d->dest_path)))
+            return vb_error_code();
         routes[0] = s_route(&route_store[0], "file", uri_file);
         a.n_routes = 1;
         a.transport = "file";
         a.create_destination = true;
-        snprintf(why, why_size, "restore to a new file %s: any agent may write it", d->dest_path);
     } else {
         vb_transport_decision_t dec;
         s_decide_full(self, d, agent, &dec);
@@ -532,6 +534,7 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
     free(ext_heap);
     free(exts);
     free(digests);
+    free(uri_file);
     return rc;
 }
 
@@ -790,6 +793,32 @@ static int s_take_chunks(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *
     return 0;
 }
 
+/* What the agent says about how the disk opened goes into the task's transport reason, which
+ * `job show` prints: the modes that failed before one opened, and a warning (a disk that read
+ * shorter than its capacity) after the reason the transport was chosen. */
+static void s_record_open(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskResult *r)
+{
+    bool warn = r->warning && *r->warning;
+    if (!r->transport || (!r->n_failed_opens && !warn))
+        return;
+    char why[2560];
+    size_t n = 0;
+    vb_task_t row = {0};
+    if (r->n_failed_opens) {
+        n = (size_t)snprintf(why, sizeof why, "opened with %s after:", r->transport);
+        for (size_t i = 0; i < r->n_failed_opens && n < sizeof why; i++)
+            n += (size_t)snprintf(why + n, sizeof why - n, " %s;", r->failed_opens[i]);
+    } else if (vb_catalog_task_get(self->cfg.catalog, t->id, &row) == 0) {
+        n = (size_t)snprintf(why, sizeof why, "%s",
+                             row.transport_reason ? row.transport_reason : "");
+    }
+    if (warn && n < sizeof why)
+        snprintf(why + n, sizeof why - n, "%swarning: %s", n ? "; " : "", r->warning);
+    vb_task_clear(&row);
+    if (vb_catalog_task_set_transport(self->cfg.catalog, t->id, r->transport, why))
+        VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
+}
+
 void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResult *r)
 {
     char key[24];
@@ -821,14 +850,7 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         jb_reap(self);
         return;
     }
-    if (r->n_failed_opens) {
-        char why[2048];
-        size_t n = (size_t)snprintf(why, sizeof why, "opened with %s after:", r->transport);
-        for (size_t i = 0; i < r->n_failed_opens && n < sizeof why; i++)
-            n += (size_t)snprintf(why + n, sizeof why - n, " %s;", r->failed_opens[i]);
-        if (vb_catalog_task_set_transport(self->cfg.catalog, t->id, r->transport, why))
-            VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
-    }
+    s_record_open(self, t, r);
     int rc = 0;
     bool ok = r->status == VBAK__TASK_STATUS__TASK_STATUS_OK;
     if (ok && t->kind == VB_TASK_MAP)

@@ -1,8 +1,11 @@
 /* jobs_restore — restores of a restore point to files, into its VM, or into a new VM. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "jobs_internal.h"
 #include "log.h"
@@ -90,17 +93,74 @@ static void s_own_vm(jb_vmrun_t *vm, const vb_restore_point_t *rp)
     }
 }
 
+/* Appends name to out[*n] as a file name part: '/' and control characters become '_' (a name
+ * never makes a directory or an unprintable file name), every other byte stays as it is; at most
+ * max bytes, cut at a UTF-8 character boundary. */
+static void s_name_part(const char *name, size_t max, char *out, size_t *n)
+{
+    size_t len = strlen(name);
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80)
+            len--;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        out[(*n)++] = (c == '/' || c < 0x20 || c == 0x7f) ? '_' : (char)c;
+    }
+}
+
+/* The image of disk `key` of VM `vm` restored to `dir`: DIR/<vm>-<key>.raw, the names as the
+ * inventory spells them (README, restore): spaces, '%', '#', '?', non-ASCII and vCenter's "%2f"
+ * (its escape of '/') stay as they are; '/' and control characters become '_'. */
 static int s_dest_path(const char *dir, const char *vm, const char *key, char *buf, size_t size)
 {
-    char safe[200];
+    char name[NAME_MAX + 1];
     size_t n = 0;
-    for (const char *p = vm; *p && n < 120; p++)
-        safe[n++] = (*p == '/' || *p == ' ') ? '_' : *p;
-    safe[n++] = '-';
-    for (const char *p = key; *p && n < sizeof safe - 1; p++)
-        safe[n++] = *p == '/' ? '_' : *p;
-    safe[n] = '\0';
-    return vb_pathf(buf, size, "%s/%s.raw", dir, safe);
+    s_name_part(vm, 200, name, &n);
+    name[n++] = '-';
+    s_name_part(key, NAME_MAX - n - 4, name, &n);
+    memcpy(name + n, ".raw", 5);
+    return vb_pathf(buf, size, "%s/%s", dir, name);
+}
+
+/* Makes the image files of a restore to a directory before the job exists, so a restore that
+ * cannot write them is refused at once, and a disk with no data (no task) still gets its image:
+ * sparse, at full capacity, mode 0600 whatever the umask (it holds a disk's data). A file that
+ * exists is refused, never overwritten. On failure the images made so far are removed. */
+static int s_create_images(char **dests, vb_index_t **indexes, size_t count)
+{
+    int rc = 0;
+    size_t made = 0;
+    for (; made < count && !rc; made++) {
+        int fd = open(dests[made], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            rc = errno == EEXIST
+                     ? vb_error_set(VB_EEXISTS, "%s exists; remove it or restore elsewhere",
+                                    dests[made])
+                     : vb_error_set(VB_EIO, "cannot create %s: %s", dests[made], strerror(errno));
+            break;
+        }
+        if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)indexes[made]->capacity) != 0)
+            rc = vb_error_set(VB_EIO, "cannot size %s: %s", dests[made], strerror(errno));
+        close(fd);
+    }
+    for (size_t i = 0; rc && i < made; i++)
+        unlink(dests[i]);
+    return rc;
+}
+
+/* --to-dir DIR: made with any missing parents (0700: it will hold disk images); an existing
+ * directory is fine, anything else that exists there is refused before a job is made. */
+static int s_prepare_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return vb_error_set(VB_EINVAL, "--to-dir %s is not a directory", dir);
+    int rc = vb_mkdir_p(dir, 0700);
+    if (!rc && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = vb_error_set(VB_EINVAL, "--to-dir %s is not a directory", dir);
+    return rc;
 }
 
 /* Restore to a new VM: creates VM `name` through the provider with one empty disk per disk of
@@ -193,8 +253,8 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
         rc = s_check_target_vm(self, rp.vm, delete_snapshots, &inv);
     const char *target_name = new_vm ? new_vm : rp.vm;
     const vb_inv_vm_t *target = !rc && to_vm ? vb_inventory_find_vm(inv, target_name) : NULL;
-    if (!rc && to_dir && mkdir(to_dir, 0755) != 0 && errno != EEXIST)
-        rc = vb_error_set(VB_EIO, "cannot make %s: %s", to_dir, strerror(errno));
+    if (!rc && to_dir)
+        rc = s_prepare_dir(to_dir);
     for (size_t i = 0; !rc && i < rp.disk_count; i++) {
         const vb_rp_disk_t *rd = &rp.disks[i];
         if ((rc = vb_index_read(self->repo, rd->index_path, &indexes[i])) != 0) {
@@ -205,10 +265,6 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
             char path[PATH_MAX];
             if ((rc = s_dest_path(to_dir, rp.vm, rd->key, path, sizeof path)) != 0)
                 break;
-            if (access(path, F_OK) == 0) {
-                rc = vb_error_set(VB_EEXISTS, "%s exists; remove it or restore elsewhere", path);
-                break;
-            }
             dests[i] = strdup(path);
         } else if (target) {
             bool found = false;
@@ -228,6 +284,9 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
                                   rd->key);
         }
     }
+    bool images = false;
+    if (!rc && to_dir)
+        images = (rc = s_create_images(dests, indexes, rp.disk_count)) == 0;
     /* The new VM is made once every index has been read: a restore that cannot run leaves none. */
     if (!rc && new_vm)
         rc = s_create_new_vm(self, &rp, indexes, new_vm, datastore, &inv, notes);
@@ -253,6 +312,8 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
         rc = vb_catalog_job_create(self->cfg.catalog, &row, &id);
         free(new_opts);
     }
+    for (size_t i = 0; rc && images && i < rp.disk_count; i++)
+        unlink(dests[i]); /* no job will write them */
     if (!rc) {
         jb_job_t *job = jb_job_new(self, id, VB_JOB_RESTORE, inv, 1);
         inv = NULL;

@@ -48,6 +48,44 @@ static char *s_decode(const char *s, size_t n, const char *what)
     return out;
 }
 
+char *vb_disk_uri_escape(const char *text, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(strlen(text) * 3 + 1);
+    if (!out) {
+        vb_error_set(VB_ENOMEM, "out of memory escaping a URI");
+        return NULL;
+    }
+    char *o = out;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        unsigned char c = *p;
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     strchr("-._~", c) || (keep && strchr(keep, c));
+        if (plain) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *vb_disk_uri_file(const char *path)
+{
+    char *esc = vb_disk_uri_escape(path, "/");
+    size_t n = esc ? strlen(esc) + sizeof "file://" : 0;
+    char *out = esc ? malloc(n) : NULL;
+    if (out)
+        snprintf(out, n, "file://%s", esc);
+    else if (esc)
+        vb_error_set(VB_ENOMEM, "out of memory escaping a URI");
+    free(esc);
+    return out;
+}
+
 void vb_disk_uri_free(vb_disk_uri_t *uri)
 {
     if (!uri)

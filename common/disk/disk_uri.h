@@ -37,4 +37,15 @@ const char *vb_disk_uri_get(const vb_disk_uri_t *uri, const char *key);
 /* The host as a connection names it: "[::1]:10809" style into buf. */
 void vb_disk_uri_hostport(const vb_disk_uri_t *uri, char *buf, size_t cap);
 
+/* Percent-encodes text for a URI: every byte but RFC 3986's unreserved characters (letters,
+ * digits, "-._~") and those in `keep` (NULL: none; e.g. "/" for a path) becomes %XX. Every name
+ * or path that goes into a URI goes through here, so that vb_disk_uri_parse, which decodes
+ * exactly once, gives it back byte for byte ('%', '#', '?', spaces, non-ASCII, "%2f").
+ * Caller frees; NULL (message set) when out of memory. */
+char *vb_disk_uri_escape(const char *text, const char *keep);
+
+/* "file://" + path escaped (with '/' kept): the file route of an absolute path. Caller frees;
+ * NULL (message set) when out of memory. */
+char *vb_disk_uri_file(const char *path);
+
 #endif

@@ -173,11 +173,12 @@ static int s_changed_areas(vb_provider_t *self, const char *vm, const char *disk
                                 change_id, out, new_change_id_out);
 }
 
-/* The lab serves a disk at snapshot S as the export "EXPORT@S" and the file "IMAGE@S" (lab.h). */
+/* The lab serves a disk at snapshot S as the export "EXPORT@S" and the file "IMAGE@S" (lab.h).
+ * A plain path (the file route) has no query: a '?' in it belongs to the file name. */
 static char *s_uri_at_snapshot(vb_provider_t *self, const char *uri, const char *snapshot_id)
 {
     (void)self;
-    const char *q = strchr(uri, '?');
+    const char *q = uri[0] == '/' ? NULL : strchr(uri, '?');
     size_t head = q ? (size_t)(q - uri) : strlen(uri);
     size_t n = strlen(uri) + strlen(snapshot_id) + 2;
     char *out = malloc(n);

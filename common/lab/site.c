@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "disk/disk_uri.h"
 #include "lab/lab_util.h"
 
 struct vb_lab_site {
@@ -21,30 +22,6 @@ const char *vb_lab_json_str(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-char *vb_lab_uri_escape(const char *text)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t len = strlen(text);
-    char *out = malloc(len * 3 + 1);
-    if (!out) {
-        vb_error_set(VB_ENOMEM, "out of memory escaping a URI");
-        return NULL;
-    }
-    char *p = out;
-    for (const unsigned char *s = (const unsigned char *)text; *s; s++) {
-        if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-            *s == '-' || *s == '.' || *s == '_' || *s == '~') {
-            *p++ = (char)*s;
-        } else {
-            *p++ = '%';
-            *p++ = hex[*s >> 4];
-            *p++ = hex[*s & 15];
-        }
-    }
-    *p = '\0';
-    return out;
 }
 
 /* ---- validation: a user edits site.json, so every field is checked with a message naming it */
@@ -284,11 +261,11 @@ static int s_refresh_disk(vb_lab_site_t *site, json_t *disk)
     bool enc = json_is_true(json_object_get(disk, "encrypted"));
     long long tls = json_integer_value(json_object_get(net, enc ? "luks_port" : "tls_port"));
     int rc = VB_ENOMEM;
-    char *exp = vb_lab_uri_escape(vb_lab_json_str(disk, "export"));
+    char *exp = vb_disk_uri_escape(vb_lab_json_str(disk, "export"), NULL);
     char *ca = vb_lab_strf("%s/tls/client", site->dir);
     char *psk = vb_lab_strf("%s/tls/psk.keys", site->dir);
-    char *ca_e = ca ? vb_lab_uri_escape(ca) : NULL;
-    char *psk_e = psk ? vb_lab_uri_escape(psk) : NULL;
+    char *ca_e = ca ? vb_disk_uri_escape(ca, NULL) : NULL;
+    char *psk_e = psk ? vb_disk_uri_escape(psk, NULL) : NULL;
     if (!exp || !ca_e || !psk_e)
         goto out;
     if ((rc = s_set_str(disk, "change_id", vb_lab_disk_change_id(disk))) ||

@@ -81,7 +81,5 @@ char *vb_lab_disk_change_id(json_t *disk);
 /* String field or NULL. */
 const char *vb_lab_json_str(json_t *obj, const char *key);
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
-char *vb_lab_uri_escape(const char *text);
 
 #endif

@@ -35,6 +35,7 @@ typedef struct {
     vb_verify_report_fn report;
     void *report_ctx;
     bool write_zeros;
+    uint64_t base; /* restore: disk offset of the index's first chunk */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -205,10 +206,11 @@ static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
         while (end < len &&
                (run->write_zeros || !vb_buf_is_zero(w->buf + end, MIN_U32(blk, len - end))))
             end += MIN_U32(blk, len - end);
-        int rc = run->write_at(run->write_ctx, w->buf + start, end - start, off + start);
+        uint64_t at = run->base + off + start;
+        int rc = run->write_at(run->write_ctx, w->buf + start, end - start, at);
         if (rc)
             return vb_error_prefix(rc, "disk %s: writing %" PRIu32 " bytes at offset %" PRIu64,
-                                   run->index->disk_key, end - start, off + start);
+                                   run->index->disk_key, end - start, at);
         w->stats.bytes_written += end - start;
         pos = end;
     }
@@ -233,7 +235,7 @@ static int s_read_chunk(s_worker_t *w, uint64_t chunk)
         rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
                           len);
     if (rc)
-        return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, off);
+        return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, run->base + off);
     w->stats.chunks++;
     if (run->mode == S_RESTORE)
         return s_write_chunk(w, off, len);
@@ -491,6 +493,7 @@ int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const v
     run.write_at = write_at;
     run.write_ctx = write_ctx;
     run.write_zeros = opts && opts->write_zeros;
+    run.base = opts ? opts->base : 0;
     return s_run(&run, opts, stats);
 }
 

@@ -63,6 +63,10 @@ typedef struct {
      * and the rest of each chunk is zeros; false (default) when they are changed areas (an
      * incremental), whose chunks must be read whole. */
     bool extents_allocated;
+    /* Restore: the disk offset of the index's first chunk, for an index that covers one window
+     * of the disk (a restore task). write_at gets, and every error names, the disk offset:
+     * base + the offset in the index. 0 (default): the index covers the disk from its start. */
+    uint64_t base;
 } vb_pipeline_opts_t;
 
 typedef struct {
@@ -93,8 +97,9 @@ int vb_pipeline_backup_collect(vb_repo_t *repo, const vb_pipeline_opts_t *opts, 
                                vb_chunk_result_t **results_out, size_t *count_out,
                                vb_pipeline_stats_t *stats) VB_WUR;
 
-/* Restores every non-hole chunk of `index` through write_at. Returns 0, or the first error:
- * VB_ECORRUPT / VB_ENOTFOUND naming the disk key and offset (those bytes are not written),
+/* Restores every non-hole chunk of `index` through write_at (at opts->base + the offset in the
+ * index). Returns 0, or the first error:
+ * VB_ECORRUPT / VB_ENOTFOUND naming the disk key and disk offset (those bytes are not written),
  * the error of write_at, VB_EINVAL (index chunk size is not the repository's). */
 int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
                         vb_write_at_fn write_at, void *write_ctx,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_uri.h"
 #include "log.h"
 #include "vsphere/vs_internal.h"
 
@@ -50,26 +51,7 @@ char *vb_vsphere_flat_path(const char *descriptor)
 
 static char *s_pct(const char *s, bool keep_slash)
 {
-    static const char hx[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = malloc(n * 3 + 1);
-    if (!out)
-        return NULL;
-    char *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
-        if (plain) {
-            *o++ = (char)c;
-        } else {
-            *o++ = '%';
-            *o++ = hx[c >> 4];
-            *o++ = hx[c & 15];
-        }
-    }
-    *o = '\0';
-    return out;
+    return vb_disk_uri_escape(s, keep_slash ? "/" : NULL);
 }
 
 char *vb_vsphere_encode_path(const char *path, vb_vs_encoding_t enc)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_uri.h"
 #include "log.h"
 #include "vsphere/vs_internal.h"
 
@@ -619,15 +620,9 @@ int vb_vs_builder_finish(vb_vs_builder_t *b, vb_inventory_t **out)
 /* Appends s percent-encoded for a disk URI's query value ('/' and ':' stay readable). */
 static int s_put_value(vb_buf_t *b, const char *s)
 {
-    static const char hx[] = "0123456789ABCDEF";
-    int rc = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
-        unsigned char c = *p;
-        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                     strchr("-._~/:", c) != NULL;
-        char esc[4] = {'%', hx[c >> 4], hx[c & 15], '\0'};
-        rc = plain ? vb_buf_append(b, p, 1) : vb_buf_puts(b, esc);
-    }
+    char *esc = vb_disk_uri_escape(s, "/:");
+    int rc = esc ? vb_buf_puts(b, esc) : VB_ENOMEM;
+    free(esc);
     return rc;
 }
 

@@ -27,6 +27,9 @@ expect_error 2 "unexpected argument" "$VB_BIN/vbak-agent" stray
 "$VBAK" lab create "$SITE" --proxies 1 --heartbeat-ms 200 >/dev/null
 expect_error 1 "holds a site already" "$VBAK" lab create "$SITE"
 expect_error 2 "out of range" "$VBAK" lab create "$TEST_DIR/x" --proxies 0
+expect_error 2 "restore: --to-dir needs a directory" "$VBAK" restore 1 --to-dir
+expect_error 2 "restore: --to-dir needs a directory" "$VBAK" restore 1 --to-dir --wait
+expect_error 2 "restore: --new-vm needs a name" "$VBAK" restore 1 --new-vm
 "$VBAK" lab create "$TEST_DIR/new/parents/site" --vms 1 --proxies 1 --disk-size 1M >/dev/null \
   || fail "lab create does not make missing parent directories"
 [[ -f $TEST_DIR/new/parents/site/site.json ]] || fail "no site.json in the nested site"

@@ -1,4 +1,5 @@
 /* Disk access front and the file backend. */
+#include <errno.h>
 #include <pthread.h>
 
 #include "disk/disk.h"
@@ -218,6 +219,59 @@ Test(disk_uri, parses_every_form_the_lab_prints)
     cr_assert_eq(vb_disk_uri_parse("file:///var/lab/a%25b.img", &u), 0);
     cr_assert_str_eq(u.path, "/var/lab/a%b.img");
     vb_disk_uri_free(&u);
+}
+
+/* Names a user gives VMs and disks, as vCenter spells them ("%2f" is its escape of '/'). */
+static const char *const s_names[] = {
+    "ab%41cd #x",   "db #2 50% ça", "q?x=1&y=2",           "a%2fb", "100%",    "%", "%%41",
+    "sp  ace+plus", "ü€ 漢字",      "[ds 1] vm/disk.vmdk", "x%00y", "#?&=@:;",
+};
+
+Test(disk_uri, every_name_round_trips_through_escape_and_parse)
+{
+    for (size_t i = 0; i < sizeof s_names / sizeof s_names[0]; i++) {
+        char path[300], uri[1000];
+        snprintf(path, sizeof path, "/restore/dir/%s-2000.raw", s_names[i]);
+        char *file = vb_disk_uri_file(path);
+        cr_assert_not_null(file);
+        vb_disk_uri_t u;
+        cr_assert_eq(vb_disk_uri_parse(file, &u), 0, "%s: %s", file, vb_error_msg());
+        cr_assert_str_eq(u.scheme, "file");
+        cr_assert_str_eq(u.path, path, "%s came back as %s (via %s)", path, u.path, file);
+        cr_assert_eq(u.nparams, 0, "%s grew a query", file);
+        vb_disk_uri_free(&u);
+        free(file);
+
+        char *exp = vb_disk_uri_escape(s_names[i], NULL);
+        char *val = vb_disk_uri_escape(s_names[i], "/:");
+        snprintf(uri, sizeof uri, "nbd://h:1/%s?file=%s&k=v", exp, val);
+        cr_assert_eq(vb_disk_uri_parse(uri, &u), 0, "%s: %s", uri, vb_error_msg());
+        cr_assert_str_eq(u.path, s_names[i], "export %s came back as %s", s_names[i], u.path);
+        cr_assert_str_eq(vb_disk_uri_get(&u, "file"), s_names[i]);
+        cr_assert_str_eq(vb_disk_uri_get(&u, "k"), "v");
+        vb_disk_uri_free(&u);
+        free(exp);
+        free(val);
+    }
+}
+
+Test(disk_file, a_file_uri_made_from_any_name_opens_that_file)
+{
+    for (size_t i = 0; i < sizeof s_names / sizeof s_names[0]; i++) {
+        if (strchr(s_names[i], '/'))
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s-2000.raw", s_dir, s_names[i]);
+        cr_assert_eq(link(s_img, path), 0, "%s: %s", path, strerror(errno));
+        char *uri = vb_disk_uri_file(path);
+        vb_disk_conn_t *conn = NULL;
+        vb_disk_t *d = open_ro(&conn, uri);
+        TIMG_CHECK_ALL(d);
+        cr_assert_eq(vb_disk_close(&d), 0);
+        vb_disk_disconnect(&conn);
+        free(uri);
+        cr_assert_eq(unlink(path), 0);
+    }
 }
 
 Test(disk_uri, refuses_malformed_uris_with_a_reason)

@@ -334,6 +334,57 @@ Test(pipeline, truncated_chunk_is_caught_by_verify_and_restore)
     check_damage_caught(true, true);
 }
 
+/* A write target that fails from an absolute disk offset on, as a full file system does. */
+static int full_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+    mem_disk_t *d = ctx;
+    if (off + len > d->fail_at)
+        return vb_error_set(VB_ENOSPC, "write at %" PRIu64 ": no space left on device", off);
+    return mem_write(ctx, buf, len, off);
+}
+
+/* A restore task covers one window of the disk: an index of just its chunks, restored at its
+ * disk offset (opts.base), as the agent does. */
+Test(pipeline, a_window_restores_at_its_disk_offset_and_errors_name_absolute_offsets)
+{
+    uint32_t cs = 64u << 10;
+    vb_repo_t *r = make_repo("win", cs, false);
+    mem_disk_t d = make_disk(cs, 12, 21);
+    vb_index_t *idx = backup(r, NULL, &d, NULL, NULL, 0, NULL);
+    uint64_t base = 4 * (uint64_t)cs; /* the window of chunks 4..7 */
+    vb_index_t *win = vb_index_new("2000", 4 * (uint64_t)cs, cs, NULL);
+    cr_assert_not_null(win);
+    memcpy(win->digests, &idx->digests[4], 4 * sizeof *win->digests);
+    vb_pipeline_opts_t o = {.workers = 1, .base = base};
+
+    /* the bytes land at the window's disk offsets */
+    mem_disk_t out = {.size = d.size, .fail_at = UINT64_MAX};
+    out.data = calloc(1, out.size);
+    cr_assert_eq(vb_pipeline_restore(r, &o, win, mem_write, &out, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(memcmp(out.data + base, d.data + base, 4 * (size_t)cs), 0);
+    for (uint64_t i = 0; i < base; i++)
+        cr_assert_eq(out.data[i], 0, "the window wrote before its disk offset");
+
+    /* a target that fills up in chunk 7: one offset, the absolute one (chunk 7 holds data from
+     * half its length on, so the first write there is at 7 * cs + cs / 2) */
+    memset(out.data, 0, out.size);
+    out.fail_at = 7 * (uint64_t)cs;
+    cr_assert_eq(vb_pipeline_restore(r, &o, win, full_write, &out, NULL), VB_ENOSPC);
+    cr_assert_str_eq(vb_error_msg(), "disk 2000: writing 16384 bytes at offset 491520: write at "
+                                     "491520: no space left on device");
+
+    /* a corrupt chunk in the window: named by its disk offset, not its offset in the window */
+    damage_chunk(r, &idx->digests[6], false);
+    out.fail_at = UINT64_MAX;
+    cr_assert_eq(vb_pipeline_restore(r, &o, win, mem_write, &out, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "disk 2000 offset 393216: "), "%s", vb_error_msg());
+    vb_index_destroy(&win);
+    vb_index_destroy(&idx);
+    free(out.data);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
 Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
 {
     uint32_t cs = 64u << 10;
