@@ -321,7 +321,7 @@ static int s_write_config(int dirfd, const char *path, const s_conf_t *c)
 {
     int rc = VB_EIO;
     FILE *f = NULL;
-    int fd = openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
     if (fd < 0 || !(f = fdopen(fd, "w"))) {
         rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
                           strerror(errno));
@@ -384,7 +384,7 @@ static int s_dir_is_empty(const char *path, bool *empty)
 
 static int s_make_layout(int dirfd, const char *path)
 {
-    if (mkdirat(dirfd, "chunks", 0755) != 0 || mkdirat(dirfd, "indexes", 0755) != 0)
+    if (mkdirat(dirfd, "chunks", VB_REPO_DIR_MODE) != 0 || mkdirat(dirfd, "indexes", VB_REPO_DIR_MODE) != 0)
         return vb_error_set(s_errno_code(errno), "repository %s: mkdir: %s", path,
                             strerror(errno));
     int cfd = openat(dirfd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -394,7 +394,7 @@ static int s_make_layout(int dirfd, const char *path)
     for (int i = 0; i < 256 && rc == 0; i++) {
         char name[3];
         s_hex((const uint8_t[]){(uint8_t)i}, 1, name);
-        if (mkdirat(cfd, name, 0755) != 0 || s_fsync_path(cfd, name) != 0)
+        if (mkdirat(cfd, name, VB_REPO_DIR_MODE) != 0 || s_fsync_path(cfd, name) != 0)
             rc = vb_error_set(s_errno_code(errno), "repository %s: chunks/%s: %s", path, name,
                               strerror(errno));
     }
@@ -424,7 +424,7 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
     if (params->key_file && (rc = s_derive(params->key_file, id, mac_key, enc_key, check)) != 0)
         goto out;
 
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(path, VB_REPO_DIR_MODE) != 0 && errno != EEXIST) {
         rc = vb_error_set(s_errno_code(errno), "repository %s: cannot create: %s", path,
                           strerror(errno));
         goto out;
@@ -768,12 +768,12 @@ static int s_create_chunk_file(vb_repo_t *repo, const char *tmp)
 {
     int base = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     if (atomic_load(&repo->direct)) {
-        int fd = openat(repo->chunks_fd, tmp, base | O_DIRECT, 0644);
+        int fd = openat(repo->chunks_fd, tmp, base | O_DIRECT, VB_REPO_FILE_MODE);
         if (fd >= 0 || errno != EINVAL)
             return fd;
         atomic_store(&repo->direct, false); /* e.g. a file system without O_DIRECT */
     }
-    return openat(repo->chunks_fd, tmp, base, 0644);
+    return openat(repo->chunks_fd, tmp, base, VB_REPO_FILE_MODE);
 }
 
 /* Writes the aligned part directly and the short tail through the page cache. */

@@ -45,6 +45,10 @@
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
 #define VB_REPO_CHUNK_DEFAULT (1024u * 1024u)
 #define VB_REPO_KEY_MIN 32 /* bytes a key file must hold at least */
+/* Repository files and directories are private whatever the umask: a repository may hold the
+ * plaintext of an encrypted disk. */
+#define VB_REPO_FILE_MODE 0600
+#define VB_REPO_DIR_MODE 0700
 #define VB_DIGEST_LEN 32
 #define VB_DIGEST_HEX_LEN 64
 

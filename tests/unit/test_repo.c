@@ -473,3 +473,49 @@ Test(repo, an_incomplete_chunk_left_by_a_crash_is_replaced_not_trusted)
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
 }
+
+static void assert_mode(const char *path, mode_t want)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+    cr_assert_eq(st.st_mode & 07777, want, "%s has mode %04o, expected %04o", path,
+                 (unsigned)(st.st_mode & 07777), (unsigned)want);
+}
+
+/* A repository may hold the plaintext of an encrypted disk: whatever the umask, nobody but its
+ * owner may read it. */
+Test(repo, files_are_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    vb_repo_t *r = make_repo("m", 64u << 10, 3, false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t buf[4096];
+    tu_fill_random(buf, sizeof buf, 7);
+    vb_digest_t d;
+    cr_assert_eq(vb_repo_digest(w, buf, sizeof buf, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, sizeof buf, NULL), 0, "%s", vb_error_msg());
+    vb_chunk_result_t res = {.offset = 0, .digest = d};
+    vb_index_t *idx = NULL;
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", sizeof buf, 64u << 10, &res, 1, &idx), 0);
+    cr_assert_eq(vb_index_write(r, "rp1-2000", idx), 0, "%s", vb_error_msg());
+    umask(old);
+
+    char path[4096], chunk[4096];
+    snprintf(path, sizeof path, "%s/m", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/config", s_dir);
+    assert_mode(path, 0600);
+    snprintf(path, sizeof path, "%s/m/chunks", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/chunks/ff", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/indexes", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/indexes/rp1-2000.idx", s_dir);
+    assert_mode(path, 0600);
+    cr_assert_eq(vb_repo_chunk_path(r, &d, chunk, sizeof chunk), 0);
+    assert_mode(chunk, 0600);
+    vb_index_destroy(&idx);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+}
