@@ -70,6 +70,23 @@ int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d)
     return rc;
 }
 
+void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    vb_repo_t *repo = vm->rp_id ? jb_repo(self) : NULL;
+    for (size_t i = 0; repo && i < vm->ndisks; i++) {
+        char name[VB_INDEX_NAME_MAX + 1];
+        if (!vm->disks[i].inv || s_index_name(&vm->disks[i], name, sizeof name) != 0)
+            continue;
+        int rc = vb_index_remove(repo, name);
+        if (rc == 0)
+            VB_LOG_INFO("jobs", "index_removed job=%lld index=%s (the restore point was not kept)",
+                        (long long)vm->job->id, name);
+        else if (rc != VB_ENOTFOUND)
+            VB_LOG_WARN("jobs", "index_remove_failed index=%s error=\"%s\"", name, vb_error_msg());
+        vb_error_clear();
+    }
+}
+
 /* Storage vMotion during the backup: the release notes say it conflicts with backup. */
 static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t size)
 {

@@ -77,12 +77,48 @@ static bool s_set_has(const s_set_t *set, const vb_digest_t *d)
     return false;
 }
 
-static int s_mark(vb_repo_t *repo, s_set_t *set)
+static bool s_owned(const vb_gc_owners_t *owners, const char *name)
+{
+    for (size_t i = 0; i < owners->owned_count; i++)
+        if (owners->owned[i] && strcmp(owners->owned[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* An index no restore point owns, written before the oldest running job started: left by a
+ * backup that failed before its commit. Moves its name into owners->orphans. */
+static int s_orphan(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t cutoff,
+                    bool *orphan)
+{
+    char path[4096];
+    struct stat st;
+    *orphan = false;
+    if (!owners || s_owned(owners, *name))
+        return 0;
+    snprintf(path, sizeof path, "%s/indexes/%s.idx", vb_repo_path(repo), *name);
+    if (stat(path, &st) != 0 || st.st_mtim.tv_sec >= cutoff)
+        return 0; /* gone, or maybe a running job's: mark from it if it is there */
+    char **grown = realloc(owners->orphans, (owners->orphan_count + 1) * sizeof *grown);
+    if (!grown)
+        return vb_error_set(VB_ENOMEM, "gc: out of memory");
+    owners->orphans = grown;
+    owners->orphans[owners->orphan_count++] = *name;
+    *name = NULL;
+    *orphan = true;
+    VB_LOG_WARN("gc", "orphan_index repo=%s index=%s (no restore point owns it: ignored)",
+                vb_repo_path(repo), owners->orphans[owners->orphan_count - 1]);
+    return 0;
+}
+
+static int s_mark(vb_repo_t *repo, vb_gc_owners_t *owners, time_t cutoff, s_set_t *set)
 {
     char **names = NULL;
     size_t n = 0;
     int rc = vb_index_list(repo, &names, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool orphan = false;
+        if ((rc = s_orphan(repo, owners, &names[i], cutoff, &orphan)) != 0 || orphan)
+            continue;
         vb_index_t *idx = NULL;
         if ((rc = vb_index_read(repo, names[i], &idx)) != 0) {
             rc = vb_error_prefix(rc, "gc: cannot mark from index %s; nothing swept", names[i]);
@@ -220,10 +256,17 @@ static int s_sweep_shard(int sfd, const s_set_t *set, time_t cutoff, bool dry_ru
 
 int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out)
 {
+    return vb_repo_gc_owned(self, NULL, cutoff, dry_run, out);
+}
+
+int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
+                     vb_gc_stats_t *out)
+{
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
     char dir[4096];
-    int rc = s_mark(self, &set);
+    int rc = s_mark(self, owners, cutoff, &set);
+    st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)
         goto out;
     st.marked = set.count;

@@ -72,6 +72,7 @@ pass "forged and replayed results dropped; restores still byte-identical"
 #    forced anyway, it is detected and the VM's backup is discarded with the reason. The agents
 #    are stopped first so that the job holds the VM, snapshot made, until they come back.
 before=$("$VBAK" restore-points --json | jq length)
+indexes_before=$(ls "$SITE/repo/indexes")
 for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
 wait_until 10 "agents gone" has_count online 0
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
@@ -85,9 +86,11 @@ wait_job_end "$job"
 [[ $(job_state "$job") == failed ]] || fail "a Storage vMotion during the backup went unnoticed"
 "$VBAK" job show "$job" --json | jq -r '.vm_details[0].error' | grep -q "Storage vMotion moved disk" || fail "no svMotion reason"
 [[ $("$VBAK" restore-points --json | jq length) == "$before" ]] || fail "a restore point of the disturbed backup is visible"
+[[ $(ls "$SITE/repo/indexes") == "$indexes_before" ]] \
+  || fail "the discarded backup left index files no restore point owns: $(diff <(echo "$indexes_before") <(ls "$SITE/repo/indexes"))"
 [[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] || fail "snapshot left"
 [[ $(site_json | jq -r '.vms[0].access_blocked_by // "none"') == none ]] || fail "the VM is still blocked"
-pass "Storage vMotion during a backup: blocked, and when forced, detected and reported"
+pass "Storage vMotion during a backup: blocked, and when forced, detected and reported; its indexes removed"
 wait_until 10 "four agents online" has_count online 4
 
 # the next backup after all this is a normal incremental
