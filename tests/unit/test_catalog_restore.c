@@ -444,6 +444,52 @@ Test(catalog_restore, prune_relinks_children_and_keeps_the_newest)
     vb_catalog_destroy(&cat);
 }
 
+/* A restore or a verify reading a restore point protects it from prune exactly as a backup that
+ * builds on it does; each use says which job and why. */
+Test(catalog_restore, restore_points_read_by_running_jobs_cannot_be_pruned)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t a = complete_rp(cat, "web-01", 1000, 0);
+    int64_t b = complete_rp(cat, "web-01", 2000, a);
+    complete_rp(cat, "web-01", 3000, b);
+    vb_job_vm_t rv = {.vm = "web-01", .restore_point_id = a};
+    vb_job_t restore = {.kind = VB_JOB_RESTORE, .started = 4000, .vms = &rv, .vm_count = 1};
+    int64_t rjob = 0, vjob = 0;
+    cr_assert_eq(vb_catalog_job_create(cat, &restore, &rjob), 0, "%s", vb_error_msg());
+    vb_job_vm_t vv = {.vm = "web-01", .restore_point_id = b};
+    vb_job_t verify = {.kind = VB_JOB_VERIFY, .started = 4100, .vms = &vv, .vm_count = 1};
+    cr_assert_eq(vb_catalog_job_create(cat, &verify, &vjob), 0, "%s", vb_error_msg());
+
+    vb_rp_use_t *uses = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_catalog_restore_points_in_use(cat, &uses, &n), 0, "%s", vb_error_msg());
+    cr_assert_eq(n, 2);
+    char why[128];
+    cr_assert_eq(uses[0].rp_id, a);
+    cr_assert_str_eq(vb_rp_use_text(&uses[0], why, sizeof why), "restore job 4 is reading it");
+    cr_assert_eq(uses[0].job_id, rjob);
+    cr_assert_eq(uses[1].rp_id, b);
+    cr_assert_eq(uses[1].kind, VB_JOB_VERIFY);
+    free(uses);
+
+    int64_t ids[] = {a};
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "restore job"), "%s", vb_error_msg());
+    ids[0] = b;
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "verify job"), "%s", vb_error_msg());
+
+    cr_assert_eq(vb_catalog_job_finish(cat, rjob, VB_JOB_SUCCEEDED, NULL, 5000), 0);
+    cr_assert_eq(vb_catalog_job_finish(cat, vjob, VB_JOB_SUCCEEDED, NULL, 5000), 0);
+    cr_assert_eq(vb_catalog_restore_points_in_use(cat, &uses, &n), 0);
+    cr_assert_eq(n, 0, "finished jobs use nothing");
+    free(uses);
+    int64_t both[] = {a, b};
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, both, 2, false, NULL, NULL), 0, "%s",
+                 vb_error_msg());
+    vb_catalog_destroy(&cat);
+}
+
 Test(catalog_restore, verify_state_and_live_indexes)
 {
     vb_catalog_t *cat = open_cat();
