@@ -77,23 +77,30 @@ static bool s_set_has(const s_set_t *set, const vb_digest_t *d)
     return false;
 }
 
-static bool s_owned(const vb_gc_owners_t *owners, const char *name)
+static bool s_in(const char *const *names, size_t n, const char *name)
 {
-    for (size_t i = 0; i < owners->owned_count; i++)
-        if (owners->owned[i] && strcmp(owners->owned[i], name) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
             return true;
     return false;
 }
 
-/* An index no restore point owns, written before the oldest running job started: left by a
- * backup that failed before its commit. Moves its name into owners->orphans. */
-static int s_orphan(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t cutoff,
-                    bool *orphan)
+/* Whether GC marks from index *name: not when it is dropped (dry run of prune), nor when no
+ * restore point owns it and it was written before the oldest running job started (left by a
+ * backup that failed before its commit): then its name moves into owners->orphans. */
+static int s_skip_index(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t cutoff,
+                        bool *skip)
 {
     char path[4096];
     struct stat st;
-    *orphan = false;
-    if (!owners || s_owned(owners, *name))
+    *skip = false;
+    if (!owners)
+        return 0;
+    if (s_in(owners->dropped, owners->dropped_count, *name)) {
+        *skip = true; /* as good as gone: keeps nothing alive */
+        return 0;
+    }
+    if (s_in(owners->owned, owners->owned_count, *name))
         return 0;
     snprintf(path, sizeof path, "%s/indexes/%s.idx", vb_repo_path(repo), *name);
     if (stat(path, &st) != 0 || st.st_mtim.tv_sec >= cutoff)
@@ -104,7 +111,7 @@ static int s_orphan(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t
     owners->orphans = grown;
     owners->orphans[owners->orphan_count++] = *name;
     *name = NULL;
-    *orphan = true;
+    *skip = true;
     VB_LOG_WARN("gc", "orphan_index repo=%s index=%s (no restore point owns it: ignored)",
                 vb_repo_path(repo), owners->orphans[owners->orphan_count - 1]);
     return 0;
@@ -116,8 +123,8 @@ static int s_mark(vb_repo_t *repo, vb_gc_owners_t *owners, time_t cutoff, s_set_
     size_t n = 0;
     int rc = vb_index_list(repo, &names, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool orphan = false;
-        if ((rc = s_orphan(repo, owners, &names[i], cutoff, &orphan)) != 0 || orphan)
+        bool skip = false;
+        if ((rc = s_skip_index(repo, owners, &names[i], cutoff, &skip)) != 0 || skip)
             continue;
         vb_index_t *idx = NULL;
         if ((rc = vb_index_read(repo, names[i], &idx)) != 0) {
@@ -254,6 +261,31 @@ static int s_sweep_shard(int sfd, const s_set_t *set, time_t cutoff, bool dry_ru
     return rc;
 }
 
+/* Removes quarantined chunks moved there more than VB_GC_QUARANTINE_DAYS ago. */
+static int s_sweep_quarantine(vb_repo_t *repo, bool dry_run, vb_gc_stats_t *st)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", vb_repo_path(repo), VB_REPO_QUARANTINE_DIR);
+    int qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (qfd < 0)
+        return errno == ENOENT ? 0 : vb_error_set(VB_EIO, "gc: %s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0;
+    time_t before = time(NULL) - (time_t)VB_GC_QUARANTINE_DAYS * 86400;
+    int rc = s_list_dir(qfd, &names, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct stat s;
+        if (rc == 0 && fstatat(qfd, names[i], &s, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(s.st_mode) && s.st_mtim.tv_sec < before &&
+            (dry_run || unlinkat(qfd, names[i], 0) == 0))
+            st->quarantine_removed++;
+        free(names[i]);
+    }
+    free(names);
+    close(qfd);
+    return rc;
+}
+
 int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out)
 {
     return vb_repo_gc_owned(self, NULL, cutoff, dry_run, out);
@@ -288,6 +320,8 @@ int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, boo
         close(sfd);
     }
     close(cfd);
+    if (rc == 0)
+        rc = s_sweep_quarantine(self, dry_run, &st);
     VB_LOG_INFO("gc", "done repo=%s marked=%llu swept=%llu bytes=%llu kept_recent=%llu dry_run=%d",
                 vb_repo_path(self), (unsigned long long)st.marked, (unsigned long long)st.swept,
                 (unsigned long long)st.swept_bytes, (unsigned long long)st.kept_recent, dry_run);

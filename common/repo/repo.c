@@ -723,6 +723,33 @@ int vb_repo_chunk_path(const vb_repo_t *self, const vb_digest_t *digest, char *o
     return 0;
 }
 
+int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
+{
+    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
+    s_rel_path(digest, rel);
+    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
+    if (mkdirat(self->dirfd, VB_REPO_QUARANTINE_DIR, VB_REPO_DIR_MODE) != 0 && errno != EEXIST)
+        return vb_error_set(s_errno_code(errno), "repository %s: %s/: %s", self->path,
+                            VB_REPO_QUARANTINE_DIR, strerror(errno));
+    if (renameat(self->chunks_fd, rel, self->dirfd, dst) != 0)
+        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : s_errno_code(errno),
+                            "repository %s: quarantining chunk %s: %s", self->path, rel + 3,
+                            strerror(errno));
+    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
+    (void)utimensat(self->dirfd, dst, NULL, 0);
+    (void)fsync(self->dirfd);
+    VB_LOG_WARN("repo", "chunk_quarantined repo=%s chunk=%s", self->path, rel + 3);
+    return 0;
+}
+
+bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
+{
+    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
+    s_rel_path(digest, rel);
+    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
+    return faccessat(self->dirfd, dst, F_OK, 0) == 0;
+}
+
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest)
 {
     char rel[3 + VB_DIGEST_HEX_LEN + 1];

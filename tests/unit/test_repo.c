@@ -247,17 +247,6 @@ static void store_one(vb_repo_worker_t *w, vb_repo_t *r, const uint8_t *buf, siz
     cr_assert_eq(vb_repo_chunk_path(r, d, path, 4096), 0);
 }
 
-static void flip_byte(const char *path, off_t at)
-{
-    int fd = open(path, O_RDWR);
-    cr_assert(fd >= 0);
-    uint8_t b;
-    cr_assert_eq(pread(fd, &b, 1, at), 1);
-    b ^= 0x40;
-    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
-    close(fd);
-}
-
 Test(repo, flipped_byte_is_caught_in_every_stored_form)
 {
     for (int enc = 0; enc < 2; enc++) {
@@ -278,7 +267,7 @@ Test(repo, flipped_byte_is_caught_in_every_stored_form)
             struct stat st;
             cr_assert_eq(stat(path, &st), 0);
             off_t mid = 64 + (st.st_size - 64) / 2;
-            flip_byte(path, mid);
+            tu_flip_byte(path, mid);
             memset(out, 0, 64u << 10);
             cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), VB_ECORRUPT,
                          "enc=%d kind=%d: %s", enc, kind, vb_error_msg());
@@ -286,8 +275,8 @@ Test(repo, flipped_byte_is_caught_in_every_stored_form)
             vb_digest_hex(&d, hex);
             cr_assert(strstr(vb_error_msg(), hex), "message names the chunk: %s",
                       vb_error_msg());
-            flip_byte(path, mid);
-            flip_byte(path, 13); /* header: raw size */
+            tu_flip_byte(path, mid);
+            tu_flip_byte(path, 13); /* header: raw size */
             cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), VB_ECORRUPT);
             cr_assert(strstr(vb_error_msg(), "damaged header"), "%s", vb_error_msg());
         }
@@ -417,7 +406,7 @@ Test(repo, index_round_trip_inheritance_and_damage)
     /* A damaged index is detected. */
     char path[4096];
     snprintf(path, sizeof path, "%s/i/indexes/vm1-2000-a.idx", s_dir);
-    flip_byte(path, 60);
+    tu_flip_byte(path, 60);
     cr_assert_eq(vb_index_read(r, "vm1-2000-a", &back), VB_ECORRUPT);
     cr_assert(strstr(vb_error_msg(), "checksum"), "%s", vb_error_msg());
     cr_assert_eq(truncate(path, 50), 0);
