@@ -154,6 +154,11 @@ static bool s_parent_usable(vb_jobs_t *self, jb_vmrun_t *vm, bool full, vb_resto
         snprintf(reason, size, "no earlier restore point of %s", vm->name);
         return false;
     }
+    if (parent->verify_state == VB_VERIFY_FAILED) { /* its bad chunks are in quarantine now */
+        snprintf(reason, size, "restore point %lld failed verify: its chunks are read again",
+                 (long long)parent->id);
+        return false;
+    }
     for (size_t i = 0; i < vm->ndisks; i++) {
         const vb_inv_disk_t *disk = vm->disks[i].inv;
         const vb_rp_disk_t *was = NULL;
