@@ -708,7 +708,8 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
         "Remove restore points outside the policy (never the newest complete one of a VM, nor one\n"
         "a running backup, restore or verify uses), then collect unreferenced chunks that are\n"
         "older than the oldest running job. At least one N must be 1 or more. --dry-run changes\n"
-        "nothing and says what would be removed and about how much garbage collection would free.\n";
+        "nothing and says what would be removed and about how much garbage collection would\n"
+        "free.\n";
     const char *keys[] = {"--keep-last", "--keep-daily", "--keep-weekly", "--keep-monthly"};
     const char *names[] = {"keep_last", "keep_daily", "keep_weekly", "keep_monthly"};
     json_t *args = json_object();

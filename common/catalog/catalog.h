@@ -435,10 +435,10 @@ int vb_catalog_job_restore_points(vb_catalog_t *self, int64_t job_id, vb_restore
 /* Deletes complete restore points (prune), in one transaction: all or none. Children of a deleted
  * point are re-linked to its parent (see the chain note above). Refused (nothing deleted):
  * VB_ENOTFOUND (an id that does not exist), VB_EINVAL (a pending one), VB_EBUSY (a running job
- * uses it: vb_catalog_restore_points_in_use), VB_EPOLICY (it is the newest complete restore point of its VM and allow_newest is
- * false — retention always keeps one). Each message names the restore point. removed_paths
- * (may be NULL) receives the index paths of the deleted disks, for removal from the repository;
- * free with vb_catalog_strings_free. */
+ * uses it: vb_catalog_restore_points_in_use), VB_EPOLICY (it is the newest complete restore point
+ * of its VM and allow_newest is false — retention always keeps one). Each message names the restore
+ * point. removed_paths (may be NULL) receives the index paths of the deleted disks, for removal
+ * from the repository; free with vb_catalog_strings_free. */
 int vb_catalog_restore_points_delete(vb_catalog_t *self, const int64_t *ids, size_t n,
                                      bool allow_newest, char ***removed_paths,
                                      size_t *removed_count) VB_WUR;

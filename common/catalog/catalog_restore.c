@@ -566,7 +566,8 @@ static int s_check_not_in_use(vb_catalog_t *self, int64_t rp_id)
         vb_rp_use_t u;
         char why[128];
         s_use_row(st, &u);
-        rc = vb_error_set(VB_EBUSY, "restore point %lld is in use (%s); prune it after that job ends",
+        rc = vb_error_set(VB_EBUSY,
+                          "restore point %lld is in use (%s); prune it after that job ends",
                           (long long)rp_id, vb_rp_use_text(&u, why, sizeof why));
     } else if (step != SQLITE_DONE) {
         rc = vb_cat_db_error(self, "checking what uses a restore point");

@@ -220,8 +220,8 @@ static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
 static int s_get_chunk(s_worker_t *w, uint64_t chunk, uint32_t len)
 {
     size_t got = 0;
-    int rc = vb_repo_chunk_get(w->rw, &w->run->index->digests[chunk], w->buf,
-                               w->run->chunk_size, &got);
+    int rc =
+        vb_repo_chunk_get(w->rw, &w->run->index->digests[chunk], w->buf, w->run->chunk_size, &got);
     if (rc == 0 && got != len)
         rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
                           len);

@@ -275,9 +275,8 @@ static int s_sweep_quarantine(vb_repo_t *repo, bool dry_run, vb_gc_stats_t *st)
     int rc = s_list_dir(qfd, &names, &n);
     for (size_t i = 0; i < n; i++) {
         struct stat s;
-        if (rc == 0 && fstatat(qfd, names[i], &s, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(s.st_mode) && s.st_mtim.tv_sec < before &&
-            (dry_run || unlinkat(qfd, names[i], 0) == 0))
+        if (rc == 0 && fstatat(qfd, names[i], &s, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(s.st_mode) &&
+            s.st_mtim.tv_sec < before && (dry_run || unlinkat(qfd, names[i], 0) == 0))
             st->quarantine_removed++;
         free(names[i]);
     }

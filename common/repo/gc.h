@@ -25,7 +25,7 @@ typedef struct {
     uint64_t swept_bytes;
     uint64_t kept_recent;   /* unreferenced but not older than the cutoff */
     uint64_t temp_removed;
-    uint64_t orphan_indexes; /* index files no restore point owns (vb_repo_gc_owned) */
+    uint64_t orphan_indexes;     /* index files no restore point owns (vb_repo_gc_owned) */
     uint64_t quarantine_removed; /* quarantined chunks removed (older than the keep time) */
 } vb_gc_stats_t;
 
@@ -43,9 +43,9 @@ typedef struct {
     const char *const *dropped; /* index names to count as removed already (a dry run of prune:
                                  * what GC would free after it); not marked from, not reported */
     size_t dropped_count;
-    char **orphans;           /* out: names of index files no restore point owns, older than the
-                               * cutoff: not marked from (their chunks may be swept) and left in
-                               * place for the administrator; free with vb_index_list_free */
+    char **orphans; /* out: names of index files no restore point owns, older than the
+                     * cutoff: not marked from (their chunks may be swept) and left in
+                     * place for the administrator; free with vb_index_list_free */
     size_t orphan_count;
 } vb_gc_owners_t;
 

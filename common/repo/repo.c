@@ -321,7 +321,8 @@ static int s_write_config(int dirfd, const char *path, const s_conf_t *c)
 {
     int rc = VB_EIO;
     FILE *f = NULL;
-    int fd = openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
+    int fd =
+        openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
     if (fd < 0 || !(f = fdopen(fd, "w"))) {
         rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
                           strerror(errno));
@@ -384,7 +385,8 @@ static int s_dir_is_empty(const char *path, bool *empty)
 
 static int s_make_layout(int dirfd, const char *path)
 {
-    if (mkdirat(dirfd, "chunks", VB_REPO_DIR_MODE) != 0 || mkdirat(dirfd, "indexes", VB_REPO_DIR_MODE) != 0)
+    if (mkdirat(dirfd, "chunks", VB_REPO_DIR_MODE) != 0 ||
+        mkdirat(dirfd, "indexes", VB_REPO_DIR_MODE) != 0)
         return vb_error_set(s_errno_code(errno), "repository %s: mkdir: %s", path,
                             strerror(errno));
     int cfd = openat(dirfd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -242,8 +242,7 @@ Test(catalog_restore, ids_are_never_reused)
     cr_assert_gt(id5, last_job + 1, "job id %lld reused", (long long)id5);
     cr_assert_eq(vb_catalog_tasks_add(cat, id5, &t, 1, NULL), 0, "%s", vb_error_msg());
     vb_catalog_destroy(&cat);
-    snprintf(cmd, sizeof cmd,
-             "test \"$(sqlite3 '%s' 'SELECT max(id) FROM tasks')\" = 2", s_path);
+    snprintf(cmd, sizeof cmd, "test \"$(sqlite3 '%s' 'SELECT max(id) FROM tasks')\" = 2", s_path);
     cr_assert_eq(system(cmd), 0, "the deleted job's task id 1 was not reused");
 }
 
