@@ -644,20 +644,22 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     json_t *res = NULL;
     if (vb_cli_call(cli, "verify.record",
                     json_pack("{s:I, s:I, s:b, s:b, s:s}", "rp", (json_int_t)id, "job", job,
-                              "ok", ok, "aborted", !opened, "error",
-                              first_error),
+                              "ok", ok, "aborted", !opened, "error", first_error),
                     &res) != 0)
         vb_cli_fail("recording the result: %s", vb_error_msg());
     json_decref(res);
-    if (json)
-        vb_cli_print_json(json_pack("{s:I, s:b, s:s?, s:I, s:I, s:O, s:O}", "rp", (json_int_t)id,
-                                    "ok", ok, "error", ok ? NULL : first_error, "bad_chunks",
-                                    (json_int_t)json_array_size(bad), "quarantined",
-                                    (json_int_t)moved, "disks", report, "bad", bad));
-    else if (json_array_size(bad) || ok)
+    if (json) {
+        json_t *out = json_pack("{s:I, s:b, s:s?, s:I, s:I, s:O, s:O}", "rp", (json_int_t)id, "ok",
+                                ok, "error", ok ? NULL : first_error, "bad_chunks",
+                                (json_int_t)json_array_size(bad), "quarantined", (json_int_t)moved,
+                                "disks", report, "bad", bad);
+        vb_cli_print_json(out);
+        json_decref(out);
+    } else if (json_array_size(bad) || ok) {
         s_verify_print(plan, id, bad, moved);
-    else
+    } else {
         vb_cli_fail("%s", first_error);
+    }
     json_decref(bad);
     json_decref(report);
     json_decref(plan);
