@@ -122,41 +122,243 @@ static int s_restore_point_show(vb_admin_t *self, json_t *args, json_t **result)
     return 0;
 }
 
-/* What `vbak verify` needs to re-read a restore point itself: the repository and the index of
- * every disk. The CLI reports the outcome back with verify.record. */
+/* A running verify is a job of kind verify whose VM names the restore point it reads: prune keeps
+ * that restore point until verify.record ends the job, or until its lease (options.lease_until)
+ * expires because the CLI that ran it went away. */
+static int s_verify_lease(vb_admin_t *self, const vb_restore_point_t *rp, int64_t *job_out)
+{
+    int64_t now = vb_time_now_ms();
+    char options[64];
+    snprintf(options, sizeof options, "{\"lease_until\": %lld}",
+             (long long)(now + self->verify_lease_ms));
+    vb_job_vm_t vm = {.vm = rp->vm, .is_fcd = rp->is_fcd, .restore_point_id = rp->id};
+    vb_job_t job = {.kind = VB_JOB_VERIFY, .options = options, .started = now, .vms = &vm,
+                    .vm_count = 1};
+    return vb_catalog_job_create(self->catalog, &job, job_out);
+}
+
+/* Ends the verify jobs whose lease has expired: they no longer protect anything. */
+static int s_expire_verify_leases(vb_admin_t *self)
+{
+    vb_job_filter_t filter = {false, VB_JOB_RUNNING, 0};
+    vb_job_t *jobs = NULL;
+    size_t n = 0;
+    int rc = vb_catalog_jobs_list(self->catalog, &filter, &jobs, &n);
+    int64_t now = vb_time_now_ms();
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (jobs[i].kind != VB_JOB_VERIFY)
+            continue;
+        json_t *o = jobs[i].options ? json_loads(jobs[i].options, 0, NULL) : NULL;
+        int64_t until = (int64_t)json_integer_value(json_object_get(o, "lease_until"));
+        json_decref(o);
+        if (until > now)
+            continue;
+        VB_LOG_WARN("admin", "verify_lease_expired job=%lld", (long long)jobs[i].id);
+        rc = vb_catalog_job_finish(self->catalog, jobs[i].id, VB_JOB_FAILED,
+                                   "the verify did not report before its lease expired "
+                                   "(verify_lease_s); its restore point is no longer protected",
+                                   now);
+    }
+    vb_jobs_free(&jobs, n);
+    return rc;
+}
+
+/* What `vbak verify` needs to re-read a restore point itself: the repository, the index of
+ * every disk and the verify job that protects the restore point meanwhile. The CLI reports the
+ * outcome back with verify.record. */
 static int s_verify_plan(vb_admin_t *self, json_t *args, json_t **result)
 {
-    int64_t id = s_int(args, "rp");
+    int64_t id = s_int(args, "rp"), job = 0;
     vb_restore_point_t rp = {0};
     int rc = vb_catalog_restore_point_get(self->catalog, id, &rp);
     if (rc)
         return vb_error_set(rc, "restore point %lld does not exist", (long long)id);
+    if ((rc = s_verify_lease(self, &rp, &job)) != 0) {
+        vb_restore_point_clear(&rp);
+        return rc;
+    }
     json_t *disks = json_array();
     for (size_t i = 0; i < rp.disk_count; i++)
         json_array_append_new(disks, json_pack("{s:s, s:s}", "key", rp.disks[i].key, "index",
                                                rp.disks[i].index_path ? rp.disks[i].index_path : ""));
-    *result = json_pack("{s:I, s:s, s:s?, s:s, s:o}", "rp", (json_int_t)id, "repository",
-                        self->repository ? self->repository : "", "key_file",
-                        self->repository_key_file, "vm", rp.vm, "disks", disks);
+    *result = json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "rp", (json_int_t)id, "job",
+                        (json_int_t)job, "repository", self->repository ? self->repository : "",
+                        "key_file", self->repository_key_file, "vm", rp.vm, "disks", disks);
     vb_restore_point_clear(&rp);
     return 0;
 }
 
 static int s_verify_record(vb_admin_t *self, json_t *args, json_t **result)
 {
-    int64_t id = s_int(args, "rp");
+    int64_t id = s_int(args, "rp"), job = s_int(args, "job"), now = vb_time_now_ms();
     bool ok = json_is_true(json_object_get(args, "ok"));
     const char *error = json_string_value(json_object_get(args, "error"));
+    /* The lease ends first: a verify whose lease expired (or whose job a restarted coordinator
+     * ended) still records its result. */
+    if (job > 0 &&
+        vb_catalog_job_finish(self->catalog, job, ok ? VB_JOB_SUCCEEDED : VB_JOB_FAILED,
+                              ok ? NULL : error, now) != 0)
+        VB_LOG_WARN("admin", "verify_job_finish job=%lld error=\"%s\"", (long long)job,
+                    vb_error_msg());
+    if (json_is_true(json_object_get(args, "aborted"))) { /* nothing was checked */
+        *result = json_pack("{s:I, s:s}", "rp", (json_int_t)id, "verify", "aborted");
+        return 0;
+    }
     int rc = vb_catalog_restore_point_set_verify(self->catalog, id,
                                                  ok ? VB_VERIFY_OK : VB_VERIFY_FAILED,
-                                                 ok ? NULL : error, vb_time_now_ms());
+                                                 ok ? NULL : error, now);
     if (!rc)
         *result = json_pack("{s:I, s:s}", "rp", (json_int_t)id, "verify", ok ? "ok" : "failed");
     return rc;
 }
 
-/* Retention: select, delete the restore points outside the policy (never a VM's newest), remove
- * their indexes, then collect garbage older than the oldest running job. */
+/* A prune: what retention decides for every complete restore point, what running jobs use. */
+typedef struct {
+    vb_restore_point_t *rps;
+    size_t n;
+    unsigned *reasons;
+    int64_t *doomed;
+    size_t nd;
+    json_t *list;
+    size_t kept_in_use; /* restore points removed but for a running job that uses them */
+} s_prune_t;
+
+static void s_prune_clear(s_prune_t *p)
+{
+    vb_restore_points_free(&p->rps, p->n);
+    free(p->reasons);
+    free(p->doomed);
+    json_decref(p->list);
+}
+
+/* One row of the prune list; a restore point a running job uses is kept, and says why. */
+static json_t *s_prune_row(s_prune_t *p, size_t i, const vb_rp_use_t *uses, size_t nu)
+{
+    const vb_restore_point_t *rp = &p->rps[i];
+    json_t *used_by = json_array();
+    for (size_t k = 0; k < nu; k++) {
+        char why[160];
+        if (uses[k].rp_id != rp->id)
+            continue;
+        if (!p->reasons[i])
+            p->kept_in_use++;
+        p->reasons[i] |= VB_KEEP_IN_USE;
+        json_array_append_new(used_by, json_string(vb_rp_use_text(&uses[k], why, sizeof why)));
+    }
+    char decision[96];
+    return json_pack("{s:I, s:s, s:o, s:s, s:o}", "id", (json_int_t)rp->id, "vm", rp->vm,
+                     "created", vb_json_time(rp->created), "decision",
+                     vb_retention_reason_text(p->reasons[i], decision, sizeof decision),
+                     "in_use", used_by);
+}
+
+static int s_prune_decide(vb_admin_t *self, const vb_retention_policy_t *policy, s_prune_t *p)
+{
+    vb_rp_use_t *uses = NULL;
+    size_t nu = 0;
+    int rc = vb_catalog_restore_points_list(self->catalog, NULL, &p->rps, &p->n);
+    if (!rc)
+        rc = vb_catalog_restore_points_in_use(self->catalog, &uses, &nu);
+    if (rc)
+        return rc;
+    vb_rp_info_t *info = calloc(p->n ? p->n : 1, sizeof *info);
+    char (*ids)[24] = calloc(p->n ? p->n : 1, sizeof *ids);
+    p->reasons = calloc(p->n ? p->n : 1, sizeof *p->reasons);
+    p->doomed = calloc(p->n ? p->n : 1, sizeof *p->doomed);
+    p->list = json_array();
+    if (!info || !ids || !p->reasons || !p->doomed) {
+        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%020lld", (long long)p->rps[i].id);
+        info[i] = (vb_rp_info_t){ids[i], p->rps[i].vm, p->rps[i].created / 1000, true};
+    }
+    rc = vb_retention_select(policy, info, p->n, p->reasons);
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        json_array_append_new(p->list, s_prune_row(p, i, uses, nu));
+        if (!p->reasons[i])
+            p->doomed[p->nd++] = p->rps[i].id;
+    }
+out:
+    free(uses);
+    free(info);
+    free(ids);
+    return rc;
+}
+
+static int s_push(char ***v, size_t *n, const char *text)
+{
+    char **grown = realloc(*v, (*n + 1) * sizeof *grown);
+    if (!grown)
+        return vb_error_set(VB_ENOMEM, "prune: out of memory");
+    *v = grown;
+    if (!(grown[*n] = strdup(text)))
+        return vb_error_set(VB_ENOMEM, "prune: out of memory");
+    (*n)++;
+    return 0;
+}
+
+/* The index paths of the restore points a dry run would remove. */
+static int s_doomed_indexes(vb_admin_t *self, const s_prune_t *p, char ***out, size_t *np)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < p->nd; i++) {
+        vb_restore_point_t rp = {0};
+        if ((rc = vb_catalog_restore_point_get(self->catalog, p->doomed[i], &rp)) != 0)
+            break;
+        for (size_t k = 0; !rc && k < rp.disk_count; k++)
+            if (rp.disks[k].index_path)
+                rc = s_push(out, np, rp.disks[k].index_path);
+        vb_restore_point_clear(&rp);
+    }
+    return rc;
+}
+
+/* Deletes the doomed restore points and their indexes; a dry run only finds their indexes, so
+ * that GC can say what it would free once they are gone. */
+static int s_prune_remove(vb_admin_t *self, vb_repo_t *repo, const s_prune_t *p, bool dry,
+                          char ***paths, size_t *np)
+{
+    if (dry)
+        return s_doomed_indexes(self, p, paths, np);
+    int rc = p->nd ? vb_catalog_restore_points_delete(self->catalog, p->doomed, p->nd, false,
+                                                      paths, np)
+                   : 0;
+    for (size_t i = 0; !rc && repo && i < *np; i++)
+        if (vb_index_remove(repo, (*paths)[i]) != 0)
+            VB_LOG_WARN("admin", "index_remove_failed index=%s error=\"%s\"", (*paths)[i],
+                        vb_error_msg());
+    return rc;
+}
+
+/* Collects garbage older than the oldest running job, marking only from indexes that restore
+ * points own; index files nobody owns are reported in `orphans`. */
+static int s_prune_gc(vb_admin_t *self, vb_repo_t *repo, char **dropped, size_t nd, bool dry,
+                      vb_gc_stats_t *gc, json_t *orphans)
+{
+    int64_t oldest = 0;
+    char **live = NULL;
+    size_t nl = 0;
+    int rc = vb_catalog_oldest_running_job(self->catalog, &oldest);
+    if (!rc)
+        rc = vb_catalog_index_paths_live(self->catalog, &live, &nl);
+    if (rc)
+        return rc;
+    vb_gc_owners_t owners = {.owned = (const char *const *)live, .owned_count = nl,
+                             .dropped = (const char *const *)dropped, .dropped_count = nd};
+    time_t cutoff = oldest ? (time_t)(oldest / 1000) : time(NULL);
+    rc = vb_repo_gc_owned(repo, &owners, cutoff, dry, gc);
+    for (size_t i = 0; i < owners.orphan_count; i++)
+        json_array_append_new(orphans, json_string(owners.orphans[i]));
+    vb_index_list_free(owners.orphans, owners.orphan_count);
+    vb_catalog_strings_free(&live, nl);
+    return rc;
+}
+
+/* Retention: select, keep what running jobs use, delete the rest outside the policy (never a
+ * VM's newest) with their indexes, then collect garbage older than the oldest running job. A dry
+ * run changes nothing and says what would go. */
 static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
 {
     vb_retention_policy_t policy = {(unsigned)s_int(args, "keep_last"),
@@ -164,67 +366,33 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
                                     (unsigned)s_int(args, "keep_weekly"),
                                     (unsigned)s_int(args, "keep_monthly")};
     bool dry = json_is_true(json_object_get(args, "dry_run"));
-    vb_restore_point_t *rps = NULL;
-    size_t n = 0;
-    int rc = vb_catalog_restore_points_list(self->catalog, NULL, &rps, &n);
-    if (rc)
-        return rc;
-    vb_rp_info_t *info = calloc(n ? n : 1, sizeof *info);
-    char (*ids)[24] = calloc(n ? n : 1, sizeof *ids);
-    unsigned *reasons = calloc(n ? n : 1, sizeof *reasons);
-    int64_t *doomed = calloc(n ? n : 1, sizeof *doomed);
-    size_t nd = 0;
-    for (size_t i = 0; i < n; i++) {
-        snprintf(ids[i], sizeof ids[i], "%020lld", (long long)rps[i].id);
-        info[i].id = ids[i];
-        info[i].vm = rps[i].vm;
-        info[i].time = rps[i].created / 1000;
-        info[i].complete = true;
-    }
-    json_t *list = json_array();
-    rc = vb_retention_select(&policy, info, n, reasons);
-    for (size_t i = 0; !rc && i < n; i++) {
-        char why[64];
-        json_array_append_new(list, json_pack("{s:I, s:s, s:o, s:s}", "id", (json_int_t)rps[i].id,
-                                              "vm", rps[i].vm, "created",
-                                              vb_json_time(rps[i].created), "decision",
-                                              vb_retention_reason_text(reasons[i], why, sizeof why)));
-        if (!reasons[i])
-            doomed[nd++] = rps[i].id;
-    }
+    s_prune_t p = {0};
     char **paths = NULL;
     size_t np = 0;
     vb_gc_stats_t gc = {0};
-    if (!rc && !dry && nd)
-        rc = vb_catalog_restore_points_delete(self->catalog, doomed, nd, false, &paths, &np);
-    vb_repo_t *repo = !rc && !dry && self->repository
-                          ? vb_repo_open(self->repository, self->repository_key_file)
-                          : NULL;
-    for (size_t i = 0; repo && i < np; i++)
-        if (vb_index_remove(repo, paths[i]) != 0)
-            VB_LOG_WARN("admin", "index_remove_failed index=%s error=\"%s\"", paths[i],
-                        vb_error_msg());
-    if (repo) {
-        int64_t oldest = 0;
-        if (vb_catalog_oldest_running_job(self->catalog, &oldest) == 0) {
-            time_t cutoff = oldest ? (time_t)(oldest / 1000) : time(NULL);
-            rc = vb_repo_gc(repo, cutoff, false, &gc);
-        }
-        vb_repo_destroy(&repo);
-    }
+    json_t *orphans = json_array();
+    vb_repo_t *repo = NULL;
+    int rc = s_expire_verify_leases(self);
     if (!rc)
-        *result = json_pack("{s:b, s:I, s:o, s:{s:I, s:I, s:I}}", "dry_run", dry, "removed",
-                            (json_int_t)(dry ? 0 : nd), "restore_points", list, "gc", "swept",
-                            (json_int_t)gc.swept, "swept_bytes", (json_int_t)gc.swept_bytes,
-                            "kept_recent", (json_int_t)gc.kept_recent);
-    else
-        json_decref(list);
+        rc = s_prune_decide(self, &policy, &p);
+    if (!rc && self->repository &&
+        !(repo = vb_repo_open(self->repository, self->repository_key_file)))
+        rc = vb_error_code();
+    if (!rc)
+        rc = s_prune_remove(self, repo, &p, dry, &paths, &np);
+    if (!rc && repo)
+        rc = s_prune_gc(self, repo, paths, dry ? np : 0, dry, &gc, orphans);
+    if (!rc) {
+        *result = json_pack("{s:b, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:O}}", "dry_run", dry,
+                            "removed", (json_int_t)p.nd, "kept_in_use", (json_int_t)p.kept_in_use,
+                            "restore_points", p.list, "gc", "swept", (json_int_t)gc.swept,
+                            "swept_bytes", (json_int_t)gc.swept_bytes, "kept_recent",
+                            (json_int_t)gc.kept_recent, "orphan_indexes", orphans);
+    }
+    vb_repo_destroy(&repo);
     vb_catalog_strings_free(&paths, np);
-    vb_restore_points_free(&rps, n);
-    free(info);
-    free(ids);
-    free(reasons);
-    free(doomed);
+    json_decref(orphans);
+    s_prune_clear(&p);
     return rc;
 }
 

@@ -16,6 +16,7 @@ typedef struct {
     vb_jobs_t *jobs;
     const char *repository;
     const char *repository_key_file;
+    int64_t verify_lease_ms; /* a verify job older than this no longer protects its restore point */
 } vb_admin_t;
 
 /* Runs `command` with `args` (a JSON object, borrowed). Returns 0 with *result set (caller owns),

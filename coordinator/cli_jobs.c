@@ -521,19 +521,104 @@ int vb_cli_explain(vb_cli_t *cli, int argc, char **argv)
 }
 
 typedef struct {
+    vb_repo_t *repo;
     const char *disk;
-    size_t bad;
+    json_t *bad; /* {disk, offset, digest, problem} per bad chunk */
 } s_verify_ctx_t;
 
+/* Called by the pipeline's workers (one at a time) for each bad chunk. */
 static void s_verify_report(void *ctx, uint64_t offset, const vb_digest_t *digest, int code,
                             const char *message)
 {
     s_verify_ctx_t *v = ctx;
-    char hex[VB_DIGEST_HEX_LEN + 1];
+    char hex[VB_DIGEST_HEX_LEN + 1], problem[512];
     vb_digest_hex(digest, hex);
-    printf("  disk %s offset %llu: %s (chunk %.16s..., %s)\n", v->disk, (unsigned long long)offset,
-           message, hex, vb_strerror(code));
-    v->bad++;
+    if (code == VB_ENOTFOUND && vb_repo_chunk_quarantined(v->repo, digest))
+        snprintf(problem, sizeof problem,
+                 "the chunk is in quarantine (an earlier verify found it bad)");
+    else
+        snprintf(problem, sizeof problem, "%s", message);
+    json_array_append_new(v->bad, json_pack("{s:s, s:I, s:s, s:s, s:s}", "disk", v->disk,
+                                            "offset", (json_int_t)offset, "digest", hex,
+                                            "problem", problem, "code", vb_strerror(code)));
+}
+
+/* Moves each corrupt chunk into quarantine (once: a chunk may be bad at several offsets), so that
+ * the next backup that reads its content stores it again. Returns how many were moved. */
+static size_t s_quarantine(vb_repo_t *repo, json_t *bad)
+{
+    size_t i, moved = 0;
+    json_t *b;
+    json_array_foreach(bad, i, b) {
+        vb_digest_t d;
+        if (!streq(s_str(b, "code"), vb_strerror(VB_ECORRUPT)) ||
+            vb_digest_parse(s_str(b, "digest"), &d) != 0)
+            continue;
+        int rc = vb_repo_chunk_quarantine(repo, &d);
+        if (rc == 0)
+            moved++;
+        else if (rc != VB_ENOTFOUND)
+            fprintf(stderr, "vbak: %s\n", vb_error_msg());
+        json_object_set_new(b, "quarantined", json_boolean(rc == 0 || rc == VB_ENOTFOUND));
+    }
+    return moved;
+}
+
+/* Verifies every disk of the plan: bad chunks (or an unreadable index) go into `bad`, one row per
+ * disk into `report`, the first error into first_error. */
+static void s_verify_disks(vb_repo_t *repo, json_t *plan, json_t *bad, json_t *report,
+                           char *first_error, size_t size)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(plan, "disks"), i, d) {
+        vb_index_t *index = NULL;
+        s_verify_ctx_t ctx = {repo, s_str(d, "key"), bad};
+        vb_pipeline_stats_t stats = {0};
+        size_t before = json_array_size(bad);
+        int rc = vb_index_read(repo, s_str(d, "index"), &index);
+        if (!rc)
+            rc = vb_pipeline_verify(repo, NULL, index, s_verify_report, &ctx, &stats);
+        if (rc && !first_error[0] && json_array_size(bad) > before)
+            snprintf(first_error, size, "%s", vb_error_msg()); /* names the disk already */
+        else if (rc && !first_error[0])
+            snprintf(first_error, size, "disk %s: %s", ctx.disk, vb_error_msg());
+        if (rc && json_array_size(bad) == before) /* not a chunk: the index itself */
+            json_array_append_new(bad, json_pack("{s:s, s:n, s:n, s:s, s:s}", "disk", ctx.disk,
+                                                 "offset", "digest", "problem", vb_error_msg(),
+                                                 "code", vb_strerror(rc)));
+        json_array_append_new(report, json_pack("{s:s, s:I, s:I}", "disk", ctx.disk, "chunks",
+                                                (json_int_t)stats.chunks, "bad",
+                                                (json_int_t)(json_array_size(bad) - before)));
+        vb_index_destroy(&index);
+    }
+}
+
+static void s_verify_print(json_t *plan, int64_t id, json_t *bad, size_t moved)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(bad, i, b) {
+        if (json_is_null(json_object_get(b, "digest"))) {
+            printf("  disk %s: %s\n", s_str(b, "disk"), s_str(b, "problem"));
+            continue;
+        }
+        printf("  disk %s offset %lld: %s (chunk %.16s...)\n", s_str(b, "disk"),
+               (long long)json_integer_value(json_object_get(b, "offset")), s_str(b, "problem"),
+               s_str(b, "digest"));
+    }
+    const char *vm = s_str(plan, "vm");
+    if (!json_array_size(bad)) {
+        printf("restore point %lld of %s: all chunks verified\n", (long long)id, vm);
+        return;
+    }
+    printf("restore point %lld of %s: CORRUPT (%zu bad chunk(s))\n", (long long)id, vm,
+           json_array_size(bad));
+    if (moved)
+        printf("moved %zu bad chunk file(s) to the repository's quarantine/; ", moved);
+    printf("the next backup of %s reads every chunk again (vbak backup %s) and stores what is "
+           "bad or missing: restore points made after it verify clean\n",
+           vm, vm);
 }
 
 int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
@@ -541,7 +626,9 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     static const char usage[] =
         "Usage: vbak verify RP [--json]\n"
         "Re-read and re-hash every chunk of a restore point; name every corrupt or missing chunk\n"
-        "by disk and offset. Exit status 1 when any is bad. The result is kept on the restore point.\n";
+        "by disk and offset, and move corrupt ones into the repository's quarantine/ so that the\n"
+        "next backup of the VM stores them again. Exit status 1 when any is bad. The result is\n"
+        "kept on the restore point; prune keeps the restore point while verify runs.\n";
     if (argc < 2 || s_is(argv[1], "--help"))
         return s_usage(usage, argc > 1);
     int64_t id;
@@ -552,49 +639,80 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     json_t *plan = NULL;
     if (vb_cli_call(cli, "verify.plan", json_pack("{s:I}", "rp", (json_int_t)id), &plan) != 0)
         return vb_cli_fail("%s", vb_error_msg());
+    json_int_t job = json_integer_value(json_object_get(plan, "job"));
     vb_repo_t *repo = vb_repo_open(s_str(plan, "repository"),
                                    json_string_value(json_object_get(plan, "key_file")));
-    if (!repo) {
-        json_decref(plan);
-        return vb_cli_fail("%s", vb_error_msg());
-    }
-    size_t i, bad = 0;
-    json_t *d, *report = json_array();
+    json_t *bad = json_array(), *report = json_array();
     char first_error[512] = "";
-    json_array_foreach(json_object_get(plan, "disks"), i, d) {
-        vb_index_t *index = NULL;
-        s_verify_ctx_t ctx = {s_str(d, "key"), 0};
-        vb_pipeline_stats_t stats = {0};
-        rc = vb_index_read(repo, s_str(d, "index"), &index);
-        if (!rc)
-            rc = vb_pipeline_verify(repo, NULL, index, s_verify_report, &ctx, &stats);
-        if (rc && !first_error[0])
-            snprintf(first_error, sizeof first_error, "disk %s: %s", ctx.disk, vb_error_msg());
-        if (rc && !ctx.bad)
-            ctx.bad = 1, printf("  disk %s: %s\n", ctx.disk, vb_error_msg());
-        bad += ctx.bad;
-        json_array_append_new(report, json_pack("{s:s, s:I, s:I}", "disk", ctx.disk, "chunks",
-                                                (json_int_t)stats.chunks, "bad", (json_int_t)ctx.bad));
-        vb_index_destroy(&index);
+    size_t moved = 0;
+    bool opened = repo != NULL;
+    if (repo) {
+        s_verify_disks(repo, plan, bad, report, first_error, sizeof first_error);
+        moved = s_quarantine(repo, bad);
+    } else { /* nothing was checked: end the lease, leave the restore point's state alone */
+        snprintf(first_error, sizeof first_error, "%s", vb_error_msg());
     }
     vb_repo_destroy(&repo);
+    bool ok = !first_error[0];
     json_t *res = NULL;
     if (vb_cli_call(cli, "verify.record",
-                    json_pack("{s:I, s:b, s:s}", "rp", (json_int_t)id, "ok", bad == 0, "error",
-                              first_error),
+                    json_pack("{s:I, s:I, s:b, s:b, s:s}", "rp", (json_int_t)id, "job", job,
+                              "ok", ok, "aborted", !opened, "error", first_error),
                     &res) != 0)
         vb_cli_fail("recording the result: %s", vb_error_msg());
     json_decref(res);
-    if (json)
-        vb_cli_print_json(json_pack("{s:I, s:b, s:I, s:o}", "rp", (json_int_t)id, "ok", bad == 0,
-                                    "bad_chunks", (json_int_t)bad, "disks", report));
-    else {
-        printf("restore point %lld of %s: %s\n", (long long)id, s_str(plan, "vm"),
-               bad ? "CORRUPT" : "all chunks verified");
-        json_decref(report);
+    if (json) {
+        json_t *out = json_pack("{s:I, s:b, s:s?, s:I, s:I, s:O, s:O}", "rp", (json_int_t)id, "ok",
+                                ok, "error", ok ? NULL : first_error, "bad_chunks",
+                                (json_int_t)json_array_size(bad), "quarantined", (json_int_t)moved,
+                                "disks", report, "bad", bad);
+        vb_cli_print_json(out);
+        json_decref(out);
+    } else if (json_array_size(bad) || ok) {
+        s_verify_print(plan, id, bad, moved);
+    } else {
+        vb_cli_fail("%s", first_error);
     }
+    json_decref(bad);
+    json_decref(report);
     json_decref(plan);
-    return bad ? 1 : 0;
+    return ok ? 0 : 1;
+}
+
+/* Each restore point and the decision; a kept one a running job uses says which job. */
+static void s_prune_print(json_t *res)
+{
+    size_t i, k;
+    json_t *r, *use;
+    json_array_foreach(json_object_get(res, "restore_points"), i, r) {
+        printf("  %-6lld %-16s %s  %s", (long long)json_integer_value(json_object_get(r, "id")),
+               s_str(r, "vm"), s_str(r, "created"), s_str(r, "decision"));
+        json_array_foreach(json_object_get(r, "in_use"), k, use)
+            printf("%s%s", k ? "; " : " (kept: ", json_string_value(use));
+        printf("%s\n", json_array_size(json_object_get(r, "in_use")) ? ")" : "");
+    }
+    bool dry = json_is_true(json_object_get(res, "dry_run"));
+    json_t *gc = json_object_get(res, "gc");
+    long long removed = (long long)json_integer_value(json_object_get(res, "removed"));
+    long long swept = (long long)json_integer_value(json_object_get(gc, "swept"));
+    double mib = (double)json_integer_value(json_object_get(gc, "swept_bytes")) / 1048576.0;
+    if (dry)
+        printf("would remove %lld restore point(s); garbage collection would then free about "
+               "%lld chunk(s) (%.1f MiB); nothing was changed\n",
+               removed, swept, mib);
+    else
+        printf("removed %lld restore point(s); garbage collection removed %lld chunk(s) "
+               "(%.1f MiB)\n",
+               removed, swept, mib);
+    long long in_use = (long long)json_integer_value(json_object_get(res, "kept_in_use"));
+    if (in_use)
+        printf("kept %lld restore point(s) outside the policy that running jobs use; the next "
+               "prune after those jobs end removes them\n",
+               in_use);
+    json_array_foreach(json_object_get(gc, "orphan_indexes"), i, r)
+        printf("index %s belongs to no restore point (left by a failed backup): ignored; "
+               "delete it from the repository's indexes/ when you wish\n",
+               json_string_value(r));
 }
 
 int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
@@ -602,12 +720,16 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
     static const char usage[] =
         "Usage: vbak prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
         "                  [--dry-run] [--json]\n"
-        "Remove restore points outside the policy (never the newest complete one of a VM), then\n"
-        "collect unreferenced chunks that are older than the oldest running job.\n";
+        "Remove restore points outside the policy (never the newest complete one of a VM, nor one\n"
+        "a running backup, restore or verify uses), then collect unreferenced chunks that are\n"
+        "older than the oldest running job. At least one N must be 1 or more. --dry-run changes\n"
+        "nothing and says what would be removed and about how much garbage collection would\n"
+        "free.\n";
     const char *keys[] = {"--keep-last", "--keep-daily", "--keep-weekly", "--keep-monthly"};
     const char *names[] = {"keep_last", "keep_daily", "keep_weekly", "keep_monthly"};
     json_t *args = json_object();
     bool json = false;
+    int64_t rules = 0;
     for (int i = 1; i < argc; i++) {
         bool matched = false;
         for (int k = 0; k < 4; k++) {
@@ -618,6 +740,7 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
                     return vb_cli_fail("%s", vb_error_msg()) + 1;
                 }
                 json_object_set_new(args, names[k], json_integer(v));
+                rules += v;
                 matched = true;
             }
         }
@@ -632,23 +755,18 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
             return s_usage(usage, s_is(argv[i], "--help"));
         }
     }
+    if (!rules) { /* a policy that keeps nothing would prune all but the newest: refuse it */
+        json_decref(args);
+        return vb_cli_fail("prune: give at least one of --keep-last, --keep-daily, --keep-weekly "
+                           "or --keep-monthly with N of 1 or more") + 1;
+    }
     json_t *res = NULL;
     if (vb_cli_call(cli, "prune", args, &res) != 0)
         return vb_cli_fail("%s", vb_error_msg());
-    if (json) {
+    if (json)
         vb_cli_print_json(res);
-    } else {
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(res, "restore_points"), i, r)
-            printf("  %-6lld %-16s %s  %s\n", (long long)json_integer_value(json_object_get(r, "id")),
-                   s_str(r, "vm"), s_str(r, "created"), s_str(r, "decision"));
-        json_t *gc = json_object_get(res, "gc");
-        printf("%s %lld restore point(s); garbage collection removed %lld chunk(s)\n",
-               json_is_true(json_object_get(res, "dry_run")) ? "would remove" : "removed",
-               (long long)json_integer_value(json_object_get(res, "removed")),
-               (long long)json_integer_value(json_object_get(gc, "swept")));
-    }
+    else
+        s_prune_print(res);
     json_decref(res);
     return 0;
 }

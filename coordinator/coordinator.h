@@ -37,6 +37,7 @@ typedef struct {
     int64_t per_datastore_tasks;
     int64_t per_host_tasks;
     int64_t max_attempts;
+    int64_t verify_lease_s;   /* how long a `vbak verify` protects its restore point */
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

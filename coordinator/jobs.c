@@ -689,6 +689,8 @@ void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char
         vm->job->vms_failed++;
         if (!vm->job->first_error)
             vm->job->first_error = strdup(error ? error : "failed");
+        if (vm->job->kind == VB_JOB_BACKUP)
+            jb_backup_remove_indexes(self, vm);
         if (vm->rp_id && vb_catalog_restore_point_discard(self->cfg.catalog, vm->rp_id))
             VB_LOG_WARN("jobs", "discard_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
                         vb_error_msg());

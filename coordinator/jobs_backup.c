@@ -70,6 +70,23 @@ int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d)
     return rc;
 }
 
+void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    vb_repo_t *repo = vm->rp_id ? jb_repo(self) : NULL;
+    for (size_t i = 0; repo && i < vm->ndisks; i++) {
+        char name[VB_INDEX_NAME_MAX + 1];
+        if (!vm->disks[i].inv || s_index_name(&vm->disks[i], name, sizeof name) != 0)
+            continue;
+        int rc = vb_index_remove(repo, name);
+        if (rc == 0)
+            VB_LOG_INFO("jobs", "index_removed job=%lld index=%s (the restore point was not kept)",
+                        (long long)vm->job->id, name);
+        else if (rc != VB_ENOTFOUND)
+            VB_LOG_WARN("jobs", "index_remove_failed index=%s error=\"%s\"", name, vb_error_msg());
+        vb_error_clear();
+    }
+}
+
 /* Storage vMotion during the backup: the release notes say it conflicts with backup. */
 static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t size)
 {
@@ -135,6 +152,11 @@ static bool s_parent_usable(vb_jobs_t *self, jb_vmrun_t *vm, bool full, vb_resto
     }
     if (vb_catalog_restore_point_latest(self->cfg.catalog, vm->name, 0, parent) != 0) {
         snprintf(reason, size, "no earlier restore point of %s", vm->name);
+        return false;
+    }
+    if (parent->verify_state == VB_VERIFY_FAILED) { /* its bad chunks are in quarantine now */
+        snprintf(reason, size, "restore point %lld failed verify: its chunks are read again",
+                 (long long)parent->id);
         return false;
     }
     for (size_t i = 0; i < vm->ndisks; i++) {

@@ -134,5 +134,8 @@ int jb_ready(vb_jobs_t *self);
 int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);
 int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d);
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm);
+/* A backup of `vm` that will not commit: removes the disk indexes it wrote, so that no index is
+ * left that no restore point owns. */
+void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm);
 
 #endif

@@ -70,6 +70,9 @@ const vb_conf_key_t vb_coord_config_table[] = {
      100000, false, "running tasks per ESXi host (0: no limit)"},
     {"max_attempts", VB_CONF_INT, offsetof(vb_coord_settings_t, max_attempts), "4", 1, 100,
      false, "failures after which a task fails its disk and its job"},
+    {"verify_lease_s", VB_CONF_INT, offsetof(vb_coord_settings_t, verify_lease_s), "21600", 60,
+     INT64_C(2592000), false,
+     "seconds a running `vbak verify` protects its restore point from prune (its lease)"},
     VB_CONF_END};
 
 typedef struct {
@@ -536,7 +539,7 @@ static int s_make_jobs(self_t *self)
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
-                               s->repository_key_file};
+                               s->repository_key_file, s->verify_lease_s * 1000};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;

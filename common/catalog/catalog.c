@@ -127,6 +127,78 @@ static const char *const s_migrations[] = {
     "DROP INDEX restore_points_vm;"
     "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
     "  completed, kind, parent_id, verify_state, verified_at, verify_error);",
+    /* 4: job, task and restore point ids are never reused (AUTOINCREMENT): a deleted newest row
+     *    (a discarded pending restore point) must not hand its id, and the index names made from
+     *    it, to the next one. SQLite cannot add AUTOINCREMENT in place, so each table is rebuilt
+     *    and its rows copied (ids kept); runs with foreign keys off (see s_migrate). */
+    "CREATE TABLE jobs_v4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('backup','restore','verify','prune')),"
+    "  state TEXT NOT NULL DEFAULT 'running'"
+    "    CHECK (state IN ('running','succeeded','failed','cancelled')),"
+    "  full INTEGER NOT NULL DEFAULT 0,"
+    "  options TEXT,"
+    "  started INTEGER NOT NULL,"
+    "  finished INTEGER,"
+    "  error TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO jobs_v4 SELECT * FROM jobs;"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v4 RENAME TO jobs;"
+    "CREATE INDEX jobs_running ON jobs(started) WHERE state = 'running';"
+    "CREATE INDEX jobs_state ON jobs(state, id);"
+    "CREATE TABLE tasks_v4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  job_vm_id INTEGER NOT NULL REFERENCES job_vms(id) ON DELETE CASCADE,"
+    "  disk_key TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('map','backup','restore')),"
+    "  state TEXT NOT NULL DEFAULT 'queued'"
+    "    CHECK (state IN ('queued','running','done','failed','cancelled')),"
+    "  ext_offset INTEGER NOT NULL DEFAULT 0 CHECK (ext_offset >= 0),"
+    "  ext_length INTEGER NOT NULL DEFAULT 0 CHECK (ext_length >= 0),"
+    "  agent TEXT,"
+    "  transport TEXT,"
+    "  transport_reason TEXT,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  failures INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  payload TEXT,"
+    "  bytes INTEGER NOT NULL DEFAULT 0,"
+    "  started INTEGER,"
+    "  finished INTEGER"
+    ");"
+    "INSERT INTO tasks_v4 SELECT * FROM tasks;"
+    "DROP TABLE tasks;"
+    "ALTER TABLE tasks_v4 RENAME TO tasks;"
+    "CREATE INDEX tasks_job ON tasks(job_id, state);"
+    "CREATE INDEX tasks_job_vm ON tasks(job_vm_id);"
+    "CREATE INDEX tasks_running_agent ON tasks(agent) WHERE state = 'running';"
+    "CREATE TABLE restore_points_v4 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  vm TEXT NOT NULL,"
+    "  is_fcd INTEGER NOT NULL DEFAULT 0,"
+    "  job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,"
+    "  created INTEGER NOT NULL,"
+    "  completed INTEGER,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('full','incremental')),"
+    "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','complete')),"
+    "  parent_id INTEGER REFERENCES restore_points(id),"
+    "  verify_state TEXT NOT NULL DEFAULT 'unverified'"
+    "    CHECK (verify_state IN ('unverified','ok','failed')),"
+    "  verified_at INTEGER,"
+    "  verify_error TEXT,"
+    "  CHECK (kind = 'incremental' OR parent_id IS NULL)"
+    ");"
+    "INSERT INTO restore_points_v4 SELECT * FROM restore_points;"
+    "DROP TABLE restore_points;"
+    "ALTER TABLE restore_points_v4 RENAME TO restore_points;"
+    "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
+    "  completed, kind, parent_id, verify_state, verified_at, verify_error);"
+    "CREATE INDEX restore_points_created ON restore_points(state, created);"
+    "CREATE INDEX restore_points_parent ON restore_points(parent_id);"
+    "CREATE INDEX restore_points_job ON restore_points(job_id);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -226,11 +298,12 @@ vb_catalog_t *vb_catalog_open(const char *path)
         goto fail;
     }
     sqlite3_busy_timeout(self->db, 5000);
-    if (s_exec(self, "PRAGMA journal_mode = WAL") || s_exec(self, "PRAGMA foreign_keys = ON") ||
-        s_exec(self, "PRAGMA synchronous = NORMAL") ||
+    /* Migrations run before foreign keys are enforced: rebuilding a table drops the old one,
+     * which with enforcement on would cascade to the rows that reference it. */
+    if (s_exec(self, "PRAGMA journal_mode = WAL") || s_exec(self, "PRAGMA synchronous = NORMAL") ||
         s_exec(self, "PRAGMA cache_size = -32768")) /* KiB: keeps the hot indexes in memory */
         goto fail;
-    if (s_migrate(self))
+    if (s_migrate(self) || s_exec(self, "PRAGMA foreign_keys = ON"))
         goto fail;
     const char *sql[ST_COUNT];
     memcpy(sql, s_sql, sizeof sql);

@@ -435,13 +435,29 @@ int vb_catalog_job_restore_points(vb_catalog_t *self, int64_t job_id, vb_restore
 /* Deletes complete restore points (prune), in one transaction: all or none. Children of a deleted
  * point are re-linked to its parent (see the chain note above). Refused (nothing deleted):
  * VB_ENOTFOUND (an id that does not exist), VB_EINVAL (a pending one), VB_EBUSY (a running job
- * builds on it), VB_EPOLICY (it is the newest complete restore point of its VM and allow_newest is
- * false — retention always keeps one). Each message names the restore point. removed_paths
- * (may be NULL) receives the index paths of the deleted disks, for removal from the repository;
- * free with vb_catalog_strings_free. */
+ * uses it: vb_catalog_restore_points_in_use), VB_EPOLICY (it is the newest complete restore point
+ * of its VM and allow_newest is false — retention always keeps one). Each message names the restore
+ * point. removed_paths (may be NULL) receives the index paths of the deleted disks, for removal
+ * from the repository; free with vb_catalog_strings_free. */
 int vb_catalog_restore_points_delete(vb_catalog_t *self, const int64_t *ids, size_t n,
                                      bool allow_newest, char ***removed_paths,
                                      size_t *removed_count) VB_WUR;
+
+/* A running job that uses a complete restore point: a backup writing an incremental on it (its
+ * parent; child_id is the pending one), or a restore or verify reading it. Prune keeps these. */
+typedef struct {
+    int64_t rp_id;
+    int64_t job_id;
+    vb_job_kind_t kind;
+    int64_t child_id; /* backup: the restore point it writes; else 0 */
+} vb_rp_use_t;
+
+/* Every use of a restore point by a running job, by restore point then job. Caller frees *out
+ * with free(). */
+int vb_catalog_restore_points_in_use(vb_catalog_t *self, vb_rp_use_t **out, size_t *count) VB_WUR;
+
+/* "restore job 12 is reading it", "backup job 9 is writing restore point 14 on it"; into buf. */
+const char *vb_rp_use_text(const vb_rp_use_t *use, char *buf, size_t size);
 
 /* Records a verify result (ok or failed with error; none resets) on a complete restore point.
  * VB_ENOTFOUND. */

@@ -75,7 +75,7 @@ enum {
     ST_RP_CHAIN,
     ST_RP_OF_JOB,
     ST_RP_DISCARD,
-    ST_RP_CHILD_PENDING,
+    ST_RP_IN_USE,
     ST_RP_REPARENT,
     ST_RP_DELETE,
     ST_RP_LATEST_OF_VM,

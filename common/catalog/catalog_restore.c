@@ -3,6 +3,7 @@
  * the live index set for garbage collection. */
 #include "catalog_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +60,17 @@ void vb_cat_restore_sql(const char **sql)
     sql[ST_RP_OF_JOB] =
         "SELECT " RP_COLUMNS " FROM restore_points rp WHERE rp.job_id = ?1 ORDER BY rp.id";
     sql[ST_RP_DISCARD] = "DELETE FROM restore_points WHERE id = ?1 AND state = 'pending'";
-    sql[ST_RP_CHILD_PENDING] = "SELECT id, job_id FROM restore_points "
-                               "WHERE parent_id = ?1 AND state = 'pending' LIMIT 1";
+    /* What running jobs use complete restore points: a backup writes an incremental on one (its
+     * parent), a restore or a verify reads one. ?1 = 0: every use. */
+    sql[ST_RP_IN_USE] =
+        "SELECT rp, job, kind, child FROM ("
+        "  SELECT parent_id AS rp, job_id AS job, 'backup' AS kind, id AS child "
+        "  FROM restore_points WHERE state = 'pending' AND parent_id IS NOT NULL"
+        "  UNION ALL"
+        "  SELECT v.restore_point_id, j.id, j.kind, 0 FROM job_vms v JOIN jobs j ON j.id = v.job_id"
+        "  WHERE j.state = 'running' AND j.kind IN ('restore', 'verify')"
+        "  AND v.restore_point_id IS NOT NULL"
+        ") WHERE ?1 = 0 OR rp = ?1 ORDER BY rp, job";
     sql[ST_RP_REPARENT] = "UPDATE restore_points SET parent_id = "
                           "(SELECT parent_id FROM restore_points WHERE id = ?1) "
                           "WHERE parent_id = ?1";
@@ -538,22 +548,74 @@ static int s_push_string(char ***v, size_t *n, size_t *cap, const char *s)
     return 0;
 }
 
-/* Fails when a running job's pending restore point builds on rp_id. */
-static int s_check_no_pending_child(vb_catalog_t *self, int64_t rp_id)
+static void s_use_row(sqlite3_stmt *st, vb_rp_use_t *u)
 {
-    sqlite3_stmt *st = self->st[ST_RP_CHILD_PENDING];
+    u->rp_id = sqlite3_column_int64(st, 0);
+    u->job_id = sqlite3_column_int64(st, 1);
+    u->kind = (vb_job_kind_t)VB_CAT_ENUM(vb_cat_job_kinds, sqlite3_column_text(st, 2));
+    u->child_id = sqlite3_column_int64(st, 3);
+}
+
+/* Fails when a running job uses rp_id (see vb_catalog_restore_points_in_use). */
+static int s_check_not_in_use(vb_catalog_t *self, int64_t rp_id)
+{
+    sqlite3_stmt *st = self->st[ST_RP_IN_USE];
     sqlite3_bind_int64(st, 1, rp_id);
     int step = sqlite3_step(st), rc = 0;
-    if (step == SQLITE_ROW)
+    if (step == SQLITE_ROW) {
+        vb_rp_use_t u;
+        char why[128];
+        s_use_row(st, &u);
         rc = vb_error_set(VB_EBUSY,
-                          "restore point %lld is the parent of restore point %lld that job %lld "
-                          "is writing; prune it after that job ends",
-                          (long long)rp_id, (long long)sqlite3_column_int64(st, 0),
-                          (long long)sqlite3_column_int64(st, 1));
-    else if (step != SQLITE_DONE)
-        rc = vb_cat_db_error(self, "checking a restore point's children");
+                          "restore point %lld is in use (%s); prune it after that job ends",
+                          (long long)rp_id, vb_rp_use_text(&u, why, sizeof why));
+    } else if (step != SQLITE_DONE) {
+        rc = vb_cat_db_error(self, "checking what uses a restore point");
+    }
     vb_cat_reset(st);
     return rc;
+}
+
+int vb_catalog_restore_points_in_use(vb_catalog_t *self, vb_rp_use_t **out, size_t *count)
+{
+    sqlite3_stmt *st = self->st[ST_RP_IN_USE];
+    vb_rp_use_t *uses = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step;
+    sqlite3_bind_int64(st, 1, 0);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            vb_rp_use_t *grown = realloc(uses, cap * sizeof *grown);
+            if (!grown) {
+                rc = vb_error_set(VB_ENOMEM, "out of memory");
+                break;
+            }
+            uses = grown;
+        }
+        s_use_row(st, &uses[n++]);
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = vb_cat_db_error(self, "listing restore points in use");
+    vb_cat_reset(st);
+    if (rc) {
+        free(uses);
+        return rc;
+    }
+    *out = uses;
+    *count = n;
+    return 0;
+}
+
+const char *vb_rp_use_text(const vb_rp_use_t *use, char *buf, size_t size)
+{
+    if (use->kind == VB_JOB_BACKUP)
+        snprintf(buf, size, "backup job %lld is writing restore point %lld on it",
+                 (long long)use->job_id, (long long)use->child_id);
+    else
+        snprintf(buf, size, "%s job %lld is reading it", vb_job_kind_name(use->kind),
+                 (long long)use->job_id);
+    return buf;
 }
 
 static int s_check_not_newest(vb_catalog_t *self, const vb_restore_point_t *rp)
@@ -585,7 +647,7 @@ static int s_delete_one(vb_catalog_t *self, int64_t rp_id, bool allow_newest, ch
                           "it cannot be pruned",
                           (long long)rp_id, (long long)rp.job_id);
     if (!rc)
-        rc = s_check_no_pending_child(self, rp_id);
+        rc = s_check_not_in_use(self, rp_id);
     if (!rc && !allow_newest)
         rc = s_check_not_newest(self, &rp);
     if (!rc && paths)

@@ -217,23 +217,35 @@ static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
     return 0;
 }
 
-/* Restore and verify: read and check one chunk; restore also writes it. */
+/* Reads chunk `chunk` of the index into w->buf and checks its length; the message (on error)
+ * says what is wrong with the chunk, not where it is. */
+static int s_get_chunk(s_worker_t *w, uint64_t chunk, uint32_t len)
+{
+    size_t got = 0;
+    int rc =
+        vb_repo_chunk_get(w->rw, &w->run->index->digests[chunk], w->buf, w->run->chunk_size, &got);
+    if (rc == 0 && got != len)
+        rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
+                          len);
+    return rc;
+}
+
+/* Restore and verify: read and check one chunk; restore also writes it. Verify reports the
+ * disk and offset beside the message (vb_verify_report_fn), so it gets the message bare. */
 static int s_read_chunk(s_worker_t *w, uint64_t chunk)
 {
     s_run_t *run = w->run;
     const vb_index_t *idx = run->index;
     uint32_t len = vb_index_chunk_len(idx, chunk);
     uint64_t off = chunk * idx->chunk_size;
-    size_t got = 0;
     if (vb_digest_is_zero(&idx->digests[chunk])) { /* a hole, written only with write_zeros */
         memset(w->buf, 0, len);
         w->stats.chunks_zero++;
         return s_write_chunk(w, off, len);
     }
-    int rc = vb_repo_chunk_get(w->rw, &idx->digests[chunk], w->buf, run->chunk_size, &got);
-    if (rc == 0 && got != len)
-        rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
-                          len);
+    int rc = s_get_chunk(w, chunk, len);
+    if (rc && run->mode == S_VERIFY)
+        return rc;
     if (rc)
         return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, run->base + off);
     w->stats.chunks++;

@@ -47,7 +47,8 @@ typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);
 /* Receives chunk results in ascending offset order. Non-zero return stops the backup with it. */
 typedef int (*vb_chunk_emit_fn)(void *ctx, const vb_chunk_result_t *result);
-/* Receives one bad chunk: its disk offset, digest, error code and message (borrowed). */
+/* Receives one bad chunk: its disk offset, digest, error code and message (borrowed; what is
+ * wrong with the chunk, without the disk and offset, which the caller prints as it likes). */
 typedef void (*vb_verify_report_fn)(void *ctx, uint64_t offset, const vb_digest_t *digest,
                                     int code, const char *message);
 

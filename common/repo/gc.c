@@ -77,12 +77,55 @@ static bool s_set_has(const s_set_t *set, const vb_digest_t *d)
     return false;
 }
 
-static int s_mark(vb_repo_t *repo, s_set_t *set)
+static bool s_in(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Whether GC marks from index *name: not when it is dropped (dry run of prune), nor when no
+ * restore point owns it and it was written before the oldest running job started (left by a
+ * backup that failed before its commit): then its name moves into owners->orphans. */
+static int s_skip_index(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t cutoff,
+                        bool *skip)
+{
+    char path[4096];
+    struct stat st;
+    *skip = false;
+    if (!owners)
+        return 0;
+    if (s_in(owners->dropped, owners->dropped_count, *name)) {
+        *skip = true; /* as good as gone: keeps nothing alive */
+        return 0;
+    }
+    if (s_in(owners->owned, owners->owned_count, *name))
+        return 0;
+    snprintf(path, sizeof path, "%s/indexes/%s.idx", vb_repo_path(repo), *name);
+    if (stat(path, &st) != 0 || st.st_mtim.tv_sec >= cutoff)
+        return 0; /* gone, or maybe a running job's: mark from it if it is there */
+    char **grown = realloc(owners->orphans, (owners->orphan_count + 1) * sizeof *grown);
+    if (!grown)
+        return vb_error_set(VB_ENOMEM, "gc: out of memory");
+    owners->orphans = grown;
+    owners->orphans[owners->orphan_count++] = *name;
+    *name = NULL;
+    *skip = true;
+    VB_LOG_WARN("gc", "orphan_index repo=%s index=%s (no restore point owns it: ignored)",
+                vb_repo_path(repo), owners->orphans[owners->orphan_count - 1]);
+    return 0;
+}
+
+static int s_mark(vb_repo_t *repo, vb_gc_owners_t *owners, time_t cutoff, s_set_t *set)
 {
     char **names = NULL;
     size_t n = 0;
     int rc = vb_index_list(repo, &names, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool skip = false;
+        if ((rc = s_skip_index(repo, owners, &names[i], cutoff, &skip)) != 0 || skip)
+            continue;
         vb_index_t *idx = NULL;
         if ((rc = vb_index_read(repo, names[i], &idx)) != 0) {
             rc = vb_error_prefix(rc, "gc: cannot mark from index %s; nothing swept", names[i]);
@@ -218,12 +261,43 @@ static int s_sweep_shard(int sfd, const s_set_t *set, time_t cutoff, bool dry_ru
     return rc;
 }
 
+/* Removes quarantined chunks moved there more than VB_GC_QUARANTINE_DAYS ago. */
+static int s_sweep_quarantine(vb_repo_t *repo, bool dry_run, vb_gc_stats_t *st)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", vb_repo_path(repo), VB_REPO_QUARANTINE_DIR);
+    int qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (qfd < 0)
+        return errno == ENOENT ? 0 : vb_error_set(VB_EIO, "gc: %s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0;
+    time_t before = time(NULL) - (time_t)VB_GC_QUARANTINE_DAYS * 86400;
+    int rc = s_list_dir(qfd, &names, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct stat s;
+        if (rc == 0 && fstatat(qfd, names[i], &s, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(s.st_mode) &&
+            s.st_mtim.tv_sec < before && (dry_run || unlinkat(qfd, names[i], 0) == 0))
+            st->quarantine_removed++;
+        free(names[i]);
+    }
+    free(names);
+    close(qfd);
+    return rc;
+}
+
 int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out)
+{
+    return vb_repo_gc_owned(self, NULL, cutoff, dry_run, out);
+}
+
+int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
+                     vb_gc_stats_t *out)
 {
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
     char dir[4096];
-    int rc = s_mark(self, &set);
+    int rc = s_mark(self, owners, cutoff, &set);
+    st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)
         goto out;
     st.marked = set.count;
@@ -245,6 +319,8 @@ int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out)
         close(sfd);
     }
     close(cfd);
+    if (rc == 0)
+        rc = s_sweep_quarantine(self, dry_run, &st);
     VB_LOG_INFO("gc", "done repo=%s marked=%llu swept=%llu bytes=%llu kept_recent=%llu dry_run=%d",
                 vb_repo_path(self), (unsigned long long)st.marked, (unsigned long long)st.swept,
                 (unsigned long long)st.swept_bytes, (unsigned long long)st.kept_recent, dry_run);

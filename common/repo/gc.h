@@ -1,6 +1,6 @@
 /* gc — garbage collection of unreferenced chunks in a repository.
  *
- * Mark and sweep. Marks every chunk named by any index in indexes/ (an
+ * Mark and sweep. Marks every chunk named by any live index in indexes/ (an
  * unreadable index aborts the collection with its error: nothing is swept), then removes chunk
  * files that are unmarked AND whose mtime is older than `cutoff` (the start of the oldest
  * running job, or now when none runs), and temp files older than `cutoff` left by crashed
@@ -8,7 +8,8 @@
  * swept; the sweep moves a candidate aside and re-checks its mtime before unlinking it, so a
  * writer touching it concurrently wins. Indexes being written by running jobs are not in
  * indexes/ yet; the chunks they inherit from a parent are safe as long as the parent index is
- * kept while such a job runs (the catalog's prune does not remove a running job's parent). */
+ * kept while such a job runs (the catalog's prune does not remove a running job's parent).
+ * Chunks verify moved to quarantine/ are removed VB_GC_QUARANTINE_DAYS after they were moved. */
 #ifndef VB_GC_H
 #define VB_GC_H
 
@@ -24,9 +25,35 @@ typedef struct {
     uint64_t swept_bytes;
     uint64_t kept_recent;   /* unreferenced but not older than the cutoff */
     uint64_t temp_removed;
+    uint64_t orphan_indexes;     /* index files no restore point owns (vb_repo_gc_owned) */
+    uint64_t quarantine_removed; /* quarantined chunks removed (older than the keep time) */
 } vb_gc_stats_t;
 
-/* Returns 0 or the error of the step that failed (nothing more is swept after it). */
+/* Quarantined chunks (repo.h) stay this long for inspection, then GC removes them. */
+#define VB_GC_QUARANTINE_DAYS 14
+
+/* Returns 0 or the error of the step that failed (nothing more is swept after it). Every index
+ * file in indexes/ is live. */
 int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out) VB_WUR;
+
+/* Which indexes restore points own (from the catalog), and what GC found besides them. */
+typedef struct {
+    const char *const *owned; /* index names (borrowed, any order) */
+    size_t owned_count;
+    const char *const *dropped; /* index names to count as removed already (a dry run of prune:
+                                 * what GC would free after it); not marked from, not reported */
+    size_t dropped_count;
+    char **orphans; /* out: names of index files no restore point owns, older than the
+                     * cutoff: not marked from (their chunks may be swept) and left in
+                     * place for the administrator; free with vb_index_list_free */
+    size_t orphan_count;
+} vb_gc_owners_t;
+
+/* As vb_repo_gc, but an index file that is not in owners->owned and whose mtime is older than
+ * `cutoff` is an orphan (a backup that failed before its commit, in an older vbak): it keeps
+ * nothing alive and is reported in owners->orphans. A newer one may belong to a running job and
+ * is marked from as usual. owners NULL: as vb_repo_gc. */
+int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
+                     vb_gc_stats_t *out) VB_WUR;
 
 #endif

@@ -195,7 +195,10 @@ int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index)
         snprintf(dst, sizeof dst, "%s/%s.idx", dir, name) >= (int)sizeof dst)
         return vb_error_set(VB_EINVAL, "repository path too long");
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    FILE *f = fopen(tmp, "we");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !f)
+        close(fd);
     if (!md || !f) {
         rc = vb_error_set(errno == ENOSPC ? VB_ENOSPC : VB_EIO, "repository %s: index %s: %s",
                           vb_repo_path(repo), name, strerror(errno));

@@ -321,7 +321,8 @@ static int s_write_config(int dirfd, const char *path, const s_conf_t *c)
 {
     int rc = VB_EIO;
     FILE *f = NULL;
-    int fd = openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd =
+        openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
     if (fd < 0 || !(f = fdopen(fd, "w"))) {
         rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
                           strerror(errno));
@@ -384,7 +385,8 @@ static int s_dir_is_empty(const char *path, bool *empty)
 
 static int s_make_layout(int dirfd, const char *path)
 {
-    if (mkdirat(dirfd, "chunks", 0755) != 0 || mkdirat(dirfd, "indexes", 0755) != 0)
+    if (mkdirat(dirfd, "chunks", VB_REPO_DIR_MODE) != 0 ||
+        mkdirat(dirfd, "indexes", VB_REPO_DIR_MODE) != 0)
         return vb_error_set(s_errno_code(errno), "repository %s: mkdir: %s", path,
                             strerror(errno));
     int cfd = openat(dirfd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -394,7 +396,7 @@ static int s_make_layout(int dirfd, const char *path)
     for (int i = 0; i < 256 && rc == 0; i++) {
         char name[3];
         s_hex((const uint8_t[]){(uint8_t)i}, 1, name);
-        if (mkdirat(cfd, name, 0755) != 0 || s_fsync_path(cfd, name) != 0)
+        if (mkdirat(cfd, name, VB_REPO_DIR_MODE) != 0 || s_fsync_path(cfd, name) != 0)
             rc = vb_error_set(s_errno_code(errno), "repository %s: chunks/%s: %s", path, name,
                               strerror(errno));
     }
@@ -424,7 +426,7 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
     if (params->key_file && (rc = s_derive(params->key_file, id, mac_key, enc_key, check)) != 0)
         goto out;
 
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(path, VB_REPO_DIR_MODE) != 0 && errno != EEXIST) {
         rc = vb_error_set(s_errno_code(errno), "repository %s: cannot create: %s", path,
                           strerror(errno));
         goto out;
@@ -723,6 +725,33 @@ int vb_repo_chunk_path(const vb_repo_t *self, const vb_digest_t *digest, char *o
     return 0;
 }
 
+int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
+{
+    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
+    s_rel_path(digest, rel);
+    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
+    if (mkdirat(self->dirfd, VB_REPO_QUARANTINE_DIR, VB_REPO_DIR_MODE) != 0 && errno != EEXIST)
+        return vb_error_set(s_errno_code(errno), "repository %s: %s/: %s", self->path,
+                            VB_REPO_QUARANTINE_DIR, strerror(errno));
+    if (renameat(self->chunks_fd, rel, self->dirfd, dst) != 0)
+        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : s_errno_code(errno),
+                            "repository %s: quarantining chunk %s: %s", self->path, rel + 3,
+                            strerror(errno));
+    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
+    (void)utimensat(self->dirfd, dst, NULL, 0);
+    (void)fsync(self->dirfd);
+    VB_LOG_WARN("repo", "chunk_quarantined repo=%s chunk=%s", self->path, rel + 3);
+    return 0;
+}
+
+bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
+{
+    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
+    s_rel_path(digest, rel);
+    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
+    return faccessat(self->dirfd, dst, F_OK, 0) == 0;
+}
+
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest)
 {
     char rel[3 + VB_DIGEST_HEX_LEN + 1];
@@ -768,12 +797,12 @@ static int s_create_chunk_file(vb_repo_t *repo, const char *tmp)
 {
     int base = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
     if (atomic_load(&repo->direct)) {
-        int fd = openat(repo->chunks_fd, tmp, base | O_DIRECT, 0644);
+        int fd = openat(repo->chunks_fd, tmp, base | O_DIRECT, VB_REPO_FILE_MODE);
         if (fd >= 0 || errno != EINVAL)
             return fd;
         atomic_store(&repo->direct, false); /* e.g. a file system without O_DIRECT */
     }
-    return openat(repo->chunks_fd, tmp, base, 0644);
+    return openat(repo->chunks_fd, tmp, base, VB_REPO_FILE_MODE);
 }
 
 /* Writes the aligned part directly and the short tail through the page cache. */

@@ -5,6 +5,7 @@
  *                       encryption parameters, key check value)
  *   chunks/00 .. ff/    chunk files named by the hex digest, sharded by its first byte
  *   indexes/NAME.idx    disk indexes (index.h)
+ *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine)
  *
  * Chunks are fixed-size pieces of a disk aligned to chunk_size (the last one of a disk may be
  * shorter). The digest is SHA-256 of the plaintext, or HMAC-SHA-256 under a key derived from the
@@ -45,6 +46,11 @@
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
 #define VB_REPO_CHUNK_DEFAULT (1024u * 1024u)
 #define VB_REPO_KEY_MIN 32 /* bytes a key file must hold at least */
+/* Repository files and directories are private whatever the umask: a repository may hold the
+ * plaintext of an encrypted disk. */
+#define VB_REPO_FILE_MODE 0600
+#define VB_REPO_DIR_MODE 0700
+#define VB_REPO_QUARANTINE_DIR "quarantine"
 #define VB_DIGEST_LEN 32
 #define VB_DIGEST_HEX_LEN 64
 
@@ -122,6 +128,16 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
  * VB_EAUTH (encrypted repository opened without key), VB_EIO. */
 int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
                       size_t *len_out) VB_WUR;
+
+/* Moves a chunk found bad (by verify) out of chunks/ into quarantine/ (created 0700 when
+ * missing), named by its digest, so that the next backup that produces its content stores it
+ * again instead of trusting the bad file; a chunk quarantined twice keeps the newer file. The
+ * file stays there for inspection until garbage collection removes it (gc.h). VB_ENOTFOUND (no
+ * such chunk), VB_EIO. */
+int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest) VB_WUR;
+
+/* True when a chunk of this digest is in quarantine/. */
+bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest);
 
 /* True when the chunk file exists (no content check). */
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest);

@@ -101,7 +101,8 @@ const char *vb_retention_reason_text(unsigned reasons, char *buf, size_t sz)
         const char *name;
     } names[] = {{VB_KEEP_LAST, "last"},       {VB_KEEP_DAILY, "daily"},
                  {VB_KEEP_WEEKLY, "weekly"},   {VB_KEEP_MONTHLY, "monthly"},
-                 {VB_KEEP_LATEST, "latest"},   {VB_KEEP_INCOMPLETE, "running"}};
+                 {VB_KEEP_LATEST, "latest"},   {VB_KEEP_INCOMPLETE, "running"},
+                 {VB_KEEP_IN_USE, "in-use"}};
     size_t len = 0;
     if (sz)
         buf[0] = '\0';

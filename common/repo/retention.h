@@ -40,6 +40,7 @@ enum {
     VB_KEEP_MONTHLY = 1u << 3,
     VB_KEEP_LATEST = 1u << 4,     /* newest complete one of its VM */
     VB_KEEP_INCOMPLETE = 1u << 5, /* still running */
+    VB_KEEP_IN_USE = 1u << 6,     /* a running job uses it (set by prune, not by the policy) */
 };
 
 /* Fills reasons_out[i] for each of the n restore points (any order). Returns 0, VB_EINVAL when

@@ -114,20 +114,30 @@ pass "explain refuses SAN on vsan/VVOL, HotAdd for vSAN and the vVol clone, NBD 
 # retention: keep the last restore point of each VM; the chain's parents go, the children stay
 # restorable (indexes are self-contained), unreferenced chunks are collected
 nvms=$(wc -w <<<"$vms")
+rc=0; "$VBAK" prune --keep-last 0 2>"$TEST_DIR/err" || rc=$?
+[[ $rc == 2 ]] && grep -q "at least one of --keep-last" "$TEST_DIR/err" \
+  || fail "prune --keep-last 0 is a usage error: rc $rc, $(cat "$TEST_DIR/err")"
+chunks_before=$("$VBAK" repo stats "$SITE/repo" --json | jq .chunks)
 dry=$("$VBAK" prune --keep-last 1 --dry-run --json)
-[[ $(jq .removed <<<"$dry") == 0 && $("$VBAK" restore-points --json | jq length) == $((2 * nvms)) ]] \
+[[ $("$VBAK" restore-points --json | jq length) == $((2 * nvms)) &&
+   $("$VBAK" repo stats "$SITE/repo" --json | jq .chunks) == "$chunks_before" ]] \
   || fail "--dry-run removed something"
 [[ $(jq '[.restore_points[] | select(.decision == "remove")] | length' <<<"$dry") == "$nvms" ]] \
   || fail "the policy would not remove exactly the older restore point of each VM: $dry"
-chunks_before=$("$VBAK" repo stats "$SITE/repo" --json | jq .chunks)
+[[ $(jq .removed <<<"$dry") == "$nvms" ]] || fail "--dry-run does not say how many would go: $dry"
+would_sweep=$(jq .gc.swept <<<"$dry")
+((would_sweep > 0)) || fail "--dry-run does not estimate what garbage collection would free: $dry"
+"$VBAK" prune --keep-last 1 --dry-run | grep -q "^would remove $nvms restore point(s); garbage collection would then free about $would_sweep chunk(s)" \
+  || fail "--dry-run text: $("$VBAK" prune --keep-last 1 --dry-run | tail -2)"
 pruned=$("$VBAK" prune --keep-last 1 --json)
 [[ $(jq .removed <<<"$pruned") == "$nvms" ]] || fail "prune: $pruned"
+[[ $(jq .gc.swept <<<"$pruned") == "$would_sweep" ]] || fail "the dry run's estimate $would_sweep is not what prune swept: $pruned"
 [[ $("$VBAK" restore-points --json | jq length) == "$nvms" ]] || fail "restore points after prune"
 chunks_after=$("$VBAK" repo stats "$SITE/repo" --json | jq .chunks)
 ((chunks_after < chunks_before)) || fail "garbage collection removed no chunk ($chunks_before -> $chunks_after)"
 check_restore "$(rp_of "$job2" vm-vsan-01)" incr
 check_restore "$(rp_of "$job2" vm-vmfs-01)" incr
-pass "prune keeps the newest of each VM, collects $((chunks_before - chunks_after)) chunks; the rest restores byte-identical"
+pass "prune keeps the newest of each VM, collects $((chunks_before - chunks_after)) chunks as its dry run said; the rest restores byte-identical; --keep-last 0 is a usage error"
 
 # verify: good, then a flipped byte is named by disk and offset, and restore refuses it
 rp=$(rp_of "$job2" vm-vmfs-01)
@@ -138,11 +148,34 @@ find "$SITE/repo/chunks" -type f -size +1k -print0 |
   while IFS= read -r -d '' chunk; do
     printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
   done
-if out=$("$VBAK" verify "$rp"); then fail "verify missed corrupt chunks"; fi
-grep -Eq "disk 2000 offset [0-9]+:" <<<"$out" || fail "verify does not name disk and offset: $out"
+nchunks=$("$VBAK" restore-point show "$rp" --json | jq '[.disks[].chunk_count] | add')
+if out=$("$VBAK" verify "$rp" --json); then fail "verify missed corrupt chunks"; fi
+jq -e '.ok == false and .bad_chunks == (.bad | length) and .bad_chunks > 0 and
+       all(.bad[]; (.disk | type) == "string" and (.offset | type) == "number" and
+                   (.digest | length) == 64 and (.problem | length) > 0)' <<<"$out" >/dev/null \
+  || fail "verify --json does not list every bad chunk with disk, offset, digest, problem: $out"
+qdir="$SITE/repo/quarantine"
+[[ $(ls "$qdir" | wc -l) == $(jq '[.bad[].digest] | unique | length' <<<"$out") ]] \
+  || fail "the bad chunks were not all moved to quarantine: $(ls "$qdir" | wc -l) vs $out"
+[[ $(stat -c %a "$qdir") == 700 && $(stat -c %a "$qdir/$(ls "$qdir" | head -1)") == 600 ]] \
+  || fail "quarantine is not private"
+if out=$("$VBAK" verify "$rp"); then fail "verify of quarantined chunks passed"; fi
+grep -Eq "^  disk 2000 offset [0-9]+: the chunk is in quarantine" <<<"$out" || fail "verify does not name disk and offset: $out"
+grep -q "disk 2000 offset [0-9]*: disk" <<<"$out" && fail "verify repeats its prefix: $out"
+grep -q "the next backup of vm-vmfs-01 reads every chunk again" <<<"$out" || fail "verify does not say how to repair: $out"
 [[ $("$VBAK" restore-point show "$rp" --json | jq -r .verify) == failed ]] || fail "verify state not recorded"
-pass "verify catches a flipped byte and names disk and offset"
+pass "verify catches a flipped byte, names disk and offset once, lists every bad chunk in --json, quarantines it"
 
 job=$("$VBAK" restore "$rp" --to-dir "$TEST_DIR/bad" --wait --json) && fail "a restore of corrupt chunks succeeded"
 jq -r .error <<<"$job" | grep -q "offset" || fail "the failed restore does not name the offset: $job"
 pass "a restore never writes bytes whose digest does not match: it stops naming disk and offset"
+
+# the next backup repairs it: it reads every chunk again (its parent failed verify), stores the
+# quarantined ones anew instead of trusting the bad files, and its restore point verifies clean
+job=$(backup_json vm-vmfs-01)
+[[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup after verify: $job"
+[[ $(jq -r '.vm_details[0].mode' <<<"$job") == full ]] || fail "the backup after a failed verify was not full: $job"
+rp_new=$(rp_of "$job" vm-vmfs-01)
+"$VBAK" verify "$rp_new" >"$TEST_DIR/out" || fail "the restore point after the repair does not verify: $(cat "$TEST_DIR/out")"
+check_restore "$rp_new" incr
+pass "the backup after a failed verify stores the quarantined chunks again; its restore point verifies clean and restores byte-identical"

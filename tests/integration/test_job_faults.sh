@@ -72,6 +72,7 @@ pass "forged and replayed results dropped; restores still byte-identical"
 #    forced anyway, it is detected and the VM's backup is discarded with the reason. The agents
 #    are stopped first so that the job holds the VM, snapshot made, until they come back.
 before=$("$VBAK" restore-points --json | jq length)
+indexes_before=$(ls "$SITE/repo/indexes")
 for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
 wait_until 10 "agents gone" has_count online 0
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
@@ -85,9 +86,11 @@ wait_job_end "$job"
 [[ $(job_state "$job") == failed ]] || fail "a Storage vMotion during the backup went unnoticed"
 "$VBAK" job show "$job" --json | jq -r '.vm_details[0].error' | grep -q "Storage vMotion moved disk" || fail "no svMotion reason"
 [[ $("$VBAK" restore-points --json | jq length) == "$before" ]] || fail "a restore point of the disturbed backup is visible"
+[[ $(ls "$SITE/repo/indexes") == "$indexes_before" ]] \
+  || fail "the discarded backup left index files no restore point owns: $(diff <(echo "$indexes_before") <(ls "$SITE/repo/indexes"))"
 [[ $(site_json | jq '[.vms[] | .snapshots[] | select(.name | startswith("vbak-"))] | length') == 0 ]] || fail "snapshot left"
 [[ $(site_json | jq -r '.vms[0].access_blocked_by // "none"') == none ]] || fail "the VM is still blocked"
-pass "Storage vMotion during a backup: blocked, and when forced, detected and reported"
+pass "Storage vMotion during a backup: blocked, and when forced, detected and reported; its indexes removed"
 wait_until 10 "four agents online" has_count online 4
 
 # the next backup after all this is a normal incremental
@@ -108,3 +111,23 @@ job=$(backup_json "$vm" --full)
   || fail "no task fell back from nbdssl to nbd with the reason"
 check_restore "$(jq -r '.vm_details[0].restore_point' <<<"$job")" four
 pass "a failed open falls back to the next allowed transport, and the task records why"
+
+# 6. prune while a restore reads a restore point: the restore is held in flight (no agent online),
+#    prune --keep-last 1 keeps that restore point and says which job uses it; the restore then
+#    succeeds byte-identical (GC did not take its chunks)
+for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
+wait_until 10 "agents gone" has_count online 0
+check_restore "$rp1" one &
+restorer=$!
+restore_running() { "$VBAK" jobs --json | jq -e '[.[] | select(.kind == "restore" and .state == "running")] | length == 1'; }
+wait_until 30 "the restore of $rp1 running" restore_running
+pruned=$("$VBAK" prune --keep-last 1 --json)
+jq -e --argjson rp "$rp1" '.restore_points[] | select(.id == $rp) |
+    (.decision | test("in-use")) and (.in_use[0] | test("^restore job [0-9]+ is reading it$"))' <<<"$pruned" >/dev/null \
+  || fail "prune during a restore did not keep its restore point with the reason: $pruned"
+(($(jq .removed <<<"$pruned") >= 1 && $(jq .kept_in_use <<<"$pruned") == 1)) || fail "prune: $pruned"
+"$VBAK" prune --keep-last 1 | grep -Eq "^  $rp1 .* in-use \(kept: restore job [0-9]+ is reading it\)$" \
+  || fail "prune's text does not say why $rp1 is kept: $("$VBAK" prune --keep-last 1)"
+"$VBAK" lab up "$SITE" >/dev/null
+wait "$restorer" || fail "the restore of $rp1 failed after a prune ran during it"
+pass "prune during a restore keeps the restore point it reads, says why; the restore is byte-identical"

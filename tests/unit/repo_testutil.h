@@ -75,6 +75,18 @@ static inline void tu_fill_text(void *buf, size_t len, uint64_t seed)
         memcpy(p, &seed, 8);
 }
 
+/* Flips one bit of the byte at `at` in a file. */
+static inline void tu_flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    cr_assert(fd >= 0);
+    uint8_t b;
+    cr_assert_eq(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
 static inline void tu_write_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

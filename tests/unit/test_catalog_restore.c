@@ -206,6 +206,46 @@ Test(catalog_restore, a_failed_job_leaves_no_restore_point)
     vb_catalog_destroy(&cat);
 }
 
+/* A failed backup's pending restore point is the newest row when it is discarded: its id (and the
+ * index names made from it) must not come back, neither at once nor after a reopen. The same for
+ * jobs and tasks, whatever removed the newest row. */
+Test(catalog_restore, ids_are_never_reused)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t kept = complete_rp(cat, "web-01", 1000, 0);
+    int64_t job = backup_job(cat, "web-01", 2000);
+    int64_t failed = pending_rp(cat, "web-01", job, 2000, 0);
+    cr_assert_gt(failed, kept);
+    cr_assert_eq(vb_catalog_job_finish(cat, job, VB_JOB_FAILED, "read failed", 2100), 0);
+    int64_t next = pending_rp(cat, "web-01", backup_job(cat, "web-01", 3000), 3000, 0);
+    cr_assert_gt(next, failed, "restore point id %lld reused (failed one was %lld)",
+                 (long long)next, (long long)failed);
+    cr_assert_eq(vb_catalog_restore_point_discard(cat, next), 0);
+    vb_job_vm_t jv = {.vm = "web-01"};
+    vb_task_t t = {.vm = "web-01", .disk_key = "2000", .kind = VB_TASK_BACKUP, .length = 1};
+    int64_t last_job = backup_job(cat, "web-01", 4000);
+    cr_assert_eq(vb_catalog_tasks_add(cat, last_job, &t, 1, NULL), 0, "%s", vb_error_msg());
+    vb_catalog_destroy(&cat);
+
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' 'PRAGMA foreign_keys = ON; DELETE FROM jobs WHERE id = %lld' && "
+             "test \"$(sqlite3 '%s' 'SELECT count(*) FROM tasks WHERE job_id = %lld')\" = 0",
+             s_path, (long long)last_job, s_path, (long long)last_job);
+    cr_assert_eq(system(cmd), 0);
+    cat = open_cat();
+    cr_assert_gt(pending_rp(cat, "web-01", backup_job(cat, "web-01", 5000), 5000, 0), next,
+                 "after a reopen");
+    vb_job_t job5 = {.kind = VB_JOB_BACKUP, .started = 6000, .vms = &jv, .vm_count = 1};
+    int64_t id5 = 0;
+    cr_assert_eq(vb_catalog_job_create(cat, &job5, &id5), 0, "%s", vb_error_msg());
+    cr_assert_gt(id5, last_job + 1, "job id %lld reused", (long long)id5);
+    cr_assert_eq(vb_catalog_tasks_add(cat, id5, &t, 1, NULL), 0, "%s", vb_error_msg());
+    vb_catalog_destroy(&cat);
+    snprintf(cmd, sizeof cmd, "test \"$(sqlite3 '%s' 'SELECT max(id) FROM tasks')\" = 2", s_path);
+    cr_assert_eq(system(cmd), 0, "the deleted job's task id 1 was not reused");
+}
+
 Test(catalog_restore, queries_by_vm_and_time)
 {
     vb_catalog_t *cat = open_cat();
@@ -403,6 +443,52 @@ Test(catalog_restore, prune_relinks_children_and_keeps_the_newest)
     vb_catalog_destroy(&cat);
 }
 
+/* A restore or a verify reading a restore point protects it from prune exactly as a backup that
+ * builds on it does; each use says which job and why. */
+Test(catalog_restore, restore_points_read_by_running_jobs_cannot_be_pruned)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t a = complete_rp(cat, "web-01", 1000, 0);
+    int64_t b = complete_rp(cat, "web-01", 2000, a);
+    complete_rp(cat, "web-01", 3000, b);
+    vb_job_vm_t rv = {.vm = "web-01", .restore_point_id = a};
+    vb_job_t restore = {.kind = VB_JOB_RESTORE, .started = 4000, .vms = &rv, .vm_count = 1};
+    int64_t rjob = 0, vjob = 0;
+    cr_assert_eq(vb_catalog_job_create(cat, &restore, &rjob), 0, "%s", vb_error_msg());
+    vb_job_vm_t vv = {.vm = "web-01", .restore_point_id = b};
+    vb_job_t verify = {.kind = VB_JOB_VERIFY, .started = 4100, .vms = &vv, .vm_count = 1};
+    cr_assert_eq(vb_catalog_job_create(cat, &verify, &vjob), 0, "%s", vb_error_msg());
+
+    vb_rp_use_t *uses = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_catalog_restore_points_in_use(cat, &uses, &n), 0, "%s", vb_error_msg());
+    cr_assert_eq(n, 2);
+    char why[128];
+    cr_assert_eq(uses[0].rp_id, a);
+    cr_assert_str_eq(vb_rp_use_text(&uses[0], why, sizeof why), "restore job 4 is reading it");
+    cr_assert_eq(uses[0].job_id, rjob);
+    cr_assert_eq(uses[1].rp_id, b);
+    cr_assert_eq(uses[1].kind, VB_JOB_VERIFY);
+    free(uses);
+
+    int64_t ids[] = {a};
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "restore job"), "%s", vb_error_msg());
+    ids[0] = b;
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "verify job"), "%s", vb_error_msg());
+
+    cr_assert_eq(vb_catalog_job_finish(cat, rjob, VB_JOB_SUCCEEDED, NULL, 5000), 0);
+    cr_assert_eq(vb_catalog_job_finish(cat, vjob, VB_JOB_SUCCEEDED, NULL, 5000), 0);
+    cr_assert_eq(vb_catalog_restore_points_in_use(cat, &uses, &n), 0);
+    cr_assert_eq(n, 0, "finished jobs use nothing");
+    free(uses);
+    int64_t both[] = {a, b};
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, both, 2, false, NULL, NULL), 0, "%s",
+                 vb_error_msg());
+    vb_catalog_destroy(&cat);
+}
+
 Test(catalog_restore, verify_state_and_live_indexes)
 {
     vb_catalog_t *cat = open_cat();
@@ -507,4 +593,12 @@ Test(catalog_restore, upgrades_a_version_2_catalog)
              "| grep -q verify_error",
              s_path);
     cr_assert_eq(system(cmd), 0, "the covering index replaced the old one");
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"SELECT sql FROM sqlite_master WHERE name IN ('jobs', 'tasks', "
+             "'restore_points')\" | grep -c AUTOINCREMENT | grep -qx 3",
+             s_path);
+    cr_assert_eq(system(cmd), 0, "ids of jobs, tasks and restore points are never reused");
+    cat = open_cat();
+    cr_assert_gt(complete_rp(cat, "web-01", 3000, b), b, "rows kept, new ids after them");
+    vb_catalog_destroy(&cat);
 }

@@ -246,7 +246,10 @@ static void on_bad(void *ctx, uint64_t off, const vb_digest_t *d, int code, cons
 {
     (void)d;
     reports_t *r = ctx;
-    cr_assert(strstr(msg, "offset"), "report message names the offset: %s", msg);
+    /* the caller prints disk and offset beside the message: it must not repeat them */
+    cr_assert_null(strstr(msg, "disk 2000"), "report message repeats the disk: %s", msg);
+    cr_assert_null(strstr(msg, "offset"), "report message repeats the offset: %s", msg);
+    cr_assert(strstr(msg, "chunk"), "report message says what is wrong: %s", msg);
     if (r->n < 16) {
         r->offsets[r->n] = off;
         r->codes[r->n] = code;

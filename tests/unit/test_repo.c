@@ -247,17 +247,6 @@ static void store_one(vb_repo_worker_t *w, vb_repo_t *r, const uint8_t *buf, siz
     cr_assert_eq(vb_repo_chunk_path(r, d, path, 4096), 0);
 }
 
-static void flip_byte(const char *path, off_t at)
-{
-    int fd = open(path, O_RDWR);
-    cr_assert(fd >= 0);
-    uint8_t b;
-    cr_assert_eq(pread(fd, &b, 1, at), 1);
-    b ^= 0x40;
-    cr_assert_eq(pwrite(fd, &b, 1, at), 1);
-    close(fd);
-}
-
 Test(repo, flipped_byte_is_caught_in_every_stored_form)
 {
     for (int enc = 0; enc < 2; enc++) {
@@ -278,7 +267,7 @@ Test(repo, flipped_byte_is_caught_in_every_stored_form)
             struct stat st;
             cr_assert_eq(stat(path, &st), 0);
             off_t mid = 64 + (st.st_size - 64) / 2;
-            flip_byte(path, mid);
+            tu_flip_byte(path, mid);
             memset(out, 0, 64u << 10);
             cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), VB_ECORRUPT,
                          "enc=%d kind=%d: %s", enc, kind, vb_error_msg());
@@ -286,8 +275,8 @@ Test(repo, flipped_byte_is_caught_in_every_stored_form)
             vb_digest_hex(&d, hex);
             cr_assert(strstr(vb_error_msg(), hex), "message names the chunk: %s",
                       vb_error_msg());
-            flip_byte(path, mid);
-            flip_byte(path, 13); /* header: raw size */
+            tu_flip_byte(path, mid);
+            tu_flip_byte(path, 13); /* header: raw size */
             cr_assert_eq(vb_repo_chunk_get(w, &d, out, 64u << 10, &got), VB_ECORRUPT);
             cr_assert(strstr(vb_error_msg(), "damaged header"), "%s", vb_error_msg());
         }
@@ -417,7 +406,7 @@ Test(repo, index_round_trip_inheritance_and_damage)
     /* A damaged index is detected. */
     char path[4096];
     snprintf(path, sizeof path, "%s/i/indexes/vm1-2000-a.idx", s_dir);
-    flip_byte(path, 60);
+    tu_flip_byte(path, 60);
     cr_assert_eq(vb_index_read(r, "vm1-2000-a", &back), VB_ECORRUPT);
     cr_assert(strstr(vb_error_msg(), "checksum"), "%s", vb_error_msg());
     cr_assert_eq(truncate(path, 50), 0);
@@ -470,6 +459,52 @@ Test(repo, an_incomplete_chunk_left_by_a_crash_is_replaced_not_trusted)
     cr_assert_eq(stored, 0, "a sound existing chunk is not rewritten");
     free(buf);
     free(out);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+}
+
+static void assert_mode(const char *path, mode_t want)
+{
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+    cr_assert_eq(st.st_mode & 07777, want, "%s has mode %04o, expected %04o", path,
+                 (unsigned)(st.st_mode & 07777), (unsigned)want);
+}
+
+/* A repository may hold the plaintext of an encrypted disk: whatever the umask, nobody but its
+ * owner may read it. */
+Test(repo, files_are_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    vb_repo_t *r = make_repo("m", 64u << 10, 3, false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t buf[4096];
+    tu_fill_random(buf, sizeof buf, 7);
+    vb_digest_t d;
+    cr_assert_eq(vb_repo_digest(w, buf, sizeof buf, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, sizeof buf, NULL), 0, "%s", vb_error_msg());
+    vb_chunk_result_t res = {.offset = 0, .digest = d};
+    vb_index_t *idx = NULL;
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", sizeof buf, 64u << 10, &res, 1, &idx), 0);
+    cr_assert_eq(vb_index_write(r, "rp1-2000", idx), 0, "%s", vb_error_msg());
+    umask(old);
+
+    char path[4096], chunk[4096];
+    snprintf(path, sizeof path, "%s/m", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/config", s_dir);
+    assert_mode(path, 0600);
+    snprintf(path, sizeof path, "%s/m/chunks", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/chunks/ff", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/indexes", s_dir);
+    assert_mode(path, 0700);
+    snprintf(path, sizeof path, "%s/m/indexes/rp1-2000.idx", s_dir);
+    assert_mode(path, 0600);
+    cr_assert_eq(vb_repo_chunk_path(r, &d, chunk, sizeof chunk), 0);
+    assert_mode(chunk, 0600);
+    vb_index_destroy(&idx);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
 }

@@ -265,3 +265,106 @@ Test(gc, leftovers_and_a_damaged_index)
     free(b.data);
     vb_repo_destroy(&r);
 }
+
+static void age_index(const char *name, int ago)
+{
+    char p[4096];
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= ago;
+    ts[1] = ts[0];
+    snprintf(p, sizeof p, "%s/indexes/%s.idx", s_path, name);
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+/* An index no restore point owns (a backup that failed before its commit) keeps nothing alive
+ * once it is older than every running job; GC names it. A newer one may be a running job's. */
+Test(gc, an_index_no_restore_point_owns_is_reported_and_keeps_nothing)
+{
+    vb_repo_t *r = make_repo();
+    disk_t a = make_disk(4, 300), b = make_disk(4, 400);
+    vb_index_t *ai = backup(r, &a, "rp1-2000"), *bi = backup(r, &b, "rp2-2000");
+    age_all_chunks(r, ai, 3600);
+    age_all_chunks(r, bi, 3600);
+    const char *owned[] = {"rp1-2000"};
+
+    /* rp2's index is new: a running job may be writing its restore point */
+    vb_gc_owners_t own = {.owned = owned, .owned_count = 1};
+    vb_gc_stats_t st;
+    cr_assert_eq(vb_repo_gc_owned(r, &own, time(NULL) - 60, false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.orphan_indexes, 0);
+    cr_assert_eq(st.swept, 0);
+    cr_assert(verify_ok(r, bi));
+
+    age_index("rp2-2000", 3600);
+    own = (vb_gc_owners_t){.owned = owned, .owned_count = 1};
+    cr_assert_eq(vb_repo_gc_owned(r, &own, time(NULL), false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.orphan_indexes, 1);
+    cr_assert_eq(own.orphan_count, 1);
+    cr_assert_str_eq(own.orphans[0], "rp2-2000");
+    cr_assert_eq(st.swept, 4, "the orphan's chunks were kept: swept %llu",
+                 (unsigned long long)st.swept);
+    cr_assert(verify_ok(r, ai), "GC removed a chunk an owned index references");
+    vb_index_list_free(own.orphans, own.orphan_count);
+    vb_index_destroy(&ai);
+    vb_index_destroy(&bi);
+    free(a.data);
+    free(b.data);
+    vb_repo_destroy(&r);
+}
+
+/* A chunk verify found bad goes to quarantine/: the next put of its content stores it again
+ * (instead of trusting the bad file), and GC removes the quarantined file after
+ * VB_GC_QUARANTINE_DAYS. */
+Test(gc, a_quarantined_chunk_is_stored_again_and_collected_later)
+{
+    vb_repo_t *r = make_repo();
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    uint8_t *buf = malloc(CS), *back = malloc(CS);
+    tu_fill_random(buf, CS, 5);
+    vb_digest_t d;
+    uint64_t stored = 0;
+    size_t got = 0;
+    cr_assert_eq(vb_repo_digest(w, buf, CS, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, CS, NULL), 0, "%s", vb_error_msg());
+    char chunk[4096], q[4096];
+    cr_assert_eq(vb_repo_chunk_path(r, &d, chunk, sizeof chunk), 0);
+    tu_flip_byte(chunk, 100);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, CS, &stored), 0);
+    cr_assert_eq(stored, 0, "a bad chunk with a sound header is trusted by put");
+
+    cr_assert_eq(vb_repo_chunk_quarantine(r, &d), 0, "%s", vb_error_msg());
+    cr_assert(vb_repo_chunk_quarantined(r, &d));
+    cr_assert_not(vb_repo_chunk_exists(r, &d));
+    char hex[VB_DIGEST_HEX_LEN + 1];
+    vb_digest_hex(&d, hex);
+    snprintf(q, sizeof q, "%s/quarantine/%s", s_path, hex);
+    struct stat st;
+    cr_assert_eq(stat(q, &st), 0, "the bad chunk is kept for inspection");
+    snprintf(q, sizeof q, "%s/quarantine", s_path);
+    cr_assert_eq(stat(q, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700);
+    cr_assert_eq(vb_repo_chunk_quarantine(r, &d), VB_ENOTFOUND);
+
+    cr_assert_eq(vb_repo_chunk_put(w, &d, buf, CS, &stored), 0, "%s", vb_error_msg());
+    cr_assert_gt(stored, 0, "the next backup of this content stores it again");
+    cr_assert_eq(vb_repo_chunk_get(w, &d, back, CS, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(memcmp(back, buf, CS), 0);
+
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.quarantine_removed, 0, "kept %d days", VB_GC_QUARANTINE_DAYS);
+    snprintf(q, sizeof q, "%s/quarantine/%s", s_path, hex);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= (VB_GC_QUARANTINE_DAYS + 1) * 86400;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, q, ts, 0), 0);
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.quarantine_removed, 1);
+    cr_assert_neq(stat(q, &st), 0, "removed after %d days", VB_GC_QUARANTINE_DAYS);
+    free(buf);
+    free(back);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+}
