@@ -329,6 +329,16 @@ static const char *s_route_mode(const jb_disk_t *d, vb_transport_t m)
     return mode ? mode : vb_transport_name(m);
 }
 
+/* The transport mode whose route opened with disk-layer mode `route_mode` (vsfile: NBDSSL's
+ * slot); VB_TRANSPORT_NONE when no route of the disk has that mode. */
+static vb_transport_t s_route_slot(const jb_disk_t *d, const char *route_mode)
+{
+    for (int m = 0; route_mode && m < VB_TRANSPORT_COUNT; m++)
+        if (d->routes[m] && streq(s_route_mode(d, (vb_transport_t)m), route_mode))
+            return (vb_transport_t)m;
+    return VB_TRANSPORT_NONE;
+}
+
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d)
 {
     uint32_t id;
@@ -841,12 +851,9 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         ok = false;
     }
     if (ok && !rc) {
-        vb_transport_t m;
-        if (r->transport && vb_transport_from_name(r->transport, &m) == 0)
+        vb_transport_t m = s_route_slot(d, r->transport);
+        if (m != VB_TRANSPORT_NONE)
             d->transports_used |= VB_TRANSPORT_BIT(m);
-        else if (r->transport &&
-                 streq(r->transport, "vsfile")) /* the file service: ranked as NBDSSL */
-            d->transports_used |= VB_TRANSPORT_BIT(VB_TRANSPORT_NBDSSL);
         if (vb_catalog_task_complete(self->cfg.catalog, t->id, r->bytes, now))
             VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
         if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)
