@@ -215,4 +215,12 @@ rp5=$(rp_of "$job5" "$empty")
 "$VBAK" restore-point show "$rp5" --json | jq -e '.disks[0].key == "203" and .disks[0].capacity == 1048576' >/dev/null ||
   fail "restore point of $empty: $("$VBAK" restore-point show "$rp5" --json)"
 pass "$empty: a 1 MiB disk whose flat file is empty backs up"
+# disk 203 of both VMs: each restore point holds its own disk's data (the file service has no
+# allocation map, so all 2 MiB of the flat file were read; the empty flat file gave nothing)
+rp4=$(rp_of "$job4" "$esc")
+d4=$("$VBAK" restore-point show "$rp4" --json | jq -c '.disks[0] | {key, logical_bytes}')
+d5=$("$VBAK" restore-point show "$rp5" --json | jq -c '.disks[0] | {key, logical_bytes}')
+[[ $d4 == '{"key":"203","logical_bytes":2097152}' && $d5 == '{"key":"203","logical_bytes":0}' ]] ||
+  fail "disk 203 of '$esc' ($d4) and of $empty ($d5) are mixed up"
+pass "disk key 203 in two VMs: each restore point holds its own disk ($d4, $d5)"
 
