@@ -567,7 +567,8 @@ void jb_dispatch(vb_jobs_t *self)
             if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why))
                 VB_LOG_WARN("jobs", "assign_send_failed task=%lld agent=%s error=\"%s\"",
                             (long long)t->id, agent->name, vb_error_msg());
-            const char *mode = t->disk->dest_path ? "file" : s_route_mode(t->disk, out[i].transport);
+            const char *mode =
+                t->disk->dest_path ? "file" : s_route_mode(t->disk, out[i].transport);
             if (vb_catalog_task_claim(self->cfg.catalog, t->id, agent->name, mode, why, jb_now()))
                 VB_LOG_ERROR("jobs", "claim_failed task=%lld error=\"%s\"", (long long)t->id,
                              vb_error_msg());

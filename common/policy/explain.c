@@ -208,8 +208,7 @@ void vb_explain_print(FILE *out, const json_t *rows)
         if (chosen && route && strcmp(route, chosen) != 0)
             fprintf(out, "  %-9s %-8s route %s: %s\n", "chosen", chosen, route, s_get(row, "why"));
         else
-            fprintf(out, "  %-9s %-8s %s\n", "chosen", chosen ? chosen : "none",
-                    s_get(row, "why"));
+            fprintf(out, "  %-9s %-8s %s\n", "chosen", chosen ? chosen : "none", s_get(row, "why"));
         size_t k;
         const json_t *entry;
         json_array_foreach(json_object_get(row, "refused"), k, entry)

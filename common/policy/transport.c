@@ -345,8 +345,7 @@ void vb_transport_decide(const vb_transport_input_t *in, vb_transport_decision_t
         if (out->chosen == VB_TRANSPORT_NONE) {
             out->chosen = m;
             snprintf(out->route, sizeof out->route, "%s", s_route_mode(in, m));
-        }
-        else
+        } else
             snprintf(out->verdicts[m].reason, sizeof out->verdicts[m].reason,
                      "allowed, but %s comes first in the preference order %s; kept as a fallback",
                      s_names[out->chosen], order_text);

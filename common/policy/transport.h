@@ -122,9 +122,9 @@ typedef struct {
 } vb_transport_verdict_t;
 
 typedef struct {
-    vb_transport_t chosen;             /* VB_TRANSPORT_NONE when nothing is allowed */
-    char route[16]; /* disk-layer mode of the chosen route ("vsfile", or the chosen mode's
-                     * name); "" when nothing is chosen */
+    vb_transport_t chosen; /* VB_TRANSPORT_NONE when nothing is allowed */
+    char route[16];        /* disk-layer mode of the chosen route ("vsfile", or the chosen mode's
+                            * name); "" when nothing is chosen */
     char why[VB_TRANSPORT_REASON_MAX]; /* why chosen (or why nothing could be chosen) */
     vb_transport_verdict_t verdicts[VB_TRANSPORT_COUNT]; /* indexed by vb_transport_t */
     vb_transport_t order[VB_TRANSPORT_COUNT]; /* allowed modes, chosen first, then fallbacks */

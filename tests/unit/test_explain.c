@@ -418,7 +418,8 @@ Test(explain, vsphere_routes_are_what_the_provider_can_do)
     json_t *row = s_row(rows, "2000", "proxy-1");
     cr_assert_str_eq(s_chosen(row), "nbdssl");
     cr_assert_str_eq(json_string_value(json_object_get(row, "route")), "vsfile");
-    cr_assert(strstr(json_string_value(json_object_get(row, "why")), "HTTPS datastore file service"));
+    cr_assert(
+        strstr(json_string_value(json_object_get(row, "why")), "HTTPS datastore file service"));
     cr_assert_str_eq(s_reason(row, "hotadd"),
                      "the vSphere provider has no HotAdd route for reading this disk");
     cr_assert_str_eq(s_reason(row, "san"),
