@@ -1,6 +1,8 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int vb_pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -34,5 +36,16 @@ int vb_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
         }
         done += (size_t)n;
     }
+    return 0;
+}
+
+int vb_secret_file_check(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return vb_error_set(VB_ENOTFOUND, "%s %s: %s", what, path, strerror(errno));
+    if (st.st_mode & 077)
+        return vb_error_set(VB_EAUTH, "%s %s is readable by others (mode %o); chmod 600 it", what,
+                            path, (unsigned)(st.st_mode & 0777));
     return 0;
 }

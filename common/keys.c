@@ -1,5 +1,7 @@
 #include "keys.h"
 
+#include "fileio.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,12 +62,9 @@ bool vb_keys_z85_valid(const char *text)
 
 int vb_keys_read_token(const char *path, char **out)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return vb_error_set(VB_ENOTFOUND, "token file %s: %s", path, strerror(errno));
-    if (st.st_mode & 077)
-        return vb_error_set(VB_EAUTH, "token file %s is readable by others (mode %o); chmod 600 it",
-                            path, (unsigned)(st.st_mode & 0777));
+    int rc = vb_secret_file_check(path, "token file");
+    if (rc)
+        return rc;
     FILE *f = fopen(path, "r");
     if (!f)
         return vb_error_set(VB_EIO, "token file %s: %s", path, strerror(errno));

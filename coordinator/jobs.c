@@ -146,6 +146,12 @@ static vb_agent_facts_t s_facts(const jb_agent_t *a)
 
 /* ---- the transport decision for a disk × agent ---- */
 
+/* The operation a disk of this job is opened for. */
+static vb_transport_op_t s_op(const jb_disk_t *d)
+{
+    return d->vm->job->kind == VB_JOB_RESTORE ? VB_OP_RESTORE : VB_OP_BACKUP;
+}
+
 static void s_decide_full(vb_jobs_t *self, const jb_disk_t *d, const jb_agent_t *a,
                           vb_transport_decision_t *dec)
 {
@@ -153,8 +159,7 @@ static void s_decide_full(vb_jobs_t *self, const jb_disk_t *d, const jb_agent_t 
     vb_agent_facts_t f = s_facts(a);
     vb_transport_input_t in;
     jb_job_t *job = d->vm->job;
-    vb_explain_input(job->inv, d->vm->inv, d->inv, &f,
-                     job->kind == VB_JOB_RESTORE ? VB_OP_RESTORE : VB_OP_BACKUP, &in);
+    vb_explain_input(job->inv, d->vm->inv, d->inv, &f, s_op(d), &in);
     vb_transport_decide(&in, dec);
 }
 
@@ -309,26 +314,30 @@ static char *s_at_snapshot(vb_provider_t *p, const char *uri, const char *snapsh
     return p->ops->uri_at_snapshot(p, uri, snapshot);
 }
 
+/* Each route the provider gives for the job's operation, at the snapshot (the lab rewrites its
+ * URIs; vSphere's file-service URI already names the file the snapshot froze). */
 void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot)
 {
     vb_provider_t *p = self->cfg.provider;
-    d->routes[VB_TRANSPORT_SAN] = s_at_snapshot(p, d->inv->file_uri, snapshot);
-    d->routes[VB_TRANSPORT_HOTADD] = s_at_snapshot(p, d->inv->file_uri, snapshot);
-    d->routes[VB_TRANSPORT_NBDSSL] = s_at_snapshot(p, d->inv->nbds_uri, snapshot);
-    d->routes[VB_TRANSPORT_NBD] = s_at_snapshot(p, d->inv->nbd_uri, snapshot);
-    /* vSphere without an NBD server: the datastore file service (HTTPS, so encrypted) reads the
-     * flat file in the NBDSSL slot; s_send_assign names the route "vsfile". Not rewritten at a
-     * snapshot: the URI names the file the snapshot froze (disk.h, vsfile). */
-    if (!d->routes[VB_TRANSPORT_NBDSSL] && !d->routes[VB_TRANSPORT_NBD] && d->inv->vsfile_uri)
-        d->routes[VB_TRANSPORT_NBDSSL] = strdup(d->inv->vsfile_uri);
+    for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+        d->routes[m] = s_at_snapshot(p, d->inv->routes[s_op(d)][m].uri, snapshot);
 }
 
-/* The disk-layer mode of a route: the transport's name, or "vsfile" for a file-service URI. */
+/* The disk-layer mode of a route: the transport's name, or "vsfile" for the file service. */
 static const char *s_route_mode(const jb_disk_t *d, vb_transport_t m)
 {
-    if (m == VB_TRANSPORT_NBDSSL && d->routes[m] && strncmp(d->routes[m], "vsfile://", 9) == 0)
-        return "vsfile";
-    return vb_transport_name(m);
+    const char *mode = d->inv->routes[s_op(d)][m].mode;
+    return mode ? mode : vb_transport_name(m);
+}
+
+/* The transport mode whose route opened with disk-layer mode `route_mode` (vsfile: NBDSSL's
+ * slot); VB_TRANSPORT_NONE when no route of the disk has that mode. */
+static vb_transport_t s_route_slot(const jb_disk_t *d, const char *route_mode)
+{
+    for (int m = 0; route_mode && m < VB_TRANSPORT_COUNT; m++)
+        if (d->routes[m] && streq(s_route_mode(d, (vb_transport_t)m), route_mode))
+            return (vb_transport_t)m;
+    return VB_TRANSPORT_NONE;
 }
 
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d)
@@ -561,7 +570,8 @@ void jb_dispatch(vb_jobs_t *self)
             if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why))
                 VB_LOG_WARN("jobs", "assign_send_failed task=%lld agent=%s error=\"%s\"",
                             (long long)t->id, agent->name, vb_error_msg());
-            const char *mode = t->disk->dest_path ? "file" : vb_transport_name(out[i].transport);
+            const char *mode =
+                t->disk->dest_path ? "file" : s_route_mode(t->disk, out[i].transport);
             if (vb_catalog_task_claim(self->cfg.catalog, t->id, agent->name, mode, why, jb_now()))
                 VB_LOG_ERROR("jobs", "claim_failed task=%lld error=\"%s\"", (long long)t->id,
                              vb_error_msg());
@@ -866,12 +876,9 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         ok = false;
     }
     if (ok && !rc) {
-        vb_transport_t m;
-        if (r->transport && vb_transport_from_name(r->transport, &m) == 0)
+        vb_transport_t m = s_route_slot(d, r->transport);
+        if (m != VB_TRANSPORT_NONE)
             d->transports_used |= VB_TRANSPORT_BIT(m);
-        else if (r->transport &&
-                 streq(r->transport, "vsfile")) /* the file service: ranked as NBDSSL */
-            d->transports_used |= VB_TRANSPORT_BIT(VB_TRANSPORT_NBDSSL);
         if (vb_catalog_task_complete(self->cfg.catalog, t->id, r->bytes, now))
             VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
         if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)

@@ -88,7 +88,29 @@ static void s_free_disk(vb_inv_disk_t *d)
     free(d->nbd_uri6);
     free(d->nbds_uri6);
     free(d->file_uri);
-    free(d->vsfile_uri);
+    for (int op = 0; op < 2; op++) {
+        for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
+            free(d->routes[op][m].mode);
+            free(d->routes[op][m].uri);
+        }
+    }
+}
+
+int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
+                          const char *route_mode, const char *uri)
+{
+    vb_route_t *r = &disk->routes[op][mode];
+    free(r->mode);
+    free(r->uri);
+    r->mode = NULL;
+    r->uri = NULL;
+    if (!uri)
+        return 0;
+    r->mode = strdup(route_mode);
+    r->uri = strdup(uri);
+    if (!r->mode || !r->uri)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    return 0;
 }
 
 void vb_inventory_free(vb_inventory_t **inv_p)

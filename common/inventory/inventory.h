@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "policy/transport.h"
 
 typedef struct {
     uint64_t offset;
@@ -60,8 +61,12 @@ typedef struct {
     char *nbd_uri6;
     char *nbds_uri6;
     char *file_uri;   /* direct path (the lab's SAN LUN / HotAdd view); NULL when none */
-    char *vsfile_uri; /* vSphere: the flat file over the datastore HTTP file service (disk.h's
-                       * vsfile:// form; names a password file, never a password); NULL: none */
+    /* What the provider can do with the disk, per operation (vb_transport_op_t) and transport
+     * mode: the route an agent opens (mode, URI), uri NULL where the provider has none. The lab:
+     * file (SAN, HotAdd), NBDSSL and NBD URIs for both. vSphere: the flat file over the
+     * datastore HTTP file service for backup reads (mode "vsfile" in the NBDSSL slot, disk.h's
+     * vsfile:// form naming a password file, never a password), nothing for restores. */
+    vb_route_t routes[2][VB_TRANSPORT_COUNT];
 } vb_inv_disk_t;
 
 typedef struct {
@@ -99,9 +104,15 @@ typedef struct {
     vb_inv_proxy_t *proxies;   /* lab: the proxy VMs agents run on; vSphere: empty */
     size_t proxy_count;
     bool require_encryption;   /* the whole site forbids plain NBD */
+    const char *provider;      /* "lab", "vSphere" (static storage): names it in sentences */
 } vb_inventory_t;
 
 void vb_inventory_free(vb_inventory_t **inv_p);
+
+/* Sets disk->routes[op][mode] to a copy of (route_mode, uri); uri NULL leaves no route.
+ * VB_ENOMEM. */
+int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
+                          const char *route_mode, const char *uri) VB_WUR;
 const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *name);
 const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name);
 const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const char *name);

@@ -60,6 +60,13 @@ static void s_disk(json_t *d, vb_inv_disk_t *out, int *rc)
     out->nbd_uri6 = s_dup(d, "nbd_uri6", rc);
     out->nbds_uri6 = s_dup(d, "nbds_uri6", rc);
     out->file_uri = s_dup(d, "file_uri", rc);
+    /* the lab serves every disk as it is, for reads and writes alike */
+    const char *uris[VB_TRANSPORT_COUNT] = {out->file_uri, out->file_uri, out->nbds_uri,
+                                            out->nbd_uri};
+    for (int op = VB_OP_BACKUP; op <= VB_OP_RESTORE && !*rc; op++)
+        for (int m = 0; m < VB_TRANSPORT_COUNT && !*rc; m++)
+            *rc = vb_inv_disk_set_route(out, (vb_transport_op_t)op, (vb_transport_t)m,
+                                        vb_transport_name((vb_transport_t)m), uris[m]);
 }
 
 static void s_object(vb_lab_site_t *site, json_t *o, bool fcd, vb_inv_vm_t *vm, int *rc)
@@ -145,6 +152,8 @@ static int s_inventory(vb_provider_t *self, vb_inventory_t **out)
     if (rc)
         return rc;
     vb_inventory_t *inv = calloc(1, sizeof *inv);
+    if (inv)
+        inv->provider = "lab";
     rc = inv ? s_build(site, inv) : vb_error_set(VB_ENOMEM, "out of memory");
     vb_lab_site_destroy(&site);
     if (rc) {

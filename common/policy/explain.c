@@ -33,6 +33,8 @@ void vb_explain_input(const vb_inventory_t *inv, const vb_inv_vm_t *vm, const vb
         .linked_clone = vm->linked_clone || disk->parent != NULL,
         .vm_host = vm->host,
         .vm_has_snapshots = vm->snapshot_count > 0,
+        .routes = disk->routes[op],
+        .provider = inv->provider,
         .agent = agent->name,
         .agent_host = agent->host,
         .agent_datastore = agent->datastore,
@@ -69,8 +71,9 @@ static int s_row(const vb_transport_input_t *in, const vb_inv_disk_t *disk,
     if (!row || !refused || !order)
         goto out;
     if ((rc = s_set(row, "vm", s_str_or_null(in->vm))) ||
-        (rc = s_set(row, "disk", s_str_or_null(disk->name ? disk->name : disk->key))) ||
+        (rc = s_set(row, "disk", s_str_or_null(disk->key))) ||
         (rc = s_set(row, "disk_key", s_str_or_null(disk->key))) ||
+        (rc = s_set(row, "disk_name", s_str_or_null(disk->name))) ||
         (rc = s_set(row, "datastore", s_str_or_null(disk->datastore))) ||
         (rc = s_set(row, "agent", s_str_or_null(in->agent))) ||
         (rc = s_set(row, "operation",
@@ -78,6 +81,8 @@ static int s_row(const vb_transport_input_t *in, const vb_inv_disk_t *disk,
         (rc = s_set(row, "chosen",
                     d->chosen == VB_TRANSPORT_NONE ? json_null()
                                                    : json_string(vb_transport_name(d->chosen)))) ||
+        (rc = s_set(row, "route",
+                    d->chosen == VB_TRANSPORT_NONE ? json_null() : json_string(d->route))) ||
         (rc = s_set(row, "why", json_string(d->why))))
         goto out;
     for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
@@ -194,10 +199,16 @@ void vb_explain_print(FILE *out, const json_t *rows)
     {
         if (i > 0)
             fputc('\n', out);
-        fprintf(out, "%s / %s on %s / agent %s (%s)\n", s_get(row, "vm"), s_get(row, "disk"),
+        const char *name = json_string_value(json_object_get(row, "disk_name"));
+        fprintf(out, "%s / disk %s%s%s%s on %s / agent %s (%s)\n", s_get(row, "vm"),
+                s_get(row, "disk"), name ? " \"" : "", name ? name : "", name ? "\"" : "",
                 s_get(row, "datastore"), s_get(row, "agent"), s_get(row, "operation"));
         const char *chosen = json_string_value(json_object_get(row, "chosen"));
-        fprintf(out, "  %-9s %-8s %s\n", "chosen", chosen ? chosen : "none", s_get(row, "why"));
+        const char *route = json_string_value(json_object_get(row, "route"));
+        if (chosen && route && strcmp(route, chosen) != 0)
+            fprintf(out, "  %-9s %-8s route %s: %s\n", "chosen", chosen, route, s_get(row, "why"));
+        else
+            fprintf(out, "  %-9s %-8s %s\n", "chosen", chosen ? chosen : "none", s_get(row, "why"));
         size_t k;
         const json_t *entry;
         json_array_foreach(json_object_get(row, "refused"), k, entry)

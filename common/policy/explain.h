@@ -7,10 +7,13 @@
  * renders it with vb_explain_print().
  *
  * JSON: an array, one object per disk × agent, disks in inventory order, agents in the order
- * given:
- *   { "vm": "web-01", "disk": "Hard disk 1", "disk_key": "2000", "datastore": "vmfs-01",
- *     "agent": "proxy-1", "operation": "backup" | "restore",
+ * given; a disk is named by its key, as jobs name it ("disk_key" is the same, kept for old
+ * readers; "disk_name" is the display name):
+ *   { "vm": "web-01", "disk": "2000", "disk_key": "2000", "disk_name": "Hard disk 1",
+ *     "datastore": "vmfs-01", "agent": "proxy-1", "operation": "backup" | "restore",
  *     "chosen": "san" | "hotadd" | "nbdssl" | "nbd" | null,   (null: nothing is allowed)
+ *     "route": "vsfile" | "san" | ... | null,  (the disk-layer mode of the chosen route: what the
+ *                                               tasks of a job record as their transport)
  *     "why": "sentence: why chosen, or why nothing could be",
  *     "refused": [ { "mode": "nbd", "reason": "sentence", "fallback": false }, ... ],
  *     "order": [ "san", "hotadd", ... ] }
@@ -67,8 +70,9 @@ int vb_explain_build(const vb_inventory_t *inv, const vb_agent_facts_t *agents, 
                      const vb_explain_request_t *req, json_t **out) VB_WUR;
 
 /* Writes the rows of a vb_explain_build() array as a text table, one block per disk × agent:
- *   web-01 / Hard disk 1 on vmfs-01 / agent proxy-1 (backup)
+ *   web-01 / disk 2000 "Hard disk 1" on vmfs-01 / agent proxy-1 (backup)
  *     chosen    san      agent proxy-1 sees LUN ...
+ * (a chosen route other than the mode's own is shown: "chosen    nbdssl   route vsfile: ...")
  *     fallback  hotadd   allowed, but san comes first ...
  *     refused   nbd      plain NBD is refused: ...
  * Tolerates missing fields (prints "?"), so it can render JSON received from the coordinator. */

@@ -100,6 +100,16 @@ static bool s_is_nfs(const char *type)
     return s_is_type(type, "NFS") || s_is_type(type, "NFS41");
 }
 
+/* The datastore types the rules know (summary.type); any other (OTHER, ...) gets network modes. */
+static bool s_known_type(const char *type)
+{
+    static const char *const known[] = {"VMFS", "NFS", "NFS41", "vsan", "VVOL"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (s_is_type(type, known[i]))
+            return true;
+    return false;
+}
+
 static bool s_same(const char *a, const char *b)
 {
     return a && b && *a && strcmp(a, b) == 0;
@@ -162,6 +172,12 @@ static bool s_hotadd(const vb_transport_input_t *in, vb_transport_decision_t *ou
                         "HotAdd is not used for linked clone VM %s on vVol datastore %s: opening "
                         "its disk can leave the proxy VM invalid",
                         s_str(in->vm), ds);
+    if (in->datastore_type && *in->datastore_type && !s_known_type(in->datastore_type))
+        return s_refuse(out, m,
+                        "HotAdd is not used on datastore %s of type %s, a kind of storage the "
+                        "policy does not know: nothing says a proxy may attach its disks safely, "
+                        "so it is read over the network only",
+                        ds, in->datastore_type);
     if (!in->agent_host || !*in->agent_host || !in->agent_datastore || !*in->agent_datastore)
         return s_refuse(out, m,
                         "HotAdd needs a proxy VM, and the host or datastore of agent %s is "
@@ -219,6 +235,17 @@ static void s_order_text(const vb_transport_t *order, size_t n, char *buf, size_
     }
 }
 
+/* The disk-layer mode of the route for `m` (its own name when the input lists no routes); NULL
+ * when the provider has no route for it. */
+static const char *s_route_mode(const vb_transport_input_t *in, vb_transport_t m)
+{
+    if (!in->routes)
+        return s_names[m];
+    if (!in->routes[m].uri)
+        return NULL;
+    return in->routes[m].mode && *in->routes[m].mode ? in->routes[m].mode : s_names[m];
+}
+
 static void s_why(const vb_transport_input_t *in, vb_transport_decision_t *out)
 {
     const char *agent = s_str(in->agent);
@@ -237,6 +264,14 @@ static void s_why(const vb_transport_input_t *in, vb_transport_decision_t *out)
                  in->agent_host, agent, ds, verb);
         break;
     case VB_TRANSPORT_NBDSSL:
+        if (strcmp(out->route, "vsfile") == 0) {
+            snprintf(out->why, sizeof out->why,
+                     "encrypted network transfer over the HTTPS datastore file service (route "
+                     "vsfile): the agent %s the disk's flat file through the %s server, the best "
+                     "mode this agent may use",
+                     verb, in->provider ? in->provider : "inventory");
+            break;
+        }
         snprintf(out->why, sizeof out->why,
                  "encrypted network transfer (NFC over TLS) through host %s: the best mode this "
                  "agent may use",
@@ -283,6 +318,10 @@ void vb_transport_decide(const vb_transport_input_t *in, vb_transport_decision_t
         default:
             break;
         }
+        if (ok && !s_route_mode(in, m))
+            ok = s_refuse(out, m, "the %s provider has no %s route for %s this disk",
+                          in->provider ? in->provider : "inventory", s_titles[m],
+                          in->op == VB_OP_RESTORE ? "writing into" : "reading");
         if (ok && !(in->agent_transports & VB_TRANSPORT_BIT(m)))
             ok = s_refuse(out, m, "agent %s does not support %s", s_str(in->agent), s_titles[m]);
         bool listed = false;
@@ -303,9 +342,10 @@ void vb_transport_decide(const vb_transport_input_t *in, vb_transport_decision_t
         if (seen)
             continue;
         out->order[out->order_count++] = m;
-        if (out->chosen == VB_TRANSPORT_NONE)
+        if (out->chosen == VB_TRANSPORT_NONE) {
             out->chosen = m;
-        else
+            snprintf(out->route, sizeof out->route, "%s", s_route_mode(in, m));
+        } else
             snprintf(out->verdicts[m].reason, sizeof out->verdicts[m].reason,
                      "allowed, but %s comes first in the preference order %s; kept as a fallback",
                      s_names[out->chosen], order_text);

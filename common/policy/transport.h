@@ -24,18 +24,24 @@
  *   all of the following:
  *   1. not for a linked clone on a vVol datastore (known 7.0.3 regression: the proxy VM may
  *      become invalid);
- *   2. the agent must be a VM on an ESXi host (host and datastore known);
- *   3. a disk on a vSAN datastore only from a proxy whose own datastore is that same vSAN
+ *   2. only on the datastore types these rules know (VMFS, NFS, NFS41, vsan, VVOL): a type such
+ *      as `OTHER` (local or unknown storage) is read over the network only, as nothing says a
+ *      proxy may attach its disks safely;
+ *   3. the agent must be a VM on an ESXi host (host and datastore known);
+ *   4. a disk on a vSAN datastore only from a proxy whose own datastore is that same vSAN
  *      datastore (release notes: target on vSAN + proxy elsewhere is not supported);
- *   4. the agent's host must mount the disk's datastore (a host cannot attach a disk it cannot
+ *   5. the agent's host must mount the disk's datastore (a host cannot attach a disk it cannot
  *      reach);
- *   5. a disk on an NFS datastore (`NFS` or `NFS41`) only from a proxy on the VM's own host (NFS
+ *   6. a disk on an NFS datastore (`NFS` or `NFS41`) only from a proxy on the VM's own host (NFS
  *      locks taken from another host stun the VM).
  * NBDSSL
  *   no placement rule: any host that serves the disk can serve it over TLS.
  * NBD
  *   1. refused where the site or the VM's host requires encrypted transfers (NoNfcSession=1).
  * All modes
+ *   - a mode for which the inventory provider has no route to the disk (for this operation) is
+ *     refused with that reason: the policy chooses only what can be done (the vSphere provider
+ *     reads disks over the datastore file service, in the NBDSSL slot, and writes none);
  *   - a mode the agent does not support is refused with that reason;
  *   - a mode missing from the preference order is refused with that reason.
  *
@@ -65,6 +71,15 @@ typedef enum {
 
 typedef enum { VB_OP_BACKUP = 0, VB_OP_RESTORE = 1 } vb_transport_op_t;
 
+/* How an agent reaches a disk with one transport mode: the disk-layer mode that opens it (the
+ * transport's own name, or "vsfile": vSphere's HTTPS datastore file service, in the NBDSSL slot)
+ * and the URI. uri NULL: the provider has no route for that mode. Strings owned by whoever holds
+ * the route (an inventory disk). */
+typedef struct {
+    char *mode;
+    char *uri;
+} vb_route_t;
+
 /* Longest reason or "why chosen" sentence, with its NUL; longer sentences are cut. */
 #define VB_TRANSPORT_REASON_MAX 512
 
@@ -81,6 +96,10 @@ typedef struct {
     bool linked_clone;         /* the disk is (part of) a linked clone */
     const char *vm_host;       /* the host the VM runs on */
     bool vm_has_snapshots;     /* pre-existing snapshots on the VM */
+    /* what the provider can do for this disk and operation: VB_TRANSPORT_COUNT routes indexed
+     * by mode; NULL: every mode has a route of its own name */
+    const vb_route_t *routes;
+    const char *provider; /* "lab", "vSphere": names the provider in the sentences */
     /* the agent */
     const char *agent;           /* agent name, for the sentences */
     const char *agent_host;      /* host the proxy VM runs on; NULL: not a VM */
@@ -103,7 +122,9 @@ typedef struct {
 } vb_transport_verdict_t;
 
 typedef struct {
-    vb_transport_t chosen;             /* VB_TRANSPORT_NONE when nothing is allowed */
+    vb_transport_t chosen; /* VB_TRANSPORT_NONE when nothing is allowed */
+    char route[16];        /* disk-layer mode of the chosen route ("vsfile", or the chosen mode's
+                            * name); "" when nothing is chosen */
     char why[VB_TRANSPORT_REASON_MAX]; /* why chosen (or why nothing could be chosen) */
     vb_transport_verdict_t verdicts[VB_TRANSPORT_COUNT]; /* indexed by vb_transport_t */
     vb_transport_t order[VB_TRANSPORT_COUNT]; /* allowed modes, chosen first, then fallbacks */

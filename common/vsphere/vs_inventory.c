@@ -582,6 +582,7 @@ static const char *s_ds_name(size_t i, void *ud)
 int vb_vs_builder_finish(vb_vs_builder_t *b, vb_inventory_t **out)
 {
     vb_inventory_t *inv = b->inv;
+    inv->provider = "vSphere";
     for (size_t i = 0; i < inv->datastore_count; i++) {
         vb_inv_datastore_t *ds = &inv->datastores[i];
         for (size_t h = 0; h < ds->host_count; h++) {
@@ -686,6 +687,19 @@ static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
     return 0;
 }
 
+/* What this provider can do with a disk: backups read its flat file over the datastore file
+ * service (HTTPS, so in the NBDSSL slot, route mode "vsfile"); no SAN, HotAdd or NFC route, and
+ * no route for writing into a VM's disk (the file service route is read-only). */
+static int s_routes(vb_vsphere_t *self, vb_inv_disk_t *d)
+{
+    char *uri = NULL;
+    int rc = s_vsfile_uri(self, d, &uri);
+    if (rc == 0)
+        rc = vb_inv_disk_set_route(d, VB_OP_BACKUP, VB_TRANSPORT_NBDSSL, "vsfile", uri);
+    free(uri);
+    return rc;
+}
+
 int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
 {
     static const char *const types[] = {"HostSystem", "Datastore", "VirtualMachine", NULL};
@@ -705,7 +719,7 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     vb_vs_builder_destroy(&b);
     for (size_t i = 0; rc == 0 && i < (*out)->vm_count; i++)
         for (size_t k = 0; rc == 0 && k < (*out)->vms[i].disk_count; k++)
-            rc = s_vsfile_uri(self, &(*out)->vms[i].disks[k], &(*out)->vms[i].disks[k].vsfile_uri);
+            rc = s_routes(self, &(*out)->vms[i].disks[k]);
     if (rc != 0)
         vb_inventory_free(out);
     return rc;

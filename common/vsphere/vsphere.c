@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "vsphere/vs_internal.h"
 
@@ -145,6 +146,11 @@ static int s_read_password_file(const char *path, char **out)
     FILE *f = fopen(path, "r");
     if (!f)
         return vb_error_set(VB_EIO, "cannot open password file %s: %s", path, strerror(errno));
+    int rc = vb_secret_file_check(path, "password file");
+    if (rc) {
+        fclose(f);
+        return rc;
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, f);

@@ -3,7 +3,11 @@
 # the vCenter simulator fixture snapshots a VM, agents read its disks' flat files over the
 # datastore HTTP file service (route mode "vsfile"), and `vbak restore --to-dir` gives back the
 # bytes the fixture wrote into them. The simulator has no changed block tracking: every backup is
-# full and says why. A wrong thumbprint or password stops the coordinator at start.
+# full and says why. A wrong thumbprint, a wrong password or a password file others may read
+# stops the coordinator at start. `vbak explain` and the tasks of a job agree on what the provider
+# can do (only the file service, for reads). The fixture's oddities the stock simulator has too
+# (datastore type OTHER, a VM name with "%2f", CBT on without a change ID, an empty flat file,
+# disk keys repeated across VMs) each back up.
 source "$(dirname "$0")/lib.sh"
 
 FIXTURE=$VB_TESTS_BIN/vcsim-fixture
@@ -67,14 +71,26 @@ sed -i "s|^control_endpoint = .*|control_endpoint = \"$agent_ep\"|" "$f"
 if out=$("$VB_BIN/vbak-coordinator" --config "$f" 2>&1); then fail "two sockets bound one endpoint"; fi
 grep -q "cannot listen on $agent_ep" <<<"$out" || fail "with the right thumbprint the coordinator should get as far as its sockets: $out"
 pass "the right thumbprint logs in"
-echo 'not the password' >"$TEST_DIR/bad.password"
+(umask 077 && echo 'not the password' >"$TEST_DIR/bad.password")
 f=$(bad_conf pass "vsphere_password_file = \"$TEST_DIR/bad.password\"" "vsphere_ca_file = \"$(fx .ca_file)\"")
 if out=$("$VB_BIN/vbak-coordinator" --config "$f" 2>&1); then fail "the coordinator started with a wrong password"; fi
 err=$(grep '^vbak-coordinator: ' <<<"$out") || fail "no refusal line: $out"
 grep -q "wrong user name or password" <<<"$err" && [[ $(wc -l <<<"$err") == 1 ]] || fail "wrong password message: $out"
 pass "wrong password: the coordinator refuses to start ($err)"
+# a password file others may read is refused, as the token file is
+cp "$PW" "$TEST_DIR/open.password" && chmod 644 "$TEST_DIR/open.password"
+f=$(bad_conf open "vsphere_password_file = \"$TEST_DIR/open.password\"" "vsphere_ca_file = \"$(fx .ca_file)\"")
+if out=$("$VB_BIN/vbak-coordinator" --config "$f" 2>&1); then fail "the coordinator started with a password file of mode 644"; fi
+err=$(grep '^vbak-coordinator: ' <<<"$out") || fail "no refusal line: $out"
+grep -q "password file $TEST_DIR/open.password is readable by others (mode 644); chmod 600 it" <<<"$err" ||
+  fail "open password file message: $out"
+pass "password file of mode 644: the coordinator refuses to start ($err)"
 
 # ---- backups of simulator VMs through the agents ----
+# agent-1 is a proxy VM on vbak-vm1's own host, sitting on its datastore: every placement rule
+# would let it HotAdd vbak-vm1's disks, but the vSphere provider has no HotAdd route
+vm_host=$(fx '.vms[] | select(.name == "vbak-vm1") | .host')
+sed -i "s|^host = .*|host = \"$vm_host\"|; s|^datastore = .*|datastore = \"vmfs-01\"|" "$SITE/agent-1.conf"
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 
@@ -122,15 +138,89 @@ pass "$vm: $n disks restored byte for byte from the first restore point"
 n=$(restore_and_compare "$job2" "$vm")
 pass "$vm: $n disks restored byte for byte from the second restore point"
 
-# a VM and disk whose names hold a space, '%', '#', '&' and a non-ASCII letter
+# a VM and disk whose names hold a space, '%', '#', '&' and a non-ASCII letter; its disk has key
+# 2000 as vbak-vm1's first disk has: each restore point must give back its own VM's bytes
 sp=$(fx '.vms[] | select(.name | startswith("sp")) | .name')
+[[ $(fx ".vms[] | select(.name == \"$sp\") | .disks[0].key") == 2000 &&
+   $(fx '.vms[] | select(.name == "vbak-vm1") | .disks[0].key') == 2000 ]] ||
+  fail "the fixture's VMs do not share disk key 2000"
 job3=$(backup_json "$sp")
 [[ $(jq -r .state <<<"$job3") == succeeded ]] || fail "backup of '$sp': $job3"
 n=$(restore_and_compare "$job3" "$sp")
 pass "'$sp' ($(fx '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_path')) backed up and restored byte for byte"
 
-# a restore into the vSphere VM is refused by the read-only route, with the reason
+# ---- explain and the tasks agree: the provider reads over the file service and nothing else ----
+ex=$("$VBAK" explain "$vm" --json)
+[[ $(jq '[.[] | select(.chosen != "nbdssl" or .route != "vsfile")] | length' <<<"$ex") == 0 ]] ||
+  fail "explain chose something other than the file service: $ex"
+jq -e '[.[] | select(.agent == "agent-1")] | length == 2 and all(.[];
+  (.refused[] | select(.mode == "hotadd") | .reason) ==
+  "the vSphere provider has no HotAdd route for reading this disk")' <<<"$ex" >/dev/null ||
+  fail "HotAdd not refused for want of a route on the VM's own host: $ex"
+jq -e 'all(.[]; (.why | test("HTTPS datastore file service")) and (.why | test("NFC") | not))' \
+  <<<"$ex" >/dev/null || fail "the reason does not say the file service: $ex"
+jq -e 'all(.[]; .disk == .disk_key and (.disk | test("^[0-9]+$")))' <<<"$ex" >/dev/null ||
+  fail "explain does not name disks by key: $ex"
+out=$("$VBAK" explain "$vm")
+grep -q "^$vm / disk 2000 .* on vmfs-01 / agent" <<<"$out" || fail "explain text names no disk key: $out"
+tasks=$("$VBAK" job show "$(jq .id <<<"$job")" --json | jq -c '.tasks[] | select(.state == "done")')
+checked=0
+while read -r t; do
+  agent=$(jq -r .agent <<<"$t")
+  row=$(jq -c --arg d "$(jq -r .disk <<<"$t")" --arg a "$agent" '.[] | select(.disk == $d and .agent == $a)' <<<"$ex")
+  [[ $(jq -r .transport <<<"$t") == "$(jq -r .route <<<"$row")" ]] ||
+    fail "task used $(jq -r .transport <<<"$t"), explain says $(jq -r .route <<<"$row"): $t"
+  [[ $(jq -r .reason <<<"$t") == "$(jq -r .why <<<"$row")" ]] ||
+    fail "task reason '$(jq -r .reason <<<"$t")' differs from explain's '$(jq -r .why <<<"$row")'"
+  checked=$((checked + 1))
+done <<<"$tasks"
+((checked >= 2)) || fail "only $checked tasks checked"
+pass "explain and the $checked tasks agree: nbdssl over route vsfile, HTTPS datastore file service"
+
+# a restore into the vSphere VM: explain --restore and the job both say there is no route
+ex=$("$VBAK" explain "$vm" --restore --json)
+jq -e 'all(.[]; .chosen == null and (.refused[] | select(.mode == "nbdssl") | .reason) ==
+  "the vSphere provider has no NBDSSL route for writing into this disk")' <<<"$ex" >/dev/null ||
+  fail "explain --restore chose a mode the provider cannot write with: $ex"
 r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --to-vm --wait --json) || true
 [[ $(jq -r .state <<<"$r") == failed ]] || fail "a restore into the vSphere VM did not fail: $r"
-jq -r .error <<<"$r" | grep -q "route is read-only" || fail "no reason for the refused restore: $r"
-pass "restore into the vSphere VM refused: the file service route is read-only"
+jq -r .error <<<"$r" | grep -q "the vSphere provider has no .* route for writing into this disk" ||
+  fail "no reason for the refused restore: $r"
+[[ $("$VBAK" job show "$(jq .id <<<"$r")" --json | jq '[.tasks[] | select(.agent != null and .agent != "")] | length') == 0 ]] ||
+  fail "a task of the refused restore was sent to an agent: $r"
+pass "restore into the vSphere VM: explain --restore and the job agree, no route for writing"
+
+# ---- what the stock simulator has: datastore type OTHER, a name with %2f, CBT on without a
+# change ID, a 0-byte flat file, disk key 203 in two VMs ----
+esc=$(fx '.vms[] | select(.name | test("%2f")) | .name')
+[[ $esc == *"%2f"* && $esc == *"#"* && $esc == *" "* && $(fx ".vms[] | select(.name == \"$esc\") | .disks[0].datastore") == LocalDS_0 ]] ||
+  fail "the fixture has no VM '$esc' on LocalDS_0"
+ex=$("$VBAK" explain "$esc" --json)
+jq -e 'all(.[]; .chosen == "nbdssl" and ((.refused[] | select(.mode == "hotadd") | .reason) |
+  test("type OTHER, a kind of storage the policy does not know")))' <<<"$ex" >/dev/null ||
+  fail "explain of a disk on an OTHER datastore: $ex"
+pass "datastore type OTHER: network modes only, and explain says why"
+job4=$(backup_json "$esc")
+[[ $(jq -r .state <<<"$job4") == succeeded && $(jq -r '.vm_details[0].mode' <<<"$job4") == full ]] ||
+  fail "backup of '$esc' (CBT on, no change ID yet): $job4"
+rps=$("$VBAK" restore-points "$esc" --json)
+[[ $(jq -r '.[0].vm' <<<"$rps") == "$esc" && $(jq length <<<"$rps") == 1 ]] ||
+  fail "restore point of '$esc' not listed under its name: $rps"
+pass "'$esc' (CBT on, no change ID yet) backed up full, restore point listed under its name"
+
+empty=empty-flat
+job5=$(backup_json "$empty")
+[[ $(jq -r .state <<<"$job5") == succeeded ]] || fail "backup of $empty (0-byte flat file): $job5"
+rp5=$(rp_of "$job5" "$empty")
+"$VBAK" restore-point show "$rp5" --json | jq -e '.disks[0].key == "203" and .disks[0].capacity == 1048576' >/dev/null ||
+  fail "restore point of $empty: $("$VBAK" restore-point show "$rp5" --json)"
+pass "$empty: a 1 MiB disk whose flat file is empty backs up"
+# disk 203 of both VMs: each restore point holds its own disk's data (the file service has no
+# allocation map, so all 2 MiB of the flat file were read; the empty flat file gave nothing)
+rp4=$(rp_of "$job4" "$esc")
+d4=$("$VBAK" restore-point show "$rp4" --json | jq -c '.disks[0] | {key, logical_bytes}')
+d5=$("$VBAK" restore-point show "$rp5" --json | jq -c '.disks[0] | {key, logical_bytes}')
+[[ $d4 == '{"key":"203","logical_bytes":2097152}' && $d5 == '{"key":"203","logical_bytes":0}' ]] ||
+  fail "disk 203 of '$esc' ($d4) and of $empty ($d5) are mixed up"
+pass "disk key 203 in two VMs: each restore point holds its own disk ($d4, $d5)"
+

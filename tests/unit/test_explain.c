@@ -75,10 +75,25 @@ static vb_inventory_t s_inv = {
 
 static vb_agent_facts_t s_agents[3];
 
+/* The routes a lab provider gives every disk: each mode by its own name, for both operations. */
+static char s_mode_names[VB_TRANSPORT_COUNT][8] = {"san", "hotadd", "nbdssl", "nbd"};
+static char s_lab_uri[] = "lab://disk";
+
+static void s_lab_routes(vb_inv_disk_t *d)
+{
+    for (int op = 0; op < 2; op++)
+        for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+            d->routes[op][m] = (vb_route_t){s_mode_names[m], s_lab_uri};
+}
+
 static void s_setup(void)
 {
     for (size_t i = 0; i < 3; i++)
         s_agents[i] = vb_agent_facts_from_proxy(&s_proxies[i]);
+    for (size_t v = 0; v < s_inv.vm_count; v++)
+        for (size_t d = 0; d < s_inv.vms[v].disk_count; d++)
+            s_lab_routes(&s_inv.vms[v].disks[d]);
+    s_inv.provider = "lab";
 }
 
 static json_t *s_explain(const char *vm, const char *agent, vb_transport_op_t op)
@@ -143,9 +158,13 @@ Test(explain, row_shape_one_per_disk_and_agent)
 {
     json_t *rows = s_explain("web-01", NULL, VB_OP_BACKUP);
     cr_assert_eq(json_array_size(rows), 2 * 3);
-    json_t *row = s_row(rows, "Hard disk 1", "proxy-1");
+    json_t *row = s_row(rows, "2000", "proxy-1");
     cr_assert_str_eq(json_string_value(json_object_get(row, "vm")), "web-01");
+    /* disks are named by key, as jobs name them; the display name goes along */
+    cr_assert_str_eq(json_string_value(json_object_get(row, "disk")), "2000");
     cr_assert_str_eq(json_string_value(json_object_get(row, "disk_key")), "2000");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "disk_name")), "Hard disk 1");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "route")), "san");
     cr_assert_str_eq(json_string_value(json_object_get(row, "datastore")), "vmfs-01");
     cr_assert_str_eq(json_string_value(json_object_get(row, "operation")), "backup");
     cr_assert_str_eq(s_chosen(row), "san");
@@ -172,7 +191,7 @@ Test(explain, refuses_san_on_vsan_and_vvol)
     for (int a = 1; a <= 3; a++) {
         char agent[16];
         snprintf(agent, sizeof agent, "proxy-%d", a);
-        json_t *row = s_row(rows, "Hard disk 1", agent);
+        json_t *row = s_row(rows, "2000", agent);
         cr_assert_str_eq(s_reason(row, "san"),
                          "SAN is not supported on vsan datastore vsanDatastore");
         cr_assert_not(s_fallback(row, "san"));
@@ -189,14 +208,14 @@ Test(explain, refuses_san_on_vsan_and_vvol)
 Test(explain, refuses_hotadd_for_vsan_vm_from_proxy_off_that_vsan)
 {
     json_t *rows = s_explain("db-01", NULL, VB_OP_BACKUP);
-    json_t *row = s_row(rows, "Hard disk 1", "proxy-1");
+    json_t *row = s_row(rows, "2000", "proxy-1");
     cr_assert_str_eq(s_reason(row, "hotadd"),
                      "HotAdd of a disk on vSAN datastore vsanDatastore needs a proxy on that vSAN "
                      "datastore, and agent proxy-1 sits on VMFS datastore vmfs-01 (move the proxy "
                      "VM to vsanDatastore)");
     cr_assert_str_eq(s_chosen(row), "nbdssl");
     /* the proxy on the vSAN datastore gets HotAdd */
-    row = s_row(rows, "Hard disk 1", "proxy-2");
+    row = s_row(rows, "2000", "proxy-2");
     cr_assert_str_eq(s_chosen(row), "hotadd");
     json_decref(rows);
 }
@@ -223,8 +242,8 @@ Test(explain, refuses_plain_nbd_where_host_requires_encryption)
                          "plain NBD is refused: host esx-03 requires encrypted transfers "
                          "(NoNfcSession=1), use NBDSSL");
     /* proxy-3 sits on the same host and datastore: HotAdd */
-    cr_assert_str_eq(s_chosen(s_row(rows, "Hard disk 1", "proxy-3")), "hotadd");
-    cr_assert_str_eq(s_chosen(s_row(rows, "Hard disk 1", "proxy-1")), "nbdssl");
+    cr_assert_str_eq(s_chosen(s_row(rows, "2000", "proxy-3")), "hotadd");
+    cr_assert_str_eq(s_chosen(s_row(rows, "2000", "proxy-1")), "nbdssl");
     json_decref(rows);
 }
 
@@ -232,7 +251,7 @@ Test(explain, refuses_plain_nbd_where_site_requires_encryption)
 {
     s_inv.require_encryption = true;
     json_t *rows = s_explain("web-01", "proxy-2", VB_OP_BACKUP);
-    json_t *row = s_row(rows, "Hard disk 2", "proxy-2");
+    json_t *row = s_row(rows, "2001", "proxy-2");
     cr_assert_str_eq(s_reason(row, "nbd"), "plain NBD is refused: the site requires encrypted "
                                            "transfers (NoNfcSession=1), use NBDSSL");
     cr_assert_not(s_fallback(row, "nbd"));
@@ -242,7 +261,7 @@ Test(explain, refuses_plain_nbd_where_site_requires_encryption)
 Test(explain, refuses_san_restore_into_vm_with_snapshots)
 {
     json_t *rows = s_explain("web-01", "proxy-1", VB_OP_RESTORE);
-    json_t *row = s_row(rows, "Hard disk 1", "proxy-1");
+    json_t *row = s_row(rows, "2000", "proxy-1");
     cr_assert_str_eq(json_string_value(json_object_get(row, "operation")), "restore");
     cr_assert_str_eq(s_reason(row, "san"),
                      "SAN restore into VM web-01 is refused while it has snapshots: delete the "
@@ -251,15 +270,15 @@ Test(explain, refuses_san_restore_into_vm_with_snapshots)
     json_decref(rows);
     /* the same VM backs up over SAN */
     rows = s_explain("web-01", "proxy-1", VB_OP_BACKUP);
-    cr_assert_str_eq(s_chosen(s_row(rows, "Hard disk 1", "proxy-1")), "san");
+    cr_assert_str_eq(s_chosen(s_row(rows, "2000", "proxy-1")), "san");
     json_decref(rows);
 }
 
 Test(explain, nfs_hotadd_only_from_the_vms_host)
 {
     json_t *rows = s_explain("web-01", NULL, VB_OP_BACKUP);
-    cr_assert_str_eq(s_chosen(s_row(rows, "Hard disk 2", "proxy-1")), "hotadd");
-    json_t *row = s_row(rows, "Hard disk 2", "proxy-2");
+    cr_assert_str_eq(s_chosen(s_row(rows, "2001", "proxy-1")), "hotadd");
+    json_t *row = s_row(rows, "2001", "proxy-2");
     cr_assert_str_eq(s_reason(row, "hotadd"),
                      "HotAdd of a disk on NFS datastore nfs-01 needs a proxy on the VM's own host "
                      "esx-01, and agent proxy-2 is on esx-02: NFS locks taken from another host "
@@ -300,7 +319,7 @@ Test(explain, preference_order_is_passed_through)
                                 .preference_count = n};
     json_t *rows = NULL;
     cr_assert_eq(vb_explain_build(&s_inv, s_agents, 3, &req, &rows), 0, "%s", vb_error_msg());
-    json_t *row = s_row(rows, "Hard disk 1", "proxy-1");
+    json_t *row = s_row(rows, "2000", "proxy-1");
     cr_assert_str_eq(s_chosen(row), "nbdssl");
     cr_assert_str_eq(s_reason(row, "san"), "SAN is not in the preference order nbdssl:nbd");
     json_decref(rows);
@@ -327,6 +346,7 @@ Test(explain, errors_name_what_was_not_found)
 Test(explain, unknown_datastore_is_refused_not_crashed)
 {
     vb_inv_disk_t disk = {.key = "2000", .name = "Hard disk 1", .datastore = "gone-ds"};
+    s_lab_routes(&disk);
     vb_inv_vm_t vm = {.name = "orphan", .host = "esx-09", .disks = &disk, .disk_count = 1};
     vb_inventory_t inv = s_inv;
     inv.vms = &vm;
@@ -353,7 +373,7 @@ Test(explain, text_table)
     vb_explain_print(f, rows);
     fclose(f);
     const char *want =
-        "clone-01 / Hard disk 1 on vvol-01 / agent proxy-1 (backup)\n"
+        "clone-01 / disk 2000 \"Hard disk 1\" on vvol-01 / agent proxy-1 (backup)\n"
         "  chosen    nbdssl   encrypted network transfer (NFC over TLS) through host esx-01: the "
         "best mode this agent may use\n"
         "  refused   san      SAN is not supported on VVOL datastore vvol-01\n"
@@ -374,7 +394,55 @@ Test(explain, text_table_tolerates_missing_fields)
     FILE *f = open_memstream(&text, &len);
     vb_explain_print(f, rows);
     fclose(f);
-    cr_assert_str_eq(text, "x / ? on ? / agent ? (?)\n  chosen    none     ?\n");
+    cr_assert_str_eq(text, "x / disk ? on ? / agent ? (?)\n  chosen    none     ?\n");
     free(text);
+    json_decref(rows);
+}
+
+/* A vSphere VM: its provider reads disks over the datastore file service only and writes none.
+ * Agent proxy-1 sits on the VM's host, sees the LUN and mounts the datastore: every placement
+ * rule would allow SAN and HotAdd, and still neither is chosen. */
+Test(explain, vsphere_routes_are_what_the_provider_can_do)
+{
+    static char vsfile[] = "vsfile", uri[] = "vsfile://vc:443/?ds=vmfs-01&path=vs/vs-flat.vmdk";
+    vb_inv_disk_t disk = {.key = "2000", .name = "Hard disk 1", .datastore = "vmfs-01"};
+    disk.routes[VB_OP_BACKUP][VB_TRANSPORT_NBDSSL] = (vb_route_t){vsfile, uri};
+    vb_inv_vm_t vm = {.name = "vs-01", .host = "esx-01", .disks = &disk, .disk_count = 1};
+    vb_inventory_t inv = s_inv;
+    inv.vms = &vm;
+    inv.vm_count = 1;
+    inv.provider = "vSphere";
+    vb_explain_request_t req = {.vm = "vs-01", .agent = "proxy-1", .op = VB_OP_BACKUP};
+    json_t *rows = NULL;
+    cr_assert_eq(vb_explain_build(&inv, s_agents, 3, &req, &rows), 0, "%s", vb_error_msg());
+    json_t *row = s_row(rows, "2000", "proxy-1");
+    cr_assert_str_eq(s_chosen(row), "nbdssl");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "route")), "vsfile");
+    cr_assert(
+        strstr(json_string_value(json_object_get(row, "why")), "HTTPS datastore file service"));
+    cr_assert_str_eq(s_reason(row, "hotadd"),
+                     "the vSphere provider has no HotAdd route for reading this disk");
+    cr_assert_str_eq(s_reason(row, "san"),
+                     "the vSphere provider has no SAN route for reading this disk");
+    cr_assert_not(s_fallback(row, "nbd"));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    vb_explain_print(f, rows);
+    fclose(f);
+    cr_assert(strstr(text, "vs-01 / disk 2000 \"Hard disk 1\" on vmfs-01 / agent proxy-1 (backup)\n"
+                           "  chosen    nbdssl   route vsfile: encrypted network transfer over "
+                           "the HTTPS datastore file service"),
+              "%s", text);
+    free(text);
+    json_decref(rows);
+
+    req.op = VB_OP_RESTORE;
+    cr_assert_eq(vb_explain_build(&inv, s_agents, 3, &req, &rows), 0, "%s", vb_error_msg());
+    row = s_row(rows, "2000", "proxy-1");
+    cr_assert_null(s_chosen(row), "a restore into a vSphere VM has no route");
+    cr_assert(json_is_null(json_object_get(row, "route")));
+    cr_assert_str_eq(s_reason(row, "nbdssl"),
+                     "the vSphere provider has no NBDSSL route for writing into this disk");
     json_decref(rows);
 }

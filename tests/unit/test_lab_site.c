@@ -112,8 +112,23 @@ Test(lab_site, default_site_has_every_feature)
             }
             cr_expect_not_null(k->change_id);
             cr_expect_gt(k->capacity, 0);
+            /* the lab's routes: what it serves, by each mode's own name, for both operations */
+            const char *want[VB_TRANSPORT_COUNT] = {k->file_uri, k->file_uri, k->nbds_uri,
+                                                    k->nbd_uri};
+            for (int op = VB_OP_BACKUP; op <= VB_OP_RESTORE; op++) {
+                for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
+                    const vb_route_t *r = &k->routes[op][m];
+                    if (!want[m]) {
+                        cr_expect_null(r->uri, "%s disk %s mode %d", vm->name, k->key, m);
+                        continue;
+                    }
+                    cr_expect_str_eq(r->uri, want[m]);
+                    cr_expect_str_eq(r->mode, vb_transport_name((vb_transport_t)m));
+                }
+            }
         }
     }
+    cr_expect_str_eq(inv->provider, "lab");
     for (size_t h = 0; h < inv->host_count; h++)
     requires |= inv->hosts[h].require_encryption;
     cr_expect(fcd, "no First Class Disk");

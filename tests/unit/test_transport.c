@@ -535,3 +535,91 @@ Test(transport, parse_order)
     cr_assert_eq(vb_transport_parse_order("san:", order, &n), VB_EINVAL);
     cr_assert_str_eq(vb_error_msg(), "transport order 'san:' ends with a separator");
 }
+
+/* ---- routes: the policy chooses only what the provider can do ---- */
+
+static char s_vsfile[] = "vsfile";
+static char s_vsfile_uri[] = "vsfile://vcenter:443/?ds=vmfs-01&path=web-01/web-01-flat.vmdk";
+
+/* What the vSphere provider gives for a backup: the file service in the NBDSSL slot only. */
+static const vb_route_t s_vsphere_backup[VB_TRANSPORT_COUNT] = {
+    [VB_TRANSPORT_NBDSSL] = {s_vsfile, s_vsfile_uri}};
+/* ... and for a restore into a VM: nothing. */
+static const vb_route_t s_vsphere_restore[VB_TRANSPORT_COUNT] = {{NULL, NULL}};
+
+Test(transport, a_mode_without_a_route_is_refused)
+{
+    /* every placement rule allows SAN and HotAdd here: the agent is on the VM's host, sees the
+     * LUN and its host mounts the datastore; only the provider cannot do them */
+    vb_transport_input_t in = s_base();
+    in.routes = s_vsphere_backup;
+    in.provider = "vSphere";
+    vb_transport_decision_t d;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NBDSSL);
+    cr_assert_str_eq(d.route, "vsfile");
+    cr_assert(strstr(d.why, "HTTPS datastore file service"), "%s", d.why);
+    cr_assert_null(strstr(d.why, "NFC"), "%s", d.why);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_SAN].reason,
+                     "the vSphere provider has no SAN route for reading this disk");
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_HOTADD].reason,
+                     "the vSphere provider has no HotAdd route for reading this disk");
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_NBD].reason,
+                     "the vSphere provider has no NBD route for reading this disk");
+    cr_assert_eq(d.order_count, 1, "no fallback without a route");
+    cr_assert_eq(d.order[0], VB_TRANSPORT_NBDSSL);
+    /* a rule about the disk still comes first: the reason is the stronger one */
+    s_vsan(&in);
+    vb_transport_decide(&in, &d);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_SAN].reason,
+                     "SAN is not supported on vsan datastore vsanDatastore");
+}
+
+Test(transport, a_restore_without_routes_chooses_nothing)
+{
+    vb_transport_input_t in = s_base();
+    s_restore(&in);
+    in.routes = s_vsphere_restore;
+    in.provider = "vSphere";
+    vb_transport_decision_t d;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NONE);
+    cr_assert_str_eq(d.route, "");
+    cr_assert_eq(d.order_count, 0);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_NBDSSL].reason,
+                     "the vSphere provider has no NBDSSL route for writing into this disk");
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_HOTADD].reason,
+                     "the vSphere provider has no HotAdd route for writing into this disk");
+}
+
+Test(transport, lab_routes_keep_their_own_names)
+{
+    vb_transport_input_t in = s_base();
+    vb_transport_decision_t d;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_SAN);
+    cr_assert_str_eq(d.route, "san");
+    in.agent_luns = s_lun_other;
+    vb_transport_decide(&in, &d);
+    cr_assert_str_eq(d.route, "hotadd");
+}
+
+Test(transport, unknown_datastore_type_gets_network_modes_only)
+{
+    /* vSphere's summary.type OTHER: local or unknown storage, even if it sat on a LUN and the
+     * agent's host mounted it */
+    vb_transport_input_t in = s_base();
+    in.datastore = "LocalDS_0";
+    in.datastore_type = "OTHER";
+    vb_transport_decision_t d;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NBDSSL);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_SAN].reason,
+                     "SAN is not possible on OTHER datastore LocalDS_0: SAN reads VMFS datastores "
+                     "on a SAN LUN");
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_HOTADD].reason,
+                     "HotAdd is not used on datastore LocalDS_0 of type OTHER, a kind of storage "
+                     "the policy does not know: nothing says a proxy may attach its disks "
+                     "safely, so it is read over the network only");
+    cr_assert(d.verdicts[VB_TRANSPORT_NBD].allowed);
+}

@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "vsphere/soap.h"
 #include "vsphere/vs_internal.h"
@@ -582,6 +584,25 @@ Test(vsphere_session, refusals_name_their_reason)
     cr_assert_null(vb_vsphere_new(&o));
     cr_assert(strstr(vb_error_msg(), "cannot open password file /nonexistent/vbak/password"), "%s",
               vb_error_msg());
+
+    /* a password file others may read is refused as the enrollment token file is */
+    char pw[] = "/tmp/vbak-test-password-XXXXXX";
+    int fd = mkstemp(pw);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "secret\n", 7), 7);
+    close(fd);
+    cr_assert_eq(chmod(pw, 0644), 0);
+    o.password_file = pw;
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert_eq(vb_error_code(), VB_EAUTH);
+    cr_assert(strstr(vb_error_msg(), "password file") && strstr(vb_error_msg(), pw) &&
+                  strstr(vb_error_msg(), "mode 644") && strstr(vb_error_msg(), "chmod 600 it"),
+              "%s", vb_error_msg());
+    /* once private it is read (and the login then fails for want of a server) */
+    cr_assert_eq(chmod(pw, 0600), 0);
+    cr_assert_null(vb_vsphere_new(&o));
+    cr_assert_eq(vb_error_code(), VB_EIO, "%s", vb_error_msg());
+    unlink(pw);
 
     /* nothing listens on port 1: the message names the endpoint and the call */
     o.password_file = NULL;
