@@ -224,3 +224,17 @@ d5=$("$VBAK" restore-point show "$rp5" --json | jq -c '.disks[0] | {key, logical
   fail "disk 203 of '$esc' ($d4) and of $empty ($d5) are mixed up"
 pass "disk key 203 in two VMs: each restore point holds its own disk ($d4, $d5)"
 
+
+# the names crossing the wire: '%2f', '#', '%' and spaces restore into the right file, exactly
+n=$(restore_and_compare "$job4" "$esc")
+pass "'$esc': $n disk(s) restored byte for byte into the file of its own name"
+# the disk that read short: its task says so, and its image is the disk's full length of zeros
+jq -e '[.tasks[].reason] | any(test("warning: .* opened with 0 bytes, fewer than its capacity of 1048576"))' \
+  <<<"$("$VBAK" job show "$(jq -r .id <<<"$job5")" --json)" >/dev/null ||
+  fail "the short read of $empty is no warning on its task: $("$VBAK" job show "$(jq -r .id <<<"$job5")" --json | jq -c '.tasks')"
+out5=$TEST_DIR/restore-empty
+r=$("$VBAK" restore "$rp5" --to-dir "$out5" --wait --json) || fail "restore of $rp5: $r"
+img=("$out5"/*-203.raw)
+[[ -f ${img[0]} && $(stat -c %s "${img[0]}") == 1048576 ]] || fail "restore of $empty: $(ls -l "$out5")"
+cmp -s "${img[0]}" <(head -c 1048576 /dev/zero) || fail "restore of $empty is not all zeros"
+pass "$empty: the short read is a warning on its task; the restore is 1 MiB of zeros"
