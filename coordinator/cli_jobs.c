@@ -99,6 +99,36 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
     }
 }
 
+/* One aligned line per VM of a finished job: name, state, then mode, restore point, error. */
+static void s_print_vm_outcomes(json_t *vms)
+{
+    const char *headers[] = {"  VM", "STATE", "OUTCOME"};
+    vb_table_t *t = vb_table_new(3, headers);
+    size_t i;
+    json_t *v;
+    json_array_foreach(vms, i, v) {
+        char *vm = NULL, *outcome = NULL;
+        char rp[48] = "";
+        if (json_is_integer(json_object_get(v, "restore_point")))
+            snprintf(rp, sizeof rp, " restore point %lld",
+                     (long long)json_integer_value(json_object_get(v, "restore_point")));
+        bool mode = json_is_string(json_object_get(v, "mode"));
+        bool err = *s_str(v, "error") != '\0';
+        if (asprintf(&vm, "  %s", s_str(v, "vm")) < 0)
+            vm = NULL;
+        if (asprintf(&outcome, "%s%s%s%s%s%s%s", mode ? s_str(v, "mode") : "", mode ? " (" : "",
+                     mode ? s_str(v, "mode_reason") : "", mode ? ")" : "", rp,
+                     err ? " error: " : "", err ? s_str(v, "error") : "") < 0)
+            outcome = NULL;
+        const char *row[] = {vm ? vm : "", s_str(v, "state"), outcome ? outcome : ""};
+        vb_table_add(t, row);
+        free(vm);
+        free(outcome);
+    }
+    vb_table_print(t, stdout);
+    vb_table_destroy(&t);
+}
+
 static int s_print_job_end(json_t *job, bool json)
 {
     const char *state = s_str(job, "state");
@@ -110,19 +140,7 @@ static int s_print_job_end(json_t *job, bool json)
         if (*err)
             printf(": %s", err);
         printf("\n");
-        size_t i;
-        json_t *v;
-        json_array_foreach(json_object_get(job, "vm_details"), i, v) {
-            printf("  %-16s %-10s", s_str(v, "vm"), s_str(v, "state"));
-            if (json_is_string(json_object_get(v, "mode")))
-                printf(" %s (%s)", s_str(v, "mode"), s_str(v, "mode_reason"));
-            if (json_is_integer(json_object_get(v, "restore_point")))
-                printf(" restore point %lld",
-                       (long long)json_integer_value(json_object_get(v, "restore_point")));
-            if (*s_str(v, "error"))
-                printf(" error: %s", s_str(v, "error"));
-            printf("\n");
-        }
+        s_print_vm_outcomes(json_object_get(job, "vm_details"));
     }
     return s_is(state, "succeeded") ? 0 : 1;
 }
@@ -682,15 +700,29 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
 /* Each restore point and the decision; a kept one a running job uses says which job. */
 static void s_prune_print(json_t *res)
 {
+    const char *headers[] = {"  RP", "VM", "CREATED", "DECISION"};
+    vb_table_t *t = vb_table_new(4, headers);
     size_t i, k;
     json_t *r, *use;
     json_array_foreach(json_object_get(res, "restore_points"), i, r) {
-        printf("  %-6lld %-16s %s  %s", (long long)json_integer_value(json_object_get(r, "id")),
-               s_str(r, "vm"), s_str(r, "created"), s_str(r, "decision"));
-        json_array_foreach(json_object_get(r, "in_use"), k, use)
-            printf("%s%s", k ? "; " : " (kept: ", json_string_value(use));
-        printf("%s\n", json_array_size(json_object_get(r, "in_use")) ? ")" : "");
+        char id[32];
+        snprintf(id, sizeof id, "  %lld", (long long)json_integer_value(json_object_get(r, "id")));
+        char *decision = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&decision, &len);
+        if (m) {
+            fputs(s_str(r, "decision"), m);
+            json_array_foreach(json_object_get(r, "in_use"), k, use)
+                fprintf(m, "%s%s", k ? "; " : " (kept: ", json_string_value(use));
+            fputs(json_array_size(json_object_get(r, "in_use")) ? ")" : "", m);
+            fclose(m);
+        }
+        const char *row[] = {id, s_str(r, "vm"), s_str(r, "created"), decision ? decision : ""};
+        vb_table_add(t, row);
+        free(decision);
     }
+    vb_table_print(t, stdout);
+    vb_table_destroy(&t);
     bool dry = json_is_true(json_object_get(res, "dry_run"));
     json_t *gc = json_object_get(res, "gc");
     long long removed = (long long)json_integer_value(json_object_get(res, "removed"));

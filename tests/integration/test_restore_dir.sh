@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 echo 'task_bytes = "1048576"' >>"$SITE/coordinator.conf" # 1 MiB windows: 4 tasks per disk
 # names as a vCenter user may give them ('/' shows as "%2f" in vSphere's names)
 name1='ab%41cd #x?y'
-name2='db #2 50% ça%2fz'
+name2='db #2 50% ça%2fzé'
 jq --arg a "$name1" --arg b "$name2" '(.vms[] | select(.name == "vm-nfs-01") | .name) |= $a
   | (.vms[] | select(.name == "vm-vsan-01") | .name) |= $b' "$SITE/site.json" >"$TEST_DIR/site.json"
 mv "$TEST_DIR/site.json" "$SITE/site.json"
@@ -124,3 +124,12 @@ msg=$("$VBAK" restore "$rp" --to-dir "$TEST_DIR/a-file" --wait 2>&1) || rc=$?
 grep -q "a-file is not a directory" <<<"$msg" || fail "the refusal does not say why: $msg"
 [[ $("$VBAK" jobs --json | jq length) == "$jobs_before" ]] || fail "a job was made for --to-dir naming a file"
 pass "--to-dir naming a file is refused at once (exit 1), no job made"
+
+# ---- tables stay aligned with non-ASCII names: every row's CREATED column starts at one column
+cols=$("$VBAK" prune --keep-last 1 --dry-run | grep -E '^  [0-9]+ ' |
+  sed -E 's/^(.*)[0-9]{4}-[0-9]{2}-[0-9]{2}T.*$/\1/' | while IFS= read -r head; do
+    printf '%s' "$head" | LC_ALL=C.UTF-8 wc -m
+  done | sort -u)
+[[ $(wc -l <<<"$cols") == 1 && -n $cols ]] || fail "prune's rows are not aligned (columns: $cols): $("$VBAK" prune --keep-last 1 --dry-run)"
+"$VBAK" prune --keep-last 1 --dry-run | grep -q "$name2" || fail "prune does not list '$name2'"
+pass "prune's table stays aligned with non-ASCII names"
