@@ -127,6 +127,12 @@ static const char *const s_migrations[] = {
     "DROP INDEX restore_points_vm;"
     "CREATE INDEX restore_points_vm ON restore_points(vm, state, created, id, is_fcd, job_id,"
     "  completed, kind, parent_id, verify_state, verified_at, verify_error);",
+    /* 4 (job engine): notes said on a job's VM (e.g. an encrypted disk into a plain repository);
+     *    the last error of a snapshot removal that is being retried; the bytes a task reads (the
+     *    read phase's progress counts these, not extent windows or map tasks). */
+    "ALTER TABLE job_vms ADD COLUMN notes TEXT;"
+    "ALTER TABLE job_vms ADD COLUMN snapshot_error TEXT;"
+    "ALTER TABLE tasks ADD COLUMN read_bytes INTEGER NOT NULL DEFAULT 0 CHECK (read_bytes >= 0);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
