@@ -209,7 +209,9 @@ int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full)
 static int s_backup_vm_plan(vb_jobs_t *self, jb_vmrun_t *vm, vb_prep_result_t *res)
 {
     bool incremental = res->incremental;
-    const char *reason = incremental || !res->full_reason ? vm->reason : res->full_reason;
+    /* asked for, it is just that; otherwise what CBT said beats "no earlier restore point" */
+    const char *reason =
+        incremental || vm->job->full || !res->full_reason ? vm->reason : res->full_reason;
     vb_rp_kind_t mode = incremental ? VB_RP_INCREMENTAL : VB_RP_FULL;
     int rc = vb_catalog_job_vm_set_mode(self->cfg.catalog, vm->job->id, vm->name, mode, reason);
     vb_rp_disk_t *rd = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *rd);
@@ -357,6 +359,7 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
         return rc;
     }
     jb_job_t *job = jb_job_new(self, id, VB_JOB_BACKUP, inv, n);
+    job->full = row.full;
     for (size_t i = 0; i < n; i++)
         jb_vmrun_init(job, &job->vms[i], pick[i]);
     free(pick);

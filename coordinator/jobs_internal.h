@@ -80,6 +80,7 @@ struct jb_job {
     char *first_error;
     bool cancelled;
     bool to_vm; /* restore into the VM's own disks */
+    bool full;  /* backup: --full was asked for */
     bool ended; /* finished in the catalog; freed by jb_reap at the end of the event */
     vb_jobs_t *engine;
 };

@@ -56,14 +56,16 @@ static void s_fail(vb_prep_result_t *res, int rc, const char *what)
     res->error = strdup(msg);
 }
 
-static void s_become_full(vb_prep_result_t *res, bool reset, const char *key)
+/* The backup is full because changed block tracking could not answer for disk `key` (rc). The
+ * providers say why in one sentence that names the VM and disk (tracking off, on but without a
+ * change ID yet, reset, not implemented): that sentence is the reason, as is. */
+static void s_become_full(vb_prep_result_t *res, int rc, const char *key)
 {
     char msg[1200];
-    if (reset)
-        snprintf(msg, sizeof msg, "change tracking was reset on disk %s (%s)", key,
-                 vb_error_msg());
+    if (rc == VB_ENOTFOUND || rc == VB_EUNSUPPORTED)
+        snprintf(msg, sizeof msg, "%s", vb_error_msg());
     else
-        snprintf(msg, sizeof msg, "changed block tracking unavailable for disk %s (%s)", key,
+        snprintf(msg, sizeof msg, "changed block tracking could not answer for disk %s: %s", key,
                  vb_error_msg());
     res->incremental = false;
     free(res->full_reason);
@@ -94,7 +96,7 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
             res->change_ids[i] = NULL; /* no change ID: the next backup is full */
             /* a site without change tracking: that is why this and every later backup is full */
             if (rc == VB_EUNSUPPORTED && !res->incremental && !res->full_reason)
-                s_become_full(res, false, req->disk_keys[i]);
+                s_become_full(res, rc, req->disk_keys[i]);
         }
         vb_extent_list_free(&all);
     }
@@ -102,7 +104,7 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
         rc = p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0,
                                    req->parent_change_ids[i], &res->areas[i], NULL);
         if (rc)
-            s_become_full(res, rc == VB_ENOTFOUND, req->disk_keys[i]);
+            s_become_full(res, rc, req->disk_keys[i]);
     }
 }
 

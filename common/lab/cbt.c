@@ -781,9 +781,9 @@ int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
     if (strcmp(since_epoch, vb_lab_json_str(disk, "change_epoch")) != 0 ||
         strcmp(at_epoch, since_epoch) != 0) {
         rc = vb_error_set(VB_ENOTFOUND,
-                          "change ID \"%s\" of %s disk %s is unknown: change tracking was reset "
-                          "or the ID is from another disk",
-                          change_id, vm, disk_key);
+                          "change ID \"%s\" of disk %s of %s is unknown (change tracking was "
+                          "reset, or the ID is from another disk)",
+                          change_id, disk_key, vm);
         goto out;
     }
     if (since_gen > at_gen) {
