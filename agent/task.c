@@ -56,6 +56,40 @@ static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *wha
     o->result.error = o->error;
 }
 
+/* Failures a retry cannot mend: the task fails at once instead of backing off (a short outage,
+ * a dropped connection, a busy file are worth retrying; these are not). */
+static const int s_permanent_codes[] = {VB_EINVAL,   VB_ENOTFOUND, VB_EPROTO, VB_EPOLICY,
+                                        VB_ECORRUPT, VB_EAUTH,     VB_ENOSPC, VB_EUNSUPPORTED};
+
+static bool s_is_permanent(int rc)
+{
+    for (size_t i = 0; i < sizeof s_permanent_codes / sizeof s_permanent_codes[0]; i++)
+        if (rc == s_permanent_codes[i])
+            return true;
+    return false;
+}
+
+/* A destination the agent cannot create stays so: a full file system, a path through a file, a
+ * read-only or forbidden directory. */
+static int s_create_error(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return VB_ENOSPC;
+    case ENOTDIR:
+    case EISDIR:
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case ENAMETOOLONG:
+    case ENOENT:
+        return VB_EINVAL;
+    default:
+        return VB_EIO;
+    }
+}
+
 /* A restore into a new file: make it at full capacity, sparse (every task may race to do so). */
 static int s_create_destination(const Vbak__TaskAssign *a)
 {
@@ -64,12 +98,12 @@ static int s_create_destination(const Vbak__TaskAssign *a)
         path += 7;
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vb_error_set(VB_EIO, "cannot create %s: %s", path, strerror(errno));
+        return vb_error_set(s_create_error(errno), "cannot create %s: %s", path, strerror(errno));
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0 || ((uint64_t)st.st_size < a->capacity &&
                                 ftruncate(fd, (off_t)a->capacity) != 0))
-        rc = vb_error_set(VB_EIO, "cannot size %s: %s", path, strerror(errno));
+        rc = vb_error_set(s_create_error(errno), "cannot size %s: %s", path, strerror(errno));
     close(fd);
     return rc;
 }
@@ -241,6 +275,7 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     if (a->kind == VBAK__TASK_KIND__TASK_KIND_RESTORE && a->create_destination &&
         (rc = s_create_destination(a)) != 0) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, NULL);
+        o->result.permanent = s_is_permanent(rc);
         return;
     }
     if ((rc = s_open(a, &conn, &disk, o)) != 0) {
@@ -260,10 +295,12 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     if (!rc && close_rc)
         rc = close_rc, snprintf(saved, sizeof saved, "%s", vb_error_msg());
     vb_disk_disconnect(&conn);
-    if (rc)
+    if (rc) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, saved);
-    else
+        o->result.permanent = s_is_permanent(rc);
+    } else {
         o->result.status = VBAK__TASK_STATUS__TASK_STATUS_OK;
+    }
 }
 
 static void s_outcome_free(s_outcome_t *o)

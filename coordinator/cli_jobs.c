@@ -99,6 +99,21 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
     }
 }
 
+/* Under a VM's line: its notes, and a snapshot whose removal is being retried. */
+static void s_print_vm_notes(json_t *v)
+{
+    size_t k;
+    json_t *note;
+    json_array_foreach(json_object_get(v, "notes"), k, note)
+        printf("    note: %s\n", json_string_value(note));
+    if (!json_is_true(json_object_get(v, "snapshot_pending")))
+        return;
+    printf("    snapshot %s: removal pending, retried until it succeeds", s_str(v, "snapshot"));
+    if (*s_str(v, "snapshot_error"))
+        printf(" (last error: %s)", s_str(v, "snapshot_error"));
+    printf("\n");
+}
+
 static int s_print_job_end(json_t *job, bool json)
 {
     const char *state = s_str(job, "state");
@@ -122,6 +137,7 @@ static int s_print_job_end(json_t *job, bool json)
             if (*s_str(v, "error"))
                 printf(" error: %s", s_str(v, "error"));
             printf("\n");
+            s_print_vm_notes(v);
         }
     }
     return s_is(state, "succeeded") ? 0 : 1;

@@ -37,6 +37,10 @@ typedef struct {
     int64_t per_datastore_tasks;
     int64_t per_host_tasks;
     int64_t max_attempts;
+    int64_t retry_delay_ms;
+    int64_t retry_max_delay_ms;
+    int64_t retry_deadline_ms;
+    int64_t snapshot_retry_ms;
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

@@ -97,7 +97,7 @@ static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t s
     return moved;
 }
 
-/* Every disk of a backed-up VM has its index: check nothing moved it, release it, commit. */
+/* Every disk of a backed-up VM has its index: check nothing moved it, commit, release it. */
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
 {
     char err[1024];
@@ -106,11 +106,8 @@ void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
         jb_vm_fail(self, vm, err);
         return;
     }
-    jb_release_vm(self, vm);
-    if (vm->snapshot_id) {
-        jb_vm_fail(self, vm, "the snapshot could not be removed; the restore point was not kept");
-        return;
-    }
+    /* the data is read and indexed: the restore point stands whatever the snapshot's removal
+     * does next (jb_vm_end releases the VM; a removal that fails is retried until done) */
     if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, jb_now()) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "committing the restore point: %s", vb_error_msg());
