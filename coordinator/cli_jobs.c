@@ -82,10 +82,13 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
         bool ended = !s_is(s_str(job, "state"), "running");
         if (!quiet && (tty || ended || zclock_mono() - last_line >= 1000)) {
             int bar = (int)(pct / 5);
-            fprintf(stderr, "%sjob %lld [%.*s%.*s] %5.1f%% %s/%s %.1f MiB/s ETA %s tasks running %lld%s",
-                    tty ? "\r" : "", (long long)id, bar, "####################", 20 - bar,
-                    "....................", pct, d, t, rate / 1048576.0, eta, running,
-                    tty ? "  " : "\n");
+            /* the bar and the bytes are the read phase's; earlier phases show by name */
+            fprintf(stderr,
+                    "%sjob %lld %-8s [%.*s%.*s] %5.1f%% read %s/%s %.1f MiB/s ETA %s tasks "
+                    "running %lld%s",
+                    tty ? "\r" : "", (long long)id, s_str(p, "phase"), bar,
+                    "####################", 20 - bar, "....................", pct, d, t,
+                    rate / 1048576.0, eta, running, tty ? "  " : "\n");
             last_line = zclock_mono();
         }
         if (ended) {

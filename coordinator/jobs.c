@@ -389,6 +389,26 @@ static void s_unregister_disk(vb_jobs_t *self, jb_disk_t *d)
 /* ---- tasks ---- */
 
 /* Adds tasks for one disk to the catalog and the scheduler. `plan` may be NULL for a map task. */
+/* The bytes a task reads, what the read phase's progress counts: a backup task the whole chunks
+ * its ranges touch (the disk's last chunk may be short), a restore task its window, a map task
+ * nothing (it asks for allocated blocks, it reads no data). */
+static uint64_t s_read_bytes(vb_jobs_t *self, const jb_disk_t *d, vb_task_kind_t kind,
+                             const vb_plan_task_t *p)
+{
+    if (!p || kind == VB_TASK_MAP)
+        return 0;
+    if (kind == VB_TASK_RESTORE)
+        return p->length;
+    uint64_t chunk = vb_repo_chunk_size(self->repo), cap = d->inv->capacity, end = 0;
+    uint64_t bytes = p->chunks * chunk, tail = chunk ? cap % chunk : 0;
+    for (size_t i = 0; i < p->count; i++)
+        if (p->extents[i].offset + p->extents[i].length > end)
+            end = p->extents[i].offset + p->extents[i].length;
+    if (tail && end > cap - tail && bytes >= chunk - tail)
+        bytes -= chunk - tail;
+    return bytes;
+}
+
 int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan, size_t n)
 {
     jb_job_t *job = d->vm->job;
@@ -402,6 +422,7 @@ int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_tas
         rows[i].kind = kind;
         rows[i].offset = plan ? plan[i].offset : 0;
         rows[i].length = plan ? plan[i].length : d->inv->capacity;
+        rows[i].read_bytes = s_read_bytes(self, d, kind, plan ? &plan[i] : NULL);
     }
     if (!rc)
         rc = vb_catalog_tasks_add(self->cfg.catalog, job->id, rows, count, ids);
@@ -1001,6 +1022,53 @@ int jb_ready(vb_jobs_t *self)
     if (!jb_repo(self))
         return vb_error_prefix(vb_error_code() ? vb_error_code() : VB_EIO, "repository");
     return 0;
+}
+
+/* ---- progress: the phases of a job ---- */
+
+/* A backup VM goes through these in order; a restore has one phase, its restore tasks. */
+static const char *const s_backup_phases[] = {"snapshot", "map", "read", "index", "commit"};
+static const char *const s_restore_phases[] = {"restore"};
+
+/* The phase a running VM is in (an index in s_backup_phases). */
+static size_t s_vm_phase(const jb_vmrun_t *vm)
+{
+    if (vm->prep || !vm->rp_id)
+        return 0;
+    size_t phase = 4;
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        const jb_disk_t *d = &vm->disks[i];
+        size_t p = d->map_pending ? 1 : d->tasks_left ? 2 : !d->done ? 3 : 4;
+        phase = p < phase ? p : phase;
+    }
+    return phase;
+}
+
+void vb_jobs_progress_phases(vb_jobs_t *self, int64_t job_id, vb_job_kind_t kind,
+                             vb_job_state_t state, json_t *progress)
+{
+    char key[24];
+    const jb_job_t *job = zhashx_lookup(self->jobs, jb_key(job_id, key));
+    bool backup = kind == VB_JOB_BACKUP;
+    const char *const *names = backup ? s_backup_phases : s_restore_phases;
+    size_t n = backup ? 5 : kind == VB_JOB_RESTORE ? 1 : 0;
+    size_t now = n; /* n: past the last one, the job ended */
+    bool running = state == VB_JOB_RUNNING && job && !job->ended;
+    for (size_t v = 0; running && v < job->nvms; v++)
+        if (!job->vms[v].finished) {
+            size_t p = backup ? s_vm_phase(&job->vms[v]) : 0;
+            now = p < now ? p : now;
+        }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *st = i < now ? "done" : i == now ? "running" : "pending";
+        if (!running)
+            st = state == VB_JOB_SUCCEEDED ? "done" : "ended";
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", names[i], "state", st));
+    }
+    json_object_set_new(progress, "phase",
+                        json_string(running && now < n ? names[now] : vb_job_state_name(state)));
+    json_object_set_new(progress, "phases", arr);
 }
 
 /* ---- cancel, recovery, explain ---- */

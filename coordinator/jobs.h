@@ -97,6 +97,13 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
 /* Counters of results dropped (unknown task, replay, wrong agent). */
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);
 
+/* Sets progress.phase (the phase the job is in: for a backup snapshot, map, read, index or
+ * commit, the earliest its VMs are in; for a restore, restore; once ended, the job's state) and
+ * progress.phases ([{name, state}], state done, running, pending, or ended for a job that did
+ * not succeed). */
+void vb_jobs_progress_phases(vb_jobs_t *self, int64_t job_id, vb_job_kind_t kind,
+                             vb_job_state_t state, json_t *progress);
+
 /* Snapshots (and PrepareForAccess holds) of ended backups whose removal failed and is being
  * retried in the background, until it succeeds. */
 size_t vb_jobs_pending_releases(const vb_jobs_t *self);

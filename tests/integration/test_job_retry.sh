@@ -45,6 +45,14 @@ job_show "$job" | jq -e '[.tasks[] | select(.failures > 0)] | length > 0' >/dev/
   fail "a snapshot was left on $vm"
 check_restore "$(job_show "$job" | jq -r '.vm_details[0].restore_point')" one
 pass "a 3 s outage of the disk servers was ridden out; no snapshot left; restore byte-identical"
+# progress counts the bytes the read tasks read, not the map tasks' disk spans; phases by name
+p=$(job_show "$job" | jq -c .progress)
+read=$(job_show "$job" | jq '[.tasks[] | select(.kind == "backup") | .bytes] | add')
+[[ $(jq .bytes_total <<<"$p") == "$read" && $(jq .bytes_done <<<"$p") == "$read" ]] ||
+  fail "progress $p does not count the $read bytes the read tasks read"
+[[ $(jq -c '[.phases[] | [.name, .state]]' <<<"$p") == '[["snapshot","done"],["map","done"],["read","done"],["index","done"],["commit","done"]]' ]] ||
+  fail "phases of a finished backup: $p"
+pass "progress: $(jq .bytes_total <<<"$p") bytes read of $(jq .tasks <<<"$p") tasks, phases snapshot map read index commit"
 wait_until 10 "four agents online" has_count online 4
 
 # 2. gone for good: the job's error is what the tasks said, not "no online agent may reach"
@@ -70,6 +78,9 @@ save_content two
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
 wait_until 30 "the snapshot of job $job" bash -c \
   "[[ \$(\"$VBAK\" job show $job --json | jq -r '.vm_details[0].snapshot_state') == created ]]"
+p=$(job_show "$job" | jq -c .progress) # no agent: the map tasks wait
+[[ $(jq -r .phase <<<"$p") == map && $(jq -c '[.phases[].state]' <<<"$p") == '["done","running","pending","pending","pending"]' && $(jq .bytes_total <<<"$p") == 0 ]] ||
+  fail "progress while the map tasks wait: $p"
 snap=$(site_json | jq -r --arg vm "$vm" --arg n "vbak-$job" '.vms[] | select(.name == $vm) | .snapshots[] | select(.name == $n) | .id')
 mapfile -t files < <(find "$SITE"/disks* -type f -name "*@$snap")
 ((${#files[@]} > 0)) || fail "no image file of snapshot $snap"
