@@ -157,6 +157,8 @@ static int s_run_job(vb_cli_t *cli, const char *command, json_t *args, s_flags_t
     json_t *note;
     json_array_foreach(json_object_get(json_object_get(res, "new_vm"), "notes"), k, note)
         fprintf(stderr, "vbak: note: %s\n", json_string_value(note));
+    json_array_foreach(json_object_get(res, "notes"), k, note)
+        fprintf(stderr, "vbak: note: %s\n", json_string_value(note));
     if (!f.wait) {
         if (f.json)
             vb_cli_print_json(res);

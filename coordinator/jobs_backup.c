@@ -297,6 +297,26 @@ static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+/* An encrypted disk backed up into an unencrypted repository: allowed, and said on the job (its
+ * plaintext is what the repository keeps). Notes go to the catalog (job show) and `notes`. */
+static void s_note_encrypted(vb_jobs_t *self, jb_vmrun_t *vm, json_t *notes)
+{
+    if (vb_repo_encrypted(self->repo))
+        return;
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        if (!vm->disks[i].inv->encrypted)
+            continue;
+        char note[512];
+        snprintf(note, sizeof note,
+                 "disk %s of %s is encrypted but the repository is not: its plaintext is stored "
+                 "unencrypted (back it up into an encrypted repository to keep it encrypted)",
+                 vm->disks[i].inv->key, vm->name);
+        json_array_append_new(notes, json_string(note));
+        if (vb_catalog_job_vm_add_note(self->cfg.catalog, vm->job->id, vm->name, note) != 0)
+            VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    }
+}
+
 int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
 {
     int rc = jb_ready(self);
@@ -361,7 +381,10 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
         jb_vmrun_init(job, &job->vms[i], pick[i]);
     free(pick);
     VB_LOG_INFO("jobs", "backup_started job=%lld vms=%zu full=%d", (long long)id, n, row.full);
-    *result = json_pack("{s:I}", "job", (json_int_t)id);
+    json_t *notes = json_array();
+    for (size_t i = 0; i < n; i++)
+        s_note_encrypted(self, &job->vms[i], notes);
+    *result = json_pack("{s:I, s:o}", "job", (json_int_t)id, "notes", notes);
     for (size_t i = 0; i < n; i++) {
         jb_vmrun_t *vm = &job->vms[i];
         if (jb_backup_vm_start(self, vm, row.full) != 0 && !vm->finished)

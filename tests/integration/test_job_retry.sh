@@ -103,7 +103,21 @@ wait_until 20 "the snapshot removed" bash -c \
 check_restore "$(job_show "$job" | jq -r '.vm_details[0].restore_point')" two
 pass "a snapshot removal that failed was pending (job show, status), retried, and ended removed"
 
-# 4. a chunk missing on restore cannot come back by retrying: the restore fails at once
+# 4. an encrypted disk into this unencrypted repository: allowed, and said on the job
+wait_until 10 "four agents online" has_count online 4
+enc=$(site_json | jq -r '[.fcds[] | select(.encrypted)][0].name')
+plain=$(site_json | jq -r '[.fcds[] | select(.encrypted | not)][0].name')
+fjob=$("$VBAK" backup --fcd "$plain" --fcd "$enc" --wait --json 2>"$TEST_DIR/note.err")
+[[ $(jq -r .state <<<"$fjob") == succeeded ]] || fail "backup of the FCDs: $fjob"
+note=$(jq -r --arg f "$enc" '.vm_details[] | select(.vm == $f) | .notes[0]' <<<"$fjob")
+[[ $note == "disk "*" of $enc is encrypted but the repository is not: its plaintext is stored unencrypted"* ]] ||
+  fail "no note on the encrypted FCD: $(jq -c .vm_details <<<"$fjob")"
+[[ $(jq --arg f "$plain" '.vm_details[] | select(.vm == $f) | .notes | length' <<<"$fjob") == 0 ]] ||
+  fail "a note on the plain FCD"
+grep -qF "vbak: note: $note" "$TEST_DIR/note.err" || fail "the CLI did not say the note: $(cat "$TEST_DIR/note.err")"
+pass "an encrypted disk into an unencrypted repository: backed up, with the note: $note"
+
+# 5. a chunk missing on restore cannot come back by retrying: the restore fails at once
 rp=$(job_show "$job" | jq -r '.vm_details[0].restore_point')
 chunk=$(find "$SITE/repo/chunks" -type f -print -quit)
 rm -f "$chunk"
