@@ -662,7 +662,7 @@ static bool s_keep_job(void *item, void *arg)
     const jb_job_t *job = item;
     bool prep = false;
     for (size_t i = 0; i < job->nvms; i++)
-        prep |= job->vms[i].prep != NULL;
+        prep |= job->vms[i].prep != NULL || job->vms[i].releasing;
     return !job->ended || prep;
 }
 
@@ -704,12 +704,21 @@ void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char
             VB_LOG_WARN("jobs", "discard_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
                         vb_error_msg());
     }
-    if (vm->job->kind == VB_JOB_BACKUP && !vm->prep)
-        jb_release_vm(self, vm); /* with a prep still running, its reply releases the VM */
+    /* with a prep still running, its reply releases the VM */
+    bool waits = vm->job->kind == VB_JOB_BACKUP && !vm->prep && jb_release_vm(self, vm, true);
     if (vb_catalog_job_vm_finish(self->cfg.catalog, vm->job->id, vm->name, state, error))
         VB_LOG_ERROR("jobs", "vm_finish_failed error=\"%s\"", vb_error_msg());
     VB_LOG_INFO("jobs", "vm_finished job=%lld vm=%s state=%s%s%s", (long long)vm->job->id, vm->name,
                 vb_job_state_name(state), error ? " error=" : "", error ? error : "");
+    if (waits) /* the job ends once the snapshot's removal was tried: normally it is gone then */
+        vm->releasing = true;
+    else
+        jb_vm_released(self, vm);
+}
+
+void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    vm->releasing = false;
     vm->job->vms_left--;
     s_job_maybe_finish(self, vm->job);
 }
@@ -811,13 +820,19 @@ static int s_on_retry_timer(zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     vb_jobs_t *self = arg;
-    int64_t now = jb_now();
+    int64_t now = jb_now(), next = 0;
     zlistx_t *due = zlistx_new();
     for (void *v = zhashx_first(self->held); v; v = zhashx_next(self->held)) {
         jb_task_t *t = zhashx_lookup(self->tasks, zhashx_cursor(self->held));
         if (!t || !t->held || t->retry_at <= now)
             zlistx_add_end(due, (void *)zhashx_cursor(self->held));
+        else if (!next || t->retry_at < next)
+            next = t->retry_at;
     }
+    /* the loop's clock and ours may differ by a little: a task not due yet gets a timer of its
+     * own, so none is ever left held */
+    if (next)
+        zloop_timer(self->cfg.loop, (size_t)(next - now), 1, s_on_retry_timer, self);
     for (const char *key = zlistx_first(due); key; key = zlistx_next(due)) {
         jb_task_t *t = zhashx_lookup(self->tasks, key);
         if (t && t->held) {
@@ -1106,7 +1121,7 @@ int vb_jobs_recover(vb_jobs_t *self)
         const char *which = r->snapshot_id ? r->snapshot_id : r->snapshot_name;
         VB_LOG_INFO("jobs", "recovering job=%lld vm=%s snapshot=%s access=%d",
                     (long long)r->job_id, r->vm, which ? which : "-", r->access_prepared);
-        jb_release_queue(self, r->job_id, r->vm, which, r->access_prepared);
+        jb_release_queue(self, r->job_id, r->vm, which, r->access_prepared, NULL);
     }
     vb_snapshot_refs_free(&refs, n);
     vb_job_t *jobs = NULL;

@@ -286,7 +286,7 @@ static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
         vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
         VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
     if (vm->finished) /* cancelled while the snapshot was being made */
-        jb_release_vm(self, vm);
+        (void)jb_release_vm(self, vm, false);
     else if (res->rc)
         jb_vm_fail(self, vm, res->error);
     else if (s_backup_vm_plan(self, vm, res) != 0 && !vm->finished)

@@ -68,6 +68,7 @@ struct jb_vmrun {
     int64_t rp_id;
     char *snapshot_id;
     bool access;
+    bool releasing; /* ended; its job waits for the first EndAccess/snapshot removal attempt */
     jb_disk_t *disks;
     size_t ndisks, disks_left;
     bool finished;
@@ -142,11 +143,14 @@ int jb_ready(vb_jobs_t *self);
 int64_t jb_backoff(vb_jobs_t *self, uint32_t base, uint32_t failures);
 
 /* releases (jobs_release.c) */
-void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm);
+/* Releases what the backup holds on vm. wait: the VM's job ends only once the first attempt is
+ * over (jb_vm_released is called then); returns whether it waits. */
+bool jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm, bool wait);
+void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm);
 /* Takes a release of what a job left on `vm` (snapshot id or name, may be NULL; access held) and
  * runs it in the background, retried until done. */
 void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const char *snapshot,
-                      bool access);
+                      bool access, jb_vmrun_t *waiting);
 void jb_releases_destroy(vb_jobs_t *self);
 
 /* backups (jobs_backup.c) */

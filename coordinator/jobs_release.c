@@ -17,6 +17,7 @@ typedef struct {
     bool access;    /* PrepareForAccess still to end */
     zactor_t *actor; /* the attempt running, if any */
     int timer;       /* the next attempt's timer, if any (-1: none) */
+    jb_vmrun_t *waiting; /* the ended VM whose job waits for this first attempt, or NULL */
     uint32_t attempts;
     int64_t next_ms;
     char *error;
@@ -87,7 +88,13 @@ static int s_on_timer(zloop_t *loop, int timer_id, void *arg)
 static void s_after(vb_jobs_t *self, jb_release_t *r, vb_release_result_t *res)
 {
     r->attempts++;
-    if (s_take_result(self, r, res)) {
+    bool done = s_take_result(self, r, res);
+    if (r->waiting) { /* the job can end now, whatever the first attempt did */
+        jb_vm_released(self, r->waiting);
+        r->waiting = NULL;
+        jb_reap(self);
+    }
+    if (done) {
         void *handle = zlistx_find(self->releases, r);
         if (handle)
             zlistx_delete(self->releases, handle);
@@ -140,7 +147,7 @@ static void s_release_now(vb_jobs_t *self, int64_t job_id, const char *vm, const
     vb_release_request_t req = {(char *)vm, (char *)snapshot, access};
     vb_release_result_t *res = vb_release_run(&req, self->cfg.provider);
     jb_release_t r = {self, job_id, strdup(vm), snapshot ? strdup(snapshot) : NULL, access,
-                      NULL, -1, 0, 0, NULL};
+                      NULL, -1, NULL, 0, 0, NULL};
     if (!s_take_result(self, &r, res))
         VB_LOG_ERROR("jobs", "release_failed job=%lld vm=%s error=\"%s\"", (long long)job_id, vm,
                      r.error);
@@ -151,7 +158,7 @@ static void s_release_now(vb_jobs_t *self, int64_t job_id, const char *vm, const
 }
 
 void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const char *snapshot,
-                      bool access)
+                      bool access, jb_vmrun_t *waiting)
 {
     if (!snapshot && !access)
         return;
@@ -165,19 +172,23 @@ void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const cha
     }
     jb_release_t *r = calloc(1, sizeof *r);
     *r = (jb_release_t){self, job_id, strdup(vm), snapshot ? strdup(snapshot) : NULL, access,
-                        NULL, -1, 0, jb_now(), NULL};
+                        NULL, -1, waiting, 0, jb_now(), NULL};
     zlistx_add_end(self->releases, r);
     s_attempt(self, r);
 }
 
 /* Undo what a backup did to a VM: EndAccess, remove the snapshot, on a thread; what fails is
  * tried again until it is done. The VM run forgets both at once: the release owns them now. */
-void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm)
+bool jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm, bool wait)
 {
-    jb_release_queue(self, vm->job->id, vm->name, vm->snapshot_id, vm->access);
+    bool waits = wait && (vm->snapshot_id || vm->access) && self->cfg.loop &&
+                 self->cfg.provider_factory;
+    jb_release_queue(self, vm->job->id, vm->name, vm->snapshot_id, vm->access,
+                     waits ? vm : NULL);
     free(vm->snapshot_id);
     vm->snapshot_id = NULL;
     vm->access = false;
+    return waits;
 }
 
 size_t vb_jobs_pending_releases(const vb_jobs_t *self)
