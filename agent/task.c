@@ -61,12 +61,27 @@ static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *wha
 static const int s_permanent_codes[] = {VB_EINVAL,   VB_ENOTFOUND, VB_EPROTO, VB_EPOLICY,
                                         VB_ECORRUPT, VB_EAUTH,     VB_ENOSPC, VB_EUNSUPPORTED};
 
-static bool s_is_permanent(int rc)
+/* A disk that cannot be opened because of what the route is (refused by policy, not supported,
+ * a wrong certificate), not because its server is away for a moment. */
+static const int s_permanent_open_codes[] = {VB_EPOLICY, VB_EUNSUPPORTED, VB_EAUTH};
+
+static bool s_in(int rc, const int *codes, size_t n)
 {
-    for (size_t i = 0; i < sizeof s_permanent_codes / sizeof s_permanent_codes[0]; i++)
-        if (rc == s_permanent_codes[i])
+    for (size_t i = 0; i < n; i++)
+        if (rc == codes[i])
             return true;
     return false;
+}
+
+static bool s_is_permanent(int rc)
+{
+    return s_in(rc, s_permanent_codes, sizeof s_permanent_codes / sizeof s_permanent_codes[0]);
+}
+
+static bool s_is_permanent_open(int rc)
+{
+    return s_in(rc, s_permanent_open_codes,
+                sizeof s_permanent_open_codes / sizeof s_permanent_open_codes[0]);
 }
 
 /* A destination the agent cannot create stays so: a full file system, a path through a file, a
@@ -280,6 +295,7 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     }
     if ((rc = s_open(a, &conn, &disk, o)) != 0) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED, NULL);
+        o->result.permanent = s_is_permanent_open(rc);
         vb_disk_disconnect(&conn);
         return;
     }

@@ -885,6 +885,11 @@ static void s_task_failed(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult 
     int64_t now = jb_now(), delay = 0;
     if (verdict != VB_SCHED_REQUEUED)
         t->failures++;
+    /* a route refused for what it is (read-only, wrong certificate): once nothing is left to
+     * fall back to, waiting will not change it */
+    bool refused = how == VB_SCHED_FAIL_OPEN && r->permanent;
+    if (verdict == VB_SCHED_HELD && refused)
+        verdict = VB_SCHED_GIVEN_UP; /* its disk's removal (jb_vm_fail) forgets the held task */
     bool late = false;
     if (verdict == VB_SCHED_HELD) {
         delay = jb_backoff(self, self->cfg.retry_delay_ms, t->failures);
@@ -912,7 +917,7 @@ static void s_task_failed(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult 
     }
     if (verdict == VB_SCHED_REQUEUED)
         return;
-    if (how == VB_SCHED_FAIL_PERMANENT)
+    if (how == VB_SCHED_FAIL_PERMANENT || refused)
         snprintf(msg, sizeof msg, "disk %s: %s (not retried: a retry cannot mend it)", d->inv->key,
                  error);
     else if (late)

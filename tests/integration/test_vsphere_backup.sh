@@ -98,10 +98,10 @@ jq -r '.vm_details[0].mode_reason' <<<"$job2" | grep -q "changed block tracking 
 pass "the next backup is full too, and says why"
 
 # --full: the reason is that, one sentence, not what change tracking would have said
-job3=$(backup_json "$vm" --full)
-[[ $(jq -r .state <<<"$job3") == succeeded ]] || fail "--full backup of $vm: $job3"
-[[ $(jq -r '.vm_details[0].mode_reason' <<<"$job3") == "a full backup was asked for" ]] ||
-  fail "the reason of a --full backup: $(jq -r '.vm_details[0].mode_reason' <<<"$job3")"
+jobf=$(backup_json "$vm" --full)
+[[ $(jq -r .state <<<"$jobf") == succeeded ]] || fail "--full backup of $vm: $jobf"
+[[ $(jq -r '.vm_details[0].mode_reason' <<<"$jobf") == "a full backup was asked for" ]] ||
+  fail "the reason of a --full backup: $(jq -r '.vm_details[0].mode_reason' <<<"$jobf")"
 pass "a --full backup says: a full backup was asked for"
 
 # restore_and_compare JOB VM: restores the VM's restore point to a directory; every disk must
@@ -140,4 +140,8 @@ pass "'$sp' ($(fx '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_pa
 r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --to-vm --wait --json) || true
 [[ $(jq -r .state <<<"$r") == failed ]] || fail "a restore into the vSphere VM did not fail: $r"
 jq -r .error <<<"$r" | grep -q "route is read-only" || fail "no reason for the refused restore: $r"
+# the job says the tasks' own error, at once: the route is refused for what it is
+jq -r .error <<<"$r" | grep -q "no online agent may reach" && fail "the job's error hides the cause: $r"
+"$VBAK" job show "$(jq .id <<<"$r")" --json | jq -e '[.tasks[] | select(.state == "failed")] |
+  length > 0 and all(.attempts == 1)' >/dev/null || fail "the refused restore was retried: $r"
 pass "restore into the vSphere VM refused: the file service route is read-only"
