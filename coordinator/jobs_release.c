@@ -13,10 +13,10 @@ typedef struct {
     vb_jobs_t *engine;
     int64_t job_id;
     char *vm;
-    char *snapshot; /* id (or name) still to remove; NULL once removed */
-    bool access;    /* PrepareForAccess still to end */
-    zactor_t *actor; /* the attempt running, if any */
-    int timer;       /* the next attempt's timer, if any (-1: none) */
+    char *snapshot;      /* id (or name) still to remove; NULL once removed */
+    bool access;         /* PrepareForAccess still to end */
+    zactor_t *actor;     /* the attempt running, if any */
+    int timer;           /* the next attempt's timer, if any (-1: none) */
     jb_vmrun_t *waiting; /* the ended VM whose job waits for this first attempt, or NULL */
     uint32_t attempts;
     int64_t next_ms;
@@ -140,20 +140,31 @@ static void s_attempt(vb_jobs_t *self, jb_release_t *r)
     free(why);
 }
 
+static jb_release_t *s_release_new(vb_jobs_t *self, int64_t job_id, const char *vm,
+                                   const char *snapshot, bool access)
+{
+    jb_release_t *r = calloc(1, sizeof *r);
+    *r = (jb_release_t){.engine = self,
+                        .job_id = job_id,
+                        .vm = strdup(vm),
+                        .snapshot = snapshot ? strdup(snapshot) : NULL,
+                        .access = access,
+                        .timer = -1,
+                        .next_ms = jb_now()};
+    return r;
+}
+
 /* Without an event loop (tests that drive the engine by hand): once, here, with the provider. */
 static void s_release_now(vb_jobs_t *self, int64_t job_id, const char *vm, const char *snapshot,
                           bool access)
 {
     vb_release_request_t req = {(char *)vm, (char *)snapshot, access};
     vb_release_result_t *res = vb_release_run(&req, self->cfg.provider);
-    jb_release_t r = {self, job_id, strdup(vm), snapshot ? strdup(snapshot) : NULL, access,
-                      NULL, -1, NULL, 0, 0, NULL};
-    if (!s_take_result(self, &r, res))
+    void *r = s_release_new(self, job_id, vm, snapshot, access);
+    if (!s_take_result(self, r, res))
         VB_LOG_ERROR("jobs", "release_failed job=%lld vm=%s error=\"%s\"", (long long)job_id, vm,
-                     r.error);
-    free(r.vm);
-    free(r.snapshot);
-    free(r.error);
+                     ((jb_release_t *)r)->error);
+    s_release_free(&r);
     vb_release_result_free(&res);
 }
 
@@ -170,9 +181,8 @@ void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const cha
         self->releases = zlistx_new();
         zlistx_set_destructor(self->releases, s_release_free);
     }
-    jb_release_t *r = calloc(1, sizeof *r);
-    *r = (jb_release_t){self, job_id, strdup(vm), snapshot ? strdup(snapshot) : NULL, access,
-                        NULL, -1, waiting, 0, jb_now(), NULL};
+    jb_release_t *r = s_release_new(self, job_id, vm, snapshot, access);
+    r->waiting = waiting;
     zlistx_add_end(self->releases, r);
     s_attempt(self, r);
 }
@@ -181,10 +191,9 @@ void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const cha
  * tried again until it is done. The VM run forgets both at once: the release owns them now. */
 bool jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm, bool wait)
 {
-    bool waits = wait && (vm->snapshot_id || vm->access) && self->cfg.loop &&
-                 self->cfg.provider_factory;
-    jb_release_queue(self, vm->job->id, vm->name, vm->snapshot_id, vm->access,
-                     waits ? vm : NULL);
+    bool waits =
+        wait && (vm->snapshot_id || vm->access) && self->cfg.loop && self->cfg.provider_factory;
+    jb_release_queue(self, vm->job->id, vm->name, vm->snapshot_id, vm->access, waits ? vm : NULL);
     free(vm->snapshot_id);
     vm->snapshot_id = NULL;
     vm->access = false;
@@ -202,11 +211,12 @@ json_t *vb_jobs_pending_releases_json(const vb_jobs_t *self)
     if (!self->releases)
         return arr;
     for (jb_release_t *r = zlistx_first(self->releases); r; r = zlistx_next(self->releases))
-        json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:o, s:b, s:i, s:o, s:o}", "job", (json_int_t)r->job_id,
-                           "vm", r->vm, "snapshot", r->snapshot ? json_string(r->snapshot) : json_null(),
-                           "access", r->access, "attempts", (int)r->attempts, "error",
-                           r->error ? json_string(r->error) : json_null(), "next_try",
-                           r->actor ? json_null() : vb_json_time(r->next_ms)));
+        json_array_append_new(arr,
+                              json_pack("{s:I, s:s, s:o, s:b, s:i, s:o, s:o}", "job",
+                                        (json_int_t)r->job_id, "vm", r->vm, "snapshot",
+                                        r->snapshot ? json_string(r->snapshot) : json_null(),
+                                        "access", r->access, "attempts", (int)r->attempts, "error",
+                                        r->error ? json_string(r->error) : json_null(), "next_try",
+                                        r->actor ? json_null() : vb_json_time(r->next_ms)));
     return arr;
 }
