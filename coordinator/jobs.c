@@ -266,7 +266,8 @@ vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config)
     self->sent = zhashx_new();
     self->places = zhashx_new();
     self->held = zhashx_new();
-    self->rand_state = (uint64_t)zclock_usecs() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    self->rand_state =
+        (uint64_t)zclock_usecs() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
     if (!self->sched || !self->sent || !self->held) {
         vb_jobs_destroy(&self);
         return NULL;
@@ -1101,7 +1102,10 @@ int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result)
     if (rc)
         return rc;
     if (job && !job->ended) {
-        job->cancelled = true;
+        /* VMs that ended already keep their outcome (a job waiting only for a snapshot removal
+         * attempt is not made cancelled by it) */
+        for (size_t i = 0; i < job->nvms; i++)
+            job->cancelled |= !job->vms[i].finished;
         for (size_t i = 0; i < job->nvms; i++)
             if (!job->vms[i].finished)
                 jb_vm_fail(self, &job->vms[i], "cancelled by the user");
