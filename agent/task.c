@@ -52,6 +52,55 @@ static void s_set_error(s_outcome_t *o, Vbak__TaskStatus status, const char *wha
     o->result.error = o->error;
 }
 
+/* Failures a retry cannot mend: the task fails at once instead of backing off (a short outage,
+ * a dropped connection, a busy file are worth retrying; these are not). */
+static const int s_permanent_codes[] = {VB_EINVAL,   VB_ENOTFOUND, VB_EPROTO, VB_EPOLICY,
+                                        VB_ECORRUPT, VB_EAUTH,     VB_ENOSPC, VB_EUNSUPPORTED};
+
+/* A disk that cannot be opened because of what the route is (refused by policy, not supported,
+ * a wrong certificate), not because its server is away for a moment. */
+static const int s_permanent_open_codes[] = {VB_EPOLICY, VB_EUNSUPPORTED, VB_EAUTH};
+
+static bool s_in(int rc, const int *codes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rc == codes[i])
+            return true;
+    return false;
+}
+
+static bool s_is_permanent(int rc)
+{
+    return s_in(rc, s_permanent_codes, sizeof s_permanent_codes / sizeof s_permanent_codes[0]);
+}
+
+static bool s_is_permanent_open(int rc)
+{
+    return s_in(rc, s_permanent_open_codes,
+                sizeof s_permanent_open_codes / sizeof s_permanent_open_codes[0]);
+}
+
+/* A destination the agent cannot create stays so: a full file system, a path through a file, a
+ * read-only or forbidden directory. */
+static int s_create_error(int err)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        return VB_ENOSPC;
+    case ENOTDIR:
+    case EISDIR:
+    case EROFS:
+    case EACCES:
+    case EPERM:
+    case ENAMETOOLONG:
+    case ENOENT:
+        return VB_EINVAL;
+    default:
+        return VB_EIO;
+    }
+}
+
 /* A restore into a new file: make it at full capacity, sparse, private (mode 0600 whatever the
  * umask: it holds a disk's data); every task may race to do so. The route's URI is decoded here
  * by the same parser that opens it, so both name the same file. */
@@ -67,13 +116,14 @@ static int s_create_destination(const Vbak__TaskAssign *a)
     }
     int fd = open(uri.path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = vb_error_set(VB_EIO, "cannot create %s: %s", uri.path, strerror(errno));
+        rc = vb_error_set(s_create_error(errno), "cannot create %s: %s", uri.path,
+                          strerror(errno));
         goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || fchmod(fd, 0600) != 0 ||
         ((uint64_t)st.st_size < a->capacity && ftruncate(fd, (off_t)a->capacity) != 0))
-        rc = vb_error_set(VB_EIO, "cannot size %s: %s", uri.path, strerror(errno));
+        rc = vb_error_set(s_create_error(errno), "cannot size %s: %s", uri.path, strerror(errno));
     close(fd);
 out:
     vb_disk_uri_free(&uri);
@@ -265,10 +315,12 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     if (a->kind == VBAK__TASK_KIND__TASK_KIND_RESTORE && a->create_destination &&
         (rc = s_create_destination(a)) != 0) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, NULL);
+        o->result.permanent = s_is_permanent(rc);
         return;
     }
     if ((rc = s_open(a, &conn, &disk, o)) != 0) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED, NULL);
+        o->result.permanent = s_is_permanent_open(rc);
         vb_disk_disconnect(&conn);
         return;
     }
@@ -285,10 +337,12 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     if (!rc && close_rc)
         rc = close_rc, snprintf(saved, sizeof saved, "%s", vb_error_msg());
     vb_disk_disconnect(&conn);
-    if (rc)
+    if (rc) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, saved);
-    else
+        o->result.permanent = s_is_permanent(rc);
+    } else {
         o->result.status = VBAK__TASK_STATUS__TASK_STATUS_OK;
+    }
 }
 
 static void s_outcome_free(s_outcome_t *o)

@@ -42,19 +42,24 @@ static int s_job_show(vb_admin_t *self, json_t *args, json_t **result)
     if (rc)
         return vb_error_set(rc, "job %lld does not exist", (long long)id);
     json_t *out = vb_json_job(&job, true);
+    vb_job_kind_t kind = job.kind;
+    vb_job_state_t state = job.state;
     vb_job_clear(&job);
     vb_task_counts_t counts = {0};
     if ((rc = vb_catalog_job_task_counts(self->catalog, id, &counts)) != 0) {
         json_decref(out);
         return rc;
     }
-    json_object_set_new(out, "progress",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tasks",
-                                  (json_int_t)counts.total, "queued", (json_int_t)counts.queued,
-                                  "running", (json_int_t)counts.running, "done",
-                                  (json_int_t)counts.done, "failed", (json_int_t)counts.failed,
-                                  "bytes_total", (json_int_t)counts.bytes_total, "bytes_done",
-                                  (json_int_t)counts.bytes_done));
+    /* bytes are the read phase's only: a map task spans its disk but reads no data */
+    json_t *progress = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "tasks", (json_int_t)counts.total,
+        "queued", (json_int_t)counts.queued, "running", (json_int_t)counts.running, "done",
+        (json_int_t)counts.done, "failed", (json_int_t)counts.failed, "map_tasks",
+        (json_int_t)counts.map_total, "map_done", (json_int_t)counts.map_done, "bytes_total",
+        (json_int_t)counts.read_bytes_total, "bytes_done", (json_int_t)counts.read_bytes_done);
+    if (self->jobs)
+        vb_jobs_progress_phases(self->jobs, id, kind, state, progress);
+    json_object_set_new(out, "progress", progress);
     if (json_is_true(json_object_get(args, "tasks"))) {
         vb_task_filter_t filter = {id, NULL, true, VB_TASK_QUEUED, 0};
         vb_task_t *tasks = NULL;

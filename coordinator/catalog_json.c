@@ -1,5 +1,7 @@
 #include "catalog_json.h"
 
+#include <string.h>
+
 #include "timefmt.h"
 
 json_t *vb_json_time(int64_t unix_ms)
@@ -15,20 +17,38 @@ static json_t *s_str(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+/* "a\nb" -> ["a", "b"]; NULL -> [] */
+static json_t *s_lines(const char *text)
+{
+    json_t *arr = json_array();
+    for (const char *p = text; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        json_array_append_new(arr, json_stringn(p, n));
+        p = nl ? nl + 1 : p + n;
+    }
+    return arr;
+}
+
 json_t *vb_json_job(const vb_job_t *job, bool details)
 {
     json_t *vms = json_array(), *detail = json_array();
     for (size_t i = 0; i < job->vm_count; i++) {
         const vb_job_vm_t *v = &job->vms[i];
         json_array_append_new(vms, json_string(v->vm));
-        json_array_append_new(
-            detail, json_pack("{s:s, s:b, s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "vm", v->vm,
-                              "fcd", v->is_fcd, "state", vb_job_state_name(v->state), "mode",
-                              v->has_mode ? json_string(vb_rp_kind_name(v->mode)) : json_null(),
-                              "mode_reason", s_str(v->mode_reason), "restore_point",
-                              v->restore_point_id ? json_integer(v->restore_point_id) : json_null(),
-                              "snapshot", s_str(v->snapshot_name), "snapshot_state",
-                              vb_snap_state_name(v->snapshot_state), "error", s_str(v->error)));
+        /* a snapshot still there after its VM ended is being removed in the background */
+        bool pending = v->state != VB_JOB_RUNNING && (v->snapshot_state == VB_SNAP_REQUESTED ||
+                                                      v->snapshot_state == VB_SNAP_CREATED);
+        json_t *row = json_pack(
+            "{s:s, s:b, s:s, s:o, s:o, s:o, s:o, s:s, s:o, s:b, s:o, s:o}", "vm", v->vm, "fcd",
+            v->is_fcd, "state", vb_job_state_name(v->state), "mode",
+            v->has_mode ? json_string(vb_rp_kind_name(v->mode)) : json_null(), "mode_reason",
+            s_str(v->mode_reason), "restore_point",
+            v->restore_point_id ? json_integer(v->restore_point_id) : json_null(), "snapshot",
+            s_str(v->snapshot_name), "snapshot_state", vb_snap_state_name(v->snapshot_state),
+            "error", s_str(v->error), "snapshot_pending", pending, "snapshot_error",
+            s_str(v->snapshot_error), "notes", s_lines(v->notes));
+        json_array_append_new(detail, row);
     }
     json_t *out = json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:b}", "id", (json_int_t)job->id,
                             "kind", vb_job_kind_name(job->kind), "state",
@@ -44,13 +64,14 @@ json_t *vb_json_job(const vb_job_t *job, bool details)
 
 json_t *vb_json_task(const vb_task_t *t)
 {
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:i, s:i, s:o, s:I}",
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:i, s:i, s:o, s:I, s:I}",
                      "id", (json_int_t)t->id, "vm", t->vm, "disk", t->disk_key, "kind",
                      vb_task_kind_name(t->kind), "state", vb_task_state_name(t->state), "offset",
                      (json_int_t)t->offset, "length", (json_int_t)t->length, "agent",
                      s_str(t->agent), "transport", s_str(t->transport), "reason",
                      s_str(t->transport_reason), "attempts", (int)t->attempts, "failures",
-                     (int)t->failures, "error", s_str(t->error), "bytes", (json_int_t)t->bytes);
+                     (int)t->failures, "error", s_str(t->error), "bytes", (json_int_t)t->bytes,
+                     "read_bytes", (json_int_t)t->read_bytes);
 }
 
 json_t *vb_json_restore_point(const vb_restore_point_t *rp, bool with_disks)

@@ -113,6 +113,15 @@ int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
     printf("counters:\n");
     json_object_foreach(json_object_get(st, "counters"), key, v)
         printf("  %-22s %lld\n", key, (long long)json_integer_value(v));
+    size_t i;
+    json_array_foreach(json_object_get(st, "pending_releases"), i, v) {
+        const char *snap = json_string_value(json_object_get(v, "snapshot"));
+        printf("pending: job %lld VM %s: %s%s%s, %lld attempt(s), last error: %s\n",
+               (long long)json_integer_value(json_object_get(v, "job")), s_str(v, "vm"),
+               snap ? "snapshot " : "", snap ? snap : "",
+               json_is_true(json_object_get(v, "access")) ? " (and EndAccess)" : "",
+               (long long)json_integer_value(json_object_get(v, "attempts")), s_str(v, "error"));
+    }
     json_decref(st);
     return 0;
 }

@@ -82,10 +82,13 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
         bool ended = !s_is(s_str(job, "state"), "running");
         if (!quiet && (tty || ended || zclock_mono() - last_line >= 1000)) {
             int bar = (int)(pct / 5);
-            fprintf(stderr, "%sjob %lld [%.*s%.*s] %5.1f%% %s/%s %.1f MiB/s ETA %s tasks running %lld%s",
-                    tty ? "\r" : "", (long long)id, bar, "####################", 20 - bar,
-                    "....................", pct, d, t, rate / 1048576.0, eta, running,
-                    tty ? "  " : "\n");
+            /* the bar and the bytes are the read phase's; earlier phases show by name */
+            fprintf(stderr,
+                    "%sjob %lld %-8s [%.*s%.*s] %5.1f%% read %s/%s %.1f MiB/s ETA %s tasks "
+                    "running %lld%s",
+                    tty ? "\r" : "", (long long)id, s_str(p, "phase"), bar,
+                    "####################", 20 - bar, "....................", pct, d, t,
+                    rate / 1048576.0, eta, running, tty ? "  " : "\n");
             last_line = zclock_mono();
         }
         if (ended) {
@@ -129,6 +132,22 @@ static void s_print_vm_outcomes(json_t *vms)
     vb_table_destroy(&t);
 }
 
+/* After the VMs' table: each VM's notes, and a snapshot whose removal is being retried. */
+static void s_print_vm_notes(json_t *v)
+{
+    size_t k;
+    json_t *note;
+    json_array_foreach(json_object_get(v, "notes"), k, note)
+        printf("  %s: note: %s\n", s_str(v, "vm"), json_string_value(note));
+    if (!json_is_true(json_object_get(v, "snapshot_pending")))
+        return;
+    printf("  %s: snapshot %s: removal pending, retried until it succeeds", s_str(v, "vm"),
+           s_str(v, "snapshot"));
+    if (*s_str(v, "snapshot_error"))
+        printf(" (last error: %s)", s_str(v, "snapshot_error"));
+    printf("\n");
+}
+
 static int s_print_job_end(json_t *job, bool json)
 {
     const char *state = s_str(job, "state");
@@ -140,7 +159,11 @@ static int s_print_job_end(json_t *job, bool json)
         if (*err)
             printf(": %s", err);
         printf("\n");
-        s_print_vm_outcomes(json_object_get(job, "vm_details"));
+        json_t *vms = json_object_get(job, "vm_details"), *v;
+        s_print_vm_outcomes(vms);
+        size_t i;
+        json_array_foreach(vms, i, v)
+            s_print_vm_notes(v);
     }
     return s_is(state, "succeeded") ? 0 : 1;
 }
@@ -155,6 +178,8 @@ static int s_run_job(vb_cli_t *cli, const char *command, json_t *args, s_flags_t
     size_t k;
     json_t *note;
     json_array_foreach(json_object_get(json_object_get(res, "new_vm"), "notes"), k, note)
+        fprintf(stderr, "vbak: note: %s\n", json_string_value(note));
+    json_array_foreach(json_object_get(res, "notes"), k, note)
         fprintf(stderr, "vbak: note: %s\n", json_string_value(note));
     if (!f.wait) {
         if (f.json)

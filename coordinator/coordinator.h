@@ -38,6 +38,10 @@ typedef struct {
     int64_t per_host_tasks;
     int64_t max_attempts;
     int64_t verify_lease_s;   /* how long a `vbak verify` protects its restore point */
+    int64_t retry_delay_ms;
+    int64_t retry_max_delay_ms;
+    int64_t retry_deadline_ms;
+    int64_t snapshot_retry_ms;
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "disk/disk_uri.h"
 #include "jobs_internal.h"
@@ -22,6 +23,21 @@ const char *jb_key(int64_t id, char buf[24])
 {
     snprintf(buf, 24, "%lld", (long long)id);
     return buf;
+}
+
+int64_t jb_backoff(vb_jobs_t *self, uint32_t base, uint32_t failures)
+{
+    uint64_t max = self->cfg.retry_max_delay_ms ? self->cfg.retry_max_delay_ms : base;
+    uint64_t d = base;
+    for (uint32_t i = 1; i < failures && d < max; i++)
+        d *= 2;
+    if (d > max)
+        d = max;
+    /* xorshift64: jitter needs no cryptographic quality, only independence between tasks */
+    self->rand_state ^= self->rand_state << 13;
+    self->rand_state ^= self->rand_state >> 7;
+    self->rand_state ^= self->rand_state << 17;
+    return (int64_t)(d - d / 4 + (d / 2 ? self->rand_state % (d / 2 + 1) : 0));
 }
 
 /* ---- agents and places ---- */
@@ -255,7 +271,10 @@ vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config)
     zhashx_set_destructor(self->tasks, s_task_free);
     self->sent = zhashx_new();
     self->places = zhashx_new();
-    if (!self->sched || !self->sent) {
+    self->held = zhashx_new();
+    self->rand_state =
+        (uint64_t)zclock_usecs() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+    if (!self->sched || !self->sent || !self->held) {
         vb_jobs_destroy(&self);
         return NULL;
     }
@@ -267,6 +286,8 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_jobs_t *self = *self_p;
+    jb_releases_destroy(self);
+    zhashx_destroy(&self->held);
     zhashx_destroy(&self->sent);
     zhashx_destroy(&self->tasks);
     zhashx_destroy(&self->jobs);
@@ -379,6 +400,26 @@ static void s_unregister_disk(vb_jobs_t *self, jb_disk_t *d)
 /* ---- tasks ---- */
 
 /* Adds tasks for one disk to the catalog and the scheduler. `plan` may be NULL for a map task. */
+/* The bytes a task reads, what the read phase's progress counts: a backup task the whole chunks
+ * its ranges touch (the disk's last chunk may be short), a restore task its window, a map task
+ * nothing (it asks for allocated blocks, it reads no data). */
+static uint64_t s_read_bytes(vb_jobs_t *self, const jb_disk_t *d, vb_task_kind_t kind,
+                             const vb_plan_task_t *p)
+{
+    if (!p || kind == VB_TASK_MAP)
+        return 0;
+    if (kind == VB_TASK_RESTORE)
+        return p->length;
+    uint64_t chunk = vb_repo_chunk_size(self->repo), cap = d->inv->capacity, end = 0;
+    uint64_t bytes = p->chunks * chunk, tail = chunk ? cap % chunk : 0;
+    for (size_t i = 0; i < p->count; i++)
+        if (p->extents[i].offset + p->extents[i].length > end)
+            end = p->extents[i].offset + p->extents[i].length;
+    if (tail && end > cap - tail && bytes >= chunk - tail)
+        bytes -= chunk - tail;
+    return bytes;
+}
+
 int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan, size_t n)
 {
     jb_job_t *job = d->vm->job;
@@ -392,6 +433,7 @@ int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_tas
         rows[i].kind = kind;
         rows[i].offset = plan ? plan[i].offset : 0;
         rows[i].length = plan ? plan[i].length : d->inv->capacity;
+        rows[i].read_bytes = s_read_bytes(self, d, kind, plan ? &plan[i] : NULL);
     }
     if (!rc)
         rc = vb_catalog_tasks_add(self->cfg.catalog, job->id, rows, count, ids);
@@ -634,7 +676,7 @@ static bool s_keep_job(void *item, void *arg)
     const jb_job_t *job = item;
     bool prep = false;
     for (size_t i = 0; i < job->nvms; i++)
-        prep |= job->vms[i].prep != NULL;
+        prep |= job->vms[i].prep != NULL || job->vms[i].releasing;
     return !job->ended || prep;
 }
 
@@ -643,33 +685,6 @@ static bool s_keep_job(void *item, void *arg)
 void jb_reap(vb_jobs_t *self)
 {
     s_hash_filter(self->jobs, s_keep_job, NULL);
-}
-
-/* Undo what a backup did to a VM: EndAccess, remove the snapshot. Errors are logged; the
- * catalog keeps what is outstanding so a later start cleans it. */
-void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm)
-{
-    vb_provider_t *p = self->cfg.provider;
-    if (vm->access && p->ops->end_access) {
-        if (p->ops->end_access(p, vm->name) == 0) {
-            vm->access = false;
-            if (vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
-                VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
-        } else {
-            VB_LOG_ERROR("jobs", "end_access_failed vm=%s error=\"%s\"", vm->name, vb_error_msg());
-        }
-    }
-    if (vm->snapshot_id) {
-        if (p->ops->snapshot_remove(p, vm->name, vm->snapshot_id) == 0) {
-            if (vb_catalog_snapshot_removed(self->cfg.catalog, vm->job->id, vm->name))
-                VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
-            free(vm->snapshot_id);
-            vm->snapshot_id = NULL;
-        } else {
-            VB_LOG_ERROR("jobs", "snapshot_remove_failed vm=%s error=\"%s\"", vm->name,
-                         vb_error_msg());
-        }
-    }
 }
 
 /* A VM ended: its queued tasks go; those an agent runs are abandoned (they keep the agent's slot
@@ -705,12 +720,21 @@ void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char
             VB_LOG_WARN("jobs", "discard_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
                         vb_error_msg());
     }
-    if (vm->job->kind == VB_JOB_BACKUP && !vm->prep)
-        jb_release_vm(self, vm); /* with a prep still running, its reply releases the VM */
+    /* with a prep still running, its reply releases the VM */
+    bool waits = vm->job->kind == VB_JOB_BACKUP && !vm->prep && jb_release_vm(self, vm, true);
     if (vb_catalog_job_vm_finish(self->cfg.catalog, vm->job->id, vm->name, state, error))
         VB_LOG_ERROR("jobs", "vm_finish_failed error=\"%s\"", vb_error_msg());
     VB_LOG_INFO("jobs", "vm_finished job=%lld vm=%s state=%s%s%s", (long long)vm->job->id, vm->name,
                 vb_job_state_name(state), error ? " error=" : "", error ? error : "");
+    if (waits) /* the job ends once the snapshot's removal was tried: normally it is gone then */
+        vm->releasing = true;
+    else
+        jb_vm_released(self, vm);
+}
+
+void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    vm->releasing = false;
     vm->job->vms_left--;
     s_job_maybe_finish(self, vm->job);
 }
@@ -829,6 +853,121 @@ static void s_record_open(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskR
     vb_task_clear(&row);
     if (vb_catalog_task_set_transport(self->cfg.catalog, t->id, r->transport, why))
         VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
+/* ---- failed tasks: fall back, back off, or give up ---- */
+
+static int s_on_retry_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    vb_jobs_t *self = arg;
+    int64_t now = jb_now(), next = 0;
+    zlistx_t *due = zlistx_new();
+    for (void *v = zhashx_first(self->held); v; v = zhashx_next(self->held)) {
+        jb_task_t *t = zhashx_lookup(self->tasks, zhashx_cursor(self->held));
+        if (!t || !t->held || t->retry_at <= now)
+            zlistx_add_end(due, (void *)zhashx_cursor(self->held));
+        else if (!next || t->retry_at < next)
+            next = t->retry_at;
+    }
+    /* the loop's clock and ours may differ by a little: a task not due yet gets a timer of its
+     * own, so none is ever left held */
+    if (next)
+        zloop_timer(self->cfg.loop, (size_t)(next - now), 1, s_on_retry_timer, self);
+    for (const char *key = zlistx_first(due); key; key = zlistx_next(due)) {
+        jb_task_t *t = zhashx_lookup(self->tasks, key);
+        if (t && t->held) {
+            t->held = false;
+            if (vb_sched_task_release(self->sched, (uint64_t)t->id) != 0)
+                VB_LOG_WARN("jobs", "sched error=\"%s\"", vb_error_msg());
+        }
+        zhashx_delete(self->held, key); /* key is the hash's own: deleted last */
+    }
+    zlistx_destroy(&due);
+    jb_dispatch(self);
+    jb_reap(self);
+    return 0;
+}
+
+/* The task waits `delay` ms before it is queued again. */
+static void s_hold(vb_jobs_t *self, jb_task_t *t, int64_t delay)
+{
+    if (!self->cfg.loop || delay <= 0) {
+        if (vb_sched_task_release(self->sched, (uint64_t)t->id) != 0)
+            VB_LOG_WARN("jobs", "sched error=\"%s\"", vb_error_msg());
+        return;
+    }
+    char key[24];
+    t->held = true;
+    t->retry_at = jb_now() + delay;
+    zhashx_update(self->held, jb_key(t->id, key), (void *)1);
+    zloop_timer(self->cfg.loop, (size_t)delay, 1, s_on_retry_timer, self);
+}
+
+static vb_sched_failure_t s_failure_kind(const Vbak__TaskResult *r, int rc)
+{
+    if (!rc && r->status == VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED)
+        return VB_SCHED_FAIL_OPEN;
+    return !rc && r->permanent ? VB_SCHED_FAIL_PERMANENT : VB_SCHED_FAIL_RUN;
+}
+
+/* A failed try of t: the scheduler says fall back, back off or give up; a back-off that would
+ * start past the job's retry deadline gives up too. The VM's error is this task's own. */
+static void s_task_failed(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *r,
+                          const char *why)
+{
+    char error[1200];
+    snprintf(error, sizeof error, "%s", why);
+    int rc = r->status == VBAK__TASK_STATUS__TASK_STATUS_OK ? VB_EPROTO : 0;
+    vb_sched_failure_t how = s_failure_kind(r, rc);
+    vb_sched_verdict_t verdict = VB_SCHED_GIVEN_UP;
+    if (vb_sched_task_failed(self->sched, (uint64_t)t->id, how, &verdict) != 0)
+        verdict = VB_SCHED_GIVEN_UP;
+    int64_t now = jb_now(), delay = 0;
+    if (verdict != VB_SCHED_REQUEUED)
+        t->failures++;
+    /* a route refused for what it is (read-only, wrong certificate): once nothing is left to
+     * fall back to, waiting will not change it */
+    bool refused = how == VB_SCHED_FAIL_OPEN && r->permanent;
+    if (verdict == VB_SCHED_HELD && refused)
+        verdict = VB_SCHED_GIVEN_UP; /* its disk's removal (jb_vm_fail) forgets the held task */
+    bool late = false;
+    if (verdict == VB_SCHED_HELD) {
+        delay = jb_backoff(self, self->cfg.retry_delay_ms, t->failures);
+        late = self->cfg.retry_deadline_ms &&
+               now + delay - t->disk->vm->job->started_ms > (int64_t)self->cfg.retry_deadline_ms;
+    }
+    int crc = verdict == VB_SCHED_REQUEUED
+                  ? vb_catalog_task_requeue(self->cfg.catalog, t->id, error)
+                  : vb_catalog_task_fail(self->cfg.catalog, t->id, error,
+                                         verdict == VB_SCHED_HELD && !late ? UINT32_MAX : 1, now,
+                                         NULL);
+    if (crc)
+        VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
+    static const char *const verdicts[] = {"fall_back", "given_up", "retry"};
+    VB_LOG_WARN("jobs", "task_failed task=%lld agent=%s attempt=%u failures=%u %s retry_ms=%lld "
+                "error=\"%s\"", (long long)t->id, t->agent, t->attempt, t->failures,
+                late ? "past_deadline" : verdicts[verdict], (long long)delay, error);
+    free(t->agent);
+    t->agent = NULL;
+    jb_disk_t *d = t->disk;
+    char msg[1400];
+    if (verdict == VB_SCHED_HELD && !late) {
+        s_hold(self, t, delay);
+        return;
+    }
+    if (verdict == VB_SCHED_REQUEUED)
+        return;
+    if (how == VB_SCHED_FAIL_PERMANENT || refused)
+        snprintf(msg, sizeof msg, "disk %s: %s (not retried: a retry cannot mend it)", d->inv->key,
+                 error);
+    else if (late)
+        snprintf(msg, sizeof msg,
+                 "disk %s: task failed %u times and its job is past its retry deadline: %s",
+                 d->inv->key, t->failures, error);
+    else
+        snprintf(msg, sizeof msg, "disk %s: task failed %u times: %s", d->inv->key, t->failures,
+                 error);
+    jb_vm_fail(self, d->vm, msg);
 }
 
 void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResult *r)
@@ -891,30 +1030,7 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         jb_reap(self);
         return;
     }
-    /* failed: retry (falling back to the next transport after a failed open) or give up */
-    char error[1200];
-    snprintf(error, sizeof error, "%s",
-             rc ? vb_error_msg() : (r->error && *r->error ? r->error : "failed"));
-    bool open_failed = r->status == VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED;
-    vb_sched_verdict_t verdict = VB_SCHED_GIVEN_UP;
-    if (vb_sched_task_failed(self->sched, (uint64_t)t->id, open_failed, &verdict) != 0)
-        verdict = VB_SCHED_GIVEN_UP;
-    vb_task_state_t state;
-    if (vb_catalog_task_fail(self->cfg.catalog, t->id, error,
-                             verdict == VB_SCHED_GIVEN_UP ? 1 : self->cfg.max_attempts, now,
-                             &state))
-        VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
-    VB_LOG_WARN("jobs", "task_failed task=%lld agent=%s attempt=%u %s error=\"%s\"",
-                (long long)t->id, agent, t->attempt,
-                verdict == VB_SCHED_GIVEN_UP ? "given_up" : "retry", error);
-    free(t->agent);
-    t->agent = NULL;
-    if (verdict == VB_SCHED_GIVEN_UP) {
-        char msg[1400];
-        snprintf(msg, sizeof msg, "disk %s: task failed %u times: %s", d->inv->key, t->attempt,
-                 error);
-        jb_vm_fail(self, d->vm, msg);
-    }
+    s_task_failed(self, t, r, rc ? vb_error_msg() : (r->error && *r->error ? r->error : "failed"));
     jb_dispatch(self);
     jb_reap(self);
 }
@@ -929,6 +1045,7 @@ jb_job_t *jb_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_invento
     job->vms = calloc(nvms ? nvms : 1, sizeof *job->vms);
     job->nvms = job->vms_left = nvms;
     job->engine = self;
+    job->started_ms = jb_now();
     char key[24];
     zhashx_insert(self->jobs, jb_key(id, key), job);
     return job;
@@ -957,6 +1074,53 @@ int jb_ready(vb_jobs_t *self)
     return 0;
 }
 
+/* ---- progress: the phases of a job ---- */
+
+/* A backup VM goes through these in order; a restore has one phase, its restore tasks. */
+static const char *const s_backup_phases[] = {"snapshot", "map", "read", "index", "commit"};
+static const char *const s_restore_phases[] = {"restore"};
+
+/* The phase a running VM is in (an index in s_backup_phases). */
+static size_t s_vm_phase(const jb_vmrun_t *vm)
+{
+    if (vm->prep || !vm->rp_id)
+        return 0;
+    size_t phase = 4;
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        const jb_disk_t *d = &vm->disks[i];
+        size_t p = d->map_pending ? 1 : d->tasks_left ? 2 : !d->done ? 3 : 4;
+        phase = p < phase ? p : phase;
+    }
+    return phase;
+}
+
+void vb_jobs_progress_phases(vb_jobs_t *self, int64_t job_id, vb_job_kind_t kind,
+                             vb_job_state_t state, json_t *progress)
+{
+    char key[24];
+    const jb_job_t *job = zhashx_lookup(self->jobs, jb_key(job_id, key));
+    bool backup = kind == VB_JOB_BACKUP;
+    const char *const *names = backup ? s_backup_phases : s_restore_phases;
+    size_t n = backup ? 5 : kind == VB_JOB_RESTORE ? 1 : 0;
+    size_t now = n; /* n: past the last one, the job ended */
+    bool running = state == VB_JOB_RUNNING && job && !job->ended;
+    for (size_t v = 0; running && v < job->nvms; v++)
+        if (!job->vms[v].finished) {
+            size_t p = backup ? s_vm_phase(&job->vms[v]) : 0;
+            now = p < now ? p : now;
+        }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *st = i < now ? "done" : i == now ? "running" : "pending";
+        if (!running)
+            st = state == VB_JOB_SUCCEEDED ? "done" : "ended";
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", names[i], "state", st));
+    }
+    json_object_set_new(progress, "phase",
+                        json_string(running && now < n ? names[now] : vb_job_state_name(state)));
+    json_object_set_new(progress, "phases", arr);
+}
+
 /* ---- cancel, recovery, explain ---- */
 
 int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result)
@@ -967,7 +1131,10 @@ int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result)
     if (rc)
         return rc;
     if (job && !job->ended) {
-        job->cancelled = true;
+        /* VMs that ended already keep their outcome (a job waiting only for a snapshot removal
+         * attempt is not made cancelled by it) */
+        for (size_t i = 0; i < job->nvms; i++)
+            job->cancelled |= !job->vms[i].finished;
         for (size_t i = 0; i < job->nvms; i++)
             if (!job->vms[i].finished)
                 jb_vm_fail(self, &job->vms[i], "cancelled by the user");
@@ -985,24 +1152,14 @@ int vb_jobs_recover(vb_jobs_t *self)
     vb_snapshot_ref_t *refs = NULL;
     size_t n = 0;
     int rc = vb_catalog_snapshots_outstanding(self->cfg.catalog, &refs, &n);
-    vb_provider_t *p = self->cfg.provider;
-    for (size_t i = 0; !rc && p && i < n; i++) {
+    /* what earlier runs left on VMs is released like any ended backup: on a thread, retried
+     * until done */
+    for (size_t i = 0; !rc && self->cfg.provider && i < n; i++) {
         vb_snapshot_ref_t *r = &refs[i];
-        if (r->access_prepared && p->ops->end_access && p->ops->end_access(p, r->vm) == 0 &&
-            vb_catalog_job_vm_set_access(self->cfg.catalog, r->job_id, r->vm, false) == 0)
-            VB_LOG_INFO("jobs", "recovered_access job=%lld vm=%s", (long long)r->job_id, r->vm);
-        if (!r->snapshot_name)
-            continue;
         const char *which = r->snapshot_id ? r->snapshot_id : r->snapshot_name;
-        int removed = p->ops->snapshot_remove(p, r->vm, which);
-        if (removed == 0 || removed == VB_ENOTFOUND) {
-            if (vb_catalog_snapshot_removed(self->cfg.catalog, r->job_id, r->vm) == 0)
-                VB_LOG_INFO("jobs", "recovered_snapshot job=%lld vm=%s snapshot=%s",
-                            (long long)r->job_id, r->vm, r->snapshot_name);
-        } else {
-            VB_LOG_ERROR("jobs", "snapshot_cleanup_failed job=%lld vm=%s error=\"%s\"",
-                         (long long)r->job_id, r->vm, vb_error_msg());
-        }
+        VB_LOG_INFO("jobs", "recovering job=%lld vm=%s snapshot=%s access=%d",
+                    (long long)r->job_id, r->vm, which ? which : "-", r->access_prepared);
+        jb_release_queue(self, r->job_id, r->vm, which, r->access_prepared, NULL);
     }
     vb_snapshot_refs_free(&refs, n);
     vb_job_t *jobs = NULL;

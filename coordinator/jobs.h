@@ -4,12 +4,19 @@
  * call → PrepareForAccess → per disk the read set (full: a map task that an agent runs on the
  * thread that opened the disk; incremental: QueryChangedDiskAreas since the parent's change ID)
  * → chunk-aligned extent tasks → agents (scheduler.h) → each disk's index, inheriting unchanged
- * chunks from the parent → EndAccess, snapshot removed → the restore point committed in one
- * transaction. A VM that fails leaves no restore point and no snapshot.
+ * chunks from the parent → the restore point committed in one transaction → EndAccess,
+ * snapshot removed (in the background, retried until done). A VM that fails leaves no restore
+ * point, and no snapshot once its removal succeeded.
  *
  * Restore of a restore point: per disk, windows of chunks with their digests as restore tasks
  * to a new sparse file (`to_dir`) or into the VM's own disks (`to_vm`, with the restore rules of
  * the transport policy; refused when the VM has snapshots unless they are deleted first).
+ *
+ * A failed task is retried after a back-off (retry_delay_ms, doubling, with jitter, up to
+ * retry_max_delay_ms, while its job is younger than retry_deadline_ms), so a short outage of a
+ * disk server is ridden out; a failure the agent calls permanent fails its VM at once. EndAccess
+ * and snapshot removal run on a thread; one that fails is retried in the background until it
+ * succeeds (vb_jobs_pending_releases).
  *
  * Everything runs on the coordinator actor's thread. Messages go out through the `send`
  * callback. On start, vb_jobs_recover() stops jobs a previous coordinator left running and
@@ -43,6 +50,10 @@ typedef struct {
     uint32_t per_datastore;    /* concurrent tasks per datastore (0: no limit) */
     uint32_t per_host;         /* concurrent tasks per ESXi host (0: no limit) */
     uint32_t max_attempts;     /* failures before a task fails its disk */
+    uint32_t retry_delay_ms;   /* back-off before a failed task's 2nd attempt; doubles after */
+    uint32_t retry_max_delay_ms;  /* the longest back-off (tasks and snapshot removals) */
+    uint64_t retry_deadline_ms;   /* no task retry starts later than this after its job began */
+    uint32_t snapshot_retry_ms;   /* back-off before a failed snapshot removal is tried again */
     vb_jobs_send_fn send;
     void *send_ctx;
     zloop_t *loop;                 /* the actor's loop: prep threads report through it */
@@ -85,5 +96,19 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
 
 /* Counters of results dropped (unknown task, replay, wrong agent). */
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);
+
+/* Sets progress.phase (the phase the job is in: for a backup snapshot, map, read, index or
+ * commit, the earliest its VMs are in; for a restore, restore; once ended, the job's state) and
+ * progress.phases ([{name, state}], state done, running, pending, or ended for a job that did
+ * not succeed). */
+void vb_jobs_progress_phases(vb_jobs_t *self, int64_t job_id, vb_job_kind_t kind,
+                             vb_job_state_t state, json_t *progress);
+
+/* Snapshots (and PrepareForAccess holds) of ended backups whose removal failed and is being
+ * retried in the background, until it succeeds. */
+size_t vb_jobs_pending_releases(const vb_jobs_t *self);
+/* The same as a JSON array of {job, vm, snapshot, access, attempts, error, next_try} (caller
+ * owns). */
+json_t *vb_jobs_pending_releases_json(const vb_jobs_t *self);
 
 #endif

@@ -114,7 +114,7 @@ static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t s
     return moved;
 }
 
-/* Every disk of a backed-up VM has its index: check nothing moved it, release it, commit. */
+/* Every disk of a backed-up VM has its index: check nothing moved it, commit, release it. */
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
 {
     char err[1024];
@@ -123,11 +123,8 @@ void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
         jb_vm_fail(self, vm, err);
         return;
     }
-    jb_release_vm(self, vm);
-    if (vm->snapshot_id) {
-        jb_vm_fail(self, vm, "the snapshot could not be removed; the restore point was not kept");
-        return;
-    }
+    /* the data is read and indexed: the restore point stands whatever the snapshot's removal
+     * does next (jb_vm_end releases the VM; a removal that fails is retried until done) */
     if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, jb_now()) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "committing the restore point: %s", vb_error_msg());
@@ -231,7 +228,9 @@ int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full)
 static int s_backup_vm_plan(vb_jobs_t *self, jb_vmrun_t *vm, vb_prep_result_t *res)
 {
     bool incremental = res->incremental;
-    const char *reason = incremental || !res->full_reason ? vm->reason : res->full_reason;
+    /* asked for, it is just that; otherwise what CBT said beats "no earlier restore point" */
+    const char *reason =
+        incremental || vm->job->full || !res->full_reason ? vm->reason : res->full_reason;
     vb_rp_kind_t mode = incremental ? VB_RP_INCREMENTAL : VB_RP_FULL;
     int rc = vb_catalog_job_vm_set_mode(self->cfg.catalog, vm->job->id, vm->name, mode, reason);
     vb_rp_disk_t *rd = calloc(vm->ndisks ? vm->ndisks : 1, sizeof *rd);
@@ -309,7 +308,7 @@ static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
         vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
         VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
     if (vm->finished) /* cancelled while the snapshot was being made */
-        jb_release_vm(self, vm);
+        (void)jb_release_vm(self, vm, false);
     else if (res->rc)
         jb_vm_fail(self, vm, res->error);
     else if (s_backup_vm_plan(self, vm, res) != 0 && !vm->finished)
@@ -318,6 +317,26 @@ static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
     jb_dispatch(self);
     jb_reap(self);
     return 0;
+}
+
+/* An encrypted disk backed up into an unencrypted repository: allowed, and said on the job (its
+ * plaintext is what the repository keeps). Notes go to the catalog (job show) and `notes`. */
+static void s_note_encrypted(vb_jobs_t *self, jb_vmrun_t *vm, json_t *notes)
+{
+    if (vb_repo_encrypted(self->repo))
+        return;
+    for (size_t i = 0; i < vm->ndisks; i++) {
+        if (!vm->disks[i].inv->encrypted)
+            continue;
+        char note[512];
+        snprintf(note, sizeof note,
+                 "disk %s of %s is encrypted but the repository is not: its plaintext is stored "
+                 "unencrypted (back it up into an encrypted repository to keep it encrypted)",
+                 vm->disks[i].inv->key, vm->name);
+        json_array_append_new(notes, json_string(note));
+        if (vb_catalog_job_vm_add_note(self->cfg.catalog, vm->job->id, vm->name, note) != 0)
+            VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
+    }
 }
 
 int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
@@ -379,11 +398,15 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
         return rc;
     }
     jb_job_t *job = jb_job_new(self, id, VB_JOB_BACKUP, inv, n);
+    job->full = row.full;
     for (size_t i = 0; i < n; i++)
         jb_vmrun_init(job, &job->vms[i], pick[i]);
     free(pick);
     VB_LOG_INFO("jobs", "backup_started job=%lld vms=%zu full=%d", (long long)id, n, row.full);
-    *result = json_pack("{s:I}", "job", (json_int_t)id);
+    json_t *notes = json_array();
+    for (size_t i = 0; i < n; i++)
+        s_note_encrypted(self, &job->vms[i], notes);
+    *result = json_pack("{s:I, s:o}", "job", (json_int_t)id, "notes", notes);
     for (size_t i = 0; i < n; i++) {
         jb_vmrun_t *vm = &job->vms[i];
         if (jb_backup_vm_start(self, vm, row.full) != 0 && !vm->finished)

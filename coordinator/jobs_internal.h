@@ -30,6 +30,9 @@ typedef struct {
                                * the agent's slot, then is forgotten (disk is NULL) */
     vb_transport_t transport;
     uint32_t attempt;
+    uint32_t failures;  /* attempts that failed (fallbacks to the next mode are not) */
+    bool held;          /* waiting out a back-off before it is queued again */
+    int64_t retry_at;   /* when held: when it is released */
     int64_t dispatched_ms;
     uint64_t assign_seq; /* numbers the assign to its agent */
 } jb_task_t;
@@ -65,6 +68,7 @@ struct jb_vmrun {
     int64_t rp_id;
     char *snapshot_id;
     bool access;
+    bool releasing; /* ended; its job waits for the first EndAccess/snapshot removal attempt */
     jb_disk_t *disks;
     size_t ndisks, disks_left;
     bool finished;
@@ -80,6 +84,8 @@ struct jb_job {
     char *first_error;
     bool cancelled;
     bool to_vm; /* restore into the VM's own disks */
+    bool full;  /* backup: --full was asked for */
+    int64_t started_ms;
     bool ended; /* finished in the catalog; freed by jb_reap at the end of the event */
     vb_jobs_t *engine;
 };
@@ -108,6 +114,9 @@ struct vb_jobs {
     jb_agent_t *agents;
     size_t agent_count;
     zhashx_t *places; /* datastore/host name -> id + 1 */
+    zhashx_t *held;   /* "id" of tasks waiting out a back-off (may be stale: checked) */
+    zlistx_t *releases; /* jb_release_t: EndAccess/snapshot removals not yet done */
+    uint64_t rand_state;
     uint64_t dropped;
 };
 
@@ -118,7 +127,6 @@ void jb_dispatch(vb_jobs_t *self);
 void jb_reap(vb_jobs_t *self);
 void jb_vm_fail(vb_jobs_t *self, jb_vmrun_t *vm, const char *error);
 void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char *error);
-void jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm);
 vb_repo_t *jb_repo(vb_jobs_t *self);
 void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot);
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d);
@@ -129,6 +137,21 @@ jb_job_t *jb_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_invento
                      size_t nvms);
 void jb_vmrun_init(jb_job_t *job, jb_vmrun_t *vm, const vb_inv_vm_t *inv);
 int jb_ready(vb_jobs_t *self);
+
+/* A back-off of `base` ms doubled per earlier failure (failures >= 1), capped at the configured
+ * maximum, with ±25 % jitter so retries of many tasks do not come back in step. */
+int64_t jb_backoff(vb_jobs_t *self, uint32_t base, uint32_t failures);
+
+/* releases (jobs_release.c) */
+/* Releases what the backup holds on vm. wait: the VM's job ends only once the first attempt is
+ * over (jb_vm_released is called then); returns whether it waits. */
+bool jb_release_vm(vb_jobs_t *self, jb_vmrun_t *vm, bool wait);
+void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm);
+/* Takes a release of what a job left on `vm` (snapshot id or name, may be NULL; access held) and
+ * runs it in the background, retried until done. */
+void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const char *snapshot,
+                      bool access, jb_vmrun_t *waiting);
+void jb_releases_destroy(vb_jobs_t *self);
 
 /* backups (jobs_backup.c) */
 int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);

@@ -6,8 +6,15 @@
 
 #include "error.h"
 
+/* What a thread does with its own provider (NULL when none could be made): returns the result
+ * it sends back. */
+typedef void *(*s_work_fn)(const void *req, vb_provider_t *p);
+typedef void (*s_free_fn)(void *req_p);
+
 typedef struct {
-    vb_prep_request_t *req;
+    void *req;
+    s_work_fn work;
+    s_free_fn free_req;
     vb_provider_factory_fn factory;
     void *ctx;
 } s_args_t;
@@ -56,14 +63,16 @@ static void s_fail(vb_prep_result_t *res, int rc, const char *what)
     res->error = strdup(msg);
 }
 
-static void s_become_full(vb_prep_result_t *res, bool reset, const char *key)
+/* The backup is full because changed block tracking could not answer for disk `key` (rc). The
+ * providers say why in one sentence that names the VM and disk (tracking off, on but without a
+ * change ID yet, reset, not implemented): that sentence is the reason, as is. */
+static void s_become_full(vb_prep_result_t *res, int rc, const char *key)
 {
     char msg[1200];
-    if (reset)
-        snprintf(msg, sizeof msg, "change tracking was reset on disk %s (%s)", key,
-                 vb_error_msg());
+    if (rc == VB_ENOTFOUND || rc == VB_EUNSUPPORTED)
+        snprintf(msg, sizeof msg, "%s", vb_error_msg());
     else
-        snprintf(msg, sizeof msg, "changed block tracking unavailable for disk %s (%s)", key,
+        snprintf(msg, sizeof msg, "changed block tracking could not answer for disk %s: %s", key,
                  vb_error_msg());
     res->incremental = false;
     free(res->full_reason);
@@ -94,7 +103,7 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
             res->change_ids[i] = NULL; /* no change ID: the next backup is full */
             /* a site without change tracking: that is why this and every later backup is full */
             if (rc == VB_EUNSUPPORTED && !res->incremental && !res->full_reason)
-                s_become_full(res, false, req->disk_keys[i]);
+                s_become_full(res, rc, req->disk_keys[i]);
         }
         vb_extent_list_free(&all);
     }
@@ -102,49 +111,130 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
         rc = p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0,
                                    req->parent_change_ids[i], &res->areas[i], NULL);
         if (rc)
-            s_become_full(res, rc == VB_ENOTFOUND, req->disk_keys[i]);
+            s_become_full(res, rc, req->disk_keys[i]);
     }
+}
+
+static void *s_prep_work(const void *arg, vb_provider_t *p)
+{
+    const vb_prep_request_t *req = arg;
+    vb_prep_result_t *res = calloc(1, sizeof *res);
+    res->ndisks = req->ndisks;
+    res->change_ids = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->change_ids);
+    res->areas = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->areas);
+    res->incremental = req->incremental;
+    if (p)
+        s_run(req, p, res);
+    else
+        s_fail(res, VB_EIO, "connecting to the inventory provider");
+    return res;
 }
 
 static void s_actor(zsock_t *pipe, void *arg)
 {
     s_args_t *args = arg;
     zsock_signal(pipe, 0);
-    vb_prep_request_t *req = args->req;
-    vb_prep_result_t *res = calloc(1, sizeof *res);
-    res->ndisks = req->ndisks;
-    res->change_ids = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->change_ids);
-    res->areas = calloc(req->ndisks ? req->ndisks : 1, sizeof *res->areas);
-    res->incremental = req->incremental;
     vb_provider_t *p = args->factory(args->ctx);
-    if (p)
-        s_run(req, p, res);
-    else
-        s_fail(res, VB_EIO, "connecting to the inventory provider");
+    void *res = args->work(args->req, p);
     vb_provider_destroy(&p);
-    vb_prep_request_free(&req);
+    args->free_req(&args->req);
     free(args);
     zsock_send(pipe, "p", res);
     char *cmd = zstr_recv(pipe); /* $TERM */
     zstr_free(&cmd);
 }
 
-zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, void *ctx)
+static zactor_t *s_start(void *req, s_work_fn work, s_free_fn free_req,
+                         vb_provider_factory_fn factory, void *ctx)
 {
     s_args_t *args = calloc(1, sizeof *args);
-    args->req = req;
-    args->factory = factory;
-    args->ctx = ctx;
+    *args = (s_args_t){req, work, free_req, factory, ctx};
     zactor_t *actor = zactor_new(s_actor, args);
     if (!actor) {
-        vb_prep_request_free(&args->req);
+        free_req(&args->req);
         free(args);
         vb_error_set(VB_EIO, "cannot start a thread");
     }
     return actor;
 }
 
+zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, void *ctx)
+{
+    return s_start(req, s_prep_work, (s_free_fn)vb_prep_request_free, factory, ctx);
+}
+
 vb_prep_result_t *vb_prep_receive(zactor_t *actor)
+{
+    void *res = NULL;
+    if (zsock_recv(actor, "p", &res) != 0)
+        return NULL;
+    return res;
+}
+
+/* ---- release: EndAccess and the snapshot's removal ---- */
+
+void vb_release_request_free(vb_release_request_t **req_p)
+{
+    if (!req_p || !*req_p)
+        return;
+    free((*req_p)->vm);
+    free((*req_p)->snapshot);
+    free(*req_p);
+    *req_p = NULL;
+}
+
+void vb_release_result_free(vb_release_result_t **res_p)
+{
+    if (!res_p || !*res_p)
+        return;
+    free((*res_p)->error);
+    free(*res_p);
+    *res_p = NULL;
+}
+
+static void s_release_error(vb_release_result_t *res, const char *what)
+{
+    if (res->error)
+        return;
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s: %s", what, vb_error_msg());
+    res->error = strdup(msg);
+}
+
+vb_release_result_t *vb_release_run(const vb_release_request_t *req, vb_provider_t *p)
+{
+    vb_release_result_t *res = calloc(1, sizeof *res);
+    res->access_ended = !req->end_access;
+    res->snapshot_removed = !req->snapshot;
+    if (!p) {
+        s_release_error(res, "connecting to the inventory provider");
+        return res;
+    }
+    if (!res->access_ended && p->ops->end_access && p->ops->end_access(p, req->vm) != 0)
+        s_release_error(res, "EndAccess");
+    else
+        res->access_ended = true;
+    if (!res->snapshot_removed) {
+        int rc = p->ops->snapshot_remove(p, req->vm, req->snapshot);
+        if (rc == 0 || rc == VB_ENOTFOUND)
+            res->snapshot_removed = true;
+        else
+            s_release_error(res, "removing the snapshot");
+    }
+    return res;
+}
+
+static void *s_release_work(const void *req, vb_provider_t *p)
+{
+    return vb_release_run(req, p);
+}
+
+zactor_t *vb_release_start(vb_release_request_t *req, vb_provider_factory_fn factory, void *ctx)
+{
+    return s_start(req, s_release_work, (s_free_fn)vb_release_request_free, factory, ctx);
+}
+
+vb_release_result_t *vb_release_receive(zactor_t *actor)
 {
     void *res = NULL;
     if (zsock_recv(actor, "p", &res) != 0)

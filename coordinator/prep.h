@@ -1,4 +1,4 @@
-/* prep — the slow part of starting a VM's backup, off the coordinator's thread: create the
+/* prep — the slow parts of a VM's backup, off the coordinator's thread. Starting: create the
  * snapshot, PrepareForAccess, and ask changed block tracking for each disk (the change ID at the
  * snapshot, and for an incremental the areas changed since the parent). A snapshot of a large VM
  * or a busy vCenter can take minutes; the coordinator keeps serving agents meanwhile.
@@ -45,5 +45,32 @@ vb_prep_result_t *vb_prep_receive(zactor_t *actor);
 
 void vb_prep_request_free(vb_prep_request_t **req_p);
 void vb_prep_result_free(vb_prep_result_t **res_p);
+
+/* The other end of a backup, on a thread of its own as well: EndAccess (when end_access) and
+ * the removal of the snapshot (when snapshot is set: its id, or its name when the id was never
+ * learnt). A snapshot already gone counts as removed. */
+typedef struct {
+    char *vm;
+    char *snapshot; /* NULL: none to remove */
+    bool end_access;
+} vb_release_request_t;
+
+typedef struct {
+    bool access_ended;     /* EndAccess done (or not asked for) */
+    bool snapshot_removed; /* removed, found gone, or not asked for */
+    char *error;           /* why one of them failed; NULL when both are done */
+} vb_release_result_t;
+
+/* Starts the thread; takes ownership of req. NULL (message set) when it cannot start. */
+zactor_t *vb_release_start(vb_release_request_t *req, vb_provider_factory_fn factory, void *ctx);
+
+/* Reads the result the thread sent; caller frees it. */
+vb_release_result_t *vb_release_receive(zactor_t *actor);
+
+/* Runs a release on this thread with `p` (a coordinator without an event loop, and tests). */
+vb_release_result_t *vb_release_run(const vb_release_request_t *req, vb_provider_t *p);
+
+void vb_release_request_free(vb_release_request_t **req_p);
+void vb_release_result_free(vb_release_result_t **res_p);
 
 #endif

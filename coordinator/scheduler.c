@@ -3,14 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { S_QUEUED, S_RUNNING } s_state_t;
+typedef enum { S_QUEUED, S_RUNNING, S_HELD } s_state_t;
 
 typedef struct s_task {
     uint64_t id;
     uint32_t disk;
     uint32_t agent;
     vb_transport_t transport;
-    uint32_t failures;
+    uint32_t failures; /* attempts that failed (a fallback to the next mode is not one) */
+    uint32_t tries;    /* every failed try, fallbacks too: numbers the next assignment */
     s_state_t state;
     struct s_task *next; /* queue link */
 } s_task_t;
@@ -29,7 +30,8 @@ typedef struct {
     uint32_t host;
     s_task_t *head, *tail; /* queued tasks */
     size_t queued;
-    size_t tasks;          /* queued + running: the id is free again once cancelled and 0 */
+    size_t held;           /* failed, waiting for vb_sched_task_release */
+    size_t tasks;          /* queued + running + held: the id is free again once cancelled and 0 */
     size_t active_pos;     /* 1 + its index in the active list while it has queued tasks */
     s_pair_t *pairs;       /* per agent id, grown on demand */
     size_t pair_cap;
@@ -59,7 +61,7 @@ struct vb_sched {
     /* task id -> task, open addressing with linear probing; tombstones are (void *)1 */
     s_task_t **table;
     size_t table_cap, table_used, table_live;
-    size_t queued, running;
+    size_t queued, running, held;
 };
 
 #define S_TOMB ((s_task_t *)1)
@@ -344,16 +346,25 @@ int vb_sched_task_add(vb_sched_t *self, uint64_t task, uint32_t disk)
     return 0;
 }
 
-/* The best mode for disk × agent that has not failed to open, or NONE. */
-static vb_transport_t s_mode(vb_sched_t *self, s_disk_t *d, uint32_t disk, uint32_t agent)
+/* The policy's decision for disk × agent (asked once), or NULL when out of memory. */
+static s_pair_t *s_pair(vb_sched_t *self, s_disk_t *d, uint32_t disk, uint32_t agent)
 {
     if (s_grow((void **)&d->pairs, &d->pair_cap, agent, sizeof *d->pairs) != 0)
-        return VB_TRANSPORT_NONE;
+        return NULL;
     s_pair_t *p = &d->pairs[agent];
     if (!p->decided) {
         p->count = (uint8_t)self->decide(self->ctx, disk, agent, p->order);
         p->decided = 1;
     }
+    return p;
+}
+
+/* The best mode for disk × agent that has not failed to open, or NONE. */
+static vb_transport_t s_mode(vb_sched_t *self, s_disk_t *d, uint32_t disk, uint32_t agent)
+{
+    s_pair_t *p = s_pair(self, d, disk, agent);
+    if (!p)
+        return VB_TRANSPORT_NONE;
     for (uint8_t i = 0; i < p->count; i++)
         if (!(p->excluded & VB_TRANSPORT_BIT(p->order[i])))
             return p->order[i];
@@ -413,7 +424,7 @@ static bool s_place_one(vb_sched_t *self, uint32_t disk, vb_sched_assignment_t *
     self->ds_running[d->datastore]++;
     self->host_running[d->host]++;
     self->running++;
-    *out = (vb_sched_assignment_t){t->id, best, best_mode, t->failures + 1};
+    *out = (vb_sched_assignment_t){t->id, best, best_mode, t->tries + 1};
     return true;
 }
 
@@ -448,27 +459,75 @@ int vb_sched_task_done(vb_sched_t *self, uint64_t task)
     return 0;
 }
 
-int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
+/* A failed open: that mode is excluded for the pair. True when the pair has a mode left to fall
+ * back to; false when every mode failed, and the pair starts again from its best one. */
+static bool s_fall_back(vb_sched_t *self, s_task_t *t)
+{
+    s_disk_t *d = &self->disks[t->disk];
+    if (t->agent >= d->pair_cap)
+        return false;
+    s_pair_t *p = &d->pairs[t->agent];
+    p->excluded |= (uint8_t)VB_TRANSPORT_BIT(t->transport);
+    if (s_mode(self, d, t->disk, t->agent) != VB_TRANSPORT_NONE)
+        return true;
+    p->excluded = 0;
+    return false;
+}
+
+int vb_sched_task_failed(vb_sched_t *self, uint64_t task, vb_sched_failure_t how,
                          vb_sched_verdict_t *verdict)
 {
     s_task_t *t = s_lookup(self, task);
     if (!t || t == S_TOMB || t->state != S_RUNNING)
         return vb_error_set(VB_ENOTFOUND, "task %llu is not running", (unsigned long long)task);
     s_release(self, t);
-    if (open_failed) {
-        s_disk_t *d = &self->disks[t->disk];
-        if (t->agent < d->pair_cap)
-            d->pairs[t->agent].excluded |= (uint8_t)VB_TRANSPORT_BIT(t->transport);
-    }
-    t->failures++;
-    if (t->failures >= self->limits.max_attempts || self->disks[t->disk].cancelled) {
-        *verdict = VB_SCHED_GIVEN_UP;
-        s_forget(self, t);
-    } else {
+    t->tries++;
+    s_disk_t *d = &self->disks[t->disk];
+    if (how == VB_SCHED_FAIL_OPEN && !d->cancelled && s_fall_back(self, t)) {
         *verdict = VB_SCHED_REQUEUED;
         s_requeue_front(self, t);
+        return 0;
     }
+    t->failures++;
+    if (how == VB_SCHED_FAIL_PERMANENT || d->cancelled ||
+        t->failures >= self->limits.max_attempts) {
+        *verdict = VB_SCHED_GIVEN_UP;
+        s_forget(self, t);
+        return 0;
+    }
+    *verdict = VB_SCHED_HELD;
+    t->state = S_HELD;
+    d->held++;
+    self->held++;
     return 0;
+}
+
+int vb_sched_task_release(vb_sched_t *self, uint64_t task)
+{
+    s_task_t *t = s_lookup(self, task);
+    if (!t || t == S_TOMB || t->state != S_HELD)
+        return vb_error_set(VB_ENOTFOUND, "task %llu is not held", (unsigned long long)task);
+    self->disks[t->disk].held--;
+    self->held--;
+    if (self->disks[t->disk].cancelled)
+        s_forget(self, t);
+    else
+        s_requeue_front(self, t);
+    return 0;
+}
+
+/* The held tasks of a removed disk are forgotten (nothing will release them into a queue). */
+static void s_forget_held(vb_sched_t *self, uint32_t disk)
+{
+    for (size_t i = 0; i < self->table_cap && self->disks[disk].held > 0; i++) {
+        s_task_t *t = self->table[i];
+        if (!t || t == S_TOMB || t->state != S_HELD || t->disk != disk)
+            continue;
+        self->disks[disk].held--;
+        self->held--;
+        self->disks[disk].tasks--;
+        s_forget_task(self, t);
+    }
 }
 
 int vb_sched_task_requeue(vb_sched_t *self, uint64_t task)
@@ -500,6 +559,7 @@ void vb_sched_disk_remove(vb_sched_t *self, uint32_t disk)
     d->tasks -= d->queued;
     d->queued = 0;
     d->tail = NULL;
+    s_forget_held(self, disk);
     if (d->tasks == 0)
         s_disk_release(self, disk);
 }
@@ -515,8 +575,10 @@ size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap)
         uint32_t disk = self->active[i];
         s_disk_t *d = &self->disks[disk];
         bool reachable = false;
-        for (uint32_t a = 0; a < self->agent_cap && !reachable; a++)
-            reachable = self->agents[a].online && s_mode(self, d, disk, a) != VB_TRANSPORT_NONE;
+        for (uint32_t a = 0; a < self->agent_cap && !reachable; a++) {
+            const s_pair_t *p = self->agents[a].online ? s_pair(self, d, disk, a) : NULL;
+            reachable = p && p->count > 0;
+        }
         if (!reachable && n < cap)
             disks[n++] = disk;
     }
@@ -528,6 +590,7 @@ void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out)
     memset(out, 0, sizeof *out);
     out->queued = self->queued;
     out->running = self->running;
+    out->held = self->held;
     for (uint32_t a = 0; a < self->agent_cap; a++) {
         const s_agent_t *ag = &self->agents[a];
         if (ag->online) {

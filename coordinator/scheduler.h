@@ -10,7 +10,12 @@
  *     agents, so a large disk is read by several agents at once;
  *   - a lost agent's running tasks go back to the queue (not counted as attempts);
  *   - a failed open excludes that transport for that disk × agent pair, so the next allowed
- *     mode is used (fallback); a task that fails max_attempts times is given up.
+ *     mode is used at once (fallback), without counting an attempt;
+ *   - a failure that leaves nothing to fall back to (it ran and failed, or every mode of the
+ *     pair failed to open: the pair starts again from its best mode) counts an attempt and is
+ *     held, not queued, until the caller releases it: the caller backs off (a short outage is
+ *     ridden out instead of burning every attempt in milliseconds); after max_attempts it is
+ *     given up, and so is a failure the caller calls permanent (it cannot succeed on a retry).
  * The transport decision comes from the caller through `decide` (the transport policy), asked
  * once per disk × agent pair and cached. Agents are small integer ids chosen by the caller
  * (dense, from 0); disk ids are handed out by the scheduler and reused once a removed disk has no
@@ -47,9 +52,16 @@ typedef struct {
 } vb_sched_assignment_t;
 
 typedef enum {
-    VB_SCHED_REQUEUED = 0, /* will run again */
-    VB_SCHED_GIVEN_UP = 1, /* failed max_attempts times, or no agent can reach its disk */
+    VB_SCHED_REQUEUED = 0, /* will run again now, with the next transport (fallback) */
+    VB_SCHED_GIVEN_UP = 1, /* failed max_attempts times, permanently, or its disk was removed */
+    VB_SCHED_HELD = 2,     /* will run again once vb_sched_task_release() is called */
 } vb_sched_verdict_t;
+
+typedef enum {
+    VB_SCHED_FAIL_RUN = 0,       /* it ran and failed; a retry later may succeed */
+    VB_SCHED_FAIL_OPEN = 1,      /* the transport could not open the disk: fall back */
+    VB_SCHED_FAIL_PERMANENT = 2, /* cannot succeed on a retry (no space, corrupt, refused) */
+} vb_sched_failure_t;
 
 vb_sched_t *vb_sched_new(const vb_sched_limits_t *limits, vb_sched_decide_fn decide, void *ctx);
 void vb_sched_destroy(vb_sched_t **self_p);
@@ -75,29 +87,35 @@ size_t vb_sched_dispatch(vb_sched_t *self, vb_sched_assignment_t *out, size_t ca
  * replayed or late result: ignore it). */
 int vb_sched_task_done(vb_sched_t *self, uint64_t task) VB_WUR;
 
-/* The task failed; `open_failed` says the transport could not open the disk (fall back).
- * *verdict says whether it runs again. VB_ENOTFOUND when the task is not running. */
-int vb_sched_task_failed(vb_sched_t *self, uint64_t task, bool open_failed,
+/* The task failed, how says `how`. *verdict says whether it runs again now, after a release,
+ * or never. VB_ENOTFOUND when the task is not running. */
+int vb_sched_task_failed(vb_sched_t *self, uint64_t task, vb_sched_failure_t how,
                          vb_sched_verdict_t *verdict) VB_WUR;
+
+/* A held task goes back to the front of its queue (its back-off is over); a held task of a
+ * removed disk is forgotten instead. VB_ENOTFOUND when the task is not held. */
+int vb_sched_task_release(vb_sched_t *self, uint64_t task) VB_WUR;
 
 /* The task was handed back without failing (the agent had no free slot): back to the front of
  * its queue, no attempt counted. VB_ENOTFOUND when the task is not running. */
 int vb_sched_task_requeue(vb_sched_t *self, uint64_t task) VB_WUR;
 
-/* The disk is finished with (its VM's backup or restore ended, well or not): every queued task
- * of it is dropped. Tasks still running keep their agent's slot until their result comes
+/* The disk is finished with (its VM's backup or restore ended, well or not): every queued or
+ * held task of it is dropped. Tasks still running keep their agent's slot until their result comes
  * (task_done / task_failed: then they are forgotten, never requeued), because the agent is still
  * busy with them; a lost agent's ones are forgotten. After the last of them the id may be handed
  * out again by vb_sched_disk_add(): the caller forgets it now. */
 void vb_sched_disk_remove(vb_sched_t *self, uint32_t disk);
 
-/* Queued tasks no online agent can take, because no online agent is allowed to reach their
- * disk: their disks are written to `disks` (up to cap); returns the count. */
+/* Queued tasks no online agent can take, because the policy allows no online agent to reach
+ * their disk (failed opens do not count: they are retried): their disks are written to `disks`
+ * (up to cap); returns the count. */
 size_t vb_sched_unreachable(vb_sched_t *self, uint32_t *disks, size_t cap);
 
 typedef struct {
     size_t queued;
     size_t running;
+    size_t held;
     size_t agents_online;
     size_t slots_free;
 } vb_sched_stats_t;

@@ -73,6 +73,16 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"verify_lease_s", VB_CONF_INT, offsetof(vb_coord_settings_t, verify_lease_s), "21600", 60,
      INT64_C(2592000), false,
      "seconds a running `vbak verify` protects its restore point from prune (its lease)"},
+    {"retry_delay_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, retry_delay_ms), "1000", 0,
+     3600000, false, "wait before a failed task runs again; doubles per failure, with jitter"},
+    {"retry_max_delay_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, retry_max_delay_ms), "60000",
+     0, 86400000, false, "the longest wait before a task or a snapshot removal is retried"},
+    {"retry_deadline_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, retry_deadline_ms),
+     "3600000", 0, INT64_C(1) << 40, false,
+     "no task is retried once its job has run this long (0: no deadline)"},
+    {"snapshot_retry_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, snapshot_retry_ms), "5000",
+     1, 3600000, false,
+     "wait before a failed snapshot removal (or EndAccess) is tried again; doubles, until done"},
     VB_CONF_END};
 
 typedef struct {
@@ -367,7 +377,7 @@ static json_t *s_status_json(self_t *self)
     vb_registry_census(self->registry, &online, &lost);
     const vb_registry_counters_t *rc = vb_registry_counters(self->registry);
     return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I, s:I}}",
+                     "s:I, s:I, s:I, s:I, s:I}, s:o}",
                      "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
                      "agents", "online", (int)online, "lost", (int)lost, "counters", "malformed",
                      (json_int_t)self->counters.malformed, "oversized",
@@ -380,7 +390,9 @@ static json_t *s_status_json(self_t *self)
                      "control_denied", (json_int_t)self->counters.zap_denied, "enrolled",
                      (json_int_t)rc->enrolled, "registered", (json_int_t)rc->registered,
                      "control_requests", (json_int_t)self->counters.control_requests,
-                     "results_dropped", (json_int_t)vb_jobs_dropped_results(self->jobs));
+                     "results_dropped", (json_int_t)vb_jobs_dropped_results(self->jobs),
+                     "snapshots_pending", (json_int_t)vb_jobs_pending_releases(self->jobs),
+                     "pending_releases", vb_jobs_pending_releases_json(self->jobs));
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result)
@@ -530,6 +542,10 @@ static int s_make_jobs(self_t *self)
                             (uint32_t)s->per_datastore_tasks,
                             (uint32_t)s->per_host_tasks,
                             (uint32_t)s->max_attempts,
+                            (uint32_t)s->retry_delay_ms,
+                            (uint32_t)s->retry_max_delay_ms,
+                            (uint64_t)s->retry_deadline_ms,
+                            (uint32_t)s->snapshot_retry_ms,
                             s_send_to_agent,
                             self,
                             self->loop,

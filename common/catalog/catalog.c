@@ -199,6 +199,12 @@ static const char *const s_migrations[] = {
     "CREATE INDEX restore_points_created ON restore_points(state, created);"
     "CREATE INDEX restore_points_parent ON restore_points(parent_id);"
     "CREATE INDEX restore_points_job ON restore_points(job_id);",
+    /* 5 (job engine): notes said on a job's VM (e.g. an encrypted disk into a plain repository);
+     *    the last error of a snapshot removal that is being retried; the bytes a task reads (the
+     *    read phase's progress counts these, not extent windows or map tasks). */
+    "ALTER TABLE job_vms ADD COLUMN notes TEXT;"
+    "ALTER TABLE job_vms ADD COLUMN snapshot_error TEXT;"
+    "ALTER TABLE tasks ADD COLUMN read_bytes INTEGER NOT NULL DEFAULT 0 CHECK (read_bytes >= 0);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 

@@ -127,6 +127,8 @@ typedef struct {
     vb_snap_state_t snapshot_state;
     bool access_prepared; /* PrepareForAccess in effect (Storage vMotion blocked) */
     char *error;          /* NULL unless the VM failed or was cancelled */
+    char *notes;          /* lines said on the VM that are not errors (NULL: none) */
+    char *snapshot_error; /* why the last removal of its snapshot failed, while it is retried */
 } vb_job_vm_t;
 
 typedef struct {
@@ -209,6 +211,15 @@ int vb_catalog_snapshot_intent(vb_catalog_t *self, int64_t job_id, const char *v
 int vb_catalog_snapshot_created(vb_catalog_t *self, int64_t job_id, const char *vm,
                                 const char *snapshot_id) VB_WUR;
 int vb_catalog_snapshot_removed(vb_catalog_t *self, int64_t job_id, const char *vm) VB_WUR;
+/* A removal failed and will be tried again: `error` is kept (job show) until it is removed. */
+int vb_catalog_snapshot_remove_failed(vb_catalog_t *self, int64_t job_id, const char *vm,
+                                      const char *error) VB_WUR;
+
+/* Adds a one-line note to a job's VM (something true the user should know that is not an
+ * error, e.g. plaintext of an encrypted disk stored in an unencrypted repository). VB_EINVAL for
+ * an empty or multi-line note. */
+int vb_catalog_job_vm_add_note(vb_catalog_t *self, int64_t job_id, const char *vm,
+                               const char *note) VB_WUR;
 
 /* Something a job may have left on a VM: a snapshot requested or created and not yet removed
  * (snapshot_id NULL when the crash came between intent and created: look it up by name), or
@@ -252,15 +263,17 @@ typedef struct {
     uint64_t bytes;         /* bytes the agent reported for the finished task */
     int64_t started;        /* Unix ms of the last claim; 0 never */
     int64_t finished;       /* Unix ms; 0 while not done/failed/cancelled */
+    uint64_t read_bytes;    /* bytes the task reads (backup: whole chunks it touches; restore:
+                             * its extent; map: 0), given when it is added */
 } vb_task_t;
 
 void vb_task_clear(vb_task_t *task);
 void vb_tasks_free(vb_task_t **tasks_p, size_t count);
 
 /* Adds n queued tasks to job `job_id`, in one transaction. Reads vm, disk_key, kind, offset,
- * length, payload of each. ids_out (may be NULL) receives the n new ids in order. VB_ENOTFOUND
- * (no such job, or a VM not in the job: the message names it), VB_EINVAL (job not running,
- * offset/length beyond INT64_MAX), VB_EDB. Nothing is added on failure. */
+ * length, payload, read_bytes of each. ids_out (may be NULL) receives the n new ids in order.
+ * VB_ENOTFOUND (no such job, or a VM not in the job: the message names it), VB_EINVAL (job not
+ * running, offset/length/read_bytes beyond INT64_MAX), VB_EDB. Nothing is added on failure. */
 int vb_catalog_tasks_add(vb_catalog_t *self, int64_t job_id, const vb_task_t *tasks, size_t n,
                          int64_t *ids_out) VB_WUR;
 
@@ -314,6 +327,9 @@ typedef struct {
     size_t queued, running, done, failed, cancelled, total;
     uint64_t bytes_total; /* sum of extent lengths */
     uint64_t bytes_done;  /* sum of extent lengths of done tasks */
+    size_t map_total, map_done; /* map tasks (backup: finding a disk's allocated blocks) */
+    uint64_t read_bytes_total;  /* sum of read_bytes of the backup and restore tasks */
+    uint64_t read_bytes_done;   /* the same, of the done ones */
 } vb_task_counts_t;
 
 /* Task counters of one job (an index scan of the job's tasks: for job show and restart, not for

@@ -57,11 +57,11 @@ const char *vb_verify_state_name(vb_verify_state_t s)
 #define JOB_COLUMNS "id, kind, state, full, options, started, finished, error, cancel_requested"
 #define JOB_VM_COLUMNS                                                                             \
     "id, vm, is_fcd, state, mode, mode_reason, restore_point_id, snapshot_name, snapshot_id, "     \
-    "snapshot_state, access_prepared, error"
+    "snapshot_state, access_prepared, error, notes, snapshot_error"
 #define TASK_COLUMNS                                                                               \
     "t.id, t.job_id, v.vm, t.disk_key, t.kind, t.state, t.ext_offset, t.ext_length, t.agent, "     \
     "t.transport, t.transport_reason, t.attempts, t.failures, t.error, t.payload, t.bytes, "       \
-    "t.started, t.finished FROM tasks t JOIN job_vms v ON v.id = t.job_vm_id"
+    "t.started, t.finished, t.read_bytes FROM tasks t JOIN job_vms v ON v.id = t.job_vm_id"
 #define JOB_VM_WHERE " WHERE job_id = ?1 AND vm = ?2"
 
 void vb_cat_jobs_sql(const char **sql)
@@ -93,16 +93,22 @@ void vb_cat_jobs_sql(const char **sql)
     sql[ST_SNAP_CREATED] =
         "UPDATE job_vms SET snapshot_id = ?3, snapshot_state = 'created'" JOB_VM_WHERE
         " AND snapshot_state = 'requested'";
-    sql[ST_SNAP_REMOVED] = "UPDATE job_vms SET snapshot_state = 'removed'" JOB_VM_WHERE
-                           " AND snapshot_state IN ('requested', 'created')";
+    sql[ST_SNAP_REMOVED] = "UPDATE job_vms SET snapshot_state = 'removed', snapshot_error = NULL"
+                           JOB_VM_WHERE " AND snapshot_state IN ('requested', 'created')";
+    sql[ST_SNAP_REMOVE_FAILED] = "UPDATE job_vms SET snapshot_error = ?3" JOB_VM_WHERE
+                                 " AND snapshot_state IN ('requested', 'created')";
+    sql[ST_JOB_VM_NOTE] = "UPDATE job_vms SET notes = CASE WHEN notes IS NULL THEN ?3 "
+                          "ELSE notes || char(10) || ?3 END" JOB_VM_WHERE;
     sql[ST_SNAP_OUTSTANDING] =
         "SELECT v.job_id, j.state, v.vm, v.is_fcd, v.snapshot_name, v.snapshot_id, "
         "v.snapshot_state, v.access_prepared FROM job_vms v JOIN jobs j ON j.id = v.job_id "
         "WHERE v.snapshot_state IN ('requested','created') OR v.access_prepared = 1 "
         "ORDER BY v.job_id, v.id";
     sql[ST_TASK_INSERT] =
-        "INSERT INTO tasks (job_id, job_vm_id, disk_key, kind, ext_offset, ext_length, payload) "
-        "VALUES (?1, (SELECT id FROM job_vms WHERE job_id = ?1 AND vm = ?2), ?3, ?4, ?5, ?6, ?7)";
+        "INSERT INTO tasks (job_id, job_vm_id, disk_key, kind, ext_offset, ext_length, payload, "
+        "read_bytes) "
+        "VALUES (?1, (SELECT id FROM job_vms WHERE job_id = ?1 AND vm = ?2), ?3, ?4, ?5, ?6, ?7, "
+        "?8)";
     sql[ST_TASK_GET] = "SELECT " TASK_COLUMNS " WHERE t.id = ?1";
     sql[ST_TASK_LIST_JOB] = "SELECT " TASK_COLUMNS " WHERE t.job_id = ?1 ORDER BY t.id LIMIT ?2";
     sql[ST_TASK_LIST_JOB_STATE] =
@@ -124,8 +130,9 @@ void vb_cat_jobs_sql(const char **sql)
         "UPDATE tasks SET state = 'queued', error = ?2 WHERE id = ?1 AND state = 'running'";
     sql[ST_TASK_REQUEUE_AGENT] =
         "UPDATE tasks SET state = 'queued', error = ?2 WHERE agent = ?1 AND state = 'running'";
-    sql[ST_TASK_COUNTS] = "SELECT state, count(*), coalesce(sum(ext_length), 0) FROM tasks "
-                          "WHERE job_id = ?1 GROUP BY state";
+    sql[ST_TASK_COUNTS] = "SELECT state, count(*), coalesce(sum(ext_length), 0), kind = 'map', "
+                          "coalesce(sum(read_bytes), 0) FROM tasks "
+                          "WHERE job_id = ?1 GROUP BY state, kind = 'map'";
 }
 
 /* ---- records ---- */
@@ -137,6 +144,8 @@ static void s_job_vm_clear(vb_job_vm_t *v)
     free(v->snapshot_name);
     free(v->snapshot_id);
     free(v->error);
+    free(v->notes);
+    free(v->snapshot_error);
     memset(v, 0, sizeof *v);
 }
 
@@ -262,10 +271,14 @@ static int s_read_job_vm(vb_catalog_t *self, sqlite3_stmt *st, vb_job_vm_t *out)
     out->snapshot_name = vb_cat_col_str(st, 7, false);
     out->snapshot_id = vb_cat_col_str(st, 8, false);
     out->error = vb_cat_col_str(st, 11, false);
+    out->notes = vb_cat_col_str(st, 12, false);
+    out->snapshot_error = vb_cat_col_str(st, 13, false);
     if (!out->vm || (!out->mode_reason && sqlite3_column_type(st, 5) != SQLITE_NULL) ||
         (!out->snapshot_name && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
         (!out->snapshot_id && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
-        (!out->error && sqlite3_column_type(st, 11) != SQLITE_NULL)) {
+        (!out->error && sqlite3_column_type(st, 11) != SQLITE_NULL) ||
+        (!out->notes && sqlite3_column_type(st, 12) != SQLITE_NULL) ||
+        (!out->snapshot_error && sqlite3_column_type(st, 13) != SQLITE_NULL)) {
         s_job_vm_clear(out);
         return s_oom();
     }
@@ -571,6 +584,24 @@ int vb_catalog_snapshot_removed(vb_catalog_t *self, int64_t job_id, const char *
                            "record a removed snapshot");
 }
 
+int vb_catalog_snapshot_remove_failed(vb_catalog_t *self, int64_t job_id, const char *vm,
+                                      const char *error)
+{
+    sqlite3_stmt *st = self->st[ST_SNAP_REMOVE_FAILED];
+    vb_cat_bind_str(st, 3, error);
+    return s_job_vm_update(self, job_id, vm, st, "record a failed snapshot removal");
+}
+
+int vb_catalog_job_vm_add_note(vb_catalog_t *self, int64_t job_id, const char *vm,
+                               const char *note)
+{
+    if (!note || !note[0] || strchr(note, '\n'))
+        return vb_error_set(VB_EINVAL, "a note is one line of text");
+    sqlite3_stmt *st = self->st[ST_JOB_VM_NOTE];
+    sqlite3_bind_text(st, 3, note, -1, SQLITE_TRANSIENT);
+    return s_job_vm_update(self, job_id, vm, st, "add a note");
+}
+
 static int s_read_snapshot_ref(vb_catalog_t *self, sqlite3_stmt *st, vb_snapshot_ref_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -639,6 +670,7 @@ static int s_read_task(vb_catalog_t *self, sqlite3_stmt *st, vb_task_t *t)
     t->bytes = (uint64_t)sqlite3_column_int64(st, 15);
     t->started = sqlite3_column_int64(st, 16);
     t->finished = sqlite3_column_int64(st, 17);
+    t->read_bytes = (uint64_t)sqlite3_column_int64(st, 18);
     t->vm = vb_cat_col_str(st, 2, true);
     t->disk_key = vb_cat_col_str(st, 3, true);
     char **opt[] = {&t->agent, &t->transport, &t->transport_reason, &t->error, &t->payload};
@@ -677,7 +709,8 @@ static int s_add_tasks(vb_catalog_t *self, int64_t job_id, const vb_task_t *task
         const vb_task_t *t = &tasks[i];
         if (!t->vm || !t->disk_key)
             return vb_error_set(VB_EINVAL, "task %zu has no VM or disk", i + 1);
-        if ((unsigned)t->kind > VB_TASK_RESTORE || t->offset > INT64_MAX || t->length > INT64_MAX)
+        if ((unsigned)t->kind > VB_TASK_RESTORE || t->offset > INT64_MAX ||
+            t->length > INT64_MAX || t->read_bytes > INT64_MAX)
             return vb_error_set(VB_EINVAL, "task %zu (disk %s of VM '%s') is out of range", i + 1,
                                 t->disk_key, t->vm);
         sqlite3_bind_int64(st, 1, job_id);
@@ -687,6 +720,7 @@ static int s_add_tasks(vb_catalog_t *self, int64_t job_id, const vb_task_t *task
         sqlite3_bind_int64(st, 5, (int64_t)t->offset);
         sqlite3_bind_int64(st, 6, (int64_t)t->length);
         vb_cat_bind_str(st, 7, t->payload);
+        sqlite3_bind_int64(st, 8, (int64_t)t->read_bytes);
         rc = vb_cat_step_done(self, st, "adding a task");
         if (rc == VB_EINVAL) /* job_vm_id NOT NULL: the subquery found no such VM */
             return vb_error_set(VB_ENOTFOUND, "job %lld has no VM '%s'", (long long)job_id, t->vm);
@@ -875,22 +909,26 @@ int vb_catalog_job_task_counts(vb_catalog_t *self, int64_t job_id, vb_task_count
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         size_t n = (size_t)sqlite3_column_int64(st, 1);
         uint64_t bytes = (uint64_t)sqlite3_column_int64(st, 2);
+        bool map = sqlite3_column_int(st, 3) != 0;
+        uint64_t read = map ? 0 : (uint64_t)sqlite3_column_int64(st, 4);
         switch (VB_CAT_ENUM(vb_cat_task_states, sqlite3_column_text(st, 0))) {
         case VB_TASK_QUEUED:
-            out->queued = n;
+            out->queued += n;
             break;
         case VB_TASK_RUNNING:
-            out->running = n;
+            out->running += n;
             break;
         case VB_TASK_DONE:
-            out->done = n;
-            out->bytes_done = bytes;
+            out->done += n;
+            out->bytes_done += bytes;
+            out->read_bytes_done += read;
+            out->map_done += map ? n : 0;
             break;
         case VB_TASK_FAILED:
-            out->failed = n;
+            out->failed += n;
             break;
         case VB_TASK_CANCELLED:
-            out->cancelled = n;
+            out->cancelled += n;
             break;
         default:
             rc = s_corrupt(self, "tasks of job", job_id, "state");
@@ -898,6 +936,8 @@ int vb_catalog_job_task_counts(vb_catalog_t *self, int64_t job_id, vb_task_count
         }
         out->total += n;
         out->bytes_total += bytes;
+        out->read_bytes_total += read;
+        out->map_total += map ? n : 0;
     }
     if (!rc && step != SQLITE_DONE)
         rc = vb_cat_db_error(self, "counting a job's tasks");

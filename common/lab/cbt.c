@@ -405,6 +405,29 @@ static void s_unlink_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fc
     }
 }
 
+/* Deletes a snapshot's image files before the snapshot leaves site.json, as ESXi consolidates
+ * before it drops a snapshot: a file that cannot be deleted (locked, immutable) fails the removal
+ * and the snapshot stays, to be removed again later. Files already gone are fine. */
+static int s_delete_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fcd, const char *vm,
+                                   const char *id)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < vb_lab_object_disk_count(obj, is_fcd); i++) {
+        json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
+        char *paths[2] = {vb_lab_disk_image(site, disk, id),
+                          json_is_true(json_object_get(disk, "encrypted"))
+                              ? vb_lab_disk_luks_image(site, disk, id)
+                              : NULL};
+        for (int k = 0; k < 2 && !rc; k++)
+            if (paths[k] && unlink(paths[k]) != 0 && errno != ENOENT)
+                rc = vb_error_set(VB_EBUSY, "cannot remove snapshot %s of %s: deleting %s: %s",
+                                  id, vm, paths[k], strerror(errno));
+        free(paths[0]);
+        free(paths[1]);
+    }
+    return rc;
+}
+
 /* Opens the site for writing and finds the VM or FCD. */
 static int s_open_object(const char *dir, const char *vm, bool write, vb_lab_site_t **site,
                          json_t **obj, bool *is_fcd)
@@ -504,6 +527,10 @@ int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_na
         rc = vb_error_set(VB_ENOMEM, "out of memory");
         goto out;
     }
+    if ((rc = s_delete_snapshot_files(site, obj, fcd, vm, id)) != 0) {
+        free(id);
+        goto out;
+    }
     json_t *list = json_object_get(obj, "snapshots");
     for (size_t i = 0; i < json_array_size(list); i++)
         if (json_array_get(list, i) == snap) {
@@ -511,8 +538,6 @@ int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_na
             break;
         }
     rc = vb_lab_site_save(site);
-    if (!rc)
-        s_unlink_snapshot_files(site, obj, fcd, id);
     free(id);
 out:
     vb_lab_site_destroy(&site);
@@ -786,9 +811,9 @@ int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
     if (strcmp(since_epoch, vb_lab_json_str(disk, "change_epoch")) != 0 ||
         strcmp(at_epoch, since_epoch) != 0) {
         rc = vb_error_set(VB_ENOTFOUND,
-                          "change ID \"%s\" of %s disk %s is unknown: change tracking was reset "
-                          "or the ID is from another disk",
-                          change_id, vm, disk_key);
+                          "change ID \"%s\" of disk %s of %s is unknown (change tracking was "
+                          "reset, or the ID is from another disk)",
+                          change_id, disk_key, vm);
         goto out;
     }
     if (since_gen > at_gen) {

@@ -289,6 +289,33 @@ static int s_disk_cb(void *ud, const vb_xml_node_t *oc)
     return 0;
 }
 
+static int s_cbt_on_cb(void *ud, const vb_xml_node_t *oc)
+{
+    const vb_xml_node_t *on = vb_vs_prop(oc, "config.changeTrackingEnabled");
+    *(bool *)ud = on && on->text && strcmp(on->text, "true") == 0;
+    return 0;
+}
+
+/* A disk without a change ID: say whether tracking is off, or on and not started yet (it gets
+ * its first change ID with the next snapshot after it was turned on). */
+static int s_no_change_id(vb_vsphere_t *self, const char *vm, const char *vm_id,
+                          const char *disk_key)
+{
+    bool on = false;
+    if (vb_vs_retrieve_object(self, "VirtualMachine", vm_id, "config.changeTrackingEnabled",
+                              s_cbt_on_cb, &on) != 0)
+        on = false;
+    if (on)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "changed block tracking is on for VM %s but disk %s has no change ID "
+                            "yet: the first backup is full",
+                            vm, disk_key);
+    return vb_error_set(VB_EUNSUPPORTED,
+                        "changed block tracking is off for VM %s (disk %s has no change ID): "
+                        "every backup is full until it is turned on",
+                        vm, disk_key);
+}
+
 static bool s_is(const char *name, const char *const *set)
 {
     for (size_t i = 0; set[i]; i++)
@@ -327,14 +354,13 @@ static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, c
         snprintf(prev, sizeof prev, "%s", vb_error_msg());
         if (rc != 0 && s_is(self->last_fault, unsupported))
             rc = vb_error_set(VB_EUNSUPPORTED,
-                              "changed block tracking unavailable: full backup "
-                              "(VM %s disk %s: %s)",
-                              vm, disk_key, prev);
+                              "changed block tracking is unavailable for disk %s of VM %s: %s",
+                              disk_key, vm, prev);
         else if (rc != 0 && s_is(self->last_fault, unknown_id))
             rc = vb_error_set(VB_ENOTFOUND,
-                              "change ID '%s' of VM %s disk %s is not known to the "
-                              "server (tracking reset?): full backup (%s)",
-                              change_id, vm, disk_key, prev);
+                              "change ID '%s' of disk %s of VM %s is not known to the server "
+                              "(change tracking was reset?): %s",
+                              change_id, disk_key, vm, prev);
     }
     uint64_t s = 0, l = 0;
     if (rc == 0)
@@ -374,10 +400,7 @@ int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *dis
     if (rc == 0 && !disk.found)
         rc = vb_error_set(VB_ENOTFOUND, "VM %s has no disk with key %s", vm, disk_key);
     else if (rc == 0 && !disk.change_id)
-        rc = vb_error_set(VB_EUNSUPPORTED,
-                          "changed block tracking unavailable: full backup (VM %s "
-                          "disk %s has no change ID: tracking is off)",
-                          vm, disk_key);
+        rc = s_no_change_id(self, vm, vm_id, disk_key);
     for (uint64_t pos = start; rc == 0 && pos < disk.capacity;)
         rc = s_query_span(self, vm, vm_id, disk_key, snapshot_id, change_id, pos, out, &pos);
     if (rc == 0 && new_change_id_out) {

@@ -76,8 +76,9 @@ int vb_vsphere_snapshot_create(vb_vsphere_t *self, const char *vm, const char *n
 int vb_vsphere_snapshot_remove(vb_vsphere_t *self, const char *vm, const char *snapshot) VB_WUR;
 
 /* QueryChangedDiskAreas over the whole disk from `start` (the provider interface's contract).
- * VB_EUNSUPPORTED ("changed block tracking unavailable: full backup") when the server does not
- * implement it or tracking is off; VB_ENOTFOUND when change_id is unknown. */
+ * VB_EUNSUPPORTED when the server does not implement it, tracking is off, or it is on but the
+ * disk has no change ID yet (the message says which, in one sentence naming the VM and disk);
+ * VB_ENOTFOUND when change_id is unknown. */
 int vb_vsphere_changed_areas(vb_vsphere_t *self, const char *vm, const char *disk_key,
                              const char *snapshot_id, uint64_t start, const char *change_id,
                              vb_extent_list_t *out, char **new_change_id_out) VB_WUR;

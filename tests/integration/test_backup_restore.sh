@@ -35,8 +35,13 @@ job2=$(backup_json --all $fcds)
 mode() { jq -r --arg vm "$2" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$1"; }
 [[ $(mode "$job2" vm-vsan-01) == incremental ]] || fail "vm-vsan-01 not incremental"
 [[ $(mode "$job2" vm-vvol-01) == full ]] || fail "vm-vvol-01 after a CBT reset must be full"
-jq -r '.vm_details[] | select(.vm == "vm-vvol-01") | .mode_reason' <<<"$job2" | grep -q "change tracking was reset" \
-  || fail "the reason for the full backup is not shown"
+reason() { jq -r --arg vm "$2" '.vm_details[] | select(.vm == $vm) | .mode_reason' <<<"$1"; }
+[[ $(reason "$job1" vm-vsan-01) == "no earlier restore point of vm-vsan-01" ]] ||
+  fail "first backup's reason: $(reason "$job1" vm-vsan-01)"
+vvol_key=$(site_json | jq -r '.vms[] | select(.name == "vm-vvol-01") | .disks[0].key')
+r=$(reason "$job2" vm-vvol-01)
+[[ $r =~ ^change\ ID\ \"[^\"]+\"\ of\ disk\ $vvol_key\ of\ vm-vvol-01\ is\ unknown\ \(change\ tracking\ was\ reset,\ or\ the\ ID\ is\ from\ another\ disk\)$ ]] \
+  || fail "the reason for the full backup after a CBT reset: $r"
 pass "incremental where change IDs are valid, full after a CBT reset (reason shown)"
 
 # the incremental read only the chunks that hold changes: far less than the full

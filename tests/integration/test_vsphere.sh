@@ -90,12 +90,14 @@ probe sim snapshot-remove vsan-vm second 2>/dev/null || fail "remove by name"
 # ---- changed block tracking: the simulator has none ----
 key=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[0].key')
 out=$(probe sim changed-areas vbak-vm1 "$key" 2>&1) && fail "changed areas answered on the simulator"
-echo "$out" | grep -q "changed block tracking unavailable: full backup" && echo "$out" | grep -q "(unsupported)" &&
+echo "$out" | grep -q "changed block tracking is unavailable for disk $key of VM vbak-vm1" && echo "$out" | grep -q "(unsupported)" &&
     ok "QueryChangedDiskAreas MethodNotFound: full backup" || fail "CBT message: $out"
 key2=$(info sim '.vms[] | select(.name == "vbak-vm1") | .disks[1].key')
 out=$(probe sim changed-areas vbak-vm1 "$key2" 2>&1) && fail "changed areas of a disk without tracking"
-echo "$out" | grep -q "has no change ID: tracking is off" && echo "$out" | grep -q "full backup" &&
-    ok "disk without a change ID: full backup" || fail "no-CBT disk message: $out"
+# vbak-vm1 has tracking on: its disk without a change ID has not started yet, tracking is not off
+echo "$out" | grep -q "changed block tracking is on for VM vbak-vm1 but disk $key2 has no change ID yet: the first backup is full" &&
+    ! echo "$out" | grep -q "tracking is off" && ! echo "$out" | grep -q "full backup (" &&
+    ok "disk without a change ID yet: the first backup is full" || fail "no-change-ID disk message: $out"
 
 # ---- datastore file service ----
 n=0

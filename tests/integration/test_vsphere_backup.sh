@@ -98,7 +98,7 @@ vm=vbak-vm1
 job=$(backup_json "$vm")
 [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup of $vm: $job"
 [[ $(jq -r '.vm_details[0].mode' <<<"$job") == full ]] || fail "$vm not backed up full: $job"
-jq -r '.vm_details[0].mode_reason' <<<"$job" | grep -q "changed block tracking unavailable" ||
+jq -r '.vm_details[0].mode_reason' <<<"$job" | grep -q "changed block tracking is unavailable for disk" ||
   fail "the full backup does not say change tracking is unavailable: $job"
 [[ $(jq -r '.vm_details[0].snapshot_state' <<<"$job") == removed ]] || fail "snapshot left: $job"
 grep -q "allocated-blocks-unavailable mode=vsfile" "$SITE"/log/agent-*.log ||
@@ -109,9 +109,16 @@ pass "$vm backed up full over the file service: $(jq -r '.vm_details[0].mode_rea
 job2=$(backup_json "$vm")
 [[ $(jq -r .state <<<"$job2") == succeeded && $(jq -r '.vm_details[0].mode' <<<"$job2") == full ]] ||
   fail "second backup of $vm: $job2"
-jq -r '.vm_details[0].mode_reason' <<<"$job2" | grep -q "changed block tracking unavailable" ||
+jq -r '.vm_details[0].mode_reason' <<<"$job2" | grep -q "changed block tracking is unavailable for disk" ||
   fail "second backup's reason: $job2"
 pass "the next backup is full too, and says why"
+
+# --full: the reason is that, one sentence, not what change tracking would have said
+jobf=$(backup_json "$vm" --full)
+[[ $(jq -r .state <<<"$jobf") == succeeded ]] || fail "--full backup of $vm: $jobf"
+[[ $(jq -r '.vm_details[0].mode_reason' <<<"$jobf") == "a full backup was asked for" ]] ||
+  fail "the reason of a --full backup: $(jq -r '.vm_details[0].mode_reason' <<<"$jobf")"
+pass "a --full backup says: a full backup was asked for"
 
 # restore_and_compare JOB VM: restores the VM's restore point to a directory; every disk must
 # equal the flat file the fixture wrote (and the digest it published).

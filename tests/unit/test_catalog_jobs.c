@@ -562,3 +562,53 @@ Test(catalog_jobs, state_names_are_stable)
     cr_assert_str_eq(vb_verify_state_name(VB_VERIFY_NONE), "unverified");
     cr_assert_str_eq(vb_job_state_name((vb_job_state_t)42), "?");
 }
+
+Test(catalog_jobs, read_progress_notes_and_pending_snapshot_removal)
+{
+    vb_catalog_t *cat = open_cat();
+    const char *vms[] = {"web-01"};
+    int64_t job = backup_job(cat, vms, 1, false, 10);
+    /* a map task spans the whole disk but reads nothing; read tasks count their read bytes */
+    vb_task_t add[3] = {extent("web-01", "2000", 0, 64 << 20),
+                        extent("web-01", "2000", 0, 16 << 20),
+                        extent("web-01", "2000", 16 << 20, 16 << 20)};
+    add[0].kind = VB_TASK_MAP;
+    add[1].read_bytes = 3 << 20;
+    add[2].read_bytes = 1 << 20;
+    int64_t ids[3] = {0};
+    cr_assert_eq(vb_catalog_tasks_add(cat, job, add, 3, ids), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_catalog_task_claim(cat, ids[0], "a", "nbd", "r", 11), 0);
+    cr_assert_eq(vb_catalog_task_complete(cat, ids[0], 0, 12), 0);
+    cr_assert_eq(vb_catalog_task_claim(cat, ids[1], "a", "nbd", "r", 13), 0);
+    cr_assert_eq(vb_catalog_task_complete(cat, ids[1], 3 << 20, 14), 0);
+    vb_task_counts_t c;
+    cr_assert_eq(vb_catalog_job_task_counts(cat, job, &c), 0);
+    cr_assert_eq(c.map_total, 1);
+    cr_assert_eq(c.map_done, 1);
+    cr_assert_eq(c.done, 2);
+    cr_assert_eq(c.read_bytes_total, 4u << 20, "map tasks are not data");
+    cr_assert_eq(c.read_bytes_done, 3u << 20);
+    vb_task_t t;
+    cr_assert_eq(vb_catalog_task_get(cat, ids[2], &t), 0);
+    cr_assert_eq(t.read_bytes, 1u << 20);
+    vb_task_clear(&t);
+
+    cr_assert_eq(vb_catalog_job_vm_add_note(cat, job, "web-01", "first"), 0);
+    cr_assert_eq(vb_catalog_job_vm_add_note(cat, job, "web-01", "second"), 0);
+    cr_assert_eq(vb_catalog_job_vm_add_note(cat, job, "web-01", "two\nlines"), VB_EINVAL);
+    cr_assert_eq(vb_catalog_snapshot_intent(cat, job, "web-01", "vbak-1"), 0);
+    cr_assert_eq(vb_catalog_snapshot_created(cat, job, "web-01", "snapshot-3"), 0);
+    cr_assert_eq(vb_catalog_snapshot_remove_failed(cat, job, "web-01", "the site is locked"), 0);
+    vb_job_t j;
+    cr_assert_eq(vb_catalog_job_get(cat, job, &j), 0);
+    cr_assert_str_eq(j.vms[0].notes, "first\nsecond");
+    cr_assert_str_eq(j.vms[0].snapshot_error, "the site is locked");
+    vb_job_clear(&j);
+    cr_assert_eq(vb_catalog_snapshot_removed(cat, job, "web-01"), 0);
+    cr_assert_eq(vb_catalog_job_get(cat, job, &j), 0);
+    cr_assert_null(j.vms[0].snapshot_error, "a removed snapshot has no pending error");
+    cr_assert_eq(j.vms[0].snapshot_state, VB_SNAP_REMOVED);
+    vb_job_clear(&j);
+    cr_assert_eq(vb_catalog_snapshot_remove_failed(cat, job, "web-01", "late"), VB_EINVAL);
+    vb_catalog_destroy(&cat);
+}

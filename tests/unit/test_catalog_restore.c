@@ -574,7 +574,9 @@ Test(catalog_restore, upgrades_a_version_2_catalog)
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "sqlite3 '%s' 'DROP INDEX restore_points_vm; CREATE INDEX restore_points_vm ON "
-             "restore_points(vm, state, created); PRAGMA user_version = 2;'",
+             "restore_points(vm, state, created); ALTER TABLE job_vms DROP COLUMN notes; "
+             "ALTER TABLE job_vms DROP COLUMN snapshot_error; "
+             "ALTER TABLE tasks DROP COLUMN read_bytes; PRAGMA user_version = 2;'",
              s_path);
     cr_assert_eq(system(cmd), 0);
 

@@ -144,9 +144,9 @@ Test(scheduler, lost_agent_tasks_run_elsewhere)
     vb_sched_destroy(&s);
 }
 
-Test(scheduler, failed_open_falls_back_then_gives_up)
+Test(scheduler, failed_open_falls_back_then_backs_off_then_gives_up)
 {
-    vb_sched_t *s = make(0, 0, 3);
+    vb_sched_t *s = make(0, 0, 2);
     set_modes(0, 3, VB_TRANSPORT_HOTADD, VB_TRANSPORT_NBDSSL, VB_TRANSPORT_NBD);
     cr_assert_eq(vb_sched_agent_up(s, 0, 1), 0);
     cr_assert_eq(add_disk(s, 0, 0), 0);
@@ -154,15 +154,56 @@ Test(scheduler, failed_open_falls_back_then_gives_up)
     vb_sched_assignment_t out[1];
     vb_sched_verdict_t v;
     vb_transport_t expect[] = {VB_TRANSPORT_HOTADD, VB_TRANSPORT_NBDSSL, VB_TRANSPORT_NBD};
-    for (int i = 0; i < 3; i++) {
-        cr_assert_eq(vb_sched_dispatch(s, out, 1), 1);
-        cr_assert_eq(out[0].transport, expect[i], "attempt %d", i + 1);
-        cr_assert_eq(out[0].attempt, (uint32_t)i + 1);
-        cr_assert_eq(vb_sched_task_failed(s, 1, true, &v), 0);
+    vb_sched_verdict_t verdict[] = {VB_SCHED_REQUEUED, VB_SCHED_REQUEUED, VB_SCHED_HELD};
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3; i++) {
+            cr_assert_eq(vb_sched_dispatch(s, out, 1), 1);
+            cr_assert_eq(out[0].transport, expect[i], "round %d try %d", round, i + 1);
+            cr_assert_eq(out[0].attempt, (uint32_t)(round * 3 + i + 1), "tries are numbered");
+            cr_assert_eq(vb_sched_task_failed(s, 1, VB_SCHED_FAIL_OPEN, &v), 0);
+            if (round == 1 && i == 2)
+                break;
+            cr_assert_eq(v, verdict[i], "round %d try %d: fall back, then back off", round, i + 1);
+        }
+        if (round == 0) {
+            vb_sched_stats_t st;
+            vb_sched_stats(s, &st);
+            cr_assert_eq(st.held, 1);
+            cr_assert_eq(vb_sched_dispatch(s, out, 1), 0, "a held task waits for its release");
+            uint32_t disks[1];
+            cr_assert_eq(vb_sched_unreachable(s, disks, 1), 0,
+                         "failed opens do not make a disk unreachable");
+            cr_assert_eq(vb_sched_task_release(s, 1), 0);
+            cr_assert_eq(vb_sched_task_release(s, 1), VB_ENOTFOUND);
+        }
     }
-    cr_assert_eq(v, VB_SCHED_GIVEN_UP, "three failures give up");
+    cr_assert_eq(v, VB_SCHED_GIVEN_UP, "two rounds of every mode failing: max_attempts 2");
     cr_assert_eq(vb_sched_dispatch(s, out, 1), 0);
     cr_assert_eq(s_site.calls, 1, "the policy is asked once per disk x agent");
+    vb_sched_destroy(&s);
+}
+
+Test(scheduler, permanent_failure_gives_up_at_once_and_held_tasks_of_removed_disks_go)
+{
+    vb_sched_t *s = make(0, 0, 4);
+    set_modes(0, 1, VB_TRANSPORT_NBD, 0, 0);
+    cr_assert_eq(vb_sched_agent_up(s, 0, 4), 0);
+    cr_assert_eq(add_disk(s, 0, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 1, 0), 0);
+    cr_assert_eq(vb_sched_task_add(s, 2, 0), 0);
+    vb_sched_assignment_t out[2];
+    vb_sched_verdict_t v;
+    cr_assert_eq(vb_sched_dispatch(s, out, 2), 2);
+    cr_assert_eq(vb_sched_task_failed(s, 1, VB_SCHED_FAIL_PERMANENT, &v), 0);
+    cr_assert_eq(v, VB_SCHED_GIVEN_UP, "no space, corrupt data: no retry");
+    cr_assert_eq(vb_sched_task_failed(s, 2, VB_SCHED_FAIL_RUN, &v), 0);
+    cr_assert_eq(v, VB_SCHED_HELD, "a failed run waits out a back-off");
+    vb_sched_disk_remove(s, 0);
+    vb_sched_stats_t st;
+    vb_sched_stats(s, &st);
+    cr_assert_eq(st.held, 0, "a removed disk's held task is forgotten");
+    cr_assert_eq(vb_sched_task_release(s, 2), VB_ENOTFOUND);
+    cr_assert_eq(add_disk(s, 0, 0), 0, "and its disk id is free again");
     vb_sched_destroy(&s);
 }
 
@@ -194,7 +235,7 @@ Test(scheduler, unreachable_disk_and_cancel)
     cr_assert_eq(vb_sched_dispatch(s, out, 4), 0, "nothing of a cancelled disk runs again");
     vb_sched_verdict_t v;
     cr_assert_eq(vb_sched_task_done(s, out[0].task), 0);
-    cr_assert_eq(vb_sched_task_failed(s, out[1].task, false, &v), 0);
+    cr_assert_eq(vb_sched_task_failed(s, out[1].task, VB_SCHED_FAIL_RUN, &v), 0);
     cr_assert_eq(v, VB_SCHED_GIVEN_UP, "a cancelled disk's task is never retried");
     vb_sched_stats(s, &st);
     cr_assert_eq(st.running, 0);
