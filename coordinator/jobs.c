@@ -853,6 +853,8 @@ static void s_record_open(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskR
     vb_task_clear(&row);
     if (vb_catalog_task_set_transport(self->cfg.catalog, t->id, r->transport, why))
         VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
+}
+
 /* ---- failed tasks: fall back, back off, or give up ---- */
 
 static int s_on_retry_timer(zloop_t *loop, int timer_id, void *arg)
