@@ -163,12 +163,18 @@ zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, 
     return s_start(req, s_prep_work, (s_free_fn)vb_prep_request_free, factory, ctx);
 }
 
-vb_prep_result_t *vb_prep_receive(zactor_t *actor)
+/* The one result a worker thread sends; NULL when none could be read. */
+static void *s_receive(zactor_t *actor)
 {
     void *res = NULL;
     if (zsock_recv(actor, "p", &res) != 0)
         return NULL;
     return res;
+}
+
+vb_prep_result_t *vb_prep_receive(zactor_t *actor)
+{
+    return s_receive(actor);
 }
 
 /* ---- release: EndAccess and the snapshot's removal ---- */
@@ -236,8 +242,5 @@ zactor_t *vb_release_start(vb_release_request_t *req, vb_provider_factory_fn fac
 
 vb_release_result_t *vb_release_receive(zactor_t *actor)
 {
-    void *res = NULL;
-    if (zsock_recv(actor, "p", &res) != 0)
-        return NULL;
-    return res;
+    return s_receive(actor);
 }

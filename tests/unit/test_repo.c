@@ -490,18 +490,15 @@ Test(repo, files_are_private_whatever_the_umask)
     umask(old);
 
     char path[4096], chunk[4096];
-    snprintf(path, sizeof path, "%s/m", s_dir);
-    assert_mode(path, 0700);
-    snprintf(path, sizeof path, "%s/m/config", s_dir);
-    assert_mode(path, 0600);
-    snprintf(path, sizeof path, "%s/m/chunks", s_dir);
-    assert_mode(path, 0700);
-    snprintf(path, sizeof path, "%s/m/chunks/ff", s_dir);
-    assert_mode(path, 0700);
-    snprintf(path, sizeof path, "%s/m/indexes", s_dir);
-    assert_mode(path, 0700);
-    snprintf(path, sizeof path, "%s/m/indexes/rp1-2000.idx", s_dir);
-    assert_mode(path, 0600);
+    static const struct {
+        const char *name;
+        mode_t mode;
+    } expect[] = {{"", 0700},           {"/config", 0600},  {"/chunks", 0700},
+                  {"/chunks/ff", 0700}, {"/indexes", 0700}, {"/indexes/rp1-2000.idx", 0600}};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        snprintf(path, sizeof path, "%s/m%s", s_dir, expect[i].name);
+        assert_mode(path, expect[i].mode);
+    }
     cr_assert_eq(vb_repo_chunk_path(r, &d, chunk, sizeof chunk), 0);
     assert_mode(chunk, 0600);
     vb_index_destroy(&idx);
