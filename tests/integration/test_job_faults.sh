@@ -40,8 +40,10 @@ before=$("$VBAK" restore-points --json | jq length)
 for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
 wait_until 10 "agents gone" has_count online 0
 job=$("$VBAK" backup "$vm" --full --json | jq .job)
-wait_until 30 "the snapshot of job $job" bash -c \
-  "[[ \$(\"$VBAK\" job show $job --json | jq -r '.vm_details[0].snapshot_state') == created ]]"
+wait_until 30 "the snapshot and pending restore point of job $job" bash -c \
+  "\"$VBAK\" job show $job --json | jq -e '.vm_details[0] | .snapshot_state == \"created\" and .restore_point != null' >/dev/null"
+crashed_job=$job
+crashed_rp=$("$VBAK" job show "$job" --json | jq '.vm_details[0].restore_point')
 kill -9 "$(cat "$SITE/run/coordinator.pid")"
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 20 "agents back" has_count online 4
@@ -67,6 +69,11 @@ rp2=$("$VBAK" job show "$job" --json | jq -r '.vm_details[0].restore_point')
 check_restore "$rp2" two
 check_restore "$rp1" one
 pass "forged and replayed results dropped; restores still byte-identical"
+# the crashed job's pending restore point was discarded: its id (and the index names made from
+# it) is never handed out again, nor is the job's
+((rp2 > crashed_rp && job > crashed_job)) ||
+  fail "ids reused after the coordinator crash: restore point $rp2 (crashed job's: $crashed_rp), job $job (crashed: $crashed_job)"
+pass "ids are not reused after a coordinator SIGKILL (restore point $rp2 > $crashed_rp)"
 
 # 4. Storage vMotion during a backup: blocked while the job holds the VM (PrepareForAccess);
 #    forced anyway, it is detected and the VM's backup is discarded with the reason. The agents
