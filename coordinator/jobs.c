@@ -1168,10 +1168,20 @@ int vb_jobs_recover(vb_jobs_t *self)
     vb_job_filter_t running = {false, VB_JOB_RUNNING, 0};
     if (!rc)
         rc = vb_catalog_jobs_list(self->cfg.catalog, &running, &jobs, &n);
+    /* what a user must know of each kind of job the stop cut short */
+    static const char *const why[] = {
+        [VB_JOB_BACKUP] = "the coordinator stopped while this job ran: no restore point of it "
+                          "was kept, and its snapshots are removed",
+        [VB_JOB_RESTORE] = "the coordinator stopped while this restore ran: what it wrote is "
+                           "incomplete; run the restore again",
+        [VB_JOB_VERIFY] = "the coordinator stopped while this verify ran: its restore point was "
+                          "no longer kept from prune; verify it again",
+        [VB_JOB_PRUNE] = "the coordinator stopped while this prune ran; run it again"};
     for (size_t i = 0; !rc && i < n; i++) {
-        if (vb_catalog_job_finish(self->cfg.catalog, jobs[i].id, VB_JOB_FAILED,
-                                  "the coordinator stopped while this job ran; its snapshots "
-                                  "were removed and no restore point of it was kept",
+        vb_job_kind_t kind = jobs[i].kind;
+        const char *error =
+            (size_t)kind < sizeof why / sizeof why[0] ? why[kind] : why[VB_JOB_BACKUP];
+        if (vb_catalog_job_finish(self->cfg.catalog, jobs[i].id, VB_JOB_FAILED, error,
                                   jb_now()) == 0)
             VB_LOG_WARN("jobs", "recovered_job job=%lld state=failed", (long long)jobs[i].id);
     }
