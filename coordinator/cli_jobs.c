@@ -646,9 +646,11 @@ static void s_verify_print(json_t *plan, int64_t id, json_t *bad, size_t moved)
             printf("  disk %s: %s\n", s_str(b, "disk"), s_str(b, "problem"));
             continue;
         }
-        printf("  disk %s offset %lld: %s (chunk %.16s...)\n", s_str(b, "disk"),
-               (long long)json_integer_value(json_object_get(b, "offset")), s_str(b, "problem"),
-               s_str(b, "digest"));
+        /* the problem may name the chunk already ("chunk D has a damaged header") */
+        const char *problem = s_str(b, "problem"), *digest = s_str(b, "digest");
+        printf("  disk %s offset %lld: %s", s_str(b, "disk"),
+               (long long)json_integer_value(json_object_get(b, "offset")), problem);
+        printf(strstr(problem, digest) ? "\n" : " (chunk %.16s...)\n", digest);
     }
     const char *vm = s_str(plan, "vm");
     if (!json_array_size(bad)) {

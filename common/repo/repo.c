@@ -740,7 +740,7 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
     /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
     (void)utimensat(self->dirfd, dst, NULL, 0);
     (void)fsync(self->dirfd);
-    VB_LOG_WARN("repo", "chunk_quarantined repo=%s chunk=%s", self->path, rel + 3);
+    VB_LOG_INFO("repo", "chunk_quarantined repo=%s chunk=%s", self->path, rel + 3);
     return 0;
 }
 
