@@ -271,6 +271,13 @@ int vb_soap_transfer_error(const vb_soap_t *self, CURLcode cc, const char *errbu
                             "server presented %s; refusing the connection",
                             self->base, what, exp, tls->received);
     }
+    /* a handshake the network cut (a reset, an early EOF) is an outage to ride out, not a
+     * certificate to distrust: only a handshake error that speaks of certificates is one */
+    bool cut = cc == CURLE_SSL_CONNECT_ERROR && !strcasestr(detail, "certificate") &&
+               !strcasestr(detail, "verif");
+    if (cut)
+        return vb_error_set(VB_EIO, "%s%s: the TLS handshake was cut (%s)", self->base, what,
+                            detail);
     if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
         cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM) {
         return vb_error_set(VB_EAUTH, "%s%s: TLS verification failed (%s)%s%s%s", self->base, what,

@@ -17,11 +17,13 @@ command -v jq >/dev/null || fail "jq is missing"
 # The simulator (same flags as vsphere_lib.sh's start_fixture); stopped before lib.sh's cleanup.
 FIX=$TEST_DIR/vcsim
 FIX_PID=
+PROXY_PID=
 stop_fixture() {
-  if [[ -n $FIX_PID ]]; then
-    kill "$FIX_PID" 2>/dev/null || true
-    wait "$FIX_PID" 2>/dev/null || true
-  fi
+  local pid
+  for pid in $FIX_PID $PROXY_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
 }
 trap 'rc=$?; stop_fixture; (exit $rc); cleanup' EXIT
 "$FIXTURE" -dir "$FIX" -info "$FIX.json" >"$FIX.out" 2>"$FIX.log" &
@@ -30,6 +32,13 @@ fixture_ready() { [[ -s $FIX.json ]] || { kill -0 "$FIX_PID" && false; }; }
 wait_until 60 "the vCenter simulator" fixture_ready
 [[ -s $FIX.json ]] || fail "the simulator exited: $(cat "$FIX.log")"
 fx() { jq -r "$1" "$FIX.json"; }
+# The coordinator and the agents reach the simulator through a TCP relay, so that the network
+# between them can blink (SIGUSR1: every connection reset, new ones refused, for 4 s).
+"$VB_TESTS_BIN/vbak-tcpproxy" --to "$(fx .url | sed 's|^https://||')" --port-file "$TEST_DIR/relay.port" \
+  --outage-ms 4000 2>"$TEST_DIR/relay.log" &
+PROXY_PID=$!
+wait_until 10 "the TCP relay" test -s "$TEST_DIR/relay.port"
+RELAY_URL="https://127.0.0.1:$(cat "$TEST_DIR/relay.port")"
 
 # A lab site gives keys, token, agents and a repository; its coordinator talks to the simulator.
 "$VBAK" lab create "$SITE" --heartbeat-ms 200 >/dev/null
@@ -40,7 +49,7 @@ sed -i '/^site = /d; /^provider = /d' "$CONF"
 cp "$CONF" "$TEST_DIR/base.conf"
 cat >>"$CONF" <<EOF
 provider = "vsphere"
-vsphere_url = "$(fx .url)"
+vsphere_url = "$RELAY_URL"
 vsphere_user = "$(fx .user)"
 vsphere_password_file = "$PW"
 vsphere_ca_file = "$(fx .ca_file)"
@@ -245,3 +254,24 @@ img=("$out5"/*-203.raw)
 [[ -f ${img[0]} && $(stat -c %s "${img[0]}") == 1048576 ]] || fail "restore of $empty: $(ls -l "$out5")"
 cmp -s "${img[0]}" <(head -c 1048576 /dev/zero) || fail "restore of $empty is not all zeros"
 pass "$empty: the short read is a warning on its task; the restore is 1 MiB of zeros"
+
+# ---- vCenter unreachable for 4 s while a backup's tasks run: ridden out, no snapshot left ----
+for n in 1 2 3 4; do kill "$(cat "$SITE/run/agent-$n.pid")"; done
+wait_until 10 "agents gone" has_count online 0
+jid=$("$VBAK" backup "$vm" --json | jq .job)
+wait_until 30 "the snapshot of job $jid" bash -c \
+  "\"$VBAK\" job show $jid --json | jq -e '.vm_details[0].snapshot_state == \"created\" and .progress.queued > 0' >/dev/null"
+kill -USR1 "$PROXY_PID" # the network blinks: the agents meet it when they fetch the tasks
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 120 "job $jid ends" bash -c "[[ \$(\"$VBAK\" job show $jid --json | jq -r .state) != running ]]"
+js=$("$VBAK" job show "$jid" --json)
+[[ $(jq -r .state <<<"$js") == succeeded ]] || fail "a 4 s outage failed the job: $(jq -c '{error, tasks: [.tasks[] | {state, attempts, failures, error}]}' <<<"$js")"
+(($(jq '[.tasks[].failures] | add' <<<"$js") >= 1)) || fail "no task met the outage: $js"
+grep -q "outage for 4000 ms" "$TEST_DIR/relay.log" || fail "the relay made no outage"
+wait_until 30 "the snapshot of job $jid removed" bash -c \
+  "[[ \$(\"$VBAK\" job show $jid --json | jq -r '.vm_details[0].snapshot_state') == removed ]]"
+"$VB_TESTS_BIN/vbak-vsphere-probe" --url "$(fx .url)" --user "$(fx .user)" --password-file "$PW" \
+  --ca-file "$(fx .ca_file)" inventory | jq -e --arg vm "$vm" '.vms[] | select(.name == $vm) | .snapshots | length == 0' >/dev/null ||
+  fail "a snapshot stayed on $vm after the outage"
+n=$(restore_and_compare "$(jq -c '{vm_details}' <<<"$js")" "$vm")
+pass "vCenter unreachable for 4 s mid-backup: $(jq '[.tasks[].failures] | add' <<<"$js") failed tries ridden out, no snapshot left, $n disks restored byte for byte"

@@ -194,6 +194,32 @@ Test(vsphere_soap, thumbprints)
     cr_assert_eq(vb_soap_parse_thumbprint("zz:11", sha), VB_EINVAL);
 }
 
+/* A TLS handshake the network cut (vCenter blinking) is an outage, retried; one that failed on
+ * the certificate is an authentication error, never retried. */
+Test(vsphere_soap, a_cut_handshake_is_an_outage_not_a_certificate_error)
+{
+    vb_soap_options_t o = {.url = "https://vc.example:443", .ca_file = "/nonexistent/ca.pem"};
+    vb_soap_t *s = vb_soap_new(&o);
+    cr_assert_not_null(s, "%s", vb_error_msg());
+    cr_expect_eq(vb_soap_transfer_error(s, CURLE_SSL_CONNECT_ERROR,
+                                        "Recv failure: Connection reset by peer", NULL, " login"),
+                 VB_EIO);
+    cr_expect(strstr(vb_error_msg(), "TLS handshake was cut (Recv failure: Connection reset"),
+              "%s", vb_error_msg());
+    cr_expect_eq(vb_soap_transfer_error(s, CURLE_SSL_CONNECT_ERROR,
+                                        "OpenSSL SSL_connect: SSL_ERROR_SYSCALL", NULL, " login"),
+                 VB_EIO);
+    cr_expect_eq(vb_soap_transfer_error(s, CURLE_SSL_CONNECT_ERROR,
+                                        "error:0A000086:SSL routines::certificate verify failed",
+                                        NULL, " login"),
+                 VB_EAUTH);
+    cr_expect_eq(vb_soap_transfer_error(s, CURLE_PEER_FAILED_VERIFICATION,
+                                        "SSL certificate problem: self-signed certificate", NULL,
+                                        " login"),
+                 VB_EAUTH);
+    vb_soap_destroy(&s);
+}
+
 Test(vsphere_version, supported_range_is_6_5_through_8_x)
 {
     cr_assert_eq(vb_vsphere_check_api_version("6.5"), 0);
