@@ -435,31 +435,52 @@ static int s_orphans(vb_admin_t *self, json_t *args, json_t **result)
     return 0;
 }
 
+/* The job engine's commands, in the table's handler shape. */
+static int s_backup(vb_admin_t *self, json_t *args, json_t **result)
+{
+    return vb_jobs_backup(self->jobs, args, result);
+}
+
+static int s_restore(vb_admin_t *self, json_t *args, json_t **result)
+{
+    return vb_jobs_restore(self->jobs, args, result);
+}
+
+static int s_explain(vb_admin_t *self, json_t *args, json_t **result)
+{
+    return vb_jobs_explain(self->jobs, args, result);
+}
+
+static int s_job_cancel(vb_admin_t *self, json_t *args, json_t **result)
+{
+    return vb_jobs_cancel(self->jobs, s_int(args, "id"), result);
+}
+
+/* One row per control command: adding a command is a row and a handler. */
+typedef struct {
+    const char *name;
+    int (*handler)(vb_admin_t *self, json_t *args, json_t **result);
+} s_command_t;
+
+static const s_command_t s_commands[] = {
+    {"backup", s_backup},
+    {"restore", s_restore},
+    {"explain", s_explain},
+    {"jobs", s_jobs},
+    {"job.show", s_job_show},
+    {"job.cancel", s_job_cancel},
+    {"restore-points", s_restore_points},
+    {"restore-point.show", s_restore_point_show},
+    {"verify.plan", s_verify_plan},
+    {"verify.record", s_verify_record},
+    {"prune", s_prune},
+    {"orphans", s_orphans},
+};
+
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)
 {
-    if (streq(command, "backup"))
-        return vb_jobs_backup(self->jobs, args, result);
-    if (streq(command, "restore"))
-        return vb_jobs_restore(self->jobs, args, result);
-    if (streq(command, "explain"))
-        return vb_jobs_explain(self->jobs, args, result);
-    if (streq(command, "jobs"))
-        return s_jobs(self, args, result);
-    if (streq(command, "job.show"))
-        return s_job_show(self, args, result);
-    if (streq(command, "job.cancel"))
-        return vb_jobs_cancel(self->jobs, s_int(args, "id"), result);
-    if (streq(command, "restore-points"))
-        return s_restore_points(self, args, result);
-    if (streq(command, "restore-point.show"))
-        return s_restore_point_show(self, args, result);
-    if (streq(command, "verify.plan"))
-        return s_verify_plan(self, args, result);
-    if (streq(command, "verify.record"))
-        return s_verify_record(self, args, result);
-    if (streq(command, "prune"))
-        return s_prune(self, args, result);
-    if (streq(command, "orphans"))
-        return s_orphans(self, args, result);
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (streq(command, s_commands[i].name))
+            return s_commands[i].handler(self, args, result);
     return 1;
 }
