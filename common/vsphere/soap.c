@@ -374,6 +374,11 @@ const char *vb_soap_base_url(const vb_soap_t *self)
     return self->base;
 }
 
+const char *vb_soap_server_thumbprint(const vb_soap_t *self)
+{
+    return self->tls.received[0] && !self->tls.mismatch ? self->tls.received : NULL;
+}
+
 static size_t s_write(char *ptr, size_t size, size_t n, void *ud)
 {
     vb_buf_t *b = ud;
