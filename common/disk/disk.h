@@ -31,8 +31,8 @@
  *       then DIR/libvixDiskLib.so). Query values are percent-decoded ("%20" for a space, "%5B"
  *       may be written "[" literally). HOST may be "local" for VixDiskLib's local mode (file is
  *       then a local path). vm= is the vmxSpec; snapshot= (else the snapshot given to
- *       vb_disk_open) is the snapshotRef of VixDiskLib_ConnectEx. transport= narrows which VDDK modes this route
- *       offers (default all four). A vddk route is tried once per allowed mode, in the
+ *       vb_disk_open) is the snapshotRef of VixDiskLib_ConnectEx. transport= narrows which
+ *       VDDK modes this route offers (default all four). A vddk route is tried once per allowed mode, in the
  *       connection's preference order, each time with that single mode, so the reason each mode
  *       failed is ours to record.
  *   vsfile://HOST[:PORT]/?ds=DATASTORE&path=DIR%2Fx-flat.vmdk[&dc=DATACENTER]
