@@ -61,6 +61,9 @@ const vb_conf_key_t vb_agent_config_table[] = {
      "error, warn, info or debug"},
     {"pid_file", VB_CONF_STR, offsetof(vb_agent_settings_t, pid_file), NULL, 0, 0, false,
      "write the process id here"},
+    {"vddk_libdir", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_libdir), "", 0, 0, false,
+     "VDDK install directory (lib64/libvixDiskLib.so); empty: vSphere disks over the file "
+     "service only"},
     {"vddk_product_name", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_product_name), "vbak",
      0, 0, false, "VDDK phone-home product name (letters, digits, _ - . space)"},
     {"vddk_product_version", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_product_version),
@@ -89,6 +92,7 @@ typedef struct {
     size_t lun_count;
     char **transports;
     size_t transport_count;
+    char vddk_config[PATH_MAX]; /* the vddk.conf this agent wrote for VixDiskLib_InitEx */
     bool enrolled;        /* the coordinator has our key */
     bool registered;      /* the current connection was accepted */
     bool hello_is_enroll; /* what the current connection said first */
@@ -257,6 +261,8 @@ static int s_write_vddk_config(self_t *self)
     cfg.nfc_buf_count = s->nfc_buf_count;
     if (!rc)
         rc = vb_vddk_config_write(&cfg, path);
+    if (!rc)
+        snprintf(self->vddk_config, sizeof self->vddk_config, "%s", path);
     if (rc)
         return vb_error_prefix(rc, "VDDK configuration");
     int removed = s_cleanup_tmp(tmp_dir);
@@ -278,6 +284,7 @@ static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
     facts->transports = self->transports;
     facts->n_transports = self->transport_count;
     facts->version = VB_VERSION;
+    facts->vddk = s->vddk_libdir && *s->vddk_libdir;
 }
 
 static int s_send(self_t *self, vb_envelope_t *env)
@@ -421,7 +428,10 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
             VB_LOG_WARN("agent", "send_failed error=\"%s\"", vb_error_msg());
         return;
     }
-    vb_task_env_t env = {self->settings->repository_key_file, (unsigned)self->settings->workers};
+    const vb_agent_settings_t *s = self->settings;
+    vb_task_env_t env = {s->repository_key_file, (unsigned)s->workers,
+                         s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
+                         self->vddk_config};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());

@@ -33,6 +33,7 @@ typedef struct {
     int64_t max_frame_bytes;
     char *log_level;
     char *pid_file;
+    char *vddk_libdir;          /* VDDK install directory; "": no VixDiskLib on this proxy */
     char *vddk_product_name;    /* vixDiskLib.phoneHome.ProductName */
     char *vddk_product_version; /* vixDiskLib.phoneHome.ProductVersion */
     bool no_nfc_session;        /* sites that forbid NFC sessions (NoNfcSession = 1) */

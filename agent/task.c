@@ -148,8 +148,8 @@ static void s_check_capacity(const Vbak__TaskAssign *a, vb_disk_t *disk, s_outco
     o->result.warning = o->warning;
 }
 
-static int s_open(const Vbak__TaskAssign *a, vb_disk_conn_t **conn, vb_disk_t **disk,
-                  s_outcome_t *o)
+static int s_open(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_conn_t **conn,
+                  vb_disk_t **disk, s_outcome_t *o)
 {
     char modes[128];
     size_t n = 0;
@@ -159,7 +159,8 @@ static int s_open(const Vbak__TaskAssign *a, vb_disk_conn_t **conn, vb_disk_t **
         w = snprintf(modes + n, sizeof modes - n, ":%s", a->fallbacks[i]);
         n += w > 0 ? (size_t)w : 0;
     }
-    vb_disk_connect_params_t params = {modes, NULL, NULL, a->kind != VBAK__TASK_KIND__TASK_KIND_RESTORE};
+    vb_disk_connect_params_t params = {modes, env->vddk_libdir, env->vddk_config,
+                                       a->kind != VBAK__TASK_KIND__TASK_KIND_RESTORE};
     int rc = vb_disk_connect(&params, conn);
     if (rc)
         return rc;
@@ -318,7 +319,7 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
         o->result.permanent = s_is_permanent(rc);
         return;
     }
-    if ((rc = s_open(a, &conn, &disk, o)) != 0) {
+    if ((rc = s_open(a, env, &conn, &disk, o)) != 0) {
         s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_OPEN_FAILED, NULL);
         o->result.permanent = s_is_permanent_open(rc);
         vb_disk_disconnect(&conn);

@@ -16,6 +16,8 @@
 typedef struct {
     const char *repository_key_file; /* borrowed; NULL for an unencrypted repository */
     unsigned workers;                /* pipeline workers */
+    const char *vddk_libdir;         /* borrowed; NULL: no VixDiskLib on this agent */
+    const char *vddk_config;         /* borrowed; the agent's vddk.conf for VixDiskLib_InitEx */
 } vb_task_env_t;
 
 /* `assign_frame` holds a packed Envelope whose body is a TaskAssign; it is copied. `env` is

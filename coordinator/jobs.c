@@ -146,6 +146,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
         if (vb_transport_from_name(rec->transports[i], &m) == 0)
             a->transports |= VB_TRANSPORT_BIT(m);
     }
+    a->vddk = rec->vddk;
     a->online = true;
     if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
@@ -156,7 +157,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 static vb_agent_facts_t s_facts(const jb_agent_t *a)
 {
     vb_agent_facts_t f = {a->name,      a->host,      a->datastore, (const char *const *)a->luns,
-                          a->lun_count, a->transports};
+                          a->lun_count, a->transports, a->vddk};
     return f;
 }
 
@@ -166,6 +167,22 @@ static vb_agent_facts_t s_facts(const jb_agent_t *a)
 static vb_transport_op_t s_op(const jb_disk_t *d)
 {
     return d->vm->job->kind == VB_JOB_RESTORE ? VB_OP_RESTORE : VB_OP_BACKUP;
+}
+
+/* A route of a disk as an agent opens it: the disk-layer mode and the URI (NULL: none). */
+typedef struct {
+    const char *mode;
+    const char *uri;
+} s_route_t;
+
+/* The route for mode m the policy picked for this agent (dec): through VixDiskLib or plain. */
+static s_route_t s_agent_route(const jb_disk_t *d, const vb_transport_decision_t *dec,
+                               vb_transport_t m)
+{
+    bool vddk = dec->via_vddk[m];
+    const vb_route_t *r = vddk ? &d->inv->vddk_routes[s_op(d)][m] : &d->inv->routes[s_op(d)][m];
+    return (s_route_t){r->mode ? r->mode : vb_transport_name(m),
+                       vddk ? d->vddk_routes[m] : d->routes[m]};
 }
 
 static void s_decide_full(vb_jobs_t *self, const jb_disk_t *d, const jb_agent_t *a,
@@ -193,7 +210,7 @@ static size_t s_decide(void *ctx, uint32_t disk, uint32_t agent, vb_transport_t 
     s_decide_full(self, d, &self->agents[agent], &dec);
     size_t n = 0;
     for (size_t i = 0; i < dec.order_count; i++)
-        if (d->routes[dec.order[i]])
+        if (s_agent_route(d, &dec, dec.order[i]).uri)
             order[n++] = dec.order[i];
     return n;
 }
@@ -220,8 +237,10 @@ static void s_job_free(void **item)
         jb_vmrun_t *vm = &job->vms[v];
         for (size_t i = 0; i < vm->ndisks; i++) {
             jb_disk_t *d = &vm->disks[i];
-            for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+            for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
                 free(d->routes[m]);
+                free(d->vddk_routes[m]);
+            }
             free(d->dest_path);
             free(d->parent_index);
             free(d->change_id);
@@ -336,28 +355,28 @@ static char *s_at_snapshot(vb_provider_t *p, const char *uri, const char *snapsh
 }
 
 /* Each route the provider gives for the job's operation, at the snapshot (the lab rewrites its
- * URIs; vSphere's file-service URI already names the file the snapshot froze). */
+ * URIs; vSphere's file-service URI already names the file the snapshot froze, its VixDiskLib
+ * URIs gain the snapshot's moref). */
 void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot)
 {
     vb_provider_t *p = self->cfg.provider;
-    for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+    for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
         d->routes[m] = s_at_snapshot(p, d->inv->routes[s_op(d)][m].uri, snapshot);
-}
-
-/* The disk-layer mode of a route: the transport's name, or "vsfile" for the file service. */
-static const char *s_route_mode(const jb_disk_t *d, vb_transport_t m)
-{
-    const char *mode = d->inv->routes[s_op(d)][m].mode;
-    return mode ? mode : vb_transport_name(m);
+        d->vddk_routes[m] = s_at_snapshot(p, d->inv->vddk_routes[s_op(d)][m].uri, snapshot);
+    }
 }
 
 /* The transport mode whose route opened with disk-layer mode `route_mode` (vsfile: NBDSSL's
- * slot); VB_TRANSPORT_NONE when no route of the disk has that mode. */
+ * slot; a VixDiskLib route: its own mode); VB_TRANSPORT_NONE when no route has that mode. */
 static vb_transport_t s_route_slot(const jb_disk_t *d, const char *route_mode)
 {
-    for (int m = 0; route_mode && m < VB_TRANSPORT_COUNT; m++)
-        if (d->routes[m] && streq(s_route_mode(d, (vb_transport_t)m), route_mode))
+    for (int m = 0; route_mode && m < VB_TRANSPORT_COUNT; m++) {
+        const vb_route_t *plain = &d->inv->routes[s_op(d)][m];
+        const char *mode = plain->mode ? plain->mode : vb_transport_name((vb_transport_t)m);
+        if ((d->routes[m] && streq(mode, route_mode)) ||
+            (d->vddk_routes[m] && streq(vb_transport_name((vb_transport_t)m), route_mode)))
             return (vb_transport_t)m;
+    }
     return VB_TRANSPORT_NONE;
 }
 
@@ -475,9 +494,11 @@ static Vbak__Route *s_route(Vbak__Route *r, const char *mode, const char *uri)
 }
 
 /* Sends a TaskAssign for task t to `agent` with the mode the scheduler chose; the modes the
- * policy allows after it go along as fallbacks the agent tries when the first fails to open. */
+ * policy allows after it go along as fallbacks the agent tries when the first fails to open.
+ * *route_mode_out: the disk-layer mode of the first route (static or the inventory's). */
 static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_transport_t mode,
-                         uint32_t attempt, char *why, size_t why_size)
+                         uint32_t attempt, char *why, size_t why_size,
+                         const char **route_mode_out)
 {
     jb_disk_t *d = t->disk;
     Vbak__TaskAssign a = VBAK__TASK_ASSIGN__INIT;
@@ -511,12 +532,15 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
         routes[0] = s_route(&route_store[0], "file", uri_file);
         a.n_routes = 1;
         a.transport = "file";
+        *route_mode_out = "file";
         a.create_destination = true;
     } else {
         vb_transport_decision_t dec;
         s_decide_full(self, d, agent, &dec);
-        a.transport = (char *)s_route_mode(d, mode);
-        routes[0] = s_route(&route_store[0], s_route_mode(d, mode), d->routes[mode]);
+        s_route_t first = s_agent_route(d, &dec, mode);
+        a.transport = (char *)first.mode;
+        *route_mode_out = first.mode;
+        routes[0] = s_route(&route_store[0], first.mode, first.uri);
         a.n_routes = 1;
         bool after = false;
         for (size_t i = 0; i < dec.order_count; i++) {
@@ -525,10 +549,10 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
                 after = true;
                 continue;
             }
-            if (after && d->routes[m]) {
-                fallbacks[a.n_fallbacks++] = (char *)s_route_mode(d, m);
-                routes[a.n_routes] =
-                    s_route(&route_store[a.n_routes], s_route_mode(d, m), d->routes[m]);
+            s_route_t next = s_agent_route(d, &dec, m);
+            if (after && next.uri) {
+                fallbacks[a.n_fallbacks++] = (char *)next.mode;
+                routes[a.n_routes] = s_route(&route_store[a.n_routes], next.mode, next.uri);
                 a.n_routes++;
             }
         }
@@ -609,11 +633,11 @@ void jb_dispatch(vb_jobs_t *self)
             free(t->agent);
             t->agent = strdup(agent->name);
             zhashx_update(self->sent, key, (void *)1);
-            if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why))
+            const char *mode = vb_transport_name(out[i].transport);
+            if (s_send_assign(self, t, agent, out[i].transport, out[i].attempt, why, sizeof why,
+                              &mode))
                 VB_LOG_WARN("jobs", "assign_send_failed task=%lld agent=%s error=\"%s\"",
                             (long long)t->id, agent->name, vb_error_msg());
-            const char *mode =
-                t->disk->dest_path ? "file" : s_route_mode(t->disk, out[i].transport);
             if (vb_catalog_task_claim(self->cfg.catalog, t->id, agent->name, mode, why, jb_now()))
                 VB_LOG_ERROR("jobs", "claim_failed task=%lld error=\"%s\"", (long long)t->id,
                              vb_error_msg());

@@ -43,6 +43,7 @@ struct jb_disk {
     bool registered;
     const vb_inv_disk_t *inv;
     char *routes[VB_TRANSPORT_COUNT]; /* URI per mode (at the snapshot for a backup) */
+    char *vddk_routes[VB_TRANSPORT_COUNT]; /* the same through VixDiskLib (agents with VDDK) */
     char *dest_path;                  /* restore to a new file */
     char *parent_index;               /* incremental: the parent's index name */
     bool read_allocated;              /* backup: its tasks' ranges are its allocated blocks */
@@ -97,6 +98,7 @@ typedef struct {
     char **luns;
     size_t lun_count;
     unsigned transports;
+    bool vddk; /* has VixDiskLib: may use the disks' vddk routes */
     bool online;
     uint64_t assign_seq; /* assigns sent to this agent so far */
 } jb_agent_t;

@@ -98,6 +98,7 @@ static vb_agent_record_t s_facts_view(const Vbak__AgentFacts *facts, const char 
     r.transports = facts->transports;
     r.transport_count = facts->n_transports;
     r.version = facts->version;
+    r.vddk = facts->vddk;
     return r;
 }
 
@@ -133,8 +134,10 @@ static void s_set_connection(s_agent_t *a, zframe_t *routing_id, int64_t now_ms)
     a->dirty = true;
 }
 
-/* Refreshes the in-memory record from the catalog after a write. */
-static int s_reload(vb_registry_t *self, s_agent_t *a, const char *key)
+/* Refreshes the in-memory record from the catalog after a write; `facts` gives what the catalog
+ * does not keep (whether the agent has VixDiskLib). */
+static int s_reload(vb_registry_t *self, s_agent_t *a, const char *key,
+                    const Vbak__AgentFacts *facts)
 {
     vb_agent_record_t fresh;
     int rc = vb_catalog_agent_by_key(self->catalog, key, &fresh);
@@ -142,6 +145,7 @@ static int s_reload(vb_registry_t *self, s_agent_t *a, const char *key)
         return rc;
     vb_agent_record_clear(&a->rec);
     a->rec = fresh;
+    a->rec.vddk = facts->vddk;
     return 0;
 }
 
@@ -160,7 +164,7 @@ static int s_accept_known(vb_registry_t *self, s_agent_t *a, const Vbak__AgentFa
         self->counters.refused_name++;
     if (rc)
         return rc;
-    if ((rc = s_reload(self, a, a->rec.public_key)) != 0)
+    if ((rc = s_reload(self, a, a->rec.public_key, facts)) != 0)
         return rc;
     bool was_online = a->online;
     if (was_online)
@@ -201,7 +205,7 @@ int vb_registry_enroll(vb_registry_t *self, const char *key, zframe_t *routing_i
     a = calloc(1, sizeof *a);
     if (!a)
         return vb_error_set(VB_ENOMEM, "out of memory");
-    if ((rc = s_reload(self, a, key)) != 0) {
+    if ((rc = s_reload(self, a, key, msg->facts)) != 0) {
         free(a);
         return rc;
     }
@@ -327,11 +331,12 @@ json_t *vb_registry_agents_json(vb_registry_t *self)
     for (s_agent_t *a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key)) {
         const vb_agent_record_t *r = &a->rec;
         items[i++] = json_pack(
-            "{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:s, s:s, s:I, s:o, s:I}", "name",
+            "{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:b, s:s, s:s, s:I, s:o, s:I}", "name",
             r->name, "state", a->online ? "online" : "lost", "host", r->host, "datastore",
             r->datastore, "luns", s_strv_json(r->luns, r->lun_count), "os", r->os, "slots",
             (int)r->slots, "busy_slots", (int)a->busy_slots, "transports",
-            s_strv_json(r->transports, r->transport_count), "version", r->version, "public_key",
+            s_strv_json(r->transports, r->transport_count), "vddk", r->vddk, "version",
+            r->version, "public_key",
             r->public_key, "enrolled_at", (json_int_t)r->enrolled_at, "last_seen",
             vb_json_time(a->last_heard_ms), "last_seen_ms", (json_int_t)a->last_heard_ms);
     }

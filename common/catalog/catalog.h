@@ -31,6 +31,7 @@ typedef struct {
     char **transports;
     size_t transport_count;
     char *version;
+    bool vddk;           /* has VixDiskLib; not stored: the agent says it at every register */
     char *state;         /* "online" or "lost" */
     int64_t enrolled_at; /* Unix seconds */
     int64_t last_seen;   /* Unix milliseconds */

@@ -161,7 +161,8 @@ static int s_check_params(const vb_disk_uri_t *u)
     static const char *const nbds_keys[] = {"tls-certificates", "tls-psk-file", "tls-username",
                                             NULL};
     static const char *const vddk_keys[] = {"file",   "vm",     "thumbprint",    "transport",
-                                            "libdir", "config", "password-file", NULL};
+                                            "libdir", "config", "password-file", "snapshot",
+                                            NULL};
     static const char *const vsfile_keys[] = {"ds",      "path", "dc",           "thumbprint",
                                               "ca-file", "user", "password-file", NULL};
     static const char *const none[] = {NULL};

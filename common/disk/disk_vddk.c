@@ -320,7 +320,9 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
         goto out;
     char text[768];
     s_last_warning[0] = '\0';
-    VixError err = lib->ConnectEx(vp.p, read_only, snapshot, mode, &v->conn);
+    /* The route's snapshot moref (vSphere jobs) wins over the caller's snapshot argument. */
+    const char *ss = vb_disk_uri_get(uri, "snapshot");
+    VixError err = lib->ConnectEx(vp.p, read_only, ss ? ss : snapshot, mode, &v->conn);
     if (err != VIX_OK) {
         s_vix_text(lib, err, text, sizeof text);
         if (VIX_ERROR_CODE(err) == VIX_E_NET_HTTP_SSL_SECURITY)

@@ -92,14 +92,14 @@ static void s_free_disk(vb_inv_disk_t *d)
         for (int m = 0; m < VB_TRANSPORT_COUNT; m++) {
             free(d->routes[op][m].mode);
             free(d->routes[op][m].uri);
+            free(d->vddk_routes[op][m].mode);
+            free(d->vddk_routes[op][m].uri);
         }
     }
 }
 
-int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
-                          const char *route_mode, const char *uri)
+static int s_set_route(vb_route_t *r, const char *route_mode, const char *uri)
 {
-    vb_route_t *r = &disk->routes[op][mode];
     free(r->mode);
     free(r->uri);
     r->mode = NULL;
@@ -111,6 +111,18 @@ int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transpor
     if (!r->mode || !r->uri)
         return vb_error_set(VB_ENOMEM, "out of memory");
     return 0;
+}
+
+int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
+                          const char *route_mode, const char *uri)
+{
+    return s_set_route(&disk->routes[op][mode], route_mode, uri);
+}
+
+int vb_inv_disk_set_vddk_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
+                               const char *uri)
+{
+    return s_set_route(&disk->vddk_routes[op][mode], vb_transport_name(mode), uri);
 }
 
 void vb_inventory_free(vb_inventory_t **inv_p)

@@ -67,6 +67,10 @@ typedef struct {
      * datastore HTTP file service for backup reads (mode "vsfile" in the NBDSSL slot, disk.h's
      * vsfile:// form naming a password file, never a password), nothing for restores. */
     vb_route_t routes[2][VB_TRANSPORT_COUNT];
+    /* Routes through VixDiskLib, same indexes: vSphere gives a vddk:// route (disk.h) for every
+     * mode of a backup; an agent with VDDK (agent.conf vddk_libdir) uses one in place of the
+     * plain route of its mode, an agent without it cannot (policy/transport.h). The lab: none. */
+    vb_route_t vddk_routes[2][VB_TRANSPORT_COUNT];
 } vb_inv_disk_t;
 
 typedef struct {
@@ -113,6 +117,9 @@ void vb_inventory_free(vb_inventory_t **inv_p);
  * VB_ENOMEM. */
 int vb_inv_disk_set_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
                           const char *route_mode, const char *uri) VB_WUR;
+/* The same for disk->vddk_routes[op][mode]; the route's mode is the transport's name. */
+int vb_inv_disk_set_vddk_route(vb_inv_disk_t *disk, vb_transport_op_t op, vb_transport_t mode,
+                               const char *uri) VB_WUR;
 const vb_inv_vm_t *vb_inventory_find_vm(const vb_inventory_t *inv, const char *name);
 const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv, const char *name);
 const vb_inv_host_t *vb_inventory_find_host(const vb_inventory_t *inv, const char *name);
@@ -162,7 +169,8 @@ typedef struct {
     /* VixDiskLib_PrepareForAccess / EndAccess: while `who` reads the VM, Storage vMotion is
      * blocked. NULL when the provider has no such call. */
     /* The URI through which a disk reached at `uri` is read as it was at `snapshot_id` (caller
-     * frees). NULL op: the URI already reads what the snapshot froze (vSphere's flat file). */
+     * frees). NULL op: the URI already reads what the snapshot froze. vSphere adds the snapshot's
+     * moref to its vddk:// routes and keeps its file-service route as it is. */
     char *(*uri_at_snapshot)(vb_provider_t *self, const char *uri, const char *snapshot_id);
     int (*prepare_for_access)(vb_provider_t *self, const char *vm, const char *who);
     int (*end_access)(vb_provider_t *self, const char *vm);

@@ -40,6 +40,7 @@ typedef struct {
     const char *const *luns; /* SAN LUNs the agent sees */
     size_t lun_count;
     unsigned transports; /* VB_TRANSPORT_BIT set of modes the agent supports */
+    bool vddk;           /* the agent has VixDiskLib (agent.conf vddk_libdir) */
 } vb_agent_facts_t;
 
 typedef struct {

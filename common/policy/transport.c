@@ -235,15 +235,46 @@ static void s_order_text(const vb_transport_t *order, size_t n, char *buf, size_
     }
 }
 
+/* The route the agent uses for `m`: through VixDiskLib when the agent has it and the provider
+ * gives one, else the plain route; NULL when there is none (*vddk says which). */
+static const vb_route_t *s_route(const vb_transport_input_t *in, vb_transport_t m, bool *vddk)
+{
+    *vddk = in->agent_vddk && in->vddk_routes && in->vddk_routes[m].uri;
+    if (*vddk)
+        return &in->vddk_routes[m];
+    return in->routes && in->routes[m].uri ? &in->routes[m] : NULL;
+}
+
 /* The disk-layer mode of the route for `m` (its own name when the input lists no routes); NULL
  * when the provider has no route for it. */
 static const char *s_route_mode(const vb_transport_input_t *in, vb_transport_t m)
 {
-    if (!in->routes)
+    bool vddk;
+    if (!in->routes && !in->vddk_routes)
         return s_names[m];
-    if (!in->routes[m].uri)
+    const vb_route_t *r = s_route(in, m, &vddk);
+    if (!r)
         return NULL;
-    return in->routes[m].mode && *in->routes[m].mode ? in->routes[m].mode : s_names[m];
+    return r->mode && *r->mode ? r->mode : s_names[m];
+}
+
+/* The agent lacks VixDiskLib and the provider has a VixDiskLib route for `m`. */
+static bool s_lacks_vddk(const vb_transport_input_t *in, vb_transport_t m)
+{
+    return !in->agent_vddk && in->vddk_routes && in->vddk_routes[m].uri;
+}
+
+/* "agent X has no vddk_libdir: VixDiskLib modes unavailable; ..." into buf. */
+static void s_no_vddk(const vb_transport_input_t *in, char *buf, size_t size)
+{
+    bool file_service = false;
+    for (int m = 0; in->routes && m < VB_TRANSPORT_COUNT; m++)
+        file_service = file_service || (in->routes[m].uri && in->routes[m].mode &&
+                                        strcmp(in->routes[m].mode, "vsfile") == 0);
+    snprintf(buf, size, "agent %s has no vddk_libdir: VixDiskLib modes unavailable; %s",
+             s_str(in->agent),
+             file_service ? "the datastore file service is used"
+                          : "no other route reaches the disk");
 }
 
 static void s_why(const vb_transport_input_t *in, vb_transport_decision_t *out)
@@ -270,6 +301,12 @@ static void s_why(const vb_transport_input_t *in, vb_transport_decision_t *out)
                      "vsfile): the agent %s the disk's flat file through the %s server, the best "
                      "mode this agent may use",
                      verb, in->provider ? in->provider : "inventory");
+            if (s_lacks_vddk(in, VB_TRANSPORT_NBDSSL)) {
+                char why[VB_TRANSPORT_REASON_MAX];
+                s_no_vddk(in, why, sizeof why);
+                size_t n = strlen(out->why);
+                snprintf(out->why + n, sizeof out->why - n, " (%s)", why);
+            }
             break;
         }
         snprintf(out->why, sizeof out->why,
@@ -318,6 +355,11 @@ void vb_transport_decide(const vb_transport_input_t *in, vb_transport_decision_t
         default:
             break;
         }
+        if (ok && !s_route_mode(in, m) && s_lacks_vddk(in, m)) {
+            char why[VB_TRANSPORT_REASON_MAX];
+            s_no_vddk(in, why, sizeof why);
+            ok = s_refuse(out, m, "%s", why);
+        }
         if (ok && !s_route_mode(in, m))
             ok = s_refuse(out, m, "the %s provider has no %s route for %s this disk",
                           in->provider ? in->provider : "inventory", s_titles[m],
@@ -330,6 +372,7 @@ void vb_transport_decide(const vb_transport_input_t *in, vb_transport_decision_t
         if (ok && !listed)
             ok = s_refuse(out, m, "%s is not in the preference order %s", s_titles[m], order_text);
         out->verdicts[m].allowed = ok;
+        s_route(in, m, &out->via_vddk[m]);
     }
 
     for (size_t p = 0; p < pref_count; p++) {

@@ -41,7 +41,11 @@
  * All modes
  *   - a mode for which the inventory provider has no route to the disk (for this operation) is
  *     refused with that reason: the policy chooses only what can be done (the vSphere provider
- *     reads disks over the datastore file service, in the NBDSSL slot, and writes none);
+ *     reads disks through VixDiskLib in every mode, or over the datastore file service in the
+ *     NBDSSL slot, and writes none);
+ *   - a mode whose only route goes through VixDiskLib is refused for an agent without it
+ *     ("agent X has no vddk_libdir: VixDiskLib modes unavailable; the datastore file service is
+ *     used"); an agent with it prefers the VixDiskLib route over the plain one;
  *   - a mode the agent does not support is refused with that reason;
  *   - a mode missing from the preference order is refused with that reason.
  *
@@ -99,6 +103,11 @@ typedef struct {
     /* what the provider can do for this disk and operation: VB_TRANSPORT_COUNT routes indexed
      * by mode; NULL: every mode has a route of its own name */
     const vb_route_t *routes;
+    /* routes through VixDiskLib (vSphere's vddk:// routes), VB_TRANSPORT_COUNT indexed by mode;
+     * NULL: none. An agent with VDDK (agent_vddk) uses such a route in place of the plain one;
+     * an agent without it uses the plain route, and a mode that has only a VDDK route is refused
+     * for it ("agent X has no vddk_libdir: ..."). */
+    const vb_route_t *vddk_routes;
     const char *provider; /* "lab", "vSphere": names the provider in the sentences */
     /* the agent */
     const char *agent;           /* agent name, for the sentences */
@@ -108,6 +117,7 @@ typedef struct {
     const char *const *agent_luns; /* LUNs the agent sees */
     size_t agent_lun_count;
     unsigned agent_transports; /* VB_TRANSPORT_BIT set of modes the agent supports */
+    bool agent_vddk;           /* the agent has VixDiskLib (agent.conf vddk_libdir) */
     /* the job and the site */
     vb_transport_op_t op;
     bool site_requires_encryption;    /* the whole site forbids plain NBD */
@@ -129,6 +139,7 @@ typedef struct {
     vb_transport_verdict_t verdicts[VB_TRANSPORT_COUNT]; /* indexed by vb_transport_t */
     vb_transport_t order[VB_TRANSPORT_COUNT]; /* allowed modes, chosen first, then fallbacks */
     size_t order_count;
+    bool via_vddk[VB_TRANSPORT_COUNT]; /* the mode's route is the input's vddk_routes[mode] */
 } vb_transport_decision_t;
 
 /* Decides. Pure: fills *out from *in only. */

@@ -23,6 +23,7 @@ struct vb_soap {
     char *cookie; /* "vmware_soap_session=..." or NULL */
     CURL *h;
     vb_soap_tls_t tls; /* lives as long as h: OpenSSL keeps a pointer to it */
+    char server_thumbprint[96]; /* the leaf seen on the last verified handshake; "" none yet */
 };
 
 static pthread_once_t s_curl_once = PTHREAD_ONCE_INIT;
@@ -381,6 +382,11 @@ const char *vb_soap_base_url(const vb_soap_t *self)
     return self->base;
 }
 
+const char *vb_soap_server_thumbprint(const vb_soap_t *self)
+{
+    return self->server_thumbprint[0] ? self->server_thumbprint : NULL;
+}
+
 static size_t s_write(char *ptr, size_t size, size_t n, void *ud)
 {
     vb_buf_t *b = ud;
@@ -470,6 +476,9 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, con
         rc = vb_soap_transfer_error(self, cc, errbuf, tls, what);
         goto out;
     }
+    /* a reused connection has no handshake: keep what the last one saw */
+    if (tls->received[0])
+        snprintf(self->server_thumbprint, sizeof self->server_thumbprint, "%s", tls->received);
     long status = 0;
     curl_easy_getinfo(self->h, CURLINFO_RESPONSE_CODE, &status);
     if (status == 401 || status == 403) {

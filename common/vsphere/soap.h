@@ -69,6 +69,9 @@ const char *vb_soap_cookie(const vb_soap_t *self);
 void vb_soap_forget_cookie(vb_soap_t *self);
 /* "https://host:port", no trailing slash. Borrowed. */
 const char *vb_soap_base_url(const vb_soap_t *self);
+/* The SHA-256 thumbprint (colon hex) of the certificate the server presented on the SOAP
+ * connection, once a verified handshake saw one; NULL before. Borrowed. */
+const char *vb_soap_server_thumbprint(const vb_soap_t *self);
 
 /* Per-handle TLS state: filled while the handshake runs. */
 typedef struct {

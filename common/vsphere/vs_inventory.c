@@ -687,16 +687,72 @@ static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
     return 0;
 }
 
-/* What this provider can do with a disk: backups read its flat file over the datastore file
- * service (HTTPS, so in the NBDSSL slot, route mode "vsfile"); no SAN, HotAdd or NFC route, and
- * no route for writing into a VM's disk (the file service route is read-only). */
-static int s_routes(vb_vsphere_t *self, vb_inv_disk_t *d)
+/* Appends "&key=" (or "?key=" first) and the value percent-encoded, when rc is still 0. */
+static int s_put_param(vb_buf_t *b, int rc, const char *key, const char *value)
 {
-    char *uri = NULL;
+    if (rc == 0)
+        rc = vb_buf_printf(b, "%c%s=", strchr(b->data ? b->data : "", '?') ? '&' : '?', key);
+    if (rc == 0)
+        rc = s_put_value(b, value);
+    return rc;
+}
+
+/* The vddk:// URI of a VM's disk (disk.h): VixDiskLib_ConnectEx to the vCenter with the VM's
+ * moref as vmxSpec, the server's SHA-256 thumbprint and the user whose password is in the
+ * password file (never the password), then VixDiskLib_Open of the disk's datastore path. The
+ * snapshot's moref is added per job (uri_at_snapshot). NULL when an agent could not log in (no
+ * password file) or the thumbprint is unknown. */
+static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_disk_t *d,
+                      char **out)
+{
+    *out = NULL;
+    const char *base = vb_soap_base_url(self->soap);
+    const char *thumb = self->thumbprint ? self->thumbprint
+                                         : vb_soap_server_thumbprint(self->soap);
+    if (!self->password_file || !d->path || !vm->id || strncmp(base, "https://", 8) != 0)
+        return 0;
+    if (!thumb) {
+        VB_LOG_WARN("vsphere", "no-vddk-route disk=\"%s\" reason=\"server thumbprint unknown\"",
+                    d->path);
+        return 0;
+    }
+    char *user = vb_disk_uri_escape(self->user, NULL), *spec = NULL;
+    if (!user || asprintf(&spec, "moref=%s", vm->id) < 0) {
+        free(user);
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    vb_buf_t b = {NULL, 0, 0, 8192};
+    int rc = vb_buf_printf(&b, "vddk://%s@%s/", user, base + 8);
+    rc = s_put_param(&b, rc, "file", d->path);
+    rc = s_put_param(&b, rc, "vm", spec);
+    rc = s_put_param(&b, rc, "thumbprint", thumb);
+    rc = s_put_param(&b, rc, "password-file", self->password_file);
+    free(user);
+    free(spec);
+    if (rc) {
+        vb_buf_free(&b);
+        return rc;
+    }
+    *out = b.data; /* taken over */
+    return 0;
+}
+
+/* What this provider can do with a disk: backups read it through VixDiskLib in every mode
+ * (vddk routes, for agents with VDDK), or read its flat file over the datastore file service
+ * (HTTPS, so in the NBDSSL slot, route mode "vsfile"); no route for writing into a VM's disk
+ * yet (the file service route is read-only). */
+static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
+{
+    char *uri = NULL, *vddk = NULL;
     int rc = s_vsfile_uri(self, d, &uri);
     if (rc == 0)
         rc = vb_inv_disk_set_route(d, VB_OP_BACKUP, VB_TRANSPORT_NBDSSL, "vsfile", uri);
+    if (rc == 0)
+        rc = s_vddk_uri(self, vm, d, &vddk);
+    for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++)
+        rc = vb_inv_disk_set_vddk_route(d, VB_OP_BACKUP, (vb_transport_t)m, vddk);
     free(uri);
+    free(vddk);
     return rc;
 }
 
@@ -719,7 +775,7 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     vb_vs_builder_destroy(&b);
     for (size_t i = 0; rc == 0 && i < (*out)->vm_count; i++)
         for (size_t k = 0; rc == 0 && k < (*out)->vms[i].disk_count; k++)
-            rc = s_routes(self, &(*out)->vms[i].disks[k]);
+            rc = s_routes(self, &(*out)->vms[i], &(*out)->vms[i].disks[k]);
     if (rc != 0)
         vb_inventory_free(out);
     return rc;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_uri.h"
 #include "fileio.h"
 #include "log.h"
 #include "vsphere/vs_internal.h"
@@ -315,6 +316,22 @@ static int s_p_changed(vb_provider_t *p, const char *vm, const char *disk_key,
                                     new_change_id_out);
 }
 
+/* A vddk:// route reads the disk at the snapshot whose moref it names (VixDiskLib_ConnectEx's
+ * snapshotRef); the file service route already names the file the snapshot froze. */
+static char *s_p_uri_at_snapshot(vb_provider_t *p, const char *uri, const char *snapshot_id)
+{
+    (void)p;
+    if (strncmp(uri, "vddk://", 7) != 0)
+        return strdup(uri);
+    char *esc = vb_disk_uri_escape(snapshot_id, NULL), *out = NULL;
+    if (esc && asprintf(&out, "%s&snapshot=%s", uri, esc) < 0)
+        out = NULL;
+    free(esc);
+    if (!out)
+        vb_error_set(VB_ENOMEM, "out of memory");
+    return out;
+}
+
 static void s_p_destroy(vb_provider_t *p)
 {
     vb_vsphere_t *vs = p->impl;
@@ -328,6 +345,7 @@ static const vb_provider_ops_t s_ops = {
     .snapshot_create = s_p_snap_create,
     .snapshot_remove = s_p_snap_remove,
     .changed_areas = s_p_changed,
+    .uri_at_snapshot = s_p_uri_at_snapshot,
     .destroy = s_p_destroy,
 };
 

@@ -16,6 +16,21 @@
  * serverName NULL (local mode) paths are local files and the only mode is "file". A server named
  * "unreachable.invalid" refuses connections (error 14009).
  *
+ * A site (a vCenter simulator's inventory): when LIBDIR/fakevddk-site.conf exists (LIBDIR as
+ * given to InitEx), it is read as the config is and describes what the vCenter would know:
+ *   user = "NAME"  password_file = "FILE"    ConnectEx refuses other credentials (18000)
+ *   vm.MOREF.disk = "[ds] dir/x.vmdk"         one line per disk: ConnectEx needs vmxSpec
+ *                                             "moref=MOREF" of a listed VM, Open refuses a disk
+ *                                             of another VM; a snapshotRef must be "snapshot-N"
+ *   datastore.NAME.dir = "DIR"                where the datastore's files are
+ *   datastore.NAME.type = "VMFS|NFS|vsan|VVOL|OTHER"
+ *   datastore.NAME.lun = "naa.x"              the LUN a VMFS datastore sits on
+ *   proxy_luns = "naa.x,naa.y"                LUNs the proxy sees: SAN needs the disk's LUN
+ *   proxy_datastores = "ds1,ds2"              datastores the proxy's host mounts: HotAdd needs
+ *                                             the disk's
+ * A disk "[ds] dir/x.vmdk" whose "dir/x-flat.vmdk" exists is read from that flat extent, as a
+ * monolithic-flat disk's descriptor points VDDK to it.
+ *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
 #include <dirent.h>
@@ -45,11 +60,26 @@ static struct {
     VixDiskLibGenericLogFunc *log;
     VixDiskLibGenericLogFunc *warn;
     unsigned next_lock;
+    /* the site (fakevddk-site.conf) */
+    int site;
+    char user[256];
+    char password_file[PATHMAX];
+    char proxy_luns[1024];
+    char proxy_datastores[1024];
+    struct site_ds {
+        char name[128], dir[PATHMAX], type[32], lun[128];
+    } ds[32];
+    size_t nds;
+    struct {
+        char moref[64], disks[4096]; /* disks: "\n"-separated datastore paths */
+    } vm[64];
+    size_t nvm;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct VixDiskLibConnectParam {
     char *server;
     char *snapshot;
+    int vm; /* index in g.vm of the vmxSpec's VM; -1: no site */
     char modes[128];
     Bool read_only;
 };
@@ -82,7 +112,62 @@ static void s_trim(char *s)
         s[--n] = '\0';
 }
 
-/* Reads `key = "value"` lines; keeps tmpDirectory and vbak.fakeDatastoreDir. */
+/* The datastore entry named name[0..n), made when absent (NULL when the table is full). */
+static struct site_ds *s_site_ds(const char *name, size_t n)
+{
+    for (size_t i = 0; i < g.nds; i++)
+        if (strlen(g.ds[i].name) == n && strncmp(g.ds[i].name, name, n) == 0)
+            return &g.ds[i];
+    if (g.nds == sizeof g.ds / sizeof g.ds[0] || n >= sizeof g.ds[0].name)
+        return NULL;
+    snprintf(g.ds[g.nds].name, sizeof g.ds[0].name, "%.*s", (int)n, name);
+    snprintf(g.ds[g.nds].type, sizeof g.ds[0].type, "VMFS");
+    return &g.ds[g.nds++];
+}
+
+static int s_site_vm(const char *moref, size_t n)
+{
+    for (size_t i = 0; i < g.nvm; i++)
+        if (strlen(g.vm[i].moref) == n && strncmp(g.vm[i].moref, moref, n) == 0)
+            return (int)i;
+    if (g.nvm == sizeof g.vm / sizeof g.vm[0] || n >= sizeof g.vm[0].moref)
+        return -1;
+    snprintf(g.vm[g.nvm].moref, sizeof g.vm[0].moref, "%.*s", (int)n, moref);
+    g.vm[g.nvm].disks[0] = '\0';
+    return (int)g.nvm++;
+}
+
+/* The keys of the site file (see the top of this file). */
+static void s_site_key(const char *k, const char *v)
+{
+    const char *dot = strrchr(k, '.');
+    if (strncmp(k, "datastore.", 10) == 0 && dot > k + 10) {
+        struct site_ds *d = s_site_ds(k + 10, (size_t)(dot - k - 10));
+        if (!d)
+            return;
+        if (strcmp(dot, ".dir") == 0)
+            snprintf(d->dir, sizeof d->dir, "%s", v);
+        else if (strcmp(dot, ".type") == 0)
+            snprintf(d->type, sizeof d->type, "%s", v);
+        else if (strcmp(dot, ".lun") == 0)
+            snprintf(d->lun, sizeof d->lun, "%s", v);
+    } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3 && strcmp(dot, ".disk") == 0) {
+        int i = s_site_vm(k + 3, (size_t)(dot - k - 3));
+        size_t used = i < 0 ? 0 : strlen(g.vm[i].disks);
+        if (i >= 0)
+            snprintf(g.vm[i].disks + used, sizeof g.vm[i].disks - used, "%s\n", v);
+    } else if (strcmp(k, "user") == 0) {
+        snprintf(g.user, sizeof g.user, "%s", v);
+    } else if (strcmp(k, "password_file") == 0) {
+        snprintf(g.password_file, sizeof g.password_file, "%s", v);
+    } else if (strcmp(k, "proxy_luns") == 0) {
+        snprintf(g.proxy_luns, sizeof g.proxy_luns, "%s", v);
+    } else if (strcmp(k, "proxy_datastores") == 0) {
+        snprintf(g.proxy_datastores, sizeof g.proxy_datastores, "%s", v);
+    }
+}
+
+/* Reads `key = "value"` lines; keeps tmpDirectory, vbak.fakeDatastoreDir and the site keys. */
 static VixError s_read_config(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -119,6 +204,8 @@ static VixError s_read_config(const char *path)
             snprintf(g.dsdir, sizeof g.dsdir, "%s", v);
         else if (strcmp(p, "vbak.fakeServerThumbprint") == 0)
             snprintf(g.thumbprint, sizeof g.thumbprint, "%s", v);
+        else
+            s_site_key(p, v);
     }
     fclose(f);
     return VIX_OK;
@@ -130,14 +217,29 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
 {
     (void)minor;
     (void)panic;
-    (void)libDir;
     if (major < 6)
         return VIX_E_NOT_SUPPORTED;
     pthread_mutex_lock(&g.lock);
+    if (g.initialized > 0) {
+        /* Already initialised in this process (the library's state is process-wide): other
+         * threads are using it, so the configuration read first stays. */
+        g.initialized++;
+        pthread_mutex_unlock(&g.lock);
+        return VIX_OK;
+    }
     g.log = log;
     g.warn = warn;
     g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
+    g.site = 0;
+    g.nds = g.nvm = 0;
+    g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
+    char site[PATHMAX];
+    snprintf(site, sizeof site, "%s/fakevddk-site.conf", libDir ? libDir : ".");
+    if (err == VIX_OK && access(site, R_OK) == 0) {
+        err = s_read_config(site);
+        g.site = err == VIX_OK;
+    }
     if (err == VIX_OK && !g.tmpdir[0])
         snprintf(g.tmpdir, sizeof g.tmpdir, "/tmp/vixdisklib-fake-%d", (int)getpid());
     if (err == VIX_OK && mkdir(g.tmpdir, 0700) != 0 && errno != EEXIST) {
@@ -180,6 +282,53 @@ static int s_known_modes(const char *modes)
     return 1;
 }
 
+/* The site's login: the user and the first line of its password file. */
+static VixError s_site_login(const VixDiskLibConnectParams *p)
+{
+    char want[512] = "";
+    FILE *f = fopen(g.password_file, "r");
+    if (f) {
+        if (!fgets(want, sizeof want, f))
+            want[0] = '\0';
+        fclose(f);
+        want[strcspn(want, "\r\n")] = '\0';
+    }
+    const char *user = p->creds.uid.userName, *pw = p->creds.uid.password;
+    if (!f || !user || !pw || strcmp(user, g.user) != 0 || strcmp(pw, want) != 0) {
+        s_say(g.warn, "Cannot complete login due to an incorrect user name or password (user %s)\n",
+              user ? user : "(none)");
+        return VIX_E_CANNOT_CONNECT_TO_HOST;
+    }
+    return VIX_OK;
+}
+
+/* vmxSpec "moref=vm-N" of a VM the site knows, and a snapshotRef of the form "snapshot-N". */
+static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *snapshotRef,
+                               int *vm_out)
+{
+    const char *spec = p->vmxSpec;
+    if (!spec || strncmp(spec, "moref=", 6) != 0) {
+        s_say(g.warn, "a connection to vCenter needs vmxSpec moref=<vm>, not '%s'\n",
+              spec ? spec : "(none)");
+        return VIX_E_INVALID_ARG;
+    }
+    *vm_out = -1;
+    for (size_t i = 0; i < g.nvm; i++)
+        if (strcmp(g.vm[i].moref, spec + 6) == 0)
+            *vm_out = (int)i;
+    if (*vm_out < 0) {
+        s_say(g.warn, "no virtual machine with moref %s\n", spec + 6);
+        return VIX_E_FILE_NOT_FOUND;
+    }
+    if (snapshotRef && *snapshotRef &&
+        (strncmp(snapshotRef, "snapshot-", 9) != 0 || !snapshotRef[9] ||
+         strspn(snapshotRef + 9, "0123456789") != strlen(snapshotRef + 9))) {
+        s_say(g.warn, "'%s' is not a snapshot moref of VM %s\n", snapshotRef, spec + 6);
+        return VIX_E_INVALID_ARG;
+    }
+    return VIX_OK;
+}
+
 EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool readOnly,
                                      const char *snapshotRef, const char *transportModes,
                                      VixDiskLibConnection *connection)
@@ -203,9 +352,18 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
               p->serverName, g.thumbprint, p->thumbPrint ? p->thumbPrint : "(none)");
         return VIX_E_NET_HTTP_SSL_SECURITY;
     }
+    int vm = -1;
+    if (p->serverName && g.site) {
+        VixError err = s_site_login(p);
+        if (err == VIX_OK)
+            err = s_site_vm_spec(p, snapshotRef, &vm);
+        if (err != VIX_OK)
+            return err;
+    }
     struct VixDiskLibConnectParam *c = calloc(1, sizeof *c);
     if (!c)
         return VIX_E_OUT_OF_MEMORY;
+    c->vm = vm;
     c->server = p->serverName ? strdup(p->serverName) : NULL;
     c->snapshot = snapshotRef ? strdup(snapshotRef) : NULL;
     snprintf(c->modes, sizeof c->modes, "%s", modes);
@@ -224,17 +382,44 @@ EXPORT VixError VixDiskLib_Disconnect(VixDiskLibConnection c)
     return VIX_OK;
 }
 
-/* "[ds] rel/path" → DSDIR/ds/rel/path and the datastore's type. */
-static VixError s_resolve(const char *path, char *file, size_t cap, char *dstype, size_t tcap)
+/* A monolithic-flat disk: the descriptor "x.vmdk" names its data in "x-flat.vmdk". */
+static void s_flat_extent(char *file, size_t cap)
+{
+    size_t n = strlen(file);
+    char flat[PATHMAX];
+    if (n < 5 || strcmp(file + n - 5, ".vmdk") != 0 ||
+        snprintf(flat, sizeof flat, "%.*s-flat.vmdk", (int)(n - 5), file) >= (int)sizeof flat ||
+        access(flat, F_OK) != 0)
+        return;
+    snprintf(file, cap, "%s", flat);
+}
+
+/* "[ds] rel/path" → DSDIR/ds/rel/path (the site's datastore directory when it names one) and the
+ * datastore's type; *site_ds the site's entry (-1: none). */
+static VixError s_resolve(const char *path, char *file, size_t cap, char *dstype, size_t tcap,
+                          int *site_ds)
 {
     snprintf(dstype, tcap, "VMFS");
+    *site_ds = -1;
     const char *close = path[0] == '[' ? strchr(path, ']') : NULL;
-    if (!close || !g.dsdir[0])
+    if (!close)
         return VIX_E_FILE_NOT_FOUND;
     const char *rel = close + 1;
     while (*rel == ' ')
         rel++;
     int n = (int)(close - path - 1);
+    for (size_t i = 0; g.site && i < g.nds; i++) {
+        if ((int)strlen(g.ds[i].name) == n && strncmp(g.ds[i].name, path + 1, (size_t)n) == 0 &&
+            g.ds[i].dir[0]) {
+            snprintf(file, cap, "%s/%s", g.ds[i].dir, rel);
+            snprintf(dstype, tcap, "%s", g.ds[i].type);
+            *site_ds = (int)i;
+            s_flat_extent(file, cap);
+            return VIX_OK;
+        }
+    }
+    if (!g.dsdir[0])
+        return VIX_E_FILE_NOT_FOUND;
     snprintf(file, cap, "%s/%.*s/%s", g.dsdir, n, path + 1, rel);
     char tpath[PATHMAX];
     snprintf(tpath, sizeof tpath, "%s/%.*s/.type", g.dsdir, n, path + 1);
@@ -247,16 +432,51 @@ static VixError s_resolve(const char *path, char *file, size_t cap, char *dstype
     return VIX_OK;
 }
 
+/* `word` is one of the comma-separated items of list. */
+static int s_listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; word[0] && *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && strncmp(p, word, n) == 0)
+            return 1;
+        p += k + (p[k] == ',');
+    }
+    return 0;
+}
+
+/* Why the site refuses mode m for a disk on its datastore ds ("" when it does not): SAN needs a
+ * LUN the proxy sees, HotAdd a datastore the proxy's host mounts. */
+static void s_site_refusal(const char *m, int ds, const char *path, char *why, size_t cap)
+{
+    why[0] = '\0';
+    if (!g.site || ds < 0)
+        return;
+    if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
+        snprintf(why, cap,
+                 "SAN transport cannot open %s: the proxy does not see the LUN of datastore %s",
+                 path, g.ds[ds].name);
+    else if (strcmp(m, "hotadd") == 0 && !s_listed(g.proxy_datastores, g.ds[ds].name))
+        snprintf(why, cap, "HotAdd cannot attach %s: the proxy's host does not mount datastore %s",
+                 path, g.ds[ds].name);
+}
+
 /* The first mode of the connection's list that may open a disk on a datastore of this type. */
-static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *dstype,
+static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *dstype, int ds,
                             const char *path, char *mode, size_t cap)
 {
-    char buf[128], why[512] = "";
+    char buf[128], why[512] = "", site_why[512];
     snprintf(buf, sizeof buf, "%s", c->modes);
     for (char *save = NULL, *m = strtok_r(buf, ":", &save); m; m = strtok_r(NULL, ":", &save)) {
         if (strcmp(m, "san") == 0 && (strcmp(dstype, "vsan") == 0 || strcmp(dstype, "VVOL") == 0)) {
             snprintf(why, sizeof why, "SAN transport is not supported for %s: its datastore is %s",
                      path, dstype);
+            s_say(g.log, "%s\n", why);
+            continue;
+        }
+        s_site_refusal(m, ds, path, site_why, sizeof site_why);
+        if (site_why[0]) {
+            snprintf(why, sizeof why, "%s", site_why);
             s_say(g.log, "%s\n", why);
             continue;
         }
@@ -272,14 +492,32 @@ static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *
     return VIX_E_NOT_SUPPORTED;
 }
 
+/* The site lists `path` as a disk of VM vm. */
+static int s_vm_has_disk(int vm, const char *path)
+{
+    size_t n = strlen(path);
+    for (const char *p = g.vm[vm].disks; *p;) {
+        size_t k = strcspn(p, "\n");
+        if (k == n && strncmp(p, path, n) == 0)
+            return 1;
+        p += k + (p[k] == '\n');
+    }
+    return 0;
+}
+
 EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, uint32_t flags,
                                 VixDiskLibHandle *out)
 {
     if (!c || !path || !out)
         return VIX_E_INVALID_ARG;
     char file[PATHMAX], dstype[32], mode[16];
+    int ds = -1;
+    if (c->server && c->vm >= 0 && !s_vm_has_disk(c->vm, path)) {
+        s_say(g.warn, "%s is not a disk of virtual machine %s\n", path, g.vm[c->vm].moref);
+        return VIX_E_FILE_NOT_FOUND;
+    }
     if (c->server) {
-        if (s_resolve(path, file, sizeof file, dstype, sizeof dstype) != VIX_OK) {
+        if (s_resolve(path, file, sizeof file, dstype, sizeof dstype, &ds) != VIX_OK) {
             s_say(g.warn, "cannot resolve datastore path %s\n", path);
             return VIX_E_FILE_NOT_FOUND;
         }
@@ -287,7 +525,7 @@ EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, 
         snprintf(file, sizeof file, "%s", path);
         snprintf(dstype, sizeof dstype, "local");
     }
-    VixError err = s_pick_mode(c, dstype, path, mode, sizeof mode);
+    VixError err = s_pick_mode(c, dstype, ds, path, mode, sizeof mode);
     if (err != VIX_OK)
         return err;
     Bool ro = c->read_only || (flags & VIXDISKLIB_FLAG_OPEN_READ_ONLY);
@@ -530,6 +768,9 @@ EXPORT char *VixDiskLib_GetErrorText(VixError err, const char *locale)
         break;
     case VIX_E_NET_HTTP_SSL_SECURITY:
         t = "SSL security error";
+        break;
+    case VIX_E_CANNOT_CONNECT_TO_HOST:
+        t = "Cannot connect to host";
         break;
     case VIX_E_DISK_NOINIT:
         t = "The disk library has not been initialized";

@@ -28,6 +28,23 @@ if diff -u "$WORK/theirs.json" "$WORK/ours.json"; then
 else
     fail "inventory differs from the simulator's"
 fi
+
+# ---- VixDiskLib routes: every disk, every backup mode, each name given back byte for byte ----
+# (an inline password gives agents no way to log in: no route)
+jq -e 'all(.vms[].disks[]; .vddk == null)' "$WORK/inv.json" >/dev/null ||
+    fail "a VixDiskLib route without a password file for agents"
+(umask 077 && info sim .password >"$WORK/vc.password")
+"$PROBE" --url "$(info sim .url)" --user "$(info sim .user)" --password-file "$WORK/vc.password" \
+    --ca-file "$(info sim .ca_file)" inventory >"$WORK/inv-pwfile.json" 2>"$WORK/inv-pwfile.err" ||
+    fail "inventory with a password file: $(cat "$WORK/inv-pwfile.err")"
+host=$(info sim .url | sed 's|^https://||; s|:[0-9]*$||')
+want=$(jq -c --arg u "$(info sim .user)" --arg t "$(info sim .thumbprint)" --arg pw "$WORK/vc.password" \
+    --arg h "$host" '[.vms[] | .id as $id | .disks[] | {modes: ["san", "hotadd", "nbdssl", "nbd"],
+    host: $h, user: $u, file: .path, vm: "moref=\($id)", thumbprint: $t, password_file: $pw}] | sort' "$WORK/sim.json")
+got=$(jq -c '[.vms[].disks[].vddk | del(.uri)] | sort' "$WORK/inv-pwfile.json")
+[ "$got" = "$want" ] || fail "VixDiskLib routes: got $got, want $want"
+if grep -qF "$(info sim .password)" "$WORK/inv-pwfile.json"; then fail "a route holds the password"; fi
+ok "each disk has a VixDiskLib route per mode: vCenter, vm=moref, [ds] path, thumbprint, password file ($(jq '[.vms[].disks[]] | length' "$WORK/inv-pwfile.json") disks)"
 types=$(jq -r '[.datastores[].type] | sort | join(",")' "$WORK/inv.json")
 [ "$types" = "NFS,NFS,OTHER,VMFS,VVOL,vsan" ] && ok "datastore types $types" ||
     fail "datastore types: $types"

@@ -97,7 +97,8 @@ pass "password file of mode 644: the coordinator refuses to start ($err)"
 
 # ---- backups of simulator VMs through the agents ----
 # agent-1 is a proxy VM on vbak-vm1's own host, sitting on its datastore: every placement rule
-# would let it HotAdd vbak-vm1's disks, but the vSphere provider has no HotAdd route
+# would let it HotAdd vbak-vm1's disks, but no agent here has VDDK (vddk_libdir), and HotAdd goes
+# only through VixDiskLib (test_vsphere_vddk.sh has agents with it)
 vm_host=$(fx '.vms[] | select(.name == "vbak-vm1") | .host')
 sed -i "s|^host = .*|host = \"$vm_host\"|; s|^datastore = .*|datastore = \"vmfs-01\"|" "$SITE/agent-1.conf"
 "$VBAK" lab up "$SITE" >/dev/null
@@ -165,14 +166,14 @@ job3=$(backup_json "$sp")
 n=$(restore_and_compare "$job3" "$sp")
 pass "'$sp' ($(fx '.vms[] | select(.name | startswith("sp")) | .disks[0].flat_path')) backed up and restored byte for byte"
 
-# ---- explain and the tasks agree: the provider reads over the file service and nothing else ----
+# ---- explain and the tasks agree: without VDDK, agents read over the file service only ----
 ex=$("$VBAK" explain "$vm" --json)
 [[ $(jq '[.[] | select(.chosen != "nbdssl" or .route != "vsfile")] | length' <<<"$ex") == 0 ]] ||
   fail "explain chose something other than the file service: $ex"
 jq -e '[.[] | select(.agent == "agent-1")] | length == 2 and all(.[];
   (.refused[] | select(.mode == "hotadd") | .reason) ==
-  "the vSphere provider has no HotAdd route for reading this disk")' <<<"$ex" >/dev/null ||
-  fail "HotAdd not refused for want of a route on the VM's own host: $ex"
+  "agent agent-1 has no vddk_libdir: VixDiskLib modes unavailable; the datastore file service is used")' <<<"$ex" >/dev/null ||
+  fail "HotAdd not refused for want of VDDK on the VM's own host: $ex"
 jq -e 'all(.[]; (.why | test("HTTPS datastore file service")) and (.why | test("NFC") | not))' \
   <<<"$ex" >/dev/null || fail "the reason does not say the file service: $ex"
 jq -e 'all(.[]; .disk == .disk_key and (.disk | test("^[0-9]+$")))' <<<"$ex" >/dev/null ||

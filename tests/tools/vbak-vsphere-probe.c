@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "disk/disk_uri.h"
 #include "log.h"
 #include "vsphere/vsphere.h"
 
@@ -66,6 +67,30 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+/* A disk's VixDiskLib backup routes as an agent reads them: the modes that have one, and the
+ * NBDSSL route's URI decoded (null when the provider gives none). */
+static json_t *vddk_json(const vb_inv_disk_t *d)
+{
+    json_t *modes = json_array();
+    for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+        if (d->vddk_routes[VB_OP_BACKUP][m].uri)
+            json_array_append_new(modes, json_string(d->vddk_routes[VB_OP_BACKUP][m].mode));
+    const char *uri = d->vddk_routes[VB_OP_BACKUP][VB_TRANSPORT_NBDSSL].uri;
+    vb_disk_uri_t u;
+    if (!uri || vb_disk_uri_parse(uri, &u) != 0) {
+        json_decref(modes);
+        return json_null();
+    }
+    json_t *o = json_pack("{s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:o}", "uri", uri, "modes", modes, "host",
+                          u.host, "user", str_or_null(u.user), "file",
+                          str_or_null(vb_disk_uri_get(&u, "file")), "vm",
+                          str_or_null(vb_disk_uri_get(&u, "vm")), "thumbprint",
+                          str_or_null(vb_disk_uri_get(&u, "thumbprint")), "password_file",
+                          str_or_null(vb_disk_uri_get(&u, "password-file")));
+    vb_disk_uri_free(&u);
+    return o;
+}
+
 static int cmd_inventory(vb_provider_t *p)
 {
     vb_inventory_t *inv = NULL;
@@ -86,11 +111,12 @@ static int cmd_inventory(vb_provider_t *p)
         for (size_t k = 0; k < vm->disk_count; k++) {
             const vb_inv_disk_t *d = &vm->disks[k];
             json_array_append_new(
-                disks, json_pack("{s:s,s:o,s:o,s:s,s:I,s:o,s:o,s:b}", "key", d->key, "name",
+                disks, json_pack("{s:s,s:o,s:o,s:s,s:I,s:o,s:o,s:b,s:o}", "key", d->key, "name",
                                  str_or_null(d->name), "datastore", str_or_null(d->datastore),
                                  "path", d->path ? d->path : "", "capacity",
                                  (json_int_t)d->capacity, "change_id", str_or_null(d->change_id),
-                                 "parent", str_or_null(d->parent), "encrypted", d->encrypted));
+                                 "parent", str_or_null(d->parent), "encrypted", d->encrypted,
+                                 "vddk", vddk_json(d)));
         }
         json_array_append_new(
             vms, json_pack("{s:s,s:s,s:o,s:b,s:o,s:o}", "name", vm->name, "id", vm->id, "host",

@@ -372,3 +372,128 @@ Test(disk_vddk, a_thumbprint_mismatch_shows_both_thumbprints)
     cr_assert(strstr(vb_error_msg(), "11:22:33"), "%s", vb_error_msg());
     vb_disk_disconnect(&conn);
 }
+
+/* ---- the fake's site: what a vCenter knows (fakevddk-site.conf in the library directory) ---- */
+
+static char s_site_lib[700];
+static char s_site_pw[700];
+
+/* A VDDK directory of our own (the fake library and a site file): vm-1 owns "[vmfs1] vm1/vm1.vmdk"
+ * and "[vmfs1] vm4/vm4.vmdk" (a descriptor with its flat extent), vm-2 owns "[vsan1] vm2/vm2.vmdk";
+ * the proxy sees LUN naa.2 only and its host mounts vsan1 only. */
+static void site_setup(void)
+{
+    char p[1600], text[4096];
+    snprintf(s_site_lib, sizeof s_site_lib, "%s/site-vddk", s_dir);
+    snprintf(p, sizeof p, "mkdir -p '%s/lib64' '%s/ds/vmfs1/vm4'", s_site_lib, s_dir);
+    cr_assert_eq(system(p), 0);
+    char lib[800];
+    snprintf(lib, sizeof lib, "%s/lib64/libvixDiskLib.so", s_libdir);
+    snprintf(p, sizeof p, "%s/lib64/libvixDiskLib.so", s_site_lib);
+    cr_assert_eq(symlink(lib, p), 0, "%s", p);
+    snprintf(s_site_pw, sizeof s_site_pw, "%s/vc.password", s_dir);
+    put(s_site_pw, "s3cret\n");
+    snprintf(p, sizeof p, "%s/ds/vmfs1/vm4/vm4.vmdk", s_dir);
+    put(p, "# Disk DescriptorFile\nRW 12416 FLAT \"vm4-flat.vmdk\" 0\n");
+    snprintf(p, sizeof p, "%s/ds/vmfs1/vm4/vm4-flat.vmdk", s_dir);
+    timg_make(p);
+    snprintf(text, sizeof text,
+             "user = \"backup@vsphere.local\"\npassword_file = \"%s\"\n"
+             "datastore.vmfs1.dir = \"%s/ds/vmfs1\"\ndatastore.vmfs1.type = \"VMFS\"\n"
+             "datastore.vmfs1.lun = \"naa.1\"\n"
+             "datastore.vsan1.dir = \"%s/ds/vsan1\"\ndatastore.vsan1.type = \"vsan\"\n"
+             "vm.vm-1.disk = \"[vmfs1] vm1/vm1.vmdk\"\nvm.vm-1.disk = \"[vmfs1] vm4/vm4.vmdk\"\n"
+             "vm.vm-2.disk = \"[vsan1] vm2/vm2.vmdk\"\n"
+             "proxy_luns = \"naa.2\"\nproxy_datastores = \"vsan1\"\n",
+             s_site_pw, s_dir, s_dir);
+    snprintf(p, sizeof p, "%s/fakevddk-site.conf", s_site_lib);
+    put(p, text);
+}
+
+/* The vddk URI vSphere's provider gives: user, vmxSpec, thumbprint, password file, snapshot. */
+static void site_uri(char *buf, size_t cap, const char *vm, const char *file, const char *pwfile)
+{
+    snprintf(buf, cap,
+             "vddk://backup%%40vsphere.local@vc.lab/?file=%s&vm=moref%%3D%s&thumbprint=AA:BB"
+             "&password-file=%s&snapshot=snapshot-12&libdir=%s&config=%s",
+             file, vm, pwfile, s_site_lib, s_conf);
+}
+
+static int site_open(const char *modes, const char *uri, vb_disk_conn_t **conn, vb_disk_t **d)
+{
+    vb_disk_connect_params_t p = {.modes = modes, .read_only = true};
+    cr_assert_eq(vb_disk_connect(&p, conn), 0, "%s", vb_error_msg());
+    return vb_disk_open_uri(*conn, uri, NULL, d);
+}
+
+Test(disk_vddk, the_site_refuses_san_and_hotadd_the_proxy_cannot_do_and_reports_nbdssl)
+{
+    site_setup();
+    char uri[4096];
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm1/vm1.vmdk", s_site_pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("san:hotadd:nbdssl:nbd", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "nbdssl");
+    cr_assert_eq(vb_disk_attempt_count(d), 2);
+    cr_assert(strstr(vb_disk_attempt(d, 0), "the proxy does not see the LUN of datastore vmfs1"),
+              "%s", vb_disk_attempt(d, 0));
+    cr_assert(strstr(vb_disk_attempt(d, 1), "the proxy's host does not mount datastore vmfs1"),
+              "%s", vb_disk_attempt(d, 1));
+    cr_assert_null(strstr(vb_disk_attempt(d, 0), "s3cret"), "a reason shows the password");
+    TIMG_CHECK_ALL(d);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_vddk, the_site_reads_a_descriptor_from_its_flat_extent)
+{
+    site_setup();
+    char uri[4096];
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm4/vm4.vmdk", s_site_pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbd", uri, &conn, &d), 0, "%s", vb_error_msg());
+    vb_disk_info_t info;
+    cr_assert_eq(vb_disk_get_info(d, &info), 0);
+    cr_assert_eq(info.capacity, TIMG_SIZE);
+    TIMG_CHECK_ALL(d);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_vddk, the_site_refuses_a_disk_of_another_vm)
+{
+    site_setup();
+    char uri[4096];
+    site_uri(uri, sizeof uri, "vm-1", "[vsan1] vm2/vm2.vmdk", s_site_pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), VB_ENOTFOUND);
+    cr_assert(strstr(vb_error_msg(), "[vsan1] vm2/vm2.vmdk is not a disk of virtual machine vm-1"),
+              "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+    /* the same disk through its own VM opens; SAN stays refused on vsan */
+    site_uri(uri, sizeof uri, "vm-2", "[vsan1] vm2/vm2.vmdk", s_site_pw);
+    cr_assert_eq(site_open("san:hotadd", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "hotadd");
+    cr_assert(strstr(vb_disk_attempt(d, 0), "SAN transport is not supported"), "%s",
+              vb_disk_attempt(d, 0));
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_vddk, the_site_refuses_a_wrong_password)
+{
+    site_setup();
+    char uri[4096], pw[800];
+    snprintf(pw, sizeof pw, "%s/wrong.password", s_dir);
+    put(pw, "not it\n");
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm1/vm1.vmdk", pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_neq(site_open("nbdssl", uri, &conn, &d), 0);
+    cr_assert(strstr(vb_error_msg(), "incorrect user name or password"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "VIX error 18000"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+}

@@ -575,6 +575,51 @@ Test(transport, a_mode_without_a_route_is_refused)
                      "SAN is not supported on vsan datastore vsanDatastore");
 }
 
+static char s_vddk_uri[] = "vddk://u@vcenter:443/?file=%5Bvmfs-01%5D%20web-01/web-01.vmdk";
+/* vSphere's VixDiskLib routes: one per mode, for agents that have VDDK. */
+static const vb_route_t s_vsphere_vddk[VB_TRANSPORT_COUNT] = {
+    [VB_TRANSPORT_SAN] = {(char *)"san", s_vddk_uri},
+    [VB_TRANSPORT_HOTADD] = {(char *)"hotadd", s_vddk_uri},
+    [VB_TRANSPORT_NBDSSL] = {(char *)"nbdssl", s_vddk_uri},
+    [VB_TRANSPORT_NBD] = {(char *)"nbd", s_vddk_uri}};
+
+Test(transport, vddk_routes_only_for_an_agent_with_vddk)
+{
+    vb_transport_input_t in = s_base();
+    in.routes = s_vsphere_backup;
+    in.vddk_routes = s_vsphere_vddk;
+    in.provider = "vSphere";
+    vb_transport_decision_t d;
+    /* without vddk_libdir: the file service, and every sentence says why */
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NBDSSL);
+    cr_assert_str_eq(d.route, "vsfile");
+    cr_assert_not(d.via_vddk[VB_TRANSPORT_NBDSSL]);
+    const char *no_vddk = "agent proxy-1 has no vddk_libdir: VixDiskLib modes unavailable; the "
+                          "datastore file service is used";
+    cr_assert(strstr(d.why, no_vddk), "%s", d.why);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_SAN].reason, no_vddk);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_HOTADD].reason, no_vddk);
+    cr_assert_str_eq(d.verdicts[VB_TRANSPORT_NBD].reason, no_vddk);
+    cr_assert_eq(d.order_count, 1);
+    /* with it: every mode through VixDiskLib, placement rules as on the lab */
+    in.agent_vddk = true;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_SAN);
+    cr_assert_str_eq(d.route, "san");
+    cr_assert_eq(d.order_count, 4);
+    for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+        cr_assert(d.via_vddk[m], "mode %d not through VixDiskLib", m);
+    /* a physical proxy without the LUN: NBDSSL through VixDiskLib, not the file service */
+    in.agent_host = NULL;
+    in.agent_datastore = NULL;
+    s_no_lun_view(&in);
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NBDSSL);
+    cr_assert_str_eq(d.route, "nbdssl");
+    cr_assert(strstr(d.why, "NFC over TLS"), "%s", d.why);
+}
+
 Test(transport, a_restore_without_routes_chooses_nothing)
 {
     vb_transport_input_t in = s_base();
