@@ -10,50 +10,11 @@
 # disk keys repeated across VMs) each back up.
 source "$(dirname "$0")/lib.sh"
 
-FIXTURE=$VB_TESTS_BIN/vcsim-fixture
-[[ -x $FIXTURE ]] || fail "$FIXTURE is missing: install golang-go and golang-github-vmware-govmomi-dev (deploy/install-deps.sh) and rebuild"
-command -v jq >/dev/null || fail "jq is missing"
-
-# The simulator (same flags as vsphere_lib.sh's start_fixture); stopped before lib.sh's cleanup.
-FIX=$TEST_DIR/vcsim
-FIX_PID=
-PROXY_PID=
-stop_fixture() {
-  local pid
-  for pid in $FIX_PID $PROXY_PID; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap 'rc=$?; stop_fixture; (exit $rc); cleanup' EXIT
-"$FIXTURE" -dir "$FIX" -info "$FIX.json" >"$FIX.out" 2>"$FIX.log" &
-FIX_PID=$!
-fixture_ready() { [[ -s $FIX.json ]] || { kill -0 "$FIX_PID" && false; }; }
-wait_until 60 "the vCenter simulator" fixture_ready
-[[ -s $FIX.json ]] || fail "the simulator exited: $(cat "$FIX.log")"
-fx() { jq -r "$1" "$FIX.json"; }
+source "$(dirname "$0")/vsphere_site.sh"
 # The coordinator and the agents reach the simulator through a TCP relay, so that the network
-# between them can blink (SIGUSR1: every connection reset, new ones refused, for 4 s).
-"$VB_TESTS_BIN/vbak-tcpproxy" --to "$(fx .url | sed 's|^https://||')" --port-file "$TEST_DIR/relay.port" \
-  --outage-ms 4000 2>"$TEST_DIR/relay.log" &
-PROXY_PID=$!
-wait_until 10 "the TCP relay" test -s "$TEST_DIR/relay.port"
-RELAY_URL="https://127.0.0.1:$(cat "$TEST_DIR/relay.port")"
-
-# A lab site gives keys, token, agents and a repository; its coordinator talks to the simulator.
-"$VBAK" lab create "$SITE" --heartbeat-ms 200 >/dev/null
-PW=$TEST_DIR/vsphere.password
-(umask 077 && fx .password >"$PW")
-CONF=$SITE/coordinator.conf
-sed -i '/^site = /d; /^provider = /d' "$CONF"
-cp "$CONF" "$TEST_DIR/base.conf"
-cat >>"$CONF" <<EOF
-provider = "vsphere"
-vsphere_url = "$RELAY_URL"
-vsphere_user = "$(fx .user)"
-vsphere_password_file = "$PW"
-vsphere_ca_file = "$(fx .ca_file)"
-EOF
+# between them can blink (every connection reset, new ones refused, for 4 s).
+start_relay 4000
+vsphere_site 4 "$RELAY_URL"
 
 # ---- refusals at start: wrong thumbprint, wrong password ----
 wrong=00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF
@@ -130,26 +91,6 @@ jobf=$(backup_json "$vm" --full)
   fail "the reason of a --full backup: $(jq -r '.vm_details[0].mode_reason' <<<"$jobf")"
 pass "a --full backup says: a full backup was asked for"
 
-# restore_and_compare JOB VM: restores the VM's restore point to a directory; every disk must
-# equal the flat file the fixture wrote (and the digest it published).
-restore_and_compare() {
-  local rp out n=0 key flat sha
-  rp=$(rp_of "$1" "$2")
-  out=$TEST_DIR/restore-$rp
-  local r
-  r=$("$VBAK" restore "$rp" --to-dir "$out" --wait --json) || fail "restore of $rp: $r"
-  [[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore of $rp: $r"
-  while IFS=$'\t' read -r key flat sha; do
-    local files=("$out"/*-"$key".raw) # the VM's name is made safe for a file name
-    local f=${files[0]}
-    [[ ${#files[@]} == 1 && -f $f ]] || fail "restore of $2 has no single *-$key.raw: $(ls "$out")"
-    cmp -s "$f" "$flat" || fail "$2 disk $key: restored bytes differ from $flat"
-    [[ $(sha256sum <"$f" | cut -d' ' -f1) == "$sha" ]] || fail "$2 disk $key: digest differs"
-    n=$((n + 1))
-  done < <(jq -r --arg vm "$2" '.vms[] | select(.name == $vm) | .disks[] | [.key, .flat_file, .sha256] | @tsv' "$FIX.json")
-  ((n > 0)) || fail "the fixture lists no disk of $2"
-  echo "$n"
-}
 n=$(restore_and_compare "$job" "$vm")
 pass "$vm: $n disks restored byte for byte from the first restore point"
 n=$(restore_and_compare "$job2" "$vm")
@@ -180,18 +121,7 @@ jq -e 'all(.[]; .disk == .disk_key and (.disk | test("^[0-9]+$")))' <<<"$ex" >/d
   fail "explain does not name disks by key: $ex"
 out=$("$VBAK" explain "$vm")
 grep -q "^$vm / disk 2000 .* on vmfs-01 / agent" <<<"$out" || fail "explain text names no disk key: $out"
-tasks=$("$VBAK" job show "$(jq .id <<<"$job")" --json | jq -c '.tasks[] | select(.state == "done")')
-checked=0
-while read -r t; do
-  agent=$(jq -r .agent <<<"$t")
-  row=$(jq -c --arg d "$(jq -r .disk <<<"$t")" --arg a "$agent" '.[] | select(.disk == $d and .agent == $a)' <<<"$ex")
-  [[ $(jq -r .transport <<<"$t") == "$(jq -r .route <<<"$row")" ]] ||
-    fail "task used $(jq -r .transport <<<"$t"), explain says $(jq -r .route <<<"$row"): $t"
-  [[ $(jq -r .reason <<<"$t") == "$(jq -r .why <<<"$row")" ]] ||
-    fail "task reason '$(jq -r .reason <<<"$t")' differs from explain's '$(jq -r .why <<<"$row")'"
-  checked=$((checked + 1))
-done <<<"$tasks"
-((checked >= 2)) || fail "only $checked tasks checked"
+checked=$(tasks_agree "$(jq .id <<<"$job")" "$ex" "" vsfile)
 pass "explain and the $checked tasks agree: nbdssl over route vsfile, HTTPS datastore file service"
 
 # a restore into the vSphere VM: explain --restore and the job both say there is no route
@@ -262,7 +192,7 @@ wait_until 10 "agents gone" has_count online 0
 jid=$("$VBAK" backup "$vm" --json | jq .job)
 wait_until 30 "the snapshot of job $jid" bash -c \
   "\"$VBAK\" job show $jid --json | jq -e '.vm_details[0].snapshot_state == \"created\" and .progress.queued > 0' >/dev/null"
-kill -USR1 "$PROXY_PID" # the network blinks: the agents meet it when they fetch the tasks
+kill -USR1 "$RELAY_PID" # the network blinks: the agents meet it when they fetch the tasks
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 120 "job $jid ends" bash -c "[[ \$(\"$VBAK\" job show $jid --json | jq -r .state) != running ]]"
 js=$("$VBAK" job show "$jid" --json)
