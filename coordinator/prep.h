@@ -48,7 +48,8 @@ void vb_prep_result_free(vb_prep_result_t **res_p);
 
 /* The other end of a backup, on a thread of its own as well: EndAccess (when end_access) and
  * the removal of the snapshot (when snapshot is set: its id, or its name when the id was never
- * learnt). A snapshot already gone counts as removed. */
+ * learnt). A snapshot already gone counts as removed, and a VM that is gone has no access left
+ * to end. */
 typedef struct {
     char *vm;
     char *snapshot; /* NULL: none to remove */
