@@ -217,13 +217,16 @@ static int s_cert_verify(X509_STORE_CTX *x, void *arg)
     if (tls->soap->pinned) {
         if (memcmp(md, tls->soap->pin, 32) == 0) {
             X509_STORE_CTX_set_error(x, X509_V_OK);
+            tls->rejected = false;
             return 1;
         }
-        tls->mismatch = true;
+        tls->mismatch = tls->rejected = true;
         X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REJECTED);
         return 0;
     }
-    return X509_verify_cert(x);
+    int ok = X509_verify_cert(x);
+    tls->rejected = ok != 1;
+    return ok;
 }
 
 static CURLcode s_ssl_ctx(CURL *h, void *sslctx, void *arg)
@@ -272,12 +275,10 @@ int vb_soap_transfer_error(const vb_soap_t *self, CURLcode cc, const char *errbu
                             "server presented %s; refusing the connection",
                             self->base, what, exp, tls->received);
     }
-    /* a handshake the network cut (a reset, an early EOF) is an outage to ride out, not a
-     * certificate to distrust: only a handshake error that speaks of certificates is one */
-    bool cut = cc == CURLE_SSL_CONNECT_ERROR && !strcasestr(detail, "certificate") &&
-               !strcasestr(detail, "verif");
-    if (cut)
-        return vb_error_set(VB_EIO, "%s%s: the TLS handshake was cut (%s)", self->base, what,
+    /* a handshake that failed without our check rejecting the certificate (the network cut it:
+     * a reset, an early EOF) is an outage to ride out, not a certificate to distrust */
+    if (cc == CURLE_SSL_CONNECT_ERROR && !(tls && tls->rejected))
+        return vb_error_set(VB_EIO, "%s%s: the TLS handshake failed (%s)", self->base, what,
                             detail);
     if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
         cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_SSL_CERTPROBLEM) {

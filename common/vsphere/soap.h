@@ -78,6 +78,7 @@ typedef struct {
     const struct vb_soap *soap;
     char received[96]; /* the leaf certificate's SHA-256, colon hex; "" when not seen */
     bool mismatch;     /* pinned and the leaf did not match */
+    bool rejected;     /* the last certificate seen failed the check (pin or chain) */
 } vb_soap_tls_t;
 
 /* Applies the TLS policy, timeouts and the session cookie to a fresh curl handle. tls must live
