@@ -627,6 +627,16 @@ static int s_put_value(vb_buf_t *b, const char *s)
     return rc;
 }
 
+/* Appends "&key=" (or "?key=" first) and the value percent-encoded, when rc is still 0. */
+static int s_put_param(vb_buf_t *b, int rc, const char *key, const char *value)
+{
+    if (rc == 0)
+        rc = vb_buf_printf(b, "%c%s=", strchr(b->data ? b->data : "", '?') ? '&' : '?', key);
+    if (rc == 0)
+        rc = s_put_value(b, value);
+    return rc;
+}
+
 /* The vsfile:// URI of a disk's flat file (disk.h): the server, the file, and the settings an
  * agent needs to log in and verify TLS itself. The password stays in its file. */
 static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
@@ -648,35 +658,17 @@ static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
     if (vb_vs_datacenter_of(self, ds, &dc) != 0)
         dc = NULL; /* the agent's session looks it up (or names the problem) */
     vb_buf_t b = {NULL, 0, 0, 8192};
-    rc = vb_buf_printf(&b, "vsfile://%s/?ds=", base + 8);
-    if (!rc)
-        rc = s_put_value(&b, ds);
-    if (!rc)
-        rc = vb_buf_puts(&b, "&path=");
-    if (!rc)
-        rc = s_put_value(&b, path);
-    if (!rc && dc) {
-        rc = vb_buf_puts(&b, "&dc=");
-        if (!rc)
-            rc = s_put_value(&b, dc);
-    }
-    if (!rc)
-        rc = vb_buf_puts(&b, "&user=");
-    if (!rc)
-        rc = s_put_value(&b, self->user);
-    if (!rc)
-        rc = vb_buf_puts(&b, "&password-file=");
-    if (!rc)
-        rc = s_put_value(&b, self->password_file);
-    if (!rc && self->ca_file) {
-        rc = vb_buf_puts(&b, "&ca-file=");
-        if (!rc)
-            rc = s_put_value(&b, self->ca_file);
-    } else if (!rc && self->thumbprint) {
-        rc = vb_buf_puts(&b, "&thumbprint=");
-        if (!rc)
-            rc = s_put_value(&b, self->thumbprint);
-    }
+    rc = vb_buf_printf(&b, "vsfile://%s/", base + 8);
+    rc = s_put_param(&b, rc, "ds", ds);
+    rc = s_put_param(&b, rc, "path", path);
+    if (dc)
+        rc = s_put_param(&b, rc, "dc", dc);
+    rc = s_put_param(&b, rc, "user", self->user);
+    rc = s_put_param(&b, rc, "password-file", self->password_file);
+    if (self->ca_file)
+        rc = s_put_param(&b, rc, "ca-file", self->ca_file);
+    else if (self->thumbprint)
+        rc = s_put_param(&b, rc, "thumbprint", self->thumbprint);
     free(ds);
     free(path);
     if (rc) {
@@ -685,16 +677,6 @@ static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
     }
     *out = b.data; /* taken over */
     return 0;
-}
-
-/* Appends "&key=" (or "?key=" first) and the value percent-encoded, when rc is still 0. */
-static int s_put_param(vb_buf_t *b, int rc, const char *key, const char *value)
-{
-    if (rc == 0)
-        rc = vb_buf_printf(b, "%c%s=", strchr(b->data ? b->data : "", '?') ? '&' : '?', key);
-    if (rc == 0)
-        rc = s_put_value(b, value);
-    return rc;
 }
 
 /* The vddk:// URI of a VM's disk (disk.h): VixDiskLib_ConnectEx to the vCenter with the VM's
