@@ -14,7 +14,7 @@
  *   DIR/tls/psk.keys     TLS-PSK keys, GnuTLS format "vbak:HEXKEY" (0600)
  *   DIR/tls/luks.pass    the LUKS passphrase (0600)
  *   DIR/run/NAME.pid     nbdkit pid files while the site is up
- *   DIR/log/NAME.log     nbdkit logs (and openssl.log, qemu-img.log)
+ *   DIR/log/NAME.log     nbdkit logs (and openssl.log, luks.log: cryptsetup and qemu-img)
  *
  * Naming (see site.h for the JSON): every disk has an export name (the image's file name, no '/'
  * and no '@'). The disk as it was at snapshot SNAP-ID is the export "EXPORT@SNAP-ID" and the file
