@@ -21,11 +21,12 @@
     "       vbak lab snapshot remove DIR VM ID-OR-NAME\n"                                          \
     "       vbak lab snapshot list DIR VM\n"
 #define S_CBT_RESET_USAGE "usage: vbak lab cbt-reset DIR VM\n"
+#define S_CAT_USAGE "usage: vbak lab cat DIR VM DISK-KEY OUT [--snapshot ID-OR-NAME]\n"
 
 const char *vb_cli_lab_site_usage(void)
 {
     return S_SHOW_USAGE S_MUTATE_USAGE S_SVMOTION_USAGE S_SNAPSHOT_USAGE S_CBT_RESET_USAGE
-        S_ACCESS_USAGE;
+        S_ACCESS_USAGE S_CAT_USAGE;
 }
 
 static int s_fail(const char *cmd)
@@ -418,6 +419,29 @@ int vb_cli_lab_snapshot(int argc, char **argv)
     return 0;
 }
 
+/* ---- cat: a disk's content (through its snapshot chain) to a raw file */
+
+static int s_cat_opt(int c, const char *arg, void *ctx)
+{
+    if (c == 'S')
+        *(const char **)ctx = arg;
+    return -1;
+}
+
+static int s_cat(int argc, char **argv)
+{
+    static const struct option extra[] = {{"snapshot", required_argument, NULL, 'S'},
+                                          {NULL, 0, NULL, 0}};
+    const char *snap = NULL;
+    int rc = s_getopt(argc, argv, S_CAT_USAGE, extra, s_cat_opt, &snap);
+    if (rc >= 0 || (rc = s_need_operands(argc, argv, 4, S_CAT_USAGE)) >= 0)
+        return rc;
+    if (vb_lab_disk_copy(argv[optind], argv[optind + 1], argv[optind + 2], snap,
+                         argv[optind + 3]) != 0)
+        return s_fail("cat");
+    return 0;
+}
+
 /* ---- dispatch */
 
 static const struct {
@@ -427,6 +451,7 @@ static const struct {
     {"show", vb_cli_lab_show},           {"mutate", vb_cli_lab_mutate},
     {"svmotion", vb_cli_lab_svmotion},   {"snapshot", vb_cli_lab_snapshot},
     {"cbt-reset", vb_cli_lab_cbt_reset}, {"access", vb_cli_lab_access},
+    {"cat", s_cat},
 };
 
 bool vb_cli_lab_site_handles(const char *sub)

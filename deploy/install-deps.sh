@@ -11,7 +11,7 @@ packages=(
   libsqlite3-dev libcurl4-openssl-dev libexpat1-dev libssl-dev
   libnbd-dev libzstd-dev libjansson-dev libcriterion-dev
   # lab site, tests and demo
-  nbdkit libnbd-bin openssl qemu-utils cryptsetup-bin
+  nbdkit nbdkit-plugin-dev libnbd-bin openssl qemu-utils cryptsetup-bin
   sqlite3 jq procps iproute2 util-linux e2fsprogs
   # vSphere simulator fixture (govmomi)
   golang-go golang-github-vmware-govmomi-dev

@@ -279,7 +279,7 @@ static int s_mutate_disk(vb_lab_site_t *site, json_t *disk, int percent, uint64_
         rc = vb_error_set(VB_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = vb_lab_file_extents(path, 0, cap, &alloc)))
+    if ((rc = vb_lab_disk_extents(site, disk, NULL, 0, cap, &alloc)))
         goto out;
     uint64_t state = seed;
     uint64_t threshold = (uint64_t)percent * (UINT64_MAX / 100);
@@ -394,9 +394,12 @@ int vb_lab_op_snapshot_create(vb_lab_site_t *site, json_t *obj, bool is_fcd, con
         char *src = vb_lab_disk_image(site, disk, NULL);
         char *dst = vb_lab_disk_image(site, disk, id);
         char *cid = vb_lab_disk_change_id(disk);
+        bool enc = json_is_true(json_object_get(disk, "encrypted"));
         rc = (!src || !dst || !cid) ? VB_ENOMEM : s_reconcile(site, disk);
+        /* an encrypted disk's two images are synced by whole-image re-encryption, so its
+         * snapshot stays a copy; a plain disk's is redirect-on-write (row.c) */
         if (!rc)
-            rc = vb_lab_copy_sparse(src, dst);
+            rc = enc ? vb_lab_copy_sparse(src, dst) : vb_lab_row_snapshot_create(site, disk, id);
         if (!rc)
             rc = json_object_set_new(ids, vb_lab_json_str(disk, "key"), json_string(cid))
                      ? vb_error_set(VB_ENOMEM, "out of memory")
@@ -445,19 +448,23 @@ static void s_unlink_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fc
     }
 }
 
-/* Deletes a snapshot's image files before the snapshot leaves site.json, as ESXi consolidates
- * before it drops a snapshot: a file that cannot be deleted (locked, immutable) fails the removal
- * and the snapshot stays, to be removed again later. Files already gone are fine. */
+/* Deletes an encrypted disk's snapshot images before the snapshot leaves site.json, as ESXi
+ * consolidates before it drops a snapshot: a file that cannot be deleted (locked, immutable)
+ * fails the removal and the snapshot stays, to be removed again later. Files already gone are
+ * fine. A plain disk's removal is prepared here (journal) and carried out once site.json is
+ * saved (vb_lab_sweep_interrupted). */
 static int s_delete_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fcd, const char *vm,
                                    const char *id)
 {
     int rc = 0;
     for (size_t i = 0; !rc && i < vb_lab_object_disk_count(obj, is_fcd); i++) {
         json_t *disk = vb_lab_object_disk(obj, is_fcd, i);
-        char *paths[2] = {vb_lab_disk_image(site, disk, id),
-                          json_is_true(json_object_get(disk, "encrypted"))
-                              ? vb_lab_disk_luks_image(site, disk, id)
-                              : NULL};
+        if (!json_is_true(json_object_get(disk, "encrypted"))) {
+            if ((rc = vb_lab_row_snapshot_remove(site, obj, disk, id)))
+                vb_error_prefix(rc, "cannot remove snapshot %s of %s", id, vm);
+            continue;
+        }
+        char *paths[2] = {vb_lab_disk_image(site, disk, id), vb_lab_disk_luks_image(site, disk, id)};
         for (int k = 0; k < 2 && !rc; k++)
             if (paths[k] && unlink(paths[k]) != 0 && errno != ENOENT)
                 rc = vb_error_set(VB_EBUSY, "cannot remove snapshot %s of %s: deleting %s: %s", id,
@@ -466,6 +473,19 @@ static int s_delete_snapshot_files(vb_lab_site_t *site, json_t *obj, bool is_fcd
         free(paths[1]);
     }
     return rc;
+}
+
+/* After a snapshot operation's save (rc: its result): the sweep carries out the operation's
+ * journals when the save went through, and drops them when it did not. */
+static int s_sweep_after(vb_lab_site_t *site, int rc)
+{
+    if (!rc)
+        return vb_lab_sweep_interrupted(site);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", vb_error_msg());
+    if (vb_lab_sweep_interrupted(site) != 0)
+        VB_LOG_WARN("lab", "snapshot-cleanup-failed error=\"%s\"", vb_error_msg());
+    return vb_error_set(rc, "%s", msg);
 }
 
 /* Opens the site for writing and finds the VM or FCD. */
@@ -536,6 +556,9 @@ int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, ch
         rc = vb_lab_op_snapshot_create(site, obj, fcd, name, &id);
     if (!rc && (rc = vb_lab_site_save(site)))
         s_unlink_snapshot_files(site, obj, fcd, id);
+    /* carries out the prepared redirect-on-write steps, or drops them when the save failed */
+    if (id)
+        rc = s_sweep_after(site, rc);
     if (!rc && id_out) {
         *id_out = id;
         id = NULL;
@@ -569,6 +592,7 @@ int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_na
     }
     if ((rc = s_delete_snapshot_files(site, obj, fcd, vm, id)) != 0) {
         free(id);
+        rc = s_sweep_after(site, rc);
         goto out;
     }
     json_t *list = json_object_get(obj, "snapshots");
@@ -577,7 +601,7 @@ int vb_lab_snapshot_remove(const char *dir, const char *vm, const char *id_or_na
             json_array_remove(list, i);
             break;
         }
-    rc = vb_lab_site_save(site);
+    rc = s_sweep_after(site, vb_lab_site_save(site));
     free(id);
 out:
     vb_lab_site_destroy(&site);
@@ -842,8 +866,7 @@ int vb_lab_changed_areas(const char *dir, const char *vm, const char *disk_key,
         goto out;
     uint64_t cap = (uint64_t)json_integer_value(json_object_get(disk, "capacity"));
     if (strcmp(change_id, "*") == 0) {
-        path = vb_lab_disk_image(site, disk, snapshot_id);
-        rc = path ? vb_lab_file_extents(path, start, cap, out) : VB_ENOMEM;
+        rc = vb_lab_disk_extents(site, disk, snapshot_id, start, cap, out);
         goto out;
     }
     if ((rc = s_parse_change_id(change_id, &since_epoch, &since_gen)))

@@ -396,6 +396,8 @@ static int s_pre_existing_snapshots(vb_lab_site_t *site)
         if (strncmp(vb_lab_json_str(vm, "name"), "vm-nfs-", 7) != 0)
             continue;
         int rc = vb_lab_op_snapshot_create(site, vm, false, "before-upgrade", NULL);
+        if (!rc) /* no site.json yet: the document in memory commits the snapshot */
+            rc = vb_lab_row_replay(site);
         if (!rc)
             rc = vb_lab_op_mutate(site, vm, false, 5, 0, NULL);
         if (rc)

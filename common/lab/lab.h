@@ -33,7 +33,15 @@
  *   Encrypted disks are served only over TLS (nbd_uri and nbd_uri6 are absent), on their own
  *   port (LUKS_PORT) through nbdkit's luks filter: the client sees the plaintext.
  *
- * Writes: NBD servers are writable (restores), snapshot exports too (do not write those). Writes
+ * Snapshots are shaped like VMware's (redirect-on-write, common/lab/row.c): for a plain disk the
+ * newest snapshot's file "IMAGE@SNAP-ID" is the raw frozen base, the live file "IMAGE" is a sparse
+ * delta over it (the blocks written since) and an older snapshot's file is a delta over the next
+ * newer one; a delta names its parent in the extended attribute user.vbak.parent. Creating a
+ * snapshot allocates no data; removing one consolidates only the blocks written since. The NBD
+ * servers (the lab's nbdkit plugin) and vb_lab_disk_copy read through the chain; the file route
+ * of the newest snapshot is a plain raw file. Encrypted disks keep whole copies.
+ *
+ * Writes: NBD servers are writable (restores); snapshot exports are read-only. Writes
  * by NBD clients or through file_uri are not recorded by change tracking; only the lab's own
  * writes (mutate) are. An encrypted disk has a LUKS image (what NBD clients read and write) and a
  * plaintext image (file_uri); whichever was written since the last sync wins, and the lab syncs
@@ -96,6 +104,13 @@ void vb_lab_changes_free(vb_lab_changes_t *changes);
  * caller frees it with vb_lab_changes_free. VB_ENOTFOUND for an unknown VM. */
 int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
                   vb_lab_changes_t *out) VB_WUR;
+
+/* Copies the content of disk `disk_key` of VM (or FCD) `vm` — live, or at `snapshot_id` (id or
+ * name) when not NULL — to the raw file `dst` (created or replaced, holes kept): the bytes the
+ * lab's servers serve for it. A plain disk with snapshots is a chain of files (see below), so its
+ * live file alone is not its content. VB_ENOTFOUND for an unknown VM, disk or snapshot. */
+int vb_lab_disk_copy(const char *dir, const char *vm, const char *disk_key,
+                     const char *snapshot_id, const char *dst) VB_WUR;
 
 /* Snapshots of a VM or FCD. create freezes each disk's content and change ID; *id_out (may be
  * NULL; caller frees) gets the snapshot id ("snapshot-N"). remove takes an id or a name. */

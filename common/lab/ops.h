@@ -22,11 +22,28 @@ int vb_lab_op_create_luks(vb_lab_site_t *site, json_t *disk) VB_WUR;
 /* A new change-ID epoch derived from `h`: "52 3a ... 0d-8e 54 ... 65". Caller frees. */
 char *vb_lab_op_epoch(uint64_t h);
 
-/* Removes what an interrupted lab operation left in the site's disk folders: temporary files
+/* Removes what an interrupted lab operation left in the site's disk folders: first carries out
+ * or drops the journals of snapshot operations (vb_lab_row_replay), then removes temporary files
  * (".tmp.", ".decrypt") and images of a live disk at a snapshot its object does not have (a
  * snapshot create killed mid-copy or before the site was saved). The caller holds the site's
  * write lock, so no operation that writes such files is running. */
 int vb_lab_sweep_interrupted(vb_lab_site_t *site) VB_WUR;
+
+/* Redirect-on-write snapshots of a plain disk (row.c). create and remove prepare the operation:
+ * they write its temporary files and journal, and change nothing a reader sees. The caller then
+ * saves site.json with the snapshot added (create) or dropped (remove) and runs
+ * vb_lab_sweep_interrupted, which carries the journal out; a caller that fails before the save
+ * runs the sweep too, which drops it. */
+int vb_lab_row_snapshot_create(vb_lab_site_t *site, json_t *disk, const char *id) VB_WUR;
+int vb_lab_row_snapshot_remove(vb_lab_site_t *site, json_t *obj, json_t *disk,
+                               const char *id) VB_WUR;
+/* Carries out or drops every journal of DIR/disks (see row.c). */
+int vb_lab_row_replay(vb_lab_site_t *site) VB_WUR;
+
+/* The allocated extents of a disk's content (live, or at snapshot_id) in [start, limit): the
+ * union of its chain's files' allocations. Appends to *out. */
+int vb_lab_disk_extents(vb_lab_site_t *site, json_t *disk, const char *snapshot_id,
+                        uint64_t start, uint64_t limit, vb_extent_list_t *out) VB_WUR;
 
 /* A new disk's site.json entry, as the generator registers disks: path "[ds] folder/stem.vmdk",
  * export "folder--stem", a change-ID epoch from the seed and the export, generation 1, no

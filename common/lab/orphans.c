@@ -215,7 +215,7 @@ static int s_sweep_dir(vb_lab_site_t *site, const char *sub)
 
 int vb_lab_sweep_interrupted(vb_lab_site_t *site)
 {
-    int rc = 0;
+    int rc = vb_lab_row_replay(site);
     for (size_t i = 0; i < sizeof s_dirs / sizeof *s_dirs && !rc; i++)
         rc = s_sweep_dir(site, s_dirs[i]);
     return rc;

@@ -1,9 +1,11 @@
 /* serve — the ESXi hosts' network disk service: nbdkit servers over a lab site.
  *
  * Six nbdkit processes, each bound to one address (nbdkit -i):
- *   nbd-ipv4  / nbd-ipv6   plain NBD of DIR/disks (file plugin, dir= mode: one export per file)
+ *   nbd-ipv4  / nbd-ipv6   plain NBD of DIR/disks (the lab's own plugin, common/lab/nbdkit/:
+ *                          one export per file, each read through its redirect-on-write chain)
  *   nbds-ipv4 / nbds-ipv6  the same over TLS: X.509 (site CA) on 127.0.0.1, TLS-PSK on [::1]
- *   luks-ipv4 / luks-ipv6  DIR/disks-luks through the luks filter, TLS only, same split
+ *   luks-ipv4 / luks-ipv6  DIR/disks-luks (file plugin, dir= mode) through the luks filter, TLS
+ *                          only, same split (encrypted disks' snapshots are copies)
  * IPv6 uses TLS-PSK because libnbd 1.14 sends an IPv6 literal as TLS SNI (refused by the server)
  * and does not verify an X.509 certificate on a socket it did not connect itself; a PSK
  * handshake authenticates both ends on a self-connected socket.
@@ -233,7 +235,7 @@ static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
     argv[n++] = tls;
     if (s->luks)
         argv[n++] = "--filter=luks";
-    argv[n++] = "file";
+    argv[n++] = s->luks ? "file" : VB_LAB_NBDKIT_PLUGIN;
     argv[n++] = files;
     if (s->luks)
         argv[n++] = pass;

@@ -49,14 +49,15 @@ conf_value() { sed -n "s/^$2 = \"\\(.*\\)\"$/\\1/p" "$1"; }
 site_json() { "$VBAK" lab show "$SITE" --json; }
 
 # save_content TAG: copies every disk's current content (what a backup now would capture) to
-# $TEST_DIR/expect/TAG/<vm>-<key>.raw, holes kept.
+# $TEST_DIR/expect/TAG/<vm>-<key>.raw, holes kept (`lab cat`: a disk with snapshots is a chain of
+# files, its live file a delta).
 save_content() {
   local dir="$TEST_DIR/expect/$1"
   mkdir -p "$dir"
-  site_json | jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key, .file_uri]),
-                    (.fcds[] | [.name, .key, .file_uri]) | @tsv' |
-    while IFS=$'\t' read -r vm key file; do
-      cp --sparse=always "$file" "$dir/$vm-$key.raw"
+  site_json | jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key]),
+                    (.fcds[] | [.name, .key]) | @tsv' |
+    while IFS=$'\t' read -r vm key; do
+      "$VBAK" lab cat "$SITE" "$vm" "$key" "$dir/$vm-$key.raw"
     done
 }
 

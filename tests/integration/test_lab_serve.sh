@@ -38,7 +38,11 @@ mapfile -t pids < <(cat "$dir"/run/*.pid)
 
 # All URIs, all disks.
 reads=0
-while IFS=$'\t' read -r file uri4 uri6 suri4 suri6; do
+# A plain disk with snapshots is a chain of files (its live file is a delta): `lab cat` gives its
+# content.
+while IFS=$'\t' read -r vm key uri4 uri6 suri4 suri6; do
+    file="$work/want.raw"
+    vbak_lab cat "$dir" "$vm" "$key" "$file"
     for uri in "$uri4" "$uri6" "$suri4"; do
         [ "$uri" = null ] && continue
         nbdcopy "$uri" - | cmp -s - "$file" || fail "nbdcopy $uri differs from $file"
@@ -46,7 +50,8 @@ while IFS=$'\t' read -r file uri4 uri6 suri4 suri6; do
     done
     "$PSK" "$suri6" | cmp -s - "$file" || fail "PSK read of $suri6 differs from $file"
     reads=$((reads + 1))
-done < <(jq -r '.vms[].disks[], .fcds[] | [.file_uri, .nbd_uri // "null", .nbd_uri6 // "null", .nbds_uri, .nbds_uri6] | @tsv' \
+done < <(jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key, .nbd_uri // "null", .nbd_uri6 // "null", .nbds_uri, .nbds_uri6]),
+                (.fcds[] | [.name, .key, .nbd_uri // "null", .nbd_uri6 // "null", .nbds_uri, .nbds_uri6]) | @tsv' \
          "$work/site.json")
 [ "$reads" -ge 40 ] || fail "only $reads reads"
 
@@ -64,6 +69,24 @@ snapuri="$(jq -r '.vms[] | select(.name=="vm-nfs-01") | .disks[0].nbd_uri' "$wor
 snapfile="$(jq -r '.vms[] | select(.name=="vm-nfs-01") | .disks[0].file_uri' "$work/site.json")@snapshot-1"
 nbdcopy "$snapuri" - | cmp -s - "$snapfile" || fail "snapshot export"
 nbdcopy "${snapuri%@*}" - | cmp -s - "$snapfile" && fail "live disk equals its snapshot"
+if nbdcopy "$work/want.raw" "$snapuri" 2>/dev/null; then fail "a snapshot export took a write"; fi
+
+# Redirect-on-write through the server: a write (unaligned, so blocks are completed from the
+# base) lands in the live disk only; the snapshot keeps its bytes; removing the snapshot keeps
+# the written bytes.
+nfsuri=${snapuri%@*}
+nfskey=$(jq -r '.vms[] | select(.name=="vm-nfs-01") | .disks[0].key' "$work/site.json")
+vbak_lab cat "$dir" vm-nfs-01 "$nfskey" "$work/nfs.raw"
+cp "$snapfile" "$work/nfs-snap.raw"
+head -c 70000 /dev/zero | tr '\0' '\253' > "$work/patch"
+dd if="$work/patch" of="$work/nfs.raw" bs=1 seek=12345 conv=notrunc status=none
+qemu-io -f raw -c "write -P 0xab 12345 70000" "$nfsuri" >/dev/null || fail "qemu-io write"
+nbdcopy "$nfsuri" - | cmp -s - "$work/nfs.raw" || fail "live disk after an NBD write"
+cmp -s "$snapfile" "$work/nfs-snap.raw" || fail "an NBD write to the live disk changed the snapshot"
+vbak_lab snapshot remove "$dir" vm-nfs-01 before-upgrade >/dev/null
+nbdcopy "$nfsuri" - | cmp -s - "$work/nfs.raw" || fail "live disk after the snapshot's removal"
+cmp -s "$(jq -r '.vms[] | select(.name=="vm-nfs-01") | .disks[0].file_uri' "$work/site.json")" "$work/nfs.raw" \
+    || fail "the consolidated image is not the live content"
 
 # Changes are served at once, encrypted disk included.
 vbak_lab mutate "$dir" fcd-enc-01 --percent 25 >/dev/null
