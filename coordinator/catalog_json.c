@@ -48,6 +48,11 @@ json_t *vb_json_job(const vb_job_t *job, bool details)
             s_str(v->snapshot_name), "snapshot_state", vb_snap_state_name(v->snapshot_state),
             "error", s_str(v->error), "snapshot_pending", pending, "snapshot_error",
             s_str(v->snapshot_error), "notes", s_lines(v->notes));
+        /* the job engine's JSON per phase (phases.h); [] until written */
+        json_t *timing = v->timing ? json_loads(v->timing, 0, NULL) : NULL;
+        json_object_set_new(row, "timing", json_is_array(timing) ? timing : json_array());
+        if (timing && !json_is_array(timing))
+            json_decref(timing);
         json_array_append_new(detail, row);
     }
     json_t *out = json_pack("{s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:b}", "id", (json_int_t)job->id,

@@ -148,6 +148,27 @@ static void s_print_vm_notes(json_t *v)
     printf("\n");
 }
 
+/* A backup VM's wall time per phase, one line: "vm: snapshot 0.012 s, ..., read 1.500 s (1.20
+ * GiB, 0.80 GiB/s), ...". */
+static void s_print_vm_timing(json_t *v)
+{
+    json_t *timing = json_object_get(v, "timing"), *p;
+    size_t k;
+    if (!json_array_size(timing))
+        return;
+    printf("  %s: time per phase:", s_str(v, "vm"));
+    json_array_foreach(timing, k, p)
+    {
+        printf("%s %s %.3f s", k ? "," : "", s_str(p, "phase"),
+               (double)json_integer_value(json_object_get(p, "ms")) / 1000.0);
+        if (json_object_get(p, "bytes"))
+            printf(" (%.2f GiB, %.2f GiB/s)",
+                   (double)json_integer_value(json_object_get(p, "bytes")) / 1073741824.0,
+                   json_real_value(json_object_get(p, "gib_per_s")));
+    }
+    printf("\n");
+}
+
 static int s_print_job_end(json_t *job, bool json)
 {
     const char *state = s_str(job, "state");
@@ -416,6 +437,10 @@ int vb_cli_job(vb_cli_t *cli, int argc, char **argv)
     } else {
         (void)s_print_job_end(res, false);
         printf("  started %s  finished %s\n", s_str(res, "started"), s_str(res, "finished"));
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(res, "vm_details"), i, v)
+            s_print_vm_timing(v);
         s_print_tasks(json_object_get(res, "tasks"));
     }
     json_decref(res);

@@ -756,8 +756,22 @@ void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char
         jb_vm_released(self, vm);
 }
 
+/* A backup VM's phase times go to the catalog once its snapshot's removal was tried. */
+static void s_save_timing(vb_jobs_t *self, jb_vmrun_t *vm)
+{
+    json_t *j = vb_phase_times_json(&vm->times);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (!text || vb_catalog_job_vm_set_timing(self->cfg.catalog, vm->job->id, vm->name, text))
+        VB_LOG_WARN("jobs", "timing_not_saved job=%lld vm=%s error=\"%s\"",
+                    (long long)vm->job->id, vm->name, text ? vb_error_msg() : "out of memory");
+    free(text);
+    json_decref(j);
+}
+
 void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm)
 {
+    if (vm->job->kind == VB_JOB_BACKUP)
+        s_save_timing(self, vm);
     vm->releasing = false;
     vm->job->vms_left--;
     s_job_maybe_finish(self, vm->job);
@@ -783,12 +797,15 @@ void jb_disk_done(vb_jobs_t *self, jb_disk_t *d)
     if (d->done)
         return;
     d->done = true;
+    int64_t start = jb_now();
     if (d->vm->job->kind == VB_JOB_BACKUP && jb_backup_disk_done(self, d) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "disk %s: %s", d->inv->key, vb_error_msg());
         jb_vm_fail(self, d->vm, msg);
         return;
     }
+    if (d->vm->job->kind == VB_JOB_BACKUP)
+        vb_phase_add(&d->vm->times, VB_PHASE_INDEX, start, jb_now());
     d->vm->disks_left--;
     s_vm_maybe_done(self, d->vm);
 }
@@ -811,6 +828,7 @@ static int s_take_map(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *r)
         rc = jb_add_tasks(self, d, VB_TASK_BACKUP, plan, n);
     vb_plan_free(&plan, n);
     d->map_pending = false;
+    vb_phase_span(&d->vm->times, VB_PHASE_MAP, t->dispatched_ms, jb_now());
     return rc;
 }
 
@@ -1046,6 +1064,10 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
             d->transports_used |= VB_TRANSPORT_BIT(m);
         if (vb_catalog_task_complete(self->cfg.catalog, t->id, r->bytes, now))
             VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
+        if (t->kind == VB_TASK_BACKUP) {
+            vb_phase_span(&d->vm->times, VB_PHASE_READ, t->dispatched_ms, now);
+            d->vm->times.read_bytes += r->bytes;
+        }
         if (vb_sched_task_done(self->sched, (uint64_t)t->id) != 0)
             VB_LOG_WARN("jobs", "sched error=\"%s\"", vb_error_msg());
         s_task_forget(self, t);

@@ -118,6 +118,7 @@ static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t s
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
 {
     char err[1024];
+    int64_t start = jb_now();
     if (s_check_svmotion(self, vm, err, sizeof err)) {
         VB_LOG_WARN("jobs", "svmotion_detected job=%lld vm=%s", (long long)vm->job->id, vm->name);
         jb_vm_fail(self, vm, err);
@@ -131,6 +132,7 @@ void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
         jb_vm_fail(self, vm, msg);
         return;
     }
+    vb_phase_add(&vm->times, VB_PHASE_COMMIT, start, jb_now());
     VB_LOG_INFO("jobs", "restore_point_committed job=%lld vm=%s rp=%lld", (long long)vm->job->id,
                 vm->name, (long long)vm->rp_id);
     jb_vm_end(self, vm, VB_JOB_SUCCEEDED, NULL);
@@ -304,6 +306,11 @@ static int s_on_prep(zloop_t *loop, zsock_t *reader, void *arg)
             VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());
     }
     vm->access = res->access;
+    vb_phase_add(&vm->times, VB_PHASE_SNAPSHOT, res->times[0], res->times[1]);
+    if (res->access)
+        vb_phase_add(&vm->times, VB_PHASE_PREPARE, res->times[1], res->times[2]);
+    if (res->times[3])
+        vb_phase_span(&vm->times, VB_PHASE_MAP, res->times[2], res->times[3]);
     if (!res->access && self->cfg.provider->ops->prepare_for_access &&
         vb_catalog_job_vm_set_access(self->cfg.catalog, vm->job->id, vm->name, false))
         VB_LOG_ERROR("jobs", "catalog error=\"%s\"", vb_error_msg());

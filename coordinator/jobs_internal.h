@@ -3,6 +3,7 @@
 #ifndef VB_JOBS_INTERNAL_H
 #define VB_JOBS_INTERNAL_H
 
+#include "phases.h"
 #include <czmq.h>
 
 #include "jobs.h"
@@ -70,6 +71,7 @@ struct jb_vmrun {
     char *snapshot_id;
     bool access;
     bool releasing; /* ended; its job waits for the first EndAccess/snapshot removal attempt */
+    vb_phase_times_t times; /* backup: wall time per phase (job show) */
     jb_disk_t *disks;
     size_t ndisks, disks_left;
     bool finished;

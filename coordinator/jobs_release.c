@@ -19,6 +19,7 @@ typedef struct {
     int timer;           /* the next attempt's timer, if any (-1: none) */
     jb_vmrun_t *waiting; /* the ended VM whose job waits for this first attempt, or NULL */
     uint32_t attempts;
+    int64_t started_ms; /* the first attempt's start (the job's remove phase) */
     int64_t next_ms;
     char *error;
 } jb_release_t;
@@ -90,6 +91,7 @@ static void s_after(vb_jobs_t *self, jb_release_t *r, vb_release_result_t *res)
     r->attempts++;
     bool done = s_take_result(self, r, res);
     if (r->waiting) { /* the job can end now, whatever the first attempt did */
+        vb_phase_add(&r->waiting->times, VB_PHASE_REMOVE, r->started_ms, jb_now());
         jb_vm_released(self, r->waiting);
         r->waiting = NULL;
         jb_reap(self);
@@ -129,6 +131,8 @@ static void s_attempt(vb_jobs_t *self, jb_release_t *r)
     req->vm = strdup(r->vm);
     req->snapshot = r->snapshot ? strdup(r->snapshot) : NULL;
     req->end_access = r->access;
+    if (!r->started_ms)
+        r->started_ms = jb_now();
     r->actor = vb_release_start(req, self->cfg.provider_factory, self->cfg.factory_ctx);
     if (r->actor) {
         zloop_reader(self->cfg.loop, (zsock_t *)r->actor, s_on_result, r);

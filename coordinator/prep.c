@@ -83,7 +83,9 @@ static void s_become_full(vb_prep_result_t *res, int rc, const char *key)
 
 static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result_t *res)
 {
+    res->times[0] = zclock_time();
     int rc = p->ops->snapshot_create(p, req->vm, req->snapshot_name, &res->snapshot_id);
+    res->times[1] = zclock_time();
     if (rc) {
         s_fail(res, rc, "creating the snapshot");
         return;
@@ -95,6 +97,7 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
         }
         res->access = true;
     }
+    res->times[2] = zclock_time();
     for (size_t i = 0; i < req->ndisks; i++) {
         vb_extent_list_t all = {0};
         rc = p->ops->changed_areas(p, req->vm, req->disk_keys[i], res->snapshot_id, 0, "*", &all,
@@ -113,6 +116,7 @@ static void s_run(const vb_prep_request_t *req, vb_provider_t *p, vb_prep_result
         if (rc)
             s_become_full(res, rc, req->disk_keys[i]);
     }
+    res->times[3] = zclock_time();
 }
 
 static void *s_prep_work(const void *arg, vb_provider_t *p)

@@ -35,6 +35,9 @@ typedef struct {
     char **change_ids;         /* per disk, at the snapshot (NULL entries when unknown) */
     vb_extent_list_t *areas;   /* per disk: changed areas of an incremental */
     size_t ndisks;
+    /* Unix ms when the snapshot's creation began, it returned (PrepareForAccess began), that
+     * returned (the change-tracking queries began) and they returned; 0: not reached */
+    int64_t times[4];
 } vb_prep_result_t;
 
 /* Starts the thread; takes ownership of req. NULL (message set) when it cannot start. */

@@ -205,6 +205,9 @@ static const char *const s_migrations[] = {
     "ALTER TABLE job_vms ADD COLUMN notes TEXT;"
     "ALTER TABLE job_vms ADD COLUMN snapshot_error TEXT;"
     "ALTER TABLE tasks ADD COLUMN read_bytes INTEGER NOT NULL DEFAULT 0 CHECK (read_bytes >= 0);",
+    /* 6 (job timing): a job VM's wall time per phase, a JSON array the job engine writes
+     *    (opaque to the catalog, as jobs.options is). */
+    "ALTER TABLE job_vms ADD COLUMN timing TEXT;",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 

@@ -130,6 +130,8 @@ typedef struct {
     char *error;          /* NULL unless the VM failed or was cancelled */
     char *notes;          /* lines said on the VM that are not errors (NULL: none) */
     char *snapshot_error; /* why the last removal of its snapshot failed, while it is retried */
+    char *timing;         /* backup: wall time per phase, JSON text the job engine wrote (NULL:
+                             none yet) */
 } vb_job_vm_t;
 
 typedef struct {
@@ -221,6 +223,10 @@ int vb_catalog_snapshot_remove_failed(vb_catalog_t *self, int64_t job_id, const 
  * an empty or multi-line note. */
 int vb_catalog_job_vm_add_note(vb_catalog_t *self, int64_t job_id, const char *vm,
                                const char *note) VB_WUR;
+
+/* Records a job VM's timing (opaque text, JSON by the job engine; NULL clears it). */
+int vb_catalog_job_vm_set_timing(vb_catalog_t *self, int64_t job_id, const char *vm,
+                                 const char *timing) VB_WUR;
 
 /* Something a job may have left on a VM: a snapshot requested or created and not yet removed
  * (snapshot_id NULL when the crash came between intent and created: look it up by name), or

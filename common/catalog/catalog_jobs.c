@@ -57,7 +57,7 @@ const char *vb_verify_state_name(vb_verify_state_t s)
 #define JOB_COLUMNS "id, kind, state, full, options, started, finished, error, cancel_requested"
 #define JOB_VM_COLUMNS                                                                             \
     "id, vm, is_fcd, state, mode, mode_reason, restore_point_id, snapshot_name, snapshot_id, "     \
-    "snapshot_state, access_prepared, error, notes, snapshot_error"
+    "snapshot_state, access_prepared, error, notes, snapshot_error, timing"
 #define TASK_COLUMNS                                                                               \
     "t.id, t.job_id, v.vm, t.disk_key, t.kind, t.state, t.ext_offset, t.ext_length, t.agent, "     \
     "t.transport, t.transport_reason, t.attempts, t.failures, t.error, t.payload, t.bytes, "       \
@@ -97,6 +97,7 @@ void vb_cat_jobs_sql(const char **sql)
                            JOB_VM_WHERE " AND snapshot_state IN ('requested', 'created')";
     sql[ST_SNAP_REMOVE_FAILED] = "UPDATE job_vms SET snapshot_error = ?3" JOB_VM_WHERE
                                  " AND snapshot_state IN ('requested', 'created')";
+    sql[ST_JOB_VM_TIMING] = "UPDATE job_vms SET timing = ?3" JOB_VM_WHERE;
     sql[ST_JOB_VM_NOTE] = "UPDATE job_vms SET notes = CASE WHEN notes IS NULL THEN ?3 "
                           "ELSE notes || char(10) || ?3 END" JOB_VM_WHERE;
     sql[ST_SNAP_OUTSTANDING] =
@@ -146,6 +147,7 @@ static void s_job_vm_clear(vb_job_vm_t *v)
     free(v->error);
     free(v->notes);
     free(v->snapshot_error);
+    free(v->timing);
     memset(v, 0, sizeof *v);
 }
 
@@ -273,7 +275,9 @@ static int s_read_job_vm(vb_catalog_t *self, sqlite3_stmt *st, vb_job_vm_t *out)
     out->error = vb_cat_col_str(st, 11, false);
     out->notes = vb_cat_col_str(st, 12, false);
     out->snapshot_error = vb_cat_col_str(st, 13, false);
-    if (!out->vm || (!out->mode_reason && sqlite3_column_type(st, 5) != SQLITE_NULL) ||
+    out->timing = vb_cat_col_str(st, 14, false);
+    if ((!out->timing && sqlite3_column_type(st, 14) != SQLITE_NULL) ||
+        !out->vm || (!out->mode_reason && sqlite3_column_type(st, 5) != SQLITE_NULL) ||
         (!out->snapshot_name && sqlite3_column_type(st, 7) != SQLITE_NULL) ||
         (!out->snapshot_id && sqlite3_column_type(st, 8) != SQLITE_NULL) ||
         (!out->error && sqlite3_column_type(st, 11) != SQLITE_NULL) ||
@@ -600,6 +604,14 @@ int vb_catalog_job_vm_add_note(vb_catalog_t *self, int64_t job_id, const char *v
     sqlite3_stmt *st = self->st[ST_JOB_VM_NOTE];
     sqlite3_bind_text(st, 3, note, -1, SQLITE_TRANSIENT);
     return s_job_vm_update(self, job_id, vm, st, "add a note");
+}
+
+int vb_catalog_job_vm_set_timing(vb_catalog_t *self, int64_t job_id, const char *vm,
+                                 const char *timing)
+{
+    sqlite3_stmt *st = self->st[ST_JOB_VM_TIMING];
+    vb_cat_bind_str(st, 3, timing);
+    return s_job_vm_update(self, job_id, vm, st, "record the timing");
 }
 
 static int s_read_snapshot_ref(vb_catalog_t *self, sqlite3_stmt *st, vb_snapshot_ref_t *r)

@@ -55,6 +55,23 @@ new_incr=$(read_bytes "$job2")
   || fail "incremental's parent"
 pass "incremental reads only changed chunks ($new_incr vs $new_full bytes)"
 
+# job show: each VM's wall time per phase, every phase of a backup in order, none negative; the
+# read phase's bytes are the bytes its read tasks read
+phases='["snapshot","prepare","map","read","index","commit","remove"]'
+for j in "$job1" "$job2"; do
+  show=$("$VBAK" job show "$(jq .id <<<"$j")" --json)
+  t=$(jq -c '.vm_details[] | select(.vm == "vm-vsan-01") | .timing' <<<"$show")
+  [[ $(jq -c '[.[].phase]' <<<"$t") == "$phases" ]] || fail "phases of vm-vsan-01: $t"
+  jq -e 'all(.[]; .ms >= 0 and .start_ms > 0) and ([.[].start_ms] == ([.[].start_ms] | sort))' \
+    <<<"$t" >/dev/null || fail "phase times of vm-vsan-01: $t"
+  tb=$(jq '[.tasks[] | select(.vm == "vm-vsan-01" and .kind == "backup" and .state == "done") | .bytes] | add' <<<"$show")
+  [[ $(jq '.[] | select(.phase == "read") | .bytes' <<<"$t") == "$tb" ]] || fail "read bytes $t, tasks $tb"
+done
+text=$("$VBAK" job show "$(jq .id <<<"$job1")")
+grep -q "vm-vsan-01: time per phase: snapshot [0-9.]* s, prepare" <<<"$text" \
+  || fail "job show's text lacks the time per phase: $text"
+pass "job show: time per phase (in order, read bytes = the read tasks' bytes)"
+
 # every restore point restores byte-identical: full chain and incremental chain
 for vm in $vms; do
   check_restore "$(rp_of "$job1" "$vm")" full

@@ -612,3 +612,24 @@ Test(catalog_jobs, read_progress_notes_and_pending_snapshot_removal)
     cr_assert_eq(vb_catalog_snapshot_remove_failed(cat, job, "web-01", "late"), VB_EINVAL);
     vb_catalog_destroy(&cat);
 }
+
+/* Schema 6: a job VM's time per phase, kept as the job engine wrote it. */
+Test(catalog_jobs, a_job_vm_keeps_its_timing)
+{
+    vb_catalog_t *cat = open_cat();
+    const char *vms[] = {"web-01"};
+    int64_t job = backup_job(cat, vms, 1, false, 10);
+    vb_job_t j;
+    cr_assert_eq(vb_catalog_job_get(cat, job, &j), 0);
+    cr_assert_null(j.vms[0].timing, "no timing before the engine writes it");
+    vb_job_clear(&j);
+    const char *timing = "[{\"phase\":\"snapshot\",\"start_ms\":11,\"ms\":2}]";
+    cr_assert_eq(vb_catalog_job_vm_set_timing(cat, job, "web-01", timing), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(vb_catalog_job_vm_set_timing(cat, job, "db-01", timing), VB_ENOTFOUND);
+    cr_assert_eq(vb_catalog_job_get(cat, job, &j), 0);
+    cr_assert_str_eq(j.vms[0].timing, timing);
+    vb_job_clear(&j);
+    cr_assert_geq(vb_catalog_schema_version(), 6);
+    vb_catalog_destroy(&cat);
+}

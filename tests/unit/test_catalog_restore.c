@@ -571,11 +571,12 @@ Test(catalog_restore, upgrades_a_version_2_catalog)
     int64_t a = complete_rp(cat, "web-01", 1000, 0);
     int64_t b = complete_rp(cat, "web-01", 2000, a);
     vb_catalog_destroy(&cat);
-    char cmd[512];
+    char cmd[640];
     snprintf(cmd, sizeof cmd,
              "sqlite3 '%s' 'DROP INDEX restore_points_vm; CREATE INDEX restore_points_vm ON "
              "restore_points(vm, state, created); ALTER TABLE job_vms DROP COLUMN notes; "
              "ALTER TABLE job_vms DROP COLUMN snapshot_error; "
+             "ALTER TABLE job_vms DROP COLUMN timing; "
              "ALTER TABLE tasks DROP COLUMN read_bytes; PRAGMA user_version = 2;'",
              s_path);
     cr_assert_eq(system(cmd), 0);
