@@ -30,12 +30,13 @@ for _ in $(seq 100); do
 done
 "$VBAK" agents
 
-# keep the content of every disk as it is now, to check the restore against
+# keep the content of every disk as it is now, to check the restore against (`lab cat`: a disk
+# with snapshots is a chain of files, redirect-on-write as on VMware)
 save() {
   mkdir -p "$WORK/at-$1"
   "$VBAK" lab show "$SITE" --json |
-    jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key, .file_uri]), (.fcds[] | [.name, .key, .file_uri]) | @tsv' |
-    while IFS=$'\t' read -r vm key file; do cp --sparse=always "$file" "$WORK/at-$1/$vm-$key.raw"; done
+    jq -r '(.vms[] | .name as $vm | .disks[] | [$vm, .key]), (.fcds[] | [.name, .key]) | @tsv' |
+    while IFS=$'\t' read -r vm key; do "$VBAK" lab cat "$SITE" "$vm" "$key" "$WORK/at-$1/$vm-$key.raw"; done
 }
 
 step "full backup of every VM and First Class Disk"

@@ -556,9 +556,9 @@ int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, ch
         rc = vb_lab_op_snapshot_create(site, obj, fcd, name, &id);
     if (!rc && (rc = vb_lab_site_save(site)))
         s_unlink_snapshot_files(site, obj, fcd, id);
-    /* carries out the prepared redirect-on-write steps, or drops them when the save failed */
-    if (id)
-        rc = s_sweep_after(site, rc);
+    /* carries out the prepared redirect-on-write steps, or drops them when the create or the
+     * save failed */
+    rc = s_sweep_after(site, rc);
     if (!rc && id_out) {
         *id_out = id;
         id = NULL;

@@ -81,12 +81,19 @@ cp "$snapfile" "$work/nfs-snap.raw"
 head -c 70000 /dev/zero | tr '\0' '\253' > "$work/patch"
 dd if="$work/patch" of="$work/nfs.raw" bs=1 seek=12345 conv=notrunc status=none
 qemu-io -f raw -c "write -P 0xab 12345 70000" "$nfsuri" >/dev/null || fail "qemu-io write"
+# a zero request: the delta must hold the zeros (a hole in it would show the base)
+dd if=/dev/zero of="$work/nfs.raw" bs=1 seek=200000 count=70000 conv=notrunc status=none
+qemu-io -f raw -c "write -z 200000 70000" "$nfsuri" >/dev/null || fail "qemu-io write -z"
 nbdcopy "$nfsuri" - | cmp -s - "$work/nfs.raw" || fail "live disk after an NBD write"
 cmp -s "$snapfile" "$work/nfs-snap.raw" || fail "an NBD write to the live disk changed the snapshot"
 vbak_lab snapshot remove "$dir" vm-nfs-01 before-upgrade >/dev/null
 nbdcopy "$nfsuri" - | cmp -s - "$work/nfs.raw" || fail "live disk after the snapshot's removal"
 cmp -s "$(jq -r '.vms[] | select(.name=="vm-nfs-01") | .disks[0].file_uri' "$work/site.json")" "$work/nfs.raw" \
     || fail "the consolidated image is not the live content"
+# with no snapshot left, a zero request on the raw image (a punched hole) reads as zeros
+dd if=/dev/zero of="$work/nfs.raw" bs=1 seek=65536 count=131072 conv=notrunc status=none
+qemu-io -f raw -c "write -z 65536 131072" "$nfsuri" >/dev/null || fail "qemu-io write -z (raw)"
+nbdcopy "$nfsuri" - | cmp -s - "$work/nfs.raw" || fail "live disk after a zero request"
 
 # Changes are served at once, encrypted disk included.
 vbak_lab mutate "$dir" fcd-enc-01 --percent 25 >/dev/null

@@ -183,6 +183,31 @@ static int s_pwrite(void *handle, const void *buf, uint32_t count, uint64_t offs
     return (flags & NBDKIT_FLAG_FUA) ? s_flush(handle, 0) : 0;
 }
 
+/* A raw image (no snapshot) punches a hole, as the file plugin does; a delta must hold the zeros
+ * as data (a hole in it shows the base through), so it writes them. */
+static int s_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+    s_handle_t *h = handle;
+    if (h->chain.n == 1) {
+        if (fallocate(h->chain.fd[0], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                      (off_t)count) == 0)
+            return (flags & NBDKIT_FLAG_FUA) ? s_flush(handle, 0) : 0;
+        if (errno != EOPNOTSUPP) {
+            nbdkit_error("fallocate: %m");
+            return -1;
+        }
+    }
+    static const unsigned char zeros[1 << 16];
+    while (count > 0) {
+        uint32_t n = count < sizeof zeros ? count : (uint32_t)sizeof zeros;
+        if (s_pwrite(handle, zeros, n, offset, 0) < 0)
+            return -1;
+        offset += n;
+        count -= n;
+    }
+    return (flags & NBDKIT_FLAG_FUA) ? s_flush(handle, 0) : 0;
+}
+
 static int s_extents(void *handle, uint32_t count, uint64_t offset, uint32_t flags,
                      struct nbdkit_extents *extents)
 {
@@ -230,6 +255,7 @@ static struct nbdkit_plugin s_plugin = {
     .can_extents = s_can_extents,
     .pread = s_pread,
     .pwrite = s_pwrite,
+    .zero = s_zero,
     .flush = s_flush,
     .extents = s_extents,
 };
