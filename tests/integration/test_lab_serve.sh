@@ -141,7 +141,9 @@ if nbdinfo --size "nbd://[::1]:$tlsport/$export0" 2>/dev/null; then fail "plain 
 [ "$("$LAB" running "$dir")" = 0 ] || fail "servers left running"
 for p in "${pids[@]}"; do
     if [ -r "/proc/$p/stat" ]; then
-        state=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f1)
+        # the process may end between the check and the read: then it is gone, as it should be
+        state=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1) || state=X
+        [ -n "$state" ] || state=X
         [ "$state" = Z ] || [ "$state" = X ] || fail "nbdkit pid $p still running"
     fi
 done
