@@ -1,5 +1,9 @@
 #include "wire.h"
 
+#include <stdio.h>
+
+#include "trace.h"
+
 int vb_wire_pack(vb_envelope_t *env, zframe_t **out)
 {
     env->version = VB_WIRE_VERSION;
@@ -51,6 +55,11 @@ int vb_wire_unpack(const void *data, size_t size, size_t max_size, vb_envelope_t
                               (int)env->body_case);
         vbak__envelope__free_unpacked(env, NULL);
         return rc;
+    }
+    if (env->body_case != VBAK__ENVELOPE__BODY_ENROLL) { /* enrollment carries the token */
+        char what[64];
+        snprintf(what, sizeof what, "%s.pb", vb_wire_body_name(env));
+        vb_trace_write(VB_TRACE_WIRE_ENV, what, data, size);
     }
     *out = env;
     return 0;

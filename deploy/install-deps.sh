@@ -17,6 +17,8 @@ packages=(
   golang-go golang-github-vmware-govmomi-dev
   # benchmarks: the tools users would otherwise use
   restic borgbackup time
+  # fuzzing (libFuzzer: clang and its runtime)
+  clang libclang-rt-14-dev
 )
 
 missing=()

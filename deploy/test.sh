@@ -20,4 +20,10 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVB_SANITIZE=ON
-echo "== all tests passed (plain and ASan/UBSan builds)"
+echo "== build build-fuzz (clang, libFuzzer + ASan/UBSan)"
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVB_FUZZ=ON -DVB_TESTS=OFF -DVB_WERROR=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build-fuzz -j"$jobs"
+echo "== fuzz (${VB_FUZZ_SECONDS:-15} s per target)"
+tests/fuzz/run.sh build-fuzz "${VB_FUZZ_SECONDS:-15}"
+echo "== all tests passed (plain and ASan/UBSan builds, fuzz targets)"

@@ -59,7 +59,7 @@ typedef struct {
  * kept here so the error of the call that caused it can quote it; per thread, not shared. */
 static _Thread_local char s_last_warning[512];
 
-static void s_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
+VB_PRINTF(3, 0) static void s_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
 {
     vsnprintf(buf, cap, fmt, ap);
     size_t n = strlen(buf);
@@ -67,20 +67,20 @@ static void s_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
         buf[--n] = '\0';
 }
 
-static void s_log_cb(const char *fmt, va_list ap)
+VB_PRINTF(1, 0) static void s_log_cb(const char *fmt, va_list ap)
 {
     char line[512];
     s_vformat(line, sizeof line, fmt, ap);
     VB_LOG_DEBUG("vddk", "log msg=\"%s\"", line);
 }
 
-static void s_warn_cb(const char *fmt, va_list ap)
+VB_PRINTF(1, 0) static void s_warn_cb(const char *fmt, va_list ap)
 {
     s_vformat(s_last_warning, sizeof s_last_warning, fmt, ap);
     VB_LOG_WARN("vddk", "warning msg=\"%s\"", s_last_warning);
 }
 
-static void s_panic_cb(const char *fmt, va_list ap)
+VB_PRINTF(1, 0) static void s_panic_cb(const char *fmt, va_list ap)
 {
     char line[512];
     s_vformat(line, sizeof line, fmt, ap);

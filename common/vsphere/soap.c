@@ -5,10 +5,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "trace.h"
 
 #define SOAP_MAX_ANSWER (256u * 1024u * 1024u)
 
@@ -22,7 +24,7 @@ struct vb_soap {
     char *action; /* SOAPAction header line */
     char *cookie; /* "vmware_soap_session=..." or NULL */
     CURL *h;
-    vb_soap_tls_t tls; /* lives as long as h: OpenSSL keeps a pointer to it */
+    vb_soap_tls_t tls;          /* lives as long as h: OpenSSL keeps a pointer to it */
     char server_thumbprint[96]; /* the leaf seen on the last verified handshake; "" none yet */
 };
 
@@ -486,6 +488,9 @@ int vb_soap_call(vb_soap_t *self, const char *method, const char *this_type, con
         rc = vb_error_set(VB_EAUTH, "%s: HTTP %ld from %s", method, status, self->sdk);
         goto out;
     }
+    char what[128];
+    snprintf(what, sizeof what, "%s.xml", method);
+    vb_trace_write(VB_TRACE_SOAP_ENV, what, ans.data, ans.len);
     rc = vb_soap_parse(ans.data ? ans.data : "", ans.len, status, method, doc_out, resp_out, fault);
 out:
     curl_slist_free_all(hdrs);

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wire.h"
@@ -95,4 +97,45 @@ Test(wire, unknown_body_field_refused)
     vb_envelope_t *out = NULL;
     cr_assert_eq(vb_wire_unpack(buf, sizeof buf, 1024, &out), VB_EPROTO);
     cr_assert_null(out);
+}
+
+/* VBAK_WIRE_TRACE_DIR keeps what peers sent (0600, byte for byte) but never an enrollment,
+ * which carries the site token. */
+Test(wire, trace_keeps_frames_but_not_enrollments)
+{
+    char dir[] = "/tmp/vbak-wire-trace.XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    setenv("VBAK_WIRE_TRACE_DIR", dir, 1);
+    zframe_t *f = pack_heartbeat(9);
+    vb_envelope_t *env = NULL;
+    cr_assert_eq(vb_wire_unpack(zframe_data(f), zframe_size(f), 1024, &env), 0);
+    vb_wire_free(&env);
+
+    Vbak__Enroll en = VBAK__ENROLL__INIT;
+    en.token = "site-token-secret";
+    vb_envelope_t e = VBAK__ENVELOPE__INIT;
+    e.body_case = VBAK__ENVELOPE__BODY_ENROLL;
+    e.enroll = &en;
+    zframe_t *g = NULL;
+    cr_assert_eq(vb_wire_pack(&e, &g), 0);
+    cr_assert_eq(vb_wire_unpack(zframe_data(g), zframe_size(g), 1024, &env), 0);
+    vb_wire_free(&env);
+    unsetenv("VBAK_WIRE_TRACE_DIR");
+
+    char cmd[256], line[512] = "";
+    snprintf(cmd, sizeof cmd, "cd %s && stat -c '%%a %%s %%n' * && cat *enroll* 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(line, 1, sizeof line - 1, p);
+    line[n] = '\0';
+    pclose(p);
+    char want[64];
+    snprintf(want, sizeof want, "600 %zu ", zframe_size(f));
+    cr_assert(strncmp(line, want, strlen(want)) == 0, "trace listing: %s", line);
+    cr_assert(strstr(line, "-heartbeat.pb\n"), "trace listing: %s", line);
+    cr_assert_null(strchr(strchr(line, '\n') + 1, '\n'), "only one file: %s", line);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    zframe_destroy(&f);
+    zframe_destroy(&g);
 }

@@ -1,0 +1,1 @@
+šÛØ{"job":2,"notes":["disk 1461ff6b-0c94-7582-1461-4bc8179e5d58 of fcd-enc-01 is encrypted but the repository is not: its plaintext is stored unencrypted (back it up into an encrypted repository to keep it encrypted)"]}

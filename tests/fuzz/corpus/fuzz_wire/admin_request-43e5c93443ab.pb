@@ -1,0 +1,2 @@
+’@
+explain5{"vm":"vm-vmfs-01","agent":"agent-1","restore":false}

@@ -1,0 +1,2 @@
+’
+restore-point.show{"id":8}

@@ -1,0 +1,1 @@
+bPIthis key is enrolled as agent 'agent-2'; it cannot register as 'fuzzpeer'È 

@@ -1,0 +1,4 @@
+rò"nbdssl*nbd:
+snapshot-5@€€€J€€J€€4€€ J€€h€€J	€€€€€J	€€”€€,J	€€Ä€€J	€€Ô€€J	€€€€€0J	€€À€€J	€€Ø€€J	€€€€€J	€€À€€J	€€Ì€€J	€€Ü€€J	€€ü€€,J	€€¸€€,J	€€”€€J	€€¼€€$J	€€Œ€€ J	€€È€€J	€€Ü€€,J	€€¬€€J	€€¸€€J	€€Ø€€J	€€ü€€R/tmp/vbak-test.kL7DfN/site/repoX€€hr—
+nbdsslŒnbds://127.0.0.1:11907/vm-vvol-clone-01--vm-vvol-clone-01-000001@snapshot-5?tls-certificates=%2Ftmp%2Fvbak-test.kL7DfN%2Fsite%2Ftls%2FclientrQ
+nbdJnbd://127.0.0.1:19762/vm-vvol-clone-01--vm-vvol-clone-01-000001@snapshot-5‚2000’vm-vvol-clone-01 / Hard disk 1˜ 
