@@ -261,4 +261,6 @@ static struct nbdkit_plugin s_plugin = {
 };
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+/* The entry point the registration macro defines, declared for -Wmissing-prototypes (clang). */
+struct nbdkit_plugin *plugin_init(void);
 NBDKIT_REGISTER_PLUGIN(s_plugin)
