@@ -376,7 +376,7 @@ static json_t *s_status_json(self_t *self)
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);
     const vb_registry_counters_t *rc = vb_registry_counters(self->registry);
-    return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+    json_t *st = json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                      "s:I, s:I, s:I, s:I, s:I}, s:o}",
                      "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
                      "agents", "online", (int)online, "lost", (int)lost, "counters", "malformed",
@@ -393,6 +393,9 @@ static json_t *s_status_json(self_t *self)
                      "results_dropped", (json_int_t)vb_jobs_dropped_results(self->jobs),
                      "snapshots_pending", (json_int_t)vb_jobs_pending_releases(self->jobs),
                      "pending_releases", vb_jobs_pending_releases_json(self->jobs));
+    json_object_set_new(json_object_get(st, "counters"), "refused_removed_key",
+                        json_integer((json_int_t)rc->refused_removed_key));
+    return st;
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result)
@@ -555,7 +558,8 @@ static int s_make_jobs(self_t *self)
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
-                               s->repository_key_file, s->verify_lease_s * 1000};
+                               s->repository_key_file, s->verify_lease_s * 1000,
+                               s->enrollment_token_file};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
