@@ -42,6 +42,8 @@ typedef struct {
     int64_t retry_max_delay_ms;
     int64_t retry_deadline_ms;
     int64_t snapshot_retry_ms;
+    char *metrics_endpoint;   /* ADDRESS:PORT of /metrics; NULL: not served */
+    int64_t metrics_refresh_ms;
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

@@ -325,6 +325,7 @@ vb_catalog_t *vb_catalog_open(const char *path)
     memcpy(sql, s_sql, sizeof sql);
     vb_cat_jobs_sql(sql);
     vb_cat_restore_sql(sql);
+    vb_cat_census_sql(sql);
     for (int i = 0; i < ST_COUNT; i++) {
         if (!sql[i]) {
             vb_error_set(VB_EDB, "catalog %s: statement %d has no SQL", self->path, i);

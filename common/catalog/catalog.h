@@ -10,6 +10,7 @@
 #ifndef VB_CATALOG_H
 #define VB_CATALOG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -493,5 +494,10 @@ int vb_catalog_restore_point_set_verify(vb_catalog_t *self, int64_t rp_id, vb_ve
 /* Index paths GC must treat as live: those of complete restore points and of pending ones whose
  * job is still running; sorted, without duplicates. Caller frees with vb_catalog_strings_free. */
 int vb_catalog_index_paths_live(vb_catalog_t *self, char ***out, size_t *count) VB_WUR;
+
+/* The catalog's figures for `vbak status --json` and /metrics, as a new JSON object (caller
+ * owns): "tasks" {state: count}, "jobs" {kind: {state: count}}, "restore_points" (complete ones),
+ * "last_backup" {vm: Unix seconds of its newest complete restore point}. */
+int vb_catalog_census(vb_catalog_t *self, json_t **out) VB_WUR;
 
 #endif
