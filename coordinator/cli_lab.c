@@ -109,7 +109,7 @@ static int s_write_site_confs(const s_create_opts_t *o, const char *dir, const i
                                     {"repository_key_file", key_file[0] ? key_file : NULL},
                                     {NULL, NULL}};
     const vb_conf_pair_t cli[] = {{"site", dir}, {NULL, NULL}};
-    vb_site_init_t init = {dir, endpoint, control, "lab", repo, coord, cli, "vbak lab create"};
+    vb_site_init_t init = {dir, endpoint, control, "lab", repo, NULL, coord, cli, "vbak lab create"};
     return vb_site_init(&init);
 }
 

@@ -12,7 +12,7 @@
 
 #define S_USAGE                                                                                    \
     "Usage: vbak site init DIR --agent-endpoint tcp://HOST:PORT [--control-endpoint ENDPOINT]\n"   \
-    "                      [--provider lab|vsphere] [--repository PATH]\n"                         \
+    "                      [--provider lab|vsphere] [--repository PATH] [--catalog FILE]\n"        \
     "    make the site's key pairs (coordinator, admin), its enrollment token (0600),\n"           \
     "    DIR/coordinator.conf and DIR/vbak.conf; refuses to overwrite anything\n"                  \
     "       vbak site agent-conf DIR NAME [--host H] [--datastore DS] [--luns L1,L2]\n"            \
@@ -67,6 +67,8 @@ static int s_init_opt(void *ctx, int c, const char *arg)
         o->provider = arg;
     else if (c == 'r')
         o->repository = arg;
+    else if (c == 'C')
+        o->catalog = arg;
     return -1;
 }
 
@@ -76,6 +78,7 @@ static int s_init(int argc, char **argv)
                                          {"control-endpoint", required_argument, NULL, 'c'},
                                          {"provider", required_argument, NULL, 'p'},
                                          {"repository", required_argument, NULL, 'r'},
+                                         {"catalog", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     vb_site_init_t o = {0};

@@ -76,7 +76,10 @@ static int s_write_confs(const vb_site_init_t *o, zcert_t *server, zcert_t *admi
         token[PATH_MAX];
     (void)vb_pathf(coord, sizeof coord, "%s/coordinator.conf", o->dir);
     (void)vb_pathf(cli, sizeof cli, "%s/vbak.conf", o->dir);
-    (void)vb_pathf(catalog, sizeof catalog, "%s/catalog.db", o->dir);
+    if (o->catalog)
+        (void)vb_pathf(catalog, sizeof catalog, "%s", o->catalog);
+    else
+        (void)vb_pathf(catalog, sizeof catalog, "%s/catalog.db", o->dir);
     (void)vb_pathf(skey, sizeof skey, "%s/keys/coordinator.key", o->dir);
     (void)vb_pathf(akey, sizeof akey, "%s/keys/admin.key", o->dir);
     (void)vb_pathf(token, sizeof token, "%s/keys/enrollment.token", o->dir);

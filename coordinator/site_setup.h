@@ -24,6 +24,7 @@ typedef struct {
     const char *control_endpoint; /* NULL: tcp://127.0.0.1:7111 */
     const char *provider;         /* NULL: lab */
     const char *repository;       /* NULL: none written */
+    const char *catalog;          /* NULL: DIR/catalog.db */
     const vb_conf_pair_t *coordinator_extra; /* more coordinator.conf keys, or NULL */
     const vb_conf_pair_t *cli_extra;         /* more vbak.conf keys, or NULL */
     const char *written_by;       /* for the files' first comment line, e.g. "vbak site init" */
