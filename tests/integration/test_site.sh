@@ -5,11 +5,13 @@
 source "$(dirname "$0")/lib.sh"
 
 S="$TEST_DIR/prod"
+mkdir -p "$TEST_DIR/var"
 export VBAK_CONFIG="$S/vbak.conf"
 agent_port=$(free_port)
 control_port=$(free_port)
 "$VBAK" site init "$S" --agent-endpoint "tcp://127.0.0.1:$agent_port" \
-  --control-endpoint "tcp://127.0.0.1:$control_port" >"$TEST_DIR/init.out" || fail "site init failed"
+  --control-endpoint "tcp://127.0.0.1:$control_port" --catalog "$TEST_DIR/var/catalog.db" \
+  >"$TEST_DIR/init.out" || fail "site init failed"
 [[ ! -e $S/site.json ]] || fail "site init made a lab site"
 [[ $(stat -c %a "$S/keys/enrollment.token") == 600 ]] || fail "token file is not 0600"
 [[ $(stat -c %a "$S/keys/coordinator.key_secret") == 600 ]] || fail "secret key is not 0600"
@@ -29,6 +31,7 @@ pass "site init: keys, 0600 token and configs; refuses to overwrite"
   >"$TEST_DIR/coordinator.log" 2>&1 &
 VB_PIDS+=($!)
 wait_until 10 "the coordinator answers" "$VBAK" status
+[[ -s $TEST_DIR/var/catalog.db && ! -e $S/catalog.db ]] || fail "the catalog is not where --catalog put it"
 
 # agent NAME [agent-conf options]: writes NAME.conf with agent-conf and starts the agent
 start_agent() {
