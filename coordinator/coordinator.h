@@ -22,6 +22,8 @@ typedef struct {
     int64_t liveness;         /* heartbeats missed before an agent is lost */
     int64_t max_frame_bytes;
     char *log_level;
+    char *log_file;           /* NULL: stderr; reopened on SIGHUP */
+    char *log_format;         /* text | json */
     char *pid_file;
     char *site;               /* lab site directory (provider = lab) */
     char *provider;           /* lab | vsphere */

@@ -10,6 +10,7 @@
 #include "jobs.h"
 #include "keys.h"
 #include "lab/lab.h"
+#include "daemon.h"
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -40,6 +41,7 @@ const vb_conf_key_t vb_coord_config_table[] = {
      1024, 268435456, false, "largest message accepted from a peer"},
     {"log_level", VB_CONF_STR, offsetof(vb_coord_settings_t, log_level), "info", 0, 0, false,
      "error, warn, info or debug"},
+    VB_DAEMON_LOG_CONF(vb_coord_settings_t),
     {"pid_file", VB_CONF_STR, offsetof(vb_coord_settings_t, pid_file), NULL, 0, 0, false,
      "write the process id here"},
     {"site", VB_CONF_STR, offsetof(vb_coord_settings_t, site), NULL, 0, 0, false,

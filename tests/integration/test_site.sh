@@ -28,7 +28,8 @@ grep -q "exists already" "$TEST_DIR/again.err" || fail "no reason: $(cat "$TEST_
 pass "site init: keys, 0600 token and configs; refuses to overwrite"
 
 "$VB_BIN/vbak-coordinator" --config "$S/coordinator.conf" --heartbeat_interval_ms=500 \
-  >"$TEST_DIR/coordinator.log" 2>&1 &
+  --log_file="$TEST_DIR/coordinator.log" --log_format=json >"$TEST_DIR/coordinator.out" 2>&1 &
+pid_coordinator=$!
 VB_PIDS+=($!)
 wait_until 10 "the coordinator answers" "$VBAK" status
 [[ -s $TEST_DIR/var/catalog.db && ! -e $S/catalog.db ]] || fail "the catalog is not where --catalog put it"
@@ -92,3 +93,17 @@ if "$VBAK" agents remove proxy_a 2>"$TEST_DIR/remove2.err"; then fail "removed t
 grep -q "no agent named 'proxy_a'" "$TEST_DIR/remove2.err" || fail "$(cat "$TEST_DIR/remove2.err")"
 wait_until 10 "proxy_c still online" state_is proxy_c online
 pass "agents remove: the agent's key is refused from then on"
+
+# logs: JSON lines, and SIGHUP reopens the file (as logrotate's postrotate does)
+mv "$TEST_DIR/coordinator.log" "$TEST_DIR/coordinator.log.1"
+kill -HUP "$pid_coordinator"
+wait_until 10 "the log file reopened" grep -q '"event":"log_reopened"' "$TEST_DIR/coordinator.log"
+"$VBAK" agents remove nobody 2>/dev/null || true
+kill -0 "$pid_coordinator" || fail "SIGHUP stopped the coordinator"
+"$VBAK" status >/dev/null || fail "the coordinator stopped answering after SIGHUP"
+jq -e -s 'all(.[]; (.time | test("Z$")) and .level and .program == "vbak-coordinator" and .module and .event and .msg)' \
+  "$TEST_DIR/coordinator.log.1" "$TEST_DIR/coordinator.log" >/dev/null || fail "not JSON lines: $(head -3 "$TEST_DIR/coordinator.log.1")"
+jq -e -s 'any(.[]; .event == "enrolled" and (.msg | contains("agent=proxy_c")))' "$TEST_DIR/coordinator.log.1" >/dev/null \
+  || fail "the enrollment is not in the rotated log"
+[[ ! -s $TEST_DIR/coordinator.out ]] || fail "log lines went to stderr: $(head -3 "$TEST_DIR/coordinator.out")"
+pass "log_format = json writes JSON lines; SIGHUP reopens log_file"
