@@ -16,8 +16,8 @@
     "    make the site's key pairs (coordinator, admin), its enrollment token (0600),\n"           \
     "    DIR/coordinator.conf and DIR/vbak.conf; refuses to overwrite anything\n"                  \
     "       vbak site agent-conf DIR NAME [--host H] [--datastore DS] [--luns L1,L2]\n"            \
-    "                      [--slots N] [--state-dir DIR] [--token-file FILE] [--endpoint E]\n"    \
-    "    print the agent.conf of one proxy on stdout (copy it there with the token file)\n"       \
+    "                      [--slots N] [--state-dir DIR] [--token-file FILE] [--endpoint E]\n"     \
+    "    print the agent.conf of one proxy on stdout (copy it there with the token file)\n"        \
     "       vbak site token rotate\n"                                                              \
     "    make a new enrollment token (the coordinator rewrites its token file); the old one\n"     \
     "    is refused for new enrollments, enrolled agents are not affected\n"
@@ -115,12 +115,24 @@ static int s_agent_opt(void *ctx, int c, const char *arg)
 {
     vb_site_agent_t *a = ctx;
     switch (c) {
-    case 'H': a->host = arg; break;
-    case 'd': a->datastore = arg; break;
-    case 'l': a->luns = arg; break;
-    case 's': a->state_dir = arg; break;
-    case 't': a->token_file = arg; break;
-    case 'e': a->endpoint = arg; break;
+    case 'H':
+        a->host = arg;
+        break;
+    case 'd':
+        a->datastore = arg;
+        break;
+    case 'l':
+        a->luns = arg;
+        break;
+    case 's':
+        a->state_dir = arg;
+        break;
+    case 't':
+        a->token_file = arg;
+        break;
+    case 'e':
+        a->endpoint = arg;
+        break;
     case 'n': {
         int64_t v;
         if (vb_parse_i64(arg, 1, 1024, "--slots", &v) != 0)
@@ -128,7 +140,8 @@ static int s_agent_opt(void *ctx, int c, const char *arg)
         a->slots = (long)v;
         break;
     }
-    default: break;
+    default:
+        break;
     }
     return -1;
 }

@@ -34,9 +34,13 @@ typedef struct {
 
 #define S_NO_FIELD SIZE_MAX
 #define S_C(key, name, help)                                                                       \
-    {"counters." #key, name, S_COUNTER, NULL, offsetof(vb_metric_values_t, key), help}
+    {                                                                                              \
+        "counters." #key, name, S_COUNTER, NULL, offsetof(vb_metric_values_t, key), help           \
+    }
 #define S_G(key, name, help)                                                                       \
-    {"counters." #key, name, S_GAUGE, NULL, offsetof(vb_metric_values_t, key), help}
+    {                                                                                              \
+        "counters." #key, name, S_GAUGE, NULL, offsetof(vb_metric_values_t, key), help             \
+    }
 
 static const s_metric_t s_metrics[] = {
     {"agents", "vbak_agents", S_GAUGE, "state", S_NO_FIELD, "Enrolled agents by state."},
@@ -85,8 +89,8 @@ static json_t *s_histogram_json(const vb_histogram_t *h)
     uint64_t cumulative = 0;
     for (size_t i = 0; buckets && i < h->nbounds; i++) {
         cumulative += h->counts[i];
-        json_array_append_new(buckets, json_pack("{s:f, s:I}", "le", h->bounds[i], "count",
-                                                 (json_int_t)cumulative));
+        json_array_append_new(
+            buckets, json_pack("{s:f, s:I}", "le", h->bounds[i], "count", (json_int_t)cumulative));
     }
     return json_pack("{s:o, s:f, s:I}", "buckets", buckets, "sum_s", h->sum, "count",
                      (json_int_t)h->count);
@@ -104,10 +108,10 @@ json_t *vb_metrics_status(const vb_metric_values_t *v, const vb_histogram_t *dur
         memcpy(&n, (const char *)v + m->offset, sizeof n);
         json_object_set_new(counters, m->path + strlen("counters."), json_integer((json_int_t)n));
     }
-    json_t *st = json_pack("{s:s, s:I, s:{s:I, s:I}, s:o, s:o}", "version", VB_VERSION,
-                           "uptime_ms", (json_int_t)uptime_ms, "agents", "online",
-                           (json_int_t)online, "lost", (json_int_t)lost, "counters", counters,
-                           "task_duration", s_histogram_json(durations));
+    json_t *st = json_pack("{s:s, s:I, s:{s:I, s:I}, s:o, s:o}", "version", VB_VERSION, "uptime_ms",
+                           (json_int_t)uptime_ms, "agents", "online", (json_int_t)online, "lost",
+                           (json_int_t)lost, "counters", counters, "task_duration",
+                           s_histogram_json(durations));
     if (st && census)
         json_object_update(st, census);
     json_decref(census);
@@ -151,7 +155,8 @@ static void s_labeled(FILE *f, const char *name, const char *labels, json_t *obj
              labels);
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         char *here = NULL;
         size_t size = 0;
         FILE *m = open_memstream(&here, &size);
@@ -176,9 +181,9 @@ static void s_histogram(FILE *f, const char *name, json_t *h)
 {
     size_t i;
     json_t *b;
-    json_array_foreach(json_object_get(h, "buckets"), i, b) {
-        fprintf(f, "%s_bucket{le=\"%g\"} %lld\n", name,
-                json_number_value(json_object_get(b, "le")),
+    json_array_foreach(json_object_get(h, "buckets"), i, b)
+    {
+        fprintf(f, "%s_bucket{le=\"%g\"} %lld\n", name, json_number_value(json_object_get(b, "le")),
                 (long long)json_integer_value(json_object_get(b, "count")));
     }
     long long count = (long long)json_integer_value(json_object_get(h, "count"));

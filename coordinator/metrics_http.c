@@ -46,8 +46,10 @@ static int s_parse(const char *address, struct sockaddr_storage *ss, bool *v6)
         in6->sin6_port = htons((uint16_t)port);
         *v6 = true;
     } else {
-        return vb_error_set(VB_EINVAL, "metrics_endpoint '%s': '%s' is not an IPv4 or IPv6 "
-                                       "address", address, host);
+        return vb_error_set(VB_EINVAL,
+                            "metrics_endpoint '%s': '%s' is not an IPv4 or IPv6 "
+                            "address",
+                            address, host);
     }
     return 0;
 }
@@ -102,13 +104,12 @@ vb_metrics_http_t *vb_metrics_http_new(const char *address)
     }
     pthread_mutex_init(&self->lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
-    self->daemon = MHD_start_daemon(flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_SOCK_ADDR,
-                                    (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                                    (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                                    MHD_OPTION_END);
+    self->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, s_handle, self, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!self->daemon) {
-        vb_error_set(VB_EIO, "cannot serve metrics on %s (address in use or not local?)",
-                     address);
+        vb_error_set(VB_EIO, "cannot serve metrics on %s (address in use or not local?)", address);
         vb_metrics_http_destroy(&self);
         return NULL;
     }

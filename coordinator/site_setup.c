@@ -15,9 +15,8 @@
 #include "path.h"
 
 /* The files site init makes, relative to DIR; none may exist beforehand. */
-static const char *const s_site_files[] = {"coordinator.conf", "vbak.conf",
-                                           "keys/coordinator.key", "keys/admin.key",
-                                           "keys/enrollment.token"};
+static const char *const s_site_files[] = {"coordinator.conf", "vbak.conf", "keys/coordinator.key",
+                                           "keys/admin.key", "keys/enrollment.token"};
 
 static void s_write_pairs(FILE *f, const vb_conf_pair_t *pairs)
 {
@@ -57,8 +56,10 @@ static int s_refuse_existing(const char *dir)
         if (vb_pathf(path, sizeof path, "%s/%s", dir, s_site_files[i]) != 0)
             return vb_error_set(VB_EINVAL, "the path %s is too long", dir);
         if (access(path, F_OK) == 0)
-            return vb_error_set(VB_EEXISTS, "%s exists already: a site is set up in %s (nothing "
-                                            "was changed)", path, dir);
+            return vb_error_set(VB_EEXISTS,
+                                "%s exists already: a site is set up in %s (nothing "
+                                "was changed)",
+                                path, dir);
     }
     return 0;
 }
@@ -198,8 +199,10 @@ int vb_site_agent_conf(const char *dir, const vb_site_agent_t *a, FILE *out)
 {
     char path[PATH_MAX];
     if (!s_name_ok(a->name))
-        return vb_error_set(VB_EINVAL, "agent name '%s' must be 1-64 letters, digits, '-', '_' "
-                                       "or '.'", a->name ? a->name : "");
+        return vb_error_set(VB_EINVAL,
+                            "agent name '%s' must be 1-64 letters, digits, '-', '_' "
+                            "or '.'",
+                            a->name ? a->name : "");
     if (a->slots < 0 || a->slots > 1024)
         return vb_error_set(VB_EINVAL, "slots must be 1 to 1024 (got %ld)", a->slots);
     if (vb_pathf(path, sizeof path, "%s/coordinator.conf", dir) != 0)

@@ -19,15 +19,15 @@ typedef struct {
 } vb_conf_pair_t;
 
 typedef struct {
-    const char *dir;              /* absolute path; made (with parents) when absent */
-    const char *agent_endpoint;   /* required: where agents connect, tcp://HOST:PORT */
-    const char *control_endpoint; /* NULL: tcp://127.0.0.1:7111 */
-    const char *provider;         /* NULL: lab */
-    const char *repository;       /* NULL: none written */
-    const char *catalog;          /* NULL: DIR/catalog.db */
+    const char *dir;                         /* absolute path; made (with parents) when absent */
+    const char *agent_endpoint;              /* required: where agents connect, tcp://HOST:PORT */
+    const char *control_endpoint;            /* NULL: tcp://127.0.0.1:7111 */
+    const char *provider;                    /* NULL: lab */
+    const char *repository;                  /* NULL: none written */
+    const char *catalog;                     /* NULL: DIR/catalog.db */
     const vb_conf_pair_t *coordinator_extra; /* more coordinator.conf keys, or NULL */
     const vb_conf_pair_t *cli_extra;         /* more vbak.conf keys, or NULL */
-    const char *written_by;       /* for the files' first comment line, e.g. "vbak site init" */
+    const char *written_by; /* for the files' first comment line, e.g. "vbak site init" */
 } vb_site_init_t;
 
 /* Makes the site's keys, token and configs in o->dir. Refuses (VB_EEXISTS, naming the file)
@@ -40,8 +40,8 @@ typedef struct {
     const char *state_dir;  /* NULL: /var/lib/vbak/agent */
     const char *token_file; /* NULL: the site's enrollment_token_file */
     const char *host, *datastore, *luns; /* NULL: not written */
-    long slots;             /* 0: not written (the agent's default) */
-    const vb_conf_pair_t *extra; /* more agent.conf keys, or NULL */
+    long slots;                          /* 0: not written (the agent's default) */
+    const vb_conf_pair_t *extra;         /* more agent.conf keys, or NULL */
     const char *written_by;
 } vb_site_agent_t;
 

@@ -23,10 +23,10 @@ Test(metrics, status_and_text_carry_the_same_figures)
     vb_histogram_observe(&h, 0.05);
     vb_histogram_observe(&h, 0.7);
     vb_histogram_observe(&h, 5000);
-    json_t *census = json_pack("{s:{s:I}, s:{s:{s:I}}, s:I, s:{s:I}}", "tasks", "done",
-                               (json_int_t)7, "jobs", "backup", "succeeded", (json_int_t)2,
-                               "restore_points", (json_int_t)2, "last_backup", "web-01",
-                               (json_int_t)1700000000);
+    json_t *census =
+        json_pack("{s:{s:I}, s:{s:{s:I}}, s:I, s:{s:I}}", "tasks", "done", (json_int_t)7, "jobs",
+                  "backup", "succeeded", (json_int_t)2, "restore_points", (json_int_t)2,
+                  "last_backup", "web-01", (json_int_t)1700000000);
     json_t *st = vb_metrics_status(&v, &h, 4, 1, 1234, census);
     cr_assert_not_null(st);
     json_t *c = json_object_get(st, "counters");
@@ -41,7 +41,8 @@ Test(metrics, status_and_text_carry_the_same_figures)
     cr_assert(strstr(text, "\nvbak_agents{state=\"online\"} 4\n"), "%s", text);
     cr_assert(strstr(text, "\nvbak_jobs{kind=\"backup\",state=\"succeeded\"} 2\n"), "%s", text);
     cr_assert(strstr(text, "\nvbak_last_backup_success_timestamp_seconds{vm=\"web-01\"} "
-                           "1700000000\n"), "%s", text);
+                           "1700000000\n"),
+              "%s", text);
     cr_assert(strstr(text, "# TYPE vbak_task_duration_seconds histogram\n"), "%s", text);
     /* buckets are cumulative, +Inf holds them all */
     cr_assert(strstr(text, "vbak_task_duration_seconds_bucket{le=\"0.1\"} 1\n"), "%s", text);
@@ -57,8 +58,7 @@ Test(metrics, label_values_are_escaped)
 {
     vb_metric_values_t v = {0};
     vb_histogram_t h = s_hist();
-    json_t *census = json_pack("{s:{s:I}}", "last_backup", "odd \"vm\" \\ name\nx",
-                               (json_int_t)5);
+    json_t *census = json_pack("{s:{s:I}}", "last_backup", "odd \"vm\" \\ name\nx", (json_int_t)5);
     json_t *st = vb_metrics_status(&v, &h, 0, 0, 0, census);
     char *text = vb_metrics_render(st);
     cr_assert(strstr(text, "{vm=\"odd \\\"vm\\\" \\\\ name\\nx\"} 5\n"), "%s", text);
