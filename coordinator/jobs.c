@@ -337,6 +337,23 @@ const vb_jobs_stats_t *vb_jobs_stats(const vb_jobs_t *self)
     return &self->stats;
 }
 
+json_t *vb_jobs_task_census(vb_jobs_t *self)
+{
+    json_int_t queued = 0, running = 0, retrying = 0;
+    for (jb_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
+        if (t->abandoned)
+            continue;
+        if (t->agent)
+            running++;
+        else if (t->held)
+            retrying++;
+        else
+            queued++;
+    }
+    return json_pack("{s:I, s:I, s:I}", "queued", queued, "running", running, "retrying",
+                     retrying);
+}
+
 static void s_stats_done(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskResult *r,
                          int64_t now)
 {

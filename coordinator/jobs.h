@@ -106,6 +106,10 @@ typedef struct {
 } vb_jobs_stats_t;
 const vb_jobs_stats_t *vb_jobs_stats(const vb_jobs_t *self);
 
+/* The tasks of running jobs by state, counted in memory (no catalog query): a new JSON object
+ * {queued, running, retrying (waiting out a back-off)}; caller owns it. */
+json_t *vb_jobs_task_census(vb_jobs_t *self);
+
 /* Sets progress.phase (the phase the job is in: for a backup snapshot, map, read, index or
  * commit, the earliest its VMs are in; for a restore, restore; once ended, the job's state) and
  * progress.phases ([{name, state}], state done, running, pending, or ended for a job that did

@@ -44,7 +44,8 @@ typedef struct {
 
 static const s_metric_t s_metrics[] = {
     {"agents", "vbak_agents", S_GAUGE, "state", S_NO_FIELD, "Enrolled agents by state."},
-    {"tasks", "vbak_tasks", S_GAUGE, "state", S_NO_FIELD, "Tasks in the catalog by state."},
+    {"tasks", "vbak_tasks", S_GAUGE, "state", S_NO_FIELD,
+     "Tasks of running jobs by state (queued, running, retrying after a failure)."},
     {"task_duration", "vbak_task_duration_seconds", S_HISTOGRAM, NULL, S_NO_FIELD,
      "Time from sending a task to an agent to its successful result."},
     S_C(tasks_done, "vbak_tasks_done_total", "Tasks finished successfully since start."),

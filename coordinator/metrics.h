@@ -44,7 +44,7 @@ typedef struct {
 
 /* Builds the status document (caller owns): version, uptime_ms, agents {online, lost},
  * counters {KEY: n} (every scalar of the table), task_duration {buckets [{le, count}], sum_s,
- * count}, and the catalog census (tasks, jobs, restore_points, last_backup: stolen). */
+ * count}, and `census` (stolen): tasks, jobs, restore_points, last_backup. */
 json_t *vb_metrics_status(const vb_metric_values_t *v, const vb_histogram_t *durations,
                           size_t online, size_t lost, int64_t uptime_ms, json_t *census);
 

@@ -399,6 +399,8 @@ static json_t *s_status_json(self_t *self)
     json_t *census = NULL;
     if (vb_catalog_census(self->catalog, &census) != 0)
         VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
+    else
+        json_object_set_new(census, "tasks", vb_jobs_task_census(self->jobs));
     json_t *st = vb_metrics_status(v, &js->durations, online, lost,
                                    s_now_ms() - self->started_ms, census);
     if (st)

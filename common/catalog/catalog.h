@@ -496,7 +496,7 @@ int vb_catalog_restore_point_set_verify(vb_catalog_t *self, int64_t rp_id, vb_ve
 int vb_catalog_index_paths_live(vb_catalog_t *self, char ***out, size_t *count) VB_WUR;
 
 /* The catalog's figures for `vbak status --json` and /metrics, as a new JSON object (caller
- * owns): "tasks" {state: count}, "jobs" {kind: {state: count}}, "restore_points" (complete ones),
+ * owns): "jobs" {kind: {state: count}}, "restore_points" (complete ones),
  * "last_backup" {vm: Unix seconds of its newest complete restore point}. */
 int vb_catalog_census(vb_catalog_t *self, json_t **out) VB_WUR;
 

@@ -1,12 +1,12 @@
-/* Counts over the catalog for monitoring: tasks and jobs by state, restore points, each VM's
- * last successful backup. Each is one grouped query. */
+/* Counts over the catalog for monitoring: jobs by kind and state, restore points, each VM's
+ * last successful backup. Each is one grouped query. (Tasks are counted by the job engine in
+ * memory: the tasks table holds every task ever run.) */
 #include "catalog_internal.h"
 
 #include <sqlite3.h>
 
 void vb_cat_census_sql(const char **sql)
 {
-    sql[ST_CENSUS_TASKS] = "SELECT state, count(*) FROM tasks GROUP BY state";
     sql[ST_CENSUS_JOBS] = "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state";
     sql[ST_CENSUS_RPS] = "SELECT count(*) FROM restore_points WHERE state = 'complete'";
     sql[ST_CENSUS_LAST_BACKUP] = "SELECT vm, max(completed) FROM restore_points "
@@ -39,13 +39,11 @@ static int s_grouped(vb_catalog_t *self, int which, int depth, json_t *into, con
 
 int vb_catalog_census(vb_catalog_t *self, json_t **out)
 {
-    json_t *c = json_pack("{s:{}, s:{}, s:I, s:{}}", "tasks", "jobs", "restore_points",
-                          (json_int_t)0, "last_backup");
+    json_t *c = json_pack("{s:{}, s:I, s:{}}", "jobs", "restore_points", (json_int_t)0,
+                          "last_backup");
     if (!c)
         return vb_error_set(VB_ENOMEM, "out of memory");
-    int rc = s_grouped(self, ST_CENSUS_TASKS, 1, json_object_get(c, "tasks"), "counting tasks");
-    if (!rc)
-        rc = s_grouped(self, ST_CENSUS_JOBS, 2, json_object_get(c, "jobs"), "counting jobs");
+    int rc = s_grouped(self, ST_CENSUS_JOBS, 2, json_object_get(c, "jobs"), "counting jobs");
     if (!rc)
         rc = s_grouped(self, ST_CENSUS_LAST_BACKUP, 1, json_object_get(c, "last_backup"),
                        "finding the last backups");

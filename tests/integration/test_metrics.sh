@@ -26,7 +26,8 @@ curl -sfI "$url" | grep -qi '^content-type: text/plain; version=0.0.4' || fail "
 promtool check metrics <"$TEST_DIR/scrape.txt" >"$TEST_DIR/promtool.out" 2>&1 \
   || fail "promtool: $(cat "$TEST_DIR/promtool.out")"
 for series in 'vbak_agents{state="online"} 1' 'vbak_restore_points 1' \
-              'vbak_jobs{kind="backup",state="succeeded"} 1' 'vbak_tasks{state="done"}' \
+              'vbak_jobs{kind="backup",state="succeeded"} 1' 'vbak_tasks{state="running"} 0' \
+              'vbak_tasks{state="queued"} 0' 'vbak_tasks_done_total' \
               'vbak_task_duration_seconds_bucket{le="+Inf"}' 'vbak_read_bytes_total' \
               'vbak_stored_bytes_total' 'vbak_deduplicated_bytes_total' \
               'vbak_snapshot_removals_pending 0' 'vbak_dropped_malformed_total 0' \
