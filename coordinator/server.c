@@ -93,7 +93,6 @@ const vb_conf_key_t vb_coord_config_table[] = {
      "5000", 100, 3600000, false, "how often the figures served at /metrics are renewed"},
     VB_CONF_END};
 
-
 typedef struct {
     const vb_coord_settings_t *settings;
     zsock_t *pipe;
