@@ -13,6 +13,7 @@
 #include <sys/utsname.h>
 
 #include "keys.h"
+#include "daemon.h"
 #include "log.h"
 #include "path.h"
 #include "policy/transport.h"
@@ -59,6 +60,7 @@ const vb_conf_key_t vb_agent_config_table[] = {
      1024, 1073741824, false, "largest message accepted from the coordinator"},
     {"log_level", VB_CONF_STR, offsetof(vb_agent_settings_t, log_level), "info", 0, 0, false,
      "error, warn, info or debug"},
+    VB_DAEMON_LOG_CONF(vb_agent_settings_t),
     {"pid_file", VB_CONF_STR, offsetof(vb_agent_settings_t, pid_file), NULL, 0, 0, false,
      "write the process id here"},
     {"vddk_libdir", VB_CONF_STR, offsetof(vb_agent_settings_t, vddk_libdir), "", 0, 0, false,

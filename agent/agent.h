@@ -32,6 +32,8 @@ typedef struct {
     int64_t reconnect_max_ms;
     int64_t max_frame_bytes;
     char *log_level;
+    char *log_file;   /* NULL: stderr; reopened on SIGHUP */
+    char *log_format; /* text | json */
     char *pid_file;
     char *vddk_libdir;          /* VDDK install directory; "": no VixDiskLib on this proxy */
     char *vddk_product_name;    /* vixDiskLib.phoneHome.ProductName */

@@ -1,8 +1,11 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -64,15 +67,40 @@ int vb_daemon_configure(const vb_daemon_info_t *info, void *settings, int argc, 
     return rc;
 }
 
-int vb_daemon_init_log(const vb_daemon_info_t *info, const char *level)
+int vb_daemon_init_log(const vb_daemon_info_t *info, const vb_daemon_log_t *log)
 {
     vb_log_level_t lvl;
-    int rc = vb_log_level_parse(level ? level : "info", &lvl);
+    int rc = vb_log_level_parse(log->level ? log->level : "info", &lvl);
+    if (!rc)
+        rc = vb_log_set_format(log->format ? log->format : "text");
+    if (!rc && log->file && *log->file)
+        rc = vb_log_open_file(log->file);
     if (rc)
         return rc;
     vb_log_set_level(lvl);
     vb_log_set_name(info->program);
+    /* SIGHUP would interrupt the threads' polls (a zloop stops on EINTR): it stays pending
+     * until vb_daemon_wait() takes it */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     return 0;
+}
+
+/* Takes a pending SIGHUP, if any, and reopens the log file. */
+static void s_take_hangup(void)
+{
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    struct timespec none = {0, 0};
+    if (sigtimedwait(&hup, NULL, &none) != SIGHUP)
+        return;
+    if (vb_log_reopen() != 0)
+        VB_LOG_ERROR("daemon", "log_reopen_failed error=\"%s\"", vb_error_msg());
+    else
+        VB_LOG_INFO("daemon", "log_reopened");
 }
 
 int vb_daemon_write_pid(const char *path)
@@ -95,6 +123,7 @@ char *vb_daemon_wait(zactor_t *actor)
     zpoller_t *poller = zpoller_new(actor, NULL);
     char *said = NULL;
     while (!zsys_interrupted) {
+        s_take_hangup();
         void *which = zpoller_wait(poller, 500);
         if (which == actor) {
             said = zstr_recv(actor);

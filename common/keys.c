@@ -3,9 +3,12 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int vb_keys_load(const char *path, zcert_t **out)
 {
@@ -88,4 +91,35 @@ bool vb_keys_secret_equal(const char *a, const char *b)
     for (size_t i = 0; i < la; i++)
         diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
     return diff == 0;
+}
+
+int vb_keys_write_token(const char *path, bool replace)
+{
+    unsigned char raw[24];
+    char text[sizeof raw * 2 + 2], tmp[PATH_MAX];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return vb_error_set(VB_EIO, "no random bytes: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(text + 2 * i, 3, "%02x", raw[i]);
+    text[sizeof raw * 2] = '\n';
+    text[sizeof raw * 2 + 1] = '\0';
+    if (!replace && access(path, F_OK) == 0)
+        return vb_error_set(VB_EEXISTS, "token file %s exists already", path);
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
+        return vb_error_set(VB_EINVAL, "token file path %s is too long", path);
+    /* written beside it and renamed: a reader sees the old token or the new one, never half */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vb_error_set(VB_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    size_t len = strlen(text);
+    int rc = 0;
+    if (fchmod(fd, 0600) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+        rc = vb_error_set(VB_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (close(fd) < 0 && !rc)
+        rc = vb_error_set(VB_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path) < 0)
+        rc = vb_error_set(VB_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    return rc;
 }

@@ -28,6 +28,10 @@ bool vb_keys_z85_valid(const char *text);
  * frees. Refuses a file readable by group or others, and a token shorter than 16 bytes. */
 int vb_keys_read_token(const char *path, char **out) VB_WUR;
 
+/* Writes a new random enrollment token (48 hex characters and a newline) to `path`, mode 0600,
+ * through a temporary file renamed over it. VB_EEXISTS when the file exists and !replace. */
+int vb_keys_write_token(const char *path, bool replace) VB_WUR;
+
 /* Constant-time comparison of two NUL-terminated secrets. */
 bool vb_keys_secret_equal(const char *a, const char *b);
 

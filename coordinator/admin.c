@@ -475,6 +475,8 @@ static const s_command_t s_commands[] = {
     {"verify.record", s_verify_record},
     {"prune", s_prune},
     {"orphans", s_orphans},
+    {"agent.remove", vb_admin_agent_remove},
+    {"token.rotate", vb_admin_token_rotate},
 };
 
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)

@@ -71,5 +71,6 @@ int vb_cli_explain(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_verify(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_prune(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_orphans(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_site(vb_cli_t *cli, int argc, char **argv);
 
 #endif

@@ -46,10 +46,37 @@ static void s_join(json_t *arr, char *buf, size_t size)
     }
 }
 
+#define S_REMOVE_USAGE                                                                             \
+    "Usage: vbak agents remove NAME\n"                                                             \
+    "Remove an agent from the site: its key is refused from then on (even with the enrollment\n"   \
+    "token) and the tasks it was running go back to the queue. A proxy reinstalled under the\n"    \
+    "same name enrolls again with a new key pair and the site token.\n"
+
+static int s_agents_remove(vb_cli_t *cli, int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(S_REMOVE_USAGE, stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "vbak agents remove: expected one agent name\n" S_REMOVE_USAGE);
+        return 2;
+    }
+    json_t *res = NULL;
+    if (vb_cli_call(cli, "agent.remove", json_pack("{s:s}", "name", argv[1]), &res) != 0)
+        return vb_cli_fail("agents remove: %s", vb_error_msg());
+    json_decref(res);
+    printf("agent %s removed: its key is refused from now on\n", argv[1]);
+    return 0;
+}
+
 int vb_cli_agents(vb_cli_t *cli, int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "remove"))
+        return s_agents_remove(cli, argc - 1, argv + 1);
     int rc = s_check_args(argc, argv,
                           "Usage: vbak agents [--json]\n"
+                          "       vbak agents remove NAME\n"
                           "List the agents enrolled in the site: name, state (online/lost), the\n"
                           "host and datastore of their proxy VM, task slots, transports, last seen.\n");
     if (rc >= 0)

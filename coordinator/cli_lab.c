@@ -21,6 +21,7 @@
 #include "path.h"
 #include "netport.h"
 #include "proc.h"
+#include "site_setup.h"
 
 typedef struct {
     const char *dir;
@@ -69,44 +70,6 @@ static int s_mkdir(const char *path, mode_t mode)
     return 0;
 }
 
-static int s_write_token(const char *path)
-{
-    unsigned char raw[24];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return vb_error_set(VB_EIO, "no random bytes: %s", strerror(errno));
-    char hex[sizeof raw * 2 + 1];
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    mode_t old = umask(077);
-    FILE *f = fopen(path, "w");
-    umask(old);
-    if (!f)
-        return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "%s\n", hex);
-    fclose(f);
-    return 0;
-}
-
-static FILE *s_open_conf(const char *dir, const char *name, const char *title)
-{
-    char path[PATH_MAX];
-    (void)vb_pathf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fprintf(f, "# %s (written by vbak lab create)\n", title);
-    return f;
-}
-
-static void s_conf_int(FILE *f, const char *key, long long v)
-{
-    char buf[32];
-    (void)vb_pathf(buf, sizeof buf, "%lld", v);
-    vb_config_write(f, key, buf);
-}
-
 static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file, size_t cap)
 {
     char path[PATH_MAX];
@@ -127,26 +90,80 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
     return vb_repo_init(path, &params);
 }
 
+/* The site's keys, token, coordinator.conf and vbak.conf, made as `vbak site init` makes them,
+ * with the lab's own keys added. */
+static int s_write_site_confs(const s_create_opts_t *o, const char *dir, const int ports[2],
+                              const char *key_file)
+{
+    char endpoint[64], control[64], hb[32], live[32], pid[PATH_MAX], repo[PATH_MAX];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(control, sizeof control, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(hb, sizeof hb, "%lld", (long long)o->heartbeat_ms);
+    snprintf(live, sizeof live, "%lld", (long long)o->liveness);
+    (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", dir);
+    (void)vb_pathf(repo, sizeof repo, "%s/repo", dir);
+    const vb_conf_pair_t coord[] = {{"heartbeat_interval_ms", hb},
+                                    {"liveness", live},
+                                    {"pid_file", pid},
+                                    {"site", dir},
+                                    {"repository_key_file", key_file[0] ? key_file : NULL},
+                                    {NULL, NULL}};
+    const vb_conf_pair_t cli[] = {{"site", dir}, {NULL, NULL}};
+    vb_site_init_t init = {dir, endpoint, control, "lab", repo, NULL, coord, cli, "vbak lab create"};
+    return vb_site_init(&init);
+}
+
+/* agent-N.conf for each proxy VM of the site, made as `vbak site agent-conf` makes them. */
+static int s_write_agent_conf(const s_create_opts_t *o, const char *dir, int n,
+                              const vb_inv_proxy_t *proxy, const char *key_file)
+{
+    char name[32], luns[1024] = "", state[PATH_MAX], pid[PATH_MAX], path[PATH_MAX];
+    char hb[32], live[32], reconnect[32];
+    for (size_t l = 0, used = 0; l < proxy->lun_count; l++) {
+        int w = snprintf(luns + used, sizeof luns - used, "%s%s", l ? "," : "", proxy->luns[l]);
+        if (w < 0 || (size_t)w >= sizeof luns - used)
+            break;
+        used += (size_t)w;
+    }
+    snprintf(name, sizeof name, "agent-%d", n);
+    snprintf(hb, sizeof hb, "%lld", (long long)o->heartbeat_ms);
+    snprintf(live, sizeof live, "%lld", (long long)o->liveness);
+    snprintf(reconnect, sizeof reconnect, "%lld",
+             (long long)(o->heartbeat_ms < 1000 ? o->heartbeat_ms : 1000));
+    (void)vb_pathf(state, sizeof state, "%s/state/%s", dir, name);
+    (void)vb_pathf(pid, sizeof pid, "%s/run/%s.pid", dir, name);
+    (void)vb_pathf(path, sizeof path, "%s/%s.conf", dir, name);
+    const vb_conf_pair_t extra[] = {{"proxy_vm", proxy->name},
+                                    {"transports", "san,hotadd,nbdssl,nbd"},
+                                    {"repository_key_file", key_file[0] ? key_file : NULL},
+                                    {"heartbeat_interval_ms", hb},
+                                    {"liveness", live},
+                                    {"reconnect_initial_ms", reconnect},
+                                    {"pid_file", pid},
+                                    {NULL, NULL}};
+    vb_site_agent_t a = {name, NULL, state, NULL, proxy->host, proxy->datastore, luns, 4, extra,
+                         "vbak lab create"};
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+    int rc = vb_site_agent_conf(dir, &a, f);
+    if (fclose(f) != 0 && !rc)
+        rc = vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
+    return rc;
+}
+
 static int s_write_site(const s_create_opts_t *o, const char *dir)
 {
-    char path[PATH_MAX], buf[PATH_MAX], endpoint[64], control[64];
+    char path[PATH_MAX];
     const char *subdirs[] = {"keys", "run", "log", "state"};
     for (size_t i = 0; i < 4; i++) {
         (void)vb_pathf(path, sizeof path, "%s/%s", dir, subdirs[i]);
         if (s_mkdir(path, i == 0 || i == 3 ? 0700 : 0755) != 0)
             return VB_EIO;
     }
-    zcert_t *server = NULL, *admin = NULL;
-    (void)vb_pathf(path, sizeof path, "%s/keys/coordinator.key", dir);
-    int rc = vb_keys_create(path, &server);
-    (void)vb_pathf(path, sizeof path, "%s/keys/admin.key", dir);
-    if (!rc)
-        rc = vb_keys_create(path, &admin);
-    (void)vb_pathf(path, sizeof path, "%s/keys/enrollment.token", dir);
-    if (!rc)
-        rc = s_write_token(path);
     char key_file[PATH_MAX] = "";
-    if (!rc && (rc = vb_lab_site_create(dir, &o->site)) != 0)
+    int rc = vb_lab_site_create(dir, &o->site);
+    if (rc)
         vb_error_prefix(rc, "lab site");
     if (!rc)
         rc = s_init_repo(o, dir, key_file, sizeof key_file);
@@ -164,83 +181,10 @@ static int s_write_site(const s_create_opts_t *o, const char *dir)
         rc = vb_netport_pick(false, ports, 3, &ports[3]);
     if (!rc)
         rc = vb_netport_pick(false, ports, 4, &ports[4]);
-    int agent_port = ports[3], control_port = ports[4];
-    FILE *f = rc ? NULL : s_open_conf(dir, "coordinator.conf", "vbak coordinator");
-    if (!rc && !f)
-        rc = VB_EIO;
-    if (!rc) {
-        snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", agent_port);
-        snprintf(control, sizeof control, "tcp://127.0.0.1:%d", control_port);
-        vb_config_write(f, "agent_endpoint", endpoint);
-        vb_config_write(f, "control_endpoint", control);
-        (void)vb_pathf(buf, sizeof buf, "%s/catalog.db", dir);
-        vb_config_write(f, "catalog", buf);
-        (void)vb_pathf(buf, sizeof buf, "%s/keys/coordinator.key", dir);
-        vb_config_write(f, "server_key", buf);
-        (void)vb_pathf(buf, sizeof buf, "%s/keys/enrollment.token", dir);
-        vb_config_write(f, "enrollment_token_file", buf);
-        vb_config_write(f, "admin_keys", zcert_public_txt(admin));
-        s_conf_int(f, "heartbeat_interval_ms", o->heartbeat_ms);
-        s_conf_int(f, "liveness", o->liveness);
-        (void)vb_pathf(buf, sizeof buf, "%s/run/coordinator.pid", dir);
-        vb_config_write(f, "pid_file", buf);
-        vb_config_write(f, "site", dir);
-        vb_config_write(f, "provider", "lab");
-        (void)vb_pathf(buf, sizeof buf, "%s/repo", dir);
-        vb_config_write(f, "repository", buf);
-        if (key_file[0])
-            vb_config_write(f, "repository_key_file", key_file);
-        fclose(f);
-    }
-    for (int n = 1; !rc && n <= (int)inv->proxy_count; n++) {
-        const vb_inv_proxy_t *proxy = &inv->proxies[n - 1];
-        char name[32], file[48], luns[1024] = "";
-        for (size_t l = 0, used = 0; l < proxy->lun_count; l++) {
-            int w = snprintf(luns + used, sizeof luns - used, "%s%s", l ? "," : "", proxy->luns[l]);
-            if (w < 0 || (size_t)w >= sizeof luns - used)
-                break;
-            used += (size_t)w;
-        }
-        snprintf(name, sizeof name, "agent-%d", n);
-        snprintf(file, sizeof file, "%s.conf", name);
-        if (!(f = s_open_conf(dir, file, "vbak agent"))) {
-            rc = VB_EIO;
-            break;
-        }
-        vb_config_write(f, "name", name);
-        vb_config_write(f, "coordinator_endpoint", endpoint);
-        vb_config_write(f, "coordinator_public_key", zcert_public_txt(server));
-        (void)vb_pathf(buf, sizeof buf, "%s/state/%s", dir, name);
-        vb_config_write(f, "state_dir", buf);
-        (void)vb_pathf(buf, sizeof buf, "%s/keys/enrollment.token", dir);
-        vb_config_write(f, "enrollment_token_file", buf);
-        vb_config_write(f, "proxy_vm", proxy->name);
-        vb_config_write(f, "host", proxy->host);
-        vb_config_write(f, "datastore", proxy->datastore);
-        vb_config_write(f, "luns", luns);
-        vb_config_write(f, "transports", "san,hotadd,nbdssl,nbd");
-        if (key_file[0])
-            vb_config_write(f, "repository_key_file", key_file);
-        s_conf_int(f, "slots", 4);
-        s_conf_int(f, "heartbeat_interval_ms", o->heartbeat_ms);
-        s_conf_int(f, "liveness", o->liveness);
-        s_conf_int(f, "reconnect_initial_ms", o->heartbeat_ms < 1000 ? o->heartbeat_ms : 1000);
-        (void)vb_pathf(buf, sizeof buf, "%s/run/%s.pid", dir, name);
-        vb_config_write(f, "pid_file", buf);
-        fclose(f);
-    }
-    if (!rc && (f = s_open_conf(dir, "vbak.conf", "vbak admin CLI")) != NULL) {
-        vb_config_write(f, "control_endpoint", control);
-        vb_config_write(f, "coordinator_public_key", zcert_public_txt(server));
-        (void)vb_pathf(buf, sizeof buf, "%s/keys/admin.key", dir);
-        vb_config_write(f, "admin_key", buf);
-        vb_config_write(f, "site", dir);
-        fclose(f);
-    } else if (!rc) {
-        rc = VB_EIO;
-    }
-    zcert_destroy(&server);
-    zcert_destroy(&admin);
+    if (!rc)
+        rc = s_write_site_confs(o, dir, &ports[3], key_file);
+    for (int n = 1; !rc && n <= (int)inv->proxy_count; n++)
+        rc = s_write_agent_conf(o, dir, n, &inv->proxies[n - 1], key_file);
     vb_inventory_free(&inv);
     vb_provider_destroy(&provider);
     return rc;

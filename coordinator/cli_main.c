@@ -43,6 +43,7 @@ static const s_command_t s_commands[] = {
     {"verify", vb_cli_verify, true, "re-read and re-hash every chunk of a restore point"},
     {"prune", vb_cli_prune, true, "apply a retention policy, then collect garbage"},
     {"orphans", vb_cli_orphans, true, "disk files on datastores that belong to no VM or FCD"},
+    {"site", vb_cli_site, false, "set up a site: keys, token, configs; rotate the token"},
     {"lab", vb_cli_lab, false, "create, start and stop a lab site (simulated vSphere)"},
     {"repo", s_repo, false, "create a repository, show its statistics"},
     {"disk", s_disk, false, "read a disk through the disk access layer (reachability check)"},
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
         return 2;
     }
     vb_cli_t cli = {0};
+    cli.config_path = config; /* for commands that load it themselves (vbak site token) */
     int rc, cmd_argc = argc - i;
     char **cmd_argv = s_take_overrides(&cli, argc, argv, i, cmd->needs_config, &cmd_argc);
     if (!cmd_argv) {

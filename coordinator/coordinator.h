@@ -22,6 +22,8 @@ typedef struct {
     int64_t liveness;         /* heartbeats missed before an agent is lost */
     int64_t max_frame_bytes;
     char *log_level;
+    char *log_file;           /* NULL: stderr; reopened on SIGHUP */
+    char *log_format;         /* text | json */
     char *pid_file;
     char *site;               /* lab site directory (provider = lab) */
     char *provider;           /* lab | vsphere */
@@ -42,6 +44,8 @@ typedef struct {
     int64_t retry_max_delay_ms;
     int64_t retry_deadline_ms;
     int64_t snapshot_retry_ms;
+    char *metrics_endpoint;   /* ADDRESS:PORT of /metrics; NULL: not served */
+    int64_t metrics_refresh_ms;
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

@@ -18,7 +18,9 @@ int main(int argc, char **argv)
         vb_config_free(vb_coord_config_table, &settings);
         return 0;
     }
-    if (rc || (rc = vb_daemon_init_log(&s_info, settings.log_level)) != 0) {
+    if (rc || (rc = vb_daemon_init_log(&s_info, &(vb_daemon_log_t){settings.log_level,
+                                                                  settings.log_file,
+                                                                  settings.log_format})) != 0) {
         fprintf(stderr, "vbak-coordinator: %s\n", vb_error_msg());
         vb_config_free(vb_coord_config_table, &settings);
         return 2;

@@ -276,6 +276,8 @@ vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config)
         return NULL;
     }
     self->cfg = *config;
+    self->stats.durations.bounds = vb_task_duration_bounds;
+    self->stats.durations.nbounds = vb_task_duration_nbounds;
     if (!self->cfg.task_bytes)
         self->cfg.task_bytes = 16u << 20;
     if (!self->cfg.max_attempts)
@@ -328,6 +330,42 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self)
 {
     return self->dropped;
+}
+
+const vb_jobs_stats_t *vb_jobs_stats(const vb_jobs_t *self)
+{
+    return &self->stats;
+}
+
+json_t *vb_jobs_task_census(vb_jobs_t *self)
+{
+    json_int_t queued = 0, running = 0, retrying = 0;
+    for (jb_task_t *t = zhashx_first(self->tasks); t; t = zhashx_next(self->tasks)) {
+        if (t->abandoned)
+            continue;
+        if (t->agent)
+            running++;
+        else if (t->held)
+            retrying++;
+        else
+            queued++;
+    }
+    return json_pack("{s:I, s:I, s:I}", "queued", queued, "running", running, "retrying",
+                     retrying);
+}
+
+static void s_stats_done(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskResult *r,
+                         int64_t now)
+{
+    vb_jobs_stats_t *st = &self->stats;
+    st->tasks_done++;
+    if (t->dispatched_ms > 0 && now >= t->dispatched_ms)
+        vb_histogram_observe(&st->durations, (double)(now - t->dispatched_ms) / 1000.0);
+    if (t->kind != VB_TASK_BACKUP)
+        return;
+    st->bytes_read += r->bytes;
+    st->bytes_stored += r->bytes_new;
+    st->bytes_deduped += r->bytes > r->bytes_new ? r->bytes - r->bytes_new : 0;
 }
 
 vb_repo_t *jb_repo(vb_jobs_t *self)
@@ -960,6 +998,7 @@ static void s_task_failed(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult 
                           const char *why)
 {
     char error[1200];
+    self->stats.tasks_failed++;
     snprintf(error, sizeof error, "%s", why);
     int rc = r->status == VBAK__TASK_STATUS__TASK_STATUS_OK ? VB_EPROTO : 0;
     vb_sched_failure_t how = s_failure_kind(r, rc);
@@ -1062,6 +1101,7 @@ void vb_jobs_on_result(vb_jobs_t *self, const char *agent, const Vbak__TaskResul
         vb_transport_t m = s_route_slot(d, r->transport);
         if (m != VB_TRANSPORT_NONE)
             d->transports_used |= VB_TRANSPORT_BIT(m);
+        s_stats_done(self, t, r, now);
         if (vb_catalog_task_complete(self->cfg.catalog, t->id, r->bytes, now))
             VB_LOG_WARN("jobs", "catalog error=\"%s\"", vb_error_msg());
         if (t->kind == VB_TASK_BACKUP) {

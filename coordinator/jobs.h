@@ -30,6 +30,7 @@
 #include <czmq.h>
 
 #include "catalog/catalog.h"
+#include "metrics.h"
 #include "prep.h"
 #include "error.h"
 #include "inventory/inventory.h"
@@ -96,6 +97,18 @@ void vb_jobs_agent_running(vb_jobs_t *self, const char *agent, const uint64_t *i
 
 /* Counters of results dropped (unknown task, replay, wrong agent). */
 uint64_t vb_jobs_dropped_results(const vb_jobs_t *self);
+
+/* What the engine counted since start, for /metrics and `vbak status --json`. */
+typedef struct {
+    uint64_t tasks_done, tasks_failed;
+    uint64_t bytes_read, bytes_stored, bytes_deduped; /* backup tasks */
+    vb_histogram_t durations;                         /* seconds from sent to success */
+} vb_jobs_stats_t;
+const vb_jobs_stats_t *vb_jobs_stats(const vb_jobs_t *self);
+
+/* The tasks of running jobs by state, counted in memory (no catalog query): a new JSON object
+ * {queued, running, retrying (waiting out a back-off)}; caller owns it. */
+json_t *vb_jobs_task_census(vb_jobs_t *self);
 
 /* Sets progress.phase (the phase the job is in: for a backup snapshot, map, read, index or
  * commit, the earliest its VMs are in; for a restore, restore; once ended, the job's state) and

@@ -122,6 +122,7 @@ struct vb_jobs {
     zlistx_t *releases; /* jb_release_t: EndAccess/snapshot removals not yet done */
     uint64_t rand_state;
     uint64_t dropped;
+    vb_jobs_stats_t stats;
 };
 
 /* engine (jobs.c) */

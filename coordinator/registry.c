@@ -178,6 +178,25 @@ static int s_accept_known(vb_registry_t *self, s_agent_t *a, const Vbak__AgentFa
     return 0;
 }
 
+/* A removed agent's key is refused even with the site token: removal means "never again". */
+static int s_check_revoked(vb_registry_t *self, const char *key, const char *asked)
+{
+    char *was = NULL;
+    int rc = vb_catalog_key_revoked(self->catalog, key, &was);
+    if (rc == VB_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    self->counters.refused_removed_key++;
+    rc = vb_error_set(VB_EAUTH,
+                      "agent '%s' presents the key of agent '%s', which was removed from this "
+                      "site (vbak agents remove); a removed key is refused for good: delete "
+                      "agent.key in the agent's state_dir to enroll it with a new key",
+                      asked, was);
+    free(was);
+    return rc;
+}
+
 int vb_registry_enroll(vb_registry_t *self, const char *key, zframe_t *routing_id,
                        const Vbak__Enroll *msg, int64_t now_ms)
 {
@@ -187,6 +206,8 @@ int vb_registry_enroll(vb_registry_t *self, const char *key, zframe_t *routing_i
     s_agent_t *a = zhashx_lookup(self->by_key, key);
     if (a)
         return s_accept_known(self, a, msg->facts, routing_id, now_ms);
+    if ((rc = s_check_revoked(self, key, msg->facts->name)) != 0)
+        return rc;
     if (!msg->token || !vb_keys_secret_equal(msg->token, self->token)) {
         self->counters.refused_token++;
         return vb_error_set(VB_EAUTH, "enrollment token refused for agent '%s'",
@@ -378,4 +399,35 @@ const char *vb_registry_name(vb_registry_t *self, const char *key)
 {
     s_agent_t *a = zhashx_lookup(self->by_key, key);
     return a ? a->rec.name : NULL;
+}
+
+int vb_registry_set_token(vb_registry_t *self, const char *token)
+{
+    char *copy = strdup(token);
+    if (!copy)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    free(self->token);
+    self->token = copy;
+    VB_LOG_INFO("registry", "token_rotated");
+    return 0;
+}
+
+int vb_registry_remove(vb_registry_t *self, const char *name, int64_t now_ms)
+{
+    s_agent_t *a = NULL;
+    for (a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key))
+        if (strcmp(a->rec.name, name) == 0)
+            break;
+    if (!a)
+        return vb_error_set(VB_ENOTFOUND, "no agent named '%s' is enrolled", name);
+    int rc = vb_catalog_agent_remove(self->catalog, a->rec.public_key, name, now_ms);
+    if (rc)
+        return rc;
+    if (a->online)
+        s_tell(self, a, false); /* its running tasks go back to the queue */
+    VB_LOG_INFO("registry", "removed agent=%s key=%.8s...", name, a->rec.public_key);
+    char key[VB_KEY_Z85_LEN + 1];
+    snprintf(key, sizeof key, "%s", a->rec.public_key);
+    zhashx_delete(self->by_key, key);
+    return 0;
 }

@@ -22,6 +22,7 @@ typedef struct {
     uint64_t refused_unknown_key; /* registrations or traffic from keys never enrolled */
     uint64_t refused_name;        /* attempts to take a name enrolled under another key */
     uint64_t refused_facts;       /* enrollments with unusable facts (empty name, ...) */
+    uint64_t refused_removed_key; /* enrollments with the key of a removed agent */
     uint64_t enrolled;
     uint64_t registered;
 } vb_registry_counters_t;
@@ -73,6 +74,14 @@ const vb_registry_counters_t *vb_registry_counters(vb_registry_t *self);
  * whatever it was running) and when it is lost. `rec` is borrowed for the call. */
 typedef void(vb_registry_listener_fn)(void *arg, const vb_agent_record_t *rec, bool online);
 void vb_registry_set_listener(vb_registry_t *self, vb_registry_listener_fn *fn, void *arg);
+
+/* Enrollments from now on need `token` (copied); enrolled agents are not affected. */
+int vb_registry_set_token(vb_registry_t *self, const char *token) VB_WUR;
+
+/* Removes the agent `name`: its key is revoked in the catalog (refused from then on, even with
+ * the token), its running tasks are requeued (the listener hears it go offline), and it is
+ * forgotten. VB_ENOTFOUND when no agent has that name. */
+int vb_registry_remove(vb_registry_t *self, const char *name, int64_t now_ms) VB_WUR;
 
 /* The name of the agent enrolled with `key` (borrowed), NULL when none. */
 const char *vb_registry_name(vb_registry_t *self, const char *key);

@@ -10,7 +10,10 @@
 #include "jobs.h"
 #include "keys.h"
 #include "lab/lab.h"
+#include "daemon.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "registry.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
@@ -38,6 +41,7 @@ const vb_conf_key_t vb_coord_config_table[] = {
      1024, 268435456, false, "largest message accepted from a peer"},
     {"log_level", VB_CONF_STR, offsetof(vb_coord_settings_t, log_level), "info", 0, 0, false,
      "error, warn, info or debug"},
+    VB_DAEMON_LOG_CONF(vb_coord_settings_t),
     {"pid_file", VB_CONF_STR, offsetof(vb_coord_settings_t, pid_file), NULL, 0, 0, false,
      "write the process id here"},
     {"site", VB_CONF_STR, offsetof(vb_coord_settings_t, site), NULL, 0, 0, false,
@@ -83,16 +87,11 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"snapshot_retry_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, snapshot_retry_ms), "5000",
      1, 3600000, false,
      "wait before a failed snapshot removal (or EndAccess) is tried again; doubles, until done"},
+    {"metrics_endpoint", VB_CONF_STR, offsetof(vb_coord_settings_t, metrics_endpoint), NULL, 0, 0,
+     false, "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9464)"},
+    {"metrics_refresh_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, metrics_refresh_ms),
+     "5000", 100, 3600000, false, "how often the figures served at /metrics are renewed"},
     VB_CONF_END};
-
-typedef struct {
-    uint64_t malformed;       /* frames that are not a valid envelope (garbage, truncated, ...) */
-    uint64_t oversized;       /* frames over max_frame_bytes */
-    uint64_t unauthenticated; /* frames without a CURVE identity */
-    uint64_t unexpected;      /* valid envelopes with a body the receiver does not take */
-    uint64_t control_requests;
-    uint64_t zap_denied;      /* control-socket handshakes from keys that are not admins */
-} s_counters_t;
 
 typedef struct {
     const vb_coord_settings_t *settings;
@@ -108,7 +107,8 @@ typedef struct {
     vb_jobs_t *jobs;
     vb_admin_t admin;
     zlistx_t *admin_keys;
-    s_counters_t counters;
+    vb_metric_values_t counters; /* ours; the registry's and the engine's are copied in */
+    vb_metrics_http_t *metrics;
     int64_t started_ms;
     int64_t last_tick_ms;
     uint64_t heartbeat_seq;
@@ -126,6 +126,7 @@ static void s_self_destroy(self_t **self_p)
         return;
     if (self->registry && vb_registry_flush(self->registry) != 0)
         VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
+    vb_metrics_http_destroy(&self->metrics);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
     vb_provider_destroy(&self->provider);
@@ -174,7 +175,7 @@ static int s_on_zap(zloop_t *loop, zsock_t *reader, void *arg)
                 }
             }
             if (*status != '2') {
-                self->counters.zap_denied++;
+                self->counters.control_denied++;
                 VB_LOG_WARN("coordinator", "control_denied address=%s key=%.8s...",
                             address ? address : "?", key_text);
             }
@@ -371,28 +372,53 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- control socket ---- */
 
+/* The status document: every figure of the metrics table, the catalog's census, and the
+ * pending snapshot removals. */
 static json_t *s_status_json(self_t *self)
 {
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);
+    vb_metric_values_t *v = &self->counters;
     const vb_registry_counters_t *rc = vb_registry_counters(self->registry);
-    return json_pack("{s:s, s:I, s:{s:i, s:i}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I, s:I, s:I}, s:o}",
-                     "version", VB_VERSION, "uptime_ms", (json_int_t)(s_now_ms() - self->started_ms),
-                     "agents", "online", (int)online, "lost", (int)lost, "counters", "malformed",
-                     (json_int_t)self->counters.malformed, "oversized",
-                     (json_int_t)self->counters.oversized, "unauthenticated",
-                     (json_int_t)self->counters.unauthenticated, "unexpected",
-                     (json_int_t)self->counters.unexpected, "refused_token",
-                     (json_int_t)rc->refused_token, "refused_unknown_key",
-                     (json_int_t)rc->refused_unknown_key, "refused_name",
-                     (json_int_t)rc->refused_name, "refused_facts", (json_int_t)rc->refused_facts,
-                     "control_denied", (json_int_t)self->counters.zap_denied, "enrolled",
-                     (json_int_t)rc->enrolled, "registered", (json_int_t)rc->registered,
-                     "control_requests", (json_int_t)self->counters.control_requests,
-                     "results_dropped", (json_int_t)vb_jobs_dropped_results(self->jobs),
-                     "snapshots_pending", (json_int_t)vb_jobs_pending_releases(self->jobs),
-                     "pending_releases", vb_jobs_pending_releases_json(self->jobs));
+    v->refused_token = rc->refused_token;
+    v->refused_unknown_key = rc->refused_unknown_key;
+    v->refused_name = rc->refused_name;
+    v->refused_facts = rc->refused_facts;
+    v->refused_removed_key = rc->refused_removed_key;
+    v->enrolled = rc->enrolled;
+    v->registered = rc->registered;
+    v->results_dropped = vb_jobs_dropped_results(self->jobs);
+    v->snapshots_pending = vb_jobs_pending_releases(self->jobs);
+    const vb_jobs_stats_t *js = vb_jobs_stats(self->jobs);
+    v->tasks_done = js->tasks_done;
+    v->tasks_failed = js->tasks_failed;
+    v->bytes_read = js->bytes_read;
+    v->bytes_stored = js->bytes_stored;
+    v->bytes_deduped = js->bytes_deduped;
+    json_t *census = NULL;
+    if (vb_catalog_census(self->catalog, &census) != 0)
+        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
+    else
+        json_object_set_new(census, "tasks", vb_jobs_task_census(self->jobs));
+    json_t *st = vb_metrics_status(v, &js->durations, online, lost,
+                                   s_now_ms() - self->started_ms, census);
+    if (st)
+        json_object_set_new(st, "pending_releases", vb_jobs_pending_releases_json(self->jobs));
+    return st;
+}
+
+/* Renders the figures for the metrics thread; the loop's only part in a scrape. */
+static int s_on_metrics_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = arg;
+    json_t *st = s_status_json(self);
+    char *text = st ? vb_metrics_render(st) : NULL;
+    json_decref(st);
+    if (text)
+        vb_metrics_http_publish(self->metrics, text);
+    return 0;
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result)
@@ -555,7 +581,8 @@ static int s_make_jobs(self_t *self)
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
-                               s->repository_key_file, s->verify_lease_s * 1000};
+                               s->repository_key_file, s->verify_lease_s * 1000,
+                               s->enrollment_token_file};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
@@ -641,6 +668,12 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     zloop_reader(self->loop, self->control, s_on_control, self);
     zloop_timer(self->loop, (size_t)settings->heartbeat_interval_ms, 0, s_on_heartbeat_timer,
                 self);
+    if (settings->metrics_endpoint && *settings->metrics_endpoint) {
+        if (!(self->metrics = vb_metrics_http_new(settings->metrics_endpoint)))
+            goto fail;
+        s_on_metrics_timer(self->loop, 0, self);
+        zloop_timer(self->loop, (size_t)settings->metrics_refresh_ms, 0, s_on_metrics_timer, self);
+    }
     zstr_free(&token);
     return self;
 fail:

@@ -9,10 +9,12 @@ packages=(
   libczmq-dev libzmq3-dev libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler
   libsqlite3-dev libcurl4-openssl-dev libexpat1-dev libssl-dev
-  libnbd-dev libzstd-dev libjansson-dev libcriterion-dev
+  libnbd-dev libzstd-dev libjansson-dev libcriterion-dev libmicrohttpd-dev
   # lab site, tests and demo
   nbdkit nbdkit-plugin-dev libnbd-bin openssl qemu-utils cryptsetup-bin
   sqlite3 jq procps iproute2 util-linux e2fsprogs
+  # metrics tests: promtool and a real Prometheus
+  prometheus curl
   # vSphere simulator fixture (govmomi)
   golang-go golang-github-vmware-govmomi-dev
   # benchmarks: the tools users would otherwise use

@@ -208,6 +208,12 @@ static const char *const s_migrations[] = {
     /* 6 (job timing): a job VM's wall time per phase, a JSON array the job engine writes
      *    (opaque to the catalog, as jobs.options is). */
     "ALTER TABLE job_vms ADD COLUMN timing TEXT;",
+    /* 7 (site): keys of removed agents, refused from then on (even with the site token). */
+    "CREATE TABLE revoked_keys ("
+    "  public_key TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  revoked_at INTEGER NOT NULL"
+    ");",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 
@@ -225,6 +231,10 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_AGENT_BY_KEY] = "SELECT " AGENT_COLUMNS " FROM agents WHERE public_key = ?1",
     [ST_AGENT_BY_NAME] = "SELECT " AGENT_COLUMNS " FROM agents WHERE name = ?1",
     [ST_AGENT_LIST] = "SELECT " AGENT_COLUMNS " FROM agents ORDER BY name",
+    [ST_AGENT_DELETE] = "DELETE FROM agents WHERE public_key = ?1",
+    [ST_KEY_REVOKE] = "INSERT OR REPLACE INTO revoked_keys (public_key, name, revoked_at) "
+                      "VALUES (?1, ?2, ?3)",
+    [ST_KEY_REVOKED] = "SELECT name FROM revoked_keys WHERE public_key = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -318,6 +328,7 @@ vb_catalog_t *vb_catalog_open(const char *path)
     memcpy(sql, s_sql, sizeof sql);
     vb_cat_jobs_sql(sql);
     vb_cat_restore_sql(sql);
+    vb_cat_census_sql(sql);
     for (int i = 0; i < ST_COUNT; i++) {
         if (!sql[i]) {
             vb_error_set(VB_EDB, "catalog %s: statement %d has no SQL", self->path, i);
@@ -554,6 +565,45 @@ int vb_catalog_agent_set_state(vb_catalog_t *self, const char *public_key, const
     int rc = vb_cat_step_done(self, st, "updating an agent's state");
     if (rc == 0 && sqlite3_changes(self->db) == 0)
         return vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...", public_key);
+    return rc;
+}
+
+int vb_catalog_agent_remove(vb_catalog_t *self, const char *public_key, const char *name,
+                            int64_t now_ms)
+{
+    int rc = vb_cat_sp_begin(self);
+    if (rc)
+        return rc;
+    sqlite3_stmt *del = self->st[ST_AGENT_DELETE], *rev = self->st[ST_KEY_REVOKE];
+    sqlite3_bind_text(del, 1, public_key, -1, SQLITE_TRANSIENT);
+    rc = vb_cat_step_done(self, del, "removing an agent");
+    if (rc == 0 && sqlite3_changes(self->db) == 0)
+        rc = vb_error_set(VB_ENOTFOUND, "no agent is enrolled with key %.8s...", public_key);
+    if (rc == 0) {
+        sqlite3_bind_text(rev, 1, public_key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(rev, 2, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(rev, 3, now_ms);
+        rc = vb_cat_step_done(self, rev, "revoking an agent's key");
+    }
+    return vb_cat_sp_end(self, rc);
+}
+
+int vb_catalog_key_revoked(vb_catalog_t *self, const char *public_key, char **name_out)
+{
+    sqlite3_stmt *st = self->st[ST_KEY_REVOKED];
+    sqlite3_bind_text(st, 1, public_key, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st), rc = 0;
+    if (step == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        *name_out = strdup(t ? (const char *)t : "");
+        if (!*name_out)
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+    } else if (step == SQLITE_DONE) {
+        rc = VB_ENOTFOUND;
+    } else {
+        rc = vb_cat_db_error(self, "looking up a revoked key");
+    }
+    vb_cat_reset(st);
     return rc;
 }
 

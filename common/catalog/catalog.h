@@ -10,6 +10,7 @@
 #ifndef VB_CATALOG_H
 #define VB_CATALOG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,15 @@ int vb_catalog_agent_set_state(vb_catalog_t *self, const char *public_key, const
 int vb_catalog_agent_by_key(vb_catalog_t *self, const char *public_key,
                             vb_agent_record_t *out) VB_WUR;
 int vb_catalog_agent_by_name(vb_catalog_t *self, const char *name, vb_agent_record_t *out) VB_WUR;
+
+/* Removes the agent enrolled with `public_key` and revokes the key (one change): the key is
+ * refused from then on, its name may be enrolled again with another key. VB_ENOTFOUND. */
+int vb_catalog_agent_remove(vb_catalog_t *self, const char *public_key, const char *name,
+                            int64_t now_ms) VB_WUR;
+
+/* 0 with *name_out (caller frees: the name it was enrolled under) when `public_key` belongs to
+ * a removed agent, VB_ENOTFOUND when it does not, VB_EDB on a catalog error. */
+int vb_catalog_key_revoked(vb_catalog_t *self, const char *public_key, char **name_out) VB_WUR;
 
 /* All agents ordered by name. Caller frees with vb_agent_records_free. */
 int vb_catalog_agents_list(vb_catalog_t *self, vb_agent_record_t **out, size_t *count) VB_WUR;
@@ -490,5 +500,10 @@ int vb_catalog_restore_point_set_verify(vb_catalog_t *self, int64_t rp_id, vb_ve
 /* Index paths GC must treat as live: those of complete restore points and of pending ones whose
  * job is still running; sorted, without duplicates. Caller frees with vb_catalog_strings_free. */
 int vb_catalog_index_paths_live(vb_catalog_t *self, char ***out, size_t *count) VB_WUR;
+
+/* The catalog's figures for `vbak status --json` and /metrics, as a new JSON object (caller
+ * owns): "jobs" {kind: {state: count}}, "restore_points" (complete ones),
+ * "last_backup" {vm: Unix seconds of its newest complete restore point}. */
+int vb_catalog_census(vb_catalog_t *self, json_t **out) VB_WUR;
 
 #endif

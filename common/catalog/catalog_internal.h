@@ -19,6 +19,9 @@ enum {
     ST_AGENT_BY_KEY,
     ST_AGENT_BY_NAME,
     ST_AGENT_LIST,
+    ST_AGENT_DELETE,
+    ST_KEY_REVOKE,
+    ST_KEY_REVOKED,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -84,6 +87,9 @@ enum {
     ST_RP_LATEST_OF_VM,
     ST_RP_VERIFY,
     ST_RP_LIVE_INDEXES,
+    ST_CENSUS_JOBS,
+    ST_CENSUS_RPS,
+    ST_CENSUS_LAST_BACKUP,
     ST_COUNT
 };
 
@@ -96,6 +102,7 @@ struct vb_catalog {
 /* Fill sql[ST_*] for the statements each file owns. */
 void vb_cat_jobs_sql(const char **sql);
 void vb_cat_restore_sql(const char **sql);
+void vb_cat_census_sql(const char **sql);
 
 /* Sets VB_EDB with the SQLite message, naming the catalog file and `what` failed. */
 int vb_cat_db_error(vb_catalog_t *self, const char *what);

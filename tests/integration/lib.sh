@@ -10,8 +10,13 @@ TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vbak-test.XXXXXX")
 SITE="$TEST_DIR/site"
 export VBAK_CONFIG="$SITE/vbak.conf"
 
+# Processes a test starts by hand (not through a lab site): stopped on exit.
+VB_PIDS=()
+
 cleanup() {
   local rc=$?
+  local p
+  for p in "${VB_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [[ -d $SITE ]]; then
     "$VBAK" lab down "$SITE" >/dev/null 2>&1 || true
   fi
@@ -23,6 +28,11 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }

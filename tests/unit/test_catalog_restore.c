@@ -577,7 +577,8 @@ Test(catalog_restore, upgrades_a_version_2_catalog)
              "restore_points(vm, state, created); ALTER TABLE job_vms DROP COLUMN notes; "
              "ALTER TABLE job_vms DROP COLUMN snapshot_error; "
              "ALTER TABLE job_vms DROP COLUMN timing; "
-             "ALTER TABLE tasks DROP COLUMN read_bytes; PRAGMA user_version = 2;'",
+             "ALTER TABLE tasks DROP COLUMN read_bytes; DROP TABLE revoked_keys; "
+             "PRAGMA user_version = 2;'",
              s_path);
     cr_assert_eq(system(cmd), 0);
 
