@@ -719,10 +719,10 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
     return 0;
 }
 
-/* What this provider can do with a disk: backups read it through VixDiskLib in every mode
- * (vddk routes, for agents with VDDK), or read its flat file over the datastore file service
- * (HTTPS, so in the NBDSSL slot, route mode "vsfile"); no route for writing into a VM's disk
- * yet (the file service route is read-only). */
+/* What this provider can do with a disk: backups read it and restores write into it through
+ * VixDiskLib in every mode (vddk routes, for agents with VDDK); backups may also read its flat
+ * file over the datastore file service (HTTPS, so in the NBDSSL slot, route mode "vsfile"),
+ * which is read-only: a restore has no route but VixDiskLib's. */
 static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
 {
     char *uri = NULL, *vddk = NULL;
@@ -731,8 +731,11 @@ static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
         rc = vb_inv_disk_set_route(d, VB_OP_BACKUP, VB_TRANSPORT_NBDSSL, "vsfile", uri);
     if (rc == 0)
         rc = s_vddk_uri(self, vm, d, &vddk);
-    for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++)
+    for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++) {
         rc = vb_inv_disk_set_vddk_route(d, VB_OP_BACKUP, (vb_transport_t)m, vddk);
+        if (rc == 0)
+            rc = vb_inv_disk_set_vddk_route(d, VB_OP_RESTORE, (vb_transport_t)m, vddk);
+    }
     free(uri);
     free(vddk);
     return rc;
