@@ -45,6 +45,7 @@ typedef struct {
     char *lun;       /* VMFS on SAN: the LUN id; NULL otherwise */
     char **hosts;    /* hosts that mount it */
     size_t host_count;
+    uint64_t free_space; /* bytes free (vSphere: summary.freeSpace); 0: unknown */
 } vb_inv_datastore_t;
 
 typedef struct {

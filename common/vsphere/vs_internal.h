@@ -75,6 +75,12 @@ int vb_vs_find_vm(vb_vsphere_t *self, const char *vm, char **id_out) VB_WUR;
 int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what,
                     char **result_out) VB_WUR;
 
+/* Runs `method` (which returns a Task) on this_type/this_value with args and waits for it:
+ * as vb_vs_wait_task; a failed call is prefixed with `what`. */
+int vb_vs_run_task(vb_vsphere_t *self, const char *method, const char *this_type,
+                   const char *this_value, const char *args, const char *what,
+                   char **result_out) VB_WUR;
+
 /* One TaskInfo: queued/running -> 0 with *done false; success -> 0, *done true, *result_out
  * (caller owns, NULL when none) the result's text; error -> the fault's code and the message
  * "<what> failed: <FaultType>: <localizedMessage>". */

@@ -513,6 +513,10 @@ static int s_add_datastore(vb_vs_builder_t *b, const char *ref, const vb_xml_nod
         rc = s_dup(url ? url->text : NULL, &ds->url);
     if (rc == 0)
         rc = s_dup(ref, dref);
+    int64_t free_space = 0;
+    const vb_xml_node_t *fs = vb_vs_prop(oc, "summary.freeSpace");
+    if (rc == 0 && fs && vb_xml_i64(fs, "summary.freeSpace", &free_space) == 0 && free_space > 0)
+        ds->free_space = (uint64_t)free_space;
     /* host: ArrayOfDatastoreHostMount; every DatastoreHostMount has key = the HostSystem.
      * The references are resolved to names in finish. */
     const vb_xml_node_t *mounts = vb_vs_prop(oc, "host");
@@ -746,7 +750,7 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     static const char *const types[] = {"HostSystem", "Datastore", "VirtualMachine", NULL};
     static const char *const paths[] = {
         "name",
-        "name,summary.type,summary.url,host",
+        "name,summary.type,summary.url,summary.freeSpace,host",
         "name,runtime.host,config.hardware.device,snapshot",
         NULL,
     };

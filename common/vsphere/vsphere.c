@@ -332,6 +332,12 @@ static char *s_p_uri_at_snapshot(vb_provider_t *p, const char *uri, const char *
     return out;
 }
 
+static int s_p_create_vm(vb_provider_t *p, const char *name, const char *host,
+                         const char *datastore, const vb_inv_new_disk_t *disks, size_t n)
+{
+    return vb_vsphere_create_vm(p->impl, name, host, datastore, disks, n);
+}
+
 static void s_p_destroy(vb_provider_t *p)
 {
     vb_vsphere_t *vs = p->impl;
@@ -346,6 +352,7 @@ static const vb_provider_ops_t s_ops = {
     .snapshot_remove = s_p_snap_remove,
     .changed_areas = s_p_changed,
     .uri_at_snapshot = s_p_uri_at_snapshot,
+    .create_vm = s_p_create_vm,
     .destroy = s_p_destroy,
 };
 

@@ -28,6 +28,11 @@
  *   proxy_luns = "naa.x,naa.y"                LUNs the proxy sees: SAN needs the disk's LUN
  *   proxy_datastores = "ds1,ds2"              datastores the proxy's host mounts: HotAdd needs
  *                                             the disk's
+ *   inventory = "FILE"                        more vm.MOREF.disk lines (the simulator fixture's
+ *                                             -vddk-inventory), read again when ConnectEx meets
+ *                                             a moref it does not know: a VM made since (a
+ *                                             restore to a new VM) becomes known, as it would
+ *                                             to vCenter; a known VM's disks stay as first read
  * A disk "[ds] dir/x.vmdk" whose "dir/x-flat.vmdk" exists is read from that flat extent, as a
  * monolithic-flat disk's descriptor points VDDK to it.
  *
@@ -66,6 +71,7 @@ static struct {
     char password_file[PATHMAX];
     char proxy_luns[1024];
     char proxy_datastores[1024];
+    char inventory[PATHMAX];
     struct site_ds {
         char name[128], dir[PATHMAX], type[32], lun[128];
     } ds[32];
@@ -74,6 +80,7 @@ static struct {
         char moref[64], disks[4096]; /* disks: "\n"-separated datastore paths */
     } vm[64];
     size_t nvm;
+    size_t vm_fixed; /* VMs [0, vm_fixed) keep their disks when the inventory is read again */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct VixDiskLibConnectParam {
@@ -154,7 +161,7 @@ static void s_site_key(const char *k, const char *v)
     } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3 && strcmp(dot, ".disk") == 0) {
         int i = s_site_vm(k + 3, (size_t)(dot - k - 3));
         size_t used = i < 0 ? 0 : strlen(g.vm[i].disks);
-        if (i >= 0)
+        if (i >= 0 && (size_t)i >= g.vm_fixed)
             snprintf(g.vm[i].disks + used, sizeof g.vm[i].disks - used, "%s\n", v);
     } else if (strcmp(k, "user") == 0) {
         snprintf(g.user, sizeof g.user, "%s", v);
@@ -164,6 +171,8 @@ static void s_site_key(const char *k, const char *v)
         snprintf(g.proxy_luns, sizeof g.proxy_luns, "%s", v);
     } else if (strcmp(k, "proxy_datastores") == 0) {
         snprintf(g.proxy_datastores, sizeof g.proxy_datastores, "%s", v);
+    } else if (strcmp(k, "inventory") == 0) {
+        snprintf(g.inventory, sizeof g.inventory, "%s", v);
     }
 }
 
@@ -231,13 +240,16 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.warn = warn;
     g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
     g.site = 0;
-    g.nds = g.nvm = 0;
+    g.nds = g.nvm = g.vm_fixed = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
+    g.inventory[0] = '\0';
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
     char site[PATHMAX];
     snprintf(site, sizeof site, "%s/fakevddk-site.conf", libDir ? libDir : ".");
     if (err == VIX_OK && access(site, R_OK) == 0) {
         err = s_read_config(site);
+        if (err == VIX_OK && g.inventory[0])
+            err = s_read_config(g.inventory);
         g.site = err == VIX_OK;
     }
     if (err == VIX_OK && !g.tmpdir[0])
@@ -302,6 +314,14 @@ static VixError s_site_login(const VixDiskLibConnectParams *p)
     return VIX_OK;
 }
 
+static int s_find_vm(const char *moref)
+{
+    for (size_t i = 0; i < g.nvm; i++)
+        if (strcmp(g.vm[i].moref, moref) == 0)
+            return (int)i;
+    return -1;
+}
+
 /* vmxSpec "moref=vm-N" of a VM the site knows, and a snapshotRef of the form "snapshot-N". */
 static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *snapshotRef,
                                int *vm_out)
@@ -312,10 +332,14 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
               spec ? spec : "(none)");
         return VIX_E_INVALID_ARG;
     }
-    *vm_out = -1;
-    for (size_t i = 0; i < g.nvm; i++)
-        if (strcmp(g.vm[i].moref, spec + 6) == 0)
-            *vm_out = (int)i;
+    pthread_mutex_lock(&g.lock);
+    *vm_out = s_find_vm(spec + 6);
+    if (*vm_out < 0 && g.inventory[0]) { /* a VM made since the inventory was read */
+        g.vm_fixed = g.nvm;
+        (void)s_read_config(g.inventory);
+        *vm_out = s_find_vm(spec + 6);
+    }
+    pthread_mutex_unlock(&g.lock);
     if (*vm_out < 0) {
         s_say(g.warn, "no virtual machine with moref %s\n", spec + 6);
         return VIX_E_FILE_NOT_FOUND;

@@ -27,7 +27,7 @@ ln -s "$FAKE" "$VDDK/lib64/libvixDiskLib.so"
   echo 'proxy_luns = ""'
   echo 'proxy_datastores = ""'
   jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\""' "$FIX.json"
-  jq -r '.vms[] | .id as $id | .disks[] | "vm.\($id).disk = \"\(.path)\""' "$FIX.json"
+  echo "inventory = \"$FIX.vddk\"" # the VMs' disks, kept up to date by the simulator
 } >"$VDDK/fakevddk-site.conf"
 echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
 
@@ -116,6 +116,51 @@ same_as_backup "$vs"
 r=$("$VBAK" restore "$(rp_of "$jobv" "$vs")" --to-vm --wait --json) || fail "a restore into $vs after its snapshot was deleted: $r"
 [[ $(jq -r .state <<<"$r") == succeeded ]] || fail "a restore into $vs after its snapshot was deleted: $r"
 pass "restore into $vs: refused while it has a snapshot, done with --delete-snapshots (snapshot removed in vCenter), byte-identical"
+
+# ---- restore to a new VM: CreateVM_Task with empty disks of the same capacities, then the
+# restore into it through VixDiskLib ----
+copy="vbak-vm1 copy #1"
+r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy" --datastore nfs-01 --wait --json) ||
+  fail "restore --new-vm '$copy': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --new-vm '$copy': $r"
+exn=$("$VBAK" explain "$copy" --restore --json)
+n=$(tasks_agree "$(jq .id <<<"$r")" "$exn" agent-1 nbdssl)
+[[ $(jq -c '[.[] | select(.agent == "agent-1") | .disk] | sort' <<<"$exn") == '["2000","2001"]' ]] ||
+  fail "the new VM's disks are not 2000 and 2001: $exn"
+# copy_matches COPY SOURCE DATASTORE: the simulator's VM COPY has SOURCE's disks, in order, on
+# DATASTORE, each flat file of the same capacity and content as SOURCE's was at its backup
+copy_matches() {
+  local moref dir i f
+  moref=$(sed -n "s/^vm\.\(vm-[0-9]*\)\.name = \"$1\"\$/\1/p" "$FIX.vddk")
+  [[ -n $moref ]] || fail "the simulator has no VM '$1': $(cat "$FIX.vddk")"
+  dir=$(fx ".datastores[] | select(.name == \"$3\") | .dir")
+  mapfile -t disks < <(sed -n "s/^vm\.$moref\.disk = \"\[$3\] \(.*\)\.vmdk\"\$/\1/p" "$FIX.vddk")
+  mapfile -t want < <(jq -r --arg vm "$2" '.vms[] | select(.name == $vm) | .disks[] | [.capacity, .sha256] | @tsv' "$FIX.json")
+  [[ ${#disks[@]} == "${#want[@]}" ]] || fail "'$1' does not have ${#want[@]} disks on $3: $(grep "$moref" "$FIX.vddk")"
+  for i in "${!want[@]}"; do
+    f="$dir/${disks[$i]}-flat.vmdk"
+    [[ $(stat -c %s "$f") == "${want[$i]%%$'\t'*}" ]] || fail "$f is not of the source disk's capacity"
+    [[ $(sha256sum <"$f" | cut -d' ' -f1) == "${want[$i]#*$'\t'}" ]] || fail "disk $i of '$1' ($f) differs from the backup"
+  done
+}
+copy_matches "$copy" "$vm" nfs-01
+if out=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy" 2>&1); then fail "a second '$copy' was made: $out"; fi
+grep -q "a VM or FCD named $copy exists already" <<<"$out" || fail "a second '$copy': $out"
+pass "restore --new-vm '$copy' on nfs-01: CreateVM_Task made disks 2000 and 2001 of the same capacities, $n tasks wrote them through VixDiskLib, byte-identical"
+
+# Without --datastore: the source's datastore, unless it lacks room (vvol-01 has 1 MiB free in
+# the simulator, vvol-vm's disk is 2 MiB): then the datastore with the most free space, said so.
+jobw=$(backup_json vvol-vm)
+[[ $(jq -r .state <<<"$jobw") == succeeded ]] || fail "backup of vvol-vm: $jobw"
+r=$("$VBAK" restore "$(rp_of "$jobw" vvol-vm)" --new-vm "vvol-vm copy" --wait --json 2>"$TEST_DIR/vvol.err") ||
+  fail "restore --new-vm 'vvol-vm copy': $r $(cat "$TEST_DIR/vvol.err")"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --new-vm 'vvol-vm copy': $r"
+to=$("$VBAK" explain "vvol-vm copy" --restore --json | jq -r '.[0].datastore')
+[[ $to != vvol-01 && $to != null ]] || fail "'vvol-vm copy' is on $to"
+grep -qF "vbak: note: datastore vvol-01 has 1048576 bytes free, less than the new VM's 2097152: the new VM is on $to, the datastore with the most free space (" "$TEST_DIR/vvol.err" ||
+  fail "no note of the datastore chosen for 'vvol-vm copy' (on $to): $(cat "$TEST_DIR/vvol.err")"
+copy_matches "vvol-vm copy" vvol-vm "$to"
+pass "restore --new-vm without --datastore: vvol-01 lacks room, the copy went to $to (most free space) and the job says so, byte-identical"
 
 # ---- agent-2 alone: the file service, as before ----
 "$VBAK" lab up "$SITE" >/dev/null
