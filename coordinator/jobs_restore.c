@@ -187,8 +187,7 @@ static int s_new_vm_datastore(const vb_inventory_t *inv, const char *source, uin
         return vb_error_set(VB_ENOSPC,
                             "datastore %s has %llu bytes free, less than the new VM's %llu, and "
                             "no other datastore has room: free space or name one with --datastore",
-                            source, (unsigned long long)src->free_space,
-                            (unsigned long long)need);
+                            source, (unsigned long long)src->free_space, (unsigned long long)need);
     char note[512];
     snprintf(note, sizeof note,
              "datastore %s has %llu bytes free, less than the new VM's %llu: the new VM is on "

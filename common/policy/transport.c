@@ -273,7 +273,7 @@ static void s_no_vddk(const vb_transport_input_t *in, char *buf, size_t size)
                                         strcmp(in->routes[m].mode, "vsfile") == 0);
     snprintf(buf, size, "agent %s has no vddk_libdir: VixDiskLib modes unavailable; %s",
              s_str(in->agent),
-             file_service                ? "the datastore file service is used"
+             file_service              ? "the datastore file service is used"
              : in->op == VB_OP_RESTORE ? "no other route writes into the disk (the datastore "
                                          "file service is read-only)"
                                        : "no other route reaches the disk");

@@ -122,10 +122,12 @@ static int s_dc_cb(void *ud, const vb_xml_node_t *oc)
 
 static int s_find_place(vb_vsphere_t *self, s_place_t *p)
 {
-    static const char *const ds_types[] = {"Datastore", NULL}, *const ds_paths[] = {"name,host", NULL};
-    static const char *const h_types[] = {"HostSystem", NULL}, *const h_paths[] = {"name,parent", NULL};
-    static const char *const dc_types[] = {"Datacenter", NULL},
-                             *const dc_paths[] = {"vmFolder,datastore", NULL};
+    static const char *const ds_types[] = {"Datastore", NULL};
+    static const char *const ds_paths[] = {"name,host", NULL};
+    static const char *const h_types[] = {"HostSystem", NULL};
+    static const char *const h_paths[] = {"name,parent", NULL};
+    static const char *const dc_types[] = {"Datacenter", NULL};
+    static const char *const dc_paths[] = {"vmFolder,datastore", NULL};
     int rc = vb_vs_retrieve_view(self, ds_types, ds_paths, s_ds_cb, p);
     if (rc == 0 && p->matches == 0)
         return vb_error_set(VB_ENOTFOUND, "no datastore named '%s' on %s", p->ds_name,
@@ -137,11 +139,10 @@ static int s_find_place(vb_vsphere_t *self, s_place_t *p)
     if (rc == 0 && !p->host_ref)
         return p->host_name ? vb_error_set(VB_ENOTFOUND, "host %s does not mount datastore %s",
                                            p->host_name, p->ds_name)
-                            : vb_error_set(VB_ENOTFOUND, "no host mounts datastore %s",
-                                           p->ds_name);
+                            : vb_error_set(VB_ENOTFOUND, "no host mounts datastore %s", p->ds_name);
     if (rc == 0 && p->compute_type)
-        rc = vb_vs_retrieve_object(self, p->compute_type, p->compute_ref, "resourcePool",
-                                   s_pool_cb, p);
+        rc = vb_vs_retrieve_object(self, p->compute_type, p->compute_ref, "resourcePool", s_pool_cb,
+                                   p);
     if (rc == 0 && !p->pool_ref)
         return vb_error_set(VB_ENOTFOUND, "the host of datastore %s has no resource pool",
                             p->ds_name);
@@ -240,8 +241,8 @@ int vb_vsphere_create_vm(vb_vsphere_t *self, const char *name, const char *host,
     if (rc == 0)
         rc = vb_buf_put_moref(&args, "host", "HostSystem", p.host_ref);
     if (rc == 0)
-        rc = vb_vs_run_task(self, "CreateVM_Task", "Folder", p.folder_ref, args.data, what,
-                            &vm_ref);
+        rc =
+            vb_vs_run_task(self, "CreateVM_Task", "Folder", p.folder_ref, args.data, what, &vm_ref);
     if (rc == 0)
         VB_LOG_INFO("vsphere", "vm created name=\"%s\" id=%s datastore=\"%s\" host=%s disks=%zu",
                     name, vm_ref ? vm_ref : "?", datastore, p.host_ref, n);
