@@ -67,7 +67,8 @@ static void s_agent_clear(jb_agent_t *a)
     for (size_t i = 0; i < a->lun_count; i++)
         free(a->luns[i]);
     free(a->luns);
-    a->host = a->datastore = NULL;
+    free(a->proxy_vm);
+    a->host = a->datastore = a->proxy_vm = NULL;
     a->luns = NULL;
     a->lun_count = 0;
 }
@@ -147,6 +148,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
             a->transports |= VB_TRANSPORT_BIT(m);
     }
     a->vddk = rec->vddk;
+    a->proxy_vm = rec->proxy_vm ? strdup(rec->proxy_vm) : NULL;
     a->online = true;
     if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
@@ -156,8 +158,8 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 
 static vb_agent_facts_t s_facts(const jb_agent_t *a)
 {
-    vb_agent_facts_t f = {a->name,      a->host,      a->datastore, (const char *const *)a->luns,
-                          a->lun_count, a->transports, a->vddk};
+    vb_agent_facts_t f = {a->name,      a->host,       a->datastore, (const char *const *)a->luns,
+                          a->lun_count, a->transports, a->vddk,      a->proxy_vm};
     return f;
 }
 

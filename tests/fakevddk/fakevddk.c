@@ -28,13 +28,23 @@
  *   proxy_luns = "naa.x,naa.y"                LUNs the proxy sees: SAN needs the disk's LUN
  *   proxy_datastores = "ds1,ds2"              datastores the proxy's host mounts: HotAdd needs
  *                                             the disk's
- *   inventory = "FILE"                        more vm.MOREF.disk lines (the simulator fixture's
+ *   datastore.NAME.hosts = "h1,h2"            hosts that mount it
+ *   vm.MOREF.host = "HOST"                    the host a VM runs on
+ *   proxy_vm = "vm-N"                         the VM the proxy runs in: HotAdd needs its host
+ *                                             to mount the disk's datastore (else the
+ *                                             proxy_datastores list decides)
+ *   inventory = "FILE"                        more vm.MOREF.* lines (the simulator fixture's
  *                                             -vddk-inventory), read again when ConnectEx meets
  *                                             a moref it does not know: a VM made since (a
  *                                             restore to a new VM) becomes known, as it would
  *                                             to vCenter; a known VM's disks stay as first read
  * A disk "[ds] dir/x.vmdk" whose "dir/x-flat.vmdk" exists is read from that flat extent, as a
  * monolithic-flat disk's descriptor points VDDK to it.
+ *
+ * LIBDIR/fakevddk-faults.conf, when it exists, is read at every Open: what went wrong on the
+ * site since the job was planned.
+ *   hotadd_unmounted = "ds1,ds2"              the proxy's host lost these datastores: HotAdd of
+ *                                             their disks fails, the next mode is tried
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -72,12 +82,15 @@ static struct {
     char proxy_luns[1024];
     char proxy_datastores[1024];
     char inventory[PATHMAX];
+    char proxy_vm[64];
+    char libdir[PATHMAX];
+    int rereading; /* reading the inventory file again: only new VMs are taken */
     struct site_ds {
-        char name[128], dir[PATHMAX], type[32], lun[128];
+        char name[128], dir[PATHMAX], type[32], lun[128], hosts[1024];
     } ds[32];
     size_t nds;
     struct {
-        char moref[64], disks[4096]; /* disks: "\n"-separated datastore paths */
+        char moref[64], host[128], disks[4096]; /* disks: "\n"-separated datastore paths */
     } vm[64];
     size_t nvm;
     size_t vm_fixed; /* VMs [0, vm_fixed) keep their disks when the inventory is read again */
@@ -148,6 +161,8 @@ static int s_site_vm(const char *moref, size_t n)
 static void s_site_key(const char *k, const char *v)
 {
     const char *dot = strrchr(k, '.');
+    if (g.rereading && strncmp(k, "vm.", 3) != 0)
+        return;
     if (strncmp(k, "datastore.", 10) == 0 && dot > k + 10) {
         struct site_ds *d = s_site_ds(k + 10, (size_t)(dot - k - 10));
         if (!d)
@@ -158,11 +173,17 @@ static void s_site_key(const char *k, const char *v)
             snprintf(d->type, sizeof d->type, "%s", v);
         else if (strcmp(dot, ".lun") == 0)
             snprintf(d->lun, sizeof d->lun, "%s", v);
-    } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3 && strcmp(dot, ".disk") == 0) {
+        else if (strcmp(dot, ".hosts") == 0)
+            snprintf(d->hosts, sizeof d->hosts, "%s", v);
+    } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3) {
         int i = s_site_vm(k + 3, (size_t)(dot - k - 3));
         size_t used = i < 0 ? 0 : strlen(g.vm[i].disks);
-        if (i >= 0 && (size_t)i >= g.vm_fixed)
+        if (i < 0 || (size_t)i < g.vm_fixed)
+            return;
+        if (strcmp(dot, ".disk") == 0)
             snprintf(g.vm[i].disks + used, sizeof g.vm[i].disks - used, "%s\n", v);
+        else if (strcmp(dot, ".host") == 0)
+            snprintf(g.vm[i].host, sizeof g.vm[i].host, "%s", v);
     } else if (strcmp(k, "user") == 0) {
         snprintf(g.user, sizeof g.user, "%s", v);
     } else if (strcmp(k, "password_file") == 0) {
@@ -171,6 +192,8 @@ static void s_site_key(const char *k, const char *v)
         snprintf(g.proxy_luns, sizeof g.proxy_luns, "%s", v);
     } else if (strcmp(k, "proxy_datastores") == 0) {
         snprintf(g.proxy_datastores, sizeof g.proxy_datastores, "%s", v);
+    } else if (strcmp(k, "proxy_vm") == 0) {
+        snprintf(g.proxy_vm, sizeof g.proxy_vm, "%s", v);
     } else if (strcmp(k, "inventory") == 0) {
         snprintf(g.inventory, sizeof g.inventory, "%s", v);
     }
@@ -242,7 +265,8 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.site = 0;
     g.nds = g.nvm = g.vm_fixed = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
-    g.inventory[0] = '\0';
+    g.inventory[0] = g.proxy_vm[0] = '\0';
+    snprintf(g.libdir, sizeof g.libdir, "%s", libDir ? libDir : ".");
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
     char site[PATHMAX];
     snprintf(site, sizeof site, "%s/fakevddk-site.conf", libDir ? libDir : ".");
@@ -336,7 +360,9 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
     *vm_out = s_find_vm(spec + 6);
     if (*vm_out < 0 && g.inventory[0]) { /* a VM made since the inventory was read */
         g.vm_fixed = g.nvm;
+        g.rereading = 1;
         (void)s_read_config(g.inventory);
+        g.rereading = 0;
         *vm_out = s_find_vm(spec + 6);
     }
     pthread_mutex_unlock(&g.lock);
@@ -469,6 +495,47 @@ static int s_listed(const char *list, const char *word)
     return 0;
 }
 
+/* The value of `key` in LIBDIR/fakevddk-faults.conf into out ("" when none). */
+static void s_fault(const char *key, char *out, size_t cap)
+{
+    char path[PATHMAX + 32], line[1024];
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/fakevddk-faults.conf", g.libdir);
+    FILE *f = fopen(path, "r");
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f)) {
+        s_trim(line);
+        char *v = line + n;
+        if (strncmp(line, key, n) != 0 || strncmp(v, " = \"", 4) != 0)
+            continue;
+        v += 4;
+        v[strcspn(v, "\"")] = '\0';
+        snprintf(out, cap, "%s", v);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Why HotAdd cannot attach a disk on datastore ds to the proxy ("" when it can): the proxy VM's
+ * host must mount it (still: the faults file), or without proxy_vm the proxy_datastores list. */
+static void s_hotadd_refusal(int ds, const char *path, char *why, size_t cap)
+{
+    char lost[1024];
+    int proxy = g.proxy_vm[0] ? s_find_vm(g.proxy_vm) : -1;
+    s_fault("hotadd_unmounted", lost, sizeof lost);
+    if (g.proxy_vm[0] && proxy < 0)
+        snprintf(why, cap, "HotAdd cannot attach %s: proxy VM %s is not in the inventory", path,
+                 g.proxy_vm);
+    else if (proxy >= 0 &&
+             (!s_listed(g.ds[ds].hosts, g.vm[proxy].host) || s_listed(lost, g.ds[ds].name)))
+        snprintf(why, cap,
+                 "HotAdd cannot attach %s: host %s of proxy VM %s does not mount datastore %s",
+                 path, g.vm[proxy].host, g.proxy_vm, g.ds[ds].name);
+    else if (proxy < 0 && !s_listed(g.proxy_datastores, g.ds[ds].name))
+        snprintf(why, cap, "HotAdd cannot attach %s: the proxy's host does not mount datastore %s",
+                 path, g.ds[ds].name);
+}
+
 /* Why the site refuses mode m for a disk on its datastore ds ("" when it does not): SAN needs a
  * LUN the proxy sees, HotAdd a datastore the proxy's host mounts. */
 static void s_site_refusal(const char *m, int ds, const char *path, char *why, size_t cap)
@@ -480,9 +547,8 @@ static void s_site_refusal(const char *m, int ds, const char *path, char *why, s
         snprintf(why, cap,
                  "SAN transport cannot open %s: the proxy does not see the LUN of datastore %s",
                  path, g.ds[ds].name);
-    else if (strcmp(m, "hotadd") == 0 && !s_listed(g.proxy_datastores, g.ds[ds].name))
-        snprintf(why, cap, "HotAdd cannot attach %s: the proxy's host does not mount datastore %s",
-                 path, g.ds[ds].name);
+    else if (strcmp(m, "hotadd") == 0)
+        s_hotadd_refusal(ds, path, why, cap);
 }
 
 /* The first mode of the connection's list that may open a disk on a datastore of this type. */

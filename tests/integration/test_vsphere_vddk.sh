@@ -171,3 +171,42 @@ job2=$(backup_json "$vm")
 n=$(tasks_agree "$(jq .id <<<"$job2")" "$ex" agent-2 vsfile)
 [[ $(restore_and_compare "$job2" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "agent-2: $n tasks over the file service (as explain says, and why), restored byte for byte"
+
+# ---- HotAdd: agent-1 runs in VM empty-flat (proxy_vm, its moref), on vbak-vm1's host, sitting on
+# vmfs-01; the fake knows the same proxy VM and checks its host's mounts ----
+proxy=$(fx '.vms[] | select(.name == "empty-flat") | .id')
+[[ $(fx '.vms[] | select(.name == "empty-flat") | .host') == $(fx '.vms[] | select(.name == "vbak-vm1") | .host') ]] ||
+  fail "empty-flat is not on vbak-vm1's host"
+sed -i "s|^proxy_vm = .*|proxy_vm = \"$proxy\"|" "$SITE/agent-1.conf"
+echo "proxy_vm = \"$proxy\"" >>"$VDDK/fakevddk-site.conf"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+stop_agent 2
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-1") | .proxy_vm') == "$proxy" ]] ||
+  fail "agent-1 does not say its proxy VM: $(agents_json | jq -c '.[] | select(.name == "agent-1")')"
+exh=$("$VBAK" explain "$vm" --agent agent-1 --json)
+jq -e 'length == 2 and all(.[]; .chosen == "hotadd" and .route == "hotadd")' <<<"$exh" >/dev/null ||
+  fail "explain for agent-1 in a proxy VM on $vm's host: $exh"
+jq -e 'all(.[]; .chosen != "hotadd" and ((.refused[] | select(.mode == "hotadd") | .reason) |
+  test("needs a proxy on that vSAN datastore")))' <<<"$("$VBAK" explain vsan-vm --agent agent-1 --json)" >/dev/null ||
+  fail "HotAdd of a vSAN disk from a proxy off that datastore was not refused"
+jobh=$(backup_json "$vm")
+[[ $(jq -r .state <<<"$jobh") == succeeded ]] || fail "backup of $vm over HotAdd: $jobh"
+n=$(tasks_agree "$(jq .id <<<"$jobh")" "$exh" agent-1 hotadd)
+[[ $(restore_and_compare "$jobh" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "agent-1 with proxy_vm $proxy: $n tasks over HotAdd through VixDiskLib (as explain says); vSAN refused; restored byte for byte"
+
+# The proxy's host loses nfs-01 between the plan and the open: VDDK refuses HotAdd for that
+# disk, the agent opens the next allowed mode (NBDSSL) and the task records both.
+echo 'hotadd_unmounted = "nfs-01"' >"$VDDK/fakevddk-faults.conf"
+jobf=$(backup_json "$vm" --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobf") == succeeded ]] || fail "backup with nfs-01 unmounted: $jobf"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobf")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e 'all(.[] | select(.disk == "2000"); .transport == "hotadd")' <<<"$tasks" >/dev/null ||
+  fail "disk 2000 (vmfs-01) did not stay on HotAdd: $tasks"
+jq -e '[.[] | select(.disk == "2001")] | length > 0 and all(.[]; .transport == "nbdssl"
+  and (.reason | test("after: hotadd")) and (.reason | contains("does not mount datastore nfs-01")))' <<<"$tasks" >/dev/null ||
+  fail "disk 2001 (nfs-01) did not fall back from HotAdd to NBDSSL with the reason: $tasks"
+[[ $(restore_and_compare "$jobf" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "HotAdd refused at open (nfs-01 unmounted): disk 2001 fell back to NBDSSL and its tasks say why; restored byte for byte"
