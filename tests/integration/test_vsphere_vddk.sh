@@ -210,3 +210,14 @@ jq -e '[.[] | select(.disk == "2001")] | length > 0 and all(.[]; .transport == "
   fail "disk 2001 (nfs-01) did not fall back from HotAdd to NBDSSL with the reason: $tasks"
 [[ $(restore_and_compare "$jobf" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "HotAdd refused at open (nfs-01 unmounted): disk 2001 fell back to NBDSSL and its tasks say why; restored byte for byte"
+
+# Names with special characters open through VixDiskLib as vCenter spells them (the datastore
+# path is given to VixDiskLib_Open as it is, UTF-8, '%', '#', '&', spaces and "%2f" kept).
+for sv in "$(fx '.vms[] | select(.name | test("%2f")) | .name')" "$(fx '.vms[] | select(.name | test("^sp")) | .name')"; do
+  js=$(backup_json "$sv")
+  [[ $(jq -r .state <<<"$js") == succeeded ]] || fail "backup of '$sv' through VixDiskLib: $js"
+  [[ $("$VBAK" job show "$(jq .id <<<"$js")" --json | jq -r '[.tasks[] | select(.state == "done") | .transport] | unique | join(",")') == nbdssl ]] ||
+    fail "'$sv' was not read through VixDiskLib over NBDSSL: $("$VBAK" job show "$(jq .id <<<"$js")" --json | jq -c '.tasks')"
+  [[ $(restore_and_compare "$js" "$sv") == 1 ]] || fail "restore of '$sv': not 1 disk"
+done
+pass "VMs named with %2f, #, %, &, spaces and non-ASCII open through VixDiskLib; restored byte for byte"
