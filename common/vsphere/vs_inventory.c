@@ -713,6 +713,8 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
     rc = s_put_param(&b, rc, "vm", spec);
     rc = s_put_param(&b, rc, "thumbprint", thumb);
     rc = s_put_param(&b, rc, "password-file", self->password_file);
+    if (vm->host)
+        rc = s_put_param(&b, rc, "esx", vm->host);
     free(user);
     free(spec);
     if (rc) {

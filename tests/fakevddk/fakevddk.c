@@ -45,6 +45,8 @@
  * site since the job was planned.
  *   hotadd_unmounted = "ds1,ds2"              the proxy's host lost these datastores: HotAdd of
  *                                             their disks fails, the next mode is tried
+ *   nfc_unreachable = "1"                     port 902 of the VMs' hosts cannot be reached:
+ *                                             ConnectEx in mode nbd or nbdssl fails (14009)
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -379,6 +381,39 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
     return VIX_OK;
 }
 
+/* The value of `key` in LIBDIR/fakevddk-faults.conf into out ("" when none). */
+static void s_fault(const char *key, char *out, size_t cap)
+{
+    char path[PATHMAX + 32], line[1024];
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/fakevddk-faults.conf", g.libdir);
+    FILE *f = fopen(path, "r");
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f)) {
+        s_trim(line);
+        char *v = line + n;
+        if (strncmp(line, key, n) != 0 || strncmp(v, " = \"", 4) != 0)
+            continue;
+        v += 4;
+        v[strcspn(v, "\"")] = '\0';
+        snprintf(out, cap, "%s", v);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The faults file's nfc_unreachable: a network mode cannot reach the VM's host on port 902. */
+static VixError s_nfc_reachable(int vm, const char *modes)
+{
+    char down[8];
+    s_fault("nfc_unreachable", down, sizeof down);
+    if (strcmp(down, "1") != 0 || (strcmp(modes, "nbd") != 0 && strcmp(modes, "nbdssl") != 0))
+        return VIX_OK;
+    s_say(g.warn, "NBD_ERR_NETWORK_CONNECT: cannot connect to host %s port 902: connection "
+                  "timed out\n", vm >= 0 && g.vm[vm].host[0] ? g.vm[vm].host : "(unknown)");
+    return VIX_E_HOST_NETWORK_CONN_REFUSED;
+}
+
 EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool readOnly,
                                      const char *snapshotRef, const char *transportModes,
                                      VixDiskLibConnection *connection)
@@ -407,6 +442,8 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
         VixError err = s_site_login(p);
         if (err == VIX_OK)
             err = s_site_vm_spec(p, snapshotRef, &vm);
+        if (err == VIX_OK)
+            err = s_nfc_reachable(vm, modes);
         if (err != VIX_OK)
             return err;
     }
@@ -493,27 +530,6 @@ static int s_listed(const char *list, const char *word)
         p += k + (p[k] == ',');
     }
     return 0;
-}
-
-/* The value of `key` in LIBDIR/fakevddk-faults.conf into out ("" when none). */
-static void s_fault(const char *key, char *out, size_t cap)
-{
-    char path[PATHMAX + 32], line[1024];
-    out[0] = '\0';
-    snprintf(path, sizeof path, "%s/fakevddk-faults.conf", g.libdir);
-    FILE *f = fopen(path, "r");
-    size_t n = strlen(key);
-    while (f && fgets(line, sizeof line, f)) {
-        s_trim(line);
-        char *v = line + n;
-        if (strncmp(line, key, n) != 0 || strncmp(v, " = \"", 4) != 0)
-            continue;
-        v += 4;
-        v[strcspn(v, "\"")] = '\0';
-        snprintf(out, cap, "%s", v);
-    }
-    if (f)
-        fclose(f);
 }
 
 /* Why HotAdd cannot attach a disk on datastore ds to the proxy ("" when it can): the proxy VM's

@@ -221,3 +221,19 @@ for sv in "$(fx '.vms[] | select(.name | test("%2f")) | .name')" "$(fx '.vms[] |
   [[ $(restore_and_compare "$js" "$sv") == 1 ]] || fail "restore of '$sv': not 1 disk"
 done
 pass "VMs named with %2f, #, %, &, spaces and non-ASCII open through VixDiskLib; restored byte for byte"
+
+# Port 902 (NFC) of the hosts unreachable from the proxy: VixDiskLib's network modes fail with
+# VDDK error 14009, each naming the VM's host and port 902; the agent then reads the flat file
+# over the datastore file service (allowed for a backup), and the tasks say why.
+echo 'nfc_unreachable = "1"' >"$VDDK/fakevddk-faults.conf"
+jobn=$(backup_json vsan-vm --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobn") == succeeded ]] || fail "backup of vsan-vm with port 902 unreachable: $jobn"
+vs_host=$(fx '.vms[] | select(.name == "vsan-vm") | .host')
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobn")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e --arg h "$vs_host" 'length > 0 and all(.[]; .transport == "vsfile" and (.reason | test("after: nbdssl"))
+  and (.reason | contains("cannot reach " + $h + " port 902 (NFC) in mode nbdssl"))
+  and (.reason | contains("VIX error 14009")) and (.reason | contains("open TCP port 902")))' <<<"$tasks" >/dev/null ||
+  fail "tasks with port 902 unreachable: $tasks"
+[[ $(restore_and_compare "$jobn" vsan-vm) == 1 ]] || fail "restore of vsan-vm: not 1 disk"
+pass "port 902 unreachable: VDDK error 14009 names $vs_host:902, the tasks fell back to the datastore file service; restored byte for byte"

@@ -497,3 +497,26 @@ Test(disk_vddk, the_site_refuses_a_wrong_password)
     cr_assert(strstr(vb_error_msg(), "VIX error 18000"), "%s", vb_error_msg());
     vb_disk_disconnect(&conn);
 }
+
+Test(disk_vddk, port_902_unreachable_names_the_esx_host_and_the_fix)
+{
+    site_setup();
+    char uri[4200], faults[800];
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm1/vm1.vmdk", s_site_pw);
+    strncat(uri, "&esx=esx-07.lab", sizeof uri - strlen(uri) - 1);
+    snprintf(faults, sizeof faults, "%s/fakevddk-faults.conf", s_site_lib);
+    put(faults, "nfc_unreachable = \"1\"\n");
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), VB_EIO, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "cannot reach esx-07.lab port 902 (NFC) in mode nbdssl"), "%s",
+              vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "VIX error 14009"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "open TCP port 902 from this proxy"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+    /* the fault gone, the same route opens */
+    cr_assert_eq(unlink(faults), 0);
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
