@@ -24,6 +24,7 @@ struct vb_vsphere {
     char *property_collector;
     char *view_manager;
     char *session_manager;
+    char *authorization_manager; /* NULL: the server has none (no PrepareForAccess) */
     char *api_version;
     char *about;
     bool logged_in;

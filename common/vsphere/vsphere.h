@@ -75,6 +75,13 @@ int vb_vsphere_snapshot_create(vb_vsphere_t *self, const char *vm, const char *n
 /* RemoveSnapshot_Task of a snapshot given by id or name; VB_ENOTFOUND when the VM has none. */
 int vb_vsphere_snapshot_remove(vb_vsphere_t *self, const char *vm, const char *snapshot) VB_WUR;
 
+/* What VixDiskLib_PrepareForAccess / EndAccess do through vCenter: DisableMethods /
+ * EnableMethods of RelocateVM_Task (Storage vMotion) on the VM, source "vbak" (`who`, the job,
+ * goes to the log). VB_ENOTFOUND when the VM is gone; VB_EUNSUPPORTED when the server has no
+ * AuthorizationManager. */
+int vb_vsphere_prepare_for_access(vb_vsphere_t *self, const char *vm, const char *who) VB_WUR;
+int vb_vsphere_end_access(vb_vsphere_t *self, const char *vm) VB_WUR;
+
 /* CreateVM_Task: VM `name` on `datastore` (in the datacenter that holds it, on `host` or the
  * first host that mounts it, in that host's root resource pool) with n new, empty, thin disks
  * of the given keys (2000 + position when a key is not a number) and capacities on one SCSI

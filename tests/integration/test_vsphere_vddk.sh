@@ -237,3 +237,37 @@ jq -e --arg h "$vs_host" 'length > 0 and all(.[]; .transport == "vsfile" and (.r
   fail "tasks with port 902 unreachable: $tasks"
 [[ $(restore_and_compare "$jobn" vsan-vm) == 1 ]] || fail "restore of vsan-vm: not 1 disk"
 pass "port 902 unreachable: VDDK error 14009 names $vs_host:902, the tasks fell back to the datastore file service; restored byte for byte"
+
+# ---- PrepareForAccess / EndAccess (vCenter's DisableMethods / EnableMethods of
+# RelocateVM_Task, counted by the simulator): balanced after every job above, after a job
+# cancelled while it waits for an agent, and after a coordinator SIGKILLed mid-job ----
+# access_balanced: in the simulator's log, every VM has as many "enable" as "disable" lines
+access_balanced() {
+  [[ -s $FIX.access ]] || return 1
+  [[ -z $(sort "$FIX.access" | uniq -c | awk '{print $3, $2, $1}' | sort | awk '
+    { n[$1 " " $2] = $3; vms[$1] = 1 }
+    END { for (v in vms) if (n[v " disable"] != n[v " enable"]) print v }') ]]
+}
+access_balanced || fail "PrepareForAccess/EndAccess unbalanced after the jobs: $(sort "$FIX.access" | uniq -c)"
+n=$(grep -c '^disable ' "$FIX.access")
+pass "PrepareForAccess/EndAccess balanced after $n successful backups: $(sort "$FIX.access" | uniq -c | awk '{print $3 ":" $2 "=" $1}' | paste -sd' ')"
+
+stop_agent 1
+vm1=$(fx '.vms[] | select(.name == "vbak-vm1") | .id')
+before=$(grep -c "^disable $vm1\$" "$FIX.access")
+jc=$("$VBAK" backup "$vm" --json | jq .job)
+prepared() { [[ $(grep -c "^disable $vm1\$" "$FIX.access") -gt $before ]]; }
+wait_until 20 "PrepareForAccess of $vm" prepared
+"$VBAK" job cancel "$jc" >/dev/null
+wait_until 20 "EndAccess after the cancel" access_balanced
+pass "a backup cancelled while it waits for an agent ends its access"
+
+before=$(grep -c "^disable $vm1\$" "$FIX.access")
+jk=$("$VBAK" backup "$vm" --json | jq .job)
+wait_until 20 "PrepareForAccess of $vm" prepared
+kill -9 "$(cat "$(conf_value "$CONF" pid_file)")"
+access_balanced && fail "the access ended although the coordinator was killed"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 30 "EndAccess after the coordinator's restart" access_balanced
+[[ $("$VBAK" job show "$jk" --json | jq -r .state) == failed ]] || fail "job $jk: $("$VBAK" job show "$jk" --json | jq -c '{state, error}')"
+pass "a coordinator SIGKILLed mid-backup: after its restart the interrupted job failed and its VM's access was ended"

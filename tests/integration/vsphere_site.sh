@@ -7,7 +7,8 @@ FIXTURE=$VB_TESTS_BIN/vcsim-fixture
 command -v jq >/dev/null || fail "jq is missing"
 
 # The simulator (same flags as vsphere_lib.sh's start_fixture, and the VMs' disks for the fake
-# VixDiskLib in $FIX.vddk); stopped before lib.sh's cleanup.
+# VixDiskLib in $FIX.vddk, PrepareForAccess/EndAccess in $FIX.access); stopped before lib.sh's
+# cleanup.
 FIX=$TEST_DIR/vcsim
 FIX_PID=
 RELAY_PID=
@@ -19,7 +20,7 @@ stop_fixture() {
   done
 }
 trap 'rc=$?; stop_fixture; (exit $rc); cleanup' EXIT
-"$FIXTURE" -dir "$FIX" -info "$FIX.json" -vddk-inventory "$FIX.vddk" >"$FIX.out" 2>"$FIX.log" &
+"$FIXTURE" -dir "$FIX" -info "$FIX.json" -vddk-inventory "$FIX.vddk" -access-log "$FIX.access" >"$FIX.out" 2>"$FIX.log" &
 FIX_PID=$!
 fixture_ready() { [[ -s $FIX.json ]] || { kill -0 "$FIX_PID" && false; }; }
 wait_until 60 "the vCenter simulator" fixture_ready
