@@ -30,6 +30,9 @@
  *                                             the disk's
  *   datastore.NAME.hosts = "h1,h2"            hosts that mount it
  *   vm.MOREF.host = "HOST"                    the host a VM runs on
+ *   vm.MOREF.linked_clone = "1"               a linked clone: never HotAdd on a VVOL datastore
+ *   require_encryption = "1"                  the hosts refuse plain NFC (NoNfcSession=1):
+ *                                             mode nbd fails, nbdssl works
  *   proxy_vm = "vm-N"                         the VM the proxy runs in: HotAdd needs its host
  *                                             to mount the disk's datastore (else the
  *                                             proxy_datastores list decides)
@@ -87,12 +90,14 @@ static struct {
     char proxy_vm[64];
     char libdir[PATHMAX];
     int rereading; /* reading the inventory file again: only new VMs are taken */
+    int require_encryption;
     struct site_ds {
         char name[128], dir[PATHMAX], type[32], lun[128], hosts[1024];
     } ds[32];
     size_t nds;
     struct {
         char moref[64], host[128], disks[4096]; /* disks: "\n"-separated datastore paths */
+        int linked_clone;
     } vm[64];
     size_t nvm;
     size_t vm_fixed; /* VMs [0, vm_fixed) keep their disks when the inventory is read again */
@@ -186,6 +191,8 @@ static void s_site_key(const char *k, const char *v)
             snprintf(g.vm[i].disks + used, sizeof g.vm[i].disks - used, "%s\n", v);
         else if (strcmp(dot, ".host") == 0)
             snprintf(g.vm[i].host, sizeof g.vm[i].host, "%s", v);
+        else if (strcmp(dot, ".linked_clone") == 0)
+            g.vm[i].linked_clone = strcmp(v, "1") == 0;
     } else if (strcmp(k, "user") == 0) {
         snprintf(g.user, sizeof g.user, "%s", v);
     } else if (strcmp(k, "password_file") == 0) {
@@ -194,6 +201,8 @@ static void s_site_key(const char *k, const char *v)
         snprintf(g.proxy_luns, sizeof g.proxy_luns, "%s", v);
     } else if (strcmp(k, "proxy_datastores") == 0) {
         snprintf(g.proxy_datastores, sizeof g.proxy_datastores, "%s", v);
+    } else if (strcmp(k, "require_encryption") == 0) {
+        g.require_encryption = strcmp(v, "1") == 0;
     } else if (strcmp(k, "proxy_vm") == 0) {
         snprintf(g.proxy_vm, sizeof g.proxy_vm, "%s", v);
     } else if (strcmp(k, "inventory") == 0) {
@@ -268,6 +277,7 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.nds = g.nvm = g.vm_fixed = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
     g.inventory[0] = g.proxy_vm[0] = '\0';
+    g.require_encryption = 0;
     snprintf(g.libdir, sizeof g.libdir, "%s", libDir ? libDir : ".");
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
     char site[PATHMAX];
@@ -554,12 +564,23 @@ static void s_hotadd_refusal(int ds, const char *path, char *why, size_t cap)
 
 /* Why the site refuses mode m for a disk on its datastore ds ("" when it does not): SAN needs a
  * LUN the proxy sees, HotAdd a datastore the proxy's host mounts. */
-static void s_site_refusal(const char *m, int ds, const char *path, char *why, size_t cap)
+static void s_site_refusal(const char *m, int ds, int vm, const char *path, char *why,
+                           size_t cap)
 {
     why[0] = '\0';
     if (!g.site || ds < 0)
         return;
-    if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
+    if (strcmp(m, "nbd") == 0 && g.require_encryption)
+        snprintf(why, cap,
+                 "NBD cannot open %s: the host requires encrypted NFC transfers (NoNfcSession), "
+                 "use NBDSSL",
+                 path);
+    else if (strcmp(m, "hotadd") == 0 && vm >= 0 && g.vm[vm].linked_clone &&
+             strcmp(g.ds[ds].type, "VVOL") == 0)
+        snprintf(why, cap,
+                 "HotAdd of %s is not supported: VM %s is a linked clone on vVol datastore %s",
+                 path, g.vm[vm].moref, g.ds[ds].name);
+    else if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
         snprintf(why, cap,
                  "SAN transport cannot open %s: the proxy does not see the LUN of datastore %s",
                  path, g.ds[ds].name);
@@ -580,7 +601,7 @@ static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *
             s_say(g.log, "%s\n", why);
             continue;
         }
-        s_site_refusal(m, ds, path, site_why, sizeof site_why);
+        s_site_refusal(m, ds, c->vm, path, site_why, sizeof site_why);
         if (site_why[0]) {
             snprintf(why, sizeof why, "%s", site_why);
             s_say(g.log, "%s\n", why);
