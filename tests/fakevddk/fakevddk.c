@@ -50,6 +50,7 @@
  *                                             their disks fails, the next mode is tried
  *   nfc_unreachable = "1"                     port 902 of the VMs' hosts cannot be reached:
  *                                             ConnectEx in mode nbd or nbdssl fails (14009)
+ *   read_fails = "1"                          every Read of a disk opened now fails
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -118,6 +119,7 @@ struct VixDiskLibHandleStruct {
     char mode[16];
     char lockfile[PATHMAX];
     Bool read_only;
+    int read_fails; /* the faults file's read_fails when it was opened */
 };
 
 static void s_say(VixDiskLibGenericLogFunc *fn, const char *fmt, ...)
@@ -670,6 +672,9 @@ EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, 
     h->sectors = (uint64_t)lseek(fd, 0, SEEK_END) / VIXDISKLIB_SECTOR_SIZE;
     h->opener = pthread_self();
     h->read_only = ro;
+    char fails[8];
+    s_fault("read_fails", fails, sizeof fails);
+    h->read_fails = strcmp(fails, "1") == 0;
     snprintf(h->mode, sizeof h->mode, "%s", mode);
     pthread_mutex_lock(&g.lock);
     snprintf(h->lockfile, sizeof h->lockfile, "%s/vixdisklib-%d-%u.lck", g.tmpdir, (int)getpid(),
@@ -791,6 +796,11 @@ EXPORT VixError VixDiskLib_Read(VixDiskLibHandle h, VixDiskLibSectorType start,
         return VIX_E_INVALID_ARG;
     if (start + num > h->sectors)
         return VIX_E_DISK_OUTOFRANGE;
+    if (h->read_fails) {
+        s_say(g.warn, "NBD_ERR_GENERIC: read of %llu sectors at %llu failed\n",
+              (unsigned long long)num, (unsigned long long)start);
+        return VIX_E_FILE_ERROR;
+    }
     size_t len = num * VIXDISKLIB_SECTOR_SIZE;
     off_t off = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);
     while (len) {

@@ -239,8 +239,9 @@ jq -e --arg h "$vs_host" 'length > 0 and all(.[]; .transport == "vsfile" and (.r
 pass "port 902 unreachable: VDDK error 14009 names $vs_host:902, the tasks fell back to the datastore file service; restored byte for byte"
 
 # ---- PrepareForAccess / EndAccess (vCenter's DisableMethods / EnableMethods of
-# RelocateVM_Task, counted by the simulator): balanced after every job above, after a job
-# cancelled while it waits for an agent, and after a coordinator SIGKILLed mid-job ----
+# RelocateVM_Task, counted by the simulator): balanced after every job above, after a job that
+# failed, after one cancelled while it waits for an agent, and after a coordinator SIGKILLed
+# mid-job ----
 # access_balanced: in the simulator's log, every VM has as many "enable" as "disable" lines
 access_balanced() {
   [[ -s $FIX.access ]] || return 1
@@ -251,6 +252,15 @@ access_balanced() {
 access_balanced || fail "PrepareForAccess/EndAccess unbalanced after the jobs: $(sort "$FIX.access" | uniq -c)"
 n=$(grep -c '^disable ' "$FIX.access")
 pass "PrepareForAccess/EndAccess balanced after $n successful backups: $(sort "$FIX.access" | uniq -c | awk '{print $3 ":" $2 "=" $1}' | paste -sd' ')"
+
+# a backup that fails (every VixDiskLib read fails, on every attempt) ends its access too
+echo 'read_fails = "1"' >"$VDDK/fakevddk-faults.conf"
+jfail=$(backup_json vvol-vm --full) || true
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jfail") == failed ]] || fail "a backup whose reads all fail did not fail: $jfail"
+jq -r .error <<<"$jfail" | grep -q "VixDiskLib_Read" || fail "the failed backup does not say what failed: $jfail"
+wait_until 20 "EndAccess after the failed backup" access_balanced
+pass "a backup that failed (VixDiskLib_Read refused on every attempt) ends its access"
 
 stop_agent 1
 vm1=$(fx '.vms[] | select(.name == "vbak-vm1") | .id')
