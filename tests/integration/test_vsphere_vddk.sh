@@ -8,7 +8,12 @@
 # reads over NBDSSL through VixDiskLib (the mode VDDK reported), agent-2 over the file service
 # and says why; both restore byte for byte to the simulator's flat files. agent-1 also restores
 # into the VMs through VixDiskLib writes (the fake writes the simulator's flat files): into
-# vbak-vm1, and into vsan-vm, refused while it has a snapshot, done with --delete-snapshots.
+# vbak-vm1, into vsan-vm (refused while it has a snapshot, done with --delete-snapshots), and
+# into new VMs (CreateVM_Task; without --datastore away from a datastore without room). Then
+# agent-1 gets proxy_vm: HotAdd as explain says, a HotAdd refused at open falls back to NBDSSL,
+# special-character names open, port 902 unreachable gives VDDK error 14009 and the file
+# service; PrepareForAccess/EndAccess stay balanced after success, failure, cancel and a
+# coordinator SIGKILL + restart. The simulator starts once for the whole script.
 source "$(dirname "$0")/lib.sh"
 
 FAKE=$VB_TESTS_BIN/fakevddk/lib64/libvixDiskLib.so
