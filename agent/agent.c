@@ -25,7 +25,7 @@ const vb_conf_key_t vb_agent_config_table[] = {
     {"name", VB_CONF_STR, offsetof(vb_agent_settings_t, name), NULL, 0, 0, true,
      "agent name, unique in the site"},
     {"proxy_vm", VB_CONF_STR, offsetof(vb_agent_settings_t, proxy_vm), "", 0, 0, false,
-     "the proxy VM this agent runs in"},
+     "the proxy VM this agent runs in (vSphere: its moref, vm-42; HotAdd needs it)"},
     {"coordinator_endpoint", VB_CONF_STR, offsetof(vb_agent_settings_t, coordinator_endpoint),
      NULL, 0, 0, true, "the coordinator's agent endpoint, e.g. tcp://10.0.0.5:7110"},
     {"coordinator_public_key", VB_CONF_STR,
@@ -287,6 +287,7 @@ static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
     facts->n_transports = self->transport_count;
     facts->version = VB_VERSION;
     facts->vddk = s->vddk_libdir && *s->vddk_libdir;
+    facts->proxy_vm = s->proxy_vm ? s->proxy_vm : "";
 }
 
 static int s_send(self_t *self, vb_envelope_t *env)

@@ -15,7 +15,7 @@
 
 typedef struct {
     char *name;
-    char *proxy_vm;     /* the VM this agent runs in */
+    char *proxy_vm;     /* the VM this agent runs in (vSphere: its moref) */
     char *coordinator_endpoint;
     char *coordinator_public_key;
     char *state_dir;

@@ -67,7 +67,8 @@ static void s_agent_clear(jb_agent_t *a)
     for (size_t i = 0; i < a->lun_count; i++)
         free(a->luns[i]);
     free(a->luns);
-    a->host = a->datastore = NULL;
+    free(a->proxy_vm);
+    a->host = a->datastore = a->proxy_vm = NULL;
     a->luns = NULL;
     a->lun_count = 0;
 }
@@ -147,6 +148,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
             a->transports |= VB_TRANSPORT_BIT(m);
     }
     a->vddk = rec->vddk;
+    a->proxy_vm = rec->proxy_vm ? strdup(rec->proxy_vm) : NULL;
     a->online = true;
     if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
@@ -156,8 +158,8 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 
 static vb_agent_facts_t s_facts(const jb_agent_t *a)
 {
-    vb_agent_facts_t f = {a->name,      a->host,      a->datastore, (const char *const *)a->luns,
-                          a->lun_count, a->transports, a->vddk};
+    vb_agent_facts_t f = {a->name,      a->host,       a->datastore, (const char *const *)a->luns,
+                          a->lun_count, a->transports, a->vddk,      a->proxy_vm};
     return f;
 }
 
@@ -531,6 +533,28 @@ static Vbak__Route *s_route(Vbak__Route *r, const char *mode, const char *uri)
     return r;
 }
 
+/* After the VixDiskLib routes: the plain routes of the same allowed modes whose disk-layer mode
+ * differs (vSphere's datastore file service behind NBDSSL), so an agent that cannot open the
+ * disk through VixDiskLib (port 902 unreachable) still reads it where the provider allows. */
+static void s_plain_fallbacks(const jb_disk_t *d, const vb_transport_decision_t *dec,
+                              const char *first_mode, Vbak__Route *store, Vbak__TaskAssign *a)
+{
+    for (size_t i = 0; i < dec->order_count; i++) {
+        vb_transport_t m = dec->order[i];
+        const vb_route_t *plain = &d->inv->routes[s_op(d)][m];
+        if (!dec->via_vddk[m] || !d->routes[m] || !plain->mode)
+            continue;
+        bool listed = streq(plain->mode, first_mode);
+        for (size_t k = 0; k < a->n_fallbacks && !listed; k++)
+            listed = streq(plain->mode, a->fallbacks[k]);
+        if (listed)
+            continue;
+        a->fallbacks[a->n_fallbacks++] = plain->mode;
+        a->routes[a->n_routes] = s_route(&store[a->n_routes], plain->mode, d->routes[m]);
+        a->n_routes++;
+    }
+}
+
 /* Sends a TaskAssign for task t to `agent` with the mode the scheduler chose; the modes the
  * policy allows after it go along as fallbacks the agent tries when the first fails to open.
  * *route_mode_out: the disk-layer mode of the first route (static or the inventory's). */
@@ -540,9 +564,10 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
 {
     jb_disk_t *d = t->disk;
     Vbak__TaskAssign a = VBAK__TASK_ASSIGN__INIT;
-    Vbak__Route route_store[VB_TRANSPORT_COUNT];
-    Vbak__Route *routes[VB_TRANSPORT_COUNT];
-    char *fallbacks[VB_TRANSPORT_COUNT];
+    /* each allowed mode's route, then the plain routes behind VixDiskLib ones */
+    Vbak__Route route_store[2 * VB_TRANSPORT_COUNT];
+    Vbak__Route *routes[2 * VB_TRANSPORT_COUNT];
+    char *fallbacks[2 * VB_TRANSPORT_COUNT];
     Vbak__Extent ext_store[1];
     Vbak__Extent **exts = NULL;
     Vbak__Extent *ext_heap = NULL;
@@ -594,6 +619,7 @@ static int s_send_assign(vb_jobs_t *self, jb_task_t *t, jb_agent_t *agent, vb_tr
                 a.n_routes++;
             }
         }
+        s_plain_fallbacks(d, &dec, first.mode, route_store, &a);
         snprintf(why, why_size, "%s", dec.chosen == mode ? dec.why : dec.verdicts[mode].reason);
         if (dec.chosen != mode)
             snprintf(why + strlen(why), why_size - strlen(why), " (after %s failed to open)",

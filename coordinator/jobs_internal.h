@@ -101,6 +101,7 @@ typedef struct {
     size_t lun_count;
     unsigned transports;
     bool vddk; /* has VixDiskLib: may use the disks' vddk routes */
+    char *proxy_vm; /* vSphere moref of its proxy VM (HotAdd), or NULL */
     bool online;
     uint64_t assign_seq; /* assigns sent to this agent so far */
 } jb_agent_t;

@@ -163,10 +163,46 @@ static int s_prepare_dir(const char *dir)
     return rc;
 }
 
+/* Where a new VM of `need` bytes goes without --datastore: the datastore of the restore
+ * point's first disk (`source`) when it has room or its free space is unknown, else the datastore
+ * with the most free space that has room, said in `notes`. */
+static int s_new_vm_datastore(const vb_inventory_t *inv, const char *source, uint64_t need,
+                              const char **out, json_t *notes)
+{
+    const vb_inv_datastore_t *src = source ? vb_inventory_find_datastore(inv, source) : NULL;
+    if (source && (!src || !src->free_space || src->free_space >= need)) {
+        *out = source;
+        return 0;
+    }
+    const vb_inv_datastore_t *best = NULL;
+    for (size_t i = 0; i < inv->datastore_count; i++) {
+        const vb_inv_datastore_t *d = &inv->datastores[i];
+        if (d->host_count && d->free_space >= need && (!best || d->free_space > best->free_space))
+            best = d;
+    }
+    if (!best && !source)
+        return vb_error_set(VB_EINVAL, "the restore point does not say which datastore its disks "
+                                       "were on: name one with --datastore");
+    if (!best)
+        return vb_error_set(VB_ENOSPC,
+                            "datastore %s has %llu bytes free, less than the new VM's %llu, and "
+                            "no other datastore has room: free space or name one with --datastore",
+                            source, (unsigned long long)src->free_space, (unsigned long long)need);
+    char note[512];
+    snprintf(note, sizeof note,
+             "datastore %s has %llu bytes free, less than the new VM's %llu: the new VM is on "
+             "%s, the datastore with the most free space (%llu bytes)",
+             source ? source : "(unknown)", (unsigned long long)(src ? src->free_space : 0),
+             (unsigned long long)need, best->name, (unsigned long long)best->free_space);
+    json_array_append_new(notes, json_string(note));
+    *out = best->name;
+    return 0;
+}
+
 /* Restore to a new VM: creates VM `name` through the provider with one empty disk per disk of
- * the restore point (same keys, names and capacities) on `datastore` (NULL: the datastore of the
- * restore point's first disk), then re-reads the inventory into *inv. An encrypted source disk
- * becomes a plain disk holding its plaintext; `notes` gets a line saying so. */
+ * the restore point (same keys, names and capacities) on `datastore` (NULL: s_new_vm_datastore),
+ * then re-reads the inventory into *inv. An encrypted source disk becomes a plain disk holding
+ * its plaintext; `notes` gets a line saying so. */
 static int s_create_new_vm(vb_jobs_t *self, const vb_restore_point_t *rp, vb_index_t **indexes,
                            const char *name, const char *datastore, vb_inventory_t **inv,
                            json_t *notes)
@@ -182,13 +218,15 @@ static int s_create_new_vm(vb_jobs_t *self, const vb_restore_point_t *rp, vb_ind
                             "a VM or FCD named %s exists already; choose another "
                             "name for the new VM (or restore into it with --to-vm)",
                             name);
-    if (!datastore)
-        datastore = rp->disk_count ? rp->disks[0].datastore : NULL;
-    if (!datastore || !datastore[0])
-        return vb_error_set(VB_EINVAL,
-                            "restore point %lld does not say which datastore its disks "
-                            "were on: name one with --datastore",
-                            (long long)rp->id);
+    uint64_t need = 0;
+    for (size_t i = 0; i < rp->disk_count; i++)
+        need += indexes[i] ? indexes[i]->capacity : rp->disks[i].capacity;
+    const char *source = rp->disk_count ? rp->disks[0].datastore : NULL;
+    int rc = datastore ? 0
+                       : s_new_vm_datastore(*inv, source && source[0] ? source : NULL, need,
+                                            &datastore, notes);
+    if (rc)
+        return vb_error_prefix(rc, "restore point %lld to a new VM", (long long)rp->id);
     vb_inv_new_disk_t *disks = calloc(rp->disk_count ? rp->disk_count : 1, sizeof *disks);
     if (!disks)
         return vb_error_set(VB_ENOMEM, "out of memory");
@@ -209,7 +247,7 @@ static int s_create_new_vm(vb_jobs_t *self, const vb_restore_point_t *rp, vb_ind
             json_array_append_new(notes, json_string(note));
         }
     }
-    int rc = p->ops->create_vm(p, name, NULL, datastore, disks, rp->disk_count);
+    rc = p->ops->create_vm(p, name, NULL, datastore, disks, rp->disk_count);
     free(disks);
     if (rc)
         return vb_error_prefix(rc, "restore to a new VM");

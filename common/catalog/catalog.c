@@ -716,6 +716,7 @@ void vb_agent_record_clear(vb_agent_record_t *rec)
     vb_cat_strv_free(rec->transports, rec->transport_count);
     free(rec->version);
     free(rec->state);
+    free(rec->proxy_vm);
     memset(rec, 0, sizeof *rec);
 }
 

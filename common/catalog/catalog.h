@@ -33,6 +33,7 @@ typedef struct {
     size_t transport_count;
     char *version;
     bool vddk;           /* has VixDiskLib; not stored: the agent says it at every register */
+    char *proxy_vm;      /* vSphere moref of its proxy VM, or NULL; not stored, as vddk */
     char *state;         /* "online" or "lost" */
     int64_t enrolled_at; /* Unix seconds */
     int64_t last_seen;   /* Unix milliseconds */

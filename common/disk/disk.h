@@ -26,12 +26,13 @@
  *   parameters are refused (a typo must not silently drop TLS); TLS parameters need nbds://.
  *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
  *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
- *          &snapshot=snapshot-7
+ *          &snapshot=snapshot-7&esx=HOST
  *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
  *       then DIR/libvixDiskLib.so). Query values are percent-decoded ("%20" for a space, "%5B"
  *       may be written "[" literally). HOST may be "local" for VixDiskLib's local mode (file is
  *       then a local path). vm= is the vmxSpec; snapshot= (else the snapshot given to
- *       vb_disk_open) is the snapshotRef of VixDiskLib_ConnectEx. transport= narrows which
+ *       vb_disk_open) is the snapshotRef of VixDiskLib_ConnectEx; esx= the ESXi host the VM runs on,
+ *       which NFC (NBD, NBDSSL) reaches on port 902: errors name it. transport= narrows which
  *       VDDK modes this route offers (default all four). A vddk route is tried once per allowed mode, in the
  *       connection's preference order, each time with that single mode, so the reason each mode
  *       failed is ours to record.

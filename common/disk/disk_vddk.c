@@ -330,8 +330,12 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
                 VB_EAUTH, "certificate of %s does not match the expected thumbprint %s: %s",
                 uri->host, vp.p->thumbPrint ? vp.p->thumbPrint : "(none given)", text);
         else if (VIX_ERROR_CODE(err) == VIX_E_HOST_NETWORK_CONN_REFUSED)
-            rc = vb_error_set(VB_EIO, "cannot reach %s port %u (NFC/VDDK): %s", uri->host,
-                              uri->port ? (unsigned)uri->port : 902u, text);
+            rc = vb_error_set(VB_EIO,
+                              "cannot reach %s port 902 (NFC) in mode %s: %s; open TCP port 902 "
+                              "from this proxy to the ESXi host",
+                              vb_disk_uri_get(uri, "esx") ? vb_disk_uri_get(uri, "esx")
+                                                          : uri->host,
+                              mode, text);
         else
             rc = vb_error_set(s_vix_code(err), "VixDiskLib_ConnectEx to %s in mode %s: %s",
                               uri->host, mode, text);

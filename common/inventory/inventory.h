@@ -45,6 +45,7 @@ typedef struct {
     char *lun;       /* VMFS on SAN: the LUN id; NULL otherwise */
     char **hosts;    /* hosts that mount it */
     size_t host_count;
+    uint64_t free_space; /* bytes free (vSphere: summary.freeSpace); 0: unknown */
 } vb_inv_datastore_t;
 
 typedef struct {
@@ -68,8 +69,9 @@ typedef struct {
      * vsfile:// form naming a password file, never a password), nothing for restores. */
     vb_route_t routes[2][VB_TRANSPORT_COUNT];
     /* Routes through VixDiskLib, same indexes: vSphere gives a vddk:// route (disk.h) for every
-     * mode of a backup; an agent with VDDK (agent.conf vddk_libdir) uses one in place of the
-     * plain route of its mode, an agent without it cannot (policy/transport.h). The lab: none. */
+     * mode of a backup and of a restore; an agent with VDDK (agent.conf vddk_libdir) uses one in
+     * place of the plain route of its mode, an agent without it cannot (policy/transport.h).
+     * The lab: none. */
     vb_route_t vddk_routes[2][VB_TRANSPORT_COUNT];
 } vb_inv_disk_t;
 

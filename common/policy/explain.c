@@ -14,14 +14,28 @@ vb_agent_facts_t vb_agent_facts_from_proxy(const vb_inv_proxy_t *proxy)
     };
 }
 
+/* The inventory's VM whose id is `id`; NULL when none. */
+static const vb_inv_vm_t *s_vm_by_id(const vb_inventory_t *inv, const char *id)
+{
+    for (size_t i = 0; id && *id && i < inv->vm_count; i++)
+        if (inv->vms[i].id && strcmp(inv->vms[i].id, id) == 0)
+            return &inv->vms[i];
+    return NULL;
+}
+
 void vb_explain_input(const vb_inventory_t *inv, const vb_inv_vm_t *vm, const vb_inv_disk_t *disk,
                       const vb_agent_facts_t *agent, vb_transport_op_t op,
                       vb_transport_input_t *out)
 {
     const vb_inv_datastore_t *ds =
         disk->datastore ? vb_inventory_find_datastore(inv, disk->datastore) : NULL;
+    /* where the agent's proxy VM is: the inventory's word, when it names the VM */
+    const vb_inv_vm_t *proxy = s_vm_by_id(inv, agent->proxy_vm);
+    const char *agent_host = proxy ? proxy->host : agent->host;
+    const char *agent_datastore =
+        proxy ? (proxy->disk_count ? proxy->disks[0].datastore : NULL) : agent->datastore;
     const vb_inv_datastore_t *agent_ds =
-        agent->datastore ? vb_inventory_find_datastore(inv, agent->datastore) : NULL;
+        agent_datastore ? vb_inventory_find_datastore(inv, agent_datastore) : NULL;
     const vb_inv_host_t *host = vm->host ? vb_inventory_find_host(inv, vm->host) : NULL;
     *out = (vb_transport_input_t){
         .vm = vm->name,
@@ -37,8 +51,8 @@ void vb_explain_input(const vb_inventory_t *inv, const vb_inv_vm_t *vm, const vb
         .vddk_routes = disk->vddk_routes[op],
         .provider = inv->provider,
         .agent = agent->name,
-        .agent_host = agent->host,
-        .agent_datastore = agent->datastore,
+        .agent_host = agent_host,
+        .agent_datastore = agent_datastore,
         .agent_datastore_type = agent_ds ? agent_ds->type : NULL,
         .agent_luns = agent->luns,
         .agent_lun_count = agent->lun_count,

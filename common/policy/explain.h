@@ -41,6 +41,9 @@ typedef struct {
     size_t lun_count;
     unsigned transports; /* VB_TRANSPORT_BIT set of modes the agent supports */
     bool vddk;           /* the agent has VixDiskLib (agent.conf vddk_libdir) */
+    const char *proxy_vm; /* vSphere moref of the VM the agent runs in; NULL: none. When the
+                           * inventory has that VM, its host and the datastore of its first disk
+                           * stand for host and datastore (HotAdd attaches disks to it) */
 } vb_agent_facts_t;
 
 typedef struct {

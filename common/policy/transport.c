@@ -273,8 +273,10 @@ static void s_no_vddk(const vb_transport_input_t *in, char *buf, size_t size)
                                         strcmp(in->routes[m].mode, "vsfile") == 0);
     snprintf(buf, size, "agent %s has no vddk_libdir: VixDiskLib modes unavailable; %s",
              s_str(in->agent),
-             file_service ? "the datastore file service is used"
-                          : "no other route reaches the disk");
+             file_service              ? "the datastore file service is used"
+             : in->op == VB_OP_RESTORE ? "no other route writes into the disk (the datastore "
+                                         "file service is read-only)"
+                                       : "no other route reaches the disk");
 }
 
 static void s_why(const vb_transport_input_t *in, vb_transport_decision_t *out)

@@ -24,6 +24,7 @@ struct vb_vsphere {
     char *property_collector;
     char *view_manager;
     char *session_manager;
+    char *authorization_manager; /* NULL: the server has none (no PrepareForAccess) */
     char *api_version;
     char *about;
     bool logged_in;
@@ -74,6 +75,12 @@ int vb_vs_find_vm(vb_vsphere_t *self, const char *vm, char **id_out) VB_WUR;
  * ManagedObjectReference result; the task's fault as a code and message otherwise. */
 int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what,
                     char **result_out) VB_WUR;
+
+/* Runs `method` (which returns a Task) on this_type/this_value with args and waits for it:
+ * as vb_vs_wait_task; a failed call is prefixed with `what`. */
+int vb_vs_run_task(vb_vsphere_t *self, const char *method, const char *this_type,
+                   const char *this_value, const char *args, const char *what,
+                   char **result_out) VB_WUR;
 
 /* One TaskInfo: queued/running -> 0 with *done false; success -> 0, *done true, *result_out
  * (caller owns, NULL when none) the result's text; error -> the fault's code and the message

@@ -513,6 +513,10 @@ static int s_add_datastore(vb_vs_builder_t *b, const char *ref, const vb_xml_nod
         rc = s_dup(url ? url->text : NULL, &ds->url);
     if (rc == 0)
         rc = s_dup(ref, dref);
+    int64_t free_space = 0;
+    const vb_xml_node_t *fs = vb_vs_prop(oc, "summary.freeSpace");
+    if (rc == 0 && fs && vb_xml_i64(fs, "summary.freeSpace", &free_space) == 0 && free_space > 0)
+        ds->free_space = (uint64_t)free_space;
     /* host: ArrayOfDatastoreHostMount; every DatastoreHostMount has key = the HostSystem.
      * The references are resolved to names in finish. */
     const vb_xml_node_t *mounts = vb_vs_prop(oc, "host");
@@ -709,6 +713,8 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
     rc = s_put_param(&b, rc, "vm", spec);
     rc = s_put_param(&b, rc, "thumbprint", thumb);
     rc = s_put_param(&b, rc, "password-file", self->password_file);
+    if (vm->host)
+        rc = s_put_param(&b, rc, "esx", vm->host);
     free(user);
     free(spec);
     if (rc) {
@@ -719,10 +725,10 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
     return 0;
 }
 
-/* What this provider can do with a disk: backups read it through VixDiskLib in every mode
- * (vddk routes, for agents with VDDK), or read its flat file over the datastore file service
- * (HTTPS, so in the NBDSSL slot, route mode "vsfile"); no route for writing into a VM's disk
- * yet (the file service route is read-only). */
+/* What this provider can do with a disk: backups read it and restores write into it through
+ * VixDiskLib in every mode (vddk routes, for agents with VDDK); backups may also read its flat
+ * file over the datastore file service (HTTPS, so in the NBDSSL slot, route mode "vsfile"),
+ * which is read-only: a restore has no route but VixDiskLib's. */
 static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
 {
     char *uri = NULL, *vddk = NULL;
@@ -731,8 +737,11 @@ static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
         rc = vb_inv_disk_set_route(d, VB_OP_BACKUP, VB_TRANSPORT_NBDSSL, "vsfile", uri);
     if (rc == 0)
         rc = s_vddk_uri(self, vm, d, &vddk);
-    for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++)
+    for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++) {
         rc = vb_inv_disk_set_vddk_route(d, VB_OP_BACKUP, (vb_transport_t)m, vddk);
+        if (rc == 0)
+            rc = vb_inv_disk_set_vddk_route(d, VB_OP_RESTORE, (vb_transport_t)m, vddk);
+    }
     free(uri);
     free(vddk);
     return rc;
@@ -743,7 +752,7 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     static const char *const types[] = {"HostSystem", "Datastore", "VirtualMachine", NULL};
     static const char *const paths[] = {
         "name",
-        "name,summary.type,summary.url,host",
+        "name,summary.type,summary.url,summary.freeSpace,host",
         "name,runtime.host,config.hardware.device,snapshot",
         NULL,
     };

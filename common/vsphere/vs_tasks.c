@@ -96,8 +96,7 @@ int vb_vs_wait_task(vb_vsphere_t *self, const char *task, const char *what, char
     return rc;
 }
 
-/* Runs a method that returns a Task and waits for it. */
-static int s_run_task(vb_vsphere_t *self, const char *method, const char *type, const char *value,
+int vb_vs_run_task(vb_vsphere_t *self, const char *method, const char *type, const char *value,
                       const char *args, const char *what, char **result_out)
 {
     vb_xml_doc_t *doc = NULL;
@@ -143,7 +142,7 @@ int vb_vsphere_snapshot_create(vb_vsphere_t *self, const char *vm, const char *n
     if (rc == 0)
         rc = vb_buf_puts(&args, "<memory>false</memory><quiesce>false</quiesce>");
     if (rc == 0)
-        rc = s_run_task(self, "CreateSnapshot_Task", "VirtualMachine", vm_id, args.data, what,
+        rc = vb_vs_run_task(self, "CreateSnapshot_Task", "VirtualMachine", vm_id, args.data, what,
                         snapshot_id_out);
     if (rc == 0 && !*snapshot_id_out)
         rc = vb_error_set(VB_EPROTO, "%s: the task gave no snapshot reference", what);
@@ -202,7 +201,7 @@ int vb_vsphere_snapshot_remove(vb_vsphere_t *self, const char *vm, const char *s
                           f.matches, snapshot);
     if (rc == 0) {
         snprintf(what, sizeof what, "removing snapshot '%s' of VM %s", snapshot, vm);
-        rc = s_run_task(self, "RemoveSnapshot_Task", "VirtualMachineSnapshot", f.id,
+        rc = vb_vs_run_task(self, "RemoveSnapshot_Task", "VirtualMachineSnapshot", f.id,
                         "<removeChildren>false</removeChildren><consolidate>true</consolidate>",
                         what, NULL);
     }

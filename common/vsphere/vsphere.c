@@ -71,6 +71,8 @@ static int s_service_content(vb_vsphere_t *self)
     if (rc == 0)
         rc = s_dup_text(sc, "sessionManager", &self->session_manager, true);
     if (rc == 0)
+        rc = s_dup_text(sc, "authorizationManager", &self->authorization_manager, false);
+    if (rc == 0)
         rc = s_dup_text(sc, "about/apiVersion", &self->api_version, true);
     if (rc == 0)
         rc = s_dup_text(sc, "about/fullName", &self->about, false);
@@ -264,6 +266,7 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
     free(self->property_collector);
     free(self->view_manager);
     free(self->session_manager);
+    free(self->authorization_manager);
     free(self->api_version);
     free(self->about);
     free(self);
@@ -332,6 +335,22 @@ static char *s_p_uri_at_snapshot(vb_provider_t *p, const char *uri, const char *
     return out;
 }
 
+static int s_p_prepare(vb_provider_t *p, const char *vm, const char *who)
+{
+    return vb_vsphere_prepare_for_access(p->impl, vm, who);
+}
+
+static int s_p_end_access(vb_provider_t *p, const char *vm)
+{
+    return vb_vsphere_end_access(p->impl, vm);
+}
+
+static int s_p_create_vm(vb_provider_t *p, const char *name, const char *host,
+                         const char *datastore, const vb_inv_new_disk_t *disks, size_t n)
+{
+    return vb_vsphere_create_vm(p->impl, name, host, datastore, disks, n);
+}
+
 static void s_p_destroy(vb_provider_t *p)
 {
     vb_vsphere_t *vs = p->impl;
@@ -346,6 +365,9 @@ static const vb_provider_ops_t s_ops = {
     .snapshot_remove = s_p_snap_remove,
     .changed_areas = s_p_changed,
     .uri_at_snapshot = s_p_uri_at_snapshot,
+    .prepare_for_access = s_p_prepare,
+    .end_access = s_p_end_access,
+    .create_vm = s_p_create_vm,
     .destroy = s_p_destroy,
 };
 

@@ -75,6 +75,21 @@ int vb_vsphere_snapshot_create(vb_vsphere_t *self, const char *vm, const char *n
 /* RemoveSnapshot_Task of a snapshot given by id or name; VB_ENOTFOUND when the VM has none. */
 int vb_vsphere_snapshot_remove(vb_vsphere_t *self, const char *vm, const char *snapshot) VB_WUR;
 
+/* What VixDiskLib_PrepareForAccess / EndAccess do through vCenter: DisableMethods /
+ * EnableMethods of RelocateVM_Task (Storage vMotion) on the VM, source "vbak" (`who`, the job,
+ * goes to the log). VB_ENOTFOUND when the VM is gone; VB_EUNSUPPORTED when the server has no
+ * AuthorizationManager. */
+int vb_vsphere_prepare_for_access(vb_vsphere_t *self, const char *vm, const char *who) VB_WUR;
+int vb_vsphere_end_access(vb_vsphere_t *self, const char *vm) VB_WUR;
+
+/* CreateVM_Task: VM `name` on `datastore` (in the datacenter that holds it, on `host` or the
+ * first host that mounts it, in that host's root resource pool) with n new, empty, thin disks
+ * of the given keys (2000 + position when a key is not a number) and capacities on one SCSI
+ * controller (at most 15). VB_EEXISTS when a VM has that name; VB_ENOTFOUND naming a datastore
+ * or host that is not there. */
+int vb_vsphere_create_vm(vb_vsphere_t *self, const char *name, const char *host,
+                         const char *datastore, const vb_inv_new_disk_t *disks, size_t n) VB_WUR;
+
 /* QueryChangedDiskAreas over the whole disk from `start` (the provider interface's contract).
  * VB_EUNSUPPORTED when the server does not implement it, tracking is off, or it is on but the
  * disk has no change ID yet (the message says which, in one sentence naming the VM and disk);

@@ -28,8 +28,29 @@
  *   proxy_luns = "naa.x,naa.y"                LUNs the proxy sees: SAN needs the disk's LUN
  *   proxy_datastores = "ds1,ds2"              datastores the proxy's host mounts: HotAdd needs
  *                                             the disk's
+ *   datastore.NAME.hosts = "h1,h2"            hosts that mount it
+ *   vm.MOREF.host = "HOST"                    the host a VM runs on
+ *   vm.MOREF.linked_clone = "1"               a linked clone: never HotAdd on a VVOL datastore
+ *   require_encryption = "1"                  the hosts refuse plain NFC (NoNfcSession=1):
+ *                                             mode nbd fails, nbdssl works
+ *   proxy_vm = "vm-N"                         the VM the proxy runs in: HotAdd needs its host
+ *                                             to mount the disk's datastore (else the
+ *                                             proxy_datastores list decides)
+ *   inventory = "FILE"                        more vm.MOREF.* lines (the simulator fixture's
+ *                                             -vddk-inventory), read again when ConnectEx meets
+ *                                             a moref it does not know: a VM made since (a
+ *                                             restore to a new VM) becomes known, as it would
+ *                                             to vCenter; a known VM's disks stay as first read
  * A disk "[ds] dir/x.vmdk" whose "dir/x-flat.vmdk" exists is read from that flat extent, as a
  * monolithic-flat disk's descriptor points VDDK to it.
+ *
+ * LIBDIR/fakevddk-faults.conf, when it exists, is read at every Open: what went wrong on the
+ * site since the job was planned.
+ *   hotadd_unmounted = "ds1,ds2"              the proxy's host lost these datastores: HotAdd of
+ *                                             their disks fails, the next mode is tried
+ *   nfc_unreachable = "1"                     port 902 of the VMs' hosts cannot be reached:
+ *                                             ConnectEx in mode nbd or nbdssl fails (14009)
+ *   read_fails = "1"                          every Read of a disk opened now fails
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -66,14 +87,21 @@ static struct {
     char password_file[PATHMAX];
     char proxy_luns[1024];
     char proxy_datastores[1024];
+    char inventory[PATHMAX];
+    char proxy_vm[64];
+    char libdir[PATHMAX];
+    int rereading; /* reading the inventory file again: only new VMs are taken */
+    int require_encryption;
     struct site_ds {
-        char name[128], dir[PATHMAX], type[32], lun[128];
+        char name[128], dir[PATHMAX], type[32], lun[128], hosts[1024];
     } ds[32];
     size_t nds;
     struct {
-        char moref[64], disks[4096]; /* disks: "\n"-separated datastore paths */
+        char moref[64], host[128], disks[4096]; /* disks: "\n"-separated datastore paths */
+        int linked_clone;
     } vm[64];
     size_t nvm;
+    size_t vm_fixed; /* VMs [0, vm_fixed) keep their disks when the inventory is read again */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct VixDiskLibConnectParam {
@@ -91,6 +119,7 @@ struct VixDiskLibHandleStruct {
     char mode[16];
     char lockfile[PATHMAX];
     Bool read_only;
+    int read_fails; /* the faults file's read_fails when it was opened */
 };
 
 static void s_say(VixDiskLibGenericLogFunc *fn, const char *fmt, ...)
@@ -141,6 +170,8 @@ static int s_site_vm(const char *moref, size_t n)
 static void s_site_key(const char *k, const char *v)
 {
     const char *dot = strrchr(k, '.');
+    if (g.rereading && strncmp(k, "vm.", 3) != 0)
+        return;
     if (strncmp(k, "datastore.", 10) == 0 && dot > k + 10) {
         struct site_ds *d = s_site_ds(k + 10, (size_t)(dot - k - 10));
         if (!d)
@@ -151,11 +182,19 @@ static void s_site_key(const char *k, const char *v)
             snprintf(d->type, sizeof d->type, "%s", v);
         else if (strcmp(dot, ".lun") == 0)
             snprintf(d->lun, sizeof d->lun, "%s", v);
-    } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3 && strcmp(dot, ".disk") == 0) {
+        else if (strcmp(dot, ".hosts") == 0)
+            snprintf(d->hosts, sizeof d->hosts, "%s", v);
+    } else if (strncmp(k, "vm.", 3) == 0 && dot > k + 3) {
         int i = s_site_vm(k + 3, (size_t)(dot - k - 3));
         size_t used = i < 0 ? 0 : strlen(g.vm[i].disks);
-        if (i >= 0)
+        if (i < 0 || (size_t)i < g.vm_fixed)
+            return;
+        if (strcmp(dot, ".disk") == 0)
             snprintf(g.vm[i].disks + used, sizeof g.vm[i].disks - used, "%s\n", v);
+        else if (strcmp(dot, ".host") == 0)
+            snprintf(g.vm[i].host, sizeof g.vm[i].host, "%s", v);
+        else if (strcmp(dot, ".linked_clone") == 0)
+            g.vm[i].linked_clone = strcmp(v, "1") == 0;
     } else if (strcmp(k, "user") == 0) {
         snprintf(g.user, sizeof g.user, "%s", v);
     } else if (strcmp(k, "password_file") == 0) {
@@ -164,6 +203,12 @@ static void s_site_key(const char *k, const char *v)
         snprintf(g.proxy_luns, sizeof g.proxy_luns, "%s", v);
     } else if (strcmp(k, "proxy_datastores") == 0) {
         snprintf(g.proxy_datastores, sizeof g.proxy_datastores, "%s", v);
+    } else if (strcmp(k, "require_encryption") == 0) {
+        g.require_encryption = strcmp(v, "1") == 0;
+    } else if (strcmp(k, "proxy_vm") == 0) {
+        snprintf(g.proxy_vm, sizeof g.proxy_vm, "%s", v);
+    } else if (strcmp(k, "inventory") == 0) {
+        snprintf(g.inventory, sizeof g.inventory, "%s", v);
     }
 }
 
@@ -231,13 +276,18 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.warn = warn;
     g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
     g.site = 0;
-    g.nds = g.nvm = 0;
+    g.nds = g.nvm = g.vm_fixed = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
+    g.inventory[0] = g.proxy_vm[0] = '\0';
+    g.require_encryption = 0;
+    snprintf(g.libdir, sizeof g.libdir, "%s", libDir ? libDir : ".");
     VixError err = configFile && *configFile ? s_read_config(configFile) : VIX_OK;
     char site[PATHMAX];
     snprintf(site, sizeof site, "%s/fakevddk-site.conf", libDir ? libDir : ".");
     if (err == VIX_OK && access(site, R_OK) == 0) {
         err = s_read_config(site);
+        if (err == VIX_OK && g.inventory[0])
+            err = s_read_config(g.inventory);
         g.site = err == VIX_OK;
     }
     if (err == VIX_OK && !g.tmpdir[0])
@@ -302,6 +352,14 @@ static VixError s_site_login(const VixDiskLibConnectParams *p)
     return VIX_OK;
 }
 
+static int s_find_vm(const char *moref)
+{
+    for (size_t i = 0; i < g.nvm; i++)
+        if (strcmp(g.vm[i].moref, moref) == 0)
+            return (int)i;
+    return -1;
+}
+
 /* vmxSpec "moref=vm-N" of a VM the site knows, and a snapshotRef of the form "snapshot-N". */
 static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *snapshotRef,
                                int *vm_out)
@@ -312,10 +370,16 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
               spec ? spec : "(none)");
         return VIX_E_INVALID_ARG;
     }
-    *vm_out = -1;
-    for (size_t i = 0; i < g.nvm; i++)
-        if (strcmp(g.vm[i].moref, spec + 6) == 0)
-            *vm_out = (int)i;
+    pthread_mutex_lock(&g.lock);
+    *vm_out = s_find_vm(spec + 6);
+    if (*vm_out < 0 && g.inventory[0]) { /* a VM made since the inventory was read */
+        g.vm_fixed = g.nvm;
+        g.rereading = 1;
+        (void)s_read_config(g.inventory);
+        g.rereading = 0;
+        *vm_out = s_find_vm(spec + 6);
+    }
+    pthread_mutex_unlock(&g.lock);
     if (*vm_out < 0) {
         s_say(g.warn, "no virtual machine with moref %s\n", spec + 6);
         return VIX_E_FILE_NOT_FOUND;
@@ -327,6 +391,39 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
         return VIX_E_INVALID_ARG;
     }
     return VIX_OK;
+}
+
+/* The value of `key` in LIBDIR/fakevddk-faults.conf into out ("" when none). */
+static void s_fault(const char *key, char *out, size_t cap)
+{
+    char path[PATHMAX + 32], line[1024];
+    out[0] = '\0';
+    snprintf(path, sizeof path, "%s/fakevddk-faults.conf", g.libdir);
+    FILE *f = fopen(path, "r");
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f)) {
+        s_trim(line);
+        char *v = line + n;
+        if (strncmp(line, key, n) != 0 || strncmp(v, " = \"", 4) != 0)
+            continue;
+        v += 4;
+        v[strcspn(v, "\"")] = '\0';
+        snprintf(out, cap, "%s", v);
+    }
+    if (f)
+        fclose(f);
+}
+
+/* The faults file's nfc_unreachable: a network mode cannot reach the VM's host on port 902. */
+static VixError s_nfc_reachable(int vm, const char *modes)
+{
+    char down[8];
+    s_fault("nfc_unreachable", down, sizeof down);
+    if (strcmp(down, "1") != 0 || (strcmp(modes, "nbd") != 0 && strcmp(modes, "nbdssl") != 0))
+        return VIX_OK;
+    s_say(g.warn, "NBD_ERR_NETWORK_CONNECT: cannot connect to host %s port 902: connection "
+                  "timed out\n", vm >= 0 && g.vm[vm].host[0] ? g.vm[vm].host : "(unknown)");
+    return VIX_E_HOST_NETWORK_CONN_REFUSED;
 }
 
 EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool readOnly,
@@ -357,6 +454,8 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
         VixError err = s_site_login(p);
         if (err == VIX_OK)
             err = s_site_vm_spec(p, snapshotRef, &vm);
+        if (err == VIX_OK)
+            err = s_nfc_reachable(vm, modes);
         if (err != VIX_OK)
             return err;
     }
@@ -445,20 +544,50 @@ static int s_listed(const char *list, const char *word)
     return 0;
 }
 
+/* Why HotAdd cannot attach a disk on datastore ds to the proxy ("" when it can): the proxy VM's
+ * host must mount it (still: the faults file), or without proxy_vm the proxy_datastores list. */
+static void s_hotadd_refusal(int ds, const char *path, char *why, size_t cap)
+{
+    char lost[1024];
+    int proxy = g.proxy_vm[0] ? s_find_vm(g.proxy_vm) : -1;
+    s_fault("hotadd_unmounted", lost, sizeof lost);
+    if (g.proxy_vm[0] && proxy < 0)
+        snprintf(why, cap, "HotAdd cannot attach %s: proxy VM %s is not in the inventory", path,
+                 g.proxy_vm);
+    else if (proxy >= 0 &&
+             (!s_listed(g.ds[ds].hosts, g.vm[proxy].host) || s_listed(lost, g.ds[ds].name)))
+        snprintf(why, cap,
+                 "HotAdd cannot attach %s: host %s of proxy VM %s does not mount datastore %s",
+                 path, g.vm[proxy].host, g.proxy_vm, g.ds[ds].name);
+    else if (proxy < 0 && !s_listed(g.proxy_datastores, g.ds[ds].name))
+        snprintf(why, cap, "HotAdd cannot attach %s: the proxy's host does not mount datastore %s",
+                 path, g.ds[ds].name);
+}
+
 /* Why the site refuses mode m for a disk on its datastore ds ("" when it does not): SAN needs a
  * LUN the proxy sees, HotAdd a datastore the proxy's host mounts. */
-static void s_site_refusal(const char *m, int ds, const char *path, char *why, size_t cap)
+static void s_site_refusal(const char *m, int ds, int vm, const char *path, char *why,
+                           size_t cap)
 {
     why[0] = '\0';
     if (!g.site || ds < 0)
         return;
-    if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
+    if (strcmp(m, "nbd") == 0 && g.require_encryption)
+        snprintf(why, cap,
+                 "NBD cannot open %s: the host requires encrypted NFC transfers (NoNfcSession), "
+                 "use NBDSSL",
+                 path);
+    else if (strcmp(m, "hotadd") == 0 && vm >= 0 && g.vm[vm].linked_clone &&
+             strcmp(g.ds[ds].type, "VVOL") == 0)
+        snprintf(why, cap,
+                 "HotAdd of %s is not supported: VM %s is a linked clone on vVol datastore %s",
+                 path, g.vm[vm].moref, g.ds[ds].name);
+    else if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
         snprintf(why, cap,
                  "SAN transport cannot open %s: the proxy does not see the LUN of datastore %s",
                  path, g.ds[ds].name);
-    else if (strcmp(m, "hotadd") == 0 && !s_listed(g.proxy_datastores, g.ds[ds].name))
-        snprintf(why, cap, "HotAdd cannot attach %s: the proxy's host does not mount datastore %s",
-                 path, g.ds[ds].name);
+    else if (strcmp(m, "hotadd") == 0)
+        s_hotadd_refusal(ds, path, why, cap);
 }
 
 /* The first mode of the connection's list that may open a disk on a datastore of this type. */
@@ -474,7 +603,7 @@ static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *
             s_say(g.log, "%s\n", why);
             continue;
         }
-        s_site_refusal(m, ds, path, site_why, sizeof site_why);
+        s_site_refusal(m, ds, c->vm, path, site_why, sizeof site_why);
         if (site_why[0]) {
             snprintf(why, sizeof why, "%s", site_why);
             s_say(g.log, "%s\n", why);
@@ -543,6 +672,9 @@ EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, 
     h->sectors = (uint64_t)lseek(fd, 0, SEEK_END) / VIXDISKLIB_SECTOR_SIZE;
     h->opener = pthread_self();
     h->read_only = ro;
+    char fails[8];
+    s_fault("read_fails", fails, sizeof fails);
+    h->read_fails = strcmp(fails, "1") == 0;
     snprintf(h->mode, sizeof h->mode, "%s", mode);
     pthread_mutex_lock(&g.lock);
     snprintf(h->lockfile, sizeof h->lockfile, "%s/vixdisklib-%d-%u.lck", g.tmpdir, (int)getpid(),
@@ -664,6 +796,11 @@ EXPORT VixError VixDiskLib_Read(VixDiskLibHandle h, VixDiskLibSectorType start,
         return VIX_E_INVALID_ARG;
     if (start + num > h->sectors)
         return VIX_E_DISK_OUTOFRANGE;
+    if (h->read_fails) {
+        s_say(g.warn, "NBD_ERR_GENERIC: read of %llu sectors at %llu failed\n",
+              (unsigned long long)num, (unsigned long long)start);
+        return VIX_E_FILE_ERROR;
+    }
     size_t len = num * VIXDISKLIB_SECTOR_SIZE;
     off_t off = (off_t)(start * VIXDISKLIB_SECTOR_SIZE);
     while (len) {

@@ -191,4 +191,22 @@ probe sim read-extents "$sp" 3 "$WORK/ext2" 0:3149824 >/dev/null 2>&1 && cmp -s 
 out=$(probe sim read-extents "$fp" 2 "$WORK/ext3" 8388000:1000 2>&1) && fail "extent past the end accepted"
 echo "$out" | grep -q "ends past the file" || fail "past-the-end message: $out"
 
+# ---- CreateVM_Task (restore to a new VM): empty disks of the given capacities, keys 2000.. ----
+probe sim create-vm "new vm #1" vsanDatastore - 2097152 1048576 2>"$WORK/cvm.err" ||
+    fail "create-vm: $(cat "$WORK/cvm.err")"
+probe sim inventory 2>/dev/null | jq -e '.vms[] | select(.name == "new vm #1") |
+    [.disks[] | {key, datastore, capacity}] == [{"key": "2000", "datastore": "vsanDatastore", "capacity": 2097152},
+    {"key": "2001", "datastore": "vsanDatastore", "capacity": 1048576}]' >/dev/null &&
+    ok "CreateVM_Task made 'new vm #1' with disks 2000 and 2001 on vsanDatastore" ||
+    fail "the new VM's disks: $(probe sim inventory 2>/dev/null | jq -c '.vms[] | select(.name == "new vm #1")')"
+out=$(probe sim create-vm "new vm #1" vsanDatastore - 1048576 2>&1) && fail "a second VM of that name was made"
+echo "$out" | grep -q "a VM named new vm #1 exists already" || fail "existing name message: $out"
+out=$(probe sim create-vm "new vm #2" "no such ds" - 1048576 2>&1) && fail "a VM on a missing datastore"
+echo "$out" | grep -q "no datastore named 'no such ds'" || fail "missing datastore message: $out"
+out=$(probe sim create-vm "new vm #2" vmfs-01 esx-remote 1048576 2>&1) && fail "a VM on a host without the datastore"
+echo "$out" | grep -q "host esx-remote does not mount datastore vmfs-01" || fail "host message: $out"
+out=$(probe sim create-vm "new vm #2" vmfs-01 - $(printf '1048576 %.0s' {1..16}) 2>&1) && fail "16 disks on one controller"
+echo "$out" | grep -q "at most 15, not 16" && ok "create-vm refusals name the name, datastore, host or disk count" ||
+    fail "16 disks message: $out"
+
 finish

@@ -6,7 +6,14 @@
 # inventory: credentials, VMs and their disks, datastore directories and types; the proxy sees no
 # LUN and mounts no datastore); agent-2 has none. `vbak explain` and the tasks agree: agent-1
 # reads over NBDSSL through VixDiskLib (the mode VDDK reported), agent-2 over the file service
-# and says why; both restore byte for byte to the simulator's flat files.
+# and says why; both restore byte for byte to the simulator's flat files. agent-1 also restores
+# into the VMs through VixDiskLib writes (the fake writes the simulator's flat files): into
+# vbak-vm1, into vsan-vm (refused while it has a snapshot, done with --delete-snapshots), and
+# into new VMs (CreateVM_Task; without --datastore away from a datastore without room). Then
+# agent-1 gets proxy_vm: HotAdd as explain says, a HotAdd refused at open falls back to NBDSSL,
+# special-character names open, port 902 unreachable gives VDDK error 14009 and the file
+# service; PrepareForAccess/EndAccess stay balanced after success, failure, cancel and a
+# coordinator SIGKILL + restart. The simulator starts once for the whole script.
 source "$(dirname "$0")/lib.sh"
 
 FAKE=$VB_TESTS_BIN/fakevddk/lib64/libvixDiskLib.so
@@ -25,7 +32,7 @@ ln -s "$FAKE" "$VDDK/lib64/libvixDiskLib.so"
   echo 'proxy_luns = ""'
   echo 'proxy_datastores = ""'
   jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\""' "$FIX.json"
-  jq -r '.vms[] | .id as $id | .disks[] | "vm.\($id).disk = \"\(.path)\""' "$FIX.json"
+  echo "inventory = \"$FIX.vddk\"" # the VMs' disks, kept up to date by the simulator
 } >"$VDDK/fakevddk-site.conf"
 echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
 
@@ -67,6 +74,99 @@ grep -q 'vddk: opened file="\[vmfs-01\] vbak-vm1/vbak-vm1.vmdk" asked=nbdssl got
 [[ $(restore_and_compare "$job" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "agent-1: $n tasks over nbdssl through VixDiskLib (as explain says), restored byte for byte"
 
+# ---- restores into the VM through VixDiskLib writes (agent-1) ----
+# The VM's disks change after the backup (data overwritten, a hole filled): the restore writes
+# every chunk, holes included, back into the simulator's flat files.
+flats() { jq -r --arg vm "$1" '.vms[] | select(.name == $vm) | .disks[] | [.flat_file, .sha256] | @tsv' "$FIX.json"; }
+# scribble VM: 64 KiB blocks 2 (data) and 3 (a hole) of each of its disks overwritten
+scribble() {
+  local flat sha
+  while IFS=$'\t' read -r flat sha; do
+    head -c 131072 /dev/urandom | dd of="$flat" bs=64K seek=2 conv=notrunc status=none
+    [[ $(sha256sum <"$flat" | cut -d' ' -f1) != "$sha" ]] || fail "$flat did not change"
+  done < <(flats "$1")
+}
+# same_as_backup VM: each disk's flat file has the digest the fixture published (= the backup)
+same_as_backup() {
+  local flat sha
+  while IFS=$'\t' read -r flat sha; do
+    [[ $(sha256sum <"$flat" | cut -d' ' -f1) == "$sha" ]] || fail "$flat differs from the backup after the restore into $1"
+  done < <(flats "$1")
+}
+scribble "$vm"
+exr=$("$VBAK" explain "$vm" --restore --json)
+jq -e '[.[] | select(.agent == "agent-1")] | length == 2 and all(.[]; .chosen == "nbdssl" and .route == "nbdssl")' \
+  <<<"$exr" >/dev/null || fail "explain --restore for agent-1 (VDDK): $exr"
+r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --to-vm --wait --json) || fail "restore --to-vm of $vm: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --to-vm of $vm: $r"
+n=$(tasks_agree "$(jq .id <<<"$r")" "$exr" agent-1 nbdssl)
+same_as_backup "$vm"
+grep -q 'vddk: opened file="\[vmfs-01\] vbak-vm1/vbak-vm1.vmdk" asked=nbdssl got=nbdssl' "$SITE/log/agent-1.log" ||
+  fail "agent-1 did not write through VixDiskLib"
+pass "restore into $vm: $n tasks wrote over nbdssl through VixDiskLib, the VM's flat files equal the backup"
+
+# A VM with a snapshot (vsan-vm's "pre-existing"): refused, then done with --delete-snapshots,
+# which removes the snapshot through vCenter first (a second restore needs no flag).
+vs=vsan-vm
+[[ $(fx ".vms[] | select(.name == \"$vs\") | .snapshots | join(\",\")") == pre-existing ]] || fail "$vs has no snapshot"
+jobv=$(backup_json "$vs")
+[[ $(jq -r .state <<<"$jobv") == succeeded ]] || fail "backup of $vs: $jobv"
+scribble "$vs"
+if out=$("$VBAK" restore "$(rp_of "$jobv" "$vs")" --to-vm 2>&1); then fail "restore into $vs with a snapshot was allowed: $out"; fi
+grep -q "VM $vs has 1 snapshot(s) (first: pre-existing); restoring into a VM with snapshots is refused.*--delete-snapshots" <<<"$out" ||
+  fail "the refusal does not say why and what to do: $out"
+r=$("$VBAK" restore "$(rp_of "$jobv" "$vs")" --to-vm --delete-snapshots --wait --json) || fail "restore --delete-snapshots: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --delete-snapshots into $vs: $r"
+same_as_backup "$vs"
+r=$("$VBAK" restore "$(rp_of "$jobv" "$vs")" --to-vm --wait --json) || fail "a restore into $vs after its snapshot was deleted: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "a restore into $vs after its snapshot was deleted: $r"
+pass "restore into $vs: refused while it has a snapshot, done with --delete-snapshots (snapshot removed in vCenter), byte-identical"
+
+# ---- restore to a new VM: CreateVM_Task with empty disks of the same capacities, then the
+# restore into it through VixDiskLib ----
+copy="vbak-vm1 copy #1"
+r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy" --datastore nfs-01 --wait --json) ||
+  fail "restore --new-vm '$copy': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --new-vm '$copy': $r"
+exn=$("$VBAK" explain "$copy" --restore --json)
+n=$(tasks_agree "$(jq .id <<<"$r")" "$exn" agent-1 nbdssl)
+[[ $(jq -c '[.[] | select(.agent == "agent-1") | .disk] | sort' <<<"$exn") == '["2000","2001"]' ]] ||
+  fail "the new VM's disks are not 2000 and 2001: $exn"
+# copy_matches COPY SOURCE DATASTORE: the simulator's VM COPY has SOURCE's disks, in order, on
+# DATASTORE, each flat file of the same capacity and content as SOURCE's was at its backup
+copy_matches() {
+  local moref dir i f
+  moref=$(sed -n "s/^vm\.\(vm-[0-9]*\)\.name = \"$1\"\$/\1/p" "$FIX.vddk")
+  [[ -n $moref ]] || fail "the simulator has no VM '$1': $(cat "$FIX.vddk")"
+  dir=$(fx ".datastores[] | select(.name == \"$3\") | .dir")
+  mapfile -t disks < <(sed -n "s/^vm\.$moref\.disk = \"\[$3\] \(.*\)\.vmdk\"\$/\1/p" "$FIX.vddk")
+  mapfile -t want < <(jq -r --arg vm "$2" '.vms[] | select(.name == $vm) | .disks[] | [.capacity, .sha256] | @tsv' "$FIX.json")
+  [[ ${#disks[@]} == "${#want[@]}" ]] || fail "'$1' does not have ${#want[@]} disks on $3: $(grep "$moref" "$FIX.vddk")"
+  for i in "${!want[@]}"; do
+    f="$dir/${disks[$i]}-flat.vmdk"
+    [[ $(stat -c %s "$f") == "${want[$i]%%$'\t'*}" ]] || fail "$f is not of the source disk's capacity"
+    [[ $(sha256sum <"$f" | cut -d' ' -f1) == "${want[$i]#*$'\t'}" ]] || fail "disk $i of '$1' ($f) differs from the backup"
+  done
+}
+copy_matches "$copy" "$vm" nfs-01
+if out=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy" 2>&1); then fail "a second '$copy' was made: $out"; fi
+grep -q "a VM or FCD named $copy exists already" <<<"$out" || fail "a second '$copy': $out"
+pass "restore --new-vm '$copy' on nfs-01: CreateVM_Task made disks 2000 and 2001 of the same capacities, $n tasks wrote them through VixDiskLib, byte-identical"
+
+# Without --datastore: the source's datastore, unless it lacks room (vvol-01 has 1 MiB free in
+# the simulator, vvol-vm's disk is 2 MiB): then the datastore with the most free space, said so.
+jobw=$(backup_json vvol-vm)
+[[ $(jq -r .state <<<"$jobw") == succeeded ]] || fail "backup of vvol-vm: $jobw"
+r=$("$VBAK" restore "$(rp_of "$jobw" vvol-vm)" --new-vm "vvol-vm copy" --wait --json 2>"$TEST_DIR/vvol.err") ||
+  fail "restore --new-vm 'vvol-vm copy': $r $(cat "$TEST_DIR/vvol.err")"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --new-vm 'vvol-vm copy': $r"
+to=$("$VBAK" explain "vvol-vm copy" --restore --json | jq -r '.[0].datastore')
+[[ $to != vvol-01 && $to != null ]] || fail "'vvol-vm copy' is on $to"
+grep -qF "vbak: note: datastore vvol-01 has 1048576 bytes free, less than the new VM's 2097152: the new VM is on $to, the datastore with the most free space (" "$TEST_DIR/vvol.err" ||
+  fail "no note of the datastore chosen for 'vvol-vm copy' (on $to): $(cat "$TEST_DIR/vvol.err")"
+copy_matches "vvol-vm copy" vvol-vm "$to"
+pass "restore --new-vm without --datastore: vvol-01 lacks room, the copy went to $to (most free space) and the job says so, byte-identical"
+
 # ---- agent-2 alone: the file service, as before ----
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "agent-2 back" state_is agent-2 online
@@ -76,3 +176,113 @@ job2=$(backup_json "$vm")
 n=$(tasks_agree "$(jq .id <<<"$job2")" "$ex" agent-2 vsfile)
 [[ $(restore_and_compare "$job2" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "agent-2: $n tasks over the file service (as explain says, and why), restored byte for byte"
+
+# ---- HotAdd: agent-1 runs in VM empty-flat (proxy_vm, its moref), on vbak-vm1's host, sitting on
+# vmfs-01; the fake knows the same proxy VM and checks its host's mounts ----
+proxy=$(fx '.vms[] | select(.name == "empty-flat") | .id')
+[[ $(fx '.vms[] | select(.name == "empty-flat") | .host') == $(fx '.vms[] | select(.name == "vbak-vm1") | .host') ]] ||
+  fail "empty-flat is not on vbak-vm1's host"
+sed -i "s|^proxy_vm = .*|proxy_vm = \"$proxy\"|" "$SITE/agent-1.conf"
+echo "proxy_vm = \"$proxy\"" >>"$VDDK/fakevddk-site.conf"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+stop_agent 2
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-1") | .proxy_vm') == "$proxy" ]] ||
+  fail "agent-1 does not say its proxy VM: $(agents_json | jq -c '.[] | select(.name == "agent-1")')"
+exh=$("$VBAK" explain "$vm" --agent agent-1 --json)
+jq -e 'length == 2 and all(.[]; .chosen == "hotadd" and .route == "hotadd")' <<<"$exh" >/dev/null ||
+  fail "explain for agent-1 in a proxy VM on $vm's host: $exh"
+jq -e 'all(.[]; .chosen != "hotadd" and ((.refused[] | select(.mode == "hotadd") | .reason) |
+  test("needs a proxy on that vSAN datastore")))' <<<"$("$VBAK" explain vsan-vm --agent agent-1 --json)" >/dev/null ||
+  fail "HotAdd of a vSAN disk from a proxy off that datastore was not refused"
+jobh=$(backup_json "$vm")
+[[ $(jq -r .state <<<"$jobh") == succeeded ]] || fail "backup of $vm over HotAdd: $jobh"
+n=$(tasks_agree "$(jq .id <<<"$jobh")" "$exh" agent-1 hotadd)
+[[ $(restore_and_compare "$jobh" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "agent-1 with proxy_vm $proxy: $n tasks over HotAdd through VixDiskLib (as explain says); vSAN refused; restored byte for byte"
+
+# The proxy's host loses nfs-01 between the plan and the open: VDDK refuses HotAdd for that
+# disk, the agent opens the next allowed mode (NBDSSL) and the task records both.
+echo 'hotadd_unmounted = "nfs-01"' >"$VDDK/fakevddk-faults.conf"
+jobf=$(backup_json "$vm" --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobf") == succeeded ]] || fail "backup with nfs-01 unmounted: $jobf"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobf")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e 'all(.[] | select(.disk == "2000"); .transport == "hotadd")' <<<"$tasks" >/dev/null ||
+  fail "disk 2000 (vmfs-01) did not stay on HotAdd: $tasks"
+jq -e '[.[] | select(.disk == "2001")] | length > 0 and all(.[]; .transport == "nbdssl"
+  and (.reason | test("after: hotadd")) and (.reason | contains("does not mount datastore nfs-01")))' <<<"$tasks" >/dev/null ||
+  fail "disk 2001 (nfs-01) did not fall back from HotAdd to NBDSSL with the reason: $tasks"
+[[ $(restore_and_compare "$jobf" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "HotAdd refused at open (nfs-01 unmounted): disk 2001 fell back to NBDSSL and its tasks say why; restored byte for byte"
+
+# Names with special characters open through VixDiskLib as vCenter spells them (the datastore
+# path is given to VixDiskLib_Open as it is, UTF-8, '%', '#', '&', spaces and "%2f" kept).
+for sv in "$(fx '.vms[] | select(.name | test("%2f")) | .name')" "$(fx '.vms[] | select(.name | test("^sp")) | .name')"; do
+  js=$(backup_json "$sv")
+  [[ $(jq -r .state <<<"$js") == succeeded ]] || fail "backup of '$sv' through VixDiskLib: $js"
+  [[ $("$VBAK" job show "$(jq .id <<<"$js")" --json | jq -r '[.tasks[] | select(.state == "done") | .transport] | unique | join(",")') == nbdssl ]] ||
+    fail "'$sv' was not read through VixDiskLib over NBDSSL: $("$VBAK" job show "$(jq .id <<<"$js")" --json | jq -c '.tasks')"
+  [[ $(restore_and_compare "$js" "$sv") == 1 ]] || fail "restore of '$sv': not 1 disk"
+done
+pass "VMs named with %2f, #, %, &, spaces and non-ASCII open through VixDiskLib; restored byte for byte"
+
+# Port 902 (NFC) of the hosts unreachable from the proxy: VixDiskLib's network modes fail with
+# VDDK error 14009, each naming the VM's host and port 902; the agent then reads the flat file
+# over the datastore file service (allowed for a backup), and the tasks say why.
+echo 'nfc_unreachable = "1"' >"$VDDK/fakevddk-faults.conf"
+jobn=$(backup_json vsan-vm --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobn") == succeeded ]] || fail "backup of vsan-vm with port 902 unreachable: $jobn"
+vs_host=$(fx '.vms[] | select(.name == "vsan-vm") | .host')
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobn")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e --arg h "$vs_host" 'length > 0 and all(.[]; .transport == "vsfile" and (.reason | test("after: nbdssl"))
+  and (.reason | contains("cannot reach " + $h + " port 902 (NFC) in mode nbdssl"))
+  and (.reason | contains("VIX error 14009")) and (.reason | contains("open TCP port 902")))' <<<"$tasks" >/dev/null ||
+  fail "tasks with port 902 unreachable: $tasks"
+[[ $(restore_and_compare "$jobn" vsan-vm) == 1 ]] || fail "restore of vsan-vm: not 1 disk"
+pass "port 902 unreachable: VDDK error 14009 names $vs_host:902, the tasks fell back to the datastore file service; restored byte for byte"
+
+# ---- PrepareForAccess / EndAccess (vCenter's DisableMethods / EnableMethods of
+# RelocateVM_Task, counted by the simulator): balanced after every job above, after a job that
+# failed, after one cancelled while it waits for an agent, and after a coordinator SIGKILLed
+# mid-job ----
+# access_balanced: in the simulator's log, every VM has as many "enable" as "disable" lines
+access_balanced() {
+  [[ -s $FIX.access ]] || return 1
+  [[ -z $(sort "$FIX.access" | uniq -c | awk '{print $3, $2, $1}' | sort | awk '
+    { n[$1 " " $2] = $3; vms[$1] = 1 }
+    END { for (v in vms) if (n[v " disable"] != n[v " enable"]) print v }') ]]
+}
+access_balanced || fail "PrepareForAccess/EndAccess unbalanced after the jobs: $(sort "$FIX.access" | uniq -c)"
+n=$(grep -c '^disable ' "$FIX.access")
+pass "PrepareForAccess/EndAccess balanced after $n successful backups: $(sort "$FIX.access" | uniq -c | awk '{print $3 ":" $2 "=" $1}' | paste -sd' ')"
+
+# a backup that fails (every VixDiskLib read fails, on every attempt) ends its access too
+echo 'read_fails = "1"' >"$VDDK/fakevddk-faults.conf"
+jfail=$(backup_json vvol-vm --full) || true
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jfail") == failed ]] || fail "a backup whose reads all fail did not fail: $jfail"
+jq -r .error <<<"$jfail" | grep -q "VixDiskLib_Read" || fail "the failed backup does not say what failed: $jfail"
+wait_until 20 "EndAccess after the failed backup" access_balanced
+pass "a backup that failed (VixDiskLib_Read refused on every attempt) ends its access"
+
+stop_agent 1
+vm1=$(fx '.vms[] | select(.name == "vbak-vm1") | .id')
+before=$(grep -c "^disable $vm1\$" "$FIX.access")
+jc=$("$VBAK" backup "$vm" --json | jq .job)
+prepared() { [[ $(grep -c "^disable $vm1\$" "$FIX.access") -gt $before ]]; }
+wait_until 20 "PrepareForAccess of $vm" prepared
+"$VBAK" job cancel "$jc" >/dev/null
+wait_until 20 "EndAccess after the cancel" access_balanced
+pass "a backup cancelled while it waits for an agent ends its access"
+
+before=$(grep -c "^disable $vm1\$" "$FIX.access")
+jk=$("$VBAK" backup "$vm" --json | jq .job)
+wait_until 20 "PrepareForAccess of $vm" prepared
+kill -9 "$(cat "$(conf_value "$CONF" pid_file)")"
+access_balanced && fail "the access ended although the coordinator was killed"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 30 "EndAccess after the coordinator's restart" access_balanced
+[[ $("$VBAK" job show "$jk" --json | jq -r .state) == failed ]] || fail "job $jk: $("$VBAK" job show "$jk" --json | jq -c '{state, error}')"
+pass "a coordinator SIGKILLed mid-backup: after its restart the interrupted job failed and its VM's access was ended"

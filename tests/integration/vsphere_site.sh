@@ -6,7 +6,9 @@ FIXTURE=$VB_TESTS_BIN/vcsim-fixture
 [[ -x $FIXTURE ]] || fail "$FIXTURE is missing: install golang-go and golang-github-vmware-govmomi-dev (deploy/install-deps.sh) and rebuild"
 command -v jq >/dev/null || fail "jq is missing"
 
-# The simulator (same flags as vsphere_lib.sh's start_fixture); stopped before lib.sh's cleanup.
+# The simulator (same flags as vsphere_lib.sh's start_fixture, and the VMs' disks for the fake
+# VixDiskLib in $FIX.vddk, PrepareForAccess/EndAccess in $FIX.access); stopped before lib.sh's
+# cleanup.
 FIX=$TEST_DIR/vcsim
 FIX_PID=
 RELAY_PID=
@@ -18,7 +20,7 @@ stop_fixture() {
   done
 }
 trap 'rc=$?; stop_fixture; (exit $rc); cleanup' EXIT
-"$FIXTURE" -dir "$FIX" -info "$FIX.json" >"$FIX.out" 2>"$FIX.log" &
+"$FIXTURE" -dir "$FIX" -info "$FIX.json" -vddk-inventory "$FIX.vddk" -access-log "$FIX.access" >"$FIX.out" 2>"$FIX.log" &
 FIX_PID=$!
 fixture_ready() { [[ -s $FIX.json ]] || { kill -0 "$FIX_PID" && false; }; }
 wait_until 60 "the vCenter simulator" fixture_ready

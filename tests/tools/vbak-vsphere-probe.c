@@ -14,6 +14,7 @@
  *   file-put DS_FILE IN
  *   read-extents DS_FILE THREADS OUT OFF:LEN...   parallel reader; OUT gets the extents in order
  *   relogin                                 logs out behind the session, then reads the inventory
+ *   create-vm NAME DATASTORE HOST|- BYTES...  CreateVM_Task with one empty disk per BYTES
  *
  * Inventory, snapshots and changed areas go through the provider interface (inventory.h).
  * Exit status: 0 ok, 1 failure (message on stderr, with the error's name), 2 usage. */
@@ -226,6 +227,28 @@ static int cmd_read_extents(vb_vsphere_t *vs, int argc, char **a)
     return rc;
 }
 
+/* create-vm NAME DATASTORE HOST|- BYTES...: disks keyed 2000, 2001, ... */
+static int cmd_create_vm(vb_provider_t *p, int n, char **a)
+{
+    size_t nd = (size_t)n - 3;
+    vb_inv_new_disk_t *disks = calloc(nd ? nd : 1, sizeof *disks);
+    if (!disks)
+        return fail();
+    for (size_t i = 0; i < nd; i++) {
+        char *end = NULL;
+        errno = 0;
+        disks[i].capacity = strtoull(a[3 + i], &end, 10);
+        if (errno || !end || *end) {
+            fprintf(stderr, "vbak-vsphere-probe: '%s' is not a byte count\n", a[3 + i]);
+            free(disks);
+            return 2;
+        }
+    }
+    int rc = p->ops->create_vm(p, a[0], strcmp(a[2], "-") == 0 ? NULL : a[2], a[1], disks, nd);
+    free(disks);
+    return rc == 0 ? 0 : fail();
+}
+
 static int cmd_changed(vb_provider_t *p, int argc, char **a)
 {
     vb_extent_list_t list = {0};
@@ -277,6 +300,8 @@ static int run(vb_provider_t *p, int argc, char **argv)
         free(path);
         return 0;
     }
+    if (strcmp(cmd, "create-vm") == 0 && n >= 3)
+        return cmd_create_vm(p, n, a);
     if (strcmp(cmd, "snapshot-remove") == 0 && n == 2)
         return p->ops->snapshot_remove(p, a[0], a[1]) == 0 ? 0 : fail();
     if (strcmp(cmd, "changed-areas") == 0 && n >= 2 && n <= 4)

@@ -497,3 +497,78 @@ Test(disk_vddk, the_site_refuses_a_wrong_password)
     cr_assert(strstr(vb_error_msg(), "VIX error 18000"), "%s", vb_error_msg());
     vb_disk_disconnect(&conn);
 }
+
+Test(disk_vddk, port_902_unreachable_names_the_esx_host_and_the_fix)
+{
+    site_setup();
+    char uri[4200], faults[800];
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm1/vm1.vmdk", s_site_pw);
+    strncat(uri, "&esx=esx-07.lab", sizeof uri - strlen(uri) - 1);
+    snprintf(faults, sizeof faults, "%s/fakevddk-faults.conf", s_site_lib);
+    put(faults, "nfc_unreachable = \"1\"\n");
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), VB_EIO, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "cannot reach esx-07.lab port 902 (NFC) in mode nbdssl"), "%s",
+              vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "VIX error 14009"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "open TCP port 902 from this proxy"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+    /* the fault gone, the same route opens */
+    cr_assert_eq(unlink(faults), 0);
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+/* Appends lines to the site file of site_setup. */
+static void site_add(const char *text)
+{
+    char p[800];
+    snprintf(p, sizeof p, "%s/fakevddk-site.conf", s_site_lib);
+    FILE *f = fopen(p, "a");
+    cr_assert_not_null(f, "%s", p);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(disk_vddk, the_site_refuses_plain_nbd_where_encryption_is_required)
+{
+    site_setup();
+    site_add("require_encryption = \"1\"\n");
+    char uri[4096];
+    site_uri(uri, sizeof uri, "vm-1", "[vmfs1] vm1/vm1.vmdk", s_site_pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbd", uri, &conn, &d), VB_EPOLICY, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "requires encrypted NFC transfers"), "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+    cr_assert_eq(site_open("nbd:nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "nbdssl");
+    cr_assert(strstr(vb_disk_attempt(d, 0), "use NBDSSL"), "%s", vb_disk_attempt(d, 0));
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_vddk, the_site_refuses_hotadd_for_a_linked_clone_on_vvol)
+{
+    site_setup();
+    char text[1200];
+    snprintf(text, sizeof text,
+             "datastore.vvol1.dir = \"%s/ds/vvol1\"\ndatastore.vvol1.type = \"VVOL\"\n"
+             "vm.vm-3.disk = \"[vvol1] vm3/vm3.vmdk\"\nvm.vm-3.linked_clone = \"1\"\n"
+             "proxy_datastores = \"vsan1,vvol1\"\n",
+             s_dir);
+    site_add(text);
+    char uri[4096];
+    site_uri(uri, sizeof uri, "vm-3", "[vvol1] vm3/vm3.vmdk", s_site_pw);
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("hotadd:nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "nbdssl");
+    cr_assert(strstr(vb_disk_attempt(d, 0), "VM vm-3 is a linked clone on vVol datastore vvol1"),
+              "%s", vb_disk_attempt(d, 0));
+    TIMG_CHECK_ALL(d);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}

@@ -307,6 +307,32 @@ Test(explain, chosen_is_null_when_nothing_is_allowed)
     json_decref(rows);
 }
 
+Test(explain, a_proxy_vm_in_the_inventory_places_the_agent)
+{
+    /* the agent says it runs in VM db-01 (by its id): db-01's host and datastore are where it
+     * is, whatever its agent.conf host and datastore say; an id the inventory lacks changes
+     * nothing */
+    s_vms[1].id = "vm-7";
+    vb_agent_facts_t agent = {.name = "vm-proxy",
+                              .host = "esx-01",
+                              .datastore = "vmfs-01",
+                              .transports = VB_TRANSPORT_ALL,
+                              .proxy_vm = "vm-7"};
+    vb_explain_request_t req = {.vm = "db-01", .op = VB_OP_BACKUP};
+    json_t *rows = NULL;
+    cr_assert_eq(vb_explain_build(&s_inv, &agent, 1, &req, &rows), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(s_chosen(json_array_get(rows, 0)), "hotadd");
+    json_decref(rows);
+    agent.proxy_vm = "vm-404";
+    cr_assert_eq(vb_explain_build(&s_inv, &agent, 1, &req, &rows), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(s_reason(json_array_get(rows, 0), "hotadd"),
+                     "HotAdd of a disk on vSAN datastore vsanDatastore needs a proxy on that "
+                     "vSAN datastore, and agent vm-proxy sits on VMFS datastore vmfs-01 (move the "
+                     "proxy VM to vsanDatastore)");
+    json_decref(rows);
+    s_vms[1].id = NULL;
+}
+
 Test(explain, preference_order_is_passed_through)
 {
     vb_transport_t order[VB_TRANSPORT_COUNT];

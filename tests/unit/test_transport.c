@@ -637,6 +637,33 @@ Test(transport, a_restore_without_routes_chooses_nothing)
                      "the vSphere provider has no HotAdd route for writing into this disk");
 }
 
+Test(transport, a_vsphere_restore_writes_through_vddk_only)
+{
+    vb_transport_input_t in = s_base();
+    s_restore(&in);
+    in.routes = s_vsphere_restore;
+    in.vddk_routes = s_vsphere_vddk;
+    in.provider = "vSphere";
+    vb_transport_decision_t d;
+    /* no vddk_libdir: nothing writes (the file service only reads), and each mode says so */
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_NONE);
+    const char *why = "agent proxy-1 has no vddk_libdir: VixDiskLib modes unavailable; no other "
+                      "route writes into the disk (the datastore file service is read-only)";
+    for (int m = 0; m < VB_TRANSPORT_COUNT; m++)
+        cr_assert_str_eq(d.verdicts[m].reason, why, "mode %d: %s", m, d.verdicts[m].reason);
+    /* with VDDK: the restore rules as on the lab, every mode through VixDiskLib */
+    in.agent_vddk = true;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_SAN);
+    cr_assert(d.via_vddk[VB_TRANSPORT_SAN]);
+    in.vm_has_snapshots = true;
+    vb_transport_decide(&in, &d);
+    cr_assert_eq(d.chosen, VB_TRANSPORT_HOTADD);
+    cr_assert(strstr(d.verdicts[VB_TRANSPORT_SAN].reason, "while it has snapshots"), "%s",
+              d.verdicts[VB_TRANSPORT_SAN].reason);
+}
+
 Test(transport, lab_routes_keep_their_own_names)
 {
     vb_transport_input_t in = s_base();
