@@ -493,14 +493,19 @@ Test(repo, files_are_private_whatever_the_umask)
     static const struct {
         const char *name;
         mode_t mode;
-    } expect[] = {{"", 0700},           {"/config", 0600},  {"/chunks", 0700},
-                  {"/chunks/ff", 0700}, {"/indexes", 0700}, {"/indexes/rp1-2000.idx", 0600}};
+    } expect[] = {{"", 0700},
+                  {"/config", 0600},
+                  {"/chunks", 0700},
+                  {"/indexes", 0700},
+                  {"/indexes/rp1-2000.idx", 0600}};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         snprintf(path, sizeof path, "%s/m%s", s_dir, expect[i].name);
         assert_mode(path, expect[i].mode);
     }
     cr_assert_eq(vb_repo_chunk_path(r, &d, chunk, sizeof chunk), 0);
     assert_mode(chunk, 0600);
+    *strrchr(chunk, '/') = '\0'; /* its shard directory, made when the chunk was written */
+    assert_mode(chunk, 0700);
     vb_index_destroy(&idx);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
