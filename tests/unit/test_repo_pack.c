@@ -254,3 +254,152 @@ Test(chunkidx, many_chunks_all_found_none_invented)
     free(e);
     vb_chunkidx_destroy(&ci);
 }
+
+/* ---------- index objects: packs, then index; repair from the trailers ---------- */
+
+#include "repo/idxobj.h"
+
+#define S_SMALL 200000 /* chunk bytes: 21 of them pass a 4 MiB pack */
+
+/* Stores `n` random chunks through a pack writer into 4 MiB packs, collecting the index object;
+ * writes it. Returns the digests (caller frees). */
+static vb_digest_t *s_store_chunks(vb_repo_t *r, vb_repo_worker_t *w, int n, uint64_t seed)
+{
+    vb_idxobj_t *obj = vb_idxobj_new();
+    vb_pack_writer_t *pw = vb_pack_writer_new(vb_repo_store(r), S_TARGET, vb_idxobj_sealed, obj);
+    vb_digest_t *d = calloc((size_t)n, sizeof *d);
+    uint8_t *data = malloc(S_SMALL);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *img = NULL;
+        size_t img_len = 0;
+        tu_fill_random(data, S_SMALL, seed + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data, S_SMALL, &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_encode(w, &d[i], data, S_SMALL, &img, &img_len), 0);
+        cr_assert_eq(vb_pack_add(pw, &d[i], img, img_len, S_SMALL), 0, "%s", vb_error_msg());
+    }
+    cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+    char name[VB_IDXOBJ_NAME_LEN];
+    cr_assert_eq(vb_idxobj_write(obj, vb_repo_store(r), name), 0, "%s", vb_error_msg());
+    cr_assert(strncmp(name, "index/", 6) == 0, "%s", name);
+    cr_assert_eq(vb_idxobj_write(obj, vb_repo_store(r), name), 0);
+    cr_assert_str_eq(name, "", "nothing more to write");
+    free(data);
+    vb_pack_writer_destroy(&pw);
+    vb_idxobj_destroy(&obj);
+    return d;
+}
+
+/* How many of the chunks read back byte for byte through the index (get-range of the pack). */
+static int s_restorable(vb_repo_t *r, vb_repo_worker_t *w, const vb_digest_t *d, int n,
+                        uint64_t seed)
+{
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    size_t objects = 0;
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    uint8_t *img = malloc(2 * S_SMALL), *out = malloc(S_SMALL), *want = malloc(S_SMALL);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        vb_chunkidx_loc_t loc;
+        char pack[VB_PACK_NAME_LEN];
+        size_t got = 0, len = 0;
+        if (!vb_chunkidx_find(ci, &d[i], &loc))
+            continue;
+        vb_pack_name(&loc.pack, pack);
+        cr_assert_eq(vb_store_get_range(vb_repo_store(r), pack, loc.offset, img, loc.length,
+                                        &got),
+                     0, "%s", vb_error_msg());
+        cr_assert_eq(vb_repo_chunk_decode(w, &d[i], img, got, out, S_SMALL, &len), 0, "%s",
+                     vb_error_msg());
+        tu_fill_random(want, S_SMALL, seed + (uint64_t)i);
+        cr_assert_eq(memcmp(out, want, S_SMALL), 0, "chunk %d", i);
+        ok++;
+    }
+    free(img);
+    free(out);
+    free(want);
+    vb_chunkidx_destroy(&ci);
+    return ok;
+}
+
+static size_t s_count_objects(vb_repo_t *r, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", vb_repo_path(r), dir);
+    return tu_count_files(path, "");
+}
+
+Test(idxobj, chunks_restore_through_index_objects_and_a_lost_index_is_repaired)
+{
+    vb_repo_t *r = s_make_repo(true);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    vb_digest_t *a = s_store_chunks(r, w, 50, 1000), *b = s_store_chunks(r, w, 30, 2000);
+    cr_assert_eq(s_count_objects(r, "packs"), 5, "50 chunks in 3 packs, 30 in 2");
+    cr_assert_eq(s_count_objects(r, "index"), 2, "one index object per writer");
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    cr_assert_eq(s_restorable(r, w, b, 30, 2000), 30);
+
+    /* every index object deleted: nothing is found, until repair rebuilds them from packs */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/r/index", s_dir);
+    tu_rmrf(strdup(path));
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 0);
+    vb_idxobj_repair_t rep;
+    cr_assert_eq(vb_idxobj_repair(vb_repo_store(r), &rep), 0, "%s", vb_error_msg());
+    cr_assert_eq(rep.packs, 5);
+    cr_assert_eq(rep.chunks, 80);
+    cr_assert_eq(rep.bad_packs, 0);
+    cr_assert_eq(rep.removed, 0);
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    cr_assert_eq(s_restorable(r, w, b, 30, 2000), 30);
+
+    /* one pack truncated: repair says so, and recovers every chunk of the other packs */
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), 0);
+    vb_chunkidx_loc_t loc;
+    cr_assert(vb_chunkidx_find(ci, &b[0], &loc));
+    vb_chunkidx_destroy(&ci);
+    char pack[VB_PACK_NAME_LEN], pack_path[4096];
+    vb_pack_name(&loc.pack, pack);
+    cr_assert_eq(vb_store_local_path(vb_repo_store(r), pack, pack_path, sizeof pack_path), 0);
+    cr_assert_eq(truncate(pack_path, 1000), 0);
+    cr_assert_eq(vb_idxobj_repair(vb_repo_store(r), &rep), 0, "%s", vb_error_msg());
+    cr_assert_eq(rep.packs, 4);
+    cr_assert_eq(rep.bad_packs, 1);
+    cr_assert_eq(rep.removed, 1, "the repair's own earlier object is replaced");
+    cr_assert_eq(s_count_objects(r, "index"), 1);
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    int left = s_restorable(r, w, b, 30, 2000);
+    cr_assert(left > 0 && left < 30, "the truncated pack's chunks are gone: %d left", left);
+    free(a);
+    free(b);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
+
+Test(idxobj, a_damaged_index_object_is_named)
+{
+    vb_repo_t *r = s_make_repo(false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    vb_digest_t *a = s_store_chunks(r, w, 3, 5);
+    char dir[4096], path[4096];
+    snprintf(dir, sizeof dir, "%s/r/index", s_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) && e->d_name[0] == '.')
+        ;
+    cr_assert_not_null(e);
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    closedir(d);
+    tu_flip_byte(path, 30);
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "checksum mismatch"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), e->d_name) || strstr(vb_error_msg(), "index/"), "%s",
+              vb_error_msg());
+    vb_chunkidx_destroy(&ci);
+    free(a);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
