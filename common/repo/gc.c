@@ -178,6 +178,14 @@ int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, boo
 {
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
+    if (vb_repo_format(self) != 1) {
+        if (out)
+            *out = st;
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "repository %s is format %d: garbage collection of packs is not "
+                            "implemented yet; nothing was removed",
+                            vb_repo_path(self), vb_repo_format(self));
+    }
     int rc = s_mark(self, owners, cutoff, &set);
     st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)

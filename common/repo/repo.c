@@ -21,6 +21,8 @@
 #include "fileio.h"
 #include "log.h"
 #include "repo/index.h"
+#include "repo/pack.h"
+#include "repo/packed.h"
 #include "repo/store.h"
 
 #define S_HDR_LEN 64
@@ -44,6 +46,9 @@
 struct vb_repo {
     char *path;
     vb_store_t *store;
+    vb_packed_t *packed; /* format 2: where chunks go; NULL for format 1 (a file per chunk) */
+    int format;
+    uint32_t pack_size;
     uint32_t chunk_size;
     int level;
     bool encrypted;
@@ -58,6 +63,7 @@ struct vb_repo {
 
 struct vb_repo_worker {
     vb_repo_t *repo;
+    vb_packed_writer_t *pw; /* format 2 */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     EVP_MD_CTX *md;
@@ -258,6 +264,7 @@ typedef struct {
     char *compression;
     char *encryption;
     char *key_check;
+    int64_t pack_size;
 } s_conf_t;
 
 static const vb_conf_key_t s_conf_table[] = {
@@ -272,6 +279,8 @@ static const vb_conf_key_t s_conf_table[] = {
      "aes-256-gcm or none"},
     {"key_check", VB_CONF_STR, offsetof(s_conf_t, key_check), NULL, 0, 0, false,
      "key check value"},
+    {"pack_size", VB_CONF_INT, offsetof(s_conf_t, pack_size), "16777216", VB_PACK_SIZE_MIN,
+     VB_PACK_SIZE_MAX, false, "format 2: pack size in bytes"},
     VB_CONF_END};
 
 int vb_repo_parse_compression(const char *text, int *level_out)
@@ -321,6 +330,10 @@ static int s_write_config(vb_store_t *store, const char *path, const s_conf_t *c
     vb_config_write(f, "encryption", c->encryption);
     if (c->key_check)
         vb_config_write(f, "key_check", c->key_check);
+    if (c->format_version == VB_REPO_FORMAT_PACKED) {
+        snprintf(num, sizeof num, "%" PRId64, c->pack_size);
+        vb_config_write(f, "pack_size", num);
+    }
     int rc = 0;
     if (fclose(f) != 0 || !text)
         rc = vb_error_set(VB_ENOMEM, "out of memory");
@@ -360,7 +373,13 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
     char id_hex[2 * S_ID_LEN + 1], check_hex[2 * S_CHECK_LEN + 1], comp[32];
     uint8_t id[S_ID_LEN], mac_key[32], enc_key[32], check[S_CHECK_LEN];
     uint32_t cs = params->chunk_size ? params->chunk_size : VB_REPO_CHUNK_DEFAULT;
+    int format = params->format ? params->format : VB_REPO_FORMAT_VERSION;
+    uint32_t ps = params->pack_size ? params->pack_size : VB_PACK_SIZE_DEFAULT;
 
+    if (format != 1 && format != VB_REPO_FORMAT_PACKED)
+        return vb_error_set(VB_EINVAL, "repository format %d: must be 1 or 2", format);
+    if (ps < VB_PACK_SIZE_MIN || ps > VB_PACK_SIZE_MAX)
+        return vb_error_set(VB_EINVAL, "pack size %" PRIu32 ": must be from 4M to 128M", ps);
     if (!s_is_pow2(cs) || cs < VB_REPO_CHUNK_MIN || cs > VB_REPO_CHUNK_MAX)
         return vb_error_set(VB_EINVAL,
                             "chunk size %" PRIu32 ": must be a power of two from 64K to 4M", cs);
@@ -379,7 +398,8 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
         goto out;
 
     s_hex(id, sizeof id, id_hex);
-    c.format_version = VB_REPO_FORMAT_VERSION;
+    c.format_version = format;
+    c.pack_size = ps;
     c.repo_id = id_hex;
     c.chunk_size = cs;
     if (params->compression_level)
@@ -426,13 +446,16 @@ static int s_load_config(vb_repo_t *self, const char *key_file)
     snprintf(cfg, sizeof cfg, "%s/config", self->path);
     rc = vb_config_load_stream(s_conf_table, &c, f, cfg);
     /* The version decides how the rest reads: check it first, even when a later key failed. */
-    if (c.format_version != 0 && c.format_version != VB_REPO_FORMAT_VERSION) {
+    if (c.format_version != 0 && c.format_version != 1 &&
+        c.format_version != VB_REPO_FORMAT_PACKED) {
         rc = vb_error_set(VB_EUNSUPPORTED,
                           "repository %s has format version %" PRId64
-                          "; this vbak reads version %d only (upgrade vbak)",
-                          self->path, c.format_version, VB_REPO_FORMAT_VERSION);
+                          "; this vbak reads versions 1 and 2 only (upgrade vbak)",
+                          self->path, c.format_version);
         goto out;
     }
+    self->format = (int)c.format_version;
+    self->pack_size = self->format == VB_REPO_FORMAT_PACKED ? (uint32_t)c.pack_size : 0;
     if (rc == 0)
         rc = vb_config_check_required(s_conf_table, &c);
     if (rc) {
@@ -505,6 +528,11 @@ vb_repo_t *vb_repo_open(const char *path, const char *key_file)
     }
     if (s_load_config(self, key_file) != 0)
         goto fail;
+    if (self->format == VB_REPO_FORMAT_PACKED &&
+        !(self->packed = vb_packed_open(self->store, self->pack_size))) {
+        vb_error_prefix(vb_error_code(), "repository %s", path);
+        goto fail;
+    }
     self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     self->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     self->aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
@@ -523,6 +551,7 @@ void vb_repo_destroy(vb_repo_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_repo_t *self = *self_p;
+    vb_packed_destroy(&self->packed);
     vb_store_destroy(&self->store);
     EVP_MD_free(self->sha256);
     EVP_MAC_free(self->hmac);
@@ -553,7 +582,19 @@ bool vb_repo_encrypted(const vb_repo_t *self)
 
 int vb_repo_sync(vb_repo_t *self)
 {
+    if (self->packed)
+        return vb_packed_commit(self->packed); /* a barrier, then the index object */
     return vb_store_barrier(self->store);
+}
+
+int vb_repo_format(const vb_repo_t *self)
+{
+    return self->format;
+}
+
+uint32_t vb_repo_pack_size(const vb_repo_t *self)
+{
+    return self->pack_size;
 }
 
 vb_store_t *vb_repo_store(vb_repo_t *self)
@@ -583,6 +624,8 @@ vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo)
         vb_error_set(VB_ENOMEM, "out of memory for a repository worker");
         goto fail;
     }
+    if (repo->packed && !(w->pw = vb_packed_writer_new(repo->packed)))
+        goto fail;
     if (repo->have_key) {
         OSSL_PARAM params[] = {
             OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
@@ -604,6 +647,7 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_repo_worker_t *w = *self_p;
+    vb_packed_writer_destroy(&w->pw);
     free(w->io);
     ZSTD_freeCCtx(w->cctx);
     ZSTD_freeDCtx(w->dctx);
@@ -612,6 +656,11 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
     EVP_CIPHER_CTX_free(w->cipher);
     free(w);
     *self_p = NULL;
+}
+
+int vb_repo_worker_flush(vb_repo_worker_t *w)
+{
+    return w->pw ? vb_packed_flush(w->pw) : 0;
 }
 
 int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_t *out)
@@ -667,6 +716,11 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
     char name[S_NAME_LEN], dst[S_QNAME_LEN];
     s_chunk_name(digest, name);
     s_quarantine_name(digest, dst);
+    if (self->packed)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "repository %s: format 2 cannot quarantine chunk %s yet (it stays "
+                            "in its pack)",
+                            self->path, s_hex_of(name));
     int rc = vb_store_move(self->store, name, dst);
     if (rc)
         return vb_error_prefix(rc, "repository %s: quarantining chunk %s", self->path,
@@ -687,6 +741,8 @@ bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
 
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest)
 {
+    if (self->packed)
+        return vb_packed_has(self->packed, digest);
     char name[S_NAME_LEN];
     s_chunk_name(digest, name);
     return vb_store_exists(self->store, name);
@@ -781,6 +837,23 @@ int vb_repo_chunk_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const v
     return rc;
 }
 
+/* Format 2: into the worker's open pack, unless the repository has the chunk. */
+static int s_put_packed(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data,
+                        size_t len, uint64_t *stored_bytes_out)
+{
+    const uint8_t *img = NULL;
+    size_t img_len = 0;
+    bool stored = false;
+    if (vb_packed_has(w->repo->packed, digest))
+        return 0;
+    int rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
+    if (rc == 0)
+        rc = vb_packed_put(w->pw, digest, img, img_len, (uint32_t)len, &stored);
+    if (rc == 0 && stored && stored_bytes_out)
+        *stored_bytes_out = img_len;
+    return rc;
+}
+
 int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
                       uint64_t *stored_bytes_out)
 {
@@ -796,6 +869,8 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
     if (repo->encrypted && !repo->have_key)
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
+    if (w->pw)
+        return s_put_packed(w, digest, data, len, stored_bytes_out);
     s_chunk_name(digest, name);
     /* Exists already: refresh the mtime so that a concurrent GC sees it as recently used, and
      * check its header and size, so that an object a crash left incomplete (renamed before its
@@ -942,8 +1017,12 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
     if (repo->encrypted && !repo->have_key)
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
-    s_chunk_name(digest, name);
     size_t size = 0;
+    if (repo->packed) {
+        int rc = vb_packed_get(repo->packed, digest, w->io, w->io_cap, &size);
+        return rc ? rc : vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+    }
+    s_chunk_name(digest, name);
     int rc = vb_store_get(repo->store, name, w->io, w->io_cap, &size);
     if (rc == VB_ENOTFOUND)
         return vb_error_set(VB_ENOTFOUND, "chunk %s is missing", s_hex_of(name));
@@ -1034,7 +1113,9 @@ int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     void *ctx[2] = {self, out};
-    int rc = vb_repo_chunk_foreach(self, s_stat_one, ctx);
+    int rc = self->packed ? vb_packed_stats(self->packed, &out->chunks, &out->packs,
+                                            &out->stored_bytes, &out->raw_bytes)
+                          : vb_repo_chunk_foreach(self, s_stat_one, ctx);
     char **names = NULL;
     size_t n = 0;
     if (rc == 0)

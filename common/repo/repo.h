@@ -39,7 +39,8 @@
 #include "error.h"
 #include "repo/store.h"
 
-#define VB_REPO_FORMAT_VERSION 1
+#define VB_REPO_FORMAT_VERSION 1 /* what vb_repo_init makes unless asked for another */
+#define VB_REPO_FORMAT_PACKED 2  /* chunks in packs, found through index objects (packed.h) */
 #define VB_REPO_CHUNK_MIN (64u * 1024u)
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
 #define VB_REPO_CHUNK_DEFAULT (1024u * 1024u)
@@ -69,6 +70,8 @@ typedef struct {
     uint32_t chunk_size;   /* 0: default 1 MiB; else a power of two in 64 KiB .. 4 MiB */
     int compression_level; /* 0: no compression; 1..19: zstd level */
     const char *key_file;  /* NULL: not encrypted; else AES-256-GCM + HMAC keyed from this file */
+    int format;            /* 0: VB_REPO_FORMAT_VERSION; 1: a file per chunk; 2: packs */
+    uint32_t pack_size;    /* format 2: 0 = 16 MiB; else 4 MiB .. 128 MiB */
 } vb_repo_params_t;
 
 /* Parses "zstd:N" (N 1..19), "zstd" (level 3) or "none" into a level (0 = none). */
@@ -88,9 +91,12 @@ void vb_repo_destroy(vb_repo_t **self_p);
 const char *vb_repo_path(const vb_repo_t *self);      /* borrowed */
 uint32_t vb_repo_chunk_size(const vb_repo_t *self);
 int vb_repo_compression_level(const vb_repo_t *self); /* 0: none */
+int vb_repo_format(const vb_repo_t *self);            /* 1 or 2 */
+uint32_t vb_repo_pack_size(const vb_repo_t *self);    /* format 2; 0 for format 1 */
 bool vb_repo_encrypted(const vb_repo_t *self);
 
-/* Makes everything written to the repository so far durable (the store's barrier). VB_EIO on
+/* Makes everything written to the repository so far durable (the store's barrier); in format 2
+ * then writes the index object of the packs sealed since (packs, then index). VB_EIO on
  * failure. */
 int vb_repo_sync(vb_repo_t *self) VB_WUR;
 
@@ -99,6 +105,9 @@ vb_store_t *vb_repo_store(vb_repo_t *self);
 
 /* Worker context for one thread. NULL on failure (message set). */
 vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo);
+/* Format 2: seals the worker's open pack (chunks put since the last flush are dropped when the
+ * worker is destroyed without it). Format 1: nothing. Then vb_repo_sync() writes the index. */
+int vb_repo_worker_flush(vb_repo_worker_t *w) VB_WUR;
 void vb_repo_worker_destroy(vb_repo_worker_t **self_p);
 
 /* True when all `len` bytes are zero. */
@@ -178,7 +187,8 @@ int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run,
                               uint64_t *removed) VB_WUR;
 
 typedef struct {
-    uint64_t chunks;         /* chunk files */
+    uint64_t chunks;         /* chunk files (format 2: chunks in the index) */
+    uint64_t packs;          /* format 2: pack objects */
     uint64_t stored_bytes;   /* sum of chunk file sizes (headers included) */
     uint64_t raw_bytes;      /* sum of the chunks' raw (uncompressed) sizes */
     uint64_t indexes;        /* index files */

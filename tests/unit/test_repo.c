@@ -207,10 +207,10 @@ Test(repo, unknown_format_version_is_refused)
     char cfg[4096], path[4096];
     snprintf(path, sizeof path, "%s/v", s_dir);
     snprintf(cfg, sizeof cfg, "%s/config", path);
-    replace_in_file(cfg, "format_version = \"1\"", "format_version = \"2\"\nnew_feature = \"x\"");
+    replace_in_file(cfg, "format_version = \"1\"", "format_version = \"3\"\nnew_feature = \"x\"");
     cr_assert_null(vb_repo_open(path, NULL));
     cr_assert_eq(vb_error_code(), VB_EUNSUPPORTED);
-    cr_assert(strstr(vb_error_msg(), "format version 2"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "format version 3"), "%s", vb_error_msg());
     cr_assert_null(vb_repo_open(s_dir, NULL));
     cr_assert_eq(vb_error_code(), VB_ENOTFOUND);
 }
