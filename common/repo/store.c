@@ -1,5 +1,6 @@
 #include "repo/store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,11 +140,18 @@ int vb_store_stat(vb_store_t *self, const char *name, vb_store_stat_t *st)
 
 bool vb_store_exists(vb_store_t *self, const char *name)
 {
+    /* A predicate: callers ask it while reporting another error (verify asks whether a missing
+     * chunk is in quarantine), so the thread's message stays theirs. */
+    char saved[1024]; /* as long as error.c keeps a message */
+    int code = vb_error_code();
+    snprintf(saved, sizeof saved, "%s", vb_error_msg());
     vb_store_stat_t st;
-    if (vb_store_stat(self, name, &st) == 0)
-        return true;
-    vb_error_clear();
-    return false;
+    bool found = vb_store_stat(self, name, &st) == 0;
+    if (code)
+        vb_error_set(code, "%s", saved);
+    else
+        vb_error_clear();
+    return found;
 }
 
 int vb_store_freshen(vb_store_t *self, const char *name)

@@ -109,6 +109,7 @@ int vb_store_get(vb_store_t *self, const char *name, void *buf, size_t cap, size
 int vb_store_get_range(vb_store_t *self, const char *name, uint64_t off, void *buf, size_t len,
                        size_t *got) VB_WUR;
 int vb_store_stat(vb_store_t *self, const char *name, vb_store_stat_t *st) VB_WUR;
+/* Leaves the calling thread's error message and code as they were. */
 bool vb_store_exists(vb_store_t *self, const char *name);
 int vb_store_freshen(vb_store_t *self, const char *name) VB_WUR;
 /* prefix "" lists every object. */

@@ -114,7 +114,11 @@ Test(store, get_and_get_range_and_missing_objects)
         cr_assert_eq(s.size, 10, "%s", kind);
         cr_assert(llabs((long long)(s.mtime - time(NULL))) < 60, "%s: mtime is now", kind);
         cr_assert(vb_store_exists(st, "x/y"));
+        /* exists is a predicate: the message of the error being reported survives it */
+        vb_error_set(VB_ENOTFOUND, "chunk abc is missing");
         cr_assert(!vb_store_exists(st, "x/q"));
+        cr_assert_str_eq(vb_error_msg(), "chunk abc is missing", "%s", kind);
+        cr_assert_eq(vb_error_code(), VB_ENOTFOUND);
         s_close(&st);
     }
 }
