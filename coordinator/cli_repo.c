@@ -12,12 +12,14 @@
 
 #include "config.h"
 #include "error.h"
+#include "repo/idxobj.h"
 #include "repo/repo.h"
 
 static const char s_help[] =
     "usage: vbak repo init PATH [--chunk-size SIZE] [--compression zstd:N|none] [--encrypt KEYFILE]\n"
     "                           [--format 1|2] [--pack-size SIZE]\n"
     "       vbak repo stats PATH [--json]\n"
+    "       vbak repo repair-index PATH\n"
     "\n"
     "init   create a repository in PATH (a new or empty directory)\n"
     "       --chunk-size SIZE       64K..4M, a power of two (default 1M); smaller chunks store\n"
@@ -31,7 +33,9 @@ static const char s_help[] =
     "                               through index objects (no prune/GC or quarantine yet)\n"
     "       --pack-size SIZE        format 2: pack size, 4M..128M (default 16M)\n"
     "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
-    "       --json                  print one JSON object\n";
+    "       --json                  print one JSON object\n"
+    "repair-index  format 2: rebuild the chunk index from the packs' trailers alone (the\n"
+    "       index objects may be damaged or deleted); says how many packs could not be read\n";
 
 /* Matches `--name VALUE` or `--name=VALUE`; advances *i past a separate value. */
 static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value,
@@ -239,10 +243,45 @@ static int s_stats(int argc, char **argv, FILE *out, FILE *err)
     return rc;
 }
 
+static int s_repair_index(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc != 3 || argv[2][0] == '-') {
+        fprintf(err, "vbak repo repair-index: expected PATH (see vbak repo --help)\n");
+        return 2;
+    }
+    vb_idxobj_repair_t st;
+    if (vb_repo_repair_index(argv[2], &st) != 0) {
+        fprintf(err, "vbak repo repair-index: %s\n", vb_error_msg());
+        return 1;
+    }
+    fprintf(out,
+            "rebuilt the chunk index of %s from %" PRIu64 " pack(s): %" PRIu64
+            " chunk(s); removed %" PRIu64 " old index object(s)\n",
+            argv[2], st.packs, st.chunks, st.removed);
+    if (st.bad_packs) {
+        fprintf(err,
+                "vbak repo repair-index: %" PRIu64 " pack(s) have a damaged or missing trailer: "
+                "their chunks are lost (the log names them); restore points that use them "
+                "fail verify\n",
+                st.bad_packs);
+        return 1;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv, FILE *out, FILE *err);
+} s_commands[] = {
+    {"init", s_init},
+    {"stats", s_stats},
+    {"repair-index", s_repair_index},
+};
+
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err, "vbak repo: missing command (init, stats); see vbak repo --help\n");
+        fprintf(err, "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -255,11 +294,12 @@ int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
             fputs(s_help, out);
             return 0;
         }
-    if (!strcmp(cmd, "init"))
-        return s_init(argc, argv, out, err);
-    if (!strcmp(cmd, "stats"))
-        return s_stats(argc, argv, out, err);
-    fprintf(err, "vbak repo: unknown command '%s' (init, stats); see vbak repo --help\n", cmd);
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (!strcmp(cmd, s_commands[i].name))
+            return s_commands[i].run(argc, argv, out, err);
+    fprintf(err,
+            "vbak repo: unknown command '%s' (init, stats, repair-index); see vbak repo --help\n",
+            cmd);
     return 2;
 }
 

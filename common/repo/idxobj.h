@@ -50,7 +50,7 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store,
  * A damaged object fails the load with VB_ECORRUPT naming it. */
 int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects) VB_WUR;
 
-typedef struct {
+typedef struct vb_idxobj_repair_s {
     uint64_t packs;      /* packs whose trailers were read */
     uint64_t chunks;     /* chunk entries they list */
     uint64_t bad_packs;  /* packs whose trailer could not be read: their chunks are lost */

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
+#include "repo/idxobj.h"
 #include "repo/index.h"
 #include "repo/pack.h"
 #include "repo/packed.h"
@@ -510,7 +511,8 @@ out:
     return rc;
 }
 
-vb_repo_t *vb_repo_open(const char *path, const char *key_file)
+/* Opens a repository; load_index false: without loading a format 2 chunk index (to repair it). */
+static vb_repo_t *s_open(const char *path, const char *key_file, bool load_index)
 {
     vb_repo_t *self = calloc(1, sizeof *self);
     if (!self) {
@@ -528,7 +530,7 @@ vb_repo_t *vb_repo_open(const char *path, const char *key_file)
     }
     if (s_load_config(self, key_file) != 0)
         goto fail;
-    if (self->format == VB_REPO_FORMAT_PACKED &&
+    if (self->format == VB_REPO_FORMAT_PACKED && load_index &&
         !(self->packed = vb_packed_open(self->store, self->pack_size))) {
         vb_error_prefix(vb_error_code(), "repository %s", path);
         goto fail;
@@ -544,6 +546,26 @@ vb_repo_t *vb_repo_open(const char *path, const char *key_file)
 fail:
     vb_repo_destroy(&self);
     return NULL;
+}
+
+vb_repo_t *vb_repo_open(const char *path, const char *key_file)
+{
+    return s_open(path, key_file, true);
+}
+
+int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
+{
+    memset(out, 0, sizeof *out);
+    vb_repo_t *self = s_open(path, NULL, false); /* trailers are plaintext: no key needed */
+    if (!self)
+        return vb_error_code();
+    int rc = self->format == VB_REPO_FORMAT_PACKED
+                 ? vb_idxobj_repair(self->store, out)
+                 : vb_error_set(VB_EINVAL,
+                                "repository %s is format %d: it has no chunk index to repair",
+                                path, self->format);
+    vb_repo_destroy(&self);
+    return rc;
 }
 
 void vb_repo_destroy(vb_repo_t **self_p)

@@ -81,6 +81,12 @@ int vb_repo_parse_compression(const char *text, int *level_out) VB_WUR;
  * VB_EEXISTS (not empty / already a repository), VB_EINVAL (bad parameter or key file), VB_EIO. */
 int vb_repo_init(const char *path, const vb_repo_params_t *params) VB_WUR;
 
+/* Format 2: rebuilds the chunk index from the pack trailers alone (idxobj.h,
+ * vb_idxobj_repair), without loading the old index (which may be damaged or gone). Works without
+ * the key. VB_EINVAL for a format 1 repository (no chunk index); open errors as vb_repo_open. */
+struct vb_idxobj_repair_s;
+int vb_repo_repair_index(const char *path, struct vb_idxobj_repair_s *out) VB_WUR;
+
 /* Opens a repository. `key_file` is required to read or write chunks of an encrypted repository;
  * without it only metadata operations (stats, index listing) work. Returns NULL with the message
  * set: no config (VB_ENOTFOUND), unknown format version (VB_EUNSUPPORTED), wrong key (VB_EAUTH),

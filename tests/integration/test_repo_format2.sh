@@ -49,6 +49,37 @@ job3=$("$VBAK" backup --all --full --wait --json 2>/dev/null || backup_json --al
   || fail "unchanged disks stored new packs"
 pass "backing up unchanged disks again stores no pack"
 
+# the chunk index lost: verify says the chunks are missing; repair-index rebuilds it from the
+# packs' trailers alone, and the restore point verifies and restores byte-identical again
+vm1=$(head -1 <<<"$vms")
+rp=$(rp_of "$job2" "$vm1")
+rm -f "$SITE/repo/index/"*
+if out=$("$VBAK" verify "$rp" 2>&1); then fail "verify passed without a chunk index: $out"; fi
+grep -Eq "disk [0-9]+ offset [0-9]+: .*is missing" <<<"$out" || fail "verify's words: $out"
+out=$("$VBAK" repo repair-index "$SITE/repo") || fail "repair-index: $out"
+grep -q "from $packs pack(s): $chunks chunk(s)" <<<"$out" || fail "repair-index said: $out"
+"$VBAK" verify "$rp" >/dev/null || fail "verify after repair-index"
+check_restore "$rp" incr
+pass "an index deleted: verify names the missing chunks, repair-index rebuilds it from the packs"
+
+# a pack truncated: repair-index says its chunks are lost, and verify names the damage
+pack=$(find "$SITE/repo/packs" -type f | sort | head -1)
+truncate -s 1000 "$pack"
+if out=$("$VBAK" repo repair-index "$SITE/repo" 2>&1); then fail "repair-index of a truncated pack: $out"; fi
+grep -q "1 pack(s) have a damaged or missing trailer: their chunks are lost" <<<"$out" \
+  || fail "repair-index said: $out"
+bad=0
+for vm in $vms; do
+  for job in "$job1" "$job2"; do
+    if ! out=$("$VBAK" verify "$(rp_of "$job" "$vm")" 2>&1); then
+      bad=$((bad + 1))
+      grep -Eq "disk [0-9]+ offset [0-9]+: " <<<"$out" || fail "verify does not name disk and offset: $out"
+    fi
+  done
+done
+((bad >= 1)) || fail "no restore point failed verify after a pack was truncated"
+pass "a pack truncated: repair-index says what is lost, verify names the damage in $bad restore point(s)"
+
 if out=$("$VBAK" prune --keep-last 1 2>&1); then fail "prune on format 2 claimed success: $out"; fi
 grep -q "not implemented yet; nothing was removed" <<<"$out" || fail "prune's message: $out"
 pass "prune on format 2 says it cannot collect packs yet"
