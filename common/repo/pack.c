@@ -94,6 +94,18 @@ int vb_pack_add(vb_pack_writer_t *self, const vb_digest_t *digest, const uint8_t
     if (self->len > 0 && self->len + img_len > self->target && (rc = vb_pack_seal(self)) != 0)
         return rc;
     void *buf = self->buf, *ents = self->entries;
+    /* One allocation of a full pack with its trailer, not a doubling past it: every worker of
+     * an agent holds one (untouched pages cost no memory until a pack fills them). */
+    if (self->cap == 0) {
+        /* 4 KiB-aligned, so that the store may write the sealed pack past the page cache */
+        size_t full = self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN +
+                      VB_PACK_FOOTER_LEN;
+        full = (full + 4095) & ~(size_t)4095;
+        if (posix_memalign(&buf, 4096, full) != 0)
+            return vb_error_set(VB_ENOMEM, "out of memory for a pack");
+        self->buf = buf;
+        self->cap = full;
+    }
     if ((rc = s_reserve(&buf, &self->cap, self->len + img_len, 1)) != 0)
         return rc;
     self->buf = buf;
