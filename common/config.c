@@ -168,6 +168,13 @@ int vb_config_load_file(const vb_conf_key_t *table, void *settings, const char *
         fclose(f);
         return vb_error_set(VB_EINVAL, "%s is a directory, not a configuration file", path);
     }
+    int rc = vb_config_load_stream(table, settings, f, path);
+    fclose(f);
+    return rc;
+}
+
+int vb_config_load_stream(const vb_conf_key_t *table, void *settings, FILE *f, const char *path)
+{
     char line[VB_CONF_LINE_MAX];
     char value[VB_CONF_LINE_MAX];
     char where[512];
@@ -205,7 +212,6 @@ int vb_config_load_file(const vb_conf_key_t *table, void *settings, const char *
     }
     if (!rc && ferror(f))
         rc = vb_error_set(VB_EIO, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
     return rc;
 }
 

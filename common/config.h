@@ -37,6 +37,9 @@ int vb_config_defaults(const vb_conf_key_t *table, void *settings) VB_WUR;
 
 /* Parses `path` and sets the keys it names. Errors name path:line. */
 int vb_config_load_file(const vb_conf_key_t *table, void *settings, const char *path) VB_WUR;
+/* As vb_config_load_file, from an open stream (not closed); `path` names it in messages. */
+int vb_config_load_stream(const vb_conf_key_t *table, void *settings, FILE *f,
+                          const char *path) VB_WUR;
 
 /* Sets one key from text; `where` (e.g. "file:12" or "--slots") prefixes any error message. */
 int vb_config_set(const vb_conf_key_t *table, void *settings, const char *key, const char *value,

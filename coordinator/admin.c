@@ -383,6 +383,11 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
     if (!rc && self->repository &&
         !(repo = vb_repo_open(self->repository, self->repository_key_file)))
         rc = vb_error_code();
+    if (!rc && repo && vb_repo_format(repo) != 1) /* before any restore point goes */
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "repository %s is format %d: garbage collection of packs is not "
+                          "implemented yet; nothing was removed",
+                          vb_repo_path(repo), vb_repo_format(repo));
     if (!rc)
         rc = s_prune_remove(self, repo, &p, dry, &paths, &np);
     if (!rc && repo)

@@ -86,7 +86,9 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
             return vb_error_set(VB_EIO, "cannot write %s: %s", key_file, strerror(errno));
     }
     (void)vb_pathf(path, sizeof path, "%s/repo", dir);
-    vb_repo_params_t params = {(uint32_t)o->chunk_size, 3, o->encrypt ? key_file : NULL};
+    vb_repo_params_t params = {.chunk_size = (uint32_t)o->chunk_size,
+                               .compression_level = 3,
+                               .key_file = o->encrypt ? key_file : NULL};
     return vb_repo_init(path, &params);
 }
 

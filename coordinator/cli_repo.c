@@ -12,11 +12,14 @@
 
 #include "config.h"
 #include "error.h"
+#include "repo/idxobj.h"
 #include "repo/repo.h"
 
 static const char s_help[] =
     "usage: vbak repo init PATH [--chunk-size SIZE] [--compression zstd:N|none] [--encrypt KEYFILE]\n"
+    "                           [--format 1|2] [--pack-size SIZE]\n"
     "       vbak repo stats PATH [--json]\n"
+    "       vbak repo repair-index PATH\n"
     "\n"
     "init   create a repository in PATH (a new or empty directory)\n"
     "       --chunk-size SIZE       64K..4M, a power of two (default 1M); smaller chunks store\n"
@@ -26,8 +29,13 @@ static const char s_help[] =
     "                               KEYFILE (at least 32 bytes; created with 32 random bytes\n"
     "                               when it does not exist). Keep it safe: without it the\n"
     "                               backups cannot be read.\n"
+    "       --format 1|2            1 (default): a file per chunk; 2: chunks in packs found\n"
+    "                               through index objects (no prune/GC or quarantine yet)\n"
+    "       --pack-size SIZE        format 2: pack size, 4M..128M (default 16M)\n"
     "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
-    "       --json                  print one JSON object\n";
+    "       --json                  print one JSON object\n"
+    "repair-index  format 2: rebuild the chunk index from the packs' trailers alone (the\n"
+    "       index objects may be damaged or deleted); says how many packs could not be read\n";
 
 /* Matches `--name VALUE` or `--name=VALUE`; advances *i past a separate value. */
 static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value,
@@ -76,10 +84,13 @@ static int s_ensure_key(const char *path, FILE *out, FILE *err)
 
 static int s_init(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL;
+    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL,
+               *pack = NULL;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
         if (s_opt(argc, argv, &i, "--chunk-size", &size, err, &rc) ||
+            s_opt(argc, argv, &i, "--format", &format, err, &rc) ||
+            s_opt(argc, argv, &i, "--pack-size", &pack, err, &rc) ||
             s_opt(argc, argv, &i, "--compression", &comp, err, &rc) ||
             s_opt(argc, argv, &i, "--encrypt", &key, err, &rc))
             continue;
@@ -107,6 +118,19 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
         return 2;
     }
     p.chunk_size = (uint32_t)cs;
+    int64_t fmt = 1;
+    uint64_t ps = 0;
+    if ((format && vb_parse_i64(format, 1, 2, "--format", &fmt) != 0) ||
+        (pack && vb_parse_size(pack, "--pack-size", &ps) != 0)) {
+        fprintf(err, "vbak repo init: %s\n", vb_error_msg());
+        return 2;
+    }
+    if (pack && (fmt != 2 || ps > UINT32_MAX || ps == 0)) {
+        fprintf(err, "vbak repo init: --pack-size %s: for --format 2, 4M..128M\n", pack);
+        return 2;
+    }
+    p.format = (int)fmt;
+    p.pack_size = (uint32_t)ps;
     if (comp && vb_repo_parse_compression(comp, &p.compression_level) != 0) {
         fprintf(err, "vbak repo init: %s\n", vb_error_msg());
         return 2;
@@ -123,21 +147,26 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
         fprintf(out, "zstd:%d", p.compression_level);
     else
         fprintf(out, "none");
-    fprintf(out, ", encryption %s)\n", key ? "aes-256-gcm" : "none");
+    fprintf(out, ", encryption %s", key ? "aes-256-gcm" : "none");
+    if (fmt == 2)
+        fprintf(out, ", format 2, packs of %" PRIu32 " MiB",
+                (p.pack_size ? p.pack_size : 16u << 20) >> 20);
+    fprintf(out, ")\n");
     return 0;
 }
 
 static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
 {
-    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f}",
-                          "path", vb_repo_path(r), "format_version", VB_REPO_FORMAT_VERSION,
+    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
+                          "path", vb_repo_path(r), "format_version", vb_repo_format(r),
                           "chunk_size", (json_int_t)vb_repo_chunk_size(r), "compression_level",
                           vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r),
                           "chunks", (json_int_t)st->chunks, "stored_bytes",
                           (json_int_t)st->stored_bytes, "raw_bytes", (json_int_t)st->raw_bytes,
                           "logical_bytes", (json_int_t)st->logical_bytes, "indexes",
                           (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
-                          "compression_ratio", st->compression_ratio);
+                          "compression_ratio", st->compression_ratio, "packs",
+                          (json_int_t)st->packs);
     if (!o)
         return -1;
     int rc = json_dumpf(o, out, JSON_COMPACT);
@@ -150,7 +179,9 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
 {
     const double mib = 1024.0 * 1024.0;
     fprintf(out, "repository         %s\n", vb_repo_path(r));
-    fprintf(out, "format version     %d\n", VB_REPO_FORMAT_VERSION);
+    fprintf(out, "format version     %d\n", vb_repo_format(r));
+    if (vb_repo_format(r) == VB_REPO_FORMAT_PACKED)
+        fprintf(out, "pack size          %" PRIu32 " MiB\n", vb_repo_pack_size(r) >> 20);
     fprintf(out, "chunk size         %" PRIu32 " KiB\n", vb_repo_chunk_size(r) / 1024);
     if (vb_repo_compression_level(r))
         fprintf(out, "compression        zstd:%d\n", vb_repo_compression_level(r));
@@ -159,6 +190,8 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
     fprintf(out, "encryption         %s\n", vb_repo_encrypted(r) ? "aes-256-gcm" : "none");
     fprintf(out, "indexes            %" PRIu64 "\n", st->indexes);
     fprintf(out, "chunks             %" PRIu64 "\n", st->chunks);
+    if (vb_repo_format(r) == VB_REPO_FORMAT_PACKED)
+        fprintf(out, "packs              %" PRIu64 "\n", st->packs);
     fprintf(out, "logical bytes      %" PRIu64 " (%.1f MiB)\n", st->logical_bytes,
             (double)st->logical_bytes / mib);
     fprintf(out, "unique raw bytes   %" PRIu64 " (%.1f MiB)\n", st->raw_bytes,
@@ -210,10 +243,45 @@ static int s_stats(int argc, char **argv, FILE *out, FILE *err)
     return rc;
 }
 
+static int s_repair_index(int argc, char **argv, FILE *out, FILE *err)
+{
+    if (argc != 3 || argv[2][0] == '-') {
+        fprintf(err, "vbak repo repair-index: expected PATH (see vbak repo --help)\n");
+        return 2;
+    }
+    vb_idxobj_repair_t st;
+    if (vb_repo_repair_index(argv[2], &st) != 0) {
+        fprintf(err, "vbak repo repair-index: %s\n", vb_error_msg());
+        return 1;
+    }
+    fprintf(out,
+            "rebuilt the chunk index of %s from %" PRIu64 " pack(s): %" PRIu64
+            " chunk(s); removed %" PRIu64 " old index object(s)\n",
+            argv[2], st.packs, st.chunks, st.removed);
+    if (st.bad_packs) {
+        fprintf(err,
+                "vbak repo repair-index: %" PRIu64 " pack(s) have a damaged or missing trailer: "
+                "their chunks are lost (the log names them); restore points that use them "
+                "fail verify\n",
+                st.bad_packs);
+        return 1;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv, FILE *out, FILE *err);
+} s_commands[] = {
+    {"init", s_init},
+    {"stats", s_stats},
+    {"repair-index", s_repair_index},
+};
+
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err, "vbak repo: missing command (init, stats); see vbak repo --help\n");
+        fprintf(err, "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -226,11 +294,12 @@ int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
             fputs(s_help, out);
             return 0;
         }
-    if (!strcmp(cmd, "init"))
-        return s_init(argc, argv, out, err);
-    if (!strcmp(cmd, "stats"))
-        return s_stats(argc, argv, out, err);
-    fprintf(err, "vbak repo: unknown command '%s' (init, stats); see vbak repo --help\n", cmd);
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (!strcmp(cmd, s_commands[i].name))
+            return s_commands[i].run(argc, argv, out, err);
+    fprintf(err,
+            "vbak repo: unknown command '%s' (init, stats, repair-index); see vbak repo --help\n",
+            cmd);
     return 2;
 }
 

@@ -2,6 +2,7 @@
  *
  *   vbak repo init PATH [--chunk-size SIZE] [--compression zstd:N|none] [--encrypt KEYFILE]
  *   vbak repo stats PATH [--json]
+ *   vbak repo repair-index PATH
  *
  * argv[0] is "repo". Results go to `out`; an error is one line on `err`. Returns 0 on success,
  * 1 when the operation failed, 2 for a usage error. */

@@ -377,6 +377,9 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         s_add_stats(&run->stats, &ws[i].stats);
     if (run->rc)
         rc = vb_error_set(run->rc, "%s", run->msg);
+    /* a format 2 repository: seal each worker's open pack */
+    for (unsigned i = 0; rc == 0 && i < started; i++)
+        rc = vb_repo_worker_flush(ws[i].rw);
 out:
     for (unsigned i = 0; ws && i < n; i++) {
         vb_repo_worker_destroy(&ws[i].rw);

@@ -1,13 +1,8 @@
 #include "repo/gc.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "repo/index.h"
@@ -91,8 +86,7 @@ static bool s_in(const char *const *names, size_t n, const char *name)
 static int s_skip_index(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, time_t cutoff,
                         bool *skip)
 {
-    char path[4096];
-    struct stat st;
+    vb_store_stat_t st;
     *skip = false;
     if (!owners)
         return 0;
@@ -102,9 +96,10 @@ static int s_skip_index(vb_repo_t *repo, vb_gc_owners_t *owners, char **name, ti
     }
     if (s_in(owners->owned, owners->owned_count, *name))
         return 0;
-    snprintf(path, sizeof path, "%s/indexes/%s.idx", vb_repo_path(repo), *name);
-    if (stat(path, &st) != 0 || st.st_mtim.tv_sec >= cutoff)
+    if (vb_index_stat(repo, *name, &st) != 0 || st.mtime >= cutoff) {
+        vb_error_clear();
         return 0; /* gone, or maybe a running job's: mark from it if it is there */
+    }
     char **grown = realloc(owners->orphans, (owners->orphan_count + 1) * sizeof *grown);
     if (!grown)
         return vb_error_set(VB_ENOMEM, "gc: out of memory");
@@ -140,148 +135,36 @@ static int s_mark(vb_repo_t *repo, vb_gc_owners_t *owners, time_t cutoff, s_set_
     return rc;
 }
 
-/* Entries of one shard directory, read before anything in it is renamed or removed. */
-static int s_list_dir(int dfd, char ***out, size_t *count)
-{
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return vb_error_set(VB_EIO, "gc: cannot read a shard directory: %s", strerror(errno));
-    }
-    rewinddir(d);
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                rc = vb_error_set(VB_ENOMEM, "gc: out of memory");
-                break;
-            }
-            names = nn;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            rc = vb_error_set(VB_ENOMEM, "gc: out of memory");
-            break;
-        }
-        n++;
-    }
-    closedir(d);
-    *out = names;
-    *count = n;
-    return rc;
-}
+typedef struct {
+    vb_repo_t *repo;
+    const s_set_t *set;
+    time_t cutoff;
+    bool dry_run;
+    vb_gc_stats_t *st;
+} s_sweep_t;
 
-/* Moves an unreferenced old chunk aside, re-checks its mtime (a writer may have just touched
- * it: put refreshes the mtime of a chunk it finds existing), then removes or restores it. */
-static int s_sweep_one(int sfd, const char *name, time_t cutoff, bool *swept, uint64_t *bytes)
+/* One stored chunk: kept when marked or recent; else removed, unless the store finds it was
+ * used meanwhile (a writer freshens a chunk it finds existing) and keeps it. */
+static int s_sweep_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *s)
 {
-    char aside[128];
-    struct stat st;
-    *swept = false;
-    snprintf(aside, sizeof aside, ".gc.%s", name);
-    if (renameat(sfd, name, sfd, aside) != 0)
-        return errno == ENOENT ? 0 : vb_error_set(VB_EIO, "gc: %s: %s", name, strerror(errno));
-    if (fstatat(sfd, aside, &st, 0) == 0 && st.st_mtim.tv_sec < cutoff) {
-        if (unlinkat(sfd, aside, 0) != 0)
-            return vb_error_set(VB_EIO, "gc: removing %s: %s", name, strerror(errno));
-        *swept = true;
-        *bytes = (uint64_t)st.st_size;
+    s_sweep_t *w = arg;
+    if (s_set_has(w->set, d))
+        return 0;
+    if (s->mtime >= w->cutoff) {
+        w->st->kept_recent++;
         return 0;
     }
-    /* Touched meanwhile: put it back (a writer may have re-created it with equal content). */
-    if (renameat(sfd, aside, sfd, name) != 0)
-        return vb_error_set(VB_EIO, "gc: restoring %s: %s", name, strerror(errno));
-    return 0;
-}
-
-static int s_sweep_shard(int sfd, const s_set_t *set, time_t cutoff, bool dry_run,
-                         vb_gc_stats_t *st)
-{
-    char **names = NULL;
-    size_t n = 0;
-    int rc = s_list_dir(sfd, &names, &n);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *name = names[i];
-        struct stat s;
-        if (fstatat(sfd, name, &s, AT_SYMLINK_NOFOLLOW) != 0)
-            continue; /* gone meanwhile */
-        if (strncmp(name, ".gc.", 4) == 0) {
-            /* Left by an interrupted collection: restore unless the chunk exists again. */
-            if (faccessat(sfd, name + 4, F_OK, 0) == 0)
-                (void)unlinkat(sfd, name, 0);
-            else
-                (void)renameat(sfd, name, sfd, name + 4);
-            continue;
-        }
-        if (strncmp(name, ".tmp.", 5) == 0) {
-            if (s.st_mtim.tv_sec < cutoff) {
-                if (!dry_run)
-                    (void)unlinkat(sfd, name, 0);
-                st->temp_removed++;
-            }
-            continue;
-        }
-        vb_digest_t d;
-        if (strlen(name) != VB_DIGEST_HEX_LEN || vb_digest_parse(name, &d) != 0) {
-            vb_error_clear();
-            continue; /* not ours: leave it alone */
-        }
-        if (s_set_has(set, &d))
-            continue;
-        if (s.st_mtim.tv_sec >= cutoff) {
-            st->kept_recent++;
-            continue;
-        }
-        if (dry_run) {
-            st->swept++;
-            st->swept_bytes += (uint64_t)s.st_size;
-            continue;
-        }
-        bool swept = false;
-        uint64_t bytes = 0;
-        rc = s_sweep_one(sfd, name, cutoff, &swept, &bytes);
-        if (swept) {
-            st->swept++;
-            st->swept_bytes += bytes;
-        } else if (rc == 0) {
-            st->kept_recent++;
-        }
+    int rc = w->dry_run ? 0 : vb_repo_chunk_remove(w->repo, d, w->cutoff);
+    if (rc == 0) {
+        w->st->swept++;
+        w->st->swept_bytes += s->size;
+    } else if (rc == VB_EBUSY) {
+        w->st->kept_recent++;
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    return rc;
-}
-
-/* Removes quarantined chunks moved there more than VB_GC_QUARANTINE_DAYS ago. */
-static int s_sweep_quarantine(vb_repo_t *repo, bool dry_run, vb_gc_stats_t *st)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", vb_repo_path(repo), VB_REPO_QUARANTINE_DIR);
-    int qfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (qfd < 0)
-        return errno == ENOENT ? 0 : vb_error_set(VB_EIO, "gc: %s: %s", dir, strerror(errno));
-    char **names = NULL;
-    size_t n = 0;
-    time_t before = time(NULL) - (time_t)VB_GC_QUARANTINE_DAYS * 86400;
-    int rc = s_list_dir(qfd, &names, &n);
-    for (size_t i = 0; i < n; i++) {
-        struct stat s;
-        if (rc == 0 && fstatat(qfd, names[i], &s, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(s.st_mode) &&
-            s.st_mtim.tv_sec < before && (dry_run || unlinkat(qfd, names[i], 0) == 0))
-            st->quarantine_removed++;
-        free(names[i]);
+    if (rc == VB_EBUSY || rc == VB_ENOTFOUND) {
+        vb_error_clear();
+        return 0;
     }
-    free(names);
-    close(qfd);
     return rc;
 }
 
@@ -295,32 +178,28 @@ int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, boo
 {
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
-    char dir[4096];
+    if (vb_repo_format(self) != 1) {
+        if (out)
+            *out = st;
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "repository %s is format %d: garbage collection of packs is not "
+                            "implemented yet; nothing was removed",
+                            vb_repo_path(self), vb_repo_format(self));
+    }
     int rc = s_mark(self, owners, cutoff, &set);
     st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)
         goto out;
     st.marked = set.count;
-    snprintf(dir, sizeof dir, "%s/chunks", vb_repo_path(self));
-    int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cfd < 0) {
-        rc = vb_error_set(VB_EIO, "gc: %s: %s", dir, strerror(errno));
+    /* Leftovers first: a chunk an interrupted collection set aside is put back before the sweep
+     * looks at it. */
+    if ((rc = vb_store_cleanup(vb_repo_store(self), cutoff, dry_run, &st.temp_removed)) != 0)
         goto out;
-    }
-    for (int i = 0; rc == 0 && i < 256; i++) {
-        char shard[3];
-        snprintf(shard, sizeof shard, "%02x", i);
-        int sfd = openat(cfd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sfd < 0) {
-            rc = vb_error_set(VB_EIO, "gc: %s/%s: %s", dir, shard, strerror(errno));
-            break;
-        }
-        rc = s_sweep_shard(sfd, &set, cutoff, dry_run, &st);
-        close(sfd);
-    }
-    close(cfd);
-    if (rc == 0)
-        rc = s_sweep_quarantine(self, dry_run, &st);
+    s_sweep_t w = {.repo = self, .set = &set, .cutoff = cutoff, .dry_run = dry_run, .st = &st};
+    if ((rc = vb_repo_chunk_foreach(self, s_sweep_one, &w)) != 0)
+        goto out;
+    time_t before = time(NULL) - (time_t)VB_GC_QUARANTINE_DAYS * 86400;
+    rc = vb_repo_quarantine_expire(self, before, dry_run, &st.quarantine_removed);
     VB_LOG_INFO("gc", "done repo=%s marked=%llu swept=%llu bytes=%llu kept_recent=%llu dry_run=%d",
                 vb_repo_path(self), (unsigned long long)st.marked, (unsigned long long)st.swept,
                 (unsigned long long)st.swept_bytes, (unsigned long long)st.kept_recent, dry_run);

@@ -1,12 +1,12 @@
 /* gc — garbage collection of unreferenced chunks in a repository.
  *
  * Mark and sweep. Marks every chunk named by any live index in indexes/ (an
- * unreadable index aborts the collection with its error: nothing is swept), then removes chunk
- * files that are unmarked AND whose mtime is older than `cutoff` (the start of the oldest
- * running job, or now when none runs), and temp files older than `cutoff` left by crashed
- * writers. A chunk a running job wrote or re-referenced (put refreshes the mtime) is never
- * swept; the sweep moves a candidate aside and re-checks its mtime before unlinking it, so a
- * writer touching it concurrently wins. Indexes being written by running jobs are not in
+ * unreadable index aborts the collection with its error: nothing is swept), then removes chunks
+ * that are unmarked AND whose mtime is older than `cutoff` (the start of the oldest running job,
+ * or now when none runs), and the store's temp objects older than `cutoff` left by crashed
+ * writers. A chunk a running job wrote or re-referenced (put freshens the mtime) is never
+ * swept; the sweep removes a candidate only "unless used since the cutoff" (the store re-checks
+ * its mtime atomically), so a writer touching it concurrently wins. Indexes being written by running jobs are not in
  * indexes/ yet; the chunks they inherit from a parent are safe as long as the parent index is
  * kept while such a job runs (the catalog's prune does not remove a running job's parent).
  * Chunks verify moved to quarantine/ are removed VB_GC_QUARANTINE_DAYS after they were moved. */

@@ -1,14 +1,9 @@
 #include "repo/index.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -146,42 +141,63 @@ static uint64_t s_get(const uint8_t *p, int bytes)
 }
 
 /* Writes `len` bytes to f and into the running checksum. */
-static int s_emit(FILE *f, EVP_MD_CTX *md, const void *buf, size_t len)
+#define S_PREFIX "indexes/"
+#define S_SUFFIX ".idx"
+#define S_OBJ_LEN (sizeof S_PREFIX + VB_INDEX_NAME_MAX + sizeof S_SUFFIX)
+#define S_HEAD_MAX (S_FIXED_LEN + 2 + S_KEY_MAX + 2 + S_KEY_MAX)
+
+/* The store object of index `name`: indexes/NAME.idx. */
+static int s_object(const char *name, char obj[S_OBJ_LEN])
 {
-    if (len && fwrite(buf, 1, len, f) != len)
-        return -1;
-    return EVP_DigestUpdate(md, buf, len) == 1 ? 0 : -1;
+    int rc = vb_index_check_name(name);
+    if (rc == 0)
+        snprintf(obj, S_OBJ_LEN, S_PREFIX "%s" S_SUFFIX, name);
+    return rc;
 }
 
-static int s_write_body(FILE *f, EVP_MD_CTX *md, const vb_index_t *index)
+/* Everything before the digests: fixed header, disk key, parent. Caller frees *out. */
+static int s_encode_head(const vb_index_t *index, uint8_t **out, size_t *len)
 {
-    uint8_t fixed[S_FIXED_LEN], len2[2], sum[EVP_MAX_MD_SIZE];
-    unsigned sum_len = 0;
-    memcpy(fixed, S_MAGIC, 8);
-    s_le(fixed + 8, VB_INDEX_FORMAT_VERSION, 4);
-    s_le(fixed + 12, index->chunk_size, 4);
-    s_le(fixed + 16, index->capacity, 8);
-    s_le(fixed + 24, index->count, 8);
     size_t klen = strlen(index->disk_key), plen = index->parent ? strlen(index->parent) : 0;
-    if (EVP_DigestInit_ex2(md, EVP_sha256(), NULL) != 1 || s_emit(f, md, fixed, sizeof fixed))
-        return -1;
-    s_le(len2, klen, 2);
-    if (s_emit(f, md, len2, 2) || s_emit(f, md, index->disk_key, klen))
-        return -1;
-    s_le(len2, plen, 2);
-    if (s_emit(f, md, len2, 2) || s_emit(f, md, index->parent, plen))
-        return -1;
-    if (s_emit(f, md, index->digests, index->count * sizeof *index->digests))
-        return -1;
-    if (EVP_DigestFinal_ex(md, sum, &sum_len) != 1 || fwrite(sum, 1, sum_len, f) != sum_len)
-        return -1;
-    return fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : -1;
+    size_t n = S_FIXED_LEN + 2 + klen + 2 + plen;
+    uint8_t *h = malloc(n);
+    if (!h)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    memcpy(h, S_MAGIC, 8);
+    s_le(h + 8, VB_INDEX_FORMAT_VERSION, 4);
+    s_le(h + 12, index->chunk_size, 4);
+    s_le(h + 16, index->capacity, 8);
+    s_le(h + 24, index->count, 8);
+    s_le(h + S_FIXED_LEN, klen, 2);
+    memcpy(h + S_FIXED_LEN + 2, index->disk_key, klen);
+    s_le(h + S_FIXED_LEN + 2 + klen, plen, 2);
+    if (plen)
+        memcpy(h + S_FIXED_LEN + 4 + klen, index->parent, plen);
+    *out = h;
+    *len = n;
+    return 0;
+}
+
+/* SHA-256 of head and digests: the index's trailing checksum. */
+static int s_checksum(const uint8_t *head, size_t head_len, const vb_digest_t *digests,
+                      uint64_t count, uint8_t sum[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned n = 0;
+    int ok = md && EVP_DigestInit_ex2(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, head, head_len) == 1 &&
+             EVP_DigestUpdate(md, digests, count * sizeof *digests) == 1 &&
+             EVP_DigestFinal_ex(md, sum, &n) == 1 && n == 32;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : vb_error_set(VB_EIO, "SHA-256 failed");
 }
 
 int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index)
 {
-    char tmp[4096], dst[4096], dir[4096];
-    int rc = vb_index_check_name(name);
+    char obj[S_OBJ_LEN];
+    uint8_t *head = NULL, sum[32];
+    size_t head_len = 0;
+    int rc = s_object(name, obj);
     if (rc)
         return rc;
     if (index->chunk_size != vb_repo_chunk_size(repo))
@@ -190,169 +206,125 @@ int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index)
     /* An index must never name chunks that are not yet on stable storage. */
     if ((rc = vb_repo_sync(repo)) != 0)
         return rc;
-    if (snprintf(dir, sizeof dir, "%s/indexes", vb_repo_path(repo)) >= (int)sizeof dir - 256 ||
-        snprintf(tmp, sizeof tmp, "%s/.tmp.%s.%ld", dir, name, (long)getpid()) >= (int)sizeof tmp ||
-        snprintf(dst, sizeof dst, "%s/%s.idx", dir, name) >= (int)sizeof dst)
-        return vb_error_set(VB_EINVAL, "repository path too long");
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (fd >= 0 && !f)
-        close(fd);
-    if (!md || !f) {
-        rc = vb_error_set(errno == ENOSPC ? VB_ENOSPC : VB_EIO, "repository %s: index %s: %s",
-                          vb_repo_path(repo), name, strerror(errno));
+    if ((rc = s_encode_head(index, &head, &head_len)) != 0 ||
+        (rc = s_checksum(head, head_len, index->digests, index->count, sum)) != 0)
         goto out;
-    }
-    int wr = s_write_body(f, md, index);
-    int err = errno;
-    if (fclose(f) != 0 && wr == 0) {
-        wr = -1;
-        err = errno;
-    }
-    f = NULL;
-    if (wr != 0) {
-        rc = vb_error_set(err == ENOSPC || err == EDQUOT ? VB_ENOSPC : VB_EIO,
-                          "repository %s: writing index %s: %s", vb_repo_path(repo), name,
-                          strerror(err));
-        goto out;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rename(tmp, dst) != 0 || dfd < 0 || fsync(dfd) != 0) {
-        rc = vb_error_set(VB_EIO, "repository %s: installing index %s: %s", vb_repo_path(repo),
-                          name, strerror(errno));
-    }
-    if (dfd >= 0)
-        close(dfd);
-out:
-    if (f)
-        fclose(f);
+    struct iovec iov[3] = {{head, head_len},
+                           {index->digests, index->count * sizeof *index->digests},
+                           {sum, sizeof sum}};
+    rc = vb_store_putv(vb_repo_store(repo), obj, iov, 3, VB_STORE_REPLACE | VB_STORE_DURABLE);
     if (rc)
-        unlink(tmp);
-    EVP_MD_CTX_free(md);
+        rc = vb_error_prefix(rc, "repository %s: writing index %s", vb_repo_path(repo), name);
+out:
+    free(head);
     return rc;
 }
 
-static int s_read_exact(FILE *f, EVP_MD_CTX *md, void *buf, size_t len)
+/* Reads a length-prefixed string at *pos of head (head_len bytes). NULL when it does not fit. */
+static char *s_take_string(const uint8_t *head, size_t head_len, size_t *pos)
 {
-    if (len && fread(buf, 1, len, f) != len)
-        return -1;
-    return EVP_DigestUpdate(md, buf, len) == 1 ? 0 : -1;
+    if (*pos + 2 > head_len)
+        return NULL;
+    size_t n = (size_t)s_get(head + *pos, 2);
+    if (*pos + 2 + n > head_len)
+        return NULL;
+    char *s = strndup((const char *)head + *pos + 2, n);
+    *pos += 2 + n;
+    return s;
 }
 
-static int s_read_string(FILE *f, EVP_MD_CTX *md, char **out)
+/* Checks the fixed header; fills chunk size, capacity and count. */
+static int s_check_fixed(const char *obj, const uint8_t *h, size_t got, uint32_t *chunk_size,
+                         uint64_t *capacity, uint64_t *count)
 {
-    uint8_t len2[2];
-    if (s_read_exact(f, md, len2, 2))
-        return -1;
-    size_t n = (size_t)s_get(len2, 2);
-    char *s = malloc(n + 1);
-    if (!s || s_read_exact(f, md, s, n)) {
-        free(s);
-        return -1;
-    }
-    s[n] = '\0';
-    *out = s;
+    if (got < S_FIXED_LEN || memcmp(h, S_MAGIC, 8) != 0)
+        return vb_error_set(VB_ECORRUPT, "index %s: not a vbak index (bad magic or truncated)",
+                            obj);
+    uint32_t version = (uint32_t)s_get(h + 8, 4);
+    *chunk_size = (uint32_t)s_get(h + 12, 4);
+    *capacity = s_get(h + 16, 8);
+    *count = s_get(h + 24, 8);
+    if (version != VB_INDEX_FORMAT_VERSION)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "index %s has format version %" PRIu32 "; this vbak reads version %d",
+                            obj, version, VB_INDEX_FORMAT_VERSION);
+    if (*chunk_size == 0 || *capacity > S_CAPACITY_MAX ||
+        *count != s_count(*capacity, *chunk_size))
+        return vb_error_set(VB_ECORRUPT, "index %s: inconsistent header", obj);
     return 0;
 }
 
-int vb_index_read_file(const char *path, vb_index_t **out)
+int vb_index_read(vb_repo_t *repo, const char *name, vb_index_t **out)
 {
-    int rc = 0;
-    uint8_t fixed[S_FIXED_LEN], sum[EVP_MAX_MD_SIZE], stored_sum[32];
-    unsigned sum_len = 0;
+    char obj[S_OBJ_LEN];
+    vb_store_t *store = vb_repo_store(repo);
+    uint8_t *head = NULL, sum[32], stored_sum[32];
     char *key = NULL, *parent = NULL;
     vb_index_t *idx = NULL;
-    struct stat st;
+    vb_store_stat_t st;
+    size_t got = 0, pos = S_FIXED_LEN;
+    uint32_t chunk_size = 0;
+    uint64_t capacity = 0, count = 0;
     *out = NULL;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        rc = vb_error_set(errno == ENOENT ? VB_ENOTFOUND : VB_EIO, "index %s: %s", path,
-                          strerror(errno));
+    int rc = s_object(name, obj);
+    if (rc || (rc = vb_store_stat(store, obj, &st)) != 0)
+        return rc;
+    if (!(head = malloc(S_HEAD_MAX)))
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    if ((rc = vb_store_get_range(store, obj, 0, head, S_HEAD_MAX, &got)) != 0 ||
+        (rc = s_check_fixed(obj, head, got, &chunk_size, &capacity, &count)) != 0)
         goto out;
-    }
-    if (!md || EVP_DigestInit_ex2(md, EVP_sha256(), NULL) != 1 || fstat(fileno(f), &st) != 0) {
-        rc = vb_error_set(VB_EIO, "index %s: cannot read", path);
-        goto out;
-    }
-    if (s_read_exact(f, md, fixed, sizeof fixed) || memcmp(fixed, S_MAGIC, 8) != 0) {
-        rc = vb_error_set(VB_ECORRUPT, "index %s: not a vbak index (bad magic or truncated)", path);
-        goto out;
-    }
-    uint32_t version = (uint32_t)s_get(fixed + 8, 4);
-    uint32_t chunk_size = (uint32_t)s_get(fixed + 12, 4);
-    uint64_t capacity = s_get(fixed + 16, 8), count = s_get(fixed + 24, 8);
-    if (version != VB_INDEX_FORMAT_VERSION) {
-        rc = vb_error_set(VB_EUNSUPPORTED, "index %s has format version %" PRIu32
-                          "; this vbak reads version %d", path, version, VB_INDEX_FORMAT_VERSION);
-        goto out;
-    }
-    if (chunk_size == 0 || capacity > S_CAPACITY_MAX || count != s_count(capacity, chunk_size) ||
-        (uint64_t)st.st_size < S_FIXED_LEN + count * VB_DIGEST_LEN + 36) {
-        rc = vb_error_set(VB_ECORRUPT, "index %s: inconsistent header or truncated file", path);
-        goto out;
-    }
-    if (s_read_string(f, md, &key) || s_read_string(f, md, &parent)) {
-        rc = vb_error_set(VB_ECORRUPT, "index %s is truncated", path);
+    if (!(key = s_take_string(head, got, &pos)) || !(parent = s_take_string(head, got, &pos)) ||
+        st.size != pos + count * VB_DIGEST_LEN + sizeof sum) {
+        rc = vb_error_set(VB_ECORRUPT, "index %s is truncated or has trailing bytes", obj);
         goto out;
     }
     if (!(idx = vb_index_new(key, capacity, chunk_size, parent[0] ? parent : NULL))) {
         rc = vb_error_code();
         goto out;
     }
-    if (s_read_exact(f, md, idx->digests, count * VB_DIGEST_LEN) ||
-        fread(stored_sum, 1, sizeof stored_sum, f) != sizeof stored_sum || fgetc(f) != EOF) {
-        rc = vb_error_set(VB_ECORRUPT, "index %s is truncated or has trailing bytes", path);
+    size_t dlen = count * VB_DIGEST_LEN, g1 = 0, g2 = 0;
+    if ((rc = vb_store_get_range(store, obj, pos, idx->digests, dlen, &g1)) != 0 ||
+        (rc = vb_store_get_range(store, obj, pos + dlen, stored_sum, sizeof stored_sum, &g2)) !=
+            0)
+        goto out;
+    if (g1 != dlen || g2 != sizeof stored_sum) {
+        rc = vb_error_set(VB_ECORRUPT, "index %s is truncated", obj);
         goto out;
     }
-    if (EVP_DigestFinal_ex(md, sum, &sum_len) != 1 || memcmp(sum, stored_sum, 32) != 0) {
-        rc = vb_error_set(VB_ECORRUPT, "index %s: checksum mismatch (the file is damaged)", path);
+    if ((rc = s_checksum(head, pos, idx->digests, count, sum)) != 0)
+        goto out;
+    if (memcmp(sum, stored_sum, sizeof sum) != 0) {
+        rc = vb_error_set(VB_ECORRUPT, "index %s: checksum mismatch (the file is damaged)", obj);
         goto out;
     }
     *out = idx;
     idx = NULL;
 out:
-    if (f)
-        fclose(f);
-    EVP_MD_CTX_free(md);
+    free(head);
     free(key);
     free(parent);
     vb_index_destroy(&idx);
     return rc;
 }
 
-int vb_index_read(vb_repo_t *repo, const char *name, vb_index_t **out)
+int vb_index_stat(vb_repo_t *repo, const char *name, vb_store_stat_t *st)
 {
-    char path[4096];
-    *out = NULL;
-    int rc = vb_index_check_name(name);
-    if (rc)
-        return rc;
-    if (snprintf(path, sizeof path, "%s/indexes/%s.idx", vb_repo_path(repo), name) >=
-        (int)sizeof path)
-        return vb_error_set(VB_EINVAL, "repository path too long");
-    return vb_index_read_file(path, out);
+    char obj[S_OBJ_LEN];
+    int rc = s_object(name, obj);
+    return rc ? rc : vb_store_stat(vb_repo_store(repo), obj, st);
 }
 
 int vb_index_remove(vb_repo_t *repo, const char *name)
 {
-    char path[4096], dir[4096];
-    int rc = vb_index_check_name(name);
-    if (rc)
-        return rc;
-    if (snprintf(dir, sizeof dir, "%s/indexes", vb_repo_path(repo)) >= (int)sizeof dir ||
-        snprintf(path, sizeof path, "%s/%s.idx", dir, name) >= (int)sizeof path)
-        return vb_error_set(VB_EINVAL, "repository path too long");
-    if (unlink(path) != 0)
-        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : VB_EIO, "index %s: %s", name,
-                            strerror(errno));
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    return 0;
+    char obj[S_OBJ_LEN];
+    int rc = s_object(name, obj);
+    if (rc == 0)
+        rc = vb_store_remove(vb_repo_store(repo), obj, 0);
+    if (rc == VB_ENOTFOUND)
+        return vb_error_set(VB_ENOTFOUND, "index %s: no such index", name);
+    /* A removed index that came back after a crash would keep its chunks alive: make it stick. */
+    return rc ? rc : vb_repo_sync(repo);
 }
 
 static int s_cmp_names(const void *a, const void *b)
@@ -360,49 +332,48 @@ static int s_cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+typedef struct {
+    char **names;
+    size_t n, cap;
+} s_names_t;
+
+static int s_collect(void *arg, const char *obj, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_names_t *l = arg;
+    const char *rest = obj + sizeof S_PREFIX - 1;
+    size_t len = strlen(rest);
+    if (strchr(rest, '/') || len <= sizeof S_SUFFIX - 1 ||
+        strcmp(rest + len - (sizeof S_SUFFIX - 1), S_SUFFIX) != 0)
+        return 0;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 16;
+        char **nn = realloc(l->names, ncap * sizeof *nn);
+        if (!nn)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        l->names = nn;
+        l->cap = ncap;
+    }
+    if (!(l->names[l->n] = strndup(rest, len - (sizeof S_SUFFIX - 1))))
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    l->n++;
+    return 0;
+}
+
 int vb_index_list(vb_repo_t *repo, char ***names_out, size_t *count_out)
 {
-    char dir[4096];
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
+    s_names_t l = {0};
     *names_out = NULL;
     *count_out = 0;
-    snprintf(dir, sizeof dir, "%s/indexes", vb_repo_path(repo));
-    DIR *d = opendir(dir);
-    if (!d)
-        return vb_error_set(VB_EIO, "repository %s: indexes/: %s", vb_repo_path(repo),
-                            strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (e->d_name[0] == '.' || len <= 4 || strcmp(e->d_name + len - 4, ".idx") != 0)
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn) {
-                rc = vb_error_set(VB_ENOMEM, "out of memory");
-                break;
-            }
-            names = nn;
-            cap = ncap;
-        }
-        if (!(names[n] = strndup(e->d_name, len - 4))) {
-            rc = vb_error_set(VB_ENOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    closedir(d);
+    int rc = vb_store_list(vb_repo_store(repo), S_PREFIX, s_collect, &l);
     if (rc) {
-        vb_index_list_free(names, n);
+        vb_index_list_free(l.names, l.n);
         return rc;
     }
-    if (n)
-        qsort(names, n, sizeof *names, s_cmp_names);
-    *names_out = names;
-    *count_out = n;
+    if (l.n)
+        qsort(l.names, l.n, sizeof *l.names, s_cmp_names);
+    *names_out = l.names;
+    *count_out = l.n;
     return 0;
 }
 

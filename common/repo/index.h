@@ -1,6 +1,6 @@
 /* index — a disk index: which chunk holds each chunk-sized piece of one disk in a restore point.
  *
- * In memory a plain struct the caller owns. On disk (`indexes/NAME.idx` in the repository):
+ * In memory a plain struct the caller owns. In the repository's store (`indexes/NAME.idx`):
  *   magic "VBINDEX\0", u32 format version, u32 chunk size, u64 capacity, u64 chunk count,
  *   u16 disk key length + key, u16 parent name length + parent (0: none),
  *   count × 32-byte digests (all-zero digest: a hole / all-zero chunk),
@@ -48,8 +48,8 @@ int vb_index_build(const vb_index_t *parent, const char *parent_name, const char
 /* VB_EINVAL unless `name` is a valid index name. */
 int vb_index_check_name(const char *name) VB_WUR;
 
-/* Writes the index as `name` after making the repository's chunks durable (vb_repo_sync): temp
- * file, fsync, rename, fsync of indexes/. Overwrites an index of the same name. The index's chunk
+/* Writes the index as `name` after making the repository's chunks durable (vb_repo_sync), as a
+ * durable store object (indexes/NAME.idx). Overwrites an index of the same name. The index's chunk
  * size must be the repository's. Errors: VB_EINVAL, VB_ENOSPC, VB_EIO. */
 int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index) VB_WUR;
 
@@ -57,8 +57,8 @@ int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index) V
  * truncated), VB_EUNSUPPORTED (newer format version), VB_EIO. */
 int vb_index_read(vb_repo_t *repo, const char *name, vb_index_t **out) VB_WUR;
 
-/* Reads an index from an explicit file path (used by gc and tools). */
-int vb_index_read_file(const char *path, vb_index_t **out) VB_WUR;
+/* Size and mtime of index `name` in the store. VB_ENOTFOUND. */
+int vb_index_stat(vb_repo_t *repo, const char *name, vb_store_stat_t *st) VB_WUR;
 
 /* Removes index `name` (the chunks stay until garbage collection). VB_ENOTFOUND, VB_EIO. */
 int vb_index_remove(vb_repo_t *repo, const char *name) VB_WUR;

@@ -20,7 +20,11 @@
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
+#include "repo/idxobj.h"
 #include "repo/index.h"
+#include "repo/pack.h"
+#include "repo/packed.h"
+#include "repo/store.h"
 
 #define S_HDR_LEN 64
 #define S_MAGIC "VBCHUNK"
@@ -33,12 +37,19 @@
 #define S_CHECK_LEN 16
 #define S_SAMPLE 4096
 #define S_KEYFILE_MAX 4096
-#define S_ALIGN 4096 /* O_DIRECT alignment of buffer, offset and length */
+#define S_ALIGN 4096 /* lets the store bypass the page cache (O_DIRECT alignment) */
+#define S_CONFIG "config"
+#define S_CONFIG_MAX (64u * 1024u)
+#define S_CHUNKS "chunks/"
+#define S_NAME_LEN (sizeof S_CHUNKS - 1 + 3 + VB_DIGEST_HEX_LEN + 1) /* chunks/ab/<hex> */
+#define S_QNAME_LEN (sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 1) /* quarantine/<hex> */
 
 struct vb_repo {
     char *path;
-    int dirfd;
-    int chunks_fd;
+    vb_store_t *store;
+    vb_packed_t *packed; /* format 2: where chunks go; NULL for format 1 (a file per chunk) */
+    int format;
+    uint32_t pack_size;
     uint32_t chunk_size;
     int level;
     bool encrypted;
@@ -49,13 +60,11 @@ struct vb_repo {
     EVP_MD *sha256;
     EVP_MAC *hmac;
     EVP_CIPHER *aes;
-    atomic_uint_fast64_t tmp_seq;
-    atomic_bool direct; /* the file system takes O_DIRECT writes (cleared on EINVAL) */
-    long pid; /* in temp names, so writers in different processes never collide */
 };
 
 struct vb_repo_worker {
     vb_repo_t *repo;
+    vb_packed_writer_t *pw; /* format 2 */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     EVP_MD_CTX *md;
@@ -169,23 +178,6 @@ int vb_digest_parse(const char *hex, vb_digest_t *out)
     return 0;
 }
 
-static int s_errno_code(int err)
-{
-    return (err == ENOSPC || err == EDQUOT || err == EFBIG) ? VB_ENOSPC : VB_EIO;
-}
-
-static int s_fsync_path(int dirfd, const char *rel)
-{
-    int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int err = errno;
-    close(fd);
-    errno = err;
-    return rc;
-}
-
 /* ---------- keys ---------- */
 
 static int s_read_key_file(const char *key_file, uint8_t *buf, size_t *len_out)
@@ -273,6 +265,7 @@ typedef struct {
     char *compression;
     char *encryption;
     char *key_check;
+    int64_t pack_size;
 } s_conf_t;
 
 static const vb_conf_key_t s_conf_table[] = {
@@ -287,6 +280,8 @@ static const vb_conf_key_t s_conf_table[] = {
      "aes-256-gcm or none"},
     {"key_check", VB_CONF_STR, offsetof(s_conf_t, key_check), NULL, 0, 0, false,
      "key check value"},
+    {"pack_size", VB_CONF_INT, offsetof(s_conf_t, pack_size), "16777216", VB_PACK_SIZE_MIN,
+     VB_PACK_SIZE_MAX, false, "format 2: pack size in bytes"},
     VB_CONF_END};
 
 int vb_repo_parse_compression(const char *text, int *level_out)
@@ -317,19 +312,14 @@ static bool s_is_pow2(uint32_t v)
     return v && (v & (v - 1)) == 0;
 }
 
-static int s_write_config(int dirfd, const char *path, const s_conf_t *c)
+/* Writes the config object (durable: it is what makes the location a repository). */
+static int s_write_config(vb_store_t *store, const char *path, const s_conf_t *c)
 {
-    int rc = VB_EIO;
-    FILE *f = NULL;
-    int fd =
-        openat(dirfd, "config.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, VB_REPO_FILE_MODE);
-    if (fd < 0 || !(f = fdopen(fd, "w"))) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
-                          strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        goto out;
-    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return vb_error_set(VB_ENOMEM, "out of memory");
     char num[32];
     fprintf(f, "# vbak repository configuration. Do not edit.\n");
     snprintf(num, sizeof num, "%" PRId64, c->format_version);
@@ -341,80 +331,56 @@ static int s_write_config(int dirfd, const char *path, const s_conf_t *c)
     vb_config_write(f, "encryption", c->encryption);
     if (c->key_check)
         vb_config_write(f, "key_check", c->key_check);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
-                          strerror(errno));
-        goto out;
+    if (c->format_version == VB_REPO_FORMAT_PACKED) {
+        snprintf(num, sizeof num, "%" PRId64, c->pack_size);
+        vb_config_write(f, "pack_size", num);
     }
-    if (fclose(f) != 0) {
-        f = NULL;
-        rc = vb_error_set(s_errno_code(errno), "repository %s: cannot write config: %s", path,
-                          strerror(errno));
-        goto out;
-    }
-    f = NULL;
-    if (renameat(dirfd, "config.tmp", dirfd, "config") != 0 || fsync(dirfd) != 0) {
-        rc = vb_error_set(VB_EIO, "repository %s: cannot install config: %s", path,
-                          strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (f)
-        fclose(f);
-    if (rc)
-        unlinkat(dirfd, "config.tmp", 0);
-    return rc;
-}
-
-static int s_dir_is_empty(const char *path, bool *empty)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return vb_error_set(VB_EIO, "repository %s: %s", path, strerror(errno));
-    *empty = true;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            *empty = false;
-            break;
-        }
-    closedir(d);
-    return 0;
-}
-
-static int s_make_layout(int dirfd, const char *path)
-{
-    if (mkdirat(dirfd, "chunks", VB_REPO_DIR_MODE) != 0 ||
-        mkdirat(dirfd, "indexes", VB_REPO_DIR_MODE) != 0)
-        return vb_error_set(s_errno_code(errno), "repository %s: mkdir: %s", path,
-                            strerror(errno));
-    int cfd = openat(dirfd, "chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cfd < 0)
-        return vb_error_set(VB_EIO, "repository %s: %s", path, strerror(errno));
     int rc = 0;
-    for (int i = 0; i < 256 && rc == 0; i++) {
-        char name[3];
-        s_hex((const uint8_t[]){(uint8_t)i}, 1, name);
-        if (mkdirat(cfd, name, VB_REPO_DIR_MODE) != 0 || s_fsync_path(cfd, name) != 0)
-            rc = vb_error_set(s_errno_code(errno), "repository %s: chunks/%s: %s", path, name,
-                              strerror(errno));
-    }
-    if (rc == 0 && (fsync(cfd) != 0 || s_fsync_path(dirfd, "indexes") != 0 || fsync(dirfd) != 0))
-        rc = vb_error_set(s_errno_code(errno), "repository %s: fsync: %s", path, strerror(errno));
-    close(cfd);
+    if (fclose(f) != 0 || !text)
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    else if ((rc = vb_store_put(store, S_CONFIG, text, len, VB_STORE_DURABLE)) != 0)
+        rc = vb_error_prefix(rc, "repository %s: cannot write config", path);
+    free(text);
     return rc;
+}
+
+static int s_any_object(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)name;
+    (void)st;
+    *(bool *)arg = true;
+    return 1; /* one is enough */
+}
+
+/* VB_EEXISTS unless the store holds no object yet. */
+static int s_check_empty(vb_store_t *store, const char *path)
+{
+    bool any = false;
+    int rc = vb_store_list(store, "", s_any_object, &any);
+    if (rc)
+        return rc;
+    if (!any)
+        return 0;
+    return vb_error_set(VB_EEXISTS, "repository %s: %s", path,
+                        vb_store_exists(store, S_CONFIG) ? "a repository exists there already"
+                                                         : "directory is not empty");
 }
 
 int vb_repo_init(const char *path, const vb_repo_params_t *params)
 {
     int rc = 0;
-    int dirfd = -1;
+    vb_store_t *store = NULL;
     s_conf_t c = {0};
     char id_hex[2 * S_ID_LEN + 1], check_hex[2 * S_CHECK_LEN + 1], comp[32];
     uint8_t id[S_ID_LEN], mac_key[32], enc_key[32], check[S_CHECK_LEN];
     uint32_t cs = params->chunk_size ? params->chunk_size : VB_REPO_CHUNK_DEFAULT;
+    int format = params->format ? params->format : VB_REPO_FORMAT_VERSION;
+    uint32_t ps = params->pack_size ? params->pack_size : VB_PACK_SIZE_DEFAULT;
 
+    if (format != 1 && format != VB_REPO_FORMAT_PACKED)
+        return vb_error_set(VB_EINVAL, "repository format %d: must be 1 or 2", format);
+    if (ps < VB_PACK_SIZE_MIN || ps > VB_PACK_SIZE_MAX)
+        return vb_error_set(VB_EINVAL, "pack size %" PRIu32 ": must be from 4M to 128M", ps);
     if (!s_is_pow2(cs) || cs < VB_REPO_CHUNK_MIN || cs > VB_REPO_CHUNK_MAX)
         return vb_error_set(VB_EINVAL,
                             "chunk size %" PRIu32 ": must be a power of two from 64K to 4M", cs);
@@ -425,34 +391,16 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
         return vb_error_set(VB_EIO, "no random bytes for the repository id");
     if (params->key_file && (rc = s_derive(params->key_file, id, mac_key, enc_key, check)) != 0)
         goto out;
-
-    if (mkdir(path, VB_REPO_DIR_MODE) != 0 && errno != EEXIST) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: cannot create: %s", path,
-                          strerror(errno));
+    if (!(store = vb_store_open(path, true))) {
+        rc = vb_error_code();
         goto out;
     }
-    bool empty = false;
-    if ((rc = s_dir_is_empty(path, &empty)) != 0)
-        goto out;
-    if (!empty) {
-        char cfg[4096];
-        snprintf(cfg, sizeof cfg, "%s/config", path);
-        bool is_repo = access(cfg, F_OK) == 0;
-        rc = vb_error_set(VB_EEXISTS, "repository %s: %s", path,
-                          is_repo ? "a repository exists there already"
-                                  : "directory is not empty");
-        goto out;
-    }
-    dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0) {
-        rc = vb_error_set(VB_EIO, "repository %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if ((rc = s_make_layout(dirfd, path)) != 0)
+    if ((rc = s_check_empty(store, path)) != 0)
         goto out;
 
     s_hex(id, sizeof id, id_hex);
-    c.format_version = VB_REPO_FORMAT_VERSION;
+    c.format_version = format;
+    c.pack_size = ps;
     c.repo_id = id_hex;
     c.chunk_size = cs;
     if (params->compression_level)
@@ -465,12 +413,11 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
         s_hex(check, sizeof check, check_hex);
         c.key_check = check_hex;
     }
-    rc = s_write_config(dirfd, path, &c);
+    rc = s_write_config(store, path, &c);
 out:
     OPENSSL_cleanse(mac_key, sizeof mac_key);
     OPENSSL_cleanse(enc_key, sizeof enc_key);
-    if (dirfd >= 0)
-        close(dirfd);
+    vb_store_destroy(&store);
     return rc;
 }
 
@@ -482,23 +429,34 @@ static int s_load_config(vb_repo_t *self, const char *key_file)
     int rc = 0;
     char cfg[4096];
     uint8_t check[S_CHECK_LEN], stored_check[S_CHECK_LEN];
-    snprintf(cfg, sizeof cfg, "%s/config", self->path);
-    if (access(cfg, F_OK) != 0) {
-        rc = vb_error_set(VB_ENOTFOUND, "%s is not a vbak repository (no config file)",
-                          self->path);
+    void *text = NULL;
+    size_t len = 0;
+    FILE *f = NULL;
+    if ((rc = vb_store_get_alloc(self->store, S_CONFIG, S_CONFIG_MAX, &text, &len)) != 0) {
+        if (rc == VB_ENOTFOUND)
+            rc = vb_error_set(VB_ENOTFOUND, "%s is not a vbak repository (no config file)",
+                              self->path);
         goto out;
     }
     if ((rc = vb_config_defaults(s_conf_table, &c)) != 0)
         goto out;
-    rc = vb_config_load_file(s_conf_table, &c, cfg);
-    /* The version decides how the rest reads: check it first, even when a later key failed. */
-    if (c.format_version != 0 && c.format_version != VB_REPO_FORMAT_VERSION) {
-        rc = vb_error_set(VB_EUNSUPPORTED,
-                          "repository %s has format version %" PRId64
-                          "; this vbak reads version %d only (upgrade vbak)",
-                          self->path, c.format_version, VB_REPO_FORMAT_VERSION);
+    if (!(f = fmemopen(text, len ? len : 1, "r"))) {
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
         goto out;
     }
+    snprintf(cfg, sizeof cfg, "%s/config", self->path);
+    rc = vb_config_load_stream(s_conf_table, &c, f, cfg);
+    /* The version decides how the rest reads: check it first, even when a later key failed. */
+    if (c.format_version != 0 && c.format_version != 1 &&
+        c.format_version != VB_REPO_FORMAT_PACKED) {
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "repository %s has format version %" PRId64
+                          "; this vbak reads versions 1 and 2 only (upgrade vbak)",
+                          self->path, c.format_version);
+        goto out;
+    }
+    self->format = (int)c.format_version;
+    self->pack_size = self->format == VB_REPO_FORMAT_PACKED ? (uint32_t)c.pack_size : 0;
     if (rc == 0)
         rc = vb_config_check_required(s_conf_table, &c);
     if (rc) {
@@ -546,33 +504,35 @@ static int s_load_config(vb_repo_t *self, const char *key_file)
         goto out;
     }
 out:
+    if (f)
+        fclose(f);
+    free(text);
     vb_config_free(s_conf_table, &c);
     return rc;
 }
 
-vb_repo_t *vb_repo_open(const char *path, const char *key_file)
+/* Opens a repository; load_index false: without loading a format 2 chunk index (to repair it). */
+static vb_repo_t *s_open(const char *path, const char *key_file, bool load_index)
 {
     vb_repo_t *self = calloc(1, sizeof *self);
     if (!self) {
         vb_error_set(VB_ENOMEM, "out of memory");
         return NULL;
     }
-    self->dirfd = self->chunks_fd = -1;
     if (!(self->path = strdup(path))) {
         vb_error_set(VB_ENOMEM, "out of memory");
         goto fail;
     }
+    if (!(self->store = vb_store_open(path, false))) {
+        if (vb_error_code() == VB_ENOTFOUND)
+            vb_error_set(VB_ENOTFOUND, "%s is not a vbak repository (no config file)", path);
+        goto fail;
+    }
     if (s_load_config(self, key_file) != 0)
         goto fail;
-    self->pid = (long)getpid();
-    atomic_store(&self->direct, true);
-    self->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    self->chunks_fd = self->dirfd >= 0 ? openat(self->dirfd, "chunks",
-                                                O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                       : -1;
-    if (self->chunks_fd < 0) {
-        vb_error_set(VB_ECORRUPT, "repository %s: cannot open chunks/: %s", path,
-                     strerror(errno));
+    if (self->format == VB_REPO_FORMAT_PACKED && load_index &&
+        !(self->packed = vb_packed_open(self->store, self->pack_size))) {
+        vb_error_prefix(vb_error_code(), "repository %s", path);
         goto fail;
     }
     self->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -588,15 +548,33 @@ fail:
     return NULL;
 }
 
+vb_repo_t *vb_repo_open(const char *path, const char *key_file)
+{
+    return s_open(path, key_file, true);
+}
+
+int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
+{
+    memset(out, 0, sizeof *out);
+    vb_repo_t *self = s_open(path, NULL, false); /* trailers are plaintext: no key needed */
+    if (!self)
+        return vb_error_code();
+    int rc = self->format == VB_REPO_FORMAT_PACKED
+                 ? vb_idxobj_repair(self->store, out)
+                 : vb_error_set(VB_EINVAL,
+                                "repository %s is format %d: it has no chunk index to repair",
+                                path, self->format);
+    vb_repo_destroy(&self);
+    return rc;
+}
+
 void vb_repo_destroy(vb_repo_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     vb_repo_t *self = *self_p;
-    if (self->chunks_fd >= 0)
-        close(self->chunks_fd);
-    if (self->dirfd >= 0)
-        close(self->dirfd);
+    vb_packed_destroy(&self->packed);
+    vb_store_destroy(&self->store);
     EVP_MD_free(self->sha256);
     EVP_MAC_free(self->hmac);
     EVP_CIPHER_free(self->aes);
@@ -626,10 +604,24 @@ bool vb_repo_encrypted(const vb_repo_t *self)
 
 int vb_repo_sync(vb_repo_t *self)
 {
-    if (syncfs(self->dirfd) != 0)
-        return vb_error_set(s_errno_code(errno), "repository %s: sync failed: %s", self->path,
-                            strerror(errno));
-    return 0;
+    if (self->packed)
+        return vb_packed_commit(self->packed); /* a barrier, then the index object */
+    return vb_store_barrier(self->store);
+}
+
+int vb_repo_format(const vb_repo_t *self)
+{
+    return self->format;
+}
+
+uint32_t vb_repo_pack_size(const vb_repo_t *self)
+{
+    return self->pack_size;
+}
+
+vb_store_t *vb_repo_store(vb_repo_t *self)
+{
+    return self->store;
 }
 
 /* ---------- workers ---------- */
@@ -654,6 +646,8 @@ vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo)
         vb_error_set(VB_ENOMEM, "out of memory for a repository worker");
         goto fail;
     }
+    if (repo->packed && !(w->pw = vb_packed_writer_new(repo->packed)))
+        goto fail;
     if (repo->have_key) {
         OSSL_PARAM params[] = {
             OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
@@ -675,6 +669,7 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_repo_worker_t *w = *self_p;
+    vb_packed_writer_destroy(&w->pw);
     free(w->io);
     ZSTD_freeCCtx(w->cctx);
     ZSTD_freeDCtx(w->dctx);
@@ -683,6 +678,11 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
     EVP_CIPHER_CTX_free(w->cipher);
     free(w);
     *self_p = NULL;
+}
+
+int vb_repo_worker_flush(vb_repo_worker_t *w)
+{
+    return w->pw ? vb_packed_flush(w->pw) : 0;
 }
 
 int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_t *out)
@@ -705,58 +705,69 @@ int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_
     return 0;
 }
 
-static void s_rel_path(const vb_digest_t *d, char rel[3 + VB_DIGEST_HEX_LEN + 1])
+/* The object name of a chunk: chunks/<first byte in hex>/<digest in hex>. */
+static void s_chunk_name(const vb_digest_t *d, char name[S_NAME_LEN])
 {
     char hex[VB_DIGEST_HEX_LEN + 1];
     vb_digest_hex(d, hex);
-    rel[0] = hex[0];
-    rel[1] = hex[1];
-    rel[2] = '/';
-    memcpy(rel + 3, hex, VB_DIGEST_HEX_LEN + 1);
+    snprintf(name, S_NAME_LEN, S_CHUNKS "%.2s/%s", hex, hex);
+}
+
+/* The digest in hex of a chunk name (for messages). */
+static const char *s_hex_of(const char *name)
+{
+    return name + sizeof S_CHUNKS - 1 + 3;
+}
+
+static void s_quarantine_name(const vb_digest_t *d, char name[S_QNAME_LEN])
+{
+    char hex[VB_DIGEST_HEX_LEN + 1];
+    vb_digest_hex(d, hex);
+    snprintf(name, S_QNAME_LEN, VB_REPO_QUARANTINE_DIR "/%s", hex);
 }
 
 int vb_repo_chunk_path(const vb_repo_t *self, const vb_digest_t *digest, char *out, size_t outsz)
 {
-    char rel[3 + VB_DIGEST_HEX_LEN + 1];
-    s_rel_path(digest, rel);
-    int n = snprintf(out, outsz, "%s/chunks/%s", self->path, rel);
-    if (n < 0 || (size_t)n >= outsz)
-        return vb_error_set(VB_EINVAL, "chunk path too long");
-    return 0;
+    char name[S_NAME_LEN];
+    s_chunk_name(digest, name);
+    return vb_store_local_path(self->store, name, out, outsz);
 }
 
 int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
 {
-    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
-    s_rel_path(digest, rel);
-    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
-    if (mkdirat(self->dirfd, VB_REPO_QUARANTINE_DIR, VB_REPO_DIR_MODE) != 0 && errno != EEXIST)
-        return vb_error_set(s_errno_code(errno), "repository %s: %s/: %s", self->path,
-                            VB_REPO_QUARANTINE_DIR, strerror(errno));
-    if (renameat(self->chunks_fd, rel, self->dirfd, dst) != 0)
-        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : s_errno_code(errno),
-                            "repository %s: quarantining chunk %s: %s", self->path, rel + 3,
-                            strerror(errno));
+    char name[S_NAME_LEN], dst[S_QNAME_LEN];
+    s_chunk_name(digest, name);
+    s_quarantine_name(digest, dst);
+    if (self->packed)
+        return vb_error_set(VB_EUNSUPPORTED,
+                            "repository %s: format 2 cannot quarantine chunk %s yet (it stays "
+                            "in its pack)",
+                            self->path, s_hex_of(name));
+    int rc = vb_store_move(self->store, name, dst);
+    if (rc)
+        return vb_error_prefix(rc, "repository %s: quarantining chunk %s", self->path,
+                               s_hex_of(name));
     /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
-    (void)utimensat(self->dirfd, dst, NULL, 0);
-    (void)fsync(self->dirfd);
-    VB_LOG_INFO("repo", "chunk_quarantined repo=%s chunk=%s", self->path, rel + 3);
+    if (vb_store_freshen(self->store, dst) != 0)
+        vb_error_clear();
+    VB_LOG_INFO("repo", "chunk_quarantined repo=%s chunk=%s", self->path, s_hex_of(name));
     return 0;
 }
 
 bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
 {
-    char rel[3 + VB_DIGEST_HEX_LEN + 1], dst[sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 2];
-    s_rel_path(digest, rel);
-    snprintf(dst, sizeof dst, "%s/%s", VB_REPO_QUARANTINE_DIR, rel + 3);
-    return faccessat(self->dirfd, dst, F_OK, 0) == 0;
+    char name[S_QNAME_LEN];
+    s_quarantine_name(digest, name);
+    return vb_store_exists(self->store, name);
 }
 
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest)
 {
-    char rel[3 + VB_DIGEST_HEX_LEN + 1];
-    s_rel_path(digest, rel);
-    return faccessat(self->chunks_fd, rel, F_OK, 0) == 0;
+    if (self->packed)
+        return vb_packed_has(self->packed, digest);
+    char name[S_NAME_LEN];
+    s_chunk_name(digest, name);
+    return vb_store_exists(self->store, name);
 }
 
 /* Compressing random data costs time for nothing: compress a few small samples spread over the
@@ -790,75 +801,18 @@ static int s_encrypt(vb_repo_worker_t *w, const vb_digest_t *digest, uint8_t *hd
     return 0;
 }
 
-/* Chunk files are written with O_DIRECT where the file system allows it: backup data is written
- * once and rarely read, so copying it through the page cache (and throttling on its writeback)
- * costs CPU and wall time for nothing. The final syncfs still makes the files durable. */
-static int s_create_chunk_file(vb_repo_t *repo, const char *tmp)
-{
-    int base = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-    if (atomic_load(&repo->direct)) {
-        int fd = openat(repo->chunks_fd, tmp, base | O_DIRECT, VB_REPO_FILE_MODE);
-        if (fd >= 0 || errno != EINVAL)
-            return fd;
-        atomic_store(&repo->direct, false); /* e.g. a file system without O_DIRECT */
-    }
-    return openat(repo->chunks_fd, tmp, base, VB_REPO_FILE_MODE);
-}
+static bool s_existing_ok(vb_repo_t *repo, const char *name, size_t len);
 
-/* Writes the aligned part directly and the short tail through the page cache. */
-static int s_write_chunk_file(vb_repo_t *repo, int fd, const uint8_t *img, size_t total)
-{
-    int fl = fcntl(fd, F_GETFL);
-    size_t aligned = (fl >= 0 && (fl & O_DIRECT)) ? total & ~(size_t)(S_ALIGN - 1) : 0;
-    if (aligned && vb_pwrite_full(fd, img, aligned, 0) != 0) {
-        if (errno != EINVAL)
-            return -1;
-        atomic_store(&repo->direct, false); /* alignment this device refuses: go buffered */
-        aligned = 0;
-    }
-    if (fl >= 0 && (fl & O_DIRECT) && fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
-        return -1;
-    if (total > aligned && vb_pwrite_full(fd, img + aligned, total - aligned, aligned) != 0)
-        return -1;
-    /* Start writeback of the buffered part now (no wait), so the final syncfs has less to do. */
-    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    return 0;
-}
-
-static bool s_existing_ok(vb_repo_t *repo, const char *rel, size_t len);
-
-int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
-                      uint64_t *stored_bytes_out)
+/* Builds the stored image of a chunk in w->io (header, then payload); *total its size. */
+static int s_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
+                    size_t *total)
 {
     vb_repo_t *repo = w->repo;
-    char rel[3 + VB_DIGEST_HEX_LEN + 1], tmp[128];
-    int fd = -1, rc = 0;
-    bool tmp_made = false;
-
-    if (stored_bytes_out)
-        *stored_bytes_out = 0;
-    if (len == 0 || len > repo->chunk_size || vb_buf_is_zero(data, len))
-        return vb_error_set(VB_EINVAL, "chunk of %zu bytes is empty, too large or all zero", len);
-    if (repo->encrypted && !repo->have_key)
-        return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
-                            repo->path);
-    s_rel_path(digest, rel);
-    /* Exists already: refresh the mtime so that a concurrent GC sees it as recently used, and
-     * check its header and size, so that a file a crash left incomplete (renamed before its data
-     * reached the disk) is replaced rather than trusted. */
-    if (utimensat(repo->chunks_fd, rel, NULL, 0) == 0) {
-        if (s_existing_ok(repo, rel, len))
-            return 0;
-        VB_LOG_WARN("repo", "replacing damaged chunk repo=%s chunk=%s", repo->path, rel + 3);
-    } else if (errno != ENOENT) {
-        return vb_error_set(VB_EIO, "repository %s: chunk %s: %s", repo->path, rel,
-                            strerror(errno));
-    }
-
     uint8_t *hdr = w->io, *payload = w->io + S_HDR_LEN;
     const uint8_t *src = data;
     size_t stored = len;
     uint16_t flags = 0;
+    int rc = 0;
     if (repo->level > 0 && s_worth_compressing(w, data, len)) {
         size_t n = ZSTD_compressCCtx(w->cctx, payload, w->io_cap - S_HDR_LEN, data, len,
                                      repo->level);
@@ -884,55 +838,104 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
     }
     s_put16(hdr + 10, flags);
     s_put64(hdr + 56, s_hdr_checksum(hdr));
-
-    /* The whole file image in w->io: header, then payload (copied when it is the caller's). */
     if (src != payload)
         memcpy(payload, src, stored);
-    uint64_t seq = atomic_fetch_add(&repo->tmp_seq, 1);
-    snprintf(tmp, sizeof tmp, "%.2s/.tmp.%s.%ld.%" PRIu64, rel, rel + 3, repo->pid, seq);
-    fd = s_create_chunk_file(repo, tmp);
-    if (fd < 0) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: cannot create chunk %s: %s",
-                          repo->path, rel, strerror(errno));
-        goto out;
-    }
-    tmp_made = true;
-    if (s_write_chunk_file(repo, fd, w->io, S_HDR_LEN + stored) != 0) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: writing chunk %s: %s", repo->path,
-                          rel, strerror(errno));
-        goto out;
-    }
-    int cfd = fd;
-    fd = -1;
-    if (close(cfd) != 0) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: writing chunk %s: %s", repo->path,
-                          rel, strerror(errno));
-        goto out;
-    }
-    if (renameat(repo->chunks_fd, tmp, repo->chunks_fd, rel) != 0) {
-        rc = vb_error_set(s_errno_code(errno), "repository %s: installing chunk %s: %s",
-                          repo->path, rel, strerror(errno));
-        goto out;
-    }
-    tmp_made = false;
-    if (stored_bytes_out)
-        *stored_bytes_out = S_HDR_LEN + stored;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp_made)
-        unlinkat(repo->chunks_fd, tmp, 0);
+    *total = S_HDR_LEN + stored;
+    return 0;
+}
+
+int vb_repo_chunk_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data,
+                         size_t len, const uint8_t **img_out, size_t *img_len)
+{
+    vb_repo_t *repo = w->repo;
+    if (len == 0 || len > repo->chunk_size || vb_buf_is_zero(data, len))
+        return vb_error_set(VB_EINVAL, "chunk of %zu bytes is empty, too large or all zero", len);
+    if (repo->encrypted && !repo->have_key)
+        return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
+                            repo->path);
+    int rc = s_encode(w, digest, data, len, img_len);
+    if (rc == 0)
+        *img_out = w->io;
     return rc;
 }
 
-/* Reads and checks a chunk header; fills raw size, stored size and flags from it. */
-static int s_check_header(vb_repo_t *repo, const char *rel, const uint8_t *hdr, off_t size,
+/* Format 2: into the worker's open pack, unless the repository has the chunk. */
+static int s_put_packed(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data,
+                        size_t len, uint64_t *stored_bytes_out)
+{
+    const uint8_t *img = NULL;
+    size_t img_len = 0;
+    bool stored = false;
+    if (vb_packed_has(w->repo->packed, digest))
+        return 0;
+    int rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
+    if (rc == 0)
+        rc = vb_packed_put(w->pw, digest, img, img_len, (uint32_t)len, &stored);
+    if (rc == 0 && stored && stored_bytes_out)
+        *stored_bytes_out = img_len;
+    return rc;
+}
+
+int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
+                      uint64_t *stored_bytes_out)
+{
+    vb_repo_t *repo = w->repo;
+    char name[S_NAME_LEN];
+    unsigned flags = 0;
+    int rc = 0;
+
+    if (stored_bytes_out)
+        *stored_bytes_out = 0;
+    if (len == 0 || len > repo->chunk_size || vb_buf_is_zero(data, len))
+        return vb_error_set(VB_EINVAL, "chunk of %zu bytes is empty, too large or all zero", len);
+    if (repo->encrypted && !repo->have_key)
+        return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
+                            repo->path);
+    if (w->pw)
+        return s_put_packed(w, digest, data, len, stored_bytes_out);
+    s_chunk_name(digest, name);
+    /* Exists already: refresh the mtime so that a concurrent GC sees it as recently used, and
+     * check its header and size, so that an object a crash left incomplete (renamed before its
+     * data reached the disk) is replaced rather than trusted. */
+    rc = vb_store_freshen(repo->store, name);
+    if (rc == 0) {
+        if (s_existing_ok(repo, name, len))
+            return 0;
+        VB_LOG_WARN("repo", "replacing damaged chunk repo=%s chunk=%s", repo->path,
+                    s_hex_of(name));
+        flags = VB_STORE_REPLACE;
+    } else if (rc != VB_ENOTFOUND) {
+        return rc;
+    }
+    vb_error_clear();
+    size_t total = 0;
+    const uint8_t *img = NULL;
+    if ((rc = vb_repo_chunk_encode(w, digest, data, len, &img, &total)) != 0)
+        return rc;
+    rc = vb_store_put(repo->store, name, img, total, flags);
+    if (rc == VB_EEXISTS) { /* another writer stored the same content meanwhile */
+        vb_error_clear();
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (stored_bytes_out)
+        *stored_bytes_out = total;
+    return 0;
+}
+
+/* Checks a chunk header against the object's size; fills raw size, stored size and flags. */
+static int s_check_header(vb_repo_t *repo, const char *hex, const uint8_t *hdr, uint64_t size,
                           uint32_t *raw, uint32_t *stored, uint16_t *flags)
 {
+    if (size < S_HDR_LEN)
+        return vb_error_set(VB_ECORRUPT,
+                            "chunk %s is truncated (%llu bytes, shorter than its header)", hex,
+                            (unsigned long long)size);
     if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 || s_get64(hdr + 56) != s_hdr_checksum(hdr))
-        return vb_error_set(VB_ECORRUPT, "chunk %s has a damaged header", rel + 3);
+        return vb_error_set(VB_ECORRUPT, "chunk %s has a damaged header", hex);
     if (s_get16(hdr + 8) != S_CHUNK_VERSION)
-        return vb_error_set(VB_EUNSUPPORTED, "chunk %s has format version %u", rel + 3,
+        return vb_error_set(VB_EUNSUPPORTED, "chunk %s has format version %u", hex,
                             s_get16(hdr + 8));
     *flags = s_get16(hdr + 10);
     *raw = s_get32(hdr + 12);
@@ -940,101 +943,36 @@ static int s_check_header(vb_repo_t *repo, const char *rel, const uint8_t *hdr, 
     if ((*flags & ~(S_FLAG_COMPRESSED | S_FLAG_ENCRYPTED)) || *raw == 0 ||
         *raw > repo->chunk_size || *stored > ZSTD_compressBound(repo->chunk_size) ||
         (!(*flags & S_FLAG_COMPRESSED) && *stored != *raw))
-        return vb_error_set(VB_ECORRUPT, "chunk %s has an inconsistent header", rel + 3);
-    if ((uint64_t)size != S_HDR_LEN + (uint64_t)*stored)
+        return vb_error_set(VB_ECORRUPT, "chunk %s has an inconsistent header", hex);
+    if (size != S_HDR_LEN + (uint64_t)*stored)
         return vb_error_set(VB_ECORRUPT,
                             "chunk %s is truncated or padded: header says %u stored bytes, the "
                             "file holds %lld",
-                            rel + 3, *stored, (long long)size - S_HDR_LEN);
+                            hex, *stored, (long long)size - S_HDR_LEN);
     return 0;
 }
 
-static int s_read_header(vb_repo_t *repo, int fd, const char *rel, uint8_t *hdr, uint32_t *raw,
-                         uint32_t *stored, uint16_t *flags)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
-    if (st.st_size < S_HDR_LEN || vb_pread_full(fd, hdr, S_HDR_LEN, 0) != 0)
-        return vb_error_set(VB_ECORRUPT, "chunk %s is truncated (%lld bytes, shorter than its "
-                            "header)", rel + 3, (long long)st.st_size);
-    return s_check_header(repo, rel, hdr, st.st_size, raw, stored, flags);
-}
-
-/* Reads a whole chunk file into w->io: with O_DIRECT when the repository takes it (one large
- * read per chunk, no page cache), else buffered. Returns the file size in *size. */
-static int s_read_chunk_file(vb_repo_worker_t *w, const char *rel, off_t *size)
-{
-    vb_repo_t *repo = w->repo;
-    bool direct = atomic_load(&repo->direct);
-    int fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-    if (fd < 0 && direct && errno == EINVAL) {
-        direct = false;
-        fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return vb_error_set(errno == ENOENT ? VB_ENOTFOUND : VB_EIO, "chunk %s is %s", rel + 3,
-                            errno == ENOENT ? "missing" : strerror(errno));
-    int rc = 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        rc = vb_error_set(VB_EIO, "chunk %s: %s", rel + 3, strerror(errno));
-        goto out;
-    }
-    if (st.st_size < S_HDR_LEN || (uint64_t)st.st_size > w->io_cap) {
-        rc = vb_error_set(VB_ECORRUPT, "chunk %s is truncated or oversized (%lld bytes)",
-                          rel + 3, (long long)st.st_size);
-        goto out;
-    }
-    size_t want = (size_t)st.st_size, got = 0;
-    if (direct)
-        want = (want + S_ALIGN - 1) & ~(size_t)(S_ALIGN - 1);
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(fd, w->io + got, want - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EINVAL && direct && got == 0) {
-            /* the device refuses this alignment: read this one through the page cache */
-            int bfd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
-            if (bfd < 0)
-                break;
-            close(fd);
-            fd = bfd;
-            direct = false;
-            want = (size_t)st.st_size;
-            continue;
-        }
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got < (size_t)st.st_size)
-        rc = vb_error_set(VB_EIO, "chunk %s: short read: %s", rel + 3, strerror(errno));
-    *size = st.st_size;
-out:
-    close(fd);
-    return rc;
-}
-
-/* A cheap check of a chunk file found existing: a sound header, the expected raw size, the
- * whole payload present. The content itself is checked by verify and restore. */
-static bool s_existing_ok(vb_repo_t *repo, const char *rel, size_t len)
+/* A cheap check of a chunk found existing: a sound header, the expected raw size, the whole
+ * payload present. The content itself is checked by verify and restore. */
+static bool s_existing_ok(vb_repo_t *repo, const char *name, size_t len)
 {
     uint8_t hdr[S_HDR_LEN];
     uint32_t raw = 0, stored = 0;
     uint16_t flags = 0;
-    int fd = openat(repo->chunks_fd, rel, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool ok = s_read_header(repo, fd, rel, hdr, &raw, &stored, &flags) == 0 && raw == len;
-    close(fd);
+    vb_store_stat_t st;
+    size_t got = 0;
+    bool ok = vb_store_stat(repo->store, name, &st) == 0 &&
+              vb_store_get_range(repo->store, name, 0, hdr, sizeof hdr, &got) == 0 &&
+              (got == sizeof hdr || st.size < S_HDR_LEN) &&
+              s_check_header(repo, s_hex_of(name), hdr, st.size, &raw, &stored, &flags) == 0 &&
+              raw == len;
     if (!ok)
         vb_error_clear();
     return ok;
 }
 
 static int s_decrypt(vb_repo_worker_t *w, const vb_digest_t *digest, const uint8_t *hdr,
-                     uint8_t *buf, size_t len, const char *rel)
+                     uint8_t *buf, size_t len, const char *hex)
 {
     int outl = 0, fin = 0;
     EVP_CIPHER_CTX *c = w->cipher;
@@ -1046,16 +984,16 @@ static int s_decrypt(vb_repo_worker_t *w, const vb_digest_t *digest, const uint8
         return vb_error_set(VB_EIO, "AES-256-GCM decryption failed");
     if (EVP_DecryptFinal_ex(c, buf + outl, &fin) != 1)
         return vb_error_set(VB_ECORRUPT, "chunk %s failed authentication (damaged or forged)",
-                            rel + 3);
+                            hex);
     return 0;
 }
 
-int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
-                      size_t *len_out)
+int vb_repo_chunk_decode(vb_repo_worker_t *w, const vb_digest_t *digest, uint8_t *img,
+                         size_t img_len, void *out, size_t cap, size_t *len_out)
 {
     vb_repo_t *repo = w->repo;
-    char rel[3 + VB_DIGEST_HEX_LEN + 1];
-    uint8_t hdr[S_HDR_LEN];
+    char hex[VB_DIGEST_HEX_LEN + 1];
+    uint8_t hdr[S_HDR_LEN] = {0};
     uint32_t raw = 0, stored = 0;
     uint16_t flags = 0;
     int rc = 0;
@@ -1063,89 +1001,143 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
     if (repo->encrypted && !repo->have_key)
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
-    s_rel_path(digest, rel);
-    off_t size = 0;
-    if ((rc = s_read_chunk_file(w, rel, &size)) != 0)
+    vb_digest_hex(digest, hex);
+    memcpy(hdr, img, img_len < S_HDR_LEN ? img_len : S_HDR_LEN);
+    if ((rc = s_check_header(repo, hex, hdr, img_len, &raw, &stored, &flags)) != 0)
         return rc;
-    memcpy(hdr, w->io, S_HDR_LEN);
-    if ((rc = s_check_header(repo, rel, hdr, size, &raw, &stored, &flags)) != 0)
-        goto out;
-    if (raw > cap) {
-        rc = vb_error_set(VB_EINVAL, "chunk %s: %u bytes do not fit a %zu-byte buffer", rel + 3,
-                          raw, cap);
-        goto out;
-    }
-    bool compressed = flags & S_FLAG_COMPRESSED;
-    uint8_t *buf = w->io + S_HDR_LEN;
-    if ((flags & S_FLAG_ENCRYPTED) != (repo->encrypted ? S_FLAG_ENCRYPTED : 0)) {
-        rc = vb_error_set(VB_ECORRUPT, "chunk %s: encryption flag does not match the repository",
-                          rel + 3);
-        goto out;
-    }
-    if (repo->encrypted && (rc = s_decrypt(w, digest, hdr, buf, stored, rel)) != 0)
-        goto out;
-    if (compressed) {
+    if (raw > cap)
+        return vb_error_set(VB_EINVAL, "chunk %s: %u bytes do not fit a %zu-byte buffer", hex,
+                            raw, cap);
+    uint8_t *buf = img + S_HDR_LEN;
+    if ((flags & S_FLAG_ENCRYPTED) != (repo->encrypted ? S_FLAG_ENCRYPTED : 0))
+        return vb_error_set(VB_ECORRUPT,
+                            "chunk %s: encryption flag does not match the repository", hex);
+    if (repo->encrypted && (rc = s_decrypt(w, digest, hdr, buf, stored, hex)) != 0)
+        return rc;
+    if (flags & S_FLAG_COMPRESSED) {
         size_t n = ZSTD_decompressDCtx(w->dctx, out, cap, buf, stored);
-        if (ZSTD_isError(n) || n != raw) {
-            rc = vb_error_set(VB_ECORRUPT, "chunk %s does not decompress to %u bytes", rel + 3,
-                              raw);
-            goto out;
-        }
+        if (ZSTD_isError(n) || n != raw)
+            return vb_error_set(VB_ECORRUPT, "chunk %s does not decompress to %u bytes", hex,
+                                raw);
     } else {
         memcpy(out, buf, raw);
     }
     vb_digest_t check;
     if ((rc = vb_repo_digest(w, out, raw, &check)) != 0)
-        goto out;
-    if (memcmp(check.b, digest->b, VB_DIGEST_LEN) != 0) {
-        rc = vb_error_set(VB_ECORRUPT, "chunk %s: content does not match its digest", rel + 3);
-        goto out;
-    }
+        return rc;
+    if (memcmp(check.b, digest->b, VB_DIGEST_LEN) != 0)
+        return vb_error_set(VB_ECORRUPT, "chunk %s: content does not match its digest", hex);
     *len_out = raw;
-out:
+    return 0;
+}
+
+int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
+                      size_t *len_out)
+{
+    vb_repo_t *repo = w->repo;
+    char name[S_NAME_LEN];
+    if (repo->encrypted && !repo->have_key)
+        return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
+                            repo->path);
+    size_t size = 0;
+    if (repo->packed) {
+        int rc = vb_packed_get(repo->packed, digest, w->io, w->io_cap, &size);
+        return rc ? rc : vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+    }
+    s_chunk_name(digest, name);
+    int rc = vb_store_get(repo->store, name, w->io, w->io_cap, &size);
+    if (rc == VB_ENOTFOUND)
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing", s_hex_of(name));
+    if (rc == VB_ECORRUPT)
+        return vb_error_prefix(VB_ECORRUPT, "chunk %s is oversized", s_hex_of(name));
+    if (rc)
+        return rc;
+    return vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+}
+
+/* ---------- listing and removing (garbage collection) ---------- */
+
+typedef struct {
+    vb_repo_chunk_fn fn;
+    void *arg;
+} s_foreach_t;
+
+static int s_foreach_one(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    s_foreach_t *f = arg;
+    vb_digest_t d;
+    const char *hex = name + sizeof S_CHUNKS - 1 + 3;
+    if (strlen(name) != S_NAME_LEN - 1 || vb_digest_parse(hex, &d) != 0 ||
+        strncmp(name + sizeof S_CHUNKS - 1, hex, 2) != 0) {
+        vb_error_clear();
+        return 0; /* not ours: leave it alone */
+    }
+    return f->fn(f->arg, &d, st);
+}
+
+int vb_repo_chunk_foreach(vb_repo_t *self, vb_repo_chunk_fn fn, void *arg)
+{
+    s_foreach_t f = {.fn = fn, .arg = arg};
+    return vb_store_list(self->store, S_CHUNKS, s_foreach_one, &f);
+}
+
+int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest, time_t unless_since)
+{
+    char name[S_NAME_LEN];
+    s_chunk_name(digest, name);
+    return vb_store_remove(self->store, name, unless_since);
+}
+
+typedef struct {
+    vb_store_t *store;
+    time_t before;
+    bool dry_run;
+    uint64_t removed;
+} s_expire_t;
+
+static int s_expire_one(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    s_expire_t *e = arg;
+    if (st->mtime < e->before && (e->dry_run || vb_store_remove(e->store, name, 0) == 0))
+        e->removed++;
+    vb_error_clear();
+    return 0;
+}
+
+int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run, uint64_t *removed)
+{
+    s_expire_t e = {.store = self->store, .before = before, .dry_run = dry_run};
+    int rc = vb_store_list(self->store, VB_REPO_QUARANTINE_DIR "/", s_expire_one, &e);
+    *removed = e.removed;
     return rc;
 }
 
 /* ---------- stats ---------- */
 
-static int s_scan_chunks(vb_repo_t *self, vb_repo_stats_t *st)
+static int s_stat_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *st)
 {
-    for (int i = 0; i < 256; i++) {
-        char shard[3];
-        s_hex((const uint8_t[]){(uint8_t)i}, 1, shard);
-        int sfd = openat(self->chunks_fd, shard, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = sfd >= 0 ? fdopendir(sfd) : NULL;
-        if (!d) {
-            if (sfd >= 0)
-                close(sfd);
-            return vb_error_set(VB_EIO, "repository %s: chunks/%s: %s", self->path, shard,
-                                strerror(errno));
-        }
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (strlen(e->d_name) != VB_DIGEST_HEX_LEN)
-                continue;
-            int fd = openat(sfd, e->d_name, O_RDONLY | O_CLOEXEC);
-            struct stat s;
-            uint8_t hdr[S_HDR_LEN];
-            if (fd < 0)
-                continue; /* removed meanwhile */
-            st->chunks++;
-            if (fstat(fd, &s) == 0)
-                st->stored_bytes += (uint64_t)s.st_size;
-            if (vb_pread_full(fd, hdr, S_HDR_LEN, 0) == 0 && memcmp(hdr, S_MAGIC, 8) == 0)
-                st->raw_bytes += s_get32(hdr + 12);
-            close(fd);
-        }
-        closedir(d);
-    }
+    vb_repo_stats_t *out = ((void **)arg)[1];
+    vb_repo_t *self = ((void **)arg)[0];
+    char name[S_NAME_LEN];
+    uint8_t hdr[S_HDR_LEN];
+    size_t got = 0;
+    s_chunk_name(d, name);
+    out->chunks++;
+    out->stored_bytes += st->size;
+    if (vb_store_get_range(self->store, name, 0, hdr, sizeof hdr, &got) == 0 &&
+        got == sizeof hdr && memcmp(hdr, S_MAGIC, 8) == 0)
+        out->raw_bytes += s_get32(hdr + 12);
+    vb_error_clear(); /* removed meanwhile */
     return 0;
 }
 
 int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    int rc = s_scan_chunks(self, out);
+    void *ctx[2] = {self, out};
+    int rc = self->packed ? vb_packed_stats(self->packed, &out->chunks, &out->packs,
+                                            &out->stored_bytes, &out->raw_bytes)
+                          : vb_repo_chunk_foreach(self, s_stat_one, ctx);
     char **names = NULL;
     size_t n = 0;
     if (rc == 0)

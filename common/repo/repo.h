@@ -1,9 +1,10 @@
 /* repo — the repository: a directory of content-addressed chunks plus disk indexes.
  *
- * Layout of a repository directory:
- *   config              versioned `key = "value"` file (format version, chunk size, compression,
- *                       encryption parameters, key check value)
- *   chunks/00 .. ff/    chunk files named by the hex digest, sharded by its first byte
+ * A repository is a store (store.h: a POSIX directory today) opened from a location string; all
+ * its I/O goes through the store. Its objects:
+ *   config              versioned `key = "value"` object (format version, chunk size,
+ *                       compression, encryption parameters, key check value)
+ *   chunks/00 .. ff/    chunks named by the hex digest, sharded by its first byte
  *   indexes/NAME.idx    disk indexes (index.h)
  *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine)
  *
@@ -16,18 +17,14 @@
  * A chunk file is a 64-byte header (magic "VBCHUNK\0", format version, flags compressed/encrypted,
  * raw size, stored size, GCM nonce and tag, header checksum) followed by the stored payload. The
  * payload is protected by the digest (re-hashed on every read) and, when encrypted, by the GCM tag
- * whose additional data is the header and the digest. Files are written to a temp name in their
- * shard directory and renamed; writing a chunk that exists is a no-op that refreshes its mtime (so
- * garbage collection, which sweeps only chunks older than the oldest running job, never removes a
- * chunk a running job has just re-referenced).
+ * whose additional data is the header and the digest. Chunks are put-if-absent objects; writing a
+ * chunk that exists is a no-op that freshens its mtime (so garbage collection, which sweeps only
+ * chunks older than the oldest running job, never removes a chunk a running job has just
+ * re-referenced).
  *
- * Durability: no fsync per chunk. vb_repo_sync() (syncfs on the repository) makes everything
- * written so far stable; a task calls it before reporting success, and vb_index_write() calls it
- * before it writes an index.
- *
- * I/O: chunk files are written and read with O_DIRECT where the file system takes it (backup data
- * is written once and rarely read: going through the page cache costs CPU and throttles on
- * writeback), with a buffered fallback otherwise (e.g. tmpfs on older kernels).
+ * Durability: no sync per chunk. vb_repo_sync() (the store's barrier) makes everything written so
+ * far stable; a task calls it before reporting success, and vb_index_write() calls it before it
+ * writes an index.
  *
  * Threads: a vb_repo_t is shared read-only by any number of threads once opened. Chunk operations
  * go through a vb_repo_worker_t (its compression/cipher contexts and buffers), one per thread. */
@@ -40,8 +37,10 @@
 #include <time.h>
 
 #include "error.h"
+#include "repo/store.h"
 
-#define VB_REPO_FORMAT_VERSION 1
+#define VB_REPO_FORMAT_VERSION 1 /* what vb_repo_init makes unless asked for another */
+#define VB_REPO_FORMAT_PACKED 2  /* chunks in packs, found through index objects (packed.h) */
 #define VB_REPO_CHUNK_MIN (64u * 1024u)
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
 #define VB_REPO_CHUNK_DEFAULT (1024u * 1024u)
@@ -71,6 +70,8 @@ typedef struct {
     uint32_t chunk_size;   /* 0: default 1 MiB; else a power of two in 64 KiB .. 4 MiB */
     int compression_level; /* 0: no compression; 1..19: zstd level */
     const char *key_file;  /* NULL: not encrypted; else AES-256-GCM + HMAC keyed from this file */
+    int format;            /* 0: VB_REPO_FORMAT_VERSION; 1: a file per chunk; 2: packs */
+    uint32_t pack_size;    /* format 2: 0 = 16 MiB; else 4 MiB .. 128 MiB */
 } vb_repo_params_t;
 
 /* Parses "zstd:N" (N 1..19), "zstd" (level 3) or "none" into a level (0 = none). */
@@ -79,6 +80,12 @@ int vb_repo_parse_compression(const char *text, int *level_out) VB_WUR;
 /* Creates a repository at `path` (created if missing; must be empty if it exists). Returns 0,
  * VB_EEXISTS (not empty / already a repository), VB_EINVAL (bad parameter or key file), VB_EIO. */
 int vb_repo_init(const char *path, const vb_repo_params_t *params) VB_WUR;
+
+/* Format 2: rebuilds the chunk index from the pack trailers alone (idxobj.h,
+ * vb_idxobj_repair), without loading the old index (which may be damaged or gone). Works without
+ * the key. VB_EINVAL for a format 1 repository (no chunk index); open errors as vb_repo_open. */
+struct vb_idxobj_repair_s;
+int vb_repo_repair_index(const char *path, struct vb_idxobj_repair_s *out) VB_WUR;
 
 /* Opens a repository. `key_file` is required to read or write chunks of an encrypted repository;
  * without it only metadata operations (stats, index listing) work. Returns NULL with the message
@@ -90,13 +97,23 @@ void vb_repo_destroy(vb_repo_t **self_p);
 const char *vb_repo_path(const vb_repo_t *self);      /* borrowed */
 uint32_t vb_repo_chunk_size(const vb_repo_t *self);
 int vb_repo_compression_level(const vb_repo_t *self); /* 0: none */
+int vb_repo_format(const vb_repo_t *self);            /* 1 or 2 */
+uint32_t vb_repo_pack_size(const vb_repo_t *self);    /* format 2; 0 for format 1 */
 bool vb_repo_encrypted(const vb_repo_t *self);
 
-/* Makes everything written to the repository so far durable (syncfs). VB_EIO on failure. */
+/* Makes everything written to the repository so far durable (the store's barrier); in format 2
+ * then writes the index object of the packs sealed since (packs, then index). VB_EIO on
+ * failure. */
 int vb_repo_sync(vb_repo_t *self) VB_WUR;
+
+/* The store the repository lives in (borrowed, valid until vb_repo_destroy). */
+vb_store_t *vb_repo_store(vb_repo_t *self);
 
 /* Worker context for one thread. NULL on failure (message set). */
 vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo);
+/* Format 2: seals the worker's open pack (chunks put since the last flush are dropped when the
+ * worker is destroyed without it). Format 1: nothing. Then vb_repo_sync() writes the index. */
+int vb_repo_worker_flush(vb_repo_worker_t *w) VB_WUR;
 void vb_repo_worker_destroy(vb_repo_worker_t **self_p);
 
 /* True when all `len` bytes are zero. */
@@ -110,6 +127,19 @@ int vb_digest_parse(const char *hex, vb_digest_t *out) VB_WUR;
 
 /* Computes the chunk name of `len` bytes (SHA-256, or HMAC-SHA-256 when encrypted). */
 int vb_repo_digest(vb_repo_worker_t *w, const void *data, size_t len, vb_digest_t *out) VB_WUR;
+
+/* Encoding, apart from where the bytes go. Encodes a chunk (compressed when worth it, encrypted
+ * in an encrypted repository) into its stored image: a 64-byte header and the payload.
+ * *img_out is borrowed from the worker until its next call. VB_EINVAL (empty, too large or all
+ * zero), VB_EAUTH (no key). */
+int vb_repo_chunk_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data,
+                         size_t len, const uint8_t **img_out, size_t *img_len) VB_WUR;
+
+/* Decodes a stored image (img_len bytes, decrypted in place) into out (capacity cap), checking
+ * header, authentication and digest; *len_out is the raw length. VB_ECORRUPT, VB_EAUTH,
+ * VB_EINVAL (does not fit). */
+int vb_repo_chunk_decode(vb_repo_worker_t *w, const vb_digest_t *digest, uint8_t *img,
+                         size_t img_len, void *out, size_t cap, size_t *len_out) VB_WUR;
 
 /* Stores a chunk whose digest the caller computed with vb_repo_digest. `len` is at most the
  * chunk size; the caller does not store all-zero chunks (VB_EINVAL if it tries). If the chunk
@@ -142,12 +172,29 @@ bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest);
 /* True when the chunk file exists (no content check). */
 bool vb_repo_chunk_exists(vb_repo_t *self, const vb_digest_t *digest);
 
-/* The path of a chunk file (for tests and tools): writes into out (size outsz). */
+/* The local file path of a chunk (for tests and tools): writes into out (size outsz).
+ * VB_EUNSUPPORTED when the store has no local files. */
 int vb_repo_chunk_path(const vb_repo_t *self, const vb_digest_t *digest, char *out,
                        size_t outsz) VB_WUR;
 
+/* Called once per stored chunk by vb_repo_chunk_foreach with its digest, size and mtime; return
+ * as for vb_store_list_fn. The callback may remove the chunk it is given. */
+typedef int (*vb_repo_chunk_fn)(void *arg, const vb_digest_t *digest, const vb_store_stat_t *st);
+int vb_repo_chunk_foreach(vb_repo_t *self, vb_repo_chunk_fn fn, void *arg) VB_WUR;
+
+/* Removes a chunk unless it was written or freshened at or after unless_since (0: remove
+ * anyway). VB_EBUSY (kept: in use meanwhile), VB_ENOTFOUND, VB_EIO. */
+int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest,
+                         time_t unless_since) VB_WUR;
+
+/* Removes quarantined chunks moved there before `before`; *removed counts them (or those that
+ * would be, with dry_run). */
+int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run,
+                              uint64_t *removed) VB_WUR;
+
 typedef struct {
-    uint64_t chunks;         /* chunk files */
+    uint64_t chunks;         /* chunk files (format 2: chunks in the index) */
+    uint64_t packs;          /* format 2: pack objects */
     uint64_t stored_bytes;   /* sum of chunk file sizes (headers included) */
     uint64_t raw_bytes;      /* sum of the chunks' raw (uncompressed) sizes */
     uint64_t indexes;        /* index files */

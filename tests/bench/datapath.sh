@@ -6,7 +6,10 @@
 # wall time, CPU time (user+sys), peak RSS (/usr/bin/time -v) and repository size for:
 #   vbak (tests/bench/vb_bench_datapath: the real pipeline + repository code): full backup,
 #     incremental of the changed copy given its changed areas, restore (checked with cmp, sparse
-#     output), verify; chunk sizes 256K, 1M, 4M; without and with encryption; zstd:3.
+#     output), verify; zstd:3; rows of chunk size, repository format (1: a file per chunk, 2:
+#     packs) and encryption (VB_BENCH_ROWS, default: 64K and 256K in both formats, 256K
+#     encrypted in both, 1M and 4M in format 1); objs/GiB = files in the repository after the
+#     full backup per GiB it stores.
 #   restic: backup, restore.   borg: create --compression zstd,1 and none, extract --sparse.
 #   the limits: cat of the image, openssl speed -evp sha256.
 # Every tool reads the images from the page cache (they were just written); `sync` runs before
@@ -17,8 +20,9 @@
 # build/; needs about 16 GiB free for the full run), VB_BENCH_WORKERS (default: 2 × nproc: workers wait on direct I/O).
 # Prints a table and a last line
 #   RESULT full_gibps=… incr_s=… full_s=… restore_gibps=… restic_full_gibps=… borg_full_gibps=…
-#          peak_rss_mib=… incr_new_mib=…
-# (logical GiB/s = image size ÷ wall time; RESULT figures for 256 KiB chunks without encryption;
+#          peak_rss_mib=… incr_new_mib=… f2_full_gibps=… f2_objs_per_gib=… f2_64k_incr_new_mib=…
+# (logical GiB/s = image size ÷ wall time; RESULT figures for 256 KiB chunks without encryption,
+# format 1 unless named f2_;
 # peak_rss_mib is the largest of all vbak runs; borg_full_gibps is borg with zstd,1).
 set -euo pipefail
 
@@ -85,15 +89,18 @@ SHA=$(openssl speed -evp sha256 -seconds 1 -bytes 1048576 2>/dev/null |
 # ---- vbak ----
 ROWS=()
 PEAK=0
-for cs in 256K 1M 4M; do
-    for enc in no yes; do
-        repo=$WORK/vbak-$cs-$enc
+BENCH_ROWS=${VB_BENCH_ROWS:-"64K:1:no 64K:2:no 256K:1:no 256K:1:yes 256K:2:no 256K:2:yes 1M:1:no 4M:1:no"}
+for row in $BENCH_ROWS; do
+        IFS=: read -r cs fmt enc <<<"$row"
+        repo=$WORK/vbak-$cs-$fmt-$enc
         keyopt=()
         [[ $enc == yes ]] && keyopt=(--key "$WORK/key")
-        "$BIN" init "$repo" "$cs" "${keyopt[@]}" >/dev/null
+        "$BIN" init "$repo" "$cs" --format "$fmt" "${keyopt[@]}" >/dev/null
         measure full.out "$BIN" backup "$repo" base.img full --workers "$WORKERS" "${keyopt[@]}"
         F_WALL=$WALL F_CPU=$CPU F_RSS=$RSS
         F_SIZE=$(dusize "$repo")
+        F_OBJS=$(awk -v n="$(find "$repo" -type f | wc -l)" -v b="$F_SIZE" \
+                 'BEGIN { printf "%.0f", (b > 0 ? n / (b / 1073741824) : 0) }')
         measure incr.out "$BIN" backup "$repo" changed.img incr --parent full \
             --changed changed.txt --workers "$WORKERS" "${keyopt[@]}"
         I_WALL=$WALL I_CPU=$CPU I_RSS=$RSS
@@ -111,17 +118,21 @@ for cs in 256K 1M 4M; do
         for r in $F_RSS $I_RSS $R_RSS $V_RSS; do
             PEAK=$(awk -v a="$PEAK" -v b="$r" 'BEGIN { print (b > a ? b : a) }')
         done
-        ROWS+=("$(printf '%-5s %-4s %7s %7s %6s %6s | %7s %6s %7s %8s | %7s %7s %6s | %7s | %8s %8s' \
-            "$cs" "$enc" "$F_WALL" "$(rate "$F_WALL")" "$F_CPU" "$F_RSS" \
+        ROWS+=("$(printf '%-5s %-3s %-4s %7s %7s %6s %6s | %7s %6s %7s %8s | %7s %7s %6s | %7s | %8s %8s %8s' \
+            "$cs" "$fmt" "$enc" "$F_WALL" "$(rate "$F_WALL")" "$F_CPU" "$F_RSS" \
             "$I_WALL" "$I_CPU" "$I_CHUNKS" "$(mib "$I_NEW")" \
-            "$R_WALL" "$(rate "$R_WALL")" "$R_RSS" "$V_WALL" "$(mib "$F_SIZE")" "$(mib "$T_SIZE")")")
-        if [[ $cs == 256K && $enc == no ]]; then
+            "$R_WALL" "$(rate "$R_WALL")" "$R_RSS" "$V_WALL" "$(mib "$F_SIZE")" "$(mib "$T_SIZE")" \
+            "$F_OBJS")")
+        if [[ $cs == 256K && $fmt == 1 && $enc == no ]]; then
             RES_FULL_S=$F_WALL RES_INCR_S=$I_WALL RES_RESTORE=$R_WALL RES_INCR_NEW=$I_NEW
         fi
+        if [[ $cs == 256K && $fmt == 2 && $enc == no ]]; then
+            RES_F2_FULL=$F_WALL RES_F2_OBJS=$F_OBJS
+        fi
+        [[ $cs == 64K && $fmt == 2 && $enc == no ]] && RES_F2_64K_NEW=$I_NEW
         # Repositories stay until the end: on ext4, creating files right after thousands were
         # deleted makes inode allocation scan the recently deleted ones (a profile showed a third
         # of a backup's CPU time in find_inode_bit/recently_deleted).
-    done
 done
 
 # ---- restic ----
@@ -167,9 +178,9 @@ echo
 echo "limits: cat $CAT_WALL s ($(rate "$CAT_WALL") GiB/s); openssl speed -evp sha256 (1 MiB blocks, one core): $SHA GiB/s"
 echo
 echo "vbak (s = wall seconds, GiB/s = logical $SIZE / wall, cpu = user+sys seconds, rss = peak MiB)"
-printf '%-5s %-4s %7s %7s %6s %6s | %7s %6s %7s %8s | %7s %7s %6s | %7s | %8s %8s\n' \
-    chunk enc full_s GiB/s cpu rss incr_s cpu chunks new_MiB rest_s GiB/s rss verif_s \
-    repo_MiB +incr_MiB
+printf '%-5s %-3s %-4s %7s %7s %6s %6s | %7s %6s %7s %8s | %7s %7s %6s | %7s | %8s %8s %8s\n' \
+    chunk fmt enc full_s GiB/s cpu rss incr_s cpu chunks new_MiB rest_s GiB/s rss verif_s \
+    repo_MiB +incr_MiB objs/GiB
 printf '%s\n' "${ROWS[@]}"
 echo "(chunks = chunks the incremental read; new_MiB = bytes it added to the repository;"
 echo " repo_MiB after the full backup, +incr_MiB after the incremental too)"
@@ -184,4 +195,6 @@ echo
 echo "RESULT full_gibps=$(rate "$RES_FULL_S") incr_s=$RES_INCR_S full_s=$RES_FULL_S" \
      "restore_gibps=$(rate "$RES_RESTORE") restic_full_gibps=$(rate "$RS_FULL")" \
      "borg_full_gibps=$(rate "$BORG_ZSTD_FULL") peak_rss_mib=$PEAK" \
-     "incr_new_mib=$(mib "$RES_INCR_NEW")"
+     "incr_new_mib=$(mib "$RES_INCR_NEW")" \
+     "f2_full_gibps=$(rate "${RES_F2_FULL:-0}") f2_objs_per_gib=${RES_F2_OBJS:-}" \
+     "f2_64k_incr_new_mib=$(mib "${RES_F2_64K_NEW:-0}")"

@@ -5,7 +5,7 @@
  *   vb_bench_datapath mutate IMAGE PERCENT SEED CHANGED
  *                                                   overwrite PERCENT% of the 64 KiB blocks at
  *                                                   random; write the changed areas to CHANGED
- *   vb_bench_datapath init REPO CHUNK [--compression zstd:N|none] [--key KEYFILE]
+ *   vb_bench_datapath init REPO CHUNK [--compression zstd:N|none] [--key KEYFILE] [--format 1|2]
  *   vb_bench_datapath backup REPO IMAGE NAME [--parent NAME --changed FILE] [--key K] [--workers N]
  *   vb_bench_datapath restore REPO NAME OUT [--key K] [--workers N] [--direct-out]
  *   vb_bench_datapath verify REPO NAME [--key K] [--workers N]
@@ -144,6 +144,7 @@ typedef struct {
     const char *parent;
     const char *changed;
     const char *compression;
+    int format;
     unsigned workers;
     bool direct_out;
 } opts_t;
@@ -167,6 +168,8 @@ static int parse_opts(int argc, char **argv, int first, opts_t *o)
             o->changed = v;
         else if (!strcmp(argv[i], "--compression"))
             o->compression = v;
+        else if (!strcmp(argv[i], "--format"))
+            o->format = (int)strtol(v, NULL, 10);
         else if (!strcmp(argv[i], "--workers"))
             o->workers = (unsigned)strtoul(v, NULL, 10);
         else
@@ -182,8 +185,10 @@ static int cmd_init(int argc, char **argv)
     uint64_t cs = 0;
     if (argc < 4 || parse_opts(argc, argv, 4, &o) != 0 ||
         vb_parse_size(argv[3], "CHUNK", &cs) != 0)
-        return fprintf(stderr, "usage: init REPO CHUNK [--compression C] [--key K]\n"), 2;
-    vb_repo_params_t p = {.chunk_size = (uint32_t)cs, .compression_level = 3, .key_file = o.key};
+        return fprintf(stderr, "usage: init REPO CHUNK [--compression C] [--key K] [--format F]\n"),
+               2;
+    vb_repo_params_t p = {
+        .chunk_size = (uint32_t)cs, .compression_level = 3, .key_file = o.key, .format = o.format};
     if (o.compression && vb_repo_parse_compression(o.compression, &p.compression_level) != 0)
         return die("init");
     return vb_repo_init(argv[2], &p) ? die("init") : 0;

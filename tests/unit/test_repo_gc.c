@@ -230,13 +230,13 @@ Test(gc, leftovers_and_a_damaged_index)
     age_all_chunks(r, ai, 3600);
     /* A temp file from a crashed writer, old; and a chunk set aside by an interrupted GC. */
     char tmp[4096], p[4096], aside[4096];
-    snprintf(tmp, sizeof tmp, "%s/chunks/00/.tmp.dead.1.1", s_path);
+    char hex[65];
+    vb_digest_hex(&ai->digests[0], hex);
+    snprintf(tmp, sizeof tmp, "%s/chunks/%.2s/.tmp.dead.1.1", s_path, hex);
     tu_write_file(tmp, "x", 1);
     struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
     cr_assert_eq(utimensat(AT_FDCWD, tmp, old, 0), 0);
     cr_assert_eq(vb_repo_chunk_path(r, &ai->digests[0], p, sizeof p), 0);
-    char hex[65];
-    vb_digest_hex(&ai->digests[0], hex);
     snprintf(aside, sizeof aside, "%s/chunks/%.2s/.gc.%s", s_path, hex, hex);
     cr_assert_eq(rename(p, aside), 0);
 

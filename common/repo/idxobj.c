@@ -1,0 +1,332 @@
+#include "repo/idxobj.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+
+#define S_MAGIC "VBCIDX1"
+#define S_PREFIX "index/"
+#define S_HEAD_LEN 16 /* magic 8, version 4, pack count 4 */
+#define S_PACK_HEAD_LEN (VB_PACK_ID_LEN + 4)
+#define S_ENTRY_LEN 48 /* digest 32, offset 8, length 4, raw length 4 */
+
+struct vb_idxobj {
+    uint8_t *buf; /* the object body being built, from its head on */
+    size_t len, cap;
+    uint32_t packs;
+};
+
+static void s_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t s_get(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+vb_idxobj_t *vb_idxobj_new(void)
+{
+    vb_idxobj_t *self = calloc(1, sizeof *self);
+    if (!self)
+        vb_error_set(VB_ENOMEM, "out of memory");
+    return self;
+}
+
+void vb_idxobj_destroy(vb_idxobj_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->buf);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static int s_reserve(vb_idxobj_t *self, size_t more)
+{
+    size_t need = (self->len ? self->len : S_HEAD_LEN) + more + 32;
+    if (need > VB_IDXOBJ_MAX)
+        return vb_error_set(VB_ENOMEM, "index object past %u bytes", VB_IDXOBJ_MAX);
+    if (need <= self->cap)
+        return 0;
+    size_t ncap = self->cap ? self->cap : 4096;
+    while (ncap < need)
+        ncap *= 2;
+    uint8_t *n = realloc(self->buf, ncap);
+    if (!n)
+        return vb_error_set(VB_ENOMEM, "out of memory for an index object");
+    self->buf = n;
+    self->cap = ncap;
+    if (self->len == 0)
+        self->len = S_HEAD_LEN;
+    return 0;
+}
+
+int vb_idxobj_add_pack(vb_idxobj_t *self, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
+                       size_t count)
+{
+    if (count > UINT32_MAX / S_ENTRY_LEN)
+        return vb_error_set(VB_EINVAL, "index object: %zu chunks in one pack", count);
+    int rc = s_reserve(self, S_PACK_HEAD_LEN + count * S_ENTRY_LEN);
+    if (rc)
+        return rc;
+    uint8_t *p = self->buf + self->len;
+    memcpy(p, id->b, VB_PACK_ID_LEN);
+    s_le(p + VB_PACK_ID_LEN, count, 4);
+    p += S_PACK_HEAD_LEN;
+    for (size_t i = 0; i < count; i++, p += S_ENTRY_LEN) {
+        memcpy(p, entries[i].digest.b, VB_DIGEST_LEN);
+        s_le(p + 32, entries[i].offset, 8);
+        s_le(p + 40, entries[i].length, 4);
+        s_le(p + 44, entries[i].raw_len, 4);
+    }
+    self->len = (size_t)(p - self->buf);
+    self->packs++;
+    return 0;
+}
+
+int vb_idxobj_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
+                     size_t count)
+{
+    return vb_idxobj_add_pack(arg, id, entries, count);
+}
+
+size_t vb_idxobj_packs(const vb_idxobj_t *self)
+{
+    return self->packs;
+}
+
+static void s_name(const uint8_t id[VB_PACK_ID_LEN], char out[VB_IDXOBJ_NAME_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    char *p = out + snprintf(out, VB_IDXOBJ_NAME_LEN, S_PREFIX);
+    for (size_t i = 0; i < VB_PACK_ID_LEN; i++) {
+        *p++ = digits[id[i] >> 4];
+        *p++ = digits[id[i] & 15];
+    }
+    *p = '\0';
+}
+
+int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store, char name_out[VB_IDXOBJ_NAME_LEN])
+{
+    char name[VB_IDXOBJ_NAME_LEN];
+    uint8_t id[VB_PACK_ID_LEN];
+    unsigned n = 0;
+    if (name_out)
+        name_out[0] = '\0';
+    if (self->packs == 0)
+        return 0;
+    /* packs first: an index object never names a pack that is not on stable storage */
+    int rc = vb_store_barrier(store);
+    if (rc)
+        return rc;
+    memcpy(self->buf, S_MAGIC, 8);
+    s_le(self->buf + 8, VB_IDXOBJ_FORMAT_VERSION, 4);
+    s_le(self->buf + 12, self->packs, 4);
+    if (EVP_Digest(self->buf, self->len, self->buf + self->len, &n, EVP_sha256(), NULL) != 1 ||
+        RAND_bytes(id, sizeof id) != 1)
+        return vb_error_set(VB_EIO, "index object: SHA-256 or random bytes failed");
+    s_name(id, name);
+    if ((rc = vb_store_put(store, name, self->buf, self->len + 32, VB_STORE_DURABLE)) != 0)
+        return rc;
+    if (name_out)
+        memcpy(name_out, name, VB_IDXOBJ_NAME_LEN);
+    self->len = 0;
+    self->packs = 0;
+    return 0;
+}
+
+/* Adds the packs of one object body (checksum verified) to ci. */
+static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t *ci)
+{
+    size_t pos = S_HEAD_LEN, end = len - 32;
+    uint32_t packs = (uint32_t)s_get(b + 12, 4);
+    vb_pack_entry_t *ents = NULL;
+    int rc = 0;
+    for (uint32_t k = 0; rc == 0 && k < packs; k++) {
+        vb_pack_id_t id;
+        if (pos + S_PACK_HEAD_LEN > end) {
+            rc = vb_error_set(VB_ECORRUPT, "index object %s is truncated", name);
+            break;
+        }
+        memcpy(id.b, b + pos, VB_PACK_ID_LEN);
+        size_t count = (size_t)s_get(b + pos + VB_PACK_ID_LEN, 4);
+        pos += S_PACK_HEAD_LEN;
+        if (count > (end - pos) / S_ENTRY_LEN) {
+            rc = vb_error_set(VB_ECORRUPT, "index object %s is truncated", name);
+            break;
+        }
+        vb_pack_entry_t *n = realloc(ents, (count ? count : 1) * sizeof *ents);
+        if (!n) {
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+            break;
+        }
+        ents = n;
+        for (size_t i = 0; i < count; i++, pos += S_ENTRY_LEN) {
+            memcpy(ents[i].digest.b, b + pos, VB_DIGEST_LEN);
+            ents[i].offset = s_get(b + pos + 32, 8);
+            ents[i].length = (uint32_t)s_get(b + pos + 40, 4);
+            ents[i].raw_len = (uint32_t)s_get(b + pos + 44, 4);
+        }
+        rc = vb_chunkidx_add_pack(ci, &id, ents, count);
+    }
+    if (rc == 0 && pos != end)
+        rc = vb_error_set(VB_ECORRUPT, "index object %s has trailing bytes", name);
+    free(ents);
+    return rc;
+}
+
+static int s_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    uint8_t sum[32];
+    unsigned n = 0;
+    int rc = vb_store_get_alloc(store, name, VB_IDXOBJ_MAX, &buf, &len);
+    if (rc)
+        return rc;
+    const uint8_t *b = buf;
+    if (len < S_HEAD_LEN + 32 || memcmp(b, S_MAGIC, 8) != 0)
+        rc = vb_error_set(VB_ECORRUPT, "index object %s: bad magic or truncated", name);
+    else if (s_get(b + 8, 4) != VB_IDXOBJ_FORMAT_VERSION)
+        rc = vb_error_set(VB_EUNSUPPORTED, "index object %s has format version %" PRIu64, name,
+                          s_get(b + 8, 4));
+    else if (EVP_Digest(b, len - 32, sum, &n, EVP_sha256(), NULL) != 1 ||
+             memcmp(sum, b + len - 32, 32) != 0)
+        rc = vb_error_set(VB_ECORRUPT, "index object %s: checksum mismatch", name);
+    else
+        rc = s_parse(name, b, len, ci);
+    free(buf);
+    return rc;
+}
+
+typedef struct {
+    vb_store_t *store;
+    vb_chunkidx_t *ci;
+    size_t objects;
+} s_load_t;
+
+static int s_load_visit(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_load_t *l = arg;
+    int rc = s_load_one(l->store, name, l->ci);
+    if (rc == 0)
+        l->objects++;
+    return rc;
+}
+
+int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
+{
+    s_load_t l = {.store = store, .ci = ci};
+    int rc = vb_store_list(store, S_PREFIX, s_load_visit, &l);
+    if (objects)
+        *objects = l.objects;
+    if (rc == 0)
+        vb_chunkidx_seal(ci);
+    return rc;
+}
+
+/* ---------- repair ---------- */
+
+typedef struct {
+    vb_store_t *store;
+    vb_idxobj_t *obj;
+    vb_idxobj_repair_t *st;
+    char **old; /* index objects there before the repair */
+    size_t nold, capold;
+} s_repair_t;
+
+static int s_repair_pack(void *arg, const char *name, const vb_store_stat_t *s)
+{
+    (void)s;
+    s_repair_t *r = arg;
+    vb_pack_id_t id;
+    vb_pack_entry_t *ents = NULL;
+    size_t count = 0;
+    if (vb_pack_parse_name(name, &id) != 0) {
+        vb_error_clear();
+        return 0; /* not a pack */
+    }
+    int rc = vb_pack_read_trailer(r->store, &id, &ents, &count);
+    if (rc == VB_ENOTFOUND) { /* removed since it was listed */
+        vb_error_clear();
+        return 0;
+    }
+    if (rc == VB_ECORRUPT || rc == VB_EUNSUPPORTED) {
+        VB_LOG_WARN("repo", "repair_bad_pack pack=%s error=\"%s\" (its chunks are lost)", name,
+                    vb_error_msg());
+        vb_error_clear();
+        r->st->bad_packs++;
+        return 0;
+    }
+    if (rc == 0)
+        rc = vb_idxobj_add_pack(r->obj, &id, ents, count);
+    free(ents);
+    if (rc)
+        return rc;
+    r->st->packs++;
+    r->st->chunks += count;
+    /* one object per ~1 M chunks keeps each one well below VB_IDXOBJ_MAX */
+    return r->obj->len > 48u * 1024u * 1024u ? vb_idxobj_write(r->obj, r->store, NULL) : 0;
+}
+
+static int s_note_old(void *arg, const char *name, const vb_store_stat_t *s)
+{
+    (void)s;
+    s_repair_t *r = arg;
+    if (r->nold == r->capold) {
+        size_t ncap = r->capold ? 2 * r->capold : 16;
+        char **n = realloc(r->old, ncap * sizeof *n);
+        if (!n)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        r->old = n;
+        r->capold = ncap;
+    }
+    if (!(r->old[r->nold] = strdup(name)))
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    r->nold++;
+    return 0;
+}
+
+int vb_idxobj_repair(vb_store_t *store, vb_idxobj_repair_t *out)
+{
+    vb_idxobj_repair_t st = {0};
+    s_repair_t r = {.store = store, .st = &st};
+    int rc = 0;
+    if (!(r.obj = vb_idxobj_new()))
+        return vb_error_code();
+    if ((rc = vb_store_list(store, S_PREFIX, s_note_old, &r)) != 0 ||
+        (rc = vb_store_list(store, "packs/", s_repair_pack, &r)) != 0 ||
+        (rc = vb_idxobj_write(r.obj, store, NULL)) != 0)
+        goto out;
+    /* The new objects are durable: only now may the old ones go. */
+    for (size_t i = 0; i < r.nold; i++) {
+        int del = vb_store_remove(store, r.old[i], 0);
+        if (del == 0)
+            st.removed++;
+        else if (del != VB_ENOTFOUND && (rc = del) != 0)
+            goto out;
+        vb_error_clear();
+    }
+    rc = vb_store_barrier(store);
+out:
+    for (size_t i = 0; i < r.nold; i++)
+        free(r.old[i]);
+    free(r.old);
+    vb_idxobj_destroy(&r.obj);
+    if (out)
+        *out = st;
+    return rc;
+}

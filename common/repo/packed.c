@@ -1,0 +1,240 @@
+#include "repo/packed.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repo/chunkidx.h"
+#include "repo/idxobj.h"
+#include "repo/pack.h"
+
+struct vb_packed {
+    vb_store_t *store;
+    uint32_t pack_size;
+    pthread_mutex_t lock; /* guards everything below */
+    vb_chunkidx_t *index;
+    vb_idxobj_t *pending; /* packs sealed by this process, not yet in an index object */
+};
+
+struct vb_packed_writer {
+    vb_packed_t *packed;
+    vb_pack_writer_t *pw;
+    vb_digest_t *open; /* digests in the open pack */
+    size_t nopen, capopen;
+};
+
+static int s_load(vb_packed_t *self)
+{
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    if (!ci)
+        return vb_error_code();
+    int rc = vb_idxobj_load(self->store, ci, NULL);
+    if (rc) {
+        vb_chunkidx_destroy(&ci);
+        return rc;
+    }
+    vb_chunkidx_destroy(&self->index);
+    self->index = ci;
+    return 0;
+}
+
+vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
+{
+    vb_packed_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        vb_error_set(VB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    self->store = store;
+    self->pack_size = pack_size;
+    pthread_mutex_init(&self->lock, NULL);
+    if (!(self->pending = vb_idxobj_new()) || s_load(self) != 0) {
+        vb_packed_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void vb_packed_destroy(vb_packed_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_packed_t *self = *self_p;
+    vb_chunkidx_destroy(&self->index);
+    vb_idxobj_destroy(&self->pending);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
+    *self_p = NULL;
+}
+
+/* A pack of this process was sealed: its chunks are found from now on, and listed in the next
+ * index object. */
+static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
+                    size_t count)
+{
+    vb_packed_writer_t *w = arg;
+    vb_packed_t *p = w->packed;
+    pthread_mutex_lock(&p->lock);
+    int rc = vb_idxobj_add_pack(p->pending, id, entries, count);
+    if (rc == 0)
+        rc = vb_chunkidx_add_pack(p->index, id, entries, count);
+    pthread_mutex_unlock(&p->lock);
+    w->nopen = 0;
+    return rc;
+}
+
+vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed)
+{
+    vb_packed_writer_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        vb_error_set(VB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->packed = packed;
+    if (!(w->pw = vb_pack_writer_new(packed->store, packed->pack_size, s_sealed, w))) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void vb_packed_writer_destroy(vb_packed_writer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_pack_writer_destroy(&(*self_p)->pw);
+    free((*self_p)->open);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest)
+{
+    vb_chunkidx_loc_t loc;
+    pthread_mutex_lock(&self->lock);
+    bool has = vb_chunkidx_find(self->index, digest, &loc);
+    pthread_mutex_unlock(&self->lock);
+    return has;
+}
+
+static bool s_in_open_pack(const vb_packed_writer_t *w, const vb_digest_t *digest)
+{
+    for (size_t i = 0; i < w->nopen; i++)
+        if (memcmp(w->open[i].b, digest->b, VB_DIGEST_LEN) == 0)
+            return true;
+    return false;
+}
+
+int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_t *img,
+                  size_t img_len, uint32_t raw_len, bool *stored)
+{
+    *stored = false;
+    if (s_in_open_pack(w, digest) || vb_packed_has(w->packed, digest))
+        return 0;
+    if (w->nopen == w->capopen) {
+        size_t ncap = w->capopen ? 2 * w->capopen : 64;
+        vb_digest_t *n = realloc(w->open, ncap * sizeof *n);
+        if (!n)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        w->open = n;
+        w->capopen = ncap;
+    }
+    /* may seal the open pack first, which empties w->open */
+    int rc = vb_pack_add(w->pw, digest, img, img_len, raw_len);
+    if (rc)
+        return rc;
+    w->open[w->nopen++] = *digest;
+    *stored = true;
+    return 0;
+}
+
+int vb_packed_flush(vb_packed_writer_t *w)
+{
+    return vb_pack_seal(w->pw);
+}
+
+int vb_packed_commit(vb_packed_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    /* the index object's write begins with a barrier; with nothing to list, barrier alone */
+    int rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
+                                            : vb_store_barrier(self->store);
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc,
+                   bool reload)
+{
+    pthread_mutex_lock(&self->lock);
+    bool found = vb_chunkidx_find(self->index, digest, loc);
+    /* Not found: another agent may have stored it since the index was loaded. Packs this process
+     * sealed but has not committed stay known only while nothing reloads: commit first. */
+    if (!found && reload && vb_idxobj_packs(self->pending) == 0 && s_load(self) == 0)
+        found = vb_chunkidx_find(self->index, digest, loc);
+    vb_error_clear();
+    pthread_mutex_unlock(&self->lock);
+    return found;
+}
+
+int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                  size_t *len)
+{
+    vb_chunkidx_loc_t loc;
+    char hex[VB_DIGEST_HEX_LEN + 1], pack[VB_PACK_NAME_LEN];
+    vb_digest_hex(digest, hex);
+    if (!s_find(self, digest, &loc, true))
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing (in no pack of the index)", hex);
+    vb_pack_name(&loc.pack, pack);
+    if (loc.length > cap)
+        return vb_error_set(VB_ECORRUPT, "chunk %s: the index gives it %u bytes in pack %s", hex,
+                            loc.length, pack);
+    size_t got = 0;
+    int rc = vb_store_get_range(self->store, pack, loc.offset, buf, loc.length, &got);
+    if (rc == VB_ENOTFOUND)
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing: its pack %s is missing", hex,
+                            pack);
+    if (rc)
+        return rc;
+    if (got != loc.length)
+        return vb_error_set(VB_ECORRUPT, "chunk %s is truncated: its pack %s ends early", hex,
+                            pack);
+    *len = got;
+    return 0;
+}
+
+typedef struct {
+    vb_store_t *store;
+    uint64_t packs, bytes, raw;
+} s_count_t;
+
+static int s_count_pack(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    s_count_t *c = arg;
+    vb_pack_id_t id;
+    vb_pack_entry_t *ents = NULL;
+    size_t n = 0;
+    if (vb_pack_parse_name(name, &id) == 0 && vb_pack_read_trailer(c->store, &id, &ents, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            c->raw += ents[i].raw_len;
+    vb_error_clear(); /* a damaged pack is verify's to report */
+    free(ents);
+    c->packs++;
+    c->bytes += st->size;
+    return 0;
+}
+
+int vb_packed_stats(vb_packed_t *self, uint64_t *chunks, uint64_t *packs, uint64_t *pack_bytes,
+                    uint64_t *raw_bytes)
+{
+    s_count_t c = {.store = self->store};
+    int rc = vb_store_list(self->store, "packs/", s_count_pack, &c);
+    pthread_mutex_lock(&self->lock);
+    vb_chunkidx_seal(self->index);
+    *chunks = vb_chunkidx_count(self->index);
+    pthread_mutex_unlock(&self->lock);
+    *packs = c.packs;
+    *pack_bytes = c.bytes;
+    *raw_bytes = c.raw;
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* packed — where a format 2 repository keeps its chunks: packs (pack.h) found through the chunk
+ * index (chunkidx.h, idxobj.h). repo.c encodes chunks and hands the images here; this module
+ * only decides where they go and where to find them.
+ *
+ * Writes: each repository worker has its own pack writer (vb_packed_writer_t: one open pack of
+ * up to the repository's pack size in memory). A sealed pack is added to the shared in-memory
+ * index and to the index object pending for this process; vb_packed_commit() makes the packs
+ * durable and then writes that index object (packs, then index; the restore point comes after,
+ * from the coordinator). A chunk already in the index, or in the worker's open pack, is not
+ * stored again; two workers or agents storing the same chunk at once may both keep a copy.
+ *
+ * Reads: the index is loaded from the store's index objects when opened, and loaded again once
+ * when a chunk is not found (another agent may have stored it since). A chunk is read with one
+ * ranged read of its pack.
+ *
+ * Threads: a vb_packed_t is shared by the workers (a mutex guards the index); a writer belongs to
+ * one thread. */
+#ifndef VB_PACKED_H
+#define VB_PACKED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "repo/repo.h"
+#include "repo/store.h"
+
+typedef struct vb_packed vb_packed_t;
+typedef struct vb_packed_writer vb_packed_writer_t;
+
+/* Opens the packed chunks of `store` (borrowed) and loads its index objects. NULL with the
+ * message set (a damaged index object: VB_ECORRUPT naming it). */
+vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size);
+void vb_packed_destroy(vb_packed_t **self_p);
+
+vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed);
+/* Chunks added since the last flush are dropped (flush first). */
+void vb_packed_writer_destroy(vb_packed_writer_t **self_p);
+
+/* Stores one encoded chunk image unless the repository has the chunk: *stored true when it was
+ * added to the writer's pack. Sealing a full pack may fail: VB_ENOSPC, VB_EIO. */
+int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_t *img,
+                  size_t img_len, uint32_t raw_len, bool *stored) VB_WUR;
+
+/* Seals the writer's open pack. */
+int vb_packed_flush(vb_packed_writer_t *w) VB_WUR;
+
+/* Makes the sealed packs durable, then writes the index object that lists them. */
+int vb_packed_commit(vb_packed_t *self) VB_WUR;
+
+/* Reads the image of chunk `digest` into buf (capacity cap); *len its size. VB_ENOTFOUND
+ * ("chunk … is missing"), VB_ECORRUPT (the pack is shorter than the index says), VB_EIO. */
+int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                  size_t *len) VB_WUR;
+
+bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest);
+
+/* Chunks in the index; packs, their bytes and the raw bytes their trailers list. */
+int vb_packed_stats(vb_packed_t *self, uint64_t *chunks, uint64_t *packs, uint64_t *pack_bytes,
+                    uint64_t *raw_bytes) VB_WUR;
+
+#endif

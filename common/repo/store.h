@@ -1,0 +1,132 @@
+/* store — where a repository's bytes live: named objects behind one table of operations.
+ *
+ * A store holds immutable-by-convention objects under names such as "config",
+ * "chunks/ab/abcd…", "indexes/rp1-2000.idx" or "manifests/…". It knows nothing of what the bytes
+ * mean: chunk encoding (hashing, compression, encryption) and the naming scheme are the
+ * repository's (repo.h); the store only keeps bytes under names. No code outside a store
+ * implementation turns a name into a file path.
+ *
+ * Names: 1..VB_STORE_NAME_MAX characters; '/'-separated components of [A-Za-z0-9._-], none empty
+ * and none starting with '.' (names starting with '.' are the store's own: temp files of writers
+ * in flight, objects a conditional remove set aside).
+ *
+ * A store is opened from a location string. "file:///srv/repo" or a plain path "/srv/repo" is a
+ * POSIX directory (store_posix.c). Another kind of store is one more row in the scheme table of
+ * store.c and one more file implementing vb_store_ops_t.
+ *
+ * Durability: a put is atomic (readers see the whole object or none) but, unless
+ * VB_STORE_DURABLE is given, durable only after the next vb_store_barrier(). Write order across
+ * objects (packs before the index naming them) is the caller's: barrier between the steps.
+ *
+ * Threads: a vb_store_t may be used by any number of threads at once. */
+#ifndef VB_STORE_H
+#define VB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "error.h"
+
+#define VB_STORE_NAME_MAX 512
+
+/* put flags */
+#define VB_STORE_REPLACE 1u /* overwrite an existing object (default: put-if-absent) */
+#define VB_STORE_DURABLE 2u /* durable when put returns (default: at the next barrier) */
+
+typedef struct vb_store vb_store_t;
+
+typedef struct {
+    uint64_t size;
+    time_t mtime; /* last write or freshen */
+} vb_store_stat_t;
+
+/* Called once per object by list. Return 0 to go on, > 0 to stop listing (list returns 0), < 0
+ * to stop with that error. The callback may remove or freshen the object it is given. */
+typedef int (*vb_store_list_fn)(void *arg, const char *name, const vb_store_stat_t *st);
+
+/* One kind of store. Every operation is required; names reaching them are already checked.
+ * Each returns 0 or a negative VB_E* code with the message set, naming the store's location. */
+typedef struct vb_store_ops {
+    const char *scheme; /* location prefix "<scheme>://" */
+    /* Opens the store at `where` (the location without "<scheme>://"); create: make it when
+     * missing. *state is handed to every other operation. */
+    int (*open)(const char *where, bool create, void **state);
+    void (*close)(void *state);
+    /* Writes the concatenation of iov[0..iovcnt) as `name`. VB_EEXISTS when the object exists
+     * and VB_STORE_REPLACE is not given (nothing changed); VB_ENOSPC when the store is full
+     * (nothing left behind). */
+    int (*put)(void *state, const char *name, const struct iovec *iov, int iovcnt,
+               unsigned flags);
+    /* Reads the whole object into buf (capacity cap); *len the object's size. VB_ENOTFOUND;
+     * VB_ECORRUPT when it holds more than cap bytes. A 4096-aligned buf and cap lets a store
+     * bypass the page cache. */
+    int (*get)(void *state, const char *name, void *buf, size_t cap, size_t *len);
+    /* Reads up to len bytes at off; *got < len only where the object ends. VB_ENOTFOUND. */
+    int (*get_range)(void *state, const char *name, uint64_t off, void *buf, size_t len,
+                     size_t *got);
+    /* Size and mtime (exists when 0). VB_ENOTFOUND. */
+    int (*stat)(void *state, const char *name, vb_store_stat_t *st);
+    /* Sets the mtime to now (garbage collection spares recently used objects). VB_ENOTFOUND. */
+    int (*freshen)(void *state, const char *name);
+    /* Calls fn for each object whose name starts with prefix, in no particular order, with
+     * memory bounded whatever the number of objects. */
+    int (*list)(void *state, const char *prefix, vb_store_list_fn fn, void *arg);
+    /* Removes an object. unless_since != 0: only when its mtime is older than unless_since,
+     * checked atomically against a concurrent freshen; VB_EBUSY (kept) otherwise. VB_ENOTFOUND. */
+    int (*remove)(void *state, const char *name, time_t unless_since);
+    /* Renames an object, replacing `to`. VB_ENOTFOUND. */
+    int (*move)(void *state, const char *from, const char *to);
+    /* Makes every put, move and remove so far durable. */
+    int (*barrier)(void *state);
+    /* Removes the leftovers of writers that crashed (temp objects older than older_than) and
+     * puts back objects an interrupted conditional remove set aside. *removed counts the
+     * leftovers removed (or that would be, with dry_run). */
+    int (*cleanup)(void *state, time_t older_than, bool dry_run, uint64_t *removed);
+    /* The local file path of an object, for tools and tests; VB_EUNSUPPORTED when the store
+     * has none. */
+    int (*local_path)(void *state, const char *name, char *out, size_t outsz);
+} vb_store_ops_t;
+
+/* Opens the store a location names. create: make an empty store when missing. NULL with the
+ * message set: unknown scheme (VB_EUNSUPPORTED), missing (VB_ENOTFOUND), VB_EIO. */
+vb_store_t *vb_store_open(const char *location, bool create);
+void vb_store_destroy(vb_store_t **self_p);
+
+const char *vb_store_location(const vb_store_t *self); /* borrowed */
+
+/* VB_EINVAL unless `name` is a valid object name. */
+int vb_store_check_name(const char *name) VB_WUR;
+
+/* The operations above, with the name checked first. */
+int vb_store_put(vb_store_t *self, const char *name, const void *buf, size_t len,
+                 unsigned flags) VB_WUR;
+int vb_store_putv(vb_store_t *self, const char *name, const struct iovec *iov, int iovcnt,
+                  unsigned flags) VB_WUR;
+int vb_store_get(vb_store_t *self, const char *name, void *buf, size_t cap, size_t *len) VB_WUR;
+int vb_store_get_range(vb_store_t *self, const char *name, uint64_t off, void *buf, size_t len,
+                       size_t *got) VB_WUR;
+int vb_store_stat(vb_store_t *self, const char *name, vb_store_stat_t *st) VB_WUR;
+/* Leaves the calling thread's error message and code as they were. */
+bool vb_store_exists(vb_store_t *self, const char *name);
+int vb_store_freshen(vb_store_t *self, const char *name) VB_WUR;
+/* prefix "" lists every object. */
+int vb_store_list(vb_store_t *self, const char *prefix, vb_store_list_fn fn, void *arg) VB_WUR;
+int vb_store_remove(vb_store_t *self, const char *name, time_t unless_since) VB_WUR;
+int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
+int vb_store_barrier(vb_store_t *self) VB_WUR;
+int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
+                     uint64_t *removed) VB_WUR;
+int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;
+
+/* Reads a whole object of at most `max` bytes into a new buffer (caller frees *out).
+ * VB_ENOTFOUND; VB_ECORRUPT when larger than max. */
+int vb_store_get_alloc(vb_store_t *self, const char *name, size_t max, void **out,
+                       size_t *len) VB_WUR;
+
+/* The POSIX directory store (store_posix.c). */
+extern const vb_store_ops_t vb_store_posix_ops;
+
+#endif

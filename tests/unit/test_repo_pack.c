@@ -1,0 +1,405 @@
+/* Format 2's building blocks: pack objects (pack.h) and the in-memory chunk index
+ * (chunkidx.h). */
+#include "repo/chunkidx.h"
+#include "repo/pack.h"
+
+#include "repo_testutil.h"
+
+#define S_CHUNK (1u << 20)
+#define S_TARGET (4u << 20)
+
+typedef struct {
+    vb_pack_id_t ids[16];
+    vb_pack_entry_t entries[16][16];
+    size_t counts[16];
+    size_t packs;
+} s_sealed_t;
+
+static int s_on_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
+                       size_t count)
+{
+    s_sealed_t *s = arg;
+    cr_assert_lt(s->packs, 16);
+    cr_assert_leq(count, 16);
+    s->ids[s->packs] = *id;
+    memcpy(s->entries[s->packs], entries, count * sizeof *entries);
+    s->counts[s->packs++] = count;
+    return 0;
+}
+
+static char *s_dir;
+
+static vb_repo_t *s_make_repo(bool encrypted)
+{
+    char path[4096], key[4096];
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    snprintf(key, sizeof key, "%s/key", s_dir);
+    tu_write_key(key, 5);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .compression_level = 3,
+                          .key_file = encrypted ? key : NULL};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, encrypted ? key : NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
+/* Nine 1 MiB chunks (incompressible, so each image is a little over 1 MiB) into 4 MiB packs:
+ * three per pack. Every chunk reads back byte for byte from its pack through the trailer alone,
+ * in a plain and in an encrypted repository. */
+Test(pack, chunks_seal_into_packs_and_read_back_through_the_trailer)
+{
+    for (int enc = 0; enc < 2; enc++) {
+        vb_repo_t *r = s_make_repo(enc);
+        vb_repo_worker_t *w = vb_repo_worker_new(r);
+        s_sealed_t sealed = {0};
+        vb_pack_writer_t *pw =
+            vb_pack_writer_new(vb_repo_store(r), S_TARGET, s_on_sealed, &sealed);
+        cr_assert_not_null(pw, "%s", vb_error_msg());
+        uint8_t *data = malloc(S_CHUNK), *out = malloc(S_CHUNK);
+        vb_digest_t d[9];
+        for (int i = 0; i < 9; i++) {
+            const uint8_t *img = NULL;
+            size_t img_len = 0;
+            tu_fill_random(data, S_CHUNK, 40 + (uint64_t)i);
+            cr_assert_eq(vb_repo_digest(w, data, S_CHUNK, &d[i]), 0);
+            cr_assert_eq(vb_repo_chunk_encode(w, &d[i], data, S_CHUNK, &img, &img_len), 0, "%s",
+                         vb_error_msg());
+            cr_assert_eq(vb_pack_add(pw, &d[i], img, img_len, S_CHUNK), 0, "%s",
+                         vb_error_msg());
+        }
+        cr_assert_eq(sealed.packs, 2, "two packs sealed on size, the third still open");
+        cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_pack_seal(pw), 0, "sealing an empty pack does nothing");
+        cr_assert_eq(sealed.packs, 3);
+        cr_assert_eq(vb_pack_writer_packs(pw), 3);
+        cr_assert(vb_pack_writer_bytes(pw) > 9ull * S_CHUNK);
+
+        size_t n = 0;
+        for (size_t p = 0; p < sealed.packs; p++) {
+            vb_pack_entry_t *ents = NULL;
+            size_t count = 0;
+            cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[p], &ents, &count),
+                         0, "%s", vb_error_msg());
+            cr_assert_eq(count, 3);
+            cr_assert_eq(memcmp(ents, sealed.entries[p], count * sizeof *ents), 0,
+                         "the trailer lists what the writer reported");
+            char name[VB_PACK_NAME_LEN];
+            vb_pack_name(&sealed.ids[p], name);
+            for (size_t i = 0; i < count; i++, n++) {
+                uint8_t *img = malloc(ents[i].length);
+                size_t got = 0, len = 0;
+                cr_assert_eq(vb_store_get_range(vb_repo_store(r), name, ents[i].offset, img,
+                                                ents[i].length, &got),
+                             0);
+                cr_assert_eq(got, ents[i].length);
+                cr_assert_eq(memcmp(ents[i].digest.b, d[n].b, VB_DIGEST_LEN), 0, "in order");
+                cr_assert_eq(vb_repo_chunk_decode(w, &ents[i].digest, img, got, out, S_CHUNK,
+                                                  &len),
+                             0, "%s", vb_error_msg());
+                tu_fill_random(data, S_CHUNK, 40 + (uint64_t)n);
+                cr_assert_eq(len, S_CHUNK);
+                cr_assert_eq(memcmp(out, data, S_CHUNK), 0, "chunk %zu restored byte for byte",
+                             n);
+                free(img);
+            }
+            free(ents);
+        }
+        cr_assert_eq(n, 9);
+        free(data);
+        free(out);
+        vb_pack_writer_destroy(&pw);
+        vb_pack_writer_destroy(&pw);
+        vb_repo_worker_destroy(&w);
+        vb_repo_destroy(&r);
+        tu_rmrf(s_dir);
+    }
+}
+
+/* A truncated pack, a pack whose trailer was damaged, and a pack deleted: each is named, none is
+ * trusted. */
+Test(pack, damaged_packs_are_refused)
+{
+    vb_repo_t *r = s_make_repo(false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    s_sealed_t sealed = {0};
+    vb_pack_writer_t *pw = vb_pack_writer_new(vb_repo_store(r), 0, s_on_sealed, &sealed);
+    uint8_t data[8192];
+    for (int i = 0; i < 3; i++) {
+        vb_digest_t d;
+        const uint8_t *img = NULL;
+        size_t img_len = 0;
+        tu_fill_random(data, sizeof data, 7 + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data, sizeof data, &d), 0);
+        cr_assert_eq(vb_repo_chunk_encode(w, &d, data, sizeof data, &img, &img_len), 0);
+        cr_assert_eq(vb_pack_add(pw, &d, img, img_len, sizeof data), 0);
+    }
+    cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+    cr_assert_eq(sealed.packs, 1, "one pack below the default 16 MiB");
+    char name[VB_PACK_NAME_LEN], path[4096];
+    vb_pack_name(&sealed.ids[0], name);
+    cr_assert_eq(vb_store_local_path(vb_repo_store(r), name, path, sizeof path), 0);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    vb_pack_entry_t *ents = NULL;
+    size_t count = 0;
+
+    tu_flip_byte(path, (uint64_t)st.st_size - VB_PACK_FOOTER_LEN - 5); /* in the trailer */
+    cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[0], &ents, &count),
+                 VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "checksum"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), name), "names the pack: %s", vb_error_msg());
+
+    cr_assert_eq(truncate(path, st.st_size - 100), 0);
+    cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[0], &ents, &count),
+                 VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "truncated or not a pack"), "%s", vb_error_msg());
+    cr_assert_null(ents);
+
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[0], &ents, &count),
+                 VB_ENOTFOUND);
+    vb_pack_writer_destroy(&pw);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
+
+Test(pack, names_and_sizes)
+{
+    vb_pack_id_t id, back;
+    for (size_t i = 0; i < sizeof id.b; i++)
+        id.b[i] = (uint8_t)(0xa0 + i);
+    char name[VB_PACK_NAME_LEN];
+    vb_pack_name(&id, name);
+    cr_assert_str_eq(name, "packs/a0/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+    cr_assert_eq(vb_store_check_name(name), 0);
+    cr_assert_eq(vb_pack_parse_name(name, &back), 0);
+    cr_assert_eq(memcmp(&id, &back, sizeof id), 0);
+    static const char *bad[] = {"packs/a1/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+                                "packs/a0/a0a1a2a3a4a5a6a7a8a9aaabacadaeaX",
+                                "packs/a0/a0a1a2a3a4a5a6a7a8a9aaabacadae",
+                                "chunks/a0/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "packs/"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(vb_pack_parse_name(bad[i], &back), VB_EINVAL, "%s", bad[i]);
+    cr_assert_null(vb_pack_writer_new(NULL, 1u << 20, NULL, NULL), "below 4 MiB");
+    cr_assert_null(vb_pack_writer_new(NULL, 256u << 20, NULL, NULL), "above 128 MiB");
+}
+
+static void s_entry(vb_pack_entry_t *e, uint64_t seed, uint64_t off)
+{
+    tu_fill_random(e->digest.b, VB_DIGEST_LEN, seed);
+    e->offset = off;
+    e->length = 1000 + (uint32_t)seed;
+    e->raw_len = 4096;
+}
+
+Test(chunkidx, finds_every_chunk_where_its_pack_put_it)
+{
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    vb_pack_id_t p1 = {{1}}, p2 = {{2}};
+    vb_pack_entry_t a[3], b[2];
+    for (int i = 0; i < 3; i++)
+        s_entry(&a[i], 100 + (uint64_t)i, (uint64_t)i * 5000);
+    s_entry(&b[0], 200, 0);
+    s_entry(&b[1], 101, 7000); /* a[1]'s chunk again: a spare copy from a racing agent */
+    cr_assert_eq(vb_chunkidx_reserve(ci, 5), 0);
+    size_t mem = vb_chunkidx_memory(ci);
+    cr_assert_eq(vb_chunkidx_add_pack(ci, &p1, a, 3), 0);
+    cr_assert_eq(vb_chunkidx_add_pack(ci, &p2, b, 2), 0);
+    cr_assert_eq(vb_chunkidx_memory(ci) - mem, 1024 * sizeof(vb_pack_id_t),
+                 "reserved entries: only the pack table grew");
+    vb_chunkidx_loc_t loc;
+    for (int i = 0; i < 3; i++) {
+        cr_assert(vb_chunkidx_find(ci, &a[i].digest, &loc));
+        cr_assert_eq(memcmp(&loc.pack, &p1, sizeof p1), 0, "chunk %d: the first copy", i);
+        cr_assert_eq(loc.offset, a[i].offset);
+        cr_assert_eq(loc.length, a[i].length);
+    }
+    cr_assert(vb_chunkidx_find(ci, &b[0].digest, &loc));
+    cr_assert_eq(memcmp(&loc.pack, &p2, sizeof p2), 0);
+    cr_assert_eq(loc.offset, 0);
+    cr_assert_eq(vb_chunkidx_count(ci), 4, "the spare copy is one chunk");
+    vb_digest_t none;
+    tu_fill_random(none.b, sizeof none.b, 999);
+    cr_assert(!vb_chunkidx_find(ci, &none, &loc));
+    vb_chunkidx_destroy(&ci);
+    vb_chunkidx_destroy(&ci);
+}
+
+/* Enough chunks that every first-two-bytes bucket boundary is crossed many times. */
+Test(chunkidx, many_chunks_all_found_none_invented)
+{
+    enum { N = 200000, PER = 64 };
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    vb_pack_entry_t *e = calloc(N, sizeof *e);
+    for (size_t i = 0; i < N; i++)
+        s_entry(&e[i], 1000 + i, i % PER * 4096);
+    for (size_t i = 0; i < N; i += PER) {
+        vb_pack_id_t id = {{(uint8_t)i, (uint8_t)(i >> 8), (uint8_t)(i >> 16)}};
+        cr_assert_eq(vb_chunkidx_add_pack(ci, &id, e + i, PER), 0);
+    }
+    cr_assert_eq(vb_chunkidx_count(ci), 0 + N, "%zu", vb_chunkidx_count(ci));
+    vb_chunkidx_loc_t loc;
+    for (size_t i = 0; i < N; i++) {
+        cr_assert(vb_chunkidx_find(ci, &e[i].digest, &loc), "chunk %zu", i);
+        cr_assert_eq(loc.pack.b[0], (uint8_t)(i - i % PER));
+        cr_assert_eq(loc.offset, e[i].offset);
+    }
+    for (size_t i = 0; i < 1000; i++) {
+        vb_digest_t none;
+        tu_fill_random(none.b, sizeof none.b, 10000000 + i);
+        cr_assert(!vb_chunkidx_find(ci, &none, &loc));
+    }
+    free(e);
+    vb_chunkidx_destroy(&ci);
+}
+
+/* ---------- index objects: packs, then index; repair from the trailers ---------- */
+
+#include "repo/idxobj.h"
+
+#define S_SMALL 200000 /* chunk bytes: 21 of them pass a 4 MiB pack */
+
+/* Stores `n` random chunks through a pack writer into 4 MiB packs, collecting the index object;
+ * writes it. Returns the digests (caller frees). */
+static vb_digest_t *s_store_chunks(vb_repo_t *r, vb_repo_worker_t *w, int n, uint64_t seed)
+{
+    vb_idxobj_t *obj = vb_idxobj_new();
+    vb_pack_writer_t *pw = vb_pack_writer_new(vb_repo_store(r), S_TARGET, vb_idxobj_sealed, obj);
+    vb_digest_t *d = calloc((size_t)n, sizeof *d);
+    uint8_t *data = malloc(S_SMALL);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *img = NULL;
+        size_t img_len = 0;
+        tu_fill_random(data, S_SMALL, seed + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data, S_SMALL, &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_encode(w, &d[i], data, S_SMALL, &img, &img_len), 0);
+        cr_assert_eq(vb_pack_add(pw, &d[i], img, img_len, S_SMALL), 0, "%s", vb_error_msg());
+    }
+    cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+    char name[VB_IDXOBJ_NAME_LEN];
+    cr_assert_eq(vb_idxobj_write(obj, vb_repo_store(r), name), 0, "%s", vb_error_msg());
+    cr_assert(strncmp(name, "index/", 6) == 0, "%s", name);
+    cr_assert_eq(vb_idxobj_write(obj, vb_repo_store(r), name), 0);
+    cr_assert_str_eq(name, "", "nothing more to write");
+    free(data);
+    vb_pack_writer_destroy(&pw);
+    vb_idxobj_destroy(&obj);
+    return d;
+}
+
+/* How many of the chunks read back byte for byte through the index (get-range of the pack). */
+static int s_restorable(vb_repo_t *r, vb_repo_worker_t *w, const vb_digest_t *d, int n,
+                        uint64_t seed)
+{
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    size_t objects = 0;
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    uint8_t *img = malloc(2 * S_SMALL), *out = malloc(S_SMALL), *want = malloc(S_SMALL);
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        vb_chunkidx_loc_t loc;
+        char pack[VB_PACK_NAME_LEN];
+        size_t got = 0, len = 0;
+        if (!vb_chunkidx_find(ci, &d[i], &loc))
+            continue;
+        vb_pack_name(&loc.pack, pack);
+        cr_assert_eq(vb_store_get_range(vb_repo_store(r), pack, loc.offset, img, loc.length,
+                                        &got),
+                     0, "%s", vb_error_msg());
+        cr_assert_eq(vb_repo_chunk_decode(w, &d[i], img, got, out, S_SMALL, &len), 0, "%s",
+                     vb_error_msg());
+        tu_fill_random(want, S_SMALL, seed + (uint64_t)i);
+        cr_assert_eq(memcmp(out, want, S_SMALL), 0, "chunk %d", i);
+        ok++;
+    }
+    free(img);
+    free(out);
+    free(want);
+    vb_chunkidx_destroy(&ci);
+    return ok;
+}
+
+static size_t s_count_objects(vb_repo_t *r, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", vb_repo_path(r), dir);
+    return tu_count_files(path, "");
+}
+
+Test(idxobj, chunks_restore_through_index_objects_and_a_lost_index_is_repaired)
+{
+    vb_repo_t *r = s_make_repo(true);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    vb_digest_t *a = s_store_chunks(r, w, 50, 1000), *b = s_store_chunks(r, w, 30, 2000);
+    cr_assert_eq(s_count_objects(r, "packs"), 5, "50 chunks in 3 packs, 30 in 2");
+    cr_assert_eq(s_count_objects(r, "index"), 2, "one index object per writer");
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    cr_assert_eq(s_restorable(r, w, b, 30, 2000), 30);
+
+    /* every index object deleted: nothing is found, until repair rebuilds them from packs */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/r/index", s_dir);
+    tu_rmrf(strdup(path));
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 0);
+    vb_idxobj_repair_t rep;
+    cr_assert_eq(vb_idxobj_repair(vb_repo_store(r), &rep), 0, "%s", vb_error_msg());
+    cr_assert_eq(rep.packs, 5);
+    cr_assert_eq(rep.chunks, 80);
+    cr_assert_eq(rep.bad_packs, 0);
+    cr_assert_eq(rep.removed, 0);
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    cr_assert_eq(s_restorable(r, w, b, 30, 2000), 30);
+
+    /* one pack truncated: repair says so, and recovers every chunk of the other packs */
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), 0);
+    vb_chunkidx_loc_t loc;
+    cr_assert(vb_chunkidx_find(ci, &b[0], &loc));
+    vb_chunkidx_destroy(&ci);
+    char pack[VB_PACK_NAME_LEN], pack_path[4096];
+    vb_pack_name(&loc.pack, pack);
+    cr_assert_eq(vb_store_local_path(vb_repo_store(r), pack, pack_path, sizeof pack_path), 0);
+    cr_assert_eq(truncate(pack_path, 1000), 0);
+    cr_assert_eq(vb_idxobj_repair(vb_repo_store(r), &rep), 0, "%s", vb_error_msg());
+    cr_assert_eq(rep.packs, 4);
+    cr_assert_eq(rep.bad_packs, 1);
+    cr_assert_eq(rep.removed, 1, "the repair's own earlier object is replaced");
+    cr_assert_eq(s_count_objects(r, "index"), 1);
+    cr_assert_eq(s_restorable(r, w, a, 50, 1000), 50);
+    int left = s_restorable(r, w, b, 30, 2000);
+    cr_assert(left > 0 && left < 30, "the truncated pack's chunks are gone: %d left", left);
+    free(a);
+    free(b);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
+
+Test(idxobj, a_damaged_index_object_is_named)
+{
+    vb_repo_t *r = s_make_repo(false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    vb_digest_t *a = s_store_chunks(r, w, 3, 5);
+    char dir[4096], path[4096], obj[256];
+    snprintf(dir, sizeof dir, "%s/r/index", s_dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) && e->d_name[0] == '.')
+        ;
+    cr_assert_not_null(e);
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    snprintf(obj, sizeof obj, "index/%s", e->d_name);
+    closedir(d);
+    tu_flip_byte(path, 30);
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "checksum mismatch"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), obj), "names %s: %s", obj, vb_error_msg());
+    vb_chunkidx_destroy(&ci);
+    free(a);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
