@@ -16,7 +16,18 @@ for f in README.md examples/coordinator.conf examples/agent.conf examples/vbak.c
 done
 [[ $("$P/bin/vbak" --version) == "vbak $(sed -n 's/^project(vbak VERSION \([0-9.]*\).*/\1/p' "$VB_SRC/CMakeLists.txt")" ]] \
   || fail "installed vbak --version: $("$P/bin/vbak" --version)"
-pass "cmake --install lays out bin/ and share/doc/vbak with example configs"
+plugin=$(find "$P/lib" -name nbdkit-vblab-plugin.so -path '*/vbak/*' | head -1)
+[[ -n $plugin ]] || fail "the lab's nbdkit plugin is not installed under lib/.../vbak"
+pass "cmake --install lays out bin/, lib/.../vbak and share/doc/vbak with example configs"
+
+# The installed vbak serves a lab with the installed plugin, not the build tree's.
+"$P/bin/vbak" lab create "$TEST_DIR/ilab" --vms 1 --proxies 1 --disk-size 8M >/dev/null \
+  || fail "installed vbak lab create failed"
+"$P/bin/vbak" lab up "$TEST_DIR/ilab" >/dev/null || fail "installed vbak lab up failed"
+servers=$(pgrep -af "nbdkit.*$TEST_DIR/ilab" || true)
+"$P/bin/vbak" lab down "$TEST_DIR/ilab" >/dev/null || true
+grep -qF "$plugin" <<<"$servers" || fail "the installed lab's disk servers do not use $plugin: $servers"
+pass "an installed vbak lab serves its disks with the installed plugin"
 
 units="$P/lib/systemd/system"
 for u in vbak-coordinator vbak-agent; do
