@@ -14,9 +14,8 @@
 const vb_conf_key_t vb_cli_config_table[] = {
     {"control_endpoint", VB_CONF_STR, offsetof(vb_cli_settings_t, control_endpoint), NULL, 0, 0,
      true, "the coordinator's control endpoint"},
-    {"coordinator_public_key", VB_CONF_STR,
-     offsetof(vb_cli_settings_t, coordinator_public_key), NULL, 0, 0, true,
-     "the coordinator's CURVE public key (Z85)"},
+    {"coordinator_public_key", VB_CONF_STR, offsetof(vb_cli_settings_t, coordinator_public_key),
+     NULL, 0, 0, true, "the coordinator's CURVE public key (Z85)"},
     {"admin_key", VB_CONF_STR, offsetof(vb_cli_settings_t, admin_key), NULL, 0, 0, true,
      "this CLI's admin key pair (public file; <file>_secret beside it)"},
     {"site", VB_CONF_STR, offsetof(vb_cli_settings_t, site), NULL, 0, 0, false,
@@ -59,19 +58,34 @@ static uint16_t s_monitor_event(zsock_t *monitor)
     return event;
 }
 
+/* A monitor of sock's failed CURVE handshakes, attached before it connects: the handshake runs
+ * on ZeroMQ's I/O thread as soon as the connection is up, so a monitor attached later can miss a
+ * refusal that came first (and then wait out the whole timeout). NULL when none could be made. */
+static zsock_t *s_watch_handshake(zsock_t *sock)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://vbak-cli-monitor-%p", (void *)sock);
+    if (zmq_socket_monitor(zsock_resolve(sock), endpoint,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) !=
+        0)
+        return NULL;
+    return zsock_new_pair(endpoint);
+}
+
+static void s_unwatch_handshake(zsock_t *sock, zsock_t **monitor_p)
+{
+    if (!sock || !*monitor_p)
+        return;
+    zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
+    zsock_destroy(monitor_p);
+}
+
 /* Waits for the coordinator's answer on `sock`, watching the CURVE handshake: a coordinator that
  * refuses this CLI's key says so (ZAP denial reaches the client as a failed handshake), so the
  * refusal is named at once instead of waiting out the timeout. 0 when an answer is ready. */
-static int s_wait_answer(vb_cli_t *cli, zsock_t *sock, zcert_t *cert)
+static int s_wait_answer(vb_cli_t *cli, zsock_t *sock, zsock_t *monitor, zcert_t *cert)
 {
     const vb_cli_settings_t *s = &cli->settings;
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "inproc://vbak-cli-monitor-%p", (void *)sock);
-    zsock_t *monitor = NULL;
-    if (zmq_socket_monitor(zsock_resolve(sock), endpoint,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) == 0)
-        monitor = zsock_new_pair(endpoint);
     zpoller_t *poller = zpoller_new(sock, monitor, NULL);
     int64_t deadline = zclock_mono() + s->timeout_ms;
     int rc = VB_ETIMEOUT;
@@ -87,8 +101,6 @@ static int s_wait_answer(vb_cli_t *cli, zsock_t *sock, zcert_t *cert)
             break;
     }
     zpoller_destroy(&poller);
-    zmq_socket_monitor(zsock_resolve(sock), NULL, 0);
-    zsock_destroy(&monitor);
     if (rc == 0)
         return 0;
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
@@ -105,8 +117,8 @@ static int s_wait_answer(vb_cli_t *cli, zsock_t *sock, zcert_t *cert)
                         "the coordinator at %s did not answer within %lld ms (is it running? is "
                         "its public key %.10s... right? is this CLI's admin key %s, from %s, in "
                         "its admin_keys?)",
-                        s->control_endpoint, (long long)s->timeout_ms,
-                        s->coordinator_public_key, zcert_public_txt(cert), s->admin_key);
+                        s->control_endpoint, (long long)s->timeout_ms, s->coordinator_public_key,
+                        zcert_public_txt(cert), s->admin_key);
 }
 
 int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **result)
@@ -119,7 +131,7 @@ int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **resul
     }
     const vb_cli_settings_t *s = &cli->settings;
     zcert_t *cert = NULL;
-    zsock_t *sock = NULL;
+    zsock_t *sock = NULL, *monitor = NULL;
     zframe_t *frame = NULL;
     vb_envelope_t *env = NULL;
     char *args_text = args ? json_dumps(args, JSON_COMPACT) : NULL;
@@ -131,6 +143,7 @@ int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **resul
     zcert_apply(cert, sock);
     zsock_set_curve_serverkey(sock, s->coordinator_public_key);
     zsock_set_linger(sock, 0);
+    monitor = s_watch_handshake(sock);
     if (zsock_connect(sock, "%s", s->control_endpoint) != 0) {
         rc = vb_error_set(VB_EINVAL, "bad control_endpoint '%s'", s->control_endpoint);
         goto out;
@@ -143,7 +156,7 @@ int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **resul
     out_env.admin_request = &req;
     if ((rc = vb_wire_send(sock, NULL, &out_env)) != 0)
         goto out;
-    if ((rc = s_wait_answer(cli, sock, cert)) != 0)
+    if ((rc = s_wait_answer(cli, sock, monitor, cert)) != 0)
         goto out;
     frame = zframe_recv(sock);
     if (!frame || (rc = vb_wire_unpack(zframe_data(frame), zframe_size(frame), 1u << 30, &env))) {
@@ -165,6 +178,7 @@ int vb_cli_call(vb_cli_t *cli, const char *command, json_t *args, json_t **resul
 out:
     vb_wire_free(&env);
     zframe_destroy(&frame);
+    s_unwatch_handshake(sock, &monitor);
     zsock_destroy(&sock);
     zcert_destroy(&cert);
     free(args_text);
