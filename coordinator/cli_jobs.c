@@ -749,6 +749,30 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+static long long s_ll(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* Format 2: packs deleted and rewritten, index objects merged. */
+static void s_prune_packs_print(json_t *packs, bool dry)
+{
+    if (!packs)
+        return;
+    double mib = (double)s_ll(packs, "bytes_freed") / 1048576.0;
+    if (dry)
+        printf("packs: %lld looked at; would delete %lld and rewrite %lld, freeing about %.1f MiB, "
+               "and merge %lld index object(s)\n",
+               s_ll(packs, "packs"), s_ll(packs, "deleted"), s_ll(packs, "rewritten"), mib,
+               s_ll(packs, "index_objects_before"));
+    else
+        printf("packs: %lld looked at; %lld deleted, %lld rewritten into %lld new, %lld kept as "
+               "recently used; %.1f MiB freed; %lld index object(s) merged into %lld\n",
+               s_ll(packs, "packs"), s_ll(packs, "deleted"), s_ll(packs, "rewritten"),
+               s_ll(packs, "written"), s_ll(packs, "kept_recent") + s_ll(packs, "kept_busy"), mib,
+               s_ll(packs, "index_objects_before"), s_ll(packs, "index_objects_written"));
+}
+
 /* Each restore point and the decision; a kept one a running job uses says which job. */
 static void s_prune_print(json_t *res)
 {
@@ -788,6 +812,7 @@ static void s_prune_print(json_t *res)
         printf("removed %lld restore point(s); garbage collection removed %lld chunk(s) "
                "(%.1f MiB)\n",
                removed, swept, mib);
+    s_prune_packs_print(json_object_get(gc, "packs"), dry);
     long long in_use = (long long)json_integer_value(json_object_get(res, "kept_in_use"));
     if (in_use)
         printf("kept %lld restore point(s) outside the policy that running jobs use; the next "
@@ -803,12 +828,14 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
         "Usage: vbak prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
-        "                  [--dry-run] [--json]\n"
+        "                  [--repack-below PCT] [--dry-run] [--json]\n"
         "Remove restore points outside the policy (never the newest complete one of a VM, nor one\n"
         "a running backup, restore or verify uses), then collect unreferenced chunks that are\n"
         "older than the oldest running job. At least one N must be 1 or more. --dry-run changes\n"
         "nothing and says what would be removed and about how much garbage collection would\n"
-        "free.\n";
+        "free. In a format 2 repository, packs with no live chunk are deleted and packs older\n"
+        "than the oldest running job whose live bytes are below PCT %% (default 50) are\n"
+        "repacked; the chunk index objects are merged into one.\n";
     const char *keys[] = {"--keep-last", "--keep-daily", "--keep-weekly", "--keep-monthly"};
     const char *names[] = {"keep_last", "keep_daily", "keep_weekly", "keep_monthly"};
     json_t *args = json_object();
@@ -830,11 +857,18 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
         }
         if (matched)
             continue;
-        if (s_is(argv[i], "--dry-run"))
+        int64_t pct;
+        if (s_is(argv[i], "--dry-run")) {
             json_object_set_new(args, "dry_run", json_true());
-        else if (s_is(argv[i], "--json"))
+        } else if (s_is(argv[i], "--json")) {
             json = true;
-        else {
+        } else if (s_is(argv[i], "--repack-below") && i + 1 < argc) {
+            if (vb_parse_i64(argv[++i], 0, 100, "--repack-below", &pct) != 0) {
+                json_decref(args);
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            }
+            json_object_set_new(args, "repack_below", json_integer(pct));
+        } else {
             json_decref(args);
             return s_usage(usage, s_is(argv[i], "--help"));
         }

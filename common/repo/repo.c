@@ -866,7 +866,7 @@ static int s_put_packed(vb_repo_worker_t *w, const vb_digest_t *digest, const vo
     const uint8_t *img = NULL;
     size_t img_len = 0;
     bool stored = false;
-    if (vb_packed_has(w->repo->packed, digest))
+    if (vb_packed_reuse(w->pw, digest)) /* freshens its pack: a concurrent GC keeps it */
         return 0;
     int rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
     if (rc == 0)
