@@ -14,6 +14,7 @@
 #include "pipeline/pipeline.h"
 #include "policy/explain.h"
 #include "repo/index.h"
+#include "repo/packcheck.h"
 #include "repo/repo.h"
 #include "timefmt.h"
 
@@ -691,16 +692,57 @@ static void s_verify_print(json_t *plan, int64_t id, json_t *bad, size_t moved)
            vm, vm);
 }
 
+static void s_repo_bad(void *arg, const char *name, const char *problem)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "object", name, "problem", problem));
+}
+
+/* vbak verify --repo PATH: every index object and pack trailer of a format 2 repository. */
+static int s_verify_repo(const char *path, bool json)
+{
+    vb_packcheck_stats_t st;
+    json_t *bad = json_array();
+    if (vb_repo_check_packs(path, s_repo_bad, bad, &st) != 0) {
+        json_decref(bad);
+        return vb_cli_fail("verify --repo: %s", vb_error_msg());
+    }
+    size_t i;
+    json_t *b;
+    if (json) {
+        json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:O}", "repository", path, "index_objects",
+                                (json_int_t)st.index_objects, "packs", (json_int_t)st.packs,
+                                "chunks", (json_int_t)st.chunks, "damaged", bad);
+        vb_cli_print_json(out);
+        json_decref(out);
+    } else {
+        json_array_foreach(bad, i, b)
+            printf("damaged: %s: %s\n", s_str(b, "object"), s_str(b, "problem"));
+        printf("checked %llu index object(s) and %llu pack(s) listing %llu chunk(s): %zu "
+               "damaged\n",
+               (unsigned long long)st.index_objects, (unsigned long long)st.packs,
+               (unsigned long long)st.chunks, json_array_size(bad));
+    }
+    int rc = json_array_size(bad) ? 1 : 0;
+    json_decref(bad);
+    return rc;
+}
+
 int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
         "Usage: vbak verify RP [--json]\n"
+        "       vbak verify --repo PATH [--json]\n"
         "Re-read and re-hash every chunk of a restore point; name every corrupt or missing chunk\n"
         "by disk and offset, and move corrupt ones into the repository's quarantine/ so that the\n"
         "next backup of the VM stores them again. Exit status 1 when any is bad. The result is\n"
-        "kept on the restore point; prune keeps the restore point while verify runs.\n";
+        "kept on the restore point; prune keeps the restore point while verify runs.\n"
+        "--repo PATH: in a format 2 repository, read every chunk index object and every pack's\n"
+        "trailer and name each damaged one (chunk contents are checked per restore point).\n";
     if (argc < 2 || s_is(argv[1], "--help"))
         return s_usage(usage, argc > 1);
+    if (s_is(argv[1], "--repo"))
+        return argc > 2 ? s_verify_repo(argv[2], argc > 3 && s_is(argv[3], "--json"))
+                        : s_usage(usage, false);
     int64_t id;
     int rc = s_parse_id(argv[1], "restore point", &id);
     if (rc)

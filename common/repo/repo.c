@@ -23,6 +23,7 @@
 #include "repo/idxobj.h"
 #include "repo/index.h"
 #include "repo/pack.h"
+#include "repo/packcheck.h"
 #include "repo/packed.h"
 #include "repo/store.h"
 
@@ -563,6 +564,22 @@ int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
                  ? vb_idxobj_repair(self->store, out)
                  : vb_error_set(VB_EINVAL,
                                 "repository %s is format %d: it has no chunk index to repair",
+                                path, self->format);
+    vb_repo_destroy(&self);
+    return rc;
+}
+
+int vb_repo_check_packs(const char *path, vb_packcheck_bad_fn bad, void *arg,
+                        vb_packcheck_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    vb_repo_t *self = s_open(path, NULL, false); /* without loading a maybe damaged index */
+    if (!self)
+        return vb_error_code();
+    int rc = self->format == VB_REPO_FORMAT_PACKED
+                 ? vb_packcheck_run(self->store, bad, arg, out)
+                 : vb_error_set(VB_EINVAL,
+                                "repository %s is format %d: it has no packs nor index objects",
                                 path, self->format);
     vb_repo_destroy(&self);
     return rc;

@@ -113,6 +113,10 @@ grep -q "from $packs pack(s): $chunks chunk(s)" <<<"$out" || fail "repair-index 
 check_restore "$rp" incr2
 pass "an index deleted: verify names the missing chunks, repair-index rebuilds it from the packs"
 
+out=$("$VBAK" verify --repo "$SITE/repo") || fail "verify --repo of a sound repository: $out"
+grep -Eq "^checked [1-9][0-9]* index object\(s\) and $packs pack\(s\) listing [0-9]+ chunk\(s\): 0 damaged$" <<<"$out" \
+  || fail "verify --repo said: $out"
+
 # a pack truncated: repair-index says its chunks are lost, and verify names the damage
 pack=$(find "$SITE/repo/packs" -type f | sort | head -1)
 truncate -s 1000 "$pack"
@@ -129,10 +133,23 @@ for vm in $vms; do
   done
 done
 ((bad >= 1)) || fail "no restore point failed verify after a pack was truncated"
-pass "a pack truncated: repair-index says what is lost, verify names the damage in $bad restore point(s)"
+rel=${pack#"$SITE/repo/"}
+if out=$("$VBAK" verify --repo "$SITE/repo" 2>&1); then fail "verify --repo passed with a truncated pack: $out"; fi
+grep -q "^damaged: $rel: " <<<"$out" || fail "verify --repo does not name $rel: $out"
+grep -q ": 1 damaged$" <<<"$out" || fail "verify --repo count: $out"
+pass "a pack truncated: repair-index says what is lost, verify names the damage in $bad restore point(s), verify --repo names the pack"
 
 packs=$(find "$SITE/repo/packs" -type f | wc -l)
 if out=$("$VBAK" prune --keep-last 1 2>&1); then fail "prune with a truncated pack claimed success: $out"; fi
 grep -q "pack .* is damaged (run vbak verify --repo); nothing removed" <<<"$out" || fail "prune's message: $out"
 [[ $(find "$SITE/repo/packs" -type f | wc -l) == "$packs" ]] || fail "GC removed packs beside a damaged one"
 pass "a damaged pack stops GC with its name, and nothing is removed"
+
+# an index object damaged: verify --repo names it beside the truncated pack
+idx=$(find "$SITE/repo/index" -type f | sort | head -1)
+printf 'X' | dd of="$idx" bs=1 seek=20 conv=notrunc 2>/dev/null
+if out=$("$VBAK" verify --repo "$SITE/repo" --json); then fail "verify --repo passed with a damaged index object: $out"; fi
+[[ $(jq -r --arg o "${idx#"$SITE/repo/"}" '.damaged[] | select(.object == $o) | .problem' <<<"$out") == *"checksum mismatch"* ]] \
+  || fail "verify --repo --json does not name the index object: $out"
+[[ $(jq '.damaged | length' <<<"$out") == 2 ]] || fail "verify --repo --json: $out"
+pass "an index object damaged: verify --repo names it and the truncated pack"
