@@ -12,6 +12,7 @@
 #include "pipeline/pipeline.h"
 #include "repo/gc.h"
 #include "repo/index.h"
+#include "repo/packcheck.h"
 #include "repo/repo.h"
 #include "repo_testutil.h"
 
@@ -411,6 +412,7 @@ static vb_repo_t *make_repo2(void)
 }
 
 static int s_age_ago;
+static char s_found[4096];
 
 static int age_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -551,4 +553,69 @@ Test(gc, packs_a_backup_reusing_garbage_keeps_it_or_stores_it_again)
 Test(gc, packs_racing_a_running_backup_never_loses_its_chunks)
 {
     s_race(2);
+}
+
+typedef struct {
+    int n;
+    char names[4][128];
+} bad_list_t;
+
+static void on_bad(void *arg, const char *name, const char *problem)
+{
+    bad_list_t *b = arg;
+    cr_assert(problem && *problem, "no problem said for %s", name);
+    if (b->n < 4)
+        snprintf(b->names[b->n], sizeof b->names[0], "%s", name);
+    b->n++;
+}
+
+static int first_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag != FTW_F)
+        return 0;
+    snprintf(s_found, sizeof s_found, "%s", path);
+    return 1;
+}
+
+static void find_first(const char *sub)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s/%s", s_path, sub);
+    s_found[0] = '\0';
+    nftw(d, first_file, 16, FTW_PHYS);
+    cr_assert(s_found[0], "no file under %s", d);
+}
+
+Test(gc, packs_check_names_a_truncated_pack_and_a_damaged_index_object)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(20, 5000);
+    vb_index_t *ai = backup1(r, &a, "a");
+    vb_repo_destroy(&r);
+    vb_packcheck_stats_t st;
+    bad_list_t bad = {0};
+    cr_assert_eq(vb_repo_check_packs(s_path, on_bad, &bad, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(bad.n, 0);
+    cr_assert_eq(st.packs, 1);
+    cr_assert_eq(st.index_objects, 1);
+    cr_assert_eq(st.chunks, 20);
+
+    find_first("packs");
+    cr_assert_eq(truncate(s_found, 1000), 0);
+    char pack[128];
+    snprintf(pack, sizeof pack, "%s", strstr(s_found, "packs/"));
+    find_first("index");
+    tu_flip_byte(s_found, 20);
+    const char *idx = strstr(s_found, "index/");
+    bad = (bad_list_t){0};
+    cr_assert_eq(vb_repo_check_packs(s_path, on_bad, &bad, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(bad.n, 2);
+    cr_assert_eq(st.bad, 2);
+    cr_assert(!strcmp(bad.names[0], idx) || !strcmp(bad.names[1], idx), "index not named");
+    cr_assert(!strcmp(bad.names[0], pack) || !strcmp(bad.names[1], pack), "%s not named: %s %s",
+              pack, bad.names[0], bad.names[1]);
+    vb_index_destroy(&ai);
+    free(a.data);
 }
