@@ -340,7 +340,7 @@ static int s_prune_remove(vb_admin_t *self, vb_repo_t *repo, const s_prune_t *p,
 /* Collects garbage older than the oldest running job, marking only from indexes that restore
  * points own; index files nobody owns are reported in `orphans`. */
 static int s_prune_gc(vb_admin_t *self, vb_repo_t *repo, char **dropped, size_t nd, bool dry,
-                      vb_gc_stats_t *gc, json_t *orphans)
+                      unsigned repack_below, vb_gc_stats_t *gc, json_t *orphans)
 {
     int64_t oldest = 0;
     char **live = NULL;
@@ -353,12 +353,24 @@ static int s_prune_gc(vb_admin_t *self, vb_repo_t *repo, char **dropped, size_t 
     vb_gc_owners_t owners = {.owned = (const char *const *)live, .owned_count = nl,
                              .dropped = (const char *const *)dropped, .dropped_count = nd};
     time_t cutoff = oldest ? (time_t)(oldest / 1000) : time(NULL);
-    rc = vb_repo_gc_owned(repo, &owners, cutoff, dry, gc);
+    rc = vb_repo_gc_ex(repo, &owners, cutoff, repack_below, dry, gc);
     for (size_t i = 0; i < owners.orphan_count; i++)
         json_array_append_new(orphans, json_string(owners.orphans[i]));
     vb_index_list_free(owners.orphans, owners.orphan_count);
     vb_catalog_strings_free(&live, nl);
     return rc;
+}
+
+/* Format 2: what the collection did to packs and index objects. */
+static json_t *s_packs_json(const vb_packgc_stats_t *g)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "packs", (json_int_t)g->packs,
+                     "deleted", (json_int_t)g->packs_deleted, "rewritten",
+                     (json_int_t)g->packs_rewritten, "written", (json_int_t)g->packs_written,
+                     "kept_recent", (json_int_t)g->packs_recent, "kept_busy",
+                     (json_int_t)g->packs_busy, "bytes_freed", (json_int_t)g->bytes_freed,
+                     "index_objects_before", (json_int_t)g->index_before,
+                     "index_objects_written", (json_int_t)g->index_written);
 }
 
 /* Retention: select, keep what running jobs use, delete the rest outside the policy (never a
@@ -371,6 +383,9 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
                                     (unsigned)s_int(args, "keep_weekly"),
                                     (unsigned)s_int(args, "keep_monthly")};
     bool dry = json_is_true(json_object_get(args, "dry_run"));
+    json_t *rb = json_object_get(args, "repack_below");
+    unsigned repack_below = json_is_integer(rb) ? (unsigned)s_int(args, "repack_below")
+                                                : VB_PACKGC_REPACK_DEFAULT;
     s_prune_t p = {0};
     char **paths = NULL;
     size_t np = 0;
@@ -378,26 +393,25 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
     json_t *orphans = json_array();
     vb_repo_t *repo = NULL;
     int rc = s_expire_verify_leases(self);
+    if (!rc && repack_below > 100)
+        rc = vb_error_set(VB_EINVAL, "prune: repack_below is a percentage, 0 to 100");
     if (!rc)
         rc = s_prune_decide(self, &policy, &p);
     if (!rc && self->repository &&
         !(repo = vb_repo_open(self->repository, self->repository_key_file)))
         rc = vb_error_code();
-    if (!rc && repo && vb_repo_format(repo) != 1) /* before any restore point goes */
-        rc = vb_error_set(VB_EUNSUPPORTED,
-                          "repository %s is format %d: garbage collection of packs is not "
-                          "implemented yet; nothing was removed",
-                          vb_repo_path(repo), vb_repo_format(repo));
     if (!rc)
         rc = s_prune_remove(self, repo, &p, dry, &paths, &np);
     if (!rc && repo)
-        rc = s_prune_gc(self, repo, paths, dry ? np : 0, dry, &gc, orphans);
+        rc = s_prune_gc(self, repo, paths, dry ? np : 0, dry, repack_below, &gc, orphans);
     if (!rc) {
         *result = json_pack("{s:b, s:I, s:I, s:O, s:{s:I, s:I, s:I, s:O}}", "dry_run", dry,
                             "removed", (json_int_t)p.nd, "kept_in_use", (json_int_t)p.kept_in_use,
                             "restore_points", p.list, "gc", "swept", (json_int_t)gc.swept,
                             "swept_bytes", (json_int_t)gc.swept_bytes, "kept_recent",
                             (json_int_t)gc.kept_recent, "orphan_indexes", orphans);
+        if (*result && repo && vb_repo_format(repo) == VB_REPO_FORMAT_PACKED)
+            json_object_set_new(json_object_get(*result, "gc"), "packs", s_packs_json(&gc.packs));
     }
     vb_repo_destroy(&repo);
     vb_catalog_strings_free(&paths, np);

@@ -14,6 +14,7 @@
 #include "pipeline/pipeline.h"
 #include "policy/explain.h"
 #include "repo/index.h"
+#include "repo/packcheck.h"
 #include "repo/repo.h"
 #include "timefmt.h"
 
@@ -691,16 +692,57 @@ static void s_verify_print(json_t *plan, int64_t id, json_t *bad, size_t moved)
            vm, vm);
 }
 
+static void s_repo_bad(void *arg, const char *name, const char *problem)
+{
+    json_array_append_new(arg, json_pack("{s:s, s:s}", "object", name, "problem", problem));
+}
+
+/* vbak verify --repo PATH: every index object and pack trailer of a format 2 repository. */
+static int s_verify_repo(const char *path, bool json)
+{
+    vb_packcheck_stats_t st;
+    json_t *bad = json_array();
+    if (vb_repo_check_packs(path, s_repo_bad, bad, &st) != 0) {
+        json_decref(bad);
+        return vb_cli_fail("verify --repo: %s", vb_error_msg());
+    }
+    size_t i;
+    json_t *b;
+    if (json) {
+        json_t *out = json_pack("{s:s, s:I, s:I, s:I, s:O}", "repository", path, "index_objects",
+                                (json_int_t)st.index_objects, "packs", (json_int_t)st.packs,
+                                "chunks", (json_int_t)st.chunks, "damaged", bad);
+        vb_cli_print_json(out);
+        json_decref(out);
+    } else {
+        json_array_foreach(bad, i, b)
+            printf("damaged: %s: %s\n", s_str(b, "object"), s_str(b, "problem"));
+        printf("checked %llu index object(s) and %llu pack(s) listing %llu chunk(s): %zu "
+               "damaged\n",
+               (unsigned long long)st.index_objects, (unsigned long long)st.packs,
+               (unsigned long long)st.chunks, json_array_size(bad));
+    }
+    int rc = json_array_size(bad) ? 1 : 0;
+    json_decref(bad);
+    return rc;
+}
+
 int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
         "Usage: vbak verify RP [--json]\n"
+        "       vbak verify --repo PATH [--json]\n"
         "Re-read and re-hash every chunk of a restore point; name every corrupt or missing chunk\n"
         "by disk and offset, and move corrupt ones into the repository's quarantine/ so that the\n"
         "next backup of the VM stores them again. Exit status 1 when any is bad. The result is\n"
-        "kept on the restore point; prune keeps the restore point while verify runs.\n";
+        "kept on the restore point; prune keeps the restore point while verify runs.\n"
+        "--repo PATH: in a format 2 repository, read every chunk index object and every pack's\n"
+        "trailer and name each damaged one (chunk contents are checked per restore point).\n";
     if (argc < 2 || s_is(argv[1], "--help"))
         return s_usage(usage, argc > 1);
+    if (s_is(argv[1], "--repo"))
+        return argc > 2 ? s_verify_repo(argv[2], argc > 3 && s_is(argv[3], "--json"))
+                        : s_usage(usage, false);
     int64_t id;
     int rc = s_parse_id(argv[1], "restore point", &id);
     if (rc)
@@ -749,6 +791,30 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     return ok ? 0 : 1;
 }
 
+static long long s_ll(json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* Format 2: packs deleted and rewritten, index objects merged. */
+static void s_prune_packs_print(json_t *packs, bool dry)
+{
+    if (!packs)
+        return;
+    double mib = (double)s_ll(packs, "bytes_freed") / 1048576.0;
+    if (dry)
+        printf("packs: %lld looked at; would delete %lld and rewrite %lld, freeing about %.1f MiB, "
+               "and merge %lld index object(s)\n",
+               s_ll(packs, "packs"), s_ll(packs, "deleted"), s_ll(packs, "rewritten"), mib,
+               s_ll(packs, "index_objects_before"));
+    else
+        printf("packs: %lld looked at; %lld deleted, %lld rewritten into %lld new, %lld kept as "
+               "recently used; %.1f MiB freed; %lld index object(s) merged into %lld\n",
+               s_ll(packs, "packs"), s_ll(packs, "deleted"), s_ll(packs, "rewritten"),
+               s_ll(packs, "written"), s_ll(packs, "kept_recent") + s_ll(packs, "kept_busy"), mib,
+               s_ll(packs, "index_objects_before"), s_ll(packs, "index_objects_written"));
+}
+
 /* Each restore point and the decision; a kept one a running job uses says which job. */
 static void s_prune_print(json_t *res)
 {
@@ -788,6 +854,7 @@ static void s_prune_print(json_t *res)
         printf("removed %lld restore point(s); garbage collection removed %lld chunk(s) "
                "(%.1f MiB)\n",
                removed, swept, mib);
+    s_prune_packs_print(json_object_get(gc, "packs"), dry);
     long long in_use = (long long)json_integer_value(json_object_get(res, "kept_in_use"));
     if (in_use)
         printf("kept %lld restore point(s) outside the policy that running jobs use; the next "
@@ -803,12 +870,14 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
 {
     static const char usage[] =
         "Usage: vbak prune [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
-        "                  [--dry-run] [--json]\n"
+        "                  [--repack-below PCT] [--dry-run] [--json]\n"
         "Remove restore points outside the policy (never the newest complete one of a VM, nor one\n"
         "a running backup, restore or verify uses), then collect unreferenced chunks that are\n"
         "older than the oldest running job. At least one N must be 1 or more. --dry-run changes\n"
         "nothing and says what would be removed and about how much garbage collection would\n"
-        "free.\n";
+        "free. In a format 2 repository, packs with no live chunk are deleted and packs older\n"
+        "than the oldest running job whose live bytes are below PCT %% (default 50) are\n"
+        "repacked; the chunk index objects are merged into one.\n";
     const char *keys[] = {"--keep-last", "--keep-daily", "--keep-weekly", "--keep-monthly"};
     const char *names[] = {"keep_last", "keep_daily", "keep_weekly", "keep_monthly"};
     json_t *args = json_object();
@@ -830,11 +899,18 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
         }
         if (matched)
             continue;
-        if (s_is(argv[i], "--dry-run"))
+        int64_t pct;
+        if (s_is(argv[i], "--dry-run")) {
             json_object_set_new(args, "dry_run", json_true());
-        else if (s_is(argv[i], "--json"))
+        } else if (s_is(argv[i], "--json")) {
             json = true;
-        else {
+        } else if (s_is(argv[i], "--repack-below") && i + 1 < argc) {
+            if (vb_parse_i64(argv[++i], 0, 100, "--repack-below", &pct) != 0) {
+                json_decref(args);
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            }
+            json_object_set_new(args, "repack_below", json_integer(pct));
+        } else {
             json_decref(args);
             return s_usage(usage, s_is(argv[i], "--help"));
         }

@@ -30,7 +30,7 @@ static const char s_help[] =
     "                               when it does not exist). Keep it safe: without it the\n"
     "                               backups cannot be read.\n"
     "       --format 1|2            1 (default): a file per chunk; 2: chunks in packs found\n"
-    "                               through index objects (no prune/GC or quarantine yet)\n"
+    "                               through index objects (no quarantine by verify yet)\n"
     "       --pack-size SIZE        format 2: pack size, 4M..128M (default 16M)\n"
     "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
     "       --json                  print one JSON object\n"

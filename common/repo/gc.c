@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "repo/index.h"
+#include "repo/packgc.h"
 
 /* Open-addressing set of digests; the zero digest marks an empty slot (never inserted). */
 typedef struct {
@@ -173,19 +174,46 @@ int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out)
     return vb_repo_gc_owned(self, NULL, cutoff, dry_run, out);
 }
 
+/* Format 2: a chunk is live in the first pack that claims it (packgc.h). */
+typedef struct {
+    const s_set_t *live;
+    s_set_t claimed;
+} s_claim_t;
+
+static int s_claim(void *arg, const void *digest32)
+{
+    s_claim_t *c = arg;
+    vb_digest_t d;
+    memcpy(d.b, digest32, VB_DIGEST_LEN);
+    if (!s_set_has(c->live, &d) || s_set_has(&c->claimed, &d))
+        return 0;
+    int rc = s_set_add(&c->claimed, &d);
+    return rc ? rc : 1;
+}
+
+static int s_sweep_packs(vb_repo_t *self, const s_set_t *set, time_t cutoff, unsigned pct,
+                         bool dry_run, vb_gc_stats_t *st)
+{
+    s_claim_t c = {.live = set};
+    int rc = vb_packgc_run(vb_repo_store(self), vb_repo_pack_size(self), s_claim, &c, cutoff, pct,
+                           dry_run, &st->packs);
+    free(c.claimed.slots);
+    st->swept = st->packs.chunks_dropped;
+    st->swept_bytes = st->packs.bytes_freed;
+    return rc;
+}
+
 int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
                      vb_gc_stats_t *out)
 {
+    return vb_repo_gc_ex(self, owners, cutoff, VB_PACKGC_REPACK_DEFAULT, dry_run, out);
+}
+
+int vb_repo_gc_ex(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff,
+                  unsigned repack_below_pct, bool dry_run, vb_gc_stats_t *out)
+{
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
-    if (vb_repo_format(self) != 1) {
-        if (out)
-            *out = st;
-        return vb_error_set(VB_EUNSUPPORTED,
-                            "repository %s is format %d: garbage collection of packs is not "
-                            "implemented yet; nothing was removed",
-                            vb_repo_path(self), vb_repo_format(self));
-    }
     int rc = s_mark(self, owners, cutoff, &set);
     st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)
@@ -195,8 +223,14 @@ int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, boo
      * looks at it. */
     if ((rc = vb_store_cleanup(vb_repo_store(self), cutoff, dry_run, &st.temp_removed)) != 0)
         goto out;
-    s_sweep_t w = {.repo = self, .set = &set, .cutoff = cutoff, .dry_run = dry_run, .st = &st};
-    if ((rc = vb_repo_chunk_foreach(self, s_sweep_one, &w)) != 0)
+    if (vb_repo_format(self) == VB_REPO_FORMAT_PACKED) {
+        rc = s_sweep_packs(self, &set, cutoff, repack_below_pct, dry_run, &st);
+    } else {
+        s_sweep_t w = {.repo = self, .set = &set, .cutoff = cutoff, .dry_run = dry_run,
+                       .st = &st};
+        rc = vb_repo_chunk_foreach(self, s_sweep_one, &w);
+    }
+    if (rc)
         goto out;
     time_t before = time(NULL) - (time_t)VB_GC_QUARANTINE_DAYS * 86400;
     rc = vb_repo_quarantine_expire(self, before, dry_run, &st.quarantine_removed);

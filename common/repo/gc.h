@@ -9,7 +9,10 @@
  * its mtime atomically), so a writer touching it concurrently wins. Indexes being written by running jobs are not in
  * indexes/ yet; the chunks they inherit from a parent are safe as long as the parent index is
  * kept while such a job runs (the catalog's prune does not remove a running job's parent).
- * Chunks verify moved to quarantine/ are removed VB_GC_QUARANTINE_DAYS after they were moved. */
+ * Chunks verify moved to quarantine/ are removed VB_GC_QUARANTINE_DAYS after they were moved.
+ * In a format 2 repository the sweep is packgc.h's: packs are deleted or repacked, index objects
+ * compacted; a running backup's re-used chunks are kept by the same cutoff (it freshens their
+ * packs). */
 #ifndef VB_GC_H
 #define VB_GC_H
 
@@ -17,6 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "repo/packgc.h"
 #include "repo/repo.h"
 
 typedef struct {
@@ -27,6 +31,8 @@ typedef struct {
     uint64_t temp_removed;
     uint64_t orphan_indexes;     /* index files no restore point owns (vb_repo_gc_owned) */
     uint64_t quarantine_removed; /* quarantined chunks removed (older than the keep time) */
+    vb_packgc_stats_t packs;     /* format 2: what happened to packs and index objects; swept
+                                  * is then packs.chunks_dropped, swept_bytes packs.bytes_freed */
 } vb_gc_stats_t;
 
 /* Quarantined chunks (repo.h) stay this long for inspection, then GC removes them. */
@@ -55,5 +61,11 @@ typedef struct {
  * is marked from as usual. owners NULL: as vb_repo_gc. */
 int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
                      vb_gc_stats_t *out) VB_WUR;
+
+/* As vb_repo_gc_owned; in a format 2 repository, a pack older than the cutoff whose live bytes
+ * are below repack_below_pct % of its size is repacked (packgc.h; vb_repo_gc_owned uses
+ * VB_PACKGC_REPACK_DEFAULT). Format 1 ignores it. */
+int vb_repo_gc_ex(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff,
+                  unsigned repack_below_pct, bool dry_run, vb_gc_stats_t *out) VB_WUR;
 
 #endif

@@ -187,7 +187,7 @@ static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t
     return rc;
 }
 
-static int s_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
+int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
 {
     void *buf = NULL;
     size_t len = 0;
@@ -221,7 +221,7 @@ static int s_load_visit(void *arg, const char *name, const vb_store_stat_t *st)
 {
     (void)st;
     s_load_t *l = arg;
-    int rc = s_load_one(l->store, name, l->ci);
+    int rc = vb_idxobj_load_one(l->store, name, l->ci);
     if (rc == 0)
         l->objects++;
     return rc;

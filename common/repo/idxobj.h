@@ -50,6 +50,10 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store,
  * A damaged object fails the load with VB_ECORRUPT naming it. */
 int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects) VB_WUR;
 
+/* Adds the packs of the one index object `name` to ci (vb_chunkidx_seal not called).
+ * VB_ENOTFOUND; VB_ECORRUPT (bad magic, checksum or layout) naming it; VB_EUNSUPPORTED. */
+int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci) VB_WUR;
+
 typedef struct vb_idxobj_repair_s {
     uint64_t packs;      /* packs whose trailers were read */
     uint64_t chunks;     /* chunk entries they list */

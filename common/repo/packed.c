@@ -8,6 +8,8 @@
 #include "repo/idxobj.h"
 #include "repo/pack.h"
 
+#define S_TOUCHED_MAX 64
+
 struct vb_packed {
     vb_store_t *store;
     uint32_t pack_size;
@@ -21,6 +23,8 @@ struct vb_packed_writer {
     vb_pack_writer_t *pw;
     vb_digest_t *open; /* digests in the open pack */
     size_t nopen, capopen;
+    vb_pack_id_t touched[S_TOUCHED_MAX]; /* packs freshened since the last flush */
+    size_t ntouched;
 };
 
 static int s_load(vb_packed_t *self)
@@ -129,7 +133,7 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
                   size_t img_len, uint32_t raw_len, bool *stored)
 {
     *stored = false;
-    if (s_in_open_pack(w, digest) || vb_packed_has(w->packed, digest))
+    if (vb_packed_reuse(w, digest))
         return 0;
     if (w->nopen == w->capopen) {
         size_t ncap = w->capopen ? 2 * w->capopen : 64;
@@ -150,6 +154,7 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
 
 int vb_packed_flush(vb_packed_writer_t *w)
 {
+    w->ntouched = 0; /* the next task (maybe of a later job) freshens again */
     return vb_pack_seal(w->pw);
 }
 
@@ -162,6 +167,9 @@ int vb_packed_commit(vb_packed_t *self)
     pthread_mutex_unlock(&self->lock);
     return rc;
 }
+
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                 size_t *len);
 
 static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc,
                    bool reload)
@@ -177,8 +185,65 @@ static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc
     return found;
 }
 
+/* Loads the index again (a GC may have moved chunks), unless this process has packs that no
+ * index object lists yet (they would drop out of the index). False when it did not. */
+static bool s_reload(vb_packed_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool done = vb_idxobj_packs(self->pending) == 0 && s_load(self) == 0;
+    vb_error_clear();
+    pthread_mutex_unlock(&self->lock);
+    return done;
+}
+
+static bool s_touched(vb_packed_writer_t *w, const vb_pack_id_t *id)
+{
+    for (size_t i = 0; i < w->ntouched; i++)
+        if (memcmp(w->touched[i].b, id->b, VB_PACK_ID_LEN) == 0)
+            return true;
+    if (w->ntouched == S_TOUCHED_MAX)
+        w->ntouched = 0;
+    return false;
+}
+
+bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
+{
+    vb_chunkidx_loc_t loc;
+    char name[VB_PACK_NAME_LEN];
+    if (s_in_open_pack(w, digest))
+        return true;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!s_find(w->packed, digest, &loc, false))
+            return false;
+        if (s_touched(w, &loc.pack))
+            return true;
+        vb_pack_name(&loc.pack, name);
+        int rc = vb_store_freshen(w->packed->store, name);
+        vb_error_clear();
+        if (rc == 0) {
+            w->touched[w->ntouched++] = loc.pack;
+            return true;
+        }
+        /* gone (a GC removed or repacked it): look again in the index as it is now; any other
+         * failure: store the chunk again rather than rely on a pack GC might not keep */
+        if (rc != VB_ENOTFOUND || !s_reload(w->packed))
+            return false;
+    }
+    return false;
+}
+
 int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
                   size_t *len)
+{
+    int rc = s_get(self, digest, buf, cap, len);
+    /* a GC may have repacked the chunk since the index was loaded: once more, reloaded */
+    if (rc == VB_ENOTFOUND && s_reload(self))
+        rc = s_get(self, digest, buf, cap, len);
+    return rc;
+}
+
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                 size_t *len)
 {
     vb_chunkidx_loc_t loc;
     char hex[VB_DIGEST_HEX_LEN + 1], pack[VB_PACK_NAME_LEN];

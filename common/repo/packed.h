@@ -10,8 +10,8 @@
  * stored again; two workers or agents storing the same chunk at once may both keep a copy.
  *
  * Reads: the index is loaded from the store's index objects when opened, and loaded again once
- * when a chunk is not found (another agent may have stored it since). A chunk is read with one
- * ranged read of its pack.
+ * when a chunk is not found (another agent may have stored it since) or its pack is gone (a
+ * garbage collection repacked it). A chunk is read with one ranged read of its pack.
  *
  * Threads: a vb_packed_t is shared by the workers (a mutex guards the index); a writer belongs to
  * one thread. */
@@ -54,6 +54,13 @@ int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_
                   size_t *len) VB_WUR;
 
 bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest);
+
+/* Whether a writer may reference chunk `digest` without storing it: true when it is in the
+ * writer's open pack, or in the index and its pack could be freshened (once per pack per task:
+ * vb_packed_flush forgets), so that a garbage collection running meanwhile keeps that pack
+ * (packgc.h). A pack removed since the index was loaded: the index is loaded again and the
+ * chunk looked up once more. False: store the chunk. */
+bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest);
 
 /* Chunks in the index; packs, their bytes and the raw bytes their trailers list. */
 int vb_packed_stats(vb_packed_t *self, uint64_t *chunks, uint64_t *packs, uint64_t *pack_bytes,

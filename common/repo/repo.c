@@ -23,6 +23,7 @@
 #include "repo/idxobj.h"
 #include "repo/index.h"
 #include "repo/pack.h"
+#include "repo/packcheck.h"
 #include "repo/packed.h"
 #include "repo/store.h"
 
@@ -568,6 +569,22 @@ int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
     return rc;
 }
 
+int vb_repo_check_packs(const char *path, vb_packcheck_bad_fn bad, void *arg,
+                        vb_packcheck_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    vb_repo_t *self = s_open(path, NULL, false); /* without loading a maybe damaged index */
+    if (!self)
+        return vb_error_code();
+    int rc = self->format == VB_REPO_FORMAT_PACKED
+                 ? vb_packcheck_run(self->store, bad, arg, out)
+                 : vb_error_set(VB_EINVAL,
+                                "repository %s is format %d: it has no packs nor index objects",
+                                path, self->format);
+    vb_repo_destroy(&self);
+    return rc;
+}
+
 void vb_repo_destroy(vb_repo_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -866,7 +883,7 @@ static int s_put_packed(vb_repo_worker_t *w, const vb_digest_t *digest, const vo
     const uint8_t *img = NULL;
     size_t img_len = 0;
     bool stored = false;
-    if (vb_packed_has(w->repo->packed, digest))
+    if (vb_packed_reuse(w->pw, digest)) /* freshens its pack: a concurrent GC keeps it */
         return 0;
     int rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
     if (rc == 0)

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "pipeline/pipeline.h"
 #include "repo/gc.h"
 #include "repo/index.h"
+#include "repo/packcheck.h"
 #include "repo/repo.h"
 #include "repo_testutil.h"
 
@@ -32,6 +34,13 @@ static void teardown(void)
 }
 
 TestSuite(gc, .init = setup, .fini = teardown);
+
+static int sum_sizes(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)name;
+    *(uint64_t *)arg += st->size;
+    return 0;
+}
 
 static vb_repo_t *make_repo(void)
 {
@@ -187,12 +196,19 @@ static void *gc_thread(void *arg)
     return NULL;
 }
 
-Test(gc, racing_a_running_backup_never_loses_its_chunks)
+static vb_repo_t *make_repo2(void);
+static void age_all_packs(int ago);
+
+/* Format 1 or 2: a backup re-referencing old garbage while collections loop loses nothing. */
+static void s_race(int format)
 {
-    vb_repo_t *r = make_repo();
+    vb_repo_t *r = format == 2 ? make_repo2() : make_repo();
     disk_t a = make_disk(256, 300);
     vb_index_t *ai = backup(r, &a, "a");
-    age_all_chunks(r, ai, 3600);
+    if (format == 2)
+        age_all_packs(3600);
+    else
+        age_all_chunks(r, ai, 3600);
     cr_assert_eq(vb_index_remove(r, "a"), 0); /* all 256 old chunks are garbage now */
 
     /* A new job starts; collections run in a loop (cutoff: the job's start) while its backup
@@ -214,12 +230,26 @@ Test(gc, racing_a_running_backup_never_loses_its_chunks)
     cr_assert_eq(g.rc, 0, "%s", vb_error_msg());
     cr_assert_eq(vb_index_write(r, "again", again), 0);
     cr_assert(verify_ok(r, again), "a chunk of the running backup was swept");
-    cr_assert_eq(count_chunks(), 128, "the chunks nobody references were not swept");
+    if (format == 1)
+        cr_assert_eq(count_chunks(), 128, "the chunks nobody references were not swept");
     vb_index_destroy(&ai);
     vb_index_destroy(&again);
     free(a.data);
     free(c.data);
     vb_repo_destroy(&r);
+    /* and a fresh process (index loaded from the objects GC left) reads every chunk */
+    r = vb_repo_open(s_path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_index_t *back = NULL;
+    cr_assert_eq(vb_index_read(r, "again", &back), 0, "%s", vb_error_msg());
+    cr_assert(verify_ok(r, back), "a chunk of the committed backup is gone");
+    vb_index_destroy(&back);
+    vb_repo_destroy(&r);
+}
+
+Test(gc, racing_a_running_backup_never_loses_its_chunks)
+{
+    s_race(1);
 }
 
 Test(gc, leftovers_and_a_damaged_index)
@@ -367,4 +397,225 @@ Test(gc, a_quarantined_chunk_is_stored_again_and_collected_later)
     free(back);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+}
+
+/* ---------- format 2: packs ---------- */
+
+static vb_repo_t *make_repo2(void)
+{
+    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1, .format = 2,
+                          .pack_size = 4u << 20};
+    cr_assert_eq(vb_repo_init(s_path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(s_path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
+static int s_age_ago;
+static char s_found[4096];
+
+static int age_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag != FTW_F)
+        return 0;
+    struct timespec ts[2] = {{time(NULL) - s_age_ago, 0}, {time(NULL) - s_age_ago, 0}};
+    return utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* Every pack written `ago` seconds in the past. */
+static void age_all_packs(int ago)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s/packs", s_path);
+    s_age_ago = ago;
+    cr_assert_eq(nftw(d, age_cb, 16, FTW_PHYS), 0);
+}
+
+static size_t count_in(const char *sub)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s/%s", s_path, sub);
+    return tu_count_files(d, "");
+}
+
+/* One worker: one pack per backup here (40 chunks of 64 KiB fit one 4 MiB pack). */
+static vb_index_t *backup1(vb_repo_t *r, disk_t *d, const char *name)
+{
+    vb_chunk_result_t *res = NULL;
+    size_t n = 0;
+    vb_extent_t all = {0, d->size};
+    vb_pipeline_opts_t o = {.workers = 1};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d->size, &all, 1, disk_read, d, &res,
+                                            &n, NULL),
+                 0, "%s", vb_error_msg());
+    vb_index_t *idx = NULL;
+    cr_assert_eq(vb_index_build(NULL, NULL, "2000", d->size, CS, res, n, &idx), 0);
+    free(res);
+    if (name)
+        cr_assert_eq(vb_index_write(r, name, idx), 0, "%s", vb_error_msg());
+    return idx;
+}
+
+Test(gc, packs_dead_deleted_sparse_repacked_index_merged)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(40, 1000), b = make_disk(40, 2000), c = make_disk(10, 2000);
+    vb_index_t *ai = backup1(r, &a, "a"), *bi = backup1(r, &b, "b");
+    vb_index_t *ci = backup1(r, &c, "c"); /* all 10 chunks are b's first 10: no new pack */
+    cr_assert_eq(count_in("packs"), 2);
+    cr_assert_eq(count_in("index"), 2);
+    age_all_packs(3600);
+    cr_assert_eq(vb_index_remove(r, "a"), 0);
+    cr_assert_eq(vb_index_remove(r, "b"), 0); /* a's pack: dead; b's: 10 of 40 chunks live */
+
+    vb_gc_stats_t st;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), true, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.packs.packs_deleted, 1);
+    cr_assert_eq(st.packs.packs_rewritten, 1);
+    cr_assert(st.packs.bytes_freed > 60u * CS, "dry run estimate %llu",
+              (unsigned long long)st.packs.bytes_freed);
+    cr_assert_eq(count_in("packs"), 2, "a dry run removed a pack");
+    cr_assert_eq(count_in("index"), 2);
+
+    uint64_t before = 0;
+    cr_assert_eq(vb_store_list(vb_repo_store(r), "packs/", sum_sizes, &before), 0);
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.marked, 10);
+    cr_assert_eq(st.packs.packs_deleted, 1);
+    cr_assert_eq(st.packs.packs_rewritten, 1);
+    cr_assert_eq(st.packs.packs_written, 1);
+    cr_assert_eq(st.packs.index_before, 2);
+    cr_assert_eq(count_in("packs"), 1, "one new pack of the 10 live chunks");
+    cr_assert_eq(count_in("index"), 1, "the index objects were merged into one");
+    uint64_t after = 0;
+    cr_assert_eq(vb_store_list(vb_repo_store(r), "packs/", sum_sizes, &after), 0);
+    cr_assert_eq(before - after, st.packs.bytes_freed, "freed %llu, reported %llu",
+                 (unsigned long long)(before - after), (unsigned long long)st.packs.bytes_freed);
+    cr_assert(after < 12u * CS, "%llu bytes of packs left for 10 chunks",
+              (unsigned long long)after);
+    cr_assert(verify_ok(r, ci), "GC lost a live chunk (this process)");
+    vb_repo_destroy(&r);
+    r = vb_repo_open(s_path, NULL); /* loads the compacted index */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert(verify_ok(r, ci), "GC lost a live chunk (a new process)");
+    cr_assert_not(verify_ok(r, bi));
+
+    /* nothing more to do: a second collection changes nothing */
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.packs.packs_deleted + st.packs.packs_rewritten, 0);
+    cr_assert_eq(count_in("index"), 1);
+    vb_index_destroy(&ai);
+    vb_index_destroy(&bi);
+    vb_index_destroy(&ci);
+    free(a.data);
+    free(b.data);
+    free(c.data);
+    vb_repo_destroy(&r);
+}
+
+Test(gc, packs_a_backup_reusing_garbage_keeps_it_or_stores_it_again)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(20, 3000);
+    vb_index_t *ai = backup1(r, &a, "a");
+    age_all_packs(3600);
+    cr_assert_eq(vb_index_remove(r, "a"), 0); /* a's pack is garbage now */
+
+    /* A running backup whose process loaded the index before the collection: it re-uses the
+     * chunks of a pack GC removes under it; the pack is gone, so it stores them again. */
+    vb_repo_t *running = vb_repo_open(s_path, NULL);
+    cr_assert_not_null(running, "%s", vb_error_msg());
+    vb_gc_stats_t st;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.packs.packs_deleted, 1);
+    vb_index_t *again = backup1(running, &a, "again");
+    cr_assert(verify_ok(running, again), "the running backup referenced a removed pack");
+
+    /* Re-used after its job started (the cutoff): the pack survives a collection. */
+    age_all_packs(3600);
+    time_t job_start = time(NULL);
+    cr_assert_eq(vb_index_remove(r, "again"), 0);
+    vb_index_t *third = backup1(running, &a, NULL); /* dedups every chunk, freshens the pack */
+    cr_assert_eq(vb_repo_gc(r, job_start, false, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(st.packs.packs_deleted, 0, "GC removed the pack a running job re-uses");
+    cr_assert_eq(vb_index_write(running, "third", third), 0);
+    cr_assert(verify_ok(r, third));
+    vb_index_destroy(&ai);
+    vb_index_destroy(&again);
+    vb_index_destroy(&third);
+    free(a.data);
+    vb_repo_destroy(&running);
+    vb_repo_destroy(&r);
+}
+
+Test(gc, packs_racing_a_running_backup_never_loses_its_chunks)
+{
+    s_race(2);
+}
+
+typedef struct {
+    int n;
+    char names[4][128];
+} bad_list_t;
+
+static void on_bad(void *arg, const char *name, const char *problem)
+{
+    bad_list_t *b = arg;
+    cr_assert(problem && *problem, "no problem said for %s", name);
+    if (b->n < 4)
+        snprintf(b->names[b->n], sizeof b->names[0], "%s", name);
+    b->n++;
+}
+
+static int first_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag != FTW_F)
+        return 0;
+    snprintf(s_found, sizeof s_found, "%s", path);
+    return 1;
+}
+
+static void find_first(const char *sub)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s/%s", s_path, sub);
+    s_found[0] = '\0';
+    nftw(d, first_file, 16, FTW_PHYS);
+    cr_assert(s_found[0], "no file under %s", d);
+}
+
+Test(gc, packs_check_names_a_truncated_pack_and_a_damaged_index_object)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(20, 5000);
+    vb_index_t *ai = backup1(r, &a, "a");
+    vb_repo_destroy(&r);
+    vb_packcheck_stats_t st;
+    bad_list_t bad = {0};
+    cr_assert_eq(vb_repo_check_packs(s_path, on_bad, &bad, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(bad.n, 0);
+    cr_assert_eq(st.packs, 1);
+    cr_assert_eq(st.index_objects, 1);
+    cr_assert_eq(st.chunks, 20);
+
+    find_first("packs");
+    cr_assert_eq(truncate(s_found, 1000), 0);
+    char pack[128];
+    snprintf(pack, sizeof pack, "%s", strstr(s_found, "packs/"));
+    find_first("index");
+    tu_flip_byte(s_found, 20);
+    const char *idx = strstr(s_found, "index/");
+    bad = (bad_list_t){0};
+    cr_assert_eq(vb_repo_check_packs(s_path, on_bad, &bad, &st), 0, "%s", vb_error_msg());
+    cr_assert_eq(bad.n, 2);
+    cr_assert_eq(st.bad, 2);
+    cr_assert(!strcmp(bad.names[0], idx) || !strcmp(bad.names[1], idx), "index not named");
+    cr_assert(!strcmp(bad.names[0], pack) || !strcmp(bad.names[1], pack), "%s not named: %s %s",
+              pack, bad.names[0], bad.names[1]);
+    vb_index_destroy(&ai);
+    free(a.data);
 }
