@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "repo/le.h"
 
 #define S_MAGIC "VBCIDX1"
 #define S_PREFIX "index/"
@@ -21,20 +22,6 @@ struct vb_idxobj {
     size_t len, cap;
     uint32_t packs;
 };
-
-static void s_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t s_get(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 vb_idxobj_t *vb_idxobj_new(void)
 {
@@ -83,13 +70,13 @@ int vb_idxobj_add_pack(vb_idxobj_t *self, const vb_pack_id_t *id, const vb_pack_
         return rc;
     uint8_t *p = self->buf + self->len;
     memcpy(p, id->b, VB_PACK_ID_LEN);
-    s_le(p + VB_PACK_ID_LEN, count, 4);
+    vb_le_put(p + VB_PACK_ID_LEN, count, 4);
     p += S_PACK_HEAD_LEN;
     for (size_t i = 0; i < count; i++, p += S_ENTRY_LEN) {
         memcpy(p, entries[i].digest.b, VB_DIGEST_LEN);
-        s_le(p + 32, entries[i].offset, 8);
-        s_le(p + 40, entries[i].length, 4);
-        s_le(p + 44, entries[i].raw_len, 4);
+        vb_le_put(p + 32, entries[i].offset, 8);
+        vb_le_put(p + 40, entries[i].length, 4);
+        vb_le_put(p + 44, entries[i].raw_len, 4);
     }
     self->len = (size_t)(p - self->buf);
     self->packs++;
@@ -132,8 +119,8 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store, char name_out[VB_IDXOB
     if (rc)
         return rc;
     memcpy(self->buf, S_MAGIC, 8);
-    s_le(self->buf + 8, VB_IDXOBJ_FORMAT_VERSION, 4);
-    s_le(self->buf + 12, self->packs, 4);
+    vb_le_put(self->buf + 8, VB_IDXOBJ_FORMAT_VERSION, 4);
+    vb_le_put(self->buf + 12, self->packs, 4);
     if (EVP_Digest(self->buf, self->len, self->buf + self->len, &n, EVP_sha256(), NULL) != 1 ||
         RAND_bytes(id, sizeof id) != 1)
         return vb_error_set(VB_EIO, "index object: SHA-256 or random bytes failed");
@@ -151,7 +138,7 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store, char name_out[VB_IDXOB
 static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t *ci)
 {
     size_t pos = S_HEAD_LEN, end = len - 32;
-    uint32_t packs = (uint32_t)s_get(b + 12, 4);
+    uint32_t packs = (uint32_t)vb_le_get(b + 12, 4);
     vb_pack_entry_t *ents = NULL;
     int rc = 0;
     for (uint32_t k = 0; rc == 0 && k < packs; k++) {
@@ -161,7 +148,7 @@ static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t
             break;
         }
         memcpy(id.b, b + pos, VB_PACK_ID_LEN);
-        size_t count = (size_t)s_get(b + pos + VB_PACK_ID_LEN, 4);
+        size_t count = (size_t)vb_le_get(b + pos + VB_PACK_ID_LEN, 4);
         pos += S_PACK_HEAD_LEN;
         if (count > (end - pos) / S_ENTRY_LEN) {
             rc = vb_error_set(VB_ECORRUPT, "index object %s is truncated", name);
@@ -175,9 +162,9 @@ static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t
         ents = n;
         for (size_t i = 0; i < count; i++, pos += S_ENTRY_LEN) {
             memcpy(ents[i].digest.b, b + pos, VB_DIGEST_LEN);
-            ents[i].offset = s_get(b + pos + 32, 8);
-            ents[i].length = (uint32_t)s_get(b + pos + 40, 4);
-            ents[i].raw_len = (uint32_t)s_get(b + pos + 44, 4);
+            ents[i].offset = vb_le_get(b + pos + 32, 8);
+            ents[i].length = (uint32_t)vb_le_get(b + pos + 40, 4);
+            ents[i].raw_len = (uint32_t)vb_le_get(b + pos + 44, 4);
         }
         rc = vb_chunkidx_add_pack(ci, &id, ents, count);
     }
@@ -199,9 +186,9 @@ int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
     const uint8_t *b = buf;
     if (len < S_HEAD_LEN + 32 || memcmp(b, S_MAGIC, 8) != 0)
         rc = vb_error_set(VB_ECORRUPT, "index object %s: bad magic or truncated", name);
-    else if (s_get(b + 8, 4) != VB_IDXOBJ_FORMAT_VERSION)
+    else if (vb_le_get(b + 8, 4) != VB_IDXOBJ_FORMAT_VERSION)
         rc = vb_error_set(VB_EUNSUPPORTED, "index object %s has format version %" PRIu64, name,
-                          s_get(b + 8, 4));
+                          vb_le_get(b + 8, 4));
     else if (EVP_Digest(b, len - 32, sum, &n, EVP_sha256(), NULL) != 1 ||
              memcmp(sum, b + len - 32, 32) != 0)
         rc = vb_error_set(VB_ECORRUPT, "index object %s: checksum mismatch", name);

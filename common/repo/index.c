@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include "repo/le.h"
+
 #define S_MAGIC "VBINDEX"
 #define S_FIXED_LEN 32 /* magic 8, version 4, chunk size 4, capacity 8, count 8 */
 #define S_KEY_MAX 4096
@@ -126,20 +128,6 @@ int vb_index_check_name(const char *name)
     return 0;
 }
 
-static void s_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t s_get(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Writes `len` bytes to f and into the running checksum. */
 #define S_PREFIX "indexes/"
 #define S_SUFFIX ".idx"
@@ -164,13 +152,13 @@ static int s_encode_head(const vb_index_t *index, uint8_t **out, size_t *len)
     if (!h)
         return vb_error_set(VB_ENOMEM, "out of memory");
     memcpy(h, S_MAGIC, 8);
-    s_le(h + 8, VB_INDEX_FORMAT_VERSION, 4);
-    s_le(h + 12, index->chunk_size, 4);
-    s_le(h + 16, index->capacity, 8);
-    s_le(h + 24, index->count, 8);
-    s_le(h + S_FIXED_LEN, klen, 2);
+    vb_le_put(h + 8, VB_INDEX_FORMAT_VERSION, 4);
+    vb_le_put(h + 12, index->chunk_size, 4);
+    vb_le_put(h + 16, index->capacity, 8);
+    vb_le_put(h + 24, index->count, 8);
+    vb_le_put(h + S_FIXED_LEN, klen, 2);
     memcpy(h + S_FIXED_LEN + 2, index->disk_key, klen);
-    s_le(h + S_FIXED_LEN + 2 + klen, plen, 2);
+    vb_le_put(h + S_FIXED_LEN + 2 + klen, plen, 2);
     if (plen)
         memcpy(h + S_FIXED_LEN + 4 + klen, index->parent, plen);
     *out = h;
@@ -225,7 +213,7 @@ static char *s_take_string(const uint8_t *head, size_t head_len, size_t *pos)
 {
     if (*pos + 2 > head_len)
         return NULL;
-    size_t n = (size_t)s_get(head + *pos, 2);
+    size_t n = (size_t)vb_le_get(head + *pos, 2);
     if (*pos + 2 + n > head_len)
         return NULL;
     char *s = strndup((const char *)head + *pos + 2, n);
@@ -240,10 +228,10 @@ static int s_check_fixed(const char *obj, const uint8_t *h, size_t got, uint32_t
     if (got < S_FIXED_LEN || memcmp(h, S_MAGIC, 8) != 0)
         return vb_error_set(VB_ECORRUPT, "index %s: not a vbak index (bad magic or truncated)",
                             obj);
-    uint32_t version = (uint32_t)s_get(h + 8, 4);
-    *chunk_size = (uint32_t)s_get(h + 12, 4);
-    *capacity = s_get(h + 16, 8);
-    *count = s_get(h + 24, 8);
+    uint32_t version = (uint32_t)vb_le_get(h + 8, 4);
+    *chunk_size = (uint32_t)vb_le_get(h + 12, 4);
+    *capacity = vb_le_get(h + 16, 8);
+    *count = vb_le_get(h + 24, 8);
     if (version != VB_INDEX_FORMAT_VERSION)
         return vb_error_set(VB_EUNSUPPORTED,
                             "index %s has format version %" PRIu32 "; this vbak reads version %d",

@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "repo/le.h"
+
 #define S_MAGIC "VBPACK2"
 #define S_PREFIX "packs/"
 #define S_ENTRIES_MAX (VB_PACK_SIZE_MAX / 64) /* every image holds at least its header */
@@ -23,20 +25,6 @@ struct vb_pack_writer {
     size_t count, entries_cap;
     uint64_t packs, bytes;
 };
-
-static void s_le(uint8_t *p, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t s_get(const uint8_t *p, int bytes)
-{
-    uint64_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 vb_pack_writer_t *vb_pack_writer_new(vb_store_t *store, size_t target_size,
                                      vb_pack_sealed_fn sealed, void *arg)
@@ -140,15 +128,15 @@ static int s_finish(vb_pack_writer_t *self, size_t *total)
     for (size_t i = 0; i < self->count; i++) {
         uint8_t *e = t + i * VB_PACK_ENTRY_LEN;
         memcpy(e, self->entries[i].digest.b, VB_DIGEST_LEN);
-        s_le(e + 32, self->entries[i].offset, 8);
-        s_le(e + 40, self->entries[i].length, 4);
-        s_le(e + 44, self->entries[i].raw_len, 4);
+        vb_le_put(e + 32, self->entries[i].offset, 8);
+        vb_le_put(e + 40, self->entries[i].length, 4);
+        vb_le_put(e + 44, self->entries[i].raw_len, 4);
     }
     uint8_t *f = t + tlen;
     memcpy(f, S_MAGIC, 8);
-    s_le(f + 8, VB_PACK_FORMAT_VERSION, 4);
-    s_le(f + 12, self->count, 4);
-    s_le(f + 16, self->len, 8);
+    vb_le_put(f + 8, VB_PACK_FORMAT_VERSION, 4);
+    vb_le_put(f + 12, self->count, 4);
+    vb_le_put(f + 16, self->len, 8);
     if ((rc = s_sha256(t, tlen, f + 24)) != 0)
         return rc;
     *total = self->len + tlen + VB_PACK_FOOTER_LEN;
@@ -229,11 +217,11 @@ static int s_check_footer(const char *name, const uint8_t *f, uint64_t size, uin
 {
     if (memcmp(f, S_MAGIC, 8) != 0)
         return vb_error_set(VB_ECORRUPT, "pack %s: no trailer (truncated or not a pack)", name);
-    if (s_get(f + 8, 4) != VB_PACK_FORMAT_VERSION)
+    if (vb_le_get(f + 8, 4) != VB_PACK_FORMAT_VERSION)
         return vb_error_set(VB_EUNSUPPORTED, "pack %s has format version %" PRIu64, name,
-                            s_get(f + 8, 4));
-    *count = (uint32_t)s_get(f + 12, 4);
-    *toff = s_get(f + 16, 8);
+                            vb_le_get(f + 8, 4));
+    *count = (uint32_t)vb_le_get(f + 12, 4);
+    *toff = vb_le_get(f + 16, 8);
     if (*count > S_ENTRIES_MAX ||
         *toff + (uint64_t)*count * VB_PACK_ENTRY_LEN + VB_PACK_FOOTER_LEN != size)
         return vb_error_set(VB_ECORRUPT, "pack %s: trailer does not match its size", name);
@@ -246,9 +234,9 @@ static int s_parse_entries(const char *name, const uint8_t *t, uint32_t count, u
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *e = t + (size_t)i * VB_PACK_ENTRY_LEN;
         memcpy(out[i].digest.b, e, VB_DIGEST_LEN);
-        out[i].offset = s_get(e + 32, 8);
-        out[i].length = (uint32_t)s_get(e + 40, 4);
-        out[i].raw_len = (uint32_t)s_get(e + 44, 4);
+        out[i].offset = vb_le_get(e + 32, 8);
+        out[i].length = (uint32_t)vb_le_get(e + 40, 4);
+        out[i].raw_len = (uint32_t)vb_le_get(e + 44, 4);
         if (out[i].length == 0 || out[i].offset + out[i].length > toff)
             return vb_error_set(VB_ECORRUPT, "pack %s: entry %" PRIu32 " lies outside the pack",
                                 name, i);

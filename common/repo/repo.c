@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "repo/idxobj.h"
+#include "repo/le.h"
 #include "repo/index.h"
 #include "repo/pack.h"
 #include "repo/packcheck.h"
@@ -77,40 +78,6 @@ struct vb_repo_worker {
 };
 
 /* ---------- small helpers ---------- */
-
-static void s_put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void s_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t s_get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t s_get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t s_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 /* FNV-1a 64 over the header fields: catches a damaged header before any size in it is used. */
 static uint64_t s_hdr_checksum(const uint8_t *hdr)
@@ -841,20 +808,20 @@ static int s_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const void *
     }
     memset(hdr, 0, S_HDR_LEN);
     memcpy(hdr, S_MAGIC, sizeof S_MAGIC);
-    s_put16(hdr + 8, S_CHUNK_VERSION);
-    s_put32(hdr + 12, (uint32_t)len);
-    s_put32(hdr + 16, (uint32_t)stored);
+    vb_le_put(hdr + 8, S_CHUNK_VERSION, 2);
+    vb_le_put(hdr + 12, (uint32_t)len, 4);
+    vb_le_put(hdr + 16, (uint32_t)stored, 4);
     if (repo->encrypted) {
         flags |= S_FLAG_ENCRYPTED;
-        s_put16(hdr + 10, flags);
+        vb_le_put(hdr + 10, flags, 2);
         if (RAND_bytes(hdr + 20, S_NONCE_LEN) != 1)
             return vb_error_set(VB_EIO, "no random bytes for a nonce");
         if ((rc = s_encrypt(w, digest, hdr, src, stored, payload)) != 0)
             return rc;
         src = payload;
     }
-    s_put16(hdr + 10, flags);
-    s_put64(hdr + 56, s_hdr_checksum(hdr));
+    vb_le_put(hdr + 10, flags, 2);
+    vb_le_put(hdr + 56, s_hdr_checksum(hdr), 8);
     if (src != payload)
         memcpy(payload, src, stored);
     *total = S_HDR_LEN + stored;
@@ -949,14 +916,15 @@ static int s_check_header(vb_repo_t *repo, const char *hex, const uint8_t *hdr, 
         return vb_error_set(VB_ECORRUPT,
                             "chunk %s is truncated (%llu bytes, shorter than its header)", hex,
                             (unsigned long long)size);
-    if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 || s_get64(hdr + 56) != s_hdr_checksum(hdr))
+    if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 ||
+        vb_le_get(hdr + 56, 8) != s_hdr_checksum(hdr))
         return vb_error_set(VB_ECORRUPT, "chunk %s has a damaged header", hex);
-    if (s_get16(hdr + 8) != S_CHUNK_VERSION)
+    if ((uint16_t)vb_le_get(hdr + 8, 2) != S_CHUNK_VERSION)
         return vb_error_set(VB_EUNSUPPORTED, "chunk %s has format version %u", hex,
-                            s_get16(hdr + 8));
-    *flags = s_get16(hdr + 10);
-    *raw = s_get32(hdr + 12);
-    *stored = s_get32(hdr + 16);
+                            (uint16_t)vb_le_get(hdr + 8, 2));
+    *flags = (uint16_t)vb_le_get(hdr + 10, 2);
+    *raw = (uint32_t)vb_le_get(hdr + 12, 4);
+    *stored = (uint32_t)vb_le_get(hdr + 16, 4);
     if ((*flags & ~(S_FLAG_COMPRESSED | S_FLAG_ENCRYPTED)) || *raw == 0 ||
         *raw > repo->chunk_size || *stored > ZSTD_compressBound(repo->chunk_size) ||
         (!(*flags & S_FLAG_COMPRESSED) && *stored != *raw))
@@ -1143,7 +1111,7 @@ static int s_stat_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *st
     out->stored_bytes += st->size;
     if (vb_store_get_range(self->store, name, 0, hdr, sizeof hdr, &got) == 0 &&
         got == sizeof hdr && memcmp(hdr, S_MAGIC, 8) == 0)
-        out->raw_bytes += s_get32(hdr + 12);
+        out->raw_bytes += (uint32_t)vb_le_get(hdr + 12, 4);
     vb_error_clear(); /* removed meanwhile */
     return 0;
 }
