@@ -421,6 +421,13 @@ int vb_catalog_restore_point_create(vb_catalog_t *self, const vb_restore_point_t
 int vb_catalog_restore_point_set_disk(vb_catalog_t *self, int64_t rp_id,
                                       const vb_rp_disk_t *disk) VB_WUR;
 
+/* Adds a complete restore point as a repository manifest describes it (catalog rebuild), in one
+ * transaction: its own id, vm, is_fcd, created, completed, kind and disks (each with an index);
+ * job_id is not kept (the jobs are not in the repository). parent_id is kept only when that
+ * restore point of the same VM is in the catalog already (import oldest first), else the point
+ * has no parent. VB_EINVAL (missing id, VM, disks or index), VB_EEXISTS (the id is taken), VB_EDB. */
+int vb_catalog_restore_point_import(vb_catalog_t *self, const vb_restore_point_t *rp) VB_WUR;
+
 /* Makes a pending restore point complete, in one transaction: first applies `disks` (n may be 0)
  * as vb_catalog_restore_point_set_disk does, then checks that every disk has an index, then sets
  * state complete and completed = now. On any failure nothing changes (it stays pending and
