@@ -49,6 +49,14 @@ void vb_agent_records_free(vb_agent_record_t **recs_p, size_t count);
 vb_catalog_t *vb_catalog_open(const char *path);
 void vb_catalog_destroy(vb_catalog_t **self_p);
 
+/* The file the catalog was opened from (borrowed). */
+const char *vb_catalog_path(const vb_catalog_t *self);
+
+/* Copies the catalog file at `path` into a new SQLite file `dest` (which must not exist) with
+ * SQLite's online backup API, on its own connections: safe on any thread while the coordinator
+ * keeps writing (the copy is one consistent read). The copy is a plain (non-WAL) file. VB_EDB. */
+int vb_catalog_copy(const char *path, const char *dest) VB_WUR;
+
 /* The schema version this build writes. */
 int vb_catalog_schema_version(void);
 

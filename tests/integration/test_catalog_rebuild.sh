@@ -29,6 +29,18 @@ show=$("$VBAK" restore-point show "$rp2" --json)
    "$(jq -c '[.disks[] | {key, change_id, index}]' "$m")" ]] || fail "manifest disks differ: $(cat "$m") vs $show"
 pass "each restore point has a manifest naming its VM, kind, parent, disks, change IDs and indexes"
 
+# after each job the coordinator stores a consistent copy of its catalog in the repository
+copies_hold() {
+  local c
+  c=$(ls "$SITE/repo/catalog/"catalog-*.db 2>/dev/null | sort | tail -1)
+  [[ -n $c ]] && [[ $(sqlite3 "$c" "select group_concat(id) from (select id from restore_points
+    where state = 'complete' order by id)") == "$1" ]]
+}
+wait_until 10 "a catalog copy in the repository holding restore points $rp1 and $rp2" \
+  copies_hold "$(printf '%s\n' "$(rp_of "$job1" "$(sed -n 2p <<<"$vms")")" "$rp1" "$rp2" | sort -n | paste -sd,)"
+[[ $(stat -c %a "$(ls "$SITE/repo/catalog/"*.db | tail -1)") == 600 ]] || fail "catalog copy mode"
+pass "after each job a consistent catalog copy is in the repository (opens with sqlite3, mode 0600)"
+
 fields='[.[] | {id, vm, kind, parent, created, disks: ([.disks[]? | {key, change_id}])}] | sort_by(.id)'
 before=$("$VBAK" restore-points --json | jq -c "$fields")
 [[ $(jq length <<<"$before") == 3 ]] || fail "expected 3 restore points: $before"
