@@ -71,9 +71,16 @@ int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d)
     return rc;
 }
 
+/* A restore point that will not be kept: its disk indexes and its manifest (when the commit
+ * after it failed) go. */
 void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm)
 {
     vb_repo_t *repo = vm->rp_id ? jb_repo(self) : NULL;
+    int mrc = repo ? vb_manifest_remove(vb_repo_store(repo), vm->rp_id) : 0;
+    if (mrc && mrc != VB_ENOTFOUND)
+        VB_LOG_WARN("jobs", "manifest_remove_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
+                    vb_error_msg());
+    vb_error_clear();
     for (size_t i = 0; repo && i < vm->ndisks; i++) {
         char name[VB_INDEX_NAME_MAX + 1];
         if (!vm->disks[i].inv || s_index_name(&vm->disks[i], name, sizeof name) != 0)
@@ -143,16 +150,6 @@ static int s_write_manifest(vb_jobs_t *self, jb_vmrun_t *vm, int64_t completed)
     return rc;
 }
 
-static void s_remove_manifest(vb_jobs_t *self, jb_vmrun_t *vm)
-{
-    vb_repo_t *repo = jb_repo(self);
-    int rc = repo ? vb_manifest_remove(vb_repo_store(repo), vm->rp_id) : 0;
-    if (rc && rc != VB_ENOTFOUND)
-        VB_LOG_WARN("jobs", "manifest_remove_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
-                    vb_error_msg());
-    vb_error_clear();
-}
-
 /* Every disk of a backed-up VM has its index: check nothing moved it, commit, release it. */
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
 {
@@ -175,7 +172,6 @@ void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
     if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, now) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "committing the restore point: %s", vb_error_msg());
-        s_remove_manifest(self, vm);
         jb_vm_fail(self, vm, msg);
         return;
     }
