@@ -33,12 +33,15 @@ static int s_put_file(vb_store_t *store, const char *path, const char *name)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size == 0) {
-        int rc = vb_error_set(VB_EIO, "catalog copy %s: %s", path,
-                              fd < 0 || errno ? strerror(errno) : "empty");
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int rc = vb_error_set(VB_EIO, "catalog copy %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return rc;
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return vb_error_set(VB_EIO, "catalog copy %s is empty", path);
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
@@ -96,8 +99,8 @@ static int s_trim(vb_store_t *store, unsigned keep)
     return rc;
 }
 
-int vb_catalog_copy_put(const char *catalog_path, vb_store_t *store, unsigned keep,
-                        int64_t now_ms, char *name_out, size_t name_size)
+int vb_catalog_copy_put(const char *catalog_path, vb_store_t *store, unsigned keep, int64_t now_ms,
+                        char *name_out, size_t name_size)
 {
     char name[VB_STORE_NAME_MAX], tmp[4096];
     int rc = s_name(now_ms, name, sizeof name);

@@ -20,8 +20,8 @@
 /* Copies the catalog at catalog_path (SQLite online backup into a temp file beside it), puts it
  * durably into `store` as catalog/catalog-<time>.db and removes all but the newest `keep` copies.
  * name_out (may be NULL) receives the object's name. VB_EDB, VB_EIO, VB_ENOSPC. */
-int vb_catalog_copy_put(const char *catalog_path, vb_store_t *store, unsigned keep,
-                        int64_t now_ms, char *name_out, size_t name_size) VB_WUR;
+int vb_catalog_copy_put(const char *catalog_path, vb_store_t *store, unsigned keep, int64_t now_ms,
+                        char *name_out, size_t name_size) VB_WUR;
 
 typedef struct vb_catalog_copier vb_catalog_copier_t;
 

@@ -47,16 +47,18 @@ static int s_parse(int argc, char **argv, s_args_t *a, FILE *err)
 static bool s_usable(vb_repo_t *repo, const vb_manifest_t *m, FILE *err)
 {
     if (m->chunk_size && m->chunk_size != vb_repo_chunk_size(repo)) {
-        fprintf(err, "vbak catalog rebuild: restore point %lld of %s: chunk size %u is not the "
-                     "repository's: not rebuilt\n",
+        fprintf(err,
+                "vbak catalog rebuild: restore point %lld of %s: chunk size %u is not the "
+                "repository's: not rebuilt\n",
                 (long long)m->rp.id, m->rp.vm, m->chunk_size);
         return false;
     }
     for (size_t i = 0; i < m->rp.disk_count; i++) {
         vb_store_stat_t st;
         if (vb_index_stat(repo, m->rp.disks[i].index_path, &st) != 0) {
-            fprintf(err, "vbak catalog rebuild: restore point %lld of %s: disk %s: index %s: %s: "
-                         "not rebuilt\n",
+            fprintf(err,
+                    "vbak catalog rebuild: restore point %lld of %s: disk %s: index %s: %s: "
+                    "not rebuilt\n",
                     (long long)m->rp.id, m->rp.vm, m->rp.disks[i].key, m->rp.disks[i].index_path,
                     vb_error_msg());
             return false;
@@ -102,8 +104,10 @@ static int s_rebuild(int argc, char **argv, FILE *out, FILE *err)
     if (rc)
         return rc;
     if (access(a.catalog, F_OK) == 0) {
-        fprintf(err, "vbak catalog rebuild: %s exists: refusing to overwrite a catalog (name a "
-                     "new file)\n", a.catalog);
+        fprintf(err,
+                "vbak catalog rebuild: %s exists: refusing to overwrite a catalog (name a "
+                "new file)\n",
+                a.catalog);
         return 1;
     }
     vb_repo_t *repo = vb_repo_open(a.repo, NULL);
@@ -118,8 +122,8 @@ static int s_rebuild(int argc, char **argv, FILE *out, FILE *err)
     if (rc)
         fprintf(err, "vbak catalog rebuild: %s\n", vb_error_msg());
     else
-        fprintf(out, "rebuilt %zu restore point(s) from %zu manifest(s) of %s into %s\n",
-                imported, n, a.repo, a.catalog);
+        fprintf(out, "rebuilt %zu restore point(s) from %zu manifest(s) of %s into %s\n", imported,
+                n, a.repo, a.catalog);
     vb_catalog_destroy(&cat);
     if (rc && access(a.catalog, F_OK) == 0) /* ours (it did not exist): nothing worth keeping */
         s_unlink_catalog(a.catalog);

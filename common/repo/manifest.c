@@ -56,11 +56,10 @@ static json_t *s_disk_to_json(const vb_rp_disk_t *d)
         json_array_append_new(modes, json_string(d->transports[i]));
     return json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:I, s:o}", "key", d->key, "name",
                      d->name ? d->name : "", "datastore", d->datastore ? d->datastore : "",
-                     "capacity", (json_int_t)d->capacity, "change_id",
-                     s_str_or_null(d->change_id), "index", s_str_or_null(d->index_path),
-                     "logical_bytes", (json_int_t)d->logical_bytes, "new_bytes",
-                     (json_int_t)d->new_bytes, "chunk_count", (json_int_t)d->chunk_count,
-                     "transports", modes);
+                     "capacity", (json_int_t)d->capacity, "change_id", s_str_or_null(d->change_id),
+                     "index", s_str_or_null(d->index_path), "logical_bytes",
+                     (json_int_t)d->logical_bytes, "new_bytes", (json_int_t)d->new_bytes,
+                     "chunk_count", (json_int_t)d->chunk_count, "transports", modes);
 }
 
 json_t *vb_manifest_to_json(const vb_manifest_t *m)
@@ -74,12 +73,12 @@ json_t *vb_manifest_to_json(const vb_manifest_t *m)
         }
     return json_pack("{s:s, s:i, s:I, s:s, s:o, s:b, s:o, s:o, s:I, s:I, s:s, s:o, s:I, s:o}",
                      "format", S_FORMAT, "version", VB_MANIFEST_VERSION, "restore_point",
-                     (json_int_t)rp->id, "vm", rp->vm, "vm_id", s_str_or_null(m->vm_id),
-                     "is_fcd", rp->is_fcd, "provider", s_str_or_null(m->provider), "job",
+                     (json_int_t)rp->id, "vm", rp->vm, "vm_id", s_str_or_null(m->vm_id), "is_fcd",
+                     rp->is_fcd, "provider", s_str_or_null(m->provider), "job",
                      s_id_or_null(rp->job_id), "created", (json_int_t)rp->created, "completed",
                      (json_int_t)rp->completed, "kind", vb_rp_kind_name(rp->kind), "parent",
-                     s_id_or_null(rp->parent_id), "chunk_size", (json_int_t)m->chunk_size,
-                     "disks", disks);
+                     s_id_or_null(rp->parent_id), "chunk_size", (json_int_t)m->chunk_size, "disks",
+                     disks);
 }
 
 /* ---- from JSON ---- */
@@ -177,10 +176,9 @@ int vb_manifest_from_json(const json_t *j, const char *what, vb_manifest_t *out)
                             version, VB_MANIFEST_VERSION);
     vb_restore_point_t *rp = &out->rp;
     rp->state = VB_RP_COMPLETE;
-    if (s_uint(j, "restore_point", true, &rp->id) || rp->id == 0 ||
-        s_opt_str(j, "vm", &rp->vm) || !rp->vm || s_opt_str(j, "vm_id", &out->vm_id) ||
-        s_opt_str(j, "provider", &out->provider) || s_uint(j, "job", false, &rp->job_id) ||
-        s_uint(j, "created", true, &rp->created) ||
+    if (s_uint(j, "restore_point", true, &rp->id) || rp->id == 0 || s_opt_str(j, "vm", &rp->vm) ||
+        !rp->vm || s_opt_str(j, "vm_id", &out->vm_id) || s_opt_str(j, "provider", &out->provider) ||
+        s_uint(j, "job", false, &rp->job_id) || s_uint(j, "created", true, &rp->created) ||
         s_uint(j, "completed", false, &rp->completed) || s_kind(j, &rp->kind) ||
         s_uint(j, "parent", false, &rp->parent_id) || s_uint(j, "chunk_size", false, &chunk) ||
         chunk > UINT32_MAX || s_disks_from_json(json_object_get(j, "disks"), rp)) {

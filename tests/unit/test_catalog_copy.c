@@ -25,9 +25,9 @@ Test(catalog_copy, copies_hold_the_catalog_and_only_the_newest_are_kept)
     char names[3][VB_STORE_NAME_MAX];
     int64_t t0 = INT64_C(1796630000000);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(vb_catalog_copy_put(cat_path, store, 2, t0 + i * 1500, names[i],
-                                         sizeof names[i]),
-                     0, "%s", vb_error_msg());
+        cr_assert_eq(
+            vb_catalog_copy_put(cat_path, store, 2, t0 + i * 1500, names[i], sizeof names[i]), 0,
+            "%s", vb_error_msg());
     cr_assert_str_eq(names[0], "catalog/catalog-20261207T075320Z-000.db");
     cr_assert_not(vb_store_exists(store, names[0]), "the oldest copy beyond keep stays");
     cr_assert(vb_store_exists(store, names[1]));

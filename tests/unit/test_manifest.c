@@ -24,10 +24,15 @@ static void s_fill(vb_manifest_t *m, vb_rp_disk_t *d, int64_t id, int64_t parent
     d->chunk_count = 8192;
     d->transports = s_modes;
     d->transport_count = 2;
-    m->rp = (vb_restore_point_t){.id = id, .vm = "db 01", .job_id = 3, .created = 1700000000123,
+    m->rp = (vb_restore_point_t){.id = id,
+                                 .vm = "db 01",
+                                 .job_id = 3,
+                                 .created = 1700000000123,
                                  .completed = 1700000000456,
                                  .kind = parent ? VB_RP_INCREMENTAL : VB_RP_FULL,
-                                 .parent_id = parent, .disks = d, .disk_count = 1};
+                                 .parent_id = parent,
+                                 .disks = d,
+                                 .disk_count = 1};
     m->vm_id = "vm-101";
     m->provider = "lab";
     m->chunk_size = 1u << 20;
