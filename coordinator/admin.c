@@ -10,6 +10,7 @@
 #include "log.h"
 #include "repo/gc.h"
 #include "repo/index.h"
+#include "repo/manifest.h"
 #include "repo/retention.h"
 #include "timefmt.h"
 
@@ -334,6 +335,13 @@ static int s_prune_remove(vb_admin_t *self, vb_repo_t *repo, const s_prune_t *p,
         if (vb_index_remove(repo, (*paths)[i]) != 0)
             VB_LOG_WARN("admin", "index_remove_failed index=%s error=\"%s\"", (*paths)[i],
                         vb_error_msg());
+    for (size_t i = 0; !rc && repo && i < p->nd; i++) {
+        int mrc = vb_manifest_remove(vb_repo_store(repo), p->doomed[i]);
+        if (mrc && mrc != VB_ENOTFOUND) /* a restore point from before manifests has none */
+            VB_LOG_WARN("admin", "manifest_remove_failed rp=%lld error=\"%s\"",
+                        (long long)p->doomed[i], vb_error_msg());
+        vb_error_clear();
+    }
     return rc;
 }
 

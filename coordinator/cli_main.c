@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "cli_catalog.h"
 #include "cli_disk.h"
 #include "cli_repo.h"
 
@@ -14,6 +15,12 @@ static int s_repo(vb_cli_t *cli, int argc, char **argv)
 {
     (void)cli;
     return vb_cli_repo(argc, argv);
+}
+
+static int s_catalog(vb_cli_t *cli, int argc, char **argv)
+{
+    (void)cli;
+    return vb_cli_catalog_io(argc, argv, stdout, stderr);
 }
 
 static int s_disk(vb_cli_t *cli, int argc, char **argv)
@@ -46,6 +53,7 @@ static const s_command_t s_commands[] = {
     {"site", vb_cli_site, false, "set up a site: keys, token, configs; rotate the token"},
     {"lab", vb_cli_lab, false, "create, start and stop a lab site (simulated vSphere)"},
     {"repo", s_repo, false, "create a repository, show its statistics"},
+    {"catalog", s_catalog, false, "rebuild a catalog from a repository's manifests"},
     {"disk", s_disk, false, "read a disk through the disk access layer (reachability check)"},
 };
 

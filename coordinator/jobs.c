@@ -310,6 +310,7 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
         return;
     vb_jobs_t *self = *self_p;
     jb_releases_destroy(self);
+    vb_catalog_copier_destroy(&self->copier); /* before the repository its store belongs to */
     zhashx_destroy(&self->held);
     zhashx_destroy(&self->sent);
     zhashx_destroy(&self->tasks);
@@ -736,6 +737,18 @@ void jb_dispatch(vb_jobs_t *self)
 
 /* ---- finishing disks, VMs and jobs ---- */
 
+/* After a job, a consistent copy of the catalog goes into the repository, on a thread. */
+static void s_copy_catalog(vb_jobs_t *self)
+{
+    vb_repo_t *repo = self->cfg.catalog_copies ? jb_repo(self) : NULL;
+    if (repo && !self->copier)
+        self->copier = vb_catalog_copier_new(self->cfg.loop, vb_catalog_path(self->cfg.catalog),
+                                             vb_repo_store(repo), self->cfg.catalog_copies);
+    if (self->copier)
+        vb_catalog_copier_request(self->copier);
+    vb_error_clear();
+}
+
 static void s_job_maybe_finish(vb_jobs_t *self, jb_job_t *job)
 {
     if (job->vms_left > 0)
@@ -756,6 +769,7 @@ static void s_job_maybe_finish(vb_jobs_t *self, jb_job_t *job)
                 vb_job_kind_name(job->kind), vb_job_state_name(state), err[0] ? " error=" : "",
                 err);
     job->ended = true;
+    s_copy_catalog(self);
 }
 
 static bool s_keep_job(void *item, void *arg)

@@ -60,6 +60,8 @@ typedef struct {
     zloop_t *loop;                 /* the actor's loop: prep threads report through it */
     vb_provider_factory_fn provider_factory; /* a provider for a prep thread */
     void *factory_ctx;
+    uint32_t catalog_copies; /* after each job, a catalog copy into the repository; keep this
+                                many (0: none) */
 } vb_jobs_config_t;
 
 vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "path.h"
 #include "policy/explain.h"
+#include "repo/manifest.h"
 #include "timefmt.h"
 #include "wire.h"
 
@@ -70,9 +71,16 @@ int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d)
     return rc;
 }
 
+/* A restore point that will not be kept: its disk indexes and its manifest (when the commit
+ * after it failed) go. */
 void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm)
 {
     vb_repo_t *repo = vm->rp_id ? jb_repo(self) : NULL;
+    int mrc = repo ? vb_manifest_remove(vb_repo_store(repo), vm->rp_id) : 0;
+    if (mrc && mrc != VB_ENOTFOUND)
+        VB_LOG_WARN("jobs", "manifest_remove_failed rp=%lld error=\"%s\"", (long long)vm->rp_id,
+                    vb_error_msg());
+    vb_error_clear();
     for (size_t i = 0; repo && i < vm->ndisks; i++) {
         char name[VB_INDEX_NAME_MAX + 1];
         if (!vm->disks[i].inv || s_index_name(&vm->disks[i], name, sizeof name) != 0)
@@ -114,6 +122,34 @@ static int s_check_svmotion(vb_jobs_t *self, jb_vmrun_t *vm, char *err, size_t s
     return moved;
 }
 
+/* The restore point's manifest, written durable after its disk indexes and before the catalog
+ * commit, so that the repository alone can say what each index belongs to. */
+static int s_write_manifest(vb_jobs_t *self, jb_vmrun_t *vm, int64_t completed)
+{
+    vb_repo_t *repo = jb_repo(self);
+    if (!repo)
+        return vb_error_code();
+    vb_restore_point_t *rps = NULL;
+    size_t n = 0;
+    int rc = vb_catalog_job_restore_points(self->cfg.catalog, vm->job->id, &rps, &n);
+    vb_manifest_t m = {0};
+    for (size_t i = 0; !rc && i < n; i++)
+        if (rps[i].id == vm->rp_id)
+            m.rp = rps[i];
+    if (!rc && !m.rp.id)
+        rc = vb_error_set(VB_ENOTFOUND, "restore point %lld is not in job %lld",
+                          (long long)vm->rp_id, (long long)vm->job->id);
+    if (!rc) {
+        m.rp.completed = completed;
+        m.vm_id = vm->inv->id;
+        m.provider = (char *)self->cfg.provider->ops->name;
+        m.chunk_size = vb_repo_chunk_size(repo);
+        rc = vb_manifest_write(vb_repo_store(repo), &m);
+    }
+    vb_restore_points_free(&rps, n);
+    return rc;
+}
+
 /* Every disk of a backed-up VM has its index: check nothing moved it, commit, release it. */
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
 {
@@ -126,7 +162,14 @@ void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm)
     }
     /* the data is read and indexed: the restore point stands whatever the snapshot's removal
      * does next (jb_vm_end releases the VM; a removal that fails is retried until done) */
-    if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, jb_now()) != 0) {
+    int64_t now = jb_now();
+    if (s_write_manifest(self, vm, now) != 0) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "writing the restore point's manifest: %s", vb_error_msg());
+        jb_vm_fail(self, vm, msg);
+        return;
+    }
+    if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0, now) != 0) {
         char msg[1024];
         snprintf(msg, sizeof msg, "committing the restore point: %s", vb_error_msg());
         jb_vm_fail(self, vm, msg);

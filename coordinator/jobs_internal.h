@@ -12,6 +12,7 @@
 #include "prep.h"
 #include "repo/index.h"
 #include "repo/repo.h"
+#include "catalog_copy.h"
 #include "scheduler.h"
 
 typedef struct jb_job jb_job_t;
@@ -121,6 +122,7 @@ struct vb_jobs {
     zhashx_t *places; /* datastore/host name -> id + 1 */
     zhashx_t *held;   /* "id" of tasks waiting out a back-off (may be stale: checked) */
     zlistx_t *releases; /* jb_release_t: EndAccess/snapshot removals not yet done */
+    vb_catalog_copier_t *copier; /* catalog copies into the repository, off the loop */
     uint64_t rand_state;
     uint64_t dropped;
     vb_jobs_stats_t stats;

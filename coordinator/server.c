@@ -91,6 +91,9 @@ const vb_conf_key_t vb_coord_config_table[] = {
      false, "serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9464)"},
     {"metrics_refresh_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, metrics_refresh_ms),
      "5000", 100, 3600000, false, "how often the figures served at /metrics are renewed"},
+    {"catalog_copies", VB_CONF_INT, offsetof(vb_coord_settings_t, catalog_copies), "3", 0, 1000,
+     false, "consistent catalog copies kept in the repository (catalog/), renewed after each job "
+     "(0: none)"},
     VB_CONF_END};
 
 typedef struct {
@@ -576,7 +579,8 @@ static int s_make_jobs(self_t *self)
                             self,
                             self->loop,
                             s_provider_factory,
-                            (void *)s};
+                            (void *)s,
+                            (uint32_t)s->catalog_copies};
     if (!(self->jobs = vb_jobs_new(&cfg)))
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);

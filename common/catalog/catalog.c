@@ -729,3 +729,46 @@ void vb_agent_records_free(vb_agent_record_t **recs_p, size_t count)
     free(*recs_p);
     *recs_p = NULL;
 }
+
+const char *vb_catalog_path(const vb_catalog_t *self)
+{
+    return self->path;
+}
+
+/* Opens `path` with flags; VB_EDB naming it when it cannot. */
+static int s_open_for_copy(const char *path, int flags, sqlite3 **db)
+{
+    if (sqlite3_open_v2(path, db, flags, NULL) == SQLITE_OK)
+        return 0;
+    int rc = vb_error_set(VB_EDB, "catalog copy: cannot open %s: %s", path,
+                          *db ? sqlite3_errmsg(*db) : "out of memory");
+    sqlite3_close(*db);
+    *db = NULL;
+    return rc;
+}
+
+int vb_catalog_copy(const char *path, const char *dest)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    int rc = s_open_for_copy(path, SQLITE_OPEN_READONLY, &src);
+    if (!rc)
+        rc = s_open_for_copy(dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst);
+    if (rc)
+        goto out;
+    sqlite3_busy_timeout(src, 5000);
+    /* one step over every page: the copy is one read transaction of the source, consistent
+     * whatever the coordinator commits meanwhile (WAL readers do not block the writer) */
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    int step = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;
+    if (b)
+        sqlite3_backup_finish(b);
+    if (step != SQLITE_DONE)
+        rc = vb_error_set(VB_EDB, "catalog copy of %s into %s: %s", path, dest,
+                          sqlite3_errmsg(dst));
+    else if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
+        rc = vb_error_set(VB_EDB, "catalog copy %s: %s", dest, sqlite3_errmsg(dst));
+out:
+    sqlite3_close(src);
+    sqlite3_close(dst);
+    return rc;
+}

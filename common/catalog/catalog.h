@@ -49,6 +49,14 @@ void vb_agent_records_free(vb_agent_record_t **recs_p, size_t count);
 vb_catalog_t *vb_catalog_open(const char *path);
 void vb_catalog_destroy(vb_catalog_t **self_p);
 
+/* The file the catalog was opened from (borrowed). */
+const char *vb_catalog_path(const vb_catalog_t *self);
+
+/* Copies the catalog file at `path` into a new SQLite file `dest` (which must not exist) with
+ * SQLite's online backup API, on its own connections: safe on any thread while the coordinator
+ * keeps writing (the copy is one consistent read). The copy is a plain (non-WAL) file. VB_EDB. */
+int vb_catalog_copy(const char *path, const char *dest) VB_WUR;
+
 /* The schema version this build writes. */
 int vb_catalog_schema_version(void);
 
@@ -420,6 +428,13 @@ int vb_catalog_restore_point_create(vb_catalog_t *self, const vb_restore_point_t
  * restore point or disk), VB_EINVAL (the restore point is complete). */
 int vb_catalog_restore_point_set_disk(vb_catalog_t *self, int64_t rp_id,
                                       const vb_rp_disk_t *disk) VB_WUR;
+
+/* Adds a complete restore point as a repository manifest describes it (catalog rebuild), in one
+ * transaction: its own id, vm, is_fcd, created, completed, kind and disks (each with an index);
+ * job_id is not kept (the jobs are not in the repository). parent_id is kept only when that
+ * restore point of the same VM is in the catalog already (import oldest first), else the point
+ * has no parent. VB_EINVAL (missing id, VM, disks or index), VB_EEXISTS (the id is taken), VB_EDB. */
+int vb_catalog_restore_point_import(vb_catalog_t *self, const vb_restore_point_t *rp) VB_WUR;
 
 /* Makes a pending restore point complete, in one transaction: first applies `disks` (n may be 0)
  * as vb_catalog_restore_point_set_disk does, then checks that every disk has an index, then sets

@@ -80,6 +80,12 @@ void vb_cat_restore_sql(const char **sql)
                               "AND state = 'complete' ORDER BY created DESC, id DESC LIMIT 1";
     sql[ST_RP_VERIFY] = "UPDATE restore_points SET verify_state = ?2, verify_error = ?3, "
                         "verified_at = ?4 WHERE id = ?1 AND state = 'complete'";
+    /* a restore point read back from its manifest: its own id, complete; its parent only when
+     * that point was imported too (else the chain reads as the retained lineage) */
+    sql[ST_RP_IMPORT] = "INSERT INTO restore_points (id, vm, is_fcd, created, completed, kind, "
+                        "state, parent_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'complete', "
+                        "(SELECT id FROM restore_points WHERE id = ?7 AND vm = ?2 "
+                        "AND state = 'complete'))";
     sql[ST_RP_LIVE_INDEXES] = "SELECT DISTINCT d.index_path FROM restore_point_disks d "
                               "JOIN restore_points rp ON rp.id = d.restore_point_id "
                               "LEFT JOIN jobs j ON j.id = rp.job_id "
@@ -453,6 +459,42 @@ int vb_catalog_restore_point_discard(vb_catalog_t *self, int64_t rp_id)
     sqlite3_stmt *st = self->st[ST_RP_DISCARD];
     sqlite3_bind_int64(st, 1, rp_id);
     return vb_cat_step_done(self, st, "discarding a restore point");
+}
+
+static int s_import(vb_catalog_t *self, const vb_restore_point_t *rp)
+{
+    sqlite3_stmt *st = self->st[ST_RP_IMPORT];
+    sqlite3_bind_int64(st, 1, rp->id);
+    sqlite3_bind_text(st, 2, rp->vm, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, rp->is_fcd ? 1 : 0);
+    sqlite3_bind_int64(st, 4, rp->created);
+    sqlite3_bind_int64(st, 5, rp->completed);
+    sqlite3_bind_text(st, 6, vb_rp_kind_name(rp->kind), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, rp->parent_id);
+    int rc = vb_cat_step_done(self, st, "importing a restore point");
+    if (rc == VB_EEXISTS)
+        return vb_error_set(VB_EEXISTS, "restore point %lld is already in the catalog",
+                            (long long)rp->id);
+    for (size_t i = 0; i < rp->disk_count && !rc; i++)
+        rc = s_insert_disk(self, rp->id, &rp->disks[i]);
+    return rc;
+}
+
+int vb_catalog_restore_point_import(vb_catalog_t *self, const vb_restore_point_t *rp)
+{
+    if (rp->id <= 0 || !rp->vm || !rp->vm[0] || (unsigned)rp->kind > VB_RP_INCREMENTAL ||
+        rp->disk_count == 0)
+        return vb_error_set(VB_EINVAL, "restore point %lld: an id, a VM, a kind and disks are "
+                                       "needed to import it",
+                            (long long)rp->id);
+    for (size_t i = 0; i < rp->disk_count; i++)
+        if (!rp->disks[i].index_path || !rp->disks[i].index_path[0])
+            return vb_error_set(VB_EINVAL, "restore point %lld: disk '%s' has no index",
+                                (long long)rp->id, rp->disks[i].key ? rp->disks[i].key : "?");
+    int rc = vb_cat_sp_begin(self);
+    if (rc)
+        return rc;
+    return vb_cat_sp_end(self, s_import(self, rp));
 }
 
 /* ---- queries ---- */

@@ -35,6 +35,16 @@ for vm in $vms; do
 done
 pass "format 2: full and incremental restore byte-identical and verify, encrypted"
 
+# the repository describes its restore points: a catalog rebuilt from it alone lists the same
+[[ $(ls "$SITE/repo/manifests" | wc -l) == 4 ]] || fail "manifests: $(ls "$SITE/repo/manifests")"
+out=$("$VBAK" catalog rebuild --repo "$SITE/repo" --catalog "$TEST_DIR/rebuilt.db") \
+  || fail "catalog rebuild of a format 2 repository: $out"
+want=$("$VBAK" restore-points --json | jq -r '.[] | [.id, .vm, .kind, (.parent // 0)] | @tsv' | sort)
+got=$(sqlite3 -separator $'\t' "$TEST_DIR/rebuilt.db" \
+  "select id, vm, kind, coalesce(parent_id, 0) from restore_points where state = 'complete'" | sort)
+[[ $got == "$want" ]] || fail "rebuilt catalog: $got, catalog: $want"
+pass "format 2: the catalog rebuilt from the manifests has the same restore points and chains"
+
 stats=$("$VBAK" repo stats "$SITE/repo" --json)
 [[ $(jq -r .format_version <<<"$stats") == 2 ]] || fail "stats: $stats"
 chunks=$(jq -r .chunks <<<"$stats") packs=$(jq -r .packs <<<"$stats")

@@ -606,3 +606,49 @@ Test(catalog_restore, upgrades_a_version_2_catalog)
     cr_assert_gt(complete_rp(cat, "web-01", 3000, b), b, "rows kept, new ids after them");
     vb_catalog_destroy(&cat);
 }
+
+/* Catalog rebuild: restore points imported from manifests keep their ids, chains and change IDs;
+ * a parent that was not imported (pruned) leaves the child without one; an id is never taken
+ * twice, and new restore points get ids after the imported ones. */
+Test(catalog_restore, import_keeps_ids_chains_and_change_ids)
+{
+    vb_catalog_t *cat = open_cat();
+    char paths[2][64];
+    vb_rp_disk_t d[2];
+    results(7, paths, d);
+    vb_restore_point_t full = {.id = 7, .vm = "vm1", .created = 1000, .completed = 1005,
+                               .kind = VB_RP_FULL, .disks = d, .disk_count = 2};
+    vb_restore_point_t incr = full;
+    incr.id = 9, incr.kind = VB_RP_INCREMENTAL, incr.parent_id = 7, incr.created = 2000;
+    vb_restore_point_t orphan = incr;
+    orphan.id = 12, orphan.parent_id = 11, orphan.created = 3000;
+    cr_assert_eq(vb_catalog_restore_point_import(cat, &full), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_catalog_restore_point_import(cat, &incr), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_catalog_restore_point_import(cat, &orphan), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_catalog_restore_point_import(cat, &incr), VB_EEXISTS);
+    vb_rp_disk_t nameless = d[0];
+    nameless.index_path = NULL;
+    vb_restore_point_t bad = full;
+    bad.id = 20, bad.disks = &nameless, bad.disk_count = 1;
+    cr_assert_eq(vb_catalog_restore_point_import(cat, &bad), VB_EINVAL);
+
+    vb_restore_point_t got = {0};
+    cr_assert_eq(vb_catalog_restore_point_latest(cat, "vm1", 2500, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(got.id, 9);
+    cr_assert_eq(got.parent_id, 7);
+    cr_assert_eq(got.state, VB_RP_COMPLETE);
+    cr_assert_eq(got.completed, 1005);
+    cr_assert_eq(got.disk_count, 2);
+    cr_assert_str_eq(got.disks[1].change_id, "52 aa/9");
+    cr_assert_str_eq(got.disks[1].index_path, paths[1]);
+    cr_assert_eq(got.disks[1].transport_count, 2);
+    vb_restore_point_clear(&got);
+    cr_assert_eq(vb_catalog_restore_point_get(cat, 12, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(got.parent_id, 0, "a parent that was not imported is not linked");
+    vb_restore_point_clear(&got);
+    cr_assert_eq(vb_catalog_restore_point_get(cat, 20, &got), VB_ENOTFOUND);
+
+    int64_t next = complete_rp(cat, "vm2", 4000, 0);
+    cr_assert_gt(next, 12, "new restore point %lld reuses an imported id", (long long)next);
+    vb_catalog_destroy(&cat);
+}
