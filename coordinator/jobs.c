@@ -250,6 +250,7 @@ static void s_job_free(void **item)
             vb_index_destroy(&d->index);
         }
         zactor_destroy(&vm->prep);
+        jb_restore_setup_free(&vm->setup);
         free(vm->disks);
         free(vm->name);
         free(vm->snapshot_id);
@@ -1204,9 +1205,10 @@ int jb_ready(vb_jobs_t *self)
 
 /* ---- progress: the phases of a job ---- */
 
-/* A backup VM goes through these in order; a restore has one phase, its restore tasks. */
+/* A backup VM goes through these in order; a restore is prepared (snapshots deleted, a new VM
+ * created), then runs its restore tasks. */
 static const char *const s_backup_phases[] = {"snapshot", "map", "read", "index", "commit"};
-static const char *const s_restore_phases[] = {"restore"};
+static const char *const s_restore_phases[] = {"preparing", "restore"};
 
 /* The phase a running VM is in (an index in s_backup_phases). */
 static size_t s_vm_phase(const jb_vmrun_t *vm)
@@ -1229,12 +1231,12 @@ void vb_jobs_progress_phases(vb_jobs_t *self, int64_t job_id, vb_job_kind_t kind
     const jb_job_t *job = zhashx_lookup(self->jobs, jb_key(job_id, key));
     bool backup = kind == VB_JOB_BACKUP;
     const char *const *names = backup ? s_backup_phases : s_restore_phases;
-    size_t n = backup ? 5 : kind == VB_JOB_RESTORE ? 1 : 0;
+    size_t n = backup ? 5 : kind == VB_JOB_RESTORE ? 2 : 0;
     size_t now = n; /* n: past the last one, the job ended */
     bool running = state == VB_JOB_RUNNING && job && !job->ended;
     for (size_t v = 0; running && v < job->nvms; v++)
         if (!job->vms[v].finished) {
-            size_t p = backup ? s_vm_phase(&job->vms[v]) : 0;
+            size_t p = backup ? s_vm_phase(&job->vms[v]) : job->vms[v].prep ? 0 : 1;
             now = p < now ? p : now;
         }
     json_t *arr = json_array();

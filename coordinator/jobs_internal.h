@@ -18,6 +18,7 @@
 typedef struct jb_job jb_job_t;
 typedef struct jb_vmrun jb_vmrun_t;
 typedef struct jb_disk jb_disk_t;
+typedef struct jb_restore_setup jb_restore_setup_t;
 
 typedef struct {
     int64_t id; /* catalog task id */
@@ -64,7 +65,8 @@ struct jb_vmrun {
     jb_job_t *job;
     const vb_inv_vm_t *inv;
     vb_inv_vm_t own;   /* restore to a directory: the VM as the restore point saw it */
-    zactor_t *prep;    /* backup: the snapshot/CBT thread while it runs */
+    zactor_t *prep;    /* the snapshot/CBT thread (backup) or the restore's preparation */
+    jb_restore_setup_t *setup; /* restore: what its tasks are planned from once prepared */
     char *reason;      /* backup: why full or incremental */
     int64_t parent_id; /* backup: the parent restore point of an incremental */
     char *name;
@@ -160,6 +162,9 @@ void jb_vm_released(vb_jobs_t *self, jb_vmrun_t *vm);
 void jb_release_queue(vb_jobs_t *self, int64_t job_id, const char *vm, const char *snapshot,
                       bool access, jb_vmrun_t *waiting);
 void jb_releases_destroy(vb_jobs_t *self);
+
+/* restores (jobs_restore.c) */
+void jb_restore_setup_free(jb_restore_setup_t **st_p);
 
 /* backups (jobs_backup.c) */
 int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);

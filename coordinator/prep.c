@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "log.h"
 
 /* What a thread does with its own provider (NULL when none could be made): returns the result
  * it sends back. */
@@ -247,6 +248,94 @@ zactor_t *vb_release_start(vb_release_request_t *req, vb_provider_factory_fn fac
 }
 
 vb_release_result_t *vb_release_receive(zactor_t *actor)
+{
+    return s_receive(actor);
+}
+
+/* ---- a restore's preparation: snapshots removed, a new VM created ---- */
+
+void vb_restore_prep_request_free(vb_restore_prep_request_t **req_p)
+{
+    if (!req_p || !*req_p)
+        return;
+    vb_restore_prep_request_t *r = *req_p;
+    for (size_t i = 0; i < r->nsnapshots; i++)
+        free(r->snapshots[i]);
+    for (size_t i = 0; i < r->ndisks; i++) {
+        free((char *)r->disks[i].key);
+        free((char *)r->disks[i].name);
+    }
+    free(r->snapshots);
+    free(r->disks);
+    free(r->vm);
+    free(r->new_vm);
+    free(r->datastore);
+    free(r);
+    *req_p = NULL;
+}
+
+void vb_restore_prep_result_free(vb_restore_prep_result_t **res_p)
+{
+    if (!res_p || !*res_p)
+        return;
+    free((*res_p)->error);
+    vb_inventory_free(&(*res_p)->inv);
+    free(*res_p);
+    *res_p = NULL;
+}
+
+static int s_restore_prep_run(const vb_restore_prep_request_t *req, vb_provider_t *p,
+                              vb_inventory_t **inv)
+{
+    for (size_t i = 0; i < req->nsnapshots; i++) {
+        int rc = p->ops->snapshot_remove(p, req->vm, req->snapshots[i]);
+        if (rc)
+            return vb_error_prefix(rc, "deleting snapshot %s of %s", req->snapshots[i], req->vm);
+        VB_LOG_INFO("jobs", "snapshot_deleted vm=%s snapshot=%s (asked by --delete-snapshots)",
+                    req->vm, req->snapshots[i]);
+    }
+    if (req->new_vm) {
+        int rc = p->ops->create_vm(p, req->new_vm, NULL, req->datastore, req->disks, req->ndisks);
+        if (rc)
+            return vb_error_prefix(rc, "restore to a new VM");
+        VB_LOG_INFO("jobs", "vm_created vm=\"%s\" datastore=\"%s\" disks=%zu", req->new_vm,
+                    req->datastore, req->ndisks);
+    }
+    int rc = p->ops->inventory(p, inv);
+    if (rc)
+        return vb_error_prefix(rc, "reading the inventory again");
+    if (req->new_vm && !vb_inventory_find_vm(*inv, req->new_vm))
+        return vb_error_set(VB_ENOTFOUND, "VM %s was created but is not in the inventory",
+                            req->new_vm);
+    return 0;
+}
+
+vb_restore_prep_result_t *vb_restore_prep_run(const vb_restore_prep_request_t *req,
+                                              vb_provider_t *p)
+{
+    vb_restore_prep_result_t *res = calloc(1, sizeof *res);
+    int rc = p ? s_restore_prep_run(req, p, &res->inv)
+               : vb_error_set(VB_EIO, "connecting to the inventory provider");
+    if (rc) {
+        res->rc = rc;
+        res->error = strdup(vb_error_msg());
+        vb_inventory_free(&res->inv);
+    }
+    return res;
+}
+
+static void *s_restore_prep_work(const void *req, vb_provider_t *p)
+{
+    return vb_restore_prep_run(req, p);
+}
+
+zactor_t *vb_restore_prep_start(vb_restore_prep_request_t *req, vb_provider_factory_fn factory,
+                                void *ctx)
+{
+    return s_start(req, s_restore_prep_work, (s_free_fn)vb_restore_prep_request_free, factory, ctx);
+}
+
+vb_restore_prep_result_t *vb_restore_prep_receive(zactor_t *actor)
 {
     return s_receive(actor);
 }

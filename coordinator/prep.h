@@ -77,4 +77,37 @@ vb_release_result_t *vb_release_run(const vb_release_request_t *req, vb_provider
 void vb_release_request_free(vb_release_request_t **req_p);
 void vb_release_result_free(vb_release_result_t **res_p);
 
+/* A restore's preparation, on a thread of its own: the removal of the target VM's snapshots
+ * (--delete-snapshots), the creation of a new VM (--new-vm), then the inventory read again so the
+ * job sees the VM as it is now. Either can take minutes on a busy vCenter. */
+typedef struct {
+    char *vm;         /* the VM whose snapshots go */
+    char **snapshots; /* their names, in the inventory's order */
+    size_t nsnapshots;
+    char *new_vm; /* NULL: no VM to create */
+    char *datastore;
+    vb_inv_new_disk_t *disks; /* key and name strings owned by the request */
+    size_t ndisks;
+} vb_restore_prep_request_t;
+
+typedef struct {
+    int rc;              /* 0, or why a removal, the creation or the inventory failed */
+    char *error;
+    vb_inventory_t *inv; /* the inventory after the changes (caller owns it); NULL on failure */
+} vb_restore_prep_result_t;
+
+/* Starts the thread; takes ownership of req. NULL (message set) when it cannot start. */
+zactor_t *vb_restore_prep_start(vb_restore_prep_request_t *req, vb_provider_factory_fn factory,
+                                void *ctx);
+
+/* Runs a restore's preparation on this thread with `p` (a coordinator without an event loop). */
+vb_restore_prep_result_t *vb_restore_prep_run(const vb_restore_prep_request_t *req,
+                                              vb_provider_t *p);
+
+/* Reads the result the thread sent; caller frees it. */
+vb_restore_prep_result_t *vb_restore_prep_receive(zactor_t *actor);
+
+void vb_restore_prep_request_free(vb_restore_prep_request_t **req_p);
+void vb_restore_prep_result_free(vb_restore_prep_result_t **res_p);
+
 #endif

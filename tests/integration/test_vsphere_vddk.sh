@@ -9,7 +9,8 @@
 # and says why; both restore byte for byte to the simulator's flat files. agent-1 also restores
 # into the VMs through VixDiskLib writes (the fake writes the simulator's flat files): into
 # vbak-vm1, into vsan-vm (refused while it has a snapshot, done with --delete-snapshots), and
-# into new VMs (CreateVM_Task; without --datastore away from a datastore without room). Then
+# into new VMs (CreateVM_Task; without --datastore away from a datastore without room; one held
+# in the simulator while the coordinator keeps answering and another restore runs). Then
 # agent-1 gets proxy_vm: HotAdd as explain says, a HotAdd refused at open falls back to NBDSSL,
 # special-character names open, port 902 unreachable gives VDDK error 14009 and the file
 # service; PrepareForAccess/EndAccess stay balanced after success, failure, cancel and a
@@ -152,6 +153,39 @@ copy_matches "$copy" "$vm" nfs-01
 if out=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy" 2>&1); then fail "a second '$copy' was made: $out"; fi
 grep -q "a VM or FCD named $copy exists already" <<<"$out" || fail "a second '$copy': $out"
 pass "restore --new-vm '$copy' on nfs-01: CreateVM_Task made disks 2000 and 2001 of the same capacities, $n tasks wrote them through VixDiskLib, byte-identical"
+
+# A slow vCenter: while CreateVM_Task waits in the simulator ($FIX.hold), the restore is accepted
+# at once and says "preparing"; the coordinator keeps answering, its agents stay online and
+# another restore runs to its end. Let through, the new VM is made and restored byte-identical.
+copy2="vbak-vm1 copy #2"
+touch "$FIX.hold"
+r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --new-vm "$copy2" --datastore nfs-01 --json) ||
+  fail "restore --new-vm '$copy2' was not accepted while vCenter is slow: $r"
+held=$(jq -r .job <<<"$r")
+create_held() { grep -qx CreateVM_Task "$FIX.hold.held" 2>/dev/null; }
+wait_until 20 "CreateVM_Task held in the simulator" create_held
+phase_of() { "$VBAK" job show "$1" --json | jq -r '.progress.phase'; }
+[[ $(phase_of "$held") == preparing ]] || fail "job $held is not preparing: $("$VBAK" job show "$held" --json)"
+"$VBAK" status >/dev/null || fail "vbak status does not answer while a restore is being prepared"
+seen() { agents_json | jq -r '.[] | select(.name == "agent-1") | .last_seen_ms'; }
+seen0=$(seen)
+out=$TEST_DIR/while-held
+r=$("$VBAK" restore "$(rp_of "$job" "$vm")" --to-dir "$out" --wait --json) || fail "a restore while another is held: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "a restore while another is held: $r"
+n=0
+while IFS=$'\t' read -r key sha; do
+  [[ $(sha256sum <"$out/$vm-$key.raw" | cut -d' ' -f1) == "$sha" ]] || fail "$out/$vm-$key.raw differs from the backup"
+  n=$((n + 1))
+done < <(jq -r --arg vm "$vm" '.vms[] | select(.name == $vm) | .disks[] | [.key, .sha256] | @tsv' "$FIX.json")
+heartbeat() { (($(seen) > seen0)); }
+wait_until 20 "a heartbeat of agent-1 while a restore is being prepared" heartbeat
+[[ $(phase_of "$held") == preparing ]] || fail "job $held is not preparing any more while CreateVM_Task is held"
+rm -f "$FIX.hold"
+held_done() { [[ $("$VBAK" job show "$held" --json | jq -r .state) != running ]]; }
+wait_until 60 "job $held" held_done
+[[ $("$VBAK" job show "$held" --json | jq -r .state) == succeeded ]] || fail "job $held: $("$VBAK" job show "$held" --json)"
+copy_matches "$copy2" "$vm" nfs-01
+pass "a held CreateVM_Task: the restore was accepted at once and preparing, status answered, agent-1's heartbeats went on, a restore of $n disks ran meanwhile; let through, '$copy2' is byte-identical"
 
 # Without --datastore: the source's datastore, unless it lacks room (vvol-01 has 1 MiB free in
 # the simulator, vvol-vm's disk is 2 MiB): then the datastore with the most free space, said so.

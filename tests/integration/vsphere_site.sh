@@ -7,20 +7,22 @@ FIXTURE=$VB_TESTS_BIN/vcsim-fixture
 command -v jq >/dev/null || fail "jq is missing"
 
 # The simulator (same flags as vsphere_lib.sh's start_fixture, and the VMs' disks for the fake
-# VixDiskLib in $FIX.vddk, PrepareForAccess/EndAccess in $FIX.access); stopped before lib.sh's
-# cleanup.
+# VixDiskLib in $FIX.vddk, PrepareForAccess/EndAccess in $FIX.access; while $FIX.hold exists,
+# CreateVM_Task and RemoveSnapshot_Task wait, each named in $FIX.hold.held); stopped before
+# lib.sh's cleanup.
 FIX=$TEST_DIR/vcsim
 FIX_PID=
 RELAY_PID=
 stop_fixture() {
   local pid
+  rm -f "$FIX.hold"
   for pid in $FIX_PID $RELAY_PID; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
 }
 trap 'rc=$?; stop_fixture; (exit $rc); cleanup' EXIT
-"$FIXTURE" -dir "$FIX" -info "$FIX.json" -vddk-inventory "$FIX.vddk" -access-log "$FIX.access" >"$FIX.out" 2>"$FIX.log" &
+"$FIXTURE" -dir "$FIX" -info "$FIX.json" -vddk-inventory "$FIX.vddk" -access-log "$FIX.access" -hold-file "$FIX.hold" >"$FIX.out" 2>"$FIX.log" &
 FIX_PID=$!
 fixture_ready() { [[ -s $FIX.json ]] || { kill -0 "$FIX_PID" && false; }; }
 wait_until 60 "the vCenter simulator" fixture_ready
