@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "grow.h"
 #include "log.h"
 
 /* catalog/catalog-20261207T081500Z-123.db: names sort by time */
@@ -61,14 +62,9 @@ static int s_collect(void *arg, const char *name, const vb_store_stat_t *st)
 {
     (void)st;
     s_names_t *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        char **v = realloc(l->names, cap * sizeof *v);
-        if (!v)
-            return vb_error_set(VB_ENOMEM, "out of memory listing catalog copies");
-        l->names = v;
-        l->cap = cap;
-    }
+    int rc = VB_GROW(l->names, l->n, l->cap, 8, "catalog copies");
+    if (rc)
+        return rc;
     if (!(l->names[l->n] = strdup(name)))
         return vb_error_set(VB_ENOMEM, "out of memory listing catalog copies");
     l->n++;

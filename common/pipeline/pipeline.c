@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
@@ -447,14 +448,9 @@ typedef struct {
 static int s_collect(void *ctx, const vb_chunk_result_t *r)
 {
     s_collect_t *c = ctx;
-    if (c->count == c->cap) {
-        size_t ncap = c->cap ? 2 * c->cap : 256;
-        vb_chunk_result_t *n = realloc(c->items, ncap * sizeof *n);
-        if (!n)
-            return vb_error_set(VB_ENOMEM, "pipeline: out of memory for results");
-        c->items = n;
-        c->cap = ncap;
-    }
+    int rc = VB_GROW(c->items, c->count, c->cap, 256, "chunk results");
+    if (rc)
+        return rc;
     c->items[c->count++] = *r;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 
+#include "grow.h"
 #include "repo/le.h"
 
 #define S_MAGIC "VBINDEX"
@@ -334,14 +335,9 @@ static int s_collect(void *arg, const char *obj, const vb_store_stat_t *st)
     if (strchr(rest, '/') || len <= sizeof S_SUFFIX - 1 ||
         strcmp(rest + len - (sizeof S_SUFFIX - 1), S_SUFFIX) != 0)
         return 0;
-    if (l->n == l->cap) {
-        size_t ncap = l->cap ? 2 * l->cap : 16;
-        char **nn = realloc(l->names, ncap * sizeof *nn);
-        if (!nn)
-            return vb_error_set(VB_ENOMEM, "out of memory");
-        l->names = nn;
-        l->cap = ncap;
-    }
+    int rc = VB_GROW(l->names, l->n, l->cap, 16, "disk index names");
+    if (rc)
+        return rc;
     if (!(l->names[l->n] = strndup(rest, len - (sizeof S_SUFFIX - 1))))
         return vb_error_set(VB_ENOMEM, "out of memory");
     l->n++;

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 #define S_FORMAT "vbak-manifest"
 #define S_SUFFIX ".json"
 #define S_MAX_BYTES (16u << 20) /* a manifest of thousands of disks is still far below */
@@ -256,15 +258,9 @@ static int s_collect(void *arg, const char *name, const vb_store_stat_t *st)
     size_t len = strlen(name);
     if (len < strlen(S_SUFFIX) || strcmp(name + len - strlen(S_SUFFIX), S_SUFFIX) != 0)
         return 0; /* not a manifest (a future kind of object under the prefix) */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        vb_manifest_t *ms = realloc(l->ms, cap * sizeof *ms);
-        if (!ms)
-            return vb_error_set(VB_ENOMEM, "out of memory listing manifests");
-        l->ms = ms;
-        l->cap = cap;
-    }
-    int rc = s_read_named(l->store, name, &l->ms[l->n]);
+    int rc = VB_GROW(l->ms, l->n, l->cap, 16, "manifests");
+    if (!rc)
+        rc = s_read_named(l->store, name, &l->ms[l->n]);
     if (!rc)
         l->n++;
     return rc;

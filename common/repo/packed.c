@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "repo/chunkidx.h"
 #include "repo/idxobj.h"
 #include "repo/pack.h"
@@ -135,16 +136,11 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
     *stored = false;
     if (vb_packed_reuse(w, digest))
         return 0;
-    if (w->nopen == w->capopen) {
-        size_t ncap = w->capopen ? 2 * w->capopen : 64;
-        vb_digest_t *n = realloc(w->open, ncap * sizeof *n);
-        if (!n)
-            return vb_error_set(VB_ENOMEM, "out of memory");
-        w->open = n;
-        w->capopen = ncap;
-    }
+    int rc = VB_GROW(w->open, w->nopen, w->capopen, 64, "chunks of the open pack");
+    if (rc)
+        return rc;
     /* may seal the open pack first, which empties w->open */
-    int rc = vb_pack_add(w->pw, digest, img, img_len, raw_len);
+    rc = vb_pack_add(w->pw, digest, img, img_len, raw_len);
     if (rc)
         return rc;
     w->open[w->nopen++] = *digest;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 #include "repo/idxobj.h"
 #include "repo/pack.h"
@@ -55,20 +56,15 @@ static int s_note_pack(void *arg, const char *name, const vb_store_stat_t *s)
         vb_error_clear();
         return 0; /* not a pack */
     }
-    if (g->n == g->cap) {
-        size_t ncap = g->cap ? 2 * g->cap : 64;
-        s_pack_t *n = realloc(g->packs, ncap * sizeof *n);
-        if (!n)
-            return vb_error_set(VB_ENOMEM, "gc: out of memory");
-        g->packs = n;
-        g->cap = ncap;
-    }
+    int rc = VB_GROW(g->packs, g->n, g->cap, 64, "packs (gc)");
+    if (rc)
+        return rc;
     s_pack_t *p = &g->packs[g->n];
     memset(p, 0, sizeof *p);
     p->id = id;
     p->st = *s;
     vb_pack_name(&id, p->name);
-    int rc = vb_pack_read_trailer(g->store, &id, &p->ents, &p->n);
+    rc = vb_pack_read_trailer(g->store, &id, &p->ents, &p->n);
     if (rc == VB_ENOTFOUND) { /* removed since it was listed */
         vb_error_clear();
         return 0;

@@ -73,12 +73,14 @@ static disk_t make_disk(unsigned chunks, uint64_t seed)
     return d;
 }
 
-static vb_index_t *backup(vb_repo_t *r, disk_t *d, const char *name)
+/* Backs up the whole of d with `workers` pipeline workers; writes its index as `name` (NULL:
+ * not written). */
+static vb_index_t *backup_with(vb_repo_t *r, disk_t *d, const char *name, unsigned workers)
 {
     vb_chunk_result_t *res = NULL;
     size_t n = 0;
     vb_extent_t all = {0, d->size};
-    vb_pipeline_opts_t o = {.workers = 2};
+    vb_pipeline_opts_t o = {.workers = workers};
     cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d->size, &all, 1, disk_read, d, &res,
                                             &n, NULL),
                  0, "%s", vb_error_msg());
@@ -88,6 +90,11 @@ static vb_index_t *backup(vb_repo_t *r, disk_t *d, const char *name)
     if (name)
         cr_assert_eq(vb_index_write(r, name, idx), 0, "%s", vb_error_msg());
     return idx;
+}
+
+static vb_index_t *backup(vb_repo_t *r, disk_t *d, const char *name)
+{
+    return backup_with(r, d, name, 2);
 }
 
 /* Sets the mtime of every chunk file to `ago` seconds in the past. */
@@ -443,19 +450,7 @@ static size_t count_in(const char *sub)
 /* One worker: one pack per backup here (40 chunks of 64 KiB fit one 4 MiB pack). */
 static vb_index_t *backup1(vb_repo_t *r, disk_t *d, const char *name)
 {
-    vb_chunk_result_t *res = NULL;
-    size_t n = 0;
-    vb_extent_t all = {0, d->size};
-    vb_pipeline_opts_t o = {.workers = 1};
-    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d->size, &all, 1, disk_read, d, &res,
-                                            &n, NULL),
-                 0, "%s", vb_error_msg());
-    vb_index_t *idx = NULL;
-    cr_assert_eq(vb_index_build(NULL, NULL, "2000", d->size, CS, res, n, &idx), 0);
-    free(res);
-    if (name)
-        cr_assert_eq(vb_index_write(r, name, idx), 0, "%s", vb_error_msg());
-    return idx;
+    return backup_with(r, d, name, 1);
 }
 
 Test(gc, packs_dead_deleted_sparse_repacked_index_merged)
