@@ -20,7 +20,17 @@ wait_job_end() { wait_until 120 "job $1 ends" bash -c "[[ \$(\"$VBAK\" job show 
 # 1. an agent dies in the middle of a full backup: its tasks finish elsewhere
 save_content one
 job=$("$VBAK" backup "$vm" --json | jq .job)
-victim=$(wait_running_task "$job")
+# The victim is stopped first and killed only while the coordinator still sees it running a
+# task: on a loaded machine a small task could otherwise finish between the look and the kill.
+running_on() { "$VBAK" job show "$1" --json | jq -e --arg a "$2" 'any(.tasks[]; .state == "running" and .agent == $a)' >/dev/null; }
+for _ in $(seq 50); do
+  victim=$(wait_running_task "$job")
+  kill -STOP "$(cat "$SITE/run/$victim.pid")"
+  sleep 0.2 # a result already sent is handled
+  running_on "$job" "$victim" && break
+  kill -CONT "$(cat "$SITE/run/$victim.pid")"
+done
+running_on "$job" "$victim" || fail "never caught an agent with a running task"
 kill -9 "$(cat "$SITE/run/$victim.pid")"
 wait_job_end "$job"
 [[ $(job_state "$job") == succeeded ]] || fail "the job did not survive losing $victim: $("$VBAK" job show "$job")"
