@@ -232,8 +232,8 @@ static const char *const s_sql[ST_COUNT] = {
     [ST_AGENT_BY_NAME] = "SELECT " AGENT_COLUMNS " FROM agents WHERE name = ?1",
     [ST_AGENT_LIST] = "SELECT " AGENT_COLUMNS " FROM agents ORDER BY name",
     [ST_AGENT_DELETE] = "DELETE FROM agents WHERE public_key = ?1",
-    [ST_KEY_REVOKE] = "INSERT OR REPLACE INTO revoked_keys (public_key, name, revoked_at) "
-                      "VALUES (?1, ?2, ?3)",
+    [ST_KEY_REVOKE] = ("INSERT OR REPLACE INTO revoked_keys (public_key, name, revoked_at) "
+                       "VALUES (?1, ?2, ?3)"),
     [ST_KEY_REVOKED] = "SELECT name FROM revoked_keys WHERE public_key = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
