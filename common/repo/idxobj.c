@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "grow.h"
 #include "log.h"
 #include "repo/le.h"
 
@@ -273,14 +274,9 @@ static int s_note_old(void *arg, const char *name, const vb_store_stat_t *s)
 {
     (void)s;
     s_repair_t *r = arg;
-    if (r->nold == r->capold) {
-        size_t ncap = r->capold ? 2 * r->capold : 16;
-        char **n = realloc(r->old, ncap * sizeof *n);
-        if (!n)
-            return vb_error_set(VB_ENOMEM, "out of memory");
-        r->old = n;
-        r->capold = ncap;
-    }
+    int rc = VB_GROW(r->old, r->nold, r->capold, 16, "index objects (repair)");
+    if (rc)
+        return rc;
     if (!(r->old[r->nold] = strdup(name)))
         return vb_error_set(VB_ENOMEM, "out of memory");
     r->nold++;

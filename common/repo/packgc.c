@@ -34,14 +34,9 @@ static int s_note_index(void *arg, const char *name, const vb_store_stat_t *s)
 {
     (void)s;
     s_gc_t *g = arg;
-    if (g->nold == g->capold) {
-        size_t ncap = g->capold ? 2 * g->capold : 16;
-        char **n = realloc(g->old, ncap * sizeof *n);
-        if (!n)
-            return vb_error_set(VB_ENOMEM, "gc: out of memory");
-        g->old = n;
-        g->capold = ncap;
-    }
+    int rc = VB_GROW(g->old, g->nold, g->capold, 16, "index objects (gc)");
+    if (rc)
+        return rc;
     if (!(g->old[g->nold] = strdup(name)))
         return vb_error_set(VB_ENOMEM, "gc: out of memory");
     g->nold++;
