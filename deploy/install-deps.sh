@@ -19,6 +19,8 @@ packages=(
   golang-go golang-github-vmware-govmomi-dev
   # benchmarks: the tools users would otherwise use
   restic borgbackup time
+  # S3 repository tests and benchmarks: a single-node Ceph RADOS Gateway
+  ceph-mon ceph-osd radosgw
   # fuzzing (libFuzzer: clang and its runtime)
   clang libclang-rt-14-dev
 )
