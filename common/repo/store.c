@@ -11,7 +11,7 @@ struct vb_store {
 };
 
 /* Every kind of store: one row each. A location without "<scheme>://" is the first row's. */
-static const vb_store_ops_t *const s_kinds[] = {&vb_store_posix_ops};
+static const vb_store_ops_t *const s_kinds[] = {&vb_store_posix_ops, &vb_store_s3_ops};
 
 static const vb_store_ops_t *s_find_kind(const char *location, const char **where)
 {
@@ -29,8 +29,19 @@ static const vb_store_ops_t *s_find_kind(const char *location, const char **wher
     return NULL;
 }
 
+bool vb_store_is_s3(const char *location)
+{
+    return location && strncmp(location, "s3://", 5) == 0;
+}
+
 vb_store_t *vb_store_open(const char *location, bool create)
 {
+    return vb_store_open_opts(location, create, NULL);
+}
+
+vb_store_t *vb_store_open_opts(const char *location, bool create, const vb_store_opts_t *opts)
+{
+    static const vb_store_opts_t none = {0};
     const char *where = NULL;
     const vb_store_ops_t *ops = location ? s_find_kind(location, &where) : NULL;
     if (!ops) {
@@ -49,7 +60,7 @@ vb_store_t *vb_store_open(const char *location, bool create)
         return NULL;
     }
     self->ops = ops;
-    if (ops->open(where, create, &self->state) != 0) {
+    if (ops->open(where, create, opts ? opts : &none, &self->state) != 0) {
         free(self->location);
         free(self);
         return NULL;
@@ -75,8 +86,8 @@ const char *vb_store_location(const vb_store_t *self)
 
 static bool s_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
 }
 
 /* Checks `name` as a name (prefix false) or a list prefix (may be "" or end with '/'). */
@@ -218,8 +229,8 @@ int vb_store_get_alloc(vb_store_t *self, const char *name, size_t max, void **ou
     size_t got = 0;
     rc = vb_store_get_range(self, name, 0, buf, (size_t)st.size + 1, &got);
     if (rc == 0 && got != st.size)
-        rc = vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location,
-                          name);
+        rc =
+            vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location, name);
     if (rc) {
         free(buf);
         return rc;

@@ -11,8 +11,10 @@
  * in flight, objects a conditional remove set aside).
  *
  * A store is opened from a location string. "file:///srv/repo" or a plain path "/srv/repo" is a
- * POSIX directory (store_posix.c). Another kind of store is one more row in the scheme table of
- * store.c and one more file implementing vb_store_ops_t.
+ * POSIX directory (store_posix.c); "s3://BUCKET/PREFIX?endpoint=https://HOST:PORT&region=R" is
+ * a bucket of an S3 server (store_s3.c, which documents how each operation maps to S3). Another
+ * kind of store is one more row in the scheme table of store.c and one more file implementing
+ * vb_store_ops_t.
  *
  * Durability: a put is atomic (readers see the whole object or none) but, unless
  * VB_STORE_DURABLE is given, durable only after the next vb_store_barrier(). Write order across
@@ -43,6 +45,12 @@ typedef struct {
     time_t mtime; /* last write or freshen */
 } vb_store_stat_t;
 
+/* What a location alone does not say (and must not: it travels on the wire). Zeroed: none. */
+typedef struct {
+    const char *credentials_file; /* S3: the access key file (repository_credentials_file) */
+    bool create_bucket;           /* S3: create the bucket when it is missing */
+} vb_store_opts_t;
+
 /* Called once per object by list. Return 0 to go on, > 0 to stop listing (list returns 0), < 0
  * to stop with that error. The callback may remove or freshen the object it is given. */
 typedef int (*vb_store_list_fn)(void *arg, const char *name, const vb_store_stat_t *st);
@@ -52,14 +60,13 @@ typedef int (*vb_store_list_fn)(void *arg, const char *name, const vb_store_stat
 typedef struct vb_store_ops {
     const char *scheme; /* location prefix "<scheme>://" */
     /* Opens the store at `where` (the location without "<scheme>://"); create: make it when
-     * missing. *state is handed to every other operation. */
-    int (*open)(const char *where, bool create, void **state);
+     * missing; opts never NULL. *state is handed to every other operation. */
+    int (*open)(const char *where, bool create, const vb_store_opts_t *opts, void **state);
     void (*close)(void *state);
     /* Writes the concatenation of iov[0..iovcnt) as `name`. VB_EEXISTS when the object exists
      * and VB_STORE_REPLACE is not given (nothing changed); VB_ENOSPC when the store is full
      * (nothing left behind). */
-    int (*put)(void *state, const char *name, const struct iovec *iov, int iovcnt,
-               unsigned flags);
+    int (*put)(void *state, const char *name, const struct iovec *iov, int iovcnt, unsigned flags);
     /* Reads the whole object into buf (capacity cap); *len the object's size. VB_ENOTFOUND;
      * VB_ECORRUPT when it holds more than cap bytes. A 4096-aligned buf and cap lets a store
      * bypass the page cache. */
@@ -93,6 +100,10 @@ typedef struct vb_store_ops {
 /* Opens the store a location names. create: make an empty store when missing. NULL with the
  * message set: unknown scheme (VB_EUNSUPPORTED), missing (VB_ENOTFOUND), VB_EIO. */
 vb_store_t *vb_store_open(const char *location, bool create);
+/* As vb_store_open, with the options a location does not carry (opts may be NULL). */
+vb_store_t *vb_store_open_opts(const char *location, bool create, const vb_store_opts_t *opts);
+/* Is `location` an S3 one ("s3://...")? */
+bool vb_store_is_s3(const char *location);
 void vb_store_destroy(vb_store_t **self_p);
 
 const char *vb_store_location(const vb_store_t *self); /* borrowed */
@@ -117,8 +128,7 @@ int vb_store_list(vb_store_t *self, const char *prefix, vb_store_list_fn fn, voi
 int vb_store_remove(vb_store_t *self, const char *name, time_t unless_since) VB_WUR;
 int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
 int vb_store_barrier(vb_store_t *self) VB_WUR;
-int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
-                     uint64_t *removed) VB_WUR;
+int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run, uint64_t *removed) VB_WUR;
 int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;
 
 /* Reads a whole object of at most `max` bytes into a new buffer (caller frees *out).
@@ -128,5 +138,7 @@ int vb_store_get_alloc(vb_store_t *self, const char *name, size_t max, void **ou
 
 /* The POSIX directory store (store_posix.c). */
 extern const vb_store_ops_t vb_store_posix_ops;
+/* The S3 store (store_s3.c). */
+extern const vb_store_ops_t vb_store_s3_ops;
 
 #endif

@@ -104,8 +104,9 @@ static int s_open_dir(s_posix_t *p, const char *dir, bool create)
     return fd;
 }
 
-static int s_open(const char *where, bool create, void **state)
+static int s_open(const char *where, bool create, const vb_store_opts_t *opts, void **state)
 {
+    (void)opts;
     if (create && mkdir(where, S_DIR_MODE) != 0 && errno != EEXIST)
         return vb_error_set(s_errno_code(errno) == VB_ENOTFOUND ? VB_EIO : s_errno_code(errno),
                             "repository %s: cannot create: %s", where, strerror(errno));

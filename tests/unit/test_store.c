@@ -3,29 +3,63 @@
 #include "repo/store.h"
 
 #include "repo_testutil.h"
+#include "s3_testutil.h"
 
 #include <sys/uio.h>
 #include <time.h>
 
 typedef struct {
     const char *kind;
-    /* A location of a new empty store; `tmp` is a fresh private directory it may use. */
-    void (*location)(const char *tmp, char *out, size_t outsz);
+    /* A location of a new empty store; `tmp` is a fresh private directory it may use; *opts
+     * what opening it needs besides (strings may point into `tmp`-lived statics). */
+    void (*location)(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts);
 } s_kind_t;
 
-static void s_posix_plain(const char *tmp, char *out, size_t outsz)
+static void s_posix_plain(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts)
 {
+    (void)opts;
     snprintf(out, outsz, "%s/store", tmp);
 }
 
-static void s_posix_url(const char *tmp, char *out, size_t outsz)
+static void s_posix_url(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts)
 {
+    (void)opts;
     snprintf(out, outsz, "file://%s/store", tmp);
+}
+
+/* A new bucket on the fixture's RGW, path-style over http or virtual-host style over TLS. */
+static void s_s3(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts, bool tls)
+{
+    static char creds[4096];
+    char bucket[64];
+    tu_rgw_t g;
+    tu_rgw_load(&g);
+    tu_rgw_creds(&g, tmp, "s3.cred", g.secret, creds, sizeof creds);
+    tu_rgw_bucket(bucket, sizeof bucket);
+    if (tls)
+        snprintf(out, outsz, "s3://%s/repo/one?ca=%s&endpoint=%s&region=%s&style=virtual", bucket,
+                 g.ca, g.tls_endpoint, g.region);
+    else
+        snprintf(out, outsz, "s3://%s/repo?endpoint=%s&region=%s", bucket, g.endpoint, g.region);
+    opts->credentials_file = creds;
+    opts->create_bucket = true;
+}
+
+static void s_s3_path(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts)
+{
+    s_s3(tmp, out, outsz, opts, false);
+}
+
+static void s_s3_virtual_tls(const char *tmp, char *out, size_t outsz, vb_store_opts_t *opts)
+{
+    s_s3(tmp, out, outsz, opts, true);
 }
 
 static const s_kind_t s_kinds[] = {
     {"posix (path)", s_posix_plain},
     {"posix (file://)", s_posix_url},
+    {"s3 (path style, http)", s_s3_path},
+    {"s3 (virtual host, https)", s_s3_virtual_tls},
 };
 #define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
 
@@ -34,9 +68,10 @@ static char *s_tmp;
 static vb_store_t *s_open(size_t k)
 {
     char loc[4096];
+    vb_store_opts_t opts = {0};
     s_tmp = tu_tmpdir();
-    s_kinds[k].location(s_tmp, loc, sizeof loc);
-    vb_store_t *st = vb_store_open(loc, true);
+    s_kinds[k].location(s_tmp, loc, sizeof loc, &opts);
+    vb_store_t *st = vb_store_open_opts(loc, true, &opts);
     cr_assert_not_null(st, "%s: open %s: %s", s_kinds[k].kind, loc, vb_error_msg());
     return st;
 }
@@ -185,8 +220,8 @@ Test(store, list_prefix_names_exactly_the_objects_under_it)
 
 Test(store, names_outside_the_grammar_are_refused)
 {
-    static const char *bad[] = {"", "/abs", "a//b", "a/", "../up", "a/../b", ".hidden",
-                                "a/.tmp.x", "sp ace", "a\\b"};
+    static const char *bad[] = {"",       "/abs",    "a//b",     "a/",     "../up",
+                                "a/../b", ".hidden", "a/.tmp.x", "sp ace", "a\\b"};
     for (size_t k = 0; k < S_NKINDS; k++) {
         vb_store_t *st = s_open(k);
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -205,12 +240,26 @@ Test(store, names_outside_the_grammar_are_refused)
     }
 }
 
-static void s_age(vb_store_t *st, const char *name, int seconds)
+/* Makes the objects older than the cutoff it returns: their mtimes set an hour back where the
+ * store has files, else (S3: the server sets mtimes) the clock waited past them. */
+static time_t s_age(vb_store_t *st, const char *const *names, size_t n)
 {
     char path[4096];
-    cr_assert_eq(vb_store_local_path(st, name, path, sizeof path), 0);
-    struct timespec ts[2] = {{time(NULL) - seconds, 0}, {time(NULL) - seconds, 0}};
-    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0, "%s", strerror(errno));
+    time_t newest = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (vb_store_local_path(st, names[i], path, sizeof path) != 0) {
+            vb_store_stat_t s;
+            cr_assert_eq(vb_store_stat(st, names[i], &s), 0, "%s", vb_error_msg());
+            newest = s.mtime > newest ? s.mtime : newest;
+            continue;
+        }
+        struct timespec ts[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+        cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0, "%s", strerror(errno));
+    }
+    if (!newest)
+        return time(NULL) - 60;
+    tu_clock_past(newest);
+    return time(NULL);
 }
 
 Test(store, remove_move_and_remove_unless_used_since)
@@ -226,9 +275,8 @@ Test(store, remove_move_and_remove_unless_used_since)
         cr_assert_eq(vb_store_remove(st, "a/1", 0), VB_ENOTFOUND, "%s", kind);
 
         /* conditional: an object freshened since the cutoff is kept */
-        s_age(st, "a/2", 3600);
-        s_age(st, "a/3", 3600);
-        time_t cutoff = time(NULL) - 60;
+        static const char *const aged[] = {"a/2", "a/3"};
+        time_t cutoff = s_age(st, aged, 2);
         cr_assert_eq(vb_store_freshen(st, "a/2"), 0, "%s", kind);
         cr_assert_eq(vb_store_remove(st, "a/2", cutoff), VB_EBUSY, "%s", kind);
         s_assert_content(st, "a/2", "two", kind);
@@ -287,9 +335,9 @@ Test(store, posix_files_are_private_and_crash_leftovers_are_cleaned)
 
 Test(store, locations)
 {
-    cr_assert_null(vb_store_open("s3://bucket/repo", false));
+    cr_assert_null(vb_store_open("nope://bucket/repo", false));
     cr_assert_eq(vb_error_code(), VB_EUNSUPPORTED);
-    cr_assert(strstr(vb_error_msg(), "s3://bucket/repo"), "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "nope://bucket/repo"), "%s", vb_error_msg());
     cr_assert_null(vb_store_open("file://", false));
     cr_assert_eq(vb_error_code(), VB_EINVAL);
     char *tmp = tu_tmpdir();

@@ -1,0 +1,297 @@
+/* The S3 store against a real Ceph RGW (the ctest fixture "rgw"): what only S3 has — list pages
+ * and continuation, multipart uploads and their cleanup, ranges across parts — and the failures
+ * users meet (wrong secret, missing bucket, unreachable endpoint, CA mismatch, a plain-http
+ * endpoint elsewhere than loopback, a credentials file others can read): each one clear line
+ * naming the endpoint and bucket, nothing written, no secret in it. The store contract shared with
+ * the POSIX store is test_store.c's (its S3 rows). */
+#include "repo/s3req.h"
+#include "repo/store.h"
+
+#include "repo_testutil.h"
+#include "s3_testutil.h"
+
+typedef struct {
+    tu_rgw_t g;
+    char *tmp; /* tu_rmrf frees it */
+    char creds[4096];
+    char bucket[64];
+    char loc[8192];
+    vb_store_opts_t opts;
+} s_env_t;
+
+/* A fresh bucket (made by the open) and a location for it with `extra` query parameters. */
+static vb_store_t *s_open(s_env_t *e, const char *extra)
+{
+    e->tmp = tu_tmpdir();
+    tu_rgw_load(&e->g);
+    tu_rgw_creds(&e->g, e->tmp, "s3.cred", e->g.secret, e->creds, sizeof e->creds);
+    tu_rgw_bucket(e->bucket, sizeof e->bucket);
+    snprintf(e->loc, sizeof e->loc, "s3://%s/pfx?endpoint=%s&region=%s%s", e->bucket, e->g.endpoint,
+             e->g.region, extra ? extra : "");
+    e->opts = (vb_store_opts_t){.credentials_file = e->creds, .create_bucket = true};
+    vb_store_t *st = vb_store_open_opts(e->loc, true, &e->opts);
+    cr_assert_not_null(st, "open %s: %s", e->loc, vb_error_msg());
+    return st;
+}
+
+static int s_count(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)name;
+    (void)st;
+    size_t *n = arg;
+    (*n)++;
+    return 0;
+}
+
+static size_t s_objects(vb_store_t *st)
+{
+    size_t n = 0;
+    cr_assert_eq(vb_store_list(st, "", s_count, &n), 0, "%s", vb_error_msg());
+    return n;
+}
+
+/* The failure is one line naming the endpoint and bucket, without the secret key. */
+static void s_assert_line(const s_env_t *e, const char *endpoint, const char *want)
+{
+    const char *m = vb_error_msg();
+    cr_assert(strstr(m, want), "'%s' not in: %s", want, m);
+    cr_assert(strstr(m, endpoint), "the endpoint %s not in: %s", endpoint, m);
+    cr_assert(strstr(m, e->bucket), "the bucket %s not in: %s", e->bucket, m);
+    cr_assert_null(strchr(m, '\n'), "one line: %s", m);
+    cr_assert_null(strstr(m, e->g.secret), "the secret key shows in: %s", m);
+}
+
+typedef struct {
+    size_t n, stop_after;
+    char last[64];
+} s_seen_t;
+
+static int s_seen(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_seen_t *s = arg;
+    s->n++;
+    snprintf(s->last, sizeof s->last, "%s", name);
+    return s->stop_after && s->n == s->stop_after;
+}
+
+static int s_remove_it(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    return vb_store_remove(arg, name, 0);
+}
+
+Test(store_s3, list_goes_on_across_pages_and_stops_when_asked)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, "&page=2");
+    char name[64];
+    for (int i = 0; i < 7; i++) {
+        snprintf(name, sizeof name, "packs/p%d", i);
+        cr_assert_eq(vb_store_put(st, name, "x", 1, 0), 0, "%s", vb_error_msg());
+    }
+    cr_assert_eq(vb_store_put(st, "packsX", "y", 1, 0), 0);
+    s_seen_t seen = {0};
+    cr_assert_eq(vb_store_list(st, "packs/", s_seen, &seen), 0, "%s", vb_error_msg());
+    cr_assert_eq(seen.n, 7, "4 pages of 2 give every object once: %zu", seen.n);
+    seen = (s_seen_t){.stop_after = 3};
+    cr_assert_eq(vb_store_list(st, "packs/", s_seen, &seen), 0);
+    cr_assert_eq(seen.n, 3, "a callback's stop holds across pages");
+    cr_assert_str_eq(seen.last, "packs/p2");
+    /* a callback may remove what it is given, also on later pages */
+    cr_assert_eq(vb_store_list(st, "packs/", s_remove_it, st), 0, "%s", vb_error_msg());
+    cr_assert_eq(s_objects(st), 1, "only packsX is left");
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+static void s_fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)((i * 2654435761u + seed) >> 13);
+}
+
+Test(store_s3, multipart_objects_read_back_whole_and_in_ranges)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, "&multipart=5242880");
+    size_t n = (12u << 20) + 12345;
+    unsigned char *data = malloc(n), *back = malloc(n + 1);
+    cr_assert(data && back);
+    s_fill(data, n, 7);
+    /* three buffers, the parts' edges inside the first and the last */
+    struct iovec iov[3] = {{data, 6u << 20},
+                           {data + (6u << 20), 100},
+                           {data + (6u << 20) + 100, n - (6u << 20) - 100}};
+    cr_assert_eq(vb_store_putv(st, "packs/big", iov, 3, 0), 0, "%s", vb_error_msg());
+    size_t len = 0;
+    cr_assert_eq(vb_store_get(st, "packs/big", back, n + 1, &len), 0, "%s", vb_error_msg());
+    cr_assert_eq(len, n);
+    cr_assert_eq(memcmp(back, data, n), 0, "the bytes read back are the bytes written");
+    size_t got = 0;
+    uint64_t off = (5u << 20) - 10; /* across the first parts' boundary */
+    cr_assert_eq(vb_store_get_range(st, "packs/big", off, back, 100, &got), 0);
+    cr_assert_eq(got, 100);
+    cr_assert_eq(memcmp(back, data + off, 100), 0);
+    vb_store_stat_t s;
+    cr_assert_eq(vb_store_stat(st, "packs/big", &s), 0);
+    cr_assert_eq(s.size, n);
+    cr_assert_eq(vb_store_putv(st, "packs/big", iov, 3, 0), VB_EEXISTS,
+                 "put-if-absent of a large object that exists");
+    cr_assert(strstr(vb_error_msg(), "exists"), "%s", vb_error_msg());
+    s_fill(data, n, 8);
+    cr_assert_eq(vb_store_putv(st, "packs/big", iov, 3, VB_STORE_REPLACE), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_store_get(st, "packs/big", back, n, &len), 0);
+    cr_assert_eq(memcmp(back, data, n), 0, "replaced");
+    uint64_t removed = 9;
+    cr_assert_eq(vb_store_cleanup(st, time(NULL) + 3600, false, &removed), 0);
+    cr_assert_eq(removed, 0, "completed uploads leave nothing to clean up");
+    free(data);
+    free(back);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+/* An upload a crashed writer left: started, never completed. */
+static void s_start_upload(const s_env_t *e, const char *key)
+{
+    vb_s3_conn_params_t p = {.endpoint = e->g.endpoint,
+                             .bucket = e->bucket,
+                             .region = e->g.region,
+                             .access_key = e->g.access,
+                             .secret_key = e->g.secret};
+    vb_s3_conn_t *c = vb_s3_conn_new(&p);
+    cr_assert_not_null(c, "%s", vb_error_msg());
+    vb_s3_req_t r = {.method = "POST", .key = key, .query = "uploads="};
+    cr_assert_eq(vb_s3_request(c, &r), 0, "%s", vb_error_msg());
+    vb_s3_req_free(&r);
+    vb_s3_conn_destroy(&c);
+}
+
+Test(store_s3, cleanup_aborts_uploads_a_crashed_writer_left)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    s_start_upload(&e, "pfx/packs/left");
+    s_start_upload(&e, "other/packs/not-ours");
+    uint64_t removed = 0;
+    cr_assert_eq(vb_store_cleanup(st, time(NULL) - 3600, false, &removed), 0);
+    cr_assert_eq(removed, 0, "an upload that may still be in flight stays");
+    cr_assert_eq(vb_store_cleanup(st, time(NULL) + 3600, true, &removed), 0);
+    cr_assert_eq(removed, 1, "only the uploads under the store's prefix");
+    cr_assert_eq(vb_store_cleanup(st, time(NULL) + 3600, false, &removed), 0, "%s", vb_error_msg());
+    cr_assert_eq(removed, 1);
+    cr_assert_eq(vb_store_cleanup(st, time(NULL) + 3600, true, &removed), 0);
+    cr_assert_eq(removed, 0, "aborted");
+    char path[16];
+    cr_assert_eq(vb_store_local_path(st, "packs/x", path, sizeof path), VB_EUNSUPPORTED);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, a_wrong_secret_key_is_one_clear_line_and_writes_nothing)
+{
+    s_env_t e;
+    vb_store_t *good = s_open(&e, NULL);
+    char bad[4096];
+    tu_rgw_creds(&e.g, e.tmp, "bad.cred", "not-the-secret-key-at-all", bad, sizeof bad);
+    vb_store_opts_t o = {.credentials_file = bad, .create_bucket = true};
+    cr_assert_null(vb_store_open_opts(e.loc, true, &o));
+    cr_assert_eq(vb_error_code(), VB_EAUTH, "%s", vb_error_msg());
+    s_assert_line(&e, e.g.endpoint, "SignatureDoesNotMatch: wrong secret key or clock skew");
+    cr_assert_null(strstr(vb_error_msg(), "not-the-secret"), "%s", vb_error_msg());
+    cr_assert_eq(s_objects(good), 0, "nothing written");
+    vb_store_destroy(&good);
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, a_missing_bucket_is_named_and_not_made)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    vb_store_destroy(&st);
+    char other[8192];
+    snprintf(other, sizeof other, "s3://%s-nope/pfx?endpoint=%s", e.bucket, e.g.endpoint);
+    snprintf(e.bucket + strlen(e.bucket), sizeof e.bucket - strlen(e.bucket), "-nope");
+    vb_store_opts_t o = {.credentials_file = e.creds};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_null(vb_store_open_opts(other, true, &o));
+        cr_assert_eq(vb_error_code(), VB_ENOTFOUND, "%s", vb_error_msg());
+        s_assert_line(&e, e.g.endpoint, "NoSuchBucket: the bucket does not exist");
+        cr_assert(strstr(vb_error_msg(), "--create-bucket"), "%s", vb_error_msg());
+    }
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, an_unreachable_endpoint_is_one_clear_line)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    vb_store_destroy(&st);
+    char loc[8192];
+    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=http://127.0.0.1:1&retries=1", e.bucket);
+    cr_assert_null(vb_store_open_opts(loc, false, &e.opts));
+    cr_assert_eq(vb_error_code(), VB_EIO, "%s", vb_error_msg());
+    s_assert_line(&e, "http://127.0.0.1:1", "no answer");
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, a_server_certificate_from_another_ca_is_refused)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    char loc[8192];
+    const char *cas[] = {e.g.other_ca, NULL};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=%s%s%s", e.bucket, e.g.tls_endpoint,
+                 cas[i] ? "&ca=" : "", cas[i] ? cas[i] : "");
+        cr_assert_null(vb_store_open_opts(loc, false, &e.opts), "%s", loc);
+        cr_assert_eq(vb_error_code(), VB_EAUTH, "%s", vb_error_msg());
+        s_assert_line(&e, e.g.tls_endpoint, "TLS certificate not trusted");
+    }
+    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=%s&ca=%s", e.bucket, e.g.tls_endpoint, e.g.ca);
+    vb_store_t *tls = vb_store_open_opts(loc, false, &e.opts);
+    cr_assert_not_null(tls, "the right CA: %s", vb_error_msg());
+    cr_assert_eq(s_objects(st), 0, "nothing written");
+    vb_store_destroy(&tls);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, locations_and_credentials_files_that_are_refused)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    vb_store_destroy(&st);
+    static const struct {
+        const char *query;
+        int code;
+        const char *says;
+    } bad[] = {
+        {"endpoint=http://192.0.2.1:7480", VB_EPOLICY, "http:// only for a loopback host"},
+        {"endpoint=ftp://127.0.0.1", VB_EINVAL, "scheme"},
+        {"endpoint=https://h/path", VB_EINVAL, "no path"},
+        {"region=x", VB_EINVAL, "endpoint=https://HOST[:PORT] is required"},
+        {"endpoint=https://h&colour=red", VB_EINVAL, "unknown parameter 'colour'"},
+        {"endpoint=https://h&style=sideways", VB_EINVAL, "style"},
+        {"endpoint=https://h&multipart=1024", VB_EINVAL, "multipart"},
+    };
+    char loc[8192];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(loc, sizeof loc, "s3://%s/pfx?%s", e.bucket, bad[i].query);
+        cr_assert_null(vb_store_open_opts(loc, false, &e.opts), "%s", loc);
+        cr_assert_eq(vb_error_code(), bad[i].code, "%s: %s", loc, vb_error_msg());
+        cr_assert(strstr(vb_error_msg(), bad[i].says), "%s: %s", loc, vb_error_msg());
+    }
+    snprintf(loc, sizeof loc, "s3://Bad_Bucket/p?endpoint=%s", e.g.endpoint);
+    cr_assert_null(vb_store_open_opts(loc, false, &e.opts));
+    cr_assert(strstr(vb_error_msg(), "bucket name"), "%s", vb_error_msg());
+    /* a credentials file others may read, and none at all */
+    cr_assert_eq(chmod(e.creds, 0644), 0);
+    cr_assert_null(vb_store_open_opts(e.loc, false, &e.opts));
+    cr_assert_eq(vb_error_code(), VB_EPOLICY, "%s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "chmod 600"), "%s", vb_error_msg());
+    cr_assert_null(vb_store_open(e.loc, false));
+    cr_assert(strstr(vb_error_msg(), "repository_credentials_file"), "%s", vb_error_msg());
+    tu_rmrf(e.tmp);
+}
