@@ -78,6 +78,9 @@ const vb_conf_key_t vb_agent_config_table[] = {
      false, "VDDK NFC AIO buffer count (0: VDDK default)"},
     {"repository_key_file", VB_CONF_STR, offsetof(vb_agent_settings_t, repository_key_file),
      NULL, 0, 0, false, "key file of an encrypted repository"},
+    {"repository_credentials_file", VB_CONF_STR,
+     offsetof(vb_agent_settings_t, repository_credentials_file), NULL, 0, 0, false,
+     "access key file of an s3:// repository (mode 0600)"},
     {"workers", VB_CONF_INT, offsetof(vb_agent_settings_t, workers), "2", 1, 64, false,
      "pipeline worker threads per task (read, hash, compress, store)"},
     VB_CONF_END};
@@ -434,7 +437,7 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
     const vb_agent_settings_t *s = self->settings;
     vb_task_env_t env = {s->repository_key_file, (unsigned)s->workers,
                          s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
-                         self->vddk_config};
+                         self->vddk_config, s->repository_credentials_file};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());

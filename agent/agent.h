@@ -42,6 +42,7 @@ typedef struct {
     int64_t nfc_buf_size_64k;   /* 0: VDDK's default */
     int64_t nfc_buf_count;      /* 0: VDDK's default */
     char *repository_key_file;  /* key of an encrypted repository */
+    char *repository_credentials_file; /* S3 access key of an s3:// repository */
     int64_t workers;            /* pipeline worker threads per task */
 } vb_agent_settings_t;
 

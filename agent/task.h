@@ -18,6 +18,7 @@ typedef struct {
     unsigned workers;                /* pipeline workers */
     const char *vddk_libdir;         /* borrowed; NULL: no VixDiskLib on this agent */
     const char *vddk_config;         /* borrowed; the agent's vddk.conf for VixDiskLib_InitEx */
+    const char *repository_credentials_file; /* borrowed; S3 access key file, or NULL */
 } vb_task_env_t;
 
 /* `assign_frame` holds a packed Envelope whose body is a TaskAssign; it is copied. `env` is

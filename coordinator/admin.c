@@ -187,9 +187,10 @@ static int s_verify_plan(vb_admin_t *self, json_t *args, json_t **result)
     for (size_t i = 0; i < rp.disk_count; i++)
         json_array_append_new(disks, json_pack("{s:s, s:s}", "key", rp.disks[i].key, "index",
                                                rp.disks[i].index_path ? rp.disks[i].index_path : ""));
-    *result = json_pack("{s:I, s:I, s:s, s:s?, s:s, s:o}", "rp", (json_int_t)id, "job",
+    *result = json_pack("{s:I, s:I, s:s, s:s?, s:s?, s:s, s:o}", "rp", (json_int_t)id, "job",
                         (json_int_t)job, "repository", self->repository ? self->repository : "",
-                        "key_file", self->repository_key_file, "vm", rp.vm, "disks", disks);
+                        "key_file", self->repository_key_file, "credentials_file",
+                        self->repository_credentials_file, "vm", rp.vm, "disks", disks);
     vb_restore_point_clear(&rp);
     return 0;
 }
@@ -406,7 +407,8 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
     if (!rc)
         rc = s_prune_decide(self, &policy, &p);
     if (!rc && self->repository &&
-        !(repo = vb_repo_open(self->repository, self->repository_key_file)))
+        !(repo = vb_repo_open_opts(self->repository, self->repository_key_file,
+                                   &(vb_store_opts_t){self->repository_credentials_file, false})))
         rc = vb_error_code();
     if (!rc)
         rc = s_prune_remove(self, repo, &p, dry, &paths, &np);

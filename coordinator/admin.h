@@ -18,6 +18,7 @@ typedef struct {
     const char *repository_key_file;
     int64_t verify_lease_ms; /* a verify job older than this no longer protects its restore point */
     const char *enrollment_token_file; /* rewritten by token.rotate */
+    const char *repository_credentials_file; /* S3 access key file (a path, never the key) */
 } vb_admin_t;
 
 /* Runs `command` with `args` (a JSON object, borrowed). Returns 0 with *result set (caller owns),

@@ -22,6 +22,9 @@ const vb_conf_key_t vb_cli_config_table[] = {
      "lab site directory"},
     {"timeout_ms", VB_CONF_INT, offsetof(vb_cli_settings_t, timeout_ms), "5000", 100, 3600000,
      false, "how long to wait for the coordinator"},
+    {"repository_credentials_file", VB_CONF_STR,
+     offsetof(vb_cli_settings_t, repository_credentials_file), NULL, 0, 0, false,
+     "access key file of an s3:// repository (mode 0600)"},
     VB_CONF_END};
 
 int vb_cli_load_config(vb_cli_t *cli, const char *path)

@@ -18,6 +18,7 @@ typedef struct {
     char *admin_key;   /* key pair path of this CLI's admin identity */
     char *site;        /* lab site directory, when the CLI drives a lab */
     int64_t timeout_ms;
+    char *repository_credentials_file; /* S3 access key file for the repository commands */
 } vb_cli_settings_t;
 
 extern const vb_conf_key_t vb_cli_config_table[];

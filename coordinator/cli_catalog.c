@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "catalog/catalog.h"
+#include "cli_repo.h"
 #include "error.h"
 #include "repo/index.h"
 #include "repo/manifest.h"
@@ -110,7 +111,10 @@ static int s_rebuild(int argc, char **argv, FILE *out, FILE *err)
                 a.catalog);
         return 1;
     }
-    vb_repo_t *repo = vb_repo_open(a.repo, NULL);
+    char cred_file[4096];
+    vb_cli_repo_credentials(NULL, cred_file, sizeof cred_file);
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    vb_repo_t *repo = vb_repo_open_opts(a.repo, NULL, &so);
     vb_manifest_t *ms = NULL;
     size_t n = 0, imported = 0, skipped = 0;
     vb_catalog_t *cat = NULL;

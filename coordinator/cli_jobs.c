@@ -11,6 +11,7 @@
 #include <czmq.h>
 
 #include "cli.h"
+#include "cli_repo.h"
 #include "pipeline/pipeline.h"
 #include "policy/explain.h"
 #include "repo/index.h"
@@ -752,8 +753,12 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv)
     if (vb_cli_call(cli, "verify.plan", json_pack("{s:I}", "rp", (json_int_t)id), &plan) != 0)
         return vb_cli_fail("%s", vb_error_msg());
     json_int_t job = json_integer_value(json_object_get(plan, "job"));
-    vb_repo_t *repo = vb_repo_open(s_str(plan, "repository"),
-                                   json_string_value(json_object_get(plan, "key_file")));
+    char cred_file[4096];
+    vb_cli_repo_credentials(json_string_value(json_object_get(plan, "credentials_file")),
+                            cred_file, sizeof cred_file);
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    vb_repo_t *repo = vb_repo_open_opts(s_str(plan, "repository"),
+                                        json_string_value(json_object_get(plan, "key_file")), &so);
     json_t *bad = json_array(), *report = json_array();
     char first_error[512] = "";
     size_t moved = 0;

@@ -10,18 +10,27 @@
 
 #include <openssl/rand.h>
 
+#include "cli.h"
 #include "config.h"
 #include "error.h"
 #include "repo/idxobj.h"
 #include "repo/repo.h"
 
 static const char s_help[] =
-    "usage: vbak repo init PATH [--chunk-size SIZE] [--compression zstd:N|none] [--encrypt KEYFILE]\n"
-    "                           [--format 1|2] [--pack-size SIZE]\n"
-    "       vbak repo stats PATH [--json]\n"
+    "usage: vbak repo init PATH|URL [--chunk-size SIZE] [--compression zstd:N|none]\n"
+    "                           [--encrypt KEYFILE] [--format 1|2] [--pack-size SIZE]\n"
+    "                           [--credentials FILE] [--create-bucket]\n"
+    "       vbak repo stats PATH|URL [--json] [--credentials FILE]\n"
     "       vbak repo repair-index PATH\n"
     "\n"
-    "init   create a repository in PATH (a new or empty directory)\n"
+    "PATH is a directory; URL is s3://BUCKET/PREFIX?endpoint=https://HOST:PORT&region=R\n"
+    "(http:// only for a loopback endpoint; &ca=FILE for a private CA) with the access key in\n"
+    "--credentials FILE, else in vbak.conf's repository_credentials_file (VBAK_CONFIG):\n"
+    "  access_key_id = \"...\"  and  secret_access_key = \"...\", mode 0600.\n"
+    "\n"
+    "init   create a repository in PATH (a new or empty directory) or URL (an empty prefix;\n"
+    "       always format 2 on S3)\n"
+    "       --create-bucket         S3: create the bucket when it does not exist\n"
     "       --chunk-size SIZE       64K..4M, a power of two (default 1M); smaller chunks store\n"
     "                               scattered changes more tightly, larger ones mean fewer files\n"
     "       --compression zstd:N    zstd level 1..19 (default zstd:3), or none\n"
@@ -37,9 +46,28 @@ static const char s_help[] =
     "repair-index  format 2: rebuild the chunk index from the packs' trailers alone (the\n"
     "       index objects may be damaged or deleted); says how many packs could not be read\n";
 
+/* The S3 credentials file: the one given, else vbak.conf's repository_credentials_file (when
+ * VBAK_CONFIG names a readable file), else "". */
+void vb_cli_repo_credentials(const char *given, char *out, size_t outsz)
+{
+    vb_cli_settings_t s = {0};
+    const char *conf = getenv("VBAK_CONFIG");
+    out[0] = '\0';
+    if (given) {
+        snprintf(out, outsz, "%s", given);
+        return;
+    }
+    if (!conf || !*conf || vb_config_defaults(vb_cli_config_table, &s) != 0)
+        return;
+    if (vb_config_load_file(vb_cli_config_table, &s, conf) == 0 && s.repository_credentials_file)
+        snprintf(out, outsz, "%s", s.repository_credentials_file);
+    vb_error_clear();
+    vb_config_free(vb_cli_config_table, &s);
+}
+
 /* Matches `--name VALUE` or `--name=VALUE`; advances *i past a separate value. */
-static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value,
-                  FILE *err, int *rc)
+static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value, FILE *err,
+                  int *rc)
 {
     size_t n = strlen(name);
     if (strncmp(argv[*i], name, n) != 0)
@@ -84,11 +112,17 @@ static int s_ensure_key(const char *path, FILE *out, FILE *err)
 
 static int s_init(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL,
-               *pack = NULL;
+    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL, *pack = NULL,
+               *creds = NULL;
+    bool create_bucket = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
-        if (s_opt(argc, argv, &i, "--chunk-size", &size, err, &rc) ||
+        if (strcmp(argv[i], "--create-bucket") == 0) {
+            create_bucket = true;
+            continue;
+        }
+        if (s_opt(argc, argv, &i, "--credentials", &creds, err, &rc) ||
+            s_opt(argc, argv, &i, "--chunk-size", &size, err, &rc) ||
             s_opt(argc, argv, &i, "--format", &format, err, &rc) ||
             s_opt(argc, argv, &i, "--pack-size", &pack, err, &rc) ||
             s_opt(argc, argv, &i, "--compression", &comp, err, &rc) ||
@@ -118,7 +152,7 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
         return 2;
     }
     p.chunk_size = (uint32_t)cs;
-    int64_t fmt = 1;
+    int64_t fmt = vb_store_is_s3(path) ? 2 : 1;
     uint64_t ps = 0;
     if ((format && vb_parse_i64(format, 1, 2, "--format", &fmt) != 0) ||
         (pack && vb_parse_size(pack, "--pack-size", &ps) != 0)) {
@@ -135,6 +169,10 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "vbak repo init: %s\n", vb_error_msg());
         return 2;
     }
+    char cred_file[4096];
+    vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
+    p.store = (vb_store_opts_t){.credentials_file = cred_file[0] ? cred_file : NULL,
+                                .create_bucket = create_bucket};
     if (key && (rc = s_ensure_key(key, out, err)) != 0)
         return rc;
     if (vb_repo_init(path, &p) != 0) {
@@ -157,16 +195,15 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
 
 static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
 {
-    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
-                          "path", vb_repo_path(r), "format_version", vb_repo_format(r),
-                          "chunk_size", (json_int_t)vb_repo_chunk_size(r), "compression_level",
-                          vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r),
-                          "chunks", (json_int_t)st->chunks, "stored_bytes",
-                          (json_int_t)st->stored_bytes, "raw_bytes", (json_int_t)st->raw_bytes,
-                          "logical_bytes", (json_int_t)st->logical_bytes, "indexes",
-                          (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
-                          "compression_ratio", st->compression_ratio, "packs",
-                          (json_int_t)st->packs);
+    json_t *o =
+        json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "path",
+                  vb_repo_path(r), "format_version", vb_repo_format(r), "chunk_size",
+                  (json_int_t)vb_repo_chunk_size(r), "compression_level",
+                  vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r), "chunks",
+                  (json_int_t)st->chunks, "stored_bytes", (json_int_t)st->stored_bytes, "raw_bytes",
+                  (json_int_t)st->raw_bytes, "logical_bytes", (json_int_t)st->logical_bytes,
+                  "indexes", (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
+                  "compression_ratio", st->compression_ratio, "packs", (json_int_t)st->packs);
     if (!o)
         return -1;
     int rc = json_dumpf(o, out, JSON_COMPACT);
@@ -204,11 +241,14 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
 
 static int s_stats(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL;
+    const char *path = NULL, *creds = NULL;
     bool json = false;
-    for (int i = 2; i < argc; i++) {
+    int rc = 0;
+    for (int i = 2; i < argc && rc == 0; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (s_opt(argc, argv, &i, "--credentials", &creds, err, &rc)) {
+            continue;
         } else if (argv[i][0] == '-' || path) {
             fprintf(err, "vbak repo stats: unexpected argument '%s' (see vbak repo --help)\n",
                     argv[i]);
@@ -221,13 +261,17 @@ static int s_stats(int argc, char **argv, FILE *out, FILE *err)
         fprintf(err, "vbak repo stats: missing PATH (see vbak repo --help)\n");
         return 2;
     }
-    vb_repo_t *r = vb_repo_open(path, NULL); /* stats reads headers and indexes: no key needed */
+    if (rc)
+        return rc;
+    char cred_file[4096];
+    vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &so); /* headers and indexes: no key needed */
     if (!r) {
         fprintf(err, "vbak repo stats: %s\n", vb_error_msg());
         return 1;
     }
     vb_repo_stats_t st;
-    int rc = 0;
     if (vb_repo_stats(r, &st) != 0) {
         fprintf(err, "vbak repo stats: %s\n", vb_error_msg());
         rc = 1;
@@ -281,7 +325,8 @@ static const struct {
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err, "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
+        fprintf(err,
+                "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];

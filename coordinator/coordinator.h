@@ -35,6 +35,7 @@ typedef struct {
     char *vsphere_datacenter; /* dcPath for the file service; NULL: found per datastore */
     char *repository;         /* repository directory (shared with the agents) */
     char *repository_key_file; /* key of an encrypted repository */
+    char *repository_credentials_file; /* S3 access key of an s3:// repository */
     int64_t task_bytes;       /* disk bytes per extent task */
     int64_t per_datastore_tasks;
     int64_t per_host_tasks;

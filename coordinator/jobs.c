@@ -379,7 +379,8 @@ vb_repo_t *jb_repo(vb_jobs_t *self)
             vb_error_set(VB_EINVAL, "the coordinator has no repository configured");
             return NULL;
         }
-        self->repo = vb_repo_open(self->repository, self->key_file);
+        vb_store_opts_t so = {.credentials_file = self->cfg.repository_credentials_file};
+        self->repo = vb_repo_open_opts(self->repository, self->key_file, &so);
     }
     return self->repo;
 }

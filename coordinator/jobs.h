@@ -62,6 +62,7 @@ typedef struct {
     void *factory_ctx;
     uint32_t catalog_copies; /* after each job, a catalog copy into the repository; keep this
                                 many (0: none) */
+    const char *repository_credentials_file; /* S3 access key file; NULL for a directory */
 } vb_jobs_config_t;
 
 vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config);

@@ -66,6 +66,9 @@ const vb_conf_key_t vb_coord_config_table[] = {
      "repository directory (every agent mounts it at the same path)"},
     {"repository_key_file", VB_CONF_STR, offsetof(vb_coord_settings_t, repository_key_file),
      NULL, 0, 0, false, "key file of an encrypted repository"},
+    {"repository_credentials_file", VB_CONF_STR,
+     offsetof(vb_coord_settings_t, repository_credentials_file), NULL, 0, 0, false,
+     "access key file of an s3:// repository (mode 0600)"},
     {"task_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, task_bytes), "16777216", 65536,
      INT64_C(1) << 40, false, "disk bytes per extent task (a large disk spreads over agents)"},
     {"per_datastore_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_datastore_tasks), "0",
@@ -580,13 +583,14 @@ static int s_make_jobs(self_t *self)
                             self->loop,
                             s_provider_factory,
                             (void *)s,
-                            (uint32_t)s->catalog_copies};
+                            (uint32_t)s->catalog_copies,
+                            s->repository_credentials_file};
     if (!(self->jobs = vb_jobs_new(&cfg)))
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
                                s->repository_key_file, s->verify_lease_s * 1000,
-                               s->enrollment_token_file};
+                               s->enrollment_token_file, s->repository_credentials_file};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
