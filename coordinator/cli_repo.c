@@ -46,8 +46,6 @@ static const char s_help[] =
     "repair-index  format 2: rebuild the chunk index from the packs' trailers alone (the\n"
     "       index objects may be damaged or deleted); says how many packs could not be read\n";
 
-/* The S3 credentials file: the one given, else vbak.conf's repository_credentials_file (when
- * VBAK_CONFIG names a readable file), else "". */
 void vb_cli_repo_credentials(const char *given, char *out, size_t outsz)
 {
     vb_cli_settings_t s = {0};
@@ -66,8 +64,8 @@ void vb_cli_repo_credentials(const char *given, char *out, size_t outsz)
 }
 
 /* Matches `--name VALUE` or `--name=VALUE`; advances *i past a separate value. */
-static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value, FILE *err,
-                  int *rc)
+static bool s_opt(int argc, char **argv, int *i, const char *name, const char **value,
+                  FILE *err, int *rc)
 {
     size_t n = strlen(name);
     if (strncmp(argv[*i], name, n) != 0)
@@ -112,8 +110,8 @@ static int s_ensure_key(const char *path, FILE *out, FILE *err)
 
 static int s_init(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL, *pack = NULL,
-               *creds = NULL;
+    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL,
+               *pack = NULL, *creds = NULL;
     bool create_bucket = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
@@ -195,15 +193,16 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
 
 static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
 {
-    json_t *o =
-        json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "path",
-                  vb_repo_path(r), "format_version", vb_repo_format(r), "chunk_size",
-                  (json_int_t)vb_repo_chunk_size(r), "compression_level",
-                  vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r), "chunks",
-                  (json_int_t)st->chunks, "stored_bytes", (json_int_t)st->stored_bytes, "raw_bytes",
-                  (json_int_t)st->raw_bytes, "logical_bytes", (json_int_t)st->logical_bytes,
-                  "indexes", (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
-                  "compression_ratio", st->compression_ratio, "packs", (json_int_t)st->packs);
+    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
+                          "path", vb_repo_path(r), "format_version", vb_repo_format(r),
+                          "chunk_size", (json_int_t)vb_repo_chunk_size(r), "compression_level",
+                          vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r),
+                          "chunks", (json_int_t)st->chunks, "stored_bytes",
+                          (json_int_t)st->stored_bytes, "raw_bytes", (json_int_t)st->raw_bytes,
+                          "logical_bytes", (json_int_t)st->logical_bytes, "indexes",
+                          (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
+                          "compression_ratio", st->compression_ratio, "packs",
+                          (json_int_t)st->packs);
     if (!o)
         return -1;
     int rc = json_dumpf(o, out, JSON_COMPACT);
@@ -325,8 +324,7 @@ static const struct {
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err,
-                "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
+        fprintf(err, "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];

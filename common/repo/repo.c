@@ -43,7 +43,7 @@
 #define S_CONFIG "config"
 #define S_CONFIG_MAX (64u * 1024u)
 #define S_CHUNKS "chunks/"
-#define S_NAME_LEN (sizeof S_CHUNKS - 1 + 3 + VB_DIGEST_HEX_LEN + 1)        /* chunks/ab/<hex> */
+#define S_NAME_LEN (sizeof S_CHUNKS - 1 + 3 + VB_DIGEST_HEX_LEN + 1) /* chunks/ab/<hex> */
 #define S_QNAME_LEN (sizeof VB_REPO_QUARANTINE_DIR + VB_DIGEST_HEX_LEN + 1) /* quarantine/<hex> */
 
 struct vb_repo {
@@ -106,10 +106,10 @@ static int s_unhex(const char *hex, uint8_t *out, size_t n)
         return -1;
     for (size_t i = 0; i < 2 * n; i++) {
         char c = hex[i];
-        int v = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
+        int v = (c >= '0' && c <= '9') ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
         if (v < 0)
             return -1;
         if (i % 2 == 0)
@@ -246,7 +246,8 @@ static const vb_conf_key_t s_conf_table[] = {
      "zstd:N or none"},
     {"encryption", VB_CONF_STR, offsetof(s_conf_t, encryption), "none", 0, 0, false,
      "aes-256-gcm or none"},
-    {"key_check", VB_CONF_STR, offsetof(s_conf_t, key_check), NULL, 0, 0, false, "key check value"},
+    {"key_check", VB_CONF_STR, offsetof(s_conf_t, key_check), NULL, 0, 0, false,
+     "key check value"},
     {"pack_size", VB_CONF_INT, offsetof(s_conf_t, pack_size), "16777216", VB_PACK_SIZE_MIN,
      VB_PACK_SIZE_MAX, false, "format 2: pack size in bytes"},
     VB_CONF_END};
@@ -341,10 +342,8 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
     char id_hex[2 * S_ID_LEN + 1], check_hex[2 * S_CHECK_LEN + 1], comp[32];
     uint8_t id[S_ID_LEN], mac_key[32], enc_key[32], check[S_CHECK_LEN];
     uint32_t cs = params->chunk_size ? params->chunk_size : VB_REPO_CHUNK_DEFAULT;
-    /* S3 repositories are packed whatever the default: an object per chunk costs a request per
-     * chunk */
-    int format = params->format         ? params->format
-                 : vb_store_is_s3(path) ? VB_REPO_FORMAT_PACKED
+    int format = params->format          ? params->format
+                 : vb_store_is_s3(path) ? VB_REPO_FORMAT_PACKED /* a request per chunk: no */
                                         : VB_REPO_FORMAT_VERSION;
     uint32_t ps = params->pack_size ? params->pack_size : VB_PACK_SIZE_DEFAULT;
 
@@ -540,11 +539,11 @@ int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
     vb_repo_t *self = s_open(path, NULL, NULL, false); /* trailers are plaintext: no key needed */
     if (!self)
         return vb_error_code();
-    int rc =
-        self->format == VB_REPO_FORMAT_PACKED
-            ? vb_idxobj_repair(self->store, out)
-            : vb_error_set(VB_EINVAL, "repository %s is format %d: it has no chunk index to repair",
-                           path, self->format);
+    int rc = self->format == VB_REPO_FORMAT_PACKED
+                 ? vb_idxobj_repair(self->store, out)
+                 : vb_error_set(VB_EINVAL,
+                                "repository %s is format %d: it has no chunk index to repair",
+                                path, self->format);
     vb_repo_destroy(&self);
     return rc;
 }
@@ -775,7 +774,8 @@ static bool s_worth_compressing(vb_repo_worker_t *w, const uint8_t *data, size_t
         return true;
     for (int i = 0; i < 4; i++) {
         size_t off = (len / 4) * (size_t)i + (len / 8) - S_SAMPLE / 2;
-        size_t n = ZSTD_compressCCtx(w->cctx, w->sample, sizeof w->sample, data + off, S_SAMPLE, 1);
+        size_t n = ZSTD_compressCCtx(w->cctx, w->sample, sizeof w->sample, data + off, S_SAMPLE,
+                                     1);
         if (!ZSTD_isError(n) && n < S_SAMPLE - S_SAMPLE / 8)
             return true;
     }
@@ -810,8 +810,8 @@ static int s_encode(vb_repo_worker_t *w, const vb_digest_t *digest, const void *
     uint16_t flags = 0;
     int rc = 0;
     if (repo->level > 0 && s_worth_compressing(w, data, len)) {
-        size_t n =
-            ZSTD_compressCCtx(w->cctx, payload, w->io_cap - S_HDR_LEN, data, len, repo->level);
+        size_t n = ZSTD_compressCCtx(w->cctx, payload, w->io_cap - S_HDR_LEN, data, len,
+                                     repo->level);
         if (!ZSTD_isError(n) && n <= len - len / 16) {
             flags |= S_FLAG_COMPRESSED;
             src = payload;
@@ -897,7 +897,8 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
     if (rc == 0) {
         if (s_existing_ok(repo, name, len))
             return 0;
-        VB_LOG_WARN("repo", "replacing damaged chunk repo=%s chunk=%s", repo->path, s_hex_of(name));
+        VB_LOG_WARN("repo", "replacing damaged chunk repo=%s chunk=%s", repo->path,
+                    s_hex_of(name));
         flags = VB_STORE_REPLACE;
     } else if (rc != VB_ENOTFOUND) {
         return rc;
@@ -927,7 +928,8 @@ static int s_check_header(vb_repo_t *repo, const char *hex, const uint8_t *hdr, 
         return vb_error_set(VB_ECORRUPT,
                             "chunk %s is truncated (%llu bytes, shorter than its header)", hex,
                             (unsigned long long)size);
-    if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 || vb_le_get(hdr + 56, 8) != s_hdr_checksum(hdr))
+    if (memcmp(hdr, S_MAGIC, sizeof S_MAGIC) != 0 ||
+        vb_le_get(hdr + 56, 8) != s_hdr_checksum(hdr))
         return vb_error_set(VB_ECORRUPT, "chunk %s has a damaged header", hex);
     if ((uint16_t)vb_le_get(hdr + 8, 2) != S_CHUNK_VERSION)
         return vb_error_set(VB_EUNSUPPORTED, "chunk %s has format version %u", hex,
@@ -978,7 +980,8 @@ static int s_decrypt(vb_repo_worker_t *w, const vb_digest_t *digest, const uint8
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, S_TAG_LEN, (void *)(hdr + 32)) != 1)
         return vb_error_set(VB_EIO, "AES-256-GCM decryption failed");
     if (EVP_DecryptFinal_ex(c, buf + outl, &fin) != 1)
-        return vb_error_set(VB_ECORRUPT, "chunk %s failed authentication (damaged or forged)", hex);
+        return vb_error_set(VB_ECORRUPT, "chunk %s failed authentication (damaged or forged)",
+                            hex);
     return 0;
 }
 
@@ -1000,18 +1003,19 @@ int vb_repo_chunk_decode(vb_repo_worker_t *w, const vb_digest_t *digest, uint8_t
     if ((rc = s_check_header(repo, hex, hdr, img_len, &raw, &stored, &flags)) != 0)
         return rc;
     if (raw > cap)
-        return vb_error_set(VB_EINVAL, "chunk %s: %u bytes do not fit a %zu-byte buffer", hex, raw,
-                            cap);
+        return vb_error_set(VB_EINVAL, "chunk %s: %u bytes do not fit a %zu-byte buffer", hex,
+                            raw, cap);
     uint8_t *buf = img + S_HDR_LEN;
     if ((flags & S_FLAG_ENCRYPTED) != (repo->encrypted ? S_FLAG_ENCRYPTED : 0))
-        return vb_error_set(VB_ECORRUPT, "chunk %s: encryption flag does not match the repository",
-                            hex);
+        return vb_error_set(VB_ECORRUPT,
+                            "chunk %s: encryption flag does not match the repository", hex);
     if (repo->encrypted && (rc = s_decrypt(w, digest, hdr, buf, stored, hex)) != 0)
         return rc;
     if (flags & S_FLAG_COMPRESSED) {
         size_t n = ZSTD_decompressDCtx(w->dctx, out, cap, buf, stored);
         if (ZSTD_isError(n) || n != raw)
-            return vb_error_set(VB_ECORRUPT, "chunk %s does not decompress to %u bytes", hex, raw);
+            return vb_error_set(VB_ECORRUPT, "chunk %s does not decompress to %u bytes", hex,
+                                raw);
     } else {
         memcpy(out, buf, raw);
     }
@@ -1117,8 +1121,8 @@ static int s_stat_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *st
     s_chunk_name(d, name);
     out->chunks++;
     out->stored_bytes += st->size;
-    if (vb_store_get_range(self->store, name, 0, hdr, sizeof hdr, &got) == 0 && got == sizeof hdr &&
-        memcmp(hdr, S_MAGIC, 8) == 0)
+    if (vb_store_get_range(self->store, name, 0, hdr, sizeof hdr, &got) == 0 &&
+        got == sizeof hdr && memcmp(hdr, S_MAGIC, 8) == 0)
         out->raw_bytes += (uint32_t)vb_le_get(hdr + 12, 4);
     vb_error_clear(); /* removed meanwhile */
     return 0;

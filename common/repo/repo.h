@@ -80,7 +80,8 @@ int vb_repo_parse_compression(const char *text, int *level_out) VB_WUR;
 
 /* Creates a repository at `path` (created if missing; must be empty if it exists). Returns 0,
  * VB_EEXISTS (not empty / already a repository), VB_EINVAL (bad parameter or key file; format 1
- * on S3, whose requests per chunk would cost too much), VB_EIO. */
+ * on S3, whose requests per chunk would cost too much), VB_EIO. An S3 location without a
+ * format asked for is format 2. */
 int vb_repo_init(const char *path, const vb_repo_params_t *params) VB_WUR;
 
 /* Format 2: rebuilds the chunk index from the pack trailers alone (idxobj.h,
@@ -106,7 +107,7 @@ vb_repo_t *vb_repo_open_opts(const char *path, const char *key_file,
                              const vb_store_opts_t *store_opts);
 void vb_repo_destroy(vb_repo_t **self_p);
 
-const char *vb_repo_path(const vb_repo_t *self); /* borrowed */
+const char *vb_repo_path(const vb_repo_t *self);      /* borrowed */
 uint32_t vb_repo_chunk_size(const vb_repo_t *self);
 int vb_repo_compression_level(const vb_repo_t *self); /* 0: none */
 int vb_repo_format(const vb_repo_t *self);            /* 1 or 2 */
@@ -159,9 +160,8 @@ int vb_repo_chunk_decode(vb_repo_worker_t *w, const vb_digest_t *digest, uint8_t
  * *stored_bytes_out is 0 (a file a crash left incomplete is replaced). Otherwise it is compressed
  * (when sampling shows it compresses, and the result saves at least 1/16), encrypted, written to
  * a temp name (O_DIRECT where the file system allows it: chunk data bypasses the page cache)
- * and renamed, and *stored_bytes_out is the file size. Out params may be NULL. Errors: VB_ENOSPC
- * (file system full: the temp file is removed, the message names the repository), VB_EIO, VB_EAUTH
- * (no key). */
+ * and renamed, and *stored_bytes_out is the file size. Out params may be NULL. Errors: VB_ENOSPC (file system
+ * full: the temp file is removed, the message names the repository), VB_EIO, VB_EAUTH (no key). */
 int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void *data, size_t len,
                       uint64_t *stored_bytes_out) VB_WUR;
 
@@ -197,7 +197,8 @@ int vb_repo_chunk_foreach(vb_repo_t *self, vb_repo_chunk_fn fn, void *arg) VB_WU
 
 /* Removes a chunk unless it was written or freshened at or after unless_since (0: remove
  * anyway). VB_EBUSY (kept: in use meanwhile), VB_ENOTFOUND, VB_EIO. */
-int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest, time_t unless_since) VB_WUR;
+int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest,
+                         time_t unless_since) VB_WUR;
 
 /* Removes quarantined chunks moved there before `before`; *removed counts them (or those that
  * would be, with dry_run). */
@@ -205,14 +206,14 @@ int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run,
                               uint64_t *removed) VB_WUR;
 
 typedef struct {
-    uint64_t chunks;          /* chunk files (format 2: chunks in the index) */
-    uint64_t packs;           /* format 2: pack objects */
-    uint64_t stored_bytes;    /* sum of chunk file sizes (headers included) */
-    uint64_t raw_bytes;       /* sum of the chunks' raw (uncompressed) sizes */
-    uint64_t indexes;         /* index files */
-    uint64_t logical_bytes;   /* sum over indexes of the bytes their non-zero chunks hold */
-    double dedup_ratio;       /* logical_bytes / raw_bytes (0 when empty) */
-    double compression_ratio; /* raw_bytes / stored_bytes (0 when empty) */
+    uint64_t chunks;         /* chunk files (format 2: chunks in the index) */
+    uint64_t packs;          /* format 2: pack objects */
+    uint64_t stored_bytes;   /* sum of chunk file sizes (headers included) */
+    uint64_t raw_bytes;      /* sum of the chunks' raw (uncompressed) sizes */
+    uint64_t indexes;        /* index files */
+    uint64_t logical_bytes;  /* sum over indexes of the bytes their non-zero chunks hold */
+    double dedup_ratio;      /* logical_bytes / raw_bytes (0 when empty) */
+    double compression_ratio;/* raw_bytes / stored_bytes (0 when empty) */
 } vb_repo_stats_t;
 
 /* Scans chunk headers and indexes. Works without the key. */

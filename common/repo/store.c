@@ -86,8 +86,8 @@ const char *vb_store_location(const vb_store_t *self)
 
 static bool s_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
 }
 
 /* Checks `name` as a name (prefix false) or a list prefix (may be "" or end with '/'). */
@@ -229,8 +229,8 @@ int vb_store_get_alloc(vb_store_t *self, const char *name, size_t max, void **ou
     size_t got = 0;
     rc = vb_store_get_range(self, name, 0, buf, (size_t)st.size + 1, &got);
     if (rc == 0 && got != st.size)
-        rc =
-            vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location, name);
+        rc = vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location,
+                          name);
     if (rc) {
         free(buf);
         return rc;

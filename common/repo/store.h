@@ -66,7 +66,8 @@ typedef struct vb_store_ops {
     /* Writes the concatenation of iov[0..iovcnt) as `name`. VB_EEXISTS when the object exists
      * and VB_STORE_REPLACE is not given (nothing changed); VB_ENOSPC when the store is full
      * (nothing left behind). */
-    int (*put)(void *state, const char *name, const struct iovec *iov, int iovcnt, unsigned flags);
+    int (*put)(void *state, const char *name, const struct iovec *iov, int iovcnt,
+               unsigned flags);
     /* Reads the whole object into buf (capacity cap); *len the object's size. VB_ENOTFOUND;
      * VB_ECORRUPT when it holds more than cap bytes. A 4096-aligned buf and cap lets a store
      * bypass the page cache. */
@@ -128,7 +129,8 @@ int vb_store_list(vb_store_t *self, const char *prefix, vb_store_list_fn fn, voi
 int vb_store_remove(vb_store_t *self, const char *name, time_t unless_since) VB_WUR;
 int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
 int vb_store_barrier(vb_store_t *self) VB_WUR;
-int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run, uint64_t *removed) VB_WUR;
+int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
+                     uint64_t *removed) VB_WUR;
 int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;
 
 /* Reads a whole object of at most `max` bytes into a new buffer (caller frees *out).

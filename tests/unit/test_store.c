@@ -220,8 +220,8 @@ Test(store, list_prefix_names_exactly_the_objects_under_it)
 
 Test(store, names_outside_the_grammar_are_refused)
 {
-    static const char *bad[] = {"",       "/abs",    "a//b",     "a/",     "../up",
-                                "a/../b", ".hidden", "a/.tmp.x", "sp ace", "a\\b"};
+    static const char *bad[] = {"", "/abs", "a//b", "a/", "../up", "a/../b", ".hidden",
+                                "a/.tmp.x", "sp ace", "a\\b"};
     for (size_t k = 0; k < S_NKINDS; k++) {
         vb_store_t *st = s_open(k);
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
