@@ -37,11 +37,11 @@ static int s_doc(const char *data, size_t len, const char *root, vb_xml_doc_t **
         return vb_error_prefix(rc, "S3 answer");
     const vb_xml_node_t *r = vb_xml_root(*doc);
     if (!r || strcmp(r->name, root) != 0) {
-        vb_xml_doc_destroy(doc);
-        return vb_error_set(VB_EPROTO, "S3 answer: <%s> where <%s> was expected",
-                            r ? r->name : "(nothing)", root);
+        rc = vb_error_set(VB_EPROTO, "S3 answer: <%.64s> where <%s> was expected",
+                          r ? r->name : "(nothing)", root);
+        vb_xml_doc_destroy(doc); /* after the message: it names the root element */
     }
-    return 0;
+    return rc;
 }
 
 /* A copy of the text at path; NULL with *rc set when missing (required) or out of memory. */
