@@ -30,6 +30,8 @@ typedef struct {
     int64_t liveness;
     uint64_t chunk_size;
     bool encrypt;
+    const char *repository; /* NULL: DIR/repo */
+    char repo_creds[PATH_MAX]; /* S3 access key file (absolute), "" when none */
 } s_create_opts_t;
 
 static int s_usage_lab(FILE *out)
@@ -38,8 +40,10 @@ static int s_usage_lab(FILE *out)
           "A lab site: a simulated vSphere site with a coordinator and agents on this machine.\n\n"
           "  vbak lab create DIR [--proxies N] [--vms N] [--disk-size SIZE] [--seed S]\n"
           "                      [--chunk-size SIZE] [--encrypt] [--heartbeat-ms MS] [--liveness N]\n"
+          "                      [--repository URL --repository-credentials FILE]\n"
           "      write a site: site.json and disk images, coordinator.conf, agent-N.conf,\n"
-          "      vbak.conf, keys, the enrollment token and a repository (DIR/repo)\n"
+          "      vbak.conf, keys, the enrollment token and a repository (DIR/repo, or the\n"
+          "      s3:// URL, its bucket made when missing, with the access key in FILE)\n"
           "  vbak lab up DIR      start what is not running (disk servers, coordinator, agents);\n"
           "                       returns when the coordinator answers\n"
           "  vbak lab down DIR    stop everything the site runs\n",
@@ -88,8 +92,9 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
     (void)vb_pathf(path, sizeof path, "%s/repo", dir);
     vb_repo_params_t params = {.chunk_size = (uint32_t)o->chunk_size,
                                .compression_level = 3,
-                               .key_file = o->encrypt ? key_file : NULL};
-    return vb_repo_init(path, &params);
+                               .key_file = o->encrypt ? key_file : NULL,
+                               .store = {o->repo_creds[0] ? o->repo_creds : NULL, true}};
+    return vb_repo_init(o->repository ? o->repository : path, &params);
 }
 
 /* The site's keys, token, coordinator.conf and vbak.conf, made as `vbak site init` makes them,
@@ -104,14 +109,18 @@ static int s_write_site_confs(const s_create_opts_t *o, const char *dir, const i
     snprintf(live, sizeof live, "%lld", (long long)o->liveness);
     (void)vb_pathf(pid, sizeof pid, "%s/run/coordinator.pid", dir);
     (void)vb_pathf(repo, sizeof repo, "%s/repo", dir);
+    const char *creds = o->repo_creds[0] ? o->repo_creds : NULL;
     const vb_conf_pair_t coord[] = {{"heartbeat_interval_ms", hb},
                                     {"liveness", live},
                                     {"pid_file", pid},
                                     {"site", dir},
                                     {"repository_key_file", key_file[0] ? key_file : NULL},
+                                    {"repository_credentials_file", creds},
                                     {NULL, NULL}};
-    const vb_conf_pair_t cli[] = {{"site", dir}, {NULL, NULL}};
-    vb_site_init_t init = {dir, endpoint, control, "lab", repo, NULL, coord, cli, "vbak lab create"};
+    const vb_conf_pair_t cli[] = {{"site", dir}, {"repository_credentials_file", creds},
+                                  {NULL, NULL}};
+    vb_site_init_t init = {dir,   endpoint, control, "lab", o->repository ? o->repository : repo,
+                           NULL,  coord,    cli,     "vbak lab create"};
     return vb_site_init(&init);
 }
 
@@ -138,6 +147,8 @@ static int s_write_agent_conf(const s_create_opts_t *o, const char *dir, int n,
     const vb_conf_pair_t extra[] = {{"proxy_vm", proxy->name},
                                     {"transports", "san,hotadd,nbdssl,nbd"},
                                     {"repository_key_file", key_file[0] ? key_file : NULL},
+                                    {"repository_credentials_file",
+                                     o->repo_creds[0] ? o->repo_creds : NULL},
                                     {"heartbeat_interval_ms", hb},
                                     {"liveness", live},
                                     {"reconnect_initial_ms", reconnect},
@@ -202,7 +213,7 @@ static int s_parse_int_opt(const char *name, const char *value, int64_t min, int
 
 static int s_create(int argc, char **argv)
 {
-    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false};
+    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false, NULL, ""};
     for (int i = 1; i < argc; i++) {
         int64_t v;
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -226,6 +237,15 @@ static int s_create(int argc, char **argv)
             i++;
         } else if (!strcmp(argv[i], "--encrypt")) {
             o.encrypt = true;
+        } else if (!strcmp(argv[i], "--repository") ||
+                   !strcmp(argv[i], "--repository-credentials")) {
+            if (!next)
+                return vb_cli_fail("lab create: %s needs a value", argv[i]) + 1;
+            if (argv[i][12] == '\0')
+                o.repository = next;
+            else if (!realpath(next, o.repo_creds))
+                return vb_cli_fail("lab create: %s: %s", next, strerror(errno)) + 1;
+            i++;
         } else if (!strcmp(argv[i], "--heartbeat-ms")) {
             if (s_parse_int_opt("--heartbeat-ms", next, 50, 60000, &o.heartbeat_ms))
                 return vb_cli_fail("%s", vb_error_msg()) + 1;
@@ -242,6 +262,9 @@ static int s_create(int argc, char **argv)
     }
     if (!o.dir)
         return vb_cli_fail("lab create: which directory? (vbak lab create DIR)") + 1;
+    if (o.repository && vb_store_is_s3(o.repository) && !o.repo_creds[0])
+        return vb_cli_fail("lab create: an s3:// --repository needs --repository-credentials "
+                           "FILE") + 1;
     if (vb_mkdir_p(o.dir, 0755) != 0)
         return vb_cli_fail("%s", vb_error_msg());
     char dir[PATH_MAX];

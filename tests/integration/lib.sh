@@ -12,6 +12,8 @@ export VBAK_CONFIG="$SITE/vbak.conf"
 
 # Processes a test starts by hand (not through a lab site): stopped on exit.
 VB_PIDS=()
+# Commands run on exit after the site is down (e.g. stopping a test's own RGW).
+VB_ON_EXIT=()
 
 cleanup() {
   local rc=$?
@@ -24,6 +26,7 @@ cleanup() {
     echo "---- logs (test failed) ----" >&2
     tail -n 40 "$SITE"/log/*.log >&2 || true
   fi
+  for p in "${VB_ON_EXIT[@]}"; do eval "$p" >/dev/null 2>&1 || true; done
   rm -rf "$TEST_DIR"
   exit $rc
 }

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# A lab site whose repository is a bucket of a real Ceph RGW (tests/tools/rgw, its own for this
+# test): full and incremental backups restore byte-identical, encrypted and not; verify passes;
+# the catalog rebuilt from the bucket alone has the same restore points; prune and GC run on it;
+# radosgw killed and restarted in the middle of a backup leaves either a good restore point or
+# none (never one that references a pack that is not there); the secret key is in no log,
+# catalog, configuration, process list or wire message.
+source "$(dirname "$0")/lib.sh"
+
+RGW="$VB_SRC/tests/tools/rgw"
+"$RGW" start "$TEST_DIR/rgw" >/dev/null || fail "could not start a Ceph RGW"
+VB_ON_EXIT+=("'$RGW' stop '$TEST_DIR/rgw'")
+# shellcheck disable=SC1091
+source "$TEST_DIR/rgw/env"
+creds="$TEST_DIR/s3.cred"
+(umask 077 && printf 'access_key_id = "%s"\nsecret_access_key = "%s"\n' "$VB_RGW_ACCESS_KEY" \
+  "$VB_RGW_SECRET_KEY" >"$creds")
+url="s3://vbak-lab/site?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
+
+# s3_keys PREFIX: the keys under PREFIX in the lab's bucket, one a line (at most 1000)
+s3_keys() {
+  curl -sf --aws-sigv4 "aws:amz:$VB_RGW_REGION:s3" -u "$VB_RGW_ACCESS_KEY:$VB_RGW_SECRET_KEY" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    "$VB_RGW_ENDPOINT/vbak-lab?list-type=2&prefix=$(jq -rn --arg p "$1" '$p|@uri')" |
+    grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'
+}
+
+chmod 644 "$creds"
+out=$("$VBAK" lab create "$SITE" --repository "$url" --repository-credentials "$creds" 2>&1) &&
+  fail "a credentials file others can read was taken: $out"
+grep -q "chmod 600" <<<"$out" || fail "no clear refusal of a 0644 credentials file: $out"
+chmod 600 "$creds"
+rm -rf "$SITE"
+"$VBAK" lab create "$SITE" --vms 2 --proxies 2 --disk-size 16M --encrypt --heartbeat-ms 500 \
+  --repository "$url" --repository-credentials "$creds" >/dev/null || fail "lab create on S3"
+[[ ! -e $SITE/repo ]] || fail "a lab on S3 made DIR/repo too"
+[[ $(conf_value "$SITE/coordinator.conf" repository) == "$url" ]] || fail "coordinator.conf repository"
+[[ -n $(s3_keys site/config) ]] || fail "no repository config object in the bucket"
+export VBAK_WIRE_TRACE_DIR="$TEST_DIR/wire"
+mkdir -p "$VBAK_WIRE_TRACE_DIR"
+"$VBAK" lab up "$SITE" >/dev/null
+unset VBAK_WIRE_TRACE_DIR
+wait_until 10 "two agents online" has_count online 2
+vms=$(site_json | jq -r '.vms[].name')
+
+save_content full
+job1=$(backup_json --all)
+[[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
+for vm in $vms; do "$VBAK" lab mutate "$SITE" "$vm" --percent 5 >/dev/null; done
+save_content incr
+job2=$(backup_json --all)
+[[ $(jq -r .state <<<"$job2") == succeeded ]] || fail "incremental backup: $job2"
+for vm in $vms; do
+  [[ $(jq -r --arg vm "$vm" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$job2") == incremental ]] ||
+    fail "$vm: second backup not incremental"
+  check_restore "$(rp_of "$job1" "$vm")" full
+  check_restore "$(rp_of "$job2" "$vm")" incr
+  "$VBAK" verify "$(rp_of "$job2" "$vm")" >/dev/null || fail "verify of $vm's incremental"
+done
+[[ -n $(s3_keys site/packs/) ]] || fail "no packs in the bucket"
+pass "S3: full and incremental restore byte-identical and verify, encrypted"
+
+out=$("$VBAK" catalog rebuild --repo "$url" --catalog "$TEST_DIR/rebuilt.db") ||
+  fail "catalog rebuild from S3: $out"
+want=$("$VBAK" restore-points --json | jq -r '.[] | [.id, .vm, .kind, (.parent // 0)] | @tsv' | sort)
+got=$(sqlite3 -separator $'\t' "$TEST_DIR/rebuilt.db" \
+  "select id, vm, kind, coalesce(parent_id, 0) from restore_points where state = 'complete'" | sort)
+[[ $got == "$want" ]] || fail "rebuilt catalog: $got, catalog: $want"
+stats=$("$VBAK" repo stats "$url" --json) || fail "repo stats on S3: $stats"
+[[ $(jq -r .format_version <<<"$stats") == 2 && $(jq -r .packs <<<"$stats") -ge 1 ]] ||
+  fail "stats: $stats"
+pass "S3: the catalog rebuilt from the bucket has the same restore points; repo stats reads it"
+
+pruned=$("$VBAK" prune --keep-last 1 --json) || fail "prune on S3: $pruned"
+[[ $(jq .removed <<<"$pruned") == "$(wc -w <<<"$vms")" ]] || fail "prune removed: $pruned"
+for vm in $vms; do
+  check_restore "$(rp_of "$job2" "$vm")" incr
+done
+pass "S3: prune and GC keep the newest restore points restorable"
+
+# radosgw killed during a backup and started again: requests retry with back-off. It goes
+# down once the job runs and comes back once a daemon (an agent storing, or the coordinator
+# writing indexes) has had a request fail against it and said it retries.
+vm=$(head -1 <<<"$vms")
+"$VBAK" lab mutate "$SITE" "$vm" --percent 30 >/dev/null
+save_content fault
+job=$("$VBAK" backup "$vm" --json | jq -r .job)
+[[ $job =~ ^[0-9]+$ ]] || fail "backup did not start: $job"
+"$RGW" kill-rgw "$TEST_DIR/rgw"
+state_at_kill=$("$VBAK" job show "$job" --json | jq -r .state)
+[[ $state_at_kill == running ]] || fail "the job ended before radosgw was down: $state_at_kill"
+retried() { grep -q "store_s3: event=retry" "$SITE"/log/*.log; }
+job_done() { "$VBAK" job show "$job" --json | jq -e '.state != "running"'; }
+wait_until 120 "a request to the dead radosgw retried" retried
+"$RGW" start-rgw "$TEST_DIR/rgw" >/dev/null || fail "radosgw did not come back"
+wait_until 120 "the job's end" job_done
+final=$("$VBAK" job show "$job" --json)
+case $(jq -r .state <<<"$final") in
+succeeded)
+  rp=$(rp_of "$final" "$vm")
+  check_restore "$rp" fault
+  "$VBAK" verify "$rp" >/dev/null || fail "verify after the radosgw restart"
+  ;;
+failed)
+  [[ -z $(jq -r '.vm_details[]?.restore_point // empty' <<<"$final") ]] ||
+    fail "a failed job left a restore point: $final"
+  ;;
+*) fail "job after the radosgw restart: $final" ;;
+esac
+for rp in $("$VBAK" restore-points --json | jq -r '.[].id'); do
+  "$VBAK" verify "$rp" >/dev/null || fail "restore point $rp does not verify after the restart"
+done
+pass "S3: radosgw killed and restarted during a backup: the job $(jq -r .state <<<"$final"), every restore point verifies"
+
+# a second repository, not encrypted, under the same coordinator and agents
+"$VBAK" lab down "$SITE" >/dev/null
+plain="s3://vbak-lab/plain?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
+"$VBAK" repo init "$plain" --credentials "$creds" >/dev/null || fail "repo init $plain"
+sed -i "/^repository_key_file = /d; s|^repository = .*|repository = \"${plain//&/\\&}\"|" "$SITE/coordinator.conf"
+sed -i '/^repository_key_file = /d' "$SITE"/agent-*.conf
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "two agents online" has_count online 2
+save_content plain
+job4=$(backup_json --all --full)
+[[ $(jq -r .state <<<"$job4") == succeeded ]] || fail "backup into the plain repository: $job4"
+for vm in $vms; do check_restore "$(rp_of "$job4" "$vm")" plain; done
+[[ $("$VBAK" repo stats "$plain" --json --credentials "$creds" | jq -r .encrypted) == false ]] ||
+  fail "the second repository is encrypted"
+pass "S3: an unencrypted repository restores byte-identical too"
+
+# the secret key: nowhere but the credentials file
+secret=$VB_RGW_SECRET_KEY
+[[ -n $(ls "$TEST_DIR/wire") ]] || fail "no wire trace was written"
+grep -rqF "s3://vbak-lab/site" "$TEST_DIR/wire" || fail "the wire trace lacks the repository URL"
+! grep -rqF "$secret" "$TEST_DIR/wire" || fail "the secret key went over the wire"
+! grep -rlF "$secret" "$SITE" || fail "the secret key is in a file of the site (logs, catalog, confs)"
+ps -eo args >"$TEST_DIR/ps.txt"
+! grep -qF "$secret" "$TEST_DIR/ps.txt" || fail "the secret key is in a process's arguments"
+pass "S3: the secret key is in no log, catalog, configuration, process argument or wire message"
