@@ -703,7 +703,10 @@ static int s_verify_repo(const char *path, bool json)
 {
     vb_packcheck_stats_t st;
     json_t *bad = json_array();
-    if (vb_repo_check_packs(path, s_repo_bad, bad, &st) != 0) {
+    char cred_file[4096];
+    vb_cli_repo_credentials(NULL, cred_file, sizeof cred_file); /* vbak.conf's, for S3 */
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    if (vb_repo_check_packs_opts(path, &so, s_repo_bad, bad, &st) != 0) {
         json_decref(bad);
         return vb_cli_fail("verify --repo: %s", vb_error_msg());
     }

@@ -293,7 +293,10 @@ static int s_repair_index(int argc, char **argv, FILE *out, FILE *err)
         return 2;
     }
     vb_idxobj_repair_t st;
-    if (vb_repo_repair_index(argv[2], &st) != 0) {
+    char cred_file[4096];
+    vb_cli_repo_credentials(NULL, cred_file, sizeof cred_file); /* vbak.conf's, for S3 */
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    if (vb_repo_repair_index_opts(argv[2], &so, &st) != 0) {
         fprintf(err, "vbak repo repair-index: %s\n", vb_error_msg());
         return 1;
     }

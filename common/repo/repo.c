@@ -535,8 +535,14 @@ vb_repo_t *vb_repo_open_opts(const char *path, const char *key_file,
 
 int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
 {
+    return vb_repo_repair_index_opts(path, NULL, out);
+}
+
+int vb_repo_repair_index_opts(const char *path, const vb_store_opts_t *store_opts,
+                              vb_idxobj_repair_t *out)
+{
     memset(out, 0, sizeof *out);
-    vb_repo_t *self = s_open(path, NULL, NULL, false); /* trailers are plaintext: no key needed */
+    vb_repo_t *self = s_open(path, NULL, store_opts, false); /* trailers are plaintext: no key */
     if (!self)
         return vb_error_code();
     int rc = self->format == VB_REPO_FORMAT_PACKED
@@ -551,8 +557,14 @@ int vb_repo_repair_index(const char *path, vb_idxobj_repair_t *out)
 int vb_repo_check_packs(const char *path, vb_packcheck_bad_fn bad, void *arg,
                         vb_packcheck_stats_t *out)
 {
+    return vb_repo_check_packs_opts(path, NULL, bad, arg, out);
+}
+
+int vb_repo_check_packs_opts(const char *path, const vb_store_opts_t *store_opts,
+                             vb_packcheck_bad_fn bad, void *arg, vb_packcheck_stats_t *out)
+{
     memset(out, 0, sizeof *out);
-    vb_repo_t *self = s_open(path, NULL, NULL, false); /* without loading a maybe damaged index */
+    vb_repo_t *self = s_open(path, NULL, store_opts, false); /* a maybe damaged index: not loaded */
     if (!self)
         return vb_error_code();
     int rc = self->format == VB_REPO_FORMAT_PACKED

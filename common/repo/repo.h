@@ -89,6 +89,9 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params) VB_WUR;
  * the key. VB_EINVAL for a format 1 repository (no chunk index); open errors as vb_repo_open. */
 struct vb_idxobj_repair_s;
 int vb_repo_repair_index(const char *path, struct vb_idxobj_repair_s *out) VB_WUR;
+/* As vb_repo_repair_index, with what the location does not carry (S3 credentials; may be NULL). */
+int vb_repo_repair_index_opts(const char *path, const vb_store_opts_t *store_opts,
+                              struct vb_idxobj_repair_s *out) VB_WUR;
 
 /* Format 2: checks every index object and every pack's trailer (packcheck.h), telling `bad`
  * about each damaged one; works without the key and without loading the index. VB_EINVAL for a
@@ -96,6 +99,10 @@ int vb_repo_repair_index(const char *path, struct vb_idxobj_repair_s *out) VB_WU
 struct vb_packcheck_stats_s;
 int vb_repo_check_packs(const char *path, void (*bad)(void *, const char *, const char *),
                         void *arg, struct vb_packcheck_stats_s *out) VB_WUR;
+/* As vb_repo_check_packs, with what the location does not carry (may be NULL). */
+int vb_repo_check_packs_opts(const char *path, const vb_store_opts_t *store_opts,
+                             void (*bad)(void *, const char *, const char *), void *arg,
+                             struct vb_packcheck_stats_s *out) VB_WUR;
 
 /* Opens a repository. `key_file` is required to read or write chunks of an encrypted repository;
  * without it only metadata operations (stats, index listing) work. Returns NULL with the message

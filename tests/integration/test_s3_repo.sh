@@ -110,6 +110,9 @@ esac
 for rp in $("$VBAK" restore-points --json | jq -r '.[].id'); do
   "$VBAK" verify "$rp" >/dev/null || fail "restore point $rp does not verify after the restart"
 done
+checked=$("$VBAK" verify --repo "$url" --json) || fail "verify --repo after the restart: $checked"
+[[ $(jq '.damaged | length' <<<"$checked") == 0 && $(jq .packs <<<"$checked") -ge 1 ]] ||
+  fail "verify --repo after the restart: $checked"
 pass "S3: radosgw killed and restarted during a backup: the job $(jq -r .state <<<"$final"), every restore point verifies"
 
 # a second repository, not encrypted, under the same coordinator and agents
