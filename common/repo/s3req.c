@@ -336,12 +336,13 @@ static size_t s_write_cb(char *data, size_t size, size_t n, void *ud)
     long status = 0;
     curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &status);
     if (r->dst && status >= 200 && status < 300) {
-        if (len > r->cap - r->got) {
+        size_t room = r->cap - r->got, take = len < room ? len : room;
+        memcpy((char *)r->dst + r->got, data, take);
+        r->got += take;
+        if (take < len) {
             r->overflow = true;
             return 0; /* stops the transfer: the caller's buffer is full */
         }
-        memcpy((char *)r->dst + r->got, data, len);
-        r->got += len;
         return len;
     }
     if (r->resp.len + len > S_RESP_LIMIT)
