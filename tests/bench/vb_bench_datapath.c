@@ -12,7 +12,8 @@
  *
  * backup, like the agent's session thread, finds the extents to read itself (a full backup: the
  * image's data extents via SEEK_DATA/SEEK_HOLE; an incremental: the changed areas file) and hands
- * them to the pipeline; workers only read. Each command prints one `key=value` line. */
+ * them to the pipeline; workers only read. Each command prints one `key=value` line.
+ * REPO may be an s3:// location; its credentials file is then $VB_BENCH_CREDENTIALS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -179,6 +180,13 @@ static int parse_opts(int argc, char **argv, int first, opts_t *o)
     return 0;
 }
 
+/* What an s3:// REPO needs besides its location (tests/bench/s3.sh). */
+static vb_store_opts_t store_opts(void)
+{
+    return (vb_store_opts_t){.credentials_file = getenv("VB_BENCH_CREDENTIALS"),
+                             .create_bucket = true};
+}
+
 static int cmd_init(int argc, char **argv)
 {
     opts_t o = {0};
@@ -187,8 +195,11 @@ static int cmd_init(int argc, char **argv)
         vb_parse_size(argv[3], "CHUNK", &cs) != 0)
         return fprintf(stderr, "usage: init REPO CHUNK [--compression C] [--key K] [--format F]\n"),
                2;
-    vb_repo_params_t p = {
-        .chunk_size = (uint32_t)cs, .compression_level = 3, .key_file = o.key, .format = o.format};
+    vb_repo_params_t p = {.chunk_size = (uint32_t)cs,
+                          .compression_level = 3,
+                          .key_file = o.key,
+                          .format = o.format,
+                          .store = store_opts()};
     if (o.compression && vb_repo_parse_compression(o.compression, &p.compression_level) != 0)
         return die("init");
     return vb_repo_init(argv[2], &p) ? die("init") : 0;
@@ -252,7 +263,8 @@ static int cmd_backup(int argc, char **argv)
     opts_t o = {0};
     if (argc < 5 || parse_opts(argc, argv, 5, &o) != 0 || (o.parent && !o.changed))
         return fprintf(stderr, "usage: backup REPO IMAGE NAME [--parent P --changed F]\n"), 2;
-    vb_repo_t *repo = vb_repo_open(argv[2], o.key);
+    vb_store_opts_t so = store_opts();
+    vb_repo_t *repo = vb_repo_open_opts(argv[2], o.key, &so);
     if (!repo)
         return die("open");
     int fd = open(argv[3], O_RDONLY);
@@ -298,7 +310,8 @@ static int cmd_restore_verify(int argc, char **argv, bool restore)
     int first = restore ? 5 : 4;
     if (argc < first || parse_opts(argc, argv, first, &o) != 0)
         return fprintf(stderr, "usage: restore REPO NAME OUT | verify REPO NAME\n"), 2;
-    vb_repo_t *repo = vb_repo_open(argv[2], o.key);
+    vb_store_opts_t so = store_opts();
+    vb_repo_t *repo = vb_repo_open_opts(argv[2], o.key, &so);
     vb_index_t *idx = NULL;
     if (!repo || vb_index_read(repo, argv[3], &idx) != 0)
         return die("open");
