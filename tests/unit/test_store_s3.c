@@ -61,6 +61,38 @@ static void s_assert_line(const s_env_t *e, const char *endpoint, const char *wa
     cr_assert_null(strstr(m, e->g.secret), "the secret key shows in: %s", m);
 }
 
+/* stderr (where the store logs its retries) into a file while a call runs. */
+typedef struct {
+    int saved;
+    char path[4200];
+} s_capture_t;
+
+static void s_capture_begin(s_capture_t *c, const char *dir)
+{
+    snprintf(c->path, sizeof c->path, "%s/stderr.txt", dir);
+    fflush(stderr);
+    c->saved = dup(2);
+    int fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(c->saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    close(fd);
+}
+
+/* Ends the capture; the number of retries the store logged meanwhile. */
+static size_t s_capture_retries(s_capture_t *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *f = fopen(c->path, "r");
+    cr_assert_not_null(f);
+    char line[2048];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, "store_s3: event=retry") != NULL;
+    fclose(f);
+    return n;
+}
+
 typedef struct {
     size_t n, stop_after;
     char last[64];
@@ -196,7 +228,10 @@ Test(store_s3, a_wrong_secret_key_is_one_clear_line_and_writes_nothing)
     char bad[4096];
     tu_rgw_creds(&e.g, e.tmp, "bad.cred", "not-the-secret-key-at-all", bad, sizeof bad);
     vb_store_opts_t o = {.credentials_file = bad, .create_bucket = true};
+    s_capture_t cap;
+    s_capture_begin(&cap, e.tmp);
     cr_assert_null(vb_store_open_opts(e.loc, true, &o));
+    cr_assert_eq(s_capture_retries(&cap), 0, "a 403 cannot succeed by trying again");
     cr_assert_eq(vb_error_code(), VB_EAUTH, "%s", vb_error_msg());
     s_assert_line(&e, e.g.endpoint, "SignatureDoesNotMatch: wrong secret key or clock skew");
     cr_assert_null(strstr(vb_error_msg(), "not-the-secret"), "%s", vb_error_msg());
@@ -229,8 +264,11 @@ Test(store_s3, an_unreachable_endpoint_is_one_clear_line)
     vb_store_t *st = s_open(&e, NULL);
     vb_store_destroy(&st);
     char loc[8192];
-    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=http://127.0.0.1:1&retries=1", e.bucket);
+    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=http://127.0.0.1:1&retries=2", e.bucket);
+    s_capture_t cap;
+    s_capture_begin(&cap, e.tmp);
     cr_assert_null(vb_store_open_opts(loc, false, &e.opts));
+    cr_assert_eq(s_capture_retries(&cap), 2, "a refused connection is tried again, `retries` times");
     cr_assert_eq(vb_error_code(), VB_EIO, "%s", vb_error_msg());
     s_assert_line(&e, "http://127.0.0.1:1", "no answer");
     tu_rmrf(e.tmp);
