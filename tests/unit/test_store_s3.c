@@ -200,6 +200,34 @@ static void s_start_upload(const s_env_t *e, const char *key)
     vb_s3_conn_destroy(&c);
 }
 
+/* remove(unless_since) relies on RGW refusing a DELETE whose x-amz-delete-if-unmodified-since
+ * is older than the object (the check made with the delete, not the HEAD before it). */
+Test(store_s3, the_server_refuses_a_conditional_delete_of_an_object_used_since)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    cr_assert_eq(vb_store_put(st, "packs/used", "x", 1, 0), 0);
+    vb_s3_conn_params_t p = {.endpoint = e.g.endpoint, .bucket = e.bucket,
+                             .region = e.g.region, .access_key = e.g.access,
+                             .secret_key = e.g.secret};
+    vb_s3_conn_t *c = vb_s3_conn_new(&p);
+    cr_assert_not_null(c, "%s", vb_error_msg());
+    const char *const old[] = {"x-amz-delete-if-unmodified-since: 2020-01-01T00:00:00Z", NULL};
+    vb_s3_req_t r = {.method = "DELETE", .key = "pfx/packs/used", .headers = old};
+    cr_assert_eq(vb_s3_request(c, &r), VB_EEXISTS, "%s", vb_error_msg());
+    cr_assert_eq(r.status, 412);
+    vb_s3_req_free(&r);
+    cr_assert(vb_store_exists(st, "packs/used"), "kept");
+    const char *const later[] = {"x-amz-delete-if-unmodified-since: 2100-01-01T00:00:00Z", NULL};
+    r = (vb_s3_req_t){.method = "DELETE", .key = "pfx/packs/used", .headers = later};
+    cr_assert_eq(vb_s3_request(c, &r), 0, "%s", vb_error_msg());
+    vb_s3_req_free(&r);
+    cr_assert(!vb_store_exists(st, "packs/used"), "deleted");
+    vb_s3_conn_destroy(&c);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
 Test(store_s3, cleanup_aborts_uploads_a_crashed_writer_left)
 {
     s_env_t e;
