@@ -130,6 +130,7 @@ static void s_self_destroy(self_t **self_p)
     if (self->registry && vb_registry_flush(self->registry) != 0)
         VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
     vb_metrics_http_destroy(&self->metrics);
+    vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
     vb_provider_destroy(&self->provider);
@@ -405,8 +406,10 @@ static json_t *s_status_json(self_t *self)
         json_object_set_new(census, "tasks", vb_jobs_task_census(self->jobs));
     json_t *st = vb_metrics_status(v, &js->durations, online, lost,
                                    s_now_ms() - self->started_ms, census);
-    if (st)
+    if (st) {
         json_object_set_new(st, "pending_releases", vb_jobs_pending_releases_json(self->jobs));
+        json_object_set_new(st, "background", vb_admin_background_json(&self->admin));
+    }
     return st;
 }
 
@@ -584,9 +587,15 @@ static int s_make_jobs(self_t *self)
     if (!(self->jobs = vb_jobs_new(&cfg)))
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
-    self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
-                               s->repository_key_file, s->verify_lease_s * 1000,
-                               s->enrollment_token_file};
+    self->admin = (vb_admin_t){self->catalog,
+                               self->registry,
+                               self->jobs,
+                               s->repository,
+                               s->repository_key_file,
+                               s->verify_lease_s * 1000,
+                               s->enrollment_token_file,
+                               self->loop,
+                               NULL};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
