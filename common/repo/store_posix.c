@@ -34,7 +34,7 @@ typedef struct {
     atomic_bool direct; /* the file system takes O_DIRECT (cleared on EINVAL) */
     atomic_uint_fast64_t seq;
     long pid; /* in temp names, so writers in different processes never collide */
-    long delay_us; /* tests: a slow store (VBAK_TEST_STORE_DELAY_US per listed entry and remove) */
+    long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
 } s_posix_t;
 
 static long s_test_delay_us(void)
@@ -48,7 +48,7 @@ static long s_test_delay_us(void)
 static void s_test_delay(const s_posix_t *p)
 {
     if (p->delay_us > 0)
-        nanosleep(&(struct timespec){0, p->delay_us * 1000}, NULL);
+        nanosleep(&(struct timespec){p->delay_us / 1000000, p->delay_us % 1000000 * 1000}, NULL);
 }
 
 static int s_errno_code(int err)
@@ -218,6 +218,7 @@ static int s_put(void *state, const char *name, const struct iovec *iov, int iov
     const char *leaf = s_split(name, dir);
     int rc = 0, fd = -1;
     bool tmp_made = false;
+    s_test_delay(p);
     int dfd = s_open_dir(p, dir, true);
     if (dfd < 0)
         return vb_error_code();
