@@ -250,6 +250,7 @@ static void s_job_free(void **item)
             vb_index_destroy(&d->index);
         }
         zactor_destroy(&vm->prep);
+        zactor_destroy(&vm->store);
         jb_restore_setup_free(&vm->setup);
         free(vm->disks);
         free(vm->name);
@@ -779,7 +780,7 @@ static bool s_keep_job(void *item, void *arg)
     const jb_job_t *job = item;
     bool prep = false;
     for (size_t i = 0; i < job->nvms; i++)
-        prep |= job->vms[i].prep != NULL || job->vms[i].releasing;
+        prep |= job->vms[i].prep != NULL || job->vms[i].releasing || job->vms[i].store != NULL;
     return !job->ended || prep;
 }
 
@@ -875,16 +876,7 @@ void jb_disk_done(vb_jobs_t *self, jb_disk_t *d)
 {
     if (d->done)
         return;
-    d->done = true;
-    int64_t start = jb_now();
-    if (d->vm->job->kind == VB_JOB_BACKUP && jb_backup_disk_done(self, d) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "disk %s: %s", d->inv->key, vb_error_msg());
-        jb_vm_fail(self, d->vm, msg);
-        return;
-    }
-    if (d->vm->job->kind == VB_JOB_BACKUP)
-        vb_phase_add(&d->vm->times, VB_PHASE_INDEX, start, jb_now());
+    d->done = true; /* a backup's index is written with the VM's others, on a worker */
     d->vm->disks_left--;
     s_vm_maybe_done(self, d->vm);
 }
@@ -1215,6 +1207,8 @@ static size_t s_vm_phase(const jb_vmrun_t *vm)
 {
     if (vm->prep || !vm->rp_id)
         return 0;
+    if (vm->store) /* on a worker: writing the indexes, then the manifest */
+        return vm->indexed ? 4 : 3;
     size_t phase = 4;
     for (size_t i = 0; i < vm->ndisks; i++) {
         const jb_disk_t *d = &vm->disks[i];

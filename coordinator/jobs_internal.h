@@ -75,6 +75,10 @@ struct jb_vmrun {
     bool access;
     bool releasing; /* ended; its job waits for the first EndAccess/snapshot removal attempt */
     vb_phase_times_t times; /* backup: wall time per phase (job show) */
+    zactor_t *store;   /* backup: its indexes, its manifest, or their removal on a worker */
+    bool indexed;      /* backup: indexes written; the manifest is next */
+    bool remove_after; /* backup: ended while `store` ran; what it wrote goes when it reports */
+    int64_t completed; /* backup: when all was indexed (the manifest's and commit's time) */
     jb_disk_t *disks;
     size_t ndisks, disks_left;
     bool finished;
@@ -168,10 +172,9 @@ void jb_restore_setup_free(jb_restore_setup_t **st_p);
 
 /* backups (jobs_backup.c) */
 int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);
-int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d);
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm);
-/* A backup of `vm` that will not commit: removes the disk indexes it wrote, so that no index is
- * left that no restore point owns. */
+/* A backup of `vm` that will not commit: removes the disk indexes (and manifest) it wrote, on a
+ * worker, so that no index is left that no restore point owns. */
 void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm);
 
 #endif
