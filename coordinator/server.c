@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
+#include "worker.h"
 
 const vb_conf_key_t vb_coord_config_table[] = {
     {"agent_endpoint", VB_CONF_STR, offsetof(vb_coord_settings_t, agent_endpoint),
@@ -115,6 +116,9 @@ typedef struct {
     int64_t started_ms;
     int64_t last_tick_ms;
     uint64_t heartbeat_seq;
+    zactor_t *census;       /* the catalog's census being counted on a worker, if any */
+    zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
+    bool census_metrics;    /* the metrics wait for it too */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -130,6 +134,8 @@ static void s_self_destroy(self_t **self_p)
     if (self->registry && vb_registry_flush(self->registry) != 0)
         VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
     vb_metrics_http_destroy(&self->metrics);
+    zactor_destroy(&self->census);
+    zlistx_destroy(&self->census_for);
     vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
@@ -378,7 +384,7 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 
 /* The status document: every figure of the metrics table, the catalog's census, and the
  * pending snapshot removals. */
-static json_t *s_status_json(self_t *self)
+static json_t *s_status_json(self_t *self, json_t *census)
 {
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);
@@ -399,10 +405,7 @@ static json_t *s_status_json(self_t *self)
     v->bytes_read = js->bytes_read;
     v->bytes_stored = js->bytes_stored;
     v->bytes_deduped = js->bytes_deduped;
-    json_t *census = NULL;
-    if (vb_catalog_census(self->catalog, &census) != 0)
-        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
-    else
+    if (census)
         json_object_set_new(census, "tasks", vb_jobs_task_census(self->jobs));
     json_t *st = vb_metrics_status(v, &js->durations, online, lost,
                                    s_now_ms() - self->started_ms, census);
@@ -413,17 +416,81 @@ static json_t *s_status_json(self_t *self)
     return st;
 }
 
-/* Renders the figures for the metrics thread; the loop's only part in a scrape. */
+/* ---- the census: counted over the whole catalog, so on a worker with its own connection ---- */
+
+/* The census of the catalog at `path` (a connection of this thread's own: SQLite in WAL mode
+ * lets it read while the loop writes); NULL when it could not be counted. */
+static void *s_census_work(void *path)
+{
+    vb_catalog_t *cat = vb_catalog_open(path);
+    json_t *census = NULL;
+    if (!cat || vb_catalog_census(cat, &census) != 0)
+        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
+    vb_catalog_destroy(&cat);
+    return census;
+}
+
+static void s_path_free(void *path_p)
+{
+    zstr_free((char **)path_p);
+}
+
+static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result);
+
+/* The status requests waiting for the census (stolen; NULL: none could be counted) are answered,
+ * the metrics renewed. */
+static void s_census_deliver(self_t *self, json_t *census)
+{
+    json_t *st = s_status_json(self, census);
+    for (zframe_t *rid = zlistx_first(self->census_for); rid; rid = zlistx_next(self->census_for))
+        s_reply(self, rid, 0, NULL, json_incref(st));
+    zlistx_purge(self->census_for);
+    char *text = st && self->census_metrics ? vb_metrics_render(st) : NULL;
+    if (text)
+        vb_metrics_http_publish(self->metrics, text);
+    self->census_metrics = false;
+    json_decref(st);
+}
+
+static int s_on_census(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = arg;
+    json_t *census = vb_worker_receive(self->census);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&self->census);
+    s_census_deliver(self, census);
+    return 0;
+}
+
+/* Starts counting, unless a count runs already (its answer serves every request waiting). */
+static void s_census_start(self_t *self)
+{
+    if (self->census)
+        return;
+    char *path = strdup(vb_catalog_path(self->catalog));
+    self->census = path ? vb_worker_start(s_census_work, path, s_path_free) : NULL;
+    if (!self->census || zloop_reader(self->loop, (zsock_t *)self->census, s_on_census, self)) {
+        VB_LOG_WARN("coordinator", "census_failed error=\"cannot start a worker\"");
+        zactor_destroy(&self->census);
+        s_census_deliver(self, NULL);
+    }
+}
+
+/* `status` is answered once a census counted after the request is in. */
+static void s_status_request(self_t *self, zframe_t *rid)
+{
+    zlistx_add_end(self->census_for, zframe_dup(rid));
+    s_census_start(self);
+}
+
+/* Renders the figures for the metrics thread once the census is counted. */
 static int s_on_metrics_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
     self_t *self = arg;
-    json_t *st = s_status_json(self);
-    char *text = st ? vb_metrics_render(st) : NULL;
-    json_decref(st);
-    if (text)
-        vb_metrics_http_publish(self->metrics, text);
+    self->census_metrics = true;
+    s_census_start(self);
     return 0;
 }
 
@@ -466,7 +533,7 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
     else if (streq(cmd, "agents"))
         s_reply(self, rid, 0, NULL, vb_registry_agents_json(self->registry));
     else if (streq(cmd, "status"))
-        s_reply(self, rid, 0, NULL, s_status_json(self));
+        s_status_request(self, rid);
     else {
         json_error_t jerr;
         const char *text = env->admin_request->args_json;
@@ -663,6 +730,8 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     if (!(self->registry = vb_registry_new(self->catalog, token, s_now_ms())))
         goto fail;
     self->loop = zloop_new();
+    self->census_for = zlistx_new();
+    zlistx_set_destructor(self->census_for, (zlistx_destructor_fn *)zframe_destroy);
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */
