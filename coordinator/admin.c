@@ -151,7 +151,7 @@ static int s_verify_lease(vb_admin_t *self, const vb_restore_point_t *rp, int64_
 }
 
 /* Ends the verify jobs whose lease has expired: they no longer protect anything. */
-int vb_admin_expire_verify_leases(vb_admin_t *self)
+int vb_admin_expire_leases(vb_admin_t *self)
 {
     vb_job_filter_t filter = {false, VB_JOB_RUNNING, 0};
     vb_job_t *jobs = NULL;
@@ -280,28 +280,39 @@ static int s_job_cancel(vb_admin_t *self, json_t *args, json_t **result)
     return vb_jobs_cancel(self->jobs, s_int(args, "id"), result);
 }
 
-/* One row per control command: adding a command is a row and a handler. */
+/* One row per control command: adding a command is a row and a handler. `inventory`: the
+ * handler begins with the provider's inventory, which is read on a worker first (slow on a busy
+ * vCenter) and lent to it (vb_jobs_lend_inventory). */
 typedef struct {
     const char *name;
     int (*handler)(vb_admin_t *self, json_t *args, json_t **result);
+    bool inventory;
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"backup", s_backup},
-    {"restore", s_restore},
-    {"explain", s_explain},
-    {"jobs", s_jobs},
-    {"job.show", s_job_show},
-    {"job.cancel", s_job_cancel},
-    {"restore-points", s_restore_points},
-    {"restore-point.show", s_restore_point_show},
-    {"verify.plan", s_verify_plan},
-    {"verify.record", s_verify_record},
-    {"prune", vb_admin_prune},
-    {"orphans", s_orphans},
-    {"agent.remove", vb_admin_agent_remove},
-    {"token.rotate", vb_admin_token_rotate},
+    {"backup", s_backup, true},
+    {"restore", s_restore, true},
+    {"explain", s_explain, true},
+    {"jobs", s_jobs, false},
+    {"job.show", s_job_show, false},
+    {"job.cancel", s_job_cancel, false},
+    {"restore-points", s_restore_points, false},
+    {"restore-point.show", s_restore_point_show, false},
+    {"verify.plan", s_verify_plan, false},
+    {"verify.record", s_verify_record, false},
+    {"prune", vb_admin_prune, false},
+    {"orphans", s_orphans, false},
+    {"agent.remove", vb_admin_agent_remove, false},
+    {"token.rotate", vb_admin_token_rotate, false},
 };
+
+bool vb_admin_reads_inventory(const char *command)
+{
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (streq(command, s_commands[i].name))
+            return s_commands[i].inventory;
+    return false;
+}
 
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)
 {

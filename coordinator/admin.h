@@ -30,14 +30,17 @@ typedef struct {
  * caller (returns 1 when the command is not one of these). */
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
 
+/* Whether `command` begins with the provider's inventory (read on a worker first). */
+bool vb_admin_reads_inventory(const char *command);
+
 /* Site commands (admin_site.c). agent.remove {name}: the agent's key is revoked and its tasks
  * requeued; answers {name}. token.rotate {}: a new enrollment token is written to the token file
  * and required from now on (enrolled agents are not affected); answers {token_file}. */
 int vb_admin_agent_remove(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_admin_token_rotate(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 
-/* Ends the verify jobs whose lease has expired (they no longer protect their restore point). */
-int vb_admin_expire_verify_leases(vb_admin_t *self) VB_WUR;
+/* Ends the verify jobs whose lease has expired (they no longer protect anything). */
+int vb_admin_expire_leases(vb_admin_t *self) VB_WUR;
 
 /* Prune (admin_prune.c). prune {keep_last, keep_daily, keep_weekly, keep_monthly, repack_below,
  * dry_run}: on the loop, retention decides and the catalog forgets the restore points it removes

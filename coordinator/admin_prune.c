@@ -411,7 +411,7 @@ int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result)
     s_prune_t p = {0};
     vb_admin_prune_t *run = NULL;
     s_gc_req_t *req = NULL;
-    int rc = vb_admin_expire_verify_leases(self);
+    int rc = vb_admin_expire_leases(self);
     if (!rc && repack_below > 100)
         rc = vb_error_set(VB_EINVAL, "prune: repack_below is a percentage, 0 to 100");
     if (!rc)

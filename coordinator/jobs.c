@@ -326,6 +326,7 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     free(self->agents);
     free(self->disk_by_sched);
     vb_repo_destroy(&self->repo);
+    vb_jobs_lend_inventory(self, NULL, 0, NULL);
     free(self->repository);
     free(self->key_file);
     free(self);
@@ -1195,6 +1196,28 @@ int jb_ready(vb_jobs_t *self)
     return 0;
 }
 
+void vb_jobs_lend_inventory(vb_jobs_t *self, vb_inventory_t *inv, int rc, const char *error)
+{
+    vb_inventory_free(&self->lent_inv);
+    free(self->lent_error);
+    self->lent_inv = inv;
+    self->lent_rc = inv ? 0 : rc;
+    self->lent_error = !inv && rc && error ? strdup(error) : NULL;
+}
+
+int jb_inventory(vb_jobs_t *self, vb_inventory_t **out)
+{
+    if (!self->lent_inv && !self->lent_rc)
+        return self->cfg.provider->ops->inventory(self->cfg.provider, out);
+    int rc = self->lent_rc;
+    if (rc)
+        vb_error_set(rc, "%s", self->lent_error ? self->lent_error : "the inventory was not read");
+    *out = self->lent_inv;
+    self->lent_inv = NULL;
+    vb_jobs_lend_inventory(self, NULL, 0, NULL);
+    return rc;
+}
+
 /* ---- progress: the phases of a job ---- */
 
 /* A backup VM goes through these in order; a restore is prepared (snapshots deleted, a new VM
@@ -1316,7 +1339,7 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
     if (!self->cfg.provider)
         return vb_error_set(VB_EINVAL, "the coordinator has no inventory provider");
     vb_inventory_t *inv = NULL;
-    int rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv);
+    int rc = jb_inventory(self, &inv);
     if (rc)
         return rc;
     vb_agent_facts_t *facts = calloc(self->agent_count + 1, sizeof *facts);

@@ -693,7 +693,7 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result)
     if (rc)
         return rc;
     vb_inventory_t *inv = NULL;
-    if ((rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv)) != 0)
+    if ((rc = jb_inventory(self, &inv)) != 0)
         return vb_error_prefix(rc, "inventory");
     bool all = json_is_true(json_object_get(args, "all"));
     json_t *names = json_object_get(args, "vms");

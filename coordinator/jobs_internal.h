@@ -129,6 +129,9 @@ struct vb_jobs {
     zhashx_t *held;   /* "id" of tasks waiting out a back-off (may be stale: checked) */
     zlistx_t *releases; /* jb_release_t: EndAccess/snapshot removals not yet done */
     vb_catalog_copier_t *copier; /* catalog copies into the repository, off the loop */
+    vb_inventory_t *lent_inv;    /* read on a worker for the command now running (or: */
+    int lent_rc;                 /* why it could not be read; 0 with lent_inv NULL: none lent) */
+    char *lent_error;
     uint64_t rand_state;
     uint64_t dropped;
     vb_jobs_stats_t stats;
@@ -151,6 +154,8 @@ jb_job_t *jb_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_invento
                      size_t nvms);
 void jb_vmrun_init(jb_job_t *job, jb_vmrun_t *vm, const vb_inv_vm_t *inv);
 int jb_ready(vb_jobs_t *self);
+/* The provider's inventory: the one read on a worker for this command, else read now. */
+int jb_inventory(vb_jobs_t *self, vb_inventory_t **out);
 
 /* A back-off of `base` ms doubled per earlier failure (failures >= 1), capped at the configured
  * maximum, with ±25 % jitter so retries of many tasks do not come back in step. */

@@ -119,6 +119,7 @@ typedef struct {
     zactor_t *census;       /* the catalog's census being counted on a worker, if any */
     zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
     bool census_metrics;    /* the metrics wait for it too */
+    zlistx_t *deferred;     /* s_deferred_t: commands whose inventory is being read */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -136,6 +137,7 @@ static void s_self_destroy(self_t **self_p)
     vb_metrics_http_destroy(&self->metrics);
     zactor_destroy(&self->census);
     zlistx_destroy(&self->census_for);
+    zlistx_destroy(&self->deferred);
     vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
@@ -510,6 +512,118 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
     json_decref(result);
 }
 
+/* Runs an admin command and answers it; takes args (NULL: they did not parse). */
+static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
+{
+    json_t *result = NULL;
+    int rc = args && json_is_object(args)
+                 ? vb_admin_handle(&self->admin, cmd, args, &result)
+                 : vb_error_set(VB_EINVAL, "arguments are not a JSON object");
+    if (rc == 1) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
+        s_reply(self, rid, VB_EINVAL, msg, NULL);
+    } else {
+        s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
+        if (rc)
+            json_decref(result);
+    }
+    json_decref(args);
+}
+
+/* ---- commands that begin with the inventory: it is read on a worker first ---- */
+
+typedef struct {
+    self_t *self;
+    zactor_t *actor;
+    zframe_t *rid;
+    char *cmd;
+    json_t *args;
+} s_deferred_t;
+
+typedef struct {
+    int rc;
+    char *error;
+    vb_inventory_t *inv;
+} s_inv_result_t;
+
+static vb_provider_t *s_provider_factory(void *ctx);
+
+static void s_deferred_free(void **item)
+{
+    s_deferred_t *d = *item;
+    if (!d)
+        return;
+    zactor_destroy(&d->actor);
+    zframe_destroy(&d->rid);
+    free(d->cmd);
+    json_decref(d->args);
+    free(d);
+    *item = NULL;
+}
+
+/* On the worker: a provider of its own, its inventory. */
+static void *s_inventory_work(void *settings)
+{
+    s_inv_result_t *res = calloc(1, sizeof *res);
+    if (!res)
+        return NULL;
+    vb_provider_t *p = s_provider_factory(settings);
+    res->rc = p ? p->ops->inventory(p, &res->inv) : (vb_error_code() ? vb_error_code() : VB_EIO);
+    if (res->rc)
+        res->error = strdup(vb_error_msg());
+    vb_provider_destroy(&p);
+    return res;
+}
+
+static void s_settings_keep(void *settings_p)
+{
+    (void)settings_p; /* borrowed: they outlive the coordinator */
+}
+
+static int s_on_inventory(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    s_deferred_t *d = arg;
+    self_t *self = d->self;
+    s_inv_result_t *res = vb_worker_receive(d->actor);
+    zloop_reader_end(loop, reader);
+    if (res)
+        vb_jobs_lend_inventory(self->jobs, res->inv, res->rc, res->error);
+    else
+        vb_jobs_lend_inventory(self->jobs, NULL, VB_EIO, "the inventory reader stopped");
+    s_command_run(self, d->rid, d->cmd, d->args);
+    d->args = NULL;
+    vb_jobs_lend_inventory(self->jobs, NULL, 0, NULL);
+    if (res)
+        free(res->error);
+    free(res);
+    void *handle = zlistx_find(self->deferred, d);
+    if (handle)
+        zlistx_delete(self->deferred, handle);
+    return 0;
+}
+
+/* Reads the inventory on a worker, then runs the command; takes args. */
+static void s_command_defer(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
+{
+    s_deferred_t *d = calloc(1, sizeof *d);
+    if (d && (d->cmd = strdup(cmd)) != NULL) {
+        d->self = self;
+        d->rid = zframe_dup(rid);
+        d->args = args;
+        d->actor = vb_worker_start(s_inventory_work, (void *)self->settings, s_settings_keep);
+    }
+    if (!d || !d->actor ||
+        zloop_reader(self->loop, (zsock_t *)d->actor, s_on_inventory, d) != 0) {
+        if (d)
+            d->args = NULL;
+        s_deferred_free((void **)&d);
+        s_command_run(self, rid, cmd, args); /* on the loop, as it always could */
+        return;
+    }
+    zlistx_add_end(self->deferred, d);
+}
+
 static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
 {
     (void)loop;
@@ -538,20 +652,11 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
         json_error_t jerr;
         const char *text = env->admin_request->args_json;
         json_t *args = json_loads(text && *text ? text : "{}", 0, &jerr);
-        json_t *result = NULL;
-        int rc = args && json_is_object(args) ? vb_admin_handle(&self->admin, cmd, args, &result)
-                                              : vb_error_set(VB_EINVAL, "arguments are not a "
-                                                                        "JSON object");
-        if (rc == 1) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
-            s_reply(self, rid, VB_EINVAL, msg, NULL);
-        } else {
-            s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
-            if (rc)
-                json_decref(result);
-        }
-        json_decref(args);
+        if (args && json_is_object(args) && vb_admin_reads_inventory(cmd) &&
+            vb_jobs_provider(self->jobs))
+            s_command_defer(self, rid, cmd, args);
+        else
+            s_command_run(self, rid, cmd, args);
     }
 out:
     zframe_destroy(&rid);
@@ -654,15 +759,9 @@ static int s_make_jobs(self_t *self)
     if (!(self->jobs = vb_jobs_new(&cfg)))
         return vb_error_code();
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
-    self->admin = (vb_admin_t){self->catalog,
-                               self->registry,
-                               self->jobs,
-                               s->repository,
-                               s->repository_key_file,
-                               s->verify_lease_s * 1000,
-                               s->enrollment_token_file,
-                               self->loop,
-                               NULL};
+    self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
+                               s->repository_key_file, s->verify_lease_s * 1000,
+                               s->enrollment_token_file, self->loop, NULL};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
@@ -732,6 +831,8 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     self->loop = zloop_new();
     self->census_for = zlistx_new();
     zlistx_set_destructor(self->census_for, (zlistx_destructor_fn *)zframe_destroy);
+    self->deferred = zlistx_new();
+    zlistx_set_destructor(self->deferred, s_deferred_free);
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */

@@ -110,3 +110,21 @@ wait_until 30 "job $job ends" bash -c "[[ \$(\"$VBAK\" job show $job --json | jq
 [[ $(counter registered) == "$registered" ]] || fail "agents registered again while indexes were written"
 check_restore "$(rp_of "$("$VBAK" job show "$job" --json)" "$vm")" two
 pass "indexes and manifest written on a worker (1 s per put): phases index then commit shown, no agent found the coordinator silent, restore byte-identical"
+
+# The inventory a backup, restore or explain begins with is read on a worker as well: with each
+# inventory read taking 1.5 s (VBAK_TEST_INVENTORY_DELAY_MS, a test-only hook of the lab provider
+# standing in for a slow vCenter), they still work and no agent finds the coordinator silent.
+kill "$(cat "$SITE/run/coordinator.pid")"
+wait_until 10 "the coordinator stopped" bash -c "! kill -0 $(cat "$SITE/run/coordinator.pid") 2>/dev/null"
+VBAK_TEST_STORE_DELAY_US=0 VBAK_TEST_INVENTORY_DELAY_MS=1500 "$VBAK" lab up "$SITE" >/dev/null
+wait_until 20 "two agents online again" has_count online 2
+silent_before=$(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true)
+registered=$(counter registered)
+"$VBAK" --timeout_ms=10000 explain "$vm" >/dev/null || fail "explain with a slow inventory"
+job=$("$VBAK" --timeout_ms=10000 backup "$vm" --wait --json) || fail "backup with a slow inventory: $job"
+[[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup with a slow inventory: $(jq -c '{state, error}' <<<"$job")"
+check_restore "$(rp_of "$job" "$vm")" two
+[[ $(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true) == "$silent_before" ]] ||
+  fail "an agent found the coordinator silent while the inventory was read"
+[[ $(counter registered) == "$registered" ]] || fail "agents registered again while the inventory was read"
+pass "explain, backup and restore with a 1.5 s inventory read: no agent found the coordinator silent; restore byte-identical"
