@@ -225,10 +225,10 @@ static int s_verify_record(vb_admin_t *self, json_t *args, json_t **result)
     return rc;
 }
 
-/* Disk files on the site's datastores that belong to no VM or FCD; `delete` removes them. */
-static int s_orphans(vb_admin_t *self, json_t *args, json_t **result)
+/* Disk files on the site's datastores that belong to no VM or FCD; `delete` removes them. On a
+ * worker with a provider of its own (listing datastores is slow); here without an event loop. */
+int vb_admin_orphans(vb_provider_t *p, json_t *args, json_t **result)
 {
-    vb_provider_t *p = vb_jobs_provider(self->jobs);
     bool remove = json_is_true(json_object_get(args, "delete"));
     if (!p)
         return vb_error_set(VB_EINVAL, "the coordinator has no inventory provider (set site or "
@@ -259,6 +259,11 @@ static int s_orphans(vb_admin_t *self, json_t *args, json_t **result)
     return 0;
 }
 
+static int s_orphans(vb_admin_t *self, json_t *args, json_t **result)
+{
+    return vb_admin_orphans(vb_jobs_provider(self->jobs), args, result);
+}
+
 /* The job engine's commands, in the table's handler shape. */
 static int s_backup(vb_admin_t *self, json_t *args, json_t **result)
 {
@@ -282,28 +287,31 @@ static int s_job_cancel(vb_admin_t *self, json_t *args, json_t **result)
 
 /* One row per control command: adding a command is a row and a handler. `inventory`: the
  * handler begins with the provider's inventory, which is read on a worker first (slow on a busy
- * vCenter) and lent to it (vb_jobs_lend_inventory). */
+ * vCenter) and lent to it (vb_jobs_lend_inventory). `worker`: the whole command runs on a
+ * worker with a provider of its own (it needs no catalog); `handler` is its form for a
+ * coordinator without an event loop. */
 typedef struct {
     const char *name;
     int (*handler)(vb_admin_t *self, json_t *args, json_t **result);
     bool inventory;
+    vb_admin_worker_fn worker;
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"backup", s_backup, true},
-    {"restore", s_restore, true},
-    {"explain", s_explain, true},
-    {"jobs", s_jobs, false},
-    {"job.show", s_job_show, false},
-    {"job.cancel", s_job_cancel, false},
-    {"restore-points", s_restore_points, false},
-    {"restore-point.show", s_restore_point_show, false},
-    {"verify.plan", s_verify_plan, false},
-    {"verify.record", s_verify_record, false},
-    {"prune", vb_admin_prune, false},
-    {"orphans", s_orphans, false},
-    {"agent.remove", vb_admin_agent_remove, false},
-    {"token.rotate", vb_admin_token_rotate, false},
+    {"backup", s_backup, true, NULL},
+    {"restore", s_restore, true, NULL},
+    {"explain", s_explain, true, NULL},
+    {"jobs", s_jobs, false, NULL},
+    {"job.show", s_job_show, false, NULL},
+    {"job.cancel", s_job_cancel, false, NULL},
+    {"restore-points", s_restore_points, false, NULL},
+    {"restore-point.show", s_restore_point_show, false, NULL},
+    {"verify.plan", s_verify_plan, false, NULL},
+    {"verify.record", s_verify_record, false, NULL},
+    {"prune", vb_admin_prune, false, NULL},
+    {"orphans", s_orphans, false, vb_admin_orphans},
+    {"agent.remove", vb_admin_agent_remove, false, NULL},
+    {"token.rotate", vb_admin_token_rotate, false, NULL},
 };
 
 bool vb_admin_reads_inventory(const char *command)
@@ -312,6 +320,14 @@ bool vb_admin_reads_inventory(const char *command)
         if (streq(command, s_commands[i].name))
             return s_commands[i].inventory;
     return false;
+}
+
+vb_admin_worker_fn vb_admin_on_worker(const char *command)
+{
+    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (streq(command, s_commands[i].name))
+            return s_commands[i].worker;
+    return NULL;
 }
 
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)

@@ -33,6 +33,17 @@ int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t 
 /* Whether `command` begins with the provider's inventory (read on a worker first). */
 bool vb_admin_reads_inventory(const char *command);
 
+/* A command that runs whole on a worker thread, with a provider made there (NULL when none
+ * could be made); same results as vb_admin_handle. */
+typedef int (*vb_admin_worker_fn)(vb_provider_t *p, json_t *args, json_t **result);
+/* The worker form of `command`, or NULL when it runs on the loop. */
+vb_admin_worker_fn vb_admin_on_worker(const char *command);
+
+/* orphans {delete}: disk files on the datastores that belong to no VM or FCD (removed when
+ * `delete`); answers {deleted, count, bytes, orphans: [{path, datastore, size, length,
+ * removed}]}. */
+int vb_admin_orphans(vb_provider_t *p, json_t *args, json_t **result) VB_WUR;
+
 /* Site commands (admin_site.c). agent.remove {name}: the agent's key is revoked and its tasks
  * requeued; answers {name}. token.rotate {}: a new enrollment token is written to the token file
  * and required from now on (enrolled agents are not affected); answers {token_file}. */

@@ -119,7 +119,7 @@ typedef struct {
     zactor_t *census;       /* the catalog's census being counted on a worker, if any */
     zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
     bool census_metrics;    /* the metrics wait for it too */
-    zlistx_t *deferred;     /* s_deferred_t: commands whose inventory is being read */
+    zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -531,7 +531,11 @@ static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *
     json_decref(args);
 }
 
-/* ---- commands that begin with the inventory: it is read on a worker first ---- */
+/* ---- commands with slow provider calls: on a worker first ----
+ *
+ * A command that begins with the inventory (backup, restore, explain) has it read on a worker,
+ * then runs on the loop with it; a command that needs no catalog (orphans) runs whole on the
+ * worker. Either way the worker makes a provider of its own (a session is one thread's). */
 
 typedef struct {
     self_t *self;
@@ -542,10 +546,17 @@ typedef struct {
 } s_deferred_t;
 
 typedef struct {
+    const vb_coord_settings_t *settings; /* borrowed: they outlive the coordinator */
+    vb_admin_worker_fn fn;               /* NULL: read the inventory */
+    json_t *args;                        /* a copy of the worker's own */
+} s_wreq_t;
+
+typedef struct {
     int rc;
     char *error;
-    vb_inventory_t *inv;
-} s_inv_result_t;
+    vb_inventory_t *inv; /* the inventory read */
+    json_t *result;      /* or the command's answer */
+} s_wres_t;
 
 static vb_provider_t *s_provider_factory(void *ctx);
 
@@ -562,38 +573,58 @@ static void s_deferred_free(void **item)
     *item = NULL;
 }
 
-/* On the worker: a provider of its own, its inventory. */
-static void *s_inventory_work(void *settings)
+static void s_wreq_free(void *req_p)
 {
-    s_inv_result_t *res = calloc(1, sizeof *res);
+    s_wreq_t **r = req_p;
+    if (!*r)
+        return;
+    json_decref((*r)->args);
+    free(*r);
+    *r = NULL;
+}
+
+/* On the worker: a provider of its own, then the inventory or the command. */
+static void *s_provider_work(void *arg)
+{
+    const s_wreq_t *req = arg;
+    s_wres_t *res = calloc(1, sizeof *res);
     if (!res)
         return NULL;
-    vb_provider_t *p = s_provider_factory(settings);
-    res->rc = p ? p->ops->inventory(p, &res->inv) : (vb_error_code() ? vb_error_code() : VB_EIO);
-    if (res->rc)
+    vb_provider_t *p = s_provider_factory((void *)req->settings);
+    if (!p)
+        res->rc = vb_error_code() ? vb_error_code() : VB_EIO;
+    else if (req->fn)
+        res->rc = req->fn(p, req->args, &res->result);
+    else
+        res->rc = p->ops->inventory(p, &res->inv);
+    if (res->rc) {
         res->error = strdup(vb_error_msg());
+        json_decref(res->result);
+        res->result = NULL;
+    }
     vb_provider_destroy(&p);
     return res;
 }
 
-static void s_settings_keep(void *settings_p)
-{
-    (void)settings_p; /* borrowed: they outlive the coordinator */
-}
-
-static int s_on_inventory(zloop_t *loop, zsock_t *reader, void *arg)
+static int s_on_provider_work(zloop_t *loop, zsock_t *reader, void *arg)
 {
     s_deferred_t *d = arg;
     self_t *self = d->self;
-    s_inv_result_t *res = vb_worker_receive(d->actor);
+    s_wres_t *res = vb_worker_receive(d->actor);
     zloop_reader_end(loop, reader);
-    if (res)
-        vb_jobs_lend_inventory(self->jobs, res->inv, res->rc, res->error);
-    else
-        vb_jobs_lend_inventory(self->jobs, NULL, VB_EIO, "the inventory reader stopped");
-    s_command_run(self, d->rid, d->cmd, d->args);
-    d->args = NULL;
-    vb_jobs_lend_inventory(self->jobs, NULL, 0, NULL);
+    if (vb_admin_on_worker(d->cmd)) {
+        s_reply(self, d->rid, res ? res->rc : VB_EIO,
+                !res ? "the worker stopped without an answer" : res->rc ? res->error : NULL,
+                res ? res->result : NULL);
+    } else {
+        if (res)
+            vb_jobs_lend_inventory(self->jobs, res->inv, res->rc, res->error);
+        else
+            vb_jobs_lend_inventory(self->jobs, NULL, VB_EIO, "the inventory reader stopped");
+        s_command_run(self, d->rid, d->cmd, d->args);
+        d->args = NULL;
+        vb_jobs_lend_inventory(self->jobs, NULL, 0, NULL);
+    }
     if (res)
         free(res->error);
     free(res);
@@ -603,18 +634,22 @@ static int s_on_inventory(zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-/* Reads the inventory on a worker, then runs the command; takes args. */
+/* Starts the command's provider work on a worker; the loop finishes it. Takes args. */
 static void s_command_defer(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
 {
     s_deferred_t *d = calloc(1, sizeof *d);
-    if (d && (d->cmd = strdup(cmd)) != NULL) {
+    s_wreq_t *req = calloc(1, sizeof *req);
+    if (d && req && (d->cmd = strdup(cmd)) != NULL) {
         d->self = self;
         d->rid = zframe_dup(rid);
         d->args = args;
-        d->actor = vb_worker_start(s_inventory_work, (void *)self->settings, s_settings_keep);
+        *req = (s_wreq_t){self->settings, vb_admin_on_worker(cmd), json_deep_copy(args)};
+        d->actor = vb_worker_start(s_provider_work, req, s_wreq_free);
+        req = NULL;
     }
+    free(req);
     if (!d || !d->actor ||
-        zloop_reader(self->loop, (zsock_t *)d->actor, s_on_inventory, d) != 0) {
+        zloop_reader(self->loop, (zsock_t *)d->actor, s_on_provider_work, d) != 0) {
         if (d)
             d->args = NULL;
         s_deferred_free((void **)&d);
@@ -652,8 +687,8 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
         json_error_t jerr;
         const char *text = env->admin_request->args_json;
         json_t *args = json_loads(text && *text ? text : "{}", 0, &jerr);
-        if (args && json_is_object(args) && vb_admin_reads_inventory(cmd) &&
-            vb_jobs_provider(self->jobs))
+        bool slow = vb_admin_reads_inventory(cmd) || vb_admin_on_worker(cmd);
+        if (args && json_is_object(args) && slow && vb_jobs_provider(self->jobs))
             s_command_defer(self, rid, cmd, args);
         else
             s_command_run(self, rid, cmd, args);

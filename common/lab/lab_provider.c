@@ -226,6 +226,7 @@ static int s_create_vm(vb_provider_t *self, const char *name, const char *host,
 
 static int s_orphans(vb_provider_t *self, bool remove, vb_inv_orphans_t *out)
 {
+    s_test_delay();
     return vb_lab_orphans(((s_lab_t *)self->impl)->dir, remove, out);
 }
 

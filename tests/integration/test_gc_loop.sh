@@ -12,6 +12,18 @@
 source "$(dirname "$0")/lib.sh"
 
 GARBAGE=3000
+# restart_coordinator VAR=VALUE...: the coordinator again with that environment, once both agents
+# have registered with it (the agents it loads from the catalog look online until then)
+restart_coordinator() {
+  local pid
+  pid=$(cat "$SITE/run/coordinator.pid")
+  kill "$pid"
+  wait_until 10 "the coordinator stopped" bash -c "! kill -0 $pid 2>/dev/null"
+  env "$@" "$VBAK" lab up "$SITE" >/dev/null
+  wait_until 20 "both agents registered with the new coordinator" \
+    bash -c "[[ \$(\"$VBAK\" status --json | jq .counters.registered) -ge 2 ]]"
+  wait_until 10 "two agents online" has_count online 2
+}
 export VBAK_TEST_STORE_DELAY_US=1000 # ~3000 × (list + remove): about 7 s of collection
 
 "$VBAK" lab create "$SITE" --proxies 2 --vms 1 --disk-size 8M --heartbeat-ms 200 --liveness 3 >/dev/null
@@ -90,10 +102,7 @@ pass "heartbeats at 200 ms stayed on time (no agent lost or reconnected); restor
 
 # A backup's indexes and manifest are written on a worker too: with every put to the store taking
 # a second in the coordinator, heartbeats stay on time and job show names the phase meanwhile.
-kill "$(cat "$SITE/run/coordinator.pid")"
-wait_until 10 "the coordinator stopped" bash -c "! kill -0 $(cat "$SITE/run/coordinator.pid") 2>/dev/null"
-VBAK_TEST_STORE_DELAY_US=1000000 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 20 "two agents online again" has_count online 2
+restart_coordinator VBAK_TEST_STORE_DELAY_US=1000000
 silent_before=$(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true)
 registered=$(counter registered)
 save_content two
@@ -111,20 +120,19 @@ wait_until 30 "job $job ends" bash -c "[[ \$(\"$VBAK\" job show $job --json | jq
 check_restore "$(rp_of "$("$VBAK" job show "$job" --json)" "$vm")" two
 pass "indexes and manifest written on a worker (1 s per put): phases index then commit shown, no agent found the coordinator silent, restore byte-identical"
 
-# The inventory a backup, restore or explain begins with is read on a worker as well: with each
-# inventory read taking 1.5 s (VBAK_TEST_INVENTORY_DELAY_MS, a test-only hook of the lab provider
-# standing in for a slow vCenter), they still work and no agent finds the coordinator silent.
-kill "$(cat "$SITE/run/coordinator.pid")"
-wait_until 10 "the coordinator stopped" bash -c "! kill -0 $(cat "$SITE/run/coordinator.pid") 2>/dev/null"
-VBAK_TEST_STORE_DELAY_US=0 VBAK_TEST_INVENTORY_DELAY_MS=1500 "$VBAK" lab up "$SITE" >/dev/null
-wait_until 20 "two agents online again" has_count online 2
+# The inventory a backup, restore or explain begins with is read on a worker as well, and orphans
+# runs whole on one: with each inventory read and orphans listing taking 1.5 s
+# (VBAK_TEST_INVENTORY_DELAY_MS, a test-only hook of the lab provider standing in for a slow
+# vCenter), they still work and no agent finds the coordinator silent.
+restart_coordinator VBAK_TEST_STORE_DELAY_US=0 VBAK_TEST_INVENTORY_DELAY_MS=1500
 silent_before=$(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true)
 registered=$(counter registered)
 "$VBAK" --timeout_ms=10000 explain "$vm" >/dev/null || fail "explain with a slow inventory"
+"$VBAK" --timeout_ms=10000 orphans --json | jq -e '.count == 0' >/dev/null || fail "orphans with a slow provider"
 job=$("$VBAK" --timeout_ms=10000 backup "$vm" --wait --json) || fail "backup with a slow inventory: $job"
 [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup with a slow inventory: $(jq -c '{state, error}' <<<"$job")"
 check_restore "$(rp_of "$job" "$vm")" two
 [[ $(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true) == "$silent_before" ]] ||
   fail "an agent found the coordinator silent while the inventory was read"
 [[ $(counter registered) == "$registered" ]] || fail "agents registered again while the inventory was read"
-pass "explain, backup and restore with a 1.5 s inventory read: no agent found the coordinator silent; restore byte-identical"
+pass "explain, orphans, backup and restore with a 1.5 s provider: no agent found the coordinator silent; restore byte-identical"
