@@ -378,7 +378,9 @@ static int s_on_manifest(zloop_t *loop, zsock_t *reader, void *arg)
         s_store_after_end(self, vm);
     } else if (!res || res->rc) {
         snprintf(msg, sizeof msg, "writing the restore point's manifest: %s",
-                 res ? res->error : "the worker stopped without an answer");
+                 !res ? "the worker stopped without an answer"
+                 : res->error ? res->error
+                              : "failed");
         jb_vm_fail(self, vm, msg);
     } else if (vb_catalog_restore_point_commit(self->cfg.catalog, vm->rp_id, NULL, 0,
                                                vm->completed) != 0) {
