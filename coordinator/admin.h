@@ -3,12 +3,15 @@
 #ifndef VB_ADMIN_H
 #define VB_ADMIN_H
 
+#include <czmq.h>
 #include <jansson.h>
 
 #include "catalog/catalog.h"
 #include "error.h"
 #include "jobs.h"
 #include "registry.h"
+
+typedef struct vb_admin_prune vb_admin_prune_t;
 
 typedef struct {
     vb_catalog_t *catalog;
@@ -19,6 +22,8 @@ typedef struct {
     int64_t verify_lease_ms; /* a verify job older than this no longer protects its restore point */
     const char *enrollment_token_file; /* rewritten by token.rotate */
     const char *repository_credentials_file; /* S3 access key file (a path, never the key) */
+    zloop_t *loop;             /* the actor's loop: the prune's worker reports through it */
+    vb_admin_prune_t *prune;   /* the prune running on a worker, if any (admin_prune.c) */
 } vb_admin_t;
 
 /* Runs `command` with `args` (a JSON object, borrowed). Returns 0 with *result set (caller owns),
@@ -26,10 +31,51 @@ typedef struct {
  * caller (returns 1 when the command is not one of these). */
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
 
+/* Whether `command` begins with the provider's inventory (read on a worker first). */
+bool vb_admin_reads_inventory(const char *command);
+
+/* A command that runs whole on a worker thread, with a provider made there (NULL when none
+ * could be made); same results as vb_admin_handle. */
+typedef int (*vb_admin_worker_fn)(vb_provider_t *p, json_t *args, json_t **result);
+/* The worker form of `command`, or NULL when it runs on the loop. */
+vb_admin_worker_fn vb_admin_on_worker(const char *command);
+
+/* orphans {delete}: disk files on the datastores that belong to no VM or FCD (removed when
+ * `delete`); answers {deleted, count, bytes, orphans: [{path, datastore, size, length,
+ * removed}]}. */
+int vb_admin_orphans(vb_provider_t *p, json_t *args, json_t **result) VB_WUR;
+
 /* Site commands (admin_site.c). agent.remove {name}: the agent's key is revoked and its tasks
  * requeued; answers {name}. token.rotate {}: a new enrollment token is written to the token file
  * and required from now on (enrolled agents are not affected); answers {token_file}. */
 int vb_admin_agent_remove(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_admin_token_rotate(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+
+/* Ends the verify jobs whose lease has expired (they no longer protect anything). */
+int vb_admin_expire_leases(vb_admin_t *self) VB_WUR;
+
+/* Prune (admin_prune.c). prune {keep_last, keep_daily, keep_weekly, keep_monthly, repack_below,
+ * dry_run}: on the loop, retention decides and the catalog forgets the restore points it removes
+ * (a dry run: nothing); a prune job (kind prune) records the rest, which runs on a worker thread:
+ * their indexes and manifests leave the repository, then garbage collection. Answers {job,
+ * dry_run} at once; job.show gives the phase while it runs and `result` once it ended (the
+ * restore points with their decisions, removed, kept_in_use, gc {...}). One prune at a time:
+ * VB_EBUSY while one runs. */
+int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+
+/* For job.show of job `id` of kind prune: progress.phase (and phases) while it runs, and
+ * `result` from the job's record once it ended (options_json: the job's options). */
+void vb_admin_prune_show(vb_admin_t *self, int64_t id, vb_job_state_t state,
+                         const char *options_json, json_t *out, json_t *progress);
+
+/* The phase of job `id` when it waits for a worker thread (NULL otherwise): `vbak jobs`. */
+const char *vb_admin_worker_phase(const vb_admin_t *self, int64_t id);
+
+/* What runs on worker threads now: a JSON array of {job, kind, phase, running_ms} (caller owns;
+ * `vbak status`). */
+json_t *vb_admin_background_json(const vb_admin_t *self);
+
+/* Waits for a prune in flight (its worker cannot be stopped halfway), then records it. */
+void vb_admin_shutdown(vb_admin_t *self);
 
 #endif

@@ -149,6 +149,11 @@ int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
                json_is_true(json_object_get(v, "access")) ? " (and EndAccess)" : "",
                (long long)json_integer_value(json_object_get(v, "attempts")), s_str(v, "error"));
     }
+    json_array_foreach(json_object_get(st, "background"), i, v)
+        printf("background: job %lld (%s): %s for %.1f s\n",
+               (long long)json_integer_value(json_object_get(v, "job")), s_str(v, "kind"),
+               s_str(v, "phase"),
+               (double)json_integer_value(json_object_get(v, "running_ms")) / 1000.0);
     json_decref(st);
     return 0;
 }

@@ -378,7 +378,10 @@ int vb_cli_jobs(vb_cli_t *cli, int argc, char **argv)
                 break;
             used += (size_t)w;
         }
-        const char *row[] = {id, s_str(j, "kind"), s_str(j, "state"), vms, s_str(j, "started"),
+        char state[96];
+        snprintf(state, sizeof state, "%s%s%s%s", s_str(j, "state"), *s_str(j, "phase") ? " (" : "",
+                 s_str(j, "phase"), *s_str(j, "phase") ? ")" : "");
+        const char *row[] = {id, s_str(j, "kind"), state, vms, s_str(j, "started"),
                              s_str(j, "finished"), s_str(j, "error")};
         vb_table_add(t, row);
     }
@@ -928,13 +931,27 @@ int vb_cli_prune(vb_cli_t *cli, int argc, char **argv)
         return vb_cli_fail("prune: give at least one of --keep-last, --keep-daily, --keep-weekly "
                            "or --keep-monthly with N of 1 or more") + 1;
     }
-    json_t *res = NULL;
-    if (vb_cli_call(cli, "prune", args, &res) != 0)
+    json_t *started = NULL, *job = NULL;
+    if (vb_cli_call(cli, "prune", args, &started) != 0)
         return vb_cli_fail("%s", vb_error_msg());
+    /* the coordinator collects garbage on a worker: wait for the prune job, then its result */
+    int64_t id = json_integer_value(json_object_get(started, "job"));
+    json_decref(started);
+    int rc = s_wait_job(cli, id, true, &job);
+    if (rc)
+        return rc;
+    json_t *res = json_object_get(job, "result");
+    if (!s_is(s_str(job, "state"), "succeeded") || !json_is_object(res)) {
+        rc = vb_cli_fail("prune (job %lld): %s", (long long)id,
+                         *s_str(job, "error") ? s_str(job, "error") : s_str(job, "state"));
+        json_decref(job);
+        return rc;
+    }
+    json_object_set_new(res, "job", json_integer(id));
     if (json)
         vb_cli_print_json(res);
     else
         s_prune_print(res);
-    json_decref(res);
+    json_decref(job);
     return 0;
 }

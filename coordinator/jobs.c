@@ -250,6 +250,7 @@ static void s_job_free(void **item)
             vb_index_destroy(&d->index);
         }
         zactor_destroy(&vm->prep);
+        zactor_destroy(&vm->store);
         jb_restore_setup_free(&vm->setup);
         free(vm->disks);
         free(vm->name);
@@ -325,6 +326,7 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     free(self->agents);
     free(self->disk_by_sched);
     vb_repo_destroy(&self->repo);
+    vb_jobs_lend_inventory(self, NULL, 0, NULL);
     free(self->repository);
     free(self->key_file);
     free(self);
@@ -780,7 +782,7 @@ static bool s_keep_job(void *item, void *arg)
     const jb_job_t *job = item;
     bool prep = false;
     for (size_t i = 0; i < job->nvms; i++)
-        prep |= job->vms[i].prep != NULL || job->vms[i].releasing;
+        prep |= job->vms[i].prep != NULL || job->vms[i].releasing || job->vms[i].store != NULL;
     return !job->ended || prep;
 }
 
@@ -876,16 +878,7 @@ void jb_disk_done(vb_jobs_t *self, jb_disk_t *d)
 {
     if (d->done)
         return;
-    d->done = true;
-    int64_t start = jb_now();
-    if (d->vm->job->kind == VB_JOB_BACKUP && jb_backup_disk_done(self, d) != 0) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "disk %s: %s", d->inv->key, vb_error_msg());
-        jb_vm_fail(self, d->vm, msg);
-        return;
-    }
-    if (d->vm->job->kind == VB_JOB_BACKUP)
-        vb_phase_add(&d->vm->times, VB_PHASE_INDEX, start, jb_now());
+    d->done = true; /* a backup's index is written with the VM's others, on a worker */
     d->vm->disks_left--;
     s_vm_maybe_done(self, d->vm);
 }
@@ -1204,6 +1197,28 @@ int jb_ready(vb_jobs_t *self)
     return 0;
 }
 
+void vb_jobs_lend_inventory(vb_jobs_t *self, vb_inventory_t *inv, int rc, const char *error)
+{
+    vb_inventory_free(&self->lent_inv);
+    free(self->lent_error);
+    self->lent_inv = inv;
+    self->lent_rc = inv ? 0 : rc;
+    self->lent_error = !inv && rc && error ? strdup(error) : NULL;
+}
+
+int jb_inventory(vb_jobs_t *self, vb_inventory_t **out)
+{
+    if (!self->lent_inv && !self->lent_rc)
+        return self->cfg.provider->ops->inventory(self->cfg.provider, out);
+    int rc = self->lent_rc;
+    if (rc)
+        vb_error_set(rc, "%s", self->lent_error ? self->lent_error : "the inventory was not read");
+    *out = self->lent_inv;
+    self->lent_inv = NULL;
+    vb_jobs_lend_inventory(self, NULL, 0, NULL);
+    return rc;
+}
+
 /* ---- progress: the phases of a job ---- */
 
 /* A backup VM goes through these in order; a restore is prepared (snapshots deleted, a new VM
@@ -1216,6 +1231,8 @@ static size_t s_vm_phase(const jb_vmrun_t *vm)
 {
     if (vm->prep || !vm->rp_id)
         return 0;
+    if (vm->store) /* on a worker: writing the indexes, then the manifest */
+        return vm->indexed ? 4 : 3;
     size_t phase = 4;
     for (size_t i = 0; i < vm->ndisks; i++) {
         const jb_disk_t *d = &vm->disks[i];
@@ -1323,7 +1340,7 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
     if (!self->cfg.provider)
         return vb_error_set(VB_EINVAL, "the coordinator has no inventory provider");
     vb_inventory_t *inv = NULL;
-    int rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv);
+    int rc = jb_inventory(self, &inv);
     if (rc)
         return rc;
     vb_agent_facts_t *facts = calloc(self->agent_count + 1, sizeof *facts);

@@ -84,6 +84,12 @@ int vb_jobs_backup(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result) VB_WUR;
 
+/* The inventory for the next command (backup, restore, explain), read on a worker before the
+ * command runs on the loop: inv (taken; NULL with rc and error when it could not be read). The
+ * command takes it instead of asking the provider; vb_jobs_lend_inventory(self, NULL, 0, NULL)
+ * after the command frees what it did not take. */
+void vb_jobs_lend_inventory(vb_jobs_t *self, vb_inventory_t *inv, int rc, const char *error);
+
 /* The inventory provider the engine was configured with (borrowed; NULL when none). */
 vb_provider_t *vb_jobs_provider(vb_jobs_t *self);
 

@@ -75,6 +75,10 @@ struct jb_vmrun {
     bool access;
     bool releasing; /* ended; its job waits for the first EndAccess/snapshot removal attempt */
     vb_phase_times_t times; /* backup: wall time per phase (job show) */
+    zactor_t *store;   /* backup: its indexes, its manifest, or their removal on a worker */
+    bool indexed;      /* backup: indexes written; the manifest is next */
+    bool remove_after; /* backup: ended while `store` ran; what it wrote goes when it reports */
+    int64_t completed; /* backup: when all was indexed (the manifest's and commit's time) */
     jb_disk_t *disks;
     size_t ndisks, disks_left;
     bool finished;
@@ -125,6 +129,9 @@ struct vb_jobs {
     zhashx_t *held;   /* "id" of tasks waiting out a back-off (may be stale: checked) */
     zlistx_t *releases; /* jb_release_t: EndAccess/snapshot removals not yet done */
     vb_catalog_copier_t *copier; /* catalog copies into the repository, off the loop */
+    vb_inventory_t *lent_inv;    /* read on a worker for the command now running (or: */
+    int lent_rc;                 /* why it could not be read; 0 with lent_inv NULL: none lent) */
+    char *lent_error;
     uint64_t rand_state;
     uint64_t dropped;
     vb_jobs_stats_t stats;
@@ -147,6 +154,8 @@ jb_job_t *jb_job_new(vb_jobs_t *self, int64_t id, vb_job_kind_t kind, vb_invento
                      size_t nvms);
 void jb_vmrun_init(jb_job_t *job, jb_vmrun_t *vm, const vb_inv_vm_t *inv);
 int jb_ready(vb_jobs_t *self);
+/* The provider's inventory: the one read on a worker for this command, else read now. */
+int jb_inventory(vb_jobs_t *self, vb_inventory_t **out);
 
 /* A back-off of `base` ms doubled per earlier failure (failures >= 1), capped at the configured
  * maximum, with ±25 % jitter so retries of many tasks do not come back in step. */
@@ -168,10 +177,9 @@ void jb_restore_setup_free(jb_restore_setup_t **st_p);
 
 /* backups (jobs_backup.c) */
 int jb_backup_vm_start(vb_jobs_t *self, jb_vmrun_t *vm, bool full);
-int jb_backup_disk_done(vb_jobs_t *self, jb_disk_t *d);
 void jb_backup_vm_finish(vb_jobs_t *self, jb_vmrun_t *vm);
-/* A backup of `vm` that will not commit: removes the disk indexes it wrote, so that no index is
- * left that no restore point owns. */
+/* A backup of `vm` that will not commit: removes the disk indexes (and manifest) it wrote, on a
+ * worker, so that no index is left that no restore point owns. */
 void jb_backup_remove_indexes(vb_jobs_t *self, jb_vmrun_t *vm);
 
 #endif

@@ -471,7 +471,7 @@ int vb_jobs_restore(vb_jobs_t *self, json_t *args, json_t **result)
     vb_restore_prep_request_t *req = calloc(1, sizeof *req);
     vb_inventory_t *inv = NULL;
     json_t *notes = json_array();
-    rc = self->cfg.provider->ops->inventory(self->cfg.provider, &inv);
+    rc = jb_inventory(self, &inv);
     if (!rc && to_vm)
         rc = s_check_target_vm(inv, rp->vm, delete_snapshots, req);
     if (!rc && to_dir)

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "worker.h"
 
 /* What a thread does with its own provider (NULL when none could be made): returns the result
  * it sends back. */
@@ -135,32 +136,37 @@ static void *s_prep_work(const void *arg, vb_provider_t *p)
     return res;
 }
 
-static void s_actor(zsock_t *pipe, void *arg)
+/* A worker's request: the work, its own request, and how to make its provider in the thread. */
+static void *s_with_provider(void *arg)
 {
     s_args_t *args = arg;
-    zsock_signal(pipe, 0);
     vb_provider_t *p = args->factory(args->ctx);
     void *res = args->work(args->req, p);
     vb_provider_destroy(&p);
-    args->free_req(&args->req);
-    free(args);
-    zsock_send(pipe, "p", res);
-    char *cmd = zstr_recv(pipe); /* $TERM */
-    zstr_free(&cmd);
+    return res;
+}
+
+static void s_args_free(void *args_p)
+{
+    s_args_t **a = args_p;
+    if (!*a)
+        return;
+    (*a)->free_req(&(*a)->req);
+    free(*a);
+    *a = NULL;
 }
 
 static zactor_t *s_start(void *req, s_work_fn work, s_free_fn free_req,
                          vb_provider_factory_fn factory, void *ctx)
 {
     s_args_t *args = calloc(1, sizeof *args);
-    *args = (s_args_t){req, work, free_req, factory, ctx};
-    zactor_t *actor = zactor_new(s_actor, args);
-    if (!actor) {
-        free_req(&args->req);
-        free(args);
-        vb_error_set(VB_EIO, "cannot start a thread");
+    if (!args) {
+        free_req(&req);
+        vb_error_set(VB_ENOMEM, "out of memory");
+        return NULL;
     }
-    return actor;
+    *args = (s_args_t){req, work, free_req, factory, ctx};
+    return vb_worker_start(s_with_provider, args, s_args_free);
 }
 
 zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, void *ctx)
@@ -168,18 +174,9 @@ zactor_t *vb_prep_start(vb_prep_request_t *req, vb_provider_factory_fn factory, 
     return s_start(req, s_prep_work, (s_free_fn)vb_prep_request_free, factory, ctx);
 }
 
-/* The one result a worker thread sends; NULL when none could be read. */
-static void *s_receive(zactor_t *actor)
-{
-    void *res = NULL;
-    if (zsock_recv(actor, "p", &res) != 0)
-        return NULL;
-    return res;
-}
-
 vb_prep_result_t *vb_prep_receive(zactor_t *actor)
 {
-    return s_receive(actor);
+    return vb_worker_receive(actor);
 }
 
 /* ---- release: EndAccess and the snapshot's removal ---- */
@@ -249,7 +246,7 @@ zactor_t *vb_release_start(vb_release_request_t *req, vb_provider_factory_fn fac
 
 vb_release_result_t *vb_release_receive(zactor_t *actor)
 {
-    return s_receive(actor);
+    return vb_worker_receive(actor);
 }
 
 /* ---- a restore's preparation: snapshots removed, a new VM created ---- */
@@ -337,5 +334,5 @@ zactor_t *vb_restore_prep_start(vb_restore_prep_request_t *req, vb_provider_fact
 
 vb_restore_prep_result_t *vb_restore_prep_receive(zactor_t *actor)
 {
-    return s_receive(actor);
+    return vb_worker_receive(actor);
 }

@@ -17,6 +17,7 @@
 #include "registry.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
+#include "worker.h"
 
 const vb_conf_key_t vb_coord_config_table[] = {
     {"agent_endpoint", VB_CONF_STR, offsetof(vb_coord_settings_t, agent_endpoint),
@@ -118,6 +119,10 @@ typedef struct {
     int64_t started_ms;
     int64_t last_tick_ms;
     uint64_t heartbeat_seq;
+    zactor_t *census;       /* the catalog's census being counted on a worker, if any */
+    zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
+    bool census_metrics;    /* the metrics wait for it too */
+    zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -133,6 +138,10 @@ static void s_self_destroy(self_t **self_p)
     if (self->registry && vb_registry_flush(self->registry) != 0)
         VB_LOG_WARN("coordinator", "flush_failed error=\"%s\"", vb_error_msg());
     vb_metrics_http_destroy(&self->metrics);
+    zactor_destroy(&self->census);
+    zlistx_destroy(&self->census_for);
+    zlistx_destroy(&self->deferred);
+    vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
     vb_provider_destroy(&self->provider);
@@ -380,7 +389,7 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 
 /* The status document: every figure of the metrics table, the catalog's census, and the
  * pending snapshot removals. */
-static json_t *s_status_json(self_t *self)
+static json_t *s_status_json(self_t *self, json_t *census)
 {
     size_t online, lost;
     vb_registry_census(self->registry, &online, &lost);
@@ -401,29 +410,92 @@ static json_t *s_status_json(self_t *self)
     v->bytes_read = js->bytes_read;
     v->bytes_stored = js->bytes_stored;
     v->bytes_deduped = js->bytes_deduped;
-    json_t *census = NULL;
-    if (vb_catalog_census(self->catalog, &census) != 0)
-        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
-    else
+    if (census)
         json_object_set_new(census, "tasks", vb_jobs_task_census(self->jobs));
     json_t *st = vb_metrics_status(v, &js->durations, online, lost,
                                    s_now_ms() - self->started_ms, census);
-    if (st)
+    if (st) {
         json_object_set_new(st, "pending_releases", vb_jobs_pending_releases_json(self->jobs));
+        json_object_set_new(st, "background", vb_admin_background_json(&self->admin));
+    }
     return st;
 }
 
-/* Renders the figures for the metrics thread; the loop's only part in a scrape. */
+/* ---- the census: counted over the whole catalog, so on a worker with its own connection ---- */
+
+/* The census of the catalog at `path` (a connection of this thread's own: SQLite in WAL mode
+ * lets it read while the loop writes); NULL when it could not be counted. */
+static void *s_census_work(void *path)
+{
+    vb_catalog_t *cat = vb_catalog_open(path);
+    json_t *census = NULL;
+    if (!cat || vb_catalog_census(cat, &census) != 0)
+        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
+    vb_catalog_destroy(&cat);
+    return census;
+}
+
+static void s_path_free(void *path_p)
+{
+    zstr_free((char **)path_p);
+}
+
+static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result);
+
+/* The status requests waiting for the census (stolen; NULL: none could be counted) are answered,
+ * the metrics renewed. */
+static void s_census_deliver(self_t *self, json_t *census)
+{
+    json_t *st = s_status_json(self, census);
+    for (zframe_t *rid = zlistx_first(self->census_for); rid; rid = zlistx_next(self->census_for))
+        s_reply(self, rid, 0, NULL, json_incref(st));
+    zlistx_purge(self->census_for);
+    char *text = st && self->census_metrics ? vb_metrics_render(st) : NULL;
+    if (text)
+        vb_metrics_http_publish(self->metrics, text);
+    self->census_metrics = false;
+    json_decref(st);
+}
+
+static int s_on_census(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = arg;
+    json_t *census = vb_worker_receive(self->census);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&self->census);
+    s_census_deliver(self, census);
+    return 0;
+}
+
+/* Starts counting, unless a count runs already (its answer serves every request waiting). */
+static void s_census_start(self_t *self)
+{
+    if (self->census)
+        return;
+    char *path = strdup(vb_catalog_path(self->catalog));
+    self->census = path ? vb_worker_start(s_census_work, path, s_path_free) : NULL;
+    if (!self->census || zloop_reader(self->loop, (zsock_t *)self->census, s_on_census, self)) {
+        VB_LOG_WARN("coordinator", "census_failed error=\"cannot start a worker\"");
+        zactor_destroy(&self->census);
+        s_census_deliver(self, NULL);
+    }
+}
+
+/* `status` is answered once a census counted after the request is in. */
+static void s_status_request(self_t *self, zframe_t *rid)
+{
+    zlistx_add_end(self->census_for, zframe_dup(rid));
+    s_census_start(self);
+}
+
+/* Renders the figures for the metrics thread once the census is counted. */
 static int s_on_metrics_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
     self_t *self = arg;
-    json_t *st = s_status_json(self);
-    char *text = st ? vb_metrics_render(st) : NULL;
-    json_decref(st);
-    if (text)
-        vb_metrics_http_publish(self->metrics, text);
+    self->census_metrics = true;
+    s_census_start(self);
     return 0;
 }
 
@@ -441,6 +513,153 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
         VB_LOG_WARN("coordinator", "control_send_failed error=\"%s\"", vb_error_msg());
     free(text);
     json_decref(result);
+}
+
+/* Runs an admin command and answers it; takes args (NULL: they did not parse). */
+static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
+{
+    json_t *result = NULL;
+    int rc = args && json_is_object(args)
+                 ? vb_admin_handle(&self->admin, cmd, args, &result)
+                 : vb_error_set(VB_EINVAL, "arguments are not a JSON object");
+    if (rc == 1) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
+        s_reply(self, rid, VB_EINVAL, msg, NULL);
+    } else {
+        s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
+        if (rc)
+            json_decref(result);
+    }
+    json_decref(args);
+}
+
+/* ---- commands with slow provider calls: on a worker first ----
+ *
+ * A command that begins with the inventory (backup, restore, explain) has it read on a worker,
+ * then runs on the loop with it; a command that needs no catalog (orphans) runs whole on the
+ * worker. Either way the worker makes a provider of its own (a session is one thread's). */
+
+typedef struct {
+    self_t *self;
+    zactor_t *actor;
+    zframe_t *rid;
+    char *cmd;
+    json_t *args;
+} s_deferred_t;
+
+typedef struct {
+    const vb_coord_settings_t *settings; /* borrowed: they outlive the coordinator */
+    vb_admin_worker_fn fn;               /* NULL: read the inventory */
+    json_t *args;                        /* a copy of the worker's own */
+} s_wreq_t;
+
+typedef struct {
+    int rc;
+    char *error;
+    vb_inventory_t *inv; /* the inventory read */
+    json_t *result;      /* or the command's answer */
+} s_wres_t;
+
+static vb_provider_t *s_provider_factory(void *ctx);
+
+static void s_deferred_free(void **item)
+{
+    s_deferred_t *d = *item;
+    if (!d)
+        return;
+    zactor_destroy(&d->actor);
+    zframe_destroy(&d->rid);
+    free(d->cmd);
+    json_decref(d->args);
+    free(d);
+    *item = NULL;
+}
+
+static void s_wreq_free(void *req_p)
+{
+    s_wreq_t **r = req_p;
+    if (!*r)
+        return;
+    json_decref((*r)->args);
+    free(*r);
+    *r = NULL;
+}
+
+/* On the worker: a provider of its own, then the inventory or the command. */
+static void *s_provider_work(void *arg)
+{
+    const s_wreq_t *req = arg;
+    s_wres_t *res = calloc(1, sizeof *res);
+    if (!res)
+        return NULL;
+    vb_provider_t *p = s_provider_factory((void *)req->settings);
+    if (!p)
+        res->rc = vb_error_code() ? vb_error_code() : VB_EIO;
+    else if (req->fn)
+        res->rc = req->fn(p, req->args, &res->result);
+    else
+        res->rc = p->ops->inventory(p, &res->inv);
+    if (res->rc) {
+        res->error = strdup(vb_error_msg());
+        json_decref(res->result);
+        res->result = NULL;
+    }
+    vb_provider_destroy(&p);
+    return res;
+}
+
+static int s_on_provider_work(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    s_deferred_t *d = arg;
+    self_t *self = d->self;
+    s_wres_t *res = vb_worker_receive(d->actor);
+    zloop_reader_end(loop, reader);
+    if (vb_admin_on_worker(d->cmd)) {
+        s_reply(self, d->rid, res ? res->rc : VB_EIO,
+                !res ? "the worker stopped without an answer" : res->rc ? res->error : NULL,
+                res ? res->result : NULL);
+    } else {
+        if (res)
+            vb_jobs_lend_inventory(self->jobs, res->inv, res->rc, res->error);
+        else
+            vb_jobs_lend_inventory(self->jobs, NULL, VB_EIO, "the inventory reader stopped");
+        s_command_run(self, d->rid, d->cmd, d->args);
+        d->args = NULL;
+        vb_jobs_lend_inventory(self->jobs, NULL, 0, NULL);
+    }
+    if (res)
+        free(res->error);
+    free(res);
+    void *handle = zlistx_find(self->deferred, d);
+    if (handle)
+        zlistx_delete(self->deferred, handle);
+    return 0;
+}
+
+/* Starts the command's provider work on a worker; the loop finishes it. Takes args. */
+static void s_command_defer(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
+{
+    s_deferred_t *d = calloc(1, sizeof *d);
+    s_wreq_t *req = calloc(1, sizeof *req);
+    if (d && req && (d->cmd = strdup(cmd)) != NULL) {
+        d->self = self;
+        d->rid = zframe_dup(rid);
+        d->args = args;
+        *req = (s_wreq_t){self->settings, vb_admin_on_worker(cmd), json_deep_copy(args)};
+        d->actor = vb_worker_start(s_provider_work, req, s_wreq_free);
+        req = NULL;
+    }
+    free(req);
+    if (!d || !d->actor ||
+        zloop_reader(self->loop, (zsock_t *)d->actor, s_on_provider_work, d) != 0) {
+        if (d)
+            d->args = NULL;
+        s_deferred_free((void **)&d);
+        s_command_run(self, rid, cmd, args); /* on the loop, as it always could */
+        return;
+    }
+    zlistx_add_end(self->deferred, d);
 }
 
 static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
@@ -466,25 +685,16 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
     else if (streq(cmd, "agents"))
         s_reply(self, rid, 0, NULL, vb_registry_agents_json(self->registry));
     else if (streq(cmd, "status"))
-        s_reply(self, rid, 0, NULL, s_status_json(self));
+        s_status_request(self, rid);
     else {
         json_error_t jerr;
         const char *text = env->admin_request->args_json;
         json_t *args = json_loads(text && *text ? text : "{}", 0, &jerr);
-        json_t *result = NULL;
-        int rc = args && json_is_object(args) ? vb_admin_handle(&self->admin, cmd, args, &result)
-                                              : vb_error_set(VB_EINVAL, "arguments are not a "
-                                                                        "JSON object");
-        if (rc == 1) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
-            s_reply(self, rid, VB_EINVAL, msg, NULL);
-        } else {
-            s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
-            if (rc)
-                json_decref(result);
-        }
-        json_decref(args);
+        bool slow = vb_admin_reads_inventory(cmd) || vb_admin_on_worker(cmd);
+        if (args && json_is_object(args) && slow && vb_jobs_provider(self->jobs))
+            s_command_defer(self, rid, cmd, args);
+        else
+            s_command_run(self, rid, cmd, args);
     }
 out:
     zframe_destroy(&rid);
@@ -590,7 +800,8 @@ static int s_make_jobs(self_t *self)
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
                                s->repository_key_file, s->verify_lease_s * 1000,
-                               s->enrollment_token_file, s->repository_credentials_file};
+                               s->enrollment_token_file, s->repository_credentials_file,
+                               self->loop, NULL};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;
@@ -658,6 +869,10 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     if (!(self->registry = vb_registry_new(self->catalog, token, s_now_ms())))
         goto fail;
     self->loop = zloop_new();
+    self->census_for = zlistx_new();
+    zlistx_set_destructor(self->census_for, (zlistx_destructor_fn *)zframe_destroy);
+    self->deferred = zlistx_new();
+    zlistx_set_destructor(self->deferred, s_deferred_free);
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */

@@ -204,6 +204,10 @@ int vb_catalog_job_finish(vb_catalog_t *self, int64_t job_id, vb_job_state_t sta
  */
 int vb_catalog_job_request_cancel(vb_catalog_t *self, int64_t job_id) VB_WUR;
 
+/* Replaces a running job's options (opaque text; NULL clears them). VB_ENOTFOUND, VB_EINVAL when
+ * the job is not running (message gives its state). */
+int vb_catalog_job_set_options(vb_catalog_t *self, int64_t job_id, const char *options) VB_WUR;
+
 /* Start time of the oldest running job (GC keeps chunks newer than it); *started_ms_out = 0 when
  * no job is running. */
 int vb_catalog_oldest_running_job(vb_catalog_t *self, int64_t *started_ms_out) VB_WUR;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lab/lab.h"
 #include "lab/site.h"
@@ -143,9 +144,20 @@ static int s_build(vb_lab_site_t *site, vb_inventory_t *inv)
     return rc;
 }
 
+/* Tests: VBAK_TEST_INVENTORY_DELAY_MS stands in for a slow vCenter. */
+static void s_test_delay(void)
+{
+    const char *v = getenv("VBAK_TEST_INVENTORY_DELAY_MS");
+    char *end = NULL;
+    long ms = v ? strtol(v, &end, 10) : 0;
+    if (v && end != v && *end == '\0' && ms > 0 && ms <= 60000)
+        nanosleep(&(struct timespec){ms / 1000, ms % 1000 * 1000000}, NULL);
+}
+
 static int s_inventory(vb_provider_t *self, vb_inventory_t **out)
 {
     s_lab_t *lab = self->impl;
+    s_test_delay();
     vb_lab_site_t *site;
     *out = NULL;
     int rc = vb_lab_site_open(lab->dir, false, &site);
@@ -214,6 +226,7 @@ static int s_create_vm(vb_provider_t *self, const char *name, const char *host,
 
 static int s_orphans(vb_provider_t *self, bool remove, vb_inv_orphans_t *out)
 {
+    s_test_delay();
     return vb_lab_orphans(((s_lab_t *)self->impl)->dir, remove, out);
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -33,7 +34,22 @@ typedef struct {
     atomic_bool direct; /* the file system takes O_DIRECT (cleared on EINVAL) */
     atomic_uint_fast64_t seq;
     long pid; /* in temp names, so writers in different processes never collide */
+    long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
 } s_posix_t;
+
+static long s_test_delay_us(void)
+{
+    const char *v = getenv("VBAK_TEST_STORE_DELAY_US");
+    char *end = NULL;
+    long us = v ? strtol(v, &end, 10) : 0;
+    return v && end != v && *end == '\0' && us > 0 && us <= 1000000 ? us : 0;
+}
+
+static void s_test_delay(const s_posix_t *p)
+{
+    if (p->delay_us > 0)
+        nanosleep(&(struct timespec){p->delay_us / 1000000, p->delay_us % 1000000 * 1000}, NULL);
+}
 
 static int s_errno_code(int err)
 {
@@ -122,6 +138,7 @@ static int s_open(const char *where, bool create, const vb_store_opts_t *opts, v
     }
     p->dirfd = fd;
     p->pid = (long)getpid();
+    p->delay_us = s_test_delay_us();
     atomic_store(&p->direct, true);
     *state = p;
     return 0;
@@ -202,6 +219,7 @@ static int s_put(void *state, const char *name, const struct iovec *iov, int iov
     const char *leaf = s_split(name, dir);
     int rc = 0, fd = -1;
     bool tmp_made = false;
+    s_test_delay(p);
     int dfd = s_open_dir(p, dir, true);
     if (dfd < 0)
         return vb_error_code();
@@ -416,6 +434,7 @@ static int s_walk_root(s_walk_t *w)
 }
 
 typedef struct {
+    const s_posix_t *p;
     const char *prefix;
     vb_store_list_fn fn;
     void *arg;
@@ -428,13 +447,14 @@ static int s_list_visit(void *ctx, int dfd, const char *leaf, const char *path,
     s_list_t *l = ctx;
     if (leaf[0] == '.' || strncmp(path, l->prefix, strlen(l->prefix)) != 0)
         return 0;
+    s_test_delay(l->p);
     vb_store_stat_t s = {.size = (uint64_t)st->st_size, .mtime = st->st_mtim.tv_sec};
     return l->fn(l->arg, path, &s);
 }
 
 static int s_list(void *state, const char *prefix, vb_store_list_fn fn, void *arg)
 {
-    s_list_t l = {.prefix = prefix, .fn = fn, .arg = arg};
+    s_list_t l = {.p = state, .prefix = prefix, .fn = fn, .arg = arg};
     s_walk_t w = {.p = state, .prefix = prefix, .visit = s_list_visit, .ctx = &l};
     return s_walk_root(&w);
 }
@@ -505,6 +525,7 @@ static int s_remove_if_old(s_posix_t *p, const char *name, time_t unless_since)
 static int s_remove(void *state, const char *name, time_t unless_since)
 {
     s_posix_t *p = state;
+    s_test_delay(p);
     if (unless_since)
         return s_remove_if_old(p, name, unless_since);
     if (unlinkat(p->dirfd, name, 0) != 0)
