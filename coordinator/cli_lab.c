@@ -30,6 +30,7 @@ typedef struct {
     int64_t liveness;
     uint64_t chunk_size;
     bool encrypt;
+    int64_t format; /* repository format; 0: the default (VB_REPO_FORMAT_VERSION) */
 } s_create_opts_t;
 
 static int s_usage_lab(FILE *out)
@@ -37,7 +38,8 @@ static int s_usage_lab(FILE *out)
     fputs("Usage: vbak lab COMMAND DIR [OPTIONS]\n"
           "A lab site: a simulated vSphere site with a coordinator and agents on this machine.\n\n"
           "  vbak lab create DIR [--proxies N] [--vms N] [--disk-size SIZE] [--seed S]\n"
-          "                      [--chunk-size SIZE] [--encrypt] [--heartbeat-ms MS] [--liveness N]\n"
+          "                      [--chunk-size SIZE] [--encrypt] [--format 1|2] [--heartbeat-ms MS]\n"
+          "                      [--liveness N]\n"
           "      write a site: site.json and disk images, coordinator.conf, agent-N.conf,\n"
           "      vbak.conf, keys, the enrollment token and a repository (DIR/repo)\n"
           "  vbak lab up DIR      start what is not running (disk servers, coordinator, agents);\n"
@@ -88,7 +90,8 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
     (void)vb_pathf(path, sizeof path, "%s/repo", dir);
     vb_repo_params_t params = {.chunk_size = (uint32_t)o->chunk_size,
                                .compression_level = 3,
-                               .key_file = o->encrypt ? key_file : NULL};
+                               .key_file = o->encrypt ? key_file : NULL,
+                               .format = (int)o->format};
     return vb_repo_init(path, &params);
 }
 
@@ -202,7 +205,7 @@ static int s_parse_int_opt(const char *name, const char *value, int64_t min, int
 
 static int s_create(int argc, char **argv)
 {
-    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false};
+    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false, 0};
     for (int i = 1; i < argc; i++) {
         int64_t v;
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -226,6 +229,10 @@ static int s_create(int argc, char **argv)
             i++;
         } else if (!strcmp(argv[i], "--encrypt")) {
             o.encrypt = true;
+        } else if (!strcmp(argv[i], "--format")) {
+            if (s_parse_int_opt("--format", next, 1, 2, &o.format))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
+            i++;
         } else if (!strcmp(argv[i], "--heartbeat-ms")) {
             if (s_parse_int_opt("--heartbeat-ms", next, 50, 60000, &o.heartbeat_ms))
                 return vb_cli_fail("%s", vb_error_msg()) + 1;

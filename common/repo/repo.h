@@ -39,7 +39,7 @@
 #include "error.h"
 #include "repo/store.h"
 
-#define VB_REPO_FORMAT_VERSION 1 /* what vb_repo_init makes unless asked for another */
+#define VB_REPO_FORMAT_VERSION 2 /* what vb_repo_init makes unless asked for another */
 #define VB_REPO_FORMAT_PACKED 2  /* chunks in packs, found through index objects (packed.h) */
 #define VB_REPO_CHUNK_MIN (64u * 1024u)
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)

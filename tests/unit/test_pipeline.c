@@ -67,8 +67,9 @@ static vb_repo_t *make_repo(const char *name, uint32_t cs, bool encrypt)
     snprintf(key, sizeof key, "%s/%s.key", s_dir, name);
     if (encrypt)
         tu_write_key(key, 7);
+    /* format 1: some tests damage and count chunk files; packs have their own tests below */
     vb_repo_params_t p = {
-        .chunk_size = cs, .compression_level = 3, .key_file = encrypt ? key : NULL};
+        .chunk_size = cs, .compression_level = 3, .key_file = encrypt ? key : NULL, .format = 1};
     cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, encrypt ? key : NULL);
     cr_assert_not_null(r, "%s", vb_error_msg());
@@ -418,7 +419,7 @@ static const char *enospc_backup(const char *mnt, char *msg, size_t msgsz)
 {
     char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
-    vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1};
+    vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1, .format = 1};
     TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
     TU_CHECK(r, "open: %s", vb_error_msg());

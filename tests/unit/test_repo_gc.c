@@ -44,7 +44,8 @@ static int sum_sizes(void *arg, const char *name, const vb_store_stat_t *st)
 
 static vb_repo_t *make_repo(void)
 {
-    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1};
+    /* format 1: these tests age, count and quarantine chunk files (make_repo2: packs) */
+    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1, .format = 1};
     cr_assert_eq(vb_repo_init(s_path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(s_path, NULL);
     cr_assert_not_null(r);
