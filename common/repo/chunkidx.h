@@ -32,7 +32,7 @@
 
 typedef struct vb_chunkidx vb_chunkidx_t;
 
-typedef struct {
+typedef struct vb_chunkidx_loc_s {
     vb_pack_id_t pack;
     uint32_t offset; /* of the chunk's image in the pack (packs are below 4 GiB) */
     uint32_t length; /* of the image */

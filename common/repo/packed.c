@@ -113,13 +113,23 @@ void vb_packed_writer_destroy(vb_packed_writer_t **self_p)
     *self_p = NULL;
 }
 
+bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc)
+{
+    pthread_mutex_lock(&self->lock);
+    bool has = vb_chunkidx_find(self->index, digest, loc);
+    pthread_mutex_unlock(&self->lock);
+    return has;
+}
+
 bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest)
 {
     vb_chunkidx_loc_t loc;
-    pthread_mutex_lock(&self->lock);
-    bool has = vb_chunkidx_find(self->index, digest, &loc);
-    pthread_mutex_unlock(&self->lock);
-    return has;
+    return vb_packed_locate(self, digest, &loc);
+}
+
+vb_store_t *vb_packed_store(vb_packed_t *self)
+{
+    return self->store;
 }
 
 static bool s_in_open_pack(const vb_packed_writer_t *w, const vb_digest_t *digest)

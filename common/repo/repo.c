@@ -20,12 +20,14 @@
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
+#include "repo/chunkidx.h"
 #include "repo/idxobj.h"
 #include "repo/le.h"
 #include "repo/index.h"
 #include "repo/pack.h"
 #include "repo/packcheck.h"
 #include "repo/packed.h"
+#include "repo/readahead.h"
 #include "repo/store.h"
 
 #define S_HDR_LEN 64
@@ -67,6 +69,8 @@ struct vb_repo {
 struct vb_repo_worker {
     vb_repo_t *repo;
     vb_packed_writer_t *pw; /* format 2 */
+    vb_readahead_t *ahead;  /* format 2 */
+    uint64_t reads;         /* chunk images read one by one */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     EVP_MD_CTX *md;
@@ -630,7 +634,8 @@ vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo)
         vb_error_set(VB_ENOMEM, "out of memory for a repository worker");
         goto fail;
     }
-    if (repo->packed && !(w->pw = vb_packed_writer_new(repo->packed)))
+    if (repo->packed && (!(w->pw = vb_packed_writer_new(repo->packed)) ||
+                         !(w->ahead = vb_readahead_new(repo->packed))))
         goto fail;
     if (repo->have_key) {
         OSSL_PARAM params[] = {
@@ -654,6 +659,7 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
         return;
     vb_repo_worker_t *w = *self_p;
     vb_packed_writer_destroy(&w->pw);
+    vb_readahead_destroy(&w->ahead);
     free(w->io);
     ZSTD_freeCCtx(w->cctx);
     ZSTD_freeDCtx(w->dctx);
@@ -1025,6 +1031,9 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
     size_t size = 0;
+    if (repo->packed && vb_readahead_take(w->ahead, digest, w->io, w->io_cap, &size))
+        return vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+    w->reads++;
     if (repo->packed) {
         int rc = vb_packed_get(repo->packed, digest, w->io, w->io_cap, &size);
         return rc ? rc : vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
@@ -1038,6 +1047,28 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
     if (rc)
         return rc;
     return vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+}
+
+bool vb_repo_chunk_place(vb_repo_t *self, const vb_digest_t *digest, vb_repo_place_t *out)
+{
+    vb_chunkidx_loc_t loc;
+    if (!self->packed || !vb_packed_locate(self->packed, digest, &loc))
+        return false;
+    uint64_t pack = 0;
+    memcpy(&pack, loc.pack.b, sizeof pack); /* random ids: 64 bits tell packs apart */
+    *out = (vb_repo_place_t){.pack = pack, .offset = loc.offset, .length = loc.length};
+    return true;
+}
+
+void vb_repo_chunk_prefetch(vb_repo_worker_t *w, const vb_digest_t *digests, size_t n)
+{
+    if (w->ahead)
+        vb_readahead_load(w->ahead, digests, n);
+}
+
+uint64_t vb_repo_worker_reads(const vb_repo_worker_t *w)
+{
+    return w->reads + (w->ahead ? vb_readahead_reads(w->ahead) : 0);
 }
 
 /* ---------- listing and removing (garbage collection) ---------- */

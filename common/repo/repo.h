@@ -166,6 +166,26 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
 int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
                       size_t *len_out) VB_WUR;
 
+/* Where a chunk is stored, for reading chunks in the order they lie in the repository. */
+typedef struct {
+    uint64_t pack;   /* equal for the chunks of one pack (a number, not an object name) */
+    uint32_t offset; /* of the chunk's image in its pack */
+    uint32_t length; /* of the image */
+} vb_repo_place_t;
+
+/* Format 2: where chunk `digest` is (the chunk index as loaded): true and *out filled. False in
+ * a format 1 repository (a file per chunk: no order to follow) or when the index lacks it. */
+bool vb_repo_chunk_place(vb_repo_t *self, const vb_digest_t *digest, vb_repo_place_t *out);
+
+/* Format 2: reads the images of these chunks ahead with one ranged read per run of them that
+ * lie back to back in a pack (readahead.h), so that the vb_repo_chunk_get calls for them that
+ * follow, until the next prefetch, read from memory. Reports no error (a chunk it could not read
+ * is read, and its problem named, by vb_repo_chunk_get). Format 1: nothing. */
+void vb_repo_chunk_prefetch(vb_repo_worker_t *w, const vb_digest_t *digests, size_t n);
+
+/* Reads from the store this worker made for chunk images (gets and prefetches). */
+uint64_t vb_repo_worker_reads(const vb_repo_worker_t *w);
+
 /* Moves a chunk found bad (by verify) out of chunks/ into quarantine/ (created 0700 when
  * missing), named by its digest, so that the next backup that produces its content stores it
  * again instead of trusting the bad file; a chunk quarantined twice keeps the newer file. The
