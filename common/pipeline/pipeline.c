@@ -13,10 +13,11 @@
 typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
 
 #define MIN_U32(a, b) ((a) < (b) ? (a) : (b))
-/* Restore and verify hand a worker the chunks of one pack at a time, at most this many bytes of
- * the pack and this many chunks (the images are read ahead in one ranged read per run). */
-#define S_UNIT_BYTES (8u * 1024u * 1024u)
-#define S_UNIT_CHUNKS 256u
+/* Restore and verify hand a worker the chunks of one pack at a time, at most the pack size and
+ * this many bytes of the pack, and this many chunks (the images are read ahead in one ranged read
+ * per run): a pack of the default size is read once. */
+#define S_UNIT_BYTES (16u * 1024u * 1024u)
+#define S_UNIT_CHUNKS 4096u
 #define S_UNIT_UNPLACED 16u    /* chunks per unit without a place (format 1, holes) */
 #define S_NO_PACK UINT64_MAX /* a planned chunk without a place */
 
@@ -53,6 +54,7 @@ typedef struct {
     uint64_t base; /* restore: disk offset of the index's first chunk */
     s_planned_t *plan; /* the index's chunks to read, in the order they lie in the repository */
     size_t plan_count;
+    uint32_t unit_bytes; /* of a pack handed to a worker at once */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -75,7 +77,7 @@ typedef struct {
     pthread_t thread;
     vb_repo_worker_t *rw;
     uint8_t *buf;
-    vb_digest_t unit[S_UNIT_CHUNKS]; /* restore, verify: the digests of the unit in hand */
+    vb_digest_t *unit; /* restore, verify: the digests of the unit in hand (S_UNIT_CHUNKS) */
     vb_pipeline_stats_t stats;
 } s_worker_t;
 
@@ -120,7 +122,7 @@ static bool s_next_unit(s_run_t *run, size_t *first, size_t *end)
     size_t max = a->pack == S_NO_PACK ? S_UNIT_UNPLACED : S_UNIT_CHUNKS, j = i + 1;
     while (j < n && j - i < max && run->plan[j].pack == a->pack &&
            (a->pack == S_NO_PACK || (uint64_t)run->plan[j].offset + run->plan[j].length -
-                                            a->offset <= S_UNIT_BYTES))
+                                            a->offset <= run->unit_bytes))
         j++;
     *first = i;
     *end = run->next_chunk = j;
@@ -422,7 +424,9 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         ws[i].rw = vb_repo_worker_new(run->repo);
         void *buf = NULL;
         ws[i].buf = posix_memalign(&buf, 4096, run->chunk_size) == 0 ? buf : NULL;
-        if (!ws[i].rw || !ws[i].buf) {
+        if (run->mode != S_BACKUP)
+            ws[i].unit = malloc(S_UNIT_CHUNKS * sizeof *ws[i].unit);
+        if (!ws[i].rw || !ws[i].buf || (run->mode != S_BACKUP && !ws[i].unit)) {
             rc = ws[i].rw ? vb_error_set(VB_ENOMEM, "pipeline: out of memory") : vb_error_code();
             goto out;
         }
@@ -450,6 +454,7 @@ out:
     for (unsigned i = 0; ws && i < n; i++) {
         vb_repo_worker_destroy(&ws[i].rw);
         free(ws[i].buf);
+        free(ws[i].unit);
     }
     free(ws);
     free(run->slots);
@@ -587,6 +592,8 @@ static int s_plan(s_run_t *run)
     }
     run->plan_count = n;
     qsort(run->plan, n, sizeof *run->plan, s_cmp_planned);
+    uint32_t ps = vb_repo_pack_size(run->repo);
+    run->unit_bytes = ps && ps < S_UNIT_BYTES ? ps : S_UNIT_BYTES;
     return 0;
 }
 

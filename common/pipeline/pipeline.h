@@ -22,11 +22,12 @@
  * Verify: like restore without a destination; every corrupt or missing chunk is reported.
  *
  * Restore and verify read the index's chunks in the order they lie in the repository: in format
- * 2 a worker takes the chunks of one pack at a time (up to 8 MiB of it) and reads their images
+ * 2 a worker takes the chunks of one pack at a time (up to 16 MiB of it) and reads their images
  * with one ranged read per run of them (vb_repo_chunk_prefetch), then decodes, checks and writes
- * each at its disk offset(s); so a pack is read once however the disk's chunks are spread over
- * it, and every bad chunk is still named by its offset. The plan costs 24 bytes per non-hole
- * chunk of the index, and each worker holds up to 8 MiB of read-ahead images.
+ * each at its disk offset(s); so a pack of the default 16 MiB is read once per disk index
+ * however the disk's chunks are spread over it, and every bad chunk is still named by its
+ * offset. The plan costs 24 bytes per non-hole chunk of the index, and each worker holds up to
+ * 16 MiB of read-ahead images (as a backup worker holds its open pack).
  *
  * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
  * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the

@@ -20,6 +20,7 @@ struct vb_readahead {
     size_t count, cap;
     uint8_t *buf;
     size_t buf_cap;
+    size_t next; /* where the next take looks first (takes come in pack order, as loaded) */
     uint64_t reads;
 };
 
@@ -127,6 +128,7 @@ static void s_read_run(vb_readahead_t *self, size_t first, size_t end, size_t sp
 void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t n)
 {
     s_locate(self, digests, n);
+    self->next = 0;
     size_t total = 0, span = 0;
     for (size_t first = 0; first < self->count; total += span) /* room for every run first */
         first = s_run_end(self, first, &span);
@@ -144,13 +146,15 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
 bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, void *buf, size_t cap,
                        size_t *len)
 {
-    for (size_t i = 0; i < self->count; i++) {
+    for (size_t k = 0; k < self->count; k++) {
+        size_t i = (self->next + k) % self->count;
         const s_item_t *it = &self->items[i];
         if (!it->held || it->loc.length > cap ||
             memcmp(it->digest.b, digest->b, VB_DIGEST_LEN) != 0)
             continue;
         memcpy(buf, self->buf + it->at, it->loc.length);
         *len = it->loc.length;
+        self->next = i + 1;
         return true;
     }
     return false;

@@ -6,7 +6,8 @@
  * vb_readahead_load: each is looked up in the chunk index, the batch is sorted by pack and
  * offset, and every run of images in one pack whose gaps are below VB_READAHEAD_GAP is read with
  * one ranged read (at most VB_READAHEAD_RUN_MAX bytes). vb_readahead_take then copies an image
- * out of memory; the same image may be taken any number of times until the next load.
+ * out of memory; the same image may be taken any number of times until the next load. Takes in
+ * the order the images lie (as restore and verify make them) find each at once; others search.
  *
  * Errors are never reported by load: an image it could not read (a pack missing or cut short,
  * a chunk not in the index) is simply not held, and the caller reads that chunk the ordinary

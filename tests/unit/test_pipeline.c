@@ -753,3 +753,30 @@ Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks
     free(d.data);
     vb_repo_destroy(&r);
 }
+
+/* Format 2 at the default pack size (16 MiB): a pack holding more than 8 MiB of a disk's chunks
+ * is still read once by verify and by restore. */
+Test(pipeline, format2_a_default_pack_is_read_once)
+{
+    uint32_t cs = 64u << 10;
+    char path[4096], packs[4096];
+    snprintf(path, sizeof path, "%s/once", s_dir);
+    snprintf(packs, sizeof packs, "%s/packs", path);
+    vb_repo_params_t p = {.chunk_size = cs, .compression_level = 3};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    mem_disk_t d = make_disk(cs, 640, 5);
+    vb_pipeline_opts_t one = {.workers = 1}, two = {.workers = 2};
+    vb_pipeline_stats_t st, vs, rs;
+    vb_index_t *idx = backup(r, &one, &d, NULL, NULL, 0, &st);
+    cr_assert_eq(tu_count_files(packs, ""), 1, "one writer, one pack");
+    cr_assert_gt(st.bytes_stored, 8u << 20, "the pack holds %" PRIu64 " bytes", st.bytes_stored);
+    cr_assert_eq(vb_pipeline_verify(r, &two, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
+    cr_assert_eq(vs.reads, 1, "verify read the pack in %" PRIu64 " reads", vs.reads);
+    restore_compare_stats(r, &two, idx, &d, &rs);
+    cr_assert_eq(rs.reads, 1, "restore read the pack in %" PRIu64 " reads", rs.reads);
+    vb_index_destroy(&idx);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
