@@ -13,11 +13,12 @@
 typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
 
 #define MIN_U32(a, b) ((a) < (b) ? (a) : (b))
-/* Restore and verify hand a worker the chunks of one pack at a time, at most the pack size and
- * this many bytes of the pack, and this many chunks (the images are read ahead in one ranged read
- * per run): a pack of the default size is read once. */
-#define S_UNIT_BYTES (16u * 1024u * 1024u)
-#define S_UNIT_CHUNKS 4096u
+/* Restore and verify hand a worker the chunks of one pack at a time, at most this many bytes of
+ * the pack and this many chunks (the images are read ahead in one ranged read per run). Larger
+ * reads were slower on the development machine, cold and warm: the images no longer fit the
+ * cache between the read and the decode (see README, Repository formats). */
+#define S_UNIT_BYTES VB_PIPELINE_READ_UNIT
+#define S_UNIT_CHUNKS 1024u
 #define S_UNIT_UNPLACED 16u    /* chunks per unit without a place (format 1, holes) */
 #define S_NO_PACK UINT64_MAX /* a planned chunk without a place */
 
@@ -54,7 +55,6 @@ typedef struct {
     uint64_t base; /* restore: disk offset of the index's first chunk */
     s_planned_t *plan; /* the index's chunks to read, in the order they lie in the repository */
     size_t plan_count;
-    uint32_t unit_bytes; /* of a pack handed to a worker at once */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -122,7 +122,7 @@ static bool s_next_unit(s_run_t *run, size_t *first, size_t *end)
     size_t max = a->pack == S_NO_PACK ? S_UNIT_UNPLACED : S_UNIT_CHUNKS, j = i + 1;
     while (j < n && j - i < max && run->plan[j].pack == a->pack &&
            (a->pack == S_NO_PACK || (uint64_t)run->plan[j].offset + run->plan[j].length -
-                                            a->offset <= run->unit_bytes))
+                                            a->offset <= S_UNIT_BYTES))
         j++;
     *first = i;
     *end = run->next_chunk = j;
@@ -592,8 +592,6 @@ static int s_plan(s_run_t *run)
     }
     run->plan_count = n;
     qsort(run->plan, n, sizeof *run->plan, s_cmp_planned);
-    uint32_t ps = vb_repo_pack_size(run->repo);
-    run->unit_bytes = ps && ps < S_UNIT_BYTES ? ps : S_UNIT_BYTES;
     return 0;
 }
 

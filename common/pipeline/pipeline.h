@@ -22,12 +22,12 @@
  * Verify: like restore without a destination; every corrupt or missing chunk is reported.
  *
  * Restore and verify read the index's chunks in the order they lie in the repository: in format
- * 2 a worker takes the chunks of one pack at a time (up to 16 MiB of it) and reads their images
- * with one ranged read per run of them (vb_repo_chunk_prefetch), then decodes, checks and writes
- * each at its disk offset(s); so a pack of the default 16 MiB is read once per disk index
- * however the disk's chunks are spread over it, and every bad chunk is still named by its
- * offset. The plan costs 24 bytes per non-hole chunk of the index, and each worker holds up to
- * 16 MiB of read-ahead images (as a backup worker holds its open pack).
+ * 2 a worker takes the chunks of one pack at a time (VB_PIPELINE_READ_UNIT bytes of it) and
+ * reads their images with one ranged read per run of them (vb_repo_chunk_prefetch), then
+ * decodes, checks and writes each at its disk offset(s); so each pack is read front to back,
+ * once per disk index, however the disk's chunks are spread over it, and every bad chunk is
+ * still named by its offset. The plan costs 24 bytes per non-hole chunk of the index, and each
+ * worker holds up to VB_PIPELINE_READ_UNIT bytes of read-ahead images.
  *
  * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
  * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the
@@ -50,6 +50,8 @@
 /* A full backup reads through a hole shorter than this between two allocated ranges rather than
  * split the read (the planner merges such ranges before they are sent). */
 #define VB_PIPELINE_GAP_READ (64u * 1024u)
+/* Restore and verify read a pack's chunks in ranged reads of up to this many bytes. */
+#define VB_PIPELINE_READ_UNIT (2u * 1024u * 1024u)
 
 typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);

@@ -143,16 +143,15 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
     }
 }
 
-bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img,
                        size_t *len)
 {
     for (size_t k = 0; k < self->count; k++) {
         size_t i = (self->next + k) % self->count;
         const s_item_t *it = &self->items[i];
-        if (!it->held || it->loc.length > cap ||
-            memcmp(it->digest.b, digest->b, VB_DIGEST_LEN) != 0)
+        if (!it->held || memcmp(it->digest.b, digest->b, VB_DIGEST_LEN) != 0)
             continue;
-        memcpy(buf, self->buf + it->at, it->loc.length);
+        *img = self->buf + it->at;
         *len = it->loc.length;
         self->next = i + 1;
         return true;

@@ -5,9 +5,9 @@
  * pack that a disk index references, a few MiB at a time) gives their digests to
  * vb_readahead_load: each is looked up in the chunk index, the batch is sorted by pack and
  * offset, and every run of images in one pack whose gaps are below VB_READAHEAD_GAP is read with
- * one ranged read (at most VB_READAHEAD_RUN_MAX bytes). vb_readahead_take then copies an image
- * out of memory; the same image may be taken any number of times until the next load. Takes in
- * the order the images lie (as restore and verify make them) find each at once; others search.
+ * one ranged read (at most VB_READAHEAD_RUN_MAX bytes). vb_readahead_take then hands out an
+ * image in place (no copy). Takes in the order the images lie (as restore and verify make them)
+ * find each at once; others search.
  *
  * Errors are never reported by load: an image it could not read (a pack missing or cut short,
  * a chunk not in the index) is simply not held, and the caller reads that chunk the ordinary
@@ -39,9 +39,10 @@ void vb_readahead_destroy(vb_readahead_t **self_p);
 /* Forgets what was held and reads the images of digests[0..n) ahead (see above). */
 void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t n);
 
-/* Copies the image of `digest` into buf (capacity cap) when the last load read it: true and
- * *len its size. False: not held (read it the ordinary way). */
-bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+/* The image of `digest` when the last load read it: true, *img (borrowed until the next load)
+ * and *len its size. The same image may be taken again until then, so a caller that changes it
+ * (decrypts in place) copies it first. False: not held (read it the ordinary way). */
+bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img,
                        size_t *len);
 
 /* Ranged reads made by loads so far. */

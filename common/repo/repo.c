@@ -1031,8 +1031,16 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
     size_t size = 0;
-    if (repo->packed && vb_readahead_take(w->ahead, digest, w->io, w->io_cap, &size))
-        return vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+    uint8_t *img = NULL;
+    if (repo->packed && vb_readahead_take(w->ahead, digest, &img, &size) &&
+        (!repo->encrypted || size <= w->io_cap)) {
+        /* decode changes an image only to decrypt it: a plain one is decoded where it was read */
+        if (repo->encrypted) {
+            memcpy(w->io, img, size);
+            img = w->io;
+        }
+        return vb_repo_chunk_decode(w, digest, img, size, out, cap, len_out);
+    }
     w->reads++;
     if (repo->packed) {
         int rc = vb_packed_get(repo->packed, digest, w->io, w->io_cap, &size);

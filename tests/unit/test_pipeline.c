@@ -661,10 +661,13 @@ Test(pipeline, format2_packs_round_trip_and_dedup_after_reopen)
     }
 }
 
-/* The pack file holding chunk `d`, and where its image is in it (from the packs' trailers). */
+/* The pack file holding the copy of chunk `d` the index finds (two writers may both have stored
+ * it), and where its image is in it (from the packs' trailers). */
 static void find_in_packs(vb_repo_t *r, const char *repo_path, const vb_digest_t *d, char *file,
                           size_t filesz, vb_pack_entry_t *where)
 {
+    vb_repo_place_t pl;
+    cr_assert(vb_repo_chunk_place(r, d, &pl));
     char packs[4096];
     snprintf(packs, sizeof packs, "%s/packs", repo_path);
     DIR *shards = opendir(packs);
@@ -684,7 +687,8 @@ static void find_in_packs(vb_repo_t *r, const char *repo_path, const vb_digest_t
                 vb_pack_read_trailer(vb_repo_store(r), &id, &e, &n) != 0)
                 continue;
             for (size_t i = 0; i < n; i++)
-                if (memcmp(e[i].digest.b, d->b, VB_DIGEST_LEN) == 0) {
+                if (memcmp(e[i].digest.b, d->b, VB_DIGEST_LEN) == 0 &&
+                    memcmp(&pl.pack, id.b, sizeof pl.pack) == 0) {
                     *where = e[i];
                     snprintf(file, filesz, "%s/%s", sub, f->d_name);
                     free(e);
@@ -722,10 +726,12 @@ Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks
     size_t npacks = tu_count_files(packs, "");
     cr_assert(npacks >= 3, "%zu packs", npacks);
 
+    /* each pack in reads of up to VB_PIPELINE_READ_UNIT */
+    uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + npacks;
     restore_compare_stats(r, &o, idx, &d, &rs);
-    cr_assert_eq(rs.reads, npacks, "restore: %" PRIu64 " reads for %zu packs", rs.reads, npacks);
+    cr_assert_leq(rs.reads, most, "restore: %" PRIu64 " reads for %zu packs", rs.reads, npacks);
     cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
-    cr_assert_eq(vs.reads, npacks, "verify: %" PRIu64 " reads for %zu packs", vs.reads, npacks);
+    cr_assert_leq(vs.reads, most, "verify: %" PRIu64 " reads for %zu packs", vs.reads, npacks);
     cr_assert_eq(vs.chunks, st.chunks - st.chunks_zero);
     cr_assert_lt(vs.reads * 10, vs.chunks, "not one read per chunk");
 
@@ -755,8 +761,9 @@ Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks
 }
 
 /* Format 2 at the default pack size (16 MiB): a pack holding more than 8 MiB of a disk's chunks
- * is still read once by verify and by restore. */
-Test(pipeline, format2_a_default_pack_is_read_once)
+ * (about 250 chunks) is read front to back in VB_PIPELINE_READ_UNIT reads by verify and by
+ * restore, not chunk by chunk. */
+Test(pipeline, format2_a_default_pack_is_read_in_runs)
 {
     uint32_t cs = 64u << 10;
     char path[4096], packs[4096];
@@ -772,10 +779,13 @@ Test(pipeline, format2_a_default_pack_is_read_once)
     vb_index_t *idx = backup(r, &one, &d, NULL, NULL, 0, &st);
     cr_assert_eq(tu_count_files(packs, ""), 1, "one writer, one pack");
     cr_assert_gt(st.bytes_stored, 8u << 20, "the pack holds %" PRIu64 " bytes", st.bytes_stored);
+    uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + 1;
     cr_assert_eq(vb_pipeline_verify(r, &two, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
-    cr_assert_eq(vs.reads, 1, "verify read the pack in %" PRIu64 " reads", vs.reads);
+    cr_assert_leq(vs.reads, most, "verify read the pack in %" PRIu64 " reads", vs.reads);
     restore_compare_stats(r, &two, idx, &d, &rs);
-    cr_assert_eq(rs.reads, 1, "restore read the pack in %" PRIu64 " reads", rs.reads);
+    cr_assert_leq(rs.reads, most, "restore read the pack in %" PRIu64 " reads", rs.reads);
+    cr_assert_lt(rs.reads * 20, vs.chunks, "%" PRIu64 " reads, %" PRIu64 " chunks", rs.reads,
+                 vs.chunks);
     vb_index_destroy(&idx);
     free(d.data);
     vb_repo_destroy(&r);
