@@ -60,6 +60,11 @@ struct vb_chunkidx_loc_s;
 bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest,
                       struct vb_chunkidx_loc_s *loc);
 
+/* Sets aside the copy of chunk `digest` the index finds (packquar.h): from now on the index of
+ * this and every process that loads it lacks that copy. VB_ENOTFOUND (not in the index),
+ * VB_ENOSPC, VB_EIO. */
+int vb_packed_quarantine(vb_packed_t *self, const vb_digest_t *digest) VB_WUR;
+
 /* The store (borrowed). */
 vb_store_t *vb_packed_store(vb_packed_t *self);
 

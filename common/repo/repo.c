@@ -27,6 +27,7 @@
 #include "repo/pack.h"
 #include "repo/packcheck.h"
 #include "repo/packed.h"
+#include "repo/packquar.h"
 #include "repo/readahead.h"
 #include "repo/store.h"
 
@@ -728,17 +729,14 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
     char name[S_NAME_LEN], dst[S_QNAME_LEN];
     s_chunk_name(digest, name);
     s_quarantine_name(digest, dst);
-    if (self->packed)
-        return vb_error_set(VB_EUNSUPPORTED,
-                            "repository %s: format 2 cannot quarantine chunk %s yet (it stays "
-                            "in its pack)",
-                            self->path, s_hex_of(name));
-    int rc = vb_store_move(self->store, name, dst);
+    int rc = self->packed ? vb_packed_quarantine(self->packed, digest)
+                          : vb_store_move(self->store, name, dst);
     if (rc)
         return vb_error_prefix(rc, "repository %s: quarantining chunk %s", self->path,
                                s_hex_of(name));
-    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
-    if (vb_store_freshen(self->store, dst) != 0)
+    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later (a
+     * format 2 record was just written, or kept from the first time) */
+    if (!self->packed && vb_store_freshen(self->store, dst) != 0)
         vb_error_clear();
     VB_LOG_INFO("repo", "chunk_quarantined repo=%s chunk=%s", self->path, s_hex_of(name));
     return 0;
@@ -747,6 +745,8 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
 bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
 {
     char name[S_QNAME_LEN];
+    if (self->format == VB_REPO_FORMAT_PACKED)
+        return vb_packquar_has(self->store, digest);
     s_quarantine_name(digest, name);
     return vb_store_exists(self->store, name);
 }
@@ -1130,6 +1130,8 @@ static int s_expire_one(void *arg, const char *name, const vb_store_stat_t *st)
 
 int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run, uint64_t *removed)
 {
+    if (self->format == VB_REPO_FORMAT_PACKED)
+        return vb_packquar_expire(self->store, before, dry_run, removed);
     s_expire_t e = {.store = self->store, .before = before, .dry_run = dry_run};
     int rc = vb_store_list(self->store, VB_REPO_QUARANTINE_DIR "/", s_expire_one, &e);
     *removed = e.removed;

@@ -6,7 +6,8 @@
  *                       compression, encryption parameters, key check value)
  *   chunks/00 .. ff/    chunks named by the hex digest, sharded by its first byte
  *   indexes/NAME.idx    disk indexes (index.h)
- *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine)
+ *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine);
+ *                       format 2: quarantine/DIGEST-PACK records (packquar.h)
  *
  * Chunks are fixed-size pieces of a disk aligned to chunk_size (the last one of a disk may be
  * shorter). The digest is SHA-256 of the plaintext, or HMAC-SHA-256 under a key derived from the
@@ -189,11 +190,13 @@ uint64_t vb_repo_worker_reads(const vb_repo_worker_t *w);
 /* Moves a chunk found bad (by verify) out of chunks/ into quarantine/ (created 0700 when
  * missing), named by its digest, so that the next backup that produces its content stores it
  * again instead of trusting the bad file; a chunk quarantined twice keeps the newer file. The
- * file stays there for inspection until garbage collection removes it (gc.h). VB_ENOTFOUND (no
- * such chunk), VB_EIO. */
+ * file stays there for inspection until garbage collection removes it (gc.h). Format 2: the copy
+ * the chunk index finds is set aside by a record quarantine/<digest>-<pack> holding its image
+ * (packquar.h): the index of every process that loads it lacks that copy from then on, so the
+ * next backup stores the chunk again in a new pack. VB_ENOTFOUND (no such chunk), VB_EIO. */
 int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest) VB_WUR;
 
-/* True when a chunk of this digest is in quarantine/. */
+/* True when a chunk of this digest is in quarantine/ (format 2: some copy of it). */
 bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest);
 
 /* True when the chunk file exists (no content check). */
@@ -214,8 +217,8 @@ int vb_repo_chunk_foreach(vb_repo_t *self, vb_repo_chunk_fn fn, void *arg) VB_WU
 int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest,
                          time_t unless_since) VB_WUR;
 
-/* Removes quarantined chunks moved there before `before`; *removed counts them (or those that
- * would be, with dry_run). */
+/* Removes quarantined chunks moved there before `before` (format 2: records whose pack is gone
+ * too); *removed counts them (or those that would be, with dry_run). */
 int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run,
                               uint64_t *removed) VB_WUR;
 
