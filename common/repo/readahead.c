@@ -10,8 +10,8 @@
 typedef struct {
     vb_digest_t digest;
     vb_chunkidx_loc_t loc;
-    size_t at;  /* offset in buf */
-    bool held;  /* read: buf[at .. at + loc.length) is the image */
+    size_t at; /* offset in buf */
+    bool held; /* read: buf[at .. at + loc.length) is the image */
 } s_item_t;
 
 struct vb_readahead {
@@ -143,8 +143,7 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
     }
 }
 
-bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img,
-                       size_t *len)
+bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img, size_t *len)
 {
     for (size_t k = 0; k < self->count; k++) {
         size_t i = (self->next + k) % self->count;

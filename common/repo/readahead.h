@@ -27,7 +27,7 @@
 #include "repo/packed.h"
 #include "repo/repo.h"
 
-#define VB_READAHEAD_GAP (256u * 1024u)          /* read through gaps up to this size */
+#define VB_READAHEAD_GAP (256u * 1024u)            /* read through gaps up to this size */
 #define VB_READAHEAD_RUN_MAX (32u * 1024u * 1024u) /* bytes of one ranged read at most */
 
 typedef struct vb_readahead vb_readahead_t;
@@ -42,8 +42,7 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
 /* The image of `digest` when the last load read it: true, *img (borrowed until the next load)
  * and *len its size. The same image may be taken again until then, so a caller that changes it
  * (decrypts in place) copies it first. False: not held (read it the ordinary way). */
-bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img,
-                       size_t *len);
+bool vb_readahead_take(vb_readahead_t *self, const vb_digest_t *digest, uint8_t **img, size_t *len);
 
 /* Ranged reads made by loads so far. */
 uint64_t vb_readahead_reads(const vb_readahead_t *self);
