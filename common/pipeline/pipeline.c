@@ -19,7 +19,7 @@ typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
  * cache between the read and the decode (see README, Repository formats). */
 #define S_UNIT_BYTES VB_PIPELINE_READ_UNIT
 #define S_UNIT_CHUNKS 1024u
-#define S_UNIT_UNPLACED 16u    /* chunks per unit without a place (format 1, holes) */
+#define S_UNIT_UNPLACED 1u   /* chunks per unit without a place (format 1, holes): as before */
 #define S_NO_PACK UINT64_MAX /* a planned chunk without a place */
 
 /* One chunk of a restore or verify plan: where it lies in the repository, and which it is. */
@@ -121,8 +121,8 @@ static bool s_next_unit(s_run_t *run, size_t *first, size_t *end)
     const s_planned_t *a = &run->plan[i];
     size_t max = a->pack == S_NO_PACK ? S_UNIT_UNPLACED : S_UNIT_CHUNKS, j = i + 1;
     while (j < n && j - i < max && run->plan[j].pack == a->pack &&
-           (a->pack == S_NO_PACK || (uint64_t)run->plan[j].offset + run->plan[j].length -
-                                            a->offset <= S_UNIT_BYTES))
+           (a->pack == S_NO_PACK ||
+            (uint64_t)run->plan[j].offset + run->plan[j].length - a->offset <= S_UNIT_BYTES))
         j++;
     *first = i;
     *end = run->next_chunk = j;

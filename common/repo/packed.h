@@ -57,8 +57,7 @@ bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest);
 
 /* Where the index (as loaded, not loaded again) says chunk `digest` is: true and *loc filled. */
 struct vb_chunkidx_loc_s;
-bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest,
-                      struct vb_chunkidx_loc_s *loc);
+bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest, struct vb_chunkidx_loc_s *loc);
 
 /* Sets aside the copy of chunk `digest` the index finds (packquar.h): from now on the index of
  * this and every process that loads it lacks that copy. VB_ENOTFOUND (not in the index),

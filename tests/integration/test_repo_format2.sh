@@ -4,7 +4,8 @@
 # passes, a second full of unchanged disks stores nothing, the repository holds a handful of
 # objects instead of a file per chunk; prune deletes and repacks packs (--dry-run says what it
 # would do) and every remaining restore point restores byte-identical; a prune loop while a backup
-# runs loses nothing; a damaged pack stops GC.
+# runs loses nothing; a flipped byte in a pack is named and quarantined by verify and stored again
+# by the next backup; a damaged pack stops GC.
 source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --vms 2 --proxies 2 --disk-size 16M --encrypt --heartbeat-ms 500 \

@@ -128,9 +128,8 @@ static vb_index_t *backup(vb_repo_t *r, const vb_pipeline_opts_t *o, mem_disk_t 
     return idx;
 }
 
-static void restore_compare_stats(vb_repo_t *r, const vb_pipeline_opts_t *o,
-                                  const vb_index_t *idx, const mem_disk_t *d,
-                                  vb_pipeline_stats_t *st_out)
+static void restore_compare_stats(vb_repo_t *r, const vb_pipeline_opts_t *o, const vb_index_t *idx,
+                                  const mem_disk_t *d, vb_pipeline_stats_t *st_out)
 {
     char out[4096];
     snprintf(out, sizeof out, "%s/restored.img", s_dir);

@@ -662,7 +662,8 @@ Test(gc, packs_a_quarantined_copy_is_stored_again_and_never_copied)
     age_all_packs(3600);
     vb_gc_stats_t gs;
     cr_assert_eq(vb_repo_gc_ex(r, NULL, time(NULL), 100, false, &gs), 0, "%s", vb_error_msg());
-    cr_assert_geq(gs.packs.packs_rewritten, 1, "%llu", (unsigned long long)gs.packs.packs_rewritten);
+    cr_assert_geq(gs.packs.packs_rewritten, 1, "%llu",
+                  (unsigned long long)gs.packs.packs_rewritten);
     cr_assert_neq(stat(old_pack, &st), 0, "the old pack was not removed");
     vb_repo_destroy(&r);
     r = vb_repo_open(s_path, NULL);
