@@ -690,7 +690,7 @@ static void s_verify_print(json_t *plan, int64_t id, json_t *bad, size_t moved)
     printf("restore point %lld of %s: CORRUPT (%zu bad chunk(s))\n", (long long)id, vm,
            json_array_size(bad));
     if (moved)
-        printf("moved %zu bad chunk file(s) to the repository's quarantine/; ", moved);
+        printf("quarantined %zu bad chunk(s) (the repository's quarantine/); ", moved);
     printf("the next backup of %s reads every chunk again (vbak backup %s) and stores what is "
            "bad or missing: restore points made after it verify clean\n",
            vm, vm);

@@ -32,6 +32,7 @@ typedef struct {
     bool encrypt;
     const char *repository; /* NULL: DIR/repo */
     char repo_creds[PATH_MAX]; /* S3 access key file (absolute), "" when none */
+    int64_t format; /* repository format; 0: the default (VB_REPO_FORMAT_VERSION) */
 } s_create_opts_t;
 
 static int s_usage_lab(FILE *out)
@@ -39,8 +40,8 @@ static int s_usage_lab(FILE *out)
     fputs("Usage: vbak lab COMMAND DIR [OPTIONS]\n"
           "A lab site: a simulated vSphere site with a coordinator and agents on this machine.\n\n"
           "  vbak lab create DIR [--proxies N] [--vms N] [--disk-size SIZE] [--seed S]\n"
-          "                      [--chunk-size SIZE] [--encrypt] [--heartbeat-ms MS] [--liveness N]\n"
-          "                      [--repository URL --repository-credentials FILE]\n"
+          "                      [--chunk-size SIZE] [--encrypt] [--format 1|2] [--heartbeat-ms MS]\n"
+          "                      [--liveness N] [--repository URL --repository-credentials FILE]\n"
           "      write a site: site.json and disk images, coordinator.conf, agent-N.conf,\n"
           "      vbak.conf, keys, the enrollment token and a repository (DIR/repo, or the\n"
           "      s3:// URL, its bucket made when missing, with the access key in FILE)\n"
@@ -93,7 +94,8 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
     vb_repo_params_t params = {.chunk_size = (uint32_t)o->chunk_size,
                                .compression_level = 3,
                                .key_file = o->encrypt ? key_file : NULL,
-                               .store = {o->repo_creds[0] ? o->repo_creds : NULL, true}};
+                               .store = {o->repo_creds[0] ? o->repo_creds : NULL, true},
+                               .format = (int)o->format};
     return vb_repo_init(o->repository ? o->repository : path, &params);
 }
 
@@ -213,7 +215,7 @@ static int s_parse_int_opt(const char *name, const char *value, int64_t min, int
 
 static int s_create(int argc, char **argv)
 {
-    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false, NULL, ""};
+    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false, NULL, "", 0};
     for (int i = 1; i < argc; i++) {
         int64_t v;
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -245,6 +247,9 @@ static int s_create(int argc, char **argv)
                 o.repository = next;
             else if (!realpath(next, o.repo_creds))
                 return vb_cli_fail("lab create: %s: %s", next, strerror(errno)) + 1;
+        } else if (!strcmp(argv[i], "--format")) {
+            if (s_parse_int_opt("--format", next, 1, 2, &o.format))
+                return vb_cli_fail("%s", vb_error_msg()) + 1;
             i++;
         } else if (!strcmp(argv[i], "--heartbeat-ms")) {
             if (s_parse_int_opt("--heartbeat-ms", next, 50, 60000, &o.heartbeat_ms))

@@ -38,8 +38,8 @@ static const char s_help[] =
     "                               KEYFILE (at least 32 bytes; created with 32 random bytes\n"
     "                               when it does not exist). Keep it safe: without it the\n"
     "                               backups cannot be read.\n"
-    "       --format 1|2            1 (default): a file per chunk; 2: chunks in packs found\n"
-    "                               through index objects (no quarantine by verify yet)\n"
+    "       --format 1|2            2 (default): chunks in packs found through index\n"
+    "                               objects; 1: a file per chunk (older vbak reads only 1)\n"
     "       --pack-size SIZE        format 2: pack size, 4M..128M (default 16M)\n"
     "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
     "       --json                  print one JSON object\n"
@@ -150,7 +150,7 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
         return 2;
     }
     p.chunk_size = (uint32_t)cs;
-    int64_t fmt = vb_store_is_s3(path) ? 2 : 1;
+    int64_t fmt = VB_REPO_FORMAT_VERSION;
     uint64_t ps = 0;
     if ((format && vb_parse_i64(format, 1, 2, "--format", &fmt) != 0) ||
         (pack && vb_parse_size(pack, "--pack-size", &ps) != 0)) {
@@ -187,6 +187,8 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
     if (fmt == 2)
         fprintf(out, ", format 2, packs of %" PRIu32 " MiB",
                 (p.pack_size ? p.pack_size : 16u << 20) >> 20);
+    else
+        fprintf(out, ", format 1, a file per chunk");
     fprintf(out, ")\n");
     return 0;
 }

@@ -13,6 +13,22 @@
 typedef enum { S_BACKUP, S_RESTORE, S_VERIFY } s_mode_t;
 
 #define MIN_U32(a, b) ((a) < (b) ? (a) : (b))
+/* Restore and verify hand a worker the chunks of one pack at a time, at most this many bytes of
+ * the pack and this many chunks (the images are read ahead in one ranged read per run). Larger
+ * reads were slower on the development machine, cold and warm: the images no longer fit the
+ * cache between the read and the decode (see README, Repository formats). */
+#define S_UNIT_BYTES VB_PIPELINE_READ_UNIT
+#define S_UNIT_CHUNKS 1024u
+#define S_UNIT_UNPLACED 1u   /* chunks per unit without a place (format 1, holes): as before */
+#define S_NO_PACK UINT64_MAX /* a planned chunk without a place */
+
+/* One chunk of a restore or verify plan: where it lies in the repository, and which it is. */
+typedef struct {
+    uint64_t pack; /* vb_repo_place_t.pack, or S_NO_PACK */
+    uint32_t offset;
+    uint32_t length;
+    uint64_t chunk; /* in the index */
+} s_planned_t;
 
 /* State shared by the workers of one run; everything below `lock` is guarded by it. */
 typedef struct {
@@ -37,11 +53,13 @@ typedef struct {
     void *report_ctx;
     bool write_zeros;
     uint64_t base; /* restore: disk offset of the index's first chunk */
+    s_planned_t *plan; /* the index's chunks to read, in the order they lie in the repository */
+    size_t plan_count;
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t ext_pos;      /* backup cursor: current extent */
-    uint64_t next_chunk; /* next chunk index to hand out */
+    uint64_t next_chunk; /* next chunk index to hand out (backup); next plan entry (restore) */
     uint64_t next_seq;   /* sequence number of the next chunk handed out */
     uint64_t emit_seq;   /* next sequence number to emit */
     unsigned window;
@@ -59,6 +77,7 @@ typedef struct {
     pthread_t thread;
     vb_repo_worker_t *rw;
     uint8_t *buf;
+    vb_digest_t *unit; /* restore, verify: the digests of the unit in hand (S_UNIT_CHUNKS) */
     vb_pipeline_stats_t stats;
 } s_worker_t;
 
@@ -92,17 +111,22 @@ static bool s_next_backup_chunk(s_run_t *run, uint64_t *chunk)
     return false;
 }
 
-static bool s_next_index_chunk(s_run_t *run, uint64_t *chunk)
+/* Restore and verify cursor: the next unit of the plan, plan[*first .. *end): chunks of one
+ * pack within S_UNIT_BYTES of the first, or up to S_UNIT_UNPLACED chunks without a place. */
+static bool s_next_unit(s_run_t *run, size_t *first, size_t *end)
 {
-    while (run->next_chunk < run->index->count) {
-        uint64_t c = run->next_chunk++;
-        if (!vb_digest_is_zero(&run->index->digests[c]) || run->write_zeros) {
-            *chunk = c;
-            return true;
-        }
-        run->stats.chunks_zero++;
-    }
-    return false;
+    size_t i = run->next_chunk, n = run->plan_count;
+    if (i >= n)
+        return false;
+    const s_planned_t *a = &run->plan[i];
+    size_t max = a->pack == S_NO_PACK ? S_UNIT_UNPLACED : S_UNIT_CHUNKS, j = i + 1;
+    while (j < n && j - i < max && run->plan[j].pack == a->pack &&
+           (a->pack == S_NO_PACK ||
+            (uint64_t)run->plan[j].offset + run->plan[j].length - a->offset <= S_UNIT_BYTES))
+        j++;
+    *first = i;
+    *end = run->next_chunk = j;
+    return true;
 }
 
 static uint32_t s_chunk_len(const s_run_t *run, uint64_t chunk)
@@ -274,49 +298,89 @@ static void s_deliver_locked(s_run_t *run, uint64_t seq, const vb_chunk_result_t
     pthread_cond_broadcast(&run->cond);
 }
 
-static void *s_worker_main(void *arg)
+static void s_backup_worker(s_worker_t *w)
 {
-    s_worker_t *w = arg;
     s_run_t *run = w->run;
     pthread_mutex_lock(&run->lock);
     for (;;) {
         if (run->stop)
             break;
         uint64_t chunk = 0, seq = run->next_seq;
-        if (run->mode == S_BACKUP && seq >= run->emit_seq + run->window) {
+        if (seq >= run->emit_seq + run->window) {
             pthread_cond_wait(&run->cond, &run->lock); /* window full: wait for emission */
             continue;
         }
-        bool have = run->mode == S_BACKUP ? s_next_backup_chunk(run, &chunk)
-                                          : s_next_index_chunk(run, &chunk);
-        if (!have)
+        if (!s_next_backup_chunk(run, &chunk))
             break;
         run->next_seq++;
         pthread_mutex_unlock(&run->lock);
 
         vb_chunk_result_t res;
-        int rc = run->mode == S_BACKUP ? s_backup_chunk(w, chunk, &res) : s_read_chunk(w, chunk);
+        int rc = s_backup_chunk(w, chunk, &res);
 
         pthread_mutex_lock(&run->lock);
-        if (rc && run->mode == S_VERIFY &&
-            (rc == VB_ECORRUPT || rc == VB_ENOTFOUND || rc == VB_EUNSUPPORTED)) {
-            /* Verify goes on past a bad chunk: the user wants all of them. */
-            if (!run->stats.chunks_bad || chunk * run->chunk_size < run->first_bad)
-                run->first_bad = chunk * run->chunk_size;
-            run->stats.chunks_bad++;
-            if (run->report)
-                run->report(run->report_ctx, chunk * run->chunk_size, &run->index->digests[chunk],
-                            rc, vb_error_msg());
-            continue;
-        }
         if (rc) {
             s_fail_locked(run, rc);
             break;
         }
-        if (run->mode == S_BACKUP)
-            s_deliver_locked(run, seq, &res);
+        s_deliver_locked(run, seq, &res);
     }
     pthread_mutex_unlock(&run->lock);
+}
+
+/* A chunk of a restore or verify failed: verify goes on past a bad chunk (the user wants all of
+ * them) and returns true; anything else stops the run. */
+static bool s_chunk_failed_locked(s_run_t *run, uint64_t chunk, int rc)
+{
+    if (run->mode == S_VERIFY &&
+        (rc == VB_ECORRUPT || rc == VB_ENOTFOUND || rc == VB_EUNSUPPORTED)) {
+        if (!run->stats.chunks_bad || chunk * run->chunk_size < run->first_bad)
+            run->first_bad = chunk * run->chunk_size;
+        run->stats.chunks_bad++;
+        if (run->report)
+            run->report(run->report_ctx, chunk * run->chunk_size, &run->index->digests[chunk], rc,
+                        vb_error_msg());
+        return true;
+    }
+    s_fail_locked(run, rc);
+    return false;
+}
+
+/* Restore and verify: one unit of the plan at a time, its images read ahead together. */
+static void s_index_worker(s_worker_t *w)
+{
+    s_run_t *run = w->run;
+    size_t first = 0, end = 0;
+    bool go = true;
+    pthread_mutex_lock(&run->lock);
+    while (go && !run->stop && s_next_unit(run, &first, &end)) {
+        pthread_mutex_unlock(&run->lock);
+        size_t n = 0;
+        for (size_t i = first; i < end; i++)
+            if (run->plan[i].pack != S_NO_PACK)
+                w->unit[n++] = run->index->digests[run->plan[i].chunk];
+        if (n)
+            vb_repo_chunk_prefetch(w->rw, w->unit, n);
+        for (size_t i = first; go && i < end; i++) {
+            int rc = s_read_chunk(w, run->plan[i].chunk);
+            if (rc) {
+                pthread_mutex_lock(&run->lock);
+                go = s_chunk_failed_locked(run, run->plan[i].chunk, rc);
+                pthread_mutex_unlock(&run->lock);
+            }
+        }
+        pthread_mutex_lock(&run->lock);
+    }
+    pthread_mutex_unlock(&run->lock);
+}
+
+static void *s_worker_main(void *arg)
+{
+    s_worker_t *w = arg;
+    if (w->run->mode == S_BACKUP)
+        s_backup_worker(w);
+    else
+        s_index_worker(w);
     return NULL;
 }
 
@@ -331,6 +395,7 @@ static void s_add_stats(vb_pipeline_stats_t *a, const vb_pipeline_stats_t *b)
     a->bytes_new += b->bytes_new;
     a->bytes_stored += b->bytes_stored;
     a->chunks_bad += b->chunks_bad;
+    a->reads += b->reads;
 }
 
 /* Starts the workers, waits for them, and folds their results into run->rc and stats. */
@@ -359,7 +424,9 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         ws[i].rw = vb_repo_worker_new(run->repo);
         void *buf = NULL;
         ws[i].buf = posix_memalign(&buf, 4096, run->chunk_size) == 0 ? buf : NULL;
-        if (!ws[i].rw || !ws[i].buf) {
+        if (run->mode != S_BACKUP)
+            ws[i].unit = malloc(S_UNIT_CHUNKS * sizeof *ws[i].unit);
+        if (!ws[i].rw || !ws[i].buf || (run->mode != S_BACKUP && !ws[i].unit)) {
             rc = ws[i].rw ? vb_error_set(VB_ENOMEM, "pipeline: out of memory") : vb_error_code();
             goto out;
         }
@@ -374,8 +441,10 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         }
     for (unsigned i = 0; i < started; i++)
         pthread_join(ws[i].thread, NULL);
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
+        ws[i].stats.reads = vb_repo_worker_reads(ws[i].rw);
         s_add_stats(&run->stats, &ws[i].stats);
+    }
     if (run->rc)
         rc = vb_error_set(run->rc, "%s", run->msg);
     /* a format 2 repository: seal each worker's open pack */
@@ -385,6 +454,7 @@ out:
     for (unsigned i = 0; ws && i < n; i++) {
         vb_repo_worker_destroy(&ws[i].rw);
         free(ws[i].buf);
+        free(ws[i].unit);
     }
     free(ws);
     free(run->slots);
@@ -483,6 +553,48 @@ static int s_check_index(vb_repo_t *repo, const vb_index_t *index)
     return 0;
 }
 
+static int s_cmp_planned(const void *a, const void *b)
+{
+    const s_planned_t *x = a, *y = b;
+    if (x->pack != y->pack)
+        return x->pack < y->pack ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+/* Restore and verify read the index's chunks in the order they lie in the repository: pack by
+ * pack in format 2 (so each run of a pack is read once, whatever disk offsets its chunks have),
+ * in index order otherwise. Holes are counted and left out unless they must be written. */
+static int s_plan(s_run_t *run)
+{
+    const vb_index_t *idx = run->index;
+    run->plan = malloc((idx->count ? idx->count : 1) * sizeof *run->plan);
+    if (!run->plan)
+        return vb_error_set(VB_ENOMEM, "disk %s: out of memory for the plan of %" PRIu64 " chunks",
+                            idx->disk_key, idx->count);
+    size_t n = 0;
+    for (uint64_t c = 0; c < idx->count; c++) {
+        const vb_digest_t *d = &idx->digests[c];
+        bool hole = vb_digest_is_zero(d);
+        vb_repo_place_t pl;
+        if (hole && !run->write_zeros) {
+            run->stats.chunks_zero++;
+            continue;
+        }
+        s_planned_t *p = &run->plan[n++];
+        *p = (s_planned_t){.pack = S_NO_PACK, .chunk = c};
+        if (!hole && vb_repo_chunk_place(run->repo, d, &pl)) {
+            p->pack = pl.pack;
+            p->offset = pl.offset;
+            p->length = pl.length;
+        }
+    }
+    run->plan_count = n;
+    qsort(run->plan, n, sizeof *run->plan, s_cmp_planned);
+    return 0;
+}
+
 /* A restore or verify run over the chunks of `index`. */
 static s_run_t s_index_run(s_mode_t mode, vb_repo_t *repo, const vb_index_t *index)
 {
@@ -505,7 +617,10 @@ int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const v
     run.write_ctx = write_ctx;
     run.write_zeros = opts && opts->write_zeros;
     run.base = opts ? opts->base : 0;
-    return s_run(&run, opts, stats);
+    if ((rc = s_plan(&run)) == 0)
+        rc = s_run(&run, opts, stats);
+    free(run.plan);
+    return rc;
 }
 
 int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,
@@ -517,7 +632,9 @@ int vb_pipeline_verify(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb
     s_run_t run = s_index_run(S_VERIFY, repo, index);
     run.report = report;
     run.report_ctx = report_ctx;
-    rc = s_run(&run, opts, stats);
+    if ((rc = s_plan(&run)) == 0)
+        rc = s_run(&run, opts, stats);
+    free(run.plan);
     if (rc == 0 && run.stats.chunks_bad)
         rc = vb_error_set(VB_ECORRUPT,
                           "disk %s: %" PRIu64

@@ -21,6 +21,14 @@
  *
  * Verify: like restore without a destination; every corrupt or missing chunk is reported.
  *
+ * Restore and verify read the index's chunks in the order they lie in the repository: in format
+ * 2 a worker takes the chunks of one pack at a time (VB_PIPELINE_READ_UNIT bytes of it) and
+ * reads their images with one ranged read per run of them (vb_repo_chunk_prefetch), then
+ * decodes, checks and writes each at its disk offset(s); so each pack is read front to back,
+ * once per disk index, however the disk's chunks are spread over it, and every bad chunk is
+ * still named by its offset. The plan costs 24 bytes per non-hole chunk of the index, and each
+ * worker holds up to VB_PIPELINE_READ_UNIT bytes of read-ahead images.
+ *
  * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
  * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the
  * calling thread. Their buffers are 4096-byte aligned, and so are offsets and lengths except at
@@ -42,6 +50,8 @@
 /* A full backup reads through a hole shorter than this between two allocated ranges rather than
  * split the read (the planner merges such ranges before they are sent). */
 #define VB_PIPELINE_GAP_READ (64u * 1024u)
+/* Restore and verify read a pack's chunks in ranged reads of up to this many bytes. */
+#define VB_PIPELINE_READ_UNIT (2u * 1024u * 1024u)
 
 typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);
@@ -80,6 +90,8 @@ typedef struct {
     uint64_t bytes_new;     /* backup: raw bytes of new chunks */
     uint64_t bytes_stored;  /* backup: bytes the new chunk files take */
     uint64_t chunks_bad;    /* verify: corrupt or missing chunks */
+    uint64_t reads;         /* restore, verify: reads of chunk images from the repository (format
+                               2: one per run of chunks lying together in a pack) */
 } vb_pipeline_stats_t;
 
 /* Backs up the chunks that `extents` (ascending, non-overlapping, within capacity) touch.

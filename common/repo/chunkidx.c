@@ -15,11 +15,18 @@ typedef struct {
 
 _Static_assert(sizeof(s_entry_t) == VB_CHUNKIDX_ENTRY_BYTES, "24 bytes per chunk");
 
+typedef struct {
+    uint8_t key[S_KEY_LEN];
+    vb_pack_id_t pack;
+} s_excluded_t;
+
 struct vb_chunkidx {
     s_entry_t *entries;
     size_t count, cap;
     vb_pack_id_t *packs;
     size_t npacks, packs_cap;
+    s_excluded_t *excluded; /* quarantined copies: few */
+    size_t nexcluded, excluded_cap;
     size_t *bucket; /* S_BUCKETS + 1 starts once sealed */
     bool sorted;
 };
@@ -41,6 +48,7 @@ void vb_chunkidx_destroy(vb_chunkidx_t **self_p)
     free((*self_p)->entries);
     free((*self_p)->packs);
     free((*self_p)->bucket);
+    free((*self_p)->excluded);
     free(*self_p);
     *self_p = NULL;
 }
@@ -103,6 +111,29 @@ int vb_chunkidx_add_pack(vb_chunkidx_t *self, const vb_pack_id_t *pack,
     return 0;
 }
 
+int vb_chunkidx_exclude(vb_chunkidx_t *self, const vb_digest_t *digest, const vb_pack_id_t *pack)
+{
+    void *arr = self->excluded;
+    int rc = s_grow(&arr, &self->excluded_cap, self->nexcluded + 1, sizeof *self->excluded);
+    if (rc)
+        return rc;
+    self->excluded = arr;
+    s_excluded_t *x = &self->excluded[self->nexcluded++];
+    memcpy(x->key, digest->b, S_KEY_LEN);
+    x->pack = *pack;
+    self->sorted = false;
+    return 0;
+}
+
+static bool s_is_excluded(const vb_chunkidx_t *self, const s_entry_t *e)
+{
+    for (size_t i = 0; i < self->nexcluded; i++)
+        if (memcmp(self->excluded[i].key, e->key, S_KEY_LEN) == 0 &&
+            memcmp(self->excluded[i].pack.b, self->packs[e->pack].b, VB_PACK_ID_LEN) == 0)
+            return true;
+    return false;
+}
+
 /* By key; equal keys by pack number, so the first added comes first (qsort is not stable). */
 static int s_cmp(const void *a, const void *b)
 {
@@ -120,7 +151,8 @@ void vb_chunkidx_seal(vb_chunkidx_t *self)
     qsort(self->entries, self->count, sizeof *self->entries, s_cmp);
     size_t w = 0;
     for (size_t r = 0; r < self->count; r++)
-        if (w == 0 || memcmp(self->entries[w - 1].key, self->entries[r].key, S_KEY_LEN) != 0)
+        if ((w == 0 || memcmp(self->entries[w - 1].key, self->entries[r].key, S_KEY_LEN) != 0) &&
+            !(self->nexcluded && s_is_excluded(self, &self->entries[r])))
             self->entries[w++] = self->entries[r];
     self->count = w;
     self->sorted = true;

@@ -32,7 +32,7 @@
 
 typedef struct vb_chunkidx vb_chunkidx_t;
 
-typedef struct {
+typedef struct vb_chunkidx_loc_s {
     vb_pack_id_t pack;
     uint32_t offset; /* of the chunk's image in the pack (packs are below 4 GiB) */
     uint32_t length; /* of the image */
@@ -48,7 +48,14 @@ int vb_chunkidx_reserve(vb_chunkidx_t *self, size_t chunks) VB_WUR;
 int vb_chunkidx_add_pack(vb_chunkidx_t *self, const vb_pack_id_t *pack,
                          const vb_pack_entry_t *entries, size_t count) VB_WUR;
 
-/* Sorts the entries and drops repeated digests (keeping the first added). */
+/* Leaves out, from the next seal on, the copy of chunk `digest` that pack `pack` holds (a copy
+ * verify found bad and quarantined); other copies of the chunk stay, unless a seal before the
+ * exclusion dropped them as repeats: exclude before adding. */
+int vb_chunkidx_exclude(vb_chunkidx_t *self, const vb_digest_t *digest,
+                        const vb_pack_id_t *pack) VB_WUR;
+
+/* Sorts the entries, drops excluded copies and then repeated digests (keeping the first
+ * added). */
 void vb_chunkidx_seal(vb_chunkidx_t *self);
 
 /* Where chunk `digest` is: true and *out filled, or false when the index does not hold it. */

@@ -8,6 +8,7 @@
 #include "repo/chunkidx.h"
 #include "repo/idxobj.h"
 #include "repo/pack.h"
+#include "repo/packquar.h"
 
 #define S_TOUCHED_MAX 64
 
@@ -33,7 +34,10 @@ static int s_load(vb_packed_t *self)
     vb_chunkidx_t *ci = vb_chunkidx_new();
     if (!ci)
         return vb_error_code();
-    int rc = vb_idxobj_load(self->store, ci, NULL);
+    /* copies verify found bad: left out before the load seals (which keeps one copy of each) */
+    int rc = vb_packquar_exclude(self->store, ci);
+    if (rc == 0)
+        rc = vb_idxobj_load(self->store, ci, NULL);
     if (rc) {
         vb_chunkidx_destroy(&ci);
         return rc;
@@ -113,13 +117,23 @@ void vb_packed_writer_destroy(vb_packed_writer_t **self_p)
     *self_p = NULL;
 }
 
+bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc)
+{
+    pthread_mutex_lock(&self->lock);
+    bool has = vb_chunkidx_find(self->index, digest, loc);
+    pthread_mutex_unlock(&self->lock);
+    return has;
+}
+
 bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest)
 {
     vb_chunkidx_loc_t loc;
-    pthread_mutex_lock(&self->lock);
-    bool has = vb_chunkidx_find(self->index, digest, &loc);
-    pthread_mutex_unlock(&self->lock);
-    return has;
+    return vb_packed_locate(self, digest, &loc);
+}
+
+vb_store_t *vb_packed_store(vb_packed_t *self)
+{
+    return self->store;
 }
 
 static bool s_in_open_pack(const vb_packed_writer_t *w, const vb_digest_t *digest)
@@ -190,6 +204,25 @@ static bool s_reload(vb_packed_t *self)
     vb_error_clear();
     pthread_mutex_unlock(&self->lock);
     return done;
+}
+
+int vb_packed_quarantine(vb_packed_t *self, const vb_digest_t *digest)
+{
+    vb_chunkidx_loc_t loc;
+    char hex[VB_DIGEST_HEX_LEN + 1];
+    if (!vb_packed_locate(self, digest, &loc)) {
+        vb_digest_hex(digest, hex);
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is in no pack of the index", hex);
+    }
+    int rc = vb_packquar_put(self->store, digest, &loc);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&self->lock); /* this process stops finding it too */
+    rc = vb_chunkidx_exclude(self->index, digest, &loc.pack);
+    pthread_mutex_unlock(&self->lock);
+    if (rc == 0)
+        (void)s_reload(self); /* another copy, dropped as a repeat when the index was sealed */
+    return rc;
 }
 
 static bool s_touched(vb_packed_writer_t *w, const vb_pack_id_t *id)

@@ -55,6 +55,18 @@ int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_
 
 bool vb_packed_has(vb_packed_t *self, const vb_digest_t *digest);
 
+/* Where the index (as loaded, not loaded again) says chunk `digest` is: true and *loc filled. */
+struct vb_chunkidx_loc_s;
+bool vb_packed_locate(vb_packed_t *self, const vb_digest_t *digest, struct vb_chunkidx_loc_s *loc);
+
+/* Sets aside the copy of chunk `digest` the index finds (packquar.h): from now on the index of
+ * this and every process that loads it lacks that copy. VB_ENOTFOUND (not in the index),
+ * VB_ENOSPC, VB_EIO. */
+int vb_packed_quarantine(vb_packed_t *self, const vb_digest_t *digest) VB_WUR;
+
+/* The store (borrowed). */
+vb_store_t *vb_packed_store(vb_packed_t *self);
+
 /* Whether a writer may reference chunk `digest` without storing it: true when it is in the
  * writer's open pack, or in the index and its pack could be freshened (once per pack per task:
  * vb_packed_flush forgets), so that a garbage collection running meanwhile keeps that pack

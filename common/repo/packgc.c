@@ -7,6 +7,7 @@
 #include "log.h"
 #include "repo/idxobj.h"
 #include "repo/pack.h"
+#include "repo/packquar.h"
 
 enum { S_KEEP, S_REPACK, S_DELETE };
 
@@ -22,11 +23,18 @@ typedef struct {
 } s_pack_t;
 
 typedef struct {
+    vb_digest_t digest;
+    vb_pack_id_t pack;
+} s_quar_t;
+
+typedef struct {
     vb_store_t *store;
     s_pack_t *packs;
     size_t n, cap;
     char **old; /* index objects noted at the start */
     size_t nold, capold;
+    s_quar_t *quar; /* copies verify quarantined (packquar.h) */
+    size_t nquar, capquar;
     vb_packgc_stats_t *st;
 } s_gc_t;
 
@@ -75,6 +83,29 @@ static int s_note_pack(void *arg, const char *name, const vb_store_stat_t *s)
     return 0;
 }
 
+static int s_note_quarantined(void *arg, const vb_digest_t *digest, const vb_pack_id_t *pack,
+                              const char *name, const vb_store_stat_t *st)
+{
+    (void)name;
+    (void)st;
+    s_gc_t *g = arg;
+    int rc = VB_GROW(g->quar, g->nquar, g->capquar, 16, "quarantined chunks (gc)");
+    if (rc)
+        return rc;
+    g->quar[g->nquar++] = (s_quar_t){*digest, *pack};
+    return 0;
+}
+
+/* A copy verify quarantined is never live: neither kept for nor copied into a new pack. */
+static bool s_quarantined(const s_gc_t *g, const s_pack_t *p, const vb_pack_entry_t *e)
+{
+    for (size_t i = 0; i < g->nquar; i++)
+        if (memcmp(g->quar[i].pack.b, p->id.b, VB_PACK_ID_LEN) == 0 &&
+            memcmp(g->quar[i].digest.b, e->digest.b, VB_DIGEST_LEN) == 0)
+            return true;
+    return false;
+}
+
 /* Recent packs first, so that a chunk they hold is not copied out of an older one. */
 static int s_decide(s_gc_t *g, vb_packgc_claim_fn claim, void *arg, time_t cutoff, unsigned pct)
 {
@@ -85,7 +116,9 @@ static int s_decide(s_gc_t *g, vb_packgc_claim_fn claim, void *arg, time_t cutof
             if (recent != (pass == 0))
                 continue;
             for (size_t i = 0; i < p->n; i++) {
-                int c = claim(arg, p->ents[i].digest.b);
+                int c = g->nquar && s_quarantined(g, p, &p->ents[i])
+                            ? 0
+                            : claim(arg, p->ents[i].digest.b);
                 if (c < 0)
                     return c;
                 p->copy[i] = (uint8_t)c;
@@ -228,6 +261,8 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
     if (rc == 0)
         rc = vb_store_list(store, "packs/", s_note_pack, &g);
     if (rc == 0)
+        rc = vb_packquar_list(store, s_note_quarantined, &g);
+    if (rc == 0)
         rc = s_decide(&g, claim, arg, cutoff, repack_below_pct > 100 ? 100 : repack_below_pct);
     if (rc)
         goto out;
@@ -258,6 +293,7 @@ out:
     for (size_t i = 0; i < g.nold; i++)
         free(g.old[i]);
     free(g.old);
+    free(g.quar);
     vb_idxobj_destroy(&obj);
     vb_idxobj_destroy(&survivors);
     if (out)

@@ -20,12 +20,15 @@
 #include "config.h"
 #include "fileio.h"
 #include "log.h"
+#include "repo/chunkidx.h"
 #include "repo/idxobj.h"
 #include "repo/le.h"
 #include "repo/index.h"
 #include "repo/pack.h"
 #include "repo/packcheck.h"
 #include "repo/packed.h"
+#include "repo/packquar.h"
+#include "repo/readahead.h"
 #include "repo/store.h"
 
 #define S_HDR_LEN 64
@@ -67,6 +70,8 @@ struct vb_repo {
 struct vb_repo_worker {
     vb_repo_t *repo;
     vb_packed_writer_t *pw; /* format 2 */
+    vb_readahead_t *ahead;  /* format 2 */
+    uint64_t reads;         /* chunk images read one by one */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     EVP_MD_CTX *md;
@@ -654,7 +659,8 @@ vb_repo_worker_t *vb_repo_worker_new(vb_repo_t *repo)
         vb_error_set(VB_ENOMEM, "out of memory for a repository worker");
         goto fail;
     }
-    if (repo->packed && !(w->pw = vb_packed_writer_new(repo->packed)))
+    if (repo->packed && (!(w->pw = vb_packed_writer_new(repo->packed)) ||
+                         !(w->ahead = vb_readahead_new(repo->packed))))
         goto fail;
     if (repo->have_key) {
         OSSL_PARAM params[] = {
@@ -678,6 +684,7 @@ void vb_repo_worker_destroy(vb_repo_worker_t **self_p)
         return;
     vb_repo_worker_t *w = *self_p;
     vb_packed_writer_destroy(&w->pw);
+    vb_readahead_destroy(&w->ahead);
     free(w->io);
     ZSTD_freeCCtx(w->cctx);
     ZSTD_freeDCtx(w->dctx);
@@ -746,17 +753,14 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
     char name[S_NAME_LEN], dst[S_QNAME_LEN];
     s_chunk_name(digest, name);
     s_quarantine_name(digest, dst);
-    if (self->packed)
-        return vb_error_set(VB_EUNSUPPORTED,
-                            "repository %s: format 2 cannot quarantine chunk %s yet (it stays "
-                            "in its pack)",
-                            self->path, s_hex_of(name));
-    int rc = vb_store_move(self->store, name, dst);
+    int rc = self->packed ? vb_packed_quarantine(self->packed, digest)
+                          : vb_store_move(self->store, name, dst);
     if (rc)
         return vb_error_prefix(rc, "repository %s: quarantining chunk %s", self->path,
                                s_hex_of(name));
-    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later. */
-    if (vb_store_freshen(self->store, dst) != 0)
+    /* The mtime says when it was quarantined: GC removes it VB_GC_QUARANTINE_DAYS later (a
+     * format 2 record was just written, or kept from the first time) */
+    if (!self->packed && vb_store_freshen(self->store, dst) != 0)
         vb_error_clear();
     VB_LOG_INFO("repo", "chunk_quarantined repo=%s chunk=%s", self->path, s_hex_of(name));
     return 0;
@@ -765,6 +769,8 @@ int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest)
 bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest)
 {
     char name[S_QNAME_LEN];
+    if (self->format == VB_REPO_FORMAT_PACKED)
+        return vb_packquar_has(self->store, digest);
     s_quarantine_name(digest, name);
     return vb_store_exists(self->store, name);
 }
@@ -1049,6 +1055,17 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
         return vb_error_set(VB_EAUTH, "repository %s is encrypted: a key file is needed",
                             repo->path);
     size_t size = 0;
+    uint8_t *img = NULL;
+    if (repo->packed && vb_readahead_take(w->ahead, digest, &img, &size) &&
+        (!repo->encrypted || size <= w->io_cap)) {
+        /* decode changes an image only to decrypt it: a plain one is decoded where it was read */
+        if (repo->encrypted) {
+            memcpy(w->io, img, size);
+            img = w->io;
+        }
+        return vb_repo_chunk_decode(w, digest, img, size, out, cap, len_out);
+    }
+    w->reads++;
     if (repo->packed) {
         int rc = vb_packed_get(repo->packed, digest, w->io, w->io_cap, &size);
         return rc ? rc : vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
@@ -1062,6 +1079,28 @@ int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out,
     if (rc)
         return rc;
     return vb_repo_chunk_decode(w, digest, w->io, size, out, cap, len_out);
+}
+
+bool vb_repo_chunk_place(vb_repo_t *self, const vb_digest_t *digest, vb_repo_place_t *out)
+{
+    vb_chunkidx_loc_t loc;
+    if (!self->packed || !vb_packed_locate(self->packed, digest, &loc))
+        return false;
+    uint64_t pack = 0;
+    memcpy(&pack, loc.pack.b, sizeof pack); /* random ids: 64 bits tell packs apart */
+    *out = (vb_repo_place_t){.pack = pack, .offset = loc.offset, .length = loc.length};
+    return true;
+}
+
+void vb_repo_chunk_prefetch(vb_repo_worker_t *w, const vb_digest_t *digests, size_t n)
+{
+    if (w->ahead)
+        vb_readahead_load(w->ahead, digests, n);
+}
+
+uint64_t vb_repo_worker_reads(const vb_repo_worker_t *w)
+{
+    return w->reads + (w->ahead ? vb_readahead_reads(w->ahead) : 0);
 }
 
 /* ---------- listing and removing (garbage collection) ---------- */
@@ -1115,6 +1154,8 @@ static int s_expire_one(void *arg, const char *name, const vb_store_stat_t *st)
 
 int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run, uint64_t *removed)
 {
+    if (self->format == VB_REPO_FORMAT_PACKED)
+        return vb_packquar_expire(self->store, before, dry_run, removed);
     s_expire_t e = {.store = self->store, .before = before, .dry_run = dry_run};
     int rc = vb_store_list(self->store, VB_REPO_QUARANTINE_DIR "/", s_expire_one, &e);
     *removed = e.removed;

@@ -6,7 +6,8 @@
  *                       compression, encryption parameters, key check value)
  *   chunks/00 .. ff/    chunks named by the hex digest, sharded by its first byte
  *   indexes/NAME.idx    disk indexes (index.h)
- *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine)
+ *   quarantine/DIGEST   chunks verify found bad, moved aside (vb_repo_chunk_quarantine);
+ *                       format 2: quarantine/DIGEST-PACK records (packquar.h)
  *
  * Chunks are fixed-size pieces of a disk aligned to chunk_size (the last one of a disk may be
  * shorter). The digest is SHA-256 of the plaintext, or HMAC-SHA-256 under a key derived from the
@@ -39,7 +40,7 @@
 #include "error.h"
 #include "repo/store.h"
 
-#define VB_REPO_FORMAT_VERSION 1 /* what vb_repo_init makes unless asked for another */
+#define VB_REPO_FORMAT_VERSION 2 /* what vb_repo_init makes unless asked for another */
 #define VB_REPO_FORMAT_PACKED 2  /* chunks in packs, found through index objects (packed.h) */
 #define VB_REPO_CHUNK_MIN (64u * 1024u)
 #define VB_REPO_CHUNK_MAX (4u * 1024u * 1024u)
@@ -179,14 +180,36 @@ int vb_repo_chunk_put(vb_repo_worker_t *w, const vb_digest_t *digest, const void
 int vb_repo_chunk_get(vb_repo_worker_t *w, const vb_digest_t *digest, void *out, size_t cap,
                       size_t *len_out) VB_WUR;
 
+/* Where a chunk is stored, for reading chunks in the order they lie in the repository. */
+typedef struct {
+    uint64_t pack;   /* equal for the chunks of one pack (a number, not an object name) */
+    uint32_t offset; /* of the chunk's image in its pack */
+    uint32_t length; /* of the image */
+} vb_repo_place_t;
+
+/* Format 2: where chunk `digest` is (the chunk index as loaded): true and *out filled. False in
+ * a format 1 repository (a file per chunk: no order to follow) or when the index lacks it. */
+bool vb_repo_chunk_place(vb_repo_t *self, const vb_digest_t *digest, vb_repo_place_t *out);
+
+/* Format 2: reads the images of these chunks ahead with one ranged read per run of them that
+ * lie back to back in a pack (readahead.h), so that the vb_repo_chunk_get calls for them that
+ * follow, until the next prefetch, read from memory. Reports no error (a chunk it could not read
+ * is read, and its problem named, by vb_repo_chunk_get). Format 1: nothing. */
+void vb_repo_chunk_prefetch(vb_repo_worker_t *w, const vb_digest_t *digests, size_t n);
+
+/* Reads from the store this worker made for chunk images (gets and prefetches). */
+uint64_t vb_repo_worker_reads(const vb_repo_worker_t *w);
+
 /* Moves a chunk found bad (by verify) out of chunks/ into quarantine/ (created 0700 when
  * missing), named by its digest, so that the next backup that produces its content stores it
  * again instead of trusting the bad file; a chunk quarantined twice keeps the newer file. The
- * file stays there for inspection until garbage collection removes it (gc.h). VB_ENOTFOUND (no
- * such chunk), VB_EIO. */
+ * file stays there for inspection until garbage collection removes it (gc.h). Format 2: the copy
+ * the chunk index finds is set aside by a record quarantine/<digest>-<pack> holding its image
+ * (packquar.h): the index of every process that loads it lacks that copy from then on, so the
+ * next backup stores the chunk again in a new pack. VB_ENOTFOUND (no such chunk), VB_EIO. */
 int vb_repo_chunk_quarantine(vb_repo_t *self, const vb_digest_t *digest) VB_WUR;
 
-/* True when a chunk of this digest is in quarantine/. */
+/* True when a chunk of this digest is in quarantine/ (format 2: some copy of it). */
 bool vb_repo_chunk_quarantined(vb_repo_t *self, const vb_digest_t *digest);
 
 /* True when the chunk file exists (no content check). */
@@ -207,8 +230,8 @@ int vb_repo_chunk_foreach(vb_repo_t *self, vb_repo_chunk_fn fn, void *arg) VB_WU
 int vb_repo_chunk_remove(vb_repo_t *self, const vb_digest_t *digest,
                          time_t unless_since) VB_WUR;
 
-/* Removes quarantined chunks moved there before `before`; *removed counts them (or those that
- * would be, with dry_run). */
+/* Removes quarantined chunks moved there before `before` (format 2: records whose pack is gone
+ * too); *removed counts them (or those that would be, with dry_run). */
 int vb_repo_quarantine_expire(vb_repo_t *self, time_t before, bool dry_run,
                               uint64_t *removed) VB_WUR;
 

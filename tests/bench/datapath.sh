@@ -21,6 +21,7 @@
 # Prints a table and a last line
 #   RESULT full_gibps=… incr_s=… full_s=… restore_gibps=… restic_full_gibps=… borg_full_gibps=…
 #          peak_rss_mib=… incr_new_mib=… f2_full_gibps=… f2_objs_per_gib=… f2_64k_incr_new_mib=…
+#          f2_restore_gibps=…
 # (logical GiB/s = image size ÷ wall time; RESULT figures for 256 KiB chunks without encryption,
 # format 1 unless named f2_;
 # peak_rss_mib is the largest of all vbak runs; borg_full_gibps is borg with zstd,1).
@@ -127,7 +128,7 @@ for row in $BENCH_ROWS; do
             RES_FULL_S=$F_WALL RES_INCR_S=$I_WALL RES_RESTORE=$R_WALL RES_INCR_NEW=$I_NEW
         fi
         if [[ $cs == 256K && $fmt == 2 && $enc == no ]]; then
-            RES_F2_FULL=$F_WALL RES_F2_OBJS=$F_OBJS
+            RES_F2_FULL=$F_WALL RES_F2_OBJS=$F_OBJS RES_F2_REST=$R_WALL
         fi
         [[ $cs == 64K && $fmt == 2 && $enc == no ]] && RES_F2_64K_NEW=$I_NEW
         # Repositories stay until the end: on ext4, creating files right after thousands were
@@ -192,9 +193,10 @@ printf '%-14s %7s %7s %6s %6s | %7s %6s | %7s %7s %6s | %8s %8s\n' \
     "$RS_REST" "$(rate "$RS_REST")" "$RS_RRSS" "$(mib "$RS_FSIZE")" "$(mib "$RS_TSIZE")"
 printf '%s\n' "${BORG_ROWS[@]}"
 echo
-echo "RESULT full_gibps=$(rate "$RES_FULL_S") incr_s=$RES_INCR_S full_s=$RES_FULL_S" \
-     "restore_gibps=$(rate "$RES_RESTORE") restic_full_gibps=$(rate "$RS_FULL")" \
+echo "RESULT full_gibps=$(rate "${RES_FULL_S:-0}") incr_s=${RES_INCR_S:-} full_s=${RES_FULL_S:-}" \
+     "restore_gibps=$(rate "${RES_RESTORE:-0}") restic_full_gibps=$(rate "$RS_FULL")" \
      "borg_full_gibps=$(rate "$BORG_ZSTD_FULL") peak_rss_mib=$PEAK" \
-     "incr_new_mib=$(mib "$RES_INCR_NEW")" \
+     "incr_new_mib=$(mib "${RES_INCR_NEW:-0}")" \
      "f2_full_gibps=$(rate "${RES_F2_FULL:-0}") f2_objs_per_gib=${RES_F2_OBJS:-}" \
-     "f2_64k_incr_new_mib=$(mib "${RES_F2_64K_NEW:-0}")"
+     "f2_64k_incr_new_mib=$(mib "${RES_F2_64K_NEW:-0}")" \
+     "f2_restore_gibps=$(rate "${RES_F2_REST:-0}")"

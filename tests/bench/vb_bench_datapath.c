@@ -331,8 +331,8 @@ static int cmd_restore_verify(int argc, char **argv, bool restore)
     } else if (vb_pipeline_verify(repo, &po, idx, NULL, NULL, &s) != 0) {
         return die("verify");
     }
-    printf("chunks=%" PRIu64 " holes=%" PRIu64 " bytes_written=%" PRIu64 "\n", s.chunks,
-           s.chunks_zero, s.bytes_written);
+    printf("chunks=%" PRIu64 " holes=%" PRIu64 " bytes_written=%" PRIu64 " reads=%" PRIu64 "\n",
+           s.chunks, s.chunks_zero, s.bytes_written, s.reads);
     vb_index_destroy(&idx);
     vb_repo_destroy(&repo);
     return 0;

@@ -4,7 +4,9 @@
 # recorded per task match `vbak explain`.
 source "$(dirname "$0")/lib.sh"
 
-"$VBAK" lab create "$SITE" --disk-size 16M --heartbeat-ms 500 >/dev/null
+# format 1 (a file per chunk): the verify part flips bytes in chunk files and counts them in
+# quarantine/; format 2 has the same scenarios in test_repo_format2.sh
+"$VBAK" lab create "$SITE" --disk-size 16M --format 1 --heartbeat-ms 500 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 fcds=$(site_json | jq -r '[.fcds[] | "--fcd", .name] | join(" ")')

@@ -33,6 +33,13 @@ expect_error 2 "restore: --new-vm needs a name" "$VBAK" restore 1 --new-vm
 "$VBAK" lab create "$TEST_DIR/new/parents/site" --vms 1 --proxies 1 --disk-size 1M >/dev/null \
   || fail "lab create does not make missing parent directories"
 [[ -f $TEST_DIR/new/parents/site/site.json ]] || fail "no site.json in the nested site"
+[[ $("$VBAK" repo stats "$TEST_DIR/new/parents/site/repo" --json | jq .format_version) == 2 ]] \
+  || fail "a lab site's repository is not format 2 by default"
+"$VBAK" lab create "$TEST_DIR/f1" --vms 1 --proxies 1 --disk-size 1M --format 1 >/dev/null \
+  || fail "lab create --format 1"
+[[ $("$VBAK" repo stats "$TEST_DIR/f1/repo" --json | jq .format_version) == 1 ]] \
+  || fail "lab create --format 1 did not make a format 1 repository"
+expect_error 2 "out of range" "$VBAK" lab create "$TEST_DIR/f3" --format 3
 
 printf 'slots = 4\ncolour = "blue"\n' >"$TEST_DIR/bad.conf"
 expect_error 2 "bad.conf:2: unknown key 'colour'" "$VB_BIN/vbak-agent" --config "$TEST_DIR/bad.conf"

@@ -119,8 +119,7 @@ pass "an encrypted disk into an unencrypted repository: backed up, with the note
 
 # 5. a chunk missing on restore cannot come back by retrying: the restore fails at once
 rp=$(job_show "$job" | jq -r '.vm_details[0].restore_point')
-chunk=$(find "$SITE/repo/chunks" -type f -print -quit)
-rm -f "$chunk"
+find "$SITE/repo/packs" -type f -delete # every chunk of the restore point is gone
 out=$("$VBAK" restore "$rp" --to-dir "$TEST_DIR/out" --wait --json) && fail "a restore with a missing chunk succeeded"
 rjob=$(jq .id <<<"$out")
 bad=$(job_show "$rjob" | jq -c '[.tasks[] | select(.state == "failed")][0]')

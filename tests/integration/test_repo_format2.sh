@@ -4,7 +4,8 @@
 # passes, a second full of unchanged disks stores nothing, the repository holds a handful of
 # objects instead of a file per chunk; prune deletes and repacks packs (--dry-run says what it
 # would do) and every remaining restore point restores byte-identical; a prune loop while a backup
-# runs loses nothing; a damaged pack stops GC.
+# runs loses nothing; a flipped byte in a pack is named and quarantined by verify and stored again
+# by the next backup; a damaged pack stops GC.
 source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --vms 2 --proxies 2 --disk-size 16M --encrypt --heartbeat-ms 500 \
@@ -122,6 +123,37 @@ grep -q "from $packs pack(s): $chunks chunk(s)" <<<"$out" || fail "repair-index 
 "$VBAK" verify "$rp" >/dev/null || fail "verify after repair-index"
 check_restore "$rp" incr2
 pass "an index deleted: verify names the missing chunks, repair-index rebuilds it from the packs"
+
+# a flipped byte in a pack: verify names the bad chunks by disk and offset and quarantines the
+# copies (records in quarantine/, private); verify then says they are in quarantine; the next
+# backup (a full one: its parent failed verify) stores them again in new packs, and its restore
+# point verifies clean and restores byte-identical
+vm2=$(tail -1 <<<"$vms")
+rp=$(rp_of "$job4" "$vm2")
+find "$SITE/repo/packs" -type f -print0 | # the first chunk of every pack (a pack starts with one)
+  while IFS= read -r -d '' p; do printf '\xff' | dd of="$p" bs=1 seek=200 conv=notrunc status=none; done
+if out=$("$VBAK" verify "$rp" --json); then fail "verify missed a flipped byte in a pack"; fi
+jq -e '.ok == false and .bad_chunks > 0 and .bad_chunks == (.bad | length) and
+       all(.bad[]; (.offset | type) == "number" and .quarantined == true)' <<<"$out" >/dev/null \
+  || fail "verify --json does not list and quarantine every bad chunk: $out"
+qdir="$SITE/repo/quarantine"
+[[ $(ls "$qdir" | wc -l) == $(jq '[.bad[].digest] | unique | length' <<<"$out") ]] \
+  || fail "quarantine/ holds $(ls "$qdir" | wc -l) record(s) for $out"
+[[ $(stat -c %a "$qdir") == 700 && $(stat -c %a "$qdir/$(ls "$qdir" | head -1)") == 600 ]] \
+  || fail "quarantine is not private"
+if out=$("$VBAK" verify "$rp"); then fail "verify of quarantined chunks passed"; fi
+grep -Eq "^  disk [0-9]+ offset [0-9]+: the chunk is in quarantine" <<<"$out" \
+  || fail "verify does not say the chunk is in quarantine: $out"
+packs_before=$(find "$SITE/repo/packs" -type f | wc -l)
+job=$(backup_json "$vm2")
+[[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup after verify: $job"
+[[ $(jq -r '.vm_details[0].mode' <<<"$job") == full ]] || fail "the backup after a failed verify was not full: $job"
+(($(find "$SITE/repo/packs" -type f | wc -l) > packs_before)) || fail "the quarantined chunks were not stored again"
+"$VBAK" verify "$(rp_of "$job" "$vm2")" >"$TEST_DIR/out" \
+  || fail "the restore point after the repair does not verify: $(cat "$TEST_DIR/out")"
+check_restore "$(rp_of "$job" "$vm2")" incr2
+pass "a flipped byte in a pack: verify names and quarantines the bad copies; the next backup stores them again and verifies clean"
+packs=$(find "$SITE/repo/packs" -type f | wc -l)
 
 out=$("$VBAK" verify --repo "$SITE/repo") || fail "verify --repo of a sound repository: $out"
 grep -Eq "^checked [1-9][0-9]* index object\(s\) and $packs pack\(s\) listing [0-9]+ chunk\(s\): 0 damaged$" <<<"$out" \

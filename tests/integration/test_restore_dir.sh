@@ -38,8 +38,9 @@ save_content full
 touch "$TEST_DIR/before-backup"
 job0=$(backup_json vm-vmfs-01)
 [[ $(jq -r .state <<<"$job0") == succeeded ]] || fail "backup of vm-vmfs-01: $job0"
-chunk=$(find "$SITE/repo/chunks" -type f -newer "$TEST_DIR/before-backup")
-[[ $(wc -l <<<"$chunk") == 1 ]] || fail "expected one chunk from vm-vmfs-01, found: $chunk"
+# its one chunk is the only chunk of the only pack that backup wrote (the pack starts with it)
+chunk=$(find "$SITE/repo/packs" -type f -newer "$TEST_DIR/before-backup")
+[[ $(wc -l <<<"$chunk") == 1 ]] || fail "expected one pack from vm-vmfs-01, found: $chunk"
 job=$(backup_json "$name1" "$name2" --fcd fcd-01)
 [[ $(jq -r .state <<<"$job") == succeeded ]] || fail "backup: $job"
 pass "backed up VMs named '$name1' and '$name2', an all-zero VM and a short FCD"

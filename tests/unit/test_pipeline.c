@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "pipeline/pipeline.h"
 #include "repo/gc.h"
 #include "repo/index.h"
+#include "repo/pack.h"
 #include "repo/repo.h"
 #include "repo_testutil.h"
 
@@ -67,8 +69,9 @@ static vb_repo_t *make_repo(const char *name, uint32_t cs, bool encrypt)
     snprintf(key, sizeof key, "%s/%s.key", s_dir, name);
     if (encrypt)
         tu_write_key(key, 7);
+    /* format 1: some tests damage and count chunk files; packs have their own tests below */
     vb_repo_params_t p = {
-        .chunk_size = cs, .compression_level = 3, .key_file = encrypt ? key : NULL};
+        .chunk_size = cs, .compression_level = 3, .key_file = encrypt ? key : NULL, .format = 1};
     cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, encrypt ? key : NULL);
     cr_assert_not_null(r, "%s", vb_error_msg());
@@ -125,8 +128,8 @@ static vb_index_t *backup(vb_repo_t *r, const vb_pipeline_opts_t *o, mem_disk_t 
     return idx;
 }
 
-static void restore_and_compare(vb_repo_t *r, const vb_pipeline_opts_t *o, const vb_index_t *idx,
-                                const mem_disk_t *d)
+static void restore_compare_stats(vb_repo_t *r, const vb_pipeline_opts_t *o, const vb_index_t *idx,
+                                  const mem_disk_t *d, vb_pipeline_stats_t *st_out)
 {
     char out[4096];
     snprintf(out, sizeof out, "%s/restored.img", s_dir);
@@ -145,6 +148,14 @@ static void restore_and_compare(vb_repo_t *r, const vb_pipeline_opts_t *o, const
     free(back);
     close(fd);
     unlink(out);
+    if (st_out)
+        *st_out = st;
+}
+
+static void restore_and_compare(vb_repo_t *r, const vb_pipeline_opts_t *o, const vb_index_t *idx,
+                                const mem_disk_t *d)
+{
+    restore_compare_stats(r, o, idx, d, NULL);
 }
 
 Test(pipeline, round_trip_every_chunk_size_plain_and_encrypted)
@@ -167,6 +178,7 @@ Test(pipeline, round_trip_every_chunk_size_plain_and_encrypted)
             vb_pipeline_stats_t vs;
             cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
             cr_assert_eq(vs.chunks, 7);
+            cr_assert_eq(vs.reads, 7, "format 1: one read per chunk file");
             vb_index_destroy(&idx);
             free(d.data);
             vb_repo_destroy(&r);
@@ -418,7 +430,7 @@ static const char *enospc_backup(const char *mnt, char *msg, size_t msgsz)
 {
     char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
-    vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1};
+    vb_repo_params_t p = {.chunk_size = 256u << 10, .compression_level = 1, .format = 1};
     TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
     TU_CHECK(r, "open: %s", vb_error_msg());
@@ -646,4 +658,134 @@ Test(pipeline, format2_packs_round_trip_and_dedup_after_reopen)
         free(d.data);
         vb_repo_destroy(&r);
     }
+}
+
+/* The pack file holding the copy of chunk `d` the index finds (two writers may both have stored
+ * it), and where its image is in it (from the packs' trailers). */
+static void find_in_packs(vb_repo_t *r, const char *repo_path, const vb_digest_t *d, char *file,
+                          size_t filesz, vb_pack_entry_t *where)
+{
+    vb_repo_place_t pl;
+    cr_assert(vb_repo_chunk_place(r, d, &pl));
+    char packs[4096];
+    snprintf(packs, sizeof packs, "%s/packs", repo_path);
+    DIR *shards = opendir(packs);
+    cr_assert_not_null(shards);
+    struct dirent *s, *f;
+    while ((s = readdir(shards))) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", packs, s->d_name);
+        DIR *dir = s->d_name[0] == '.' ? NULL : opendir(sub);
+        while (dir && (f = readdir(dir))) {
+            char name[600];
+            vb_pack_id_t id;
+            vb_pack_entry_t *e = NULL;
+            size_t n = 0;
+            snprintf(name, sizeof name, "packs/%s/%s", s->d_name, f->d_name);
+            if (vb_pack_parse_name(name, &id) != 0 ||
+                vb_pack_read_trailer(vb_repo_store(r), &id, &e, &n) != 0)
+                continue;
+            for (size_t i = 0; i < n; i++)
+                if (memcmp(e[i].digest.b, d->b, VB_DIGEST_LEN) == 0 &&
+                    memcmp(&pl.pack, id.b, sizeof pl.pack) == 0) {
+                    *where = e[i];
+                    snprintf(file, filesz, "%s/%s", sub, f->d_name);
+                    free(e);
+                    closedir(dir);
+                    closedir(shards);
+                    return;
+                }
+            free(e);
+        }
+        if (dir)
+            closedir(dir);
+    }
+    cr_assert_fail("chunk not in any pack");
+}
+
+/* Format 2: restore and verify read each pack's chunks together (one read per pack here: every
+ * chunk of each pack is referenced), restore byte-identical, and a flipped byte in one chunk of
+ * a pack is still named at both offsets that reference it, while the rest of its pack verifies. */
+Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks)
+{
+    uint32_t cs = 64u << 10;
+    char path[4096], packs[4096];
+    snprintf(path, sizeof path, "%s/runs", s_dir);
+    snprintf(packs, sizeof packs, "%s/packs", path);
+    vb_repo_params_t p = {.chunk_size = cs, .compression_level = 3, .pack_size = 4u << 20};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_format(r), 2, "format 2 is the default");
+    mem_disk_t d = make_disk(cs, 200, 91);
+    memcpy(d.data + 4 * (uint64_t)cs, d.data, cs); /* chunk 4 repeats chunk 0 */
+    vb_pipeline_opts_t o = {.workers = 3};         /* three writers: chunks spread over packs */
+    vb_pipeline_stats_t st, vs, rs;
+    vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, &st);
+    size_t npacks = tu_count_files(packs, "");
+    cr_assert(npacks >= 3, "%zu packs", npacks);
+
+    /* each pack in reads of up to VB_PIPELINE_READ_UNIT */
+    uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + npacks;
+    restore_compare_stats(r, &o, idx, &d, &rs);
+    cr_assert_leq(rs.reads, most, "restore: %" PRIu64 " reads for %zu packs", rs.reads, npacks);
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
+    cr_assert_leq(vs.reads, most, "verify: %" PRIu64 " reads for %zu packs", vs.reads, npacks);
+    cr_assert_eq(vs.chunks, st.chunks - st.chunks_zero);
+    cr_assert_lt(vs.reads * 10, vs.chunks, "not one read per chunk");
+
+    char file[4400];
+    vb_pack_entry_t where;
+    find_in_packs(r, path, &idx->digests[0], file, sizeof file, &where);
+    tu_flip_byte(file, (off_t)(where.offset + where.length / 2));
+    reports_t rep = {0};
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, on_bad, &rep, &vs), VB_ECORRUPT);
+    cr_assert_eq(rep.n, 2, "%d bad", rep.n);
+    cr_assert((rep.offsets[0] == 0 && rep.offsets[1] == 4 * (uint64_t)cs) ||
+              (rep.offsets[1] == 0 && rep.offsets[0] == 4 * (uint64_t)cs));
+    cr_assert_eq(rep.codes[0], VB_ECORRUPT);
+    cr_assert_eq(vs.chunks_bad, 2);
+    mem_disk_t out = {.size = d.size, .fail_at = UINT64_MAX};
+    out.data = malloc(out.size);
+    memset(out.data, 0xAB, out.size);
+    cr_assert_eq(vb_pipeline_restore(r, &o, idx, mem_write, &out, NULL), VB_ECORRUPT);
+    cr_assert(strstr(vb_error_msg(), "disk 2000 offset "), "%s", vb_error_msg());
+    for (uint64_t i = 0; i < cs; i++)
+        cr_assert(out.data[i] == 0xAB && out.data[4 * (uint64_t)cs + i] == 0xAB,
+                  "restore wrote bytes of a damaged chunk");
+    free(out.data);
+    vb_index_destroy(&idx);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
+/* Format 2 at the default pack size (16 MiB): a pack holding more than 8 MiB of a disk's chunks
+ * (about 250 chunks) is read front to back in VB_PIPELINE_READ_UNIT reads by verify and by
+ * restore, not chunk by chunk. */
+Test(pipeline, format2_a_default_pack_is_read_in_runs)
+{
+    uint32_t cs = 64u << 10;
+    char path[4096], packs[4096];
+    snprintf(path, sizeof path, "%s/once", s_dir);
+    snprintf(packs, sizeof packs, "%s/packs", path);
+    vb_repo_params_t p = {.chunk_size = cs, .compression_level = 3};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    mem_disk_t d = make_disk(cs, 640, 5);
+    vb_pipeline_opts_t one = {.workers = 1}, two = {.workers = 2};
+    vb_pipeline_stats_t st, vs, rs;
+    vb_index_t *idx = backup(r, &one, &d, NULL, NULL, 0, &st);
+    cr_assert_eq(tu_count_files(packs, ""), 1, "one writer, one pack");
+    cr_assert_gt(st.bytes_stored, 8u << 20, "the pack holds %" PRIu64 " bytes", st.bytes_stored);
+    uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + 1;
+    cr_assert_eq(vb_pipeline_verify(r, &two, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
+    cr_assert_leq(vs.reads, most, "verify read the pack in %" PRIu64 " reads", vs.reads);
+    restore_compare_stats(r, &two, idx, &d, &rs);
+    cr_assert_leq(rs.reads, most, "restore read the pack in %" PRIu64 " reads", rs.reads);
+    cr_assert_lt(rs.reads * 20, vs.chunks, "%" PRIu64 " reads, %" PRIu64 " chunks", rs.reads,
+                 vs.chunks);
+    vb_index_destroy(&idx);
+    free(d.data);
+    vb_repo_destroy(&r);
 }

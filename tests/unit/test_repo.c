@@ -33,8 +33,9 @@ static vb_repo_t *make_repo(const char *name, uint32_t cs, int level, bool encry
     snprintf(key, sizeof key, "%s/%s.key", s_dir, name);
     if (encrypt)
         tu_write_key(key, 42);
+    /* format 1: these tests read, damage and count chunk files (test_repo_pack.c: format 2) */
     vb_repo_params_t p = {.chunk_size = cs, .compression_level = level,
-                          .key_file = encrypt ? key : NULL};
+                          .key_file = encrypt ? key : NULL, .format = 1};
     cr_assert_eq(vb_repo_init(path, &p), 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, encrypt ? key : NULL);
     cr_assert_not_null(r, "open: %s", vb_error_msg());
@@ -315,7 +316,7 @@ static const char *enospc_chunks(const char *mnt, char *msg, size_t msgsz)
 {
     char path[4096], chunks[4096];
     snprintf(path, sizeof path, "%s/repo", mnt);
-    vb_repo_params_t p = {.chunk_size = 1u << 20, .compression_level = 3};
+    vb_repo_params_t p = {.chunk_size = 1u << 20, .compression_level = 3, .format = 1};
     TU_CHECK(vb_repo_init(path, &p) == 0, "init: %s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, NULL);
     TU_CHECK(r, "open: %s", vb_error_msg());

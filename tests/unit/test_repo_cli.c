@@ -74,8 +74,9 @@ Test(repo_cli, init_and_stats)
                                          "--compression=zstd:5", "--encrypt", key}),
                  0, "%s", s_err);
     cr_assert(strstr(s_out, "created key file"), "%s", s_out);
-    cr_assert(strstr(s_out, "chunk size 256 KiB, compression zstd:5, encryption aes-256-gcm"),
-              "%s", s_out);
+    cr_assert(strstr(s_out, "chunk size 256 KiB, compression zstd:5, encryption aes-256-gcm, "
+                            "format 2, packs of 16 MiB"),
+              "format 2 is the default: %s", s_out);
     vb_repo_t *r = vb_repo_open(path, key);
     cr_assert_not_null(r, "the created key opens the repository: %s", vb_error_msg());
     cr_assert_eq(vb_repo_chunk_size(r), 256u << 10);
@@ -92,6 +93,8 @@ Test(repo_cli, init_and_stats)
         cr_assert_eq(vb_repo_chunk_put(w, &res[i].digest, data + res[i].offset, 256u << 10, NULL),
                      0);
     }
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg()); /* seal the pack */
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());         /* then its index object */
     for (int k = 0; k < 2; k++) {
         vb_index_t *idx = NULL;
         cr_assert_eq(vb_index_build(NULL, NULL, "2000", 2u << 20, 256u << 10, res, 4, &idx), 0);
@@ -112,6 +115,8 @@ Test(repo_cli, init_and_stats)
     cr_assert_eq(json_integer_value(json_object_get(o, "raw_bytes")), 1 << 20);
     cr_assert_float_eq(json_real_value(json_object_get(o, "dedup_ratio")), 2.0, 1e-9);
     cr_assert(json_is_true(json_object_get(o, "encrypted")));
+    cr_assert_eq(json_integer_value(json_object_get(o, "format_version")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(o, "packs")), 1);
     json_decref(o);
 
     cr_assert_eq(run(3, (const char *[]){"repo", "stats", path}), 0, "%s", s_err);
@@ -136,4 +141,20 @@ Test(repo_cli, errors_are_one_line_naming_the_cause)
     cr_assert_eq(run(3, (const char *[]){"repo", "stats", s_dir}), 1);
     cr_assert(strstr(s_err, "not a vbak repository"), "%s", s_err);
     cr_assert_eq(lines(s_err), 1, "%s", s_err);
+}
+
+Test(repo_cli, format_1_is_made_only_when_asked_for)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/f1", s_dir);
+    cr_assert_eq(run(5, (const char *[]){"repo", "init", path, "--format", "1"}), 0, "%s", s_err);
+    cr_assert(strstr(s_out, "format 1, a file per chunk"), "%s", s_out);
+    vb_repo_t *r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_format(r), 1);
+    vb_repo_destroy(&r);
+    cr_assert_eq(run(7, (const char *[]){"repo", "init", path, "--format", "1", "--pack-size",
+                                         "8M"}),
+                 2);
+    cr_assert(strstr(s_err, "for --format 2"), "%s", s_err);
 }

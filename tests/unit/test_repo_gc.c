@@ -44,7 +44,8 @@ static int sum_sizes(void *arg, const char *name, const vb_store_stat_t *st)
 
 static vb_repo_t *make_repo(void)
 {
-    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1};
+    /* format 1: these tests age, count and quarantine chunk files (make_repo2: packs) */
+    vb_repo_params_t p = {.chunk_size = CS, .compression_level = 1, .format = 1};
     cr_assert_eq(vb_repo_init(s_path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(s_path, NULL);
     cr_assert_not_null(r);
@@ -613,4 +614,111 @@ Test(gc, packs_check_names_a_truncated_pack_and_a_damaged_index_object)
               pack, bad.names[0], bad.names[1]);
     vb_index_destroy(&ai);
     free(a.data);
+}
+
+/* Format 2: a copy found bad inside a pack is set aside by a quarantine record: this process and
+ * every one that loads the index lack that copy, the next backup stores the chunk again in a new
+ * pack and verifies clean; GC never copies the bad copy into a new pack, and drops the record
+ * only once its pack is gone and VB_GC_QUARANTINE_DAYS have passed. */
+Test(gc, packs_a_quarantined_copy_is_stored_again_and_never_copied)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(40, 3000);
+    vb_index_t *ai = backup1(r, &a, "a");
+    const vb_digest_t *bad = &ai->digests[3];
+    vb_repo_place_t pl;
+    cr_assert(vb_repo_chunk_place(r, bad, &pl));
+    find_first("packs");
+    char old_pack[4096];
+    snprintf(old_pack, sizeof old_pack, "%s", s_found);
+    tu_flip_byte(old_pack, (off_t)(pl.offset + pl.length / 2));
+    cr_assert_not(verify_ok(r, ai));
+
+    cr_assert_eq(vb_repo_chunk_quarantine(r, bad), 0, "%s", vb_error_msg());
+    cr_assert(vb_repo_chunk_quarantined(r, bad));
+    cr_assert_not(vb_repo_chunk_exists(r, bad), "this process still finds the bad copy");
+    cr_assert_eq(vb_repo_chunk_quarantine(r, bad), VB_ENOTFOUND);
+    cr_assert_eq(count_in("quarantine"), 1);
+    find_first("quarantine");
+    struct stat st;
+    cr_assert_eq(stat(s_found, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    cr_assert_eq(st.st_size, pl.length, "the record holds the bad image for inspection");
+    vb_repo_destroy(&r);
+
+    r = vb_repo_open(s_path, NULL); /* as the next job's process */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_not(vb_repo_chunk_exists(r, bad), "a loaded index still holds the bad copy");
+    cr_assert(vb_repo_chunk_quarantined(r, bad));
+    vb_index_t *a2 = backup1(r, &a, "a2");
+    cr_assert_eq(count_in("packs"), 2, "the chunk was not stored again");
+    cr_assert(verify_ok(r, a2));
+    vb_repo_destroy(&r);
+    r = vb_repo_open(s_path, NULL);
+    cr_assert(verify_ok(r, a2), "a reopened repository finds the bad copy again");
+
+    /* the old pack goes by repacking: its 39 good chunks are copied, the bad copy is not */
+    cr_assert_eq(vb_index_remove(r, "a"), 0);
+    age_all_packs(3600);
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc_ex(r, NULL, time(NULL), 100, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_geq(gs.packs.packs_rewritten, 1, "%llu",
+                  (unsigned long long)gs.packs.packs_rewritten);
+    cr_assert_neq(stat(old_pack, &st), 0, "the old pack was not removed");
+    vb_repo_destroy(&r);
+    r = vb_repo_open(s_path, NULL);
+    cr_assert(verify_ok(r, a2), "the bad copy was carried into a new pack");
+
+    /* its pack gone, the record goes after VB_GC_QUARANTINE_DAYS */
+    find_first("quarantine");
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= (VB_GC_QUARANTINE_DAYS + 1) * 86400;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, s_found, ts, 0), 0);
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.quarantine_removed, 1);
+    cr_assert_eq(count_in("quarantine"), 0);
+    vb_index_destroy(&ai);
+    vb_index_destroy(&a2);
+    free(a.data);
+    vb_repo_destroy(&r);
+}
+
+/* Format 2: a quarantine record keeps its copy out of the index as long as the pack holding it
+ * exists, however old the record is; a repack of that pack leaves the copy behind (so the chunk
+ * is missing, not found bad again), and then the record can go. */
+Test(gc, packs_a_quarantine_record_stays_while_its_pack_does_and_a_repack_drops_the_copy)
+{
+    vb_repo_t *r = make_repo2();
+    disk_t a = make_disk(40, 3100);
+    vb_index_t *ai = backup1(r, &a, "a");
+    cr_assert_eq(vb_repo_chunk_quarantine(r, &ai->digests[0]), 0, "%s", vb_error_msg());
+    find_first("quarantine");
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= (VB_GC_QUARANTINE_DAYS + 1) * 86400;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, s_found, ts, 0), 0);
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL), false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.quarantine_removed, 0, "removed while its pack exists");
+    cr_assert_eq(count_in("quarantine"), 1);
+    vb_repo_destroy(&r);
+    r = vb_repo_open(s_path, NULL);
+    cr_assert_not(vb_repo_chunk_exists(r, &ai->digests[0]));
+
+    /* the index still references the chunk, but the repack copies only the 39 others */
+    age_all_packs(3600);
+    cr_assert_eq(vb_repo_gc_ex(r, NULL, time(NULL), 100, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.packs_rewritten, 1);
+    cr_assert_eq(gs.quarantine_removed, 1, "its pack gone, the old record goes");
+    cr_assert_eq(count_in("quarantine"), 0);
+    vb_repo_destroy(&r);
+    r = vb_repo_open(s_path, NULL);
+    cr_assert_not(vb_repo_chunk_exists(r, &ai->digests[0]), "the repack copied the bad copy");
+    cr_assert(vb_repo_chunk_exists(r, &ai->digests[1]));
+    vb_index_destroy(&ai);
+    free(a.data);
+    vb_repo_destroy(&r);
 }
