@@ -247,6 +247,7 @@ static int s_create(int argc, char **argv)
                 o.repository = next;
             else if (!realpath(next, o.repo_creds))
                 return vb_cli_fail("lab create: %s: %s", next, strerror(errno)) + 1;
+            i++;
         } else if (!strcmp(argv[i], "--format")) {
             if (s_parse_int_opt("--format", next, 1, 2, &o.format))
                 return vb_cli_fail("%s", vb_error_msg()) + 1;

@@ -26,7 +26,9 @@ restart_coordinator() {
 }
 export VBAK_TEST_STORE_DELAY_US=1000 # ~3000 × (list + remove): about 7 s of collection
 
-"$VBAK" lab create "$SITE" --proxies 2 --vms 1 --disk-size 8M --heartbeat-ms 200 --liveness 3 >/dev/null
+# Format 1: the garbage is thousands of chunk files, one store object each (format 2 would need
+# thousands of packs to give the collection as many objects to list and remove).
+"$VBAK" lab create "$SITE" --proxies 2 --vms 1 --disk-size 8M --format 1 --heartbeat-ms 200 --liveness 3 >/dev/null
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 15 "two agents online" has_count online 2
 vm=$(site_json | jq -r '.vms[0].name')

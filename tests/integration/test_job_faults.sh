@@ -5,7 +5,12 @@
 source "$(dirname "$0")/lib.sh"
 FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 
-"$VBAK" lab create "$SITE" --vms 1 --disk-size 256M --encrypt --heartbeat-ms 500 >/dev/null
+# On a loaded machine each CLI call can take a second: an agent stopped while the test looks
+# must not be declared lost meanwhile (liveness 8 x 500 ms), and every task must last long
+# enough to be seen running (each repository write of the daemons takes 0.2 s more, in this
+# first part only).
+"$VBAK" lab create "$SITE" --vms 1 --disk-size 256M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
+export VBAK_TEST_STORE_DELAY_US=200000
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 vm=$(site_json | jq -r '.vms[0].name')
@@ -41,6 +46,9 @@ grep -Eq "agent_lost agent=$victim requeued=[1-9]" "$SITE/log/coordinator.log" \
 rp1=$("$VBAK" job show "$job" --json | jq -r '.vm_details[0].restore_point')
 check_restore "$rp1" one
 pass "SIGKILL of $victim mid-job: the job completed on the others; restore byte-identical (encrypted repository)"
+# the rest runs at full speed: the site restarted without the slow repository writes
+"$VBAK" lab down "$SITE" >/dev/null
+unset VBAK_TEST_STORE_DELAY_US
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online again" has_count online 4
 
