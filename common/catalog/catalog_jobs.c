@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const vb_cat_job_kinds[4] = {"backup", "restore", "verify", "prune"};
+const char *const vb_cat_job_kinds[5] = {"backup", "restore", "verify", "prune", "serve"};
 const char *const vb_cat_job_states[4] = {"running", "succeeded", "failed", "cancelled"};
 const char *const vb_cat_snap_states[4] = {"none", "requested", "created", "removed"};
 const char *const vb_cat_task_kinds[3] = {"map", "backup", "restore"};
@@ -83,6 +83,7 @@ void vb_cat_jobs_sql(const char **sql)
                                "WHERE job_id = ?1 AND state IN ('queued', 'running')";
     sql[ST_JOB_FINISH_RPS] = "DELETE FROM restore_points WHERE job_id = ?1 AND state = 'pending'";
     sql[ST_JOB_CANCEL] = "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND state = 'running'";
+    sql[ST_JOB_SET_OPTIONS] = "UPDATE jobs SET options = ?2 WHERE id = ?1 AND state = 'running'";
     sql[ST_JOB_OLDEST_RUNNING] = "SELECT min(started) FROM jobs WHERE state = 'running'";
     sql[ST_JOB_VM_PLAN] = "UPDATE job_vms SET mode = ?3, mode_reason = ?4" JOB_VM_WHERE;
     sql[ST_JOB_VM_FINISH] = "UPDATE job_vms SET state = ?3, error = ?4" JOB_VM_WHERE;
@@ -344,7 +345,7 @@ static int s_insert_job(vb_catalog_t *self, const vb_job_t *job, int64_t *id_out
 
 int vb_catalog_job_create(vb_catalog_t *self, const vb_job_t *job, int64_t *id_out)
 {
-    if ((unsigned)job->kind > VB_JOB_PRUNE)
+    if ((unsigned)job->kind > VB_JOB_SERVE)
         return vb_error_set(VB_EINVAL, "unknown job kind %d", (int)job->kind);
     if (job->vm_count == 0 && job->kind != VB_JOB_PRUNE)
         return vb_error_set(VB_EINVAL, "a %s job needs at least one VM",
@@ -480,6 +481,17 @@ int vb_catalog_job_request_cancel(vb_catalog_t *self, int64_t job_id)
     int rc = vb_cat_step_done(self, st, "cancelling a job");
     if (rc == 0 && sqlite3_changes(self->db) == 0)
         return s_job_not_changed(self, job_id, "cancel");
+    return rc;
+}
+
+int vb_catalog_job_set_options(vb_catalog_t *self, int64_t job_id, const char *options)
+{
+    sqlite3_stmt *st = self->st[ST_JOB_SET_OPTIONS];
+    sqlite3_bind_int64(st, 1, job_id);
+    vb_cat_bind_str(st, 2, options);
+    int rc = vb_cat_step_done(self, st, "setting a job's options");
+    if (rc == 0 && sqlite3_changes(self->db) == 0)
+        return s_job_not_changed(self, job_id, "renew");
     return rc;
 }
 
