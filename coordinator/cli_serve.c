@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <czmq.h>
 
 #include "cli.h"
 #include "disk/disk_uri.h"
@@ -44,6 +47,7 @@ typedef struct {
     bool v6;
     char *run_dir, *sock_path, *psk_user;
     pid_t nbdkit;
+    bool listened; /* nbdkit made sock_path: removed at stop (nbdkit leaves it) */
     int64_t job;
 } s_serve_t;
 
@@ -333,8 +337,10 @@ static int s_start_nbdkit(s_serve_t *s, const char *const *argv)
                                 s->log ? ": see " : "", s->log ? s->log : "");
         }
         struct stat st;
-        if (stat(pf, &st) == 0 && st.st_size > 0)
+        if (stat(pf, &st) == 0 && st.st_size > 0) {
+            s->listened = true;
             return 0;
+        }
         s_sleep_ms(10);
     }
     return vb_error_set(VB_ETIMEOUT, "nbdkit did not listen within 60 s");
@@ -391,15 +397,22 @@ static void s_renew(vb_cli_t *cli, s_serve_t *s, json_t *exports)
     json_decref(res);
 }
 
+/* The signals s_wait takes: blocked from the start, so that none is lost before it waits. */
+static void s_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 /* Serves until SIGTERM, SIGINT or SIGHUP (0), or until nbdkit stops by itself (1). */
 static int s_wait(vb_cli_t *cli, s_serve_t *s, json_t *exports, int64_t lease_ms)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
+    s_signals(&set);
     int64_t every = lease_ms / 3 > 500 ? lease_ms / 3 : 500;
     for (;;) {
         struct timespec ts = {every / 1000, (every % 1000) * 1000000L};
@@ -560,7 +573,7 @@ static void s_cleanup(s_serve_t *s)
             unlink(pf);
             free(pf);
         }
-        if (s->sock_path && !s->socket)
+        if (s->sock_path && s->listened)
             unlink(s->sock_path);
         rmdir(s->run_dir);
     }
@@ -625,15 +638,10 @@ int vb_cli_serve(vb_cli_t *cli, int argc, char **argv)
     int rc = s_parse(&s, argc, argv), status_fd = -1;
     if (rc)
         return rc == 1 ? 0 : rc;
-    /* SIGCHLD and the stop signals wait for sigtimedwait (blocked before nbdkit starts, so none
-     * is lost) */
+    /* the stop signals are taken by sigtimedwait, not by a handler of the messaging library */
+    zsys_handler_set(NULL);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    s_signals(&set);
     if (s.background && (rc = s_fork_background(&status_fd)) >= 0)
         return rc;
     return s_serve(cli, &s, &status_fd);

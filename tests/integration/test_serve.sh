@@ -34,7 +34,8 @@ keys=$(site_json | jq -r --arg vm "$vm" '.vms[] | select(.name == $vm) | .disks[
 serve_bg() {
   local rp=$1; shift
   "$VBAK" serve "$rp" --background --pid-file "$TEST_DIR/serve.pid" --json "$@" >"$TEST_DIR/serve.json" \
-    || fail "vbak serve $rp $*: $(cat "$TEST_DIR/serve.json")"
+    2>"$TEST_DIR/serve.err" || fail "vbak serve $rp $*: $(cat "$TEST_DIR/serve.err" "$TEST_DIR/serve.pid.log")"
+  VB_PIDS+=("$(cat "$TEST_DIR/serve.pid")") # stopped by the test's cleanup if it fails
 }
 serve_stop() {
   local pid; pid=$(cat "$TEST_DIR/serve.pid")
@@ -57,3 +58,77 @@ for pair in "$rp1 full" "$rp2 incr"; do
   serve_stop
 done
 pass "a full and an incremental restore point served over a Unix socket read back byte-identical; the hole shows in nbdinfo --map"
+
+# ---- IPv4, and IPv6 with TLS-PSK (read with vbak disk cat: libnbd 1.14 cannot do TLS to an IPv6
+# literal itself); a wrong key is refused
+port4=$(free_port)
+serve_bg "$rp2" --listen "127.0.0.1:$port4" --disk 2001
+[[ $(jq -r '.exports | length' "$TEST_DIR/serve.json") == 1 ]] || fail "--disk 2001 served more: $(cat "$TEST_DIR/serve.json")"
+[[ $(uri_of 2001) == "nbd://127.0.0.1:$port4/2001" ]] || fail "IPv4 URI: $(uri_of 2001)"
+nbdcopy "$(uri_of 2001)" "$TEST_DIR/copy.raw" && cmp "$TEST_DIR/copy.raw" "$TEST_DIR/expect/incr/$vm-2001.raw" \
+  || fail "rp $rp2 disk 2001 over IPv4 differs"
+serve_stop
+port6=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])')
+psk="$SITE/tls/psk.keys"
+serve_bg "$rp1" --listen "[::1]:$port6" --tls-psk "$psk"
+user=$(cut -d: -f1 "$psk" | head -1)
+[[ $(uri_of 2000) == "nbds://$user@[::1]:$port6/2000?tls-psk-file=$psk" ]] || fail "IPv6 PSK URI: $(uri_of 2000)"
+for k in $keys; do
+  rm -f "$TEST_DIR/copy.raw"
+  "$VBAK" disk cat "$(uri_of "$k")" --out "$TEST_DIR/copy.raw" >/dev/null || fail "disk cat over IPv6 TLS-PSK"
+  cmp "$TEST_DIR/copy.raw" "$TEST_DIR/expect/full/$vm-$k.raw" || fail "rp $rp1 disk $k over IPv6 TLS-PSK differs"
+done
+printf '%s:%s\n' "$user" "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$TEST_DIR/wrong.keys"
+chmod 600 "$TEST_DIR/wrong.keys"
+"$VBAK" disk cat "nbds://$user@[::1]:$port6/2000?tls-psk-file=$TEST_DIR/wrong.keys" --out "$TEST_DIR/wrong.raw" \
+  >/dev/null 2>&1 && fail "a wrong PSK was accepted"
+serve_stop
+pass "IPv4 and IPv6 with TLS-PSK serve byte-identical disks; a wrong key is refused"
+
+# ---- --overlay: writes read back, and are gone after a stop; the restore point verifies clean
+s=$TEST_DIR/ov.sock
+serve_bg "$rp1" --socket "$s" --disk 2000 --overlay
+head -c 65536 /dev/urandom >"$TEST_DIR/patch"
+qemu-io -f raw -c "write -P 171 1048576 65536" "nbd+unix:///2000?socket=$s" >/dev/null || fail "qemu-io write through the overlay"
+nbdcopy "$(uri_of 2000)" "$TEST_DIR/copy.raw"
+cmp -s "$TEST_DIR/copy.raw" "$TEST_DIR/expect/full/$vm-2000.raw" && fail "the overlay write does not show"
+[[ $(dd if="$TEST_DIR/copy.raw" bs=64k skip=16 count=1 status=none | tr -d '\253' | wc -c) == 0 ]] \
+  || fail "the overlay does not read back what was written"
+cmp -s <(head -c 1048576 "$TEST_DIR/copy.raw") <(head -c 1048576 "$TEST_DIR/expect/full/$vm-2000.raw") \
+  || fail "the overlay changed bytes it was not given"
+serve_stop
+serve_bg "$rp1" --socket "$s" --disk 2000
+nbdcopy "$(uri_of 2000)" "$TEST_DIR/copy.raw"
+cmp "$TEST_DIR/copy.raw" "$TEST_DIR/expect/full/$vm-2000.raw" || fail "the overlay's writes outlived its serve"
+qemu-io -f raw -c "write -P 171 0 4096" "nbd+unix:///2000?socket=$s" >/dev/null 2>&1 && fail "a serve without --overlay took a write"
+serve_stop
+"$VBAK" verify "$rp1" | grep -q "all chunks verified" || fail "rp $rp1 does not verify clean after the overlay"
+pass "--overlay takes writes that read back and vanish at stop; without it the export is read-only; the restore point verifies clean"
+
+# ---- the catalog knows: vbak serves, vbak status; prune keeps a served restore point; a serve
+# killed without warning stops protecting it once its lease (2 s here) expires
+serve_bg "$rp1"
+pid=$(cat "$TEST_DIR/serve.pid")
+sv=$("$VBAK" serves --json)
+[[ $(jq -r --arg rp "$rp1" '[.[] | select(.rp == ($rp | tonumber))] | length' <<<"$sv") == 1 ]] || fail "vbak serves: $sv"
+[[ $(jq -r '.[0].pid' <<<"$sv") == "$pid" && $(jq -r '.[0].exports[0].uri' <<<"$sv") == $(uri_of 2000) ]] \
+  || fail "vbak serves shows another pid or URI: $sv"
+"$VBAK" serves | grep -q "$vm" || fail "vbak serves (text): $("$VBAK" serves)"
+"$VBAK" status | grep -q "serving: 1 restore point" || fail "vbak status: $("$VBAK" status)"
+# the serve renews its lease: still listed once its first lease has run out
+lease_end() { "$VBAK" serves --json | jq -r '.[0].lease_until // empty'; }
+first=$(lease_end)
+past_first() { [[ $(date -u +%Y-%m-%dT%H:%M:%SZ) > $first ]]; }
+wait_until 10 "the first lease ($first) to run out" past_first
+[[ $("$VBAK" serves --json | jq length) == 1 && $(lease_end) > $first ]] \
+  || fail "the lease of a running serve was not renewed: $("$VBAK" serves --json)"
+pr=$("$VBAK" prune --keep-last 1 --json) || fail "prune: $pr"
+jq -e --arg rp "$rp1" '.restore_points[] | select(.id == ($rp | tonumber)) | .in_use[] | test("serve job")' \
+  <<<"$pr" >/dev/null || fail "prune did not keep served rp $rp1: $pr"
+"$VBAK" restore-point show "$rp1" >/dev/null || fail "prune removed served rp $rp1"
+kill -KILL "$pid"
+wait_until 10 "the killed serve's lease expires" bash -c "[[ \$('$VBAK' serves --json | jq length) == 0 ]]"
+pr=$("$VBAK" prune --keep-last 1 --json) || fail "prune: $pr"
+"$VBAK" restore-point show "$rp1" >/dev/null 2>&1 && fail "prune kept rp $rp1 after its serve's lease expired: $pr"
+check_restore "$rp2" incr
+pass "vbak serves and status show the serve; prune keeps a served restore point, and removes it once the lease of a killed serve expired"
