@@ -252,6 +252,10 @@ static int s_nbdkit_argv(s_serve_t *s, json_t *plan, const char **argv, char **o
     argv[n++] = "nbdkit";
     argv[n++] = "-f";
     argv[n++] = "--exit-with-parent";
+    /* one worker per connection: nbdkit 1.32 asserts (and dies) when a client disconnects while
+     * another worker of its connection still sends a reply; requests still run in parallel
+     * over the connections of a multi-conn client and in the plugin's read-ahead threads */
+    argv[n++] = "--threads=1";
     argv[n++] = "-P";
     argv[n++] = rc ? "" : owned[0];
     if (!s->overlay)
@@ -303,8 +307,8 @@ static void s_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Starts nbdkit and waits until it listens (it writes its pid file once it does). */
-static int s_start_nbdkit(s_serve_t *s, const char *const *argv)
+/* Starts nbdkit and waits until it listens (it writes its pid file pf once it does). */
+static int s_start_nbdkit(s_serve_t *s, const char *const *argv, const char *pf)
 {
     int logfd = s->log ? open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
     if (s->log && logfd < 0)
@@ -326,7 +330,6 @@ static int s_start_nbdkit(s_serve_t *s, const char *const *argv)
     if (pid < 0)
         return vb_error_set(VB_EIO, "fork: %s", strerror(errno));
     s->nbdkit = pid;
-    const char *pf = argv[4]; /* -P FILE */
     for (int waited = 0; waited < 60000; waited += 10) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -607,7 +610,7 @@ static int s_serve(vb_cli_t *cli, s_serve_t *s, int *status_fd)
         rc = vb_error_set(VB_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = s_nbdkit_argv(s, plan, argv, owned)) != 0 || (rc = s_start_nbdkit(s, argv)) != 0 ||
+    if ((rc = s_nbdkit_argv(s, plan, argv, owned)) != 0 || (rc = s_start_nbdkit(s, argv, owned[0])) != 0 ||
         (s->pid_file && (rc = s_write_pid_file(s->pid_file)) != 0))
         goto out;
     s_renew(cli, s, exports); /* records the exports on the lease */

@@ -132,3 +132,48 @@ pr=$("$VBAK" prune --keep-last 1 --json) || fail "prune: $pr"
 "$VBAK" restore-point show "$rp1" >/dev/null 2>&1 && fail "prune kept rp $rp1 after its serve's lease expired: $pr"
 check_restore "$rp2" incr
 pass "vbak serves and status show the serve; prune keeps a served restore point, and removes it once the lease of a killed serve expired"
+
+# ---- a corrupt chunk: an EIO for the client and a log line naming disk and offset; the server
+# keeps serving
+f=$(find "$SITE/repo" \( -path '*/chunks/*' -o -path '*/packs/*' \) -type f | head -1)
+[[ -n $f ]] || fail "no chunk or pack file in the repository"
+printf '\xff\xff\xff\xff' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+serve_bg "$rp2"
+failed=0
+for k in $keys; do
+  nbdcopy "$(uri_of "$k")" "$TEST_DIR/copy.raw" 2>/dev/null || failed=$((failed + 1))
+done
+((failed >= 1)) || fail "reading rp $rp2 with a corrupt chunk raised no error"
+grep -Eq "vbrepo.*error: disk (2000|2001) offset [0-9]+: .*chunk" "$TEST_DIR/serve.pid.log" \
+  || fail "no log line names the disk and offset of the bad chunk: $(tail -3 "$TEST_DIR/serve.pid.log")"
+nbdinfo --size "$(uri_of 2000)" >/dev/null || fail "the server stopped after a bad chunk: $(cat "$TEST_DIR/serve.pid.log")"
+serve_stop
+pass "a corrupt chunk is an EIO and a log line naming disk and offset; the server keeps serving"
+
+# ---- an encrypted format 2 repository: the same bytes through the key file on this host
+"$VBAK" lab down "$SITE" >/dev/null
+SITE="$TEST_DIR/site2"
+export VBAK_CONFIG="$SITE/vbak.conf"
+"$VBAK" lab create "$SITE" --vms 1 --proxies 1 --disk-size 4M --encrypt >/dev/null
+cs=$(conf_value "$SITE/repo/config" chunk_size)
+key=$(conf_value "$SITE/coordinator.conf" repository_key_file)
+rm -rf "$SITE/repo"
+"$VBAK" repo init "$SITE/repo" --chunk-size "$cs" --encrypt "$key" --format 2 --pack-size 4M >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "an agent online" has_count online 1
+rm -rf "$TEST_DIR/expect"
+save_content full
+rp=$(rp_of "$(backup_json "$vm")" "$vm")
+"$VBAK" lab mutate "$SITE" "$vm" --percent 10 >/dev/null
+save_content incr
+rp2=$(rp_of "$(backup_json "$vm")" "$vm")
+for pair in "$rp full" "$rp2 incr"; do
+  read -r r tag <<<"$pair"
+  serve_bg "$r"
+  for k in $keys; do
+    nbdcopy "$(uri_of "$k")" "$TEST_DIR/copy.raw" || fail "nbdcopy of encrypted rp $r disk $k"
+    cmp "$TEST_DIR/copy.raw" "$TEST_DIR/expect/$tag/$vm-$k.raw" || fail "encrypted rp $r disk $k differs"
+  done
+  serve_stop
+done
+pass "a full and an incremental restore point of an encrypted format 2 repository serve byte-identical"
