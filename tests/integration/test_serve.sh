@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vbak serve: a restore point's disks over NBD, read straight from the repository by the
-# project's nbdkit plugin. A full and an incremental restore point read back with nbdcopy equal
+# project's nbdkit plugin. Usage errors exit 2, missing restore points and disks 1. A full and an incremental restore point read back with nbdcopy equal
 # the disks at their backups, holes show in nbdinfo --map; a Unix socket, IPv4, and IPv6 with
 # TLS-PSK (a wrong key refused); --overlay takes writes that read back and vanish at stop, the
 # restore point verifying clean afterwards; --background returns once the exports answer and
@@ -58,6 +58,20 @@ for pair in "$rp1 full" "$rp2 incr"; do
   serve_stop
 done
 pass "a full and an incremental restore point served over a Unix socket read back byte-identical; the hole shows in nbdinfo --map"
+
+# ---- usage errors (exit status 2) and a restore point or disk that does not exist (1)
+usage() { local rc=0; "$VBAK" serve "$@" >/dev/null 2>"$TEST_DIR/usage.err" || rc=$?; echo "$rc"; }
+[[ $(usage "$rp1" --background) == 2 ]] || fail "--background without --pid-file: $(cat "$TEST_DIR/usage.err")"
+[[ $(usage "$rp1" --listen 127.0.0.1:1 --socket "$TEST_DIR/x.sock") == 2 ]] || fail "--listen with --socket"
+[[ $(usage "$rp1" --tls-psk "$SITE/tls/psk.keys" --tls-certificates "$SITE/tls/server") == 2 ]] || fail "two TLS modes"
+[[ $(usage 999999 --socket "$TEST_DIR/x.sock") == 1 ]] && grep -q "restore point 999999 does not exist" "$TEST_DIR/usage.err" \
+  || fail "a missing restore point: $(cat "$TEST_DIR/usage.err")"
+[[ $(usage "$rp1" --disk 7777 --socket "$TEST_DIR/x.sock") == 1 ]] && grep -q "has no disk '7777'" "$TEST_DIR/usage.err" \
+  || fail "a missing disk: $(cat "$TEST_DIR/usage.err")"
+[[ $(usage "$rp1" --overlay --socket "$TEST_DIR/x.sock") == 1 ]] && grep -q -- "--overlay serves one" "$TEST_DIR/usage.err" \
+  || fail "--overlay of two disks: $(cat "$TEST_DIR/usage.err")"
+[[ $("$VBAK" serves --json | jq length) == 0 ]] || fail "a refused serve left a lease: $("$VBAK" serves --json)"
+pass "usage errors exit 2; a missing restore point or disk, or an overlay of two disks, exit 1 and leave no lease"
 
 # ---- IPv4, and IPv6 with TLS-PSK (read with vbak disk cat: libnbd 1.14 cannot do TLS to an IPv6
 # literal itself); a wrong key is refused
