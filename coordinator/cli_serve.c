@@ -390,7 +390,7 @@ static void s_renew(vb_cli_t *cli, s_serve_t *s, json_t *exports)
     }
     fprintf(stderr, "vbak serve: renewing the lease of serve job %lld: %s\n", (long long)s->job,
             vb_error_msg());
-    if (vb_error_code() != VB_ENOTFOUND && !strstr(vb_error_msg(), "not running"))
+    if (vb_error_code() != VB_ENOTFOUND) /* the coordinator is away: try again next time */
         return;
     if (vb_cli_call(cli, "serve.start", s_lease_args(s, exports), &res) == 0) {
         s->job = (int64_t)json_integer_value(json_object_get(res, "job"));

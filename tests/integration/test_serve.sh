@@ -136,6 +136,14 @@ past_first() { [[ $(date -u +%Y-%m-%dT%H:%M:%SZ) > $first ]]; }
 wait_until 10 "the first lease ($first) to run out" past_first
 [[ $("$VBAK" serves --json | jq length) == 1 && $(lease_end) > $first ]] \
   || fail "the lease of a running serve was not renewed: $("$VBAK" serves --json)"
+# a coordinator restart: the serve job is not ended by the restart's recovery, and the serve
+# goes on renewing its lease (or takes a new one if it expired meanwhile)
+cpid=$(cat "$SITE/run/coordinator.pid")
+kill -TERM "$cpid"
+wait_until 10 "the coordinator stops" bash -c "! kill -0 $cpid"
+"$VBAK" lab up "$SITE" >/dev/null
+leased() { [[ $("$VBAK" serves --json | jq -r '.[0].lease_until // empty') > $(date -u +%Y-%m-%dT%H:%M:%SZ) ]]; }
+wait_until 15 "the serve to hold a lease again" leased
 pr=$("$VBAK" prune --keep-last 1 --json) || fail "prune: $pr"
 jq -e --arg rp "$rp1" '.restore_points[] | select(.id == ($rp | tonumber)) | .in_use[] | test("serve job")' \
   <<<"$pr" >/dev/null || fail "prune did not keep served rp $rp1: $pr"
@@ -145,7 +153,7 @@ wait_until 10 "the killed serve's lease expires" bash -c "[[ \$('$VBAK' serves -
 pr=$("$VBAK" prune --keep-last 1 --json) || fail "prune: $pr"
 "$VBAK" restore-point show "$rp1" >/dev/null 2>&1 && fail "prune kept rp $rp1 after its serve's lease expired: $pr"
 check_restore "$rp2" incr
-pass "vbak serves and status show the serve; prune keeps a served restore point, and removes it once the lease of a killed serve expired"
+pass "vbak serves and status show the serve; its lease is renewed, also across a coordinator restart; prune keeps a served restore point, and removes it once the lease of a killed serve expired"
 
 # ---- a corrupt chunk: an EIO for the client and a log line naming disk and offset; the server
 # keeps serving

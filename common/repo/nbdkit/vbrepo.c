@@ -8,8 +8,9 @@
  * (index.h). Chunks are read, decrypted, decompressed and re-hashed by the repository code that
  * restores and verifies use (vb_repo_chunk_get, formats 1 and 2), one repository worker per
  * thread, so requests run in parallel. Decoded chunks live in a bounded cache (chunkcache.h,
- * cache=MiB, default 64); a read that continues where the previous read of its connection ended
- * queues the next `readahead` chunks (default 8) for `loaders` read-ahead threads (default 2).
+ * cache=MiB, default 64); a read near where earlier reads of the disk ended queues the next
+ * `readahead` chunks (default 16, at most a quarter of the cache) for `loaders` read-ahead
+ * threads (default 4).
  *
  * Holes (chunks the index marks all-zero) read as zeros without touching the repository and are
  * reported as holes through extents (base:allocation). A chunk that is missing or fails its
@@ -33,11 +34,15 @@
 
 #define S_DISKS_MAX 64
 
+#define S_STREAMS 8 /* sequential readers of one disk followed at once */
+
 typedef struct {
     char *key;   /* export name */
     char *index; /* index name in the repository */
     vb_index_t *idx;
-    uint64_t read_end; /* furthest end of a read so far, any connection (atomic) */
+    pthread_mutex_t lock; /* guards ends */
+    uint64_t ends[S_STREAMS]; /* where recent sequential streams of reads ended */
+    unsigned next;            /* the stream slot to reuse */
 } s_disk_t;
 
 /* Plugin-wide state: nbdkit loads one plugin per process. */
@@ -50,7 +55,7 @@ static struct {
     vb_chunkcache_t *cache;
     pthread_key_t worker_key;
     bool worker_key_made;
-} s = {.cache_mib = 64, .readahead = 8, .loaders = 2};
+} s = {.cache_mib = 64, .readahead = 16, .loaders = 4};
 
 typedef struct {
     s_disk_t *disk;
@@ -86,6 +91,7 @@ static void s_unload(void)
         free(s.disks[i].key);
         free(s.disks[i].index);
         vb_index_destroy(&s.disks[i].idx);
+        pthread_mutex_destroy(&s.disks[i].lock);
     }
     vb_repo_destroy(&s.repo);
     if (s.worker_key_made)
@@ -106,6 +112,7 @@ static int s_add_disk(const char *value)
         return -1;
     }
     s_disk_t *d = &s.disks[s.ndisks];
+    pthread_mutex_init(&d->lock, NULL);
     if (!(d->key = strndup(value, (size_t)(colon - value))) || !(d->index = strdup(colon + 1))) {
         nbdkit_error("strdup: %m");
         return -1;
@@ -187,6 +194,11 @@ static int s_config_complete(void)
 /* The cache's read-ahead threads start in the process that serves (after nbdkit forks). */
 static int s_after_fork(void)
 {
+    /* read-ahead never takes more than a quarter of the cache: what it loads must still be
+     * there when the reader comes */
+    uint64_t slots = (s.cache_mib << 20) / vb_repo_chunk_size(s.repo);
+    if (s.readahead > slots / 4)
+        s.readahead = slots / 4 ? slots / 4 : 1;
     s.cache = vb_chunkcache_new((size_t)s.cache_mib << 20, vb_repo_chunk_size(s.repo),
                                 s.readahead ? (unsigned)s.loaders : 0,
                                 (unsigned)(s.readahead * 2 + 1), s_load, NULL);
@@ -273,18 +285,24 @@ static void s_prefetch(const vb_index_t *idx, uint64_t first, uint64_t n)
             vb_chunkcache_prefetch(s.cache, &idx->digests[i]);
 }
 
-/* A read near where earlier reads of the disk ended (over every connection: a copy with
- * multi-conn spreads its sequential requests over several) that reaches a new chunk queues the
- * chunks after it. */
+/* A read that starts near where one of the disk's recent streams of reads ended (a copy with
+ * multi-conn runs one stream per connection, each over its own part of the disk) continues that
+ * stream; one that reaches a new chunk queues the chunks after it. Any other read starts a new
+ * stream in the least recently started slot. */
 static void s_read_ahead(s_disk_t *disk, uint64_t offset, uint64_t end)
 {
     uint64_t cs = disk->idx->chunk_size, window = s.readahead * cs;
-    uint64_t prev = __atomic_load_n(&disk->read_end, __ATOMIC_RELAXED);
-    while (end > prev &&
-           !__atomic_compare_exchange_n(&disk->read_end, &prev, end, true, __ATOMIC_RELAXED,
-                                        __ATOMIC_RELAXED))
-        ;
-    bool near = offset + window >= prev && offset <= prev + window;
+    bool near = false;
+    pthread_mutex_lock(&disk->lock);
+    for (unsigned i = 0; i < S_STREAMS && !near; i++)
+        if (offset + window >= disk->ends[i] && offset <= disk->ends[i] + window) {
+            near = true;
+            if (end > disk->ends[i])
+                disk->ends[i] = end;
+        }
+    if (!near)
+        disk->ends[disk->next++ % S_STREAMS] = end;
+    pthread_mutex_unlock(&disk->lock);
     bool new_chunk = offset / cs != (end - 1) / cs || offset % cs == 0;
     if (s.readahead && near && new_chunk)
         s_prefetch(disk->idx, (end + cs - 1) / cs, s.readahead);
@@ -362,8 +380,8 @@ static struct nbdkit_plugin s_plugin = {
                    "disk=<KEY>:<INDEX>  (required, repeatable) an export and its disk index\n"
                    "key=<FILE>          the repository's key file (encrypted repositories)\n"
                    "cache=<MiB>         decoded chunk cache size (default 64)\n"
-                   "readahead=<N>       chunks read ahead of a sequential reader (default 8)\n"
-                   "loaders=<N>         read-ahead threads (default 2)",
+                   "readahead=<N>       chunks read ahead of a sequential reader (default 16)\n"
+                   "loaders=<N>         read-ahead threads (default 4)",
     .after_fork = s_after_fork,
     .list_exports = s_list_exports,
     .default_export = s_default_export,
