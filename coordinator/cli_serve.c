@@ -226,28 +226,29 @@ static json_t *s_exports(const s_serve_t *s, json_t *disks)
     return arr;
 }
 
-static int s_add(char **owned, size_t *n, const char *fmt, ...) VB_PRINTF(3, 4);
-static int s_add(char **owned, size_t *n, const char *fmt, ...)
+/* Appends a formatted argument to argv, its string kept in owned[] (freed by the caller). */
+static int s_arg(const char **argv, size_t *n, char **owned, size_t *k, const char *fmt, ...)
+    VB_PRINTF(5, 6);
+static int s_arg(const char **argv, size_t *n, char **owned, size_t *k, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int r = vasprintf(&owned[*n], fmt, ap);
+    int r = vasprintf(&owned[*k], fmt, ap);
     va_end(ap);
     if (r < 0) {
-        owned[*n] = NULL;
+        owned[*k] = NULL;
         return vb_error_set(VB_ENOMEM, "out of memory");
     }
-    (*n)++;
+    argv[(*n)++] = owned[(*k)++];
     return 0;
 }
 
-/* nbdkit's command line into argv (its strings in owned[], freed by the caller). */
+/* nbdkit's command line into argv; owned[0] is nbdkit's pid file. Every string argv points to
+ * is a literal, in s or in owned[] (freed by the caller), never in this frame. */
 static int s_nbdkit_argv(s_serve_t *s, json_t *plan, const char **argv, char **owned)
 {
     size_t n = 0, k = 0;
-    char plugin[4200], port[16];
-    snprintf(port, sizeof port, "%d", s->port);
-    int rc = s_add(owned, &k, "%s/nbdkit.pid%s", s->run_dir, "");
+    char plugin[4200];
     const char *key_file = json_string_value(json_object_get(plan, "key_file"));
     argv[n++] = "nbdkit";
     argv[n++] = "-f";
@@ -257,7 +258,7 @@ static int s_nbdkit_argv(s_serve_t *s, json_t *plan, const char **argv, char **o
      * over the connections of a multi-conn client and in the plugin's read-ahead threads */
     argv[n++] = "--threads=1";
     argv[n++] = "-P";
-    argv[n++] = rc ? "" : owned[0];
+    int rc = s_arg(argv, &n, owned, &k, "%s/nbdkit.pid", s->run_dir); /* owned[0] */
     if (!s->overlay)
         argv[n++] = "-r";
     if (s->sock_path) {
@@ -267,35 +268,33 @@ static int s_nbdkit_argv(s_serve_t *s, json_t *plan, const char **argv, char **o
         argv[n++] = "-i";
         argv[n++] = s->host;
         argv[n++] = "-p";
-        argv[n++] = port;
+        if (!rc)
+            rc = s_arg(argv, &n, owned, &k, "%d", s->port);
     }
     if (s->tls_certs || s->tls_psk) {
         argv[n++] = "--tls=require";
-        if (!rc && !(rc = s_add(owned, &k, "--tls-%s=%s", s->tls_psk ? "psk" : "certificates",
-                                s->tls_psk ? s->tls_psk : s->tls_certs)))
-            argv[n++] = owned[k - 1];
+        if (!rc)
+            rc = s_arg(argv, &n, owned, &k, "--tls-%s=%s", s->tls_psk ? "psk" : "certificates",
+                       s->tls_psk ? s->tls_psk : s->tls_certs);
     }
     if (s->overlay)
         argv[n++] = "--filter=cow";
-    if (!rc && !(rc = s_add(owned, &k, "%s%s",
-                            vb_proc_module_path("VBAK_SERVE_PLUGIN",
-                                                VB_REPO_NBDKIT_PLUGIN_INSTALLED,
-                                                VB_REPO_NBDKIT_PLUGIN, plugin, sizeof plugin),
-                            "")))
-        argv[n++] = owned[k - 1];
-    if (!rc && !(rc = s_add(owned, &k, "repo=%s%s", json_string_value(json_object_get(plan,
-                                                                                "repository")),
-                            "")))
-        argv[n++] = owned[k - 1];
-    if (!rc && key_file && !(rc = s_add(owned, &k, "key=%s%s", key_file, "")))
-        argv[n++] = owned[k - 1];
+    if (!rc)
+        rc = s_arg(argv, &n, owned, &k, "%s",
+                   vb_proc_module_path("VBAK_SERVE_PLUGIN", VB_REPO_NBDKIT_PLUGIN_INSTALLED,
+                                       VB_REPO_NBDKIT_PLUGIN, plugin, sizeof plugin));
+    if (!rc)
+        rc = s_arg(argv, &n, owned, &k, "repo=%s",
+                   json_string_value(json_object_get(plan, "repository")));
+    if (!rc && key_file)
+        rc = s_arg(argv, &n, owned, &k, "key=%s", key_file);
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(plan, "disks"), i, d) {
-        if (!rc && !(rc = s_add(owned, &k, "disk=%s:%s",
-                                json_string_value(json_object_get(d, "key")),
-                                json_string_value(json_object_get(d, "index")))))
-            argv[n++] = owned[k - 1];
+        if (!rc)
+            rc = s_arg(argv, &n, owned, &k, "disk=%s:%s",
+                       json_string_value(json_object_get(d, "key")),
+                       json_string_value(json_object_get(d, "index")));
     }
     argv[n] = NULL;
     return rc;
