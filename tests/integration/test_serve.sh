@@ -8,6 +8,10 @@
 # point and removes it once the serve stopped; a killed serve's lease expires; a corrupt chunk is
 # an EIO and a log line naming disk and offset. Then the same over an encrypted repository.
 source "$(dirname "$0")/lib.sh"
+# serves make their run directory (default socket, nbdkit's pid file) and the overlay under
+# TMPDIR: here, so that a serve killed on purpose leaves nothing behind
+export TMPDIR="$TEST_DIR/tmp"
+mkdir -p "$TMPDIR"
 
 "$VBAK" lab create "$SITE" --vms 1 --proxies 1 --disk-size 4M >/dev/null
 echo 'serve_lease_s = "2"' >>"$SITE/coordinator.conf"
