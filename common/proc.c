@@ -156,3 +156,27 @@ char *vb_proc_self_dir(void)
         *slash = '\0';
     return strdup(buf);
 }
+
+const char *vb_proc_module_path(const char *env_var, const char *installed_rel,
+                                const char *build_path, char *buf, size_t cap)
+{
+    const char *env = getenv(env_var);
+    if (env && *env)
+        return env;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+    if (!slash)
+        return build_path;
+    *slash = '\0'; /* PREFIX/bin */
+    char installed[4200];
+    snprintf(installed, sizeof installed, "%s/../%s", exe, installed_rel);
+    char *real = realpath(installed, NULL);
+    const char *found = build_path;
+    if (real && strlen(real) < cap && access(real, R_OK) == 0) {
+        memcpy(buf, real, strlen(real) + 1);
+        found = buf;
+    }
+    free(real);
+    return found;
+}

@@ -21,6 +21,13 @@ int vb_proc_spawn(char *const argv[], const char *log_path, const char *pid_path
  * set when not NULL. */
 bool vb_proc_running(const char *pid_path, const char *identity, pid_t *pid_out);
 
+/* A module the program loads by path (an nbdkit plugin): $env_var when set; else the installed
+ * copy beside the running program (PREFIX/bin/vbak -> PREFIX/installed_rel), so an installed vbak
+ * never depends on its build tree; else build_path. The result is buf, env's value or
+ * build_path (borrowed). */
+const char *vb_proc_module_path(const char *env_var, const char *installed_rel,
+                                const char *build_path, char *buf, size_t cap);
+
 /* True when `pid` has exited (reaps it when it is our child). */
 bool vb_proc_exited(pid_t pid);
 

@@ -150,7 +150,7 @@ static int s_verify_lease(vb_admin_t *self, const vb_restore_point_t *rp, int64_
     return vb_catalog_job_create(self->catalog, &job, job_out);
 }
 
-/* Ends the verify jobs whose lease has expired: they no longer protect anything. */
+/* Ends the verify and serve jobs whose lease has expired: they no longer protect anything. */
 int vb_admin_expire_leases(vb_admin_t *self)
 {
     vb_job_filter_t filter = {false, VB_JOB_RUNNING, 0};
@@ -159,17 +159,22 @@ int vb_admin_expire_leases(vb_admin_t *self)
     int rc = vb_catalog_jobs_list(self->catalog, &filter, &jobs, &n);
     int64_t now = vb_time_now_ms();
     for (size_t i = 0; !rc && i < n; i++) {
-        if (jobs[i].kind != VB_JOB_VERIFY)
+        if (jobs[i].kind != VB_JOB_VERIFY && jobs[i].kind != VB_JOB_SERVE)
             continue;
         json_t *o = jobs[i].options ? json_loads(jobs[i].options, 0, NULL) : NULL;
         int64_t until = (int64_t)json_integer_value(json_object_get(o, "lease_until"));
         json_decref(o);
         if (until > now)
             continue;
-        VB_LOG_WARN("admin", "verify_lease_expired job=%lld", (long long)jobs[i].id);
+        bool serve = jobs[i].kind == VB_JOB_SERVE;
+        VB_LOG_WARN("admin", "%s_lease_expired job=%lld", serve ? "serve" : "verify",
+                    (long long)jobs[i].id);
         rc = vb_catalog_job_finish(self->catalog, jobs[i].id, VB_JOB_FAILED,
-                                   "the verify did not report before its lease expired "
-                                   "(verify_lease_s); its restore point is no longer protected",
+                                   serve ? "the serve did not renew its lease (serve_lease_s): "
+                                           "its restore point is no longer protected"
+                                         : "the verify did not report before its lease expired "
+                                           "(verify_lease_s); its restore point is no longer "
+                                           "protected",
                                    now);
     }
     vb_jobs_free(&jobs, n);
@@ -309,6 +314,10 @@ static const s_command_t s_commands[] = {
     {"restore-point.show", s_restore_point_show, false, NULL},
     {"verify.plan", s_verify_plan, false, NULL},
     {"verify.record", s_verify_record, false, NULL},
+    {"serve.start", vb_admin_serve_start, false, NULL},
+    {"serve.renew", vb_admin_serve_renew, false, NULL},
+    {"serve.stop", vb_admin_serve_stop, false, NULL},
+    {"serves", vb_admin_serves, false, NULL},
     {"prune", vb_admin_prune, false, NULL},
     {"orphans", s_orphans, false, vb_admin_orphans},
     {"agent.remove", vb_admin_agent_remove, false, NULL},

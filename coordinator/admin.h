@@ -20,6 +20,7 @@ typedef struct {
     const char *repository;
     const char *repository_key_file;
     int64_t verify_lease_ms; /* a verify job older than this no longer protects its restore point */
+    int64_t serve_lease_ms;  /* a serve not renewed for this long no longer protects it */
     const char *enrollment_token_file; /* rewritten by token.rotate */
     const char *repository_credentials_file; /* S3 access key file (a path, never the key) */
     zloop_t *loop;             /* the actor's loop: the prune's worker reports through it */
@@ -51,9 +52,6 @@ int vb_admin_orphans(vb_provider_t *p, json_t *args, json_t **result) VB_WUR;
 int vb_admin_agent_remove(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 int vb_admin_token_rotate(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 
-/* Ends the verify jobs whose lease has expired (they no longer protect anything). */
-int vb_admin_expire_leases(vb_admin_t *self) VB_WUR;
-
 /* Prune (admin_prune.c). prune {keep_last, keep_daily, keep_weekly, keep_monthly, repack_below,
  * dry_run}: on the loop, retention decides and the catalog forgets the restore points it removes
  * (a dry run: nothing); a prune job (kind prune) records the rest, which runs on a worker thread:
@@ -77,5 +75,20 @@ json_t *vb_admin_background_json(const vb_admin_t *self);
 
 /* Waits for a prune in flight (its worker cannot be stopped halfway), then records it. */
 void vb_admin_shutdown(vb_admin_t *self);
+
+/* Serve commands (admin_serve.c), the lease of `vbak serve` on a restore point (a job of kind
+ * serve). serve.start {rp, disks: [key] (empty: all), host, pid, exports: [{disk, uri}]}: answers
+ * {rp, job, vm, repository, key_file, lease_ms, disks: [{key, index, capacity}]}; VB_ENOTFOUND
+ * (no such restore point or disk), VB_EINVAL (not complete, no repository). serve.renew {job,
+ * host, pid, exports}: the lease runs lease_ms from now; VB_ENOTFOUND when the job is not a
+ * running serve (ended or expired). serve.stop {job}: the job succeeds. serves {}: the running
+ * serves, oldest first: [{job, rp, vm, started, lease_until, host, pid, exports}]. */
+int vb_admin_serve_start(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+int vb_admin_serve_renew(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+int vb_admin_serve_stop(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+int vb_admin_serves(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
+
+/* Ends the verify and serve jobs whose lease has expired (they no longer protect anything). */
+int vb_admin_expire_leases(vb_admin_t *self) VB_WUR;
 
 #endif

@@ -73,5 +73,7 @@ int vb_cli_verify(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_prune(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_orphans(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_site(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_serve(vb_cli_t *cli, int argc, char **argv);  /* cli_serve.c */
+int vb_cli_serves(vb_cli_t *cli, int argc, char **argv);
 
 #endif

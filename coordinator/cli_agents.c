@@ -135,6 +135,10 @@ int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
     printf("agents: %lld online, %lld lost\n",
            (long long)json_integer_value(json_object_get(agents, "online")),
            (long long)json_integer_value(json_object_get(agents, "lost")));
+    /* serves are jobs of kind serve that run (vbak serves lists them) */
+    printf("serving: %lld restore point(s)\n",
+           (long long)json_integer_value(
+               json_object_get(json_object_get(json_object_get(st, "jobs"), "serve"), "running")));
     const char *key;
     json_t *v;
     printf("counters:\n");

@@ -50,6 +50,8 @@ static const s_command_t s_commands[] = {
     {"verify", vb_cli_verify, true, "re-read and re-hash every chunk of a restore point"},
     {"prune", vb_cli_prune, true, "apply a retention policy, then collect garbage"},
     {"orphans", vb_cli_orphans, true, "disk files on datastores that belong to no VM or FCD"},
+    {"serve", vb_cli_serve, true, "serve a restore point's disks over NBD"},
+    {"serves", vb_cli_serves, true, "list the restore points being served"},
     {"site", vb_cli_site, false, "set up a site: keys, token, configs; rotate the token"},
     {"lab", vb_cli_lab, false, "create, start and stop a lab site (simulated vSphere)"},
     {"repo", s_repo, false, "create a repository, show its statistics"},

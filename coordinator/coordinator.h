@@ -41,6 +41,7 @@ typedef struct {
     int64_t per_host_tasks;
     int64_t max_attempts;
     int64_t verify_lease_s;   /* how long a `vbak verify` protects its restore point */
+    int64_t serve_lease_s;    /* how long a `vbak serve` lease lasts without renewal */
     int64_t retry_delay_ms;
     int64_t retry_max_delay_ms;
     int64_t retry_deadline_ms;

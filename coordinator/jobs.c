@@ -1325,6 +1325,8 @@ int vb_jobs_recover(vb_jobs_t *self)
         [VB_JOB_PRUNE] = "the coordinator stopped while this prune ran; run it again"};
     for (size_t i = 0; !rc && i < n; i++) {
         vb_job_kind_t kind = jobs[i].kind;
+        if (kind == VB_JOB_SERVE)
+            continue; /* a lease: the serve renews it across the stop, or it expires */
         const char *error =
             (size_t)kind < sizeof why / sizeof why[0] ? why[kind] : why[VB_JOB_BACKUP];
         if (vb_catalog_job_finish(self->cfg.catalog, jobs[i].id, VB_JOB_FAILED, error,

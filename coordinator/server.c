@@ -81,6 +81,8 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"verify_lease_s", VB_CONF_INT, offsetof(vb_coord_settings_t, verify_lease_s), "21600", 60,
      INT64_C(2592000), false,
      "seconds a running `vbak verify` protects its restore point from prune (its lease)"},
+    {"serve_lease_s", VB_CONF_INT, offsetof(vb_coord_settings_t, serve_lease_s), "60", 2, 86400,
+     false, "seconds a `vbak serve` that stops renewing still protects its restore point"},
     {"retry_delay_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, retry_delay_ms), "1000", 0,
      3600000, false, "wait before a failed task runs again; doubles per failure, with jitter"},
     {"retry_max_delay_ms", VB_CONF_INT, offsetof(vb_coord_settings_t, retry_max_delay_ms), "60000",
@@ -484,6 +486,8 @@ static void s_census_start(self_t *self)
 /* `status` is answered once a census counted after the request is in. */
 static void s_status_request(self_t *self, zframe_t *rid)
 {
+    if (vb_admin_expire_leases(&self->admin) != 0) /* an expired serve is not counted */
+        VB_LOG_WARN("coordinator", "lease_expiry_failed error=\"%s\"", vb_error_msg());
     zlistx_add_end(self->census_for, zframe_dup(rid));
     s_census_start(self);
 }
@@ -800,8 +804,8 @@ static int s_make_jobs(self_t *self)
     vb_registry_set_listener(self->registry, vb_jobs_agent_event, self->jobs);
     self->admin = (vb_admin_t){self->catalog, self->registry, self->jobs, s->repository,
                                s->repository_key_file, s->verify_lease_s * 1000,
-                               s->enrollment_token_file, s->repository_credentials_file,
-                               self->loop, NULL};
+                               s->serve_lease_s * 1000, s->enrollment_token_file,
+                               s->repository_credentials_file, self->loop, NULL};
     if (vb_jobs_recover(self->jobs) != 0)
         VB_LOG_ERROR("coordinator", "recovery_incomplete error=\"%s\"", vb_error_msg());
     return 0;

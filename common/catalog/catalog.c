@@ -214,6 +214,30 @@ static const char *const s_migrations[] = {
     "  name TEXT NOT NULL,"
     "  revoked_at INTEGER NOT NULL"
     ");",
+    /* 8 (serve): jobs of kind 'serve', the lease of a restore point served over NBD. SQLite
+     *    cannot change a CHECK in place: the table is rebuilt as in 4 (ids kept). */
+    "CREATE TABLE jobs_v8 ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('backup','restore','verify','prune','serve')),"
+    "  state TEXT NOT NULL DEFAULT 'running'"
+    "    CHECK (state IN ('running','succeeded','failed','cancelled')),"
+    "  full INTEGER NOT NULL DEFAULT 0,"
+    "  options TEXT,"
+    "  started INTEGER NOT NULL,"
+    "  finished INTEGER,"
+    "  error TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO jobs_v8 SELECT * FROM jobs;"
+    /* the id sequence goes on where it was, even past deleted rows: ids are never reused */
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs_v8', 0 WHERE NOT EXISTS"
+    "  (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs_v8');"
+    "UPDATE sqlite_sequence SET seq = (SELECT max(seq) FROM sqlite_sequence"
+    "  WHERE name IN ('jobs', 'jobs_v8')) WHERE name = 'jobs_v8';"
+    "DROP TABLE jobs;"
+    "ALTER TABLE jobs_v8 RENAME TO jobs;"
+    "CREATE INDEX jobs_running ON jobs(started) WHERE state = 'running';"
+    "CREATE INDEX jobs_state ON jobs(state, id);",
 };
 #define VB_SCHEMA_VERSION ((int)(sizeof s_migrations / sizeof s_migrations[0]))
 

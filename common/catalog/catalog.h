@@ -105,7 +105,9 @@ int vb_catalog_agents_list(vb_catalog_t *self, vb_agent_record_t **out, size_t *
  * vb_catalog_begin/commit (the scheduler batches task updates that way: thousands per commit).
  * Enum names are the strings stored in the catalog and shown in JSON (vb_*_name). */
 
-typedef enum { VB_JOB_BACKUP, VB_JOB_RESTORE, VB_JOB_VERIFY, VB_JOB_PRUNE } vb_job_kind_t;
+/* A serve job (`vbak serve`) is a lease on the restore point it exposes over NBD: it runs while
+ * the serve renews it (vb_catalog_job_set_options keeps the lease's end in its options). */
+typedef enum { VB_JOB_BACKUP, VB_JOB_RESTORE, VB_JOB_VERIFY, VB_JOB_PRUNE, VB_JOB_SERVE } vb_job_kind_t;
 typedef enum { VB_JOB_RUNNING, VB_JOB_SUCCEEDED, VB_JOB_FAILED, VB_JOB_CANCELLED } vb_job_state_t;
 typedef enum { VB_SNAP_NONE, VB_SNAP_REQUESTED, VB_SNAP_CREATED, VB_SNAP_REMOVED } vb_snap_state_t;
 typedef enum { VB_TASK_MAP, VB_TASK_BACKUP, VB_TASK_RESTORE } vb_task_kind_t;
@@ -497,7 +499,8 @@ int vb_catalog_restore_points_delete(vb_catalog_t *self, const int64_t *ids, siz
                                      size_t *removed_count) VB_WUR;
 
 /* A running job that uses a complete restore point: a backup writing an incremental on it (its
- * parent; child_id is the pending one), or a restore or verify reading it. Prune keeps these. */
+ * parent; child_id is the pending one), or a restore, verify or serve reading it. Prune keeps
+ * these. */
 typedef struct {
     int64_t rp_id;
     int64_t job_id;

@@ -132,7 +132,7 @@ int vb_cat_grow(void **arr, size_t *cap, size_t n, size_t elem) VB_WUR;
 
 /* Name tables of the enums (catalog_jobs.c) and the reverse lookup: the index of `text` in
  * names[0..n), or -1 (a value this build does not know: the caller reports VB_ECORRUPT). */
-extern const char *const vb_cat_job_kinds[4];
+extern const char *const vb_cat_job_kinds[5];
 extern const char *const vb_cat_job_states[4];
 extern const char *const vb_cat_snap_states[4];
 extern const char *const vb_cat_task_kinds[3];

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const vb_cat_job_kinds[4] = {"backup", "restore", "verify", "prune"};
+const char *const vb_cat_job_kinds[5] = {"backup", "restore", "verify", "prune", "serve"};
 const char *const vb_cat_job_states[4] = {"running", "succeeded", "failed", "cancelled"};
 const char *const vb_cat_snap_states[4] = {"none", "requested", "created", "removed"};
 const char *const vb_cat_task_kinds[3] = {"map", "backup", "restore"};
@@ -345,7 +345,7 @@ static int s_insert_job(vb_catalog_t *self, const vb_job_t *job, int64_t *id_out
 
 int vb_catalog_job_create(vb_catalog_t *self, const vb_job_t *job, int64_t *id_out)
 {
-    if ((unsigned)job->kind > VB_JOB_PRUNE)
+    if ((unsigned)job->kind > VB_JOB_SERVE)
         return vb_error_set(VB_EINVAL, "unknown job kind %d", (int)job->kind);
     if (job->vm_count == 0 && job->kind != VB_JOB_PRUNE)
         return vb_error_set(VB_EINVAL, "a %s job needs at least one VM",

@@ -68,7 +68,7 @@ void vb_cat_restore_sql(const char **sql)
         "  FROM restore_points WHERE state = 'pending' AND parent_id IS NOT NULL"
         "  UNION ALL"
         "  SELECT v.restore_point_id, j.id, j.kind, 0 FROM job_vms v JOIN jobs j ON j.id = v.job_id"
-        "  WHERE j.state = 'running' AND j.kind IN ('restore', 'verify')"
+        "  WHERE j.state = 'running' AND j.kind IN ('restore', 'verify', 'serve')"
         "  AND v.restore_point_id IS NOT NULL"
         ") WHERE ?1 = 0 OR rp = ?1 ORDER BY rp, job";
     sql[ST_RP_REPARENT] = "UPDATE restore_points SET parent_id = "

@@ -201,33 +201,11 @@ static int s_launch(const char *const argv[], const char *pf, const char *log, b
     return vb_error_set(VB_EIO, "did not start: %s (log %s)", last[0] ? last : "no message", log);
 }
 
-/* The lab's nbdkit plugin: $VBAK_LAB_PLUGIN when set; else the installed copy beside the running
- * program (PREFIX/bin/vbak -> PREFIX/LIBDIR/vbak/...), so an installed vbak never depends on
- * its build tree; else the one in the build tree. */
+/* The lab's nbdkit plugin: $VBAK_LAB_PLUGIN, the installed copy, or the build tree's. */
 static const char *s_plugin_path(char *buf, size_t cap)
 {
-    const char *env = getenv("VBAK_LAB_PLUGIN");
-    if (env && *env)
-        return env;
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0'; /* PREFIX/bin */
-            char installed[4200];
-            snprintf(installed, sizeof installed, "%s/../%s", exe, VB_LAB_NBDKIT_PLUGIN_INSTALLED);
-            char *real = realpath(installed, NULL);
-            if (real && strlen(real) < cap && access(real, R_OK) == 0) {
-                memcpy(buf, real, strlen(real) + 1);
-                free(real);
-                return buf;
-            }
-            free(real);
-        }
-    }
-    return VB_LAB_NBDKIT_PLUGIN;
+    return vb_proc_module_path("VBAK_LAB_PLUGIN", VB_LAB_NBDKIT_PLUGIN_INSTALLED,
+                               VB_LAB_NBDKIT_PLUGIN, buf, cap);
 }
 
 static int s_start_one(vb_lab_site_t *site, const s_server_t *s)

@@ -652,3 +652,89 @@ Test(catalog_restore, import_keeps_ids_chains_and_change_ids)
     cr_assert_gt(next, 12, "new restore point %lld reuses an imported id", (long long)next);
     vb_catalog_destroy(&cat);
 }
+
+/* A serve (`vbak serve`) is a job of kind serve: prune keeps the restore point it serves while it
+ * runs, its lease lives in its options (renewed only while it runs), and it ends like any job. */
+Test(catalog_restore, served_restore_points_cannot_be_pruned)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t a = complete_rp(cat, "web-01", 1000, 0);
+    complete_rp(cat, "web-01", 2000, 0);
+    vb_job_vm_t sv = {.vm = "web-01", .restore_point_id = a};
+    vb_job_t serve = {.kind = VB_JOB_SERVE, .options = "{\"lease_until\": 5000}", .started = 4000,
+                      .vms = &sv, .vm_count = 1};
+    int64_t job = 0;
+    cr_assert_eq(vb_catalog_job_create(cat, &serve, &job), 0, "%s", vb_error_msg());
+    vb_job_t got = {0};
+    cr_assert_eq(vb_catalog_job_get(cat, job, &got), 0);
+    cr_assert_eq(got.kind, VB_JOB_SERVE);
+    cr_assert_str_eq(vb_job_kind_name(got.kind), "serve");
+    vb_job_clear(&got);
+
+    vb_rp_use_t *uses = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_catalog_restore_points_in_use(cat, &uses, &n), 0, "%s", vb_error_msg());
+    cr_assert_eq(n, 1);
+    cr_assert_eq(uses[0].rp_id, a);
+    char why[128], want[64];
+    snprintf(want, sizeof want, "serve job %lld is reading it", (long long)job);
+    cr_assert_str_eq(vb_rp_use_text(&uses[0], why, sizeof why), want);
+    free(uses);
+    int64_t ids[] = {a};
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), VB_EBUSY);
+    cr_assert(strstr(vb_error_msg(), "serve job"), "%s", vb_error_msg());
+
+    cr_assert_eq(vb_catalog_job_set_options(cat, job, "{\"lease_until\": 9000}"), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(vb_catalog_job_get(cat, job, &got), 0);
+    cr_assert_str_eq(got.options, "{\"lease_until\": 9000}");
+    vb_job_clear(&got);
+    cr_assert_eq(vb_catalog_job_finish(cat, job, VB_JOB_SUCCEEDED, NULL, 6000), 0);
+    cr_assert_eq(vb_catalog_job_set_options(cat, job, "{}"), VB_EINVAL, "an ended lease renewed");
+    cr_assert_eq(vb_catalog_job_set_options(cat, job + 100, "{}"), VB_ENOTFOUND);
+    cr_assert_eq(vb_catalog_restore_points_delete(cat, ids, 1, false, NULL, NULL), 0, "%s",
+                 vb_error_msg());
+    vb_catalog_destroy(&cat);
+}
+
+/* A schema 7 catalog (no serve jobs) is upgraded in place: its jobs are kept, serve jobs are
+ * accepted, and job ids go on after the highest ever given (not reused after deleted rows). */
+Test(catalog_restore, upgrades_a_version_7_catalog_to_serve_jobs)
+{
+    vb_catalog_t *cat = open_cat();
+    int64_t a = complete_rp(cat, "web-01", 1000, 0), vjob = 0;
+    vb_job_vm_t vv = {.vm = "web-01", .restore_point_id = a};
+    vb_job_t verify = {.kind = VB_JOB_VERIFY, .started = 2000, .vms = &vv, .vm_count = 1};
+    cr_assert_eq(vb_catalog_job_create(cat, &verify, &vjob), 0, "%s", vb_error_msg());
+    vb_catalog_destroy(&cat);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "sqlite3 '%s' \"PRAGMA foreign_keys = OFF; CREATE TABLE jobs_old ("
+             "id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL CHECK (kind IN "
+             "('backup','restore','verify','prune')), state TEXT NOT NULL DEFAULT 'running' "
+             "CHECK (state IN ('running','succeeded','failed','cancelled')), full INTEGER NOT "
+             "NULL DEFAULT 0, options TEXT, started INTEGER NOT NULL, finished INTEGER, error "
+             "TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0); INSERT INTO jobs_old SELECT * "
+             "FROM jobs; DROP TABLE jobs; ALTER TABLE jobs_old RENAME TO jobs; "
+             "CREATE INDEX jobs_running ON jobs(started) WHERE state = 'running'; "
+             "CREATE INDEX jobs_state ON jobs(state, id); "
+             "UPDATE sqlite_sequence SET seq = 50 WHERE name = 'jobs'; "
+             "PRAGMA user_version = 7;\"",
+             s_path);
+    cr_assert_eq(system(cmd), 0);
+    cat = open_cat();
+    vb_job_filter_t all = {0};
+    vb_job_t *jobs = NULL;
+    size_t n = 0;
+    cr_assert_eq(vb_catalog_jobs_list(cat, &all, &jobs, &n), 0, "%s", vb_error_msg());
+    cr_assert_eq(n, 1);
+    cr_assert_eq(jobs[0].id, vjob, "the verify job was kept");
+    cr_assert_eq(jobs[0].kind, VB_JOB_VERIFY);
+    vb_jobs_free(&jobs, n);
+    vb_job_vm_t sv = {.vm = "web-01", .restore_point_id = a};
+    vb_job_t serve = {.kind = VB_JOB_SERVE, .started = 4000, .vms = &sv, .vm_count = 1};
+    int64_t job = 0;
+    cr_assert_eq(vb_catalog_job_create(cat, &serve, &job), 0, "%s", vb_error_msg());
+    cr_assert_eq(job, 51, "job id %lld after the highest given (50)", (long long)job);
+    vb_catalog_destroy(&cat);
+}
