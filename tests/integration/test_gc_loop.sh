@@ -23,6 +23,17 @@ restart_coordinator() {
   wait_until 20 "both agents registered with the new coordinator" \
     bash -c "[[ \$(\"$VBAK\" status --json | jq .counters.registered) -ge 2 ]]"
   wait_until 10 "two agents online" has_count online 2
+  # an agent that was backing off when the coordinator came back may register once more (its
+  # registration overtaken by its own retry): the counts below start once registrations settled
+  local before after
+  before=$(counter registered)
+  for _ in $(seq 7); do
+    sleep 3 # longer than an agent's backoff after a few silent periods at 200 ms
+    after=$(counter registered)
+    [[ $after == "$before" ]] && break
+    before=$after
+  done
+  wait_until 10 "two agents online" has_count online 2
 }
 export VBAK_TEST_STORE_DELAY_US=1000 # ~3000 × (list + remove): about 7 s of collection
 
