@@ -222,7 +222,7 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
                         s_outcome_t *o)
 {
     vb_repo_t *repo = vb_repo_open_opts(a->repository, env->repository_key_file,
-                                       &(vb_store_opts_t){env->repository_credentials_file, false});
+                                       &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
     if (!repo)
         return vb_error_code() ? vb_error_code() : VB_EIO;
     vb_extent_t *ext = calloc(a->n_extents ? a->n_extents : 1, sizeof *ext);
@@ -287,7 +287,7 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
         }
     }
     vb_repo_t *repo = vb_repo_open_opts(a->repository, env->repository_key_file,
-                                       &(vb_store_opts_t){env->repository_credentials_file, false});
+                                       &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
     if (!repo) {
         vb_index_destroy(&index);
         return vb_error_code() ? vb_error_code() : VB_EIO;

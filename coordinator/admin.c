@@ -370,8 +370,7 @@ static int s_prune_gc(vb_admin_t *self, vb_repo_t *repo, char **dropped, size_t 
     return rc;
 }
 
-/* Format 2: what the collection did to packs and index objects. */
-static json_t *s_packs_json(const vb_packgc_stats_t *g)
+static json_t *s_packs_counts_json(const vb_packgc_stats_t *g)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "packs", (json_int_t)g->packs,
                      "deleted", (json_int_t)g->packs_deleted, "rewritten",
@@ -380,6 +379,18 @@ static json_t *s_packs_json(const vb_packgc_stats_t *g)
                      (json_int_t)g->packs_busy, "bytes_freed", (json_int_t)g->bytes_freed,
                      "index_objects_before", (json_int_t)g->index_before,
                      "index_objects_written", (json_int_t)g->index_written);
+}
+
+/* Format 2: what the collection did to packs and index objects. */
+static json_t *s_packs_json(const vb_packgc_stats_t *g)
+{
+    json_t *o = s_packs_counts_json(g);
+    if (o && g->packs_locked)
+        json_object_update_missing_new(o, json_pack("{s:I, s:I, s:I}", "kept_locked",
+                                                    (json_int_t)g->packs_locked, "bytes_locked",
+                                                    (json_int_t)g->bytes_locked, "locked_until",
+                                                    (json_int_t)g->locked_until));
+    return o;
 }
 
 /* Retention: select, keep what running jobs use, delete the rest outside the policy (never a
@@ -407,8 +418,9 @@ static int s_prune(vb_admin_t *self, json_t *args, json_t **result)
     if (!rc)
         rc = s_prune_decide(self, &policy, &p);
     if (!rc && self->repository &&
-        !(repo = vb_repo_open_opts(self->repository, self->repository_key_file,
-                                   &(vb_store_opts_t){self->repository_credentials_file, false})))
+        !(repo = vb_repo_open_opts(
+              self->repository, self->repository_key_file,
+              &(vb_store_opts_t){.credentials_file = self->repository_credentials_file})))
         rc = vb_error_code();
     if (!rc)
         rc = s_prune_remove(self, repo, &p, dry, &paths, &np);

@@ -33,6 +33,9 @@ typedef struct {
     uint64_t packs_written;   /* new packs the rewrite made */
     uint64_t packs_recent;    /* written or used since the cutoff: kept whole */
     uint64_t packs_busy;      /* freshened while the collection ran: kept whole */
+    uint64_t packs_locked;    /* under Object Lock: kept whole, removed by a later collection */
+    uint64_t bytes_locked;    /* their bytes */
+    time_t locked_until;      /* the earliest end of their locks (0: none locked) */
     uint64_t chunks_dropped;  /* chunks in removed packs not copied (dead or spare copies) */
     uint64_t bytes_freed;     /* bytes of removed packs less the bytes of the new ones */
     uint64_t index_before;    /* index objects noted at the start (removed after the rewrite) */

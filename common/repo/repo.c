@@ -234,6 +234,8 @@ typedef struct {
     char *encryption;
     char *key_check;
     int64_t pack_size;
+    int64_t object_lock_seconds;
+    char *object_lock_mode;
 } s_conf_t;
 
 static const vb_conf_key_t s_conf_table[] = {
@@ -250,6 +252,10 @@ static const vb_conf_key_t s_conf_table[] = {
      "key check value"},
     {"pack_size", VB_CONF_INT, offsetof(s_conf_t, pack_size), "16777216", VB_PACK_SIZE_MIN,
      VB_PACK_SIZE_MAX, false, "format 2: pack size in bytes"},
+    {"object_lock_seconds", VB_CONF_INT, offsetof(s_conf_t, object_lock_seconds), "0", 0,
+     INT64_C(36500) * 86400, false, "S3 Object Lock: retention of each object written"},
+    {"object_lock_mode", VB_CONF_STR, offsetof(s_conf_t, object_lock_mode), "compliance", 0, 0,
+     false, "S3 Object Lock: compliance or governance"},
     VB_CONF_END};
 
 int vb_repo_parse_compression(const char *text, int *level_out)
@@ -302,6 +308,11 @@ static int s_write_config(vb_store_t *store, const char *path, const s_conf_t *c
     if (c->format_version == VB_REPO_FORMAT_PACKED) {
         snprintf(num, sizeof num, "%" PRId64, c->pack_size);
         vb_config_write(f, "pack_size", num);
+    }
+    if (c->object_lock_seconds > 0) {
+        snprintf(num, sizeof num, "%" PRId64, c->object_lock_seconds);
+        vb_config_write(f, "object_lock_seconds", num);
+        vb_config_write(f, "object_lock_mode", c->object_lock_mode);
     }
     int rc = 0;
     if (fclose(f) != 0 || !text)
@@ -382,6 +393,8 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
         snprintf(comp, sizeof comp, "none");
     c.compression = comp;
     c.encryption = params->key_file ? "aes-256-gcm" : "none";
+    c.object_lock_seconds = params->store.lock.seconds;
+    c.object_lock_mode = params->store.lock.governance ? "governance" : "compliance";
     if (params->key_file) {
         s_hex(check, sizeof check, check_hex);
         c.key_check = check_hex;
@@ -395,6 +408,20 @@ out:
 }
 
 /* ---------- open ---------- */
+
+/* The config's Object Lock becomes the retention of every object the store writes. */
+static int s_apply_lock(vb_repo_t *self, const s_conf_t *c)
+{
+    bool gov = strcmp(c->object_lock_mode, "governance") == 0;
+    if (!gov && strcmp(c->object_lock_mode, "compliance") != 0)
+        return vb_error_set(VB_ECORRUPT,
+                            "repository %s: object_lock_mode '%s': compliance or "
+                            "governance",
+                            self->path, c->object_lock_mode);
+    vb_store_lock_t lock = {.seconds = c->object_lock_seconds, .governance = gov};
+    int rc = vb_store_set_lock(self->store, &lock);
+    return rc ? vb_error_prefix(rc, "repository %s", self->path) : 0;
+}
 
 static int s_load_config(vb_repo_t *self, const char *key_file)
 {
@@ -437,6 +464,8 @@ static int s_load_config(vb_repo_t *self, const char *key_file)
         goto out;
     }
     self->chunk_size = (uint32_t)c.chunk_size;
+    if ((rc = s_apply_lock(self, &c)) != 0)
+        goto out;
     if (!s_is_pow2(self->chunk_size) || s_unhex(c.repo_id, self->repo_id, S_ID_LEN) != 0) {
         rc = vb_error_set(VB_ECORRUPT, "repository %s: bad chunk_size or repo_id in config",
                           self->path);

@@ -56,7 +56,33 @@ typedef struct {
     char prefix[VB_STORE_NAME_MAX + 2]; /* "" or "dir/" */
     uint64_t multipart;
     int page;
+    vb_store_lock_t lock; /* the retention every write gets (Object Lock) */
 } s_s3_t;
+
+/* The two Object Lock headers of a write made now (nothing when the store has no lock). */
+typedef struct {
+    char mode[64], until[96];
+} s_lockhdr_t;
+
+/* Appends the lock headers to the NULL-terminated hdrs (room for two more). */
+static void s_lock_headers(const s_s3_t *s, s_lockhdr_t *h, const char **hdrs)
+{
+    if (s->lock.seconds <= 0)
+        return;
+    size_t n = 0;
+    while (hdrs[n])
+        n++;
+    time_t until = time(NULL) + (time_t)s->lock.seconds;
+    struct tm tm;
+    gmtime_r(&until, &tm);
+    snprintf(h->mode, sizeof h->mode, "x-amz-object-lock-mode: %s",
+             s->lock.governance ? "GOVERNANCE" : "COMPLIANCE");
+    strftime(h->until, sizeof h->until, "x-amz-object-lock-retain-until-date: %Y-%m-%dT%H:%M:%SZ",
+             &tm);
+    hdrs[n] = h->mode;
+    hdrs[n + 1] = h->until;
+    hdrs[n + 2] = NULL;
+}
 
 /* ---------- location and credentials ---------- */
 
@@ -246,6 +272,7 @@ static int s_head(s_s3_t *s, const char *key, vb_store_stat_t *st)
     if (rc == 0 && st) {
         st->size = r.length;
         st->mtime = r.mtime;
+        st->retain_until = r.retain_until;
     }
     vb_s3_req_free(&r);
     return rc;
@@ -257,10 +284,11 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
 {
     char copy[S_KEY_MAX + 96];
     snprintf(copy, sizeof copy, "x-amz-copy-source: /%s/%s", vb_s3_conn_bucket(s->conn), src);
-    const char *const headers[] = {copy, "x-amz-metadata-directive: REPLACE", NULL};
-    const char *const plain[] = {copy, NULL};
+    const char *headers[5] = {copy, replace_meta ? "x-amz-metadata-directive: REPLACE" : NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
     vb_s3_req_t r = {0};
-    int rc = s_simple(s, &r, "PUT", key, NULL, replace_meta ? headers : plain);
+    int rc = s_simple(s, &r, "PUT", key, NULL, headers);
     /* a copy may fail after its 200 status line: the error is then in the body */
     vb_s3_error_t e = {0};
     if (rc == 0 && vb_s3_error_parse(r.resp.data, r.resp.len, &e) == 0 && e.code)
@@ -283,14 +311,39 @@ static void s_close(void *state)
     free(s);
 }
 
+/* A store with a lock needs a bucket with Object Lock: one line refusing any other. */
+static int s_check_lock(s_s3_t *s)
+{
+    vb_s3_req_t r = {0};
+    int rc = s_simple(s, &r, "GET", NULL, "object-lock=", NULL);
+    bool on = rc == 0 && r.resp.data &&
+              memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
+    if ((rc == 0 && !on) || (rc == VB_ENOTFOUND && r.s3_code &&
+                             strcmp(r.s3_code, "ObjectLockConfigurationNotFoundError") == 0))
+        rc = vb_error_set(VB_EPOLICY,
+                          "%s has no Object Lock (it can only be enabled when a bucket is made: "
+                          "use a new bucket with --create-bucket)",
+                          vb_s3_conn_where(s->conn));
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+static int s_set_lock(void *state, const vb_store_lock_t *lock)
+{
+    s_s3_t *s = state;
+    s->lock = *lock;
+    return 0;
+}
+
 /* Checks the bucket answers (and the key is right) with a one-key listing. */
 static int s_probe(s_s3_t *s, const vb_store_opts_t *opts)
 {
     vb_s3_req_t r = {0};
     char query[S_QUERY_MAX], pfx[VB_STORE_NAME_MAX * 3 + 8];
+    const char *const locked[] = {"x-amz-bucket-object-lock-enabled: true", NULL};
     int rc = 0;
     if (opts->create_bucket) {
-        rc = s_simple(s, &r, "PUT", NULL, NULL, NULL);
+        rc = s_simple(s, &r, "PUT", NULL, NULL, opts->lock.seconds > 0 ? locked : NULL);
         if (rc == VB_EEXISTS || (r.s3_code && strcmp(r.s3_code, "BucketAlreadyOwnedByYou") == 0)) {
             vb_error_clear();
             rc = 0;
@@ -310,6 +363,8 @@ static int s_probe(s_s3_t *s, const vb_store_opts_t *opts)
         vb_error_set(rc, "%s (create it, or vbak repo init --create-bucket)", msg);
     }
     vb_s3_req_free(&r);
+    if (rc == 0 && opts->lock.seconds > 0 && (rc = s_check_lock(s)) == 0)
+        s->lock = opts->lock;
     return rc;
 }
 
@@ -361,10 +416,12 @@ static uint64_t s_iov_len(const struct iovec *iov, int iovcnt)
 static int s_put_single(s_s3_t *s, const char *key, const struct iovec *iov, int iovcnt,
                         uint64_t len, bool if_absent)
 {
-    const char *const absent[] = {"If-None-Match: *", NULL};
+    const char *headers[4] = {if_absent ? "If-None-Match: *" : NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
     vb_s3_req_t r = {.method = "PUT",
                      .key = key,
-                     .headers = if_absent ? absent : NULL,
+                     .headers = headers,
                      .iov = iov,
                      .iovcnt = iovcnt,
                      .body_len = len,
@@ -425,7 +482,10 @@ static int s_put_multipart(s_s3_t *s, const char *key, const struct iovec *iov, 
     if (rc != VB_ENOTFOUND)
         return rc;
     vb_error_clear();
-    if ((rc = s_simple(s, &r, "POST", key, "uploads=", NULL)) == 0)
+    const char *headers[3] = {NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
+    if ((rc = s_simple(s, &r, "POST", key, "uploads=", headers)) == 0)
         rc = vb_s3_initiate_parse(r.resp.data, r.resp.len, &id);
     vb_s3_req_free(&r);
     if (rc)
@@ -595,7 +655,22 @@ static int s_remove(void *state, const char *name, time_t unless_since)
     char key[S_KEY_MAX], cond[96];
     vb_store_stat_t st;
     s_key(s, name, key);
-    int rc = s_head(s, key, &st);
+    char query[512] = "", vid[128 * 3];
+    vb_s3_req_t h = {0};
+    int rc = s_simple(s, &h, "HEAD", key, NULL, NULL);
+    st.mtime = h.mtime;
+    if (rc == 0 && h.retain_until > time(NULL)) {
+        char date[32];
+        struct tm ut;
+        gmtime_r(&h.retain_until, &ut);
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &ut);
+        rc = vb_error_set(VB_EPOLICY, "%s key %s: under Object Lock until %s, kept",
+                          vb_s3_conn_where(s->conn), key, date);
+    }
+    /* a versioned bucket: delete the version itself (a plain DELETE only hides it) */
+    if (rc == 0 && h.version_id[0] && (rc = vb_s3_escape(h.version_id, vid, sizeof vid)) == 0)
+        snprintf(query, sizeof query, "versionId=%s", vid);
+    vb_s3_req_free(&h);
     if (rc)
         return rc;
     if (unless_since && st.mtime >= unless_since)
@@ -607,10 +682,23 @@ static int s_remove(void *state, const char *name, time_t unless_since)
     strftime(cond, sizeof cond, "x-amz-delete-if-unmodified-since: %Y-%m-%dT%H:%M:%SZ", &tm);
     const char *const headers[] = {cond, NULL};
     vb_s3_req_t r = {0};
-    rc = s_simple(s, &r, "DELETE", key, NULL, unless_since ? headers : NULL);
+    rc = s_simple(s, &r, "DELETE", key, query[0] ? query : NULL, unless_since ? headers : NULL);
     if (rc == VB_EEXISTS) /* 412: freshened between the HEAD and the DELETE */
         rc = vb_error_set(VB_EBUSY, "%s key %s: used since the cutoff, kept",
                           vb_s3_conn_where(s->conn), key);
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+static int s_hide(void *state, const char *name)
+{
+    s_s3_t *s = state;
+    char key[S_KEY_MAX];
+    s_key(s, name, key);
+    int rc = s_head(s, key, NULL);
+    vb_s3_req_t r = {0};
+    if (rc == 0)
+        rc = s_simple(s, &r, "DELETE", key, NULL, NULL);
     vb_s3_req_free(&r);
     return rc;
 }
@@ -716,6 +804,8 @@ const vb_store_ops_t vb_store_s3_ops = {
     .freshen = s_freshen,
     .list = s_list,
     .remove = s_remove,
+    .hide = s_hide,
+    .set_lock = s_set_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,
