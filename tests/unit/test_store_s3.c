@@ -19,8 +19,9 @@ typedef struct {
     vb_store_opts_t opts;
 } s_env_t;
 
-/* A fresh bucket (made by the open) and a location for it with `extra` query parameters. */
-static vb_store_t *s_open(s_env_t *e, const char *extra)
+/* A fresh bucket (made by the open, with Object Lock when lock_s > 0) and a location for it
+ * with `extra` query parameters. */
+static vb_store_t *s_open_lock(s_env_t *e, const char *extra, int64_t lock_s)
 {
     e->tmp = tu_tmpdir();
     tu_rgw_load(&e->g);
@@ -28,10 +29,16 @@ static vb_store_t *s_open(s_env_t *e, const char *extra)
     tu_rgw_bucket(e->bucket, sizeof e->bucket);
     snprintf(e->loc, sizeof e->loc, "s3://%s/pfx?endpoint=%s&region=%s%s", e->bucket, e->g.endpoint,
              e->g.region, extra ? extra : "");
-    e->opts = (vb_store_opts_t){.credentials_file = e->creds, .create_bucket = true};
+    e->opts = (vb_store_opts_t){.credentials_file = e->creds, .create_bucket = true,
+                                .lock = {.seconds = lock_s}};
     vb_store_t *st = vb_store_open_opts(e->loc, true, &e->opts);
     cr_assert_not_null(st, "open %s: %s", e->loc, vb_error_msg());
     return st;
+}
+
+static vb_store_t *s_open(s_env_t *e, const char *extra)
+{
+    return s_open_lock(e, extra, 0);
 }
 
 static int s_count(void *arg, const char *name, const vb_store_stat_t *st)
@@ -359,5 +366,107 @@ Test(store_s3, locations_and_credentials_files_that_are_refused)
     cr_assert(strstr(vb_error_msg(), "chmod 600"), "%s", vb_error_msg());
     cr_assert_null(vb_store_open(e.loc, false));
     cr_assert(strstr(vb_error_msg(), "repository_credentials_file"), "%s", vb_error_msg());
+    tu_rmrf(e.tmp);
+}
+
+/* ---------- Object Lock ---------- */
+
+#define S_LOCK_S 3 /* seconds of retention in these tests */
+
+/* A client of the bucket that goes around the store, as an attacker with the keys would. */
+static vb_s3_conn_t *s_raw(const s_env_t *e)
+{
+    vb_s3_conn_params_t p = {.endpoint = e->g.endpoint, .bucket = e->bucket,
+                             .region = e->g.region, .access_key = e->g.access,
+                             .secret_key = e->g.secret};
+    vb_s3_conn_t *c = vb_s3_conn_new(&p);
+    cr_assert_not_null(c, "%s", vb_error_msg());
+    return c;
+}
+
+/* method key[?versionId=vid]: the result; *version_out (when given) the answer's version id. */
+static int s_raw_req(vb_s3_conn_t *c, const char *method, const char *key, const char *vid,
+                     void *buf, size_t cap, char *version_out)
+{
+    char q[512] = "";
+    if (vid)
+        snprintf(q, sizeof q, "versionId=%s", vid);
+    vb_s3_req_t r = {.method = method, .key = key, .query = vid ? q : NULL, .dst = buf,
+                     .cap = cap};
+    int rc = vb_s3_request(c, &r);
+    if (version_out)
+        snprintf(version_out, 128, "%s", r.version_id);
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+/* Removes `name` as soon as its lock lets it (polling; bounded well past the lock). */
+static int s_remove_when_unlocked(vb_store_t *st, const char *name)
+{
+    int rc;
+    time_t give_up = time(NULL) + S_LOCK_S + 30;
+    while ((rc = vb_store_remove(st, name, 0)) == VB_EPOLICY && time(NULL) < give_up)
+        usleep(200 * 1000);
+    return rc;
+}
+
+Test(store_s3, object_lock_a_locked_object_outlives_every_deletion_until_its_lock_ends)
+{
+    s_env_t e;
+    vb_store_t *st = s_open_lock(&e, NULL, S_LOCK_S);
+    time_t t0 = time(NULL);
+    cr_assert_eq(vb_store_put(st, "packs/a", "locked a", 8, 0), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_store_put(st, "packs/b", "locked b", 8, 0), 0, "%s", vb_error_msg());
+    vb_store_stat_t ss;
+    cr_assert_eq(vb_store_stat(st, "packs/a", &ss), 0, "%s", vb_error_msg());
+    cr_assert(ss.retain_until >= t0 + S_LOCK_S - 1 && ss.retain_until <= time(NULL) + S_LOCK_S + 1,
+              "retain-until %lld for a lock of %d s from %lld", (long long)ss.retain_until,
+              S_LOCK_S, (long long)t0);
+
+    /* the store refuses, naming the lock, and changes nothing */
+    cr_assert_eq(vb_store_remove(st, "packs/a", 0), VB_EPOLICY);
+    cr_assert(strstr(vb_error_msg(), "under Object Lock until"), "%s", vb_error_msg());
+    cr_assert(vb_store_exists(st, "packs/a"));
+
+    /* an attacker with the keys: deleting the version is refused by the server (403) */
+    vb_s3_conn_t *c = s_raw(&e);
+    char vid[128], marker[128];
+    cr_assert_eq(s_raw_req(c, "HEAD", "pfx/packs/a", NULL, NULL, 0, vid), 0);
+    cr_assert(vid[0], "a bucket with Object Lock is versioned");
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", vid, NULL, 0, NULL), VB_EAUTH,
+                 "a locked version was deleted: %s", vb_error_msg());
+    /* a DELETE without versionId only adds a delete marker: hidden, the bytes are still there */
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", NULL, NULL, 0, marker), 0);
+    cr_assert(!vb_store_exists(st, "packs/a"), "hidden by the delete marker");
+    char buf[64] = "";
+    cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/a", vid, buf, sizeof buf, NULL), 0,
+                 "%s", vb_error_msg());
+    cr_assert_str_eq(buf, "locked a");
+    /* and deleting the marker (by its version id) brings the object back */
+    cr_assert(marker[0]);
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", marker, NULL, 0, NULL), 0,
+                 "%s", vb_error_msg());
+    cr_assert(vb_store_exists(st, "packs/a"), "back once the marker is gone");
+
+    /* once the lock has ended, remove deletes the version itself, not just hides it */
+    cr_assert_eq(s_raw_req(c, "HEAD", "pfx/packs/b", NULL, NULL, 0, vid), 0);
+    cr_assert_eq(s_remove_when_unlocked(st, "packs/b"), 0, "%s", vb_error_msg());
+    cr_assert(time(NULL) >= t0 + S_LOCK_S - 1, "removed before its lock ended");
+    cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/b", vid, buf, sizeof buf, NULL), VB_ENOTFOUND,
+                 "the version is still there: only hidden");
+    vb_s3_conn_destroy(&c);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, object_lock_on_a_bucket_without_it_is_refused_in_one_line)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL); /* a bucket made without Object Lock */
+    vb_store_destroy(&st);
+    vb_store_opts_t o = {.credentials_file = e.creds, .lock = {.seconds = 30}};
+    cr_assert_null(vb_store_open_opts(e.loc, false, &o));
+    cr_assert_eq(vb_error_code(), VB_EPOLICY);
+    s_assert_line(&e, e.g.endpoint, "has no Object Lock");
     tu_rmrf(e.tmp);
 }
