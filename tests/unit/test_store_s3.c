@@ -4,6 +4,8 @@
  * endpoint elsewhere than loopback, a credentials file others can read): each one clear line
  * naming the endpoint and bucket, nothing written, no secret in it. The store contract shared with
  * the POSIX store is test_store.c's (its S3 rows). */
+#include "repo/gc.h"
+#include "repo/repo.h"
 #include "repo/s3req.h"
 #include "repo/store.h"
 
@@ -468,5 +470,69 @@ Test(store_s3, object_lock_on_a_bucket_without_it_is_refused_in_one_line)
     cr_assert_null(vb_store_open_opts(e.loc, false, &o));
     cr_assert_eq(vb_error_code(), VB_EPOLICY);
     s_assert_line(&e, e.g.endpoint, "has no Object Lock");
+    tu_rmrf(e.tmp);
+}
+
+static int s_count_under(vb_store_t *st, const char *prefix)
+{
+    size_t n = 0;
+    cr_assert_eq(vb_store_list(st, prefix, s_count, &n), 0, "%s", vb_error_msg());
+    return (int)n;
+}
+
+/* Garbage collection of a repository under Object Lock: a dead pack still locked is kept and
+ * reported with the end of its lock, stays readable, and a later collection after the lock
+ * ended deletes it. */
+Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes_it)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL); /* for the credentials and a bucket name */
+    vb_store_destroy(&st);
+    tu_rgw_bucket(e.bucket, sizeof e.bucket); /* a new bucket, made with Object Lock */
+    snprintf(e.loc, sizeof e.loc, "s3://%s/repo?endpoint=%s&region=%s", e.bucket, e.g.endpoint,
+             e.g.region);
+    vb_repo_params_t p = {.chunk_size = 64 * 1024,
+                          .store = {.credentials_file = e.creds, .create_bucket = true,
+                                    .lock = {.seconds = S_LOCK_S}}};
+    cr_assert_eq(vb_repo_init(e.loc, &p), 0, "%s", vb_error_msg());
+    vb_store_opts_t so = {.credentials_file = e.creds};
+    vb_repo_t *r = vb_repo_open_opts(e.loc, NULL, &so); /* the lock comes from the config */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    static uint8_t data[64 * 1024], back[64 * 1024];
+    tu_fill_random(data, sizeof data, 7);
+    vb_digest_t d;
+    cr_assert_eq(vb_repo_digest(w, data, sizeof data, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, data, sizeof data, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    st = vb_repo_store(r);
+    vb_store_stat_t ss;
+    cr_assert_eq(vb_store_stat(st, "config", &ss), 0);
+    cr_assert(ss.retain_until > 0, "the config object is locked too");
+    cr_assert_eq(s_count_under(st, "packs/"), 1);
+
+    /* no restore point references the chunk: its pack is dead, but locked */
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.packs_locked, 1);
+    cr_assert_eq(gs.packs.packs_deleted, 0);
+    cr_assert(gs.packs.locked_until > time(NULL) - 2 && gs.packs.locked_until <= time(NULL) + 30,
+              "locked until %lld", (long long)gs.packs.locked_until);
+    cr_assert_eq(s_count_under(st, "packs/"), 1, "a locked pack was removed");
+    size_t got = 0;
+    cr_assert_eq(vb_repo_chunk_get(w, &d, back, sizeof back, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(memcmp(back, data, sizeof data), 0);
+
+    /* a later collection, once the lock has ended, deletes it */
+    time_t give_up = time(NULL) + S_LOCK_S + 30;
+    while (time(NULL) <= gs.packs.locked_until && time(NULL) < give_up)
+        usleep(200 * 1000);
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.packs_locked, 0);
+    cr_assert_eq(gs.packs.packs_deleted, 1);
+    cr_assert_eq(s_count_under(st, "packs/"), 0);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
     tu_rmrf(e.tmp);
 }
