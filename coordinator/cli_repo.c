@@ -240,12 +240,34 @@ static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st
                   (json_int_t)st->raw_bytes, "logical_bytes", (json_int_t)st->logical_bytes,
                   "indexes", (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
                   "compression_ratio", st->compression_ratio, "packs", (json_int_t)st->packs);
+    if (o && st->lock.seconds > 0)
+        json_object_set_new(o, "object_lock",
+                            json_pack("{s:I, s:s, s:I, s:I, s:I}", "seconds",
+                                      (json_int_t)st->lock.seconds, "mode",
+                                      st->lock.governance ? "governance" : "compliance",
+                                      "locked_objects", (json_int_t)st->locked_objects,
+                                      "locked_bytes", (json_int_t)st->locked_bytes,
+                                      "earliest_unlock", (json_int_t)st->earliest_unlock));
     if (!o)
         return -1;
     int rc = json_dumpf(o, out, JSON_COMPACT);
     fputc('\n', out);
     json_decref(o);
     return rc;
+}
+
+static void s_print_lock(FILE *out, const vb_repo_stats_t *st)
+{
+    if (st->lock.seconds <= 0)
+        return;
+    char date[32] = "-";
+    struct tm tm;
+    if (st->earliest_unlock && gmtime_r(&st->earliest_unlock, &tm))
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fprintf(out, "object lock        %s, %" PRId64 " s per object written\n",
+            st->lock.governance ? "governance" : "compliance", st->lock.seconds);
+    fprintf(out, "locked             %" PRIu64 " object(s), %.1f MiB, earliest unlock %s\n",
+            st->locked_objects, (double)st->locked_bytes / (1024.0 * 1024.0), date);
 }
 
 static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
@@ -261,6 +283,7 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
     else
         fprintf(out, "compression        none\n");
     fprintf(out, "encryption         %s\n", vb_repo_encrypted(r) ? "aes-256-gcm" : "none");
+    s_print_lock(out, st);
     fprintf(out, "indexes            %" PRIu64 "\n", st->indexes);
     fprintf(out, "chunks             %" PRIu64 "\n", st->chunks);
     if (vb_repo_format(r) == VB_REPO_FORMAT_PACKED)

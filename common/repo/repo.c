@@ -53,6 +53,7 @@ struct vb_repo {
     int format;
     uint32_t pack_size;
     uint32_t chunk_size;
+    vb_store_lock_t lock; /* S3 Object Lock from the config (seconds 0: none) */
     int level;
     bool encrypted;
     bool have_key;
@@ -419,6 +420,7 @@ static int s_apply_lock(vb_repo_t *self, const s_conf_t *c)
                             "governance",
                             self->path, c->object_lock_mode);
     vb_store_lock_t lock = {.seconds = c->object_lock_seconds, .governance = gov};
+    self->lock = lock;
     int rc = vb_store_set_lock(self->store, &lock);
     return rc ? vb_error_prefix(rc, "repository %s", self->path) : 0;
 }
@@ -1169,6 +1171,26 @@ static int s_stat_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *st
     return 0;
 }
 
+static int s_lock_one(void *arg, const char *name, const vb_store_stat_t *ls)
+{
+    void **ctx = arg;
+    vb_repo_t *self = ctx[0];
+    vb_repo_stats_t *out = ctx[1];
+    vb_store_stat_t st;
+    int rc = vb_store_stat(self->store, name, &st); /* a listing has no retention */
+    if (rc == VB_ENOTFOUND) {                        /* removed since it was listed */
+        vb_error_clear();
+        return 0;
+    }
+    if (rc == 0 && st.retain_until > time(NULL)) {
+        out->locked_objects++;
+        out->locked_bytes += ls->size;
+        if (!out->earliest_unlock || st.retain_until < out->earliest_unlock)
+            out->earliest_unlock = st.retain_until;
+    }
+    return rc;
+}
+
 int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -1191,6 +1213,9 @@ int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
         vb_index_destroy(&idx);
     }
     vb_index_list_free(names, n);
+    out->lock = self->lock;
+    if (rc == 0 && self->lock.seconds > 0)
+        rc = vb_store_list(self->store, "", s_lock_one, ctx);
     out->dedup_ratio = out->raw_bytes ? (double)out->logical_bytes / (double)out->raw_bytes : 0;
     out->compression_ratio =
         out->stored_bytes ? (double)out->raw_bytes / (double)out->stored_bytes : 0;

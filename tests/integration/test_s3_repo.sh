@@ -146,6 +146,12 @@ out=$("$VBAK" repo init "$TEST_DIR/lockdir" --object-lock 1 2>&1) && fail "a dir
 rc=0
 out=$("$VBAK" repo init "$locked" --credentials "$creds" --object-lock 3x 2>&1) || rc=$?
 [[ $rc == 2 && $out == *"--object-lock DAYS"* ]] || fail "--object-lock 3x: $out"
+stats=$("$VBAK" repo stats "$locked" --credentials "$creds" --json) || fail "repo stats: $stats"
+[[ $(jq -c '[.object_lock.seconds, .object_lock.mode, .object_lock.locked_objects]' <<<"$stats") == '[30,"compliance",1]' ]] ||
+  fail "repo stats of a locked repository (only its config is written): $stats"
+[[ $(jq '.object_lock.earliest_unlock - now | floor' <<<"$stats") -le 30 ]] || fail "earliest unlock: $stats"
+"$VBAK" repo stats "$locked" --credentials "$creds" | grep -q '^locked  *1 object(s), 0.0 MiB, earliest unlock 20' ||
+  fail "repo stats text lacks the locked line"
 pass "S3: repo init --object-lock makes a locked bucket; a bucket without it and a directory are refused in one line"
 
 # the secret key: nowhere but the credentials file

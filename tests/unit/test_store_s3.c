@@ -520,6 +520,15 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
     cr_assert_eq(vb_store_stat(st, "config", &ss), 0);
     cr_assert(ss.retain_until > 0, "the config object is locked too");
     cr_assert_eq(s_count_under(st, "packs/"), 1);
+    vb_repo_stats_t rs;
+    cr_assert_eq(vb_repo_stats(r, &rs), 0, "%s", vb_error_msg());
+    cr_assert_eq(rs.lock.seconds, S_LOCK_S);
+    cr_assert_eq(rs.locked_objects, 3, "config, pack and index object: %llu",
+                 (unsigned long long)rs.locked_objects);
+    cr_assert(rs.locked_bytes > rs.stored_bytes, "%llu locked bytes",
+              (unsigned long long)rs.locked_bytes);
+    cr_assert(rs.earliest_unlock == ss.retain_until, "earliest unlock %lld, config's %lld",
+              (long long)rs.earliest_unlock, (long long)ss.retain_until);
 
     /* no restore point references the chunk: its pack is dead, but locked */
     vb_gc_stats_t gs;
