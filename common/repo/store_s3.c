@@ -58,6 +58,7 @@
 #define S_PAGE_DEFAULT 1000
 #define S_RETRIES_DEFAULT 8
 #define S_QUERY_MAX 8192
+#define S_VERSIONS_MAX 64 /* versions of one key a remove deletes at most */
 
 typedef struct {
     vb_s3_conn_t *conn;
@@ -684,16 +685,15 @@ static int s_list(void *state, const char *prefix, vb_store_list_fn fn, void *ar
 
 /* ---------- remove, move ---------- */
 
-static int s_remove(void *state, const char *name, time_t unless_since)
+/* HEAD before a removal: VB_EPOLICY while locked; *query "versionId=V" on a versioned bucket
+ * (a plain DELETE there only hides the object behind a marker), else "". */
+static int s_remove_check(s_s3_t *s, const char *key, time_t *mtime, char *query, size_t qsz)
 {
-    s_s3_t *s = state;
-    char key[S_KEY_MAX], cond[96];
-    vb_store_stat_t st;
-    s_key(s, name, key);
-    char query[512] = "", vid[128 * 3];
+    char vid[128 * 3];
     vb_s3_req_t h = {0};
     int rc = s_simple(s, &h, "HEAD", key, NULL, NULL);
-    st.mtime = h.mtime;
+    *mtime = h.mtime;
+    query[0] = '\0';
     if (rc == 0 && h.retain_until > time(NULL)) {
         char date[32];
         struct tm ut;
@@ -702,13 +702,22 @@ static int s_remove(void *state, const char *name, time_t unless_since)
         rc = vb_error_set(VB_EPOLICY, "%s key %s: under Object Lock until %s, kept",
                           vb_s3_conn_where(s->conn), key, date);
     }
-    /* a versioned bucket: delete the version itself (a plain DELETE only hides it) */
     if (rc == 0 && h.version_id[0] && (rc = vb_s3_escape(h.version_id, vid, sizeof vid)) == 0)
-        snprintf(query, sizeof query, "versionId=%s", vid);
+        snprintf(query, qsz, "versionId=%s", vid);
     vb_s3_req_free(&h);
+    return rc;
+}
+
+/* Removes the key's current version (the object, on a bucket without versions). */
+static int s_remove_current(s_s3_t *s, const char *key, time_t unless_since, bool *versioned)
+{
+    char cond[96], query[512];
+    time_t mtime = 0;
+    int rc = s_remove_check(s, key, &mtime, query, sizeof query);
+    *versioned = query[0] != '\0';
     if (rc)
         return rc;
-    if (unless_since && st.mtime >= unless_since)
+    if (unless_since && mtime >= unless_since)
         return vb_error_set(VB_EBUSY, "%s key %s: used since the cutoff, kept",
                             vb_s3_conn_where(s->conn), key);
     struct tm tm;
@@ -717,11 +726,31 @@ static int s_remove(void *state, const char *name, time_t unless_since)
     strftime(cond, sizeof cond, "x-amz-delete-if-unmodified-since: %Y-%m-%dT%H:%M:%SZ", &tm);
     const char *const headers[] = {cond, NULL};
     vb_s3_req_t r = {0};
-    rc = s_simple(s, &r, "DELETE", key, query[0] ? query : NULL, unless_since ? headers : NULL);
+    rc = s_simple(s, &r, "DELETE", key, *versioned ? query : NULL, unless_since ? headers : NULL);
     if (rc == VB_EEXISTS) /* 412: freshened between the HEAD and the DELETE */
         rc = vb_error_set(VB_EBUSY, "%s key %s: used since the cutoff, kept",
                           vb_s3_conn_where(s->conn), key);
     vb_s3_req_free(&r);
+    return rc;
+}
+
+/* On a versioned bucket, deleting the current version brings back the one before it (a
+ * freshen's copy leaves the older one): remove them all, newest first, as long as none is
+ * locked (an older version's lock ends before a newer one's). */
+static int s_remove(void *state, const char *name, time_t unless_since)
+{
+    s_s3_t *s = state;
+    char key[S_KEY_MAX];
+    s_key(s, name, key);
+    bool versioned = false;
+    int rc = s_remove_current(s, key, unless_since, &versioned);
+    for (int i = 0; rc == 0 && versioned && i < S_VERSIONS_MAX; i++) {
+        rc = s_remove_current(s, key, unless_since, &versioned);
+        if (rc == VB_ENOTFOUND) { /* no version left */
+            vb_error_clear();
+            return 0;
+        }
+    }
     return rc;
 }
 

@@ -465,6 +465,9 @@ Test(store_s3, object_lock_a_locked_object_outlives_every_deletion_until_its_loc
     cr_assert(time(NULL) >= t0 + S_LOCK_S - 1, "removed before its lock ended");
     cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/b", vid, buf, sizeof buf, NULL), VB_ENOTFOUND,
                  "the version is still there: only hidden");
+    /* a freshened object has two versions: removing it removes both (none comes back) */
+    cr_assert_eq(s_remove_when_unlocked(st, "packs/a"), 0, "%s", vb_error_msg());
+    cr_assert(!vb_store_exists(st, "packs/a"), "an older version came back after the remove");
     vb_s3_conn_destroy(&c);
     vb_store_destroy(&st);
     tu_rmrf(e.tmp);
