@@ -175,16 +175,30 @@ static int s_keep(s_gc_t *g, const s_pack_t *p, vb_idxobj_t *survivors)
     return vb_idxobj_add_pack(survivors, &p->id, p->ents, p->n);
 }
 
-/* A pack Object Lock keeps: counted, with the earliest end of the locks. */
-static void s_note_locked(s_gc_t *g, const s_pack_t *p)
+/* A pack Object Lock keeps: counted, with the earliest end of the locks. True when locked. */
+static bool s_note_locked(s_gc_t *g, const s_pack_t *p)
 {
     vb_store_stat_t st = {0};
+    if (vb_store_stat(g->store, p->name, &st) != 0) {
+        vb_error_clear(); /* gone or unreadable: the removal says */
+        return false;
+    }
+    if (st.retain_until <= time(NULL))
+        return false;
     g->st->packs_locked++;
     g->st->bytes_locked += p->st.size;
-    if (vb_store_stat(g->store, p->name, &st) != 0)
-        vb_error_clear();
-    else if (st.retain_until && (!g->st->locked_until || st.retain_until < g->st->locked_until))
+    if (!g->st->locked_until || st.retain_until < g->st->locked_until)
         g->st->locked_until = st.retain_until;
+    return true;
+}
+
+/* A pack to delete or repack that is still locked is kept whole (a repack would only add
+ * copies of its live chunks while it cannot go): one stat per such pack. */
+static void s_spare_locked(s_gc_t *g)
+{
+    for (size_t k = 0; k < g->n; k++)
+        if (g->packs[k].action != S_KEEP && s_note_locked(g, &g->packs[k]))
+            g->packs[k].action = S_KEEP;
 }
 
 /* The noted index objects go (hidden when locked), then the packs; a pack used since the cutoff
@@ -204,10 +218,8 @@ static int s_remove(s_gc_t *g, time_t cutoff, vb_idxobj_t *survivors)
         rc = vb_store_remove(g->store, p->name, cutoff);
         if (rc == VB_EBUSY || rc == VB_EPOLICY) {
             vb_error_clear();
-            if (rc == VB_EBUSY)
+            if (rc == VB_EBUSY || !s_note_locked(g, p))
                 g->st->packs_busy++;
-            else
-                s_note_locked(g, p);
             rc = s_keep(g, p, survivors);
         } else if (rc == VB_ENOTFOUND) {
             vb_error_clear();
@@ -253,6 +265,7 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
         rc = s_decide(&g, claim, arg, cutoff, repack_below_pct > 100 ? 100 : repack_below_pct);
     if (rc)
         goto out;
+    s_spare_locked(&g);
     s_count(&g);
     bool work = st.packs_deleted || st.packs_rewritten || g.nold > 1;
     if (dry_run || !work)

@@ -511,39 +511,54 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
     vb_repo_t *r = vb_repo_open_opts(e.loc, NULL, &so); /* the lock comes from the config */
     cr_assert_not_null(r, "%s", vb_error_msg());
     vb_repo_worker_t *w = vb_repo_worker_new(r);
-    static uint8_t data[64 * 1024], back[64 * 1024];
-    tu_fill_random(data, sizeof data, 7);
-    vb_digest_t d;
-    cr_assert_eq(vb_repo_digest(w, data, sizeof data, &d), 0);
-    cr_assert_eq(vb_repo_chunk_put(w, &d, data, sizeof data, NULL), 0, "%s", vb_error_msg());
-    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
-    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    static uint8_t data[2][64 * 1024], back[64 * 1024];
+    vb_digest_t d[2];
+    for (int i = 0; i < 2; i++) { /* two tasks: two packs, two index objects */
+        tu_fill_random(data[i], sizeof data[i], 7 + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data[i], sizeof data[i], &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_put(w, &d[i], data[i], sizeof data[i], NULL), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    }
     st = vb_repo_store(r);
     vb_store_stat_t ss;
     cr_assert_eq(vb_store_stat(st, "config", &ss), 0);
     cr_assert(ss.retain_until > 0, "the config object is locked too");
-    cr_assert_eq(s_count_under(st, "packs/"), 1);
+    cr_assert_eq(s_count_under(st, "packs/"), 2);
+    cr_assert_eq(s_count_under(st, "index/"), 2);
     vb_repo_stats_t rs;
     cr_assert_eq(vb_repo_stats(r, &rs), 0, "%s", vb_error_msg());
     cr_assert_eq(rs.lock.seconds, S_LOCK_S);
-    cr_assert_eq(rs.locked_objects, 3, "config, pack and index object: %llu",
+    cr_assert_eq(rs.locked_objects, 5, "config, 2 packs and 2 index objects: %llu",
                  (unsigned long long)rs.locked_objects);
     cr_assert(rs.locked_bytes > rs.stored_bytes, "%llu locked bytes",
               (unsigned long long)rs.locked_bytes);
     cr_assert(rs.earliest_unlock == ss.retain_until, "earliest unlock %lld, config's %lld",
               (long long)rs.earliest_unlock, (long long)ss.retain_until);
 
-    /* no restore point references the chunk: its pack is dead, but locked */
+    /* no restore point references the chunks: the packs are dead, but locked; the two index
+     * objects, locked too, are merged into one (the old ones hidden) */
     vb_gc_stats_t gs;
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
-    cr_assert_eq(gs.packs.packs_locked, 1);
+    cr_assert_eq(gs.packs.packs_locked, 2);
     cr_assert_eq(gs.packs.packs_deleted, 0);
     cr_assert(gs.packs.locked_until > time(NULL) - 2 && gs.packs.locked_until <= time(NULL) + 30,
               "locked until %lld", (long long)gs.packs.locked_until);
-    cr_assert_eq(s_count_under(st, "packs/"), 1, "a locked pack was removed");
-    size_t got = 0;
-    cr_assert_eq(vb_repo_chunk_get(w, &d, back, sizeof back, &got), 0, "%s", vb_error_msg());
-    cr_assert_eq(memcmp(back, data, sizeof data), 0);
+    cr_assert_eq(s_count_under(st, "packs/"), 2, "a locked pack was removed");
+    cr_assert_eq(s_count_under(st, "index/"), 1, "the index objects were not merged");
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    r = vb_repo_open_opts(e.loc, NULL, &so); /* reads the merged index */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    st = vb_repo_store(r);
+    w = vb_repo_worker_new(r);
+    for (int i = 0; i < 2; i++) {
+        size_t got = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, sizeof back, &got), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(memcmp(back, data[i], sizeof back), 0);
+    }
 
     /* a later collection, once the lock has ended, deletes it */
     time_t give_up = time(NULL) + S_LOCK_S + 30;
@@ -551,7 +566,7 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
         usleep(200 * 1000);
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
     cr_assert_eq(gs.packs.packs_locked, 0);
-    cr_assert_eq(gs.packs.packs_deleted, 1);
+    cr_assert_eq(gs.packs.packs_deleted, 2);
     cr_assert_eq(s_count_under(st, "packs/"), 0);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
