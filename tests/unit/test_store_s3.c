@@ -456,8 +456,9 @@ Test(store_s3, object_lock_a_locked_object_outlives_every_deletion_until_its_loc
     cr_assert_eq(vb_store_freshen(st, "packs/a"), 0, "%s", vb_error_msg());
     vb_store_stat_t fresh;
     cr_assert_eq(vb_store_stat(st, "packs/a", &fresh), 0, "%s", vb_error_msg());
-    cr_assert(fresh.retain_until > ss.retain_until, "retain-until %lld after a freshen, %lld before",
-              (long long)fresh.retain_until, (long long)ss.retain_until);
+    cr_assert(fresh.retain_until > ss.retain_until,
+              "retain-until %lld after a freshen, %lld before", (long long)fresh.retain_until,
+              (long long)ss.retain_until);
 
     /* once the lock has ended, remove deletes the version itself, not just hides it */
     cr_assert_eq(s_raw_req(c, "HEAD", "pfx/packs/b", NULL, NULL, 0, vid), 0);
