@@ -221,8 +221,9 @@ static int s_run_map(const Vbak__TaskAssign *a, vb_disk_t *disk, s_outcome_t *o)
 static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_t *disk,
                         s_outcome_t *o)
 {
-    vb_repo_t *repo = vb_repo_open_opts(a->repository, env->repository_key_file,
-                                       &(vb_store_opts_t){env->repository_credentials_file, false});
+    vb_repo_t *repo = vb_repo_open_opts(
+        a->repository, env->repository_key_file,
+        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
     if (!repo)
         return vb_error_code() ? vb_error_code() : VB_EIO;
     vb_extent_t *ext = calloc(a->n_extents ? a->n_extents : 1, sizeof *ext);
@@ -286,8 +287,9 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
                                 a->digests[i].len);
         }
     }
-    vb_repo_t *repo = vb_repo_open_opts(a->repository, env->repository_key_file,
-                                       &(vb_store_opts_t){env->repository_credentials_file, false});
+    vb_repo_t *repo = vb_repo_open_opts(
+        a->repository, env->repository_key_file,
+        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
     if (!repo) {
         vb_index_destroy(&index);
         return vb_error_code() ? vb_error_code() : VB_EIO;

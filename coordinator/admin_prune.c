@@ -216,7 +216,7 @@ static void *s_gc_work(void *arg)
     if (!res || !req->repository)
         return res;
     vb_repo_t *repo = vb_repo_open_opts(req->repository, req->key_file,
-                                        &(vb_store_opts_t){req->credentials_file, false});
+                                        &(vb_store_opts_t){.credentials_file = req->credentials_file});
     int rc = repo ? 0 : (vb_error_code() ? vb_error_code() : VB_EIO);
     if (!rc) {
         s_remove_objects(repo, req);
@@ -257,8 +257,8 @@ static void s_run_free(vb_admin_prune_t **run_p)
     *run_p = NULL;
 }
 
-/* Format 2: what the collection did to packs and index objects. */
-static json_t *s_packs_json(const vb_packgc_stats_t *g)
+/* The collection's pack and index object counts. */
+static json_t *s_packs_counts_json(const vb_packgc_stats_t *g)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "packs", (json_int_t)g->packs,
                      "deleted", (json_int_t)g->packs_deleted, "rewritten",
@@ -267,6 +267,19 @@ static json_t *s_packs_json(const vb_packgc_stats_t *g)
                      (json_int_t)g->packs_busy, "bytes_freed", (json_int_t)g->bytes_freed,
                      "index_objects_before", (json_int_t)g->index_before,
                      "index_objects_written", (json_int_t)g->index_written);
+}
+
+/* Format 2: what the collection did to packs and index objects (and, under Object Lock, what it
+ * had to keep). */
+static json_t *s_packs_json(const vb_packgc_stats_t *g)
+{
+    json_t *o = s_packs_counts_json(g);
+    if (o && g->packs_locked)
+        json_object_update_missing_new(o, json_pack("{s:I, s:I, s:I}", "kept_locked",
+                                                    (json_int_t)g->packs_locked, "bytes_locked",
+                                                    (json_int_t)g->bytes_locked, "locked_until",
+                                                    (json_int_t)g->locked_until));
+    return o;
 }
 
 /* The prune's answer: what the loop decided and what the collection did (caller owns). */

@@ -84,7 +84,7 @@ static int s_trim(vb_store_t *store, unsigned keep)
     if (!rc && l.n > keep) {
         qsort(l.names, l.n, sizeof *l.names, s_cmp);
         for (size_t i = 0; !rc && i < l.n - keep; i++) {
-            rc = vb_store_remove(store, l.names[i], 0);
+            rc = vb_store_remove_or_hide(store, l.names[i]);
             if (rc == VB_ENOTFOUND) /* another coordinator's trim got there first */
                 rc = 0;
         }

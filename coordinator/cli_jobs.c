@@ -824,6 +824,16 @@ static void s_prune_packs_print(json_t *packs, bool dry)
                s_ll(packs, "packs"), s_ll(packs, "deleted"), s_ll(packs, "rewritten"),
                s_ll(packs, "written"), s_ll(packs, "kept_recent") + s_ll(packs, "kept_busy"), mib,
                s_ll(packs, "index_objects_before"), s_ll(packs, "index_objects_written"));
+    if (!dry && s_ll(packs, "kept_locked")) {
+        time_t until = (time_t)s_ll(packs, "locked_until");
+        char date[32] = "?";
+        struct tm tm;
+        if (until && gmtime_r(&until, &tm))
+            strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        printf("packs: %lld object(s) (%.1f MiB) kept under Object Lock until %s; a later prune "
+               "or gc deletes them\n",
+               s_ll(packs, "kept_locked"), (double)s_ll(packs, "bytes_locked") / 1048576.0, date);
+    }
 }
 
 /* Each restore point and the decision; a kept one a running job uses says which job. */

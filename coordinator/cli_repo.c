@@ -20,6 +20,7 @@ static const char s_help[] =
     "usage: vbak repo init PATH|URL [--chunk-size SIZE] [--compression zstd:N|none]\n"
     "                           [--encrypt KEYFILE] [--format 1|2] [--pack-size SIZE]\n"
     "                           [--credentials FILE] [--create-bucket]\n"
+    "                           [--object-lock DAYS|SECONDSs [--lock-mode compliance|governance]]\n"
     "       vbak repo stats PATH|URL [--json] [--credentials FILE]\n"
     "       vbak repo repair-index PATH\n"
     "\n"
@@ -31,6 +32,11 @@ static const char s_help[] =
     "init   create a repository in PATH (a new or empty directory) or URL (an empty prefix;\n"
     "       always format 2 on S3)\n"
     "       --create-bucket         S3: create the bucket when it does not exist\n"
+    "       --object-lock DAYS      S3: every object gets an Object Lock retention of DAYS\n"
+    "                               (\"30s\": seconds) from its write; the bucket must have\n"
+    "                               Object Lock (made so by --create-bucket)\n"
+    "       --lock-mode MODE        compliance (default: nobody can delete before the end) or\n"
+    "                               governance (an admin with the right may bypass it)\n"
     "       --chunk-size SIZE       64K..4M, a power of two (default 1M); smaller chunks store\n"
     "                               scattered changes more tightly, larger ones mean fewer files\n"
     "       --compression zstd:N    zstd level 1..19 (default zstd:3), or none\n"
@@ -108,10 +114,35 @@ static int s_ensure_key(const char *path, FILE *out, FILE *err)
     return 0;
 }
 
+/* --object-lock N[d|s] (days; seconds with "s", for tests) and --lock-mode → lock. */
+static int s_lock_opts(const char *days, const char *mode, vb_store_lock_t *lock, FILE *err)
+{
+    if (!days && !mode)
+        return 0;
+    size_t n = days ? strlen(days) : 0;
+    char num[32];
+    int64_t v = 0, unit = n && days[n - 1] == 's' ? 1 : 86400;
+    if (n && (days[n - 1] == 's' || days[n - 1] == 'd'))
+        n--;
+    snprintf(num, sizeof num, "%.*s", (int)(n < sizeof num ? n : 0), days ? days : "");
+    if (!days || vb_parse_i64(num, 1, INT64_C(36500) * 86400 / unit, "--object-lock", &v) != 0) {
+        fprintf(err, "vbak repo init: --object-lock DAYS (or SECONDSs) is %s\n",
+                days ? "a positive number" : "needed with --lock-mode");
+        return 2;
+    }
+    if (mode && strcmp(mode, "compliance") && strcmp(mode, "governance")) {
+        fprintf(err, "vbak repo init: --lock-mode %s: compliance or governance\n", mode);
+        return 2;
+    }
+    lock->seconds = v * unit;
+    lock->governance = mode && strcmp(mode, "governance") == 0;
+    return 0;
+}
+
 static int s_init(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL,
-               *pack = NULL, *creds = NULL;
+    const char *path = NULL, *size = NULL, *comp = NULL, *key = NULL, *format = NULL, *pack = NULL,
+               *creds = NULL, *lock = NULL, *lock_mode = NULL;
     bool create_bucket = false;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
@@ -124,7 +155,9 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
             s_opt(argc, argv, &i, "--format", &format, err, &rc) ||
             s_opt(argc, argv, &i, "--pack-size", &pack, err, &rc) ||
             s_opt(argc, argv, &i, "--compression", &comp, err, &rc) ||
-            s_opt(argc, argv, &i, "--encrypt", &key, err, &rc))
+            s_opt(argc, argv, &i, "--encrypt", &key, err, &rc) ||
+            s_opt(argc, argv, &i, "--object-lock", &lock, err, &rc) ||
+            s_opt(argc, argv, &i, "--lock-mode", &lock_mode, err, &rc))
             continue;
         if (argv[i][0] == '-' || path) {
             fprintf(err, "vbak repo init: unexpected argument '%s' (see vbak repo --help)\n",
@@ -171,6 +204,8 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
     vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
     p.store = (vb_store_opts_t){.credentials_file = cred_file[0] ? cred_file : NULL,
                                 .create_bucket = create_bucket};
+    if ((rc = s_lock_opts(lock, lock_mode, &p.store.lock, err)) != 0)
+        return rc;
     if (key && (rc = s_ensure_key(key, out, err)) != 0)
         return rc;
     if (vb_repo_init(path, &p) != 0) {
@@ -184,6 +219,9 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
     else
         fprintf(out, "none");
     fprintf(out, ", encryption %s", key ? "aes-256-gcm" : "none");
+    if (p.store.lock.seconds)
+        fprintf(out, ", Object Lock %s %" PRId64 " s",
+                p.store.lock.governance ? "governance" : "compliance", p.store.lock.seconds);
     if (fmt == 2)
         fprintf(out, ", format 2, packs of %" PRIu32 " MiB",
                 (p.pack_size ? p.pack_size : 16u << 20) >> 20);
@@ -195,22 +233,43 @@ static int s_init(int argc, char **argv, FILE *out, FILE *err)
 
 static int s_print_json(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
 {
-    json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}",
-                          "path", vb_repo_path(r), "format_version", vb_repo_format(r),
-                          "chunk_size", (json_int_t)vb_repo_chunk_size(r), "compression_level",
-                          vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r),
-                          "chunks", (json_int_t)st->chunks, "stored_bytes",
-                          (json_int_t)st->stored_bytes, "raw_bytes", (json_int_t)st->raw_bytes,
-                          "logical_bytes", (json_int_t)st->logical_bytes, "indexes",
-                          (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
-                          "compression_ratio", st->compression_ratio, "packs",
-                          (json_int_t)st->packs);
+    json_t *o =
+        json_pack("{s:s, s:i, s:I, s:i, s:b, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "path",
+                  vb_repo_path(r), "format_version", vb_repo_format(r), "chunk_size",
+                  (json_int_t)vb_repo_chunk_size(r), "compression_level",
+                  vb_repo_compression_level(r), "encrypted", vb_repo_encrypted(r), "chunks",
+                  (json_int_t)st->chunks, "stored_bytes", (json_int_t)st->stored_bytes, "raw_bytes",
+                  (json_int_t)st->raw_bytes, "logical_bytes", (json_int_t)st->logical_bytes,
+                  "indexes", (json_int_t)st->indexes, "dedup_ratio", st->dedup_ratio,
+                  "compression_ratio", st->compression_ratio, "packs", (json_int_t)st->packs);
+    if (o && st->lock.seconds > 0)
+        json_object_set_new(o, "object_lock",
+                            json_pack("{s:I, s:s, s:I, s:I, s:I}", "seconds",
+                                      (json_int_t)st->lock.seconds, "mode",
+                                      st->lock.governance ? "governance" : "compliance",
+                                      "locked_objects", (json_int_t)st->locked_objects,
+                                      "locked_bytes", (json_int_t)st->locked_bytes,
+                                      "earliest_unlock", (json_int_t)st->earliest_unlock));
     if (!o)
         return -1;
     int rc = json_dumpf(o, out, JSON_COMPACT);
     fputc('\n', out);
     json_decref(o);
     return rc;
+}
+
+static void s_print_lock(FILE *out, const vb_repo_stats_t *st)
+{
+    if (st->lock.seconds <= 0)
+        return;
+    char date[32] = "-";
+    struct tm tm;
+    if (st->earliest_unlock && gmtime_r(&st->earliest_unlock, &tm))
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fprintf(out, "object lock        %s, %" PRId64 " s per object written\n",
+            st->lock.governance ? "governance" : "compliance", st->lock.seconds);
+    fprintf(out, "locked             %" PRIu64 " object(s), %.1f MiB, earliest unlock %s\n",
+            st->locked_objects, (double)st->locked_bytes / (1024.0 * 1024.0), date);
 }
 
 static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *st)
@@ -226,6 +285,7 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
     else
         fprintf(out, "compression        none\n");
     fprintf(out, "encryption         %s\n", vb_repo_encrypted(r) ? "aes-256-gcm" : "none");
+    s_print_lock(out, st);
     fprintf(out, "indexes            %" PRIu64 "\n", st->indexes);
     fprintf(out, "chunks             %" PRIu64 "\n", st->chunks);
     if (vb_repo_format(r) == VB_REPO_FORMAT_PACKED)
@@ -329,7 +389,8 @@ static const struct {
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err, "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
+        fprintf(err,
+                "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];

@@ -296,7 +296,7 @@ int vb_idxobj_repair(vb_store_t *store, vb_idxobj_repair_t *out)
         goto out;
     /* The new objects are durable: only now may the old ones go. */
     for (size_t i = 0; i < r.nold; i++) {
-        int del = vb_store_remove(store, r.old[i], 0);
+        int del = vb_store_remove_or_hide(store, r.old[i]);
         if (del == 0)
             st.removed++;
         else if (del != VB_ENOTFOUND && (rc = del) != 0)

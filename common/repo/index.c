@@ -309,7 +309,7 @@ int vb_index_remove(vb_repo_t *repo, const char *name)
     char obj[S_OBJ_LEN];
     int rc = s_object(name, obj);
     if (rc == 0)
-        rc = vb_store_remove(vb_repo_store(repo), obj, 0);
+        rc = vb_store_remove_or_hide(vb_repo_store(repo), obj);
     if (rc == VB_ENOTFOUND)
         return vb_error_set(VB_ENOTFOUND, "index %s: no such index", name);
     /* A removed index that came back after a crash would keep its chunks alive: make it stick. */

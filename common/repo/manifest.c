@@ -242,7 +242,7 @@ int vb_manifest_remove(vb_store_t *store, int64_t rp_id)
 {
     char name[VB_STORE_NAME_MAX];
     int rc = vb_manifest_name(rp_id, name, sizeof name);
-    return rc ? rc : vb_store_remove(store, name, 0);
+    return rc ? rc : vb_store_remove_or_hide(store, name);
 }
 
 typedef struct {

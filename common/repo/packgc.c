@@ -198,13 +198,49 @@ static int s_rewrite(s_gc_t *g, uint32_t pack_size, vb_idxobj_t *obj)
     return rc ? rc : s_write_index(g, obj);
 }
 
-/* The noted index objects go, then the packs; a pack used since the cutoff stays and is listed
- * in one more index object. */
+/* A pack found used or locked when its removal came: kept after all, listed by the survivors'
+ * index object (its new copies, when repacked, are not undone: a spare copy is harmless). */
+static int s_keep(s_gc_t *g, const s_pack_t *p, vb_idxobj_t *survivors)
+{
+    g->st->packs_deleted -= p->action == S_DELETE;
+    g->st->packs_rewritten -= p->action == S_REPACK;
+    g->st->bytes_freed -= p->st.size < g->st->bytes_freed ? p->st.size : g->st->bytes_freed;
+    return vb_idxobj_add_pack(survivors, &p->id, p->ents, p->n);
+}
+
+/* A pack Object Lock keeps: counted, with the earliest end of the locks. True when locked. */
+static bool s_note_locked(s_gc_t *g, const s_pack_t *p)
+{
+    vb_store_stat_t st = {0};
+    if (vb_store_stat(g->store, p->name, &st) != 0) {
+        vb_error_clear(); /* gone or unreadable: the removal says */
+        return false;
+    }
+    if (st.retain_until <= time(NULL))
+        return false;
+    g->st->packs_locked++;
+    g->st->bytes_locked += p->st.size;
+    if (!g->st->locked_until || st.retain_until < g->st->locked_until)
+        g->st->locked_until = st.retain_until;
+    return true;
+}
+
+/* A pack to delete or repack that is still locked is kept whole (a repack would only add
+ * copies of its live chunks while it cannot go): one stat per such pack. */
+static void s_spare_locked(s_gc_t *g)
+{
+    for (size_t k = 0; k < g->n; k++)
+        if (g->packs[k].action != S_KEEP && s_note_locked(g, &g->packs[k]))
+            g->packs[k].action = S_KEEP;
+}
+
+/* The noted index objects go (hidden when locked), then the packs; a pack used since the cutoff
+ * stays and is listed in one more index object. */
 static int s_remove(s_gc_t *g, time_t cutoff, vb_idxobj_t *survivors)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < g->nold; i++)
-        if ((rc = vb_store_remove(g->store, g->old[i], 0)) == VB_ENOTFOUND) {
+        if ((rc = vb_store_remove_or_hide(g->store, g->old[i])) == VB_ENOTFOUND) {
             vb_error_clear();
             rc = 0;
         }
@@ -213,13 +249,11 @@ static int s_remove(s_gc_t *g, time_t cutoff, vb_idxobj_t *survivors)
         if (p->action == S_KEEP)
             continue;
         rc = vb_store_remove(g->store, p->name, cutoff);
-        if (rc == VB_EBUSY) {
+        if (rc == VB_EBUSY || rc == VB_EPOLICY) {
             vb_error_clear();
-            g->st->packs_busy++; /* kept after all: not deleted nor rewritten */
-            g->st->packs_deleted -= p->action == S_DELETE;
-            g->st->packs_rewritten -= p->action == S_REPACK;
-            g->st->bytes_freed -= p->st.size < g->st->bytes_freed ? p->st.size : g->st->bytes_freed;
-            rc = vb_idxobj_add_pack(survivors, &p->id, p->ents, p->n);
+            if (rc == VB_EBUSY || !s_note_locked(g, p))
+                g->st->packs_busy++;
+            rc = s_keep(g, p, survivors);
         } else if (rc == VB_ENOTFOUND) {
             vb_error_clear();
             rc = 0;
@@ -266,6 +300,7 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
         rc = s_decide(&g, claim, arg, cutoff, repack_below_pct > 100 ? 100 : repack_below_pct);
     if (rc)
         goto out;
+    s_spare_locked(&g);
     s_count(&g);
     bool work = st.packs_deleted || st.packs_rewritten || g.nold > 1;
     if (dry_run || !work)
@@ -278,10 +313,12 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
         rc = s_remove(&g, cutoff, survivors);
     VB_LOG_INFO("gc",
                 "packs repo=%s packs=%llu deleted=%llu rewritten=%llu written=%llu "
-                "busy=%llu bytes_freed=%llu index_before=%llu index_written=%llu",
+                "busy=%llu locked=%llu locked_until=%lld bytes_freed=%llu index_before=%llu "
+                "index_written=%llu",
                 vb_store_location(store), (unsigned long long)st.packs,
                 (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
                 (unsigned long long)st.packs_written, (unsigned long long)st.packs_busy,
+                (unsigned long long)st.packs_locked, (long long)st.locked_until,
                 (unsigned long long)st.bytes_freed, (unsigned long long)st.index_before,
                 (unsigned long long)st.index_written);
 out:

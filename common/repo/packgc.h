@@ -5,8 +5,11 @@
  *   2. every pack's trailer is read (a damaged pack stops the collection: nothing is removed);
  *   3. a pack written or freshened at or after `cutoff` (the start of the oldest running job) is
  *      kept whole; an older one is deleted when none of its chunks is live, repacked when its
- *      live bytes are below repack_below_pct % of its size, kept otherwise. A live chunk stored
- *      twice (two writers racing) is kept once: the first pack that claims it keeps it;
+ *      live bytes are below repack_below_pct % of its size, kept otherwise. A pack to delete or
+ *      repack that is still under Object Lock (store.h: stat's retain_until) is kept whole and
+ *      counted in packs_locked; a later collection, after its lock ended, deletes it. A live
+ *      chunk stored twice (two writers racing) is kept once: the first pack that claims it
+ *      keeps it;
  *   4. the live chunks of repacked packs are copied into new packs (one read per old pack);
  *   5. one compacted index object lists every kept pack and every new pack; it is written only
  *      after the new packs are durable, and only then are the noted index objects removed and
@@ -33,6 +36,9 @@ typedef struct {
     uint64_t packs_written;   /* new packs the rewrite made */
     uint64_t packs_recent;    /* written or used since the cutoff: kept whole */
     uint64_t packs_busy;      /* freshened while the collection ran: kept whole */
+    uint64_t packs_locked;    /* under Object Lock: kept whole, removed by a later collection */
+    uint64_t bytes_locked;    /* their bytes */
+    time_t locked_until;      /* the earliest end of their locks (0: none locked) */
     uint64_t chunks_dropped;  /* chunks in removed packs not copied (dead or spare copies) */
     uint64_t bytes_freed;     /* bytes of removed packs less the bytes of the new ones */
     uint64_t index_before;    /* index objects noted at the start (removed after the rewrite) */

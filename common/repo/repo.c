@@ -56,6 +56,7 @@ struct vb_repo {
     int format;
     uint32_t pack_size;
     uint32_t chunk_size;
+    vb_store_lock_t lock; /* S3 Object Lock from the config (seconds 0: none) */
     int level;
     bool encrypted;
     bool have_key;
@@ -239,6 +240,8 @@ typedef struct {
     char *encryption;
     char *key_check;
     int64_t pack_size;
+    int64_t object_lock_seconds;
+    char *object_lock_mode;
 } s_conf_t;
 
 static const vb_conf_key_t s_conf_table[] = {
@@ -255,6 +258,10 @@ static const vb_conf_key_t s_conf_table[] = {
      "key check value"},
     {"pack_size", VB_CONF_INT, offsetof(s_conf_t, pack_size), "16777216", VB_PACK_SIZE_MIN,
      VB_PACK_SIZE_MAX, false, "format 2: pack size in bytes"},
+    {"object_lock_seconds", VB_CONF_INT, offsetof(s_conf_t, object_lock_seconds), "0", 0,
+     INT64_C(36500) * 86400, false, "S3 Object Lock: retention of each object written"},
+    {"object_lock_mode", VB_CONF_STR, offsetof(s_conf_t, object_lock_mode), "compliance", 0, 0,
+     false, "S3 Object Lock: compliance or governance"},
     VB_CONF_END};
 
 int vb_repo_parse_compression(const char *text, int *level_out)
@@ -307,6 +314,11 @@ static int s_write_config(vb_store_t *store, const char *path, const s_conf_t *c
     if (c->format_version == VB_REPO_FORMAT_PACKED) {
         snprintf(num, sizeof num, "%" PRId64, c->pack_size);
         vb_config_write(f, "pack_size", num);
+    }
+    if (c->object_lock_seconds > 0) {
+        snprintf(num, sizeof num, "%" PRId64, c->object_lock_seconds);
+        vb_config_write(f, "object_lock_seconds", num);
+        vb_config_write(f, "object_lock_mode", c->object_lock_mode);
     }
     int rc = 0;
     if (fclose(f) != 0 || !text)
@@ -387,6 +399,8 @@ int vb_repo_init(const char *path, const vb_repo_params_t *params)
         snprintf(comp, sizeof comp, "none");
     c.compression = comp;
     c.encryption = params->key_file ? "aes-256-gcm" : "none";
+    c.object_lock_seconds = params->store.lock.seconds;
+    c.object_lock_mode = params->store.lock.governance ? "governance" : "compliance";
     if (params->key_file) {
         s_hex(check, sizeof check, check_hex);
         c.key_check = check_hex;
@@ -400,6 +414,21 @@ out:
 }
 
 /* ---------- open ---------- */
+
+/* The config's Object Lock becomes the retention of every object the store writes. */
+static int s_apply_lock(vb_repo_t *self, const s_conf_t *c)
+{
+    bool gov = strcmp(c->object_lock_mode, "governance") == 0;
+    if (!gov && strcmp(c->object_lock_mode, "compliance") != 0)
+        return vb_error_set(VB_ECORRUPT,
+                            "repository %s: object_lock_mode '%s': compliance or "
+                            "governance",
+                            self->path, c->object_lock_mode);
+    vb_store_lock_t lock = {.seconds = c->object_lock_seconds, .governance = gov};
+    self->lock = lock;
+    int rc = vb_store_set_lock(self->store, &lock);
+    return rc ? vb_error_prefix(rc, "repository %s", self->path) : 0;
+}
 
 static int s_load_config(vb_repo_t *self, const char *key_file)
 {
@@ -442,6 +471,8 @@ static int s_load_config(vb_repo_t *self, const char *key_file)
         goto out;
     }
     self->chunk_size = (uint32_t)c.chunk_size;
+    if ((rc = s_apply_lock(self, &c)) != 0)
+        goto out;
     if (!s_is_pow2(self->chunk_size) || s_unhex(c.repo_id, self->repo_id, S_ID_LEN) != 0) {
         rc = vb_error_set(VB_ECORRUPT, "repository %s: bad chunk_size or repo_id in config",
                           self->path);
@@ -1181,6 +1212,26 @@ static int s_stat_one(void *arg, const vb_digest_t *d, const vb_store_stat_t *st
     return 0;
 }
 
+static int s_lock_one(void *arg, const char *name, const vb_store_stat_t *ls)
+{
+    void **ctx = arg;
+    vb_repo_t *self = ctx[0];
+    vb_repo_stats_t *out = ctx[1];
+    vb_store_stat_t st;
+    int rc = vb_store_stat(self->store, name, &st); /* a listing has no retention */
+    if (rc == VB_ENOTFOUND) {                        /* removed since it was listed */
+        vb_error_clear();
+        return 0;
+    }
+    if (rc == 0 && st.retain_until > time(NULL)) {
+        out->locked_objects++;
+        out->locked_bytes += ls->size;
+        if (!out->earliest_unlock || st.retain_until < out->earliest_unlock)
+            out->earliest_unlock = st.retain_until;
+    }
+    return rc;
+}
+
 int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -1203,6 +1254,9 @@ int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out)
         vb_index_destroy(&idx);
     }
     vb_index_list_free(names, n);
+    out->lock = self->lock;
+    if (rc == 0 && self->lock.seconds > 0)
+        rc = vb_store_list(self->store, "", s_lock_one, ctx);
     out->dedup_ratio = out->raw_bytes ? (double)out->logical_bytes / (double)out->raw_bytes : 0;
     out->compression_ratio =
         out->stored_bytes ? (double)out->raw_bytes / (double)out->stored_bytes : 0;

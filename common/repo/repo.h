@@ -244,9 +244,15 @@ typedef struct {
     uint64_t logical_bytes;  /* sum over indexes of the bytes their non-zero chunks hold */
     double dedup_ratio;      /* logical_bytes / raw_bytes (0 when empty) */
     double compression_ratio;/* raw_bytes / stored_bytes (0 when empty) */
+    /* S3 Object Lock (lock.seconds 0: none; the rest then 0): objects whose lock has not ended */
+    vb_store_lock_t lock;
+    uint64_t locked_objects;
+    uint64_t locked_bytes;
+    time_t earliest_unlock; /* the first of their locks to end */
 } vb_repo_stats_t;
 
-/* Scans chunk headers and indexes. Works without the key. */
+/* Scans chunk headers and indexes (and, under Object Lock, asks each object's retention: one
+ * request per object). Works without the key. */
 int vb_repo_stats(vb_repo_t *self, vb_repo_stats_t *out) VB_WUR;
 
 #endif

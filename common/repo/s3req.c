@@ -351,6 +351,16 @@ static size_t s_write_cb(char *data, size_t size, size_t n, void *ud)
     return vb_buf_append(&r->resp, data, len) == 0 ? len : 0;
 }
 
+time_t vb_s3_parse_time(const char *iso)
+{
+    struct tm tm = {0};
+    const char *end = iso ? strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end)
+        return 0;
+    time_t t = timegm(&tm);
+    return t > 0 ? t : 0;
+}
+
 static bool s_header_is(const char *line, size_t len, const char *name, const char **value)
 {
     size_t n = strlen(name);
@@ -383,6 +393,10 @@ static size_t s_header_cb(char *line, size_t size, size_t n, void *ud)
         if (l >= 2 && v[0] == '"' && v[l - 1] == '"')
             v++, l -= 2;
         snprintf(r->etag, sizeof r->etag, "%.*s", (int)l, v);
+    } else if (s_header_is(text, len, "x-amz-version-id", &v)) {
+        snprintf(r->version_id, sizeof r->version_id, "%s", v);
+    } else if (s_header_is(text, len, "x-amz-object-lock-retain-until-date", &v)) {
+        r->retain_until = vb_s3_parse_time(v);
     }
     return len;
 }

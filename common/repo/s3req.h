@@ -62,13 +62,15 @@ typedef struct {
     size_t cap;
     /* filled by vb_s3_request */
     long status;
-    size_t got;        /* bytes written to dst */
-    bool overflow;     /* the answer held more than cap bytes */
-    bool retried_lost; /* an earlier attempt may have reached the server (answer lost) */
-    uint64_t length;   /* Content-Length of the answer */
-    time_t mtime;      /* Last-Modified; 0 when absent */
-    char etag[96];     /* ETag without quotes; "" when absent */
-    char md5_hex[33];  /* the body's MD5 when content_md5 (what a single-part ETag is) */
+    size_t got;           /* bytes written to dst */
+    bool overflow;        /* the answer held more than cap bytes */
+    bool retried_lost;    /* an earlier attempt may have reached the server (answer lost) */
+    uint64_t length;      /* Content-Length of the answer */
+    time_t mtime;         /* Last-Modified; 0 when absent */
+    char etag[96];        /* ETag without quotes; "" when absent */
+    char md5_hex[33];     /* the body's MD5 when content_md5 (what a single-part ETag is) */
+    char version_id[128]; /* x-amz-version-id (versioned buckets); "" when absent */
+    time_t retain_until;  /* x-amz-object-lock-retain-until-date; 0 when absent */
     vb_buf_t resp;
     char *s3_code; /* the S3 error code of a failed answer; NULL when none */
 } vb_s3_req_t;
@@ -82,5 +84,8 @@ void vb_s3_req_free(vb_s3_req_t *r);
 
 /* Percent-encodes s (everything but RFC 3986 unreserved) into out; VB_ENOMEM past outsz. */
 int vb_s3_escape(const char *s, char *out, size_t outsz) VB_WUR;
+
+/* "2026-12-07T10:50:00[.000]Z" (S3's ISO 8601 UTC times) → seconds; 0 when malformed. */
+time_t vb_s3_parse_time(const char *iso);
 
 #endif

@@ -183,6 +183,27 @@ int vb_store_remove(vb_store_t *self, const char *name, time_t unless_since)
     return rc ? rc : self->ops->remove(self->state, name, unless_since);
 }
 
+int vb_store_hide(vb_store_t *self, const char *name)
+{
+    int rc = s_check(name, false);
+    return rc ? rc : self->ops->hide(self->state, name);
+}
+
+int vb_store_remove_or_hide(vb_store_t *self, const char *name)
+{
+    int rc = vb_store_remove(self, name, 0);
+    if (rc == VB_EPOLICY) {
+        vb_error_clear();
+        rc = vb_store_hide(self, name);
+    }
+    return rc;
+}
+
+int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock)
+{
+    return self->ops->set_lock(self->state, lock);
+}
+
 int vb_store_move(vb_store_t *self, const char *from, const char *to)
 {
     int rc = s_check(from, false);

@@ -42,13 +42,23 @@ typedef struct vb_store vb_store_t;
 
 typedef struct {
     uint64_t size;
-    time_t mtime; /* last write or freshen */
+    time_t mtime;        /* last write or freshen */
+    time_t retain_until; /* Object Lock: not removable before this time; 0 none (stat only) */
 } vb_store_stat_t;
+
+/* Object Lock (S3): every object written gets a retention of `seconds` from the write. */
+typedef struct {
+    int64_t seconds; /* 0: no lock */
+    bool governance; /* GOVERNANCE (an admin may bypass it) instead of COMPLIANCE */
+} vb_store_lock_t;
 
 /* What a location alone does not say (and must not: it travels on the wire). Zeroed: none. */
 typedef struct {
     const char *credentials_file; /* S3: the access key file (repository_credentials_file) */
     bool create_bucket;           /* S3: create the bucket when it is missing */
+    /* S3: when lock.seconds > 0, open makes the bucket with Object Lock (create_bucket) or
+     * checks the existing one has it (VB_EPOLICY otherwise), and writes get the retention */
+    vb_store_lock_t lock;
 } vb_store_opts_t;
 
 /* Called once per object by list. Return 0 to go on, > 0 to stop listing (list returns 0), < 0
@@ -83,8 +93,17 @@ typedef struct vb_store_ops {
      * memory bounded whatever the number of objects. */
     int (*list)(void *state, const char *prefix, vb_store_list_fn fn, void *arg);
     /* Removes an object. unless_since != 0: only when its mtime is older than unless_since,
-     * checked atomically against a concurrent freshen; VB_EBUSY (kept) otherwise. VB_ENOTFOUND. */
+     * checked atomically against a concurrent freshen; VB_EBUSY (kept) otherwise. VB_ENOTFOUND.
+     * An object under Object Lock: VB_EPOLICY naming its retain-until, nothing changed (stat
+     * says when). On a versioned bucket the version is deleted, not hidden. */
     int (*remove)(void *state, const char *name, time_t unless_since);
+    /* Hides an object from get, stat and list even under Object Lock (S3: a delete marker; the
+     * locked bytes stay on the server until the retention ends). A store without versions
+     * removes it. VB_ENOTFOUND. */
+    int (*hide)(void *state, const char *name);
+    /* Sets the retention of the objects written from now on (lock.seconds 0: none).
+     * VB_EUNSUPPORTED for a store without Object Lock when lock.seconds > 0. */
+    int (*set_lock)(void *state, const vb_store_lock_t *lock);
     /* Renames an object, replacing `to`. VB_ENOTFOUND. */
     int (*move)(void *state, const char *from, const char *to);
     /* Makes every put, move and remove so far durable. */
@@ -127,6 +146,11 @@ int vb_store_freshen(vb_store_t *self, const char *name) VB_WUR;
 /* prefix "" lists every object. */
 int vb_store_list(vb_store_t *self, const char *prefix, vb_store_list_fn fn, void *arg) VB_WUR;
 int vb_store_remove(vb_store_t *self, const char *name, time_t unless_since) VB_WUR;
+int vb_store_hide(vb_store_t *self, const char *name) VB_WUR;
+/* Removes an object, or hides it when Object Lock keeps it (metadata such as index objects and
+ * manifests, whose locked bytes may stay on the server while nothing lists them). */
+int vb_store_remove_or_hide(vb_store_t *self, const char *name) VB_WUR;
+int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock) VB_WUR;
 int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
 int vb_store_barrier(vb_store_t *self) VB_WUR;
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,

@@ -120,9 +120,12 @@ static int s_open_dir(s_posix_t *p, const char *dir, bool create)
     return fd;
 }
 
+static int s_set_lock(void *state, const vb_store_lock_t *lock);
+
 static int s_open(const char *where, bool create, const vb_store_opts_t *opts, void **state)
 {
-    (void)opts;
+    if (opts->lock.seconds > 0)
+        return s_set_lock(NULL, &opts->lock);
     if (create && mkdir(where, S_DIR_MODE) != 0 && errno != EEXIST)
         return vb_error_set(s_errno_code(errno) == VB_ENOTFOUND ? VB_EIO : s_errno_code(errno),
                             "repository %s: cannot create: %s", where, strerror(errno));
@@ -359,6 +362,7 @@ static int s_stat(void *state, const char *name, vb_store_stat_t *out)
         return s_fail(p, ENOENT, "object", name);
     out->size = (uint64_t)st.st_size;
     out->mtime = st.st_mtim.tv_sec;
+    out->retain_until = 0;
     return 0;
 }
 
@@ -533,6 +537,20 @@ static int s_remove(void *state, const char *name, time_t unless_since)
     return 0;
 }
 
+static int s_hide(void *state, const char *name)
+{
+    return s_remove(state, name, 0); /* a directory keeps no versions to hide behind */
+}
+
+static int s_set_lock(void *state, const vb_store_lock_t *lock)
+{
+    (void)state;
+    if (lock->seconds > 0)
+        return vb_error_set(VB_EUNSUPPORTED, "Object Lock needs an S3 repository (a bucket "
+                                             "made with Object Lock), not a directory");
+    return 0;
+}
+
 static int s_move(void *state, const char *from, const char *to)
 {
     s_posix_t *p = state;
@@ -579,6 +597,8 @@ const vb_store_ops_t vb_store_posix_ops = {
     .freshen = s_freshen,
     .list = s_list,
     .remove = s_remove,
+    .hide = s_hide,
+    .set_lock = s_set_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

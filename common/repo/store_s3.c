@@ -29,7 +29,15 @@
  *   move       copy, then delete the source (not atomic: a crash between them leaves both).
  *   barrier    nothing: a PUT answered 200 is durable.
  *   cleanup    aborts multipart uploads under the prefix initiated before older_than.
- *   local_path VB_EUNSUPPORTED. */
+ *   local_path VB_EUNSUPPORTED.
+ *
+ * Object Lock (vb_store_opts_t.lock at open, or set_lock): the bucket is made with
+ * x-amz-bucket-object-lock-enabled (or checked with GET ?object-lock=); every PUT, multipart
+ * initiate and copy carries x-amz-object-lock-mode and -retain-until-date = now + the lock, and a
+ * copy (freshen, move) then PUTs ?retention= too, as RGW drops a copy's lock headers. remove
+ * HEADs first: a retain-until in the future is VB_EPOLICY with nothing sent; otherwise it
+ * DELETEs ?versionId= (the bucket is versioned: a plain DELETE would only add a delete marker).
+ * hide is that plain DELETE. */
 #include "repo/store.h"
 
 #include <curl/curl.h>
@@ -50,13 +58,40 @@
 #define S_PAGE_DEFAULT 1000
 #define S_RETRIES_DEFAULT 8
 #define S_QUERY_MAX 8192
+#define S_VERSIONS_MAX 64 /* versions of one key a remove deletes at most */
 
 typedef struct {
     vb_s3_conn_t *conn;
     char prefix[VB_STORE_NAME_MAX + 2]; /* "" or "dir/" */
     uint64_t multipart;
     int page;
+    vb_store_lock_t lock; /* the retention every write gets (Object Lock) */
 } s_s3_t;
+
+/* The two Object Lock headers of a write made now (nothing when the store has no lock). */
+typedef struct {
+    char mode[64], until[96];
+} s_lockhdr_t;
+
+/* Appends the lock headers to the NULL-terminated hdrs (room for two more). */
+static void s_lock_headers(const s_s3_t *s, s_lockhdr_t *h, const char **hdrs)
+{
+    if (s->lock.seconds <= 0)
+        return;
+    size_t n = 0;
+    while (hdrs[n])
+        n++;
+    time_t until = time(NULL) + (time_t)s->lock.seconds;
+    struct tm tm;
+    gmtime_r(&until, &tm);
+    snprintf(h->mode, sizeof h->mode, "x-amz-object-lock-mode: %s",
+             s->lock.governance ? "GOVERNANCE" : "COMPLIANCE");
+    strftime(h->until, sizeof h->until, "x-amz-object-lock-retain-until-date: %Y-%m-%dT%H:%M:%SZ",
+             &tm);
+    hdrs[n] = h->mode;
+    hdrs[n + 1] = h->until;
+    hdrs[n + 2] = NULL;
+}
 
 /* ---------- location and credentials ---------- */
 
@@ -246,7 +281,33 @@ static int s_head(s_s3_t *s, const char *key, vb_store_stat_t *st)
     if (rc == 0 && st) {
         st->size = r.length;
         st->mtime = r.mtime;
+        st->retain_until = r.retain_until;
     }
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+/* Sets the retention of key's current version to now + the lock (RGW does not apply the lock
+ * headers of a copy). */
+static int s_put_retention(s_s3_t *s, const char *key)
+{
+    char body[256], date[40];
+    time_t until = time(NULL) + (time_t)s->lock.seconds;
+    struct tm tm;
+    gmtime_r(&until, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(body, sizeof body,
+                     "<Retention><Mode>%s</Mode><RetainUntilDate>%s</RetainUntilDate></Retention>",
+                     s->lock.governance ? "GOVERNANCE" : "COMPLIANCE", date);
+    struct iovec iov = {.iov_base = body, .iov_len = (size_t)n};
+    vb_s3_req_t r = {.method = "PUT",
+                     .key = key,
+                     .query = "retention=",
+                     .iov = &iov,
+                     .iovcnt = 1,
+                     .body_len = (uint64_t)n,
+                     .content_md5 = true};
+    int rc = vb_s3_request(s->conn, &r);
     vb_s3_req_free(&r);
     return rc;
 }
@@ -257,10 +318,11 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
 {
     char copy[S_KEY_MAX + 96];
     snprintf(copy, sizeof copy, "x-amz-copy-source: /%s/%s", vb_s3_conn_bucket(s->conn), src);
-    const char *const headers[] = {copy, "x-amz-metadata-directive: REPLACE", NULL};
-    const char *const plain[] = {copy, NULL};
+    const char *headers[5] = {copy, replace_meta ? "x-amz-metadata-directive: REPLACE" : NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
     vb_s3_req_t r = {0};
-    int rc = s_simple(s, &r, "PUT", key, NULL, replace_meta ? headers : plain);
+    int rc = s_simple(s, &r, "PUT", key, NULL, headers);
     /* a copy may fail after its 200 status line: the error is then in the body */
     vb_s3_error_t e = {0};
     if (rc == 0 && vb_s3_error_parse(r.resp.data, r.resp.len, &e) == 0 && e.code)
@@ -269,6 +331,8 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
                           e.code);
     vb_s3_error_free(&e);
     vb_s3_req_free(&r);
+    if (rc == 0 && s->lock.seconds > 0)
+        rc = s_put_retention(s, key);
     return rc;
 }
 
@@ -283,14 +347,39 @@ static void s_close(void *state)
     free(s);
 }
 
+/* A store with a lock needs a bucket with Object Lock: one line refusing any other. */
+static int s_check_lock(s_s3_t *s)
+{
+    vb_s3_req_t r = {0};
+    int rc = s_simple(s, &r, "GET", NULL, "object-lock=", NULL);
+    bool on = rc == 0 && r.resp.data &&
+              memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
+    if ((rc == 0 && !on) || (rc == VB_ENOTFOUND && r.s3_code &&
+                             strcmp(r.s3_code, "ObjectLockConfigurationNotFoundError") == 0))
+        rc = vb_error_set(VB_EPOLICY,
+                          "%s has no Object Lock (it can only be enabled when a bucket is made: "
+                          "use a new bucket with --create-bucket)",
+                          vb_s3_conn_where(s->conn));
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+static int s_set_lock(void *state, const vb_store_lock_t *lock)
+{
+    s_s3_t *s = state;
+    s->lock = *lock;
+    return 0;
+}
+
 /* Checks the bucket answers (and the key is right) with a one-key listing. */
 static int s_probe(s_s3_t *s, const vb_store_opts_t *opts)
 {
     vb_s3_req_t r = {0};
     char query[S_QUERY_MAX], pfx[VB_STORE_NAME_MAX * 3 + 8];
+    const char *const locked[] = {"x-amz-bucket-object-lock-enabled: true", NULL};
     int rc = 0;
     if (opts->create_bucket) {
-        rc = s_simple(s, &r, "PUT", NULL, NULL, NULL);
+        rc = s_simple(s, &r, "PUT", NULL, NULL, opts->lock.seconds > 0 ? locked : NULL);
         if (rc == VB_EEXISTS || (r.s3_code && strcmp(r.s3_code, "BucketAlreadyOwnedByYou") == 0)) {
             vb_error_clear();
             rc = 0;
@@ -310,6 +399,8 @@ static int s_probe(s_s3_t *s, const vb_store_opts_t *opts)
         vb_error_set(rc, "%s (create it, or vbak repo init --create-bucket)", msg);
     }
     vb_s3_req_free(&r);
+    if (rc == 0 && opts->lock.seconds > 0 && (rc = s_check_lock(s)) == 0)
+        s->lock = opts->lock;
     return rc;
 }
 
@@ -361,10 +452,12 @@ static uint64_t s_iov_len(const struct iovec *iov, int iovcnt)
 static int s_put_single(s_s3_t *s, const char *key, const struct iovec *iov, int iovcnt,
                         uint64_t len, bool if_absent)
 {
-    const char *const absent[] = {"If-None-Match: *", NULL};
+    const char *headers[4] = {if_absent ? "If-None-Match: *" : NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
     vb_s3_req_t r = {.method = "PUT",
                      .key = key,
-                     .headers = if_absent ? absent : NULL,
+                     .headers = headers,
                      .iov = iov,
                      .iovcnt = iovcnt,
                      .body_len = len,
@@ -425,7 +518,10 @@ static int s_put_multipart(s_s3_t *s, const char *key, const struct iovec *iov, 
     if (rc != VB_ENOTFOUND)
         return rc;
     vb_error_clear();
-    if ((rc = s_simple(s, &r, "POST", key, "uploads=", NULL)) == 0)
+    const char *headers[3] = {NULL};
+    s_lockhdr_t lh;
+    s_lock_headers(s, &lh, headers);
+    if ((rc = s_simple(s, &r, "POST", key, "uploads=", headers)) == 0)
         rc = vb_s3_initiate_parse(r.resp.data, r.resp.len, &id);
     vb_s3_req_free(&r);
     if (rc)
@@ -589,16 +685,39 @@ static int s_list(void *state, const char *prefix, vb_store_list_fn fn, void *ar
 
 /* ---------- remove, move ---------- */
 
-static int s_remove(void *state, const char *name, time_t unless_since)
+/* HEAD before a removal: VB_EPOLICY while locked; *query "versionId=V" on a versioned bucket
+ * (a plain DELETE there only hides the object behind a marker), else "". */
+static int s_remove_check(s_s3_t *s, const char *key, time_t *mtime, char *query, size_t qsz)
 {
-    s_s3_t *s = state;
-    char key[S_KEY_MAX], cond[96];
-    vb_store_stat_t st;
-    s_key(s, name, key);
-    int rc = s_head(s, key, &st);
+    char vid[128 * 3];
+    vb_s3_req_t h = {0};
+    int rc = s_simple(s, &h, "HEAD", key, NULL, NULL);
+    *mtime = h.mtime;
+    query[0] = '\0';
+    if (rc == 0 && h.retain_until > time(NULL)) {
+        char date[32];
+        struct tm ut;
+        gmtime_r(&h.retain_until, &ut);
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &ut);
+        rc = vb_error_set(VB_EPOLICY, "%s key %s: under Object Lock until %s, kept",
+                          vb_s3_conn_where(s->conn), key, date);
+    }
+    if (rc == 0 && h.version_id[0] && (rc = vb_s3_escape(h.version_id, vid, sizeof vid)) == 0)
+        snprintf(query, qsz, "versionId=%s", vid);
+    vb_s3_req_free(&h);
+    return rc;
+}
+
+/* Removes the key's current version (the object, on a bucket without versions). */
+static int s_remove_current(s_s3_t *s, const char *key, time_t unless_since, bool *versioned)
+{
+    char cond[96], query[512];
+    time_t mtime = 0;
+    int rc = s_remove_check(s, key, &mtime, query, sizeof query);
+    *versioned = query[0] != '\0';
     if (rc)
         return rc;
-    if (unless_since && st.mtime >= unless_since)
+    if (unless_since && mtime >= unless_since)
         return vb_error_set(VB_EBUSY, "%s key %s: used since the cutoff, kept",
                             vb_s3_conn_where(s->conn), key);
     struct tm tm;
@@ -607,10 +726,43 @@ static int s_remove(void *state, const char *name, time_t unless_since)
     strftime(cond, sizeof cond, "x-amz-delete-if-unmodified-since: %Y-%m-%dT%H:%M:%SZ", &tm);
     const char *const headers[] = {cond, NULL};
     vb_s3_req_t r = {0};
-    rc = s_simple(s, &r, "DELETE", key, NULL, unless_since ? headers : NULL);
+    rc = s_simple(s, &r, "DELETE", key, *versioned ? query : NULL, unless_since ? headers : NULL);
     if (rc == VB_EEXISTS) /* 412: freshened between the HEAD and the DELETE */
         rc = vb_error_set(VB_EBUSY, "%s key %s: used since the cutoff, kept",
                           vb_s3_conn_where(s->conn), key);
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+/* On a versioned bucket, deleting the current version brings back the one before it (a
+ * freshen's copy leaves the older one): remove them all, newest first, as long as none is
+ * locked (an older version's lock ends before a newer one's). */
+static int s_remove(void *state, const char *name, time_t unless_since)
+{
+    s_s3_t *s = state;
+    char key[S_KEY_MAX];
+    s_key(s, name, key);
+    bool versioned = false;
+    int rc = s_remove_current(s, key, unless_since, &versioned);
+    for (int i = 0; rc == 0 && versioned && i < S_VERSIONS_MAX; i++) {
+        rc = s_remove_current(s, key, unless_since, &versioned);
+        if (rc == VB_ENOTFOUND) { /* no version left */
+            vb_error_clear();
+            return 0;
+        }
+    }
+    return rc;
+}
+
+static int s_hide(void *state, const char *name)
+{
+    s_s3_t *s = state;
+    char key[S_KEY_MAX];
+    s_key(s, name, key);
+    int rc = s_head(s, key, NULL);
+    vb_s3_req_t r = {0};
+    if (rc == 0)
+        rc = s_simple(s, &r, "DELETE", key, NULL, NULL);
     vb_s3_req_free(&r);
     return rc;
 }
@@ -716,6 +868,8 @@ const vb_store_ops_t vb_store_s3_ops = {
     .freshen = s_freshen,
     .list = s_list,
     .remove = s_remove,
+    .hide = s_hide,
+    .set_lock = s_set_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

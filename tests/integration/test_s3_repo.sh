@@ -146,6 +146,29 @@ for vm in $vms; do check_restore "$(rp_of "$job4" "$vm")" plain; done
   fail "the second repository is encrypted"
 pass "S3: an unencrypted repository restores byte-identical too"
 
+# Object Lock: vbak repo init makes the bucket with it and records the lock; refusals in one line
+locked="s3://vbak-lock/site?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
+out=$("$VBAK" repo init "$locked" --credentials "$creds" --create-bucket --object-lock 30s 2>&1) ||
+  fail "repo init --object-lock: $out"
+[[ $out == *"Object Lock compliance 30 s"* ]] || fail "repo init --object-lock says: $out"
+out=$("$VBAK" repo init "s3://vbak-lab/other?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION" \
+  --credentials "$creds" --object-lock 1 2>&1) && fail "a bucket without Object Lock was taken"
+[[ $out == *"bucket vbak-lab has no Object Lock"* && $(wc -l <<<"$out") == 1 ]] ||
+  fail "bucket without Object Lock: $out"
+[[ -z $(s3_keys other/) ]] || fail "the refused init wrote to the bucket"
+out=$("$VBAK" repo init "$TEST_DIR/lockdir" --object-lock 1 2>&1) && fail "a directory took a lock"
+[[ $out == *"Object Lock needs an S3 repository"* ]] || fail "directory with a lock: $out"
+rc=0
+out=$("$VBAK" repo init "$locked" --credentials "$creds" --object-lock 3x 2>&1) || rc=$?
+[[ $rc == 2 && $out == *"--object-lock DAYS"* ]] || fail "--object-lock 3x: $out"
+stats=$("$VBAK" repo stats "$locked" --credentials "$creds" --json) || fail "repo stats: $stats"
+[[ $(jq -c '[.object_lock.seconds, .object_lock.mode, .object_lock.locked_objects]' <<<"$stats") == '[30,"compliance",1]' ]] ||
+  fail "repo stats of a locked repository (only its config is written): $stats"
+[[ $(jq '.object_lock.earliest_unlock - now | floor' <<<"$stats") -le 30 ]] || fail "earliest unlock: $stats"
+"$VBAK" repo stats "$locked" --credentials "$creds" | grep -q '^locked  *1 object(s), 0.0 MiB, earliest unlock 20' ||
+  fail "repo stats text lacks the locked line"
+pass "S3: repo init --object-lock makes a locked bucket; a bucket without it and a directory are refused in one line"
+
 # the secret key: nowhere but the credentials file
 secret=$VB_RGW_SECRET_KEY
 [[ -n $(ls "$TEST_DIR/wire") ]] || fail "no wire trace was written"

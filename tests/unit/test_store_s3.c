@@ -4,6 +4,8 @@
  * endpoint elsewhere than loopback, a credentials file others can read): each one clear line
  * naming the endpoint and bucket, nothing written, no secret in it. The store contract shared with
  * the POSIX store is test_store.c's (its S3 rows). */
+#include "repo/gc.h"
+#include "repo/repo.h"
 #include "repo/s3req.h"
 #include "repo/store.h"
 
@@ -19,8 +21,9 @@ typedef struct {
     vb_store_opts_t opts;
 } s_env_t;
 
-/* A fresh bucket (made by the open) and a location for it with `extra` query parameters. */
-static vb_store_t *s_open(s_env_t *e, const char *extra)
+/* A fresh bucket (made by the open, with Object Lock when lock_s > 0) and a location for it
+ * with `extra` query parameters. */
+static vb_store_t *s_open_lock(s_env_t *e, const char *extra, int64_t lock_s)
 {
     e->tmp = tu_tmpdir();
     tu_rgw_load(&e->g);
@@ -28,10 +31,16 @@ static vb_store_t *s_open(s_env_t *e, const char *extra)
     tu_rgw_bucket(e->bucket, sizeof e->bucket);
     snprintf(e->loc, sizeof e->loc, "s3://%s/pfx?endpoint=%s&region=%s%s", e->bucket, e->g.endpoint,
              e->g.region, extra ? extra : "");
-    e->opts = (vb_store_opts_t){.credentials_file = e->creds, .create_bucket = true};
+    e->opts = (vb_store_opts_t){.credentials_file = e->creds, .create_bucket = true,
+                                .lock = {.seconds = lock_s}};
     vb_store_t *st = vb_store_open_opts(e->loc, true, &e->opts);
     cr_assert_not_null(st, "open %s: %s", e->loc, vb_error_msg());
     return st;
+}
+
+static vb_store_t *s_open(s_env_t *e, const char *extra)
+{
+    return s_open_lock(e, extra, 0);
 }
 
 static int s_count(void *arg, const char *name, const vb_store_stat_t *st)
@@ -359,5 +368,208 @@ Test(store_s3, locations_and_credentials_files_that_are_refused)
     cr_assert(strstr(vb_error_msg(), "chmod 600"), "%s", vb_error_msg());
     cr_assert_null(vb_store_open(e.loc, false));
     cr_assert(strstr(vb_error_msg(), "repository_credentials_file"), "%s", vb_error_msg());
+    tu_rmrf(e.tmp);
+}
+
+/* ---------- Object Lock ---------- */
+
+#define S_LOCK_S 3 /* seconds of retention in these tests */
+
+/* A client of the bucket that goes around the store, as an attacker with the keys would. */
+static vb_s3_conn_t *s_raw(const s_env_t *e)
+{
+    vb_s3_conn_params_t p = {.endpoint = e->g.endpoint, .bucket = e->bucket,
+                             .region = e->g.region, .access_key = e->g.access,
+                             .secret_key = e->g.secret};
+    vb_s3_conn_t *c = vb_s3_conn_new(&p);
+    cr_assert_not_null(c, "%s", vb_error_msg());
+    return c;
+}
+
+/* method key[?versionId=vid]: the result; *version_out (when given) the answer's version id. */
+static int s_raw_req(vb_s3_conn_t *c, const char *method, const char *key, const char *vid,
+                     void *buf, size_t cap, char *version_out)
+{
+    char q[512] = "";
+    if (vid)
+        snprintf(q, sizeof q, "versionId=%s", vid);
+    vb_s3_req_t r = {.method = method, .key = key, .query = vid ? q : NULL, .dst = buf,
+                     .cap = cap};
+    int rc = vb_s3_request(c, &r);
+    if (version_out)
+        snprintf(version_out, 128, "%s", r.version_id);
+    vb_s3_req_free(&r);
+    return rc;
+}
+
+/* Removes `name` as soon as its lock lets it (polling; bounded well past the lock). */
+static int s_remove_when_unlocked(vb_store_t *st, const char *name)
+{
+    int rc;
+    time_t give_up = time(NULL) + S_LOCK_S + 30;
+    while ((rc = vb_store_remove(st, name, 0)) == VB_EPOLICY && time(NULL) < give_up)
+        usleep(200 * 1000);
+    return rc;
+}
+
+Test(store_s3, object_lock_a_locked_object_outlives_every_deletion_until_its_lock_ends)
+{
+    s_env_t e;
+    vb_store_t *st = s_open_lock(&e, NULL, S_LOCK_S);
+    time_t t0 = time(NULL);
+    cr_assert_eq(vb_store_put(st, "packs/a", "locked a", 8, 0), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_store_put(st, "packs/b", "locked b", 8, 0), 0, "%s", vb_error_msg());
+    vb_store_stat_t ss;
+    cr_assert_eq(vb_store_stat(st, "packs/a", &ss), 0, "%s", vb_error_msg());
+    cr_assert(ss.retain_until >= t0 + S_LOCK_S - 1 && ss.retain_until <= time(NULL) + S_LOCK_S + 1,
+              "retain-until %lld for a lock of %d s from %lld", (long long)ss.retain_until,
+              S_LOCK_S, (long long)t0);
+
+    /* the store refuses, naming the lock, and changes nothing */
+    cr_assert_eq(vb_store_remove(st, "packs/a", 0), VB_EPOLICY);
+    cr_assert(strstr(vb_error_msg(), "under Object Lock until"), "%s", vb_error_msg());
+    cr_assert(vb_store_exists(st, "packs/a"));
+
+    /* an attacker with the keys: deleting the version is refused by the server (403) */
+    vb_s3_conn_t *c = s_raw(&e);
+    char vid[128], marker[128];
+    cr_assert_eq(s_raw_req(c, "HEAD", "pfx/packs/a", NULL, NULL, 0, vid), 0);
+    cr_assert(vid[0], "a bucket with Object Lock is versioned");
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", vid, NULL, 0, NULL), VB_EAUTH,
+                 "a locked version was deleted: %s", vb_error_msg());
+    /* a DELETE without versionId only adds a delete marker: hidden, the bytes are still there */
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", NULL, NULL, 0, marker), 0);
+    cr_assert(!vb_store_exists(st, "packs/a"), "hidden by the delete marker");
+    char buf[64] = "";
+    cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/a", vid, buf, sizeof buf, NULL), 0,
+                 "%s", vb_error_msg());
+    cr_assert_str_eq(buf, "locked a");
+    /* and deleting the marker (by its version id) brings the object back */
+    cr_assert(marker[0]);
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", marker, NULL, 0, NULL), 0,
+                 "%s", vb_error_msg());
+    cr_assert(vb_store_exists(st, "packs/a"), "back once the marker is gone");
+
+    /* a freshen (what a backup re-using the object does) locks it anew from then */
+    while (time(NULL) <= ss.retain_until - S_LOCK_S + 1)
+        usleep(100 * 1000);
+    cr_assert_eq(vb_store_freshen(st, "packs/a"), 0, "%s", vb_error_msg());
+    vb_store_stat_t fresh;
+    cr_assert_eq(vb_store_stat(st, "packs/a", &fresh), 0, "%s", vb_error_msg());
+    cr_assert(fresh.retain_until > ss.retain_until,
+              "retain-until %lld after a freshen, %lld before", (long long)fresh.retain_until,
+              (long long)ss.retain_until);
+
+    /* once the lock has ended, remove deletes the version itself, not just hides it */
+    cr_assert_eq(s_raw_req(c, "HEAD", "pfx/packs/b", NULL, NULL, 0, vid), 0);
+    cr_assert_eq(s_remove_when_unlocked(st, "packs/b"), 0, "%s", vb_error_msg());
+    cr_assert(time(NULL) >= t0 + S_LOCK_S - 1, "removed before its lock ended");
+    cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/b", vid, buf, sizeof buf, NULL), VB_ENOTFOUND,
+                 "the version is still there: only hidden");
+    /* a freshened object has two versions: removing it removes both (none comes back) */
+    cr_assert_eq(s_remove_when_unlocked(st, "packs/a"), 0, "%s", vb_error_msg());
+    cr_assert(!vb_store_exists(st, "packs/a"), "an older version came back after the remove");
+    vb_s3_conn_destroy(&c);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+Test(store_s3, object_lock_on_a_bucket_without_it_is_refused_in_one_line)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL); /* a bucket made without Object Lock */
+    vb_store_destroy(&st);
+    vb_store_opts_t o = {.credentials_file = e.creds, .lock = {.seconds = 30}};
+    cr_assert_null(vb_store_open_opts(e.loc, false, &o));
+    cr_assert_eq(vb_error_code(), VB_EPOLICY);
+    s_assert_line(&e, e.g.endpoint, "has no Object Lock");
+    tu_rmrf(e.tmp);
+}
+
+static int s_count_under(vb_store_t *st, const char *prefix)
+{
+    size_t n = 0;
+    cr_assert_eq(vb_store_list(st, prefix, s_count, &n), 0, "%s", vb_error_msg());
+    return (int)n;
+}
+
+/* Garbage collection of a repository under Object Lock: a dead pack still locked is kept and
+ * reported with the end of its lock, stays readable, and a later collection after the lock
+ * ended deletes it. */
+Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes_it)
+{
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL); /* for the credentials and a bucket name */
+    vb_store_destroy(&st);
+    tu_rgw_bucket(e.bucket, sizeof e.bucket); /* a new bucket, made with Object Lock */
+    snprintf(e.loc, sizeof e.loc, "s3://%s/repo?endpoint=%s&region=%s", e.bucket, e.g.endpoint,
+             e.g.region);
+    vb_repo_params_t p = {.chunk_size = 64 * 1024,
+                          .store = {.credentials_file = e.creds, .create_bucket = true,
+                                    .lock = {.seconds = S_LOCK_S}}};
+    cr_assert_eq(vb_repo_init(e.loc, &p), 0, "%s", vb_error_msg());
+    vb_store_opts_t so = {.credentials_file = e.creds};
+    vb_repo_t *r = vb_repo_open_opts(e.loc, NULL, &so); /* the lock comes from the config */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    static uint8_t data[2][64 * 1024], back[64 * 1024];
+    vb_digest_t d[2];
+    for (int i = 0; i < 2; i++) { /* two tasks: two packs, two index objects */
+        tu_fill_random(data[i], sizeof data[i], 7 + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data[i], sizeof data[i], &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_put(w, &d[i], data[i], sizeof data[i], NULL), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    }
+    st = vb_repo_store(r);
+    vb_store_stat_t ss;
+    cr_assert_eq(vb_store_stat(st, "config", &ss), 0);
+    cr_assert(ss.retain_until > 0, "the config object is locked too");
+    cr_assert_eq(s_count_under(st, "packs/"), 2);
+    cr_assert_eq(s_count_under(st, "index/"), 2);
+    vb_repo_stats_t rs;
+    cr_assert_eq(vb_repo_stats(r, &rs), 0, "%s", vb_error_msg());
+    cr_assert_eq(rs.lock.seconds, S_LOCK_S);
+    cr_assert_eq(rs.locked_objects, 5, "config, 2 packs and 2 index objects: %llu",
+                 (unsigned long long)rs.locked_objects);
+    cr_assert(rs.locked_bytes > rs.stored_bytes, "%llu locked bytes",
+              (unsigned long long)rs.locked_bytes);
+    cr_assert(rs.earliest_unlock == ss.retain_until, "earliest unlock %lld, config's %lld",
+              (long long)rs.earliest_unlock, (long long)ss.retain_until);
+
+    /* no restore point references the chunks: the packs are dead, but locked; the two index
+     * objects, locked too, are merged into one (the old ones hidden) */
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.packs_locked, 2);
+    cr_assert_eq(gs.packs.packs_deleted, 0);
+    cr_assert(gs.packs.locked_until > time(NULL) - 2 && gs.packs.locked_until <= time(NULL) + 30,
+              "locked until %lld", (long long)gs.packs.locked_until);
+    cr_assert_eq(s_count_under(st, "packs/"), 2, "a locked pack was removed");
+    cr_assert_eq(s_count_under(st, "index/"), 1, "the index objects were not merged");
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    r = vb_repo_open_opts(e.loc, NULL, &so); /* reads the merged index */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    st = vb_repo_store(r);
+    w = vb_repo_worker_new(r);
+    for (int i = 0; i < 2; i++) {
+        size_t got = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, sizeof back, &got), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(memcmp(back, data[i], sizeof back), 0);
+    }
+
+    /* a later collection, once the lock has ended, deletes it */
+    time_t give_up = time(NULL) + S_LOCK_S + 30;
+    while (time(NULL) <= gs.packs.locked_until && time(NULL) < give_up)
+        usleep(200 * 1000);
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.packs_locked, 0);
+    cr_assert_eq(gs.packs.packs_deleted, 2);
+    cr_assert_eq(s_count_under(st, "packs/"), 0);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
     tu_rmrf(e.tmp);
 }
