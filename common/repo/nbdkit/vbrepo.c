@@ -182,7 +182,7 @@ static int s_config_complete(void)
     }
     s.worker_key_made = true;
     if (!(s.repo = vb_repo_open_opts(s.repo_path, s.key_file,
-                                     &(vb_store_opts_t){s.credentials_file, false}))) {
+                                     &(vb_store_opts_t){.credentials_file = s.credentials_file}))) {
         nbdkit_error("repository %s: %s", s.repo_path, vb_error_msg());
         return -1;
     }
