@@ -94,7 +94,8 @@ static int s_init_repo(const s_create_opts_t *o, const char *dir, char *key_file
     vb_repo_params_t params = {.chunk_size = (uint32_t)o->chunk_size,
                                .compression_level = 3,
                                .key_file = o->encrypt ? key_file : NULL,
-                               .store = {o->repo_creds[0] ? o->repo_creds : NULL, true},
+                               .store = {.credentials_file = o->repo_creds[0] ? o->repo_creds : NULL,
+                                         .create_bucket = true},
                                .format = (int)o->format};
     return vb_repo_init(o->repository ? o->repository : path, &params);
 }

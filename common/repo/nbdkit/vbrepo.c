@@ -407,4 +407,6 @@ static struct nbdkit_plugin s_plugin = {
     .errno_is_preserved = 1,
 };
 
+/* The entry point the macro below defines (declared first for -Wmissing-prototypes). */
+struct nbdkit_plugin *plugin_init(void);
 NBDKIT_REGISTER_PLUGIN(s_plugin)
