@@ -77,6 +77,29 @@ save_content() {
 # backup_json ARGS...: runs a backup with --wait --json and prints the finished job
 backup_json() { "$VBAK" backup "$@" --wait --json; }
 
+# full_incremental_round: every VM of the site backed up full (disks saved as expect/full), 5 % of
+# each changed, backed up again (expect/incr); each VM's second backup must be an incremental and
+# both restore points must restore byte-identical and the incremental verify clean. Sets vms,
+# job1 and job2 (the finished jobs' JSON).
+full_incremental_round() {
+  vms=$(site_json | jq -r '.vms[].name')
+  save_content full
+  job1=$(backup_json --all)
+  [[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
+  local vm
+  for vm in $vms; do "$VBAK" lab mutate "$SITE" "$vm" --percent 5 >/dev/null; done
+  save_content incr
+  job2=$(backup_json --all)
+  [[ $(jq -r .state <<<"$job2") == succeeded ]] || fail "incremental backup: $job2"
+  for vm in $vms; do
+    [[ $(jq -r --arg vm "$vm" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$job2") == incremental ]] \
+      || fail "$vm: second backup not incremental"
+    check_restore "$(rp_of "$job1" "$vm")" full
+    check_restore "$(rp_of "$job2" "$vm")" incr
+    "$VBAK" verify "$(rp_of "$job2" "$vm")" >/dev/null || fail "verify of $vm's incremental"
+  done
+}
+
 # rp_of JOB_JSON VM: the restore point the job made for VM
 rp_of() { jq -r --arg vm "$2" '.vm_details[] | select(.vm == $vm) | .restore_point' <<<"$1"; }
 

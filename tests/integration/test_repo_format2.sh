@@ -18,22 +18,7 @@ rm -rf "$SITE/repo"
   | grep -q "format 2, packs of 4 MiB" || fail "repo init --format 2"
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "two agents online" has_count online 2
-vms=$(site_json | jq -r '.vms[].name')
-
-save_content full
-job1=$(backup_json --all)
-[[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
-for vm in $vms; do "$VBAK" lab mutate "$SITE" "$vm" --percent 5 >/dev/null; done
-save_content incr
-job2=$(backup_json --all)
-[[ $(jq -r .state <<<"$job2") == succeeded ]] || fail "incremental backup: $job2"
-for vm in $vms; do
-  [[ $(jq -r --arg vm "$vm" '.vm_details[] | select(.vm == $vm) | .mode' <<<"$job2") == incremental ]] \
-    || fail "$vm: second backup not incremental"
-  check_restore "$(rp_of "$job1" "$vm")" full
-  check_restore "$(rp_of "$job2" "$vm")" incr
-  "$VBAK" verify "$(rp_of "$job2" "$vm")" >/dev/null || fail "verify of $vm's incremental"
-done
+full_incremental_round
 pass "format 2: full and incremental restore byte-identical and verify, encrypted"
 
 # the repository describes its restore points: a catalog rebuilt from it alone lists the same
