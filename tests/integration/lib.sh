@@ -74,6 +74,15 @@ save_content() {
     done
 }
 
+# flip_byte FILE OFFSET: inverts the byte at OFFSET (a fixed byte written there would leave it as
+# it was once in 256 runs, and the damage a test expects would not be there)
+flip_byte() {
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  [[ -n $b ]] || fail "flip_byte: $1 has no byte at $2"
+  printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 # backup_json ARGS...: runs a backup with --wait --json and prints the finished job
 backup_json() { "$VBAK" backup "$@" --wait --json; }
 

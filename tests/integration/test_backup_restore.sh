@@ -170,7 +170,7 @@ rp=$(rp_of "$job2" vm-vmfs-01)
 # flip one byte in every chunk file: every chunk of the restore point is now corrupt
 find "$SITE/repo/chunks" -type f -size +1k -print0 |
   while IFS= read -r -d '' chunk; do
-    printf '\xff' | dd of="$chunk" bs=1 seek=200 conv=notrunc status=none
+    flip_byte "$chunk" 200
   done
 nchunks=$("$VBAK" restore-point show "$rp" --json | jq '[.disks[].chunk_count] | add')
 if out=$("$VBAK" verify "$rp" --json); then fail "verify missed corrupt chunks"; fi

@@ -116,7 +116,7 @@ pass "an index deleted: verify names the missing chunks, repair-index rebuilds i
 vm2=$(tail -1 <<<"$vms")
 rp=$(rp_of "$job4" "$vm2")
 find "$SITE/repo/packs" -type f -print0 | # the first chunk of every pack (a pack starts with one)
-  while IFS= read -r -d '' p; do printf '\xff' | dd of="$p" bs=1 seek=200 conv=notrunc status=none; done
+  while IFS= read -r -d '' p; do flip_byte "$p" 200; done
 if out=$("$VBAK" verify "$rp" --json); then fail "verify missed a flipped byte in a pack"; fi
 jq -e '.ok == false and .bad_chunks > 0 and .bad_chunks == (.bad | length) and
        all(.bad[]; (.offset | type) == "number" and .quarantined == true)' <<<"$out" >/dev/null \
@@ -174,7 +174,7 @@ pass "a damaged pack stops GC with its name, and nothing is removed"
 
 # an index object damaged: verify --repo names it beside the truncated pack
 idx=$(find "$SITE/repo/index" -type f | sort | head -1)
-printf 'X' | dd of="$idx" bs=1 seek=20 conv=notrunc 2>/dev/null
+flip_byte "$idx" 20
 if out=$("$VBAK" verify --repo "$SITE/repo" --json); then fail "verify --repo passed with a damaged index object: $out"; fi
 [[ $(jq -r --arg o "${idx#"$SITE/repo/"}" '.damaged[] | select(.object == $o) | .problem' <<<"$out") == *"checksum mismatch"* ]] \
   || fail "verify --repo --json does not name the index object: $out"

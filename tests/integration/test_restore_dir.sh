@@ -108,7 +108,7 @@ grep -q "warning: disk fcd-01 / fcd-01 opened with 0 bytes, fewer than its capac
 pass "a disk whose file holds fewer bytes than its capacity is a warning on its task"
 
 # ---- a corrupt chunk in the third window: the error names the absolute disk offset
-printf '\xff' | dd of="$chunk" bs=1 seek=40 conv=notrunc status=none
+flip_byte "$chunk" 40
 out2="$TEST_DIR/out2"
 if r=$("$VBAK" restore "$rp" --to-dir "$out2" --wait --json); then fail "a corrupt chunk restored: $r"; fi
 err=$(jq -r .error <<<"$r")
