@@ -14,6 +14,7 @@
 #include "repo/index.h"
 #include "repo/repo.h"
 #include "wire.h"
+#include "wire_check.h"
 
 typedef struct {
     zframe_t *assign;
@@ -268,25 +269,13 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
 static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_t *disk,
                          s_outcome_t *o)
 {
-    if (a->n_extents != 1 || !a->chunk_size)
-        return vb_error_set(VB_EPROTO, "a restore task needs exactly one extent and a chunk size");
-    uint64_t base = a->extents[0]->offset, len = a->extents[0]->length;
-    uint64_t chunks = (len + a->chunk_size - 1) / a->chunk_size;
-    if (base % a->chunk_size || chunks != a->n_digests || base + len > a->capacity)
-        return vb_error_set(VB_EPROTO, "restore task %llu: extent and digests do not match",
-                            (unsigned long long)a->task_id);
+    uint64_t base = a->extents[0]->offset, len = a->extents[0]->length; /* vb_wire_check_assign */
     vb_index_t *index = vb_index_new(a->disk_key, len, a->chunk_size, NULL);
     if (!index)
         return VB_ENOMEM;
-    for (size_t i = 0; i < a->n_digests; i++) {
+    for (size_t i = 0; i < a->n_digests; i++)
         if (a->digests[i].len == VB_DIGEST_LEN)
             memcpy(index->digests[i].b, a->digests[i].data, VB_DIGEST_LEN);
-        else if (a->digests[i].len != 0) {
-            vb_index_destroy(&index);
-            return vb_error_set(VB_EPROTO, "restore task: a digest of %zu bytes",
-                                a->digests[i].len);
-        }
-    }
     vb_repo_t *repo = vb_repo_open_opts(
         a->repository, env->repository_key_file,
         &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
@@ -313,8 +302,9 @@ static void s_run(const Vbak__TaskAssign *a, const vb_task_env_t *env, s_outcome
     vb_disk_conn_t *conn = NULL;
     vb_disk_t *disk = NULL;
     int rc = 0;
-    if (a->n_routes == 0) {
-        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, "the task names no way to the disk");
+    if ((rc = vb_wire_check_assign(a)) != 0) {
+        s_set_error(o, VBAK__TASK_STATUS__TASK_STATUS_FAILED, NULL);
+        o->result.permanent = true;
         return;
     }
     if (a->kind == VBAK__TASK_KIND__TASK_KIND_RESTORE && a->create_destination &&

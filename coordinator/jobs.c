@@ -13,6 +13,7 @@
 #include "policy/explain.h"
 #include "timefmt.h"
 #include "wire.h"
+#include "wire_check.h"
 
 int64_t jb_now(void)
 {
@@ -911,18 +912,11 @@ static int s_take_chunks(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *
 {
     jb_disk_t *d = t->disk;
     uint32_t chunk = vb_repo_chunk_size(self->repo);
-    if (r->n_chunks != t->chunks_expected)
-        return vb_error_set(VB_EPROTO, "result has %zu chunks, the task covers %llu", r->n_chunks,
-                            (unsigned long long)t->chunks_expected);
-    uint64_t prev = 0;
-    for (size_t i = 0; i < r->n_chunks; i++) {
-        const Vbak__ChunkRef *c = r->chunks[i];
-        if (c->offset % chunk || c->offset < t->offset || c->offset >= t->offset + t->length ||
-            (i && c->offset <= prev) || (c->digest.len != 0 && c->digest.len != VB_DIGEST_LEN))
-            return vb_error_set(VB_EPROTO, "result chunk %zu (offset %llu) does not fit the task",
-                                i, (unsigned long long)c->offset);
-        prev = c->offset;
-    }
+    vb_wire_window_t w = {.chunk_size = chunk, .offset = t->offset, .length = t->length,
+                          .chunks_expected = t->chunks_expected};
+    int rc = vb_wire_check_result_chunks(r, &w);
+    if (rc)
+        return rc;
     if (d->nresults + r->n_chunks > d->cap) {
         size_t cap = d->cap ? d->cap : 64;
         while (cap < d->nresults + r->n_chunks)

@@ -7,6 +7,7 @@
 #include "catalog_json.h"
 #include "keys.h"
 #include "log.h"
+#include "wire_check.h"
 
 typedef struct {
     vb_agent_record_t rec;
@@ -104,24 +105,10 @@ static vb_agent_record_t s_facts_view(const Vbak__AgentFacts *facts, const char 
 
 static int s_check_facts(vb_registry_t *self, const Vbak__AgentFacts *facts)
 {
-    if (!facts || !facts->name || !*facts->name || strlen(facts->name) > 64) {
+    int rc = vb_wire_check_facts(facts);
+    if (rc)
         self->counters.refused_facts++;
-        return vb_error_set(VB_EINVAL, "an agent must give a name of 1 to 64 characters");
-    }
-    for (const char *p = facts->name; *p; p++) {
-        if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') || ('0' <= *p && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.')) {
-            self->counters.refused_facts++;
-            return vb_error_set(VB_EINVAL, "agent name '%s' has characters other than letters, "
-                                           "digits, '-', '_' and '.'", facts->name);
-        }
-    }
-    if (facts->slots < 1 || facts->slots > 1024) {
-        self->counters.refused_facts++;
-        return vb_error_set(VB_EINVAL, "agent '%s' offers %u task slots (1 to 1024)", facts->name,
-                            facts->slots);
-    }
-    return 0;
+    return rc;
 }
 
 static void s_set_connection(s_agent_t *a, zframe_t *routing_id, int64_t now_ms)
