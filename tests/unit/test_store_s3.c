@@ -4,6 +4,10 @@
  * endpoint elsewhere than loopback, a credentials file others can read): each one clear line
  * naming the endpoint and bucket, nothing written, no secret in it. The store contract shared with
  * the POSIX store is test_store.c's (its S3 rows). */
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
 #include "repo/gc.h"
 #include "repo/repo.h"
 #include "repo/s3req.h"
@@ -571,5 +575,83 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
     cr_assert_eq(s_count_under(st, "packs/"), 0);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+    tu_rmrf(e.tmp);
+}
+
+/* vbak-tcpproxy (built beside this test) in front of the RGW; its endpoint in `ep`. SIGUSR2 to
+ * the pid it returns makes it drop the server's next answer and reset the connection. */
+static pid_t s_proxy_start(const s_env_t *e, char *ep, size_t epsz)
+{
+    char exe[4096], proxy[4200], port_file[4200], port[16] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(proxy, sizeof proxy, "%s/vbak-tcpproxy", exe);
+    snprintf(port_file, sizeof port_file, "%s/proxy.port", e->tmp);
+    const char *to = strstr(e->g.endpoint, "://") + 3;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* it goes when the test does, whatever its outcome */
+        execl(proxy, proxy, "--to", to, "--port-file", port_file, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500 && !port[0]; i++) { /* up to 5 s for it to listen */
+        FILE *f = fopen(port_file, "r");
+        if (!f || !fgets(port, sizeof port, f))
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        if (f)
+            fclose(f);
+    }
+    cr_assert(port[0], "%s did not listen", proxy);
+    port[strcspn(port, "\n")] = '\0';
+    snprintf(ep, epsz, "http://127.0.0.1:%s", port);
+    return pid;
+}
+
+static void s_proxy_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* A put-if-absent whose answer is lost is retried; the retry gets 412 (the first attempt made the
+ * object): that is success when the object's content is ours, and "exists" when it is not. */
+Test(store_s3, a_conditional_put_whose_answer_was_lost_succeeds_when_the_object_is_ours)
+{
+    s_env_t e;
+    vb_store_t *direct = s_open(&e, NULL);
+    char ep[300], loc[8192];
+    pid_t proxy = s_proxy_start(&e, ep, sizeof ep);
+    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=%s&region=%s", e.bucket, ep, e.g.region);
+    vb_store_t *st = vb_store_open_opts(loc, false, &e.opts);
+    cr_assert_not_null(st, "open %s: %s", loc, vb_error_msg());
+
+    s_capture_t cap;
+    s_capture_begin(&cap, e.tmp);
+    kill(proxy, SIGUSR2);
+    int rc = vb_store_put(st, "packs/ours", "our bytes", 9, 0);
+    size_t retries = s_capture_retries(&cap);
+    cr_assert_eq(rc, 0, "the lost answer's object is ours: %s", vb_error_msg());
+    cr_assert_eq(retries, 1, "the lost answer was retried once (%zu)", retries);
+    char back[32];
+    size_t len = 0;
+    cr_assert_eq(vb_store_get(direct, "packs/ours", back, sizeof back, &len), 0);
+    cr_assert(len == 9 && memcmp(back, "our bytes", 9) == 0);
+
+    s_capture_begin(&cap, e.tmp);
+    kill(proxy, SIGUSR2);
+    rc = vb_store_put(st, "packs/ours", "not these", 9, 0);
+    retries = s_capture_retries(&cap);
+    cr_assert_eq(rc, VB_EEXISTS, "another writer's object is not ours: %d %s", rc, vb_error_msg());
+    cr_assert_eq(retries, 1, "the lost 412 was retried once (%zu)", retries);
+    cr_assert_eq(vb_store_put(st, "packs/ours", "our bytes", 9, 0), VB_EEXISTS,
+                 "without a lost answer, 412 is 'exists' even for the same bytes");
+    cr_assert_eq(vb_store_get(direct, "packs/ours", back, sizeof back, &len), 0);
+    cr_assert(len == 9 && memcmp(back, "our bytes", 9) == 0, "the first writer's bytes stay");
+    vb_store_destroy(&st);
+    vb_store_destroy(&direct);
+    s_proxy_stop(proxy);
     tu_rmrf(e.tmp);
 }
