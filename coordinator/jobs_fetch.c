@@ -17,7 +17,7 @@ typedef struct {
 
 struct vb_jobs_fetch {
     char *repository, *key_file, *credentials_file; /* set when the engine had none open */
-    vb_repo_t *borrowed;                             /* else the engine's (outlives the worker) */
+    vb_repo_t *borrowed;                            /* else the engine's (outlives the worker) */
     s_fetched_t *indexes;
     size_t nindexes;
     vb_repo_t *repo; /* opened on the worker */

@@ -560,6 +560,13 @@ static int s_set_lock(void *state, const vb_store_lock_t *lock)
     return 0;
 }
 
+static int s_extend_lock(void *state, const char *name)
+{
+    (void)state;
+    (void)name;
+    return vb_error_set(VB_EUNSUPPORTED, "Object Lock needs an S3 repository, not a directory");
+}
+
 static int s_move(void *state, const char *from, const char *to)
 {
     s_posix_t *p = state;
@@ -608,6 +615,7 @@ const vb_store_ops_t vb_store_posix_ops = {
     .remove = s_remove,
     .hide = s_hide,
     .set_lock = s_set_lock,
+    .extend_lock = s_extend_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

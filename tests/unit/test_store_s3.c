@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "repo/gc.h"
+#include "repo/index.h"
 #include "repo/repo.h"
 #include "repo/s3req.h"
 #include "repo/store.h"
@@ -497,24 +498,34 @@ static int s_count_under(vb_store_t *st, const char *prefix)
     return (int)n;
 }
 
+/* A new repository (64 KiB chunks) in a new bucket made with Object Lock of lock_s seconds, opened
+ * (the lock comes from its config). */
+static vb_repo_t *s_locked_repo(s_env_t *e, int64_t lock_s)
+{
+    vb_store_t *st = s_open(e, NULL); /* for the credentials and a bucket name */
+    vb_store_destroy(&st);
+    tu_rgw_bucket(e->bucket, sizeof e->bucket);
+    snprintf(e->loc, sizeof e->loc, "s3://%s/repo?endpoint=%s&region=%s", e->bucket,
+             e->g.endpoint, e->g.region);
+    vb_repo_params_t p = {.chunk_size = 64 * 1024,
+                          .store = {.credentials_file = e->creds, .create_bucket = true,
+                                    .lock = {.seconds = lock_s}}};
+    cr_assert_eq(vb_repo_init(e->loc, &p), 0, "%s", vb_error_msg());
+    vb_store_opts_t so = {.credentials_file = e->creds};
+    vb_repo_t *r = vb_repo_open_opts(e->loc, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
 /* Garbage collection of a repository under Object Lock: a dead pack still locked is kept and
  * reported with the end of its lock, stays readable, and a later collection after the lock
  * ended deletes it. */
 Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes_it)
 {
     s_env_t e;
-    vb_store_t *st = s_open(&e, NULL); /* for the credentials and a bucket name */
-    vb_store_destroy(&st);
-    tu_rgw_bucket(e.bucket, sizeof e.bucket); /* a new bucket, made with Object Lock */
-    snprintf(e.loc, sizeof e.loc, "s3://%s/repo?endpoint=%s&region=%s", e.bucket, e.g.endpoint,
-             e.g.region);
-    vb_repo_params_t p = {.chunk_size = 64 * 1024,
-                          .store = {.credentials_file = e.creds, .create_bucket = true,
-                                    .lock = {.seconds = S_LOCK_S}}};
-    cr_assert_eq(vb_repo_init(e.loc, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = s_locked_repo(&e, S_LOCK_S);
+    vb_store_t *st;
     vb_store_opts_t so = {.credentials_file = e.creds};
-    vb_repo_t *r = vb_repo_open_opts(e.loc, NULL, &so); /* the lock comes from the config */
-    cr_assert_not_null(r, "%s", vb_error_msg());
     vb_repo_worker_t *w = vb_repo_worker_new(r);
     static uint8_t data[2][64 * 1024], back[64 * 1024];
     vb_digest_t d[2];
@@ -573,6 +584,67 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
     cr_assert_eq(gs.packs.packs_locked, 0);
     cr_assert_eq(gs.packs.packs_deleted, 2);
     cr_assert_eq(s_count_under(st, "packs/"), 0);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(e.tmp);
+}
+
+static int s_name_of(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    snprintf(arg, VB_STORE_NAME_MAX + 1, "%s", name);
+    return 1;
+}
+
+#define S_EXTEND_LOCK_S 6 /* the lock of the extension test: extended within its last 3 s */
+
+/* A collection extends the lock of a pack a restore point still needs once it ends within half
+ * the lock period (one request, counted in the stats); sooner it sends none. The pack then
+ * outlives its first lock: a deletion after that is still refused. */
+Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
+{
+    s_env_t e;
+    vb_repo_t *r = s_locked_repo(&e, S_EXTEND_LOCK_S);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    static uint8_t data[64 * 1024];
+    vb_digest_t d;
+    tu_fill_random(data, sizeof data, 11);
+    cr_assert_eq(vb_repo_digest(w, data, sizeof data, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, data, sizeof data, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    vb_index_t *idx = vb_index_new("2000", sizeof data, sizeof data, NULL);
+    cr_assert_not_null(idx);
+    idx->digests[0] = d; /* a restore point's disk index: the pack is live */
+    cr_assert_eq(vb_index_write(r, "live", idx), 0, "%s", vb_error_msg());
+    vb_index_destroy(&idx);
+    vb_store_t *st = vb_repo_store(r);
+    char pack[VB_STORE_NAME_MAX + 1] = "";
+    cr_assert_eq(vb_store_list(st, "packs/", s_name_of, pack), 0);
+    vb_store_stat_t first, now;
+    cr_assert_eq(vb_store_stat(st, pack, &first), 0, "%s", vb_error_msg());
+
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 0, "a lock far from its end is left alone");
+    cr_assert_eq(vb_store_stat(st, pack, &now), 0);
+    cr_assert_eq(now.retain_until, first.retain_until);
+
+    while (time(NULL) < first.retain_until - 2) /* within the last half of the lock */
+        usleep(100 * 1000);
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 1, "%llu", (unsigned long long)gs.packs.locks_extended);
+    cr_assert_eq(gs.packs.locks_due, 0);
+    cr_assert_eq(gs.packs.packs_deleted, 0);
+    cr_assert_eq(vb_store_stat(st, pack, &now), 0);
+    cr_assert(now.retain_until >= time(NULL) + S_EXTEND_LOCK_S - 2,
+              "extended until %lld, now %lld", (long long)now.retain_until, (long long)time(NULL));
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 0, "an extended lock is not extended again at once");
+
+    while (time(NULL) <= first.retain_until) /* past the lock the pack was written with */
+        usleep(100 * 1000);
+    cr_assert_eq(vb_store_remove(st, pack, 0), VB_EPOLICY, "a live pack lost its lock: %s",
+                 vb_error_msg());
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
     tu_rmrf(e.tmp);
