@@ -52,6 +52,10 @@ const vb_conf_key_t vb_agent_config_table[] = {
      "1000", 50, 60000, false, "heartbeat interval (the coordinator's value wins once registered)"},
     {"liveness", VB_CONF_INT, offsetof(vb_agent_settings_t, liveness), "3", 1, 100, false,
      "heartbeats the coordinator may miss before the agent reconnects"},
+    {"hello_timeout_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, hello_timeout_ms), "10000",
+     100, 600000, false,
+     "how long a registration may go unanswered before the agent reconnects (the liveness "
+     "applies once registered)"},
     {"reconnect_initial_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, reconnect_initial_ms),
      "1000", 10, 600000, false, "first reconnect delay"},
     {"reconnect_max_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, reconnect_max_ms), "32000",
@@ -521,10 +525,16 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
     if (!self->dealer)
         return 0; /* waiting for the reconnect timer */
     int64_t now = zclock_time();
-    if (now - self->last_heard_ms > self->interval_ms * self->liveness) {
-        VB_LOG_WARN("agent", "coordinator_silent endpoint=%s silent_ms=%lld retry_in_ms=%lld",
+    /* A hello may sit in a coordinator that is starting (or in a socket still connecting): it is
+     * given the handshake deadline, not the liveness of a live connection, so that its answer
+     * does not arrive just after the agent gave up and made a new connection. */
+    int64_t limit =
+        self->registered ? self->interval_ms * self->liveness : self->settings->hello_timeout_ms;
+    if (now - self->last_heard_ms > limit) {
+        VB_LOG_WARN("agent", "%s endpoint=%s silent_ms=%lld limit_ms=%lld retry_in_ms=%lld",
+                    self->registered ? "coordinator_silent" : "hello_unanswered",
                     self->settings->coordinator_endpoint, (long long)(now - self->last_heard_ms),
-                    (long long)self->backoff_ms);
+                    (long long)limit, (long long)self->backoff_ms);
         s_disconnect(self);
         self->reconnect_timer =
             zloop_timer(loop, (size_t)self->backoff_ms, 1, s_on_reconnect_timer, self);
@@ -633,9 +643,11 @@ static void s_actor(zsock_t *pipe, void *args)
     zstr_send(pipe, self ? "" : vb_error_msg());
     if (!self)
         return;
-    VB_LOG_INFO("agent", "started agent=%s coordinator=%s slots=%lld key=%.8s...",
+    VB_LOG_INFO("agent", "started agent=%s coordinator=%s slots=%lld hello_timeout_ms=%lld "
+                "key=%.8s...",
                 self->settings->name, self->settings->coordinator_endpoint,
-                (long long)self->settings->slots, zcert_public_txt(self->cert));
+                (long long)self->settings->slots, (long long)self->settings->hello_timeout_ms,
+                zcert_public_txt(self->cert));
     zloop_start(self->loop);
     s_self_destroy(&self);
 }

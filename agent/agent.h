@@ -28,6 +28,7 @@ typedef struct {
     char *transports;   /* comma-separated: san,hotadd,nbdssl,nbd */
     int64_t heartbeat_interval_ms;
     int64_t liveness;
+    int64_t hello_timeout_ms; /* a Register/Enroll unanswered this long: reconnect */
     int64_t reconnect_initial_ms;
     int64_t reconnect_max_ms;
     int64_t max_frame_bytes;

@@ -270,7 +270,7 @@ static json_t *s_packs_counts_json(const vb_packgc_stats_t *g)
 }
 
 /* Format 2: what the collection did to packs and index objects (and, under Object Lock, what it
- * had to keep). */
+ * had to keep and the locks of live packs it extended). */
 static json_t *s_packs_json(const vb_packgc_stats_t *g)
 {
     json_t *o = s_packs_counts_json(g);
@@ -279,6 +279,10 @@ static json_t *s_packs_json(const vb_packgc_stats_t *g)
                                                     (json_int_t)g->packs_locked, "bytes_locked",
                                                     (json_int_t)g->bytes_locked, "locked_until",
                                                     (json_int_t)g->locked_until));
+    if (o && (g->locks_extended || g->locks_due))
+        json_object_update_missing_new(o, json_pack("{s:I, s:I}", "locks_extended",
+                                                    (json_int_t)g->locks_extended, "locks_due",
+                                                    (json_int_t)g->locks_due));
     return o;
 }
 

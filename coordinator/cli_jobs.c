@@ -834,6 +834,14 @@ static void s_prune_packs_print(json_t *packs, bool dry)
                "or gc deletes them\n",
                s_ll(packs, "kept_locked"), (double)s_ll(packs, "bytes_locked") / 1048576.0, date);
     }
+    long long extended = s_ll(packs, "locks_extended"), due = s_ll(packs, "locks_due");
+    if (extended)
+        printf("packs: the Object Lock of %lld live pack(s) %s by the lock period\n", extended,
+               dry ? "would be extended" : "extended");
+    if (due)
+        printf("packs: the Object Lock of %lld more live pack(s) is due: the next prune extends "
+               "it\n",
+               due);
 }
 
 /* Each restore point and the decision; a kept one a running job uses says which job. */

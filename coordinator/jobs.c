@@ -326,6 +326,7 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     }
     free(self->agents);
     free(self->disk_by_sched);
+    vb_jobs_lend_fetch(self, NULL);
     vb_repo_destroy(&self->repo);
     vb_jobs_lend_inventory(self, NULL, 0, NULL);
     free(self->repository);
@@ -375,16 +376,25 @@ static void s_stats_done(vb_jobs_t *self, const jb_task_t *t, const Vbak__TaskRe
     st->bytes_deduped += r->bytes > r->bytes_new ? r->bytes - r->bytes_new : 0;
 }
 
+/* The repository, opened by the worker of the command now running (vb_jobs_lend_fetch): opening
+ * it may wait for the store's retries, which the loop must not. Opened here only by an engine
+ * without an event loop. */
 vb_repo_t *jb_repo(vb_jobs_t *self)
 {
-    if (!self->repo) {
-        if (!self->repository) {
-            vb_error_set(VB_EINVAL, "the coordinator has no repository configured");
-            return NULL;
-        }
-        vb_store_opts_t so = {.credentials_file = self->cfg.repository_credentials_file};
-        self->repo = vb_repo_open_opts(self->repository, self->key_file, &so);
+    if (self->repo)
+        return self->repo;
+    if (!self->repository) {
+        vb_error_set(VB_EINVAL, "the coordinator has no repository configured");
+        return NULL;
     }
+    if (jb_fetched_repo_error(self))
+        return NULL;
+    if (self->cfg.loop) {
+        vb_error_set(VB_EIO, "%s was not opened ahead of the command", self->repository);
+        return NULL;
+    }
+    vb_store_opts_t so = {.credentials_file = self->cfg.repository_credentials_file};
+    self->repo = vb_repo_open_opts(self->repository, self->key_file, &so);
     return self->repo;
 }
 
@@ -745,7 +755,7 @@ void jb_dispatch(vb_jobs_t *self)
 /* After a job, a consistent copy of the catalog goes into the repository, on a thread. */
 static void s_copy_catalog(vb_jobs_t *self)
 {
-    vb_repo_t *repo = self->cfg.catalog_copies ? jb_repo(self) : NULL;
+    vb_repo_t *repo = self->cfg.catalog_copies ? self->repo : NULL; /* open: a job ran */
     if (repo && !self->copier)
         self->copier = vb_catalog_copier_new(self->cfg.loop, vb_catalog_path(self->cfg.catalog),
                                              vb_repo_store(repo), self->cfg.catalog_copies);

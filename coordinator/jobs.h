@@ -90,6 +90,18 @@ int vb_jobs_cancel(vb_jobs_t *self, int64_t job_id, json_t **result) VB_WUR;
  * after the command frees what it did not take. */
 void vb_jobs_lend_inventory(vb_jobs_t *self, vb_inventory_t *inv, int rc, const char *error);
 
+/* What a backup or restore needs from the repository, read on the worker that reads its inventory
+ * (vb_jobs_lend_inventory) so the loop never waits for the store: the repository, opened once
+ * (on s3:// a GET of its config with the store's retries), and a restore's source indexes.
+ * vb_jobs_fetch_new runs on the loop (NULL: the command needs nothing read; caller owns),
+ * vb_jobs_fetch_run on the worker (errors are kept in the fetch), vb_jobs_lend_fetch on the loop
+ * before the command (takes f; NULL frees what the last command did not take). */
+typedef struct vb_jobs_fetch vb_jobs_fetch_t;
+vb_jobs_fetch_t *vb_jobs_fetch_new(vb_jobs_t *self, const char *command, json_t *args);
+void vb_jobs_fetch_run(vb_jobs_fetch_t *f);
+void vb_jobs_lend_fetch(vb_jobs_t *self, vb_jobs_fetch_t *f);
+void vb_jobs_fetch_free(vb_jobs_fetch_t **f_p);
+
 /* The inventory provider the engine was configured with (borrowed; NULL when none). */
 vb_provider_t *vb_jobs_provider(vb_jobs_t *self);
 

@@ -132,6 +132,7 @@ struct vb_jobs {
     vb_inventory_t *lent_inv;    /* read on a worker for the command now running (or: */
     int lent_rc;                 /* why it could not be read; 0 with lent_inv NULL: none lent) */
     char *lent_error;
+    vb_jobs_fetch_t *fetched;    /* what a worker read from the repository for this command */
     uint64_t rand_state;
     uint64_t dropped;
     vb_jobs_stats_t stats;
@@ -156,6 +157,13 @@ void jb_vmrun_init(jb_job_t *job, jb_vmrun_t *vm, const vb_inv_vm_t *inv);
 int jb_ready(vb_jobs_t *self);
 /* The provider's inventory: the one read on a worker for this command, else read now. */
 int jb_inventory(vb_jobs_t *self, vb_inventory_t **out);
+
+/* fetches (jobs_fetch.c) */
+/* Why the worker could not open the repository for this command (message set), or 0. */
+int jb_fetched_repo_error(vb_jobs_t *self);
+/* Restore: source index `path` as the worker read it for this command (caller owns), or its
+ * error; read here only by an engine without an event loop. */
+int jb_read_index(vb_jobs_t *self, const char *path, vb_index_t **out);
 
 /* A back-off of `base` ms doubled per earlier failure (failures >= 1), capped at the configured
  * maximum, with ±25 % jitter so retries of many tasks do not come back in step. */

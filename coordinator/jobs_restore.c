@@ -382,7 +382,7 @@ static int s_restore_disks(vb_jobs_t *self, jb_restore_setup_t *st, const char *
     const vb_restore_point_t *rp = &st->rp;
     for (size_t i = 0; i < rp->disk_count; i++) {
         const vb_rp_disk_t *rd = &rp->disks[i];
-        int rc = vb_index_read(self->repo, rd->index_path, &st->indexes[i]);
+        int rc = jb_read_index(self, rd->index_path, &st->indexes[i]);
         if (rc)
             return vb_error_prefix(rc, "disk %s", rd->key);
         if (to_dir) {

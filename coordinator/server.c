@@ -556,6 +556,7 @@ typedef struct {
     const vb_coord_settings_t *settings; /* borrowed: they outlive the coordinator */
     vb_admin_worker_fn fn;               /* NULL: read the inventory */
     json_t *args;                        /* a copy of the worker's own */
+    vb_jobs_fetch_t *fetch;              /* and what the command reads from the repository */
 } s_wreq_t;
 
 typedef struct {
@@ -563,6 +564,7 @@ typedef struct {
     char *error;
     vb_inventory_t *inv; /* the inventory read */
     json_t *result;      /* or the command's answer */
+    vb_jobs_fetch_t *fetch;
 } s_wres_t;
 
 static vb_provider_t *s_provider_factory(void *ctx);
@@ -586,14 +588,16 @@ static void s_wreq_free(void *req_p)
     if (!*r)
         return;
     json_decref((*r)->args);
+    vb_jobs_fetch_free(&(*r)->fetch);
     free(*r);
     *r = NULL;
 }
 
-/* On the worker: a provider of its own, then the inventory or the command. */
+/* On the worker: a provider of its own, then the inventory or the command; then what the command
+ * reads from the repository. */
 static void *s_provider_work(void *arg)
 {
-    const s_wreq_t *req = arg;
+    s_wreq_t *req = arg;
     s_wres_t *res = calloc(1, sizeof *res);
     if (!res)
         return NULL;
@@ -610,6 +614,11 @@ static void *s_provider_work(void *arg)
         res->result = NULL;
     }
     vb_provider_destroy(&p);
+    if (req->fetch) {
+        vb_jobs_fetch_run(req->fetch);
+        res->fetch = req->fetch;
+        req->fetch = NULL;
+    }
     return res;
 }
 
@@ -628,12 +637,18 @@ static int s_on_provider_work(zloop_t *loop, zsock_t *reader, void *arg)
             vb_jobs_lend_inventory(self->jobs, res->inv, res->rc, res->error);
         else
             vb_jobs_lend_inventory(self->jobs, NULL, VB_EIO, "the inventory reader stopped");
+        vb_jobs_lend_fetch(self->jobs, res ? res->fetch : NULL);
+        if (res)
+            res->fetch = NULL;
         s_command_run(self, d->rid, d->cmd, d->args);
         d->args = NULL;
         vb_jobs_lend_inventory(self->jobs, NULL, 0, NULL);
+        vb_jobs_lend_fetch(self->jobs, NULL);
     }
-    if (res)
+    if (res) {
+        vb_jobs_fetch_free(&res->fetch);
         free(res->error);
+    }
     free(res);
     void *handle = zlistx_find(self->deferred, d);
     if (handle)
@@ -650,7 +665,8 @@ static void s_command_defer(self_t *self, zframe_t *rid, const char *cmd, json_t
         d->self = self;
         d->rid = zframe_dup(rid);
         d->args = args;
-        *req = (s_wreq_t){self->settings, vb_admin_on_worker(cmd), json_deep_copy(args)};
+        *req = (s_wreq_t){self->settings, vb_admin_on_worker(cmd), json_deep_copy(args),
+                          vb_jobs_fetch_new(self->jobs, cmd, args)};
         d->actor = vb_worker_start(s_provider_work, req, s_wreq_free);
         req = NULL;
     }

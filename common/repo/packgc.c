@@ -225,6 +225,35 @@ static bool s_note_locked(s_gc_t *g, const s_pack_t *p)
     return true;
 }
 
+/* Under Object Lock, a pack kept for its live chunks whose lock ends within half the lock period
+ * gets a new one (one request per pack, at most VB_PACKGC_EXTEND_MAX per collection; the rest is
+ * counted due, for the next). Packs written or freshened within the last half period are passed
+ * over without a request: their lock, set then, ends later. Call before s_spare_locked (whose
+ * spared packs are dead: their locks must end). */
+static void s_extend_locks(s_gc_t *g, bool dry_run)
+{
+    const vb_store_lock_t *lock = vb_store_lock(g->store);
+    time_t now = time(NULL), margin = (time_t)(lock->seconds / 2);
+    for (size_t k = 0; lock->seconds > 0 && k < g->n; k++) {
+        const s_pack_t *p = &g->packs[k];
+        vb_store_stat_t st = {0};
+        if (p->action != S_KEEP || p->st.mtime + lock->seconds >= now + margin)
+            continue;
+        if (vb_store_stat(g->store, p->name, &st) != 0 || st.retain_until >= now + margin) {
+            vb_error_clear(); /* gone: nothing to keep; extended already by an earlier run */
+            continue;
+        }
+        if (g->st->locks_extended >= VB_PACKGC_EXTEND_MAX)
+            g->st->locks_due++;
+        else if (dry_run || vb_store_extend_lock(g->store, p->name) == 0)
+            g->st->locks_extended++;
+        else {
+            VB_LOG_WARN("gc", "lock_extend_failed pack=%s error=\"%s\"", p->name, vb_error_msg());
+            g->st->locks_due++;
+        }
+    }
+}
+
 /* A pack to delete or repack that is still locked is kept whole (a repack would only add
  * copies of its live chunks while it cannot go): one stat per such pack. */
 static void s_spare_locked(s_gc_t *g)
@@ -300,6 +329,7 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
         rc = s_decide(&g, claim, arg, cutoff, repack_below_pct > 100 ? 100 : repack_below_pct);
     if (rc)
         goto out;
+    s_extend_locks(&g, dry_run);
     s_spare_locked(&g);
     s_count(&g);
     bool work = st.packs_deleted || st.packs_rewritten || g.nold > 1;
@@ -313,12 +343,13 @@ int vb_packgc_run(vb_store_t *store, uint32_t pack_size, vb_packgc_claim_fn clai
         rc = s_remove(&g, cutoff, survivors);
     VB_LOG_INFO("gc",
                 "packs repo=%s packs=%llu deleted=%llu rewritten=%llu written=%llu "
-                "busy=%llu locked=%llu locked_until=%lld bytes_freed=%llu index_before=%llu "
-                "index_written=%llu",
+                "busy=%llu locked=%llu locked_until=%lld locks_extended=%llu locks_due=%llu "
+                "bytes_freed=%llu index_before=%llu index_written=%llu",
                 vb_store_location(store), (unsigned long long)st.packs,
                 (unsigned long long)st.packs_deleted, (unsigned long long)st.packs_rewritten,
                 (unsigned long long)st.packs_written, (unsigned long long)st.packs_busy,
                 (unsigned long long)st.packs_locked, (long long)st.locked_until,
+                (unsigned long long)st.locks_extended, (unsigned long long)st.locks_due,
                 (unsigned long long)st.bytes_freed, (unsigned long long)st.index_before,
                 (unsigned long long)st.index_written);
 out:

@@ -9,7 +9,11 @@
  *      repack that is still under Object Lock (store.h: stat's retain_until) is kept whole and
  *      counted in packs_locked; a later collection, after its lock ended, deletes it. A live
  *      chunk stored twice (two writers racing) is kept once: the first pack that claims it
- *      keeps it;
+ *      keeps it. Under Object Lock, a pack kept for its live chunks whose lock ends within half
+ *      the lock period gets its lock extended (one request each, at most VB_PACKGC_EXTEND_MAX
+ *      per collection, Kopia/Veeam style: locks are renewed in batches at collection time, not
+ *      at every backup), so a restore point's packs stay locked while it lives, as long as a
+ *      collection (prune) runs at least once per half period;
  *   4. the live chunks of repacked packs are copied into new packs (one read per old pack);
  *   5. one compacted index object lists every kept pack and every new pack; it is written only
  *      after the new packs are durable, and only then are the noted index objects removed and
@@ -28,6 +32,7 @@
 #include "repo/store.h"
 
 #define VB_PACKGC_REPACK_DEFAULT 50 /* % live bytes below which an old pack is repacked */
+#define VB_PACKGC_EXTEND_MAX 4096   /* Object Lock extensions one collection makes at most */
 
 typedef struct {
     uint64_t packs;           /* packs looked at */
@@ -39,6 +44,9 @@ typedef struct {
     uint64_t packs_locked;    /* under Object Lock: kept whole, removed by a later collection */
     uint64_t bytes_locked;    /* their bytes */
     time_t locked_until;      /* the earliest end of their locks (0: none locked) */
+    uint64_t locks_extended;  /* live packs whose lock was extended (dry run: would be) */
+    uint64_t locks_due;       /* live packs whose lock is due for extension but was not (the
+                               * per-collection bound, or a failed request): the next does */
     uint64_t chunks_dropped;  /* chunks in removed packs not copied (dead or spare copies) */
     uint64_t bytes_freed;     /* bytes of removed packs less the bytes of the new ones */
     uint64_t index_before;    /* index objects noted at the start (removed after the rewrite) */

@@ -8,6 +8,7 @@ struct vb_store {
     const vb_store_ops_t *ops;
     void *state;
     char *location;
+    vb_store_lock_t lock;
 };
 
 /* Every kind of store: one row each. A location without "<scheme>://" is the first row's. */
@@ -65,6 +66,7 @@ vb_store_t *vb_store_open_opts(const char *location, bool create, const vb_store
         free(self);
         return NULL;
     }
+    self->lock = opts ? opts->lock : none.lock;
     return self;
 }
 
@@ -201,7 +203,21 @@ int vb_store_remove_or_hide(vb_store_t *self, const char *name)
 
 int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock)
 {
-    return self->ops->set_lock(self->state, lock);
+    int rc = self->ops->set_lock(self->state, lock);
+    if (rc == 0)
+        self->lock = *lock;
+    return rc;
+}
+
+int vb_store_extend_lock(vb_store_t *self, const char *name)
+{
+    int rc = s_check(name, false);
+    return rc ? rc : self->ops->extend_lock(self->state, name);
+}
+
+const vb_store_lock_t *vb_store_lock(const vb_store_t *self)
+{
+    return &self->lock;
 }
 
 int vb_store_move(vb_store_t *self, const char *from, const char *to)

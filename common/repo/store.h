@@ -104,6 +104,10 @@ typedef struct vb_store_ops {
     /* Sets the retention of the objects written from now on (lock.seconds 0: none).
      * VB_EUNSUPPORTED for a store without Object Lock when lock.seconds > 0. */
     int (*set_lock)(void *state, const vb_store_lock_t *lock);
+    /* Object Lock: the retention of the object's current version is set to end the lock's
+     * seconds from now (one request), so that an object still in use stays locked.
+     * VB_EUNSUPPORTED for a store without a lock. VB_ENOTFOUND. */
+    int (*extend_lock)(void *state, const char *name);
     /* Renames an object, replacing `to`. VB_ENOTFOUND. */
     int (*move)(void *state, const char *from, const char *to);
     /* Makes every put, move and remove so far durable. */
@@ -151,6 +155,9 @@ int vb_store_hide(vb_store_t *self, const char *name) VB_WUR;
  * manifests, whose locked bytes may stay on the server while nothing lists them). */
 int vb_store_remove_or_hide(vb_store_t *self, const char *name) VB_WUR;
 int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock) VB_WUR;
+int vb_store_extend_lock(vb_store_t *self, const char *name) VB_WUR;
+/* The retention writes get (opts.lock at open or set_lock; seconds 0: none). Borrowed. */
+const vb_store_lock_t *vb_store_lock(const vb_store_t *self);
 int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
 int vb_store_barrier(vb_store_t *self) VB_WUR;
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,

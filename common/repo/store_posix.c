@@ -35,20 +35,26 @@ typedef struct {
     atomic_uint_fast64_t seq;
     long pid; /* in temp names, so writers in different processes never collide */
     long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
+    long read_delay_us; /* tests: VBAK_TEST_STORE_READ_DELAY_US per get and ranged get */
 } s_posix_t;
 
-static long s_test_delay_us(void)
+static long s_test_delay_us(const char *var)
 {
-    const char *v = getenv("VBAK_TEST_STORE_DELAY_US");
+    const char *v = getenv(var);
     char *end = NULL;
     long us = v ? strtol(v, &end, 10) : 0;
     return v && end != v && *end == '\0' && us > 0 && us <= 1000000 ? us : 0;
 }
 
+static void s_sleep_us(long us)
+{
+    if (us > 0)
+        nanosleep(&(struct timespec){us / 1000000, us % 1000000 * 1000}, NULL);
+}
+
 static void s_test_delay(const s_posix_t *p)
 {
-    if (p->delay_us > 0)
-        nanosleep(&(struct timespec){p->delay_us / 1000000, p->delay_us % 1000000 * 1000}, NULL);
+    s_sleep_us(p->delay_us);
 }
 
 static int s_errno_code(int err)
@@ -141,7 +147,8 @@ static int s_open(const char *where, bool create, const vb_store_opts_t *opts, v
     }
     p->dirfd = fd;
     p->pid = (long)getpid();
-    p->delay_us = s_test_delay_us();
+    p->delay_us = s_test_delay_us("VBAK_TEST_STORE_DELAY_US");
+    p->read_delay_us = s_test_delay_us("VBAK_TEST_STORE_READ_DELAY_US");
     atomic_store(&p->direct, true);
     *state = p;
     return 0;
@@ -284,6 +291,7 @@ static int s_read_all(int fd, bool direct, uint8_t *buf, size_t size, size_t cap
 static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *len)
 {
     s_posix_t *p = state;
+    s_sleep_us(p->read_delay_us);
     bool direct = atomic_load(&p->direct) && s_aligned(buf, cap);
     int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
     if (fd < 0 && direct && errno == EINVAL) {
@@ -325,6 +333,7 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
                        size_t *got)
 {
     s_posix_t *p = state;
+    s_sleep_us(p->read_delay_us);
     int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return s_fail(p, errno, "object", name);
@@ -551,6 +560,13 @@ static int s_set_lock(void *state, const vb_store_lock_t *lock)
     return 0;
 }
 
+static int s_extend_lock(void *state, const char *name)
+{
+    (void)state;
+    (void)name;
+    return vb_error_set(VB_EUNSUPPORTED, "Object Lock needs an S3 repository, not a directory");
+}
+
 static int s_move(void *state, const char *from, const char *to)
 {
     s_posix_t *p = state;
@@ -599,6 +615,7 @@ const vb_store_ops_t vb_store_posix_ops = {
     .remove = s_remove,
     .hide = s_hide,
     .set_lock = s_set_lock,
+    .extend_lock = s_extend_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

@@ -37,7 +37,8 @@
  * copy (freshen, move) then PUTs ?retention= too, as RGW drops a copy's lock headers. remove
  * HEADs first: a retain-until in the future is VB_EPOLICY with nothing sent; otherwise it
  * DELETEs ?versionId= (the bucket is versioned: a plain DELETE would only add a delete marker).
- * hide is that plain DELETE. */
+ * hide is that plain DELETE. extend_lock PUTs ?retention= (now + the lock) on the current
+ * version. */
 #include "repo/store.h"
 
 #include <curl/curl.h>
@@ -630,6 +631,17 @@ static int s_freshen(void *state, const char *name)
     return s_copy(s, key, key, true);
 }
 
+static int s_extend_lock(void *state, const char *name)
+{
+    s_s3_t *s = state;
+    if (s->lock.seconds <= 0)
+        return vb_error_set(VB_EUNSUPPORTED, "%s: the repository has no Object Lock",
+                            vb_s3_conn_where(s->conn));
+    char key[S_KEY_MAX];
+    s_key(s, name, key);
+    return s_put_retention(s, key);
+}
+
 /* ---------- list ---------- */
 
 /* One page: its query (with the continuation token of the last page), its names to fn. */
@@ -870,6 +882,7 @@ const vb_store_ops_t vb_store_s3_ops = {
     .remove = s_remove,
     .hide = s_hide,
     .set_lock = s_set_lock,
+    .extend_lock = s_extend_lock,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

@@ -25,45 +25,15 @@
 # (logical GiB/s = image size ÷ wall time; RESULT figures for 256 KiB chunks without encryption,
 # format 1 unless named f2_;
 # peak_rss_mib is the largest of all vbak runs; borg_full_gibps is borg with zstd,1).
-set -euo pipefail
-
-QUICK=0
-[[ ${1:-} == --quick ]] && QUICK=1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${VB_TESTS_BIN:-$SRC/build/tests}/vb_bench_datapath
+source "$(dirname "$0")/lib.sh" datapath "$@"
+BIN=${VB_TESTS_BIN:-$BUILD/tests}/vb_bench_datapath
 WORKERS=${VB_BENCH_WORKERS:-$((2 * $(nproc)))}
-[[ -x $BIN ]] || { echo "datapath.sh: $BIN not built (cmake --build build)" >&2; exit 1; }
-for tool in restic borg openssl /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "datapath.sh: $tool is not installed" >&2; exit 1; }
-done
-
-PARENT=${VB_BENCH_DIR:-$SRC/build}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/bench-datapath.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+bench_need_bins "$BIN"
+bench_need_tools restic borg openssl /usr/bin/time
 if [[ $(df --output=fstype "$WORK" | tail -1) == tmpfs ]]; then
     echo "datapath.sh: warning: $WORK is on tmpfs; set VB_BENCH_DIR to a disk directory" >&2
 fi
 
-if ((QUICK)); then SIZE=512M; SIZE_BYTES=$((512 << 20)); else SIZE=2G; SIZE_BYTES=$((2 << 30)); fi
-GIB=$(awk -v b=$SIZE_BYTES 'BEGIN { printf "%.4f", b / 1073741824 }')
-
-# measure OUTFILE CMD... : runs CMD under /usr/bin/time -v; sets WALL (s), CPU (s), RSS (MiB).
-measure() {
-    local out=$1
-    shift
-    sync
-    if ! /usr/bin/time -v -o "$WORK/time.txt" "$@" >"$out" 2>"$WORK/stderr.txt"; then
-        echo "datapath.sh: failed: $*" >&2
-        cat "$WORK/stderr.txt" >&2
-        exit 1
-    fi
-    WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0;
-                 for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.3f", s }' "$WORK/time.txt")
-    CPU=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 }
-                END { printf "%.2f", u + s }' "$WORK/time.txt")
-    RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$WORK/time.txt")
-}
 rate() { awk -v g="$GIB" -v w="$1" 'BEGIN { printf "%.2f", (w > 0 ? g / w : 0) }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 dusize() { du -sb "$1" | cut -f1; }
@@ -82,7 +52,7 @@ echo "images: base $(mib "$(du -B1 base.img | cut -f1)") MiB allocated of $SIZE;
      "$(sed -n 's/.*blocks=\([0-9]*\).*/\1/p' mutate.out) 64 KiB blocks overwritten"
 
 # ---- limits ----
-measure /dev/null cat base.img
+bench_time /dev/null cat base.img
 CAT_WALL=$WALL
 SHA=$(openssl speed -evp sha256 -seconds 1 -bytes 1048576 2>/dev/null |
       awk '/^sha256/ { sub("k", "", $2); printf "%.2f", $2 * 1000 / 1073741824 }')
@@ -97,23 +67,23 @@ for row in $BENCH_ROWS; do
         keyopt=()
         [[ $enc == yes ]] && keyopt=(--key "$WORK/key")
         "$BIN" init "$repo" "$cs" --format "$fmt" "${keyopt[@]}" >/dev/null
-        measure full.out "$BIN" backup "$repo" base.img full --workers "$WORKERS" "${keyopt[@]}"
+        bench_time full.out "$BIN" backup "$repo" base.img full --workers "$WORKERS" "${keyopt[@]}"
         F_WALL=$WALL F_CPU=$CPU F_RSS=$RSS
         F_SIZE=$(dusize "$repo")
         F_OBJS=$(awk -v n="$(find "$repo" -type f | wc -l)" -v b="$F_SIZE" \
                  'BEGIN { printf "%.0f", (b > 0 ? n / (b / 1073741824) : 0) }')
-        measure incr.out "$BIN" backup "$repo" changed.img incr --parent full \
+        bench_time incr.out "$BIN" backup "$repo" changed.img incr --parent full \
             --changed changed.txt --workers "$WORKERS" "${keyopt[@]}"
         I_WALL=$WALL I_CPU=$CPU I_RSS=$RSS
         I_CHUNKS=$(kv incr.out chunks_read)
         I_NEW=$(kv incr.out stored_bytes)
-        measure restore.out "$BIN" restore "$repo" incr out.img --workers "$WORKERS" "${keyopt[@]}"
+        bench_time restore.out "$BIN" restore "$repo" incr out.img --workers "$WORKERS" "${keyopt[@]}"
         R_WALL=$WALL R_CPU=$CPU R_RSS=$RSS
         cmp -s out.img changed.img || { echo "datapath.sh: restore of $cs/$enc differs" >&2; exit 1; }
         R_ALLOC=$(du -B1 out.img | cut -f1)
         ((R_ALLOC < SIZE_BYTES)) || { echo "datapath.sh: restored image is not sparse ($R_ALLOC of $SIZE_BYTES bytes allocated)" >&2; exit 1; }
         rm -f out.img
-        measure verify.out "$BIN" verify "$repo" incr --workers "$WORKERS" "${keyopt[@]}"
+        bench_time verify.out "$BIN" verify "$repo" incr --workers "$WORKERS" "${keyopt[@]}"
         V_WALL=$WALL V_RSS=$RSS
         T_SIZE=$(dusize "$repo")
         for r in $F_RSS $I_RSS $R_RSS $V_RSS; do
@@ -139,13 +109,13 @@ done
 # ---- restic ----
 export RESTIC_PASSWORD=vbak-bench RESTIC_CACHE_DIR=$WORK/restic-cache
 restic -r "$WORK/restic" init -q >/dev/null
-measure restic.out restic -r "$WORK/restic" backup -q --tag full base.img
+bench_time restic.out restic -r "$WORK/restic" backup -q --tag full base.img
 RS_FULL=$WALL RS_CPU=$CPU RS_RSS=$RSS
 RS_FSIZE=$(dusize "$WORK/restic")
-measure restic.out restic -r "$WORK/restic" backup -q --tag incr changed.img
+bench_time restic.out restic -r "$WORK/restic" backup -q --tag incr changed.img
 RS_INCR=$WALL RS_ICPU=$CPU
 RS_TSIZE=$(dusize "$WORK/restic")
-measure restic.out restic -r "$WORK/restic" restore latest --tag full --target "$WORK/restic-out"
+bench_time restic.out restic -r "$WORK/restic" restore latest --tag full --target "$WORK/restic-out"
 RS_REST=$WALL RS_RRSS=$RSS
 cmp -s "$WORK/restic-out/base.img" base.img || { echo "datapath.sh: restic restore differs" >&2; exit 1; }
 rm -rf "$WORK/restic" "$WORK/restic-out" "$WORK/restic-cache"
@@ -157,14 +127,14 @@ BORG_ROWS=()
 for comp in zstd,1 none; do
     b=$WORK/borg-${comp%%,*}
     borg init --encryption=none "$b"
-    measure borg.out borg create --compression "$comp" "$b::full" base.img
+    bench_time borg.out borg create --compression "$comp" "$b::full" base.img
     B_FULL=$WALL B_CPU=$CPU B_RSS=$RSS
     B_FSIZE=$(dusize "$b")
-    measure borg.out borg create --compression "$comp" "$b::incr" changed.img
+    bench_time borg.out borg create --compression "$comp" "$b::incr" changed.img
     B_INCR=$WALL B_ICPU=$CPU
     B_TSIZE=$(dusize "$b")
     mkdir -p "$WORK/borg-out"
-    measure borg.out bash -c "cd '$WORK/borg-out' && borg extract --sparse '$b::full'"
+    bench_time borg.out bash -c "cd '$WORK/borg-out' && borg extract --sparse '$b::full'"
     B_REST=$WALL B_RRSS=$RSS
     cmp -s "$WORK/borg-out/base.img" base.img || { echo "datapath.sh: borg extract differs" >&2; exit 1; }
     rm -rf "$WORK/borg-out" "$b"

@@ -27,26 +27,13 @@
 # e2e_over_restic are the 1-agent full backup over the datapath's and restic's; incr_over_full is
 # the incremental's wall time over the full's). Environment: VB_BENCH_DIR (work directory parent,
 # default BUILD_DIR; needs about 5 × SIZE free).
-set -euo pipefail
-
-QUICK=0
-if [[ ${1:-} == --quick ]]; then QUICK=1; shift; fi
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+source "$(dirname "$0")/lib.sh" e2e "$@"
 VBAK=$BUILD/bin/vbak
 DATAPATH=$BUILD/tests/vb_bench_datapath
-for b in "$VBAK" "$DATAPATH"; do
-    [[ -x $b ]] || { echo "e2e.sh: $b not built (cmake --build $BUILD)" >&2; exit 1; }
-done
-for t in jq restic borg; do
-    command -v "$t" >/dev/null || { echo "e2e.sh: $t is not installed (deploy/install-deps.sh)" >&2; exit 1; }
-done
-if ((QUICK)); then SIZE=512M; else SIZE=2G; fi
+bench_need_bins "$VBAK" "$DATAPATH"
+bench_need_tools jq restic borg
 TICK=$(getconf CLK_TCK)
 
-PARENT=${VB_BENCH_DIR:-$BUILD}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/bench-e2e.XXXXXX")
 SITE=
 cleanup() {
     [[ -n $SITE && -d $SITE ]] && "$VBAK" lab down "$SITE" >/dev/null 2>&1
@@ -54,8 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 secs() { awk -v t="$1" -v k="$TICK" 'BEGIN { printf "%.2f", t / k }'; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.3f", (s > 0 ? b / 1073741824 / s : 0) }'; }
 gib() { awk -v b="$1" 'BEGIN { printf "%.3f", b / 1073741824 }'; }

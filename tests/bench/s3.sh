@@ -16,25 +16,13 @@
 # build/), VB_BENCH_WORKERS (default 2 × nproc). Prints a table and a last line
 #   RESULT full_gibps=… restic_full_gibps=… restore_gibps=… restic_restore_gibps=…
 #          puts_per_gib=… peak_rss_mib=…
-set -euo pipefail
-
-QUICK=0
-[[ ${1:-} == --quick ]] && QUICK=1
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${VB_TESTS_BIN:-$SRC/build/tests}/vb_bench_datapath
+source "$(dirname "$0")/lib.sh" s3 "$@"
+BIN=${VB_TESTS_BIN:-$BUILD/tests}/vb_bench_datapath
 WORKERS=${VB_BENCH_WORKERS:-$((2 * $(nproc)))}
-[[ -x $BIN ]] || { echo "s3.sh: $BIN not built (cmake --build build)" >&2; exit 1; }
-for tool in restic /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "s3.sh: $tool is not installed" >&2; exit 1; }
-done
-PARENT=${VB_BENCH_DIR:-$SRC/build}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/bench-s3.XXXXXX")
 RGW=$SRC/tests/tools/rgw
 trap '"$RGW" stop "$WORK/rgw" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
-
-if ((QUICK)); then SIZE=512M; SIZE_BYTES=$((512 << 20)); else SIZE=2G; SIZE_BYTES=$((2 << 30)); fi
-GIB=$(awk -v b=$SIZE_BYTES 'BEGIN { printf "%.4f", b / 1073741824 }')
+bench_need_bins "$BIN"
+bench_need_tools restic /usr/bin/time
 
 "$RGW" start "$WORK/rgw" --bluestore $((4 * SIZE_BYTES + (2 << 30))) >/dev/null
 # shellcheck disable=SC1091
@@ -52,15 +40,7 @@ measure() {
     local out=$1 before
     shift
     before=$(wc -l <"$RGWLOG")
-    sync
-    if ! /usr/bin/time -v -o "$WORK/time.txt" "$@" >"$out" 2>"$WORK/stderr.txt"; then
-        echo "s3.sh: failed: $*" >&2
-        cat "$WORK/stderr.txt" >&2
-        exit 1
-    fi
-    WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0;
-                 for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.3f", s }' "$WORK/time.txt")
-    RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$WORK/time.txt")
+    bench_time "$out" "$@"
     # beast's access lines: ... "METHOD /path HTTP/1.1" STATUS ...
     REQS=$(tail -n +"$((before + 1))" "$RGWLOG" | grep -oE '"(PUT|GET|HEAD|POST|DELETE) /' |
         tr -d '"/ ' | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }')

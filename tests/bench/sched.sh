@@ -20,28 +20,18 @@
 #          catalog_mib=… rp_query_ms=…
 # (rp_query_ms: the catalog bench's median for "restore-points VM (all)": the 100 restore points
 # of one VM in a catalog of 100,000 + the 100,000 of one hot VM; its other queries are printed). Environment: VB_BENCH_DIR (work directory parent, default BUILD_DIR).
-set -euo pipefail
-
-QUICK=0
-if [[ ${1:-} == --quick ]]; then QUICK=1; shift; fi
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+source "$(dirname "$0")/lib.sh" sched "$@"
 VBAK=$BUILD/bin/vbak
 BENCH=$BUILD/tests/vbak-bench-sched
 CATBENCH=$BUILD/tests/vbak-bench-catalog
-for b in "$VBAK" "$BENCH" "$CATBENCH"; do
-    [[ -x $b ]] || { echo "sched.sh: $b not built (cmake --build $BUILD)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "sched.sh: jq is not installed" >&2; exit 1; }
+bench_need_bins "$VBAK" "$BENCH" "$CATBENCH"
+bench_need_tools jq
 
 if ((QUICK)); then TASKS=5000 AGENTS=50 RPS=10000; else TASKS=50000 AGENTS=200 RPS=100000; fi
 SLOTS=4
 CHUNK=65536
 TICK=$(getconf CLK_TCK)
 
-PARENT=${VB_BENCH_DIR:-$BUILD}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/bench-sched.XXXXXX")
 SITE=$WORK/site
 BENCH_PID=
 cleanup() {
@@ -57,8 +47,6 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 secs() { awk -v t="$1" -v k="$TICK" 'BEGIN { printf "%.2f", t / k }'; }
 hwm_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 echo "scheduling benchmark: $AGENTS agents x $SLOTS slots, $TASKS extent tasks of 64 KiB," \
      "$(nproc) cores (shared), $(date -u +%FT%TZ)"

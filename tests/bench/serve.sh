@@ -15,22 +15,11 @@
 #          serve_start_s=…
 # (GiB/s = logical GiB, the disks' capacities, ÷ wall seconds). Environment: VB_BENCH_DIR (work
 # directory parent, default BUILD_DIR; needs about 3 × SIZE free).
-set -euo pipefail
-
-QUICK=0
-if [[ ${1:-} == --quick ]]; then QUICK=1; shift; fi
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=$(cd "${1:-$SRC/build}" && pwd)
+source "$(dirname "$0")/lib.sh" serve "$@"
 VBAK=$BUILD/bin/vbak
-[[ -x $VBAK ]] || { echo "serve.sh: $VBAK not built (cmake --build $BUILD)" >&2; exit 1; }
-for t in jq nbdcopy; do
-    command -v "$t" >/dev/null || { echo "serve.sh: $t is not installed (deploy/install-deps.sh)" >&2; exit 1; }
-done
-if ((QUICK)); then SIZE=512M; else SIZE=2G; fi
+bench_need_bins "$VBAK"
+bench_need_tools jq nbdcopy
 
-PARENT=${VB_BENCH_DIR:-$BUILD}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/bench-serve.XXXXXX")
 SITE=$WORK/site
 export VBAK_CONFIG=$SITE/vbak.conf
 cleanup() {
@@ -40,8 +29,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.3f", (s > 0 ? b / 1073741824 / s : 0) }'; }
 row() { printf '%-44s %10s %10s\n' "$@"; }
 

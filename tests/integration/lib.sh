@@ -127,3 +127,20 @@ check_restore() {
   done
   rm -rf "$out"
 }
+
+# serve_bg RP ARGS...: a background `vbak serve` with its JSON output in $TEST_DIR/serve.json
+serve_bg() {
+  local rp=$1; shift
+  "$VBAK" serve "$rp" --background --pid-file "$TEST_DIR/serve.pid" --json "$@" >"$TEST_DIR/serve.json" \
+    2>"$TEST_DIR/serve.err" ||
+    fail "vbak serve $rp $*: $(cat "$TEST_DIR/serve.err" "$TEST_DIR/serve.pid.log" 2>/dev/null)"
+  VB_PIDS+=("$(cat "$TEST_DIR/serve.pid")") # stopped by the test's cleanup if it fails
+}
+# serve_stop: stops the serve serve_bg started
+serve_stop() {
+  local pid; pid=$(cat "$TEST_DIR/serve.pid")
+  kill -TERM "$pid"
+  wait_until 10 "the serve $pid stops" bash -c "! kill -0 $pid"
+}
+# uri_of DISK: the NBD URI the serve exports disk DISK at
+uri_of() { jq -r --arg k "$1" '.exports[] | select(.disk == $k) | .uri' "$TEST_DIR/serve.json"; }

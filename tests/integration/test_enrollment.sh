@@ -45,14 +45,16 @@ grep -q "cannot be taken over" "$TEST_DIR/rogue/agent-1.log" || fail "takeover: 
 state_is agent-1 online || fail "the real agent-1 was disturbed"
 pass "name takeover refused"
 
-# the coordinator's key is checked too: an agent given the wrong server key never registers
+# the coordinator's key is checked too: an agent given the wrong server key never registers; its
+# hello goes unanswered past the handshake deadline, which it says, and it tries again
 wrong_server_key=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$SITE/keys/admin.key")
 [[ -n $wrong_server_key ]] || fail "no public key in admin.key"
 rc=0
-rogue agent-7 --coordinator_public_key="$wrong_server_key" --liveness=2 --reconnect_initial_ms=100 || rc=$?
+rogue agent-7 --coordinator_public_key="$wrong_server_key" --hello_timeout_ms=300 --reconnect_initial_ms=100 || rc=$?
 [[ $rc == 124 ]] || fail "agent-7 exited $rc instead of retrying until stopped: $(cat "$TEST_DIR/rogue/agent-7.log")"
-grep -q "started agent=agent-7" "$TEST_DIR/rogue/agent-7.log" && grep -q "coordinator_silent" "$TEST_DIR/rogue/agent-7.log" \
-  || fail "agent-7 never tried to reach the coordinator"
+grep -q "started agent=agent-7 .*hello_timeout_ms=300" "$TEST_DIR/rogue/agent-7.log" &&
+  [[ $(grep -c "hello_unanswered endpoint=.* limit_ms=300 " "$TEST_DIR/rogue/agent-7.log") -ge 2 ]] \
+  || fail "agent-7 did not retry its unanswered hello: $(cat "$TEST_DIR/rogue/agent-7.log")"
 ! grep -q "enrolled agent=agent-7\|registered agent=agent-7" "$TEST_DIR/rogue/agent-7.log" || fail "agent-7 got in"
 [[ $(agents_json | jq length) == 2 ]] || fail "agent with the wrong server key got in"
 pass "wrong coordinator key: no connection"

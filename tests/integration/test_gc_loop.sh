@@ -13,7 +13,9 @@ source "$(dirname "$0")/lib.sh"
 
 GARBAGE=3000
 # restart_coordinator VAR=VALUE...: the coordinator again with that environment, once both agents
-# have registered with it (the agents it loads from the catalog look online until then)
+# have registered with it (the agents it loads from the catalog look online until then). An agent
+# whose hello is unanswered waits for the handshake deadline (hello_timeout_ms), not its
+# heartbeat liveness, so each registers once: the counts the callers take next hold.
 restart_coordinator() {
   local pid
   pid=$(cat "$SITE/run/coordinator.pid")
@@ -22,17 +24,6 @@ restart_coordinator() {
   env "$@" "$VBAK" lab up "$SITE" >/dev/null
   wait_until 20 "both agents registered with the new coordinator" \
     bash -c "[[ \$(\"$VBAK\" status --json | jq .counters.registered) -ge 2 ]]"
-  wait_until 10 "two agents online" has_count online 2
-  # an agent that was backing off when the coordinator came back may register once more (its
-  # registration overtaken by its own retry): the counts below start once registrations settled
-  local before after
-  before=$(counter registered)
-  for _ in $(seq 7); do
-    sleep 3 # longer than an agent's backoff after a few silent periods at 200 ms
-    after=$(counter registered)
-    [[ $after == "$before" ]] && break
-    before=$after
-  done
   wait_until 10 "two agents online" has_count online 2
 }
 export VBAK_TEST_STORE_DELAY_US=1000 # ~3000 × (list + remove): about 7 s of collection
@@ -149,3 +140,34 @@ check_restore "$(rp_of "$job" "$vm")" two
   fail "an agent found the coordinator silent while the inventory was read"
 [[ $(counter registered) == "$registered" ]] || fail "agents registered again while the inventory was read"
 pass "explain, orphans, backup and restore with a 1.5 s provider: no agent found the coordinator silent; restore byte-identical"
+
+# The repository is opened, and a restore's source indexes are read, on the command's worker too:
+# a coordinator whose every read from the store takes a second (VBAK_TEST_STORE_READ_DELAY_US,
+# as an s3:// repository whose RGW is down answers only after the store's retries) opens the
+# repository at its first job. Meanwhile status answers and no agent finds the coordinator silent
+# (before, the open and the index reads ran on the loop: seconds with no heartbeat). The CLI waits
+# longer for the restore's answer, which comes after its indexes were read (3 reads a disk).
+restart_coordinator VBAK_TEST_STORE_READ_DELAY_US=1000000
+printf 'timeout_ms = "30000"\n' >>"$VBAK_CONFIG"
+silent_before=$(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true)
+registered=$(counter registered)
+save_content three
+"$VBAK" --timeout_ms=30000 backup "$vm" --json >"$TEST_DIR/slow-open.json" 2>"$TEST_DIR/slow-open.err" &
+backup_pid=$!
+answers=0
+while kill -0 "$backup_pid" 2>/dev/null; do
+  "$VBAK" --timeout_ms=3000 status --json >/dev/null || fail "vbak status did not answer while the repository was opened"
+  answers=$((answers + 1))
+done
+wait "$backup_pid" || fail "backup with a slow repository open: $(cat "$TEST_DIR/slow-open.err")"
+((answers >= 1)) || fail "the backup was answered before status could be asked"
+job=$(jq .job "$TEST_DIR/slow-open.json")
+wait_until 60 "job $job ends" bash -c "[[ \$(\"$VBAK\" job show $job --json | jq -r .state) != running ]]"
+[[ $("$VBAK" job show "$job" --json | jq -r .state) == succeeded ]] ||
+  fail "backup after a slow repository open: $("$VBAK" job show "$job" --json | jq -c '{state, error}')"
+check_restore "$(rp_of "$("$VBAK" job show "$job" --json)" "$vm")" three
+[[ $(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true) == "$silent_before" ]] ||
+  fail "an agent found the coordinator silent while it opened the repository or read a restore's indexes"
+[[ $(counter registered) == "$registered" ]] || fail "agents registered again while the repository was opened"
+grep -q "repository_open repository=" "$SITE/log/coordinator.log" || fail "the coordinator did not log its repository open"
+pass "repository opened and restore indexes read on a worker (1 s per read): status answered $answers times, no agent found the coordinator silent, restore byte-identical"

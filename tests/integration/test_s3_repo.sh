@@ -48,16 +48,12 @@ pass "S3: full and incremental restore byte-identical and verify, encrypted"
 # vbak serve reads the restore point from the bucket (the plugin gets the credentials file's path)
 vm=${vms%%$'\n'*}
 rp=$(rp_of "$job2" "$vm")
-"$VBAK" serve "$rp" --background --pid-file "$TEST_DIR/serve.pid" --json >"$TEST_DIR/serve.json" \
-  2>"$TEST_DIR/serve.err" || fail "vbak serve from S3: $(cat "$TEST_DIR/serve.err" "$TEST_DIR/serve.pid.log" 2>/dev/null)"
-VB_PIDS+=("$(cat "$TEST_DIR/serve.pid")")
+serve_bg "$rp"
 for k in $(jq -r '.exports[].disk' "$TEST_DIR/serve.json"); do
-  nbdcopy "$(jq -r --arg k "$k" '.exports[] | select(.disk == $k) | .uri' "$TEST_DIR/serve.json")" "$TEST_DIR/copy.raw" \
-    || fail "nbdcopy of the served rp $rp disk $k"
+  nbdcopy "$(uri_of "$k")" "$TEST_DIR/copy.raw" || fail "nbdcopy of the served rp $rp disk $k"
   cmp "$TEST_DIR/copy.raw" "$TEST_DIR/expect/incr/$vm-$k.raw" || fail "served rp $rp disk $k differs from the disk at its backup"
 done
-kill -TERM "$(cat "$TEST_DIR/serve.pid")"
-wait_until 10 "the serve stops" bash -c "! kill -0 $(cat "$TEST_DIR/serve.pid")"
+serve_stop
 pass "S3: vbak serve exports an encrypted restore point from the bucket byte-identical"
 
 out=$("$VBAK" catalog rebuild --repo "$url" --catalog "$TEST_DIR/rebuilt.db") ||

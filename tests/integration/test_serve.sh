@@ -34,20 +34,6 @@ rp2=$(rp_of "$job" "$vm")
 [[ $("$VBAK" restore-point show "$rp2" --json | jq -r .kind) == incremental ]] || fail "rp $rp2 is not an incremental"
 keys=$(site_json | jq -r --arg vm "$vm" '.vms[] | select(.name == $vm) | .disks[].key')
 
-# serve_bg RP ARGS...: a background serve with its JSON output in $TEST_DIR/serve.json
-serve_bg() {
-  local rp=$1; shift
-  "$VBAK" serve "$rp" --background --pid-file "$TEST_DIR/serve.pid" --json "$@" >"$TEST_DIR/serve.json" \
-    2>"$TEST_DIR/serve.err" || fail "vbak serve $rp $*: $(cat "$TEST_DIR/serve.err" "$TEST_DIR/serve.pid.log")"
-  VB_PIDS+=("$(cat "$TEST_DIR/serve.pid")") # stopped by the test's cleanup if it fails
-}
-serve_stop() {
-  local pid; pid=$(cat "$TEST_DIR/serve.pid")
-  kill -TERM "$pid"
-  wait_until 10 "the serve $pid stops" bash -c "! kill -0 $pid"
-}
-uri_of() { jq -r --arg k "$1" '.exports[] | select(.disk == $k) | .uri' "$TEST_DIR/serve.json"; }
-
 # ---- full and incremental over a Unix socket: byte-identical, holes mapped
 for pair in "$rp1 full" "$rp2 incr"; do
   read -r rp tag <<<"$pair"

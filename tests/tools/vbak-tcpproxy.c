@@ -5,7 +5,10 @@
  * Listens on an ephemeral port of 127.0.0.1 (written to FILE once it listens) and relays every
  * connection to HOST:PORT byte for byte (TLS passes through untouched). SIGUSR1 starts an outage
  * of MS milliseconds (default 3000): every open connection is reset and every new one is reset at
- * once until it ends, as a peer sees a vCenter whose network blinks. SIGTERM stops it. */
+ * once until it ends, as a peer sees a vCenter whose network blinks. SIGUSR2: the next answer of
+ * the server is dropped and its connection reset, both sides (the server did the request; the
+ * client never hears so); an HTTP interim answer (100 Continue) before it passes. SIGTERM stops
+ * it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -27,12 +30,15 @@ typedef struct {
 } s_pair_t;
 
 static volatile sig_atomic_t s_outage_requested;
+static volatile sig_atomic_t s_lose_requested;
 static volatile sig_atomic_t s_stop;
 
 static void s_on_signal(int sig)
 {
     if (sig == SIGUSR1)
         s_outage_requested = 1;
+    else if (sig == SIGUSR2)
+        s_lose_requested = 1;
     else
         s_stop = 1;
 }
@@ -97,6 +103,14 @@ static bool s_relay(s_pair_t *p, int from)
     return true;
 }
 
+/* Is what the server sends next an HTTP interim answer ("HTTP/1.1 100 Continue")? */
+static bool s_interim(int fd)
+{
+    char head[16] = "";
+    ssize_t n = recv(fd, head, sizeof head - 1, MSG_PEEK);
+    return n >= 12 && strncmp(head, "HTTP/1.1 1", 10) == 0;
+}
+
 static int s_listen(const char *port_file)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -144,6 +158,7 @@ int main(int argc, char **argv)
 {
     const char *to = NULL, *port_file = NULL;
     long long outage_ms = 3000;
+    bool lose = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--to"))
             to = argv[i + 1];
@@ -162,6 +177,7 @@ int main(int argc, char **argv)
     const char *port = colon + 1;
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -178,6 +194,10 @@ int main(int argc, char **argv)
                 s_pair_close(&pairs[i], true);
             fprintf(stderr, "vbak-tcpproxy: outage for %lld ms\n", outage_ms);
         }
+        if (s_lose_requested) {
+            s_lose_requested = 0;
+            lose = true;
+        }
         struct pollfd pfd[1 + 2 * S_MAX_PAIRS];
         int n = 0;
         pfd[n++] = (struct pollfd){.fd = lfd, .events = POLLIN};
@@ -190,10 +210,17 @@ int main(int argc, char **argv)
         if (pfd[0].revents & POLLIN)
             s_accept(lfd, pairs, outage, host, port);
         for (int i = 0; i < S_MAX_PAIRS; i++)
-            for (int k = 0; k < 2; k++)
-                if (pairs[i].fd[k] >= 0 && (pfd[1 + 2 * i + k].revents & (POLLIN | POLLHUP)) &&
-                    !s_relay(&pairs[i], k))
+            for (int k = 0; k < 2; k++) {
+                if (pairs[i].fd[k] < 0 || !(pfd[1 + 2 * i + k].revents & (POLLIN | POLLHUP)))
+                    continue;
+                if (k == 1 && lose && !s_interim(pairs[i].fd[1])) {
+                    lose = false;
+                    s_pair_close(&pairs[i], true);
+                    fprintf(stderr, "vbak-tcpproxy: lost an answer\n");
+                } else if (!s_relay(&pairs[i], k)) {
                     s_pair_close(&pairs[i], false);
+                }
+            }
     }
     for (int i = 0; i < S_MAX_PAIRS; i++)
         s_pair_close(&pairs[i], false);

@@ -4,7 +4,12 @@
  * endpoint elsewhere than loopback, a credentials file others can read): each one clear line
  * naming the endpoint and bucket, nothing written, no secret in it. The store contract shared with
  * the POSIX store is test_store.c's (its S3 rows). */
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
 #include "repo/gc.h"
+#include "repo/index.h"
 #include "repo/repo.h"
 #include "repo/s3req.h"
 #include "repo/store.h"
@@ -493,24 +498,34 @@ static int s_count_under(vb_store_t *st, const char *prefix)
     return (int)n;
 }
 
+/* A new repository (64 KiB chunks) in a new bucket made with Object Lock of lock_s seconds, opened
+ * (the lock comes from its config). */
+static vb_repo_t *s_locked_repo(s_env_t *e, int64_t lock_s)
+{
+    vb_store_t *st = s_open(e, NULL); /* for the credentials and a bucket name */
+    vb_store_destroy(&st);
+    tu_rgw_bucket(e->bucket, sizeof e->bucket);
+    snprintf(e->loc, sizeof e->loc, "s3://%s/repo?endpoint=%s&region=%s", e->bucket,
+             e->g.endpoint, e->g.region);
+    vb_repo_params_t p = {.chunk_size = 64 * 1024,
+                          .store = {.credentials_file = e->creds, .create_bucket = true,
+                                    .lock = {.seconds = lock_s}}};
+    cr_assert_eq(vb_repo_init(e->loc, &p), 0, "%s", vb_error_msg());
+    vb_store_opts_t so = {.credentials_file = e->creds};
+    vb_repo_t *r = vb_repo_open_opts(e->loc, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
 /* Garbage collection of a repository under Object Lock: a dead pack still locked is kept and
  * reported with the end of its lock, stays readable, and a later collection after the lock
  * ended deletes it. */
 Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes_it)
 {
     s_env_t e;
-    vb_store_t *st = s_open(&e, NULL); /* for the credentials and a bucket name */
-    vb_store_destroy(&st);
-    tu_rgw_bucket(e.bucket, sizeof e.bucket); /* a new bucket, made with Object Lock */
-    snprintf(e.loc, sizeof e.loc, "s3://%s/repo?endpoint=%s&region=%s", e.bucket, e.g.endpoint,
-             e.g.region);
-    vb_repo_params_t p = {.chunk_size = 64 * 1024,
-                          .store = {.credentials_file = e.creds, .create_bucket = true,
-                                    .lock = {.seconds = S_LOCK_S}}};
-    cr_assert_eq(vb_repo_init(e.loc, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = s_locked_repo(&e, S_LOCK_S);
+    vb_store_t *st;
     vb_store_opts_t so = {.credentials_file = e.creds};
-    vb_repo_t *r = vb_repo_open_opts(e.loc, NULL, &so); /* the lock comes from the config */
-    cr_assert_not_null(r, "%s", vb_error_msg());
     vb_repo_worker_t *w = vb_repo_worker_new(r);
     static uint8_t data[2][64 * 1024], back[64 * 1024];
     vb_digest_t d[2];
@@ -571,5 +586,144 @@ Test(store_s3, object_lock_gc_keeps_a_dead_pack_until_its_lock_ends_then_deletes
     cr_assert_eq(s_count_under(st, "packs/"), 0);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+    tu_rmrf(e.tmp);
+}
+
+static int s_name_of(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    snprintf(arg, VB_STORE_NAME_MAX + 1, "%s", name);
+    return 1;
+}
+
+#define S_EXTEND_LOCK_S 6 /* the lock of the extension test: extended within its last 3 s */
+
+/* A collection extends the lock of a pack a restore point still needs once it ends within half
+ * the lock period (one request, counted in the stats); sooner it sends none. The pack then
+ * outlives its first lock: a deletion after that is still refused. */
+Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
+{
+    s_env_t e;
+    vb_repo_t *r = s_locked_repo(&e, S_EXTEND_LOCK_S);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    static uint8_t data[64 * 1024];
+    vb_digest_t d;
+    tu_fill_random(data, sizeof data, 11);
+    cr_assert_eq(vb_repo_digest(w, data, sizeof data, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, data, sizeof data, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    vb_index_t *idx = vb_index_new("2000", sizeof data, sizeof data, NULL);
+    cr_assert_not_null(idx);
+    idx->digests[0] = d; /* a restore point's disk index: the pack is live */
+    cr_assert_eq(vb_index_write(r, "live", idx), 0, "%s", vb_error_msg());
+    vb_index_destroy(&idx);
+    vb_store_t *st = vb_repo_store(r);
+    char pack[VB_STORE_NAME_MAX + 1] = "";
+    cr_assert_eq(vb_store_list(st, "packs/", s_name_of, pack), 0);
+    vb_store_stat_t first, now;
+    cr_assert_eq(vb_store_stat(st, pack, &first), 0, "%s", vb_error_msg());
+
+    vb_gc_stats_t gs;
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 0, "a lock far from its end is left alone");
+    cr_assert_eq(vb_store_stat(st, pack, &now), 0);
+    cr_assert_eq(now.retain_until, first.retain_until);
+
+    while (time(NULL) < first.retain_until - 2) /* within the last half of the lock */
+        usleep(100 * 1000);
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 1, "%llu", (unsigned long long)gs.packs.locks_extended);
+    cr_assert_eq(gs.packs.locks_due, 0);
+    cr_assert_eq(gs.packs.packs_deleted, 0);
+    cr_assert_eq(vb_store_stat(st, pack, &now), 0);
+    cr_assert(now.retain_until >= time(NULL) + S_EXTEND_LOCK_S - 2,
+              "extended until %lld, now %lld", (long long)now.retain_until, (long long)time(NULL));
+    cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
+    cr_assert_eq(gs.packs.locks_extended, 0, "an extended lock is not extended again at once");
+
+    while (time(NULL) <= first.retain_until) /* past the lock the pack was written with */
+        usleep(100 * 1000);
+    cr_assert_eq(vb_store_remove(st, pack, 0), VB_EPOLICY, "a live pack lost its lock: %s",
+                 vb_error_msg());
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    tu_rmrf(e.tmp);
+}
+
+/* vbak-tcpproxy (built beside this test) in front of the RGW; its endpoint in `ep`. SIGUSR2 to
+ * the pid it returns makes it drop the server's next answer and reset the connection. */
+static pid_t s_proxy_start(const s_env_t *e, char *ep, size_t epsz)
+{
+    char exe[4096], proxy[4200], port_file[4200], port[16] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    cr_assert(n > 0);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    snprintf(proxy, sizeof proxy, "%s/vbak-tcpproxy", exe);
+    snprintf(port_file, sizeof port_file, "%s/proxy.port", e->tmp);
+    const char *to = strstr(e->g.endpoint, "://") + 3;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* it goes when the test does, whatever its outcome */
+        execl(proxy, proxy, "--to", to, "--port-file", port_file, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500 && !port[0]; i++) { /* up to 5 s for it to listen */
+        FILE *f = fopen(port_file, "r");
+        if (!f || !fgets(port, sizeof port, f))
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
+        if (f)
+            fclose(f);
+    }
+    cr_assert(port[0], "%s did not listen", proxy);
+    port[strcspn(port, "\n")] = '\0';
+    snprintf(ep, epsz, "http://127.0.0.1:%s", port);
+    return pid;
+}
+
+static void s_proxy_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+}
+
+/* A put-if-absent whose answer is lost is retried; the retry gets 412 (the first attempt made the
+ * object): that is success when the object's content is ours, and "exists" when it is not. */
+Test(store_s3, a_conditional_put_whose_answer_was_lost_succeeds_when_the_object_is_ours)
+{
+    s_env_t e;
+    vb_store_t *direct = s_open(&e, NULL);
+    char ep[300], loc[8192];
+    pid_t proxy = s_proxy_start(&e, ep, sizeof ep);
+    snprintf(loc, sizeof loc, "s3://%s/pfx?endpoint=%s&region=%s", e.bucket, ep, e.g.region);
+    vb_store_t *st = vb_store_open_opts(loc, false, &e.opts);
+    cr_assert_not_null(st, "open %s: %s", loc, vb_error_msg());
+
+    s_capture_t cap;
+    s_capture_begin(&cap, e.tmp);
+    kill(proxy, SIGUSR2);
+    int rc = vb_store_put(st, "packs/ours", "our bytes", 9, 0);
+    size_t retries = s_capture_retries(&cap);
+    cr_assert_eq(rc, 0, "the lost answer's object is ours: %s", vb_error_msg());
+    cr_assert_eq(retries, 1, "the lost answer was retried once (%zu)", retries);
+    char back[32];
+    size_t len = 0;
+    cr_assert_eq(vb_store_get(direct, "packs/ours", back, sizeof back, &len), 0);
+    cr_assert(len == 9 && memcmp(back, "our bytes", 9) == 0);
+
+    s_capture_begin(&cap, e.tmp);
+    kill(proxy, SIGUSR2);
+    rc = vb_store_put(st, "packs/ours", "not these", 9, 0);
+    retries = s_capture_retries(&cap);
+    cr_assert_eq(rc, VB_EEXISTS, "another writer's object is not ours: %d %s", rc, vb_error_msg());
+    cr_assert_eq(retries, 1, "the lost 412 was retried once (%zu)", retries);
+    cr_assert_eq(vb_store_put(st, "packs/ours", "our bytes", 9, 0), VB_EEXISTS,
+                 "without a lost answer, 412 is 'exists' even for the same bytes");
+    cr_assert_eq(vb_store_get(direct, "packs/ours", back, sizeof back, &len), 0);
+    cr_assert(len == 9 && memcmp(back, "our bytes", 9) == 0, "the first writer's bytes stay");
+    vb_store_destroy(&st);
+    vb_store_destroy(&direct);
+    s_proxy_stop(proxy);
     tu_rmrf(e.tmp);
 }
