@@ -27,6 +27,10 @@
  *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
  *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
  *          &snapshot=snapshot-7&esx=HOST
+ *   vddk://[USER@]HOST[:PORT]/?file=[ds] fcd/ID.vmdk&fcd=ID&datastore=datastore-12&...
+ *       A First Class Disk: ConnectEx with the vStorageObject spec (specType
+ *       VIXDISKLIB_SPEC_VSTORAGE_OBJECT: id = fcd=, datastoreMoRef = datastore=, ssId = the
+ *       snapshot), no vmxSpec and no snapshotRef; Open then names the FCD's backing file.
  *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
  *       then DIR/libvixDiskLib.so). Query values are percent-decoded ("%20" for a space, "%5B"
  *       may be written "[" literally). HOST may be "local" for VixDiskLib's local mode (file is

@@ -245,6 +245,24 @@ static void s_params_free(vddk_lib_t *lib, vddk_params_t *vp)
     memset(vp, 0, sizeof *vp);
 }
 
+/* The connection spec: a VM's (vmxSpec "moref=vm-N"; the snapshot goes to ConnectEx as its
+ * snapshotRef) or a First Class Disk's (fcd= and datastore= of the route; the snapshot is the
+ * spec's ssId). Returns whether it is an FCD's. */
+static bool s_spec(VixDiskLibConnectParams *p, const vb_disk_uri_t *uri, const char *snapshot)
+{
+    const char *fcd = vb_disk_uri_get(uri, "fcd");
+    if (!fcd) {
+        p->specType = VIXDISKLIB_SPEC_VMX;
+        p->vmxSpec = (char *)vb_disk_uri_get(uri, "vm");
+        return false;
+    }
+    p->specType = VIXDISKLIB_SPEC_VSTORAGE_OBJECT;
+    p->spec.vStorageObjSpec.id = (char *)fcd;
+    p->spec.vStorageObjSpec.datastoreMoRef = (char *)vb_disk_uri_get(uri, "datastore");
+    p->spec.vStorageObjSpec.ssId = (char *)snapshot;
+    return true;
+}
+
 static int s_params(vddk_lib_t *lib, const vb_disk_uri_t *uri, vddk_params_t *vp)
 {
     memset(vp, 0, sizeof *vp);
@@ -274,14 +292,13 @@ static int s_params(vddk_lib_t *lib, const vb_disk_uri_t *uri, vddk_params_t *vp
     }
     bool local = strcmp(uri->host, "local") == 0;
     /* The library only reads these strings during ConnectEx/Cleanup; the URI outlives the call. */
-    vp->p->vmxSpec = (char *)vb_disk_uri_get(uri, "vm");
     vp->p->serverName = local ? NULL : uri->host;
     vp->p->thumbPrint = (char *)vb_disk_uri_get(uri, "thumbprint");
     vp->p->credType = VIXDISKLIB_CRED_UID;
     vp->p->creds.uid.userName = uri->user;
     vp->p->creds.uid.password = vp->password;
     vp->p->port = (uint32_t)uri->port;
-    vp->p->specType = VIXDISKLIB_SPEC_VMX;
+    (void)s_spec(vp->p, uri, NULL);
     return 0;
 }
 
@@ -320,9 +337,12 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
         goto out;
     char text[768];
     s_last_warning[0] = '\0';
-    /* The route's snapshot moref (vSphere jobs) wins over the caller's snapshot argument. */
+    /* The route's snapshot (vSphere jobs) wins over the caller's snapshot argument. */
     const char *ss = vb_disk_uri_get(uri, "snapshot");
-    VixError err = lib->ConnectEx(vp.p, read_only, ss ? ss : snapshot, mode, &v->conn);
+    if (!ss)
+        ss = snapshot;
+    bool fcd = s_spec(vp.p, uri, ss);
+    VixError err = lib->ConnectEx(vp.p, read_only, fcd ? NULL : ss, mode, &v->conn);
     if (err != VIX_OK) {
         s_vix_text(lib, err, text, sizeof text);
         if (VIX_ERROR_CODE(err) == VIX_E_NET_HTTP_SSL_SECURITY)

@@ -20,7 +20,10 @@ int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *don
         return 0;
     if (strcmp(state, "success") == 0) {
         *done = true;
+        /* a ManagedObjectReference is the result's text; an ID (an FCD snapshot's) its <id> */
         const char *result = vb_xml_path_text(info, "result");
+        if (result && !*result && vb_xml_path_text(info, "result/id"))
+            result = vb_xml_path_text(info, "result/id");
         if (result && result_out && !(*result_out = strdup(result)))
             return vb_error_set(VB_ENOMEM, "out of memory");
         return 0;

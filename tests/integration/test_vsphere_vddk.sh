@@ -32,7 +32,8 @@ ln -s "$FAKE" "$VDDK/lib64/libvixDiskLib.so"
   echo "vbak.fakeServerThumbprint = \"$(fx .thumbprint)\""
   echo 'proxy_luns = ""'
   echo 'proxy_datastores = ""'
-  jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\""' "$FIX.json"
+  jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\"",
+    (select(.lun) | "datastore.\(.name).lun = \"\(.lun)\"")' "$FIX.json"
   echo "inventory = \"$FIX.vddk\"" # the VMs' disks, kept up to date by the simulator
 } >"$VDDK/fakevddk-site.conf"
 echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
@@ -249,6 +250,89 @@ jq -e '[.[] | select(.disk == "2001")] | length > 0 and all(.[]; .transport == "
   fail "disk 2001 (nfs-01) did not fall back from HotAdd to NBDSSL with the reason: $tasks"
 [[ $(restore_and_compare "$jobf" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "HotAdd refused at open (nfs-01 unmounted): disk 2001 fell back to NBDSSL and its tasks say why; restored byte for byte"
+
+# ---- SAN: vmfs-01 is a VMFS volume on a SAN LUN (the extent vCenter reports); agent-1's proxy
+# sees that LUN (agent.conf luns, and the fake's proxy_luns). SAN for disk 2000 (vmfs-01), never
+# for 2001 (nfs-01: no LUN), as explain says and the tasks record; a restore into the VM (no
+# snapshots) writes over SAN too. Then the LUN vanishes from the proxy between plan and open:
+# VDDK refuses SAN, the disk falls back to HotAdd and its tasks say both. ----
+lun=$(fx '.datastores[] | select(.name == "vmfs-01") | .lun')
+[[ $lun == naa.* ]] || fail "vmfs-01 has no SAN LUN in the simulator: $(fx .datastores)"
+sed -i '/^luns = /d' "$SITE/agent-1.conf"
+echo "luns = \"$lun\"" >>"$SITE/agent-1.conf"
+sed -i "s|^proxy_luns = .*|proxy_luns = \"$lun\"|" "$VDDK/fakevddk-site.conf"
+stop_agent 1
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+stop_agent 2
+[[ $(agents_json | jq -c '.[] | select(.name == "agent-1") | .luns') == "[\"$lun\"]" ]] ||
+  fail "agent-1 does not say it sees $lun: $(agents_json | jq -c '.[] | select(.name == "agent-1")')"
+exs=$("$VBAK" explain "$vm" --agent agent-1 --json)
+jq -e --arg l "$lun" '(.[] | select(.disk == "2000") | .chosen == "san" and .route == "san" and (.why | contains($l)))
+  and (.[] | select(.disk == "2001") | .chosen == "hotadd" and ((.refused[] | select(.mode == "san") | .reason) | test("NFS datastore nfs-01")))' \
+  <<<"$exs" >/dev/null || fail "explain with $lun seen by agent-1: $exs"
+for v in vsan-vm vvol-vm; do
+  jq -e 'all(.[]; .chosen != "san" and ((.refused[] | select(.mode == "san") | .reason) | test("SAN is not supported on (vsan|VVOL)")))' \
+    <<<"$("$VBAK" explain "$v" --agent agent-1 --json)" >/dev/null || fail "SAN not refused for $v"
+done
+jobs_=$(backup_json "$vm" --full)
+[[ $(jq -r .state <<<"$jobs_") == succeeded ]] || fail "backup of $vm over SAN: $jobs_"
+n=$(tasks_agree "$(jq .id <<<"$jobs_")" "$exs" agent-1)
+[[ $("$VBAK" job show "$(jq .id <<<"$jobs_")" --json | jq -c '[.tasks[] | select(.state == "done") | {disk, transport}] | unique') == \
+  '[{"disk":"2000","transport":"san"},{"disk":"2001","transport":"hotadd"}]' ]] || fail "SAN backup tasks: $("$VBAK" job show "$(jq .id <<<"$jobs_")" --json | jq -c .tasks)"
+grep -q 'vddk: opened file="\[vmfs-01\] vbak-vm1/vbak-vm1.vmdk" asked=san got=san' "$SITE/log/agent-1.log" ||
+  fail "agent-1 did not open disk 2000 through VixDiskLib in mode san"
+[[ $(restore_and_compare "$jobs_" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+scribble "$vm"
+exsr=$("$VBAK" explain "$vm" --agent agent-1 --restore --json)
+r=$("$VBAK" restore "$(rp_of "$jobs_" "$vm")" --to-vm --wait --json) || fail "restore --to-vm over SAN: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --to-vm over SAN: $r"
+nr=$(tasks_agree "$(jq .id <<<"$r")" "$exsr" agent-1)
+jq -e '.[] | select(.disk == "2000") | .chosen == "san"' <<<"$exsr" >/dev/null || fail "restore of disk 2000 is not over SAN: $exsr"
+same_as_backup "$vm"
+pass "SAN: agent-1 sees $lun of vmfs-01: $n backup tasks (disk 2000 san, 2001 hotadd) and $nr restore tasks as explain says; vsan/VVOL refused; byte-identical"
+
+echo "luns_lost = \"$lun\"" >"$VDDK/fakevddk-faults.conf"
+jobl=$(backup_json "$vm" --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobl") == succeeded ]] || fail "backup with $lun lost: $jobl"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobl")" --json | jq -c '[.tasks[] | select(.state == "done" and .disk == "2000")]')
+jq -e --arg l "$lun" 'length > 0 and all(.[]; .transport == "hotadd" and (.reason | test("after: san"))
+  and (.reason | contains("the proxy does not see the LUN " + $l + " of datastore vmfs-01")))' <<<"$tasks" >/dev/null ||
+  fail "disk 2000 did not fall back from SAN to HotAdd with the reason: $tasks"
+[[ $(restore_and_compare "$jobl" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "the LUN vanished from the proxy: VDDK refused SAN, disk 2000 fell back to HotAdd and its tasks say both; restored byte for byte"
+
+# ---- A First Class Disk (the fixture's, on vmfs-01): listed through the VStorageObjectManager,
+# snapshotted with VStorageObjectCreateSnapshot_Task, read through VixDiskLib's vStorageObject
+# connection spec (its id, its datastore's moref, the snapshot's id as ssId: the fake refuses
+# an id, datastore or snapshot vCenter does not have), over SAN as explain says (vmfs-01's LUN);
+# the snapshot deleted after the job; restored byte-identical to a directory and into the FCD ----
+fname=$(fx '.fcds[0].name')
+fid=$(fx '.fcds[0].id')
+fflat=$(fx '.fcds[0].flat_file')
+fsha=$(fx '.fcds[0].sha256')
+exf=$("$VBAK" explain "$fname" --agent agent-1 --json)
+jq -e --arg id "$fid" 'length == 1 and .[0].disk == $id and .[0].chosen == "san" and .[0].route == "san"' <<<"$exf" >/dev/null ||
+  fail "explain for FCD '$fname': $exf"
+jfc=$(backup_json --fcd "$fname")
+[[ $(jq -r .state <<<"$jfc") == succeeded ]] || fail "backup of FCD '$fname': $jfc"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jfc")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e --arg id "$fid" --arg why "$(jq -r '.[0].why' <<<"$exf")" 'length > 0 and all(.[]; .disk == $id and .agent == "agent-1"
+  and .transport == "san" and .reason == $why)' <<<"$tasks" >/dev/null || fail "FCD tasks differ from explain: $tasks"
+grep -qF "vddk: opened file=\"[vmfs-01] fcd/$fid.vmdk\" asked=san got=san" "$SITE/log/agent-1.log" ||
+  fail "agent-1 did not open the FCD through VixDiskLib in mode san: $(grep vddk "$SITE/log/agent-1.log" | tail -3)"
+grep -q "^fcd\.$fid\.snapshot = " "$FIX.vddk" && fail "the FCD's backup snapshot was left behind: $(grep "$fid" "$FIX.vddk")"
+rpf=$(rp_of "$jfc" "$fname")
+out=$TEST_DIR/restore-fcd
+r=$("$VBAK" restore "$rpf" --to-dir "$out" --wait --json) || fail "restore of FCD '$fname': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore of FCD '$fname': $r"
+cmp -s "$out/$fname-$fid.raw" "$fflat" || fail "the FCD restored to $out differs from $fflat: $(ls "$out")"
+head -c 131072 /dev/urandom | dd of="$fflat" bs=64K seek=1 conv=notrunc status=none
+r=$("$VBAK" restore "$rpf" --to-vm --wait --json) || fail "restore into FCD '$fname': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore into FCD '$fname': $r"
+[[ $(sha256sum <"$fflat" | cut -d' ' -f1) == "$fsha" ]] || fail "the FCD's flat file differs from its backup after the restore into it"
+pass "FCD '$fname': backed up over SAN through the vStorageObject spec (as explain says), its snapshot deleted, restored byte-identical to a directory and into the FCD"
 
 # Names with special characters open through VixDiskLib as vCenter spells them (the datastore
 # path is given to VixDiskLib_Open as it is, UTF-8, '%', '#', '&', spaces and "%2f" kept).
