@@ -166,6 +166,12 @@ int vb_disk_close(vb_disk_t **disk_p);
 /* Removes what an earlier run left behind for the given route (vddk: VixDiskLib_Cleanup with the
  * route's connection parameters, which cleans the configured tmpDirectory). Other backends keep no
  * state: 0 and both counts 0. Counts may be NULL. */
+/* The version of the VDDK library of this connection (its libdir and config), as it names
+ * itself in its log when VixDiskLib_InitEx runs ("VMware VixDiskLib (7.0.3) Release ..."): "7.0.3"
+ * into out. Loads and initialises the library if it is not yet. VB_ENOTFOUND when it did not
+ * say; the load's errors otherwise. */
+int vb_disk_vddk_version(vb_disk_conn_t *conn, char *out, size_t cap) VB_WUR;
+
 int vb_disk_cleanup(vb_disk_conn_t *conn, const char *uri, unsigned *cleaned_out,
                     unsigned *remaining_out) VB_WUR;
 

@@ -408,6 +408,11 @@ static int s_p_create_vm(vb_provider_t *p, const char *name, const char *host,
     return vb_vsphere_create_vm(p->impl, name, host, datastore, disks, n);
 }
 
+static const char *s_p_server_version(vb_provider_t *p)
+{
+    return vb_vsphere_api_version(p->impl);
+}
+
 static void s_p_destroy(vb_provider_t *p)
 {
     vb_vsphere_t *vs = p->impl;
@@ -425,6 +430,7 @@ static const vb_provider_ops_t s_ops = {
     .prepare_for_access = s_p_prepare,
     .end_access = s_p_end_access,
     .create_vm = s_p_create_vm,
+    .server_version = s_p_server_version,
     .destroy = s_p_destroy,
 };
 

@@ -12,7 +12,9 @@
  * Test-only config key: vbak.fakeDatastoreDir = "DIR". A disk "[ds1] vm/disk.vmdk" is the raw file
  * DIR/ds1/vm/disk.vmdk; the datastore's type (VMFS, NFS, vsan, VVOL) is the first line of
  * DIR/ds1/.type (VMFS when absent). vbak.fakeServerThumbprint = "AA:BB:.." makes ConnectEx refuse
- * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would. With
+ * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would.
+ * vbak.fakeVersion = "8.0.1" is the version InitEx names in its first log line (VDDK's
+ * "VMware VixDiskLib (7.0.3) Release build-N"; default 7.0.3). With
  * serverName NULL (local mode) paths are local files and the only mode is "file". A server named
  * "unreachable.invalid" refuses connections (error 14009).
  *
@@ -86,6 +88,7 @@ static struct {
     char tmpdir[PATHMAX];
     char dsdir[PATHMAX];
     char thumbprint[256];
+    char version[32]; /* vbak.fakeVersion: the VDDK version it says it is */
     VixDiskLibGenericLogFunc *log;
     VixDiskLibGenericLogFunc *warn;
     unsigned next_lock;
@@ -295,6 +298,8 @@ static VixError s_read_config(const char *path)
             snprintf(g.dsdir, sizeof g.dsdir, "%s", v);
         else if (strcmp(p, "vbak.fakeServerThumbprint") == 0)
             snprintf(g.thumbprint, sizeof g.thumbprint, "%s", v);
+        else if (strcmp(p, "vbak.fakeVersion") == 0)
+            snprintf(g.version, sizeof g.version, "%s", v);
         else
             s_site_key(p, v);
     }
@@ -321,6 +326,7 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.log = log;
     g.warn = warn;
     g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
+    snprintf(g.version, sizeof g.version, "7.0.3");
     g.site = 0;
     g.nds = g.nvm = g.vm_fixed = g.nfcd = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
@@ -345,6 +351,8 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     if (err == VIX_OK)
         g.initialized++;
     pthread_mutex_unlock(&g.lock);
+    /* the line real VDDK starts its log with, which is where its version can be read */
+    s_say(log, "VMware VixDiskLib (%s) Release build-19513565\n", g.version);
     s_say(log, "fake VixDiskLib initialised, tmpDirectory=%s\n", g.tmpdir);
     return err;
 }

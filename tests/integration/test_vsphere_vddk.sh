@@ -42,7 +42,11 @@ echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
 wait_until 10 "two agents online" has_count online 2
 [[ $(agents_json | jq -c '[.[] | {name, vddk}] | sort_by(.name)') == '[{"name":"agent-1","vddk":true},{"name":"agent-2","vddk":false}]' ]] ||
   fail "agents do not say which has VDDK: $(agents_json | jq -c '[.[] | {name, vddk}]')"
-pass "agent-1 registers with VDDK, agent-2 without"
+# agent-1 says the version its VixDiskLib logs at InitEx (the fake: 7.0.3), which supports the
+# simulator's vSphere 6.5 (VDDK 7.0: 6.5 through 8.0): no warning
+[[ $(agents_json | jq -c '[.[] | {name, vddk_version, warning}] | sort_by(.name)') == '[{"name":"agent-1","vddk_version":"7.0.3","warning":null},{"name":"agent-2","vddk_version":null,"warning":null}]' ]] ||
+  fail "agents' VDDK versions: $(agents_json | jq -c '[.[] | {name, vddk_version, warning}]')"
+pass "agent-1 registers with VDDK 7.0.3 (no warning against vSphere 6.5), agent-2 without"
 
 vm=vbak-vm1
 ex=$("$VBAK" explain "$vm" --json)
@@ -404,3 +408,25 @@ access_balanced && fail "the access ended although the coordinator was killed"
 wait_until 30 "EndAccess after the coordinator's restart" access_balanced
 [[ $("$VBAK" job show "$jk" --json | jq -r .state) == failed ]] || fail "job $jk: $("$VBAK" job show "$jk" --json | jq -c '{state, error}')"
 pass "a coordinator SIGKILLed mid-backup: after its restart the interrupted job failed and its VM's access was ended"
+
+# ---- VDDK x vCenter versions: agent-1's VixDiskLib now says 8.0.1, which supports vSphere 6.7
+# through 9.0 (N-2 to N+1), not the simulator's 6.5: `vbak agents` and `vbak explain` warn,
+# naming both versions; agent-2 (no VDDK) gets no warning ----
+stop_agent 1
+echo 'vbak.fakeVersion = "8.0.1"' >>"$VDDK/fakevddk-site.conf"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+wait_until 10 "agent-2 online" state_is agent-2 online
+api=$(fx .api_version)
+want="agent agent-1: VDDK 8.0.1 does not support vSphere $api: VDDK 8.0 supports vSphere 6.7 through 9.0 (N-2 to N+1); install a VDDK release for vSphere 6.5 on this proxy"
+[[ $api == 6.5 ]] || fail "the simulator reports API $api, not 6.5"
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-1") | .warning') == "$want" ]] ||
+  fail "vbak agents --json does not warn: $(agents_json | jq -c '.[] | {name, vddk_version, warning}')"
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-2") | .warning') == null ]] || fail "agent-2 (no VDDK) warned"
+"$VBAK" agents | grep -qxF "warning: $want" || fail "vbak agents does not print the warning: $("$VBAK" agents)"
+exv=$("$VBAK" explain "$vm" --json)
+jq -e --arg w "$want" '([.[] | select(.agent == "agent-1")] | length == 2 and all(.[]; .warning == $w))
+  and all(.[] | select(.agent == "agent-2"); .warning == null)' <<<"$exv" >/dev/null || fail "explain does not warn: $exv"
+"$VBAK" explain "$vm" --agent agent-1 | grep -qF "  warning   $want" || fail "explain's table has no warning: $("$VBAK" explain "$vm" --agent agent-1)"
+pass "VDDK 8.0.1 against vSphere $api: vbak agents and vbak explain warn ($want)"
+
