@@ -212,3 +212,117 @@ int vb_vs_fcd_snapshot_remove(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const 
     vb_buf_free(&args);
     return rc;
 }
+
+/* ---- changed block tracking of an FCD ---- */
+
+static const char *const s_unsupported[] = {"MethodNotFound", "NotSupported", "NotImplemented",
+                                            NULL};
+
+/* <snapshotId><id>SSID</id></snapshotId> after the FCD's id and datastore. */
+static int s_put_snapshot(vb_buf_t *b, const vb_vs_fcd_t *fcd, const char *snapshot_id)
+{
+    int rc = s_put_fcd(b, fcd->id, fcd->ds_ref);
+    if (rc == 0)
+        rc = vb_buf_puts(b, "<snapshotId>");
+    if (rc == 0)
+        rc = vb_buf_put_elem(b, "id", snapshot_id);
+    if (rc == 0)
+        rc = vb_buf_puts(b, "</snapshotId>");
+    return rc;
+}
+
+/* RetrieveSnapshotDetails: the snapshot's changedBlockTrackingId (caller owns). */
+static int s_cbt_id(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const char *snapshot_id, char **out)
+{
+    vb_buf_t args = {0};
+    vb_xml_doc_t *doc = NULL;
+    const vb_xml_node_t *resp = NULL;
+    int rc = s_put_snapshot(&args, fcd, snapshot_id);
+    if (rc == 0)
+        rc = vb_vs_call(self, "RetrieveSnapshotDetails", "VcenterVStorageObjectManager",
+                        self->vstorage_object_manager, args.data, &doc, &resp);
+    if (rc != 0 && vb_vs_fault_in(self->last_fault, s_unsupported))
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "changed block tracking is unavailable for First Class Disk %s: the "
+                          "server does not implement RetrieveSnapshotDetails",
+                          fcd->name);
+    const char *id = vb_xml_path_text(resp, "returnval/changedBlockTrackingId");
+    if (rc == 0 && (!id || !*id))
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "changed block tracking is off for First Class Disk %s: each backup of "
+                          "it is full",
+                          fcd->name);
+    if (rc == 0 && !(*out = strdup(id)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    vb_xml_doc_destroy(&doc);
+    vb_buf_free(&args);
+    return rc;
+}
+
+/* One VstorageObjectVCenterQueryChangedDiskAreas from pos; *next_out where its span ends. */
+static int s_cbt_span(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const char *snapshot_id,
+                      const char *change_id, uint64_t pos, vb_extent_list_t *out,
+                      uint64_t *next_out)
+{
+    static const char *const unknown_id[] = {"InvalidArgument", "NotFound", "FileFault", NULL};
+    vb_buf_t args = {0};
+    vb_xml_doc_t *doc = NULL;
+    const vb_xml_node_t *resp = NULL;
+    int rc = s_put_snapshot(&args, fcd, snapshot_id);
+    if (rc == 0)
+        rc = vb_buf_printf(&args, "<startOffset>%llu</startOffset>", (unsigned long long)pos);
+    if (rc == 0)
+        rc = vb_buf_put_elem(&args, "changeId", change_id);
+    if (rc == 0)
+        rc = vb_vs_call(self, "VstorageObjectVCenterQueryChangedDiskAreas",
+                        "VcenterVStorageObjectManager", self->vstorage_object_manager, args.data,
+                        &doc, &resp);
+    if (rc != 0 && vb_vs_fault_in(self->last_fault, s_unsupported))
+        rc = vb_error_set(VB_EUNSUPPORTED,
+                          "changed block tracking is unavailable for First Class Disk %s: %s",
+                          fcd->name, vb_error_msg());
+    else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
+        rc = vb_error_set(VB_ENOTFOUND,
+                          "change ID '%s' of First Class Disk %s is not known to the server "
+                          "(change tracking was reset?)",
+                          change_id, fcd->name);
+    uint64_t s = 0, l = 0;
+    if (rc == 0)
+        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
+    if (rc == 0 && (l == 0 || s + l <= pos))
+        rc = vb_error_set(VB_EPROTO,
+                          "changed areas of First Class Disk %s from %llu made no "
+                          "progress",
+                          fcd->name, (unsigned long long)pos);
+    *next_out = s + l;
+    vb_xml_doc_destroy(&doc);
+    vb_buf_free(&args);
+    return rc;
+}
+
+int vb_vs_fcd_changed_areas(vb_vsphere_t *self, const char *name, const char *snapshot_id,
+                            uint64_t start, const char *change_id, vb_extent_list_t *out,
+                            char **new_change_id_out)
+{
+    vb_vs_fcd_t fcd = {0};
+    char *cbt_id = NULL;
+    if (new_change_id_out)
+        *new_change_id_out = NULL;
+    if (!change_id || !*change_id)
+        change_id = "*";
+    int rc = vb_vs_fcd_find(self, name, &fcd);
+    if (rc == 0 && (!snapshot_id || !*snapshot_id))
+        rc =
+            vb_error_set(VB_EINVAL, "changed areas of First Class Disk %s need its snapshot", name);
+    if (rc == 0)
+        rc = s_cbt_id(self, &fcd, snapshot_id, &cbt_id);
+    for (uint64_t pos = start; rc == 0 && pos < fcd.capacity;)
+        rc = s_cbt_span(self, &fcd, snapshot_id, change_id, pos, out, &pos);
+    if (rc == 0 && new_change_id_out) {
+        *new_change_id_out = cbt_id;
+        cbt_id = NULL;
+    }
+    free(cbt_id);
+    vb_vs_fcd_clear(&fcd);
+    return rc;
+}

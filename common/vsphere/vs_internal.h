@@ -116,6 +116,18 @@ int vb_vs_fcd_snapshot_create(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const 
 int vb_vs_fcd_snapshot_remove(vb_vsphere_t *self, const vb_vs_fcd_t *fcd,
                               const char *snapshot_id) VB_WUR;
 
+/* Changed areas of FCD `fcd` (name or id) at its snapshot since change_id ("*": all allocated
+ * areas), from `start` (the provider's changed_areas contract): RetrieveSnapshotDetails gives
+ * the snapshot's changedBlockTrackingId (*new_change_id_out, caller owns), then
+ * VstorageObjectVCenterQueryChangedDiskAreas is asked span by span. VB_EUNSUPPORTED when the
+ * server has neither call or tracking is off; VB_ENOTFOUND for an unknown change ID. */
+int vb_vs_fcd_changed_areas(vb_vsphere_t *self, const char *fcd, const char *snapshot_id,
+                            uint64_t start, const char *change_id, vb_extent_list_t *out,
+                            char **new_change_id_out) VB_WUR;
+
+/* The fault name is one of the NULL-terminated set. */
+bool vb_vs_fault_in(const char *name, const char *const *set);
+
 /* Property-value helpers on an ObjectContent's propSet. */
 const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *object_content, const char *name);
 

@@ -349,14 +349,9 @@ static int s_p_changed(vb_provider_t *p, const char *vm, const char *disk_key,
                        const char *snapshot_id, uint64_t start, const char *change_id,
                        vb_extent_list_t *out, char **new_change_id_out)
 {
-    if (s_is_fcd_key(disk_key)) {
-        if (new_change_id_out)
-            *new_change_id_out = NULL;
-        return vb_error_set(VB_EUNSUPPORTED,
-                            "changed block tracking of First Class Disk %s (%s) is not read: "
-                            "each backup of it is full",
-                            vm, disk_key);
-    }
+    if (s_is_fcd_key(disk_key))
+        return vb_vs_fcd_changed_areas(p->impl, disk_key, snapshot_id, start, change_id, out,
+                                       new_change_id_out);
     return vb_vsphere_changed_areas(p->impl, vm, disk_key, snapshot_id, start, change_id, out,
                                     new_change_id_out);
 }
