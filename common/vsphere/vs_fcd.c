@@ -76,6 +76,17 @@ static int s_retrieve(vb_vsphere_t *self, const char *id, const char *ds_ref, vb
     return rc;
 }
 
+/* A call the server answered with a fault (a datastore that holds no FCDs, an FCD whose backing
+ * is gone) costs that datastore or FCD only, said in a warning; the inventory goes on. */
+static int s_skip_fault(vb_vsphere_t *self, int rc, const char *what, const char *ref)
+{
+    if (rc == 0 || !self->last_fault[0])
+        return rc;
+    VB_LOG_WARN("vsphere", "fcd-skipped %s=%s fault=%s reason=\"%s\"", what, ref, self->last_fault,
+                vb_error_msg());
+    return 0;
+}
+
 int vb_vs_fcd_list(vb_vsphere_t *self, const char *ds_ref, vb_vs_fcd_fn fn, void *ud)
 {
     if (!self->vstorage_object_manager)
@@ -85,8 +96,10 @@ int vb_vs_fcd_list(vb_vsphere_t *self, const char *ds_ref, vb_vs_fcd_fn fn, void
     const vb_xml_node_t *resp = NULL;
     int rc = vb_buf_put_moref(&args, "datastore", "Datastore", ds_ref);
     if (rc == 0)
-        rc = vb_vs_call(self, "ListVStorageObject", "VcenterVStorageObjectManager",
-                        self->vstorage_object_manager, args.data, &doc, &resp);
+        rc = s_skip_fault(self,
+                          vb_vs_call(self, "ListVStorageObject", "VcenterVStorageObjectManager",
+                                     self->vstorage_object_manager, args.data, &doc, &resp),
+                          "datastore", ds_ref);
     for (const vb_xml_node_t *r = vb_xml_child(resp, "returnval"); rc == 0 && r;
          r = vb_xml_next(r, "returnval")) {
         const char *id = vb_xml_path_text(r, "id");
@@ -96,6 +109,8 @@ int vb_vs_fcd_list(vb_vsphere_t *self, const char *ds_ref, vb_vs_fcd_fn fn, void
         rc = s_retrieve(self, id, ds_ref, &f);
         if (rc == 0)
             rc = fn(ud, &f);
+        else
+            rc = s_skip_fault(self, rc, "fcd", id);
         vb_vs_fcd_clear(&f);
     }
     if (rc != 0)

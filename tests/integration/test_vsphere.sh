@@ -221,4 +221,14 @@ out=$(probe sim create-vm "new vm #2" vmfs-01 - $(printf '1048576 %.0s' {1..16})
 echo "$out" | grep -q "at most 15, not 16" && ok "create-vm refusals name the name, datastore, host or disk count" ||
     fail "16 disks message: $out"
 
+# ---- an FCD whose backing file is gone: RetrieveVStorageObject faults; the inventory goes on
+# without it and says so (a datastore or FCD vCenter cannot describe costs only itself) ----
+fdir=$(info sim '.datastores[] | select(.name == "vmfs-01") | .dir')
+rm -f "$fdir/fcd/$(info sim '.fcds[0].id').vmdk"
+n=$(probe sim inventory 2>"$WORK/fcd-gone.err" | jq '[.vms[] | select(.fcd)] | length')
+[ "$n" = 0 ] && [ "$(probe sim inventory 2>/dev/null | jq '[.vms[] | select(.fcd | not)] | length')" -gt 5 ] &&
+    grep -q "fcd-skipped fcd=$(info sim '.fcds[0].id') fault=NotFound" "$WORK/fcd-gone.err" &&
+    ok "an FCD without its backing file is skipped with a warning; the VMs are listed" ||
+    fail "inventory with a broken FCD: $n FCDs, $(cat "$WORK/fcd-gone.err")"
+
 finish
