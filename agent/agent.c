@@ -14,6 +14,7 @@
 
 #include "keys.h"
 #include "daemon.h"
+#include "disk/disk.h"
 #include "log.h"
 #include "path.h"
 #include "policy/transport.h"
@@ -102,6 +103,7 @@ typedef struct {
     char **transports;
     size_t transport_count;
     char vddk_config[PATH_MAX]; /* the vddk.conf this agent wrote for VixDiskLib_InitEx */
+    char vddk_version[32];      /* the version its VixDiskLib says it is; "" unknown or none */
     bool enrolled;        /* the coordinator has our key */
     bool registered;      /* the current connection was accepted */
     bool hello_is_enroll; /* what the current connection said first */
@@ -295,6 +297,28 @@ static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
     facts->version = VB_VERSION;
     facts->vddk = s->vddk_libdir && *s->vddk_libdir;
     facts->proxy_vm = s->proxy_vm ? s->proxy_vm : "";
+    facts->vddk_version = self->vddk_version;
+}
+
+/* The VixDiskLib version, told at register so the coordinator can check it against vCenter's:
+ * the library is loaded and initialised once at start (its first log line names its version),
+ * then released. A library that cannot load is not fatal here: tasks will say why. */
+static void s_probe_vddk(self_t *self)
+{
+    const vb_agent_settings_t *s = self->settings;
+    if (!s->vddk_libdir || !*s->vddk_libdir)
+        return;
+    vb_disk_connect_params_t p = {.vddk_libdir = s->vddk_libdir, .vddk_config = self->vddk_config};
+    vb_disk_conn_t *conn = NULL;
+    int rc = vb_disk_connect(&p, &conn);
+    if (rc == 0)
+        rc = vb_disk_vddk_version(conn, self->vddk_version, sizeof self->vddk_version);
+    if (rc != 0)
+        VB_LOG_WARN("agent", "vddk_version unknown libdir=%s reason=\"%s\"", s->vddk_libdir,
+                    vb_error_msg());
+    else
+        VB_LOG_INFO("agent", "vddk_version=%s libdir=%s", self->vddk_version, s->vddk_libdir);
+    vb_disk_disconnect(&conn);
 }
 
 static int s_send(self_t *self, vb_envelope_t *env)
@@ -625,6 +649,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     }
     if (s_write_vddk_config(self) != 0 || s_prepare_state(self) != 0)
         goto fail;
+    s_probe_vddk(self);
     self->loop = zloop_new();
     zloop_reader(self->loop, pipe, s_on_pipe, self);
     zloop_timer(self->loop, (size_t)self->interval_ms, 0, s_on_heartbeat_timer, self);

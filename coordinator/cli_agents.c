@@ -109,6 +109,12 @@ int vb_cli_agents(vb_cli_t *cli, int argc, char **argv)
     vb_table_destroy(&table);
     if (json_array_size(agents) == 0)
         printf("(no agents enrolled yet)\n");
+    /* an agent whose VixDiskLib does not support the server's vSphere version */
+    json_array_foreach(agents, i, a)
+    {
+        if (json_string_value(json_object_get(a, "warning")))
+            printf("warning: %s\n", s_str(a, "warning"));
+    }
     json_decref(agents);
     return 0;
 }

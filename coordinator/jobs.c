@@ -69,7 +69,8 @@ static void s_agent_clear(jb_agent_t *a)
         free(a->luns[i]);
     free(a->luns);
     free(a->proxy_vm);
-    a->host = a->datastore = a->proxy_vm = NULL;
+    free(a->vddk_version);
+    a->host = a->datastore = a->proxy_vm = a->vddk_version = NULL;
     a->luns = NULL;
     a->lun_count = 0;
 }
@@ -150,6 +151,7 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
     }
     a->vddk = rec->vddk;
     a->proxy_vm = rec->proxy_vm ? strdup(rec->proxy_vm) : NULL;
+    a->vddk_version = rec->vddk_version ? strdup(rec->vddk_version) : NULL;
     a->online = true;
     if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
@@ -159,8 +161,9 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 
 static vb_agent_facts_t s_facts(const jb_agent_t *a)
 {
-    vb_agent_facts_t f = {a->name,      a->host,       a->datastore, (const char *const *)a->luns,
-                          a->lun_count, a->transports, a->vddk,      a->proxy_vm};
+    vb_agent_facts_t f = {a->name,        a->host,       a->datastore, (const char *const *)a->luns,
+                          a->lun_count,   a->transports, a->vddk,      a->proxy_vm,
+                          a->vddk_version};
     return f;
 }
 
@@ -1358,6 +1361,7 @@ int vb_jobs_explain(vb_jobs_t *self, json_t *args, json_t **result)
     req.vm = json_string_value(json_object_get(args, "vm"));
     req.agent = json_string_value(json_object_get(args, "agent"));
     req.op = json_is_true(json_object_get(args, "restore")) ? VB_OP_RESTORE : VB_OP_BACKUP;
+    req.server_version = vb_provider_server_version(self->cfg.provider);
     rc = vb_explain_build(inv, facts, n, &req, result);
     free(facts);
     vb_inventory_free(&inv);

@@ -109,6 +109,7 @@ typedef struct {
     unsigned transports;
     bool vddk; /* has VixDiskLib: may use the disks' vddk routes */
     char *proxy_vm; /* vSphere moref of its proxy VM (HotAdd), or NULL */
+    char *vddk_version; /* its VixDiskLib's version, or NULL */
     bool online;
     uint64_t assign_seq; /* assigns sent to this agent so far */
 } jb_agent_t;

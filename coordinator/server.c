@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "policy/explain.h"
 #include "registry.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
@@ -538,6 +539,25 @@ static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *
     json_decref(args);
 }
 
+/* `vbak agents`: the registry's view, and a "warning" on each agent whose VixDiskLib does not
+ * support the server's version (explain says the same on its rows). */
+static json_t *s_agents_json(self_t *self)
+{
+    json_t *agents = vb_registry_agents_json(self->registry);
+    const char *server = vb_provider_server_version(self->provider);
+    size_t i;
+    json_t *a;
+    char msg[512];
+    json_array_foreach(agents, i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        const char *v = json_string_value(json_object_get(a, "vddk_version"));
+        if (vb_explain_vddk_warning(name, v, server, msg, sizeof msg))
+            json_object_set_new(a, "warning", json_string(msg));
+    }
+    return agents;
+}
+
 /* ---- commands with slow provider calls: on a worker first ----
  *
  * A command that begins with the inventory (backup, restore, explain) has it read on a worker,
@@ -703,7 +723,7 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
     if (streq(cmd, "ping"))
         s_reply(self, rid, 0, NULL, json_pack("{s:s}", "version", VB_VERSION));
     else if (streq(cmd, "agents"))
-        s_reply(self, rid, 0, NULL, vb_registry_agents_json(self->registry));
+        s_reply(self, rid, 0, NULL, s_agents_json(self));
     else if (streq(cmd, "status"))
         s_status_request(self, rid);
     else {

@@ -741,6 +741,7 @@ void vb_agent_record_clear(vb_agent_record_t *rec)
     free(rec->version);
     free(rec->state);
     free(rec->proxy_vm);
+    free(rec->vddk_version);
     memset(rec, 0, sizeof *rec);
 }
 

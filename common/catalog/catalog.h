@@ -34,6 +34,7 @@ typedef struct {
     char *version;
     bool vddk;           /* has VixDiskLib; not stored: the agent says it at every register */
     char *proxy_vm;      /* vSphere moref of its proxy VM, or NULL; not stored, as vddk */
+    char *vddk_version;  /* its VixDiskLib's version, or NULL; not stored, as vddk */
     char *state;         /* "online" or "lost" */
     int64_t enrolled_at; /* Unix seconds */
     int64_t last_seen;   /* Unix milliseconds */

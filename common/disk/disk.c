@@ -162,7 +162,7 @@ static int s_check_params(const vb_disk_uri_t *u)
                                             NULL};
     static const char *const vddk_keys[] = {"file",   "vm",     "thumbprint",    "transport",
                                             "libdir", "config", "password-file", "snapshot",
-                                            "esx",    NULL};
+                                            "esx",    "fcd",    "datastore",     NULL};
     static const char *const vsfile_keys[] = {"ds",      "path", "dc",           "thumbprint",
                                               "ca-file", "user", "password-file", NULL};
     static const char *const none[] = {NULL};

@@ -27,6 +27,10 @@
  *   vddk://[USER@]HOST[:PORT]/?file=[ds] dir/disk.vmdk&vm=moref=vm-42&thumbprint=AA:BB:..
  *          &transport=san:hotadd:nbdssl:nbd&libdir=DIR&config=FILE&password-file=FILE
  *          &snapshot=snapshot-7&esx=HOST
+ *   vddk://[USER@]HOST[:PORT]/?file=[ds] fcd/ID.vmdk&fcd=ID&datastore=datastore-12&...
+ *       A First Class Disk: ConnectEx with the vStorageObject spec (specType
+ *       VIXDISKLIB_SPEC_VSTORAGE_OBJECT: id = fcd=, datastoreMoRef = datastore=, ssId = the
+ *       snapshot), no vmxSpec and no snapshotRef; Open then names the FCD's backing file.
  *       VMware's libvixDiskLib.so, loaded with dlopen from libdir (DIR/lib64/libvixDiskLib.so,
  *       then DIR/libvixDiskLib.so). Query values are percent-decoded ("%20" for a space, "%5B"
  *       may be written "[" literally). HOST may be "local" for VixDiskLib's local mode (file is
@@ -162,6 +166,12 @@ int vb_disk_close(vb_disk_t **disk_p);
 /* Removes what an earlier run left behind for the given route (vddk: VixDiskLib_Cleanup with the
  * route's connection parameters, which cleans the configured tmpDirectory). Other backends keep no
  * state: 0 and both counts 0. Counts may be NULL. */
+/* The version of the VDDK library of this connection (its libdir and config), as it names
+ * itself in its log when VixDiskLib_InitEx runs ("VMware VixDiskLib (7.0.3) Release ..."): "7.0.3"
+ * into out. Loads and initialises the library if it is not yet. VB_ENOTFOUND when it did not
+ * say; the load's errors otherwise. */
+int vb_disk_vddk_version(vb_disk_conn_t *conn, char *out, size_t cap) VB_WUR;
+
 int vb_disk_cleanup(vb_disk_conn_t *conn, const char *uri, unsigned *cleaned_out,
                     unsigned *remaining_out) VB_WUR;
 

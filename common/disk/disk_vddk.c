@@ -23,6 +23,7 @@
 
 typedef struct {
     void *dl;
+    char version[32]; /* from InitEx's "VMware VixDiskLib (7.0.3) Release ..." line; "" unknown */
     char libdir[VDDK_PATH_MAX];
     char libpath[VDDK_PATH_MAX];
     bool initialized;
@@ -58,6 +59,8 @@ typedef struct {
 /* VixDiskLib's log callbacks carry no user pointer. The last warning of the calling thread is
  * kept here so the error of the call that caused it can quote it; per thread, not shared. */
 static _Thread_local char s_last_warning[512];
+/* The version the library names in its log while InitEx runs on this thread. */
+static _Thread_local char s_init_version[32];
 
 VB_PRINTF(3, 0) static void s_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
 {
@@ -72,6 +75,14 @@ VB_PRINTF(1, 0) static void s_log_cb(const char *fmt, va_list ap)
     char line[512];
     s_vformat(line, sizeof line, fmt, ap);
     VB_LOG_DEBUG("vddk", "log msg=\"%s\"", line);
+    /* VDDK starts its log with "VMware VixDiskLib (7.0.3) Release build-19513565" */
+    const char *v = strstr(line, "VixDiskLib (");
+    if (v && !s_init_version[0]) {
+        v += strlen("VixDiskLib (");
+        size_t n = strspn(v, "0123456789.");
+        if (n > 0 && n < sizeof s_init_version && v[n] == ')')
+            snprintf(s_init_version, sizeof s_init_version, "%.*s", (int)n, v);
+    }
 }
 
 VB_PRINTF(1, 0) static void s_warn_cb(const char *fmt, va_list ap)
@@ -202,6 +213,7 @@ static int s_lib(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, vddk_lib_t **ou
     if (!config)
         config = vb_disk_uri_get(uri, "config");
     s_last_warning[0] = '\0';
+    s_init_version[0] = '\0';
     VixError err = lib->InitEx(VIXDISKLIB_VERSION_MAJOR, VIXDISKLIB_VERSION_MINOR, s_log_cb,
                                s_warn_cb, s_panic_cb, libdir, config);
     if (err != VIX_OK) {
@@ -212,7 +224,9 @@ static int s_lib(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, vddk_lib_t **ou
         goto out;
     }
     lib->initialized = true;
-    VB_LOG_INFO("vddk", "loaded lib=%s config=%s", lib->libpath, config ? config : "(none)");
+    snprintf(lib->version, sizeof lib->version, "%s", s_init_version);
+    VB_LOG_INFO("vddk", "loaded lib=%s config=%s version=%s", lib->libpath,
+                config ? config : "(none)", lib->version[0] ? lib->version : "unknown");
 out:
     if (rc) {
         vb_disk_vddk_state_free(lib);
@@ -245,6 +259,24 @@ static void s_params_free(vddk_lib_t *lib, vddk_params_t *vp)
     memset(vp, 0, sizeof *vp);
 }
 
+/* The connection spec: a VM's (vmxSpec "moref=vm-N"; the snapshot goes to ConnectEx as its
+ * snapshotRef) or a First Class Disk's (fcd= and datastore= of the route; the snapshot is the
+ * spec's ssId). Returns whether it is an FCD's. */
+static bool s_spec(VixDiskLibConnectParams *p, const vb_disk_uri_t *uri, const char *snapshot)
+{
+    const char *fcd = vb_disk_uri_get(uri, "fcd");
+    if (!fcd) {
+        p->specType = VIXDISKLIB_SPEC_VMX;
+        p->vmxSpec = (char *)vb_disk_uri_get(uri, "vm");
+        return false;
+    }
+    p->specType = VIXDISKLIB_SPEC_VSTORAGE_OBJECT;
+    p->spec.vStorageObjSpec.id = (char *)fcd;
+    p->spec.vStorageObjSpec.datastoreMoRef = (char *)vb_disk_uri_get(uri, "datastore");
+    p->spec.vStorageObjSpec.ssId = (char *)snapshot;
+    return true;
+}
+
 static int s_params(vddk_lib_t *lib, const vb_disk_uri_t *uri, vddk_params_t *vp)
 {
     memset(vp, 0, sizeof *vp);
@@ -274,14 +306,13 @@ static int s_params(vddk_lib_t *lib, const vb_disk_uri_t *uri, vddk_params_t *vp
     }
     bool local = strcmp(uri->host, "local") == 0;
     /* The library only reads these strings during ConnectEx/Cleanup; the URI outlives the call. */
-    vp->p->vmxSpec = (char *)vb_disk_uri_get(uri, "vm");
     vp->p->serverName = local ? NULL : uri->host;
     vp->p->thumbPrint = (char *)vb_disk_uri_get(uri, "thumbprint");
     vp->p->credType = VIXDISKLIB_CRED_UID;
     vp->p->creds.uid.userName = uri->user;
     vp->p->creds.uid.password = vp->password;
     vp->p->port = (uint32_t)uri->port;
-    vp->p->specType = VIXDISKLIB_SPEC_VMX;
+    (void)s_spec(vp->p, uri, NULL);
     return 0;
 }
 
@@ -320,9 +351,12 @@ static int s_open(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, const char *mo
         goto out;
     char text[768];
     s_last_warning[0] = '\0';
-    /* The route's snapshot moref (vSphere jobs) wins over the caller's snapshot argument. */
+    /* The route's snapshot (vSphere jobs) wins over the caller's snapshot argument. */
     const char *ss = vb_disk_uri_get(uri, "snapshot");
-    VixError err = lib->ConnectEx(vp.p, read_only, ss ? ss : snapshot, mode, &v->conn);
+    if (!ss)
+        ss = snapshot;
+    bool fcd = s_spec(vp.p, uri, ss);
+    VixError err = lib->ConnectEx(vp.p, read_only, fcd ? NULL : ss, mode, &v->conn);
     if (err != VIX_OK) {
         s_vix_text(lib, err, text, sizeof text);
         if (VIX_ERROR_CODE(err) == VIX_E_NET_HTTP_SSL_SECURITY)
@@ -510,6 +544,21 @@ int vb_disk_vddk_cleanup(vb_disk_conn_t *conn, const vb_disk_uri_t *uri, unsigne
     }
     s_params_free(lib, &vp);
     return rc;
+}
+
+int vb_disk_vddk_version(vb_disk_conn_t *conn, char *out, size_t cap)
+{
+    vb_disk_uri_t none;
+    memset(&none, 0, sizeof none);
+    vddk_lib_t *lib = NULL;
+    int rc = s_lib(conn, &none, &lib);
+    if (rc)
+        return rc;
+    if (!lib->version[0])
+        return vb_error_set(VB_ENOTFOUND, "%s did not say its version when it started",
+                            lib->libpath);
+    snprintf(out, cap, "%s", lib->version);
+    return 0;
 }
 
 const vb_disk_backend_t vb_disk_vddk_backend = {

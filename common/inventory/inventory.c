@@ -180,6 +180,11 @@ const vb_inv_datastore_t *vb_inventory_find_datastore(const vb_inventory_t *inv,
     return NULL;
 }
 
+const char *vb_provider_server_version(vb_provider_t *self)
+{
+    return self && self->ops && self->ops->server_version ? self->ops->server_version(self) : NULL;
+}
+
 void vb_provider_destroy(vb_provider_t **self_p)
 {
     if (!self_p || !*self_p)

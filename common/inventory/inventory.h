@@ -185,6 +185,9 @@ typedef struct {
      * snapshots): leftovers of Storage vMotion or failed jobs. With `remove`, each is deleted
      * and marked removed. *out is the caller's (vb_inv_orphans_free). NULL when unsupported. */
     int (*orphans)(vb_provider_t *self, bool remove, vb_inv_orphans_t *out);
+    /* The server's version (vSphere: the ServiceContent's about.apiVersion), borrowed, read
+     * without a call to the server; NULL op or result: none (the lab). */
+    const char *(*server_version)(vb_provider_t *self);
     void (*destroy)(vb_provider_t *self);
 } vb_provider_ops_t;
 
@@ -192,6 +195,9 @@ struct vb_provider {
     const vb_provider_ops_t *ops;
     void *impl;
 };
+
+/* The provider's server_version, or NULL (no provider, no such op). */
+const char *vb_provider_server_version(vb_provider_t *self);
 
 /* Calls the provider's destroy and sets *self_p to NULL; NULL is fine. */
 void vb_provider_destroy(vb_provider_t **self_p);

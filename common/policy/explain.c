@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "vddk/vddk_config.h"
+
 vb_agent_facts_t vb_agent_facts_from_proxy(const vb_inv_proxy_t *proxy)
 {
     return (vb_agent_facts_t){
@@ -135,6 +137,28 @@ out:
     return rc;
 }
 
+bool vb_explain_vddk_warning(const char *agent, const char *vddk_version,
+                             const char *server_version, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!vddk_version || !*vddk_version || !server_version || !*server_version)
+        return false;
+    if (vb_vddk_check_compat(vddk_version, server_version) == 0)
+        return false;
+    snprintf(buf, cap, "agent %s: %s", agent ? agent : "?", vb_error_msg());
+    return true;
+}
+
+/* Adds the row's "warning" when the agent's VDDK does not support the server's version. */
+static int s_warn(json_t *row, const vb_agent_facts_t *agent, const char *server_version)
+{
+    char msg[512];
+    if (!agent->vddk ||
+        !vb_explain_vddk_warning(agent->name, agent->vddk_version, server_version, msg, sizeof msg))
+        return 0;
+    return s_set(row, "warning", json_string(msg));
+}
+
 static int s_find_agent(const vb_agent_facts_t *agents, size_t agent_count, const char *name,
                         size_t *index_out)
 {
@@ -188,6 +212,10 @@ int vb_explain_build(const vb_inventory_t *inv, const vb_agent_facts_t *agents, 
             json_t *row = NULL;
             if ((rc = s_row(&in, &vm->disks[d], &decision, &row)) != 0)
                 goto out;
+            if ((rc = s_warn(row, &agents[a], req->server_version)) != 0) {
+                json_decref(row);
+                goto out;
+            }
             if (json_array_append_new(rows, row) != 0) {
                 rc = vb_error_set(VB_ENOMEM, "out of memory building the explain table");
                 goto out;
@@ -225,6 +253,9 @@ void vb_explain_print(FILE *out, const json_t *rows)
             fprintf(out, "  %-9s %-8s route %s: %s\n", "chosen", chosen, route, s_get(row, "why"));
         else
             fprintf(out, "  %-9s %-8s %s\n", "chosen", chosen ? chosen : "none", s_get(row, "why"));
+        const char *warning = json_string_value(json_object_get(row, "warning"));
+        if (warning)
+            fprintf(out, "  %-9s %s\n", "warning", warning);
         size_t k;
         const json_t *entry;
         json_array_foreach(json_object_get(row, "refused"), k, entry)

@@ -16,7 +16,9 @@
  *                                               tasks of a job record as their transport)
  *     "why": "sentence: why chosen, or why nothing could be",
  *     "refused": [ { "mode": "nbd", "reason": "sentence", "fallback": false }, ... ],
- *     "order": [ "san", "hotadd", ... ] }
+ *     "order": [ "san", "hotadd", ... ],
+ *     "warning": "agent A: VDDK 8.0.1 does not support vSphere 6.5: ..." }  (only when the
+ *                agent's VDDK does not support the server's version; see below)
  * `refused` has one entry per mode not chosen, in ranking order (san, hotadd, nbdssl, nbd);
  * `fallback` is true for a mode that is allowed but comes later in the preference order (a failed
  * open falls back to it). `order` is the list of allowed modes, chosen first: what the agent hands
@@ -44,6 +46,7 @@ typedef struct {
     const char *proxy_vm; /* vSphere moref of the VM the agent runs in; NULL: none. When the
                            * inventory has that VM, its host and the datastore of its first disk
                            * stand for host and datastore (HotAdd attaches disks to it) */
+    const char *vddk_version; /* the version its VixDiskLib says it is; NULL: unknown */
 } vb_agent_facts_t;
 
 typedef struct {
@@ -52,7 +55,14 @@ typedef struct {
     vb_transport_op_t op;             /* backup or restore */
     const vb_transport_t *preference; /* NULL: default san:hotadd:nbdssl:nbd */
     size_t preference_count;
+    const char *server_version; /* the vCenter's/ESXi's API version; NULL: unknown */
 } vb_explain_request_t;
+
+/* An agent whose VixDiskLib does not support the server's vSphere version (VDDK of release line
+ * N supports vSphere N-2 ... N+1; vddk/vddk_config.h): "agent A: VDDK V does not support vSphere
+ * S: ..." into buf and true; false (buf "") when it does or a version is unknown. */
+bool vb_explain_vddk_warning(const char *agent, const char *vddk_version,
+                             const char *server_version, char *buf, size_t cap);
 
 /* Facts of a lab proxy VM, supporting every mode. The result borrows from *proxy. */
 vb_agent_facts_t vb_agent_facts_from_proxy(const vb_inv_proxy_t *proxy);
@@ -77,6 +87,7 @@ int vb_explain_build(const vb_inventory_t *inv, const vb_agent_facts_t *agents, 
  *   web-01 / disk 2000 "Hard disk 1" on vmfs-01 / agent proxy-1 (backup)
  *     chosen    san      agent proxy-1 sees LUN ...
  * (a chosen route other than the mode's own is shown: "chosen    nbdssl   route vsfile: ...")
+ *     warning   agent proxy-1: VDDK 8.0.1 does not support vSphere 6.5: ...   (when there is one)
  *     fallback  hotadd   allowed, but san comes first ...
  *     refused   nbd      plain NBD is refused: ...
  * Tolerates missing fields (prints "?"), so it can render JSON received from the coordinator. */

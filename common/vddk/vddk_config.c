@@ -222,7 +222,8 @@ static int s_number(const char **p)
 
 #define S_SUPPORTED "vbak supports vSphere 6.5, 6.7, 7.0 and 8.x (VDDK 7.0: N-2 to N+1)"
 
-int vb_vddk_check_server_version(const char *version)
+/* "major.minor[.N...][ U3|u2|-...]" into *major, *minor; VB_EINVAL naming `what` otherwise. */
+static int s_parse_version(const char *version, const char *what, int *major_out, int *minor_out)
 {
     const char *p = version ? version : "";
     int major = s_number(&p);
@@ -238,11 +239,60 @@ int vb_vddk_check_server_version(const char *version)
             minor = -1;
     }
     if (major < 0 || minor < 0 || (*p && *p != ' ' && *p != 'U' && *p != 'u' && *p != '-'))
-        return vb_error_set(VB_EINVAL, "'%s' is not a vSphere version (expected e.g. 7.0.3)",
-                            version ? version : "");
+        return vb_error_set(VB_EINVAL, "'%s' is not a %s version (expected e.g. 7.0.3)",
+                            version ? version : "", what);
+    *major_out = major;
+    *minor_out = minor;
+    return 0;
+}
+
+int vb_vddk_check_server_version(const char *version)
+{
+    int major = 0, minor = 0;
+    int rc = s_parse_version(version, "vSphere", &major, &minor);
+    if (rc != 0)
+        return rc;
     bool ok = (major == 6 && (minor == 5 || minor == 7)) || major == 7 || major == 8;
     if (!ok)
         return vb_error_set(VB_EUNSUPPORTED, "vSphere %d.%d is not supported: " S_SUPPORTED, major,
                             minor);
     return 0;
+}
+
+/* The release lines, oldest first: "N-2 ... N+1" counts in these steps (6.5 is N-2 of 7.0). From
+ * 7.0 on, a major version is one line whatever its updates. */
+static const struct {
+    int major, minor;
+} s_lines[] = {{5, 5}, {6, 0}, {6, 5}, {6, 7}, {7, 0}, {8, 0}, {9, 0}};
+#define S_NLINES ((int)(sizeof s_lines / sizeof s_lines[0]))
+
+static int s_line(int major, int minor)
+{
+    for (int i = 0; i < S_NLINES; i++)
+        if (s_lines[i].major == major && (major >= 7 || s_lines[i].minor == minor))
+            return i;
+    return -1;
+}
+
+int vb_vddk_check_compat(const char *vddk_version, const char *server_version)
+{
+    int vmaj = 0, vmin = 0, smaj = 0, smin = 0;
+    int rc = s_parse_version(vddk_version, "VDDK", &vmaj, &vmin);
+    if (rc == 0)
+        rc = s_parse_version(server_version, "vSphere", &smaj, &smin);
+    if (rc != 0)
+        return rc;
+    int v = s_line(vmaj, vmin), sv = s_line(smaj, smin);
+    if (v < 0)
+        return vb_error_set(VB_EINVAL, "VDDK %s is of no release line vbak knows", vddk_version);
+    int lo = v >= 2 ? v - 2 : 0, hi = v + 1 < S_NLINES ? v + 1 : S_NLINES - 1;
+    if (sv >= lo && sv <= hi)
+        return 0;
+    return vb_error_set(VB_EUNSUPPORTED,
+                        "VDDK %s does not support vSphere %s: VDDK %d.%d supports vSphere %d.%d "
+                        "through %d.%d (N-2 to N+1); install a VDDK release for vSphere %d.%d on "
+                        "this proxy",
+                        vddk_version, server_version, s_lines[v].major, s_lines[v].minor,
+                        s_lines[lo].major, s_lines[lo].minor, s_lines[hi].major, s_lines[hi].minor,
+                        smaj, smin);
 }

@@ -83,4 +83,12 @@ int vb_vddk_config_write(const vb_vddk_config_t *cfg, const char *path) VB_WUR;
  * AboutInfo.version / apiVersion carry ("7.0.3", "8.0.2.0") and the way people write updates. */
 int vb_vddk_check_server_version(const char *version) VB_WUR;
 
+/* Whether VDDK `vddk_version` ("7.0.3", from the library's own log line) supports the vSphere
+ * `server_version` (AboutInfo.apiVersion): VMware's policy is that VDDK of release line N works
+ * with vSphere N-2 through N+1, the lines being 5.5, 6.0, 6.5, 6.7, 7.0, 8.0, 9.0 (VDDK 7.0:
+ * vSphere 6.5 through 8.0). 0 inside that range; VB_EUNSUPPORTED with one sentence naming both
+ * versions, the range and the fix outside it; VB_EINVAL when either is not a version (or the
+ * VDDK's line is unknown). */
+int vb_vddk_check_compat(const char *vddk_version, const char *server_version) VB_WUR;
+
 #endif

@@ -25,6 +25,7 @@ struct vb_vsphere {
     char *view_manager;
     char *session_manager;
     char *authorization_manager; /* NULL: the server has none (no PrepareForAccess) */
+    char *vstorage_object_manager; /* NULL: the server has none (no First Class Disks) */
     char *api_version;
     char *about;
     bool logged_in;
@@ -91,6 +92,41 @@ int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *don
 /* The dcPath of the datastore named ds: the datacenter option, or the datacenter holding it
  * (borrowed; VB_ENOTFOUND, VB_EINVAL when several datacenters have a datastore of that name). */
 int vb_vs_datacenter_of(vb_vsphere_t *self, const char *ds, const char **dc_out) VB_WUR;
+
+/* ---- First Class Disks (vs_fcd.c) ---- */
+typedef struct {
+    char *id; /* the FCD's id (a UUID) */
+    char *name;
+    char *ds_ref; /* moref of the datastore that holds it */
+    char *path;   /* its backing file, "[ds] fcd/<id>.vmdk" */
+    uint64_t capacity;
+} vb_vs_fcd_t;
+void vb_vs_fcd_clear(vb_vs_fcd_t *f);
+/* Every FCD on the datastore ds_ref to fn (borrowed for the call); 0 with no call when the
+ * server has no VStorageObjectManager. */
+typedef int (*vb_vs_fcd_fn)(void *ud, const vb_vs_fcd_t *fcd);
+int vb_vs_fcd_list(vb_vsphere_t *self, const char *ds_ref, vb_vs_fcd_fn fn, void *ud) VB_WUR;
+/* The FCD named (or with the id) `name` on any datastore; *out the caller's (vb_vs_fcd_clear).
+ * VB_ENOTFOUND when there is none, VB_EINVAL when several share the name. */
+int vb_vs_fcd_find(vb_vsphere_t *self, const char *name, vb_vs_fcd_t *out) VB_WUR;
+/* VStorageObjectCreateSnapshot_Task; *snapshot_id_out (caller owns) the snapshot's id. */
+int vb_vs_fcd_snapshot_create(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const char *description,
+                              char **snapshot_id_out) VB_WUR;
+/* DeleteSnapshot_Task; VB_ENOTFOUND when the FCD has no such snapshot. */
+int vb_vs_fcd_snapshot_remove(vb_vsphere_t *self, const vb_vs_fcd_t *fcd,
+                              const char *snapshot_id) VB_WUR;
+
+/* Changed areas of FCD `fcd` (name or id) at its snapshot since change_id ("*": all allocated
+ * areas), from `start` (the provider's changed_areas contract): RetrieveSnapshotDetails gives
+ * the snapshot's changedBlockTrackingId (*new_change_id_out, caller owns), then
+ * VstorageObjectVCenterQueryChangedDiskAreas is asked span by span. VB_EUNSUPPORTED when the
+ * server has neither call or tracking is off; VB_ENOTFOUND for an unknown change ID. */
+int vb_vs_fcd_changed_areas(vb_vsphere_t *self, const char *fcd, const char *snapshot_id,
+                            uint64_t start, const char *change_id, vb_extent_list_t *out,
+                            char **new_change_id_out) VB_WUR;
+
+/* The fault name is one of the NULL-terminated set. */
+bool vb_vs_fault_in(const char *name, const char *const *set);
 
 /* Property-value helpers on an ObjectContent's propSet. */
 const vb_xml_node_t *vb_vs_prop(const vb_xml_node_t *object_content, const char *name);

@@ -513,6 +513,12 @@ static int s_add_datastore(vb_vs_builder_t *b, const char *ref, const vb_xml_nod
         rc = s_dup(url ? url->text : NULL, &ds->url);
     if (rc == 0)
         rc = s_dup(ref, dref);
+    /* A VMFS volume on a SAN LUN: its (first) extent's disk is the LUN's canonical name, the
+     * one an agent lists in `luns` when its proxy sees it. vSAN, vVol and NFS have no extent. */
+    const vb_xml_node_t *info = vb_vs_prop(oc, "info");
+    const char *info_type = vb_xml_xsi_type(info);
+    if (rc == 0 && info_type && strcmp(info_type, "VmfsDatastoreInfo") == 0)
+        rc = s_dup(vb_xml_path_text(info, "vmfs/extent/diskName"), &ds->lun);
     int64_t free_space = 0;
     const vb_xml_node_t *fs = vb_vs_prop(oc, "summary.freeSpace");
     if (rc == 0 && fs && vb_xml_i64(fs, "summary.freeSpace", &free_space) == 0 && free_space > 0)
@@ -686,10 +692,12 @@ static int s_vsfile_uri(vb_vsphere_t *self, const vb_inv_disk_t *d, char **out)
 /* The vddk:// URI of a VM's disk (disk.h): VixDiskLib_ConnectEx to the vCenter with the VM's
  * moref as vmxSpec, the server's SHA-256 thumbprint and the user whose password is in the
  * password file (never the password), then VixDiskLib_Open of the disk's datastore path. The
- * snapshot's moref is added per job (uri_at_snapshot). NULL when an agent could not log in (no
- * password file) or the thumbprint is unknown. */
+ * snapshot's moref is added per job (uri_at_snapshot). A First Class Disk (fcd_ds_ref: its
+ * datastore's moref) connects with the vStorageObject spec instead: fcd= its id, datastore= that
+ * moref, and per job its snapshot id. NULL when an agent could not log in (no password file) or
+ * the thumbprint is unknown. */
 static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_disk_t *d,
-                      char **out)
+                      const char *fcd_ds_ref, char **out)
 {
     *out = NULL;
     const char *base = vb_soap_base_url(self->soap);
@@ -710,7 +718,12 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
     vb_buf_t b = {NULL, 0, 0, 8192};
     int rc = vb_buf_printf(&b, "vddk://%s@%s/", user, base + 8);
     rc = s_put_param(&b, rc, "file", d->path);
-    rc = s_put_param(&b, rc, "vm", spec);
+    if (fcd_ds_ref) {
+        rc = s_put_param(&b, rc, "fcd", vm->id);
+        rc = s_put_param(&b, rc, "datastore", fcd_ds_ref);
+    } else {
+        rc = s_put_param(&b, rc, "vm", spec);
+    }
     rc = s_put_param(&b, rc, "thumbprint", thumb);
     rc = s_put_param(&b, rc, "password-file", self->password_file);
     if (vm->host)
@@ -729,14 +742,18 @@ static int s_vddk_uri(vb_vsphere_t *self, const vb_inv_vm_t *vm, const vb_inv_di
  * VixDiskLib in every mode (vddk routes, for agents with VDDK); backups may also read its flat
  * file over the datastore file service (HTTPS, so in the NBDSSL slot, route mode "vsfile"),
  * which is read-only: a restore has no route but VixDiskLib's. */
-static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
+static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d,
+                    const char *fcd_ds_ref)
 {
     char *uri = NULL, *vddk = NULL;
-    int rc = s_vsfile_uri(self, d, &uri);
+    int rc = 0;
+    /* An FCD's snapshot is no file the file service could name: VixDiskLib only. */
+    if (!vm->is_fcd)
+        rc = s_vsfile_uri(self, d, &uri);
     if (rc == 0)
         rc = vb_inv_disk_set_route(d, VB_OP_BACKUP, VB_TRANSPORT_NBDSSL, "vsfile", uri);
     if (rc == 0)
-        rc = s_vddk_uri(self, vm, d, &vddk);
+        rc = s_vddk_uri(self, vm, d, fcd_ds_ref, &vddk);
     for (int m = 0; rc == 0 && m < VB_TRANSPORT_COUNT; m++) {
         rc = vb_inv_disk_set_vddk_route(d, VB_OP_BACKUP, (vb_transport_t)m, vddk);
         if (rc == 0)
@@ -747,12 +764,79 @@ static int s_routes(vb_vsphere_t *self, const vb_inv_vm_t *vm, vb_inv_disk_t *d)
     return rc;
 }
 
+/* ---- First Class Disks: after the VMs, each as an object of one disk (key: its id) ---- */
+
+typedef struct {
+    vb_inventory_t *inv;
+    size_t cap;
+    const vb_inv_datastore_t *ds;
+} s_fcd_add_t;
+
+static int s_add_fcd(void *ud, const vb_vs_fcd_t *f)
+{
+    s_fcd_add_t *a = ud;
+    vb_inventory_t *inv = a->inv;
+    if (inv->vm_count == a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 16;
+        vb_inv_vm_t *nv = realloc(inv->vms, nc * sizeof *nv);
+        if (!nv)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        inv->vms = nv;
+        a->cap = nc;
+    }
+    vb_inv_vm_t *vm = &inv->vms[inv->vm_count];
+    memset(vm, 0, sizeof *vm);
+    inv->vm_count++;
+    vm->is_fcd = true;
+    if (!(vm->disks = calloc(1, sizeof *vm->disks)))
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    vm->disk_count = 1;
+    vb_inv_disk_t *d = &vm->disks[0];
+    d->capacity = f->capacity;
+    /* an FCD has no host of its own: the first host that mounts its datastore */
+    int rc = s_dup(f->name, &vm->name);
+    if (rc == 0)
+        rc = s_dup(f->id, &vm->id);
+    if (rc == 0 && a->ds->host_count)
+        rc = s_dup(a->ds->hosts[0], &vm->host);
+    if (rc == 0)
+        rc = s_dup(f->id, &d->key);
+    if (rc == 0)
+        rc = s_dup(f->name, &d->name);
+    if (rc == 0)
+        rc = s_dup(a->ds->name, &d->datastore);
+    if (rc == 0)
+        rc = s_dup(f->path, &d->path);
+    return rc;
+}
+
+/* The datastore moref behind an FCD's datastore name (the builder's side table). */
+static const char *s_ds_ref_of(const vb_vs_builder_t *b, const vb_inventory_t *inv,
+                               const char *name)
+{
+    for (size_t i = 0; name && i < b->nds && i < inv->datastore_count; i++)
+        if (strcmp(inv->datastores[i].name, name) == 0)
+            return b->ds_refs[i];
+    return NULL;
+}
+
+static int s_add_fcds(vb_vsphere_t *self, const vb_vs_builder_t *b, vb_inventory_t *inv)
+{
+    s_fcd_add_t a = {.inv = inv, .cap = inv->vm_count};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < b->nds && i < inv->datastore_count; i++) {
+        a.ds = &inv->datastores[i];
+        rc = vb_vs_fcd_list(self, b->ds_refs[i], s_add_fcd, &a);
+    }
+    return rc;
+}
+
 int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
 {
     static const char *const types[] = {"HostSystem", "Datastore", "VirtualMachine", NULL};
     static const char *const paths[] = {
         "name",
-        "name,summary.type,summary.url,summary.freeSpace,host",
+        "name,summary.type,summary.url,summary.freeSpace,host,info",
         "name,runtime.host,config.hardware.device,snapshot",
         NULL,
     };
@@ -763,10 +847,15 @@ int vb_vsphere_inventory(vb_vsphere_t *self, vb_inventory_t **out)
     int rc = vb_vs_retrieve_view(self, types, paths, vb_vs_builder_add, b);
     if (rc == 0)
         rc = vb_vs_builder_finish(b, out);
+    if (rc == 0)
+        rc = s_add_fcds(self, b, *out);
+    for (size_t i = 0; rc == 0 && i < (*out)->vm_count; i++) {
+        vb_inv_vm_t *vm = &(*out)->vms[i];
+        const char *fcd_ds = vm->is_fcd ? s_ds_ref_of(b, *out, vm->disks[0].datastore) : NULL;
+        for (size_t k = 0; rc == 0 && k < vm->disk_count; k++)
+            rc = s_routes(self, vm, &vm->disks[k], fcd_ds);
+    }
     vb_vs_builder_destroy(&b);
-    for (size_t i = 0; rc == 0 && i < (*out)->vm_count; i++)
-        for (size_t k = 0; rc == 0 && k < (*out)->vms[i].disk_count; k++)
-            rc = s_routes(self, &(*out)->vms[i], &(*out)->vms[i].disks[k]);
     if (rc != 0)
         vb_inventory_free(out);
     return rc;

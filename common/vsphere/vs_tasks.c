@@ -20,7 +20,10 @@ int vb_vs_task_info_parse(const vb_xml_node_t *info, const char *what, bool *don
         return 0;
     if (strcmp(state, "success") == 0) {
         *done = true;
+        /* a ManagedObjectReference is the result's text; an ID (an FCD snapshot's) its <id> */
         const char *result = vb_xml_path_text(info, "result");
+        if (result && !*result && vb_xml_path_text(info, "result/id"))
+            result = vb_xml_path_text(info, "result/id");
         if (result && result_out && !(*result_out = strdup(result)))
             return vb_error_set(VB_ENOMEM, "out of memory");
         return 0;
@@ -315,7 +318,7 @@ static int s_no_change_id(vb_vsphere_t *self, const char *vm, const char *vm_id,
                         vm, disk_key);
 }
 
-static bool s_is(const char *name, const char *const *set)
+bool vb_vs_fault_in(const char *name, const char *const *set)
 {
     for (size_t i = 0; set[i]; i++)
         if (strcmp(name, set[i]) == 0)
@@ -351,11 +354,11 @@ static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, c
         rc = vb_vs_call(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data, &doc,
                         &resp);
         snprintf(prev, sizeof prev, "%s", vb_error_msg());
-        if (rc != 0 && s_is(self->last_fault, unsupported))
+        if (rc != 0 && vb_vs_fault_in(self->last_fault, unsupported))
             rc = vb_error_set(VB_EUNSUPPORTED,
                               "changed block tracking is unavailable for disk %s of VM %s: %s",
                               disk_key, vm, prev);
-        else if (rc != 0 && s_is(self->last_fault, unknown_id))
+        else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
             rc = vb_error_set(VB_ENOTFOUND,
                               "change ID '%s' of disk %s of VM %s is not known to the server "
                               "(change tracking was reset?): %s",

@@ -73,6 +73,8 @@ static int s_service_content(vb_vsphere_t *self)
     if (rc == 0)
         rc = s_dup_text(sc, "authorizationManager", &self->authorization_manager, false);
     if (rc == 0)
+        rc = s_dup_text(sc, "vStorageObjectManager", &self->vstorage_object_manager, false);
+    if (rc == 0)
         rc = s_dup_text(sc, "about/apiVersion", &self->api_version, true);
     if (rc == 0)
         rc = s_dup_text(sc, "about/fullName", &self->about, false);
@@ -267,6 +269,7 @@ void vb_vsphere_destroy(vb_vsphere_t **self_p)
     free(self->view_manager);
     free(self->session_manager);
     free(self->authorization_manager);
+    free(self->vstorage_object_manager);
     free(self->api_version);
     free(self->about);
     free(self);
@@ -301,26 +304,62 @@ static int s_p_inventory(vb_provider_t *p, vb_inventory_t **out)
     return vb_vsphere_inventory(p->impl, out);
 }
 
+/* A name no VM has may be a First Class Disk's: *fcd filled (the caller clears it) and 0; when
+ * there is no such FCD either, the VM call's VB_ENOTFOUND with its own message. Other codes
+ * stay. */
+static int s_fcd_instead(vb_vsphere_t *vs, int rc, const char *name, vb_vs_fcd_t *fcd)
+{
+    if (rc != VB_ENOTFOUND)
+        return rc;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", vb_error_msg());
+    int frc = vb_vs_fcd_find(vs, name, fcd);
+    if (frc == VB_ENOTFOUND)
+        return vb_error_set(rc, "%s", saved);
+    return frc;
+}
+
 static int s_p_snap_create(vb_provider_t *p, const char *vm, const char *name, char **id)
 {
-    return vb_vsphere_snapshot_create(p->impl, vm, name, "vbak backup", id);
+    vb_vs_fcd_t fcd = {0};
+    int rc = vb_vsphere_snapshot_create(p->impl, vm, name, "vbak backup", id);
+    if (rc == VB_ENOTFOUND && (rc = s_fcd_instead(p->impl, rc, vm, &fcd)) == 0)
+        rc = vb_vs_fcd_snapshot_create(p->impl, &fcd, name, id);
+    vb_vs_fcd_clear(&fcd);
+    return rc;
 }
 
 static int s_p_snap_remove(vb_provider_t *p, const char *vm, const char *id)
 {
-    return vb_vsphere_snapshot_remove(p->impl, vm, id);
+    vb_vs_fcd_t fcd = {0};
+    int rc = vb_vsphere_snapshot_remove(p->impl, vm, id);
+    if (rc == VB_ENOTFOUND && s_fcd_instead(p->impl, rc, vm, &fcd) == 0)
+        rc = vb_vs_fcd_snapshot_remove(p->impl, &fcd, id);
+    vb_vs_fcd_clear(&fcd);
+    return rc;
+}
+
+/* An FCD's key is its id, a VM disk's a device number. */
+static bool s_is_fcd_key(const char *disk_key)
+{
+    return disk_key[0] && strspn(disk_key, "0123456789") != strlen(disk_key);
 }
 
 static int s_p_changed(vb_provider_t *p, const char *vm, const char *disk_key,
                        const char *snapshot_id, uint64_t start, const char *change_id,
                        vb_extent_list_t *out, char **new_change_id_out)
 {
+    if (s_is_fcd_key(disk_key))
+        return vb_vs_fcd_changed_areas(p->impl, disk_key, snapshot_id, start, change_id, out,
+                                       new_change_id_out);
     return vb_vsphere_changed_areas(p->impl, vm, disk_key, snapshot_id, start, change_id, out,
                                     new_change_id_out);
 }
 
 /* A vddk:// route reads the disk at the snapshot whose moref it names (VixDiskLib_ConnectEx's
  * snapshotRef); the file service route already names the file the snapshot froze. */
+/* (An FCD's vddk:// route takes its snapshot id the same way: disk_vddk.c gives it to
+ * VixDiskLib as the vStorageObject spec's ssId.) */
 static char *s_p_uri_at_snapshot(vb_provider_t *p, const char *uri, const char *snapshot_id)
 {
     (void)p;
@@ -335,20 +374,38 @@ static char *s_p_uri_at_snapshot(vb_provider_t *p, const char *uri, const char *
     return out;
 }
 
+/* PrepareForAccess/EndAccess block Storage vMotion of a VM; a First Class Disk has no VM to
+ * prepare (its relocation goes through the VStorageObjectManager, not RelocateVM_Task). */
 static int s_p_prepare(vb_provider_t *p, const char *vm, const char *who)
 {
-    return vb_vsphere_prepare_for_access(p->impl, vm, who);
+    vb_vs_fcd_t fcd = {0};
+    int rc = vb_vsphere_prepare_for_access(p->impl, vm, who);
+    if (rc == VB_ENOTFOUND && (rc = s_fcd_instead(p->impl, rc, vm, &fcd)) == 0)
+        VB_LOG_INFO("vsphere", "prepare_for_access fcd=\"%s\" id=%s: no VM, nothing to block",
+                    fcd.name, fcd.id);
+    vb_vs_fcd_clear(&fcd);
+    return rc;
 }
 
 static int s_p_end_access(vb_provider_t *p, const char *vm)
 {
-    return vb_vsphere_end_access(p->impl, vm);
+    vb_vs_fcd_t fcd = {0};
+    int rc = vb_vsphere_end_access(p->impl, vm);
+    if (rc == VB_ENOTFOUND)
+        rc = s_fcd_instead(p->impl, rc, vm, &fcd);
+    vb_vs_fcd_clear(&fcd);
+    return rc;
 }
 
 static int s_p_create_vm(vb_provider_t *p, const char *name, const char *host,
                          const char *datastore, const vb_inv_new_disk_t *disks, size_t n)
 {
     return vb_vsphere_create_vm(p->impl, name, host, datastore, disks, n);
+}
+
+static const char *s_p_server_version(vb_provider_t *p)
+{
+    return vb_vsphere_api_version(p->impl);
 }
 
 static void s_p_destroy(vb_provider_t *p)
@@ -368,6 +425,7 @@ static const vb_provider_ops_t s_ops = {
     .prepare_for_access = s_p_prepare,
     .end_access = s_p_end_access,
     .create_vm = s_p_create_vm,
+    .server_version = s_p_server_version,
     .destroy = s_p_destroy,
 };
 

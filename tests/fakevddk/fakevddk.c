@@ -12,7 +12,9 @@
  * Test-only config key: vbak.fakeDatastoreDir = "DIR". A disk "[ds1] vm/disk.vmdk" is the raw file
  * DIR/ds1/vm/disk.vmdk; the datastore's type (VMFS, NFS, vsan, VVOL) is the first line of
  * DIR/ds1/.type (VMFS when absent). vbak.fakeServerThumbprint = "AA:BB:.." makes ConnectEx refuse
- * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would. With
+ * any other thumbprint (VIX_E_NET_HTTP_SSL_SECURITY), as a host with that certificate would.
+ * vbak.fakeVersion = "8.0.1" is the version InitEx names in its first log line (VDDK's
+ * "VMware VixDiskLib (7.0.3) Release build-N"; default 7.0.3). With
  * serverName NULL (local mode) paths are local files and the only mode is "file". A server named
  * "unreachable.invalid" refuses connections (error 14009).
  *
@@ -36,6 +38,12 @@
  *   proxy_vm = "vm-N"                         the VM the proxy runs in: HotAdd needs its host
  *                                             to mount the disk's datastore (else the
  *                                             proxy_datastores list decides)
+ *   fcd.ID.disk = "[ds] fcd/ID.vmdk"          a First Class Disk (in the inventory file):
+ *   fcd.ID.datastore = "datastore-N"          ConnectEx with specType VSTORAGE_OBJECT needs a
+ *   fcd.ID.snapshot = "SSID"                  listed id, its datastore's moref, as ssId one
+ *                                             of its snapshots (or none) and no snapshotRef;
+ *                                             Open refuses any file but its disk. Read again
+ *                                             at every such ConnectEx.
  *   inventory = "FILE"                        more vm.MOREF.* lines (the simulator fixture's
  *                                             -vddk-inventory), read again when ConnectEx meets
  *                                             a moref it does not know: a VM made since (a
@@ -51,6 +59,8 @@
  *   nfc_unreachable = "1"                     port 902 of the VMs' hosts cannot be reached:
  *                                             ConnectEx in mode nbd or nbdssl fails (14009)
  *   read_fails = "1"                          every Read of a disk opened now fails
+ *   luns_lost = "naa.x,naa.y"                 the proxy no longer sees these LUNs: SAN of
+ *                                             their datastores' disks fails
  *
  * VixDiskLib's own state is process-wide (InitEx/Exit), so this fake keeps process-wide state too,
  * behind one mutex. */
@@ -78,6 +88,7 @@ static struct {
     char tmpdir[PATHMAX];
     char dsdir[PATHMAX];
     char thumbprint[256];
+    char version[32]; /* vbak.fakeVersion: the VDDK version it says it is */
     VixDiskLibGenericLogFunc *log;
     VixDiskLibGenericLogFunc *warn;
     unsigned next_lock;
@@ -102,12 +113,17 @@ static struct {
     } vm[64];
     size_t nvm;
     size_t vm_fixed; /* VMs [0, vm_fixed) keep their disks when the inventory is read again */
+    struct {
+        char id[64], datastore[64], disk[PATHMAX], snapshots[2048]; /* snapshots: "\n"-sep. */
+    } fcd[16];
+    size_t nfcd;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct VixDiskLibConnectParam {
     char *server;
     char *snapshot;
-    int vm; /* index in g.vm of the vmxSpec's VM; -1: no site */
+    int vm;  /* index in g.vm of the vmxSpec's VM; -1: no site, or an FCD */
+    int fcd; /* index in g.fcd of the vStorageObject spec's FCD; -1: a VM's connection */
     char modes[128];
     Bool read_only;
 };
@@ -166,12 +182,45 @@ static int s_site_vm(const char *moref, size_t n)
     return (int)g.nvm++;
 }
 
-/* The keys of the site file (see the top of this file). */
+/* The FCD entry with id[0..n), made when absent (-1 when the table is full). */
+static int s_site_fcd(const char *id, size_t n)
+{
+    for (size_t i = 0; i < g.nfcd; i++)
+        if (strlen(g.fcd[i].id) == n && strncmp(g.fcd[i].id, id, n) == 0)
+            return (int)i;
+    if (g.nfcd == sizeof g.fcd / sizeof g.fcd[0] || n >= sizeof g.fcd[0].id)
+        return -1;
+    memset(&g.fcd[g.nfcd], 0, sizeof g.fcd[0]);
+    snprintf(g.fcd[g.nfcd].id, sizeof g.fcd[0].id, "%.*s", (int)n, id);
+    return (int)g.nfcd++;
+}
+
+static void s_fcd_key(const char *k, const char *dot, const char *v)
+{
+    int i = s_site_fcd(k + 4, (size_t)(dot - k - 4));
+    if (i < 0)
+        return;
+    size_t used = strlen(g.fcd[i].snapshots);
+    if (strcmp(dot, ".disk") == 0)
+        snprintf(g.fcd[i].disk, sizeof g.fcd[i].disk, "%s", v);
+    else if (strcmp(dot, ".datastore") == 0)
+        snprintf(g.fcd[i].datastore, sizeof g.fcd[i].datastore, "%s", v);
+    else if (strcmp(dot, ".snapshot") == 0)
+        snprintf(g.fcd[i].snapshots + used, sizeof g.fcd[i].snapshots - used, "%s\n", v);
+}
+
+/* The keys of the site file (see the top of this file). Reading again (rereading): 1 takes only
+ * vm.* keys, 2 only fcd.* keys. */
 static void s_site_key(const char *k, const char *v)
 {
     const char *dot = strrchr(k, '.');
-    if (g.rereading && strncmp(k, "vm.", 3) != 0)
+    if ((g.rereading == 1 && strncmp(k, "vm.", 3) != 0) ||
+        (g.rereading == 2 && strncmp(k, "fcd.", 4) != 0))
         return;
+    if (strncmp(k, "fcd.", 4) == 0 && dot > k + 4) {
+        s_fcd_key(k, dot, v);
+        return;
+    }
     if (strncmp(k, "datastore.", 10) == 0 && dot > k + 10) {
         struct site_ds *d = s_site_ds(k + 10, (size_t)(dot - k - 10));
         if (!d)
@@ -249,6 +298,8 @@ static VixError s_read_config(const char *path)
             snprintf(g.dsdir, sizeof g.dsdir, "%s", v);
         else if (strcmp(p, "vbak.fakeServerThumbprint") == 0)
             snprintf(g.thumbprint, sizeof g.thumbprint, "%s", v);
+        else if (strcmp(p, "vbak.fakeVersion") == 0)
+            snprintf(g.version, sizeof g.version, "%s", v);
         else
             s_site_key(p, v);
     }
@@ -275,8 +326,9 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     g.log = log;
     g.warn = warn;
     g.tmpdir[0] = g.dsdir[0] = g.thumbprint[0] = '\0';
+    snprintf(g.version, sizeof g.version, "7.0.3");
     g.site = 0;
-    g.nds = g.nvm = g.vm_fixed = 0;
+    g.nds = g.nvm = g.vm_fixed = g.nfcd = 0;
     g.user[0] = g.password_file[0] = g.proxy_luns[0] = g.proxy_datastores[0] = '\0';
     g.inventory[0] = g.proxy_vm[0] = '\0';
     g.require_encryption = 0;
@@ -299,6 +351,8 @@ EXPORT VixError VixDiskLib_InitEx(uint32_t major, uint32_t minor, VixDiskLibGene
     if (err == VIX_OK)
         g.initialized++;
     pthread_mutex_unlock(&g.lock);
+    /* the line real VDDK starts its log with, which is where its version can be read */
+    s_say(log, "VMware VixDiskLib (%s) Release build-19513565\n", g.version);
     s_say(log, "fake VixDiskLib initialised, tmpDirectory=%s\n", g.tmpdir);
     return err;
 }
@@ -393,6 +447,65 @@ static VixError s_site_vm_spec(const VixDiskLibConnectParams *p, const char *sna
     return VIX_OK;
 }
 
+/* `word` is one of the "\n"-separated lines of list. */
+static int s_line_listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; word[0] && *p;) {
+        size_t k = strcspn(p, "\n");
+        if (k == n && strncmp(p, word, n) == 0)
+            return 1;
+        p += k + (p[k] == '\n');
+    }
+    return 0;
+}
+
+/* The vStorageObject spec of a First Class Disk the site knows: its id, the moref of the
+ * datastore that holds it, and as ssId one of its snapshots (or none); a snapshotRef (a VM
+ * snapshot's moref) has no place in it. The FCDs are read again each time: snapshots come and go.
+ */
+static VixError s_site_fcd_spec(const VixDiskLibConnectParams *p, const char *snapshotRef,
+                                int *fcd_out)
+{
+    const VixDiskLibVStorageObjectSpec *o = &p->spec.vStorageObjSpec;
+    if (snapshotRef && *snapshotRef) {
+        s_say(g.warn,
+              "a First Class Disk's snapshot is the vStorageObject spec's ssId, not a "
+              "snapshotRef ('%s')\n",
+              snapshotRef);
+        return VIX_E_INVALID_ARG;
+    }
+    if (!o->id || !*o->id || !o->datastoreMoRef || !*o->datastoreMoRef) {
+        s_say(g.warn, "a vStorageObject connection needs the FCD's id and datastore moref\n");
+        return VIX_E_INVALID_ARG;
+    }
+    pthread_mutex_lock(&g.lock);
+    g.nfcd = 0;
+    g.rereading = 2;
+    if (g.inventory[0])
+        (void)s_read_config(g.inventory);
+    g.rereading = 0;
+    int i = -1;
+    for (size_t k = 0; k < g.nfcd && i < 0; k++)
+        if (strcmp(g.fcd[k].id, o->id) == 0)
+            i = (int)k;
+    VixError err = VIX_OK;
+    if (i < 0) {
+        s_say(g.warn, "no First Class Disk with id %s\n", o->id);
+        err = VIX_E_FILE_NOT_FOUND;
+    } else if (strcmp(g.fcd[i].datastore, o->datastoreMoRef) != 0) {
+        s_say(g.warn, "First Class Disk %s is on datastore %s, not %s\n", o->id, g.fcd[i].datastore,
+              o->datastoreMoRef);
+        err = VIX_E_INVALID_ARG;
+    } else if (o->ssId && *o->ssId && !s_line_listed(g.fcd[i].snapshots, o->ssId)) {
+        s_say(g.warn, "First Class Disk %s has no snapshot %s\n", o->id, o->ssId);
+        err = VIX_E_FILE_NOT_FOUND;
+    }
+    pthread_mutex_unlock(&g.lock);
+    *fcd_out = i;
+    return err;
+}
+
 /* The value of `key` in LIBDIR/fakevddk-faults.conf into out ("" when none). */
 static void s_fault(const char *key, char *out, size_t cap)
 {
@@ -449,10 +562,12 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
               p->serverName, g.thumbprint, p->thumbPrint ? p->thumbPrint : "(none)");
         return VIX_E_NET_HTTP_SSL_SECURITY;
     }
-    int vm = -1;
+    int vm = -1, fcd = -1;
     if (p->serverName && g.site) {
         VixError err = s_site_login(p);
-        if (err == VIX_OK)
+        if (err == VIX_OK && p->specType == VIXDISKLIB_SPEC_VSTORAGE_OBJECT)
+            err = s_site_fcd_spec(p, snapshotRef, &fcd);
+        else if (err == VIX_OK)
             err = s_site_vm_spec(p, snapshotRef, &vm);
         if (err == VIX_OK)
             err = s_nfc_reachable(vm, modes);
@@ -463,6 +578,7 @@ EXPORT VixError VixDiskLib_ConnectEx(const VixDiskLibConnectParams *p, Bool read
     if (!c)
         return VIX_E_OUT_OF_MEMORY;
     c->vm = vm;
+    c->fcd = fcd;
     c->server = p->serverName ? strdup(p->serverName) : NULL;
     c->snapshot = snapshotRef ? strdup(snapshotRef) : NULL;
     snprintf(c->modes, sizeof c->modes, "%s", modes);
@@ -564,6 +680,18 @@ static void s_hotadd_refusal(int ds, const char *path, char *why, size_t cap)
                  path, g.ds[ds].name);
 }
 
+/* Why SAN cannot read a disk on datastore ds ("" when it can): the datastore must sit on a LUN
+ * the proxy sees (proxy_luns), and still sees (the faults file's luns_lost). */
+static void s_san_refusal(int ds, const char *path, char *why, size_t cap)
+{
+    char lost[1024];
+    s_fault("luns_lost", lost, sizeof lost);
+    if (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun) || s_listed(lost, g.ds[ds].lun))
+        snprintf(why, cap,
+                 "SAN transport cannot open %s: the proxy does not see the LUN%s%s of datastore %s",
+                 path, g.ds[ds].lun[0] ? " " : "", g.ds[ds].lun, g.ds[ds].name);
+}
+
 /* Why the site refuses mode m for a disk on its datastore ds ("" when it does not): SAN needs a
  * LUN the proxy sees, HotAdd a datastore the proxy's host mounts. */
 static void s_site_refusal(const char *m, int ds, int vm, const char *path, char *why,
@@ -582,10 +710,8 @@ static void s_site_refusal(const char *m, int ds, int vm, const char *path, char
         snprintf(why, cap,
                  "HotAdd of %s is not supported: VM %s is a linked clone on vVol datastore %s",
                  path, g.vm[vm].moref, g.ds[ds].name);
-    else if (strcmp(m, "san") == 0 && (!g.ds[ds].lun[0] || !s_listed(g.proxy_luns, g.ds[ds].lun)))
-        snprintf(why, cap,
-                 "SAN transport cannot open %s: the proxy does not see the LUN of datastore %s",
-                 path, g.ds[ds].name);
+    else if (strcmp(m, "san") == 0)
+        s_san_refusal(ds, path, why, cap);
     else if (strcmp(m, "hotadd") == 0)
         s_hotadd_refusal(ds, path, why, cap);
 }
@@ -624,14 +750,7 @@ static VixError s_pick_mode(const struct VixDiskLibConnectParam *c, const char *
 /* The site lists `path` as a disk of VM vm. */
 static int s_vm_has_disk(int vm, const char *path)
 {
-    size_t n = strlen(path);
-    for (const char *p = g.vm[vm].disks; *p;) {
-        size_t k = strcspn(p, "\n");
-        if (k == n && strncmp(p, path, n) == 0)
-            return 1;
-        p += k + (p[k] == '\n');
-    }
-    return 0;
+    return s_line_listed(g.vm[vm].disks, path);
 }
 
 EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, uint32_t flags,
@@ -643,6 +762,10 @@ EXPORT VixError VixDiskLib_Open(const VixDiskLibConnection c, const char *path, 
     int ds = -1;
     if (c->server && c->vm >= 0 && !s_vm_has_disk(c->vm, path)) {
         s_say(g.warn, "%s is not a disk of virtual machine %s\n", path, g.vm[c->vm].moref);
+        return VIX_E_FILE_NOT_FOUND;
+    }
+    if (c->server && c->fcd >= 0 && strcmp(path, g.fcd[c->fcd].disk) != 0) {
+        s_say(g.warn, "%s is not the backing of First Class Disk %s\n", path, g.fcd[c->fcd].id);
         return VIX_E_FILE_NOT_FOUND;
     }
     if (c->server) {

@@ -8,14 +8,14 @@ start_fixture sim
 # ---- inventory: what vbak reads equals what the simulator holds ----
 probe sim inventory >"$WORK/inv.json" 2>"$WORK/inv.err" || fail "inventory: $(cat "$WORK/inv.err")"
 norm_ours='{
-  datastores: [.datastores[] | {name, type, url, hosts: (.hosts | sort)}] | sort_by(.name),
+  datastores: [.datastores[] | {name, type, url, hosts: (.hosts | sort), lun: (.lun // "")}] | sort_by(.name),
   hosts: (.hosts | sort),
-  vms: [.vms[] | {name, id, host, snapshots,
+  vms: [.vms[] | select(.fcd | not) | {name, id, host, snapshots,
         disks: [.disks[] | {key, path, datastore, capacity,
                             parent: (.parent // ""), change_id: (.change_id // "")}]}] | sort_by(.name)
 }'
 norm_sim='{
-  datastores: [.datastores[] | {name, type, url, hosts}],
+  datastores: [.datastores[] | {name, type, url, hosts, lun: (.lun // "")}],
   hosts,
   vms: [.vms[] | {name, id, host, snapshots,
         disks: [.disks[] | {key, path, datastore, capacity,
@@ -41,13 +41,25 @@ host=$(info sim .url | sed 's|^https://||; s|:[0-9]*$||')
 want=$(jq -c --arg u "$(info sim .user)" --arg t "$(info sim .thumbprint)" --arg pw "$WORK/vc.password" \
     --arg h "$host" '[.vms[] | .id as $id | .disks[] | {modes: ["san", "hotadd", "nbdssl", "nbd"],
     host: $h, user: $u, file: .path, vm: "moref=\($id)", thumbprint: $t, password_file: $pw}] | sort' "$WORK/sim.json")
-got=$(jq -c '[.vms[].disks[].vddk | del(.uri)] | sort' "$WORK/inv-pwfile.json")
+got=$(jq -c '[.vms[] | select(.fcd | not) | .disks[].vddk | del(.uri)] | sort' "$WORK/inv-pwfile.json")
 [ "$got" = "$want" ] || fail "VixDiskLib routes: got $got, want $want"
 if grep -qF "$(info sim .password)" "$WORK/inv-pwfile.json"; then fail "a route holds the password"; fi
 ok "each disk has a VixDiskLib route per mode: vCenter, vm=moref, [ds] path, thumbprint, password file ($(jq '[.vms[].disks[]] | length' "$WORK/inv-pwfile.json") disks)"
+# First Class Disks (VStorageObjectManager): one object of one disk each, keyed by its id, with a
+# VixDiskLib route of the vStorageObject kind (id, datastore moref; no vmxSpec) and no file
+# service route
+want=$(jq -c '[.fcds[] | {name, id, key: .id, path, datastore, capacity, vddk: {fcd: .id, datastore: .datastore_ref, vm: null, file: .path}}] | sort' "$WORK/sim.json")
+got=$(jq -c '[.vms[] | select(.fcd) | {name, id, key: .disks[0].key, path: .disks[0].path, datastore: .disks[0].datastore,
+    capacity: .disks[0].capacity, vddk: (.disks[0].vddk | {fcd, datastore, vm, file})}] | sort' "$WORK/inv-pwfile.json")
+[ "$got" = "$want" ] && [ "$(jq '.fcds | length' "$WORK/sim.json")" -ge 1 ] &&
+    ok "First Class Disks listed with vStorageObject routes: $got" || fail "FCDs: got $got, want $want"
 types=$(jq -r '[.datastores[].type] | sort | join(",")' "$WORK/inv.json")
 [ "$types" = "NFS,NFS,OTHER,VMFS,VVOL,vsan" ] && ok "datastore types $types" ||
     fail "datastore types: $types"
+# the SAN LUN of a VMFS datastore (its extent's canonical name); no other type has one
+luns=$(jq -c '[.datastores[] | select(.lun != null) | {name, lun}]' "$WORK/inv.json")
+[ "$luns" = "[{\"name\":\"vmfs-01\",\"lun\":\"$(info sim '.datastores[] | select(.name == "vmfs-01") | .lun')\"}]" ] &&
+    ok "VMFS datastore on a SAN LUN: $luns" || fail "datastore LUNs: $luns"
 [ "$(jq -r '.vms[] | select(.name == "linked-clone") | .linked_clone' "$WORK/inv.json")" = true ] &&
     ok "linked clone recognised" || fail "linked clone not flagged"
 [ "$(jq -r '.vms[] | select(.name == "vbak-vm1") | .linked_clone' "$WORK/inv.json")" = false ] ||
@@ -208,5 +220,15 @@ echo "$out" | grep -q "host esx-remote does not mount datastore vmfs-01" || fail
 out=$(probe sim create-vm "new vm #2" vmfs-01 - $(printf '1048576 %.0s' {1..16}) 2>&1) && fail "16 disks on one controller"
 echo "$out" | grep -q "at most 15, not 16" && ok "create-vm refusals name the name, datastore, host or disk count" ||
     fail "16 disks message: $out"
+
+# ---- an FCD whose backing file is gone: RetrieveVStorageObject faults; the inventory goes on
+# without it and says so (a datastore or FCD vCenter cannot describe costs only itself) ----
+fdir=$(info sim '.datastores[] | select(.name == "vmfs-01") | .dir')
+rm -f "$fdir/fcd/$(info sim '.fcds[0].id').vmdk"
+n=$(probe sim inventory 2>"$WORK/fcd-gone.err" | jq '[.vms[] | select(.fcd)] | length')
+[ "$n" = 0 ] && [ "$(probe sim inventory 2>/dev/null | jq '[.vms[] | select(.fcd | not)] | length')" -gt 5 ] &&
+    grep -q "fcd-skipped fcd=$(info sim '.fcds[0].id') fault=NotFound" "$WORK/fcd-gone.err" &&
+    ok "an FCD without its backing file is skipped with a warning; the VMs are listed" ||
+    fail "inventory with a broken FCD: $n FCDs, $(cat "$WORK/fcd-gone.err")"
 
 finish

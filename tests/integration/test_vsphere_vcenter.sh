@@ -9,7 +9,7 @@ start_fixture vc -paging -cbt
 norm='{
   datastores: [.datastores[] | {name, type, url, hosts: (.hosts | sort)}] | sort_by(.name),
   hosts: (.hosts | sort),
-  vms: [.vms[] | {name, id, host, snapshots,
+  vms: [.vms[] | select(.fcd | not) | {name, id, host, snapshots,
         disks: [.disks[] | {key, path, datastore, capacity,
                             parent: (.parent // ""), change_id: (.change_id // "")}]}] | sort_by(.name)
 }'

@@ -32,7 +32,8 @@ ln -s "$FAKE" "$VDDK/lib64/libvixDiskLib.so"
   echo "vbak.fakeServerThumbprint = \"$(fx .thumbprint)\""
   echo 'proxy_luns = ""'
   echo 'proxy_datastores = ""'
-  jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\""' "$FIX.json"
+  jq -r '.datastores[] | "datastore.\(.name).dir = \"\(.dir)\"", "datastore.\(.name).type = \"\(.type)\"",
+    (select(.lun) | "datastore.\(.name).lun = \"\(.lun)\"")' "$FIX.json"
   echo "inventory = \"$FIX.vddk\"" # the VMs' disks, kept up to date by the simulator
 } >"$VDDK/fakevddk-site.conf"
 echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
@@ -41,7 +42,11 @@ echo "vddk_libdir = \"$VDDK\"" >>"$SITE/agent-1.conf"
 wait_until 10 "two agents online" has_count online 2
 [[ $(agents_json | jq -c '[.[] | {name, vddk}] | sort_by(.name)') == '[{"name":"agent-1","vddk":true},{"name":"agent-2","vddk":false}]' ]] ||
   fail "agents do not say which has VDDK: $(agents_json | jq -c '[.[] | {name, vddk}]')"
-pass "agent-1 registers with VDDK, agent-2 without"
+# agent-1 says the version its VixDiskLib logs at InitEx (the fake: 7.0.3), which supports the
+# simulator's vSphere 6.5 (VDDK 7.0: 6.5 through 8.0): no warning
+[[ $(agents_json | jq -c '[.[] | {name, vddk_version, warning}] | sort_by(.name)') == '[{"name":"agent-1","vddk_version":"7.0.3","warning":null},{"name":"agent-2","vddk_version":null,"warning":null}]' ]] ||
+  fail "agents' VDDK versions: $(agents_json | jq -c '[.[] | {name, vddk_version, warning}]')"
+pass "agent-1 registers with VDDK 7.0.3 (no warning against vSphere 6.5), agent-2 without"
 
 vm=vbak-vm1
 ex=$("$VBAK" explain "$vm" --json)
@@ -250,6 +255,104 @@ jq -e '[.[] | select(.disk == "2001")] | length > 0 and all(.[]; .transport == "
 [[ $(restore_and_compare "$jobf" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
 pass "HotAdd refused at open (nfs-01 unmounted): disk 2001 fell back to NBDSSL and its tasks say why; restored byte for byte"
 
+# ---- SAN: vmfs-01 is a VMFS volume on a SAN LUN (the extent vCenter reports); agent-1's proxy
+# sees that LUN (agent.conf luns, and the fake's proxy_luns). SAN for disk 2000 (vmfs-01), never
+# for 2001 (nfs-01: no LUN), as explain says and the tasks record; a restore into the VM (no
+# snapshots) writes over SAN too. Then the LUN vanishes from the proxy between plan and open:
+# VDDK refuses SAN, the disk falls back to HotAdd and its tasks say both. ----
+lun=$(fx '.datastores[] | select(.name == "vmfs-01") | .lun')
+[[ $lun == naa.* ]] || fail "vmfs-01 has no SAN LUN in the simulator: $(fx .datastores)"
+sed -i '/^luns = /d' "$SITE/agent-1.conf"
+echo "luns = \"$lun\"" >>"$SITE/agent-1.conf"
+sed -i "s|^proxy_luns = .*|proxy_luns = \"$lun\"|" "$VDDK/fakevddk-site.conf"
+stop_agent 1
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+stop_agent 2
+[[ $(agents_json | jq -c '.[] | select(.name == "agent-1") | .luns') == "[\"$lun\"]" ]] ||
+  fail "agent-1 does not say it sees $lun: $(agents_json | jq -c '.[] | select(.name == "agent-1")')"
+exs=$("$VBAK" explain "$vm" --agent agent-1 --json)
+jq -e --arg l "$lun" '(.[] | select(.disk == "2000") | .chosen == "san" and .route == "san" and (.why | contains($l)))
+  and (.[] | select(.disk == "2001") | .chosen == "hotadd" and ((.refused[] | select(.mode == "san") | .reason) | test("NFS datastore nfs-01")))' \
+  <<<"$exs" >/dev/null || fail "explain with $lun seen by agent-1: $exs"
+for v in vsan-vm vvol-vm; do
+  jq -e 'all(.[]; .chosen != "san" and ((.refused[] | select(.mode == "san") | .reason) | test("SAN is not supported on (vsan|VVOL)")))' \
+    <<<"$("$VBAK" explain "$v" --agent agent-1 --json)" >/dev/null || fail "SAN not refused for $v"
+done
+jobs_=$(backup_json "$vm" --full)
+[[ $(jq -r .state <<<"$jobs_") == succeeded ]] || fail "backup of $vm over SAN: $jobs_"
+n=$(tasks_agree "$(jq .id <<<"$jobs_")" "$exs" agent-1)
+[[ $("$VBAK" job show "$(jq .id <<<"$jobs_")" --json | jq -c '[.tasks[] | select(.state == "done") | {disk, transport}] | unique') == \
+  '[{"disk":"2000","transport":"san"},{"disk":"2001","transport":"hotadd"}]' ]] || fail "SAN backup tasks: $("$VBAK" job show "$(jq .id <<<"$jobs_")" --json | jq -c .tasks)"
+grep -q 'vddk: opened file="\[vmfs-01\] vbak-vm1/vbak-vm1.vmdk" asked=san got=san' "$SITE/log/agent-1.log" ||
+  fail "agent-1 did not open disk 2000 through VixDiskLib in mode san"
+[[ $(restore_and_compare "$jobs_" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+scribble "$vm"
+exsr=$("$VBAK" explain "$vm" --agent agent-1 --restore --json)
+r=$("$VBAK" restore "$(rp_of "$jobs_" "$vm")" --to-vm --wait --json) || fail "restore --to-vm over SAN: $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore --to-vm over SAN: $r"
+nr=$(tasks_agree "$(jq .id <<<"$r")" "$exsr" agent-1)
+jq -e '.[] | select(.disk == "2000") | .chosen == "san"' <<<"$exsr" >/dev/null || fail "restore of disk 2000 is not over SAN: $exsr"
+same_as_backup "$vm"
+pass "SAN: agent-1 sees $lun of vmfs-01: $n backup tasks (disk 2000 san, 2001 hotadd) and $nr restore tasks as explain says; vsan/VVOL refused; byte-identical"
+
+echo "luns_lost = \"$lun\"" >"$VDDK/fakevddk-faults.conf"
+jobl=$(backup_json "$vm" --full)
+rm -f "$VDDK/fakevddk-faults.conf"
+[[ $(jq -r .state <<<"$jobl") == succeeded ]] || fail "backup with $lun lost: $jobl"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jobl")" --json | jq -c '[.tasks[] | select(.state == "done" and .disk == "2000")]')
+jq -e --arg l "$lun" 'length > 0 and all(.[]; .transport == "hotadd" and (.reason | test("after: san"))
+  and (.reason | contains("the proxy does not see the LUN " + $l + " of datastore vmfs-01")))' <<<"$tasks" >/dev/null ||
+  fail "disk 2000 did not fall back from SAN to HotAdd with the reason: $tasks"
+[[ $(restore_and_compare "$jobl" "$vm") == 2 ]] || fail "restore of $vm: not 2 disks"
+pass "the LUN vanished from the proxy: VDDK refused SAN, disk 2000 fell back to HotAdd and its tasks say both; restored byte for byte"
+
+# ---- A First Class Disk (the fixture's, on vmfs-01): listed through the VStorageObjectManager,
+# snapshotted with VStorageObjectCreateSnapshot_Task, read through VixDiskLib's vStorageObject
+# connection spec (its id, its datastore's moref, the snapshot's id as ssId: the fake refuses
+# an id, datastore or snapshot vCenter does not have), over SAN as explain says (vmfs-01's LUN);
+# the snapshot deleted after the job; restored byte-identical to a directory and into the FCD ----
+fname=$(fx '.fcds[0].name')
+fid=$(fx '.fcds[0].id')
+fflat=$(fx '.fcds[0].flat_file')
+fsha=$(fx '.fcds[0].sha256')
+exf=$("$VBAK" explain "$fname" --agent agent-1 --json)
+jq -e --arg id "$fid" 'length == 1 and .[0].disk == $id and .[0].chosen == "san" and .[0].route == "san"' <<<"$exf" >/dev/null ||
+  fail "explain for FCD '$fname': $exf"
+jfc=$(backup_json --fcd "$fname")
+[[ $(jq -r .state <<<"$jfc") == succeeded ]] || fail "backup of FCD '$fname': $jfc"
+tasks=$("$VBAK" job show "$(jq .id <<<"$jfc")" --json | jq -c '[.tasks[] | select(.state == "done")]')
+jq -e --arg id "$fid" --arg why "$(jq -r '.[0].why' <<<"$exf")" 'length > 0 and all(.[]; .disk == $id and .agent == "agent-1"
+  and .transport == "san" and .reason == $why)' <<<"$tasks" >/dev/null || fail "FCD tasks differ from explain: $tasks"
+grep -qF "vddk: opened file=\"[vmfs-01] fcd/$fid.vmdk\" asked=san got=san" "$SITE/log/agent-1.log" ||
+  fail "agent-1 did not open the FCD through VixDiskLib in mode san: $(grep vddk "$SITE/log/agent-1.log" | tail -3)"
+grep -q "^fcd\.$fid\.snapshot = " "$FIX.vddk" && fail "the FCD's backup snapshot was left behind: $(grep "$fid" "$FIX.vddk")"
+rpf=$(rp_of "$jfc" "$fname")
+out=$TEST_DIR/restore-fcd
+r=$("$VBAK" restore "$rpf" --to-dir "$out" --wait --json) || fail "restore of FCD '$fname': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore of FCD '$fname': $r"
+cmp -s "$out/$fname-$fid.raw" "$fflat" || fail "the FCD restored to $out differs from $fflat: $(ls "$out")"
+head -c 131072 /dev/urandom | dd of="$fflat" bs=64K seek=1 conv=notrunc status=none
+r=$("$VBAK" restore "$rpf" --to-vm --wait --json) || fail "restore into FCD '$fname': $r"
+[[ $(jq -r .state <<<"$r") == succeeded ]] || fail "restore into FCD '$fname': $r"
+[[ $(sha256sum <"$fflat" | cut -d' ' -f1) == "$fsha" ]] || fail "the FCD's flat file differs from its backup after the restore into it"
+pass "FCD '$fname': backed up over SAN through the vStorageObject spec (as explain says), its snapshot deleted, restored byte-identical to a directory and into the FCD"
+
+# An incremental of the FCD: 64 KiB at 2 MiB change (the fixture's FCD change tracking:
+# RetrieveSnapshotDetails, VstorageObjectVCenterQueryChangedDiskAreas since the last backup's
+# change ID); the job reads only that block and its restore point restores the new content.
+head -c 65536 /dev/urandom | dd of="$fflat" bs=64K seek=32 conv=notrunc status=none
+jfi=$(backup_json --fcd "$fname")
+[[ $(jq -r .state <<<"$jfi") == succeeded ]] || fail "incremental backup of FCD '$fname': $jfi"
+[[ $(jq -r '.vm_details[0].mode' <<<"$jfi") == incremental ]] || fail "the second FCD backup is not incremental: $(jq -c .vm_details <<<"$jfi")"
+read_bytes=$("$VBAK" job show "$(jq .id <<<"$jfi")" --json | jq '[.tasks[] | select(.state == "done" and .kind == "backup") | .bytes] | add')
+# (whole chunks of the repository, 1 MiB, around the changed 64 KiB; a full read is 4 MiB)
+[[ $read_bytes -ge 65536 && $read_bytes -le 1048576 ]] || fail "the FCD incremental read $read_bytes bytes for a 64 KiB change"
+out=$TEST_DIR/restore-fcd-incr
+r=$("$VBAK" restore "$(rp_of "$jfi" "$fname")" --to-dir "$out" --wait --json) || fail "restore of the FCD incremental: $r"
+cmp -s "$out/$fname-$fid.raw" "$fflat" || fail "the FCD incremental restored differs from $fflat"
+pass "FCD '$fname' incremental: 64 KiB changed, $read_bytes bytes read, restored byte-identical"
+
 # Names with special characters open through VixDiskLib as vCenter spells them (the datastore
 # path is given to VixDiskLib_Open as it is, UTF-8, '%', '#', '&', spaces and "%2f" kept).
 for sv in "$(fx '.vms[] | select(.name | test("%2f")) | .name')" "$(fx '.vms[] | select(.name | test("^sp")) | .name')"; do
@@ -320,3 +423,25 @@ access_balanced && fail "the access ended although the coordinator was killed"
 wait_until 30 "EndAccess after the coordinator's restart" access_balanced
 [[ $("$VBAK" job show "$jk" --json | jq -r .state) == failed ]] || fail "job $jk: $("$VBAK" job show "$jk" --json | jq -c '{state, error}')"
 pass "a coordinator SIGKILLed mid-backup: after its restart the interrupted job failed and its VM's access was ended"
+
+# ---- VDDK x vCenter versions: agent-1's VixDiskLib now says 8.0.1, which supports vSphere 6.7
+# through 9.0 (N-2 to N+1), not the simulator's 6.5: `vbak agents` and `vbak explain` warn,
+# naming both versions; agent-2 (no VDDK) gets no warning ----
+stop_agent 1
+echo 'vbak.fakeVersion = "8.0.1"' >>"$VDDK/fakevddk-site.conf"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "agent-1 back" state_is agent-1 online
+wait_until 10 "agent-2 online" state_is agent-2 online
+api=$(fx .api_version)
+want="agent agent-1: VDDK 8.0.1 does not support vSphere $api: VDDK 8.0 supports vSphere 6.7 through 9.0 (N-2 to N+1); install a VDDK release for vSphere 6.5 on this proxy"
+[[ $api == 6.5 ]] || fail "the simulator reports API $api, not 6.5"
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-1") | .warning') == "$want" ]] ||
+  fail "vbak agents --json does not warn: $(agents_json | jq -c '.[] | {name, vddk_version, warning}')"
+[[ $(agents_json | jq -r '.[] | select(.name == "agent-2") | .warning') == null ]] || fail "agent-2 (no VDDK) warned"
+"$VBAK" agents | grep -qxF "warning: $want" || fail "vbak agents does not print the warning: $("$VBAK" agents)"
+exv=$("$VBAK" explain "$vm" --json)
+jq -e --arg w "$want" '([.[] | select(.agent == "agent-1")] | length == 2 and all(.[]; .warning == $w))
+  and all(.[] | select(.agent == "agent-2"); .warning == null)' <<<"$exv" >/dev/null || fail "explain does not warn: $exv"
+"$VBAK" explain "$vm" --agent agent-1 | grep -qF "  warning   $want" || fail "explain's table has no warning: $("$VBAK" explain "$vm" --agent agent-1)"
+pass "VDDK 8.0.1 against vSphere $api: vbak agents and vbak explain warn ($want)"
+

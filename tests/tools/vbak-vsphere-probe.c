@@ -88,6 +88,11 @@ static json_t *vddk_json(const vb_inv_disk_t *d)
                           str_or_null(vb_disk_uri_get(&u, "vm")), "thumbprint",
                           str_or_null(vb_disk_uri_get(&u, "thumbprint")), "password_file",
                           str_or_null(vb_disk_uri_get(&u, "password-file")));
+    /* a First Class Disk's: the vStorageObject spec's id and datastore moref */
+    if (vb_disk_uri_get(&u, "fcd")) {
+        json_object_set_new(o, "fcd", json_string(vb_disk_uri_get(&u, "fcd")));
+        json_object_set_new(o, "datastore", str_or_null(vb_disk_uri_get(&u, "datastore")));
+    }
     vb_disk_uri_free(&u);
     return o;
 }
@@ -100,9 +105,10 @@ static int cmd_inventory(vb_provider_t *p)
     json_t *root = json_object(), *dss = json_array(), *hosts = json_array(), *vms = json_array();
     for (size_t i = 0; i < inv->datastore_count; i++) {
         const vb_inv_datastore_t *d = &inv->datastores[i];
-        json_array_append_new(dss, json_pack("{s:s,s:s,s:o,s:o}", "name", d->name, "type", d->type,
-                                             "url", str_or_null(d->url), "hosts",
-                                             strv(d->hosts, d->host_count)));
+        json_array_append_new(dss,
+                              json_pack("{s:s,s:s,s:o,s:o,s:o}", "name", d->name, "type", d->type,
+                                        "url", str_or_null(d->url), "hosts",
+                                        strv(d->hosts, d->host_count), "lun", str_or_null(d->lun)));
     }
     for (size_t i = 0; i < inv->host_count; i++)
         json_array_append_new(hosts, json_string(inv->hosts[i].name));
@@ -119,10 +125,11 @@ static int cmd_inventory(vb_provider_t *p)
                                  "parent", str_or_null(d->parent), "encrypted", d->encrypted,
                                  "vddk", vddk_json(d)));
         }
-        json_array_append_new(
-            vms, json_pack("{s:s,s:s,s:o,s:b,s:o,s:o}", "name", vm->name, "id", vm->id, "host",
-                           str_or_null(vm->host), "linked_clone", vm->linked_clone, "snapshots",
-                           strv(vm->snapshots, vm->snapshot_count), "disks", disks));
+        json_array_append_new(vms,
+                              json_pack("{s:s,s:s,s:o,s:b,s:b,s:o,s:o}", "name", vm->name, "id",
+                                        vm->id, "host", str_or_null(vm->host), "linked_clone",
+                                        vm->linked_clone, "fcd", vm->is_fcd, "snapshots",
+                                        strv(vm->snapshots, vm->snapshot_count), "disks", disks));
     }
     json_object_set_new(root, "datastores", dss);
     json_object_set_new(root, "hosts", hosts);

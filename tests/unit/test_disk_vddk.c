@@ -436,8 +436,9 @@ Test(disk_vddk, the_site_refuses_san_and_hotadd_the_proxy_cannot_do_and_reports_
     cr_assert_eq(site_open("san:hotadd:nbdssl:nbd", uri, &conn, &d), 0, "%s", vb_error_msg());
     cr_assert_str_eq(vb_disk_mode(d), "nbdssl");
     cr_assert_eq(vb_disk_attempt_count(d), 2);
-    cr_assert(strstr(vb_disk_attempt(d, 0), "the proxy does not see the LUN of datastore vmfs1"),
-              "%s", vb_disk_attempt(d, 0));
+    cr_assert(
+        strstr(vb_disk_attempt(d, 0), "the proxy does not see the LUN naa.1 of datastore vmfs1"),
+        "%s", vb_disk_attempt(d, 0));
     cr_assert(strstr(vb_disk_attempt(d, 1), "the proxy's host does not mount datastore vmfs1"),
               "%s", vb_disk_attempt(d, 1));
     cr_assert_null(strstr(vb_disk_attempt(d, 0), "s3cret"), "a reason shows the password");
@@ -571,4 +572,77 @@ Test(disk_vddk, the_site_refuses_hotadd_for_a_linked_clone_on_vvol)
     TIMG_CHECK_ALL(d);
     cr_assert_eq(vb_disk_close(&d), 0);
     vb_disk_disconnect(&conn);
+}
+
+/* ---- First Class Disks: the vStorageObject connection spec ---- */
+
+/* An FCD route as the vSphere provider gives it: id, datastore moref, snapshot id (ssId). */
+static void fcd_uri(char *buf, size_t cap, const char *file, const char *ds, const char *ss)
+{
+    snprintf(buf, cap,
+             "vddk://backup%%40vsphere.local@vc.lab/?file=%s&fcd=f-1&datastore=%s&thumbprint=AA:BB"
+             "&password-file=%s&snapshot=%s&libdir=%s&config=%s",
+             file, ds, s_site_pw, ss, s_site_lib, s_conf);
+}
+
+/* FCD f-1 ("[vmfs1] fcd/f-1.vmdk" on datastore-11) with snapshot ss-1, in an inventory file the
+ * fake reads at each vStorageObject ConnectEx; returns that file's path in inv. */
+static void fcd_setup(char *inv, size_t cap)
+{
+    site_setup();
+    char p[1600], text[1600];
+    snprintf(p, sizeof p, "mkdir -p '%s/ds/vmfs1/fcd'", s_dir);
+    cr_assert_eq(system(p), 0);
+    snprintf(p, sizeof p, "%s/ds/vmfs1/fcd/f-1.vmdk", s_dir);
+    timg_make(p);
+    snprintf(inv, cap, "%s/fcd.inventory", s_dir);
+    put(inv, "fcd.f-1.disk = \"[vmfs1] fcd/f-1.vmdk\"\nfcd.f-1.datastore = \"datastore-11\"\n"
+             "fcd.f-1.snapshot = \"ss-1\"\n");
+    snprintf(text, sizeof text, "inventory = \"%s\"\n", inv);
+    site_add(text);
+}
+
+Test(disk_vddk, a_first_class_disk_opens_through_its_vstorage_object_spec)
+{
+    char inv[800], uri[4096];
+    fcd_setup(inv, sizeof inv);
+    fcd_uri(uri, sizeof uri, "[vmfs1] fcd/f-1.vmdk", "datastore-11", "ss-1");
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *d = NULL;
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_str_eq(vb_disk_mode(d), "nbdssl");
+    TIMG_CHECK_ALL(d);
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+    /* a snapshot made since the library was initialised is known at the next connection */
+    put(inv, "fcd.f-1.disk = \"[vmfs1] fcd/f-1.vmdk\"\nfcd.f-1.datastore = \"datastore-11\"\n"
+             "fcd.f-1.snapshot = \"ss-2\"\n");
+    fcd_uri(uri, sizeof uri, "[vmfs1] fcd/f-1.vmdk", "datastore-11", "ss-2");
+    cr_assert_eq(site_open("nbdssl", uri, &conn, &d), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_close(&d), 0);
+    vb_disk_disconnect(&conn);
+}
+
+Test(disk_vddk, a_first_class_disk_spec_vcenter_does_not_have_is_refused)
+{
+    char inv[800], uri[4096];
+    fcd_setup(inv, sizeof inv);
+    const struct {
+        const char *file, *ds, *ss, *said;
+    } bad[] = {
+        {"[vmfs1] fcd/f-1.vmdk", "datastore-99", "ss-1",
+         "First Class Disk f-1 is on datastore datastore-11, not datastore-99"},
+        {"[vmfs1] fcd/f-1.vmdk", "datastore-11", "ss-9",
+         "First Class Disk f-1 has no snapshot ss-9"},
+        {"[vmfs1] vm1/vm1.vmdk", "datastore-11", "ss-1",
+         "[vmfs1] vm1/vm1.vmdk is not the backing of First Class Disk f-1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fcd_uri(uri, sizeof uri, bad[i].file, bad[i].ds, bad[i].ss);
+        vb_disk_conn_t *conn = NULL;
+        vb_disk_t *d = NULL;
+        cr_expect_neq(site_open("nbdssl", uri, &conn, &d), 0, "%s was accepted", bad[i].said);
+        cr_expect(strstr(vb_error_msg(), bad[i].said), "%s", vb_error_msg());
+        vb_disk_disconnect(&conn);
+    }
 }

@@ -472,3 +472,42 @@ Test(explain, vsphere_routes_are_what_the_provider_can_do)
                      "the vSphere provider has no NBDSSL route for writing into this disk");
     json_decref(rows);
 }
+
+Test(explain, warns_when_the_agents_vddk_does_not_support_the_server_version)
+{
+    /* VDDK 8.0 supports vSphere 6.7 through 9.0: against 6.5 every row of that agent warns;
+     * against 7.0.3 none does; an agent without VDDK never does */
+    vb_agent_facts_t agents[2] = {{.name = "vddk-8",
+                                   .host = "esx-01",
+                                   .datastore = "vmfs-01",
+                                   .transports = VB_TRANSPORT_ALL,
+                                   .vddk = true,
+                                   .vddk_version = "8.0.1"},
+                                  {.name = "no-vddk",
+                                   .host = "esx-01",
+                                   .datastore = "vmfs-01",
+                                   .transports = VB_TRANSPORT_ALL,
+                                   .vddk_version = "8.0.1"}};
+    vb_explain_request_t req = {.vm = "web-01", .op = VB_OP_BACKUP, .server_version = "6.5"};
+    json_t *rows = NULL;
+    cr_assert_eq(vb_explain_build(&s_inv, agents, 2, &req, &rows), 0, "%s", vb_error_msg());
+    cr_assert_eq(json_array_size(rows), 4);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *w = json_string_value(json_object_get(row, "warning"));
+        if (i % 2 == 1) {
+            cr_expect_null(w, "an agent without VDDK warned: %s", w);
+            continue;
+        }
+        cr_expect_str_eq(w, "agent vddk-8: VDDK 8.0.1 does not support vSphere 6.5: VDDK 8.0 "
+                            "supports vSphere 6.7 through 9.0 (N-2 to N+1); install a VDDK "
+                            "release for vSphere 6.5 on this proxy");
+    }
+    json_decref(rows);
+    req.server_version = "7.0.3.0";
+    cr_assert_eq(vb_explain_build(&s_inv, agents, 2, &req, &rows), 0, "%s", vb_error_msg());
+    json_array_foreach(rows, i, row) cr_expect_null(json_object_get(row, "warning"));
+    json_decref(rows);
+}

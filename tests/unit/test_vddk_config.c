@@ -368,3 +368,35 @@ Test(vddk_version, garbage_is_not_a_version)
     }
     cr_expect_eq(vb_vddk_check_server_version(NULL), VB_EINVAL);
 }
+
+/* ---- VDDK x vSphere: N-2 ... N+1 of the VDDK's release line ---- */
+
+Test(vddk_compat, vddk_7_0_supports_6_5_through_8_0)
+{
+    const char *ok[] = {"6.5", "6.7.3", "7.0.3.0", "8.0.2.0"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        cr_expect_eq(vb_vddk_check_compat("7.0.3", ok[i]), 0, "%s: %s", ok[i], vb_error_msg());
+    cr_expect_eq(vb_vddk_check_compat("6.7.0", "6.0"), 0, "%s", vb_error_msg());
+    cr_expect_eq(vb_vddk_check_compat("8.0.1", "9.0"), 0, "%s", vb_error_msg());
+}
+
+Test(vddk_compat, outside_names_both_versions_and_the_range)
+{
+    cr_assert_eq(vb_vddk_check_compat("8.0.1", "6.5"), VB_EUNSUPPORTED);
+    cr_expect_str_eq(vb_error_msg(),
+                     "VDDK 8.0.1 does not support vSphere 6.5: VDDK 8.0 supports vSphere 6.7 "
+                     "through 9.0 (N-2 to N+1); install a VDDK release for vSphere 6.5 on this "
+                     "proxy");
+    cr_assert_eq(vb_vddk_check_compat("6.5.0", "7.0.3.0"), VB_EUNSUPPORTED);
+    cr_expect(strstr(vb_error_msg(), "VDDK 6.5 supports vSphere 5.5 through 6.7"), "%s",
+              vb_error_msg());
+    cr_expect_eq(vb_vddk_check_compat("7.0.3", "6.0"), VB_EUNSUPPORTED);
+}
+
+Test(vddk_compat, garbage_is_refused)
+{
+    cr_expect_eq(vb_vddk_check_compat("seven", "7.0"), VB_EINVAL);
+    cr_expect_str_eq(vb_error_msg(), "'seven' is not a VDDK version (expected e.g. 7.0.3)");
+    cr_expect_eq(vb_vddk_check_compat("7.0", NULL), VB_EINVAL);
+    cr_expect_eq(vb_vddk_check_compat("6.6.0", "7.0"), VB_EINVAL);
+}

@@ -262,6 +262,11 @@ static const char *const k_page = ENV_OPEN(
            "<mountInfo><accessMode>readWrite</accessMode><mounted>true</mounted></mountInfo>"
            "</DatastoreHostMount></val></propSet>"
            "<propSet><name>name</name><val xsi:type=\"xsd:string\">vmfs-01</val></propSet>"
+           "<propSet><name>info</name><val xsi:type=\"VmfsDatastoreInfo\"><name>vmfs-01</name>"
+           "<url>ds:///vmfs/volumes/5f0c/</url><vmfs><type>VMFS</type><name>vmfs-01</name>"
+           "<extent><diskName>naa.600a0980383</diskName><partition>1</partition></extent>"
+           "<extent><diskName>naa.600a0980384</diskName><partition>1</partition></extent>"
+           "</vmfs></val></propSet>"
            "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">VMFS</val></propSet>"
            "<propSet><name>summary.url</name><val "
            "xsi:type=\"xsd:string\">ds:///vmfs/volumes/5f0c/</val>"
@@ -274,6 +279,8 @@ static const char *const k_page = ENV_OPEN(
            "type=\"HostSystem\">host-10</key>"
            "<mountInfo><mounted>false</mounted></mountInfo></DatastoreHostMount></val></propSet>"
            "<propSet><name>name</name><val xsi:type=\"xsd:string\">vsanDatastore</val></propSet>"
+           "<propSet><name>info</name><val xsi:type=\"VsanDatastoreInfo\"><name>vsanDatastore"
+           "</name></val></propSet>"
            "<propSet><name>summary.type</name><val xsi:type=\"xsd:string\">vsan</val></propSet>"
            "</objects>"
            "<objects><obj type=\"VirtualMachine\">vm-42</obj>"
@@ -335,9 +342,11 @@ Test(vsphere_inventory, retrieve_properties_page_builds_the_inventory)
     cr_assert_eq(vmfs->host_count, 2);
     cr_assert_str_eq(vmfs->hosts[0], "esx-01.lab");
     cr_assert_str_eq(vmfs->hosts[1], "esx-02.lab");
+    cr_assert_str_eq(vmfs->lun, "naa.600a0980383", "the first extent's disk is the LUN");
     const vb_inv_datastore_t *vsan = vb_inventory_find_datastore(inv, "vsanDatastore");
     cr_assert_str_eq(vsan->type, "vsan");
     cr_assert_eq(vsan->host_count, 1, "an unmounted host does not count");
+    cr_assert_null(vsan->lun, "vSAN has no LUN");
     cr_assert_str_eq(vsan->hosts[0], "esx-02.lab");
 
     const vb_inv_vm_t *vm = vb_inventory_find_vm(inv, "web 01");
