@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "registry.h"
+#include "repo_census.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
 #include "worker.h"
@@ -100,6 +101,9 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"catalog_copies", VB_CONF_INT, offsetof(vb_coord_settings_t, catalog_copies), "3", 0, 1000,
      false, "consistent catalog copies kept in the repository (catalog/), renewed after each job "
      "(0: none)"},
+    {"repository_census_s", VB_CONF_INT, offsetof(vb_coord_settings_t, repository_census_s), "300",
+     1, 86400, false,
+     "how often the repository is listed for its object and byte counts (status, /metrics)"},
     VB_CONF_END};
 
 typedef struct {
@@ -124,6 +128,8 @@ typedef struct {
     zactor_t *census;       /* the catalog's census being counted on a worker, if any */
     zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
     bool census_metrics;    /* the metrics wait for it too */
+    json_t *repo_census;    /* the repository's last census (objects, bytes, at); NULL: none yet */
+    int64_t repo_census_ms; /* when the last one was asked for */
     zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
 } self_t;
 
@@ -142,6 +148,7 @@ static void s_self_destroy(self_t **self_p)
     vb_metrics_http_destroy(&self->metrics);
     zactor_destroy(&self->census);
     zlistx_destroy(&self->census_for);
+    json_decref(self->repo_census);
     zlistx_destroy(&self->deferred);
     vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
@@ -425,21 +432,43 @@ static json_t *s_status_json(self_t *self, json_t *census)
 
 /* ---- the census: counted over the whole catalog, so on a worker with its own connection ---- */
 
-/* The census of the catalog at `path` (a connection of this thread's own: SQLite in WAL mode
- * lets it read while the loop writes); NULL when it could not be counted. */
-static void *s_census_work(void *path)
+/* What the census worker counts: the catalog, and the repository when it is due. */
+typedef struct {
+    char *catalog;
+    char *repository;  /* NULL: not this time */
+    char *credentials; /* its access key file, or NULL */
+} s_census_req_t;
+
+static void s_census_req_free(void *req_p)
 {
-    vb_catalog_t *cat = vb_catalog_open(path);
-    json_t *census = NULL;
+    s_census_req_t **r = req_p;
+    if (!*r)
+        return;
+    free((*r)->catalog);
+    free((*r)->repository);
+    free((*r)->credentials);
+    free(*r);
+    *r = NULL;
+}
+
+/* The census of the catalog (a connection of this thread's own: SQLite in WAL mode lets it read
+ * while the loop writes) and, when asked, the repository's under "repository"; NULL when the
+ * catalog could not be counted. */
+static void *s_census_work(void *arg)
+{
+    s_census_req_t *req = arg;
+    vb_catalog_t *cat = vb_catalog_open(req->catalog);
+    json_t *census = NULL, *repo = NULL;
     if (!cat || vb_catalog_census(cat, &census) != 0)
         VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
     vb_catalog_destroy(&cat);
+    if (census && req->repository) {
+        if (vb_repo_census(req->repository, req->credentials, &repo) == 0)
+            json_object_set_new(census, "repository", repo);
+        else
+            VB_LOG_WARN("coordinator", "repository_census_failed error=\"%s\"", vb_error_msg());
+    }
     return census;
-}
-
-static void s_path_free(void *path_p)
-{
-    zstr_free((char **)path_p);
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result);
@@ -448,6 +477,14 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
  * the metrics renewed. */
 static void s_census_deliver(self_t *self, json_t *census)
 {
+    /* the repository is listed now and then: its last figures go with every census */
+    json_t *repo = census ? json_object_get(census, "repository") : NULL;
+    if (repo) {
+        json_decref(self->repo_census);
+        self->repo_census = json_incref(repo);
+    } else if (census && self->repo_census) {
+        json_object_set(census, "repository", self->repo_census);
+    }
     json_t *st = s_status_json(self, census);
     for (zframe_t *rid = zlistx_first(self->census_for); rid; rid = zlistx_next(self->census_for))
         s_reply(self, rid, 0, NULL, json_incref(st));
@@ -474,8 +511,21 @@ static void s_census_start(self_t *self)
 {
     if (self->census)
         return;
-    char *path = strdup(vb_catalog_path(self->catalog));
-    self->census = path ? vb_worker_start(s_census_work, path, s_path_free) : NULL;
+    const vb_coord_settings_t *st = self->settings;
+    s_census_req_t *req = calloc(1, sizeof *req);
+    bool repo_due = st->repository && *st->repository &&
+                    (!self->repo_census_ms ||
+                     s_now_ms() - self->repo_census_ms >= st->repository_census_s * 1000);
+    if (req && (req->catalog = strdup(vb_catalog_path(self->catalog))) && repo_due) {
+        req->repository = strdup(st->repository);
+        req->credentials = st->repository_credentials_file
+                               ? strdup(st->repository_credentials_file)
+                               : NULL;
+        self->repo_census_ms = s_now_ms();
+    }
+    if (req && !req->catalog)
+        s_census_req_free(&req);
+    self->census = req ? vb_worker_start(s_census_work, req, s_census_req_free) : NULL;
     if (!self->census || zloop_reader(self->loop, (zsock_t *)self->census, s_on_census, self)) {
         VB_LOG_WARN("coordinator", "census_failed error=\"cannot start a worker\"");
         zactor_destroy(&self->census);
