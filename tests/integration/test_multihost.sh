@@ -189,3 +189,8 @@ job=$(jq -r .id <<<"$LAST_JOB")
 tasks_of "$job" | awk '$1 == "agent2" && $3 == "done"' | grep -q . \
   || fail "agent2 ran no task through its lossy link: $(tasks_of "$job")"
 pass "[${SECONDS}s] $fault on an agent's link: the job succeeds with its tasks and restores byte-identical"
+
+# lab down stops the hosts' own disk servers too (their pid files name them)
+"$VBAK" lab down "$SITE" >/dev/null || fail "lab down"
+[[ -z $(on esx1 ss -ltnH) && -z $(on esx2 ss -ltnH) ]] || fail "host disk servers still listen after lab down"
+pass "[${SECONDS}s] lab down stops the disk servers of hosts with their own address"
