@@ -74,7 +74,7 @@ chmod +x "$TEST_DIR/vbak"
 VBAK="$TEST_DIR/vbak"
 
 # The lab site: esx-01 and esx-02 have addresses of their own, each serves its disks there.
-"$VBAK" lab create "$SITE" --vms 2 --proxies 1 --disk-size 24M \
+"$VBAK" lab create "$SITE" --vms 2 --proxies 1 --disk-size 16M \
   --host-address "esx-01=${ADDR[esx1]}" --host-address "esx-02=${ADDR[esx2]}" >/dev/null \
   || fail "lab create with host addresses"
 site_json | jq -e --arg a "${ADDR[esx1]}" '.vms[] | select(.host == "esx-01") | .disks[0].nbds_uri | startswith("nbds://" + $a + ":")' >/dev/null \
@@ -145,9 +145,9 @@ job=$(jq -r .id <<<"$LAST_JOB")
 pass "[${SECONDS}s] backup over NBDSSL (per-host certificates) by $(tasks_of "$job" | cut -f1 | sort -u | wc -l) agents into S3 across hosts restores byte-identical"
 
 # Fault 1: agent1's link is slowed (so its tasks last), cut while it runs a task, then restored.
-slow() { # NODE RATE: a token bucket on both ends of NODE's link
-  ip netns exec "$BR" tc qdisc replace dev "${PORT[$1]}" root tbf rate "$2" burst 32kb latency 400ms
-  on "$1" tc qdisc replace dev eth0 root tbf rate "$2" burst 32kb latency 400ms
+slow() { # NODE RATE [LATENCY]: a token bucket on both ends of NODE's link
+  ip netns exec "$BR" tc qdisc replace dev "${PORT[$1]}" root tbf rate "$2" burst 32kb latency "${3:-400ms}"
+  on "$1" tc qdisc replace dev eth0 root tbf rate "$2" burst 32kb latency "${3:-400ms}"
 }
 unslow() { ip netns exec "$BR" tc qdisc del dev "${PORT[$1]}" root 2>/dev/null || true; on "$1" tc qdisc del dev eth0 root 2>/dev/null || true; }
 slow agent1 8mbit
@@ -181,7 +181,10 @@ table inet vbloss {
   chain out { type filter hook output priority 0; policy accept; numgen random mod 100 < 1 drop; }
 }
 NFT
-  fault="1 % loss (nftables; this kernel has no netem for the 200 ms latency)"
+  # and no fixed delay without netem: a 20 Mbit/s token bucket whose queue holds up to 200 ms
+  # delays packets while the link is busy, as a loaded WAN link does
+  slow agent2 20mbit 200ms
+  fault="1 % loss (nftables) and a 20 Mbit/s link queueing up to 200 ms (tbf; this kernel has no netem)"
 fi
 for vm in vm-vmfs-01 vm-nfs-01; do "$VBAK" lab mutate "$SITE" "$vm" --percent 10 >/dev/null; done
 backup_check lossy vm-vmfs-01 vm-nfs-01
