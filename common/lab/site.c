@@ -122,7 +122,8 @@ static int s_check_host(json_t *h, const char *w)
     struct in_addr a;
     if (v4 && (!json_is_string(v4) || inet_pton(AF_INET, json_string_value(v4), &a) != 1))
         return vb_error_set(VB_EINVAL, "site.json: %s: \"ipv4\" must be an IPv4 address", w);
-    return 0;
+    /* a host with an address names its servers' pid files and logs */
+    return v4 ? s_check_name("name", vb_lab_json_str(h, "name"), w) : 0;
 }
 
 static int s_check_datastore(json_t *d, const char *w)
