@@ -1,6 +1,7 @@
 /* The coordinator actor: one zloop with the agent ROUTER, the control ROUTER, the ZAP handler
  * and the heartbeat timer. Everything a peer sends is checked before it is believed: unpack
  * failures, unknown keys and unexpected bodies are counted, logged and dropped. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,7 +130,9 @@ typedef struct {
     zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
     bool census_metrics;    /* the metrics wait for it too */
     json_t *repo_census;    /* the repository's last census (objects, bytes, at); NULL: none yet */
-    int64_t repo_census_ms; /* when the last one was asked for */
+    int64_t repo_census_ms; /* when the last one was started */
+    zactor_t *repo_worker;  /* the repository being listed, if it is */
+    atomic_bool repo_stop;  /* set as the coordinator stops: the listing gives up */
     zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
 } self_t;
 
@@ -148,6 +151,8 @@ static void s_self_destroy(self_t **self_p)
     vb_metrics_http_destroy(&self->metrics);
     zactor_destroy(&self->census);
     zlistx_destroy(&self->census_for);
+    atomic_store(&self->repo_stop, true);
+    zactor_destroy(&self->repo_worker);
     json_decref(self->repo_census);
     zlistx_destroy(&self->deferred);
     vb_admin_shutdown(&self->admin);
@@ -432,43 +437,88 @@ static json_t *s_status_json(self_t *self, json_t *census)
 
 /* ---- the census: counted over the whole catalog, so on a worker with its own connection ---- */
 
-/* What the census worker counts: the catalog, and the repository when it is due. */
-typedef struct {
-    char *catalog;
-    char *repository;  /* NULL: not this time */
-    char *credentials; /* its access key file, or NULL */
-} s_census_req_t;
-
-static void s_census_req_free(void *req_p)
+/* The census of the catalog at `path` (a connection of this thread's own: SQLite in WAL mode
+ * lets it read while the loop writes); NULL when it could not be counted. */
+static void *s_census_work(void *path)
 {
-    s_census_req_t **r = req_p;
+    vb_catalog_t *cat = vb_catalog_open(path);
+    json_t *census = NULL;
+    if (!cat || vb_catalog_census(cat, &census) != 0)
+        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
+    vb_catalog_destroy(&cat);
+    return census;
+}
+
+static void s_path_free(void *path_p)
+{
+    zstr_free((char **)path_p);
+}
+
+/* ---- the repository's census: one listing of the whole store, on a worker of its own (a
+ * status request never waits for it: it shows the last figures); at most every
+ * repository_census_s, and given up as the coordinator stops ---- */
+
+typedef struct {
+    char *location;
+    char *credentials;  /* its access key file, or NULL */
+    atomic_bool *stop;  /* the coordinator's: set as it stops */
+} s_repo_req_t;
+
+static void s_repo_req_free(void *req_p)
+{
+    s_repo_req_t **r = req_p;
     if (!*r)
         return;
-    free((*r)->catalog);
-    free((*r)->repository);
+    free((*r)->location);
     free((*r)->credentials);
     free(*r);
     *r = NULL;
 }
 
-/* The census of the catalog (a connection of this thread's own: SQLite in WAL mode lets it read
- * while the loop writes) and, when asked, the repository's under "repository"; NULL when the
- * catalog could not be counted. */
-static void *s_census_work(void *arg)
+static void *s_repo_census_work(void *arg)
 {
-    s_census_req_t *req = arg;
-    vb_catalog_t *cat = vb_catalog_open(req->catalog);
-    json_t *census = NULL, *repo = NULL;
-    if (!cat || vb_catalog_census(cat, &census) != 0)
-        VB_LOG_WARN("coordinator", "census_failed error=\"%s\"", vb_error_msg());
-    vb_catalog_destroy(&cat);
-    if (census && req->repository) {
-        if (vb_repo_census(req->repository, req->credentials, &repo) == 0)
-            json_object_set_new(census, "repository", repo);
-        else
-            VB_LOG_WARN("coordinator", "repository_census_failed error=\"%s\"", vb_error_msg());
-    }
+    s_repo_req_t *req = arg;
+    json_t *census = NULL;
+    if (vb_repo_census(req->location, req->credentials, req->stop, &census) != 0)
+        VB_LOG_WARN("coordinator", "repository_census_failed error=\"%s\"", vb_error_msg());
     return census;
+}
+
+static int s_on_repo_census(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = arg;
+    json_t *census = vb_worker_receive(self->repo_worker);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&self->repo_worker);
+    if (census) {
+        json_decref(self->repo_census);
+        self->repo_census = census;
+    }
+    return 0;
+}
+
+static void s_repo_census_start(self_t *self)
+{
+    const vb_coord_settings_t *st = self->settings;
+    if (self->repo_worker || !st->repository || !*st->repository ||
+        (self->repo_census_ms &&
+         s_now_ms() - self->repo_census_ms < st->repository_census_s * 1000))
+        return;
+    self->repo_census_ms = s_now_ms();
+    s_repo_req_t *req = calloc(1, sizeof *req);
+    if (req && (req->location = strdup(st->repository)) &&
+        (!st->repository_credentials_file ||
+         (req->credentials = strdup(st->repository_credentials_file)))) {
+        req->stop = &self->repo_stop;
+        self->repo_worker = vb_worker_start(s_repo_census_work, req, s_repo_req_free);
+    } else {
+        s_repo_req_free(&req);
+    }
+    if (!self->repo_worker ||
+        zloop_reader(self->loop, (zsock_t *)self->repo_worker, s_on_repo_census, self)) {
+        VB_LOG_WARN("coordinator", "repository_census_failed error=\"cannot start a worker\"");
+        zactor_destroy(&self->repo_worker);
+    }
 }
 
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result);
@@ -478,13 +528,8 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
 static void s_census_deliver(self_t *self, json_t *census)
 {
     /* the repository is listed now and then: its last figures go with every census */
-    json_t *repo = census ? json_object_get(census, "repository") : NULL;
-    if (repo) {
-        json_decref(self->repo_census);
-        self->repo_census = json_incref(repo);
-    } else if (census && self->repo_census) {
+    if (census && self->repo_census)
         json_object_set(census, "repository", self->repo_census);
-    }
     json_t *st = s_status_json(self, census);
     for (zframe_t *rid = zlistx_first(self->census_for); rid; rid = zlistx_next(self->census_for))
         s_reply(self, rid, 0, NULL, json_incref(st));
@@ -509,23 +554,11 @@ static int s_on_census(zloop_t *loop, zsock_t *reader, void *arg)
 /* Starts counting, unless a count runs already (its answer serves every request waiting). */
 static void s_census_start(self_t *self)
 {
+    s_repo_census_start(self);
     if (self->census)
         return;
-    const vb_coord_settings_t *st = self->settings;
-    s_census_req_t *req = calloc(1, sizeof *req);
-    bool repo_due = st->repository && *st->repository &&
-                    (!self->repo_census_ms ||
-                     s_now_ms() - self->repo_census_ms >= st->repository_census_s * 1000);
-    if (req && (req->catalog = strdup(vb_catalog_path(self->catalog))) && repo_due) {
-        req->repository = strdup(st->repository);
-        req->credentials = st->repository_credentials_file
-                               ? strdup(st->repository_credentials_file)
-                               : NULL;
-        self->repo_census_ms = s_now_ms();
-    }
-    if (req && !req->catalog)
-        s_census_req_free(&req);
-    self->census = req ? vb_worker_start(s_census_work, req, s_census_req_free) : NULL;
+    char *path = strdup(vb_catalog_path(self->catalog));
+    self->census = path ? vb_worker_start(s_census_work, path, s_path_free) : NULL;
     if (!self->census || zloop_reader(self->loop, (zsock_t *)self->census, s_on_census, self)) {
         VB_LOG_WARN("coordinator", "census_failed error=\"cannot start a worker\"");
         zactor_destroy(&self->census);
