@@ -35,6 +35,9 @@ int main(int argc, char **argv)
     }
     if (vb_daemon_write_pid(settings.pid_file) != 0)
         VB_LOG_WARN("agent", "pid_file error=\"%s\"", vb_error_msg());
+    /* Serving now (sockets bound, keys loaded): Type=notify units start their dependents. */
+    if (vb_daemon_notify("READY=1") != 0)
+        VB_LOG_WARN("agent", "notify error=\"%s\"", vb_error_msg());
     char *said = vb_daemon_wait(agent);
     int exit_code = 0;
     if (said && strncmp(said, "FAILED ", 7) == 0) {
@@ -42,6 +45,8 @@ int main(int argc, char **argv)
         exit_code = 1;
     }
     zstr_free(&said);
+    if (vb_daemon_notify("STOPPING=1") != 0)
+        VB_LOG_WARN("agent", "notify error=\"%s\"", vb_error_msg());
     zactor_destroy(&agent);
     if (settings.pid_file)
         remove(settings.pid_file);

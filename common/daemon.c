@@ -3,9 +3,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -116,6 +121,36 @@ int vb_daemon_write_pid(const char *path)
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         return vb_error_set(VB_EIO, "pid file %s: %s", path, strerror(errno));
     return 0;
+}
+
+/* The protocol is a plain datagram (documented as stable in sd_notify(3)), so the daemons need no
+ * libsystemd: one sendto, and the package depends on nothing more. */
+int vb_daemon_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return 0;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path)
+        return vb_error_set(VB_EINVAL, "NOTIFY_SOCKET=%s is not a socket path or abstract name",
+                            path);
+    memcpy(addr.sun_path, path, len);
+    if (path[0] == '@')
+        addr.sun_path[0] = '\0';
+    char msg[256];
+    int n = snprintf(msg, sizeof msg, "%s\nMAINPID=%ld", state, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof msg)
+        return vb_error_set(VB_EINVAL, "notification too long: %s", state);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return vb_error_set(VB_EIO, "NOTIFY_SOCKET %s: socket: %s", path, strerror(errno));
+    int rc = 0;
+    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&addr, alen) != n)
+        rc = vb_error_set(VB_EIO, "NOTIFY_SOCKET %s: %s", path, strerror(errno));
+    close(fd);
+    return rc;
 }
 
 char *vb_daemon_wait(zactor_t *actor)

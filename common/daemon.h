@@ -44,6 +44,13 @@ int vb_daemon_init_log(const vb_daemon_info_t *info, const vb_daemon_log_t *log)
 /* Writes the process id to `path` (temp + rename); NULL path: nothing. */
 int vb_daemon_write_pid(const char *path) VB_WUR;
 
+/* Tells the service manager the daemon's state with systemd's notification protocol (sd_notify(3)):
+ * `state` (e.g. "READY=1", "STOPPING=1") as one datagram to the AF_UNIX socket named by
+ * $NOTIFY_SOCKET (a path, or an abstract name starting with '@'), with MAINPID added. Without
+ * $NOTIFY_SOCKET (not run by systemd with Type=notify) it does nothing and returns 0; a socket
+ * that cannot be reached returns VB_EIO with the message set. */
+int vb_daemon_notify(const char *state) VB_WUR;
+
 /* Blocks until SIGINT/SIGTERM or until the actor sends something (it stopped by itself); on
  * SIGHUP reopens the log file (logrotate's postrotate, `systemctl reload`).
  * Returns the actor's message when it sent one (caller frees), NULL on a signal. */

@@ -1,5 +1,6 @@
 /* vbak agents, vbak status */
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -145,6 +146,12 @@ int vb_cli_status(vb_cli_t *cli, int argc, char **argv)
     printf("serving: %lld restore point(s)\n",
            (long long)json_integer_value(
                json_object_get(json_object_get(json_object_get(st, "jobs"), "serve"), "running")));
+    json_t *repo = json_object_get(st, "repository");
+    if (repo)
+        printf("repository: %lld object(s), %.1f MiB (listed %lld s ago)\n",
+               (long long)json_integer_value(json_object_get(repo, "objects")),
+               (double)json_integer_value(json_object_get(repo, "bytes")) / (1024.0 * 1024.0),
+               (long long)(time(NULL) - json_integer_value(json_object_get(repo, "at"))));
     const char *key;
     json_t *v;
     printf("counters:\n");

@@ -42,11 +42,14 @@ static int s_usage_lab(FILE *out)
           "  vbak lab create DIR [--proxies N] [--vms N] [--disk-size SIZE] [--seed S]\n"
           "                      [--chunk-size SIZE] [--encrypt] [--format 1|2] [--heartbeat-ms MS]\n"
           "                      [--liveness N] [--repository URL --repository-credentials FILE]\n"
+          "                      [--host-address HOST=IPV4]...\n"
           "      write a site: site.json and disk images, coordinator.conf, agent-N.conf,\n"
           "      vbak.conf, keys, the enrollment token and a repository (DIR/repo, or the\n"
           "      s3:// URL, its bucket made when missing, with the access key in FILE)\n"
           "  vbak lab up DIR      start what is not running (disk servers, coordinator, agents);\n"
           "                       returns when the coordinator answers\n"
+          "  vbak lab up DIR --host HOST   start only the disk servers of HOST, on the address\n"
+          "                       it was given (--host-address), e.g. in its network namespace\n"
           "  vbak lab down DIR    stop everything the site runs\n",
           out);
     fputs(vb_cli_lab_site_usage(), out);
@@ -216,7 +219,10 @@ static int s_parse_int_opt(const char *name, const char *value, int64_t min, int
 
 static int s_create(int argc, char **argv)
 {
-    s_create_opts_t o = {NULL, {0, 0, 0, 0}, 1000, 3, 256 * 1024, false, NULL, "", 0};
+    s_create_opts_t o = {NULL, {0, 0, 0, 0, NULL}, 1000, 3, 256 * 1024, false, NULL, "", 0};
+    const char *host_addresses[17] = {NULL};
+    size_t naddr = 0;
+    o.site.host_addresses = host_addresses;
     for (int i = 1; i < argc; i++) {
         int64_t v;
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -240,6 +246,11 @@ static int s_create(int argc, char **argv)
             i++;
         } else if (!strcmp(argv[i], "--encrypt")) {
             o.encrypt = true;
+        } else if (!strcmp(argv[i], "--host-address")) {
+            if (!next || naddr == 16)
+                return vb_cli_fail("lab create: --host-address needs HOST=IPV4 (at most 16)") + 1;
+            host_addresses[naddr++] = next;
+            i++;
         } else if (!strcmp(argv[i], "--repository") ||
                    !strcmp(argv[i], "--repository-credentials")) {
             if (!next)
@@ -400,8 +411,35 @@ static zlistx_t *s_names_new(void)
     return names;
 }
 
+/* `lab up DIR --host HOST`: only that host's disk servers, on its own address. */
+static int s_up_host(int argc, char **argv, int at)
+{
+    if (at + 1 >= argc)
+        return vb_cli_fail("lab up: --host needs a host name") + 1;
+    const char *host = argv[at + 1];
+    char **rest = calloc((size_t)argc, sizeof *rest);
+    if (!rest)
+        return vb_cli_fail("out of memory");
+    int n = 0;
+    for (int i = 0; i < argc; i++)
+        if (i != at && i != at + 1)
+            rest[n++] = argv[i];
+    s_site_t site = {0};
+    int rc = s_open_site(&site, n, rest, "up");
+    free(rest);
+    if (rc == -1)
+        return 0;
+    if (!rc && (rc = vb_lab_serve_host_start(site.dir, host)) == 0)
+        printf("started the disk servers of host %s (nbdkit: NBD and NBD over TLS)\n", host);
+    free(site.bindir);
+    return rc ? vb_cli_fail("lab up: %s", vb_error_msg()) : 0;
+}
+
 static int s_up(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--host"))
+            return s_up_host(argc, argv, i);
     s_site_t site = {0};
     int rc = s_open_site(&site, argc, argv, "up");
     if (rc == -1)

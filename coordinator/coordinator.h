@@ -49,6 +49,7 @@ typedef struct {
     char *metrics_endpoint;   /* ADDRESS:PORT of /metrics; NULL: not served */
     int64_t metrics_refresh_ms;
     int64_t catalog_copies;   /* catalog copies kept in the repository (0: none) */
+    int64_t repository_census_s; /* seconds between listings of the repository (status, metrics) */
 } vb_coord_settings_t;
 
 extern const vb_conf_key_t vb_coord_config_table[];

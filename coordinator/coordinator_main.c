@@ -34,8 +34,13 @@ int main(int argc, char **argv)
     }
     if (vb_daemon_write_pid(settings.pid_file) != 0)
         VB_LOG_WARN("coordinator", "pid_file error=\"%s\"", vb_error_msg());
+    /* Serving now (sockets bound, keys loaded): Type=notify units start their dependents. */
+    if (vb_daemon_notify("READY=1") != 0)
+        VB_LOG_WARN("coordinator", "notify error=\"%s\"", vb_error_msg());
     char *said = vb_daemon_wait(coordinator);
     zstr_free(&said);
+    if (vb_daemon_notify("STOPPING=1") != 0)
+        VB_LOG_WARN("coordinator", "notify error=\"%s\"", vb_error_msg());
     zactor_destroy(&coordinator);
     if (settings.pid_file)
         remove(settings.pid_file);

@@ -1,6 +1,7 @@
 /* The coordinator actor: one zloop with the agent ROUTER, the control ROUTER, the ZAP handler
  * and the heartbeat timer. Everything a peer sends is checked before it is believed: unpack
  * failures, unknown keys and unexpected bodies are counted, logged and dropped. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "metrics_http.h"
 #include "policy/explain.h"
 #include "registry.h"
+#include "repo_census.h"
 #include "vsphere/vsphere.h"
 #include "wire.h"
 #include "worker.h"
@@ -101,6 +103,9 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"catalog_copies", VB_CONF_INT, offsetof(vb_coord_settings_t, catalog_copies), "3", 0, 1000,
      false, "consistent catalog copies kept in the repository (catalog/), renewed after each job "
      "(0: none)"},
+    {"repository_census_s", VB_CONF_INT, offsetof(vb_coord_settings_t, repository_census_s), "300",
+     1, 86400, false,
+     "how often the repository is listed for its object and byte counts (status, /metrics)"},
     VB_CONF_END};
 
 typedef struct {
@@ -125,6 +130,10 @@ typedef struct {
     zactor_t *census;       /* the catalog's census being counted on a worker, if any */
     zlistx_t *census_for;   /* routing ids of `status` requests waiting for it */
     bool census_metrics;    /* the metrics wait for it too */
+    json_t *repo_census;    /* the repository's last census (objects, bytes, at); NULL: none yet */
+    int64_t repo_census_ms; /* when the last one was started */
+    zactor_t *repo_worker;  /* the repository being listed, if it is */
+    atomic_bool repo_stop;  /* set as the coordinator stops: the listing gives up */
     zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
 } self_t;
 
@@ -143,6 +152,9 @@ static void s_self_destroy(self_t **self_p)
     vb_metrics_http_destroy(&self->metrics);
     zactor_destroy(&self->census);
     zlistx_destroy(&self->census_for);
+    atomic_store(&self->repo_stop, true);
+    zactor_destroy(&self->repo_worker);
+    json_decref(self->repo_census);
     zlistx_destroy(&self->deferred);
     vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
@@ -443,12 +455,82 @@ static void s_path_free(void *path_p)
     zstr_free((char **)path_p);
 }
 
+/* ---- the repository's census: one listing of the whole store, on a worker of its own (a
+ * status request never waits for it: it shows the last figures); at most every
+ * repository_census_s, and given up as the coordinator stops ---- */
+
+typedef struct {
+    char *location;
+    char *credentials;  /* its access key file, or NULL */
+    atomic_bool *stop;  /* the coordinator's: set as it stops */
+} s_repo_req_t;
+
+static void s_repo_req_free(void *req_p)
+{
+    s_repo_req_t **r = req_p;
+    if (!*r)
+        return;
+    free((*r)->location);
+    free((*r)->credentials);
+    free(*r);
+    *r = NULL;
+}
+
+static void *s_repo_census_work(void *arg)
+{
+    s_repo_req_t *req = arg;
+    json_t *census = NULL;
+    if (vb_repo_census(req->location, req->credentials, req->stop, &census) != 0)
+        VB_LOG_WARN("coordinator", "repository_census_failed error=\"%s\"", vb_error_msg());
+    return census;
+}
+
+static int s_on_repo_census(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    self_t *self = arg;
+    json_t *census = vb_worker_receive(self->repo_worker);
+    zloop_reader_end(loop, reader);
+    zactor_destroy(&self->repo_worker);
+    if (census) {
+        json_decref(self->repo_census);
+        self->repo_census = census;
+    }
+    return 0;
+}
+
+static void s_repo_census_start(self_t *self)
+{
+    const vb_coord_settings_t *st = self->settings;
+    if (self->repo_worker || !st->repository || !*st->repository ||
+        (self->repo_census_ms &&
+         s_now_ms() - self->repo_census_ms < st->repository_census_s * 1000))
+        return;
+    self->repo_census_ms = s_now_ms();
+    s_repo_req_t *req = calloc(1, sizeof *req);
+    if (req && (req->location = strdup(st->repository)) &&
+        (!st->repository_credentials_file ||
+         (req->credentials = strdup(st->repository_credentials_file)))) {
+        req->stop = &self->repo_stop;
+        self->repo_worker = vb_worker_start(s_repo_census_work, req, s_repo_req_free);
+    } else {
+        s_repo_req_free(&req);
+    }
+    if (!self->repo_worker ||
+        zloop_reader(self->loop, (zsock_t *)self->repo_worker, s_on_repo_census, self)) {
+        VB_LOG_WARN("coordinator", "repository_census_failed error=\"cannot start a worker\"");
+        zactor_destroy(&self->repo_worker);
+    }
+}
+
 static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, json_t *result);
 
 /* The status requests waiting for the census (stolen; NULL: none could be counted) are answered,
  * the metrics renewed. */
 static void s_census_deliver(self_t *self, json_t *census)
 {
+    /* the repository is listed now and then: its last figures go with every census */
+    if (census && self->repo_census)
+        json_object_set(census, "repository", self->repo_census);
     json_t *st = s_status_json(self, census);
     for (zframe_t *rid = zlistx_first(self->census_for); rid; rid = zlistx_next(self->census_for))
         s_reply(self, rid, 0, NULL, json_incref(st));
@@ -473,6 +555,7 @@ static int s_on_census(zloop_t *loop, zsock_t *reader, void *arg)
 /* Starts counting, unless a count runs already (its answer serves every request waiting). */
 static void s_census_start(self_t *self)
 {
+    s_repo_census_start(self);
     if (self->census)
         return;
     char *path = strdup(vb_catalog_path(self->catalog));

@@ -71,6 +71,25 @@ static const char s_vsphere_hint[] =
     "# vsphere_password_file = \"/etc/vbak/vsphere.password\"\n"
     "# vsphere_ca_file = \"/etc/vbak/vcenter-ca.pem\"\n";
 
+/* The endpoint the CLI of vbak.conf connects to: the control endpoint, or for a wildcard bind
+ * (every address of the host) its loopback address of the same family, said in so many words:
+ * a CLI would otherwise connect to 0.0.0.0, which reaches this host only by accident. */
+static void s_cli_endpoint(const char *bind, char *out, size_t cap)
+{
+    static const struct {
+        const char *wild, *loop;
+    } map[] = {{"://0.0.0.0:", "://127.0.0.1:"}, {"://*:", "://127.0.0.1:"}, {"://[::]:", "://[::1]:"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+        const char *at = strstr(bind, map[i].wild);
+        if (at) {
+            snprintf(out, cap, "%.*s%s%s", (int)(at - bind), bind, map[i].loop,
+                     at + strlen(map[i].wild));
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", bind);
+}
+
 static int s_write_confs(const vb_site_init_t *o, zcert_t *server, zcert_t *admin)
 {
     char coord[PATH_MAX], cli[PATH_MAX], catalog[PATH_MAX], skey[PATH_MAX], akey[PATH_MAX],
@@ -85,6 +104,8 @@ static int s_write_confs(const vb_site_init_t *o, zcert_t *server, zcert_t *admi
     (void)vb_pathf(akey, sizeof akey, "%s/keys/admin.key", o->dir);
     (void)vb_pathf(token, sizeof token, "%s/keys/enrollment.token", o->dir);
     const char *control = o->control_endpoint ? o->control_endpoint : "tcp://127.0.0.1:7111";
+    char cli_control[512];
+    s_cli_endpoint(control, cli_control, sizeof cli_control);
     const char *provider = o->provider ? o->provider : "lab";
     vb_conf_pair_t cp[] = {{"agent_endpoint", o->agent_endpoint},
                            {"control_endpoint", control},
@@ -95,7 +116,7 @@ static int s_write_confs(const vb_site_init_t *o, zcert_t *server, zcert_t *admi
                            {"provider", provider},
                            {"repository", o->repository},
                            {NULL, NULL}};
-    vb_conf_pair_t vp[] = {{"control_endpoint", control},
+    vb_conf_pair_t vp[] = {{"control_endpoint", cli_control},
                            {"coordinator_public_key", zcert_public_txt(server)},
                            {"admin_key", akey},
                            {NULL, NULL}};

@@ -13,6 +13,8 @@ packages=(
   # lab site, tests and demo
   nbdkit nbdkit-plugin-dev libnbd-bin openssl qemu-utils cryptsetup-bin
   sqlite3 jq procps iproute2 util-linux e2fsprogs
+  # multi-host test: packet loss between network namespaces (the kernel may lack netem)
+  nftables
   # metrics tests: promtool and a real Prometheus
   prometheus curl
   # vSphere simulator fixture (govmomi)

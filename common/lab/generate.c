@@ -4,6 +4,7 @@
  * same options hold the same bytes. The default site exercises every transport decision: a SAN
  * proxy, a HotAdd proxy on VMFS, a proxy on vSAN and an NBD-only proxy on a host that reaches
  * none of the VM datastores; a host that requires encryption; every datastore type. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -259,9 +260,38 @@ static int s_hex_secret(const char *path, const char *prefix, size_t bytes)
     return vb_lab_write_file(path, text, 0600);
 }
 
-/* Site CA and a server certificate for IP:127.0.0.1 / DNS:localhost, made with openssl(1).
- * The CA key is deleted once the server certificate is signed. */
-static int s_make_tls(const char *dir)
+/* Gives the hosts named in `pairs` ("HOST=IPV4", NULL-terminated) their own address, and appends
+ * ", IP:ADDR" per address to `san` (the server certificate's names). */
+static int s_host_addresses(json_t *root, const char *const *pairs, char *san, size_t cap)
+{
+    for (size_t k = 0; pairs && pairs[k]; k++) {
+        const char *eq = strchr(pairs[k], '=');
+        struct in_addr a;
+        if (!eq || eq == pairs[k] || inet_pton(AF_INET, eq + 1, &a) != 1)
+            return vb_error_set(VB_EINVAL, "host address '%s' is not HOST=IPV4", pairs[k]);
+        size_t i;
+        json_t *h, *found = NULL;
+        json_array_foreach(json_object_get(root, "hosts"), i, h)
+        {
+            const char *name = vb_lab_json_str(h, "name");
+            if (strlen(name) == (size_t)(eq - pairs[k]) && !strncmp(name, pairs[k], strlen(name)))
+                found = h;
+        }
+        if (!found)
+            return vb_error_set(VB_ENOTFOUND, "host address '%s': the site has no host %.*s",
+                                pairs[k], (int)(eq - pairs[k]), pairs[k]);
+        json_object_set_new(found, "ipv4", json_string(eq + 1));
+        size_t n = strlen(san);
+        if ((size_t)snprintf(san + n, cap - n, ", IP:%s", eq + 1) >= cap - n)
+            return vb_error_set(VB_EINVAL, "too many host addresses");
+    }
+    return 0;
+}
+
+/* Site CA and a server certificate for IP:127.0.0.1 / DNS:localhost and `extra_san` (", IP:..."
+ * per host address), made with openssl(1). The CA key is deleted once the server certificate is
+ * signed. */
+static int s_make_tls(const char *dir, const char *extra_san)
 {
     int rc = VB_ENOMEM;
     char *t = vb_lab_strf("%s/tls", dir);
@@ -304,12 +334,14 @@ static int s_make_tls(const char *dir)
     const char *sign[] = {"openssl", "x509",     "-req", "-in",         csr,   "-CA",
                           cacert,    "-CAkey",   cakey,  "-set_serial", "2",   "-days",
                           "3650",    "-extfile", ext,    "-out",        scert, NULL};
-    if ((rc = vb_lab_write_file(ext,
-                                "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
-                                "extendedKeyUsage = serverAuth\n"
-                                "keyUsage = digitalSignature, keyEncipherment\n"
-                                "basicConstraints = CA:FALSE\n",
-                                0600)) ||
+    char ext_text[1400];
+    snprintf(ext_text, sizeof ext_text,
+             "subjectAltName = IP:127.0.0.1, DNS:localhost%s\n"
+             "extendedKeyUsage = serverAuth\n"
+             "keyUsage = digitalSignature, keyEncipherment\n"
+             "basicConstraints = CA:FALSE\n",
+             extra_san);
+    if ((rc = vb_lab_write_file(ext, ext_text, 0600)) ||
         (rc = vb_lab_run(ca, log)) || (rc = vb_lab_run(req, log)) || (rc = vb_lab_run(sign, log)) ||
         (rc = vb_lab_copy_sparse(cacert, scacert)))
         goto out;
@@ -448,7 +480,12 @@ int vb_lab_site_create(const char *dir, const vb_lab_options_t *opts)
         rc = vb_error_set(VB_ENOMEM, "out of memory building the site");
         goto out;
     }
-    if ((rc = vb_lab_site_wrap(dir, root, &site)) || (rc = s_make_tls(vb_lab_site_dir(site))) ||
+    char san[1024] = "";
+    if ((rc = s_host_addresses(root, o.host_addresses, san, sizeof san))) {
+        json_decref(root);
+        goto out;
+    }
+    if ((rc = vb_lab_site_wrap(dir, root, &site)) || (rc = s_make_tls(vb_lab_site_dir(site), san)) ||
         (rc = s_make_images(site, o.seed)) || (rc = s_pre_existing_snapshots(site)))
         goto out;
     rc = vb_lab_site_save(site);

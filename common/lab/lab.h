@@ -21,7 +21,8 @@
  * "IMAGE@SNAP-ID" beside the live image, so a frozen snapshot is reachable over NBD and as a file.
  *
  * URIs (all complete libnbd URIs, export percent-encoded):
- *   nbd_uri    nbd://127.0.0.1:NBD_PORT/EXPORT
+ *   nbd_uri    nbd://127.0.0.1:NBD_PORT/EXPORT   (nbd_uri and nbds_uri name the address of the
+ *              object's host instead when it has one: hosts[].ipv4, see vb_lab_options_t)
  *   nbd_uri6   nbd://[::1]:NBD_PORT/EXPORT
  *   nbds_uri   nbds://127.0.0.1:TLS_PORT/EXPORT?tls-certificates=DIR/tls/client   (X.509; the
  *              server certificate has SAN IP:127.0.0.1 and DNS:localhost, signed by the site CA;
@@ -63,6 +64,10 @@ typedef struct {
                            clone on VVOL, cloud host that requires encryption). Roles cycle. */
     uint64_t disk_size; /* bytes per disk, rounded up to the 64 KiB block; 0 = 64 MiB */
     uint64_t seed;      /* content and layout seed; 0 = 1 */
+    /* Hosts with an IPv4 address of their own, "esx-01=10.213.0.21" each, NULL-terminated (NULL:
+     * none): their disks' nbd_uri/nbds_uri name that address, the server certificate lists it,
+     * and vb_lab_serve_host_start serves them there (a host on a network of its own). */
+    const char *const *host_addresses;
 } vb_lab_options_t;
 
 /* Writes DIR/site.json, the disk images, TLS material and picks free ports. DIR must exist;
@@ -75,7 +80,15 @@ int vb_lab_site_create(const char *dir, const vb_lab_options_t *opts) VB_WUR;
  * is left running. */
 int vb_lab_serve_start(const char *dir) VB_WUR;
 
-/* Stops the servers started by vb_lab_serve_start; nothing is left running. 0 if none ran. */
+/* Starts the disk servers of one host that has an address of its own (site.json
+ * hosts[].ipv4): plain NBD, NBD over TLS (X.509) and the LUKS server, bound to that address only
+ * (pid files DIR/run/HOST-NAME.pid), and returns when they accept connections. Run it in the
+ * host's network namespace, or wherever that address is configured. VB_EINVAL when the host
+ * has no address, VB_EBUSY when its servers run already. */
+int vb_lab_serve_host_start(const char *dir, const char *host) VB_WUR;
+
+/* Stops the servers started by vb_lab_serve_start and vb_lab_serve_host_start; nothing is left
+ * running. 0 if none ran. */
 int vb_lab_serve_stop(const char *dir) VB_WUR;
 
 /* *count = how many of the site's nbdkit servers are running now. */

@@ -6,6 +6,9 @@
  *   nbds-ipv4 / nbds-ipv6  the same over TLS: X.509 (site CA) on 127.0.0.1, TLS-PSK on [::1]
  *   luks-ipv4 / luks-ipv6  DIR/disks-luks (file plugin, dir= mode) through the luks filter, TLS
  *                          only, same split (encrypted disks' snapshots are copies)
+ * A host with an address of its own (hosts[].ipv4) has its own nbd-ipv4, nbds-ipv4 and luks-ipv4
+ * servers bound to that address (vb_lab_serve_host_start, pid files run/HOST-NAME.pid), as on a
+ * network where each ESXi host is a machine of its own.
  * IPv6 uses TLS-PSK because libnbd 1.14 sends an IPv6 literal as TLS SNI (refused by the server)
  * and does not verify an X.509 certificate on a socket it did not connect itself; a PSK
  * handshake authenticates both ends on a self-connected socket.
@@ -51,16 +54,17 @@ static void s_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static char *s_pidfile(const char *dir, const s_server_t *s)
+/* Pid file (and log) name: NAME, or HOST-NAME for a host's own servers. */
+static char *s_pidfile(const char *dir, const char *host, const s_server_t *s)
 {
-    return vb_lab_strf("%s/run/%s.pid", dir, s->name);
+    return vb_lab_strf("%s/run/%s%s%s.pid", dir, host ? host : "", host ? "-" : "", s->name);
 }
 
 /* A server is identified by its pid file path, which is on its command line (nbdkit -P): a pid
  * reused by another site's nbdkit is never taken for ours. */
-static int s_stop_one(const char *dir, const s_server_t *s, int *stopped)
+static int s_stop_one(const char *dir, const char *host, const s_server_t *s, int *stopped)
 {
-    char *pf = s_pidfile(dir, s);
+    char *pf = s_pidfile(dir, host, s);
     if (!pf)
         return VB_ENOMEM;
     bool was_running = vb_proc_running(pf, pf, NULL);
@@ -78,9 +82,26 @@ int vb_lab_serve_stop(const char *dir)
         return vb_error_set(VB_ENOTFOUND, "lab site %s: %s", dir, strerror(errno));
     int rc = 0, stopped = 0;
     for (size_t i = 0; i < S_NSERVERS; i++) {
-        int r = s_stop_one(abs, &s_servers[i], &stopped);
+        int r = s_stop_one(abs, NULL, &s_servers[i], &stopped);
         if (r && !rc)
             rc = r;
+    }
+    /* the servers of hosts with an address of their own */
+    vb_lab_site_t *site;
+    if (vb_lab_site_open(abs, false, &site) == 0) {
+        size_t h;
+        json_t *host;
+        json_array_foreach(json_object_get(vb_lab_site_root(site), "hosts"), h, host)
+        {
+            for (size_t i = 0; json_object_get(host, "ipv4") && i < S_NSERVERS; i++) {
+                int r = s_stop_one(abs, vb_lab_json_str(host, "name"), &s_servers[i], &stopped);
+                if (r && !rc)
+                    rc = r;
+            }
+        }
+        vb_lab_site_destroy(&site);
+    } else {
+        vb_error_clear();
     }
     if (stopped)
         VB_LOG_INFO("lab", "serve-stop dir=%s servers=%d", abs, stopped);
@@ -96,7 +117,7 @@ int vb_lab_serve_running(const char *dir, int *count)
         return vb_error_set(VB_ENOTFOUND, "lab site %s: %s", dir, strerror(errno));
     int rc = 0;
     for (size_t i = 0; i < S_NSERVERS && !rc; i++) {
-        char *pf = s_pidfile(abs, &s_servers[i]);
+        char *pf = s_pidfile(abs, NULL, &s_servers[i]);
         if (!pf) {
             rc = VB_ENOMEM;
             break;
@@ -208,7 +229,8 @@ static const char *s_plugin_path(char *buf, size_t cap)
                                VB_LAB_NBDKIT_PLUGIN, buf, cap);
 }
 
-static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
+/* Starts server s of the site (host NULL), or of a host with an address of its own. */
+static int s_start_one(vb_lab_site_t *site, const s_server_t *s, const char *host)
 {
     const char *dir = vb_lab_site_dir(site);
     json_t *net = json_object_get(vb_lab_site_root(site), "network");
@@ -216,9 +238,10 @@ static int s_start_one(vb_lab_site_t *site, const s_server_t *s)
     char port[16];
     snprintf(port, sizeof port, "%lld",
              (long long)json_integer_value(json_object_get(net, s->port_key)));
-    const char *addr = vb_lab_json_str(net, s->ipv6 ? "ipv6" : "ipv4");
-    char *pf = s_pidfile(dir, s);
-    char *log = vb_lab_strf("%s/log/%s.log", dir, s->name);
+    const char *addr = host ? vb_lab_host_ipv4(site, host)
+                            : vb_lab_json_str(net, s->ipv6 ? "ipv6" : "ipv4");
+    char *pf = s_pidfile(dir, host, s);
+    char *log = vb_lab_strf("%s/log/%s%s%s.log", dir, host ? host : "", host ? "-" : "", s->name);
     char *tls = s->tls ? (s->ipv6 ? vb_lab_strf("--tls-psk=%s/tls/psk.keys", dir)
                                   : vb_lab_strf("--tls-certificates=%s/tls/server", dir))
                        : vb_lab_strf("--tls=off");
@@ -283,7 +306,7 @@ int vb_lab_serve_start(const char *dir)
     if ((rc = vb_lab_site_open(dir, false, &site)))
         return rc;
     for (size_t i = 0; i < S_NSERVERS && !rc; i++)
-        rc = s_start_one(site, &s_servers[i]);
+        rc = s_start_one(site, &s_servers[i], NULL);
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", vb_error_msg());
@@ -293,6 +316,61 @@ int vb_lab_serve_start(const char *dir)
     } else {
         VB_LOG_INFO("lab", "serve-start dir=%s servers=%zu", vb_lab_site_dir(site), S_NSERVERS);
     }
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+static json_t *s_find_host(vb_lab_site_t *site, const char *host)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(vb_lab_site_root(site), "hosts"), i, h)
+    {
+        if (strcmp(vb_lab_json_str(h, "name"), host) == 0)
+            return h;
+    }
+    return NULL;
+}
+
+int vb_lab_serve_host_start(const char *dir, const char *host)
+{
+    vb_lab_site_t *site;
+    int rc = vb_lab_site_open(dir, false, &site);
+    if (rc)
+        return rc;
+    json_t *h = s_find_host(site, host);
+    if (!h) {
+        rc = vb_error_set(VB_ENOTFOUND, "the lab site %s has no host %s", dir, host);
+        goto out;
+    }
+    if (!json_object_get(h, "ipv4")) {
+        rc = vb_error_set(VB_EINVAL, "host %s has no address of its own (vbak lab create "
+                                     "--host-address %s=IPV4)", host, host);
+        goto out;
+    }
+    for (size_t i = 0; i < S_NSERVERS && !rc; i++) {
+        char *pf = s_servers[i].ipv6 ? NULL : s_pidfile(vb_lab_site_dir(site), host, &s_servers[i]);
+        if (pf && vb_proc_running(pf, pf, NULL))
+            rc = vb_error_set(VB_EBUSY, "the disk servers of host %s run already", host);
+        free(pf);
+    }
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < S_NSERVERS && !rc; i++)
+        if (!s_servers[i].ipv6)
+            rc = s_start_one(site, &s_servers[i], host);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", vb_error_msg());
+        int stopped = 0;
+        for (size_t i = 0; i < S_NSERVERS; i++)
+            (void)s_stop_one(vb_lab_site_dir(site), host, &s_servers[i], &stopped);
+        vb_error_set(rc, "%s", msg);
+    } else {
+        VB_LOG_INFO("lab", "serve-start dir=%s host=%s addr=%s", vb_lab_site_dir(site), host,
+                    vb_lab_host_ipv4(site, host));
+    }
+out:
     vb_lab_site_destroy(&site);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -115,7 +116,14 @@ static int s_check_list(json_t *root, const char *list, int (*check)(json_t *, c
 static int s_check_host(json_t *h, const char *w)
 {
     int rc = s_need(h, "name", JSON_STRING, w);
-    return rc ? rc : s_need_bool(h, "require_encryption", w);
+    if (rc || (rc = s_need_bool(h, "require_encryption", w)))
+        return rc;
+    json_t *v4 = json_object_get(h, "ipv4");
+    struct in_addr a;
+    if (v4 && (!json_is_string(v4) || inet_pton(AF_INET, json_string_value(v4), &a) != 1))
+        return vb_error_set(VB_EINVAL, "site.json: %s: \"ipv4\" must be an IPv4 address", w);
+    /* a host with an address names its servers' pid files and logs */
+    return v4 ? s_check_name("name", vb_lab_json_str(h, "name"), w) : 0;
 }
 
 static int s_check_datastore(json_t *d, const char *w)
@@ -251,10 +259,24 @@ static int s_set_str(json_t *obj, const char *key, char *owned)
     return rc ? vb_error_set(VB_ENOMEM, "out of memory setting %s", key) : 0;
 }
 
-static int s_refresh_disk(vb_lab_site_t *site, json_t *disk)
+const char *vb_lab_host_ipv4(vb_lab_site_t *site, const char *host)
+{
+    size_t i;
+    json_t *h;
+    json_array_foreach(json_object_get(site->root, "hosts"), i, h)
+    {
+        if (host && json_is_string(json_object_get(h, "ipv4")) &&
+            strcmp(vb_lab_json_str(h, "name"), host) == 0)
+            return vb_lab_json_str(h, "ipv4");
+    }
+    return vb_lab_json_str(json_object_get(site->root, "network"), "ipv4");
+}
+
+/* The disk's URIs; `host` (may be NULL) is its object's, whose own address serves it. */
+static int s_refresh_disk(vb_lab_site_t *site, json_t *disk, const char *host)
 {
     json_t *net = json_object_get(site->root, "network");
-    const char *v4 = vb_lab_json_str(net, "ipv4");
+    const char *v4 = vb_lab_host_ipv4(site, host);
     const char *v6 = vb_lab_json_str(net, "ipv6");
     const char *user = vb_lab_json_str(net, "psk_user");
     long long nbd = json_integer_value(json_object_get(net, "nbd_port"));
@@ -305,13 +327,13 @@ static int s_refresh(vb_lab_site_t *site)
     {
         json_array_foreach(json_object_get(o, "disks"), j, d)
         {
-            if ((rc = s_refresh_disk(site, d)))
+            if ((rc = s_refresh_disk(site, d, vb_lab_json_str(o, "host"))))
                 return rc;
         }
     }
     json_array_foreach(json_object_get(site->root, "fcds"), i, o)
     {
-        if ((rc = s_refresh_disk(site, o)))
+        if ((rc = s_refresh_disk(site, o, vb_lab_object_host(site, o, true))))
             return rc;
     }
     return 0;

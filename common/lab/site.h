@@ -6,7 +6,8 @@
  *   "require_encryption": false          (true: the whole site forbids plain NBD),
  *   "network": { "ipv4": "127.0.0.1", "ipv6": "::1", "nbd_port": P, "tls_port": P,
  *                "luks_port": P, "psk_user": "vbak" },
- *   "hosts":      [ { "name": "esx-01", "require_encryption": false } ],
+ *   "hosts":      [ { "name": "esx-01", "require_encryption": false,
+ *                     "ipv4": "10.213.0.21" (optional: the host's own address) } ],
  *   "datastores": [ { "name", "type": "VMFS"|"NFS"|"vsan"|"VVOL", "lun": "naa..." or null,
  *                     "hosts": ["esx-01", ...] } ],
  *   "vms":  [ { "name", "id", "host", "linked_clone": bool, "snapshots": [SNAP], "disks": [DISK],
@@ -64,6 +65,9 @@ json_t *vb_lab_object_find_snapshot(json_t *obj, const char *id_or_name);
 json_t *vb_lab_site_find_datastore(vb_lab_site_t *site, const char *name);
 /* Does `host` mount datastore `ds`? */
 bool vb_lab_datastore_mounted_on(json_t *ds, const char *host);
+/* The IPv4 address that serves the disks of `host`: its own (hosts[].ipv4), else the site's
+ * network.ipv4. Borrowed. */
+const char *vb_lab_host_ipv4(vb_lab_site_t *site, const char *host);
 /* The host an object runs on (an FCD: the first host mounting its datastore). */
 const char *vb_lab_object_host(vb_lab_site_t *site, json_t *obj, bool is_fcd);
 

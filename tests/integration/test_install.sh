@@ -34,7 +34,7 @@ for u in vbak-coordinator vbak-agent; do
   f="$units/$u.service"
   [[ -f $f ]] || fail "$u.service not installed"
   grep -qx "ExecStart=$P/bin/$u --config /etc/vbak/${u#vbak-}.conf" "$f" || fail "$u: ExecStart: $(grep ExecStart "$f")"
-  for line in User=vbak ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes PrivateTmp=yes \
+  for line in Type=notify User=vbak ProtectSystem=strict ProtectHome=yes NoNewPrivileges=yes PrivateTmp=yes \
               Restart=on-failure; do
     grep -qx "$line" "$f" || fail "$u.service lacks $line"
   done

@@ -8,8 +8,8 @@ command -v promtool >/dev/null && command -v prometheus >/dev/null \
 
 "$VBAK" lab create "$SITE" --proxies 1 --vms 1 --disk-size 2M >/dev/null
 metrics_port=$(free_port)
-printf 'metrics_endpoint = "127.0.0.1:%s"\nmetrics_refresh_ms = "200"\n' "$metrics_port" \
-  >>"$SITE/coordinator.conf"
+printf 'metrics_endpoint = "127.0.0.1:%s"\nmetrics_refresh_ms = "200"\nrepository_census_s = "1"\n' \
+  "$metrics_port" >>"$SITE/coordinator.conf"
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 15 "agent online" has_count online 1
 url="http://127.0.0.1:$metrics_port/metrics"
@@ -45,6 +45,24 @@ read_bytes=$(sed -n 's/^vbak_read_bytes_total //p' "$TEST_DIR/scrape.txt")
 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/other" | grep -q 404 \
   || fail "a path other than /metrics served"
 pass "a scrape passes promtool check metrics and matches vbak status --json"
+
+# the repository's objects and bytes, listed on the census worker every repository_census_s:
+# they match what the repository directory holds once the job's writes (catalog copy too) ended
+repo_files() { find "$SITE/repo" -type f ! -name '.*' | wc -l; }
+repo_bytes() { find "$SITE/repo" -type f ! -name '.*' -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+repo_matches() {
+  local scrape
+  scrape=$(curl -sf "$url")
+  [[ $(sed -n 's/^vbak_repository_objects //p' <<<"$scrape") == "$(repo_files)" &&
+     $(sed -n 's/^vbak_repository_bytes //p' <<<"$scrape") == "$(repo_bytes)" ]]
+}
+wait_until 15 "repository objects and bytes in /metrics" repo_matches
+[[ $(repo_files) -gt 3 ]] || fail "the repository holds only $(repo_files) files"
+st=$("$VBAK" status --json)
+[[ $(jq .repository.objects <<<"$st") == "$(repo_files)" && $(jq .repository.bytes <<<"$st") == "$(repo_bytes)" ]] \
+  || fail "status --json repository: $(jq -c .repository <<<"$st"), directory $(repo_files) files $(repo_bytes) bytes"
+"$VBAK" status | grep -q "^repository: $(repo_files) object(s), " || fail "vbak status: $("$VBAK" status)"
+pass "the repository's objects and bytes in /metrics and vbak status match the repository"
 
 prom_port=$(free_port)
 cat >"$TEST_DIR/prometheus.yml" <<YML

@@ -27,11 +27,21 @@ grep -q "exists already" "$TEST_DIR/again.err" || fail "no reason: $(cat "$TEST_
 [[ $(cat "$S/keys/enrollment.token") == "$token0" ]] || fail "the refused init changed the token"
 pass "site init: keys, 0600 token and configs; refuses to overwrite"
 
-"$VB_BIN/vbak-coordinator" --config "$S/coordinator.conf" --heartbeat_interval_ms=500 \
-  --log_file="$TEST_DIR/coordinator.log" --log_format=json >"$TEST_DIR/coordinator.out" 2>&1 &
+# Type=notify: run as systemd would, with a NOTIFY_SOCKET; READY=1 comes once it serves.
+"$VB_TESTS_BIN/vbak-notify-listen" "$TEST_DIR/notify.sock" 20000 >"$TEST_DIR/notify.out" &
+listener=$!
+VB_PIDS+=($!)
+wait_until 5 "the notify socket" test -S "$TEST_DIR/notify.sock"
+NOTIFY_SOCKET="$TEST_DIR/notify.sock" "$VB_BIN/vbak-coordinator" --config "$S/coordinator.conf" \
+  --heartbeat_interval_ms=500 --log_file="$TEST_DIR/coordinator.log" --log_format=json \
+  >"$TEST_DIR/coordinator.out" 2>&1 &
 pid_coordinator=$!
 VB_PIDS+=($!)
-wait_until 10 "the coordinator answers" "$VBAK" status
+wait "$listener" || fail "no READY=1 from the coordinator: $(cat "$TEST_DIR/notify.out")"
+grep -qx "READY=1 MAINPID=$pid_coordinator" "$TEST_DIR/notify.out" \
+  || fail "notification: $(cat "$TEST_DIR/notify.out")"
+"$VBAK" status >/dev/null || fail "the coordinator said READY=1 but does not answer"
+pass "the coordinator notifies READY=1 with its pid (Type=notify) once it answers"
 [[ -s $TEST_DIR/var/catalog.db && ! -e $S/catalog.db ]] || fail "the catalog is not where --catalog put it"
 
 # agent NAME [agent-conf options]: writes NAME.conf with agent-conf and starts the agent
@@ -44,8 +54,15 @@ start_agent() {
   eval "pid_$name=$!"
 }
 cp -p "$S/keys/enrollment.token" "$TEST_DIR/old.token"
-start_agent proxy_a --host esx-01 --datastore ds-01 --luns naa.1,naa.2 --slots 3 \
-  --token-file "$TEST_DIR/old.token"
+"$VB_TESTS_BIN/vbak-notify-listen" "$TEST_DIR/notify.sock" 20000 >"$TEST_DIR/notify.out" &
+listener=$!
+VB_PIDS+=($!)
+wait_until 5 "the notify socket" test -S "$TEST_DIR/notify.sock"
+NOTIFY_SOCKET="$TEST_DIR/notify.sock" start_agent proxy_a --host esx-01 --datastore ds-01 \
+  --luns naa.1,naa.2 --slots 3 --token-file "$TEST_DIR/old.token"
+wait "$listener" || fail "no READY=1 from the agent: $(cat "$TEST_DIR/notify.out")"
+grep -qx "READY=1 MAINPID=$pid_proxy_a" "$TEST_DIR/notify.out" \
+  || fail "agent notification: $(cat "$TEST_DIR/notify.out")"
 wait_until 15 "proxy_a online" state_is proxy_a online
 a=$(agents_json | jq -c '.[] | select(.name == "proxy_a")')
 [[ $(jq -r '[.host, .datastore, (.luns | join(",")), .slots] | @tsv' <<<"$a") == \

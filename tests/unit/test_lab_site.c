@@ -483,3 +483,58 @@ Test(lab_site, edits_to_the_site_file_are_seen)
     cr_expect_str_eq(inv->vms[0].disks[0].nbd_uri, "nbd://127.0.0.1:4321/vm-vmfs-01--vm-vmfs-01");
     vb_inventory_free(&inv);
 }
+
+/* A host with an address of its own: its VMs' disks are served there (and only its), the server
+ * certificate names the address, and a bad address is refused at create and in site.json. */
+Test(lab_site, a_host_address_routes_its_disks_and_is_validated)
+{
+    char other[300], path[700];
+    snprintf(other, sizeof other, "%s/hosts", s_dir);
+    cr_assert_eq(mkdir(other, 0755), 0);
+    const char *addrs[] = {"esx-01=10.213.0.21", NULL};
+    vb_lab_options_t o = {.vms = 2, .proxies = 1, .disk_size = 1u << 20, .host_addresses = addrs};
+    cr_assert_eq(vb_lab_site_create(other, &o), 0, "%s", vb_error_msg());
+    vb_provider_t *p = vb_lab_provider_new(other);
+    cr_assert_not_null(p, "%s", vb_error_msg());
+    vb_inventory_t *inv = NULL;
+    cr_assert_eq(p->ops->inventory(p, &inv), 0, "%s", vb_error_msg());
+    cr_expect_str_eq(inv->vms[0].host, "esx-01");
+    cr_expect(strncmp(inv->vms[0].disks[0].nbd_uri, "nbd://10.213.0.21:", 18) == 0, "%s",
+              inv->vms[0].disks[0].nbd_uri);
+    cr_expect(strncmp(inv->vms[0].disks[0].nbds_uri, "nbds://10.213.0.21:", 19) == 0, "%s",
+              inv->vms[0].disks[0].nbds_uri);
+    cr_expect_str_neq(inv->vms[1].host, "esx-01");
+    cr_expect(strncmp(inv->vms[1].disks[0].nbd_uri, "nbd://127.0.0.1:", 16) == 0, "%s",
+              inv->vms[1].disks[0].nbd_uri);
+    vb_inventory_free(&inv);
+    vb_provider_destroy(&p);
+    snprintf(path, sizeof path,
+             "openssl x509 -in %s/tls/server/server-cert.pem -noout -ext subjectAltName | "
+             "grep -q 'IP Address:10.213.0.21'",
+             other);
+    cr_expect_eq(system(path), 0, "the server certificate does not name 10.213.0.21");
+
+    /* a host that does not exist, an address that is not IPv4 */
+    const char *unknown[] = {"esx-99=10.213.0.21", NULL}, *bad[] = {"esx-01=10.213.0", NULL};
+    snprintf(path, sizeof path, "%s/bad", s_dir);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    o.host_addresses = unknown;
+    cr_expect_eq(vb_lab_site_create(path, &o), VB_ENOTFOUND);
+    cr_expect(strstr(vb_error_msg(), "no host esx-99"), "%s", vb_error_msg());
+    o.host_addresses = bad;
+    cr_expect_eq(vb_lab_site_create(path, &o), VB_EINVAL);
+    cr_expect(strstr(vb_error_msg(), "esx-01=10.213.0"), "%s", vb_error_msg());
+
+    /* edited into site.json */
+    snprintf(path, sizeof path, "%s/site.json", other);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    cr_assert_not_null(root);
+    json_object_set_new(json_array_get(json_object_get(root, "hosts"), 0), "ipv4",
+                        json_string("esx-01.example"));
+    cr_assert_eq(json_dump_file(root, path, 0), 0);
+    json_decref(root);
+    cr_expect_null(vb_lab_provider_new(other));
+    cr_expect(strstr(vb_error_msg(), "hosts[0]") && strstr(vb_error_msg(), "ipv4"), "%s",
+              vb_error_msg());
+}

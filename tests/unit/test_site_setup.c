@@ -89,3 +89,34 @@ Test(site_setup, init_writes_loadable_configs_and_refuses_a_second_time)
     cr_assert_eq(vb_site_agent_conf(s_dir, &a, out), 0, "%s", vb_error_msg());
     fclose(out);
 }
+
+/* A control socket bound to every address: the site's vbak.conf connects to loopback of the same
+ * family, said as such, never to the wildcard (0.0.0.0 reaches this host only by accident). */
+Test(site_setup, a_wildcard_control_endpoint_gives_the_cli_a_loopback_address)
+{
+    static const struct {
+        const char *bind, *cli;
+    } cases[] = {{"tcp://0.0.0.0:7111", "tcp://127.0.0.1:7111"},
+                 {"tcp://*:7111", "tcp://127.0.0.1:7111"},
+                 {"tcp://[::]:7111", "tcp://[::1]:7111"},
+                 {"tcp://10.0.0.5:7111", "tcp://10.0.0.5:7111"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char dir[128], path[160];
+        snprintf(dir, sizeof dir, "%s/site%zu", s_dir, i);
+        vb_site_init_t o = {0};
+        o.dir = dir;
+        o.agent_endpoint = "tcp://10.0.0.5:7110";
+        o.control_endpoint = cases[i].bind;
+        cr_assert_eq(vb_site_init(&o), 0, "%s", vb_error_msg());
+        vb_coord_settings_t c;
+        snprintf(path, sizeof path, "%s/coordinator.conf", dir);
+        s_load(vb_coord_config_table, &c, path);
+        cr_expect_str_eq(c.control_endpoint, cases[i].bind);
+        vb_config_free(vb_coord_config_table, &c);
+        vb_cli_settings_t v;
+        snprintf(path, sizeof path, "%s/vbak.conf", dir);
+        s_load(vb_cli_config_table, &v, path);
+        cr_expect_str_eq(v.control_endpoint, cases[i].cli);
+        vb_config_free(vb_cli_config_table, &v);
+    }
+}
