@@ -220,8 +220,8 @@ static int s_session_start(vb_cli_t *cli, const s_args_t *a, s_session_t *ss)
     ss->serve = logfd < 0 ? -1 : fork();
     if (ss->serve == 0) {
         /* the serve ends (and ends its lease) when this session's process ends, however */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent ||
-            dup2(fds[1], 1) < 0 || dup2(logfd, 2) < 0)
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent || dup2(fds[1], 1) < 0 ||
+            dup2(logfd, 2) < 0)
             _exit(1);
         execv(argv[0], argv);
         _exit(127);
@@ -239,8 +239,8 @@ static int s_session_start(vb_cli_t *cli, const s_args_t *a, s_session_t *ss)
     if (!ss->disk) {
         char last[1024];
         s_last_line(log, last, sizeof last);
-        rc = vb_error_set(VB_EIO, "the serve of restore point %" PRId64 " did not start%s%s",
-                          a->rp, last[0] ? ": " : "", last);
+        rc = vb_error_set(VB_EIO, "the serve of restore point %" PRId64 " did not start%s%s", a->rp,
+                          last[0] ? ": " : "", last);
     }
     if (log)
         unlink(log);
@@ -263,8 +263,7 @@ static void s_session_stop(s_session_t *ss)
 }
 
 /* Serves the restore point and opens its guest file system; says how the launch went. */
-static int s_open(vb_cli_t *cli, const s_args_t *a, const char *cmd, s_session_t *ss,
-                  vb_gfs_t **g)
+static int s_open(vb_cli_t *cli, const s_args_t *a, const char *cmd, s_session_t *ss, vb_gfs_t **g)
 {
     int rc = s_session_start(cli, a, ss);
     if (!rc)
@@ -308,18 +307,17 @@ static int s_ls(vb_gfs_t *g, const s_args_t *a, s_session_t *ss)
     if (rc)
         return rc;
     if (a->json) {
-        json_t *out = json_pack("{s:I, s:O, s:s, s:s, s:s, s:s, s:f, s:o}", "rp",
-                                (json_int_t)a->rp, "vm", json_object_get(ss->info, "vm"), "disk",
-                                ss->disk, "device", vb_gfs_device(g), "fs", vb_gfs_fs_type(g),
-                                "accel", vb_gfs_accel_text(g), "launch_s",
-                                vb_gfs_launch_seconds(g), "entries", entries);
+        json_t *out =
+            json_pack("{s:I, s:O, s:s, s:s, s:s, s:s, s:f, s:o}", "rp", (json_int_t)a->rp, "vm",
+                      json_object_get(ss->info, "vm"), "disk", ss->disk, "device", vb_gfs_device(g),
+                      "fs", vb_gfs_fs_type(g), "accel", vb_gfs_accel_text(g), "launch_s",
+                      vb_gfs_launch_seconds(g), "entries", entries);
         vb_cli_print_json(out);
         json_decref(out);
     } else {
         size_t i;
         json_t *e;
-        json_array_foreach(entries, i, e)
-            s_print_entry(e);
+        json_array_foreach(entries, i, e) s_print_entry(e);
         json_decref(entries);
     }
     return 0;
@@ -462,8 +460,8 @@ int vb_cli_mount(vb_cli_t *cli, int argc, char **argv)
         free(dir);
         return 1; /* the child said why */
     }
-    printf("restore point %" PRId64 " mounted read-only at %s (vbak umount %s to end)\n", a.rp,
-           dir, dir);
+    printf("restore point %" PRId64 " mounted read-only at %s (vbak umount %s to end)\n", a.rp, dir,
+           dir);
     free(dir);
     return 0;
 }
@@ -498,8 +496,8 @@ int vb_cli_umount(vb_cli_t *cli, int argc, char **argv)
     pid_t pid;
     char *fm[] = {"fusermount", "-u", dir, NULL};
     int status = 1;
-    if (posix_spawnp(&pid, fm[0], NULL, NULL, fm, environ) != 0 ||
-        waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (posix_spawnp(&pid, fm[0], NULL, NULL, fm, environ) != 0 || waitpid(pid, &status, 0) < 0 ||
+        !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         free(dir);
         return vb_cli_fail("umount: fusermount -u could not unmount %s", argv[1]);
     }

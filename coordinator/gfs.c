@@ -85,9 +85,8 @@ static int s_launch(vb_gfs_t *self, const char *socket_path, const char *export_
     else
         snprintf(self->accel, sizeof self->accel, "TCG (no usable KVM: %s)", why);
     if (guestfs_add_drive_opts(self->g, export_name, GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
-                               GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-                               GUESTFS_ADD_DRIVE_OPTS_PROTOCOL, "nbd",
-                               GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0)
+                               GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, GUESTFS_ADD_DRIVE_OPTS_PROTOCOL,
+                               "nbd", GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0)
         return s_gfs_fail(self, VB_EIO, "adding the served disk");
     double t0 = s_now();
     if (guestfs_launch(self->g) < 0)
@@ -211,11 +210,11 @@ static json_t *s_entry(const char *dir, const char *name, const struct guestfs_s
                        const char *target)
 {
     char *path = s_join(dir, name);
-    json_t *e = path ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", name, "path", path,
-                                 "type", s_type(st->st_mode), "mode",
-                                 (json_int_t)(st->st_mode & 07777), "size",
-                                 (json_int_t)st->st_size, "mtime", (json_int_t)st->st_mtime_sec)
-                     : NULL;
+    json_t *e =
+        path ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", name, "path", path, "type",
+                         s_type(st->st_mode), "mode", (json_int_t)(st->st_mode & 07777), "size",
+                         (json_int_t)st->st_size, "mtime", (json_int_t)st->st_mtime_sec)
+             : NULL;
     if (e && target)
         json_object_set_new(e, "target", json_string(target));
     free(path);
@@ -360,7 +359,8 @@ static int s_get_dir(vb_gfs_t *self, json_t *e, const char *local, size_t *bytes
     int rc = vb_gfs_ls(self, json_string_value(json_object_get(e, "path")), &children);
     size_t i;
     json_t *c;
-    json_array_foreach(children, i, c) {
+    json_array_foreach(children, i, c)
+    {
         if (!rc)
             rc = s_get_entry(self, c, local, bytes);
     }

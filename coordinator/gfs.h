@@ -53,7 +53,6 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
 
 /* Mounts the file system read-only at the local directory `dir` (FUSE) and serves it until it
  * is unmounted (fusermount -u DIR): `ready` is called once the mount is visible. */
-int vb_gfs_mount_run(vb_gfs_t *self, const char *dir, void (*ready)(void *arg),
-                     void *arg) VB_WUR;
+int vb_gfs_mount_run(vb_gfs_t *self, const char *dir, void (*ready)(void *arg), void *arg) VB_WUR;
 
 #endif

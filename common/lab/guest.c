@@ -42,7 +42,9 @@ static const struct {
     {"home/alice/notes with spaces.txt", S_TEXT, 0640, "first notes\n", 0},
     {"home/alice/caf\xc3\xa9 \xc3\xbc", S_DIR, 0700, NULL, 0},
     {"home/alice/caf\xc3\xa9 \xc3\xbc/r\xc3\xa9sum\xc3\xa9.txt", S_TEXT, 0600,
-     "Gr\xc3\xbc\xc3\x9f" "e aus dem Caf\xc3\xa9\n", 0},
+     "Gr\xc3\xbc\xc3\x9f"
+     "e aus dem Caf\xc3\xa9\n",
+     0},
     {"home/alice/motd-link", S_LINK, 0777, "../../etc/motd", 0},
     {"home/alice/escape", S_LINK, 0777, "/etc/shadow", 0},
     {"data", S_DIR, 0755, NULL, 0},
@@ -50,8 +52,8 @@ static const struct {
     {"data/large.bin", S_RANDOM, 0600, NULL, 5u << 20},
 };
 
-static int s_make_file(const char *p, unsigned mode, const char *text, uint64_t size,
-                       s_kind_t kind, uint64_t seed)
+static int s_make_file(const char *p, unsigned mode, const char *text, uint64_t size, s_kind_t kind,
+                       uint64_t seed)
 {
     int rc = 0;
     unsigned char *buf = NULL;
@@ -93,8 +95,7 @@ static int s_make_entry(const char *root, size_t i, uint64_t seed)
         if (symlink(s_tree[i].text, p) < 0)
             rc = vb_error_set(VB_EIO, "cannot make %s: %s", p, strerror(errno));
     } else {
-        rc = s_make_file(p, s_tree[i].mode, s_tree[i].text, s_tree[i].size, s_tree[i].kind,
-                         seed);
+        rc = s_make_file(p, s_tree[i].mode, s_tree[i].text, s_tree[i].size, s_tree[i].kind, seed);
     }
     free(p);
     return rc;
@@ -143,14 +144,21 @@ static int s_mkfs(const char *img, const char *tree, uint64_t cap, uint64_t seed
 {
     char ext[200], uuid[40], size[32];
     uint64_t h = vb_lab_hash_u64(seed, 1), g = vb_lab_hash_u64(seed, 2);
-    snprintf(uuid, sizeof uuid, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64 "-%012" PRIx64,
-             h >> 32, (h >> 16) & 0xffff, h & 0xfff, (g >> 52) & 0xfff, (uint64_t)(g & 0xffffffffffffull));
+    snprintf(uuid, sizeof uuid,
+             "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64 "-%012" PRIx64, h >> 32,
+             (h >> 16) & 0xffff, h & 0xfff, (g >> 52) & 0xfff, (uint64_t)(g & 0xffffffffffffull));
     snprintf(ext, sizeof ext, "offset=%" PRIu64 ",hash_seed=%s,root_owner=0:0",
              (uint64_t)VB_LAB_GUEST_FS_OFFSET, uuid);
     snprintf(size, sizeof size, "%" PRIu64 "k", (cap - VB_LAB_GUEST_FS_OFFSET) / 1024);
-    const char *argv[] = {"env", "E2FSPROGS_FAKE_TIME=1709294400", "mke2fs", "-q", "-F", "-t",
-                          "ext4", "-L", "guestroot", "-U", uuid, "-E", ext, "-d", tree, img,
-                          size, NULL};
+    const char *argv[] = {"env",       "E2FSPROGS_FAKE_TIME=1709294400",
+                          "mke2fs",    "-q",
+                          "-F",        "-t",
+                          "ext4",      "-L",
+                          "guestroot", "-U",
+                          uuid,        "-E",
+                          ext,         "-d",
+                          tree,        img,
+                          size,        NULL};
     return vb_lab_run(argv, log);
 }
 
@@ -217,8 +225,7 @@ static int s_copy_out(const vb_row_chain_t *c, const char *dst, unsigned char *b
         rc = more;
     if (fd >= 0)
         close(fd);
-    return rc < 0 ? vb_error_set(VB_EIO, "cannot copy the disk to %s: %s", dst, strerror(-rc))
-                  : 0;
+    return rc < 0 ? vb_error_set(VB_EIO, "cannot copy the disk to %s: %s", dst, strerror(-rc)) : 0;
 }
 
 /* Writes the blocks where `edited` differs from the chain; appends them to *written. */
@@ -234,8 +241,7 @@ static int s_copy_back(const vb_row_chain_t *c, const char *edited, unsigned cha
         if (!r && memcmp(a, b, len) != 0 && !(r = vb_row_pwrite(c, a, len, o)))
             rc = vb_extent_list_add(written, o, len);
         if (r < 0)
-            rc = vb_error_set(VB_EIO, "cannot write the disk at %" PRIu64 ": %s", o,
-                              strerror(-r));
+            rc = vb_error_set(VB_EIO, "cannot write the disk at %" PRIu64 ": %s", o, strerror(-r));
     }
     close(fd);
     return rc;
@@ -331,8 +337,10 @@ int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char
         return vb_error_set(VB_EINVAL, "%s has no disk with a guest file system",
                             vb_lab_json_str(obj, "name"));
     if (!s_path_ok(path))
-        return vb_error_set(VB_EINVAL, "guest path \"%s\" must be absolute, without '\"', '\\' "
-                                       "or a newline", path);
+        return vb_error_set(VB_EINVAL,
+                            "guest path \"%s\" must be absolute, without '\"', '\\' "
+                            "or a newline",
+                            path);
     char *work = vb_lab_strf("%s/log/.guest-XXXXXX", vb_lab_site_dir(site));
     if (!work || !mkdtemp(work)) {
         free(work);
