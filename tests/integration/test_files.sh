@@ -4,8 +4,8 @@
 # changed file (and others) from each, byte-identical to what the guest held at each backup, with
 # modes and mtimes; `vbak mount` shows the same tree to ls/cmp while prune keeps the restore point
 # (the session's serve lease), `vbak umount` ends it; a restore point whose file system is
-# corrupted gives a clear error. Each libguestfs launch costs 20-40 s here (no KVM: TCG), so the
-# test keeps to six.
+# corrupted gives a clear error, and --timeout stops a launch that takes too long. Each libguestfs
+# launch costs 20-40 s here (no KVM: TCG), so the test keeps to six full ones.
 source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --vms 7 --proxies 1 --disk-size 1M --heartbeat-ms 500 >/dev/null
@@ -119,3 +119,13 @@ grep -q "no file system on the disk could be mounted: /dev/sda1" "$TEST_DIR/bad.
   || fail "corrupted file system message: $(cat "$TEST_DIR/bad.err")"
 [[ $("$VBAK" serves --json | jq length) == 0 ]] || fail "a failed session left its serve"
 pass "a corrupted file system: exit status 1 and a clear message"
+
+# ---- a launch that does not finish in --timeout is stopped, and takes its serve with it
+set +e
+"$VBAK" files "$rp2" ls / --timeout 2 >/dev/null 2>"$TEST_DIR/timeout.err"
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q "timed out (--timeout)" "$TEST_DIR/timeout.err" \
+  || fail "--timeout 2: exit status $rc, $(cat "$TEST_DIR/timeout.err")"
+wait_until 20 "the timed-out session's serve ends its lease" bash -c "[[ \$('$VBAK' serves --json | jq length) == 0 ]]"
+pass "--timeout bounds a launch: exit status 1, a message, no serve left"
