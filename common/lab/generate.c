@@ -46,7 +46,7 @@ static const struct {
     {"vm-vmfs", "esx-01", "san-vmfs-01", 2},   {"vm-nfs", "esx-02", "nfs-01", 1},
     {"vm-vsan", "esx-03", "vsanDatastore", 3}, {"vm-vvol", "esx-01", "vvol-01", 1},
     {"vm-vvol-clone", "esx-02", "vvol-01", 1}, {"vm-cloud", "esx-04", "cloud-nfs-01", 2},
-    {"vm-guest", "esx-01", "san-vmfs-01", 1},
+    {"vm-guest", "esx-01", "san-vmfs-01", 2},
 };
 enum { S_ROLE_NFS = 1, S_ROLE_VSAN = 2, S_ROLE_VVOL = 3, S_ROLE_CLONE = 4, S_ROLE_GUEST = 6 };
 #define S_ROLES ((int)(sizeof s_vm_roles / sizeof *s_vm_roles))
@@ -165,7 +165,7 @@ static json_t *s_vm(uint64_t seed, int index, int r, int k, uint64_t size, json_
         if (!d || json_array_append_new(disks, d))
             goto fail;
         if (r == S_ROLE_GUEST)
-            json_object_set_new(d, "guest_fs", json_string("ext4"));
+            json_object_set_new(d, "guest_fs", json_string(i == 0 ? "ext4" : "ntfs"));
         if (clone) {
             json_t *pd = json_array_get(json_object_get(clone_base, "disks"), 0);
             json_object_set(d, "parent", json_object_get(pd, "path"));
@@ -362,7 +362,8 @@ static int s_make_images(vb_lab_site_t *site, uint64_t seed)
                 rc = src ? vb_lab_copy_sparse(src, path) : VB_ENOMEM;
                 free(src);
             } else if (vb_lab_json_str(d, "guest_fs")) {
-                rc = vb_lab_guest_image(vb_lab_site_dir(site), path, cap,
+                rc = vb_lab_guest_image(vb_lab_site_dir(site), path,
+                                        vb_lab_json_str(d, "guest_fs"), cap,
                                         vb_lab_hash_str(seed, vb_lab_json_str(d, "export")));
             } else {
                 rc = s_generate_image(path, cap,

@@ -123,16 +123,13 @@ static int s_set_times(const char *root)
                : 0;
 }
 
-static int s_partition(const char *img, const char *work, const char *log)
+/* sfdisk SCRIPT on the image file (sfdisk reads its script on stdin). */
+static int s_partition(const char *img, const char *work, const char *text, const char *log)
 {
     char *script = vb_lab_strf("%s/sfdisk.script", work);
     if (!script)
         return VB_ENOMEM;
-    char text[96];
-    snprintf(text, sizeof text, "label: dos\nlabel-id: 0x7662616b\nstart=%u, type=83\n",
-             (unsigned)(VB_LAB_GUEST_FS_OFFSET / 512));
     int rc = vb_lab_write_file(script, text, 0600);
-    /* sfdisk reads its script on stdin */
     const char *argv[] = {"sh", "-c", "exec sfdisk -q \"$1\" < \"$2\"", "sh", img, script, NULL};
     if (!rc)
         rc = vb_lab_run(argv, log);
@@ -162,34 +159,110 @@ static int s_mkfs(const char *img, const char *tree, uint64_t cap, uint64_t seed
     return vb_lab_run(argv, log);
 }
 
-int vb_lab_guest_image(const char *site_dir, const char *img, uint64_t cap, uint64_t seed)
+/* ext4 in an MBR partition: the tree made under work/root, copied in by mke2fs -d. */
+static int s_build_ext4(const char *img, const char *work, uint64_t cap, uint64_t seed,
+                        const char *log)
+{
+    char *tree = vb_lab_strf("%s/root", work);
+    if (!tree)
+        return VB_ENOMEM;
+    int rc = mkdir(tree, 0755) < 0
+                 ? vb_error_set(VB_EIO, "cannot make %s: %s", tree, strerror(errno))
+                 : 0;
+    for (size_t i = 0; i < sizeof s_tree / sizeof *s_tree && !rc; i++)
+        rc = s_make_entry(tree, i, seed);
+    char text[96];
+    snprintf(text, sizeof text, "label: dos\nlabel-id: 0x7662616b\nstart=%u, type=83\n",
+             (unsigned)(VB_LAB_GUEST_FS_OFFSET / 512));
+    if (!rc && !(rc = s_set_times(tree)) && !(rc = s_partition(img, work, text, log)))
+        rc = s_mkfs(img, tree, cap, seed, log);
+    free(tree);
+    return rc;
+}
+
+/* The NTFS disk's files (ntfscp copies files into the root; it makes no directories). */
+static const struct {
+    const char *name, *text;
+    uint64_t size; /* text == NULL: this many deterministic random bytes */
+} s_ntfs_files[] = {
+    {"Read me.txt", "NTFS volume of the vbak lab guest.\r\n", 0},
+    {"caf\xc3\xa9 \xc3\xbc.txt", "Gr\xc3\xbc\xc3\x9f" "e\r\n", 0},
+    {"large.bin", NULL, 1u << 20},
+};
+
+/* NTFS in a GPT partition ("Microsoft basic data"): mkntfs makes the file system in a file of
+ * the partition's size, ntfscp fills it, dd copies it into the partition keeping holes. */
+static int s_build_ntfs(const char *img, const char *work, uint64_t cap, uint64_t seed,
+                        const char *log)
+{
+    uint64_t start = VB_LAB_GUEST_FS_OFFSET / 512, sectors = (cap >> 9) - start - 2048;
+    char *fs = vb_lab_strf("%s/ntfs.img", work), *src = vb_lab_strf("%s/src", work);
+    char text[160], seek[40], count[24];
+    int rc = !fs || !src ? VB_ENOMEM : 0;
+    int fd = rc ? -1 : open(fs, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (!rc && (fd < 0 || ftruncate(fd, (off_t)(sectors << 9)) < 0))
+        rc = vb_error_set(VB_EIO, "cannot create %s: %s", fs, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    snprintf(text, sizeof text,
+             "label: gpt\nstart=%" PRIu64 ", size=%" PRIu64
+             ", type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n",
+             start, sectors);
+    snprintf(count, sizeof count, "%" PRIu64, start);
+    const char *mk[] = {"mkntfs", "-F", "-f", "-q", "-T", "-p", count, "-L", "guestntfs", fs, NULL};
+    if (!rc && !(rc = s_partition(img, work, text, log)))
+        rc = vb_lab_run(mk, log);
+    for (size_t i = 0; i < sizeof s_ntfs_files / sizeof *s_ntfs_files && !rc; i++) {
+        s_kind_t kind = s_ntfs_files[i].text ? S_TEXT : S_RANDOM;
+        const char *cp[] = {"ntfscp", "-f", fs, src, s_ntfs_files[i].name, NULL};
+        if (!(rc = s_make_file(src, 0644, s_ntfs_files[i].text, s_ntfs_files[i].size, kind,
+                               seed)))
+            rc = vb_lab_run(cp, log);
+    }
+    snprintf(seek, sizeof seek, "seek=%" PRIu64, start);
+    char *in = vb_lab_strf("if=%s", fs), *out = vb_lab_strf("of=%s", img);
+    const char *dd[] = {"dd", in ? in : "", out ? out : "", "bs=512", seek,
+                        "conv=sparse,notrunc", "status=none", NULL};
+    if (!rc)
+        rc = in && out ? vb_lab_run(dd, log) : VB_ENOMEM;
+    free(in), free(out), free(fs), free(src);
+    return rc;
+}
+
+static const struct {
+    const char *fs;
+    int (*build)(const char *img, const char *work, uint64_t cap, uint64_t seed,
+                 const char *log);
+} s_builders[] = {
+    {"ext4", s_build_ext4},
+    {"ntfs", s_build_ntfs},
+};
+
+int vb_lab_guest_image(const char *site_dir, const char *img, const char *fs, uint64_t cap,
+                       uint64_t seed)
 {
     int rc = VB_ENOMEM;
+    size_t b = 0, nb = sizeof s_builders / sizeof *s_builders;
+    while (b < nb && strcmp(s_builders[b].fs, fs) != 0)
+        b++;
+    if (b == nb)
+        return vb_error_set(VB_EINVAL, "guest file system \"%s\": the lab makes ext4 or ntfs", fs);
     char *work = vb_lab_strf("%s/log/.guest-XXXXXX", site_dir);
-    char *tree = NULL, *log = vb_lab_strf("%s/log/guest.log", site_dir);
+    char *log = vb_lab_strf("%s/log/guest.log", site_dir);
     if (!work || !log)
         goto out;
     if (!mkdtemp(work)) {
         rc = vb_error_set(VB_EIO, "cannot make %s: %s", work, strerror(errno));
         goto out;
     }
-    if (!(tree = vb_lab_strf("%s/root", work)))
-        goto rm;
-    if (mkdir(tree, 0755) < 0) {
-        rc = vb_error_set(VB_EIO, "cannot make %s: %s", tree, strerror(errno));
-        goto rm;
-    }
-    rc = 0;
-    for (size_t i = 0; i < sizeof s_tree / sizeof *s_tree && !rc; i++)
-        rc = s_make_entry(tree, i, seed);
-    int fd = rc ? -1 : open(img, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (!rc && (fd < 0 || ftruncate(fd, (off_t)cap) < 0))
-        rc = vb_error_set(VB_EIO, "cannot create %s: %s", img, strerror(errno));
+    int fd = open(img, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    rc = fd < 0 || ftruncate(fd, (off_t)cap) < 0
+             ? vb_error_set(VB_EIO, "cannot create %s: %s", img, strerror(errno))
+             : 0;
     if (fd >= 0)
         close(fd);
-    if (!rc && !(rc = s_set_times(tree)) && !(rc = s_partition(img, work, log)))
-        rc = s_mkfs(img, tree, cap, seed, log);
-rm:;
+    if (!rc)
+        rc = s_builders[b].build(img, work, cap, seed, log);
     const char *rm[] = {"rm", "-rf", work, NULL};
     if (vb_lab_run(rm, NULL) != 0 && !rc)
         rc = vb_error_set(VB_EIO, "cannot remove %s", work);
@@ -197,9 +270,8 @@ out:
     if (rc == VB_ENOMEM && !vb_error_msg()[0])
         vb_error_set(rc, "out of memory");
     if (rc)
-        vb_error_prefix(rc, "guest file system on %s", img);
+        vb_error_prefix(rc, "%s guest file system on %s", fs, img);
     free(work);
-    free(tree);
     free(log);
     return rc;
 }
@@ -288,7 +360,8 @@ static json_t *s_guest_disk(json_t *obj, bool fcd)
 {
     for (size_t i = 0; i < vb_lab_object_disk_count(obj, fcd); i++) {
         json_t *d = vb_lab_object_disk(obj, fcd, i);
-        if (vb_lab_json_str(d, "guest_fs"))
+        const char *fs = vb_lab_json_str(d, "guest_fs");
+        if (fs && strcmp(fs, "ext4") == 0) /* debugfs edits ext4 */
             return d;
     }
     return NULL;
@@ -334,7 +407,7 @@ int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char
 {
     json_t *d = s_guest_disk(obj, fcd);
     if (!d)
-        return vb_error_set(VB_EINVAL, "%s has no disk with a guest file system",
+        return vb_error_set(VB_EINVAL, "%s has no disk with an ext4 guest file system",
                             vb_lab_json_str(obj, "name"));
     if (!s_path_ok(path))
         return vb_error_set(VB_EINVAL,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# File-level restore: the lab's guest VM (MBR + ext4) backed up full, a file changed in the guest,
+# File-level restore: the lab's guest VM (MBR + ext4, and GPT + NTFS) backed up full, a file changed in the guest,
 # backed up again (incremental); `vbak files ls` at both restore points, `vbak files get` of the
 # changed file (and others) from each, byte-identical to what the guest held at each backup, with
 # modes and mtimes; `vbak mount` shows the same tree to ls/cmp while prune keeps the restore point
 # (the session's serve lease), `vbak umount` ends it; a restore point whose file system is
 # corrupted gives a clear error, and --timeout stops a launch that takes too long. Each libguestfs
-# launch costs 20-40 s here (no KVM: TCG), so the test keeps to six full ones.
+# launch costs 20-40 s here (no KVM: TCG), so the test keeps to seven full ones. The guest VM's
+# second disk (GPT + NTFS) is read once.
 source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --vms 7 --proxies 1 --disk-size 1M --heartbeat-ms 500 >/dev/null
@@ -28,6 +29,7 @@ files() { "$VBAK" files "$@" --timeout 300; }
 
 # ---- full, a guest file changed, incremental
 "$VBAK" lab cat "$SITE" "$VM" 2000 "$TEST_DIR/full.raw"
+"$VBAK" lab cat "$SITE" "$VM" 2001 "$TEST_DIR/ntfs.raw"
 job1=$(backup_json "$VM")
 [[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
 rp1=$(rp_of "$job1" "$VM")
@@ -85,6 +87,18 @@ read -r mode2 mtime2 <<<"$(st "$TEST_DIR/get2/notes with spaces.txt")"
 [[ $(stat -c %b "$TEST_DIR/get1/sparse.img") -lt 100 && $(stat -c %s "$TEST_DIR/get1/sparse.img") == 16777216 ]] \
   || fail "sparse.img did not stay sparse: $(stat -c '%s bytes, %b blocks' "$TEST_DIR/get1/sparse.img")"
 pass "files get: each version of the changed file byte-identical to the guest's, modes, mtimes, symlinks, sparse"
+
+# ---- the second disk: GPT and NTFS
+mkdir "$TEST_DIR/get-ntfs"
+files "$rp1" --disk 2001 get /large.bin "/café ü.txt" --to "$TEST_DIR/get-ntfs" >"$TEST_DIR/ntfs.out" 2>&1 \
+  || fail "files get from the NTFS disk: $(cat "$TEST_DIR/ntfs.out")"
+grep -q "disk 2001: .*/dev/sda1 (ntfs) mounted read-only" "$TEST_DIR/ntfs.out" || fail "NTFS: $(cat "$TEST_DIR/ntfs.out")"
+dd if="$TEST_DIR/ntfs.raw" of="$TEST_DIR/ntfs.part" bs=1M skip=1 status=none # the partition at 1 MiB
+for f in large.bin "café ü.txt"; do
+  ntfscat "$TEST_DIR/ntfs.part" "$f" >"$TEST_DIR/truth/ntfs" 2>/dev/null || fail "ntfscat $f"
+  cmp -s "$TEST_DIR/truth/ntfs" "$TEST_DIR/get-ntfs/$f" || fail "$f from the NTFS disk differs from the guest's"
+done
+pass "files get from a GPT + NTFS disk: byte-identical"
 
 # ---- mount: the same tree to ls and cmp; prune keeps the restore point while mounted
 mkdir "$TEST_DIR/mnt"

@@ -507,7 +507,7 @@ Test(lab_site, guest_vm_has_an_ext4_tree_and_file_writes_are_tracked)
     vb_inventory_t *inv = inventory();
     const vb_inv_vm_t *vm = vb_inventory_find_vm(inv, "vm-guest-01");
     cr_assert_not_null(vm, "the default site has a guest VM");
-    cr_assert_eq(vm->disk_count, 1);
+    cr_assert_eq(vm->disk_count, 2);
     const char *img = vm->disks[0].file_uri;
     cr_expect_eq(vm->disks[0].capacity, VB_LAB_GUEST_DISK_SIZE);
     size_t len;
@@ -522,6 +522,11 @@ Test(lab_site, guest_vm_has_an_ext4_tree_and_file_writes_are_tracked)
     char *name = guest_cat(img, "/home/alice/caf\xc3\xa9 \xc3\xbc/r\xc3\xa9sum\xc3\xa9.txt", out);
     cr_expect_str_eq(name, "Gr\xc3\xbc\xc3\x9f" "e aus dem Caf\xc3\xa9\n");
     free(name);
+    /* the second disk: GPT, an NTFS boot sector at the partition */
+    raw = slurp(vm->disks[1].file_uri, &len);
+    cr_expect(memcmp(raw + 512, "EFI PART", 8) == 0, "GPT header");
+    cr_expect(memcmp(raw + VB_LAB_GUEST_FS_OFFSET + 3, "NTFS    ", 8) == 0, "NTFS boot sector");
+    free(raw);
 
     snprintf(before, sizeof before, "%s/guest-before", s_dir);
     copy(img, before);
