@@ -186,7 +186,10 @@ static const struct {
     uint64_t size; /* text == NULL: this many deterministic random bytes */
 } s_ntfs_files[] = {
     {"Read me.txt", "NTFS volume of the vbak lab guest.\r\n", 0},
-    {"caf\xc3\xa9 \xc3\xbc.txt", "Gr\xc3\xbc\xc3\x9f" "e\r\n", 0},
+    {"caf\xc3\xa9 \xc3\xbc.txt",
+     "Gr\xc3\xbc\xc3\x9f"
+     "e\r\n",
+     0},
     {"large.bin", NULL, 1u << 20},
 };
 
@@ -215,14 +218,13 @@ static int s_build_ntfs(const char *img, const char *work, uint64_t cap, uint64_
     for (size_t i = 0; i < sizeof s_ntfs_files / sizeof *s_ntfs_files && !rc; i++) {
         s_kind_t kind = s_ntfs_files[i].text ? S_TEXT : S_RANDOM;
         const char *cp[] = {"ntfscp", "-f", fs, src, s_ntfs_files[i].name, NULL};
-        if (!(rc = s_make_file(src, 0644, s_ntfs_files[i].text, s_ntfs_files[i].size, kind,
-                               seed)))
+        if (!(rc = s_make_file(src, 0644, s_ntfs_files[i].text, s_ntfs_files[i].size, kind, seed)))
             rc = vb_lab_run(cp, log);
     }
     snprintf(seek, sizeof seek, "seek=%" PRIu64, start);
     char *in = vb_lab_strf("if=%s", fs), *out = vb_lab_strf("of=%s", img);
-    const char *dd[] = {"dd", in ? in : "", out ? out : "", "bs=512", seek,
-                        "conv=sparse,notrunc", "status=none", NULL};
+    const char *dd[] = {"dd", in ? in : "",          out ? out : "", "bs=512",
+                        seek, "conv=sparse,notrunc", "status=none",  NULL};
     if (!rc)
         rc = in && out ? vb_lab_run(dd, log) : VB_ENOMEM;
     free(in), free(out), free(fs), free(src);
@@ -231,8 +233,7 @@ static int s_build_ntfs(const char *img, const char *work, uint64_t cap, uint64_
 
 static const struct {
     const char *fs;
-    int (*build)(const char *img, const char *work, uint64_t cap, uint64_t seed,
-                 const char *log);
+    int (*build)(const char *img, const char *work, uint64_t cap, uint64_t seed, const char *log);
 } s_builders[] = {
     {"ext4", s_build_ext4},
     {"ntfs", s_build_ntfs},
