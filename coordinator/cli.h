@@ -75,5 +75,8 @@ int vb_cli_orphans(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_site(vb_cli_t *cli, int argc, char **argv);
 int vb_cli_serve(vb_cli_t *cli, int argc, char **argv);  /* cli_serve.c */
 int vb_cli_serves(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_files(vb_cli_t *cli, int argc, char **argv);  /* cli_files.c */
+int vb_cli_mount(vb_cli_t *cli, int argc, char **argv);
+int vb_cli_umount(vb_cli_t *cli, int argc, char **argv);
 
 #endif

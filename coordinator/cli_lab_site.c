@@ -11,7 +11,9 @@
 #include "lab/site.h"
 
 #define S_SHOW_USAGE "usage: vbak lab show DIR [--json]\n"
-#define S_MUTATE_USAGE "usage: vbak lab mutate DIR VM [--percent P] [--seed S]\n"
+#define S_MUTATE_USAGE                                                                             \
+    "usage: vbak lab mutate DIR VM [--percent P] [--seed S]\n"                                     \
+    "       vbak lab mutate DIR VM --file PATH --content TEXT\n"
 #define S_SVMOTION_USAGE "usage: vbak lab svmotion DIR VM DATASTORE [--force]\n"
 #define S_ACCESS_USAGE                                                                             \
     "usage: vbak lab access prepare DIR VM WHO\n"                                                  \
@@ -243,6 +245,7 @@ typedef struct {
     long percent;
     uint64_t seed;
     const char *bad;
+    const char *file, *content; /* a file of the guest file system */
 } s_mutate_opts_t;
 
 static int s_mutate_opt(int c, const char *arg, void *ctx)
@@ -256,6 +259,8 @@ static int s_mutate_opt(int c, const char *arg, void *ctx)
             o->bad = "--percent must be a whole number from 1 to 100";
             return 2;
         }
+    } else if (c == 'f' || c == 'c') {
+        *(c == 'f' ? &o->file : &o->content) = arg;
     } else if (c == 's') {
         if (arg[0] == '-') {
             o->bad = "--seed must be a non-negative integer";
@@ -274,16 +279,22 @@ int vb_cli_lab_mutate(int argc, char **argv)
 {
     static const struct option extra[] = {{"percent", required_argument, NULL, 'p'},
                                           {"seed", required_argument, NULL, 's'},
+                                          {"file", required_argument, NULL, 'f'},
+                                          {"content", required_argument, NULL, 'c'},
                                           {NULL, 0, NULL, 0}};
-    s_mutate_opts_t o = {10, 0, NULL};
+    s_mutate_opts_t o = {10, 0, NULL, NULL, NULL};
     int rc = s_getopt(argc, argv, S_MUTATE_USAGE, extra, s_mutate_opt, &o);
+    if (!o.bad && (!o.file != !o.content))
+        o.bad = "--file and --content go together";
     if (o.bad)
         return s_usage_error(argv[0], S_MUTATE_USAGE, o.bad);
     if (rc >= 0 || (rc = s_need_operands(argc, argv, 2, S_MUTATE_USAGE)) >= 0)
         return rc;
     const char *dir = argv[optind], *vm = argv[optind + 1];
     vb_lab_changes_t ch = {0};
-    if (vb_lab_mutate(dir, vm, (int)o.percent, o.seed, &ch) != 0)
+    rc = o.file ? vb_lab_guest_write(dir, vm, o.file, o.content, strlen(o.content), &ch)
+                : vb_lab_mutate(dir, vm, (int)o.percent, o.seed, &ch);
+    if (rc != 0)
         return s_fail("mutate");
     for (size_t i = 0; i < ch.count; i++) {
         uint64_t bytes = 0;

@@ -49,6 +49,7 @@ step "the VMs change: blocks overwritten in vm-vsan-01 and vm-vmfs-01, change tr
 "$VBAK" lab mutate "$SITE" vm-vsan-01 --percent 5 | cut -c1-100
 "$VBAK" lab mutate "$SITE" vm-vmfs-01 --percent 3 | cut -c1-100
 "$VBAK" lab cbt-reset "$SITE" vm-vvol-01
+"$VBAK" lab mutate "$SITE" vm-guest-01 --file /etc/motd --content "motd as of the second backup"
 save incr
 
 step "second backup: incremental where the change IDs are valid, full where tracking was reset"
@@ -85,6 +86,13 @@ step "and a linked clone on a vVol datastore"
 
 step "the jobs"
 "$VBAK" jobs
+
+step "get one file back from vm-guest-01's newest restore point (libguestfs reads its ext4)"
+rp_guest=$("$VBAK" restore-points vm-guest-01 --json | jq '.[-1].id')
+"$VBAK" files "$rp_guest" get /etc/motd --to "$WORK"
+echo "  /etc/motd: $(cat "$WORK/motd")"
+[[ $(cat "$WORK/motd") == "motd as of the second backup" ]]
+summary+=("file-level restore: /etc/motd of restore point $rp_guest (vm-guest-01) as the guest held it")
 
 step "stop everything"
 "$VBAK" lab down "$SITE"

@@ -15,6 +15,9 @@ packages=(
   sqlite3 jq procps iproute2 util-linux e2fsprogs
   # multi-host test: packet loss between network namespaces (the kernel may lack netem)
   nftables
+  # guest file systems: the lab's (sfdisk, mke2fs, debugfs), and file-level restore (libguestfs,
+  # whose appliance needs a kernel; ntfs-3g for NTFS guests)
+  fdisk ntfs-3g libguestfs-dev guestfish linux-image-amd64
   # metrics tests: promtool and a real Prometheus
   prometheus curl
   # vSphere simulator fixture (govmomi)

@@ -263,6 +263,12 @@ static int s_write_block(int fd, uint64_t seed, uint64_t off, size_t len, unsign
     return 0;
 }
 
+int vb_lab_op_log_changes(vb_lab_site_t *site, json_t *disk, long long gen,
+                          const vb_extent_list_t *ext)
+{
+    return s_log_append(site, disk, gen, ext);
+}
+
 /* Writes about `percent` % of the disk's blocks, at least one, and at least one in a hole when
  * the disk has holes; returns the block-aligned extents written. */
 static int s_mutate_disk(vb_lab_site_t *site, json_t *disk, int percent, uint64_t seed,
@@ -535,6 +541,24 @@ int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
     if (rc)
         return rc;
     rc = vb_lab_op_mutate(site, obj, fcd, percent, seed, out);
+    if (!rc)
+        rc = vb_lab_site_save(site);
+    if (rc && out)
+        vb_lab_changes_free(out);
+    vb_lab_site_destroy(&site);
+    return rc;
+}
+
+int vb_lab_guest_write(const char *dir, const char *vm, const char *path, const void *data,
+                       size_t len, vb_lab_changes_t *out)
+{
+    vb_lab_site_t *site;
+    json_t *obj;
+    bool fcd;
+    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
+    if (rc)
+        return rc;
+    rc = vb_lab_op_guest_write(site, obj, fcd, path, data, len, out);
     if (!rc)
         rc = vb_lab_site_save(site);
     if (rc && out)

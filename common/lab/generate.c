@@ -47,8 +47,10 @@ static const struct {
     {"vm-vmfs", "esx-01", "san-vmfs-01", 2},   {"vm-nfs", "esx-02", "nfs-01", 1},
     {"vm-vsan", "esx-03", "vsanDatastore", 3}, {"vm-vvol", "esx-01", "vvol-01", 1},
     {"vm-vvol-clone", "esx-02", "vvol-01", 1}, {"vm-cloud", "esx-04", "cloud-nfs-01", 2},
+    {"vm-guest", "esx-01", "san-vmfs-01", 2},
 };
-enum { S_ROLE_NFS = 1, S_ROLE_VSAN = 2, S_ROLE_VVOL = 3, S_ROLE_CLONE = 4 };
+enum { S_ROLE_NFS = 1, S_ROLE_VSAN = 2, S_ROLE_VVOL = 3, S_ROLE_CLONE = 4, S_ROLE_GUEST = 6 };
+#define S_ROLES ((int)(sizeof s_vm_roles / sizeof *s_vm_roles))
 
 /* Proxy roles in agent order: SAN, HotAdd on VMFS, on vSAN, NBD only. */
 static const struct {
@@ -158,9 +160,13 @@ static json_t *s_vm(uint64_t seed, int index, int r, int k, uint64_t size, json_
         snprintf(dname, sizeof dname, "Hard disk %d", i + 1);
         /* The second disk is not a multiple of 1 MiB, so chunk edges are exercised. */
         uint64_t cap = i == 1 ? s_round(size / 4 * 3 + 3 * VB_LAB_BLOCK_SIZE) : size;
+        if (r == S_ROLE_GUEST) /* its own size: the file system's tree must fit */
+            cap = VB_LAB_GUEST_DISK_SIZE;
         json_t *d = s_disk(seed, key, dname, s_vm_roles[r].datastore, name, stem, cap, false);
         if (!d || json_array_append_new(disks, d))
             goto fail;
+        if (r == S_ROLE_GUEST)
+            json_object_set_new(d, "guest_fs", json_string(i == 0 ? "ext4" : "ntfs"));
         if (clone) {
             json_t *pd = json_array_get(json_object_get(clone_base, "disks"), 0);
             json_object_set(d, "parent", json_object_get(pd, "path"));
@@ -217,8 +223,8 @@ static json_t *s_build(const vb_lab_options_t *o, const int ports[3])
                                         "hosts", s_strv(s_datastores[i].hosts, 4)));
     json_t *clone_base = NULL;
     for (int i = 0; i < o->vms; i++) {
-        int r = i % 6;
-        json_t *vm = s_vm(o->seed, i, r, i / 6 + 1, o->disk_size, clone_base);
+        int r = i % S_ROLES;
+        json_t *vm = s_vm(o->seed, i, r, i / S_ROLES + 1, o->disk_size, clone_base);
         if (!vm || json_array_append_new(json_object_get(root, "vms"), vm))
             goto fail;
         if (r == S_ROLE_VVOL)
@@ -387,6 +393,10 @@ static int s_make_images(vb_lab_site_t *site, uint64_t seed)
                 char *src = vb_lab_disk_image(site, clone_src, NULL);
                 rc = src ? vb_lab_copy_sparse(src, path) : VB_ENOMEM;
                 free(src);
+            } else if (vb_lab_json_str(d, "guest_fs")) {
+                rc = vb_lab_guest_image(vb_lab_site_dir(site), path,
+                                        vb_lab_json_str(d, "guest_fs"), cap,
+                                        vb_lab_hash_str(seed, vb_lab_json_str(d, "export")));
             } else {
                 rc = s_generate_image(path, cap,
                                       vb_lab_hash_str(seed, vb_lab_json_str(d, "export")));
@@ -446,7 +456,7 @@ int vb_lab_site_create(const char *dir, const vb_lab_options_t *opts)
     if (o.proxies < 0 || o.vms < 0 || o.proxies > 1000 || o.vms > 10000)
         return vb_error_set(VB_EINVAL, "proxies must be 0..1000 and vms 0..10000");
     o.proxies = o.proxies ? o.proxies : 4;
-    o.vms = o.vms ? o.vms : 6;
+    o.vms = o.vms ? o.vms : S_ROLES;
     o.disk_size = s_round(o.disk_size ? o.disk_size : 64ull << 20);
     o.seed = o.seed ? o.seed : 1;
     if (o.seed > (uint64_t)INT64_MAX)

@@ -60,8 +60,9 @@
 
 typedef struct {
     int proxies;        /* proxy VMs (one per agent); 0 = 4. Roles cycle: SAN, HotAdd, vSAN, NBD */
-    int vms;            /* VMs; 0 = 6 (one per role: VMFS, NFS+snapshot, vSAN, VVOL, linked
-                           clone on VVOL, cloud host that requires encryption). Roles cycle. */
+    int vms;            /* VMs; 0 = 7 (one per role: VMFS, NFS+snapshot, vSAN, VVOL, linked
+                           clone on VVOL, cloud host that requires encryption, a guest file
+                           system). Roles cycle. */
     uint64_t disk_size; /* bytes per disk, rounded up to the 64 KiB block; 0 = 64 MiB */
     uint64_t seed;      /* content and layout seed; 0 = 1 */
     /* Hosts with an IPv4 address of their own, "esx-01=10.213.0.21" each, NULL-terminated (NULL:
@@ -117,6 +118,23 @@ void vb_lab_changes_free(vb_lab_changes_t *changes);
  * caller frees it with vb_lab_changes_free. VB_ENOTFOUND for an unknown VM. */
 int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
                   vb_lab_changes_t *out) VB_WUR;
+
+/* Guest file systems. The site's "vm-guest-NN" VMs have one disk of VB_LAB_GUEST_DISK_SIZE
+ * (site.json: "guest_fs": "ext4") with an MBR partition table and one Linux partition at
+ * VB_LAB_GUEST_FS_OFFSET holding an ext4 file system with a known tree (README, "vbak lab
+ * create"): every entry's mtime is VB_LAB_GUEST_MTIME. */
+#define VB_LAB_GUEST_DISK_SIZE (64ull << 20)
+#define VB_LAB_GUEST_FS_OFFSET (1u << 20)
+#define VB_LAB_GUEST_MTIME 1709294400 /* 2024-03-01 12:00:00 UTC */
+
+/* Replaces (or creates) the file `path` (absolute; its directory must exist) in the guest file
+ * system of VM `vm` with `len` bytes of `data`, mode 0644, as a guest would write it: the disk
+ * blocks that change are written through the disk (its live delta when it has snapshots) and
+ * recorded by change tracking, and the change ID advances. `out` (may be NULL) receives what
+ * was written; caller frees it with vb_lab_changes_free. VB_ENOTFOUND for an unknown VM,
+ * VB_EINVAL when it has no guest file system or the path is bad, VB_EIO when debugfs fails. */
+int vb_lab_guest_write(const char *dir, const char *vm, const char *path, const void *data,
+                       size_t len, vb_lab_changes_t *out) VB_WUR;
 
 /* Copies the content of disk `disk_key` of VM (or FCD) `vm` — live, or at `snapshot_id` (id or
  * name) when not NULL — to the raw file `dst` (created or replaced, holes kept): the bytes the

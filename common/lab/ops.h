@@ -51,4 +51,16 @@ int vb_lab_disk_extents(vb_lab_site_t *site, json_t *disk, const char *snapshot_
 json_t *vb_lab_op_disk_new(uint64_t seed, const char *key, const char *name, const char *ds,
                            const char *folder, const char *stem, uint64_t cap, bool enc);
 
+/* Appends the extents `ext` as written at generation `gen` to the disk's change log. */
+int vb_lab_op_log_changes(vb_lab_site_t *site, json_t *disk, long long gen,
+                          const vb_extent_list_t *ext) VB_WUR;
+/* Writes the raw image `img` (created or replaced, `cap` bytes, sparse) with one partition at
+ * VB_LAB_GUEST_FS_OFFSET: `fs` "ext4" (MBR, the lab's guest tree, deterministic from `seed`) or
+ * "ntfs" (GPT, a few files in the root; its serial number and times are not deterministic).
+ * Helper programs log to DIR/log/guest.log. */
+int vb_lab_guest_image(const char *site_dir, const char *img, const char *fs, uint64_t cap,
+                       uint64_t seed) VB_WUR;
+/* vb_lab_guest_write on an opened site (the caller saves it). */
+int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char *path,
+                          const void *data, size_t len, vb_lab_changes_t *out) VB_WUR;
 #endif

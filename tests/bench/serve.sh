@@ -9,10 +9,12 @@
 #   nbdcopy URI null: for every disk, one after the other (sequential read over the Unix socket,
 #     holes skipped through base:allocation, as a restore skips them), and the same again with
 #     the cache warm (the second read of a disk smaller than the 64 MiB cache, or not),
-#   nbdcopy URI FILE of the largest disk, compared with cmp against the restored image.
+#   nbdcopy URI FILE of the largest disk, compared with cmp against the restored image,
+#   and, on a second small site (--vms 7: the guest VM with MBR + ext4), `vbak files get` of one
+#   file: the time to its first byte (serve, libguestfs appliance launch, mount, download).
 # Prints a table and a last line
 #   RESULT serve_nbdcopy_gibps=… serve_nbdcopy_again_gibps=… restore_gibps=… serve_over_restore=…
-#          serve_start_s=…
+#          serve_start_s=… files_get_first_byte_s=…
 # (GiB/s = logical GiB, the disks' capacities, ÷ wall seconds). Environment: VB_BENCH_DIR (work
 # directory parent, default BUILD_DIR; needs about 3 × SIZE free).
 source "$(dirname "$0")/lib.sh" serve "$@"
@@ -65,11 +67,30 @@ nbdcopy "$(uri "$big")" "$WORK/copy.raw"
 cmp "$WORK/copy.raw" "$WORK/restored/$vm-$big.raw" || { echo "serve.sh: disk $big read over NBD differs from its restore" >&2; exit 1; }
 kill "$(cat "$WORK/serve.pid")"
 
+# File-level restore: time to first byte of `vbak files get` (serve start + libguestfs appliance
+# launch + mount + download) on the lab's guest VM (MBR + ext4), in a small second site.
+"$VBAK" lab down "$SITE" >/dev/null
+GSITE=$WORK/gsite
+export VBAK_CONFIG=$GSITE/vbak.conf
+"$VBAK" lab create "$GSITE" --vms 7 --proxies 1 --disk-size 1M >/dev/null
+SITE=$GSITE
+"$VBAK" lab up "$GSITE" >/dev/null
+until [[ $("$VBAK" agents --json | jq '[.[] | select(.state == "online")] | length') == 1 ]]; do sleep 0.1; done
+grp=$("$VBAK" backup vm-guest-01 --wait --json | jq -r '.vm_details[0].restore_point')
+mkdir "$WORK/files"
+t0=$(now_s)
+"$VBAK" files "$grp" get /etc/motd --to "$WORK/files" >/dev/null 2>"$WORK/files.err"
+t1=$(now_s)
+files_s=$(elapsed "$t0" "$t1")
+launch=$(sed -n 's/.*launched in \([0-9.]*\) s under \([A-Z]*\).*/\1 s (\2)/p' "$WORK/files.err")
+
 row "step ($(awk -v b="$bytes" 'BEGIN { printf "%.2f GiB", b / 1073741824 }') logical)" seconds GiB/s
 row "vbak restore --to-dir" "$restore_s" "$(rate "$bytes" "$restore_s")"
 row "vbak serve --background (until exports answer)" "$start_s" "-"
 row "nbdcopy URI null: (every disk)" "$copy_s" "$(rate "$bytes" "$copy_s")"
 row "nbdcopy URI null: again" "$again_s" "$(rate "$bytes" "$again_s")"
+row "vbak files get /etc/motd (first byte)" "$files_s" "-"
+echo "  (of which the libguestfs appliance launch: $launch)"
 echo "RESULT serve_nbdcopy_gibps=$(rate "$bytes" "$copy_s") serve_nbdcopy_again_gibps=$(rate "$bytes" "$again_s")" \
     "restore_gibps=$(rate "$bytes" "$restore_s") serve_over_restore=$(awk -v a="$restore_s" -v b="$copy_s" 'BEGIN { printf "%.2f", a / b }')" \
-    "serve_start_s=$start_s"
+    "serve_start_s=$start_s files_get_first_byte_s=$files_s"

@@ -538,3 +538,78 @@ Test(lab_site, a_host_address_routes_its_disks_and_is_validated)
     cr_expect(strstr(vb_error_msg(), "hosts[0]") && strstr(vb_error_msg(), "ipv4"), "%s",
               vb_error_msg());
 }
+
+/* The guest VM's disk holds an MBR partition table and an ext4 file system with the known tree;
+ * writing a file through the lab changes only the blocks change tracking reports. */
+static char *guest_cat(const char *img, const char *path, const char *out)
+{
+    char spec[600], cmd[1200];
+    snprintf(spec, sizeof spec, "%s?offset=%u", img, (unsigned)VB_LAB_GUEST_FS_OFFSET);
+    snprintf(cmd, sizeof cmd, "dump \"%s\" \"%s\"", path, out);
+    unlink(out);
+    const char *argv[] = {"debugfs", "-R", cmd, spec, NULL};
+    cr_assert_eq(vb_lab_run(argv, NULL), 0, "%s", vb_error_msg());
+    size_t len;
+    unsigned char *b = slurp(out, &len);
+    char *s = calloc(1, len + 1);
+    memcpy(s, b, len);
+    free(b);
+    return s;
+}
+
+Test(lab_site, guest_vm_has_an_ext4_tree_and_file_writes_are_tracked)
+{
+    vb_inventory_t *inv = inventory();
+    const vb_inv_vm_t *vm = vb_inventory_find_vm(inv, "vm-guest-01");
+    cr_assert_not_null(vm, "the default site has a guest VM");
+    cr_assert_eq(vm->disk_count, 2);
+    const char *img = vm->disks[0].file_uri;
+    cr_expect_eq(vm->disks[0].capacity, VB_LAB_GUEST_DISK_SIZE);
+    size_t len;
+    unsigned char *raw = slurp(img, &len);
+    cr_expect(raw[510] == 0x55 && raw[511] == 0xaa, "MBR signature");
+    cr_expect_eq(raw[446 + 4], 0x83, "a Linux partition");
+    cr_expect_eq(raw[1024 * 1024 + 1024 + 56] | raw[1024 * 1024 + 1024 + 57] << 8, 0xef53,
+                 "ext4 superblock at the partition");
+    free(raw);
+    char out[400], before[400];
+    snprintf(out, sizeof out, "%s/guest-out", s_dir);
+    char *name = guest_cat(img, "/home/alice/caf\xc3\xa9 \xc3\xbc/r\xc3\xa9sum\xc3\xa9.txt", out);
+    cr_expect_str_eq(name, "Gr\xc3\xbc\xc3\x9f" "e aus dem Caf\xc3\xa9\n");
+    free(name);
+    /* the second disk: GPT, an NTFS boot sector at the partition */
+    raw = slurp(vm->disks[1].file_uri, &len);
+    cr_expect(memcmp(raw + 512, "EFI PART", 8) == 0, "GPT header");
+    cr_expect(memcmp(raw + VB_LAB_GUEST_FS_OFFSET + 3, "NTFS    ", 8) == 0, "NTFS boot sector");
+    free(raw);
+
+    snprintf(before, sizeof before, "%s/guest-before", s_dir);
+    copy(img, before);
+    vb_lab_changes_t ch = {0};
+    cr_assert_eq(vb_lab_guest_write(s_dir, "vm-guest-01", "/etc/motd", "changed\n", 8, &ch), 0,
+                 "%s", vb_error_msg());
+    char *motd = guest_cat(img, "/etc/motd", out);
+    cr_expect_str_eq(motd, "changed\n");
+    free(motd);
+    vb_extent_list_t diff = {0}, areas = {0};
+    diff_blocks(before, img, &diff);
+    vb_provider_t *p = vb_lab_provider_new(s_dir);
+    char *cid = NULL;
+    cr_assert_eq(p->ops->changed_areas(p, vm->name, "2000", NULL, 0, vm->disks[0].change_id,
+                                       &areas, &cid),
+                 0, "%s", vb_error_msg());
+    cr_assert_gt(diff.count, 0);
+    cr_assert_eq(areas.count, diff.count);
+    cr_assert_eq(ch.count, 1);
+    for (size_t e = 0; e < diff.count; e++)
+        cr_expect_eq(areas.items[e].offset, diff.items[e].offset);
+
+    cr_expect_eq(vb_lab_guest_write(s_dir, "vm-guest-01", "/no/such/dir/x", "x", 1, NULL), VB_EIO);
+    cr_expect_eq(vb_lab_guest_write(s_dir, "vm-vmfs-01", "/etc/motd", "x", 1, NULL), VB_EINVAL);
+    free(cid);
+    vb_extent_list_free(&diff);
+    vb_extent_list_free(&areas);
+    vb_lab_changes_free(&ch);
+    vb_provider_destroy(&p);
+    vb_inventory_free(&inv);
+}

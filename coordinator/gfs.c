@@ -1,0 +1,430 @@
+/* gfs — a guest file system of a served disk, read with libguestfs (see gfs.h). */
+#include "gfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <guestfs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+
+struct vb_gfs {
+    guestfs_h *g;
+    char accel[256];
+    double launch_s;
+    char *device, *fs_type;
+};
+
+/* ---- KVM or TCG */
+
+static bool s_cpu_has_virt(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0)
+            found = strstr(line, " vmx") || strstr(line, " svm");
+    if (f)
+        fclose(f);
+    return found;
+}
+
+bool vb_gfs_kvm_usable(char *why, size_t size)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, size, "/dev/kvm: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    if (!s_cpu_has_virt()) {
+        snprintf(why, size, "the CPU shows no vmx/svm flag");
+        return false;
+    }
+    if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+        /* nested PVM: qemu aborts on an MSR or hangs until libguestfs's launch timeout */
+        snprintf(why, size, "/dev/kvm is the nested kvm_pvm module");
+        return false;
+    }
+    return true;
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int s_gfs_fail(vb_gfs_t *self, int code, const char *what)
+{
+    const char *err = self->g ? guestfs_last_error(self->g) : NULL;
+    return vb_error_set(code, "%s: %s", what, err ? err : "libguestfs failed");
+}
+
+static int s_launch(vb_gfs_t *self, const char *socket_path, const char *export_name)
+{
+    char why[200];
+    bool kvm = vb_gfs_kvm_usable(why, sizeof why);
+    char *tcg[] = {"force_tcg", NULL}, *none[] = {NULL};
+    char server[4200];
+    snprintf(server, sizeof server, "unix:%s", socket_path);
+    char *servers[] = {server, NULL};
+    guestfs_set_error_handler(self->g, NULL, NULL); /* messages go into vbak's own errors */
+    if (guestfs_set_backend(self->g, "direct") < 0 ||
+        guestfs_set_backend_settings(self->g, kvm ? none : tcg) < 0)
+        return s_gfs_fail(self, VB_EIO, "libguestfs backend");
+    if (kvm)
+        snprintf(self->accel, sizeof self->accel, "KVM");
+    else
+        snprintf(self->accel, sizeof self->accel, "TCG (no usable KVM: %s)", why);
+    if (guestfs_add_drive_opts(self->g, export_name, GUESTFS_ADD_DRIVE_OPTS_FORMAT, "raw",
+                               GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, GUESTFS_ADD_DRIVE_OPTS_PROTOCOL,
+                               "nbd", GUESTFS_ADD_DRIVE_OPTS_SERVER, servers, -1) < 0)
+        return s_gfs_fail(self, VB_EIO, "adding the served disk");
+    double t0 = s_now();
+    if (guestfs_launch(self->g) < 0)
+        return s_gfs_fail(self, VB_EIO, "launching the libguestfs appliance");
+    self->launch_s = s_now() - t0;
+    return 0;
+}
+
+/* Mounts the first file system (in libguestfs's order: whole disk, then partitions) that
+ * mounts read-only; the message lists every one tried. */
+static int s_mount_first(vb_gfs_t *self)
+{
+    char **fs = guestfs_list_filesystems(self->g);
+    if (!fs)
+        return s_gfs_fail(self, VB_EIO, "listing the disk's file systems");
+    char tried[2048] = "";
+    size_t n = 0;
+    int rc = VB_ECORRUPT;
+    for (size_t i = 0; rc && fs[i] && fs[i + 1]; i += 2) {
+        const char *dev = fs[i], *type = fs[i + 1], *why = "no file system recognised";
+        if (strcmp(type, "swap") == 0)
+            continue;
+        if (strcmp(type, "unknown") != 0) {
+            if (guestfs_mount_ro(self->g, dev, "/") == 0) {
+                self->device = strdup(dev);
+                self->fs_type = strdup(type);
+                rc = 0;
+                break;
+            }
+            why = guestfs_last_error(self->g) ? guestfs_last_error(self->g) : "?";
+        }
+        n += (size_t)snprintf(tried + n, n < sizeof tried ? sizeof tried - n : 0, "%s%s (%s): %s",
+                              n ? "; " : "", dev, type, why);
+    }
+    for (size_t i = 0; fs[i]; i++)
+        free(fs[i]);
+    free(fs);
+    if (rc)
+        return vb_error_set(VB_ECORRUPT, "no file system on the disk could be mounted: %s",
+                            n ? tried : "it has no partition or file system at all");
+    if (!self->device || !self->fs_type)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    return 0;
+}
+
+int vb_gfs_open(const char *socket_path, const char *export_name, vb_gfs_t **out)
+{
+    *out = NULL;
+    vb_gfs_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    int rc = 0;
+    self->g = guestfs_create_flags(GUESTFS_CREATE_NO_ENVIRONMENT);
+    if (!self->g)
+        rc = vb_error_set(VB_EIO, "cannot create a libguestfs handle: %s", strerror(errno));
+    if (!rc && guestfs_parse_environment(self->g) < 0) /* LIBGUESTFS_DEBUG, _TRACE, _PATH */
+        rc = s_gfs_fail(self, VB_EIO, "libguestfs environment");
+    if (!rc)
+        rc = s_launch(self, socket_path, export_name);
+    if (!rc)
+        rc = s_mount_first(self);
+    if (rc) {
+        vb_gfs_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
+void vb_gfs_destroy(vb_gfs_t **self_p)
+{
+    vb_gfs_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    if (self->g) {
+        guestfs_shutdown(self->g);
+        guestfs_close(self->g);
+    }
+    free(self->device);
+    free(self->fs_type);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *vb_gfs_accel_text(const vb_gfs_t *self)
+{
+    return self->accel;
+}
+
+double vb_gfs_launch_seconds(const vb_gfs_t *self)
+{
+    return self->launch_s;
+}
+
+const char *vb_gfs_device(const vb_gfs_t *self)
+{
+    return self->device;
+}
+
+const char *vb_gfs_fs_type(const vb_gfs_t *self)
+{
+    return self->fs_type;
+}
+
+/* ---- listing */
+
+static const char *s_type(int64_t mode)
+{
+    return S_ISREG(mode) ? "file" : S_ISDIR(mode) ? "dir" : S_ISLNK(mode) ? "symlink" : "other";
+}
+
+static char *s_join(const char *dir, const char *name)
+{
+    char *p = NULL;
+    size_t dl = strlen(dir);
+    bool slash = dl > 0 && dir[dl - 1] == '/';
+    return asprintf(&p, "%s%s%s", dir, slash ? "" : "/", name) < 0 ? NULL : p;
+}
+
+static json_t *s_entry(const char *dir, const char *name, const struct guestfs_statns *st,
+                       const char *target)
+{
+    char *path = s_join(dir, name);
+    json_t *e =
+        path ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", name, "path", path, "type",
+                         s_type(st->st_mode), "mode", (json_int_t)(st->st_mode & 07777), "size",
+                         (json_int_t)st->st_size, "mtime", (json_int_t)st->st_mtime_sec)
+             : NULL;
+    if (e && target)
+        json_object_set_new(e, "target", json_string(target));
+    free(path);
+    return e;
+}
+
+static int s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void s_free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The entries `names` of directory `dir` into *out. */
+static int s_stat_names(vb_gfs_t *self, const char *dir, char **names, json_t *out)
+{
+    struct guestfs_statns_list *st = guestfs_lstatnslist(self->g, dir, names);
+    char **links = st ? guestfs_readlinklist(self->g, dir, names) : NULL;
+    if (!st || !links) {
+        if (st)
+            guestfs_free_statns_list(st);
+        return s_gfs_fail(self, VB_EIO, dir);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < st->len && !rc; i++) {
+        const struct guestfs_statns *s = &st->val[i];
+        json_t *e = s_entry(dir, names[i], s, S_ISLNK(s->st_mode) ? links[i] : NULL);
+        if (!e || json_array_append_new(out, e))
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    guestfs_free_statns_list(st);
+    s_free_strv(links);
+    return rc;
+}
+
+/* The directory part and the base name of an absolute guest path (caller frees both). */
+static int s_split(const char *path, char **dir, char **base)
+{
+    const char *slash = strrchr(path, '/');
+    *dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    *base = strdup(slash + 1);
+    return *dir && *base ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+}
+
+static int s_check_path(vb_gfs_t *self, const char *path)
+{
+    if (path[0] != '/')
+        return vb_error_set(VB_EINVAL, "%s: a path in the guest starts with '/'", path);
+    int exists = guestfs_exists(self->g, path);
+    if (exists < 0)
+        return s_gfs_fail(self, VB_EIO, path);
+    return exists ? 0 : vb_error_set(VB_ENOTFOUND, "%s: no such file or directory", path);
+}
+
+int vb_gfs_ls(vb_gfs_t *self, const char *path, json_t **out)
+{
+    *out = NULL;
+    int rc = s_check_path(self, path);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    char **names = NULL, *dir = NULL, *base = NULL;
+    int isdir = guestfs_is_dir_opts(self->g, path, GUESTFS_IS_DIR_OPTS_FOLLOWSYMLINKS, 0, -1);
+    if (!arr || isdir < 0) {
+        rc = arr ? s_gfs_fail(self, VB_EIO, path) : vb_error_set(VB_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (isdir) {
+        if (!(names = guestfs_ls(self->g, path))) {
+            rc = s_gfs_fail(self, VB_EIO, path);
+            goto out;
+        }
+        size_t n = 0;
+        while (names[n])
+            n++;
+        qsort(names, n, sizeof *names, s_cmp_str);
+        rc = n ? s_stat_names(self, path, names, arr) : 0;
+    } else if (!(rc = s_split(path, &dir, &base))) {
+        char *one[] = {base, NULL};
+        rc = s_stat_names(self, dir, one, arr);
+    }
+out:
+    s_free_strv(names);
+    free(dir);
+    free(base);
+    if (rc)
+        json_decref(arr);
+    else
+        *out = arr;
+    return rc;
+}
+
+/* ---- get */
+
+/* Punches holes where the file has whole 4 KiB blocks of zeros (a sparse file stays sparse). */
+static int s_sparsify(const char *local)
+{
+    int fd = open(local, O_RDWR | O_CLOEXEC), rc = 0;
+    if (fd < 0)
+        return vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
+    static const unsigned char zero[4096];
+    unsigned char buf[4096];
+    ssize_t n;
+    for (off_t off = 0; (n = pread(fd, buf, sizeof buf, off)) > 0; off += n) {
+        if (n == (ssize_t)sizeof buf && memcmp(buf, zero, sizeof buf) == 0 &&
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n) < 0 &&
+            errno != EOPNOTSUPP) {
+            rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
+            break;
+        }
+    }
+    if (n < 0 && !rc)
+        rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int s_set_meta(const char *local, json_t *e, bool link)
+{
+    json_int_t mtime = json_integer_value(json_object_get(e, "mtime"));
+    const struct timespec ts[2] = {{(time_t)mtime, 0}, {(time_t)mtime, 0}};
+    if (!link && chmod(local, (mode_t)json_integer_value(json_object_get(e, "mode"))) < 0)
+        return vb_error_set(VB_EIO, "chmod %s: %s", local, strerror(errno));
+    if (utimensat(AT_FDCWD, local, ts, AT_SYMLINK_NOFOLLOW) < 0)
+        return vb_error_set(VB_EIO, "setting the times of %s: %s", local, strerror(errno));
+    return 0;
+}
+
+static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *bytes);
+
+static int s_get_dir(vb_gfs_t *self, json_t *e, const char *local, size_t *bytes)
+{
+    json_t *children = NULL;
+    if (mkdir(local, 0700) < 0)
+        return vb_error_set(errno == EEXIST ? VB_EEXISTS : VB_EIO, "%s: %s", local,
+                            strerror(errno));
+    int rc = vb_gfs_ls(self, json_string_value(json_object_get(e, "path")), &children);
+    size_t i;
+    json_t *c;
+    json_array_foreach(children, i, c)
+    {
+        if (!rc)
+            rc = s_get_entry(self, c, local, bytes);
+    }
+    json_decref(children);
+    return rc ? rc : s_set_meta(local, e, false);
+}
+
+static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *bytes)
+{
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *path = json_string_value(json_object_get(e, "path"));
+    char *local = s_join(to_dir, json_string_value(json_object_get(e, "name")));
+    int rc = 0;
+    if (!local)
+        return vb_error_set(VB_ENOMEM, "out of memory");
+    if (access(local, F_OK) == 0 || errno != ENOENT) {
+        rc = vb_error_set(VB_EEXISTS, "%s exists already", local);
+    } else if (strcmp(type, "dir") == 0) {
+        rc = s_get_dir(self, e, local, bytes);
+    } else if (strcmp(type, "symlink") == 0) {
+        if (symlink(json_string_value(json_object_get(e, "target")), local) < 0)
+            rc = vb_error_set(VB_EIO, "symlink %s: %s", local, strerror(errno));
+        else
+            rc = s_set_meta(local, e, true);
+    } else if (strcmp(type, "file") == 0) {
+        if (guestfs_download(self->g, path, local) < 0)
+            rc = s_gfs_fail(self, VB_EIO, path);
+        else if (!(rc = s_sparsify(local)) && !(rc = s_set_meta(local, e, false)))
+            *bytes += (size_t)json_integer_value(json_object_get(e, "size"));
+    } else {
+        fprintf(stderr, "vbak files: %s: not a file, directory or symlink: skipped\n", path);
+    }
+    free(local);
+    return rc;
+}
+
+int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *bytes)
+{
+    json_t *one = NULL;
+    char *dir = NULL, *base = NULL;
+    int rc = s_check_path(self, path);
+    if (!rc && strcmp(path, "/") == 0)
+        rc = vb_error_set(VB_EINVAL, "get /: name a file or directory under it");
+    if (!rc && !(rc = s_split(path, &dir, &base))) {
+        char *names[] = {base, NULL};
+        if (!(one = json_array()))
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+        else if (!(rc = s_stat_names(self, dir, names, one)))
+            rc = s_get_entry(self, json_array_get(one, 0), to_dir, bytes);
+    }
+    json_decref(one);
+    free(dir);
+    free(base);
+    return rc;
+}
+
+/* ---- mount */
+
+int vb_gfs_mount_run(vb_gfs_t *self, const char *dir, void (*ready)(void *arg), void *arg)
+{
+    if (guestfs_mount_local(self->g, dir, GUESTFS_MOUNT_LOCAL_READONLY, 1, -1) < 0)
+        return s_gfs_fail(self, VB_EIO, dir);
+    ready(arg);
+    if (guestfs_mount_local_run(self->g) < 0)
+        return s_gfs_fail(self, VB_EIO, dir);
+    return 0;
+}

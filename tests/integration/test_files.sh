@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# File-level restore: the lab's guest VM (MBR + ext4, and GPT + NTFS) backed up full, a file changed in the guest,
+# backed up again (incremental); `vbak files ls` at both restore points, `vbak files get` of the
+# changed file (and others) from each, byte-identical to what the guest held at each backup, with
+# modes and mtimes; `vbak mount` shows the same tree to ls/cmp while prune keeps the restore point
+# (the session's serve lease), `vbak umount` ends it; a restore point whose file system is
+# corrupted gives a clear error, and --timeout stops a launch that takes too long. Each libguestfs
+# launch costs 20-40 s here (no KVM: TCG), so the test keeps to seven full ones. The guest VM's
+# second disk (GPT + NTFS) is read once.
+source "$(dirname "$0")/lib.sh"
+
+"$VBAK" lab create "$SITE" --vms 7 --proxies 1 --disk-size 1M --heartbeat-ms 500 >/dev/null
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "the agent online" has_count online 1
+VM=vm-guest-01
+NOTES="/home/alice/notes with spaces.txt"
+UTF8="/home/alice/café ü/résumé.txt"
+MTIME=1709294400 # every entry of the lab's guest tree: 2024-03-01 12:00:00 UTC
+
+# guest_dump TAG PATH OUT: the file as the guest holds it in the disk content saved as TAG
+# (debugfs on the raw copy of the disk, the partition at 1 MiB)
+guest_dump() {
+  rm -f "$3"
+  debugfs -R "dump -p \"$2\" \"$3\"" "$TEST_DIR/$1.raw?offset=1048576" >/dev/null 2>&1
+  [[ -f $3 ]] || fail "debugfs could not dump $2 from $1"
+}
+st() { stat -c '%a %Y' "$1"; }
+files() { "$VBAK" files "$@" --timeout 300; }
+
+# ---- full, a guest file changed, incremental
+"$VBAK" lab cat "$SITE" "$VM" 2000 "$TEST_DIR/full.raw"
+"$VBAK" lab cat "$SITE" "$VM" 2001 "$TEST_DIR/ntfs.raw"
+job1=$(backup_json "$VM")
+[[ $(jq -r .state <<<"$job1") == succeeded ]] || fail "full backup: $job1"
+rp1=$(rp_of "$job1" "$VM")
+t0=$(date +%s)
+"$VBAK" lab mutate "$SITE" "$VM" --file "$NOTES" --content "second notes, changed in the guest" \
+  >"$TEST_DIR/mutate.out" || fail "lab mutate --file: $(cat "$TEST_DIR/mutate.out")"
+t1=$(date +%s)
+grep -q "^$VM disk 2000: wrote [0-9]* bytes" "$TEST_DIR/mutate.out" || fail "mutate: $(cat "$TEST_DIR/mutate.out")"
+"$VBAK" lab cat "$SITE" "$VM" 2000 "$TEST_DIR/incr.raw"
+job2=$(backup_json "$VM")
+[[ $(jq -r '.vm_details[0].mode' <<<"$job2") == incremental ]] || fail "second backup not incremental: $job2"
+rp2=$(rp_of "$job2" "$VM")
+pass "guest VM backed up full (rp $rp1), a guest file changed, then incremental (rp $rp2)"
+
+# ---- ls at both restore points
+files "$rp1" ls /home/alice --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err" || fail "files ls: $(cat "$TEST_DIR/ls1.err")"
+grep -Eq "appliance launched in [0-9.]+ s under (KVM|TCG)" "$TEST_DIR/ls1.err" \
+  || fail "files ls does not say how the appliance launched: $(cat "$TEST_DIR/ls1.err")"
+jq -e '[.entries[] | .name] == ["café ü", "escape", "motd-link", "notes with spaces.txt"]' \
+  "$TEST_DIR/ls1.json" >/dev/null || fail "ls of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
+jq -e --argjson m $MTIME '.fs == "ext4" and .device == "/dev/sda1" and
+  (.entries[] | select(.name == "escape") | .type == "symlink" and .target == "/etc/shadow") and
+  (.entries[] | select(.name == "notes with spaces.txt") | .mode == 416 and .size == 12 and .mtime == $m) and
+  (.entries[] | select(.name == "café ü") | .type == "dir" and .mode == 448)' \
+  "$TEST_DIR/ls1.json" >/dev/null || fail "ls entries of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
+files "$rp2" ls /home/alice >"$TEST_DIR/ls2.txt" 2>"$TEST_DIR/ls2.err" || fail "files ls rp $rp2: $(cat "$TEST_DIR/ls2.err")"
+grep -q '^-rw-r--r-- *34 .* notes with spaces.txt$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2: $(cat "$TEST_DIR/ls2.txt")"
+grep -q '^lrwxrwxrwx .* escape -> /etc/shadow$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2 (symlink): $(cat "$TEST_DIR/ls2.txt")"
+pass "files ls at both restore points: names with spaces and UTF-8, modes, mtimes, symlinks listed"
+
+# ---- get: each version of the changed file, and the rest of the tree, as the guest held it
+mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
+files "$rp1" get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape --to "$TEST_DIR/get1" \
+  >"$TEST_DIR/get1.out" 2>&1 || fail "files get rp $rp1: $(cat "$TEST_DIR/get1.out")"
+files "$rp2" get "$NOTES" /home/alice --to "$TEST_DIR/get2" >"$TEST_DIR/get2.out" 2>&1 \
+  || fail "files get rp $rp2: $(cat "$TEST_DIR/get2.out")"
+for f in "$NOTES:get1/notes with spaces.txt:full" "$UTF8:get1/résumé.txt:full" \
+         "/data/sparse.img:get1/sparse.img:full" "/data/large.bin:get1/large.bin:full" \
+         "$NOTES:get2/notes with spaces.txt:incr" "$UTF8:get2/alice/café ü/résumé.txt:incr"; do
+  IFS=: read -r path got tag <<<"$f"
+  guest_dump "$tag" "$path" "$TEST_DIR/truth/x"
+  cmp -s "$TEST_DIR/truth/x" "$TEST_DIR/$got" || fail "$got differs from $path in the guest at $tag"
+  [[ $(st "$TEST_DIR/truth/x") == "$(st "$TEST_DIR/$got")" ]] \
+    || fail "$got: mode/mtime $(st "$TEST_DIR/$got"), the guest had $(st "$TEST_DIR/truth/x")"
+done
+[[ $(cat "$TEST_DIR/get1/notes with spaces.txt") == "first notes" &&
+   $(cat "$TEST_DIR/get2/notes with spaces.txt") == "second notes, changed in the guest" ]] \
+  || fail "the two versions of $NOTES"
+[[ $(st "$TEST_DIR/get1/notes with spaces.txt") == "640 $MTIME" ]] || fail "mode/mtime of the full's $NOTES"
+read -r mode2 mtime2 <<<"$(st "$TEST_DIR/get2/notes with spaces.txt")"
+[[ $mode2 == 644 ]] && ((mtime2 >= t0 && mtime2 <= t1)) || fail "the incremental's $NOTES: $mode2 $mtime2"
+[[ -L $TEST_DIR/get1/escape && $(readlink "$TEST_DIR/get1/escape") == /etc/shadow ]] \
+  || fail "a symlink pointing out of the guest must be copied as a symlink"
+[[ $(readlink "$TEST_DIR/get2/alice/motd-link") == ../../etc/motd ]] || fail "symlink inside a copied directory"
+[[ $(stat -c %b "$TEST_DIR/get1/sparse.img") -lt 100 && $(stat -c %s "$TEST_DIR/get1/sparse.img") == 16777216 ]] \
+  || fail "sparse.img did not stay sparse: $(stat -c '%s bytes, %b blocks' "$TEST_DIR/get1/sparse.img")"
+pass "files get: each version of the changed file byte-identical to the guest's, modes, mtimes, symlinks, sparse"
+
+# ---- the second disk: GPT and NTFS
+mkdir "$TEST_DIR/get-ntfs"
+files "$rp1" --disk 2001 get /large.bin "/café ü.txt" --to "$TEST_DIR/get-ntfs" >"$TEST_DIR/ntfs.out" 2>&1 \
+  || fail "files get from the NTFS disk: $(cat "$TEST_DIR/ntfs.out")"
+grep -q "disk 2001: .*/dev/sda1 (ntfs) mounted read-only" "$TEST_DIR/ntfs.out" || fail "NTFS: $(cat "$TEST_DIR/ntfs.out")"
+dd if="$TEST_DIR/ntfs.raw" of="$TEST_DIR/ntfs.part" bs=1M skip=1 status=none # the partition at 1 MiB
+for f in large.bin "café ü.txt"; do
+  ntfscat "$TEST_DIR/ntfs.part" "$f" >"$TEST_DIR/truth/ntfs" 2>/dev/null || fail "ntfscat $f"
+  cmp -s "$TEST_DIR/truth/ntfs" "$TEST_DIR/get-ntfs/$f" || fail "$f from the NTFS disk differs from the guest's"
+done
+pass "files get from a GPT + NTFS disk: byte-identical"
+
+# ---- mount: the same tree to ls and cmp; prune keeps the restore point while mounted
+mkdir "$TEST_DIR/mnt"
+"$VBAK" mount "$rp2" "$TEST_DIR/mnt" --timeout 300 >"$TEST_DIR/mount.out" 2>&1 || fail "mount: $(cat "$TEST_DIR/mount.out")"
+VB_ON_EXIT+=("fusermount -u '$TEST_DIR/mnt'")
+grep -q "mounted read-only at $TEST_DIR/mnt" "$TEST_DIR/mount.out" || fail "mount: $(cat "$TEST_DIR/mount.out")"
+[[ $(cd "$TEST_DIR/mnt/home/alice" && ls) == "$(cd "$TEST_DIR/get2/alice" && ls)" ]] \
+  || fail "ls of the mount: $(ls "$TEST_DIR/mnt/home/alice")"
+cmp -s "$TEST_DIR/mnt$NOTES" "$TEST_DIR/get2/notes with spaces.txt" || fail "cmp through the mount ($NOTES)"
+guest_dump incr /data/large.bin "$TEST_DIR/truth/large"
+cmp -s "$TEST_DIR/mnt/data/large.bin" "$TEST_DIR/truth/large" || fail "cmp through the mount (large.bin)"
+touch "$TEST_DIR/mnt/new" 2>/dev/null && fail "the mount is writable"
+pr=$("$VBAK" prune --keep-last 1 --dry-run --json) || fail "prune: $pr"
+jq -e --arg rp "$rp2" '.restore_points[] | select(.id == ($rp | tonumber)) | .in_use[] | test("serve job")' \
+  <<<"$pr" >/dev/null || fail "prune does not see the mounted restore point $rp2 as in use: $pr"
+"$VBAK" umount "$TEST_DIR/mnt" || fail "umount"
+mountpoint -q "$TEST_DIR/mnt" && fail "still mounted after vbak umount"
+wait_until 20 "the mount's serve lease ends" bash -c "[[ \$('$VBAK' serves --json | jq length) == 0 ]]"
+pass "mount: ls/cmp see the same tree, read-only; prune keeps the mounted restore point; umount ends the lease"
+
+# ---- a corrupted file system: a clear error, not a crash or a hang
+img=$(site_json | jq -r --arg vm "$VM" '.vms[] | select(.name == $vm) | .disks[0].file_uri')
+dd if=/dev/zero of="$img" bs=1024 seek=1025 count=2 conv=notrunc status=none # the ext4 superblock
+job3=$(backup_json "$VM" --full)
+rp3=$(rp_of "$job3" "$VM")
+set +e
+files "$rp3" ls / >"$TEST_DIR/bad.out" 2>"$TEST_DIR/bad.err"
+rc=$?
+set -e
+[[ $rc == 1 ]] || fail "files ls of a corrupted file system: exit status $rc"
+grep -q "no file system on the disk could be mounted: /dev/sda1" "$TEST_DIR/bad.err" \
+  || fail "corrupted file system message: $(cat "$TEST_DIR/bad.err")"
+[[ $("$VBAK" serves --json | jq length) == 0 ]] || fail "a failed session left its serve"
+pass "a corrupted file system: exit status 1 and a clear message"
+
+# ---- a launch that does not finish in --timeout is stopped, and takes its serve with it
+set +e
+"$VBAK" files "$rp2" ls / --timeout 2 >/dev/null 2>"$TEST_DIR/timeout.err"
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q "timed out (--timeout)" "$TEST_DIR/timeout.err" \
+  || fail "--timeout 2: exit status $rc, $(cat "$TEST_DIR/timeout.err")"
+wait_until 20 "the timed-out session's serve ends its lease" bash -c "[[ \$('$VBAK' serves --json | jq length) == 0 ]]"
+pass "--timeout bounds a launch: exit status 1, a message, no serve left"
