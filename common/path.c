@@ -34,3 +34,12 @@ int vb_mkdir_p(const char *path, unsigned mode)
         rc = vb_error_set(VB_EIO, "cannot make %s: %s", buf, strerror(errno));
     return rc;
 }
+
+int vb_path_check_component(const char *name)
+{
+    if (!name || !*name || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+        return vb_error_set(VB_ECORRUPT, "a directory entry named '%s' is not a file name: refused "
+                                         "(it would be written outside the target directory)",
+                            name ? name : "");
+    return 0;
+}

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "path.h"
 
 struct vb_gfs {
     guestfs_h *g;
@@ -372,8 +373,11 @@ static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *by
 {
     const char *type = json_string_value(json_object_get(e, "type"));
     const char *path = json_string_value(json_object_get(e, "path"));
-    char *local = s_join(to_dir, json_string_value(json_object_get(e, "name")));
-    int rc = 0;
+    const char *name = json_string_value(json_object_get(e, "name"));
+    int rc = vb_path_check_component(name); /* the guest's file system is untrusted */
+    if (rc)
+        return rc;
+    char *local = s_join(to_dir, name);
     if (!local)
         return vb_error_set(VB_ENOMEM, "out of memory");
     if (access(local, F_OK) == 0 || errno != ENOENT) {
