@@ -531,40 +531,48 @@ static int s_edit_object(const char *dir, const char *vm, s_edit_fn edit, void *
     return rc;
 }
 
+/* The two edits that write into a disk and report the blocks they changed. */
+typedef struct {
+    int percent;
+    uint64_t seed;
+    const char *path;
+    const void *data;
+    size_t len;
+    vb_lab_changes_t *out;
+} s_write_args_t;
+
+static int s_mutate(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
+{
+    s_write_args_t *a = arg;
+    return vb_lab_op_mutate(site, obj, fcd, a->percent, a->seed, a->out);
+}
+
+static int s_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg)
+{
+    s_write_args_t *a = arg;
+    return vb_lab_op_guest_write(site, obj, fcd, a->path, a->data, a->len, a->out);
+}
+
+static int s_write_edit(const char *dir, const char *vm, s_edit_fn edit, s_write_args_t *a)
+{
+    int rc = s_edit_object(dir, vm, edit, a);
+    if (rc && a->out)
+        vb_lab_changes_free(a->out);
+    return rc;
+}
+
 int vb_lab_mutate(const char *dir, const char *vm, int percent, uint64_t seed,
                   vb_lab_changes_t *out)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
-    rc = vb_lab_op_mutate(site, obj, fcd, percent, seed, out);
-    if (!rc)
-        rc = vb_lab_site_save(site);
-    if (rc && out)
-        vb_lab_changes_free(out);
-    vb_lab_site_destroy(&site);
-    return rc;
+    s_write_args_t a = {.percent = percent, .seed = seed, .out = out};
+    return s_write_edit(dir, vm, s_mutate, &a);
 }
 
 int vb_lab_guest_write(const char *dir, const char *vm, const char *path, const void *data,
                        size_t len, vb_lab_changes_t *out)
 {
-    vb_lab_site_t *site;
-    json_t *obj;
-    bool fcd;
-    int rc = s_open_object(dir, vm, true, &site, &obj, &fcd);
-    if (rc)
-        return rc;
-    rc = vb_lab_op_guest_write(site, obj, fcd, path, data, len, out);
-    if (!rc)
-        rc = vb_lab_site_save(site);
-    if (rc && out)
-        vb_lab_changes_free(out);
-    vb_lab_site_destroy(&site);
-    return rc;
+    s_write_args_t a = {.path = path, .data = data, .len = len, .out = out};
+    return s_write_edit(dir, vm, s_guest_write, &a);
 }
 
 int vb_lab_snapshot_create(const char *dir, const char *vm, const char *name, char **id_out)
