@@ -40,7 +40,36 @@ static int s_need_manager(vb_vsphere_t *self)
     return 0;
 }
 
-/* RetrieveVStorageObject: the FCD's name, capacity and backing file. */
+/* RetrieveVStorageObject's answer: the FCD's name, capacity and backing file. */
+int vb_vs_fcd_parse(const vb_xml_node_t *resp, const char *id, const char *ds_ref,
+                    vb_vs_fcd_t *out)
+{
+    const vb_xml_node_t *cfg = vb_xml_path(resp, "returnval/config");
+    const char *name = vb_xml_path_text(cfg, "name");
+    const char *path = vb_xml_path_text(cfg, "backing/filePath");
+    int64_t mb = 0;
+    int rc = 0;
+    if (!name || !path)
+        rc = vb_error_set(VB_EPROTO, "First Class Disk %s: no name or backing file path", id);
+    if (rc == 0)
+        rc = vb_xml_i64(vb_xml_child(cfg, "capacityInMB"), "capacityInMB", &mb);
+    if (rc == 0 && (mb < 0 || (uint64_t)mb > UINT64_MAX >> 20))
+        rc = vb_error_set(VB_EPROTO, "First Class Disk %s has a capacity of %lld MB", id,
+                          (long long)mb);
+    if (rc == 0) {
+        out->id = strdup(id);
+        out->name = strdup(name);
+        out->ds_ref = strdup(ds_ref);
+        out->path = strdup(path);
+        out->capacity = (uint64_t)mb << 20;
+        if (!out->id || !out->name || !out->ds_ref || !out->path)
+            rc = vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    if (rc != 0)
+        vb_vs_fcd_clear(out);
+    return rc;
+}
+
 static int s_retrieve(vb_vsphere_t *self, const char *id, const char *ds_ref, vb_vs_fcd_t *out)
 {
     vb_buf_t args = {0};
@@ -50,27 +79,8 @@ static int s_retrieve(vb_vsphere_t *self, const char *id, const char *ds_ref, vb
     if (rc == 0)
         rc = vb_vs_call(self, "RetrieveVStorageObject", "VcenterVStorageObjectManager",
                         self->vstorage_object_manager, args.data, &doc, &resp);
-    const vb_xml_node_t *cfg = vb_xml_path(resp, "returnval/config");
-    const char *name = vb_xml_path_text(cfg, "name");
-    const char *path = vb_xml_path_text(cfg, "backing/filePath");
-    int64_t mb = 0;
-    if (rc == 0 && (!name || !path))
-        rc = vb_error_set(VB_EPROTO, "First Class Disk %s: no name or backing file path", id);
     if (rc == 0)
-        rc = vb_xml_i64(vb_xml_child(cfg, "capacityInMB"), "capacityInMB", &mb);
-    if (rc == 0 && mb < 0)
-        rc = vb_error_set(VB_EPROTO, "First Class Disk %s has a negative capacity", id);
-    if (rc == 0) {
-        out->id = strdup(id);
-        out->name = strdup(name);
-        out->ds_ref = strdup(ds_ref);
-        out->path = strdup(path);
-        out->capacity = (uint64_t)mb * 1024 * 1024;
-        if (!out->id || !out->name || !out->ds_ref || !out->path)
-            rc = vb_error_set(VB_ENOMEM, "out of memory");
-    }
-    if (rc != 0)
-        vb_vs_fcd_clear(out);
+        rc = vb_vs_fcd_parse(resp, id, ds_ref, out);
     vb_xml_doc_destroy(&doc);
     vb_buf_free(&args);
     return rc;

@@ -102,6 +102,9 @@ typedef struct {
     uint64_t capacity;
 } vb_vs_fcd_t;
 void vb_vs_fcd_clear(vb_vs_fcd_t *f);
+/* RetrieveVStorageObject's answer `resp` for FCD `id` on `ds_ref` into *out (the caller's). */
+int vb_vs_fcd_parse(const vb_xml_node_t *resp, const char *id, const char *ds_ref,
+                    vb_vs_fcd_t *out) VB_WUR;
 /* Every FCD on the datastore ds_ref to fn (borrowed for the call); 0 with no call when the
  * server has no VStorageObjectManager. */
 typedef int (*vb_vs_fcd_fn)(void *ud, const vb_vs_fcd_t *fcd);

@@ -1,6 +1,7 @@
 /* fuzz_soap — what a vCenter (or anything answering on its address) sends back: the SOAP
  * envelope and fault parser, then what each answer feeds — the RetrievePropertiesEx result walk
- * into the inventory builder, a TaskInfo, a DiskChangeInfo — and a server thumbprint. The first
+ * into the inventory builder, a TaskInfo, a DiskChangeInfo, a First Class Disk (RetrieveVStorageObject)
+ * — and a server thumbprint. The first
  * byte picks the entry point; the seeds are answers of the simulator (VBAK_SOAP_TRACE_DIR). */
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,6 +58,13 @@ static void s_changed_areas(const vb_xml_node_t *resp)
     vb_extent_list_free(&ext);
 }
 
+static void s_fcd(const vb_xml_node_t *resp)
+{
+    vb_vs_fcd_t fcd = {0};
+    if (vb_vs_fcd_parse(resp, "fcd-id", "datastore-1", &fcd) == 0)
+        vb_vs_fcd_clear(&fcd);
+}
+
 /* What each answer is read as, by the method it answers. */
 static const struct {
     const char *method;
@@ -68,6 +76,7 @@ static const struct {
     {"QueryChangedDiskAreas", s_changed_areas},
     {"Login", NULL},
     {"CreateSnapshot_Task", NULL},
+    {"RetrieveVStorageObject", s_fcd},
 };
 #define S_ANSWERS (sizeof s_answers / sizeof s_answers[0])
 

@@ -651,3 +651,29 @@ Test(vsphere_session, refusals_name_their_reason)
 
     cr_assert_null(vb_vsphere_provider_session(NULL));
 }
+
+/* RetrieveVStorageObject's answer: a capacity in MB whose bytes do not fit 64 bits is refused, not
+ * wrapped into a small disk. */
+#define FCD_ANSWER(mb)                                                                             \
+    ENV_OPEN("xsi") "<RetrieveVStorageObjectResponse xmlns=\"urn:vim25\"><returnval><config>"      \
+                    "<name>app data #1</name><capacityInMB>" mb "</capacityInMB><backing>"         \
+                    "<filePath>[vmfs-01] fcd/a.vmdk</filePath></backing></config></returnval>"     \
+                    "</RetrieveVStorageObjectResponse>" ENV_CLOSE
+
+Test(vsphere_fcd, answer_parsed_and_capacity_bounded)
+{
+    vb_xml_doc_t *doc = NULL;
+    vb_vs_fcd_t f = {0};
+    const vb_xml_node_t *resp = parse_ok(FCD_ANSWER("64"), "RetrieveVStorageObject", &doc);
+    cr_assert_eq(vb_vs_fcd_parse(resp, "id-1", "datastore-61", &f), 0, "%s", vb_error_msg());
+    cr_expect_str_eq(f.name, "app data #1");
+    cr_expect_str_eq(f.path, "[vmfs-01] fcd/a.vmdk");
+    cr_expect_eq(f.capacity, 64ull << 20);
+    vb_vs_fcd_clear(&f);
+    vb_xml_doc_destroy(&doc);
+    resp = parse_ok(FCD_ANSWER("17592186044416"), "RetrieveVStorageObject", &doc); /* 2^44 MB */
+    cr_expect_eq(vb_vs_fcd_parse(resp, "id-1", "datastore-61", &f), VB_EPROTO);
+    cr_expect(strstr(vb_error_msg(), "capacity of 17592186044416 MB"), "%s", vb_error_msg());
+    cr_expect_null(f.name);
+    vb_xml_doc_destroy(&doc);
+}
