@@ -303,9 +303,9 @@ static int s_cbt_span(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const char *sn
                         "VcenterVStorageObjectManager", self->vstorage_object_manager, args.data,
                         &doc, &resp);
     if (rc != 0 && vb_vs_fault_in(self->last_fault, s_unsupported))
-        rc = vb_error_set(VB_EUNSUPPORTED,
-                          "changed block tracking is unavailable for First Class Disk %s: %s",
-                          fcd->name, vb_error_msg());
+        rc = vb_error_prefix(VB_EUNSUPPORTED,
+                             "changed block tracking is unavailable for First Class Disk %s",
+                             fcd->name);
     else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
         rc = vb_error_set(VB_ENOTFOUND,
                           "change ID '%s' of First Class Disk %s is not known to the server "

@@ -333,7 +333,9 @@ static int s_p_snap_remove(vb_provider_t *p, const char *vm, const char *id)
 {
     vb_vs_fcd_t fcd = {0};
     int rc = vb_vsphere_snapshot_remove(p->impl, vm, id);
-    if (rc == VB_ENOTFOUND && s_fcd_instead(p->impl, rc, vm, &fcd) == 0)
+    /* VB_ENOTFOUND means "removed" to the caller: only a lookup that found no FCD either may
+     * leave it; a failed lookup gives its own code */
+    if (rc == VB_ENOTFOUND && (rc = s_fcd_instead(p->impl, rc, vm, &fcd)) == 0)
         rc = vb_vs_fcd_snapshot_remove(p->impl, &fcd, id);
     vb_vs_fcd_clear(&fcd);
     return rc;
