@@ -239,13 +239,19 @@ static void s_extend_locks(s_gc_t *g, bool dry_run)
         vb_store_stat_t st = {0};
         if (p->action != S_KEEP || p->st.mtime + lock->seconds >= now + margin)
             continue;
-        if (vb_store_stat(g->store, p->name, &st) != 0 || st.retain_until >= now + margin) {
+        if (g->st->locks_extended >= VB_PACKGC_EXTEND_MAX) {
+            g->st->locks_due++; /* no request: the next collection asks */
+            continue;
+        }
+        int rc = vb_store_stat(g->store, p->name, &st);
+        if (rc == VB_ENOTFOUND || (rc == 0 && st.retain_until >= now + margin)) {
             vb_error_clear(); /* gone: nothing to keep; extended already by an earlier run */
             continue;
         }
-        if (g->st->locks_extended >= VB_PACKGC_EXTEND_MAX)
+        if (rc != 0) {
+            VB_LOG_WARN("gc", "lock_check_failed pack=%s error=\"%s\"", p->name, vb_error_msg());
             g->st->locks_due++;
-        else if (dry_run || vb_store_extend_lock(g->store, p->name) == 0)
+        } else if (dry_run || vb_store_extend_lock(g->store, p->name) == 0)
             g->st->locks_extended++;
         else {
             VB_LOG_WARN("gc", "lock_extend_failed pack=%s error=\"%s\"", p->name, vb_error_msg());
