@@ -23,6 +23,10 @@ int vb_wire_check_facts(const Vbak__AgentFacts *facts)
     if (facts->slots < 1 || facts->slots > 1024)
         return vb_error_set(VB_EINVAL, "agent '%s' offers %u task slots (1 to 1024)", facts->name,
                             facts->slots);
+    const char *v = facts->vddk_version ? facts->vddk_version : "";
+    if (strlen(v) > 31 || strspn(v, "0123456789.") != strlen(v))
+        return vb_error_set(VB_EINVAL, "agent '%s' gives a VixDiskLib version that is not up to 31 "
+                                       "digits and dots", facts->name);
     return 0;
 }
 

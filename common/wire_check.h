@@ -13,7 +13,7 @@
 #include "vbak.pb-c.h"
 
 /* An agent's facts (Enroll, Register): a name of 1–64 letters, digits, '-', '_', '.'; 1–1024
- * task slots. */
+ * task slots; a VixDiskLib version of at most 31 digits and dots (or none). */
 int vb_wire_check_facts(const Vbak__AgentFacts *facts) VB_WUR;
 
 /* The window a backup task covers, as the coordinator planned it. */

@@ -20,6 +20,14 @@ Test(wire_check, facts_name_and_slots)
     cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
     cr_assert(strstr(vb_error_msg(), "0 task slots"), "%s", vb_error_msg());
     cr_assert_eq(vb_wire_check_facts(NULL), VB_EINVAL);
+    f.slots = 1;
+    f.vddk_version = "7.0.3";
+    cr_assert_eq(vb_wire_check_facts(&f), 0, "%s", vb_error_msg());
+    f.vddk_version = "7.0.3\x1b[2J"; /* it is logged and shown by vbak agents */
+    cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "VixDiskLib version"), "%s", vb_error_msg());
+    f.vddk_version = "11111111111111111111111111111111"; /* 32 */
+    cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
 }
 
 Test(wire_check, result_chunks_fit_the_window)
