@@ -1,8 +1,8 @@
 /* fuzz_wire — the envelope every agent and CLI frame is unpacked with (size limit, protobuf
  * parse, protocol version, known body), then the checks its body meets before a handler acts
  * (wire_check.h): an agent's facts, a task assignment and the disk URIs of its routes, a backup
- * result's chunks against a task window, an admin request's JSON arguments. */
-#include <jansson.h>
+ * result's chunks against a task window. (An admin request's arguments have no schema to check
+ * yet: the handlers read them leniently.) */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,12 +41,6 @@ static void s_check_body(const vb_envelope_t *env)
     case VBAK__ENVELOPE__BODY_REGISTER: (void)vb_wire_check_facts(env->register_->facts); break;
     case VBAK__ENVELOPE__BODY_TASK_ASSIGN: s_check_assign(env->task_assign); break;
     case VBAK__ENVELOPE__BODY_TASK_RESULT: s_check_result(env->task_result); break;
-    case VBAK__ENVELOPE__BODY_ADMIN_REQUEST: {
-        const char *text = env->admin_request->args_json;
-        json_error_t jerr;
-        json_decref(json_loads(text && *text ? text : "{}", 0, &jerr));
-        break;
-    }
     default: break;
     }
 }
