@@ -50,6 +50,7 @@ static const struct {
     {"data", S_DIR, 0755, NULL, 0},
     {"data/sparse.img", S_SPARSE, 0644, NULL, 16u << 20},
     {"data/large.bin", S_RANDOM, 0600, NULL, 5u << 20},
+    {"data/setuid-tool", S_TEXT, 04755, "#!/bin/sh\necho tool\n", 0},
 };
 
 static int s_make_file(const char *p, unsigned mode, const char *text, uint64_t size, s_kind_t kind,

@@ -342,7 +342,10 @@ static int s_set_meta(const char *local, json_t *e, bool link)
 {
     json_int_t mtime = json_integer_value(json_object_get(e, "mtime"));
     const struct timespec ts[2] = {{(time_t)mtime, 0}, {(time_t)mtime, 0}};
-    if (!link && chmod(local, (mode_t)json_integer_value(json_object_get(e, "mode"))) < 0)
+    /* the guest's set-user-ID and set-group-ID bits are not carried over: a restore run as root
+     * must not make a root-owned setuid program of a guest's file */
+    mode_t mode = (mode_t)json_integer_value(json_object_get(e, "mode")) & 01777;
+    if (!link && chmod(local, mode) < 0)
         return vb_error_set(VB_EIO, "chmod %s: %s", local, strerror(errno));
     if (utimensat(AT_FDCWD, local, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return vb_error_set(VB_EIO, "setting the times of %s: %s", local, strerror(errno));
@@ -350,6 +353,21 @@ static int s_set_meta(const char *local, json_t *e, bool link)
 }
 
 static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *bytes);
+
+/* Downloads guest file `path` into a new file `local`: created here with O_EXCL|O_NOFOLLOW (a
+ * symlink put there meanwhile is never followed), then handed to libguestfs as /dev/fd/N. */
+static int s_download_new(vb_gfs_t *self, const char *path, const char *local)
+{
+    int fd = open(local, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vb_error_set(errno == EEXIST ? VB_EEXISTS : VB_EIO, "%s: %s", local,
+                            strerror(errno));
+    char dev[32];
+    snprintf(dev, sizeof dev, "/dev/fd/%d", fd);
+    int rc = guestfs_download(self->g, path, dev) < 0 ? s_gfs_fail(self, VB_EIO, path) : 0;
+    close(fd);
+    return rc;
+}
 
 static int s_get_dir(vb_gfs_t *self, json_t *e, const char *local, size_t *bytes)
 {
@@ -380,7 +398,8 @@ static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *by
     char *local = s_join(to_dir, name);
     if (!local)
         return vb_error_set(VB_ENOMEM, "out of memory");
-    if (access(local, F_OK) == 0 || errno != ENOENT) {
+    struct stat lst;
+    if (lstat(local, &lst) == 0 || errno != ENOENT) { /* a dangling symlink exists too */
         rc = vb_error_set(VB_EEXISTS, "%s exists already", local);
     } else if (strcmp(type, "dir") == 0) {
         rc = s_get_dir(self, e, local, bytes);
@@ -390,9 +409,8 @@ static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *by
         else
             rc = s_set_meta(local, e, true);
     } else if (strcmp(type, "file") == 0) {
-        if (guestfs_download(self->g, path, local) < 0)
-            rc = s_gfs_fail(self, VB_EIO, path);
-        else if (!(rc = s_sparsify(local)) && !(rc = s_set_meta(local, e, false)))
+        if (!(rc = s_download_new(self, path, local)) && !(rc = s_sparsify(local)) &&
+            !(rc = s_set_meta(local, e, false)))
             *bytes += (size_t)json_integer_value(json_object_get(e, "size"));
     } else {
         fprintf(stderr, "vbak files: %s: not a file, directory or symlink: skipped\n", path);

@@ -62,7 +62,7 @@ pass "files ls at both restore points: names with spaces and UTF-8, modes, mtime
 
 # ---- get: each version of the changed file, and the rest of the tree, as the guest held it
 mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
-files "$rp1" get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape --to "$TEST_DIR/get1" \
+files "$rp1" get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape /data/setuid-tool --to "$TEST_DIR/get1" \
   >"$TEST_DIR/get1.out" 2>&1 || fail "files get rp $rp1: $(cat "$TEST_DIR/get1.out")"
 files "$rp2" get "$NOTES" /home/alice --to "$TEST_DIR/get2" >"$TEST_DIR/get2.out" 2>&1 \
   || fail "files get rp $rp2: $(cat "$TEST_DIR/get2.out")"
@@ -86,7 +86,10 @@ read -r mode2 mtime2 <<<"$(st "$TEST_DIR/get2/notes with spaces.txt")"
 [[ $(readlink "$TEST_DIR/get2/alice/motd-link") == ../../etc/motd ]] || fail "symlink inside a copied directory"
 [[ $(stat -c %b "$TEST_DIR/get1/sparse.img") -lt 100 && $(stat -c %s "$TEST_DIR/get1/sparse.img") == 16777216 ]] \
   || fail "sparse.img did not stay sparse: $(stat -c '%s bytes, %b blocks' "$TEST_DIR/get1/sparse.img")"
-pass "files get: each version of the changed file byte-identical to the guest's, modes, mtimes, symlinks, sparse"
+# the guest's set-user-ID bit is not carried over (a restore as root must not make a setuid file)
+[[ $(stat -c %a "$TEST_DIR/get1/setuid-tool") == 755 && $(cat "$TEST_DIR/get1/setuid-tool") == *"echo tool"* ]] \
+  || fail "setuid-tool: mode $(stat -c %a "$TEST_DIR/get1/setuid-tool") (the guest's 4755 must come back as 755)"
+pass "files get: each version of the changed file byte-identical to the guest's, modes, mtimes, symlinks, sparse, no setuid"
 
 # ---- the second disk: GPT and NTFS
 mkdir "$TEST_DIR/get-ntfs"
