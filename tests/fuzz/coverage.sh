@@ -20,7 +20,7 @@ cov=$(command -v llvm-cov || command -v llvm-cov-14)
 # target -> the parser's source files (extended regular expression on the path under the tree)
 declare -A files=(
   [fuzz_wire]='common/wire(_check)?\.c'
-  [fuzz_soap]='common/vsphere/(soap|xml|vs_inventory|vs_tasks)\.c'
+  [fuzz_soap]='common/vsphere/(soap|xml|vs_inventory|vs_tasks|vs_fcd)\.c'
   [fuzz_config]='common/config\.c'
   [fuzz_disk_uri]='common/disk/disk_uri\.c'
   [fuzz_lab_site]='common/lab/(site|lab_provider)\.c'
