@@ -289,38 +289,18 @@ static int s_cbt_span(vb_vsphere_t *self, const vb_vs_fcd_t *fcd, const char *sn
                       const char *change_id, uint64_t pos, vb_extent_list_t *out,
                       uint64_t *next_out)
 {
-    static const char *const unknown_id[] = {"InvalidArgument", "NotFound", "FileFault", NULL};
     vb_buf_t args = {0};
-    vb_xml_doc_t *doc = NULL;
-    const vb_xml_node_t *resp = NULL;
+    char what[320];
     int rc = s_put_snapshot(&args, fcd, snapshot_id);
     if (rc == 0)
         rc = vb_buf_printf(&args, "<startOffset>%llu</startOffset>", (unsigned long long)pos);
     if (rc == 0)
         rc = vb_buf_put_elem(&args, "changeId", change_id);
+    snprintf(what, sizeof what, "First Class Disk %s", fcd->name);
     if (rc == 0)
-        rc = vb_vs_call(self, "VstorageObjectVCenterQueryChangedDiskAreas",
-                        "VcenterVStorageObjectManager", self->vstorage_object_manager, args.data,
-                        &doc, &resp);
-    if (rc != 0 && vb_vs_fault_in(self->last_fault, s_unsupported))
-        rc = vb_error_prefix(VB_EUNSUPPORTED,
-                             "changed block tracking is unavailable for First Class Disk %s",
-                             fcd->name);
-    else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
-        rc = vb_error_set(VB_ENOTFOUND,
-                          "change ID '%s' of First Class Disk %s is not known to the server "
-                          "(change tracking was reset?)",
-                          change_id, fcd->name);
-    uint64_t s = 0, l = 0;
-    if (rc == 0)
-        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
-    if (rc == 0 && (l == 0 || s + l <= pos))
-        rc = vb_error_set(VB_EPROTO,
-                          "changed areas of First Class Disk %s from %llu made no "
-                          "progress",
-                          fcd->name, (unsigned long long)pos);
-    *next_out = s + l;
-    vb_xml_doc_destroy(&doc);
+        rc = vb_vs_changed_span(self, "VstorageObjectVCenterQueryChangedDiskAreas",
+                                "VcenterVStorageObjectManager", self->vstorage_object_manager,
+                                args.data, what, change_id, pos, out, next_out);
     vb_buf_free(&args);
     return rc;
 }

@@ -44,6 +44,15 @@ int vb_vs_call(vb_vsphere_t *self, const char *method, const char *this_type,
                const char *this_value, const char *args, vb_xml_doc_t **doc_out,
                const vb_xml_node_t **resp_out) VB_WUR;
 
+/* One changed-areas call (QueryChangedDiskAreas of a VM's disk or of a First Class Disk: method
+ * on this_type/this_value with args, which start at pos) into out; *next_out is where its span
+ * ends. A server without change tracking is VB_EUNSUPPORTED, a change ID it does not know
+ * VB_ENOTFOUND, a span that does not move past pos VB_EPROTO; `what` names the disk in each. */
+int vb_vs_changed_span(vb_vsphere_t *self, const char *method, const char *this_type,
+                       const char *this_value, const char *args, const char *what,
+                       const char *change_id, uint64_t pos, vb_extent_list_t *out,
+                       uint64_t *next_out) VB_WUR;
+
 /* Logs in again (after a NotAuthenticated found inside an answer rather than as a fault). */
 int vb_vs_relogin(vb_vsphere_t *self) VB_WUR;
 

@@ -326,20 +326,45 @@ bool vb_vs_fault_in(const char *name, const char *const *set)
     return false;
 }
 
-/* One QueryChangedDiskAreas from pos; *next_out is where the answer's span ends. A server
- * without the method, or a change ID it does not know, becomes "full backup". */
-static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, const char *disk_key,
-                        const char *snapshot_id, const char *change_id, uint64_t pos,
-                        vb_extent_list_t *out, uint64_t *next_out)
+int vb_vs_changed_span(vb_vsphere_t *self, const char *method, const char *this_type,
+                       const char *this_value, const char *args, const char *what,
+                       const char *change_id, uint64_t pos, vb_extent_list_t *out,
+                       uint64_t *next_out)
 {
     static const char *const unsupported[] = {"MethodNotFound", "NotSupported", "NotImplemented",
                                               NULL};
     static const char *const unknown_id[] = {"FileFault", "InvalidArgument", "NotFound",
                                              "FileNotFound", NULL};
-    vb_buf_t args = {0};
     vb_xml_doc_t *doc = NULL;
     const vb_xml_node_t *resp = NULL;
-    char prev[512];
+    VB_LOG_DEBUG("vsphere", "%s %s from=%llu", method, what, (unsigned long long)pos);
+    int rc = vb_vs_call(self, method, this_type, this_value, args, &doc, &resp);
+    if (rc != 0 && vb_vs_fault_in(self->last_fault, unsupported))
+        rc = vb_error_prefix(VB_EUNSUPPORTED, "changed block tracking is unavailable for %s",
+                             what);
+    else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
+        rc = vb_error_prefix(VB_ENOTFOUND,
+                             "change ID '%s' of %s is not known to the server (change tracking "
+                             "was reset?)",
+                             change_id, what);
+    uint64_t s = 0, l = 0;
+    if (rc == 0)
+        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
+    if (rc == 0 && (l == 0 || s + l <= pos))
+        rc = vb_error_set(VB_EPROTO, "changed areas of %s from %llu made no progress", what,
+                          (unsigned long long)pos);
+    *next_out = s + l;
+    vb_xml_doc_destroy(&doc);
+    return rc;
+}
+
+/* One QueryChangedDiskAreas of a VM's disk from pos; *next_out where its span ends. */
+static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, const char *disk_key,
+                        const char *snapshot_id, const char *change_id, uint64_t pos,
+                        vb_extent_list_t *out, uint64_t *next_out)
+{
+    vb_buf_t args = {0};
+    char what[256];
     int rc = 0;
     if (snapshot_id)
         rc = vb_buf_put_moref(&args, "snapshot", "VirtualMachineSnapshot", snapshot_id);
@@ -348,30 +373,10 @@ static int s_query_span(vb_vsphere_t *self, const char *vm, const char *vm_id, c
                            disk_key, (unsigned long long)pos);
     if (rc == 0)
         rc = vb_buf_put_elem(&args, "changeId", change_id);
-    if (rc == 0) {
-        VB_LOG_DEBUG("vsphere", "QueryChangedDiskAreas vm=%s disk=%s from=%llu", vm, disk_key,
-                     (unsigned long long)pos);
-        rc = vb_vs_call(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data, &doc,
-                        &resp);
-        snprintf(prev, sizeof prev, "%s", vb_error_msg());
-        if (rc != 0 && vb_vs_fault_in(self->last_fault, unsupported))
-            rc = vb_error_set(VB_EUNSUPPORTED,
-                              "changed block tracking is unavailable for disk %s of VM %s: %s",
-                              disk_key, vm, prev);
-        else if (rc != 0 && vb_vs_fault_in(self->last_fault, unknown_id))
-            rc = vb_error_set(VB_ENOTFOUND,
-                              "change ID '%s' of disk %s of VM %s is not known to the server "
-                              "(change tracking was reset?): %s",
-                              change_id, disk_key, vm, prev);
-    }
-    uint64_t s = 0, l = 0;
+    snprintf(what, sizeof what, "disk %s of VM %s", disk_key, vm);
     if (rc == 0)
-        rc = vb_vsphere_parse_disk_change_info(vb_xml_child(resp, "returnval"), out, &s, &l);
-    if (rc == 0 && (l == 0 || s + l <= pos))
-        rc = vb_error_set(VB_EPROTO, "QueryChangedDiskAreas from %llu made no progress",
-                          (unsigned long long)pos);
-    *next_out = s + l;
-    vb_xml_doc_destroy(&doc);
+        rc = vb_vs_changed_span(self, "QueryChangedDiskAreas", "VirtualMachine", vm_id, args.data,
+                                what, change_id, pos, out, next_out);
     vb_buf_free(&args);
     return rc;
 }

@@ -35,7 +35,7 @@ cid=$(info vc ".vms[] | select(.name == \"$vm\") | .disks[0].change_id")
 cap=$(info vc ".vms[] | select(.name == \"$vm\") | .disks[0].capacity")
 snap=$(probe vc snapshot-create "$vm" vbak-cbt 2>/dev/null) || fail "snapshot"
 out=$(probe vc --debug changed-areas "$vm" "$key" "$snap" '*' 2>"$WORK/cbt.err") || fail "changed areas: $(cat "$WORK/cbt.err")"
-calls=$(grep -c "QueryChangedDiskAreas vm=$vm" "$WORK/cbt.err")
+calls=$(grep -c "QueryChangedDiskAreas disk [0-9]* of VM $vm from=" "$WORK/cbt.err")
 [ "$calls" = $((cap / 2097152)) ] || fail "expected $((cap / 2097152)) QueryChangedDiskAreas calls, saw $calls"
 # The fixture's content: every fourth 64 KiB block is zero.
 expected=$(jq -cn --argjson cap "$cap" '[range(0; $cap / 262144) | [. * 262144, 196608]]')
