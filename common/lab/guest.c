@@ -51,6 +51,8 @@ static const struct {
     {"data/sparse.img", S_SPARSE, 0644, NULL, 16u << 20},
     {"data/large.bin", S_RANDOM, 0600, NULL, 5u << 20},
     {"data/setuid-tool", S_TEXT, 04755, "#!/bin/sh\necho tool\n", 0},
+    /* a name that is not UTF-8 (Latin-1 "café"), as an older system may have written it */
+    {"data/caf\xe9-latin1.txt", S_TEXT, 0644, "Latin-1 name\n", 0},
 };
 
 static int s_make_file(const char *p, unsigned mode, const char *text, uint64_t size, s_kind_t kind,

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <guestfs.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@ struct vb_gfs {
     char accel[256];
     double launch_s;
     char *device, *fs_type;
+    unsigned unreadable; /* entries a get skipped because the guest could not read them */
 };
 
 /* ---- KVM or TCG */
@@ -194,9 +197,16 @@ const char *vb_gfs_fs_type(const vb_gfs_t *self)
 
 /* ---- listing */
 
-static const char *s_type(int64_t mode)
+/* An entry the guest's kernel could not stat (a damaged file system: a directory linked into
+ * itself, a bad inode) comes back with inode -1: "unreadable". */
+static const char *s_type(const struct guestfs_statns *st)
 {
-    return S_ISREG(mode) ? "file" : S_ISDIR(mode) ? "dir" : S_ISLNK(mode) ? "symlink" : "other";
+    int64_t mode = st->st_mode;
+    return st->st_ino == -1 ? "unreadable"
+           : S_ISREG(mode)  ? "file"
+           : S_ISDIR(mode)  ? "dir"
+           : S_ISLNK(mode)  ? "symlink"
+                            : "other";
 }
 
 static char *s_join(const char *dir, const char *name)
@@ -207,17 +217,82 @@ static char *s_join(const char *dir, const char *name)
     return asprintf(&p, "%s%s%s", dir, slash ? "" : "/", name) < 0 ? NULL : p;
 }
 
+/* A guest's names are bytes, not always UTF-8 (a Latin-1 name from an old system), and JSON
+ * strings must be UTF-8: `key` holds the bytes when they are UTF-8; otherwise `key` holds a
+ * readable form (every byte from 0x80 up as \xNN) and `key`_hex the bytes themselves in hex. */
+static int s_set_bytes(json_t *obj, const char *key, const char *bytes)
+{
+    json_t *v = json_string(bytes);
+    if (v)
+        return json_object_set_new(obj, key, v);
+    size_t n = strlen(bytes);
+    char *shown = malloc(4 * n + 1), *hex = malloc(2 * n + 1), hkey[64];
+    int rc = -1;
+    if (shown && hex) {
+        static const char digit[] = "0123456789abcdef";
+        char *o = shown;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)bytes[i];
+            if (c < 0x80) {
+                *o++ = (char)c;
+            } else {
+                *o++ = '\\';
+                *o++ = 'x';
+                *o++ = digit[c >> 4];
+                *o++ = digit[c & 15];
+            }
+            hex[2 * i] = digit[c >> 4];
+            hex[2 * i + 1] = digit[c & 15];
+        }
+        *o = '\0';
+        hex[2 * n] = '\0';
+        snprintf(hkey, sizeof hkey, "%s_hex", key);
+        rc = json_object_set_new(obj, key, json_string(shown)) ||
+             json_object_set_new(obj, hkey, json_string(hex));
+    }
+    free(shown);
+    free(hex);
+    return rc;
+}
+
+static unsigned s_hexval(char c)
+{
+    return c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0') & 15u;
+}
+
+/* The bytes s_set_bytes stored under `key` (caller frees); NULL when absent or out of memory. */
+static char *s_get_bytes(json_t *obj, const char *key)
+{
+    char hkey[64];
+    snprintf(hkey, sizeof hkey, "%s_hex", key);
+    const char *hex = json_string_value(json_object_get(obj, hkey));
+    if (!hex) {
+        const char *v = json_string_value(json_object_get(obj, key));
+        return v ? strdup(v) : NULL;
+    }
+    size_t n = strlen(hex) / 2;
+    char *out = malloc(n + 1);
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = (char)(s_hexval(hex[2 * i]) << 4 | s_hexval(hex[2 * i + 1]));
+    if (out)
+        out[n] = '\0';
+    return out;
+}
+
 static json_t *s_entry(const char *dir, const char *name, const struct guestfs_statns *st,
                        const char *target)
 {
     char *path = s_join(dir, name);
     json_t *e =
-        path ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "name", name, "path", path, "type",
-                         s_type(st->st_mode), "mode", (json_int_t)(st->st_mode & 07777), "size",
-                         (json_int_t)st->st_size, "mtime", (json_int_t)st->st_mtime_sec)
+        path ? json_pack("{s:s, s:I, s:I, s:I, s:I}", "type", s_type(st), "mode",
+                         (json_int_t)(st->st_mode & 07777), "size", (json_int_t)st->st_size,
+                         "mtime", (json_int_t)st->st_mtime_sec, "inode", (json_int_t)st->st_ino)
              : NULL;
-    if (e && target)
-        json_object_set_new(e, "target", json_string(target));
+    if (e && (s_set_bytes(e, "name", name) || s_set_bytes(e, "path", path) ||
+              (target && s_set_bytes(e, "target", target)))) {
+        json_decref(e);
+        e = NULL;
+    }
     free(path);
     return e;
 }
@@ -315,29 +390,6 @@ out:
 
 /* ---- get */
 
-/* Punches holes where the file has whole 4 KiB blocks of zeros (a sparse file stays sparse). */
-static int s_sparsify(const char *local)
-{
-    int fd = open(local, O_RDWR | O_CLOEXEC), rc = 0;
-    if (fd < 0)
-        return vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
-    static const unsigned char zero[4096];
-    unsigned char buf[4096];
-    ssize_t n;
-    for (off_t off = 0; (n = pread(fd, buf, sizeof buf, off)) > 0; off += n) {
-        if (n == (ssize_t)sizeof buf && memcmp(buf, zero, sizeof buf) == 0 &&
-            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, n) < 0 &&
-            errno != EOPNOTSUPP) {
-            rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
-            break;
-        }
-    }
-    if (n < 0 && !rc)
-        rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 static int s_set_meta(const char *local, json_t *e, bool link)
 {
     json_int_t mtime = json_integer_value(json_object_get(e, "mtime"));
@@ -354,28 +406,95 @@ static int s_set_meta(const char *local, json_t *e, bool link)
 
 static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *bytes);
 
-/* Downloads guest file `path` into a new file `local`: created here with O_EXCL|O_NOFOLLOW (a
- * symlink put there meanwhile is never followed), then handed to libguestfs as /dev/fd/N. */
-static int s_download_new(vb_gfs_t *self, const char *path, const char *local)
+/* The reader of a download: what libguestfs writes into the pipe goes to the file, except whole
+ * 4 KiB blocks of zeros, which stay holes — a sparse file stays sparse and never needs its
+ * apparent size in free space, even for a moment. After an error it keeps draining the pipe, so
+ * the download ends. */
+typedef struct {
+    int pipe_fd, file_fd;
+    off_t size;
+    int err; /* errno of the first failed write, 0 */
+} s_sink_t;
+
+static void *s_sink_run(void *arg)
 {
-    int fd = open(local, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
+    s_sink_t *k = arg;
+    static const unsigned char zero[4096];
+    unsigned char buf[1 << 16];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(k->pipe_fd, buf + have, sizeof buf - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0)
+            have += (size_t)n;
+        bool end = n <= 0;
+        size_t whole = end ? have : have / sizeof zero * sizeof zero;
+        for (size_t off = 0; off < whole && !k->err; off += sizeof zero) {
+            size_t len = whole - off < sizeof zero ? whole - off : sizeof zero;
+            if ((len < sizeof zero || memcmp(buf + off, zero, len) != 0) &&
+                vb_pwrite_full(k->file_fd, buf + off, len, (uint64_t)(k->size + (off_t)off)) != 0)
+                k->err = errno ? errno : EIO;
+        }
+        k->size += (off_t)whole;
+        memmove(buf, buf + whole, have - whole);
+        have -= whole;
+        if (end)
+            break;
+    }
+    if (!k->err && ftruncate(k->file_fd, k->size) < 0) /* the holes at the end */
+        k->err = errno;
+    return NULL;
+}
+
+/* Downloads guest file `path` into a new file `local`: created here with O_EXCL|O_NOFOLLOW (a
+ * symlink put there meanwhile is never followed), written by s_sink_run from the pipe libguestfs
+ * writes into (as /dev/fd/N). A download that fails (a full disk, the appliance gone) leaves no
+ * partial file behind. *got: the bytes the file has — what counts, whatever size the guest's
+ * file system claimed. */
+static int s_download_new(vb_gfs_t *self, const char *path, const char *local, off_t *got)
+{
+    s_sink_t k = {.file_fd = open(local, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                  0600)};
+    if (k.file_fd < 0)
         return vb_error_set(errno == EEXIST ? VB_EEXISTS : VB_EIO, "%s: %s", local,
                             strerror(errno));
-    char dev[32];
-    snprintf(dev, sizeof dev, "/dev/fd/%d", fd);
-    int rc = guestfs_download(self->g, path, dev) < 0 ? s_gfs_fail(self, VB_EIO, path) : 0;
-    close(fd);
+    int pfd[2], rc = 0;
+    pthread_t t;
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        rc = vb_error_set(VB_EIO, "pipe: %s", strerror(errno));
+    } else {
+        k.pipe_fd = pfd[0];
+        int terr = pthread_create(&t, NULL, s_sink_run, &k);
+        char dev[32];
+        snprintf(dev, sizeof dev, "/dev/fd/%d", pfd[1]);
+        if (terr)
+            rc = vb_error_set(VB_EIO, "starting the download's writer: %s", strerror(terr));
+        else if (guestfs_download(self->g, path, dev) < 0)
+            rc = s_gfs_fail(self, VB_EIO, path);
+        close(pfd[1]); /* the writer sees the end */
+        if (!terr)
+            pthread_join(t, NULL);
+        close(pfd[0]);
+    }
+    if (rc == 0 && k.err)
+        rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(k.err));
+    close(k.file_fd);
+    if (rc == 0)
+        *got = k.size;
+    else if (unlink(local) == 0)
+        vb_error_prefix(rc, "%s was not copied (its partial copy is removed)", path);
     return rc;
 }
 
-static int s_get_dir(vb_gfs_t *self, json_t *e, const char *local, size_t *bytes)
+static int s_get_dir(vb_gfs_t *self, json_t *e, const char *path, const char *local,
+                     size_t *bytes)
 {
     json_t *children = NULL;
     if (mkdir(local, 0700) < 0)
         return vb_error_set(errno == EEXIST ? VB_EEXISTS : VB_EIO, "%s: %s", local,
                             strerror(errno));
-    int rc = vb_gfs_ls(self, json_string_value(json_object_get(e, "path")), &children);
+    int rc = vb_gfs_ls(self, path, &children);
     size_t i;
     json_t *c;
     json_array_foreach(children, i, c)
@@ -387,35 +506,58 @@ static int s_get_dir(vb_gfs_t *self, json_t *e, const char *local, size_t *bytes
     return rc ? rc : s_set_meta(local, e, false);
 }
 
+static int s_get_file(vb_gfs_t *self, json_t *e, const char *path, const char *local,
+                      size_t *bytes)
+{
+    off_t got = 0;
+    int rc = s_download_new(self, path, local, &got);
+    if (!rc && !(rc = s_set_meta(local, e, false)))
+        *bytes += (size_t)got;
+    json_int_t said = json_integer_value(json_object_get(e, "size"));
+    if (!rc && got != said)
+        fprintf(stderr, "vbak files: %s: %lld bytes copied where the guest's file system said "
+                        "%lld\n",
+                path, (long long)got, (long long)said);
+    return rc;
+}
+
 static int s_get_entry(vb_gfs_t *self, json_t *e, const char *to_dir, size_t *bytes)
 {
     const char *type = json_string_value(json_object_get(e, "type"));
-    const char *path = json_string_value(json_object_get(e, "path"));
-    const char *name = json_string_value(json_object_get(e, "name"));
-    int rc = vb_path_check_component(name); /* the guest's file system is untrusted */
-    if (rc)
-        return rc;
-    char *local = s_join(to_dir, name);
-    if (!local)
-        return vb_error_set(VB_ENOMEM, "out of memory");
+    char *path = s_get_bytes(e, "path"), *name = s_get_bytes(e, "name"),
+         *target = s_get_bytes(e, "target"), *local = NULL;
+    int rc = path && name ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+    if (!rc)
+        rc = vb_path_check_component(name); /* the guest's file system is untrusted */
+    if (!rc && !(local = s_join(to_dir, name)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
     struct stat lst;
-    if (lstat(local, &lst) == 0 || errno != ENOENT) { /* a dangling symlink exists too */
+    if (rc) {
+        /* said above */
+    } else if (lstat(local, &lst) == 0 || errno != ENOENT) { /* a dangling symlink exists too */
         rc = vb_error_set(VB_EEXISTS, "%s exists already", local);
     } else if (strcmp(type, "dir") == 0) {
-        rc = s_get_dir(self, e, local, bytes);
-    } else if (strcmp(type, "symlink") == 0) {
-        if (symlink(json_string_value(json_object_get(e, "target")), local) < 0)
+        rc = s_get_dir(self, e, path, local, bytes);
+    } else if (strcmp(type, "symlink") == 0 && target) {
+        if (symlink(target, local) < 0)
             rc = vb_error_set(VB_EIO, "symlink %s: %s", local, strerror(errno));
         else
             rc = s_set_meta(local, e, true);
     } else if (strcmp(type, "file") == 0) {
-        if (!(rc = s_download_new(self, path, local)) && !(rc = s_sparsify(local)) &&
-            !(rc = s_set_meta(local, e, false)))
-            *bytes += (size_t)json_integer_value(json_object_get(e, "size"));
+        rc = s_get_file(self, e, path, local, bytes);
+    } else if (strcmp(type, "unreadable") == 0) {
+        self->unreadable++;
+        fprintf(stderr, "vbak files: %s: skipped: the guest's file system could not read it "
+                        "(damaged?)\n",
+                json_string_value(json_object_get(e, "path")));
     } else {
-        fprintf(stderr, "vbak files: %s: not a file, directory or symlink: skipped\n", path);
+        fprintf(stderr, "vbak files: %s: not a file, directory or symlink: skipped\n",
+                json_string_value(json_object_get(e, "path")));
     }
     free(local);
+    free(path);
+    free(name);
+    free(target);
     return rc;
 }
 
@@ -423,6 +565,7 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
 {
     json_t *one = NULL;
     char *dir = NULL, *base = NULL;
+    unsigned unreadable = self->unreadable;
     int rc = s_check_path(self, path);
     if (!rc && strcmp(path, "/") == 0)
         rc = vb_error_set(VB_EINVAL, "get /: name a file or directory under it");
@@ -433,6 +576,10 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
         else if (!(rc = s_stat_names(self, dir, names, one)))
             rc = s_get_entry(self, json_array_get(one, 0), to_dir, bytes);
     }
+    if (!rc && self->unreadable > unreadable)
+        rc = vb_error_set(VB_EIO, "%s: %u entries could not be read (named above); the rest is "
+                                  "copied",
+                          path, self->unreadable - unreadable);
     json_decref(one);
     free(dir);
     free(base);
