@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "gfs.h"
+#include "path.h"
 
 #define S_PATHS_MAX 256
 
@@ -43,9 +44,10 @@ typedef struct {
     const char *disk;
 } s_session_t;
 
-/* The watchdog's one piece of state: a signal handler can reach nothing else. */
+/* The watchdog's state: a signal handler can reach nothing else. */
 static volatile pid_t s_watch_serve;
 static const char *s_watch_cmd = "vbak files";
+static char s_watch_dir[PATH_MAX], s_watch_sock[PATH_MAX]; /* the session's, "" when none */
 
 static void s_on_alarm(int sig)
 {
@@ -54,6 +56,13 @@ static void s_on_alarm(int sig)
                               "answer in time\n";
     if (s_watch_serve > 0)
         kill(s_watch_serve, SIGTERM);
+    /* nothing half-done stays behind: the file being copied, the session's socket and dir */
+    if (vb_gfs_partial_file()[0])
+        unlink(vb_gfs_partial_file());
+    if (s_watch_sock[0])
+        unlink(s_watch_sock);
+    if (s_watch_dir[0])
+        rmdir(s_watch_dir);
     if (write(2, s_watch_cmd, strlen(s_watch_cmd)) < 0 || write(2, msg, sizeof msg - 1) < 0) {
         /* nothing more to say */
     }
@@ -205,6 +214,9 @@ static int s_session_start(vb_cli_t *cli, const s_args_t *a, s_session_t *ss)
     if (asprintf(&ss->run_dir, "%s/vbak-files-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0 ||
         !mkdtemp(ss->run_dir) || asprintf(&ss->sock, "%s/nbd.sock", ss->run_dir) < 0)
         return vb_error_set(VB_EIO, "cannot make a private directory: %s", strerror(errno));
+    if (vb_pathf(s_watch_dir, sizeof s_watch_dir, "%s", ss->run_dir) != 0 ||
+        vb_pathf(s_watch_sock, sizeof s_watch_sock, "%s", ss->sock) != 0)
+        return VB_EINVAL;
     char **argv = s_serve_argv(cli, a, ss->sock, rp);
     int fds[2];
     if (!argv || pipe2(fds, O_CLOEXEC) < 0) {
@@ -255,6 +267,7 @@ static void s_session_stop(s_session_t *ss)
         waitpid(ss->serve, NULL, 0);
         s_watch_serve = 0;
     }
+    s_watch_dir[0] = s_watch_sock[0] = '\0';
     if (ss->run_dir)
         rmdir(ss->run_dir);
     free(ss->run_dir);
@@ -466,17 +479,36 @@ int vb_cli_mount(vb_cli_t *cli, int argc, char **argv)
     return 0;
 }
 
-/* Is `dir` a mount point now (in /proc/self/mountinfo)? */
-static bool s_mounted(const char *dir)
+/* Is `dir` a mount point now (in /proc/self/mountinfo)? *owner: the `vbak mount` process
+ * serving it (its FUSE source names it, "vbak-mount-PID"), or 0. */
+static bool s_mounted(const char *dir, pid_t *owner)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");
-    char line[8192], mp[4096];
+    char line[8192], mp[4096], src[256];
     bool found = false;
+    *owner = 0;
     while (f && !found && fgets(line, sizeof line, f))
-        found = sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && strcmp(mp, dir) == 0;
+        found = vb_mountinfo_line(line, mp, sizeof mp, src, sizeof src) == 0 &&
+                strcmp(mp, dir) == 0;
+    int pid = 0;
+    if (found && sscanf(src, "vbak-mount-%d", &pid) == 1 && pid > 0)
+        *owner = (pid_t)pid;
     if (f)
         fclose(f);
     return found;
+}
+
+/* Has process pid ended (gone, or a zombie its new parent has not reaped yet)? */
+static bool s_ended(pid_t pid)
+{
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    bool zombie = fgets(st, sizeof st, f) && strstr(st, ") Z ");
+    fclose(f);
+    return zombie;
 }
 
 int vb_cli_umount(vb_cli_t *cli, int argc, char **argv)
@@ -489,7 +521,8 @@ int vb_cli_umount(vb_cli_t *cli, int argc, char **argv)
     if (argc != 2)
         return s_usage_fail("umount", "expected DIR", NULL);
     char *dir = realpath(argv[1], NULL);
-    if (!dir || !s_mounted(dir)) {
+    pid_t owner = 0;
+    if (!dir || !s_mounted(dir, &owner)) {
         free(dir);
         return vb_cli_fail("umount: %s is not mounted", argv[1]);
     }
@@ -501,9 +534,15 @@ int vb_cli_umount(vb_cli_t *cli, int argc, char **argv)
         free(dir);
         return vb_cli_fail("umount: fusermount -u could not unmount %s", argv[1]);
     }
-    /* fusermount returns once the kernel let go; the mount's process then ends its serve */
-    for (int i = 0; i < 100 && s_mounted(dir); i++)
+    /* fusermount returns once the kernel let go; the mount's process then ends its serve and
+     * with it the lease: wait for that, so a prune right after sees the restore point free */
+    for (int i = 0; i < 600 && owner > 0 && !s_ended(owner); i++)
         nanosleep(&(struct timespec){0, 50000000L}, NULL);
+    bool ended = owner <= 0 || s_ended(owner);
     free(dir);
+    if (!ended)
+        return vb_cli_fail("umount: %s is unmounted, but its vbak mount process %d has not ended "
+                           "in 30 s (its serve lease may still hold the restore point)",
+                           argv[1], (int)owner);
     return 0;
 }

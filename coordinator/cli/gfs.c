@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <guestfs.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -452,8 +453,17 @@ static void *s_sink_run(void *arg)
  * writes into (as /dev/fd/N). A download that fails (a full disk, the appliance gone) leaves no
  * partial file behind. *got: the bytes the file has — what counts, whatever size the guest's
  * file system claimed. */
+static char s_partial[PATH_MAX]; /* the file a download is writing, "" between downloads */
+
+const char *vb_gfs_partial_file(void)
+{
+    return s_partial;
+}
+
 static int s_download_new(vb_gfs_t *self, const char *path, const char *local, off_t *got)
 {
+    if (vb_pathf(s_partial, sizeof s_partial, "%s", local) != 0)
+        return VB_EINVAL;
     s_sink_t k = {.file_fd = open(local, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                   0600)};
     if (k.file_fd < 0)
@@ -480,6 +490,7 @@ static int s_download_new(vb_gfs_t *self, const char *path, const char *local, o
     if (rc == 0 && k.err)
         rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(k.err));
     close(k.file_fd);
+    s_partial[0] = '\0';
     if (rc == 0)
         *got = k.size;
     else if (unlink(local) == 0)
@@ -590,7 +601,11 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
 
 int vb_gfs_mount_run(vb_gfs_t *self, const char *dir, void (*ready)(void *arg), void *arg)
 {
-    if (guestfs_mount_local(self->g, dir, GUESTFS_MOUNT_LOCAL_READONLY, 1, -1) < 0)
+    /* the FUSE source names this process, so `vbak umount` can wait for it to end */
+    char opts[64];
+    snprintf(opts, sizeof opts, "fsname=vbak-mount-%d", (int)getpid());
+    if (guestfs_mount_local(self->g, dir, GUESTFS_MOUNT_LOCAL_READONLY, 1,
+                            GUESTFS_MOUNT_LOCAL_OPTIONS, opts, -1) < 0)
         return s_gfs_fail(self, VB_EIO, dir);
     ready(arg);
     if (guestfs_mount_local_run(self->g) < 0)

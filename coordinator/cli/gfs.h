@@ -51,6 +51,10 @@ int vb_gfs_ls(vb_gfs_t *self, const char *path, json_t **out) VB_WUR;
  * the target exists, VB_ENOTFOUND when path does not. */
 int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *bytes) VB_WUR;
 
+/* The local file a get is writing now ("" when none): a signal handler that ends the program
+ * (a --timeout) removes it, so no partial copy is left. Async-signal-safe to read. */
+const char *vb_gfs_partial_file(void);
+
 /* Mounts the file system read-only at the local directory `dir` (FUSE) and serves it until it
  * is unmounted (fusermount -u DIR): `ready` is called once the mount is visible. */
 int vb_gfs_mount_run(vb_gfs_t *self, const char *dir, void (*ready)(void *arg), void *arg) VB_WUR;
