@@ -86,11 +86,17 @@ static int s_retrieve(vb_vsphere_t *self, const char *id, const char *ds_ref, vb
     return rc;
 }
 
-/* A call the server answered with a fault (a datastore that holds no FCDs, an FCD whose backing
- * is gone) costs that datastore or FCD only, said in a warning; the inventory goes on. */
+/* A fault that says the datastore or FCD cannot be described (a datastore that holds no FCDs
+ * or cannot, an FCD whose backing is gone) costs that datastore or FCD only, said in a warning;
+ * the inventory goes on. Any other fault (NoPermission, SystemError, ...) fails the listing:
+ * skipping it would make FCDs vanish from the inventory without a word. */
 static int s_skip_fault(vb_vsphere_t *self, int rc, const char *what, const char *ref)
 {
-    if (rc == 0 || !self->last_fault[0])
+    static const char *const skippable[] = {"NotFound",         "FileNotFound",
+                                            "InvalidDatastore", "InaccessibleDatastore",
+                                            "NotSupported",     "InvalidArgument",
+                                            NULL};
+    if (rc == 0 || !vb_vs_fault_in(self->last_fault, skippable))
         return rc;
     VB_LOG_WARN("vsphere", "fcd-skipped %s=%s fault=%s reason=\"%s\"", what, ref, self->last_fault,
                 vb_error_msg());

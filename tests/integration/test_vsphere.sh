@@ -231,4 +231,17 @@ n=$(probe sim inventory 2>"$WORK/fcd-gone.err" | jq '[.vms[] | select(.fcd)] | l
     ok "an FCD without its backing file is skipped with a warning; the VMs are listed" ||
     fail "inventory with a broken FCD: $n FCDs, $(cat "$WORK/fcd-gone.err")"
 
+# ---- only faults about the datastore or FCD itself are skipped: a refusal (NoPermission) fails
+# the inventory with the fault named, rather than leaving FCDs out without a word ----
+echo "RetrieveVStorageObject NoPermission" >"$WORK/sim/inject-faults"
+out=$(probe sim inventory 2>&1) && fail "the inventory went on past NoPermission on an FCD"
+echo "$out" | grep -q "First Class Disks on datastore .*NoPermission" &&
+    ok "NoPermission on an FCD fails the inventory and names the fault" || fail "NoPermission: $out"
+echo "ListVStorageObject InvalidDatastore" >"$WORK/sim/inject-faults"
+probe sim inventory >/dev/null 2>"$WORK/fcd-ds.err" &&
+    grep -q "fcd-skipped datastore=.* fault=InvalidDatastore" "$WORK/fcd-ds.err" &&
+    ok "a datastore that cannot hold FCDs (InvalidDatastore) is skipped with a warning" ||
+    fail "InvalidDatastore: $(cat "$WORK/fcd-ds.err")"
+rm -f "$WORK/sim/inject-faults"
+
 finish
