@@ -258,15 +258,41 @@ static int s_write_block(int fd, uint64_t seed, uint64_t off, size_t len, unsign
                          const char *path)
 {
     vb_lab_fill(vb_lab_hash_u64(seed, off / VB_LAB_BLOCK_SIZE), buf, len);
-    if (vb_pwrite_full(fd, buf, len, off) != 0)
+    if ((errno = vb_lab_test_write_fault()) != 0 || vb_pwrite_full(fd, buf, len, off) != 0)
         return vb_error_set(VB_EIO, "cannot write %s: %s", path, strerror(errno));
     return 0;
 }
 
-int vb_lab_op_log_changes(vb_lab_site_t *site, json_t *disk, long long gen,
-                          const vb_extent_list_t *ext)
+int vb_lab_op_commit_writes(vb_lab_site_t *site, json_t *disk, long long gen,
+                            const vb_extent_list_t *written, int rc)
 {
-    return s_log_append(site, disk, gen, ext);
+    if (written->count == 0)
+        return rc;
+    char why[512];
+    snprintf(why, sizeof why, "%s", vb_error_msg());
+    int lrc = s_log_append(site, disk, gen, written);
+    if (lrc == 0) {
+        json_object_set_new(disk, "change_gen", json_integer(gen));
+        if (rc != 0)
+            vb_lab_site_keep_on_error(site);
+    }
+    if (rc != 0) /* the first failure is the one to report */
+        vb_error_set(rc, "%s", why);
+    return rc != 0 ? rc : lrc;
+}
+
+/* VBAK_TEST_LAB_WRITES_BEFORE_FAULT=N: the lab's N+1-th block write of this process fails
+ * (ENOSPC), so tests can see what a write failing half-way leaves. */
+int vb_lab_test_write_fault(void)
+{
+    static long done; /* writes since the knob was first seen set */
+    const char *v = getenv("VBAK_TEST_LAB_WRITES_BEFORE_FAULT");
+    if (!v || !*v)
+        return 0;
+    if (done >= strtol(v, NULL, 10))
+        return ENOSPC;
+    done++;
+    return 0;
 }
 
 /* Writes about `percent` % of the disk's blocks, at least one, and at least one in a hole when
@@ -356,13 +382,13 @@ int vb_lab_op_mutate(vb_lab_site_t *site, json_t *obj, bool is_fcd, int percent,
         uint64_t s = vb_lab_hash_str(seed ? seed : vb_lab_hash_u64(site_seed, (uint64_t)gen),
                                      vb_lab_json_str(disk, "export"));
         vb_extent_list_t written = {0};
-        if ((rc = s_reconcile(site, disk)) ||
-            (rc = s_mutate_disk(site, disk, percent, s, &written)) ||
-            (rc = s_log_append(site, disk, gen, &written))) {
+        if (!(rc = s_reconcile(site, disk)))
+            rc = s_mutate_disk(site, disk, percent, s, &written);
+        /* what was written counts for change tracking, even when the rest failed */
+        if ((rc = vb_lab_op_commit_writes(site, disk, gen, &written, rc))) {
             vb_extent_list_free(&written);
             break;
         }
-        json_object_set_new(disk, "change_gen", json_integer(gen));
         if (json_is_true(json_object_get(disk, "encrypted")))
             rc = vb_lab_op_sync_luks(site, disk);
         if (out) {
@@ -527,6 +553,8 @@ static int s_edit_object(const char *dir, const char *vm, s_edit_fn edit, void *
         rc = 0;
     else if (rc == 0)
         rc = vb_lab_site_save(site);
+    else if (vb_lab_site_must_keep(site) && vb_lab_site_save(site) != 0)
+        VB_LOG_ERROR("lab", "site-not-saved dir=%s reason=\"%s\"", dir, vb_error_msg());
     vb_lab_site_destroy(&site);
     return rc;
 }

@@ -314,7 +314,8 @@ static int s_copy_back(const vb_row_chain_t *c, const char *edited, unsigned cha
     for (uint64_t o = 0; o < c->size && !rc; o += VB_LAB_BLOCK_SIZE) {
         size_t len = c->size - o < VB_LAB_BLOCK_SIZE ? (size_t)(c->size - o) : VB_LAB_BLOCK_SIZE;
         int r = vb_pread_full(fd, a, len, o) != 0 ? -EIO : vb_row_pread(c, b, len, o);
-        if (!r && memcmp(a, b, len) != 0 && !(r = vb_row_pwrite(c, a, len, o)))
+        if (!r && memcmp(a, b, len) != 0 && !(r = -vb_lab_test_write_fault()) &&
+            !(r = vb_row_pwrite(c, a, len, o)))
             rc = vb_extent_list_add(written, o, len);
         if (r < 0)
             rc = vb_error_set(VB_EIO, "cannot write the disk at %" PRIu64 ": %s", o, strerror(-r));
@@ -426,10 +427,8 @@ int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char
     vb_extent_list_t written = {0};
     long long gen = json_integer_value(json_object_get(d, "change_gen")) + 1;
     int rc = s_edit_disk(site, d, work, path, data, len, &written);
-    if (!rc)
-        rc = vb_lab_op_log_changes(site, d, gen, &written);
-    if (!rc)
-        json_object_set_new(d, "change_gen", json_integer(gen));
+    /* blocks written before a failure count for change tracking too */
+    rc = vb_lab_op_commit_writes(site, d, gen, &written, rc);
     const char *rm[] = {"rm", "-rf", work, NULL};
     if (vb_lab_run(rm, NULL) != 0 && !rc)
         rc = vb_error_set(VB_EIO, "cannot remove %s", work);

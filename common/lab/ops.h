@@ -52,8 +52,14 @@ json_t *vb_lab_op_disk_new(uint64_t seed, const char *key, const char *name, con
                            const char *folder, const char *stem, uint64_t cap, bool enc);
 
 /* Appends the extents `ext` as written at generation `gen` to the disk's change log. */
-int vb_lab_op_log_changes(vb_lab_site_t *site, json_t *disk, long long gen,
-                          const vb_extent_list_t *ext) VB_WUR;
+/* After blocks were written into `disk` (rc: how the writing went): logs them for change
+ * tracking as generation `gen` and advances the disk to it — also when rc says the writing
+ * failed half-way, so no written block escapes the next incremental (the site is then marked to
+ * be saved anyway). Returns rc, or the logging's failure. */
+int vb_lab_op_commit_writes(vb_lab_site_t *site, json_t *disk, long long gen,
+                            const vb_extent_list_t *written, int rc) VB_WUR;
+/* The test knob VBAK_TEST_LAB_WRITES_BEFORE_FAULT: an errno for a write that is to fail, 0. */
+int vb_lab_test_write_fault(void);
 /* Writes the raw image `img` (created or replaced, `cap` bytes, sparse) with one partition at
  * VB_LAB_GUEST_FS_OFFSET: `fs` "ext4" (MBR, the lab's guest tree, deterministic from `seed`) or
  * "ntfs" (GPT, a few files in the root; its serial number and times are not deterministic).

@@ -17,6 +17,7 @@ struct vb_lab_site {
     char *dir; /* absolute */
     int lock_fd;
     json_t *root;
+    bool keep; /* an operation that failed changed what must be saved anyway */
 };
 
 const char *vb_lab_json_str(json_t *obj, const char *key)
@@ -464,6 +465,16 @@ void vb_lab_site_destroy(vb_lab_site_t **site_p)
     free(site->dir);
     free(site);
     *site_p = NULL;
+}
+
+void vb_lab_site_keep_on_error(vb_lab_site_t *site)
+{
+    site->keep = true;
+}
+
+bool vb_lab_site_must_keep(const vb_lab_site_t *site)
+{
+    return site->keep;
 }
 
 json_t *vb_lab_site_root(vb_lab_site_t *site)

@@ -51,6 +51,10 @@ int vb_lab_site_save(vb_lab_site_t *site) VB_WUR;
 void vb_lab_site_destroy(vb_lab_site_t **site_p);
 
 /* Borrowed views. */
+/* An operation that fails after a change that must stay (disk blocks written and logged for
+ * change tracking) marks the site, and the caller saves it despite the failure. */
+void vb_lab_site_keep_on_error(vb_lab_site_t *site);
+bool vb_lab_site_must_keep(const vb_lab_site_t *site);
 json_t *vb_lab_site_root(vb_lab_site_t *site);
 const char *vb_lab_site_dir(const vb_lab_site_t *site); /* absolute */
 
