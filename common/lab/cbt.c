@@ -536,7 +536,7 @@ static int s_open_object(const char *dir, const char *vm, bool write, vb_lab_sit
 }
 
 /* One edit of a VM or FCD under the site's write lock: open, edit, save when the edit returns
- * 0 (S_UNCHANGED: nothing to save), close. */
+ * 0 (S_UNCHANGED: nothing to save) or failed after a change it marked to keep, close. */
 #define S_UNCHANGED 1
 typedef int (*s_edit_fn)(vb_lab_site_t *site, json_t *obj, bool fcd, void *arg);
 

@@ -7,6 +7,7 @@
  * recorded by change tracking, as the lab's other writes are. */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,25 @@ out:
     return rc;
 }
 
+/* Work directories (log/.guest-*, each with a copy of a disk) that a guest write killed
+ * mid-way left: none can be in use, since edits hold the site's write lock. */
+static int s_remove_stale_work(vb_lab_site_t *site)
+{
+    char *pattern = vb_lab_strf("%s/log/.guest-*", vb_lab_site_dir(site));
+    glob_t g = {0};
+    int rc = pattern ? 0 : VB_ENOMEM;
+    if (pattern && glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc && !rc; i++) {
+            const char *rm[] = {"rm", "-rf", g.gl_pathv[i], NULL};
+            if (vb_lab_run(rm, NULL) != 0)
+                rc = vb_error_set(VB_EIO, "cannot remove %s", g.gl_pathv[i]);
+        }
+    }
+    globfree(&g);
+    free(pattern);
+    return rc;
+}
+
 int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char *path,
                           const void *data, size_t len, vb_lab_changes_t *out)
 {
@@ -419,6 +439,9 @@ int vb_lab_op_guest_write(vb_lab_site_t *site, json_t *obj, bool fcd, const char
                             "guest path \"%s\" must be absolute, without '\"', '\\' "
                             "or a newline",
                             path);
+    int stale = s_remove_stale_work(site);
+    if (stale)
+        return stale;
     char *work = vb_lab_strf("%s/log/.guest-XXXXXX", vb_lab_site_dir(site));
     if (!work || !mkdtemp(work)) {
         free(work);

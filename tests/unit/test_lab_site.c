@@ -640,7 +640,8 @@ static void expect_tracked(vb_provider_t *p, const char *vm, const char *key, co
 
 /* A write that fails half-way (a full disk) must not leave blocks it did write untracked: the
  * next incremental would miss them and its restore point would differ from the disk. Before the
- * fix, the changed areas after a failed mutate were empty. */
+ * fix, the changed areas after a failed mutate were empty. And a guest write removes the work
+ * copy of the disk an earlier, killed one left in log/. */
 Test(lab_site, blocks_written_before_a_failure_are_tracked)
 {
     vb_inventory_t *inv = inventory();
@@ -660,11 +661,17 @@ Test(lab_site, blocks_written_before_a_failure_are_tracked)
                    vm->disks[0].file_uri, 3);
     /* a guest file write through the snapshot chain: the same (the knob's 3 writes are spent,
      * so allow one more) */
+    char stale[600];
+    snprintf(stale, sizeof stale, "%s/log/.guest-killed", s_dir);
+    cr_assert_eq(mkdir(stale, 0700), 0);
+    snprintf(stale, sizeof stale, "%s/log/.guest-killed/disk.raw", s_dir);
+    copy(before, stale);
     setenv("VBAK_TEST_LAB_WRITES_BEFORE_FAULT", "4", 1);
     static const char text[] = "a file longer than one block? no: one block is enough\n";
     cr_expect_neq(vb_lab_guest_write(s_dir, guest->name, "/etc/motd", text, sizeof text - 1, NULL),
                   0, "the guest write fails after one block");
     unsetenv("VBAK_TEST_LAB_WRITES_BEFORE_FAULT");
+    cr_expect_neq(access(stale, F_OK), 0, "the work copy a killed guest write left is removed");
     expect_tracked(p, guest->name, guest->disks[0].key, guest->disks[0].change_id, gbefore,
                    guest->disks[0].file_uri, 1);
     vb_provider_destroy(&p);
