@@ -25,8 +25,8 @@ static int s_range(const char *command, const vb_arg_t *a, int64_t v, const char
     if (v >= a->min && v <= a->max)
         return 0;
     if (a->max == INT64_MAX)
-        return vb_error_set(VB_EINVAL, "%s: '%s' must be at least %" PRId64 "%s", command,
-                            a->name, a->min, what);
+        return vb_error_set(VB_EINVAL, "%s: '%s' must be at least %" PRId64 "%s", command, a->name,
+                            a->min, what);
     return vb_error_set(VB_EINVAL, "%s: '%s' must be between %" PRId64 " and %" PRId64 "%s",
                         command, a->name, a->min, a->max, what);
 }
@@ -60,8 +60,8 @@ static int s_array(const char *command, const vb_arg_t *a, const json_t *v)
             return vb_error_set(VB_EINVAL, "%s: '%s' must be an array of %s", command, a->name,
                                 strings ? "strings" : "objects");
         if (strings && json_string_length(item) > VB_ARG_STRING_MAX)
-            return vb_error_set(VB_EINVAL, "%s: '%s' has a string longer than %d bytes",
-                                command, a->name, VB_ARG_STRING_MAX);
+            return vb_error_set(VB_EINVAL, "%s: '%s' has a string longer than %d bytes", command,
+                                a->name, VB_ARG_STRING_MAX);
     }
     vb_arg_t count = *a;
     count.max = a->max ? a->max : VB_ARG_ITEMS_MAX;
@@ -71,9 +71,11 @@ static int s_array(const char *command, const vb_arg_t *a, const json_t *v)
 /* One given value against its row. */
 static int s_value(const char *command, const vb_arg_t *a, const json_t *v)
 {
-    static const char *const what[] = {
-        [VB_ARG_INT] = "an integer", [VB_ARG_BOOL] = "a boolean", [VB_ARG_STRING] = "a string",
-        [VB_ARG_STRINGS] = "an array of strings", [VB_ARG_OBJECTS] = "an array of objects"};
+    static const char *const what[] = {[VB_ARG_INT] = "an integer",
+                                       [VB_ARG_BOOL] = "a boolean",
+                                       [VB_ARG_STRING] = "a string",
+                                       [VB_ARG_STRINGS] = "an array of strings",
+                                       [VB_ARG_OBJECTS] = "an array of objects"};
     bool ok = a->type == VB_ARG_INT      ? json_is_integer(v)
               : a->type == VB_ARG_BOOL   ? json_is_boolean(v)
               : a->type == VB_ARG_STRING ? json_is_string(v)
@@ -81,11 +83,15 @@ static int s_value(const char *command, const vb_arg_t *a, const json_t *v)
     if (!ok)
         return vb_error_set(VB_EINVAL, "%s: '%s' must be %s", command, a->name, what[a->type]);
     switch (a->type) {
-    case VB_ARG_INT: return s_range(command, a, (int64_t)json_integer_value(v), "");
-    case VB_ARG_STRING: return s_string(command, a, v);
+    case VB_ARG_INT:
+        return s_range(command, a, (int64_t)json_integer_value(v), "");
+    case VB_ARG_STRING:
+        return s_string(command, a, v);
     case VB_ARG_STRINGS:
-    case VB_ARG_OBJECTS: return s_array(command, a, v);
-    default: return 0;
+    case VB_ARG_OBJECTS:
+        return s_array(command, a, v);
+    default:
+        return 0;
     }
 }
 

@@ -38,7 +38,10 @@ typedef struct {
     const char *const *choices; /* VB_ARG_STRING: NULL-terminated allowed values, or NULL */
 } vb_arg_t;
 
-#define VB_ARGS_END {NULL, VB_ARG_INT, false, 0, 0, NULL}
+#define VB_ARGS_END                                                                                \
+    {                                                                                              \
+        NULL, VB_ARG_INT, false, 0, 0, NULL                                                        \
+    }
 
 /* Checks `args` (borrowed; must be a JSON object) against `schema` for `command` (used in the
  * messages). 0, or VB_EINVAL with a message such as "backup: unknown argument 'vmm'",

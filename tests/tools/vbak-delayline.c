@@ -36,7 +36,7 @@ typedef struct s_frame {
 } s_frame_t;
 
 typedef struct {
-    int in, out;        /* frames read from `in` leave by `out` */
+    int in, out; /* frames read from `in` leave by `out` */
     s_frame_t *head, *tail;
     size_t queued, limit;
     uint64_t frames, dropped, send_errors;
@@ -63,11 +63,10 @@ static int s_open(const char *name)
     int ifindex = (int)if_nametoindex(name);
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     int one = 1;
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-                              .sll_ifindex = ifindex};
+    struct sockaddr_ll sll = {
+        .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = ifindex};
     struct packet_mreq mr = {.mr_ifindex = ifindex, .mr_type = PACKET_MR_PROMISC};
-    if (!ifindex || fd < 0 ||
-        setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0 ||
+    if (!ifindex || fd < 0 || setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0 ||
         bind(fd, (struct sockaddr *)&sll, sizeof sll) != 0) {
@@ -158,8 +157,8 @@ int main(int argc, char **argv)
         }
     }
     for (int i = 0; i < 2; i++)
-        printf("vbak-delayline: %s -> %s frames=%llu dropped=%llu send_errors=%llu\n",
-               argv[1 + i], argv[2 - i], (unsigned long long)dirs[i].frames,
-               (unsigned long long)dirs[i].dropped, (unsigned long long)dirs[i].send_errors);
+        printf("vbak-delayline: %s -> %s frames=%llu dropped=%llu send_errors=%llu\n", argv[1 + i],
+               argv[2 - i], (unsigned long long)dirs[i].frames, (unsigned long long)dirs[i].dropped,
+               (unsigned long long)dirs[i].send_errors);
     return 0;
 }

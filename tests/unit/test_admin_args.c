@@ -7,14 +7,13 @@
 #include "admin_args.h"
 
 static const char *const s_modes[] = {"fast", "slow", NULL};
-static const vb_arg_t s_schema[] = {
-    {"id", VB_ARG_INT, true, 1, 1000, NULL},
-    {"full", VB_ARG_BOOL, false, 0, 0, NULL},
-    {"name", VB_ARG_STRING, false, 1, 8, NULL},
-    {"mode", VB_ARG_STRING, false, 0, 0, s_modes},
-    {"vms", VB_ARG_STRINGS, false, 0, 2, NULL},
-    {"exports", VB_ARG_OBJECTS, false, 0, 0, NULL},
-    VB_ARGS_END};
+static const vb_arg_t s_schema[] = {{"id", VB_ARG_INT, true, 1, 1000, NULL},
+                                    {"full", VB_ARG_BOOL, false, 0, 0, NULL},
+                                    {"name", VB_ARG_STRING, false, 1, 8, NULL},
+                                    {"mode", VB_ARG_STRING, false, 0, 0, s_modes},
+                                    {"vms", VB_ARG_STRINGS, false, 0, 2, NULL},
+                                    {"exports", VB_ARG_OBJECTS, false, 0, 0, NULL},
+                                    VB_ARGS_END};
 
 /* Checks JSON text against s_schema: the code, and the message when it fails. */
 static int s_check(const char *text)
@@ -83,8 +82,8 @@ Test(admin_args, bounds_and_choices)
 
 Test(admin_args, readers_give_defaults_for_what_was_not_given)
 {
-    json_t *args = json_pack("{s:I, s:b, s:s, s:n}", "id", (json_int_t)7, "full", 1, "name", "n",
-                             "vms");
+    json_t *args =
+        json_pack("{s:I, s:b, s:s, s:n}", "id", (json_int_t)7, "full", 1, "name", "n", "vms");
     cr_assert_eq(vb_args_int(args, "id", 0), 7);
     cr_assert_eq(vb_args_int(args, "limit", 50), 50);
     cr_assert(vb_args_bool(args, "full"));
@@ -102,8 +101,7 @@ Test(admin_args, command_table_checks_requests)
     cr_assert_str_eq(vb_error_msg(), "unknown command 'frobnicate'");
     cr_assert_eq(vb_admin_request("backup", "{\"vmm\": [\"vm-01\"]}", &args), VB_EINVAL);
     cr_assert_str_eq(vb_error_msg(), "backup: unknown argument 'vmm'");
-    cr_assert_eq(vb_admin_request("restore", "{\"rp\": \"3\", \"to_vm\": true}", &args),
-                 VB_EINVAL);
+    cr_assert_eq(vb_admin_request("restore", "{\"rp\": \"3\", \"to_vm\": true}", &args), VB_EINVAL);
     cr_assert_str_eq(vb_error_msg(), "restore: 'rp' must be an integer");
     cr_assert_eq(vb_admin_request("job.show", "{\"tasks\": true}", &args), VB_EINVAL);
     cr_assert_str_eq(vb_error_msg(), "job.show: missing argument 'id'");
