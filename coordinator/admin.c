@@ -6,13 +6,15 @@
 
 #include <czmq.h>
 
+#include "admin_args.h"
 #include "catalog_json.h"
 #include "log.h"
+#include "policy/explain.h"
 #include "timefmt.h"
 
 static int64_t s_int(json_t *args, const char *key)
 {
-    return (int64_t)json_integer_value(json_object_get(args, key));
+    return vb_args_int(args, key, 0);
 }
 
 static int s_jobs(vb_admin_t *self, json_t *args, json_t **result)
@@ -68,7 +70,7 @@ static int s_job_show(vb_admin_t *self, json_t *args, json_t **result)
         vb_admin_prune_show(self, id, state, options, out, progress);
     free(options);
     json_object_set_new(out, "progress", progress);
-    if (json_is_true(json_object_get(args, "tasks"))) {
+    if (vb_args_bool(args, "tasks")) {
         vb_task_filter_t filter = {id, NULL, true, VB_TASK_QUEUED, 0};
         vb_task_t *tasks = NULL;
         size_t n = 0;
@@ -89,7 +91,7 @@ static int s_job_show(vb_admin_t *self, json_t *args, json_t **result)
 static int s_restore_points(vb_admin_t *self, json_t *args, json_t **result)
 {
     vb_rp_filter_t filter = {0};
-    filter.vm = json_string_value(json_object_get(args, "vm"));
+    filter.vm = vb_args_str(args, "vm");
     filter.before = s_int(args, "before");
     filter.after = s_int(args, "after");
     int64_t last = s_int(args, "last");
@@ -210,8 +212,8 @@ static int s_verify_plan(vb_admin_t *self, json_t *args, json_t **result)
 static int s_verify_record(vb_admin_t *self, json_t *args, json_t **result)
 {
     int64_t id = s_int(args, "rp"), job = s_int(args, "job"), now = vb_time_now_ms();
-    bool ok = json_is_true(json_object_get(args, "ok"));
-    const char *error = json_string_value(json_object_get(args, "error"));
+    bool ok = vb_args_bool(args, "ok");
+    const char *error = vb_args_str(args, "error");
     /* The lease ends first: a verify whose lease expired (or whose job a restarted coordinator
      * ended) still records its result. */
     if (job > 0 &&
@@ -219,7 +221,7 @@ static int s_verify_record(vb_admin_t *self, json_t *args, json_t **result)
                               ok ? NULL : error, now) != 0)
         VB_LOG_WARN("admin", "verify_job_finish job=%lld error=\"%s\"", (long long)job,
                     vb_error_msg());
-    if (json_is_true(json_object_get(args, "aborted"))) { /* nothing was checked */
+    if (vb_args_bool(args, "aborted")) { /* nothing was checked */
         *result = json_pack("{s:I, s:s}", "rp", (json_int_t)id, "verify", "aborted");
         return 0;
     }
@@ -235,7 +237,7 @@ static int s_verify_record(vb_admin_t *self, json_t *args, json_t **result)
  * worker with a provider of its own (listing datastores is slow); here without an event loop. */
 int vb_admin_orphans(vb_provider_t *p, json_t *args, json_t **result)
 {
-    bool remove = json_is_true(json_object_get(args, "delete"));
+    bool remove = vb_args_bool(args, "delete");
     if (!p)
         return vb_error_set(VB_EINVAL, "the coordinator has no inventory provider (set site or "
                                        "provider in coordinator.conf)");
@@ -291,59 +293,180 @@ static int s_job_cancel(vb_admin_t *self, json_t *args, json_t **result)
     return vb_jobs_cancel(self->jobs, s_int(args, "id"), result);
 }
 
-/* One row per control command: adding a command is a row and a handler. `inventory`: the
- * handler begins with the provider's inventory, which is read on a worker first (slow on a busy
- * vCenter) and lent to it (vb_jobs_lend_inventory). `worker`: the whole command runs on a
- * worker with a provider of its own (it needs no catalog); `handler` is its form for a
- * coordinator without an event loop. */
+static int s_ping(vb_admin_t *self, json_t *args, json_t **result)
+{
+    (void)self;
+    (void)args;
+    *result = json_pack("{s:s}", "version", VB_VERSION);
+    return *result ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+}
+
+/* `vbak agents`: the registry's view, and a "warning" on each agent whose VixDiskLib does not
+ * support the server's version (explain says the same on its rows). */
+static int s_agents(vb_admin_t *self, json_t *args, json_t **result)
+{
+    (void)args;
+    json_t *agents = vb_registry_agents_json(self->registry);
+    const char *server =
+        vb_provider_server_version(self->jobs ? vb_jobs_provider(self->jobs) : NULL);
+    size_t i;
+    json_t *a;
+    char msg[512];
+    json_array_foreach(agents, i, a)
+    {
+        const char *name = json_string_value(json_object_get(a, "name"));
+        const char *v = json_string_value(json_object_get(a, "vddk_version"));
+        if (vb_explain_vddk_warning(name, v, server, msg, sizeof msg))
+            json_object_set_new(a, "warning", json_string(msg));
+    }
+    *result = agents;
+    return agents ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+}
+
+/* `vbak status`: answered with a census counted after the request (the server counts it on a
+ * worker); an expired serve or verify is not counted as running. */
+static int s_status(vb_admin_t *self, json_t *args, json_t **result)
+{
+    (void)args;
+    (void)result;
+    if (vb_admin_expire_leases(self) != 0)
+        VB_LOG_WARN("admin", "lease_expiry_failed error=\"%s\"", vb_error_msg());
+    return VB_ADMIN_AFTER_CENSUS;
+}
+
+/* ---- the command table ---- */
+
+#define S_ID(name) {name, VB_ARG_INT, true, 1, INT64_MAX, NULL}
+#define S_BOOL(name) {name, VB_ARG_BOOL, false, 0, 0, NULL}
+#define S_NAME(name, required) {name, VB_ARG_STRING, required, 1, 0, NULL}
+
+static const vb_arg_t s_no_args[] = {VB_ARGS_END};
+static const vb_arg_t s_id_args[] = {S_ID("id"), VB_ARGS_END};
+static const vb_arg_t s_backup_args[] = {{"vms", VB_ARG_STRINGS, false, 0, 0, NULL},
+                                         {"fcds", VB_ARG_STRINGS, false, 0, 0, NULL},
+                                         S_BOOL("all"), S_BOOL("full"), VB_ARGS_END};
+static const vb_arg_t s_restore_args[] = {
+    S_ID("rp"),         S_NAME("to_dir", false), S_BOOL("to_vm"), S_BOOL("delete_snapshots"),
+    S_NAME("new_vm", false), S_NAME("datastore", false), VB_ARGS_END};
+static const vb_arg_t s_explain_args[] = {S_NAME("vm", true), S_NAME("agent", false),
+                                          S_BOOL("restore"), VB_ARGS_END};
+static const vb_arg_t s_jobs_args[] = {{"limit", VB_ARG_INT, false, 0, 1000000, NULL},
+                                       VB_ARGS_END};
+static const vb_arg_t s_job_show_args[] = {S_ID("id"), S_BOOL("tasks"), VB_ARGS_END};
+/* before, after: ms since the epoch, 0 for none */
+static const vb_arg_t s_restore_points_args[] = {
+    S_NAME("vm", false), {"before", VB_ARG_INT, false, 0, INT64_MAX, NULL},
+    {"after", VB_ARG_INT, false, 0, INT64_MAX, NULL}, {"last", VB_ARG_INT, false, 0, INT32_MAX, NULL},
+    VB_ARGS_END};
+static const vb_arg_t s_verify_plan_args[] = {S_ID("rp"), VB_ARGS_END};
+static const vb_arg_t s_verify_record_args[] = {
+    S_ID("rp"),     {"job", VB_ARG_INT, false, 0, INT64_MAX, NULL}, S_BOOL("ok"), S_BOOL("aborted"),
+    {"error", VB_ARG_STRING, false, 0, 65536, NULL}, VB_ARGS_END};
+/* serve.start and serve.renew take the same lease arguments; a renew names its job */
+#define S_LEASE_ARGS                                                                           \
+    {"disks", VB_ARG_STRINGS, false, 0, 1024, NULL},                                           \
+        {"host", VB_ARG_STRING, false, 0, 255, NULL},                                          \
+        {"pid", VB_ARG_INT, false, 0, INT32_MAX, NULL},                                        \
+        {"exports", VB_ARG_OBJECTS, false, 0, 1024, NULL}
+static const vb_arg_t s_serve_start_args[] = {
+    S_ID("rp"), {"job", VB_ARG_INT, false, 0, INT64_MAX, NULL}, S_LEASE_ARGS, VB_ARGS_END};
+static const vb_arg_t s_serve_renew_args[] = {
+    {"rp", VB_ARG_INT, false, 0, INT64_MAX, NULL}, S_ID("job"), S_LEASE_ARGS, VB_ARGS_END};
+static const vb_arg_t s_serve_stop_args[] = {S_ID("job"), VB_ARGS_END};
+static const vb_arg_t s_prune_args[] = {{"keep_last", VB_ARG_INT, false, 0, 100000, NULL},
+                                        {"keep_daily", VB_ARG_INT, false, 0, 100000, NULL},
+                                        {"keep_weekly", VB_ARG_INT, false, 0, 100000, NULL},
+                                        {"keep_monthly", VB_ARG_INT, false, 0, 100000, NULL},
+                                        {"repack_below", VB_ARG_INT, false, 0, 100, NULL},
+                                        S_BOOL("dry_run"), VB_ARGS_END};
+static const vb_arg_t s_orphans_args[] = {S_BOOL("delete"), VB_ARGS_END};
+static const vb_arg_t s_agent_remove_args[] = {{"name", VB_ARG_STRING, true, 1, 255, NULL},
+                                               VB_ARGS_END};
+
+/* One row per control command, as Redis's command table: adding a command is a row and a
+ * handler. `args`: the schema its arguments are checked against before anything runs (the
+ * handler reads them with vb_args_*). `slow`: where it runs (vb_admin_slow_t); `worker`: the
+ * form of a VB_ADMIN_WORKER command that runs on a worker, `handler` its form for a coordinator
+ * without an event loop. */
 typedef struct {
     const char *name;
     int (*handler)(vb_admin_t *self, json_t *args, json_t **result);
-    bool inventory;
+    const vb_arg_t *args;
+    vb_admin_slow_t slow;
     vb_admin_worker_fn worker;
 } s_command_t;
 
 static const s_command_t s_commands[] = {
-    {"backup", s_backup, true, NULL},
-    {"restore", s_restore, true, NULL},
-    {"explain", s_explain, true, NULL},
-    {"jobs", s_jobs, false, NULL},
-    {"job.show", s_job_show, false, NULL},
-    {"job.cancel", s_job_cancel, false, NULL},
-    {"restore-points", s_restore_points, false, NULL},
-    {"restore-point.show", s_restore_point_show, false, NULL},
-    {"verify.plan", s_verify_plan, false, NULL},
-    {"verify.record", s_verify_record, false, NULL},
-    {"serve.start", vb_admin_serve_start, false, NULL},
-    {"serve.renew", vb_admin_serve_renew, false, NULL},
-    {"serve.stop", vb_admin_serve_stop, false, NULL},
-    {"serves", vb_admin_serves, false, NULL},
-    {"prune", vb_admin_prune, false, NULL},
-    {"orphans", s_orphans, false, vb_admin_orphans},
-    {"agent.remove", vb_admin_agent_remove, false, NULL},
-    {"token.rotate", vb_admin_token_rotate, false, NULL},
+    {"ping", s_ping, s_no_args, VB_ADMIN_FAST, NULL},
+    {"agents", s_agents, s_no_args, VB_ADMIN_FAST, NULL},
+    {"status", s_status, s_no_args, VB_ADMIN_FAST, NULL},
+    {"backup", s_backup, s_backup_args, VB_ADMIN_INVENTORY, NULL},
+    {"restore", s_restore, s_restore_args, VB_ADMIN_INVENTORY, NULL},
+    {"explain", s_explain, s_explain_args, VB_ADMIN_INVENTORY, NULL},
+    {"jobs", s_jobs, s_jobs_args, VB_ADMIN_FAST, NULL},
+    {"job.show", s_job_show, s_job_show_args, VB_ADMIN_FAST, NULL},
+    {"job.cancel", s_job_cancel, s_id_args, VB_ADMIN_FAST, NULL},
+    {"restore-points", s_restore_points, s_restore_points_args, VB_ADMIN_FAST, NULL},
+    {"restore-point.show", s_restore_point_show, s_id_args, VB_ADMIN_FAST, NULL},
+    {"verify.plan", s_verify_plan, s_verify_plan_args, VB_ADMIN_FAST, NULL},
+    {"verify.record", s_verify_record, s_verify_record_args, VB_ADMIN_FAST, NULL},
+    {"serve.start", vb_admin_serve_start, s_serve_start_args, VB_ADMIN_FAST, NULL},
+    {"serve.renew", vb_admin_serve_renew, s_serve_renew_args, VB_ADMIN_FAST, NULL},
+    {"serve.stop", vb_admin_serve_stop, s_serve_stop_args, VB_ADMIN_FAST, NULL},
+    {"serves", vb_admin_serves, s_no_args, VB_ADMIN_FAST, NULL},
+    {"prune", vb_admin_prune, s_prune_args, VB_ADMIN_FAST, NULL},
+    {"orphans", s_orphans, s_orphans_args, VB_ADMIN_WORKER, vb_admin_orphans},
+    {"agent.remove", vb_admin_agent_remove, s_agent_remove_args, VB_ADMIN_FAST, NULL},
+    {"token.rotate", vb_admin_token_rotate, s_no_args, VB_ADMIN_FAST, NULL},
 };
 
-bool vb_admin_reads_inventory(const char *command)
+static const s_command_t *s_command(const char *name)
 {
-    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        if (streq(command, s_commands[i].name))
-            return s_commands[i].inventory;
-    return false;
+    for (size_t i = 0; name && i < sizeof s_commands / sizeof s_commands[0]; i++)
+        if (streq(name, s_commands[i].name))
+            return &s_commands[i];
+    return NULL;
+}
+
+int vb_admin_request(const char *command, const char *args_json, json_t **args)
+{
+    *args = NULL;
+    const s_command_t *c = s_command(command);
+    char name[72];
+    if (!c)
+        return vb_error_set(VB_ENOTFOUND, "unknown command '%s'",
+                            vb_args_printable(command, name, sizeof name));
+    json_error_t jerr;
+    json_t *parsed = json_loads(args_json && *args_json ? args_json : "{}", 0, &jerr);
+    if (!parsed)
+        return vb_error_set(VB_EINVAL, "%s: the arguments are not JSON (%s)", c->name,
+                            vb_args_printable(jerr.text, name, sizeof name));
+    int rc = vb_args_check(c->name, c->args, parsed);
+    if (rc)
+        json_decref(parsed);
+    else
+        *args = parsed;
+    return rc;
+}
+
+vb_admin_slow_t vb_admin_slow(const char *command)
+{
+    const s_command_t *c = s_command(command);
+    return c ? c->slow : VB_ADMIN_FAST;
 }
 
 vb_admin_worker_fn vb_admin_on_worker(const char *command)
 {
-    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        if (streq(command, s_commands[i].name))
-            return s_commands[i].worker;
-    return NULL;
+    const s_command_t *c = s_command(command);
+    return c ? c->worker : NULL;
 }
 
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result)
 {
-    for (size_t i = 0; i < sizeof s_commands / sizeof s_commands[0]; i++)
-        if (streq(command, s_commands[i].name))
-            return s_commands[i].handler(self, args, result);
-    return 1;
+    const s_command_t *c = s_command(command);
+    char name[72];
+    if (!c)
+        return vb_error_set(VB_ENOTFOUND, "unknown command '%s'",
+                            vb_args_printable(command, name, sizeof name));
+    return c->handler(self, args, result);
 }

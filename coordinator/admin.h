@@ -27,13 +27,32 @@ typedef struct {
     vb_admin_prune_t *prune;   /* the prune running on a worker, if any (admin_prune.c) */
 } vb_admin_t;
 
-/* Runs `command` with `args` (a JSON object, borrowed). Returns 0 with *result set (caller owns),
- * or a negative code with the message set. VB_ENOTFOUND for an unknown command is left to the
- * caller (returns 1 when the command is not one of these). */
-int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
+/* How a control command runs (its row's `slow` in the command table, admin.c). */
+typedef enum {
+    VB_ADMIN_FAST,      /* on the loop */
+    VB_ADMIN_INVENTORY, /* slow: the provider's inventory is read on a worker first, then the
+                           handler runs on the loop with it (vb_jobs_lend_inventory) */
+    VB_ADMIN_WORKER,    /* slow: runs whole on a worker with a provider of its own
+                           (vb_admin_on_worker) */
+} vb_admin_slow_t;
 
-/* Whether `command` begins with the provider's inventory (read on a worker first). */
-bool vb_admin_reads_inventory(const char *command);
+/* vb_admin_handle's answer for a request whose answer is the status document: the caller
+ * answers it once a catalog census counted after the request is in. */
+#define VB_ADMIN_AFTER_CENSUS 1
+
+/* Checks a request before anything runs: `command` is in the command table, `args_json` (NULL
+ * or "" stand for {}) is a JSON object that meets the command's argument schema. 0 with *args
+ * set (caller owns), or VB_ENOTFOUND ("unknown command 'x'") or VB_EINVAL (the message names
+ * the command and the argument, as vb_args_check's) with *args NULL. Runs no handler. */
+int vb_admin_request(const char *command, const char *args_json, json_t **args) VB_WUR;
+
+/* How `command` runs; VB_ADMIN_FAST for one not in the table. */
+vb_admin_slow_t vb_admin_slow(const char *command);
+
+/* Runs `command` with `args` (a JSON object that passed vb_admin_request, borrowed). Returns 0
+ * with *result set (caller owns), VB_ADMIN_AFTER_CENSUS, or a negative code with the message
+ * set. */
+int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
 
 /* A command that runs whole on a worker thread, with a provider made there (NULL when none
  * could be made); same results as vb_admin_handle. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_args.h"
 #include "catalog_json.h"
 #include "log.h"
 #include "repo/gc.h"
@@ -28,11 +29,6 @@
 #include "worker.h"
 
 #define S_PHASE "collecting garbage"
-
-static int64_t s_int(json_t *args, const char *key)
-{
-    return (int64_t)json_integer_value(json_object_get(args, key));
-}
 
 /* A prune: what retention decides for every complete restore point, what running jobs use. */
 typedef struct {
@@ -423,20 +419,18 @@ int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result)
         return vb_error_set(VB_EBUSY, "prune: job %lld is still collecting garbage; wait for it "
                                       "to end (vbak job show %lld)",
                             (long long)self->prune->job, (long long)self->prune->job);
-    vb_retention_policy_t policy = {(unsigned)s_int(args, "keep_last"),
-                                    (unsigned)s_int(args, "keep_daily"),
-                                    (unsigned)s_int(args, "keep_weekly"),
-                                    (unsigned)s_int(args, "keep_monthly")};
-    bool dry = json_is_true(json_object_get(args, "dry_run"));
-    json_t *rb = json_object_get(args, "repack_below");
-    unsigned repack_below = json_is_integer(rb) ? (unsigned)s_int(args, "repack_below")
-                                                : VB_PACKGC_REPACK_DEFAULT;
+    /* the schema bounds them: keep_* 0..100000, repack_below 0..100 */
+    vb_retention_policy_t policy = {(unsigned)vb_args_int(args, "keep_last", 0),
+                                    (unsigned)vb_args_int(args, "keep_daily", 0),
+                                    (unsigned)vb_args_int(args, "keep_weekly", 0),
+                                    (unsigned)vb_args_int(args, "keep_monthly", 0)};
+    bool dry = vb_args_bool(args, "dry_run");
+    unsigned repack_below =
+        (unsigned)vb_args_int(args, "repack_below", VB_PACKGC_REPACK_DEFAULT);
     s_prune_t p = {0};
     vb_admin_prune_t *run = NULL;
     s_gc_req_t *req = NULL;
     int rc = vb_admin_expire_leases(self);
-    if (!rc && repack_below > 100)
-        rc = vb_error_set(VB_EINVAL, "prune: repack_below is a percentage, 0 to 100");
     if (!rc)
         rc = s_prune_decide(self, &policy, &p);
     if (!rc && (!(run = calloc(1, sizeof *run)) || !(req = calloc(1, sizeof *req))))

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "admin_args.h"
 #include "catalog_json.h"
 #include "log.h"
 #include "timefmt.h"
@@ -92,7 +93,7 @@ int vb_admin_serve_start(vb_admin_t *self, json_t *args, json_t **result)
         rc = vb_error_set(VB_EINVAL, "the coordinator has no repository");
         goto out;
     }
-    if ((rc = s_disks(&rp, json_object_get(args, "disks"), &disks)) != 0)
+    if ((rc = s_disks(&rp, json_object_get(args, "disks"), &disks)) != 0) /* checked: strings */
         goto out;
     if (!(options = s_options(self, args))) {
         rc = vb_error_set(VB_ENOMEM, "out of memory");

@@ -5,14 +5,13 @@
 
 #include <czmq.h>
 
+#include "admin_args.h"
 #include "keys.h"
 #include "log.h"
 
 int vb_admin_agent_remove(vb_admin_t *self, json_t *args, json_t **result)
 {
-    const char *name = json_string_value(json_object_get(args, "name"));
-    if (!name || !*name)
-        return vb_error_set(VB_EINVAL, "agent.remove needs the agent's name");
+    const char *name = vb_args_str(args, "name"); /* required, 1 to 255 bytes */
     int rc = vb_registry_remove(self->registry, name, zclock_time());
     if (rc)
         return rc;

@@ -15,7 +15,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
-#include "policy/explain.h"
 #include "registry.h"
 #include "repo_census.h"
 #include "vsphere/vsphere.h"
@@ -567,15 +566,6 @@ static void s_census_start(self_t *self)
     }
 }
 
-/* `status` is answered once a census counted after the request is in. */
-static void s_status_request(self_t *self, zframe_t *rid)
-{
-    if (vb_admin_expire_leases(&self->admin) != 0) /* an expired serve is not counted */
-        VB_LOG_WARN("coordinator", "lease_expiry_failed error=\"%s\"", vb_error_msg());
-    zlistx_add_end(self->census_for, zframe_dup(rid));
-    s_census_start(self);
-}
-
 /* Renders the figures for the metrics thread once the census is counted. */
 static int s_on_metrics_timer(zloop_t *loop, int timer_id, void *arg)
 {
@@ -603,42 +593,21 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
     json_decref(result);
 }
 
-/* Runs an admin command and answers it; takes args (NULL: they did not parse). */
+/* Runs an admin command that passed vb_admin_request and answers it; takes args. `status`
+ * is answered once a census counted after the request is in. */
 static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
 {
     json_t *result = NULL;
-    int rc = args && json_is_object(args)
-                 ? vb_admin_handle(&self->admin, cmd, args, &result)
-                 : vb_error_set(VB_EINVAL, "arguments are not a JSON object");
-    if (rc == 1) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "unknown command '%.64s'", cmd);
-        s_reply(self, rid, VB_EINVAL, msg, NULL);
+    int rc = vb_admin_handle(&self->admin, cmd, args, &result);
+    if (rc == VB_ADMIN_AFTER_CENSUS) {
+        zlistx_add_end(self->census_for, zframe_dup(rid));
+        s_census_start(self);
     } else {
         s_reply(self, rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
         if (rc)
             json_decref(result);
     }
     json_decref(args);
-}
-
-/* `vbak agents`: the registry's view, and a "warning" on each agent whose VixDiskLib does not
- * support the server's version (explain says the same on its rows). */
-static json_t *s_agents_json(self_t *self)
-{
-    json_t *agents = vb_registry_agents_json(self->registry);
-    const char *server = vb_provider_server_version(self->provider);
-    size_t i;
-    json_t *a;
-    char msg[512];
-    json_array_foreach(agents, i, a)
-    {
-        const char *name = json_string_value(json_object_get(a, "name"));
-        const char *v = json_string_value(json_object_get(a, "vddk_version"));
-        if (vb_explain_vddk_warning(name, v, server, msg, sizeof msg))
-            json_object_set_new(a, "warning", json_string(msg));
-    }
-    return agents;
 }
 
 /* ---- commands with slow provider calls: on a worker first ----
@@ -802,23 +771,19 @@ static int s_on_control(zloop_t *loop, zsock_t *reader, void *arg)
     }
     self->counters.control_requests++;
     const char *cmd = env->admin_request->command ? env->admin_request->command : "";
-    VB_LOG_DEBUG("coordinator", "control command=%s", cmd);
-    if (streq(cmd, "ping"))
-        s_reply(self, rid, 0, NULL, json_pack("{s:s}", "version", VB_VERSION));
-    else if (streq(cmd, "agents"))
-        s_reply(self, rid, 0, NULL, s_agents_json(self));
-    else if (streq(cmd, "status"))
-        s_status_request(self, rid);
-    else {
-        json_error_t jerr;
-        const char *text = env->admin_request->args_json;
-        json_t *args = json_loads(text && *text ? text : "{}", 0, &jerr);
-        bool slow = vb_admin_reads_inventory(cmd) || vb_admin_on_worker(cmd);
-        if (args && json_is_object(args) && slow && vb_jobs_provider(self->jobs))
-            s_command_defer(self, rid, cmd, args);
-        else
-            s_command_run(self, rid, cmd, args);
+    VB_LOG_DEBUG("coordinator", "control command=%.64s", cmd);
+    /* the command table and its argument schemas: nothing runs for a request that fails them */
+    json_t *args = NULL;
+    if (vb_admin_request(cmd, env->admin_request->args_json, &args) != 0) {
+        VB_LOG_WARN("coordinator", "control_refused peer=%.8s... reason=\"%s\"", key,
+                    vb_error_msg());
+        s_reply(self, rid, vb_error_code(), vb_error_msg(), NULL);
+        goto out;
     }
+    if (vb_admin_slow(cmd) != VB_ADMIN_FAST && vb_jobs_provider(self->jobs))
+        s_command_defer(self, rid, cmd, args);
+    else
+        s_command_run(self, rid, cmd, args);
 out:
     zframe_destroy(&rid);
     vb_wire_free(&env);

@@ -1,11 +1,14 @@
 /* fuzz_wire — the envelope every agent and CLI frame is unpacked with (size limit, protobuf
  * parse, protocol version, known body), then the checks its body meets before a handler acts
  * (wire_check.h): an agent's facts, a task assignment and the disk URIs of its routes, a backup
- * result's chunks against a task window. (An admin request's arguments have no schema to check
- * yet: the handlers read them leniently.) */
+ * result's chunks against a task window, and an admin request against the control command
+ * table (admin.h: the command is known, its JSON arguments meet that command's schema; no
+ * handler runs). */
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "admin.h"
 #include "disk/disk_uri.h"
 #include "wire.h"
 #include "wire_check.h"
@@ -41,6 +44,14 @@ static void s_check_body(const vb_envelope_t *env)
     case VBAK__ENVELOPE__BODY_REGISTER: (void)vb_wire_check_facts(env->register_->facts); break;
     case VBAK__ENVELOPE__BODY_TASK_ASSIGN: s_check_assign(env->task_assign); break;
     case VBAK__ENVELOPE__BODY_TASK_RESULT: s_check_result(env->task_result); break;
+    case VBAK__ENVELOPE__BODY_ADMIN_REQUEST: {
+        json_t *args = NULL;
+        if (vb_admin_request(env->admin_request->command, env->admin_request->args_json,
+                             &args) == 0)
+            (void)vb_admin_slow(env->admin_request->command);
+        json_decref(args);
+        break;
+    }
     default: break;
     }
 }

@@ -39,6 +39,33 @@ $FUZZ curve "$control_ep" "$server_key" --key "$SITE/keys/admin.key" >/dev/null
 [[ $(counter unexpected) -ge 1 ]] || fail "a task result on the control socket was not counted"
 pass "control socket garbage survived"
 
+# malformed requests from an admin: each refused before anything runs, with a message that names
+# the command and the argument (the CLI prints it as it is); nothing started, nothing crashed
+admin_says() { # admin_says EXPECTED COMMAND [ARGS_JSON]: the answer is "CODE MESSAGE"
+  local want=$1 out
+  shift
+  out=$($FUZZ admin "$control_ep" "$server_key" "$SITE/keys/admin.key" "$@") \
+    || fail "no answer to the control request $*"
+  [[ $out == "$want" ]] || fail "control request $* answered '$out', expected '$want'"
+}
+admin_says "-1 backup: unknown argument 'vmm'" backup '{"vmm": ["vm-01"]}'
+admin_says "-1 restore: 'rp' must be an integer" restore '{"rp": "1", "to_vm": true}'
+admin_says "-1 job.show: missing argument 'id'" job.show '{"tasks": true}'
+admin_says "-1 prune: 'repack_below' must be between 0 and 100" prune '{"keep_last": 1, "repack_below": 1000}'
+admin_says "-1 agent.remove: 'name' must be a string" agent.remove '{"name": ["agent-1"]}'
+admin_says "-1 status: the arguments are not a JSON object" status '[1]'
+admin_says "-4 unknown command 'frobnicate'" frobnicate '{}'
+[[ $($FUZZ admin "$control_ep" "$server_key" "$SITE/keys/admin.key" agents '{"a": ') == "-1 agents: the arguments are not JSON"* ]] \
+  || fail "arguments that are not JSON"
+grep -q "control_refused peer=.*reason=\"backup: unknown argument 'vmm'\"" "$SITE/log/coordinator.log" \
+  || fail "a refused control request is not logged"
+[[ $("$VBAK" jobs --json | jq length) == 0 ]] || fail "a refused request started a job: $("$VBAK" jobs --json)"
+state_is agent-1 online || fail "agent.remove with a bad name removed an agent"
+[[ $($FUZZ admin "$control_ep" "$server_key" "$SITE/keys/admin.key" ping) == '0 {"version":'* ]] \
+  || fail "ping after the refused requests"
+kill -0 "$coordinator_pid" || fail "coordinator died on malformed control requests"
+pass "malformed control requests refused by the command table's schemas, clearly, nothing run"
+
 # everyone else is still served: all agents online, CLI answers, agent-2 not disturbed
 wait_until 15 "all agents online after the garbage" has_count online 3
 kill -0 "$coordinator_pid" || fail "coordinator died"

@@ -14,6 +14,10 @@
  *   vbak-fuzzpeer ack ENDPOINT SERVER_KEY --key KEYPAIR
  *       registers with KEYPAIR's identity and prints the coordinator's verdict as
  *       "accepted" or "refused: REASON" (exit 0 / 1).
+ *   vbak-fuzzpeer admin ENDPOINT SERVER_KEY KEYPAIR COMMAND [ARGS_JSON]
+ *       sends one control request as it is, however malformed (the args text unchecked), with
+ *       KEYPAIR's identity (an admin key) and prints the answer: "CODE MESSAGE" (0 and the
+ *       result on success). Exit 0 when an answer came, 2 when none did.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -232,8 +236,42 @@ static int s_results(const char *endpoint, const char *server_key, const char *t
     return 0;
 }
 
+static int s_admin(const char *endpoint, const char *server_key, const char *keypair,
+                   const char *command, const char *args_json)
+{
+    zsock_t *s = s_dealer(endpoint, server_key, keypair);
+    Vbak__AdminRequest req = VBAK__ADMIN_REQUEST__INIT;
+    req.command = (char *)command;
+    req.args_json = (char *)args_json;
+    vb_envelope_t env = VBAK__ENVELOPE__INIT;
+    env.body_case = VBAK__ENVELOPE__BODY_ADMIN_REQUEST;
+    env.admin_request = &req;
+    int rc = 2;
+    zframe_t *frame = NULL;
+    vb_envelope_t *in = NULL;
+    if (vb_wire_send(s, NULL, &env) != 0)
+        goto out;
+    zsock_set_rcvtimeo(s, 10000);
+    frame = zframe_recv(s);
+    if (frame && vb_wire_unpack(zframe_data(frame), zframe_size(frame), 1 << 24, &in) == 0 &&
+        in->body_case == VBAK__ENVELOPE__BODY_ADMIN_REPLY) {
+        printf("%d %s\n", in->admin_reply->code,
+               in->admin_reply->code ? in->admin_reply->message : in->admin_reply->result_json);
+        rc = 0;
+    } else {
+        printf("no answer\n");
+    }
+out:
+    vb_wire_free(&in);
+    zframe_destroy(&frame);
+    zsock_destroy(&s);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 6 && !strcmp(argv[1], "admin"))
+        return s_admin(argv[2], argv[3], argv[4], argv[5], argc > 6 ? argv[6] : "");
     if (argc >= 4 && !strcmp(argv[1], "raw"))
         return s_raw(argv[2], (int)strtol(argv[3], NULL, 10), argc > 4 ? (int)strtol(argv[4], NULL, 10) : 9);
     const char *key = NULL, *token = NULL;
@@ -256,6 +294,7 @@ int main(int argc, char **argv)
     if (argc >= 4 && !strcmp(argv[1], "ack") && key)
         return s_ack(argv[2], argv[3], key);
     fprintf(stderr, "usage: vbak-fuzzpeer raw HOST PORT [ROUNDS] | curve ENDPOINT SERVER_KEY "
-                    "[--key KEYPAIR] [--max-frame N] | ack ENDPOINT SERVER_KEY --key KEYPAIR\n");
+                    "[--key KEYPAIR] [--max-frame N] | ack ENDPOINT SERVER_KEY --key KEYPAIR | admin "
+                    "ENDPOINT SERVER_KEY KEYPAIR COMMAND [ARGS_JSON]\n");
     return 2;
 }
