@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "repo/le.h"
+#include "repo/packup.h"
 
 #define S_MAGIC "VBPACK2"
 #define S_PREFIX "packs/"
@@ -19,7 +20,8 @@ struct vb_pack_writer {
     size_t target;
     vb_pack_sealed_fn sealed;
     void *arg;
-    uint8_t *buf; /* images, then trailer and footer when sealing */
+    vb_packup_t *up; /* NULL: a seal puts the pack itself */
+    uint8_t *buf;    /* images, then trailer and footer when sealing */
     size_t len, cap;
     vb_pack_entry_t *entries;
     size_t count, entries_cap;
@@ -44,6 +46,11 @@ vb_pack_writer_t *vb_pack_writer_new(vb_store_t *store, size_t target_size,
     self->sealed = sealed;
     self->arg = arg;
     return self;
+}
+
+void vb_pack_writer_set_uploads(vb_pack_writer_t *self, vb_packup_t *up)
+{
+    self->up = up;
 }
 
 void vb_pack_writer_destroy(vb_pack_writer_t **self_p)
@@ -86,8 +93,8 @@ int vb_pack_add(vb_pack_writer_t *self, const vb_digest_t *digest, const uint8_t
      * an agent holds one (untouched pages cost no memory until a pack fills them). */
     if (self->cap == 0) {
         /* 4 KiB-aligned, so that the store may write the sealed pack past the page cache */
-        size_t full = self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN +
-                      VB_PACK_FOOTER_LEN;
+        size_t full =
+            self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN + VB_PACK_FOOTER_LEN;
         full = (full + 4095) & ~(size_t)4095;
         if (posix_memalign(&buf, 4096, full) != 0)
             return vb_error_set(VB_ENOMEM, "out of memory for a pack");
@@ -143,6 +150,17 @@ static int s_finish(vb_pack_writer_t *self, size_t *total)
     return 0;
 }
 
+/* The callback first (the caller lists the pack for an index object written only once the
+ * uploads are done), then the buffer goes to the uploads and the writer takes a free one. */
+static int s_hand_over(vb_pack_writer_t *self, const vb_pack_id_t *id, const char *name,
+                       size_t total)
+{
+    int rc = self->sealed ? self->sealed(self->arg, id, self->entries, self->count) : 0;
+    if (rc)
+        return rc;
+    return vb_packup_put(self->up, name, &self->buf, &self->cap, total);
+}
+
 int vb_pack_seal(vb_pack_writer_t *self)
 {
     vb_pack_id_t id;
@@ -156,12 +174,14 @@ int vb_pack_seal(vb_pack_writer_t *self)
     if (RAND_bytes(id.b, sizeof id.b) != 1)
         return vb_error_set(VB_EIO, "no random bytes for a pack id");
     vb_pack_name(&id, name);
-    if ((rc = vb_store_put(self->store, name, self->buf, total, 0)) != 0)
+    if (self->up)
+        rc = s_hand_over(self, &id, name, total);
+    else if ((rc = vb_store_put(self->store, name, self->buf, total, 0)) == 0 && self->sealed)
+        rc = self->sealed(self->arg, &id, self->entries, self->count);
+    if (rc)
         return rc;
     self->packs++;
     self->bytes += total;
-    if (self->sealed && (rc = self->sealed(self->arg, &id, self->entries, self->count)) != 0)
-        return rc;
     self->len = 0;
     self->count = 0;
     return 0;
@@ -262,8 +282,7 @@ int vb_pack_read_trailer(vb_store_t *store, const vb_pack_id_t *id, vb_pack_entr
     if (rc)
         return rc;
     if (st.size < VB_PACK_FOOTER_LEN)
-        return vb_error_set(VB_ECORRUPT, "pack %s is truncated (%" PRIu64 " bytes)", name,
-                            st.size);
+        return vb_error_set(VB_ECORRUPT, "pack %s is truncated (%" PRIu64 " bytes)", name, st.size);
     if ((rc = vb_store_get_range(store, name, st.size - VB_PACK_FOOTER_LEN, f, sizeof f, &got)) ||
         (rc = got == sizeof f ? 0 : vb_error_set(VB_ECORRUPT, "pack %s is truncated", name)) ||
         (rc = s_check_footer(name, f, st.size, &count, &toff)))

@@ -719,11 +719,11 @@ Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks
     cr_assert_eq(vb_repo_format(r), 2, "format 2 is the default");
     mem_disk_t d = make_disk(cs, 200, 91);
     memcpy(d.data + 4 * (uint64_t)cs, d.data, cs); /* chunk 4 repeats chunk 0 */
-    vb_pipeline_opts_t o = {.workers = 3};         /* three writers: chunks spread over packs */
+    vb_pipeline_opts_t o = {.workers = 3}; /* three workers filling one open pack at a time */
     vb_pipeline_stats_t st, vs, rs;
     vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, &st);
     size_t npacks = tu_count_files(packs, "");
-    cr_assert(npacks >= 3, "%zu packs", npacks);
+    cr_assert(npacks >= 1, "%zu packs", npacks);
 
     /* each pack in reads of up to VB_PIPELINE_READ_UNIT */
     uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + npacks;
