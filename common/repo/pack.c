@@ -93,8 +93,8 @@ int vb_pack_add(vb_pack_writer_t *self, const vb_digest_t *digest, const uint8_t
      * an agent holds one (untouched pages cost no memory until a pack fills them). */
     if (self->cap == 0) {
         /* 4 KiB-aligned, so that the store may write the sealed pack past the page cache */
-        size_t full =
-            self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN + VB_PACK_FOOTER_LEN;
+        size_t full = self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN +
+                      VB_PACK_FOOTER_LEN;
         full = (full + 4095) & ~(size_t)4095;
         if (posix_memalign(&buf, 4096, full) != 0)
             return vb_error_set(VB_ENOMEM, "out of memory for a pack");
@@ -282,7 +282,8 @@ int vb_pack_read_trailer(vb_store_t *store, const vb_pack_id_t *id, vb_pack_entr
     if (rc)
         return rc;
     if (st.size < VB_PACK_FOOTER_LEN)
-        return vb_error_set(VB_ECORRUPT, "pack %s is truncated (%" PRIu64 " bytes)", name, st.size);
+        return vb_error_set(VB_ECORRUPT, "pack %s is truncated (%" PRIu64 " bytes)", name,
+                            st.size);
     if ((rc = vb_store_get_range(store, name, st.size - VB_PACK_FOOTER_LEN, f, sizeof f, &got)) ||
         (rc = got == sizeof f ? 0 : vb_error_set(VB_ECORRUPT, "pack %s is truncated", name)) ||
         (rc = s_check_footer(name, f, st.size, &count, &toff)))

@@ -211,7 +211,8 @@ int vb_packed_commit(vb_packed_t *self)
     return rc;
 }
 
-static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len);
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                 size_t *len);
 
 static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc,
                    bool reload)
@@ -293,7 +294,8 @@ bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
     return false;
 }
 
-int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len)
+int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                  size_t *len)
 {
     int rc = s_get(self, digest, buf, cap, len);
     /* a GC may have repacked the chunk since the index was loaded: once more, reloaded */
@@ -302,7 +304,8 @@ int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_
     return rc;
 }
 
-static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len)
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
+                 size_t *len)
 {
     vb_chunkidx_loc_t loc;
     char hex[VB_DIGEST_HEX_LEN + 1], pack[VB_PACK_NAME_LEN];
@@ -316,7 +319,8 @@ static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t
     size_t got = 0;
     int rc = vb_store_get_range(self->store, pack, loc.offset, buf, loc.length, &got);
     if (rc == VB_ENOTFOUND)
-        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing: its pack %s is missing", hex, pack);
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing: its pack %s is missing", hex,
+                            pack);
     if (rc)
         return rc;
     if (got != loc.length)

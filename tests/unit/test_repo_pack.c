@@ -37,8 +37,8 @@ static vb_repo_t *s_make_repo(bool encrypted)
     snprintf(path, sizeof path, "%s/r", s_dir);
     snprintf(key, sizeof key, "%s/key", s_dir);
     tu_write_key(key, 5);
-    vb_repo_params_t p = {
-        .chunk_size = S_CHUNK, .compression_level = 3, .key_file = encrypted ? key : NULL};
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .compression_level = 3,
+                          .key_file = encrypted ? key : NULL};
     cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
     vb_repo_t *r = vb_repo_open(path, encrypted ? key : NULL);
     cr_assert_not_null(r, "%s", vb_error_msg());
@@ -54,7 +54,8 @@ Test(pack, chunks_seal_into_packs_and_read_back_through_the_trailer)
         vb_repo_t *r = s_make_repo(enc);
         vb_repo_worker_t *w = vb_repo_worker_new(r);
         s_sealed_t sealed = {0};
-        vb_pack_writer_t *pw = vb_pack_writer_new(vb_repo_store(r), S_TARGET, s_on_sealed, &sealed);
+        vb_pack_writer_t *pw =
+            vb_pack_writer_new(vb_repo_store(r), S_TARGET, s_on_sealed, &sealed);
         cr_assert_not_null(pw, "%s", vb_error_msg());
         uint8_t *data = malloc(S_CHUNK), *out = malloc(S_CHUNK);
         vb_digest_t d[9];
@@ -65,7 +66,8 @@ Test(pack, chunks_seal_into_packs_and_read_back_through_the_trailer)
             cr_assert_eq(vb_repo_digest(w, data, S_CHUNK, &d[i]), 0);
             cr_assert_eq(vb_repo_chunk_encode(w, &d[i], data, S_CHUNK, &img, &img_len), 0, "%s",
                          vb_error_msg());
-            cr_assert_eq(vb_pack_add(pw, &d[i], img, img_len, S_CHUNK), 0, "%s", vb_error_msg());
+            cr_assert_eq(vb_pack_add(pw, &d[i], img, img_len, S_CHUNK), 0, "%s",
+                         vb_error_msg());
         }
         cr_assert_eq(sealed.packs, 2, "two packs sealed on size, the third still open");
         cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
@@ -78,8 +80,8 @@ Test(pack, chunks_seal_into_packs_and_read_back_through_the_trailer)
         for (size_t p = 0; p < sealed.packs; p++) {
             vb_pack_entry_t *ents = NULL;
             size_t count = 0;
-            cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[p], &ents, &count), 0,
-                         "%s", vb_error_msg());
+            cr_assert_eq(vb_pack_read_trailer(vb_repo_store(r), &sealed.ids[p], &ents, &count),
+                         0, "%s", vb_error_msg());
             cr_assert_eq(count, 3);
             cr_assert_eq(memcmp(ents, sealed.entries[p], count * sizeof *ents), 0,
                          "the trailer lists what the writer reported");
@@ -93,11 +95,13 @@ Test(pack, chunks_seal_into_packs_and_read_back_through_the_trailer)
                              0);
                 cr_assert_eq(got, ents[i].length);
                 cr_assert_eq(memcmp(ents[i].digest.b, d[n].b, VB_DIGEST_LEN), 0, "in order");
-                cr_assert_eq(vb_repo_chunk_decode(w, &ents[i].digest, img, got, out, S_CHUNK, &len),
+                cr_assert_eq(vb_repo_chunk_decode(w, &ents[i].digest, img, got, out, S_CHUNK,
+                                                  &len),
                              0, "%s", vb_error_msg());
                 tu_fill_random(data, S_CHUNK, 40 + (uint64_t)n);
                 cr_assert_eq(len, S_CHUNK);
-                cr_assert_eq(memcmp(out, data, S_CHUNK), 0, "chunk %zu restored byte for byte", n);
+                cr_assert_eq(memcmp(out, data, S_CHUNK), 0, "chunk %zu restored byte for byte",
+                             n);
                 free(img);
             }
             free(ents);
@@ -302,7 +306,8 @@ static int s_restorable(vb_repo_t *r, vb_repo_worker_t *w, const vb_digest_t *d,
         if (!vb_chunkidx_find(ci, &d[i], &loc))
             continue;
         vb_pack_name(&loc.pack, pack);
-        cr_assert_eq(vb_store_get_range(vb_repo_store(r), pack, loc.offset, img, loc.length, &got),
+        cr_assert_eq(vb_store_get_range(vb_repo_store(r), pack, loc.offset, img, loc.length,
+                                        &got),
                      0, "%s", vb_error_msg());
         cr_assert_eq(vb_repo_chunk_decode(w, &d[i], img, got, out, S_SMALL, &len), 0, "%s",
                      vb_error_msg());
