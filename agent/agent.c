@@ -18,6 +18,7 @@
 #include "log.h"
 #include "path.h"
 #include "policy/transport.h"
+#include "repo/store.h"
 #include "task.h"
 #include "vddk/vddk_config.h"
 #include "wire.h"
@@ -88,6 +89,10 @@ const vb_conf_key_t vb_agent_config_table[] = {
      "access key file of an s3:// repository (mode 0600)"},
     {"workers", VB_CONF_INT, offsetof(vb_agent_settings_t, workers), "2", 1, 64, false,
      "pipeline worker threads per task (read, hash, compress, store)"},
+    {"s3_uploads_in_flight", VB_CONF_INT, offsetof(vb_agent_settings_t, s3_uploads_in_flight),
+     "4", 1, VB_STORE_PUTS_IN_FLIGHT_MAX, false,
+     "pack uploads to an s3:// repository in flight per task while its workers fill the next "
+     "pack (memory: this + 1 packs per task)"},
     VB_CONF_END};
 
 typedef struct {
@@ -465,7 +470,9 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
     const vb_agent_settings_t *s = self->settings;
     vb_task_env_t env = {s->repository_key_file, (unsigned)s->workers,
                          s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
-                         self->vddk_config, s->repository_credentials_file};
+                         self->vddk_config, s->repository_credentials_file,
+                         vb_store_is_s3(assign->repository) ? (unsigned)s->s3_uploads_in_flight
+                                                            : 0};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());

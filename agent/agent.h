@@ -45,6 +45,7 @@ typedef struct {
     char *repository_key_file;  /* key of an encrypted repository */
     char *repository_credentials_file; /* S3 access key of an s3:// repository */
     int64_t workers;            /* pipeline worker threads per task */
+    int64_t s3_uploads_in_flight; /* pack uploads in flight per task on S3 */
 } vb_agent_settings_t;
 
 extern const vb_conf_key_t vb_agent_config_table[];

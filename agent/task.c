@@ -224,7 +224,8 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
 {
     vb_repo_t *repo = vb_repo_open_opts(
         a->repository, env->repository_key_file,
-        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
+        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file,
+                           .puts_in_flight = env->uploads_in_flight});
     if (!repo)
         return vb_error_code() ? vb_error_code() : VB_EIO;
     vb_extent_t *ext = calloc(a->n_extents ? a->n_extents : 1, sizeof *ext);
@@ -278,7 +279,8 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
             memcpy(index->digests[i].b, a->digests[i].data, VB_DIGEST_LEN);
     vb_repo_t *repo = vb_repo_open_opts(
         a->repository, env->repository_key_file,
-        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file});
+        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file,
+                           .puts_in_flight = env->uploads_in_flight});
     if (!repo) {
         vb_index_destroy(&index);
         return vb_error_code() ? vb_error_code() : VB_EIO;

@@ -19,6 +19,7 @@ typedef struct {
     const char *vddk_libdir;         /* borrowed; NULL: no VixDiskLib on this agent */
     const char *vddk_config;         /* borrowed; the agent's vddk.conf for VixDiskLib_InitEx */
     const char *repository_credentials_file; /* borrowed; S3 access key file, or NULL */
+    unsigned uploads_in_flight; /* pack uploads in flight (vb_store_opts_t); 0: the store's */
 } vb_task_env_t;
 
 /* `assign_frame` holds a packed Envelope whose body is a TaskAssign; it is copied. `env` is

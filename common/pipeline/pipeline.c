@@ -55,6 +55,7 @@ typedef struct {
     uint64_t base; /* restore: disk offset of the index's first chunk */
     s_planned_t *plan; /* the index's chunks to read, in the order they lie in the repository */
     size_t plan_count;
+    bool fetch_ahead; /* two units per worker: one read while the other is decoded */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -72,12 +73,23 @@ typedef struct {
     vb_pipeline_stats_t stats;
 } s_run_t;
 
+/* Restore and verify, fetching ahead: the next unit's images, read on a helper thread into a
+ * second repository worker while this one decodes the unit in hand. */
+typedef struct {
+    vb_repo_worker_t *rw;
+    vb_digest_t *unit;
+    size_t first, end, n; /* plan[first .. end); n digests with a place in unit */
+    pthread_t thread;
+    bool started;
+} s_fetch_t;
+
 typedef struct {
     s_run_t *run;
     pthread_t thread;
     vb_repo_worker_t *rw;
     uint8_t *buf;
     vb_digest_t *unit; /* restore, verify: the digests of the unit in hand (S_UNIT_CHUNKS) */
+    s_fetch_t ahead;   /* fetching ahead (run->fetch_ahead) */
     vb_pipeline_stats_t stats;
 } s_worker_t;
 
@@ -346,32 +358,96 @@ static bool s_chunk_failed_locked(s_run_t *run, uint64_t chunk, int rc)
     return false;
 }
 
-/* Restore and verify: one unit of the plan at a time, its images read ahead together. */
+/* The digests of plan[first .. end) that have a place, into unit; how many. */
+static size_t s_unit_digests(const s_run_t *run, size_t first, size_t end, vb_digest_t *unit)
+{
+    size_t n = 0;
+    for (size_t i = first; i < end; i++)
+        if (run->plan[i].pack != S_NO_PACK)
+            unit[n++] = run->index->digests[run->plan[i].chunk];
+    return n;
+}
+
+/* Decodes (and writes) the chunks of plan[first .. end), read ahead into w->rw. False when the
+ * run must stop. */
+static bool s_decode_unit(s_worker_t *w, size_t first, size_t end)
+{
+    s_run_t *run = w->run;
+    bool go = true;
+    for (size_t i = first; go && i < end; i++) {
+        int rc = s_read_chunk(w, run->plan[i].chunk);
+        if (rc) {
+            pthread_mutex_lock(&run->lock);
+            go = s_chunk_failed_locked(run, run->plan[i].chunk, rc);
+            pthread_mutex_unlock(&run->lock);
+        }
+    }
+    return go;
+}
+
+static bool s_take_unit(s_run_t *run, size_t *first, size_t *end)
+{
+    pthread_mutex_lock(&run->lock);
+    bool got = !run->stop && s_next_unit(run, first, end);
+    pthread_mutex_unlock(&run->lock);
+    return got;
+}
+
+static void *s_fetch_main(void *arg)
+{
+    s_fetch_t *f = arg;
+    vb_repo_chunk_prefetch(f->rw, f->unit, f->n);
+    return NULL;
+}
+
+/* Takes the next unit and starts reading it on a helper thread (or here, when none starts).
+ * False when the plan is done. */
+static bool s_fetch_next(s_worker_t *w)
+{
+    s_fetch_t *f = &w->ahead;
+    f->started = false;
+    if (!s_take_unit(w->run, &f->first, &f->end))
+        return false;
+    f->n = s_unit_digests(w->run, f->first, f->end, f->unit);
+    if (f->n && !(f->started = pthread_create(&f->thread, NULL, s_fetch_main, f) == 0))
+        vb_repo_chunk_prefetch(f->rw, f->unit, f->n);
+    return true;
+}
+
+/* Restore and verify: one unit of the plan at a time, its images read ahead together; fetching
+ * ahead, the next unit is read while this one is decoded (two reads in flight per worker). */
 static void s_index_worker(s_worker_t *w)
 {
     s_run_t *run = w->run;
     size_t first = 0, end = 0;
-    bool go = true;
-    pthread_mutex_lock(&run->lock);
-    while (go && !run->stop && s_next_unit(run, &first, &end)) {
-        pthread_mutex_unlock(&run->lock);
-        size_t n = 0;
-        for (size_t i = first; i < end; i++)
-            if (run->plan[i].pack != S_NO_PACK)
-                w->unit[n++] = run->index->digests[run->plan[i].chunk];
+    bool go = s_take_unit(run, &first, &end);
+    if (go) {
+        size_t n = s_unit_digests(run, first, end, w->unit);
         if (n)
             vb_repo_chunk_prefetch(w->rw, w->unit, n);
-        for (size_t i = first; go && i < end; i++) {
-            int rc = s_read_chunk(w, run->plan[i].chunk);
-            if (rc) {
-                pthread_mutex_lock(&run->lock);
-                go = s_chunk_failed_locked(run, run->plan[i].chunk, rc);
-                pthread_mutex_unlock(&run->lock);
-            }
-        }
-        pthread_mutex_lock(&run->lock);
     }
-    pthread_mutex_unlock(&run->lock);
+    while (go) {
+        bool next = run->fetch_ahead && s_fetch_next(w);
+        go = s_decode_unit(w, first, end);
+        if (next && w->ahead.started)
+            pthread_join(w->ahead.thread, NULL);
+        if (!next) {
+            go = go && s_take_unit(run, &first, &end);
+            size_t n = go ? s_unit_digests(run, first, end, w->unit) : 0;
+            if (n)
+                vb_repo_chunk_prefetch(w->rw, w->unit, n);
+            continue;
+        }
+        /* the unit read ahead becomes the one in hand */
+        vb_repo_worker_t *rw = w->rw;
+        vb_digest_t *unit = w->unit;
+        w->rw = w->ahead.rw;
+        w->unit = w->ahead.unit;
+        w->ahead.rw = rw;
+        w->ahead.unit = unit;
+        first = w->ahead.first;
+        end = w->ahead.end;
+    }
 }
 
 static void *s_worker_main(void *arg)
@@ -426,7 +502,12 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         ws[i].buf = posix_memalign(&buf, 4096, run->chunk_size) == 0 ? buf : NULL;
         if (run->mode != S_BACKUP)
             ws[i].unit = malloc(S_UNIT_CHUNKS * sizeof *ws[i].unit);
-        if (!ws[i].rw || !ws[i].buf || (run->mode != S_BACKUP && !ws[i].unit)) {
+        if (run->fetch_ahead && ws[i].rw) {
+            ws[i].ahead.rw = vb_repo_worker_new(run->repo);
+            ws[i].ahead.unit = malloc(S_UNIT_CHUNKS * sizeof *ws[i].ahead.unit);
+        }
+        if (!ws[i].rw || !ws[i].buf || (run->mode != S_BACKUP && !ws[i].unit) ||
+            (run->fetch_ahead && (!ws[i].ahead.rw || !ws[i].ahead.unit))) {
             rc = ws[i].rw ? vb_error_set(VB_ENOMEM, "pipeline: out of memory") : vb_error_code();
             goto out;
         }
@@ -442,7 +523,8 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
     for (unsigned i = 0; i < started; i++)
         pthread_join(ws[i].thread, NULL);
     for (unsigned i = 0; i < n; i++) {
-        ws[i].stats.reads = vb_repo_worker_reads(ws[i].rw);
+        ws[i].stats.reads = vb_repo_worker_reads(ws[i].rw) +
+                            (ws[i].ahead.rw ? vb_repo_worker_reads(ws[i].ahead.rw) : 0);
         s_add_stats(&run->stats, &ws[i].stats);
     }
     if (run->rc)
@@ -453,8 +535,10 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
 out:
     for (unsigned i = 0; ws && i < n; i++) {
         vb_repo_worker_destroy(&ws[i].rw);
+        vb_repo_worker_destroy(&ws[i].ahead.rw);
         free(ws[i].buf);
         free(ws[i].unit);
+        free(ws[i].ahead.unit);
     }
     free(ws);
     free(run->slots);
@@ -595,7 +679,9 @@ static int s_plan(s_run_t *run)
     return 0;
 }
 
-/* A restore or verify run over the chunks of `index`. */
+/* A restore or verify run over the chunks of `index`. Units are fetched ahead where the store
+ * keeps several requests in flight (a network store such as S3), where a read is a round trip
+ * worth overlapping with the decoding; a local directory reads one unit at a time per worker. */
 static s_run_t s_index_run(s_mode_t mode, vb_repo_t *repo, const vb_index_t *index)
 {
     return (s_run_t){.mode = mode,
@@ -603,7 +689,9 @@ static s_run_t s_index_run(s_mode_t mode, vb_repo_t *repo, const vb_index_t *ind
                      .disk = index->disk_key,
                      .chunk_size = index->chunk_size,
                      .capacity = index->capacity,
-                     .index = index};
+                     .index = index,
+                     .fetch_ahead = vb_repo_format(repo) == VB_REPO_FORMAT_PACKED &&
+                                    vb_store_puts_in_flight(vb_repo_store(repo)) > 1};
 }
 
 int vb_pipeline_restore(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const vb_index_t *index,

@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "repo/le.h"
+#include "repo/packup.h"
 
 #define S_MAGIC "VBPACK2"
 #define S_PREFIX "packs/"
@@ -19,7 +20,8 @@ struct vb_pack_writer {
     size_t target;
     vb_pack_sealed_fn sealed;
     void *arg;
-    uint8_t *buf; /* images, then trailer and footer when sealing */
+    vb_packup_t *up; /* NULL: a seal puts the pack itself */
+    uint8_t *buf;    /* images, then trailer and footer when sealing */
     size_t len, cap;
     vb_pack_entry_t *entries;
     size_t count, entries_cap;
@@ -44,6 +46,11 @@ vb_pack_writer_t *vb_pack_writer_new(vb_store_t *store, size_t target_size,
     self->sealed = sealed;
     self->arg = arg;
     return self;
+}
+
+void vb_pack_writer_set_uploads(vb_pack_writer_t *self, vb_packup_t *up)
+{
+    self->up = up;
 }
 
 void vb_pack_writer_destroy(vb_pack_writer_t **self_p)
@@ -143,6 +150,17 @@ static int s_finish(vb_pack_writer_t *self, size_t *total)
     return 0;
 }
 
+/* The callback first (the caller lists the pack for an index object written only once the
+ * uploads are done), then the buffer goes to the uploads and the writer takes a free one. */
+static int s_hand_over(vb_pack_writer_t *self, const vb_pack_id_t *id, const char *name,
+                       size_t total)
+{
+    int rc = self->sealed ? self->sealed(self->arg, id, self->entries, self->count) : 0;
+    if (rc)
+        return rc;
+    return vb_packup_put(self->up, name, &self->buf, &self->cap, total);
+}
+
 int vb_pack_seal(vb_pack_writer_t *self)
 {
     vb_pack_id_t id;
@@ -156,12 +174,14 @@ int vb_pack_seal(vb_pack_writer_t *self)
     if (RAND_bytes(id.b, sizeof id.b) != 1)
         return vb_error_set(VB_EIO, "no random bytes for a pack id");
     vb_pack_name(&id, name);
-    if ((rc = vb_store_put(self->store, name, self->buf, total, 0)) != 0)
+    if (self->up)
+        rc = s_hand_over(self, &id, name, total);
+    else if ((rc = vb_store_put(self->store, name, self->buf, total, 0)) == 0 && self->sealed)
+        rc = self->sealed(self->arg, &id, self->entries, self->count);
+    if (rc)
         return rc;
     self->packs++;
     self->bytes += total;
-    if (self->sealed && (rc = self->sealed(self->arg, &id, self->entries, self->count)) != 0)
-        return rc;
     self->len = 0;
     self->count = 0;
     return 0;

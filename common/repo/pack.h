@@ -15,7 +15,7 @@
  * end of a task). Sealing tells a callback which chunks went where, so that the caller can write
  * the chunk index after the pack is durable (packs, then index, then restore point).
  *
- * Threads: a writer belongs to one thread; any number of writers may share a store. */
+ * Threads: a writer is used by one thread at a time; any number of writers may share a store. */
 #ifndef VB_PACK_H
 #define VB_PACK_H
 
@@ -47,8 +47,10 @@ typedef struct {
     uint32_t raw_len; /* of the chunk's plaintext */
 } vb_pack_entry_t;
 
-/* Told once per sealed pack, after the pack was put (durable at the store's next barrier).
- * entries are borrowed for the call. A non-zero return fails the seal with that code. */
+/* Told once per sealed pack, after the pack was put (durable at the store's next barrier), or,
+ * with uploads in flight (vb_pack_writer_set_uploads), before it is handed to them (written once
+ * vb_packup_wait returns 0). entries are borrowed for the call. A non-zero return fails the seal
+ * with that code. */
 typedef int (*vb_pack_sealed_fn)(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
                                  size_t count);
 
@@ -58,6 +60,11 @@ typedef struct vb_pack_writer vb_pack_writer_t;
  * VB_PACK_SIZE_MAX; 0: the default). NULL with the message set. */
 vb_pack_writer_t *vb_pack_writer_new(vb_store_t *store, size_t target_size,
                                      vb_pack_sealed_fn sealed, void *arg);
+/* Seals from now on hand the pack to `up` (borrowed; packup.h) instead of putting it: the
+ * writer goes on with a free buffer of an earlier upload while up to N uploads run. */
+struct vb_packup;
+void vb_pack_writer_set_uploads(vb_pack_writer_t *self, struct vb_packup *up);
+
 /* Destroys the writer; chunks added since the last seal are dropped (call vb_pack_seal first). */
 void vb_pack_writer_destroy(vb_pack_writer_t **self_p);
 

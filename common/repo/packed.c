@@ -9,22 +9,25 @@
 #include "repo/idxobj.h"
 #include "repo/pack.h"
 #include "repo/packquar.h"
+#include "repo/packup.h"
 
 #define S_TOUCHED_MAX 64
 
 struct vb_packed {
     vb_store_t *store;
     uint32_t pack_size;
-    pthread_mutex_t lock; /* guards everything below */
+    pthread_mutex_t lock; /* guards index and pending */
     vb_chunkidx_t *index;
-    vb_idxobj_t *pending; /* packs sealed by this process, not yet in an index object */
+    vb_idxobj_t *pending;  /* packs sealed by this process, not yet in an index object */
+    pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
+    vb_pack_writer_t *pw;  /* the open pack every writer fills */
+    vb_digest_t *open;     /* digests in the open pack */
+    size_t nopen, capopen;
+    vb_packup_t *up; /* sealed packs uploading */
 };
 
 struct vb_packed_writer {
     vb_packed_t *packed;
-    vb_pack_writer_t *pw;
-    vb_digest_t *open; /* digests in the open pack */
-    size_t nopen, capopen;
     vb_pack_id_t touched[S_TOUCHED_MAX]; /* packs freshened since the last flush */
     size_t ntouched;
 };
@@ -47,6 +50,20 @@ static int s_load(vb_packed_t *self)
     return 0;
 }
 
+/* A pack of this process was sealed (wlock held): its chunks are found from now on, and listed
+ * in the next index object, which commit writes only once the pack's upload is done. */
+static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries, size_t count)
+{
+    vb_packed_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    int rc = vb_idxobj_add_pack(p->pending, id, entries, count);
+    if (rc == 0)
+        rc = vb_chunkidx_add_pack(p->index, id, entries, count);
+    pthread_mutex_unlock(&p->lock);
+    p->nopen = 0;
+    return rc;
+}
+
 vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
 {
     vb_packed_t *self = calloc(1, sizeof *self);
@@ -57,10 +74,14 @@ vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
     self->store = store;
     self->pack_size = pack_size;
     pthread_mutex_init(&self->lock, NULL);
-    if (!(self->pending = vb_idxobj_new()) || s_load(self) != 0) {
+    pthread_mutex_init(&self->wlock, NULL);
+    if (!(self->pending = vb_idxobj_new()) ||
+        !(self->up = vb_packup_new(store, vb_store_puts_in_flight(store))) ||
+        !(self->pw = vb_pack_writer_new(store, pack_size, s_sealed, self)) || s_load(self) != 0) {
         vb_packed_destroy(&self);
         return NULL;
     }
+    vb_pack_writer_set_uploads(self->pw, self->up);
     return self;
 }
 
@@ -69,27 +90,15 @@ void vb_packed_destroy(vb_packed_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_packed_t *self = *self_p;
+    vb_packup_destroy(&self->up); /* waits for the uploads in flight */
+    vb_pack_writer_destroy(&self->pw);
+    free(self->open);
     vb_chunkidx_destroy(&self->index);
     vb_idxobj_destroy(&self->pending);
+    pthread_mutex_destroy(&self->wlock);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
-}
-
-/* A pack of this process was sealed: its chunks are found from now on, and listed in the next
- * index object. */
-static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
-                    size_t count)
-{
-    vb_packed_writer_t *w = arg;
-    vb_packed_t *p = w->packed;
-    pthread_mutex_lock(&p->lock);
-    int rc = vb_idxobj_add_pack(p->pending, id, entries, count);
-    if (rc == 0)
-        rc = vb_chunkidx_add_pack(p->index, id, entries, count);
-    pthread_mutex_unlock(&p->lock);
-    w->nopen = 0;
-    return rc;
 }
 
 vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed)
@@ -100,10 +109,6 @@ vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed)
         return NULL;
     }
     w->packed = packed;
-    if (!(w->pw = vb_pack_writer_new(packed->store, packed->pack_size, s_sealed, w))) {
-        free(w);
-        return NULL;
-    }
     return w;
 }
 
@@ -111,8 +116,6 @@ void vb_packed_writer_destroy(vb_packed_writer_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    vb_pack_writer_destroy(&(*self_p)->pw);
-    free((*self_p)->open);
     free(*self_p);
     *self_p = NULL;
 }
@@ -136,44 +139,74 @@ vb_store_t *vb_packed_store(vb_packed_t *self)
     return self->store;
 }
 
-static bool s_in_open_pack(const vb_packed_writer_t *w, const vb_digest_t *digest)
+/* wlock held */
+static bool s_in_open_pack_locked(const vb_packed_t *p, const vb_digest_t *digest)
 {
-    for (size_t i = 0; i < w->nopen; i++)
-        if (memcmp(w->open[i].b, digest->b, VB_DIGEST_LEN) == 0)
+    for (size_t i = 0; i < p->nopen; i++)
+        if (memcmp(p->open[i].b, digest->b, VB_DIGEST_LEN) == 0)
             return true;
     return false;
+}
+
+static bool s_in_open_pack(vb_packed_t *p, const vb_digest_t *digest)
+{
+    pthread_mutex_lock(&p->wlock);
+    bool in = s_in_open_pack_locked(p, digest);
+    pthread_mutex_unlock(&p->wlock);
+    return in;
 }
 
 int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_t *img,
                   size_t img_len, uint32_t raw_len, bool *stored)
 {
+    vb_packed_t *p = w->packed;
     *stored = false;
     if (vb_packed_reuse(w, digest))
         return 0;
-    int rc = VB_GROW(w->open, w->nopen, w->capopen, 64, "chunks of the open pack");
-    if (rc)
-        return rc;
-    /* may seal the open pack first, which empties w->open */
-    rc = vb_pack_add(w->pw, digest, img, img_len, raw_len);
-    if (rc)
-        return rc;
-    w->open[w->nopen++] = *digest;
+    pthread_mutex_lock(&p->wlock);
+    int rc = 0;
+    if (s_in_open_pack_locked(p, digest)) /* another worker added it meanwhile */
+        goto out;
+    if ((rc = VB_GROW(p->open, p->nopen, p->capopen, 64, "chunks of the open pack")) != 0)
+        goto out;
+    /* may seal the open pack first (handing it to the uploads), which empties p->open */
+    if ((rc = vb_pack_add(p->pw, digest, img, img_len, raw_len)) != 0)
+        goto out;
+    p->open[p->nopen++] = *digest;
     *stored = true;
-    return 0;
+out:
+    pthread_mutex_unlock(&p->wlock);
+    return rc;
+}
+
+static int s_seal(vb_packed_t *p)
+{
+    pthread_mutex_lock(&p->wlock);
+    int rc = vb_pack_seal(p->pw);
+    pthread_mutex_unlock(&p->wlock);
+    return rc;
 }
 
 int vb_packed_flush(vb_packed_writer_t *w)
 {
     w->ntouched = 0; /* the next task (maybe of a later job) freshens again */
-    return vb_pack_seal(w->pw);
+    return s_seal(w->packed);
 }
 
 int vb_packed_commit(vb_packed_t *self)
 {
+    /* packs, then index: the open pack is sealed and every upload done before the index
+     * object that lists them is written; a failed upload fails the commit (and every later
+     * one), so no index object ever names a pack that is not there */
+    int rc = s_seal(self);
+    if (rc == 0)
+        rc = vb_packup_wait(self->up);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&self->lock);
     /* the index object's write begins with a barrier; with nothing to list, barrier alone */
-    int rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
-                                            : vb_store_barrier(self->store);
+    rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
+                                        : vb_store_barrier(self->store);
     pthread_mutex_unlock(&self->lock);
     return rc;
 }
@@ -239,7 +272,7 @@ bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
 {
     vb_chunkidx_loc_t loc;
     char name[VB_PACK_NAME_LEN];
-    if (s_in_open_pack(w, digest))
+    if (s_in_open_pack(w->packed, digest))
         return true;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!s_find(w->packed, digest, &loc, false))

@@ -2,19 +2,25 @@
  * index (chunkidx.h, idxobj.h). repo.c encodes chunks and hands the images here; this module
  * only decides where they go and where to find them.
  *
- * Writes: each repository worker has its own pack writer (vb_packed_writer_t: one open pack of
- * up to the repository's pack size in memory). A sealed pack is added to the shared in-memory
- * index and to the index object pending for this process; vb_packed_commit() makes the packs
- * durable and then writes that index object (packs, then index; the restore point comes after,
- * from the coordinator). A chunk already in the index, or in the worker's open pack, is not
- * stored again; two workers or agents storing the same chunk at once may both keep a copy.
+ * Writes: the repository workers (vb_packed_writer_t, one per thread) fill one open pack
+ * together, of up to the repository's pack size in memory, so that a task leaves one partly
+ * filled pack, not one per worker. A sealed pack is added to the shared in-memory index and to
+ * the index object pending for this process, and handed to the uploads (packup.h): up to
+ * vb_store_puts_in_flight() of them run in the background while the workers fill the next pack
+ * (S3: 4 by default; a directory: 1). vb_packed_commit() seals the open pack, waits for every
+ * upload and only then writes that index object (packs, then index; the restore point comes
+ * after, from the coordinator); a failed upload fails that commit and every later one. A chunk
+ * already in the index, or in the open pack, is not stored again; two agents storing the same
+ * chunk at once may both keep a copy.
+ *
+ * Memory: (uploads in flight + 1) × the pack size, whatever the number of workers.
  *
  * Reads: the index is loaded from the store's index objects when opened, and loaded again once
  * when a chunk is not found (another agent may have stored it since) or its pack is gone (a
  * garbage collection repacked it). A chunk is read with one ranged read of its pack.
  *
- * Threads: a vb_packed_t is shared by the workers (a mutex guards the index); a writer belongs to
- * one thread. */
+ * Threads: a vb_packed_t is shared by the workers (mutexes guard the index and the open pack); a
+ * writer belongs to one thread. */
 #ifndef VB_PACKED_H
 #define VB_PACKED_H
 
@@ -38,14 +44,16 @@ vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed);
 void vb_packed_writer_destroy(vb_packed_writer_t **self_p);
 
 /* Stores one encoded chunk image unless the repository has the chunk: *stored true when it was
- * added to the writer's pack. Sealing a full pack may fail: VB_ENOSPC, VB_EIO. */
+ * added to the open pack. Sealing a full pack may fail: VB_ENOSPC, VB_EIO, or the error of an
+ * earlier upload (packup.h). */
 int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_t *img,
                   size_t img_len, uint32_t raw_len, bool *stored) VB_WUR;
 
-/* Seals the writer's open pack. */
+/* Seals the open pack (which all writers share) and hands it to the uploads. */
 int vb_packed_flush(vb_packed_writer_t *w) VB_WUR;
 
-/* Makes the sealed packs durable, then writes the index object that lists them. */
+/* Seals the open pack, waits for every upload, makes the packs durable, then writes the index
+ * object that lists them. A failed upload: its error, now and at every later commit. */
 int vb_packed_commit(vb_packed_t *self) VB_WUR;
 
 /* Reads the image of chunk `digest` into buf (capacity cap); *len its size. VB_ENOTFOUND

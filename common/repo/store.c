@@ -9,6 +9,7 @@ struct vb_store {
     void *state;
     char *location;
     vb_store_lock_t lock;
+    unsigned puts_in_flight;
 };
 
 /* Every kind of store: one row each. A location without "<scheme>://" is the first row's. */
@@ -28,6 +29,11 @@ static const vb_store_ops_t *s_find_kind(const char *location, const char **wher
         }
     }
     return NULL;
+}
+
+unsigned vb_store_puts_in_flight(const vb_store_t *self)
+{
+    return self->puts_in_flight;
 }
 
 bool vb_store_is_s3(const char *location)
@@ -67,6 +73,10 @@ vb_store_t *vb_store_open_opts(const char *location, bool create, const vb_store
         return NULL;
     }
     self->lock = opts ? opts->lock : none.lock;
+    self->puts_in_flight =
+        opts && opts->puts_in_flight ? opts->puts_in_flight : ops->puts_in_flight;
+    if (self->puts_in_flight < 1 || self->puts_in_flight > VB_STORE_PUTS_IN_FLIGHT_MAX)
+        self->puts_in_flight = self->puts_in_flight < 1 ? 1 : VB_STORE_PUTS_IN_FLIGHT_MAX;
     return self;
 }
 
@@ -266,8 +276,8 @@ int vb_store_get_alloc(vb_store_t *self, const char *name, size_t max, void **ou
     size_t got = 0;
     rc = vb_store_get_range(self, name, 0, buf, (size_t)st.size + 1, &got);
     if (rc == 0 && got != st.size)
-        rc = vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location,
-                          name);
+        rc =
+            vb_error_set(VB_EBUSY, "%s: object %s changed while it was read", self->location, name);
     if (rc) {
         free(buf);
         return rc;

@@ -59,7 +59,12 @@ typedef struct {
     /* S3: when lock.seconds > 0, open makes the bucket with Object Lock (create_bucket) or
      * checks the existing one has it (VB_EPOLICY otherwise), and writes get the retention */
     vb_store_lock_t lock;
+    /* Pack uploads a repository keeps in flight while its workers fill the next pack (packed.h;
+     * 1..VB_STORE_PUTS_IN_FLIGHT_MAX); 0: the store's default (vb_store_ops_t.puts_in_flight) */
+    unsigned puts_in_flight;
 } vb_store_opts_t;
+
+#define VB_STORE_PUTS_IN_FLIGHT_MAX 32
 
 /* Called once per object by list. Return 0 to go on, > 0 to stop listing (list returns 0), < 0
  * to stop with that error. The callback may remove or freshen the object it is given. */
@@ -69,6 +74,9 @@ typedef int (*vb_store_list_fn)(void *arg, const char *name, const vb_store_stat
  * Each returns 0 or a negative VB_E* code with the message set, naming the store's location. */
 typedef struct vb_store_ops {
     const char *scheme; /* location prefix "<scheme>://" */
+    /* Large puts (packs) worth keeping in flight at once by default: 1 where a put is a local
+     * write, more where each is a network round trip that one stream cannot fill. */
+    unsigned puts_in_flight;
     /* Opens the store at `where` (the location without "<scheme>://"); create: make it when
      * missing; opts never NULL. *state is handed to every other operation. */
     int (*open)(const char *where, bool create, const vb_store_opts_t *opts, void **state);
@@ -131,6 +139,9 @@ bool vb_store_is_s3(const char *location);
 void vb_store_destroy(vb_store_t **self_p);
 
 const char *vb_store_location(const vb_store_t *self); /* borrowed */
+/* How many pack uploads a writer keeps in flight: vb_store_opts_t.puts_in_flight, or the
+ * store's default. */
+unsigned vb_store_puts_in_flight(const vb_store_t *self);
 
 /* VB_EINVAL unless `name` is a valid object name. */
 int vb_store_check_name(const char *name) VB_WUR;

@@ -604,6 +604,7 @@ static int s_local_path(void *state, const char *name, char *out, size_t outsz)
 
 const vb_store_ops_t vb_store_posix_ops = {
     .scheme = "file",
+    .puts_in_flight = 1,
     .open = s_open,
     .close = s_close,
     .put = s_put,

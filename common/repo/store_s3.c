@@ -871,6 +871,7 @@ static int s_local_path(void *state, const char *name, char *out, size_t outsz)
 
 const vb_store_ops_t vb_store_s3_ops = {
     .scheme = "s3",
+    .puts_in_flight = 4,
     .open = s_open,
     .close = s_close,
     .put = s_put,

@@ -719,11 +719,11 @@ Test(pipeline, format2_restore_and_verify_read_packs_in_runs_and_name_bad_chunks
     cr_assert_eq(vb_repo_format(r), 2, "format 2 is the default");
     mem_disk_t d = make_disk(cs, 200, 91);
     memcpy(d.data + 4 * (uint64_t)cs, d.data, cs); /* chunk 4 repeats chunk 0 */
-    vb_pipeline_opts_t o = {.workers = 3};         /* three writers: chunks spread over packs */
+    vb_pipeline_opts_t o = {.workers = 3}; /* three workers filling one open pack at a time */
     vb_pipeline_stats_t st, vs, rs;
     vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, &st);
     size_t npacks = tu_count_files(packs, "");
-    cr_assert(npacks >= 3, "%zu packs", npacks);
+    cr_assert(npacks >= 1, "%zu packs", npacks);
 
     /* each pack in reads of up to VB_PIPELINE_READ_UNIT */
     uint64_t most = st.bytes_stored / VB_PIPELINE_READ_UNIT + npacks;
@@ -785,6 +785,49 @@ Test(pipeline, format2_a_default_pack_is_read_in_runs)
     cr_assert_leq(rs.reads, most, "restore read the pack in %" PRIu64 " reads", rs.reads);
     cr_assert_lt(rs.reads * 20, vs.chunks, "%" PRIu64 " reads, %" PRIu64 " chunks", rs.reads,
                  vs.chunks);
+    vb_index_destroy(&idx);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
+/* Restore and verify fetching ahead (a store that keeps several requests in flight, as S3 does:
+ * here a directory opened with two): each worker reads the next unit on a helper thread while
+ * it decodes the one in hand. Over packs of several units, encrypted, the restore is
+ * byte-identical, reads stay one per run, and a flipped byte is still named at both offsets
+ * that reference its chunk while everything else verifies. */
+Test(pipeline, format2_fetching_ahead_restores_byte_identical_and_names_bad_chunks)
+{
+    uint32_t cs = 64u << 10;
+    char path[4096], key[4096];
+    snprintf(path, sizeof path, "%s/ahead", s_dir);
+    snprintf(key, sizeof key, "%s/ahead.key", s_dir);
+    tu_write_key(key, 17);
+    vb_repo_params_t p = {.chunk_size = cs, .pack_size = 4u << 20, .key_file = key};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    vb_repo_t *r = vb_repo_open_opts(path, key, &(vb_store_opts_t){.puts_in_flight = 2});
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_eq(vb_store_puts_in_flight(vb_repo_store(r)), 2);
+    mem_disk_t d = make_disk(cs, 320, 93); /* 20 MiB: several 2 MiB units per pack */
+    memcpy(d.data + 7 * (uint64_t)cs, d.data + 300 * (uint64_t)cs, cs); /* 7 repeats 300 */
+    vb_pipeline_opts_t o = {.workers = 3};
+    vb_pipeline_stats_t st, vs, rs;
+    vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, &st);
+    restore_compare_stats(r, &o, idx, &d, &rs);
+    cr_assert_eq(rs.chunks, st.chunks - st.chunks_zero);
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, NULL, NULL, &vs), 0, "%s", vb_error_msg());
+    cr_assert_eq(vs.chunks, st.chunks - st.chunks_zero);
+    cr_assert_lt(vs.reads * 4, vs.chunks, "%" PRIu64 " reads: not one per chunk", vs.reads);
+
+    char file[4400];
+    vb_pack_entry_t where;
+    find_in_packs(r, path, &idx->digests[300], file, sizeof file, &where);
+    tu_flip_byte(file, (off_t)(where.offset + where.length / 2));
+    reports_t rep = {0};
+    cr_assert_eq(vb_pipeline_verify(r, &o, idx, on_bad, &rep, &vs), VB_ECORRUPT);
+    cr_assert_eq(rep.n, 2, "%d bad", rep.n);
+    cr_assert((rep.offsets[0] == 7 * (uint64_t)cs && rep.offsets[1] == 300 * (uint64_t)cs) ||
+              (rep.offsets[1] == 7 * (uint64_t)cs && rep.offsets[0] == 300 * (uint64_t)cs));
+    cr_assert_eq(vs.chunks_bad, 2);
     vb_index_destroy(&idx);
     free(d.data);
     vb_repo_destroy(&r);

@@ -2,6 +2,7 @@
  * (chunkidx.h). */
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
+#include "repo/packup.h"
 
 #include "repo_testutil.h"
 
@@ -401,5 +402,165 @@ Test(idxobj, a_damaged_index_object_is_named)
     free(a);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+    tu_rmrf(s_dir);
+}
+
+/* ---------- uploads in flight (packup.h) ---------- */
+
+/* Makes shard directory packs/XX unusable for every XX but 00 (a regular file where the
+ * directory would be: even root cannot write under it), so that 255 of 256 packs fail to
+ * upload. */
+static void s_block_pack_shards(const char *repo, bool block)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/packs", repo);
+    mkdir(path, 0700);
+    for (unsigned i = 1; i < 256; i++) {
+        snprintf(path, sizeof path, "%s/packs/%02x", repo, i);
+        if (block)
+            tu_write_file(path, "x", 1);
+        else
+            unlink(path);
+    }
+}
+
+static uint8_t *s_upload_buf(uint8_t fill)
+{
+    uint8_t *b = malloc(4096);
+    cr_assert_not_null(b);
+    memset(b, fill, 4096);
+    return b;
+}
+
+/* Six puts through four uploads in flight (each put slowed to 0.1 s): four run at once while
+ * the caller goes on, each buffer handed back is one an upload finished with, and every object
+ * reads back as put once wait returns. */
+Test(packup, four_uploads_run_at_once_and_every_pack_is_written_when_wait_returns)
+{
+    s_dir = tu_tmpdir();
+    setenv("VBAK_TEST_STORE_DELAY_US", "100000", 1);
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    vb_packup_t *up = vb_packup_new(st, 4);
+    cr_assert_not_null(up, "%s", vb_error_msg());
+    for (uint8_t i = 0; i < 6; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "packs/00/p%u", i);
+        uint8_t *buf = s_upload_buf(i);
+        size_t cap = 4096;
+        cr_assert_eq(vb_packup_put(up, name, &buf, &cap, 4096), 0, "%s", vb_error_msg());
+        cr_assert((buf == NULL) == (cap == 0), "a buffer handed back has its capacity");
+        free(buf);
+    }
+    cr_assert_eq(vb_packup_wait(up), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_packup_puts(up), 6);
+    cr_assert_eq(vb_packup_peak(up), 4, "uploads at once: %u", vb_packup_peak(up));
+    for (uint8_t i = 0; i < 6; i++) {
+        char name[64];
+        uint8_t back[4096];
+        size_t len = 0;
+        snprintf(name, sizeof name, "packs/00/p%u", i);
+        cr_assert_eq(vb_store_get(st, name, back, sizeof back, &len), 0, "%s", vb_error_msg());
+        cr_assert(len == 4096 && back[0] == i && back[4095] == i, "%s reads back as put", name);
+    }
+    vb_packup_destroy(&up);
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    unsetenv("VBAK_TEST_STORE_DELAY_US");
+    tu_rmrf(s_dir);
+}
+
+/* One upload among those in flight fails (the last put: no earlier put can have seen it
+ * fail): wait names it, and every later put and wait returns
+ * that failure (the caller keeps its buffer), so nothing is listed as written after it. */
+Test(packup, a_failed_upload_is_kept_and_fails_every_later_put)
+{
+    s_dir = tu_tmpdir();
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    s_block_pack_shards(s_dir, true);
+    vb_packup_t *up = vb_packup_new(st, 4);
+    const char *names[] = {"packs/00/a", "packs/00/b", "packs/00/c", "packs/ff/d"};
+    for (size_t i = 0; i < 4; i++) {
+        uint8_t *buf = s_upload_buf((uint8_t)i);
+        size_t cap = 4096;
+        cr_assert_eq(vb_packup_put(up, names[i], &buf, &cap, 4096), 0, "%s", vb_error_msg());
+        free(buf);
+    }
+    cr_assert_eq(vb_packup_wait(up), VB_EIO);
+    cr_assert(strstr(vb_error_msg(), "packs/ff"), "names where: %s", vb_error_msg());
+    uint8_t *buf = s_upload_buf(9);
+    size_t cap = 4096;
+    cr_assert_eq(vb_packup_put(up, "packs/00/e", &buf, &cap, 4096), VB_EIO);
+    cr_assert(strstr(vb_error_msg(), "packs/ff"), "%s", vb_error_msg());
+    cr_assert_not_null(buf, "a refused put leaves the buffer with the caller");
+    free(buf);
+    cr_assert_eq(vb_packup_wait(up), VB_EIO);
+    cr_assert(!vb_store_exists(st, "packs/00/e"), "nothing is put after the failure");
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    tu_rmrf(s_dir);
+}
+
+/* A backup whose pack uploads fail (four in flight, 4 MiB packs, most shard directories
+ * unusable) fails its commit and writes no index object, so no restore point can name a pack
+ * that is not there; once the store is repaired the same chunks back up, and every chunk reads
+ * back byte for byte through the index object. Puts are slowed (0.3 s each) so that all three
+ * packs are still uploading when the commit starts: only the commit's wait can see the
+ * failures (a commit that did not wait, or ignored what it found, writes the index object). */
+Test(packup, a_backup_whose_upload_fails_writes_no_index_object)
+{
+    enum { S_CHUNKS = 9 }; /* three per 4 MiB pack: three packs, the last sealed by the commit */
+    char path[4096], index_dir[4096];
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    snprintf(index_dir, sizeof index_dir, "%s/index", path);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    uint8_t *data = malloc((size_t)S_CHUNKS * S_CHUNK), *back = malloc(S_CHUNK);
+    tu_fill_random(data, (size_t)S_CHUNKS * S_CHUNK, 21);
+    vb_digest_t d[S_CHUNKS];
+    vb_store_opts_t so = {.puts_in_flight = 4};
+    setenv("VBAK_TEST_STORE_DELAY_US", "300000", 1);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        s_block_pack_shards(path, attempt == 0);
+        vb_repo_t *r = vb_repo_open_opts(path, NULL, &so);
+        cr_assert_not_null(r, "%s", vb_error_msg());
+        vb_repo_worker_t *w = vb_repo_worker_new(r);
+        int rc = 0;
+        for (int i = 0; i < S_CHUNKS && rc == 0; i++) {
+            const uint8_t *c = data + (size_t)i * S_CHUNK;
+            cr_assert_eq(vb_repo_digest(w, c, S_CHUNK, &d[i]), 0);
+            rc = vb_repo_chunk_put(w, &d[i], c, S_CHUNK, NULL);
+        }
+        if (rc == 0)
+            rc = vb_repo_worker_flush(w);
+        if (rc == 0)
+            rc = vb_repo_sync(r);
+        if (attempt == 0) {
+            cr_assert_eq(rc, VB_EIO, "the commit fails: %d %s", rc, vb_error_msg());
+            cr_assert(strstr(vb_error_msg(), "packs/"), "names a pack: %s", vb_error_msg());
+            cr_assert_eq(vb_repo_sync(r), VB_EIO, "a later commit fails too");
+            cr_assert_eq(tu_count_files(index_dir, ""), 0, "no index object");
+        } else {
+            cr_assert_eq(rc, 0, "%s", vb_error_msg());
+            cr_assert_eq(tu_count_files(index_dir, ""), 1);
+        }
+        vb_repo_worker_destroy(&w);
+        vb_repo_destroy(&r);
+    }
+    unsetenv("VBAK_TEST_STORE_DELAY_US");
+    vb_repo_t *r = vb_repo_open(path, NULL); /* the index as another process loads it */
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    for (int i = 0; i < S_CHUNKS; i++) {
+        size_t len = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, S_CHUNK, &len), 0, "chunk %d: %s", i,
+                     vb_error_msg());
+        cr_assert(len == S_CHUNK && memcmp(back, data + (size_t)i * S_CHUNK, S_CHUNK) == 0);
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    free(data);
+    free(back);
     tu_rmrf(s_dir);
 }

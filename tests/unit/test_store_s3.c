@@ -727,3 +727,91 @@ Test(store_s3, a_conditional_put_whose_answer_was_lost_succeeds_when_the_object_
     s_proxy_stop(proxy);
     tu_rmrf(e.tmp);
 }
+
+/* ---------- pack uploads in flight ---------- */
+
+/* Polls a store through the proxy until a stat of `name` succeeds (want_ok) or fails (an outage
+ * began), for up to 10 s. */
+static void s_await_reachable(vb_store_t *st, const char *name, bool want_ok)
+{
+    vb_store_stat_t ss;
+    for (int i = 0; i < 200; i++) {
+        if ((vb_store_stat(st, name, &ss) == 0) == want_ok)
+            return;
+        nanosleep(&(struct timespec){0, 50000000}, NULL);
+    }
+    cr_assert_fail("the proxy's outage did not %s", want_ok ? "end" : "begin");
+}
+
+/* A repository on S3 uploads up to 4 packs at once (the default). The network drops every
+ * connection (the proxy's outage, no retries) while the last pack of a backup uploads: the
+ * commit fails naming a pack, a later commit fails too, and no index object is written, so no
+ * restore point can reference a pack that is not there. Once the network is back the same
+ * chunks back up, and every one reads back byte for byte through the index object. */
+Test(store_s3, a_pack_upload_that_fails_in_flight_leaves_no_index_object)
+{
+    enum { S_CHUNKS = 9, S_CS = 1 << 20 }; /* three per 4 MiB pack: three packs */
+    s_env_t e;
+    vb_store_t *st = s_open(&e, NULL);
+    vb_store_destroy(&st);
+    char ep[300], loc[8192], dloc[8192];
+    pid_t proxy = s_proxy_start(&e, ep, sizeof ep);
+    snprintf(loc, sizeof loc, "s3://%s/repo?endpoint=%s&region=%s&retries=0", e.bucket, ep,
+             e.g.region);
+    snprintf(dloc, sizeof dloc, "s3://%s/repo?endpoint=%s&region=%s", e.bucket, e.g.endpoint,
+             e.g.region);
+    vb_store_opts_t so = {.credentials_file = e.creds};
+    vb_repo_params_t p = {.chunk_size = S_CS, .pack_size = 4u << 20, .store = so};
+    cr_assert_eq(vb_repo_init(dloc, &p), 0, "%s", vb_error_msg());
+    vb_store_t *direct = vb_store_open_opts(dloc, false, &so);
+    cr_assert_not_null(direct, "%s", vb_error_msg());
+    uint8_t *data = malloc((size_t)S_CHUNKS * S_CS), *back = malloc(S_CS);
+    tu_fill_random(data, (size_t)S_CHUNKS * S_CS, 31);
+    vb_digest_t d[S_CHUNKS];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        vb_repo_t *r = vb_repo_open_opts(loc, NULL, &so);
+        cr_assert_not_null(r, "%s", vb_error_msg());
+        cr_assert_eq(vb_store_puts_in_flight(vb_repo_store(r)), 4);
+        vb_repo_worker_t *w = vb_repo_worker_new(r);
+        for (int i = 0; i < S_CHUNKS; i++) {
+            const uint8_t *c = data + (size_t)i * S_CS;
+            cr_assert_eq(vb_repo_digest(w, c, S_CS, &d[i]), 0);
+            cr_assert_eq(vb_repo_chunk_put(w, &d[i], c, S_CS, NULL), 0, "%s", vb_error_msg());
+        }
+        if (attempt == 0) { /* the outage starts before the last pack is sealed */
+            kill(proxy, SIGUSR1);
+            s_await_reachable(vb_repo_store(r), "config", false);
+        }
+        int rc = vb_repo_worker_flush(w);
+        if (rc == 0)
+            rc = vb_repo_sync(r);
+        if (attempt == 0) {
+            cr_assert_eq(rc, VB_EIO, "the commit fails: %d %s", rc, vb_error_msg());
+            cr_assert(strstr(vb_error_msg(), "packs/"), "names a pack: %s", vb_error_msg());
+            cr_assert_eq(vb_repo_sync(r), VB_EIO, "a later commit fails too");
+            cr_assert_eq(s_count_under(direct, "index/"), 0, "no index object");
+            s_await_reachable(vb_repo_store(r), "config", true);
+        } else {
+            cr_assert_eq(rc, 0, "%s", vb_error_msg());
+            cr_assert_eq(s_count_under(direct, "index/"), 1);
+        }
+        vb_repo_worker_destroy(&w);
+        vb_repo_destroy(&r);
+    }
+    vb_repo_t *r = vb_repo_open_opts(dloc, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    for (int i = 0; i < S_CHUNKS; i++) {
+        size_t len = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, S_CS, &len), 0, "chunk %d: %s", i,
+                     vb_error_msg());
+        cr_assert(len == S_CS && memcmp(back, data + (size_t)i * S_CS, S_CS) == 0);
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    vb_store_destroy(&direct);
+    s_proxy_stop(proxy);
+    free(data);
+    free(back);
+    tu_rmrf(e.tmp);
+}

@@ -1,0 +1,197 @@
+#include "repo/packup.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    char name[VB_STORE_NAME_MAX + 1];
+    uint8_t *buf;
+    size_t cap, len;
+} s_job_t;
+
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+} s_spare_t;
+
+struct vb_packup {
+    vb_store_t *store;
+    unsigned max;
+    pthread_t *threads;
+    unsigned nthreads;    /* started at the first put */
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t cond;
+    s_job_t *queue; /* ring of max jobs */
+    unsigned head, queued, busy;
+    s_spare_t *spare; /* buffers of finished uploads, for the writer to reuse */
+    unsigned nspare;
+    bool stop;
+    int rc; /* the first failed upload's code, and its message */
+    char msg[1024];
+    uint64_t puts;
+    unsigned peak;
+};
+
+vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight)
+{
+    if (in_flight < 1 || in_flight > VB_STORE_PUTS_IN_FLIGHT_MAX) {
+        vb_error_set(VB_EINVAL, "pack uploads in flight: %u (1 to %d)", in_flight,
+                     VB_STORE_PUTS_IN_FLIGHT_MAX);
+        return NULL;
+    }
+    vb_packup_t *self = calloc(1, sizeof *self);
+    if (self) {
+        self->threads = calloc(in_flight, sizeof *self->threads);
+        self->queue = calloc(in_flight, sizeof *self->queue);
+        self->spare = calloc(in_flight, sizeof *self->spare);
+    }
+    if (!self || !self->threads || !self->queue || !self->spare) {
+        if (self) {
+            free(self->threads);
+            free(self->queue);
+            free(self->spare);
+        }
+        free(self);
+        vb_error_set(VB_ENOMEM, "out of memory for pack uploads");
+        return NULL;
+    }
+    self->store = store;
+    self->max = in_flight;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->cond, NULL);
+    return self;
+}
+
+void vb_packup_destroy(vb_packup_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    vb_packup_t *self = *self_p;
+    pthread_mutex_lock(&self->lock);
+    self->stop = true;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+    for (unsigned i = 0; i < self->nthreads; i++)
+        pthread_join(self->threads[i], NULL);
+    for (unsigned i = 0; i < self->queued; i++) /* none unless no thread could start */
+        free(self->queue[(self->head + i) % self->max].buf);
+    for (unsigned i = 0; i < self->nspare; i++)
+        free(self->spare[i].buf);
+    pthread_cond_destroy(&self->cond);
+    pthread_mutex_destroy(&self->lock);
+    free(self->threads);
+    free(self->queue);
+    free(self->spare);
+    free(self);
+    *self_p = NULL;
+}
+
+/* An upload is over: keep its buffer for the writer (or free it), record a failure. */
+static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
+{
+    self->busy--;
+    if (rc == 0)
+        self->puts++;
+    else if (!self->rc) {
+        self->rc = rc;
+        snprintf(self->msg, sizeof self->msg, "%s", vb_error_msg());
+    }
+    if (self->nspare < self->max)
+        self->spare[self->nspare++] = (s_spare_t){job->buf, job->cap};
+    else
+        free(job->buf);
+    pthread_cond_broadcast(&self->cond);
+}
+
+static void *s_uploader(void *arg)
+{
+    vb_packup_t *self = arg;
+    pthread_mutex_lock(&self->lock);
+    for (;;) {
+        while (!self->queued && !self->stop)
+            pthread_cond_wait(&self->cond, &self->lock);
+        if (!self->queued)
+            break; /* stopped, and nothing left to write */
+        s_job_t job = self->queue[self->head];
+        self->head = (self->head + 1) % self->max;
+        self->queued--;
+        self->busy++;
+        bool failed = self->rc != 0; /* after a failure, what is queued is dropped */
+        pthread_mutex_unlock(&self->lock);
+        int rc = failed ? 0 : vb_store_put(self->store, job.name, job.buf, job.len, 0);
+        pthread_mutex_lock(&self->lock);
+        s_done_locked(self, &job, rc);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+/* Starts the upload threads (at the first put: a repository opened only to read starts none). */
+static int s_start_locked(vb_packup_t *self)
+{
+    while (self->nthreads < self->max) {
+        if (pthread_create(&self->threads[self->nthreads], NULL, s_uploader, self) != 0)
+            break;
+        self->nthreads++;
+    }
+    return self->nthreads ? 0 : vb_error_set(VB_ENOMEM, "cannot start a pack upload thread");
+}
+
+static int s_failed_locked(const vb_packup_t *self)
+{
+    return self->rc ? vb_error_set(self->rc, "%s", self->msg) : 0;
+}
+
+int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *cap, size_t len)
+{
+    pthread_mutex_lock(&self->lock);
+    int rc = s_failed_locked(self);
+    if (rc == 0)
+        rc = s_start_locked(self);
+    while (rc == 0 && self->queued + self->busy >= self->nthreads) {
+        pthread_cond_wait(&self->cond, &self->lock); /* N in flight: wait for one to end */
+        rc = s_failed_locked(self);
+    }
+    if (rc == 0) {
+        s_job_t *job = &self->queue[(self->head + self->queued) % self->max];
+        *job = (s_job_t){.buf = *buf, .cap = *cap, .len = len};
+        snprintf(job->name, sizeof job->name, "%s", name);
+        self->queued++;
+        if (self->queued + self->busy > self->peak)
+            self->peak = self->queued + self->busy;
+        s_spare_t sp = self->nspare ? self->spare[--self->nspare] : (s_spare_t){NULL, 0};
+        *buf = sp.buf;
+        *cap = sp.cap;
+        pthread_cond_broadcast(&self->cond);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+int vb_packup_wait(vb_packup_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    while (self->queued + self->busy > 0)
+        pthread_cond_wait(&self->cond, &self->lock);
+    int rc = s_failed_locked(self);
+    pthread_mutex_unlock(&self->lock);
+    return rc;
+}
+
+uint64_t vb_packup_puts(vb_packup_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t n = self->puts;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+unsigned vb_packup_peak(vb_packup_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    unsigned n = self->peak;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}

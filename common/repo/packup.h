@@ -1,0 +1,52 @@
+/* packup — sealed packs uploaded in the background: up to N puts in flight while the pack
+ * writer fills the next pack.
+ *
+ * A put (one PUT of a 16 MiB pack to S3) is a round trip one stream cannot fill; a writer that
+ * waited for it would leave the pipeline idle meanwhile. vb_packup_put takes the sealed pack's
+ * buffer, queues it for one of N upload threads (started at the first put) and hands back a
+ * buffer of an upload that has finished, if any, so the writer goes on filling the next pack at
+ * once. It blocks while N uploads are queued or running.
+ *
+ * Commit order: the caller lists a pack in an index object only after vb_packup_wait returned
+ * 0 (every pack put so far is written). The first failed upload is kept: every later put and
+ * wait returns it (uploads still queued are dropped), so an index object is never written for
+ * a set of packs one of which is missing.
+ *
+ * Memory: N buffers (queued, uploading, or kept for reuse) plus the writer's own: (N + 1) ×
+ * the pack size.
+ *
+ * Threads: put and wait may be called from any thread (one at a time per pack, as the pack
+ * writer's owner does); destroy from one, once the others are done. */
+#ifndef VB_PACKUP_H
+#define VB_PACKUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "repo/store.h"
+
+typedef struct vb_packup vb_packup_t;
+
+/* Uploads into `store` (borrowed) with up to in_flight (1..VB_STORE_PUTS_IN_FLIGHT_MAX) puts
+ * at once. NULL with the message set. */
+vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight);
+/* Waits for the uploads in flight, then frees everything (NULL and twice are fine). */
+void vb_packup_destroy(vb_packup_t **self_p);
+
+/* Queues a put-if-absent of buf[0..len) as `name`. Takes *buf (allocated with malloc or
+ * posix_memalign; *cap its capacity) and sets *buf and *cap to a free buffer of an earlier
+ * upload, or NULL and 0. On error *buf stays the caller's: the first failed upload's code and
+ * message (VB_EIO, VB_ENOSPC, ...), or VB_ENOMEM. */
+int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *cap,
+                  size_t len) VB_WUR;
+
+/* Waits until no upload is queued or running. 0 when every put so far was written; otherwise
+ * the first failure's code and message. */
+int vb_packup_wait(vb_packup_t *self) VB_WUR;
+
+/* Uploads that were written, and the most that were in flight at once, so far. */
+uint64_t vb_packup_puts(vb_packup_t *self);
+unsigned vb_packup_peak(vb_packup_t *self);
+
+#endif
