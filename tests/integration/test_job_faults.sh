@@ -8,8 +8,10 @@ FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 # On a loaded machine each CLI call can take a second: an agent stopped while the test looks
 # must not be declared lost meanwhile (liveness 8 x 500 ms), and every task must last long
 # enough to be seen running (each repository write of the daemons takes 0.2 s more, in this
-# first part only).
-"$VBAK" lab create "$SITE" --vms 1 --disk-size 256M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
+# first part only). Disks of 64 MiB: 4 tasks of 16 MiB each, 8 for the VM's two disks, more
+# than the 4 agents, so that one dies with a task while others remain; every restore and
+# comparison below reads the whole disk, so a larger one only makes the test slower.
+"$VBAK" lab create "$SITE" --vms 1 --disk-size 64M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
 export VBAK_TEST_STORE_DELAY_US=200000
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
