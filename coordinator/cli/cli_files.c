@@ -27,11 +27,17 @@
 
 #define S_PATHS_MAX 256
 
+/* The paths named after `ls` or after `get`. */
+typedef struct {
+    bool on;
+    const char *paths[S_PATHS_MAX];
+    size_t n;
+} s_op_t;
+
 typedef struct {
     int64_t rp;
-    const char *disk, *to, *op, *mount_dir;
-    const char *paths[S_PATHS_MAX];
-    size_t npaths;
+    const char *disk, *to, *mount_dir;
+    s_op_t ls, get, *op; /* op: the one the paths now go to */
     int64_t timeout_s;
     bool json;
 } s_args_t;
@@ -76,10 +82,12 @@ static void s_watchdog(int64_t seconds)
 }
 
 static const char s_files_usage[] =
-    "Usage: vbak files RP [--disk KEY] [--timeout S] ls [PATH] [--json]\n"
-    "       vbak files RP [--disk KEY] [--timeout S] get PATH... --to DIR\n"
+    "Usage: vbak files RP [--disk KEY] [--timeout S] ls [PATH...] [--json]\n"
+    "       vbak files RP [--disk KEY] [--timeout S] get PATH... --to DIR [--json]\n"
+    "       vbak files RP [--disk KEY] [--timeout S] ls [PATH...] get PATH... --to DIR [--json]\n"
     "List or copy out files of a restore point's guest file system (MBR/GPT partitions, ext4,\n"
-    "XFS, NTFS, ...), read with libguestfs from the restore point served over NBD. get keeps\n"
+    "XFS, NTFS, ...), read with libguestfs from the restore point served over NBD. Guest paths\n"
+    "start with '/'; ls and get together share one appliance launch (ls runs first). get keeps\n"
     "modes and mtimes, copies symlinks as symlinks and directories whole, keeps sparse files\n"
     "sparse. The launch of the libguestfs appliance (KVM or TCG) and its time go to stderr.\n"
     "  --disk KEY    the disk to read (default: the restore point's first disk)\n"
@@ -120,12 +128,15 @@ static int s_parse(const char *cmd, int argc, char **argv, s_args_t *a)
         } else if (!a->rp) {
             if (vb_parse_i64(argv[i], 1, INT64_MAX, "restore point", &a->rp) != 0)
                 return s_usage_fail(cmd, vb_error_msg(), NULL);
+        } else if (files && (!strcmp(argv[i], "ls") || !strcmp(argv[i], "get"))) {
+            a->op = argv[i][0] == 'l' ? &a->ls : &a->get;
+            if (a->op->on)
+                return s_usage_fail(cmd, "given twice:", argv[i]);
+            a->op->on = true;
         } else if (files && !a->op) {
-            if (strcmp(argv[i], "ls") != 0 && strcmp(argv[i], "get") != 0)
-                return s_usage_fail(cmd, "expected ls or get, not", argv[i]);
-            a->op = argv[i];
-        } else if (files && a->npaths < S_PATHS_MAX) {
-            a->paths[a->npaths++] = argv[i];
+            return s_usage_fail(cmd, "expected ls or get, not", argv[i]);
+        } else if (files && a->op->n < S_PATHS_MAX) {
+            a->op->paths[a->op->n++] = argv[i];
         } else if (!files && !a->mount_dir) {
             a->mount_dir = argv[i];
         } else {
@@ -136,9 +147,9 @@ static int s_parse(const char *cmd, int argc, char **argv, s_args_t *a)
         return s_usage_fail(cmd, "which restore point?", NULL);
     if (files && !a->op)
         return s_usage_fail(cmd, "expected ls or get", NULL);
-    if (files && !strcmp(a->op, "ls") && (a->npaths > 1 || a->to))
-        return s_usage_fail(cmd, "ls takes one PATH and no --to", NULL);
-    if (files && !strcmp(a->op, "get") && (!a->npaths || !a->to))
+    if (files && !a->get.on && a->to)
+        return s_usage_fail(cmd, "--to goes with get", NULL);
+    if (files && a->get.on && (!a->get.n || !a->to))
         return s_usage_fail(cmd, "get needs PATH... and --to DIR", NULL);
     if (!files && !a->mount_dir)
         return s_usage_fail(cmd, "where? (vbak mount RP DIR)", NULL);
@@ -312,43 +323,84 @@ static void s_print_entry(json_t *e)
            json_object_get(e, "target") ? json_string_value(json_object_get(e, "target")) : "");
 }
 
-static int s_ls(vb_gfs_t *g, const s_args_t *a, s_session_t *ss)
+/* Lists each ls PATH (default "/"): as text, a "PATH:" line before each listing when there
+ * are several; as JSON, into out's "listings" (and the first one's entries as "entries"). */
+static int s_ls(vb_gfs_t *g, const s_args_t *a, json_t *out)
 {
-    const char *path = a->npaths ? a->paths[0] : "/";
-    json_t *entries = NULL;
-    int rc = vb_gfs_ls(g, path, &entries);
-    if (rc)
-        return rc;
-    if (a->json) {
-        json_t *out =
-            json_pack("{s:I, s:O, s:s, s:s, s:s, s:s, s:f, s:o}", "rp", (json_int_t)a->rp, "vm",
-                      json_object_get(ss->info, "vm"), "disk", ss->disk, "device", vb_gfs_device(g),
-                      "fs", vb_gfs_fs_type(g), "accel", vb_gfs_accel_text(g), "launch_s",
-                      vb_gfs_launch_seconds(g), "entries", entries);
-        vb_cli_print_json(out);
-        json_decref(out);
-    } else {
-        size_t i;
+    static const char *root = "/";
+    const char *const *paths = a->ls.n ? a->ls.paths : &root;
+    size_t n = a->ls.n ? a->ls.n : 1;
+    json_t *listings = json_array();
+    int rc = listings ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++) {
+        json_t *entries = NULL;
+        rc = vb_gfs_ls(g, paths[i], &entries);
+        if (rc)
+            break;
+        if (out) {
+            if (!i)
+                json_object_set(out, "entries", entries);
+            json_array_append_new(listings,
+                                  json_pack("{s:s, s:o}", "path", paths[i], "entries", entries));
+            continue;
+        }
+        if (n > 1)
+            printf("%s%s:\n", i ? "\n" : "", paths[i]);
+        size_t j;
         json_t *e;
-        json_array_foreach(entries, i, e) s_print_entry(e);
+        json_array_foreach(entries, j, e) s_print_entry(e);
         json_decref(entries);
     }
-    return 0;
+    if (!rc && out)
+        json_object_set(out, "listings", listings);
+    json_decref(listings);
+    return rc;
 }
 
-static int s_get(vb_gfs_t *g, const s_args_t *a)
+/* Copies each get PATH into --to: "PATH: N bytes" lines, or out's "copied" as JSON. */
+static int s_get(vb_gfs_t *g, const s_args_t *a, json_t *out)
 {
     struct stat st;
     if (stat(a->to, &st) < 0 || !S_ISDIR(st.st_mode))
         return vb_error_set(VB_ENOTFOUND, "--to %s: not a directory", a->to);
-    for (size_t i = 0; i < a->npaths; i++) {
+    json_t *copied = json_array();
+    int rc = copied ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < a->get.n; i++) {
         size_t bytes = 0;
-        int rc = vb_gfs_get(g, a->paths[i], a->to, &bytes);
+        rc = vb_gfs_get(g, a->get.paths[i], a->to, &bytes);
         if (rc)
-            return rc;
-        printf("%s: %zu bytes\n", a->paths[i], bytes);
+            break;
+        if (out)
+            json_array_append_new(copied, json_pack("{s:s, s:I}", "path", a->get.paths[i], "bytes",
+                                                    (json_int_t)bytes));
+        else
+            printf("%s: %zu bytes\n", a->get.paths[i], bytes);
     }
-    return 0;
+    if (!rc && out)
+        json_object_set(out, "copied", copied);
+    json_decref(copied);
+    return rc;
+}
+
+/* Runs ls, then get, in the session; with --json, prints one object for both. */
+static int s_run(vb_gfs_t *g, const s_args_t *a, s_session_t *ss)
+{
+    json_t *out = NULL;
+    if (a->json) {
+        out = json_pack("{s:I, s:O, s:s, s:s, s:s, s:s, s:f}", "rp", (json_int_t)a->rp, "vm",
+                        json_object_get(ss->info, "vm"), "disk", ss->disk, "device",
+                        vb_gfs_device(g), "fs", vb_gfs_fs_type(g), "accel", vb_gfs_accel_text(g),
+                        "launch_s", vb_gfs_launch_seconds(g));
+        if (!out)
+            return vb_error_set(VB_ENOMEM, "out of memory");
+    }
+    int rc = a->ls.on ? s_ls(g, a, out) : 0;
+    if (!rc && a->get.on)
+        rc = s_get(g, a, out);
+    if (!rc && out)
+        vb_cli_print_json(out);
+    json_decref(out);
+    return rc;
 }
 
 int vb_cli_files(vb_cli_t *cli, int argc, char **argv)
@@ -362,7 +414,7 @@ int vb_cli_files(vb_cli_t *cli, int argc, char **argv)
     s_watchdog(a.timeout_s);
     rc = s_open(cli, &a, "files", &ss, &g);
     if (!rc)
-        rc = !strcmp(a.op, "ls") ? s_ls(g, &a, &ss) : s_get(g, &a);
+        rc = s_run(g, &a, &ss);
     if (rc)
         fprintf(stderr, "vbak files: restore point %" PRId64 "%s%s: %s\n", a.rp,
                 ss.disk ? " disk " : "", ss.disk ? ss.disk : "", vb_error_msg());

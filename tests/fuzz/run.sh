@@ -6,6 +6,7 @@
 # second, coverage (edges) and features, and the result. Fails on any crash, leak, timeout or
 # sanitizer report, keeping the input that caused it and the log in $VB_FUZZ_KEEP (default
 # BUILD_DIR/fuzz-findings). New corpus entries go to a scratch directory, never the source tree.
+# Targets run side by side, as many at once as there are CPUs (VB_FUZZ_JOBS).
 set -euo pipefail
 (($# >= 1)) || { echo "usage: run.sh BUILD_DIR [SECONDS]" >&2; exit 2; }
 build=$(cd "$1" && pwd)
@@ -19,9 +20,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 targets=("$build"/fuzz/fuzz_*)
 [[ -x ${targets[0]} ]] || { echo "run.sh: no fuzz targets in $build/fuzz" >&2; exit 2; }
-status=0
-printf '%-16s %10s %8s %7s %7s %s\n' target executions exec/s cov ft result
-for t in "${targets[@]}"; do
+# fuzz_one TARGET: replays, then fuzzes one target; leaves its table row in $work/NAME/row and
+# its result in $work/NAME/result
+fuzz_one() {
+  local t=$1 name dir result args execs rate cov ft
   name=$(basename "$t")
   dir=$work/$name
   mkdir -p "$dir/corpus" "$dir/artifacts"
@@ -35,12 +37,31 @@ for t in "${targets[@]}"; do
     >"$dir/log" 2>&1; then
     result=FAILED
   fi
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" 2>/dev/null | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" 2>/dev/null | tail -1)
-  cov=$(grep -oE 'cov: [0-9]+' "$dir/log" 2>/dev/null | tail -1 | cut -d' ' -f2)
-  ft=$(grep -oE 'ft: [0-9]+' "$dir/log" 2>/dev/null | tail -1 | cut -d' ' -f2)
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" 2>/dev/null | tail -1) || true
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" 2>/dev/null | tail -1) || true
+  cov=$(grep -oE 'cov: [0-9]+' "$dir/log" 2>/dev/null | tail -1 | cut -d' ' -f2) || true
+  ft=$(grep -oE 'ft: [0-9]+' "$dir/log" 2>/dev/null | tail -1 | cut -d' ' -f2) || true
   printf '%-16s %10s %8s %7s %7s %s\n' "$name" "${execs:--}" "${rate:--}" "${cov:--}" \
-    "${ft:--}" "$result"
+    "${ft:--}" "$result" >"$dir/row"
+  echo "$result" >"$dir/result"
+}
+
+# Targets run side by side, one per CPU (VB_FUZZ_JOBS): each is single-threaded, so each still
+# gets SECONDS of a CPU, and the whole run takes SECONDS x targets / CPUs.
+par=${VB_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+for t in "${targets[@]}"; do
+  while (($(jobs -rp | wc -l) >= par)); do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+
+status=0
+printf '%-16s %10s %8s %7s %7s %s\n' target executions exec/s cov ft result
+for t in "${targets[@]}"; do
+  name=$(basename "$t")
+  dir=$work/$name
+  cat "$dir/row" 2>/dev/null || printf '%-16s did not finish\n' "$name"
+  result=$(cat "$dir/result" 2>/dev/null || echo FAILED)
   if [[ $result != ok ]]; then
     status=1
     mkdir -p "$keep/$name"

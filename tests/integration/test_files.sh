@@ -5,8 +5,10 @@
 # modes and mtimes; `vbak mount` shows the same tree to ls/cmp while prune keeps the restore point
 # (the session's serve lease), `vbak umount` ends it; a restore point whose file system is
 # corrupted gives a clear error, and --timeout stops a launch that takes too long. Each libguestfs
-# launch costs 20-40 s here (no KVM: TCG), so the test keeps to seven full ones. The guest VM's
-# second disk (GPT + NTFS) is read once.
+# launch costs 20-40 s here (no KVM: TCG), so the test keeps to five full ones: ls and get share
+# one launch per restore point (`files RP ls PATH... get PATH... --to DIR`); the second disk (GPT +
+# NTFS) needs its own (a session mounts one disk), so do the mount (a background FUSE session)
+# and the corrupted restore point (a third one).
 source "$(dirname "$0")/lib.sh"
 
 "$VBAK" lab create "$SITE" --vms 7 --proxies 1 --disk-size 1M --heartbeat-ms 500 >/dev/null
@@ -44,8 +46,25 @@ job2=$(backup_json "$VM")
 rp2=$(rp_of "$job2" "$VM")
 pass "guest VM backed up full (rp $rp1), a guest file changed, then incremental (rp $rp2)"
 
-# ---- ls at both restore points
-files "$rp1" ls /home/alice --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err" || fail "files ls: $(cat "$TEST_DIR/ls1.err")"
+# ---- usage: ls and get each once, paths after one of them, --to only with get (no launch)
+for args in "ls /a ls /b" "/a" "ls /a --to $TEST_DIR" "get /a"; do
+  set +e
+  # shellcheck disable=SC2086 # the words are the arguments
+  "$VBAK" files "$rp1" $args >/dev/null 2>"$TEST_DIR/usage.err"
+  rc=$?
+  set -e
+  [[ $rc == 2 ]] && grep -q "see --help" "$TEST_DIR/usage.err" \
+    || fail "files $args: exit status $rc, $(cat "$TEST_DIR/usage.err")"
+done
+[[ $("$VBAK" serves --json | jq length) == 0 ]] || fail "a refused command started a serve"
+pass "files: a malformed ls/get request is refused with exit status 2 before any launch"
+
+# ---- each restore point: ls and get in one appliance launch
+# (the full: JSON; the incremental: text, two directories listed)
+mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
+files "$rp1" ls /home/alice get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape \
+  /data/setuid-tool --to "$TEST_DIR/get1" --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err" \
+  || fail "files ls + get rp $rp1: $(cat "$TEST_DIR/ls1.err")"
 grep -Eq "appliance launched in [0-9.]+ s under (KVM|TCG)" "$TEST_DIR/ls1.err" \
   || fail "files ls does not say how the appliance launched: $(cat "$TEST_DIR/ls1.err")"
 jq -e '[.entries[] | .name] == ["café ü", "escape", "motd-link", "notes with spaces.txt"]' \
@@ -53,19 +72,30 @@ jq -e '[.entries[] | .name] == ["café ü", "escape", "motd-link", "notes with s
 jq -e --argjson m $MTIME '.fs == "ext4" and .device == "/dev/sda1" and
   (.entries[] | select(.name == "escape") | .type == "symlink" and .target == "/etc/shadow") and
   (.entries[] | select(.name == "notes with spaces.txt") | .mode == 416 and .size == 12 and .mtime == $m) and
-  (.entries[] | select(.name == "café ü") | .type == "dir" and .mode == 448)' \
+  (.entries[] | select(.name == "café ü") | .type == "dir" and .mode == 448) and
+  .listings == [{path: "/home/alice", entries: .entries}]' \
   "$TEST_DIR/ls1.json" >/dev/null || fail "ls entries of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
-files "$rp2" ls /home/alice >"$TEST_DIR/ls2.txt" 2>"$TEST_DIR/ls2.err" || fail "files ls rp $rp2: $(cat "$TEST_DIR/ls2.err")"
+jq -e --arg n "$NOTES" '[.copied[] | .path] == [$n, "/home/alice/café ü/résumé.txt", "/data/sparse.img",
+  "/data/large.bin", "/home/alice/escape", "/data/setuid-tool"] and
+  (.copied[] | select(.path == $n) | .bytes == 12)' "$TEST_DIR/ls1.json" >/dev/null \
+  || fail "files get --json of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
+files "$rp2" ls /home/alice /data get "$NOTES" /home/alice --to "$TEST_DIR/get2" >"$TEST_DIR/ls2.txt" \
+  2>"$TEST_DIR/ls2.err" || fail "files ls + get rp $rp2: $(cat "$TEST_DIR/ls2.err")"
 grep -q '^-rw-r--r-- *34 .* notes with spaces.txt$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2: $(cat "$TEST_DIR/ls2.txt")"
 grep -q '^lrwxrwxrwx .* escape -> /etc/shadow$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2 (symlink): $(cat "$TEST_DIR/ls2.txt")"
-pass "files ls at both restore points: names with spaces and UTF-8, modes, mtimes, symlinks listed"
+# two listings, each under its path, then what get copied, in that order
+line_of() { grep -nE -m1 -- "$1" "$TEST_DIR/ls2.txt" | cut -d: -f1; }
+order=()
+for re in '^/home/alice:$' ' notes with spaces\.txt$' '^/data:$' ' sparse\.img$' \
+  "^$NOTES: 34 bytes\$" '^/home/alice: [0-9]+ bytes$'; do
+  order+=("$(line_of "$re")")
+  [[ -n ${order[-1]} ]] || fail "no line $re in the output of rp $rp2: $(cat "$TEST_DIR/ls2.txt")"
+done
+printf '%s\n' "${order[@]}" | sort -n -C \
+  || fail "ls of two directories then get, rp $rp2 (lines ${order[*]}): $(cat "$TEST_DIR/ls2.txt")"
+pass "files ls + get in one launch at each restore point: names with spaces and UTF-8, modes, mtimes, symlinks listed"
 
 # ---- get: each version of the changed file, and the rest of the tree, as the guest held it
-mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
-files "$rp1" get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape /data/setuid-tool --to "$TEST_DIR/get1" \
-  >"$TEST_DIR/get1.out" 2>&1 || fail "files get rp $rp1: $(cat "$TEST_DIR/get1.out")"
-files "$rp2" get "$NOTES" /home/alice --to "$TEST_DIR/get2" >"$TEST_DIR/get2.out" 2>&1 \
-  || fail "files get rp $rp2: $(cat "$TEST_DIR/get2.out")"
 for f in "$NOTES:get1/notes with spaces.txt:full" "$UTF8:get1/résumé.txt:full" \
          "/data/sparse.img:get1/sparse.img:full" "/data/large.bin:get1/large.bin:full" \
          "$NOTES:get2/notes with spaces.txt:incr" "$UTF8:get2/alice/café ü/résumé.txt:incr"; do
@@ -93,8 +123,9 @@ pass "files get: each version of the changed file byte-identical to the guest's,
 
 # ---- the second disk: GPT and NTFS
 mkdir "$TEST_DIR/get-ntfs"
-files "$rp1" --disk 2001 get /large.bin "/café ü.txt" --to "$TEST_DIR/get-ntfs" >"$TEST_DIR/ntfs.out" 2>&1 \
-  || fail "files get from the NTFS disk: $(cat "$TEST_DIR/ntfs.out")"
+files "$rp1" --disk 2001 ls / get /large.bin "/café ü.txt" --to "$TEST_DIR/get-ntfs" >"$TEST_DIR/ntfs.out" 2>&1 \
+  || fail "files ls + get from the NTFS disk: $(cat "$TEST_DIR/ntfs.out")"
+grep -Eq '^-[rwx-]{9} +[0-9]+ .* large\.bin$' "$TEST_DIR/ntfs.out" || fail "ls of the NTFS disk: $(cat "$TEST_DIR/ntfs.out")"
 grep -q "disk 2001: .*/dev/sda1 (ntfs) mounted read-only" "$TEST_DIR/ntfs.out" || fail "NTFS: $(cat "$TEST_DIR/ntfs.out")"
 dd if="$TEST_DIR/ntfs.raw" of="$TEST_DIR/ntfs.part" bs=1M skip=1 status=none # the partition at 1 MiB
 for f in large.bin "café ü.txt"; do

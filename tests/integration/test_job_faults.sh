@@ -7,10 +7,13 @@ FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 
 # On a loaded machine each CLI call can take a second: an agent stopped while the test looks
 # must not be declared lost meanwhile (liveness 8 x 500 ms), and every task must last long
-# enough to be seen running (each repository write of the daemons takes 0.2 s more, in this
-# first part only).
-"$VBAK" lab create "$SITE" --vms 1 --disk-size 256M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
-export VBAK_TEST_STORE_DELAY_US=200000
+# enough to be seen running (each repository write of the daemons takes 1 s more, in this
+# first part only: a task writes a pack or two). Disks of 64 MiB: 4 tasks of 16 MiB each, 8 for
+# the VM's two disks, more than the 4 agents, so that one dies with a task while others remain;
+# every restore and comparison below reads the whole disk, so a larger one only makes the test
+# slower.
+"$VBAK" lab create "$SITE" --vms 1 --disk-size 64M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
+export VBAK_TEST_STORE_DELAY_US=1000000
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4
 vm=$(site_json | jq -r '.vms[0].name')
@@ -19,7 +22,17 @@ vm=$(site_json | jq -r '.vms[0].name')
 # job_running JOB: some task of the job runs on an agent
 tasks_on() { "$VBAK" job show "$1" --json | jq -r '[.tasks[] | select(.state == "running") | .agent] | .[0] // empty'; }
 job_state() { "$VBAK" job show "$1" --json | jq -r .state; }
-wait_running_task() { local a=""; for _ in $(seq 600); do a=$(tasks_on "$1"); [[ -n $a ]] && { echo "$a"; return; }; sleep 0.05; done; fail "no task of job $1 ever ran"; }
+# wait_running_task JOB: the agent of a running task of JOB; fails once JOB is no longer running
+wait_running_task() {
+  local a="" i
+  for i in $(seq 600); do
+    a=$(tasks_on "$1")
+    [[ -n $a ]] && { echo "$a"; return; }
+    ((i % 10)) || [[ $(job_state "$1") == running ]] || return 1
+    sleep 0.05
+  done
+  return 1
+}
 wait_job_end() { wait_until 120 "job $1 ends" bash -c "[[ \$(\"$VBAK\" job show $1 --json | jq -r .state) != running ]]"; }
 
 # 1. an agent dies in the middle of a full backup: its tasks finish elsewhere
@@ -29,7 +42,7 @@ job=$("$VBAK" backup "$vm" --json | jq .job)
 # task: on a loaded machine a small task could otherwise finish between the look and the kill.
 running_on() { "$VBAK" job show "$1" --json | jq -e --arg a "$2" 'any(.tasks[]; .state == "running" and .agent == $a)' >/dev/null; }
 for _ in $(seq 50); do
-  victim=$(wait_running_task "$job")
+  victim=$(wait_running_task "$job") || fail "no task of job $job was seen running (job $(job_state "$job"))"
   kill -STOP "$(cat "$SITE/run/$victim.pid")"
   sleep 0.2 # a result already sent is handled
   running_on "$job" "$victim" && break
