@@ -46,16 +46,18 @@ static int s_reserve(vb_idxobj_t *self, size_t more)
     size_t need = (self->len ? self->len : S_HEAD_LEN) + more + 32;
     if (need > VB_IDXOBJ_MAX)
         return vb_error_set(VB_ENOMEM, "index object past %u bytes", VB_IDXOBJ_MAX);
-    if (need <= self->cap)
-        return 0;
-    size_t ncap = self->cap ? self->cap : 4096;
-    while (ncap < need)
-        ncap *= 2;
-    uint8_t *n = realloc(self->buf, ncap);
-    if (!n)
-        return vb_error_set(VB_ENOMEM, "out of memory for an index object");
-    self->buf = n;
-    self->cap = ncap;
+    if (need > self->cap) {
+        size_t ncap = self->cap ? self->cap : 4096;
+        while (ncap < need)
+            ncap *= 2;
+        uint8_t *n = realloc(self->buf, ncap);
+        if (!n)
+            return vb_error_set(VB_ENOMEM, "out of memory for an index object");
+        self->buf = n;
+        self->cap = ncap;
+    }
+    /* a builder written before and reused: its next object starts after the head again (the
+     * buffer it kept may be large enough already) */
     if (self->len == 0)
         self->len = S_HEAD_LEN;
     return 0;
