@@ -38,7 +38,10 @@
  * HEADs first: a retain-until in the future is VB_EPOLICY with nothing sent; otherwise it
  * DELETEs ?versionId= (the bucket is versioned: a plain DELETE would only add a delete marker).
  * hide is that plain DELETE. extend_lock PUTs ?retention= (now + the lock) on the current
- * version. */
+ * version. A delete marker anyone else left (a plain DELETE) is read through by get, get_range and
+ * stat on a bucket with Object Lock (the newest version, found with ListObjectVersions);
+ * list_hidden walks ListObjectVersions (a HEAD ?versionId= per hidden key for its retention) and
+ * unhide DELETEs ?versionId=<marker> (see "hidden objects" below). */
 #include "repo/store.h"
 
 #include <curl/curl.h>
