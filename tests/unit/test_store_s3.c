@@ -600,11 +600,12 @@ static int s_name_of(void *arg, const char *name, const vb_store_stat_t *st)
     return 1;
 }
 
-#define S_EXTEND_LOCK_S 6 /* the lock of the extension test: extended within its last 3 s */
+#define S_EXTEND_LOCK_S 10 /* the lock of the extension test: extended within its last 5 s */
 
 /* A collection extends the lock of a pack a restore point still needs once it ends within half
- * the lock period (one request, counted in the stats); sooner it sends none. The pack then
- * outlives its first lock: a deletion after that is still refused. */
+ * the lock period (one request, counted in the stats), and of the restore point's disk index and
+ * manifest; sooner it sends none. They then outlive their first lock: a deletion after that is
+ * still refused. */
 Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
 {
     s_env_t e;
@@ -622,10 +623,18 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
     cr_assert_eq(vb_index_write(r, "live", idx), 0, "%s", vb_error_msg());
     vb_index_destroy(&idx);
     vb_store_t *st = vb_repo_store(r);
-    char pack[VB_STORE_NAME_MAX + 1] = "";
+    /* the restore point's manifest (its disk index is "live" above) */
+    cr_assert_eq(vb_store_put(st, "manifests/rp1.json", "{}", 2, VB_STORE_DURABLE), 0, "%s",
+                 vb_error_msg());
+    char pack[VB_STORE_NAME_MAX + 1] = "", disk_index[VB_STORE_NAME_MAX + 1] = "";
     cr_assert_eq(vb_store_list(st, "packs/", s_name_of, pack), 0);
-    vb_store_stat_t first, now;
+    cr_assert_eq(vb_store_list(st, "indexes/", s_name_of, disk_index), 0);
+    cr_assert(disk_index[0]);
+    vb_store_stat_t first, now, meta_first[2];
+    const char *meta[2] = {disk_index, "manifests/rp1.json"};
     cr_assert_eq(vb_store_stat(st, pack, &first), 0, "%s", vb_error_msg());
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_store_stat(st, meta[i], &meta_first[i]), 0, "%s", vb_error_msg());
 
     vb_gc_stats_t gs;
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
@@ -635,13 +644,24 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
 
     while (time(NULL) < first.retain_until - 2) /* within the last half of the lock */
         usleep(100 * 1000);
+    time_t gc_start = time(NULL);
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
-    cr_assert_eq(gs.packs.locks_extended, 1, "%llu", (unsigned long long)gs.packs.locks_extended);
+    cr_assert_eq(gs.packs.locks_extended, 3, "the pack, the disk index and the manifest: %llu",
+                 (unsigned long long)gs.packs.locks_extended);
     cr_assert_eq(gs.packs.locks_due, 0);
     cr_assert_eq(gs.packs.packs_deleted, 0);
     cr_assert_eq(vb_store_stat(st, pack, &now), 0);
-    cr_assert(now.retain_until >= time(NULL) + S_EXTEND_LOCK_S - 2,
-              "extended until %lld, now %lld", (long long)now.retain_until, (long long)time(NULL));
+    cr_assert(now.retain_until >= gc_start + S_EXTEND_LOCK_S - 1,
+              "extended until %lld, the collection started at %lld", (long long)now.retain_until,
+              (long long)gc_start);
+    for (int i = 0; i < 2; i++) {
+        vb_store_stat_t m;
+        cr_assert_eq(vb_store_stat(st, meta[i], &m), 0, "%s", vb_error_msg());
+        cr_assert(m.retain_until > meta_first[i].retain_until &&
+                      m.retain_until >= gc_start + S_EXTEND_LOCK_S - 1,
+                  "%s: locked until %lld, first until %lld", meta[i], (long long)m.retain_until,
+                  (long long)meta_first[i].retain_until);
+    }
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
     cr_assert_eq(gs.packs.locks_extended, 0, "an extended lock is not extended again at once");
 
@@ -649,6 +669,9 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
         usleep(100 * 1000);
     cr_assert_eq(vb_store_remove(st, pack, 0), VB_EPOLICY, "a live pack lost its lock: %s",
                  vb_error_msg());
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_store_remove(st, meta[i], 0), VB_EPOLICY, "%s lost its lock: %s",
+                     meta[i], vb_error_msg());
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
     tu_rmrf(e.tmp);
