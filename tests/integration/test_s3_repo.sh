@@ -5,7 +5,8 @@
 # radosgw killed and restarted in the middle of a backup leaves either a good restore point or
 # none (never one that references a pack that is not there); a locked repository whose every
 # object an attacker deleted with plain DELETEs still restores, and vbak repo undelete brings the
-# objects back; the secret key is in no log, catalog, configuration, process list or wire message.
+# objects back; prune under Object Lock keeps packs until the lock ends, then deletes them; the
+# secret key is in no log, catalog, configuration, process list or wire message.
 source "$(dirname "$0")/lib.sh"
 
 RGW="$VB_SRC/tests/tools/rgw"
@@ -199,6 +200,43 @@ out=$("$VBAK" catalog rebuild --repo "$rps" --catalog "$TEST_DIR/rebuilt-lock.db
 again=$("$VBAK" repo undelete "$rps" --credentials "$creds" --json) || fail "undelete again: $again"
 [[ $(jq -c '[.brought_back, .index_rebuilt]' <<<"$again") == '[0,false]' ]] || fail "a second undelete: $again"
 pass "S3: vbak repo undelete brings back what the markers hid (dry run first): verify --repo and catalog rebuild see it"
+
+# Prune under Object Lock (a lock of seconds): the expired restore points go from the catalog but
+# their packs are kept until the lock ends, and prune says so; a prune after the end deletes them.
+"$VBAK" lab down "$SITE" >/dev/null
+short="s3://vbak-lock/short?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
+"$VBAK" repo init "$short" --credentials "$creds" --object-lock 20s >/dev/null || fail "repo init $short"
+sed -i "s|^repository = .*|repository = \"${short//&/\\&}\"|" "$SITE/coordinator.conf"
+"$VBAK" lab up "$SITE" >/dev/null
+wait_until 10 "two agents online" has_count online 2
+short_packs() { s3 "$VB_RGW_ENDPOINT/vbak-lock?list-type=2&prefix=short%2Fpacks%2F" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'; }
+job6=$(backup_json --all --full)
+[[ $(jq -r .state <<<"$job6") == succeeded ]] || fail "backup into the 20 s locked repository: $job6"
+first=$(short_packs | sort)
+for vm in $vms; do "$VBAK" lab mutate "$SITE" "$vm" --percent 100 >/dev/null; done
+save_content mutated
+job7=$(backup_json --all --full) # every chunk new: the first backup's packs die with its restore points
+[[ $(jq -r .state <<<"$job7") == succeeded ]] || fail "second backup into the locked repository: $job7"
+all=$(short_packs | sort)
+pruned=$("$VBAK" prune --keep-last 1 --json) || fail "prune --json under Object Lock: $pruned"
+nfirst=$(wc -l <<<"$first")
+# (the restore points of the earlier repositories go too: only the newest of each VM stays)
+[[ $(jq .removed <<<"$pruned") -ge $(wc -w <<<"$vms") &&
+  $(jq -c '[.gc.packs.kept_locked, .gc.packs.deleted]' <<<"$pruned") == "[$nfirst,0]" ]] ||
+  fail "prune --json under Object Lock ($nfirst dead packs): $pruned"
+[[ $(short_packs | sort) == "$all" ]] || fail "a locked pack was deleted by prune"
+out=$("$VBAK" prune --keep-last 1 2>&1) || fail "prune under Object Lock: $out"
+grep -q "packs: $nfirst object(s) (.* MiB) kept under Object Lock until 20.*; a later prune or gc deletes them" <<<"$out" ||
+  fail "prune does not say the packs are kept under Object Lock: $out"
+until_s=$(jq .gc.packs.locked_until <<<"$pruned")
+wait_until 40 "the packs' lock ends" bash -c "(( \$(date +%s) > $until_s ))"
+pruned=$("$VBAK" prune --keep-last 1 --json) || fail "prune after the lock ended: $pruned"
+[[ $(jq -c '[.gc.packs.kept_locked, .gc.packs.deleted]' <<<"$pruned") == "[null,$nfirst]" ]] ||
+  fail "prune after the lock ended: $pruned"
+[[ -z $(comm -12 <(short_packs | sort) <(echo "$first")) ]] || fail "dead packs left after the lock ended"
+[[ $(comm -13 <(echo "$first") <(echo "$all")) == "$(short_packs | sort)" ]] || fail "a live pack went"
+for vm in $vms; do check_restore "$(rp_of "$job7" "$vm")" mutated; done
+pass "S3: prune under a lock of seconds keeps the expired restore points' packs and says until when; a prune after it deletes them"
 
 # the secret key: nowhere but the credentials file
 secret=$VB_RGW_SECRET_KEY
