@@ -201,17 +201,17 @@ again=$("$VBAK" repo undelete "$rps" --credentials "$creds" --json) || fail "und
 [[ $(jq -c '[.brought_back, .index_rebuilt]' <<<"$again") == '[0,false]' ]] || fail "a second undelete: $again"
 pass "S3: vbak repo undelete brings back what the markers hid (dry run first): verify --repo and catalog rebuild see it"
 
-# Prune under Object Lock (a lock of seconds): the expired restore points go from the catalog but
+# Prune under Object Lock (a lock of 30 s, room for two backups on a loaded machine): the expired restore points go from the catalog but
 # their packs are kept until the lock ends, and prune says so; a prune after the end deletes them.
 "$VBAK" lab down "$SITE" >/dev/null
 short="s3://vbak-lock/short?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
-"$VBAK" repo init "$short" --credentials "$creds" --object-lock 20s >/dev/null || fail "repo init $short"
+"$VBAK" repo init "$short" --credentials "$creds" --object-lock 30s >/dev/null || fail "repo init $short"
 sed -i "s|^repository = .*|repository = \"${short//&/\\&}\"|" "$SITE/coordinator.conf"
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "two agents online" has_count online 2
 short_packs() { s3 "$VB_RGW_ENDPOINT/vbak-lock?list-type=2&prefix=short%2Fpacks%2F" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'; }
 job6=$(backup_json --all --full)
-[[ $(jq -r .state <<<"$job6") == succeeded ]] || fail "backup into the 20 s locked repository: $job6"
+[[ $(jq -r .state <<<"$job6") == succeeded ]] || fail "backup into the 30 s locked repository: $job6"
 first=$(short_packs | sort)
 for vm in $vms; do "$VBAK" lab mutate "$SITE" "$vm" --percent 100 >/dev/null; done
 save_content mutated
@@ -225,18 +225,22 @@ nfirst=$(wc -l <<<"$first")
   $(jq -c '[.gc.packs.kept_locked, .gc.packs.deleted]' <<<"$pruned") == "[$nfirst,0]" ]] ||
   fail "prune --json under Object Lock ($nfirst dead packs): $pruned"
 [[ $(short_packs | sort) == "$all" ]] || fail "a locked pack was deleted by prune"
-out=$("$VBAK" prune --keep-last 1 2>&1) || fail "prune under Object Lock: $out"
-grep -q "packs: $nfirst object(s) (.* MiB) kept under Object Lock until 20.*; a later prune or gc deletes them" <<<"$out" ||
-  fail "prune does not say the packs are kept under Object Lock: $out"
 until_s=$(jq .gc.packs.locked_until <<<"$pruned")
-wait_until 40 "the packs' lock ends" bash -c "(( \$(date +%s) > $until_s ))"
+# the text of the same (a machine so loaded that the lock has ended by now deletes them instead:
+# the checks after the lock cover that)
+if (($(date +%s) + 2 < until_s)); then
+  out=$("$VBAK" prune --keep-last 1 2>&1) || fail "prune under Object Lock: $out"
+  grep -q "packs: $nfirst object(s) (.* MiB) kept under Object Lock until 20.*; a later prune or gc deletes them" <<<"$out" ||
+    fail "prune does not say the packs are kept under Object Lock: $out"
+fi
+wait_until 60 "the packs' lock ends" bash -c "(( \$(date +%s) > $until_s ))"
 pruned=$("$VBAK" prune --keep-last 1 --json) || fail "prune after the lock ended: $pruned"
 [[ $(jq -c '[.gc.packs.kept_locked, .gc.packs.deleted]' <<<"$pruned") == "[null,$nfirst]" ]] ||
   fail "prune after the lock ended: $pruned"
 [[ -z $(comm -12 <(short_packs | sort) <(echo "$first")) ]] || fail "dead packs left after the lock ended"
 [[ $(comm -13 <(echo "$first") <(echo "$all")) == "$(short_packs | sort)" ]] || fail "a live pack went"
 for vm in $vms; do check_restore "$(rp_of "$job7" "$vm")" mutated; done
-pass "S3: prune under a lock of seconds keeps the expired restore points' packs and says until when; a prune after it deletes them"
+pass "S3: prune under a lock of 30 s keeps the expired restore points' packs and says until when; a prune after it deletes them"
 
 # the secret key: nowhere but the credentials file
 secret=$VB_RGW_SECRET_KEY
