@@ -273,6 +273,11 @@ static int s_load_visit(void *arg, const char *name, const vb_store_stat_t *st)
 /* ---------- through delete markers ---------- */
 
 typedef struct {
+    char **names;
+    size_t n, cap;
+} s_names_t;
+
+typedef struct {
     vb_store_t *store;
     s_sink_t sink;
     s_packset_t packs;
@@ -309,17 +314,32 @@ static int s_load_hidden_visit(void *arg, const char *name, const vb_store_stat_
     return rc;
 }
 
+static int s_note_name(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_names_t *l = arg;
+    int rc = VB_GROW(l->names, l->n, l->cap, 16, "hidden index objects");
+    if (rc == 0 && !(l->names[l->n] = strdup(name)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    l->n += rc == 0;
+    return rc;
+}
+
 /* No index object is visible: every one may be hidden by delete markers (someone deleted the
- * repository's objects). The hidden ones are read, newest first is not needed: an entry is kept
- * only when its pack is there (an index object GC replaced may name packs it deleted since),
- * so any location kept is right. */
+ * repository's objects). The hidden ones are read, an entry kept only when its pack is there
+ * (an index object GC merged away may name packs it has deleted since), so any location kept
+ * is right. A store without hidden index objects (a directory, a new repository) costs one
+ * listing of them and nothing more. */
 static int s_load_hidden(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
 {
     s_hidden_load_t h = {.store = store, .sink = {.ci = ci}};
-    int rc = s_all_packs(store, &h.packs);
+    s_names_t hidden = {0};
+    int rc = vb_store_list_hidden(store, S_PREFIX, s_note_name, &hidden);
+    if (rc == 0 && hidden.n)
+        rc = s_all_packs(store, &h.packs);
     h.sink.only = &h.packs;
-    if (rc == 0 && h.packs.n)
-        rc = vb_store_list_hidden(store, S_PREFIX, s_load_hidden_visit, &h);
+    for (size_t i = 0; rc == 0 && h.packs.n && i < hidden.n; i++)
+        rc = s_load_hidden_visit(&h, hidden.names[i], NULL);
     if (rc == 0 && h.objects)
         VB_LOG_WARN("repo",
                     "chunk_index_hidden repo=%s index_objects=%zu packs=%zu (every index object "
@@ -327,6 +347,9 @@ static int s_load_hidden(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
                     "brings them back)",
                     vb_store_location(store), h.objects, h.packs.n);
     *objects += h.objects;
+    for (size_t i = 0; i < hidden.n; i++)
+        free(hidden.names[i]);
+    free(hidden.names);
     free(h.packs.ids);
     return rc;
 }
