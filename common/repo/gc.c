@@ -6,6 +6,8 @@
 
 #include "log.h"
 #include "repo/index.h"
+#include "repo/lockrenew.h"
+#include "repo/manifest.h"
 #include "repo/packgc.h"
 
 /* Open-addressing set of digests; the zero digest marks an empty slot (never inserted). */
@@ -203,6 +205,20 @@ static int s_sweep_packs(vb_repo_t *self, const s_set_t *set, time_t cutoff, uns
     return rc;
 }
 
+/* Under Object Lock, the disk indexes and manifests restore points need are renewed as their
+ * packs are, within what is left of the same per-collection bound, and counted with them. */
+static int s_renew_metadata(vb_repo_t *self, bool dry_run, vb_gc_stats_t *st)
+{
+    static const char *const prefixes[] = {"indexes/", VB_MANIFEST_PREFIX};
+    vb_lockrenew_stats_t ls = {.extended = st->packs.locks_extended, .due = st->packs.locks_due};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof prefixes / sizeof prefixes[0]; i++)
+        rc = vb_lockrenew_prefix(vb_repo_store(self), prefixes[i], dry_run, &ls);
+    st->packs.locks_extended = ls.extended;
+    st->packs.locks_due = ls.due;
+    return rc;
+}
+
 int vb_repo_gc_owned(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff, bool dry_run,
                      vb_gc_stats_t *out)
 {
@@ -225,6 +241,8 @@ int vb_repo_gc_ex(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff,
         goto out;
     if (vb_repo_format(self) == VB_REPO_FORMAT_PACKED) {
         rc = s_sweep_packs(self, &set, cutoff, repack_below_pct, dry_run, &st);
+        if (rc == 0)
+            rc = s_renew_metadata(self, dry_run, &st);
     } else {
         s_sweep_t w = {.repo = self, .set = &set, .cutoff = cutoff, .dry_run = dry_run,
                        .st = &st};

@@ -46,16 +46,18 @@ static int s_reserve(vb_idxobj_t *self, size_t more)
     size_t need = (self->len ? self->len : S_HEAD_LEN) + more + 32;
     if (need > VB_IDXOBJ_MAX)
         return vb_error_set(VB_ENOMEM, "index object past %u bytes", VB_IDXOBJ_MAX);
-    if (need <= self->cap)
-        return 0;
-    size_t ncap = self->cap ? self->cap : 4096;
-    while (ncap < need)
-        ncap *= 2;
-    uint8_t *n = realloc(self->buf, ncap);
-    if (!n)
-        return vb_error_set(VB_ENOMEM, "out of memory for an index object");
-    self->buf = n;
-    self->cap = ncap;
+    if (need > self->cap) {
+        size_t ncap = self->cap ? self->cap : 4096;
+        while (ncap < need)
+            ncap *= 2;
+        uint8_t *n = realloc(self->buf, ncap);
+        if (!n)
+            return vb_error_set(VB_ENOMEM, "out of memory for an index object");
+        self->buf = n;
+        self->cap = ncap;
+    }
+    /* a builder written before and reused: its next object starts after the head again (the
+     * buffer it kept may be large enough already) */
     if (self->len == 0)
         self->len = S_HEAD_LEN;
     return 0;
@@ -135,8 +137,55 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store, char name_out[VB_IDXOB
     return 0;
 }
 
-/* Adds the packs of one object body (checksum verified) to ci. */
-static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t *ci)
+/* A set of pack ids: sorted once filled, then searched. */
+typedef struct {
+    vb_pack_id_t *ids;
+    size_t n, cap;
+} s_packset_t;
+
+static int s_packset_add(s_packset_t *ps, const vb_pack_id_t *id)
+{
+    int rc = VB_GROW(ps->ids, ps->n, ps->cap, 64, "pack ids");
+    if (rc == 0)
+        ps->ids[ps->n++] = *id;
+    return rc;
+}
+
+static int s_id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, VB_PACK_ID_LEN);
+}
+
+static void s_packset_sort(s_packset_t *ps)
+{
+    if (ps->n)
+        qsort(ps->ids, ps->n, sizeof ps->ids[0], s_id_cmp);
+}
+
+static bool s_packset_has(const s_packset_t *ps, const vb_pack_id_t *id)
+{
+    return ps->n && bsearch(id, ps->ids, ps->n, sizeof ps->ids[0], s_id_cmp) != NULL;
+}
+
+/* Where the packs of an index object go: into ci (only those in `only`, when given), and their
+ * ids into `seen` (when given). */
+typedef struct {
+    vb_chunkidx_t *ci;
+    const s_packset_t *only;
+    s_packset_t *seen;
+} s_sink_t;
+
+static int s_sink_pack(const s_sink_t *k, const vb_pack_id_t *id, const vb_pack_entry_t *ents,
+                       size_t count)
+{
+    int rc = k->seen ? s_packset_add(k->seen, id) : 0;
+    if (rc == 0 && k->ci && (!k->only || s_packset_has(k->only, id)))
+        rc = vb_chunkidx_add_pack(k->ci, id, ents, count);
+    return rc;
+}
+
+/* Hands the packs of one object body (checksum verified) to the sink. */
+static int s_parse(const char *name, const uint8_t *b, size_t len, const s_sink_t *sink)
 {
     size_t pos = S_HEAD_LEN, end = len - 32;
     uint32_t packs = (uint32_t)vb_le_get(b + 12, 4);
@@ -167,7 +216,7 @@ static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t
             ents[i].length = (uint32_t)vb_le_get(b + pos + 40, 4);
             ents[i].raw_len = (uint32_t)vb_le_get(b + pos + 44, 4);
         }
-        rc = vb_chunkidx_add_pack(ci, &id, ents, count);
+        rc = s_sink_pack(sink, &id, ents, count);
     }
     if (rc == 0 && pos != end)
         rc = vb_error_set(VB_ECORRUPT, "index object %s has trailing bytes", name);
@@ -175,7 +224,7 @@ static int s_parse(const char *name, const uint8_t *b, size_t len, vb_chunkidx_t
     return rc;
 }
 
-int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
+static int s_load_obj(vb_store_t *store, const char *name, const s_sink_t *sink)
 {
     void *buf = NULL;
     size_t len = 0;
@@ -194,9 +243,15 @@ int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
              memcmp(sum, b + len - 32, 32) != 0)
         rc = vb_error_set(VB_ECORRUPT, "index object %s: checksum mismatch", name);
     else
-        rc = s_parse(name, b, len, ci);
+        rc = s_parse(name, b, len, sink);
     free(buf);
     return rc;
+}
+
+int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci)
+{
+    s_sink_t sink = {.ci = ci};
+    return s_load_obj(store, name, &sink);
 }
 
 typedef struct {
@@ -215,10 +270,112 @@ static int s_load_visit(void *arg, const char *name, const vb_store_stat_t *st)
     return rc;
 }
 
+/* ---------- through delete markers ---------- */
+
+typedef struct {
+    char **names;
+    size_t n, cap;
+} s_names_t;
+
+typedef struct {
+    vb_store_t *store;
+    s_sink_t sink;
+    s_packset_t packs;
+    size_t objects;
+} s_hidden_load_t;
+
+static int s_note_pack_id(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    vb_pack_id_t id;
+    if (vb_pack_parse_name(name, &id) != 0) {
+        vb_error_clear();
+        return 0; /* not a pack */
+    }
+    return s_packset_add(arg, &id);
+}
+
+/* The packs there are, visible or hidden by a delete marker (read through it by name). */
+static int s_all_packs(vb_store_t *store, s_packset_t *ps)
+{
+    int rc = vb_store_list(store, "packs/", s_note_pack_id, ps);
+    if (rc == 0)
+        rc = vb_store_list_hidden(store, "packs/", s_note_pack_id, ps);
+    s_packset_sort(ps);
+    return rc;
+}
+
+static int s_load_hidden_visit(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_hidden_load_t *h = arg;
+    int rc = s_load_obj(h->store, name, &h->sink);
+    h->objects += rc == 0;
+    return rc;
+}
+
+static int s_note_name(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_names_t *l = arg;
+    int rc = VB_GROW(l->names, l->n, l->cap, 16, "hidden index objects");
+    if (rc == 0 && !(l->names[l->n] = strdup(name)))
+        rc = vb_error_set(VB_ENOMEM, "out of memory");
+    l->n += rc == 0;
+    return rc;
+}
+
+/* No index object is visible: every one may be hidden by delete markers (someone deleted the
+ * repository's objects). The hidden ones are read, an entry kept only when its pack is there
+ * (an index object GC merged away may name packs it has deleted since), so any location kept
+ * is right. A store without hidden index objects (a directory, a new repository) costs one
+ * listing of them and nothing more. */
+static int s_load_hidden(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
+{
+    s_hidden_load_t h = {.store = store, .sink = {.ci = ci}};
+    s_names_t hidden = {0};
+    int rc = vb_store_list_hidden(store, S_PREFIX, s_note_name, &hidden);
+    if (rc == 0 && hidden.n)
+        rc = s_all_packs(store, &h.packs);
+    h.sink.only = &h.packs;
+    for (size_t i = 0; rc == 0 && h.packs.n && i < hidden.n; i++)
+        rc = s_load_hidden_visit(&h, hidden.names[i], NULL);
+    if (rc == 0 && h.objects)
+        VB_LOG_WARN("repo",
+                    "chunk_index_hidden repo=%s index_objects=%zu packs=%zu (every index object "
+                    "is hidden by a delete marker: read through them; vbak repo undelete "
+                    "brings them back)",
+                    vb_store_location(store), h.objects, h.packs.n);
+    *objects += h.objects;
+    for (size_t i = 0; i < hidden.n; i++)
+        free(hidden.names[i]);
+    free(hidden.names);
+    free(h.packs.ids);
+    return rc;
+}
+
+int vb_idxobj_unindexed_packs(vb_store_t *store, uint64_t *count)
+{
+    s_packset_t indexed = {0}, all = {0};
+    s_hidden_load_t h = {.store = store, .sink = {.seen = &indexed}};
+    *count = 0;
+    int rc = vb_store_list(store, S_PREFIX, s_load_hidden_visit, &h);
+    s_packset_sort(&indexed);
+    if (rc == 0)
+        rc = vb_store_list(store, "packs/", s_note_pack_id, &all);
+    for (size_t i = 0; rc == 0 && i < all.n; i++)
+        *count += !s_packset_has(&indexed, &all.ids[i]);
+    free(indexed.ids);
+    free(all.ids);
+    return rc;
+}
+
 int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
 {
     s_load_t l = {.store = store, .ci = ci};
     int rc = vb_store_list(store, S_PREFIX, s_load_visit, &l);
+    if (rc == 0 && l.objects == 0)
+        rc = s_load_hidden(store, ci, &l.objects);
     if (objects)
         *objects = l.objects;
     if (rc == 0)

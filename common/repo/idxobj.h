@@ -47,12 +47,19 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store,
                     char name_out[VB_IDXOBJ_NAME_LEN]) VB_WUR;
 
 /* Adds the packs of every index object in the store to ci. *objects counts the objects read.
- * A damaged object fails the load with VB_ECORRUPT naming it. */
+ * A damaged object fails the load with VB_ECORRUPT naming it. When no index object is visible
+ * but some are hidden by delete markers (store.h list_hidden: someone deleted the repository's
+ * objects on an S3 bucket with Object Lock), the hidden ones are read instead, keeping only the
+ * packs that are there, visible or hidden (so no entry names a pack a collection deleted). */
 int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects) VB_WUR;
 
 /* Adds the packs of the one index object `name` to ci (vb_chunkidx_seal not called).
  * VB_ENOTFOUND; VB_ECORRUPT (bad magic, checksum or layout) naming it; VB_EUNSUPPORTED. */
 int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci) VB_WUR;
+
+/* *count: packs in the store (visible ones) that no visible index object names; the chunk
+ * index does not find their chunks until vb_idxobj_repair. */
+int vb_idxobj_unindexed_packs(vb_store_t *store, uint64_t *count) VB_WUR;
 
 typedef struct vb_idxobj_repair_s {
     uint64_t packs;      /* packs whose trailers were read */

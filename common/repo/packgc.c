@@ -6,6 +6,7 @@
 #include "grow.h"
 #include "log.h"
 #include "repo/idxobj.h"
+#include "repo/lockrenew.h"
 #include "repo/pack.h"
 #include "repo/packquar.h"
 
@@ -225,39 +226,17 @@ static bool s_note_locked(s_gc_t *g, const s_pack_t *p)
     return true;
 }
 
-/* Under Object Lock, a pack kept for its live chunks whose lock ends within half the lock period
- * gets a new one (one request per pack, at most VB_PACKGC_EXTEND_MAX per collection; the rest is
- * counted due, for the next). Packs written or freshened within the last half period are passed
- * over without a request: their lock, set then, ends later. Call before s_spare_locked (whose
- * spared packs are dead: their locks must end). */
+/* Under Object Lock, a pack kept for its live chunks gets its lock renewed when it ends within
+ * half the lock period (lockrenew.h: one request per pack, bounded per collection). Call before
+ * s_spare_locked (whose spared packs are dead: their locks must end). */
 static void s_extend_locks(s_gc_t *g, bool dry_run)
 {
-    const vb_store_lock_t *lock = vb_store_lock(g->store);
-    time_t now = time(NULL), margin = (time_t)(lock->seconds / 2);
-    for (size_t k = 0; lock->seconds > 0 && k < g->n; k++) {
-        const s_pack_t *p = &g->packs[k];
-        vb_store_stat_t st = {0};
-        if (p->action != S_KEEP || p->st.mtime + lock->seconds >= now + margin)
-            continue;
-        if (g->st->locks_extended >= VB_PACKGC_EXTEND_MAX) {
-            g->st->locks_due++; /* no request: the next collection asks */
-            continue;
-        }
-        int rc = vb_store_stat(g->store, p->name, &st);
-        if (rc == VB_ENOTFOUND || (rc == 0 && st.retain_until >= now + margin)) {
-            vb_error_clear(); /* gone: nothing to keep; extended already by an earlier run */
-            continue;
-        }
-        if (rc != 0) {
-            VB_LOG_WARN("gc", "lock_check_failed pack=%s error=\"%s\"", p->name, vb_error_msg());
-            g->st->locks_due++;
-        } else if (dry_run || vb_store_extend_lock(g->store, p->name) == 0)
-            g->st->locks_extended++;
-        else {
-            VB_LOG_WARN("gc", "lock_extend_failed pack=%s error=\"%s\"", p->name, vb_error_msg());
-            g->st->locks_due++;
-        }
-    }
+    vb_lockrenew_stats_t ls = {0};
+    for (size_t k = 0; k < g->n; k++)
+        if (g->packs[k].action == S_KEEP)
+            vb_lockrenew_object(g->store, g->packs[k].name, g->packs[k].st.mtime, dry_run, &ls);
+    g->st->locks_extended = ls.extended;
+    g->st->locks_due = ls.due;
 }
 
 /* A pack to delete or repack that is still locked is kept whole (a repack would only add

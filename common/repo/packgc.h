@@ -32,7 +32,7 @@
 #include "repo/store.h"
 
 #define VB_PACKGC_REPACK_DEFAULT 50 /* % live bytes below which an old pack is repacked */
-#define VB_PACKGC_EXTEND_MAX 4096   /* Object Lock extensions one collection makes at most */
+#define VB_PACKGC_EXTEND_MAX 4096   /* = VB_LOCKRENEW_MAX (lockrenew.h) */
 
 typedef struct {
     uint64_t packs;           /* packs looked at */
@@ -44,7 +44,8 @@ typedef struct {
     uint64_t packs_locked;    /* under Object Lock: kept whole, removed by a later collection */
     uint64_t bytes_locked;    /* their bytes */
     time_t locked_until;      /* the earliest end of their locks (0: none locked) */
-    uint64_t locks_extended;  /* live packs whose lock was extended (dry run: would be) */
+    uint64_t locks_extended;  /* live packs whose lock was extended (dry run: would be); gc.c
+                               * adds the disk indexes and manifests it renews */
     uint64_t locks_due;       /* live packs whose lock is due for extension but was not (the
                                * per-collection bound, or a failed request): the next does */
     uint64_t chunks_dropped;  /* chunks in removed packs not copied (dead or spare copies) */

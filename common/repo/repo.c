@@ -30,6 +30,7 @@
 #include "repo/packquar.h"
 #include "repo/readahead.h"
 #include "repo/store.h"
+#include "repo/undelete.h"
 
 #define S_HDR_LEN 64
 #define S_MAGIC "VBCHUNK"
@@ -586,6 +587,18 @@ int vb_repo_repair_index_opts(const char *path, const vb_store_opts_t *store_opt
                  : vb_error_set(VB_EINVAL,
                                 "repository %s is format %d: it has no chunk index to repair",
                                 path, self->format);
+    vb_repo_destroy(&self);
+    return rc;
+}
+
+int vb_repo_undelete_opts(const char *path, const vb_store_opts_t *store_opts, bool dry_run,
+                          vb_undelete_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    vb_repo_t *self = s_open(path, NULL, store_opts, false); /* no key: names and trailers */
+    if (!self)
+        return vb_error_code();
+    int rc = vb_undelete_run(self->store, dry_run, out);
     vb_repo_destroy(&self);
     return rc;
 }

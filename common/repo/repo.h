@@ -94,6 +94,12 @@ int vb_repo_repair_index(const char *path, struct vb_idxobj_repair_s *out) VB_WU
 int vb_repo_repair_index_opts(const char *path, const vb_store_opts_t *store_opts,
                               struct vb_idxobj_repair_s *out) VB_WUR;
 
+/* Format 2 on S3 with Object Lock: brings back the objects delete markers hide over a still
+ * locked version, and rebuilds the chunk index when it then misses a pack (undelete.h). */
+struct vb_undelete_stats_s;
+int vb_repo_undelete_opts(const char *path, const vb_store_opts_t *store_opts, bool dry_run,
+                          struct vb_undelete_stats_s *out) VB_WUR;
+
 /* Format 2: checks every index object and every pack's trailer (packcheck.h), telling `bad`
  * about each damaged one; works without the key and without loading the index. VB_EINVAL for a
  * format 1 repository; open errors as vb_repo_open. */

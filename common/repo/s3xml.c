@@ -164,6 +164,69 @@ void vb_s3_uploads_free(vb_s3_uploads_t *u)
     }
 }
 
+/* A <Version> or a <DeleteMarker> (which has no size). */
+static int s_version(const vb_xml_node_t *c, vb_s3_version_t *v)
+{
+    int rc = 0;
+    int64_t size = 0;
+    v->marker = strcmp(c->name, "DeleteMarker") == 0;
+    v->latest = s_true(c, "IsLatest");
+    v->key = s_text(c, "Key", true, &rc);
+    v->version_id = s_text(c, "VersionId", true, &rc);
+    const vb_xml_node_t *sz = vb_xml_child(c, "Size");
+    if (rc == 0 && !v->marker && !sz)
+        rc = vb_error_set(VB_EPROTO, "S3 answer: <Version> without <Size>");
+    if (rc == 0 && sz)
+        rc = vb_xml_i64(sz, "S3 object size", &size);
+    if (rc == 0 && size < 0)
+        rc = vb_error_set(VB_EPROTO, "S3 answer: negative object size");
+    if (rc == 0)
+        rc = vb_s3_time_parse(vb_xml_path_text(c, "LastModified"), &v->mtime);
+    v->size = (uint64_t)size;
+    return rc;
+}
+
+int vb_s3_versions_parse(const char *data, size_t len, vb_s3_versions_t *out)
+{
+    vb_xml_doc_t *doc = NULL;
+    size_t cap = 0;
+    memset(out, 0, sizeof *out);
+    int rc = s_doc(data, len, "ListVersionsResult", &doc);
+    if (rc)
+        return rc;
+    const vb_xml_node_t *root = vb_xml_root(doc);
+    for (const vb_xml_node_t *c = vb_xml_child(root, NULL); c && rc == 0;
+         c = vb_xml_next(c, NULL)) {
+        if (strcmp(c->name, "Version") != 0 && strcmp(c->name, "DeleteMarker") != 0)
+            continue;
+        if ((rc = VB_GROW(out->vers, out->n, cap, 64, "S3 version listing")) == 0) {
+            memset(&out->vers[out->n], 0, sizeof out->vers[0]);
+            rc = s_version(c, &out->vers[out->n++]);
+        }
+    }
+    out->truncated = s_true(root, "IsTruncated");
+    if (rc == 0 && out->truncated) {
+        out->next_key = s_text(root, "NextKeyMarker", true, &rc);
+        out->next_version_id = s_text(root, "NextVersionIdMarker", true, &rc);
+    }
+    vb_xml_doc_destroy(&doc);
+    return rc;
+}
+
+void vb_s3_versions_free(vb_s3_versions_t *v)
+{
+    for (size_t i = 0; v && i < v->n; i++) {
+        free(v->vers[i].key);
+        free(v->vers[i].version_id);
+    }
+    if (v) {
+        free(v->vers);
+        free(v->next_key);
+        free(v->next_version_id);
+        memset(v, 0, sizeof *v);
+    }
+}
+
 int vb_s3_initiate_parse(const char *data, size_t len, char **upload_id)
 {
     vb_xml_doc_t *doc = NULL;

@@ -1,5 +1,6 @@
 /* s3xml — what an S3 server's XML answers say, as plain structs: a ListObjectsV2 page, a
- * ListMultipartUploads page, an InitiateMultipartUpload result and an error body.
+ * ListMultipartUploads page, a ListObjectVersions page, an InitiateMultipartUpload result and an
+ * error body.
  *
  * Pure functions from bytes to a struct (no I/O), parsed with the project's expat DOM
  * (vsphere/xml.h: no DOCTYPE, bounded depth, nodes and size), so the fuzz target
@@ -46,6 +47,25 @@ typedef struct {
     char *next_upload_id;
 } vb_s3_uploads_t;
 
+/* One entry of ListObjectVersions: a version of a key, or a delete marker. */
+typedef struct {
+    char *key;
+    char *version_id;
+    bool marker; /* a <DeleteMarker> (no bytes), not a <Version> */
+    bool latest; /* IsLatest: the key's current entry */
+    uint64_t size;
+    time_t mtime;
+} vb_s3_version_t;
+
+/* One page of ListObjectVersions: entries in the answer's order (per key, newest first). */
+typedef struct {
+    vb_s3_version_t *vers;
+    size_t n;
+    bool truncated;
+    char *next_key; /* NextKeyMarker / NextVersionIdMarker; NULL when complete */
+    char *next_version_id;
+} vb_s3_versions_t;
+
 /* An <Error> body. code NULL when the body is not one (an empty or non-XML body). */
 typedef struct {
     char *code;
@@ -57,6 +77,9 @@ void vb_s3_list_free(vb_s3_list_t *l);
 
 int vb_s3_uploads_parse(const char *data, size_t len, vb_s3_uploads_t *out) VB_WUR;
 void vb_s3_uploads_free(vb_s3_uploads_t *u);
+
+int vb_s3_versions_parse(const char *data, size_t len, vb_s3_versions_t *out) VB_WUR;
+void vb_s3_versions_free(vb_s3_versions_t *v);
 
 /* InitiateMultipartUploadResult: *upload_id (caller frees). */
 int vb_s3_initiate_parse(const char *data, size_t len, char **upload_id) VB_WUR;

@@ -211,6 +211,18 @@ int vb_store_remove_or_hide(vb_store_t *self, const char *name)
     return rc;
 }
 
+int vb_store_list_hidden(vb_store_t *self, const char *prefix, vb_store_list_fn fn, void *arg)
+{
+    int rc = s_check(prefix, true);
+    return rc ? rc : self->ops->list_hidden(self->state, prefix, fn, arg);
+}
+
+int vb_store_unhide(vb_store_t *self, const char *name)
+{
+    int rc = s_check(name, false);
+    return rc ? rc : self->ops->unhide(self->state, name);
+}
+
 int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock)
 {
     int rc = self->ops->set_lock(self->state, lock);

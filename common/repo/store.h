@@ -116,6 +116,14 @@ typedef struct vb_store_ops {
      * seconds from now (one request), so that an object still in use stays locked.
      * VB_EUNSUPPORTED for a store without a lock. VB_ENOTFOUND. */
     int (*extend_lock)(void *state, const char *name);
+    /* Calls fn for each object under prefix that is hidden (S3: its current version is a delete
+     * marker) while an older version still exists, with that version's size, mtime and
+     * retain_until (0: not locked). A store without versions lists nothing. */
+    int (*list_hidden)(void *state, const char *prefix, vb_store_list_fn fn, void *arg);
+    /* Brings a hidden object back: removes the delete markers above its newest version (S3:
+     * DELETE ?versionId=<marker>, which Object Lock allows). VB_ENOTFOUND when it is not hidden
+     * (or the store has no versions). */
+    int (*unhide)(void *state, const char *name);
     /* Renames an object, replacing `to`. VB_ENOTFOUND. */
     int (*move)(void *state, const char *from, const char *to);
     /* Makes every put, move and remove so far durable. */
@@ -165,6 +173,10 @@ int vb_store_hide(vb_store_t *self, const char *name) VB_WUR;
 /* Removes an object, or hides it when Object Lock keeps it (metadata such as index objects and
  * manifests, whose locked bytes may stay on the server while nothing lists them). */
 int vb_store_remove_or_hide(vb_store_t *self, const char *name) VB_WUR;
+/* Hidden objects (list_hidden above): prefix "" lists every one. */
+int vb_store_list_hidden(vb_store_t *self, const char *prefix, vb_store_list_fn fn,
+                         void *arg) VB_WUR;
+int vb_store_unhide(vb_store_t *self, const char *name) VB_WUR;
 int vb_store_set_lock(vb_store_t *self, const vb_store_lock_t *lock) VB_WUR;
 int vb_store_extend_lock(vb_store_t *self, const char *name) VB_WUR;
 /* The retention writes get (opts.lock at open or set_lock; seconds 0: none). Borrowed. */

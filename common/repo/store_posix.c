@@ -567,6 +567,24 @@ static int s_extend_lock(void *state, const char *name)
     return vb_error_set(VB_EUNSUPPORTED, "Object Lock needs an S3 repository, not a directory");
 }
 
+static int s_list_hidden(void *state, const char *prefix, vb_store_list_fn fn, void *arg)
+{
+    (void)state; /* a directory keeps no versions: nothing is ever hidden */
+    (void)prefix;
+    (void)fn;
+    (void)arg;
+    return 0;
+}
+
+static int s_unhide(void *state, const char *name)
+{
+    s_posix_t *p = state;
+    return vb_error_set(VB_ENOTFOUND,
+                        "repository %s: %s is not hidden (a directory keeps no "
+                        "versions)",
+                        p->root, name);
+}
+
 static int s_move(void *state, const char *from, const char *to)
 {
     s_posix_t *p = state;
@@ -617,6 +635,8 @@ const vb_store_ops_t vb_store_posix_ops = {
     .hide = s_hide,
     .set_lock = s_set_lock,
     .extend_lock = s_extend_lock,
+    .list_hidden = s_list_hidden,
+    .unhide = s_unhide,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

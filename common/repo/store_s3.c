@@ -38,7 +38,10 @@
  * HEADs first: a retain-until in the future is VB_EPOLICY with nothing sent; otherwise it
  * DELETEs ?versionId= (the bucket is versioned: a plain DELETE would only add a delete marker).
  * hide is that plain DELETE. extend_lock PUTs ?retention= (now + the lock) on the current
- * version. */
+ * version. A delete marker anyone else left (a plain DELETE) is read through by get, get_range and
+ * stat on a bucket with Object Lock (the newest version, found with ListObjectVersions);
+ * list_hidden walks ListObjectVersions (a HEAD ?versionId= per hidden key for its retention) and
+ * unhide DELETEs ?versionId=<marker> (see "hidden objects" below). */
 #include "repo/store.h"
 
 #include <curl/curl.h>
@@ -67,6 +70,7 @@ typedef struct {
     uint64_t multipart;
     int page;
     vb_store_lock_t lock; /* the retention every write gets (Object Lock) */
+    int bucket_lock;      /* the bucket has Object Lock: 0 not asked yet, 1 no, 2 yes (atomic) */
 } s_s3_t;
 
 /* The two Object Lock headers of a write made now (nothing when the store has no lock). */
@@ -275,10 +279,11 @@ static int s_simple(s_s3_t *s, vb_s3_req_t *r, const char *method, const char *k
     return vb_s3_request(s->conn, r);
 }
 
-static int s_head(s_s3_t *s, const char *key, vb_store_stat_t *st)
+/* HEAD of the key's version `query` ("versionId=V"; NULL: the current one). */
+static int s_head_version(s_s3_t *s, const char *key, const char *query, vb_store_stat_t *st)
 {
     vb_s3_req_t r = {0};
-    int rc = s_simple(s, &r, "HEAD", key, NULL, NULL);
+    int rc = s_simple(s, &r, "HEAD", key, query, NULL);
     if (rc == 0 && st) {
         st->size = r.length;
         st->mtime = r.mtime;
@@ -286,6 +291,11 @@ static int s_head(s_s3_t *s, const char *key, vb_store_stat_t *st)
     }
     vb_s3_req_free(&r);
     return rc;
+}
+
+static int s_head(s_s3_t *s, const char *key, vb_store_stat_t *st)
+{
+    return s_head_version(s, key, NULL, st);
 }
 
 /* Sets the retention of key's current version to now + the lock (RGW does not apply the lock
@@ -336,6 +346,9 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
         rc = s_put_retention(s, key);
     return rc;
 }
+
+/* Read-through of a hidden object (the hidden-objects section below). */
+static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz);
 
 /* ---------- open/close ---------- */
 
@@ -400,8 +413,10 @@ static int s_probe(s_s3_t *s, const vb_store_opts_t *opts)
         vb_error_set(rc, "%s (create it, or vbak repo init --create-bucket)", msg);
     }
     vb_s3_req_free(&r);
-    if (rc == 0 && opts->lock.seconds > 0 && (rc = s_check_lock(s)) == 0)
+    if (rc == 0 && opts->lock.seconds > 0 && (rc = s_check_lock(s)) == 0) {
         s->lock = opts->lock;
+        s->bucket_lock = 2;
+    }
     return rc;
 }
 
@@ -579,8 +594,14 @@ static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *l
     s_s3_t *s = state;
     char key[S_KEY_MAX];
     s_key(s, name, key);
+    char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .dst = buf, .cap = cap};
     int rc = vb_s3_request(s->conn, &r);
+    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+        vb_s3_req_free(&r);
+        r = (vb_s3_req_t){.method = "GET", .key = key, .query = vq, .dst = buf, .cap = cap};
+        rc = vb_s3_request(s->conn, &r);
+    }
     if (rc == 0 && r.overflow)
         rc = vb_error_set(VB_ECORRUPT, "%s key %s: holds more than %zu bytes",
                           vb_s3_conn_where(s->conn), key, cap);
@@ -601,8 +622,15 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
     snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)off,
              (unsigned long long)(off + len - 1));
     const char *const headers[] = {range, NULL};
+    char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .headers = headers, .dst = buf, .cap = len};
     int rc = vb_s3_request(s->conn, &r);
+    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+        vb_s3_req_free(&r);
+        r = (vb_s3_req_t){
+            .method = "GET", .key = key, .query = vq, .headers = headers, .dst = buf, .cap = len};
+        rc = vb_s3_request(s->conn, &r);
+    }
     if (rc == VB_EINVAL && r.status == 416) { /* starts past the end: nothing to read */
         vb_error_clear();
         rc = 0;
@@ -618,9 +646,12 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
 static int s_stat(void *state, const char *name, vb_store_stat_t *st)
 {
     s_s3_t *s = state;
-    char key[S_KEY_MAX];
+    char key[S_KEY_MAX], vq[512];
     s_key(s, name, key);
-    return s_head(s, key, st);
+    int rc = s_head(s, key, st);
+    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq))
+        rc = s_head_version(s, key, vq, st);
+    return rc;
 }
 
 static int s_freshen(void *state, const char *name)
@@ -869,6 +900,215 @@ static int s_local_path(void *state, const char *name, char *out, size_t outsz)
                         vb_s3_conn_where(s->conn), name);
 }
 
+/* ---------- hidden objects (delete markers) ----------
+ *
+ * On a versioned bucket (every Object Lock bucket is one) a DELETE without versionId, as anyone
+ * holding the keys may send, adds a delete marker: the object is hidden from GET, HEAD and
+ * ListObjectsV2, but its locked versions stay. Reads by name (get, get_range, stat) on a bucket
+ * with Object Lock go through the markers to the newest version; list_hidden and unhide walk
+ * ListObjectVersions. */
+
+/* A hidden key met while walking the versions: its newest version, the markers above it. */
+typedef struct {
+    const char *key;
+    const vb_s3_version_t *version;
+    char *markers[S_VERSIONS_MAX];
+    size_t nmarkers;
+} s_hidden_t;
+
+typedef int (*s_hidden_fn)(s_s3_t *s, const s_hidden_t *h, void *arg);
+
+/* Walk state: entries of one key come newest first and may span pages. */
+typedef struct {
+    char *key;    /* the key being read */
+    bool settled; /* its newest version was met (or it is not hidden) */
+    s_hidden_t h;
+} s_walk_t;
+
+static void s_walk_reset(s_walk_t *w)
+{
+    free(w->key);
+    for (size_t i = 0; i < w->h.nmarkers; i++)
+        free(w->h.markers[i]);
+    memset(w, 0, sizeof *w);
+}
+
+/* One entry: a key whose current entry is a marker and that has a version below is hidden. */
+static int s_walk_entry(s_s3_t *s, s_walk_t *w, const vb_s3_version_t *v, const char *exact,
+                        s_hidden_fn fn, void *arg)
+{
+    if (exact && strcmp(v->key, exact) != 0)
+        return 0;
+    if (!w->key || strcmp(w->key, v->key) != 0) {
+        s_walk_reset(w);
+        if (!(w->key = strdup(v->key)))
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        w->settled = !(v->marker && v->latest); /* not hidden: its other entries are history */
+    }
+    if (w->settled)
+        return 0;
+    if (v->marker) {
+        if (w->h.nmarkers < S_VERSIONS_MAX &&
+            !(w->h.markers[w->h.nmarkers++] = strdup(v->version_id)))
+            return vb_error_set(VB_ENOMEM, "out of memory");
+        return 0;
+    }
+    w->settled = true;
+    w->h.key = w->key;
+    w->h.version = v;
+    return fn(s, &w->h, arg);
+}
+
+/* Walks ListObjectVersions of the keys under the full key prefix `pfx` (exact: only that key),
+ * calling fn for each hidden one. fn > 0 stops the walk. */
+static int s_walk_hidden(s_s3_t *s, const char *pfx, const char *exact, s_hidden_fn fn, void *arg)
+{
+    char query[S_QUERY_MAX * 2], epfx[S_KEY_MAX * 3], km[S_KEY_MAX * 3], vm[1024];
+    char *next_key = NULL, *next_vid = NULL;
+    s_walk_t w = {0};
+    int rc = vb_s3_escape(pfx, epfx, sizeof epfx);
+    do {
+        km[0] = vm[0] = '\0';
+        if (rc == 0 && next_key)
+            rc = vb_s3_escape(next_key, km, sizeof km);
+        if (rc == 0 && next_vid)
+            rc = vb_s3_escape(next_vid, vm, sizeof vm);
+        if (rc)
+            break;
+        snprintf(query, sizeof query,
+                 "%s%s%smax-keys=%d&prefix=%s%s%s&versions=", next_key ? "key-marker=" : "", km,
+                 next_key ? "&" : "", s->page, epfx, next_vid ? "&version-id-marker=" : "", vm);
+        vb_s3_req_t r = {0};
+        vb_s3_versions_t page = {0};
+        if ((rc = s_simple(s, &r, "GET", NULL, query, NULL)) == 0)
+            rc = vb_s3_versions_parse(r.resp.data, r.resp.len, &page);
+        vb_s3_req_free(&r);
+        for (size_t i = 0; rc == 0 && i < page.n; i++)
+            rc = s_walk_entry(s, &w, &page.vers[i], exact, fn, arg);
+        free(next_key);
+        free(next_vid);
+        next_key = page.next_key;
+        next_vid = page.next_version_id;
+        page.next_key = page.next_version_id = NULL;
+        vb_s3_versions_free(&page);
+    } while (rc == 0 && next_key);
+    free(next_key);
+    free(next_vid);
+    s_walk_reset(&w);
+    return rc > 0 ? 0 : rc;
+}
+
+/* Does the bucket have Object Lock? Asked once per store, quietly. */
+static bool s_bucket_has_lock(s_s3_t *s)
+{
+    int known = __atomic_load_n(&s->bucket_lock, __ATOMIC_RELAXED);
+    if (known)
+        return known == 2;
+    vb_s3_req_t r = {0};
+    bool on = s_simple(s, &r, "GET", NULL, "object-lock=", NULL) == 0 && r.resp.data &&
+              memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
+    vb_s3_req_free(&r);
+    __atomic_store_n(&s->bucket_lock, on ? 2 : 1, __ATOMIC_RELAXED);
+    return on;
+}
+
+static int s_found_version(s_s3_t *s, const s_hidden_t *h, void *arg)
+{
+    (void)s;
+    char *vq = arg; /* 512 bytes */
+    char vid[400];
+    int rc = vb_s3_escape(h->version->version_id, vid, sizeof vid);
+    if (rc)
+        return rc;
+    snprintf(vq, 512, "versionId=%s", vid);
+    return 1;
+}
+
+/* On a bucket with Object Lock, a key that answered 404 may be hidden by a delete marker:
+ * true with *query "versionId=V" of its newest version. The caller's error stays as it was
+ * when there is none. */
+static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz)
+{
+    if (qsz < 512)
+        return false;
+    char saved[1024];
+    int code = vb_error_code();
+    snprintf(saved, sizeof saved, "%s", vb_error_msg());
+    query[0] = '\0';
+    bool found =
+        s_bucket_has_lock(s) && s_walk_hidden(s, key, key, s_found_version, query) == 0 && query[0];
+    if (found)
+        vb_error_clear();
+    else
+        vb_error_set(code, "%s", saved);
+    return found;
+}
+
+typedef struct {
+    vb_store_list_fn fn;
+    void *arg;
+} s_hidden_list_t;
+
+/* list_hidden: the version's retention comes from a HEAD of it (a listing does not carry it). */
+static int s_list_one_hidden(s_s3_t *s, const s_hidden_t *h, void *arg)
+{
+    s_hidden_list_t *l = arg;
+    size_t plen = strlen(s->prefix);
+    const char *name = h->key + plen;
+    char vq[512];
+    vb_store_stat_t st = {.size = h->version->size, .mtime = h->version->mtime};
+    if (strncmp(h->key, s->prefix, plen) != 0 || vb_store_check_name(name) != 0) {
+        vb_error_clear(); /* not an object of this store */
+        return 0;
+    }
+    int rc = s_found_version(s, h, vq) < 0 ? vb_error_code() : 0;
+    if (rc == 0) /* s_found_version answers 1: found */
+        rc = s_head_version(s, h->key, vq, &st);
+    if (rc == VB_ENOTFOUND) { /* the version went meanwhile */
+        vb_error_clear();
+        return 0;
+    }
+    return rc ? rc : l->fn(l->arg, name, &st);
+}
+
+static int s_list_hidden(void *state, const char *prefix, vb_store_list_fn fn, void *arg)
+{
+    s_s3_t *s = state;
+    char full[S_KEY_MAX];
+    s_hidden_list_t l = {fn, arg};
+    s_key(s, prefix, full);
+    return s_walk_hidden(s, full, NULL, s_list_one_hidden, &l);
+}
+
+static int s_remove_markers(s_s3_t *s, const s_hidden_t *h, void *arg)
+{
+    char query[512], vid[400];
+    int rc = 0;
+    *(bool *)arg = true;
+    for (size_t i = 0; rc == 0 && i < h->nmarkers; i++) {
+        if ((rc = vb_s3_escape(h->markers[i], vid, sizeof vid)) != 0)
+            break;
+        snprintf(query, sizeof query, "versionId=%s", vid);
+        vb_s3_req_t r = {0};
+        rc = s_simple(s, &r, "DELETE", h->key, query, NULL);
+        vb_s3_req_free(&r);
+    }
+    return rc ? rc : 1;
+}
+
+static int s_unhide(void *state, const char *name)
+{
+    s_s3_t *s = state;
+    char key[S_KEY_MAX];
+    bool found = false;
+    s_key(s, name, key);
+    int rc = s_walk_hidden(s, key, key, s_remove_markers, &found);
+    if (rc == 0 && !found)
+        rc = vb_error_set(VB_ENOTFOUND, "%s key %s: not hidden by a delete marker",
+                          vb_s3_conn_where(s->conn), key);
+    return rc;
+}
+
 const vb_store_ops_t vb_store_s3_ops = {
     .scheme = "s3",
     .puts_in_flight = 4,
@@ -884,6 +1124,8 @@ const vb_store_ops_t vb_store_s3_ops = {
     .hide = s_hide,
     .set_lock = s_set_lock,
     .extend_lock = s_extend_lock,
+    .list_hidden = s_list_hidden,
+    .unhide = s_unhide,
     .move = s_move,
     .barrier = s_barrier,
     .cleanup = s_cleanup,

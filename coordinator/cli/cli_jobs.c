@@ -836,10 +836,12 @@ static void s_prune_packs_print(json_t *packs, bool dry)
     }
     long long extended = s_ll(packs, "locks_extended"), due = s_ll(packs, "locks_due");
     if (extended)
-        printf("packs: the Object Lock of %lld live pack(s) %s by the lock period\n", extended,
+        printf("packs: the Object Lock of %lld live object(s) (packs, disk indexes, manifests) %s "
+               "by the lock period\n",
+               extended,
                dry ? "would be extended" : "extended");
     if (due)
-        printf("packs: the Object Lock of %lld more live pack(s) is due: the next prune extends "
+        printf("packs: the Object Lock of %lld more live object(s) is due: the next prune extends "
                "it\n",
                due);
 }

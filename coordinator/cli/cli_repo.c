@@ -15,6 +15,7 @@
 #include "error.h"
 #include "repo/idxobj.h"
 #include "repo/repo.h"
+#include "repo/undelete.h"
 
 static const char s_help[] =
     "usage: vbak repo init PATH|URL [--chunk-size SIZE] [--compression zstd:N|none]\n"
@@ -23,6 +24,7 @@ static const char s_help[] =
     "                           [--object-lock DAYS|SECONDSs [--lock-mode compliance|governance]]\n"
     "       vbak repo stats PATH|URL [--json] [--credentials FILE]\n"
     "       vbak repo repair-index PATH\n"
+    "       vbak repo undelete URL [--dry-run] [--json] [--credentials FILE]\n"
     "\n"
     "PATH is a directory; URL is s3://BUCKET/PREFIX?endpoint=https://HOST:PORT&region=R\n"
     "(http:// only for a loopback endpoint; &ca=FILE for a private CA) with the access key in\n"
@@ -50,7 +52,12 @@ static const char s_help[] =
     "stats  chunks, bytes stored, logical bytes, dedup and compression ratios\n"
     "       --json                  print one JSON object\n"
     "repair-index  format 2: rebuild the chunk index from the packs' trailers alone (the\n"
-    "       index objects may be damaged or deleted); says how many packs could not be read\n";
+    "       index objects may be damaged or deleted); says how many packs could not be read\n"
+    "undelete  S3 with Object Lock: bring back every object a delete marker hides while its\n"
+    "       version is still locked (a plain DELETE by anyone holding the keys), and rebuild\n"
+    "       the chunk index from the packs when it then misses one\n"
+    "       --dry-run               say what would be brought back, change nothing\n"
+    "       --json                  print one JSON object\n";
 
 void vb_cli_repo_credentials(const char *given, char *out, size_t outsz)
 {
@@ -377,6 +384,95 @@ static int s_repair_index(int argc, char **argv, FILE *out, FILE *err)
     return 0;
 }
 
+static void s_undelete_text(FILE *out, const char *path, bool dry_run,
+                            const vb_undelete_stats_t *st)
+{
+    const char *verb = dry_run ? "would bring back" : "brought back";
+    fprintf(out,
+            "%s %" PRIu64 " object(s) (%.1f MiB) hidden by delete markers over locked versions "
+            "in %s: %" PRIu64 " pack(s), %" PRIu64 " disk index(es), %" PRIu64
+            " manifest(s), %" PRIu64 " other\n",
+            verb, st->brought_back, (double)st->bytes / (1024.0 * 1024.0), path, st->packs,
+            st->indexes, st->manifests, st->other);
+    if (st->index_rebuilt && dry_run)
+        fprintf(out, "would rebuild the chunk index: %" PRIu64 " pack(s) are not in it\n",
+                st->unindexed);
+    else if (st->index_rebuilt)
+        fprintf(out,
+                "rebuilt the chunk index from %" PRIu64 " pack(s): %" PRIu64 " chunk(s) (%" PRIu64
+                " pack(s) were not in it)\n",
+                st->repair.packs, st->repair.chunks, st->unindexed);
+    if (st->index_objects || st->expired)
+        fprintf(out,
+                "left hidden: %" PRIu64 " chunk index object(s) (the index comes from the packs), "
+                "%" PRIu64 " object(s) whose lock has ended\n",
+                st->index_objects, st->expired);
+}
+
+static int s_undelete_json(FILE *out, bool dry_run, const vb_undelete_stats_t *st)
+{
+    json_t *o =
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "dry_run", dry_run,
+                  "brought_back", (json_int_t)st->brought_back, "bytes", (json_int_t)st->bytes,
+                  "packs", (json_int_t)st->packs, "indexes", (json_int_t)st->indexes, "manifests",
+                  (json_int_t)st->manifests, "other", (json_int_t)st->other, "index_objects_hidden",
+                  (json_int_t)st->index_objects, "expired_hidden", (json_int_t)st->expired,
+                  "index_rebuilt", st->index_rebuilt, "unindexed_packs", (json_int_t)st->unindexed);
+    int rc = o && json_dumpf(o, out, JSON_COMPACT) == 0 ? 0 : -1;
+    fputc('\n', out);
+    json_decref(o);
+    return rc;
+}
+
+static int s_undelete(int argc, char **argv, FILE *out, FILE *err)
+{
+    const char *path = NULL, *creds = NULL;
+    bool json = false, dry_run = false;
+    int rc = 0;
+    for (int i = 2; i < argc && rc == 0; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry_run = true;
+        else if (s_opt(argc, argv, &i, "--credentials", &creds, err, &rc))
+            continue;
+        else if (argv[i][0] == '-' || path) {
+            fprintf(err, "vbak repo undelete: unexpected argument '%s' (see vbak repo --help)\n",
+                    argv[i]);
+            return 2;
+        } else
+            path = argv[i];
+    }
+    if (!path) {
+        fprintf(err, "vbak repo undelete: missing URL (see vbak repo --help)\n");
+        return 2;
+    }
+    if (rc)
+        return rc;
+    char cred_file[4096];
+    vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
+    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    vb_undelete_stats_t st;
+    if (vb_repo_undelete_opts(path, &so, dry_run, &st) != 0) {
+        fprintf(err, "vbak repo undelete: %s\n", vb_error_msg());
+        return 1;
+    }
+    if (!json) {
+        s_undelete_text(out, path, dry_run, &st);
+    } else if (s_undelete_json(out, dry_run, &st) != 0) {
+        fprintf(err, "vbak repo undelete: cannot write JSON\n");
+        return 1;
+    }
+    if (st.repair.bad_packs) {
+        fprintf(err,
+                "vbak repo undelete: %" PRIu64 " pack(s) have a damaged or missing trailer: "
+                "their chunks are lost (the log names them)\n",
+                st.repair.bad_packs);
+        return 1;
+    }
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv, FILE *out, FILE *err);
@@ -384,13 +480,14 @@ static const struct {
     {"init", s_init},
     {"stats", s_stats},
     {"repair-index", s_repair_index},
+    {"undelete", s_undelete},
 };
 
 int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
 {
     if (argc < 2) {
-        fprintf(err,
-                "vbak repo: missing command (init, stats, repair-index); see vbak repo --help\n");
+        fprintf(err, "vbak repo: missing command (init, stats, repair-index, undelete); see vbak "
+                     "repo --help\n");
         return 2;
     }
     const char *cmd = argv[1];
@@ -407,7 +504,8 @@ int vb_cli_repo_io(int argc, char **argv, FILE *out, FILE *err)
         if (!strcmp(cmd, s_commands[i].name))
             return s_commands[i].run(argc, argv, out, err);
     fprintf(err,
-            "vbak repo: unknown command '%s' (init, stats, repair-index); see vbak repo --help\n",
+            "vbak repo: unknown command '%s' (init, stats, repair-index, undelete); see vbak repo "
+            "--help\n",
             cmd);
     return 2;
 }

@@ -1,7 +1,7 @@
 /* fuzz_s3_xml — what an S3 server (or anything answering on its address) sends back as XML: a
- * ListObjectsV2 page, a ListMultipartUploads page, an InitiateMultipartUpload result, an error
- * body, and the ISO 8601 times inside them. The first byte picks the parser; the seeds are Ceph
- * RGW's real answers. */
+ * ListObjectsV2 page, a ListMultipartUploads page, a ListObjectVersions page, an
+ * InitiateMultipartUpload result, an error body, and the ISO 8601 times inside them. The first byte
+ * picks the parser; the seeds are Ceph RGW's real answers. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +34,19 @@ static void s_uploads(const char *d, size_t n)
     vb_s3_uploads_free(&u);
 }
 
+static void s_versions(const char *d, size_t n)
+{
+    vb_s3_versions_t v;
+    if (vb_s3_versions_parse(d, n, &v) == 0) {
+        for (size_t i = 0; i < v.n; i++)
+            if (!v.vers[i].key || !v.vers[i].version_id)
+                abort(); /* every entry names its key and version */
+        if (v.truncated && (!v.next_key || !v.next_version_id))
+            abort();
+    }
+    vb_s3_versions_free(&v);
+}
+
 static void s_initiate(const char *d, size_t n)
 {
     char *id = NULL;
@@ -60,8 +73,8 @@ static void s_time(const char *d, size_t n)
     (void)vb_s3_time_parse(text, &t);
 }
 
-static void (*const s_parsers[])(const char *, size_t) = {s_list, s_uploads, s_initiate,
-                                                           s_error, s_time};
+static void (*const s_parsers[])(const char *, size_t) = {s_list,  s_uploads, s_initiate,
+                                                          s_error, s_time,    s_versions};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -564,3 +564,33 @@ Test(packup, a_backup_whose_upload_fails_writes_no_index_object)
     free(back);
     tu_rmrf(s_dir);
 }
+
+/* One builder written twice (an agent's or a collection's, reused after a write): the second
+ * object is as whole as the first, and both load. */
+Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
+{
+    vb_repo_t *r = s_make_repo(false);
+    vb_idxobj_t *obj = vb_idxobj_new();
+    vb_pack_entry_t e[2] = {{.offset = 0, .length = 100, .raw_len = 200},
+                            {.offset = 100, .length = 50, .raw_len = 60}};
+    vb_pack_id_t id[2] = {{{1}}, {{2}}};
+    e[0].digest.b[0] = 0xaa;
+    e[1].digest.b[0] = 0xbb;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(vb_idxobj_add_pack(obj, &id[i], &e[i], 1), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_idxobj_write(obj, vb_repo_store(r), NULL), 0, "%s", vb_error_msg());
+    }
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    size_t objects = 0;
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    cr_assert_eq(objects, 2);
+    for (int i = 0; i < 2; i++) {
+        vb_chunkidx_loc_t loc;
+        cr_assert(vb_chunkidx_find(ci, &e[i].digest, &loc), "chunk of object %d", i + 1);
+        cr_assert_eq(memcmp(loc.pack.b, id[i].b, VB_PACK_ID_LEN), 0);
+        cr_assert_eq(loc.offset, e[i].offset);
+    }
+    vb_chunkidx_destroy(&ci);
+    vb_idxobj_destroy(&obj);
+    vb_repo_destroy(&r);
+}

@@ -13,6 +13,7 @@
 #include "repo/repo.h"
 #include "repo/s3req.h"
 #include "repo/store.h"
+#include "repo/undelete.h"
 
 #include "repo_testutil.h"
 #include "s3_testutil.h"
@@ -380,6 +381,8 @@ Test(store_s3, locations_and_credentials_files_that_are_refused)
 
 #define S_LOCK_S 3 /* seconds of retention in these tests */
 
+static int s_count_under(vb_store_t *st, const char *prefix);
+
 /* A client of the bucket that goes around the store, as an attacker with the keys would. */
 static vb_s3_conn_t *s_raw(const s_env_t *e)
 {
@@ -444,16 +447,17 @@ Test(store_s3, object_lock_a_locked_object_outlives_every_deletion_until_its_loc
                  "a locked version was deleted: %s", vb_error_msg());
     /* a DELETE without versionId only adds a delete marker: hidden, the bytes are still there */
     cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", NULL, NULL, 0, marker), 0);
-    cr_assert(!vb_store_exists(st, "packs/a"), "hidden by the delete marker");
+    cr_assert_eq(s_count_under(st, "packs/"), 1, "hidden from the listing by the marker");
+    cr_assert(vb_store_exists(st, "packs/a"), "a read by name goes through the marker");
     char buf[64] = "";
     cr_assert_eq(s_raw_req(c, "GET", "pfx/packs/a", vid, buf, sizeof buf, NULL), 0,
                  "%s", vb_error_msg());
     cr_assert_str_eq(buf, "locked a");
     /* and deleting the marker (by its version id) brings the object back */
     cr_assert(marker[0]);
-    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", marker, NULL, 0, NULL), 0,
-                 "%s", vb_error_msg());
-    cr_assert(vb_store_exists(st, "packs/a"), "back once the marker is gone");
+    cr_assert_eq(s_raw_req(c, "DELETE", "pfx/packs/a", marker, NULL, 0, NULL), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(s_count_under(st, "packs/"), 2, "back once the marker is gone");
 
     /* a freshen (what a backup re-using the object does) locks it anew from then */
     while (time(NULL) <= ss.retain_until - S_LOCK_S + 1)
@@ -596,11 +600,12 @@ static int s_name_of(void *arg, const char *name, const vb_store_stat_t *st)
     return 1;
 }
 
-#define S_EXTEND_LOCK_S 6 /* the lock of the extension test: extended within its last 3 s */
+#define S_EXTEND_LOCK_S 10 /* the lock of the extension test: extended within its last 5 s */
 
 /* A collection extends the lock of a pack a restore point still needs once it ends within half
- * the lock period (one request, counted in the stats); sooner it sends none. The pack then
- * outlives its first lock: a deletion after that is still refused. */
+ * the lock period (one request, counted in the stats), and of the restore point's disk index and
+ * manifest; sooner it sends none. They then outlive their first lock: a deletion after that is
+ * still refused. */
 Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
 {
     s_env_t e;
@@ -618,10 +623,18 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
     cr_assert_eq(vb_index_write(r, "live", idx), 0, "%s", vb_error_msg());
     vb_index_destroy(&idx);
     vb_store_t *st = vb_repo_store(r);
-    char pack[VB_STORE_NAME_MAX + 1] = "";
+    /* the restore point's manifest (its disk index is "live" above) */
+    cr_assert_eq(vb_store_put(st, "manifests/rp1.json", "{}", 2, VB_STORE_DURABLE), 0, "%s",
+                 vb_error_msg());
+    char pack[VB_STORE_NAME_MAX + 1] = "", disk_index[VB_STORE_NAME_MAX + 1] = "";
     cr_assert_eq(vb_store_list(st, "packs/", s_name_of, pack), 0);
-    vb_store_stat_t first, now;
+    cr_assert_eq(vb_store_list(st, "indexes/", s_name_of, disk_index), 0);
+    cr_assert(disk_index[0]);
+    vb_store_stat_t first, now, meta_first[2];
+    const char *meta[2] = {disk_index, "manifests/rp1.json"};
     cr_assert_eq(vb_store_stat(st, pack, &first), 0, "%s", vb_error_msg());
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_store_stat(st, meta[i], &meta_first[i]), 0, "%s", vb_error_msg());
 
     vb_gc_stats_t gs;
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
@@ -631,13 +644,24 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
 
     while (time(NULL) < first.retain_until - 2) /* within the last half of the lock */
         usleep(100 * 1000);
+    time_t gc_start = time(NULL);
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
-    cr_assert_eq(gs.packs.locks_extended, 1, "%llu", (unsigned long long)gs.packs.locks_extended);
+    cr_assert_eq(gs.packs.locks_extended, 3, "the pack, the disk index and the manifest: %llu",
+                 (unsigned long long)gs.packs.locks_extended);
     cr_assert_eq(gs.packs.locks_due, 0);
     cr_assert_eq(gs.packs.packs_deleted, 0);
     cr_assert_eq(vb_store_stat(st, pack, &now), 0);
-    cr_assert(now.retain_until >= time(NULL) + S_EXTEND_LOCK_S - 2,
-              "extended until %lld, now %lld", (long long)now.retain_until, (long long)time(NULL));
+    cr_assert(now.retain_until >= gc_start + S_EXTEND_LOCK_S - 1,
+              "extended until %lld, the collection started at %lld", (long long)now.retain_until,
+              (long long)gc_start);
+    for (int i = 0; i < 2; i++) {
+        vb_store_stat_t m;
+        cr_assert_eq(vb_store_stat(st, meta[i], &m), 0, "%s", vb_error_msg());
+        cr_assert(m.retain_until > meta_first[i].retain_until &&
+                      m.retain_until >= gc_start + S_EXTEND_LOCK_S - 1,
+                  "%s: locked until %lld, first until %lld", meta[i], (long long)m.retain_until,
+                  (long long)meta_first[i].retain_until);
+    }
     cr_assert_eq(vb_repo_gc(r, time(NULL) + 60, false, &gs), 0, "%s", vb_error_msg());
     cr_assert_eq(gs.packs.locks_extended, 0, "an extended lock is not extended again at once");
 
@@ -645,8 +669,161 @@ Test(store_s3, object_lock_gc_extends_the_lock_of_a_live_pack_near_its_end)
         usleep(100 * 1000);
     cr_assert_eq(vb_store_remove(st, pack, 0), VB_EPOLICY, "a live pack lost its lock: %s",
                  vb_error_msg());
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_store_remove(st, meta[i], 0), VB_EPOLICY, "%s lost its lock: %s",
+                     meta[i], vb_error_msg());
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+    tu_rmrf(e.tmp);
+}
+
+/* The attacker: a plain DELETE (no versionId) of every object the store lists, as `vbak prune
+ * --keep-last 0` or a script holding the keys would send; each only adds a delete marker. */
+typedef struct {
+    vb_s3_conn_t *c;
+    char names[64][VB_STORE_NAME_MAX + 1];
+    size_t n;
+} s_attack_t;
+
+static int s_note_name(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    s_attack_t *a = arg;
+    cr_assert(a->n < 64);
+    snprintf(a->names[a->n++], VB_STORE_NAME_MAX + 1, "%s", name);
+    return 0;
+}
+
+static size_t s_delete_all(const s_env_t *e, vb_store_t *st, const char *key_prefix)
+{
+    s_attack_t a = {.c = s_raw(e)};
+    cr_assert_eq(vb_store_list(st, "", s_note_name, &a), 0, "%s", vb_error_msg());
+    for (size_t i = 0; i < a.n; i++) {
+        char key[VB_STORE_NAME_MAX * 2];
+        snprintf(key, sizeof key, "%s%s", key_prefix, a.names[i]);
+        cr_assert_eq(s_raw_req(a.c, "DELETE", key, NULL, NULL, 0, NULL), 0, "%s", vb_error_msg());
+    }
+    vb_s3_conn_destroy(&a.c);
+    return a.n;
+}
+
+static int s_hidden_count(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)name;
+    cr_assert(st->retain_until > time(NULL), "%s: a hidden locked version", name);
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Reads by name go through a delete marker to the newest version; list_hidden names the hidden
+ * object with its lock; unhide deletes the marker and the object is listed again. */
+Test(store_s3, object_lock_reads_go_through_a_delete_marker_and_unhide_brings_it_back)
+{
+    s_env_t e;
+    vb_store_t *st = s_open_lock(&e, NULL, 60);
+    cr_assert_eq(vb_store_put(st, "manifests/1", "version one", 11, 0), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_store_put(st, "manifests/1", "version two!", 12, VB_STORE_REPLACE), 0);
+    cr_assert_eq(vb_store_put(st, "manifests/10", "another", 7, 0), 0);
+    cr_assert_eq(s_delete_all(&e, st, "pfx/"), 2);
+    cr_assert_eq(s_objects(st), 0, "a delete marker hides an object from the listing");
+
+    char buf[64] = "";
+    size_t len = 0, got = 0;
+    cr_assert_eq(vb_store_get(st, "manifests/1", buf, sizeof buf, &len), 0, "%s", vb_error_msg());
+    cr_assert_eq(len, 12);
+    cr_assert_eq(memcmp(buf, "version two!", 12), 0, "the newest version is read");
+    cr_assert_eq(vb_store_get_range(st, "manifests/1", 8, buf, 4, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(got, 4);
+    cr_assert_eq(memcmp(buf, "two!", 4), 0);
+    vb_store_stat_t ss;
+    cr_assert_eq(vb_store_stat(st, "manifests/1", &ss), 0, "%s", vb_error_msg());
+    cr_assert_eq(ss.size, 12);
+    cr_assert(ss.retain_until > time(NULL));
+    cr_assert_eq(vb_store_get(st, "manifests/2", buf, sizeof buf, &len), VB_ENOTFOUND,
+                 "an object that never was is still not found");
+    cr_assert(strstr(vb_error_msg(), "manifests/2"), "%s", vb_error_msg());
+
+    size_t hidden = 0;
+    cr_assert_eq(vb_store_list_hidden(st, "manifests/", s_hidden_count, &hidden), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(hidden, 2);
+    cr_assert_eq(vb_store_unhide(st, "manifests/1"), 0, "%s", vb_error_msg());
+    cr_assert_eq(s_objects(st), 1, "back in the listing");
+    cr_assert_eq(vb_store_unhide(st, "manifests/1"), VB_ENOTFOUND, "not hidden any more");
+    hidden = 0;
+    cr_assert_eq(vb_store_list_hidden(st, "", s_hidden_count, &hidden), 0, "%s", vb_error_msg());
+    cr_assert_eq(hidden, 1);
+    vb_store_destroy(&st);
+    tu_rmrf(e.tmp);
+}
+
+/* A repository whose every object was deleted with plain DELETEs: a new reader still restores
+ * each chunk (disk index and packs read through the markers, the chunk index from the hidden
+ * index objects), and undelete brings the objects back so that listings see them again. */
+Test(store_s3, object_lock_a_repository_whose_objects_were_all_deleted_stays_readable)
+{
+    s_env_t e;
+    vb_repo_t *r = s_locked_repo(&e, 60);
+    vb_store_opts_t so = {.credentials_file = e.creds};
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    static uint8_t data[2][64 * 1024], back[64 * 1024];
+    vb_digest_t d[2];
+    for (int i = 0; i < 2; i++) {
+        tu_fill_random(data[i], sizeof data[i], 21 + (uint64_t)i);
+        cr_assert_eq(vb_repo_digest(w, data[i], sizeof data[i], &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_put(w, &d[i], data[i], sizeof data[i], NULL), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    }
+    vb_index_t *idx = vb_index_new("2000", 2 * sizeof data[0], sizeof data[0], NULL);
+    cr_assert_not_null(idx);
+    idx->digests[0] = d[0];
+    idx->digests[1] = d[1];
+    cr_assert_eq(vb_index_write(r, "rp1-disk", idx), 0, "%s", vb_error_msg());
+    vb_index_destroy(&idx);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+
+    vb_store_t *st = vb_store_open_opts(e.loc, false, &so);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    /* config, 2 packs, 2 index objects, the disk index */
+    cr_assert_eq(s_delete_all(&e, st, "repo/"), 6);
+    cr_assert_eq(s_objects(st), 0);
+
+    r = vb_repo_open_opts(e.loc, NULL, &so);
+    cr_assert_not_null(r, "a repository hidden by delete markers: %s", vb_error_msg());
+    cr_assert_eq(vb_index_read(r, "rp1-disk", &idx), 0, "%s", vb_error_msg());
+    w = vb_repo_worker_new(r);
+    for (int i = 0; i < 2; i++) {
+        size_t got = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &idx->digests[i], back, sizeof back, &got), 0, "%s",
+                     vb_error_msg());
+        cr_assert_eq(memcmp(back, data[i], sizeof back), 0, "chunk %d restored", i);
+    }
+    vb_index_destroy(&idx);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+
+    vb_undelete_stats_t us;
+    cr_assert_eq(vb_repo_undelete_opts(e.loc, &so, true, &us), 0, "%s", vb_error_msg());
+    cr_assert_eq(us.brought_back, 4, "dry run: config, 2 packs, the disk index: %llu",
+                 (unsigned long long)us.brought_back);
+    cr_assert_eq(s_objects(st), 0, "a dry run changes nothing");
+    cr_assert_eq(vb_repo_undelete_opts(e.loc, &so, false, &us), 0, "%s", vb_error_msg());
+    cr_assert_eq(us.brought_back, 4);
+    cr_assert_eq(us.packs, 2);
+    cr_assert_eq(us.indexes, 1);
+    cr_assert_eq(us.index_objects, 2, "index objects are left hidden");
+    cr_assert(us.index_rebuilt, "the chunk index is rebuilt from the packs");
+    cr_assert_eq(us.repair.packs, 2);
+    cr_assert_eq(s_count_under(st, "packs/"), 2);
+    cr_assert_eq(s_count_under(st, "indexes/"), 1);
+    cr_assert_eq(s_count_under(st, "index/"), 1, "one index object, rebuilt from the packs");
+    cr_assert_eq(vb_repo_undelete_opts(e.loc, &so, false, &us), 0, "%s", vb_error_msg());
+    cr_assert_eq(us.brought_back, 0, "nothing left to bring back");
+    cr_assert(!us.index_rebuilt, "the chunk index is whole: not rebuilt again");
+    vb_store_destroy(&st);
     tu_rmrf(e.tmp);
 }
 
