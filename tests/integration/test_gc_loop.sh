@@ -105,8 +105,9 @@ check_restore "$rp" one
 pass "heartbeats at 200 ms stayed on time (no agent lost or reconnected); restore point $rp restores byte-identical"
 
 # A backup's indexes and manifest are written on a worker too: with every put to the store taking
-# a second in the coordinator, heartbeats stay on time and job show names the phase meanwhile.
-restart_coordinator VBAK_TEST_STORE_DELAY_US=1000000
+# two seconds in the coordinator, heartbeats stay on time and job show names the phase meanwhile
+# (each phase lasts at least one put: long enough for a CLI call on a loaded machine to see it).
+restart_coordinator VBAK_TEST_STORE_DELAY_US=2000000
 silent_before=$(cat "$SITE"/log/agent-*.log | grep -c coordinator_silent || true)
 registered=$(counter registered)
 save_content two
