@@ -29,6 +29,12 @@ guest_dump() {
 st() { stat -c '%a %Y' "$1"; }
 files() { "$VBAK" files "$@" --timeout 300; }
 
+# A damaged spot in the guest's file system: /data/bad-dir-link is a second link to /data itself
+# (a directory linked into itself), which the guest's kernel refuses to stat.
+img=$(site_json | jq -r --arg vm "$VM" '.vms[] | select(.name == $vm) | .disks[0].file_uri')
+debugfs -w -R "link /data /data/bad-dir-link" "$img?offset=1048576" >/dev/null 2>&1 \
+  || fail "debugfs could not link /data into itself"
+
 # ---- full, a guest file changed, incremental
 "$VBAK" lab cat "$SITE" "$VM" 2000 "$TEST_DIR/full.raw"
 "$VBAK" lab cat "$SITE" "$VM" 2001 "$TEST_DIR/ntfs.raw"
@@ -62,7 +68,7 @@ pass "files: a malformed ls/get request is refused with exit status 2 before any
 # ---- each restore point: ls and get in one appliance launch
 # (the full: JSON; the incremental: text, two directories listed)
 mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
-files "$rp1" ls /home/alice get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape \
+files "$rp1" ls /home/alice /data get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape \
   /data/setuid-tool --to "$TEST_DIR/get1" --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err" \
   || fail "files ls + get rp $rp1: $(cat "$TEST_DIR/ls1.err")"
 grep -Eq "appliance launched in [0-9.]+ s under (KVM|TCG)" "$TEST_DIR/ls1.err" \
@@ -73,14 +79,39 @@ jq -e --argjson m $MTIME '.fs == "ext4" and .device == "/dev/sda1" and
   (.entries[] | select(.name == "escape") | .type == "symlink" and .target == "/etc/shadow") and
   (.entries[] | select(.name == "notes with spaces.txt") | .mode == 416 and .size == 12 and .mtime == $m) and
   (.entries[] | select(.name == "café ü") | .type == "dir" and .mode == 448) and
-  .listings == [{path: "/home/alice", entries: .entries}]' \
+  .listings[0] == {path: "/home/alice", entries: .entries} and .listings[1].path == "/data"' \
   "$TEST_DIR/ls1.json" >/dev/null || fail "ls entries of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
+# a name that is not UTF-8 is listed readably, with its bytes in name_hex; an entry the guest
+# cannot stat is "unreadable"
+jq -e '.listings[1].entries | (.[] | select(.name == "caf\\xe9-latin1.txt") |
+    .name_hex == "636166e92d6c6174696e312e747874" and .path_hex == "2f646174612f636166e92d6c6174696e312e747874") and
+  (.[] | select(.name == "bad-dir-link") | .type == "unreadable")' "$TEST_DIR/ls1.json" >/dev/null \
+  || fail "ls /data of rp $rp1 (a Latin-1 name, an unreadable entry): $(jq -c '.listings[1]' "$TEST_DIR/ls1.json")"
 jq -e --arg n "$NOTES" '[.copied[] | .path] == [$n, "/home/alice/café ü/résumé.txt", "/data/sparse.img",
   "/data/large.bin", "/home/alice/escape", "/data/setuid-tool"] and
   (.copied[] | select(.path == $n) | .bytes == 12)' "$TEST_DIR/ls1.json" >/dev/null \
   || fail "files get --json of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
-files "$rp2" ls /home/alice /data get "$NOTES" /home/alice --to "$TEST_DIR/get2" >"$TEST_DIR/ls2.txt" \
-  2>"$TEST_DIR/ls2.err" || fail "files ls + get rp $rp2: $(cat "$TEST_DIR/ls2.err")"
+# get2 is an 8 MiB file system: the 16 MiB sparse file streams into it as holes, the 5 MiB
+# large.bin fits once, its second copy (in data/) meets a full disk
+mount -t tmpfs -o size=8m tmpfs "$TEST_DIR/get2" || fail "cannot mount a tmpfs on get2"
+VB_ON_EXIT+=("umount '$TEST_DIR/get2'")
+set +e
+files "$rp2" ls /home/alice /data get "$NOTES" /home/alice /data/sparse.img /data/large.bin /data \
+  --to "$TEST_DIR/get2" >"$TEST_DIR/ls2.txt" 2>"$TEST_DIR/ls2.err"
+rc=$?
+set -e
+[[ $rc == 1 ]] || fail "files ls + get rp $rp2 into a full disk: exit status $rc, $(cat "$TEST_DIR/ls2.err")"
+grep -q "/data/large.bin was not copied (its partial copy is removed): .*No space left on device" \
+  "$TEST_DIR/ls2.err" || fail "full disk message: $(cat "$TEST_DIR/ls2.err")"
+[[ ! -e $TEST_DIR/get2/data/large.bin && -f $TEST_DIR/get2/large.bin ]] \
+  || fail "a partial copy was left in the full disk: $(ls -la "$TEST_DIR/get2/data")"
+grep -q "/data/bad-dir-link: skipped: the guest's file system could not read it" "$TEST_DIR/ls2.err" \
+  || fail "the unreadable entry is not named: $(cat "$TEST_DIR/ls2.err")"
+[[ $(cat "$TEST_DIR/get2/data/caf"$'\xe9'"-latin1.txt") == "Latin-1 name" ]] \
+  || fail "the Latin-1 name was not restored byte for byte: $(ls "$TEST_DIR/get2/data")"
+[[ $(stat -c %s "$TEST_DIR/get2/sparse.img") == 16777216 && $(stat -c %b "$TEST_DIR/get2/sparse.img") -lt 100 ]] \
+  || fail "sparse.img into 8 MiB: $(stat -c '%s bytes, %b blocks' "$TEST_DIR/get2/sparse.img")"
+grep -qF 'caf\xe9-latin1.txt' "$TEST_DIR/ls2.txt" || fail "text ls of a Latin-1 name: $(cat "$TEST_DIR/ls2.txt")"
 grep -q '^-rw-r--r-- *34 .* notes with spaces.txt$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2: $(cat "$TEST_DIR/ls2.txt")"
 grep -q '^lrwxrwxrwx .* escape -> /etc/shadow$' "$TEST_DIR/ls2.txt" || fail "ls of rp $rp2 (symlink): $(cat "$TEST_DIR/ls2.txt")"
 # two listings, each under its path, then what get copied, in that order
@@ -93,7 +124,7 @@ for re in '^/home/alice:$' ' notes with spaces\.txt$' '^/data:$' ' sparse\.img$'
 done
 printf '%s\n' "${order[@]}" | sort -n -C \
   || fail "ls of two directories then get, rp $rp2 (lines ${order[*]}): $(cat "$TEST_DIR/ls2.txt")"
-pass "files ls + get in one launch at each restore point: names with spaces and UTF-8, modes, mtimes, symlinks listed"
+pass "files ls + get in one launch at each restore point: names with spaces, UTF-8 and Latin-1, modes, mtimes, symlinks, an unreadable entry; a full disk keeps no partial file"
 
 # ---- get: each version of the changed file, and the rest of the tree, as the guest held it
 for f in "$NOTES:get1/notes with spaces.txt:full" "$UTF8:get1/résumé.txt:full" \
@@ -135,26 +166,26 @@ done
 pass "files get from a GPT + NTFS disk: byte-identical"
 
 # ---- mount: the same tree to ls and cmp; prune keeps the restore point while mounted
-mkdir "$TEST_DIR/mnt"
-"$VBAK" mount "$rp2" "$TEST_DIR/mnt" --timeout 300 >"$TEST_DIR/mount.out" 2>&1 || fail "mount: $(cat "$TEST_DIR/mount.out")"
-VB_ON_EXIT+=("fusermount -u '$TEST_DIR/mnt'")
-grep -q "mounted read-only at $TEST_DIR/mnt" "$TEST_DIR/mount.out" || fail "mount: $(cat "$TEST_DIR/mount.out")"
-[[ $(cd "$TEST_DIR/mnt/home/alice" && ls) == "$(cd "$TEST_DIR/get2/alice" && ls)" ]] \
-  || fail "ls of the mount: $(ls "$TEST_DIR/mnt/home/alice")"
-cmp -s "$TEST_DIR/mnt$NOTES" "$TEST_DIR/get2/notes with spaces.txt" || fail "cmp through the mount ($NOTES)"
+mkdir "$TEST_DIR/mnt dir" # a space: mountinfo escapes it as \040
+"$VBAK" mount "$rp2" "$TEST_DIR/mnt dir" --timeout 300 >"$TEST_DIR/mount.out" 2>&1 || fail "mount: $(cat "$TEST_DIR/mount.out")"
+VB_ON_EXIT+=("fusermount -u '$TEST_DIR/mnt dir'")
+grep -q "mounted read-only at $TEST_DIR/mnt dir" "$TEST_DIR/mount.out" || fail "mount: $(cat "$TEST_DIR/mount.out")"
+[[ $(cd "$TEST_DIR/mnt dir/home/alice" && ls) == "$(cd "$TEST_DIR/get2/alice" && ls)" ]] \
+  || fail "ls of the mount: $(ls "$TEST_DIR/mnt dir/home/alice")"
+cmp -s "$TEST_DIR/mnt dir$NOTES" "$TEST_DIR/get2/notes with spaces.txt" || fail "cmp through the mount ($NOTES)"
 guest_dump incr /data/large.bin "$TEST_DIR/truth/large"
-cmp -s "$TEST_DIR/mnt/data/large.bin" "$TEST_DIR/truth/large" || fail "cmp through the mount (large.bin)"
-touch "$TEST_DIR/mnt/new" 2>/dev/null && fail "the mount is writable"
+cmp -s "$TEST_DIR/mnt dir/data/large.bin" "$TEST_DIR/truth/large" || fail "cmp through the mount (large.bin)"
+touch "$TEST_DIR/mnt dir/new" 2>/dev/null && fail "the mount is writable"
 pr=$("$VBAK" prune --keep-last 1 --dry-run --json) || fail "prune: $pr"
 jq -e --arg rp "$rp2" '.restore_points[] | select(.id == ($rp | tonumber)) | .in_use[] | test("serve job")' \
   <<<"$pr" >/dev/null || fail "prune does not see the mounted restore point $rp2 as in use: $pr"
-"$VBAK" umount "$TEST_DIR/mnt" || fail "umount"
-mountpoint -q "$TEST_DIR/mnt" && fail "still mounted after vbak umount"
-wait_until 20 "the mount's serve lease ends" bash -c "[[ \$('$VBAK' serves --json | jq length) == 0 ]]"
+"$VBAK" umount "$TEST_DIR/mnt dir" || fail "umount"
+mountpoint -q "$TEST_DIR/mnt dir" && fail "still mounted after vbak umount"
+# umount returns once the mount's process ended its serve: the lease is gone at once
+[[ $("$VBAK" serves --json | jq length) == 0 ]] || fail "vbak umount returned with the serve lease still held"
 pass "mount: ls/cmp see the same tree, read-only; prune keeps the mounted restore point; umount ends the lease"
 
 # ---- a corrupted file system: a clear error, not a crash or a hang
-img=$(site_json | jq -r --arg vm "$VM" '.vms[] | select(.name == $vm) | .disks[0].file_uri')
 dd if=/dev/zero of="$img" bs=1024 seek=1025 count=2 conv=notrunc status=none # the ext4 superblock
 job3=$(backup_json "$VM" --full)
 rp3=$(rp_of "$job3" "$VM")
