@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what vbak needs, builds it twice and runs the tests: the plain build (RelWithDebInfo,
 # -Werror: it catches warnings only the optimiser finds, and is what the demo and benches use)
-# runs the unit tests (label unit); the AddressSanitizer + UBSan build, which checks more, runs
-# every test (unit, integration, the file-level restore test). Then the fuzz targets, 15 s each.
+# runs the unit tests and the end-to-end core (labels unit and plain); the AddressSanitizer +
+# UBSan build, which checks more, runs every test (unit, integration, the file-level restore
+# test). Then the fuzz targets, 15 s each.
 # Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,10 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure -j"$jobs" $select ${VB_CTEST_ARGS:-})
 }
 
-# Each integration test runs once, in the ASan/UBSan build; running them again in the plain
-# build would double the suite's time and find nothing the sanitizers do not.
-run_suite build "-L unit" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Every integration test runs in the ASan/UBSan build; the plain build runs the unit tests and
+# the end-to-end core (label plain: what only optimised code would show), not the whole suite
+# twice.
+run_suite build "-L unit|plain" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   run_suite build-asan "" -DCMAKE_BUILD_TYPE=Debug -DVB_SANITIZE=ON
