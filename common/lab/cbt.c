@@ -273,8 +273,11 @@ int vb_lab_op_commit_writes(vb_lab_site_t *site, json_t *disk, long long gen,
     int lrc = s_log_append(site, disk, gen, written);
     if (lrc == 0) {
         json_object_set_new(disk, "change_gen", json_integer(gen));
-        if (rc != 0)
-            vb_lab_site_keep_on_error(site);
+        /* kept even when this or a later disk of the same edit fails */
+        vb_lab_site_keep_on_error(site);
+    } else if (rc != 0) {
+        VB_LOG_ERROR("lab", "cbt-log-failed disk=%s reason=\"%s\"", vb_lab_json_str(disk, "export"),
+                     vb_error_msg());
     }
     if (rc != 0) /* the first failure is the one to report */
         vb_error_set(rc, "%s", why);

@@ -7,7 +7,7 @@
  * recorded by change tracking, as the lab's other writes are. */
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,18 +412,21 @@ out:
  * mid-way left: none can be in use, since edits hold the site's write lock. */
 static int s_remove_stale_work(vb_lab_site_t *site)
 {
-    char *pattern = vb_lab_strf("%s/log/.guest-*", vb_lab_site_dir(site));
-    glob_t g = {0};
-    int rc = pattern ? 0 : VB_ENOMEM;
-    if (pattern && glob(pattern, GLOB_NOSORT, NULL, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc && !rc; i++) {
-            const char *rm[] = {"rm", "-rf", g.gl_pathv[i], NULL};
-            if (vb_lab_run(rm, NULL) != 0)
-                rc = vb_error_set(VB_EIO, "cannot remove %s", g.gl_pathv[i]);
-        }
+    char *log = vb_lab_strf("%s/log", vb_lab_site_dir(site));
+    DIR *d = log ? opendir(log) : NULL;
+    int rc = log ? 0 : VB_ENOMEM;
+    for (struct dirent *e; d && !rc && (e = readdir(d));) {
+        if (strncmp(e->d_name, ".guest-", 7) != 0)
+            continue;
+        char *p = vb_lab_strf("%s/%s", log, e->d_name);
+        const char *rm[] = {"rm", "-rf", p, NULL};
+        if (!p || vb_lab_run(rm, NULL) != 0)
+            rc = vb_error_set(VB_EIO, "cannot remove %s/%s", log, e->d_name);
+        free(p);
     }
-    globfree(&g);
-    free(pattern);
+    if (d)
+        closedir(d);
+    free(log);
     return rc;
 }
 

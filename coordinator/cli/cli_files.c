@@ -305,6 +305,19 @@ static int s_open(vb_cli_t *cli, const s_args_t *a, const char *cmd, s_session_t
 
 /* ---- files ls / get */
 
+/* A guest's name on a terminal: control bytes (ESC, CR, newline) and DEL as \xNN, so a name
+ * cannot rewrite the screen or forge a line. */
+static void s_put_shown(const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
 static void s_print_entry(json_t *e)
 {
     static const char types[] = "-dl?";
@@ -317,10 +330,13 @@ static void s_print_entry(json_t *e)
     time_t mt = (time_t)json_integer_value(json_object_get(e, "mtime"));
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", gmtime_r(&mt, &tm));
-    printf("%s %12lld %s %s%s%s\n", perm, (long long)json_integer_value(json_object_get(e, "size")),
-           when, json_string_value(json_object_get(e, "name")),
-           json_object_get(e, "target") ? " -> " : "",
-           json_object_get(e, "target") ? json_string_value(json_object_get(e, "target")) : "");
+    printf("%s %12lld %s ", perm, (long long)json_integer_value(json_object_get(e, "size")), when);
+    s_put_shown(json_string_value(json_object_get(e, "name")));
+    if (json_object_get(e, "target")) {
+        fputs(" -> ", stdout);
+        s_put_shown(json_string_value(json_object_get(e, "target")));
+    }
+    putchar('\n');
 }
 
 /* Lists each ls PATH (default "/"): as text, a "PATH:" line before each listing when there
@@ -367,12 +383,18 @@ static int s_get(vb_gfs_t *g, const s_args_t *a, json_t *out)
     int rc = copied ? 0 : vb_error_set(VB_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < a->get.n; i++) {
         size_t bytes = 0;
+        unsigned before = vb_gfs_unreadable(g);
         rc = vb_gfs_get(g, a->get.paths[i], a->to, &bytes);
         if (rc)
             break;
+        unsigned skipped = vb_gfs_unreadable(g) - before;
         if (out)
-            json_array_append_new(copied, json_pack("{s:s, s:I}", "path", a->get.paths[i], "bytes",
-                                                    (json_int_t)bytes));
+            json_array_append_new(copied, json_pack("{s:s, s:I, s:i}", "path", a->get.paths[i],
+                                                    "bytes", (json_int_t)bytes, "unreadable",
+                                                    (int)skipped));
+        else if (skipped)
+            printf("%s: %zu bytes (%u entries could not be read)\n", a->get.paths[i], bytes,
+                   skipped);
         else
             printf("%s: %zu bytes\n", a->get.paths[i], bytes);
     }
@@ -397,9 +419,16 @@ static int s_run(vb_gfs_t *g, const s_args_t *a, s_session_t *ss)
     int rc = a->ls.on ? s_ls(g, a, out) : 0;
     if (!rc && a->get.on)
         rc = s_get(g, a, out);
-    if (!rc && out)
+    unsigned unreadable = vb_gfs_unreadable(g);
+    if (!rc && out) {
+        json_object_set_new(out, "unreadable", json_integer(unreadable));
         vb_cli_print_json(out);
+    }
     json_decref(out);
+    if (!rc && unreadable)
+        rc = vb_error_set(VB_EIO, "%u entries could not be read (named above); everything else "
+                                  "was copied",
+                          unreadable);
     return rc;
 }
 
@@ -550,17 +579,23 @@ static bool s_mounted(const char *dir, pid_t *owner)
     return found;
 }
 
-/* Has process pid ended (gone, or a zombie its new parent has not reaped yet)? */
+/* Has process pid ended (gone, a zombie its new parent has not reaped yet, or no longer a
+ * `vbak` process: its pid reused)? The state follows the last ')' of /proc/PID/stat (the name
+ * before it may hold one). */
 static bool s_ended(pid_t pid)
 {
-    char path[64], st[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[64], st[512], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f)
+    bool vbak = f && fgets(comm, sizeof comm, f) && strcmp(comm, "vbak\n") == 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!vbak || !(f = fopen(path, "r")))
         return true;
-    bool zombie = fgets(st, sizeof st, f) && strstr(st, ") Z ");
+    const char *close_paren = fgets(st, sizeof st, f) ? strrchr(st, ')') : NULL;
     fclose(f);
-    return zombie;
+    return !close_paren || strncmp(close_paren, ") Z", 3) == 0;
 }
 
 int vb_cli_umount(vb_cli_t *cli, int argc, char **argv)

@@ -6,6 +6,7 @@
 #include <guestfs.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,6 +421,9 @@ typedef struct {
 static void *s_sink_run(void *arg)
 {
     s_sink_t *k = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* the watchdog's SIGALRM is the main thread's */
     static const unsigned char zero[4096];
     unsigned char buf[1 << 16];
     size_t have = 0;
@@ -427,6 +431,8 @@ static void *s_sink_run(void *arg)
         ssize_t n = read(k->pipe_fd, buf + have, sizeof buf - have);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && !k->err)
+            k->err = errno; /* not an end: the copy would look whole */
         if (n > 0)
             have += (size_t)n;
         bool end = n <= 0;
@@ -453,15 +459,24 @@ static void *s_sink_run(void *arg)
  * writes into (as /dev/fd/N). A download that fails (a full disk, the appliance gone) leaves no
  * partial file behind. *got: the bytes the file has — what counts, whatever size the guest's
  * file system claimed. */
-static char s_partial[PATH_MAX]; /* the file a download is writing, "" between downloads */
+/* The file a download is writing, for a signal handler: s_partial_on is set only once the file
+ * exists and s_partial holds its whole name, and cleared before either changes. */
+static char s_partial[PATH_MAX];
+static volatile sig_atomic_t s_partial_on;
+
+unsigned vb_gfs_unreadable(const vb_gfs_t *self)
+{
+    return self->unreadable;
+}
 
 const char *vb_gfs_partial_file(void)
 {
-    return s_partial;
+    return s_partial_on ? s_partial : "";
 }
 
 static int s_download_new(vb_gfs_t *self, const char *path, const char *local, off_t *got)
 {
+    s_partial_on = 0;
     if (vb_pathf(s_partial, sizeof s_partial, "%s", local) != 0)
         return VB_EINVAL;
     s_sink_t k = {.file_fd = open(local, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
@@ -469,6 +484,7 @@ static int s_download_new(vb_gfs_t *self, const char *path, const char *local, o
     if (k.file_fd < 0)
         return vb_error_set(errno == EEXIST ? VB_EEXISTS : VB_EIO, "%s: %s", local,
                             strerror(errno));
+    s_partial_on = 1;
     int pfd[2], rc = 0;
     pthread_t t;
     if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -490,7 +506,7 @@ static int s_download_new(vb_gfs_t *self, const char *path, const char *local, o
     if (rc == 0 && k.err)
         rc = vb_error_set(VB_EIO, "%s: %s", local, strerror(k.err));
     close(k.file_fd);
-    s_partial[0] = '\0';
+    s_partial_on = 0;
     if (rc == 0)
         *got = k.size;
     else if (unlink(local) == 0)
@@ -576,8 +592,11 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
 {
     json_t *one = NULL;
     char *dir = NULL, *base = NULL;
-    unsigned unreadable = self->unreadable;
     int rc = s_check_path(self, path);
+    /* a PATH the guest's kernel cannot even look at (EUCLEAN: a damaged file system) is an
+     * unreadable entry of its directory, skipped like one found inside a directory */
+    if (rc == VB_EIO && path[0] == '/')
+        rc = 0;
     if (!rc && strcmp(path, "/") == 0)
         rc = vb_error_set(VB_EINVAL, "get /: name a file or directory under it");
     if (!rc && !(rc = s_split(path, &dir, &base))) {
@@ -587,10 +606,7 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
         else if (!(rc = s_stat_names(self, dir, names, one)))
             rc = s_get_entry(self, json_array_get(one, 0), to_dir, bytes);
     }
-    if (!rc && self->unreadable > unreadable)
-        rc = vb_error_set(VB_EIO, "%s: %u entries could not be read (named above); the rest is "
-                                  "copied",
-                          path, self->unreadable - unreadable);
+
     json_decref(one);
     free(dir);
     free(base);

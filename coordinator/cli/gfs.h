@@ -51,6 +51,10 @@ int vb_gfs_ls(vb_gfs_t *self, const char *path, json_t **out) VB_WUR;
  * the target exists, VB_ENOTFOUND when path does not. */
 int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *bytes) VB_WUR;
 
+/* Entries gets of this session skipped because the guest could not read them (each named on
+ * stderr); the caller fails once everything else is done. */
+unsigned vb_gfs_unreadable(const vb_gfs_t *self);
+
 /* The local file a get is writing now ("" when none): a signal handler that ends the program
  * (a --timeout) removes it, so no partial copy is left. Async-signal-safe to read. */
 const char *vb_gfs_partial_file(void);

@@ -68,9 +68,18 @@ pass "files: a malformed ls/get request is refused with exit status 2 before any
 # ---- each restore point: ls and get in one appliance launch
 # (the full: JSON; the incremental: text, two directories listed)
 mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
-files "$rp1" ls /home/alice /data get "$NOTES" "$UTF8" /data/sparse.img /data/large.bin /home/alice/escape \
-  /data/setuid-tool --to "$TEST_DIR/get1" --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err" \
-  || fail "files ls + get rp $rp1: $(cat "$TEST_DIR/ls1.err")"
+# the first get PATH is the unreadable entry: skipped by name, everything else copied, exit 1
+set +e
+files "$rp1" ls /home/alice /data get /data/bad-dir-link "$NOTES" "$UTF8" /data/sparse.img /data/large.bin \
+  /home/alice/escape /data/setuid-tool --to "$TEST_DIR/get1" --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err"
+rc=$?
+set -e
+[[ $rc == 1 ]] && grep -q "1 entries could not be read (named above); everything else was copied" "$TEST_DIR/ls1.err" \
+  && grep -q "/data/bad-dir-link: skipped: the guest's file system could not read it" "$TEST_DIR/ls1.err" \
+  || fail "files ls + get rp $rp1 with an unreadable entry: exit status $rc, $(cat "$TEST_DIR/ls1.err")"
+jq -e '.unreadable == 1 and .copied[0] == {path: "/data/bad-dir-link", bytes: 0, unreadable: 1} and
+  ([.copied[1:][] | .unreadable] | all(. == 0))' "$TEST_DIR/ls1.json" >/dev/null \
+  || fail "files --json with an unreadable entry: $(jq -c '{unreadable, copied}' "$TEST_DIR/ls1.json")"
 grep -Eq "appliance launched in [0-9.]+ s under (KVM|TCG)" "$TEST_DIR/ls1.err" \
   || fail "files ls does not say how the appliance launched: $(cat "$TEST_DIR/ls1.err")"
 jq -e '[.entries[] | .name] == ["café ü", "escape", "motd-link", "notes with spaces.txt"]' \
@@ -87,7 +96,7 @@ jq -e '.listings[1].entries | (.[] | select(.name == "caf\\xe9-latin1.txt") |
     .name_hex == "636166e92d6c6174696e312e747874" and .path_hex == "2f646174612f636166e92d6c6174696e312e747874") and
   (.[] | select(.name == "bad-dir-link") | .type == "unreadable")' "$TEST_DIR/ls1.json" >/dev/null \
   || fail "ls /data of rp $rp1 (a Latin-1 name, an unreadable entry): $(jq -c '.listings[1]' "$TEST_DIR/ls1.json")"
-jq -e --arg n "$NOTES" '[.copied[] | .path] == [$n, "/home/alice/café ü/résumé.txt", "/data/sparse.img",
+jq -e --arg n "$NOTES" '[.copied[1:][] | .path] == [$n, "/home/alice/café ü/résumé.txt", "/data/sparse.img",
   "/data/large.bin", "/home/alice/escape", "/data/setuid-tool"] and
   (.copied[] | select(.path == $n) | .bytes == 12)' "$TEST_DIR/ls1.json" >/dev/null \
   || fail "files get --json of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
