@@ -196,6 +196,7 @@ delay_link() { # delay_link NODE MS
 undelay_link() { # undelay_link NODE: a plain bridge in its wire namespace takes the delay line's place
   local w="$P-$1-wire"
   kill "${DELAY_PID[$1]}"
+  wait "${DELAY_PID[$1]}" 2>/dev/null || true # no frame forwarded twice while the bridge comes up
   ip -n "$w" link add br0 type bridge
   ip -n "$w" link set wa master br0
   ip -n "$w" link set wb master br0

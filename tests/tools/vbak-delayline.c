@@ -81,9 +81,12 @@ static void s_read(s_dir_t *d, int64_t delay_us)
 {
     static unsigned char buf[S_FRAME_MAX];
     ssize_t n;
-    while ((n = recv(d->in, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+    while ((n = recv(d->in, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC)) > 0) {
         s_frame_t *f = NULL;
-        if (d->queued + (size_t)n > d->limit || !(f = malloc(sizeof *f + (size_t)n))) {
+        /* a frame longer than the buffer (MSG_TRUNC gives its real length) is dropped, counted,
+         * never forwarded cut */
+        if ((size_t)n > sizeof buf || d->queued + (size_t)n > d->limit ||
+            !(f = malloc(sizeof *f + (size_t)n))) {
             d->dropped++;
             continue;
         }
@@ -151,6 +154,11 @@ int main(int argc, char **argv)
             break;
         wait_us = -1;
         for (int i = 0; i < 2; i++) {
+            if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                fprintf(stderr, "vbak-delayline: %s: the port failed or went away\n",
+                        argv[1 + i]);
+                s_stop = 1;
+            }
             if (pfd[i].revents & POLLIN)
                 s_read(&dirs[i], (int64_t)delay_ms * 1000);
             wait_us = s_sooner(wait_us, s_send_due(&dirs[i]));
