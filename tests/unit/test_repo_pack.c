@@ -1,5 +1,7 @@
 /* Format 2's building blocks: pack objects (pack.h) and the in-memory chunk index
  * (chunkidx.h). */
+#include <pthread.h>
+
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
 #include "repo/packup.h"
@@ -497,6 +499,74 @@ Test(packup, a_failed_upload_is_kept_and_fails_every_later_put)
     free(buf);
     cr_assert_eq(vb_packup_wait(up), VB_EIO);
     cr_assert(!vb_store_exists(st, "packs/00/e"), "nothing is put after the failure");
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    tu_rmrf(s_dir);
+}
+
+/* No upload thread can start (thread stacks larger than memory): the put fails, and so does
+ * every later put and wait once threads could start again, so a pack that was never queued
+ * cannot be followed by a commit whose wait says every pack is written. */
+Test(packup, a_put_that_starts_no_upload_thread_fails_every_later_put_and_wait)
+{
+    s_dir = tu_tmpdir();
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    vb_packup_t *up = vb_packup_new(st, 2);
+    pthread_attr_t dflt, huge;
+    cr_assert_eq(pthread_getattr_default_np(&dflt), 0);
+    cr_assert_eq(pthread_attr_init(&huge), 0);
+    cr_assert_eq(pthread_attr_setstacksize(&huge, (size_t)1 << 62), 0);
+    cr_assert_eq(pthread_setattr_default_np(&huge), 0);
+    uint8_t *buf = s_upload_buf(1);
+    size_t cap = 4096;
+    int rc = vb_packup_put(up, "packs/00/a", &buf, &cap, 4096);
+    cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
+    cr_assert_eq(rc, VB_ENOMEM, "%d %s", rc, vb_error_msg());
+    cr_assert_not_null(buf, "a refused put leaves the buffer with the caller");
+    cr_assert_eq(vb_packup_put(up, "packs/00/b", &buf, &cap, 4096), VB_ENOMEM,
+                 "a later put fails too");
+    cr_assert(strstr(vb_error_msg(), "upload thread"), "%s", vb_error_msg());
+    cr_assert_eq(vb_packup_wait(up), VB_ENOMEM, "and so does the commit's wait");
+    cr_assert(!vb_store_exists(st, "packs/00/b"));
+    free(buf);
+    pthread_attr_destroy(&huge);
+    pthread_attr_destroy(&dflt);
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    tu_rmrf(s_dir);
+}
+
+/* A pack writer with uploads in flight (most shard directories unusable): the first seal's
+ * upload fails in the background, so the second seal's put is refused. Only the pack the
+ * uploads took is told to the sealed callback (listed); the refused one is not, and the writer
+ * starts afresh after a seal the uploads took. */
+Test(packup, a_pack_the_uploads_refuse_is_never_listed)
+{
+    s_dir = tu_tmpdir();
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    s_block_pack_shards(s_dir, true);
+    vb_packup_t *up = vb_packup_new(st, 1);
+    s_sealed_t sealed = {0};
+    vb_pack_writer_t *pw = vb_pack_writer_new(st, S_TARGET, s_on_sealed, &sealed);
+    vb_pack_writer_set_uploads(pw, up);
+    uint8_t img[100];
+    vb_digest_t d[2] = {{{1}}, {{2}}};
+    int rc = 0;
+    /* retried while the random pack id lands in the one usable shard (00) */
+    for (int i = 0; i < 15 && rc == 0; i++) {
+        cr_assert_eq(vb_pack_add(pw, &d[0], img, sizeof img, sizeof img), 0);
+        cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+        rc = vb_packup_wait(up);
+    }
+    cr_assert_eq(rc, VB_EIO, "an upload failed: %s", vb_error_msg());
+    size_t listed = sealed.packs;
+    cr_assert_eq(sealed.counts[listed - 1], 1, "one chunk per seal: the writer started afresh");
+    cr_assert_eq(vb_pack_add(pw, &d[1], img, sizeof img, sizeof img), 0);
+    cr_assert_eq(vb_pack_seal(pw), VB_EIO);
+    cr_assert_eq(sealed.packs, listed, "the refused pack is not listed");
+    vb_pack_writer_destroy(&pw);
     vb_packup_destroy(&up);
     vb_store_destroy(&st);
     tu_rmrf(s_dir);
