@@ -197,17 +197,21 @@ int vb_packed_commit(vb_packed_t *self)
 {
     /* packs, then index: the open pack is sealed and every upload done before the index
      * object that lists them is written; a failed upload fails the commit (and every later
-     * one), so no index object ever names a pack that is not there */
-    int rc = s_seal(self);
+     * one), so no index object ever names a pack that is not there. wlock is held from the
+     * seal to the index write (commit is rare): no writer seals a pack meanwhile, so every
+     * pack pending is one the wait saw written. */
+    pthread_mutex_lock(&self->wlock);
+    int rc = vb_pack_seal(self->pw);
     if (rc == 0)
         rc = vb_packup_wait(self->up);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&self->lock);
-    /* the index object's write begins with a barrier; with nothing to list, barrier alone */
-    rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
-                                        : vb_store_barrier(self->store);
-    pthread_mutex_unlock(&self->lock);
+    if (rc == 0) {
+        pthread_mutex_lock(&self->lock);
+        /* the index object's write begins with a barrier; with nothing to list, barrier alone */
+        rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
+                                            : vb_store_barrier(self->store);
+        pthread_mutex_unlock(&self->lock);
+    }
+    pthread_mutex_unlock(&self->wlock);
     return rc;
 }
 
