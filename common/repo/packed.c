@@ -19,6 +19,7 @@ struct vb_packed {
     pthread_mutex_t lock; /* guards index and pending */
     vb_chunkidx_t *index;
     vb_idxobj_t *pending;  /* packs sealed by this process, not yet in an index object */
+    bool hidden;           /* the index was read from index objects hidden by delete markers */
     pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
     vb_pack_writer_t *pw;  /* the open pack every writer fills */
     vb_digest_t *open;     /* digests in the open pack */
@@ -38,16 +39,31 @@ static int s_load(vb_packed_t *self)
     if (!ci)
         return vb_error_code();
     /* copies verify found bad: left out before the load seals (which keeps one copy of each) */
+    bool hidden = false;
     int rc = vb_packquar_exclude(self->store, ci);
     if (rc == 0)
-        rc = vb_idxobj_load(self->store, ci, NULL);
+        rc = vb_idxobj_load(self->store, ci, NULL, &hidden);
     if (rc) {
         vb_chunkidx_destroy(&ci);
         return rc;
     }
     vb_chunkidx_destroy(&self->index);
     self->index = ci;
+    self->hidden = hidden;
     return 0;
+}
+
+int vb_packed_writable(vb_packed_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool hidden = self->hidden;
+    pthread_mutex_unlock(&self->lock);
+    if (!hidden)
+        return 0;
+    return vb_error_set(VB_EPOLICY,
+                        "the repository's index objects are hidden by delete markers (a plain "
+                        "DELETE on a locked bucket): run `vbak repo undelete %s` first",
+                        vb_store_location(self->store));
 }
 
 /* A pack of this process was sealed (wlock held): its chunks are found from now on, and listed
@@ -161,10 +177,12 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
 {
     vb_packed_t *p = w->packed;
     *stored = false;
+    int rc = vb_packed_writable(p);
+    if (rc)
+        return rc;
     if (vb_packed_reuse(w, digest))
         return 0;
     pthread_mutex_lock(&p->wlock);
-    int rc = 0;
     if (s_in_open_pack_locked(p, digest)) /* another worker added it meanwhile */
         goto out;
     if ((rc = VB_GROW(p->open, p->nopen, p->capopen, 64, "chunks of the open pack")) != 0)

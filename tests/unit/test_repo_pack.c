@@ -298,7 +298,7 @@ static int s_restorable(vb_repo_t *r, vb_repo_worker_t *w, const vb_digest_t *d,
 {
     vb_chunkidx_t *ci = vb_chunkidx_new();
     size_t objects = 0;
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects, NULL), 0, "%s", vb_error_msg());
     uint8_t *img = malloc(2 * S_SMALL), *out = malloc(S_SMALL), *want = malloc(S_SMALL);
     int ok = 0;
     for (int i = 0; i < n; i++) {
@@ -357,7 +357,7 @@ Test(idxobj, chunks_restore_through_index_objects_and_a_lost_index_is_repaired)
 
     /* one pack truncated: repair says so, and recovers every chunk of the other packs */
     vb_chunkidx_t *ci = vb_chunkidx_new();
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), 0);
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), 0);
     vb_chunkidx_loc_t loc;
     cr_assert(vb_chunkidx_find(ci, &b[0], &loc));
     vb_chunkidx_destroy(&ci);
@@ -397,7 +397,7 @@ Test(idxobj, a_damaged_index_object_is_named)
     closedir(d);
     tu_flip_byte(path, 30);
     vb_chunkidx_t *ci = vb_chunkidx_new();
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), VB_ECORRUPT);
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), VB_ECORRUPT);
     cr_assert(strstr(vb_error_msg(), "checksum mismatch"), "%s", vb_error_msg());
     cr_assert(strstr(vb_error_msg(), obj), "names %s: %s", obj, vb_error_msg());
     vb_chunkidx_destroy(&ci);
@@ -652,7 +652,7 @@ Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
     }
     vb_chunkidx_t *ci = vb_chunkidx_new();
     size_t objects = 0;
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects, NULL), 0, "%s", vb_error_msg());
     cr_assert_eq(objects, 2);
     for (int i = 0; i < 2; i++) {
         vb_chunkidx_loc_t loc;
