@@ -20,6 +20,8 @@ struct vb_packed {
     vb_chunkidx_t *index;
     vb_idxobj_t *pending;  /* packs sealed by this process, not yet in an index object */
     bool hidden;           /* the index was read from index objects hidden by delete markers */
+    vb_pack_id_t *sealed;  /* the packs of pending: maybe still uploading (commit waits for them) */
+    size_t nsealed, capsealed;
     pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
     vb_pack_writer_t *pw;  /* the open pack every writer fills */
     vb_digest_t *open;     /* digests in the open pack */
@@ -72,7 +74,11 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
 {
     vb_packed_t *p = arg;
     pthread_mutex_lock(&p->lock);
-    int rc = vb_idxobj_add_pack(p->pending, id, entries, count);
+    int rc = VB_GROW(p->sealed, p->nsealed, p->capsealed, 64, "packs sealed");
+    if (rc == 0)
+        p->sealed[p->nsealed++] = *id;
+    if (rc == 0)
+        rc = vb_idxobj_add_pack(p->pending, id, entries, count);
     if (rc == 0)
         rc = vb_chunkidx_add_pack(p->index, id, entries, count);
     pthread_mutex_unlock(&p->lock);
@@ -109,6 +115,7 @@ void vb_packed_destroy(vb_packed_t **self_p)
     vb_packup_destroy(&self->up); /* waits for the uploads in flight */
     vb_pack_writer_destroy(&self->pw);
     free(self->open);
+    free(self->sealed);
     vb_chunkidx_destroy(&self->index);
     vb_idxobj_destroy(&self->pending);
     pthread_mutex_destroy(&self->wlock);
@@ -227,6 +234,8 @@ int vb_packed_commit(vb_packed_t *self)
         /* the index object's write begins with a barrier; with nothing to list, barrier alone */
         rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
                                             : vb_store_barrier(self->store);
+        if (rc == 0)
+            self->nsealed = 0; /* written: a freshen finds them from now on */
         pthread_mutex_unlock(&self->lock);
     }
     pthread_mutex_unlock(&self->wlock);
@@ -280,6 +289,18 @@ int vb_packed_quarantine(vb_packed_t *self, const vb_digest_t *digest)
     return rc;
 }
 
+/* Sealed by this process since the last commit (maybe still uploading: the commit waits for it
+ * before any index object names it)? */
+static bool s_sealed_here(vb_packed_t *p, const vb_pack_id_t *id)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; !found && i < p->nsealed; i++)
+        found = memcmp(p->sealed[i].b, id->b, VB_PACK_ID_LEN) == 0;
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
 static bool s_touched(vb_packed_writer_t *w, const vb_pack_id_t *id)
 {
     for (size_t i = 0; i < w->ntouched; i++)
@@ -308,6 +329,9 @@ bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
             w->touched[w->ntouched++] = loc.pack;
             return true;
         }
+        /* not there yet: a pack of this process still uploading */
+        if (rc == VB_ENOTFOUND && s_sealed_here(w->packed, &loc.pack))
+            return true;
         /* gone (a GC removed or repacked it): look again in the index as it is now; any other
          * failure: store the chunk again rather than rely on a pack GC might not keep */
         if (rc != VB_ENOTFOUND || !s_reload(w->packed))

@@ -635,6 +635,58 @@ Test(packup, a_backup_whose_upload_fails_writes_no_index_object)
     tu_rmrf(s_dir);
 }
 
+/* A chunk whose pack this process sealed is not stored again while that pack is still uploading
+ * (puts slowed to 0.3 s: its freshen finds no object yet), and the commit makes it readable from
+ * a fresh open. */
+Test(packup, a_chunk_in_a_pack_still_uploading_is_not_stored_again)
+{
+    char path[4096];
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    uint8_t *data = malloc(4 * (size_t)S_CHUNK), *back = malloc(S_CHUNK);
+    tu_fill_random(data, 4 * (size_t)S_CHUNK, 31);
+    vb_digest_t d[4];
+    vb_store_opts_t so = {.puts_in_flight = 2};
+    setenv("VBAK_TEST_STORE_DELAY_US", "300000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    for (int i = 0; i < 4; i++) { /* the fourth seals the first three into a pack */
+        uint64_t stored = 0;
+        cr_assert_eq(vb_repo_digest(w, data + (size_t)i * S_CHUNK, S_CHUNK, &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_put(w, &d[i], data + (size_t)i * S_CHUNK, S_CHUNK, &stored),
+                     0, "%s", vb_error_msg());
+        cr_assert_gt(stored, 0, "chunk %d is new", i);
+    }
+    uint64_t again = 0;
+    cr_assert_eq(vb_repo_chunk_put(w, &d[0], data, S_CHUNK, &again), 0, "%s", vb_error_msg());
+    cr_assert_eq(again, 0, "stored again (%llu bytes) while its pack uploads",
+                 (unsigned long long)again);
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    unsetenv("VBAK_TEST_STORE_DELAY_US");
+    char packs[4200];
+    snprintf(packs, sizeof packs, "%s/packs", path);
+    cr_assert_eq(tu_count_files(packs, ""), 2, "the full pack and the one the commit sealed");
+    r = vb_repo_open(path, NULL);
+    w = vb_repo_worker_new(r);
+    for (int i = 0; i < 4; i++) {
+        size_t len = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, S_CHUNK, &len), 0, "chunk %d: %s", i,
+                     vb_error_msg());
+        cr_assert(len == S_CHUNK && memcmp(back, data + (size_t)i * S_CHUNK, S_CHUNK) == 0);
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    free(data);
+    free(back);
+    tu_rmrf(s_dir);
+}
+
 /* One builder written twice (an agent's or a collection's, reused after a write): the second
  * object is as whole as the first, and both load. */
 Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
