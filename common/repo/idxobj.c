@@ -370,14 +370,19 @@ int vb_idxobj_unindexed_packs(vb_store_t *store, uint64_t *count)
     return rc;
 }
 
-int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
+int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects, bool *hidden)
 {
     s_load_t l = {.store = store, .ci = ci};
     int rc = vb_store_list(store, S_PREFIX, s_load_visit, &l);
-    if (rc == 0 && l.objects == 0)
+    bool from_hidden = false;
+    if (rc == 0 && l.objects == 0) {
         rc = s_load_hidden(store, ci, &l.objects);
+        from_hidden = l.objects > 0;
+    }
     if (objects)
         *objects = l.objects;
+    if (hidden)
+        *hidden = from_hidden;
     if (rc == 0)
         vb_chunkidx_seal(ci);
     return rc;

@@ -50,8 +50,10 @@ int vb_idxobj_write(vb_idxobj_t *self, vb_store_t *store,
  * A damaged object fails the load with VB_ECORRUPT naming it. When no index object is visible
  * but some are hidden by delete markers (store.h list_hidden: someone deleted the repository's
  * objects on an S3 bucket with Object Lock), the hidden ones are read instead, keeping only the
- * packs that are there, visible or hidden (so no entry names a pack a collection deleted). */
-int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects) VB_WUR;
+ * packs that are there, visible or hidden (so no entry names a pack a collection deleted), and
+ * *hidden (may be NULL) is set: fine to read through, not to write on (nothing renews the
+ * locks of hidden packs). */
+int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects, bool *hidden) VB_WUR;
 
 /* Adds the packs of the one index object `name` to ci (vb_chunkidx_seal not called).
  * VB_ENOTFOUND; VB_ECORRUPT (bad magic, checksum or layout) naming it; VB_EUNSUPPORTED. */

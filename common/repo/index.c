@@ -192,8 +192,9 @@ int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index)
     if (index->chunk_size != vb_repo_chunk_size(repo))
         return vb_error_set(VB_EINVAL, "index %s: chunk size %" PRIu32 " is not the repository's",
                             name, index->chunk_size);
-    /* An index must never name chunks that are not yet on stable storage. */
-    if ((rc = vb_repo_sync(repo)) != 0)
+    /* An index must never name chunks that are not yet on stable storage, nor chunks of
+     * packs hidden by delete markers (nothing renews their locks). */
+    if ((rc = vb_repo_writable(repo)) != 0 || (rc = vb_repo_sync(repo)) != 0)
         return rc;
     if ((rc = s_encode_head(index, &head, &head_len)) != 0 ||
         (rc = s_checksum(head, head_len, index->digests, index->count, sum)) != 0)

@@ -50,7 +50,8 @@ int vb_index_check_name(const char *name) VB_WUR;
 
 /* Writes the index as `name` after making the repository's chunks durable (vb_repo_sync), as a
  * durable store object (indexes/NAME.idx). Overwrites an index of the same name. The index's chunk
- * size must be the repository's. Errors: VB_EINVAL, VB_ENOSPC, VB_EIO. */
+ * size must be the repository's. Errors: VB_EINVAL, VB_ENOSPC, VB_EIO; VB_EPOLICY when the
+ * repository is not writable (vb_repo_writable). */
 int vb_index_write(vb_repo_t *repo, const char *name, const vb_index_t *index) VB_WUR;
 
 /* Reads index `name`. Caller owns *out. VB_ENOTFOUND, VB_ECORRUPT (bad magic, checksum,

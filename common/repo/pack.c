@@ -150,23 +150,12 @@ static int s_finish(vb_pack_writer_t *self, size_t *total)
     return 0;
 }
 
-/* The callback first (the caller lists the pack for an index object written only once the
- * uploads are done), then the buffer goes to the uploads and the writer takes a free one. */
-static int s_hand_over(vb_pack_writer_t *self, const vb_pack_id_t *id, const char *name,
-                       size_t total)
-{
-    int rc = self->sealed ? self->sealed(self->arg, id, self->entries, self->count) : 0;
-    if (rc)
-        return rc;
-    return vb_packup_put(self->up, name, &self->buf, &self->cap, total);
-}
-
 int vb_pack_seal(vb_pack_writer_t *self)
 {
     vb_pack_id_t id;
     char name[VB_PACK_NAME_LEN];
-    size_t total = 0;
-    if (self->count == 0)
+    size_t total = 0, count = self->count;
+    if (count == 0)
         return 0;
     int rc = s_finish(self, &total);
     if (rc)
@@ -174,17 +163,18 @@ int vb_pack_seal(vb_pack_writer_t *self)
     if (RAND_bytes(id.b, sizeof id.b) != 1)
         return vb_error_set(VB_EIO, "no random bytes for a pack id");
     vb_pack_name(&id, name);
-    if (self->up)
-        rc = s_hand_over(self, &id, name, total);
-    else if ((rc = vb_store_put(self->store, name, self->buf, total, 0)) == 0 && self->sealed)
-        rc = self->sealed(self->arg, &id, self->entries, self->count);
+    /* handed to the uploads (which give the writer a free buffer) or written */
+    rc = self->up ? vb_packup_put(self->up, name, &self->buf, &self->cap, total)
+                  : vb_store_put(self->store, name, self->buf, total, 0);
     if (rc)
         return rc;
     self->packs++;
     self->bytes += total;
     self->len = 0;
     self->count = 0;
-    return 0;
+    /* Listed only now: a pack the uploads refused is in no index object (the caller writes
+     * one only once the uploads are done, and a failed one fails every later wait). */
+    return self->sealed ? self->sealed(self->arg, &id, self->entries, count) : 0;
 }
 
 uint64_t vb_pack_writer_packs(const vb_pack_writer_t *self)

@@ -48,9 +48,10 @@ typedef struct {
 } vb_pack_entry_t;
 
 /* Told once per sealed pack, after the pack was put (durable at the store's next barrier), or,
- * with uploads in flight (vb_pack_writer_set_uploads), before it is handed to them (written once
- * vb_packup_wait returns 0). entries are borrowed for the call. A non-zero return fails the seal
- * with that code. */
+ * with uploads in flight (vb_pack_writer_set_uploads), after the uploads took it (written once
+ * vb_packup_wait returns 0); never for a pack the store or the uploads refused. entries are
+ * borrowed for the call. A non-zero return fails the seal with that code (the pack stays put:
+ * in no index object, it is garbage a collection removes). */
 typedef int (*vb_pack_sealed_fn)(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *entries,
                                  size_t count);
 

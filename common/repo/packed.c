@@ -19,6 +19,9 @@ struct vb_packed {
     pthread_mutex_t lock; /* guards index and pending */
     vb_chunkidx_t *index;
     vb_idxobj_t *pending;  /* packs sealed by this process, not yet in an index object */
+    bool hidden;           /* the index was read from index objects hidden by delete markers */
+    vb_pack_id_t *sealed;  /* the packs of pending: maybe still uploading (commit waits for them) */
+    size_t nsealed, capsealed;
     pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
     vb_pack_writer_t *pw;  /* the open pack every writer fills */
     vb_digest_t *open;     /* digests in the open pack */
@@ -38,16 +41,31 @@ static int s_load(vb_packed_t *self)
     if (!ci)
         return vb_error_code();
     /* copies verify found bad: left out before the load seals (which keeps one copy of each) */
+    bool hidden = false;
     int rc = vb_packquar_exclude(self->store, ci);
     if (rc == 0)
-        rc = vb_idxobj_load(self->store, ci, NULL);
+        rc = vb_idxobj_load(self->store, ci, NULL, &hidden);
     if (rc) {
         vb_chunkidx_destroy(&ci);
         return rc;
     }
     vb_chunkidx_destroy(&self->index);
     self->index = ci;
+    self->hidden = hidden;
     return 0;
+}
+
+int vb_packed_writable(vb_packed_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    bool hidden = self->hidden;
+    pthread_mutex_unlock(&self->lock);
+    if (!hidden)
+        return 0;
+    return vb_error_set(VB_EPOLICY,
+                        "the repository's index objects are hidden by delete markers (a plain "
+                        "DELETE on a locked bucket): run `vbak repo undelete %s` first",
+                        vb_store_location(self->store));
 }
 
 /* A pack of this process was sealed (wlock held): its chunks are found from now on, and listed
@@ -56,7 +74,11 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
 {
     vb_packed_t *p = arg;
     pthread_mutex_lock(&p->lock);
-    int rc = vb_idxobj_add_pack(p->pending, id, entries, count);
+    int rc = VB_GROW(p->sealed, p->nsealed, p->capsealed, 64, "packs sealed");
+    if (rc == 0)
+        p->sealed[p->nsealed++] = *id;
+    if (rc == 0)
+        rc = vb_idxobj_add_pack(p->pending, id, entries, count);
     if (rc == 0)
         rc = vb_chunkidx_add_pack(p->index, id, entries, count);
     pthread_mutex_unlock(&p->lock);
@@ -93,6 +115,7 @@ void vb_packed_destroy(vb_packed_t **self_p)
     vb_packup_destroy(&self->up); /* waits for the uploads in flight */
     vb_pack_writer_destroy(&self->pw);
     free(self->open);
+    free(self->sealed);
     vb_chunkidx_destroy(&self->index);
     vb_idxobj_destroy(&self->pending);
     pthread_mutex_destroy(&self->wlock);
@@ -161,10 +184,12 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
 {
     vb_packed_t *p = w->packed;
     *stored = false;
+    int rc = vb_packed_writable(p);
+    if (rc)
+        return rc;
     if (vb_packed_reuse(w, digest))
         return 0;
     pthread_mutex_lock(&p->wlock);
-    int rc = 0;
     if (s_in_open_pack_locked(p, digest)) /* another worker added it meanwhile */
         goto out;
     if ((rc = VB_GROW(p->open, p->nopen, p->capopen, 64, "chunks of the open pack")) != 0)
@@ -197,17 +222,23 @@ int vb_packed_commit(vb_packed_t *self)
 {
     /* packs, then index: the open pack is sealed and every upload done before the index
      * object that lists them is written; a failed upload fails the commit (and every later
-     * one), so no index object ever names a pack that is not there */
-    int rc = s_seal(self);
+     * one), so no index object ever names a pack that is not there. wlock is held from the
+     * seal to the index write (commit is rare): no writer seals a pack meanwhile, so every
+     * pack pending is one the wait saw written. */
+    pthread_mutex_lock(&self->wlock);
+    int rc = vb_pack_seal(self->pw);
     if (rc == 0)
         rc = vb_packup_wait(self->up);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&self->lock);
-    /* the index object's write begins with a barrier; with nothing to list, barrier alone */
-    rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
-                                        : vb_store_barrier(self->store);
-    pthread_mutex_unlock(&self->lock);
+    if (rc == 0) {
+        pthread_mutex_lock(&self->lock);
+        /* the index object's write begins with a barrier; with nothing to list, barrier alone */
+        rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
+                                            : vb_store_barrier(self->store);
+        if (rc == 0)
+            self->nsealed = 0; /* written: a freshen finds them from now on */
+        pthread_mutex_unlock(&self->lock);
+    }
+    pthread_mutex_unlock(&self->wlock);
     return rc;
 }
 
@@ -258,6 +289,18 @@ int vb_packed_quarantine(vb_packed_t *self, const vb_digest_t *digest)
     return rc;
 }
 
+/* Sealed by this process since the last commit (maybe still uploading: the commit waits for it
+ * before any index object names it)? */
+static bool s_sealed_here(vb_packed_t *p, const vb_pack_id_t *id)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; !found && i < p->nsealed; i++)
+        found = memcmp(p->sealed[i].b, id->b, VB_PACK_ID_LEN) == 0;
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
 static bool s_touched(vb_packed_writer_t *w, const vb_pack_id_t *id)
 {
     for (size_t i = 0; i < w->ntouched; i++)
@@ -286,6 +329,9 @@ bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
             w->touched[w->ntouched++] = loc.pack;
             return true;
         }
+        /* not there yet: a pack of this process still uploading */
+        if (rc == VB_ENOTFOUND && s_sealed_here(w->packed, &loc.pack))
+            return true;
         /* gone (a GC removed or repacked it): look again in the index as it is now; any other
          * failure: store the chunk again rather than rely on a pack GC might not keep */
         if (rc != VB_ENOTFOUND || !s_reload(w->packed))

@@ -43,9 +43,14 @@ vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed);
 /* Chunks added since the last flush are dropped (flush first). */
 void vb_packed_writer_destroy(vb_packed_writer_t **self_p);
 
+/* 0 when backups may write: VB_EPOLICY, saying to run `vbak repo undelete`, when the chunk
+ * index was read from index objects hidden by delete markers (reads go on through them, but a
+ * backup would lean on hidden packs whose locks nothing renews). */
+int vb_packed_writable(vb_packed_t *self) VB_WUR;
+
 /* Stores one encoded chunk image unless the repository has the chunk: *stored true when it was
  * added to the open pack. Sealing a full pack may fail: VB_ENOSPC, VB_EIO, or the error of an
- * earlier upload (packup.h). */
+ * earlier upload (packup.h); VB_EPOLICY when not writable (above). */
 int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_t *img,
                   size_t img_len, uint32_t raw_len, bool *stored) VB_WUR;
 

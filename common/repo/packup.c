@@ -88,16 +88,23 @@ void vb_packup_destroy(vb_packup_t **self_p)
     *self_p = NULL;
 }
 
+/* Keeps the first failure (code and message): every later put and wait returns it. */
+static int s_keep_failure_locked(vb_packup_t *self, int rc)
+{
+    if (rc && !self->rc) {
+        self->rc = rc;
+        snprintf(self->msg, sizeof self->msg, "%s", vb_error_msg());
+    }
+    return rc;
+}
+
 /* An upload is over: keep its buffer for the writer (or free it), record a failure. */
 static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
 {
     self->busy--;
     if (rc == 0)
         self->puts++;
-    else if (!self->rc) {
-        self->rc = rc;
-        snprintf(self->msg, sizeof self->msg, "%s", vb_error_msg());
-    }
+    (void)s_keep_failure_locked(self, rc);
     if (self->nspare < self->max)
         self->spare[self->nspare++] = (s_spare_t){job->buf, job->cap};
     else
@@ -166,6 +173,7 @@ int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *ca
         *cap = sp.cap;
         pthread_cond_broadcast(&self->cond);
     }
+    (void)s_keep_failure_locked(self, rc); /* a pack not queued fails every later wait */
     pthread_mutex_unlock(&self->lock);
     return rc;
 }

@@ -7,10 +7,11 @@
  * buffer of an upload that has finished, if any, so the writer goes on filling the next pack at
  * once. It blocks while N uploads are queued or running.
  *
- * Commit order: the caller lists a pack in an index object only after vb_packup_wait returned
- * 0 (every pack put so far is written). The first failed upload is kept: every later put and
- * wait returns it (uploads still queued are dropped), so an index object is never written for
- * a set of packs one of which is missing.
+ * Commit order: the caller lists a pack only once vb_packup_put took it, in an index object only
+ * after vb_packup_wait returned 0 (every pack put so far is written). The first failure, of an
+ * upload or of a put (no upload thread could start), is kept: every later put and wait returns
+ * it (uploads still queued are dropped), so an index object is never written for a set of packs
+ * one of which is missing.
  *
  * Memory: N buffers (queued, uploading, or kept for reuse) plus the writer's own: (N + 1) ×
  * the pack size.

@@ -659,6 +659,11 @@ bool vb_repo_encrypted(const vb_repo_t *self)
     return self->encrypted;
 }
 
+int vb_repo_writable(vb_repo_t *self)
+{
+    return self->packed ? vb_packed_writable(self->packed) : 0;
+}
+
 int vb_repo_sync(vb_repo_t *self)
 {
     if (self->packed)
@@ -924,9 +929,12 @@ static int s_put_packed(vb_repo_worker_t *w, const vb_digest_t *digest, const vo
     const uint8_t *img = NULL;
     size_t img_len = 0;
     bool stored = false;
+    int rc = vb_repo_writable(w->repo); /* before reuse: no chunk in a hidden pack */
+    if (rc)
+        return rc;
     if (vb_packed_reuse(w->pw, digest)) /* freshens its pack: a concurrent GC keeps it */
         return 0;
-    int rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
+    rc = vb_repo_chunk_encode(w, digest, data, len, &img, &img_len);
     if (rc == 0)
         rc = vb_packed_put(w->pw, digest, img, img_len, (uint32_t)len, &stored);
     if (rc == 0 && stored && stored_bytes_out)

@@ -128,6 +128,10 @@ int vb_repo_format(const vb_repo_t *self);            /* 1 or 2 */
 uint32_t vb_repo_pack_size(const vb_repo_t *self);    /* format 2; 0 for format 1 */
 bool vb_repo_encrypted(const vb_repo_t *self);
 
+/* 0 when a backup may write to the repository; VB_EPOLICY, saying to run `vbak repo undelete`,
+ * when its chunk index could be read only through delete markers (packed.h). Reads go on. */
+int vb_repo_writable(vb_repo_t *self) VB_WUR;
+
 /* Makes everything written to the repository so far durable (the store's barrier); in format 2
  * then writes the index object of the packs sealed since (packs, then index). VB_EIO on
  * failure. */

@@ -1,5 +1,7 @@
 /* Format 2's building blocks: pack objects (pack.h) and the in-memory chunk index
  * (chunkidx.h). */
+#include <pthread.h>
+
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
 #include "repo/packup.h"
@@ -296,7 +298,7 @@ static int s_restorable(vb_repo_t *r, vb_repo_worker_t *w, const vb_digest_t *d,
 {
     vb_chunkidx_t *ci = vb_chunkidx_new();
     size_t objects = 0;
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects, NULL), 0, "%s", vb_error_msg());
     uint8_t *img = malloc(2 * S_SMALL), *out = malloc(S_SMALL), *want = malloc(S_SMALL);
     int ok = 0;
     for (int i = 0; i < n; i++) {
@@ -355,7 +357,7 @@ Test(idxobj, chunks_restore_through_index_objects_and_a_lost_index_is_repaired)
 
     /* one pack truncated: repair says so, and recovers every chunk of the other packs */
     vb_chunkidx_t *ci = vb_chunkidx_new();
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), 0);
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), 0);
     vb_chunkidx_loc_t loc;
     cr_assert(vb_chunkidx_find(ci, &b[0], &loc));
     vb_chunkidx_destroy(&ci);
@@ -395,7 +397,7 @@ Test(idxobj, a_damaged_index_object_is_named)
     closedir(d);
     tu_flip_byte(path, 30);
     vb_chunkidx_t *ci = vb_chunkidx_new();
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL), VB_ECORRUPT);
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), VB_ECORRUPT);
     cr_assert(strstr(vb_error_msg(), "checksum mismatch"), "%s", vb_error_msg());
     cr_assert(strstr(vb_error_msg(), obj), "names %s: %s", obj, vb_error_msg());
     vb_chunkidx_destroy(&ci);
@@ -502,6 +504,74 @@ Test(packup, a_failed_upload_is_kept_and_fails_every_later_put)
     tu_rmrf(s_dir);
 }
 
+/* No upload thread can start (thread stacks larger than memory): the put fails, and so does
+ * every later put and wait once threads could start again, so a pack that was never queued
+ * cannot be followed by a commit whose wait says every pack is written. */
+Test(packup, a_put_that_starts_no_upload_thread_fails_every_later_put_and_wait)
+{
+    s_dir = tu_tmpdir();
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    vb_packup_t *up = vb_packup_new(st, 2);
+    pthread_attr_t dflt, huge;
+    cr_assert_eq(pthread_getattr_default_np(&dflt), 0);
+    cr_assert_eq(pthread_attr_init(&huge), 0);
+    cr_assert_eq(pthread_attr_setstacksize(&huge, (size_t)1 << 62), 0);
+    cr_assert_eq(pthread_setattr_default_np(&huge), 0);
+    uint8_t *buf = s_upload_buf(1);
+    size_t cap = 4096;
+    int rc = vb_packup_put(up, "packs/00/a", &buf, &cap, 4096);
+    cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
+    cr_assert_eq(rc, VB_ENOMEM, "%d %s", rc, vb_error_msg());
+    cr_assert_not_null(buf, "a refused put leaves the buffer with the caller");
+    cr_assert_eq(vb_packup_put(up, "packs/00/b", &buf, &cap, 4096), VB_ENOMEM,
+                 "a later put fails too");
+    cr_assert(strstr(vb_error_msg(), "upload thread"), "%s", vb_error_msg());
+    cr_assert_eq(vb_packup_wait(up), VB_ENOMEM, "and so does the commit's wait");
+    cr_assert(!vb_store_exists(st, "packs/00/b"));
+    free(buf);
+    pthread_attr_destroy(&huge);
+    pthread_attr_destroy(&dflt);
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    tu_rmrf(s_dir);
+}
+
+/* A pack writer with uploads in flight (most shard directories unusable): the first seal's
+ * upload fails in the background, so the second seal's put is refused. Only the pack the
+ * uploads took is told to the sealed callback (listed); the refused one is not, and the writer
+ * starts afresh after a seal the uploads took. */
+Test(packup, a_pack_the_uploads_refuse_is_never_listed)
+{
+    s_dir = tu_tmpdir();
+    vb_store_t *st = vb_store_open(s_dir, false);
+    cr_assert_not_null(st, "%s", vb_error_msg());
+    s_block_pack_shards(s_dir, true);
+    vb_packup_t *up = vb_packup_new(st, 1);
+    s_sealed_t sealed = {0};
+    vb_pack_writer_t *pw = vb_pack_writer_new(st, S_TARGET, s_on_sealed, &sealed);
+    vb_pack_writer_set_uploads(pw, up);
+    uint8_t img[100];
+    vb_digest_t d[2] = {{{1}}, {{2}}};
+    int rc = 0;
+    /* retried while the random pack id lands in the one usable shard (00) */
+    for (int i = 0; i < 15 && rc == 0; i++) {
+        cr_assert_eq(vb_pack_add(pw, &d[0], img, sizeof img, sizeof img), 0);
+        cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+        rc = vb_packup_wait(up);
+    }
+    cr_assert_eq(rc, VB_EIO, "an upload failed: %s", vb_error_msg());
+    size_t listed = sealed.packs;
+    cr_assert_eq(sealed.counts[listed - 1], 1, "one chunk per seal: the writer started afresh");
+    cr_assert_eq(vb_pack_add(pw, &d[1], img, sizeof img, sizeof img), 0);
+    cr_assert_eq(vb_pack_seal(pw), VB_EIO);
+    cr_assert_eq(sealed.packs, listed, "the refused pack is not listed");
+    vb_pack_writer_destroy(&pw);
+    vb_packup_destroy(&up);
+    vb_store_destroy(&st);
+    tu_rmrf(s_dir);
+}
+
 /* A backup whose pack uploads fail (four in flight, 4 MiB packs, most shard directories
  * unusable) fails its commit and writes no index object, so no restore point can name a pack
  * that is not there; once the store is repaired the same chunks back up, and every chunk reads
@@ -565,6 +635,58 @@ Test(packup, a_backup_whose_upload_fails_writes_no_index_object)
     tu_rmrf(s_dir);
 }
 
+/* A chunk whose pack this process sealed is not stored again while that pack is still uploading
+ * (puts slowed to 0.3 s: its freshen finds no object yet), and the commit makes it readable from
+ * a fresh open. */
+Test(packup, a_chunk_in_a_pack_still_uploading_is_not_stored_again)
+{
+    char path[4096];
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    uint8_t *data = malloc(4 * (size_t)S_CHUNK), *back = malloc(S_CHUNK);
+    tu_fill_random(data, 4 * (size_t)S_CHUNK, 31);
+    vb_digest_t d[4];
+    vb_store_opts_t so = {.puts_in_flight = 2};
+    setenv("VBAK_TEST_STORE_DELAY_US", "300000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    for (int i = 0; i < 4; i++) { /* the fourth seals the first three into a pack */
+        uint64_t stored = 0;
+        cr_assert_eq(vb_repo_digest(w, data + (size_t)i * S_CHUNK, S_CHUNK, &d[i]), 0);
+        cr_assert_eq(vb_repo_chunk_put(w, &d[i], data + (size_t)i * S_CHUNK, S_CHUNK, &stored),
+                     0, "%s", vb_error_msg());
+        cr_assert_gt(stored, 0, "chunk %d is new", i);
+    }
+    uint64_t again = 0;
+    cr_assert_eq(vb_repo_chunk_put(w, &d[0], data, S_CHUNK, &again), 0, "%s", vb_error_msg());
+    cr_assert_eq(again, 0, "stored again (%llu bytes) while its pack uploads",
+                 (unsigned long long)again);
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    unsetenv("VBAK_TEST_STORE_DELAY_US");
+    char packs[4200];
+    snprintf(packs, sizeof packs, "%s/packs", path);
+    cr_assert_eq(tu_count_files(packs, ""), 2, "the full pack and the one the commit sealed");
+    r = vb_repo_open(path, NULL);
+    w = vb_repo_worker_new(r);
+    for (int i = 0; i < 4; i++) {
+        size_t len = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &d[i], back, S_CHUNK, &len), 0, "chunk %d: %s", i,
+                     vb_error_msg());
+        cr_assert(len == S_CHUNK && memcmp(back, data + (size_t)i * S_CHUNK, S_CHUNK) == 0);
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    free(data);
+    free(back);
+    tu_rmrf(s_dir);
+}
+
 /* One builder written twice (an agent's or a collection's, reused after a write): the second
  * object is as whole as the first, and both load. */
 Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
@@ -582,7 +704,7 @@ Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
     }
     vb_chunkidx_t *ci = vb_chunkidx_new();
     size_t objects = 0;
-    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, &objects, NULL), 0, "%s", vb_error_msg());
     cr_assert_eq(objects, 2);
     for (int i = 0; i < 2; i++) {
         vb_chunkidx_loc_t loc;

@@ -801,6 +801,26 @@ Test(store_s3, object_lock_a_repository_whose_objects_were_all_deleted_stays_rea
                      vb_error_msg());
         cr_assert_eq(memcmp(back, data[i], sizeof back), 0, "chunk %d restored", i);
     }
+    /* a backup in this state would inherit chunks in hidden packs nothing renews: refused,
+     * naming the way out, and nothing is written */
+    static uint8_t fresh[64 * 1024];
+    vb_digest_t df;
+    tu_fill_random(fresh, sizeof fresh, 99);
+    cr_assert_eq(vb_repo_digest(w, fresh, sizeof fresh, &df), 0);
+    for (int i = 0; i < 2; i++) { /* a new chunk, and one the hidden index has */
+        const uint8_t *c = i ? data[0] : fresh;
+        int rc = vb_repo_chunk_put(w, i ? &d[0] : &df, c, sizeof fresh, NULL);
+        cr_assert_eq(rc, VB_EPOLICY, "chunk %d: %d %s", i, rc, vb_error_msg());
+        cr_assert(strstr(vb_error_msg(), "hidden by delete markers") &&
+                      strstr(vb_error_msg(), "vbak repo undelete s3://"),
+                  "%s", vb_error_msg());
+    }
+    cr_assert_eq(vb_index_write(r, "rp2-disk", idx), VB_EPOLICY, "an incremental with no new "
+                 "chunk writes no disk index either: %s", vb_error_msg());
+    cr_assert(strstr(vb_error_msg(), "vbak repo undelete"), "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    cr_assert_eq(s_objects(st), 0, "the refused backup wrote nothing");
     vb_index_destroy(&idx);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
@@ -823,6 +843,18 @@ Test(store_s3, object_lock_a_repository_whose_objects_were_all_deleted_stays_rea
     cr_assert_eq(vb_repo_undelete_opts(e.loc, &so, false, &us), 0, "%s", vb_error_msg());
     cr_assert_eq(us.brought_back, 0, "nothing left to bring back");
     cr_assert(!us.index_rebuilt, "the chunk index is whole: not rebuilt again");
+    /* undeleted: the backup goes on */
+    r = vb_repo_open_opts(e.loc, NULL, &so);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    w = vb_repo_worker_new(r);
+    cr_assert_eq(vb_repo_chunk_put(w, &df, fresh, sizeof fresh, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg());
+    size_t got = 0;
+    cr_assert_eq(vb_repo_chunk_get(w, &df, back, sizeof back, &got), 0, "%s", vb_error_msg());
+    cr_assert(got == sizeof fresh && memcmp(back, fresh, got) == 0);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
     vb_store_destroy(&st);
     tu_rmrf(e.tmp);
 }
