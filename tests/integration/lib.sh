@@ -31,6 +31,9 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+# a test stopped by a signal (a ctest timeout, ^C) cleans up too: mounts, namespaces, servers
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
