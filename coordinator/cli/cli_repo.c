@@ -307,34 +307,56 @@ static void s_print_text(FILE *out, const vb_repo_t *r, const vb_repo_stats_t *s
     fprintf(out, "compression ratio  %.2f\n", st->compression_ratio);
 }
 
-static int s_stats(int argc, char **argv, FILE *out, FILE *err)
+/* The arguments of a command on one repository: URL [--json] [--dry-run (when allowed)]
+ * [--credentials FILE]; so->credentials_file points into cred (the file, or the configured
+ * one). 0, or the exit status (2) after a message naming `cmd`. */
+typedef struct {
+    const char *path;
+    bool json, dry_run;
+    char cred[4096];
+    vb_store_opts_t so;
+} s_repo_args_t;
+
+static int s_repo_args(const char *cmd, bool dry_run_ok, int argc, char **argv, FILE *err,
+                       s_repo_args_t *a)
 {
-    const char *path = NULL, *creds = NULL;
-    bool json = false;
+    const char *creds = NULL;
     int rc = 0;
     for (int i = 2; i < argc && rc == 0; i++) {
         if (strcmp(argv[i], "--json") == 0) {
-            json = true;
+            a->json = true;
+        } else if (dry_run_ok && strcmp(argv[i], "--dry-run") == 0) {
+            a->dry_run = true;
         } else if (s_opt(argc, argv, &i, "--credentials", &creds, err, &rc)) {
             continue;
-        } else if (argv[i][0] == '-' || path) {
-            fprintf(err, "vbak repo stats: unexpected argument '%s' (see vbak repo --help)\n",
+        } else if (argv[i][0] == '-' || a->path) {
+            fprintf(err, "vbak repo %s: unexpected argument '%s' (see vbak repo --help)\n", cmd,
                     argv[i]);
             return 2;
         } else {
-            path = argv[i];
+            a->path = argv[i];
         }
     }
-    if (!path) {
-        fprintf(err, "vbak repo stats: missing PATH (see vbak repo --help)\n");
+    if (!a->path) {
+        fprintf(err, "vbak repo %s: missing URL (see vbak repo --help)\n", cmd);
         return 2;
     }
     if (rc)
         return rc;
-    char cred_file[4096];
-    vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
-    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
-    vb_repo_t *r = vb_repo_open_opts(path, NULL, &so); /* headers and indexes: no key needed */
+    vb_cli_repo_credentials(creds, a->cred, sizeof a->cred);
+    a->so = (vb_store_opts_t){.credentials_file = a->cred[0] ? a->cred : NULL};
+    return 0;
+}
+
+static int s_stats(int argc, char **argv, FILE *out, FILE *err)
+{
+    s_repo_args_t a = {0};
+    int rc = s_repo_args("stats", false, argc, argv, err, &a);
+    if (rc)
+        return rc;
+    const char *path = a.path;
+    bool json = a.json;
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &a.so); /* headers and indexes: no key needed */
     if (!r) {
         fprintf(err, "vbak repo stats: %s\n", vb_error_msg());
         return 1;
@@ -426,34 +448,14 @@ static int s_undelete_json(FILE *out, bool dry_run, const vb_undelete_stats_t *s
 
 static int s_undelete(int argc, char **argv, FILE *out, FILE *err)
 {
-    const char *path = NULL, *creds = NULL;
-    bool json = false, dry_run = false;
-    int rc = 0;
-    for (int i = 2; i < argc && rc == 0; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--dry-run") == 0)
-            dry_run = true;
-        else if (s_opt(argc, argv, &i, "--credentials", &creds, err, &rc))
-            continue;
-        else if (argv[i][0] == '-' || path) {
-            fprintf(err, "vbak repo undelete: unexpected argument '%s' (see vbak repo --help)\n",
-                    argv[i]);
-            return 2;
-        } else
-            path = argv[i];
-    }
-    if (!path) {
-        fprintf(err, "vbak repo undelete: missing URL (see vbak repo --help)\n");
-        return 2;
-    }
+    s_repo_args_t a = {0};
+    int rc = s_repo_args("undelete", true, argc, argv, err, &a);
     if (rc)
         return rc;
-    char cred_file[4096];
-    vb_cli_repo_credentials(creds, cred_file, sizeof cred_file);
-    vb_store_opts_t so = {.credentials_file = cred_file[0] ? cred_file : NULL};
+    const char *path = a.path;
+    bool json = a.json, dry_run = a.dry_run;
     vb_undelete_stats_t st;
-    if (vb_repo_undelete_opts(path, &so, dry_run, &st) != 0) {
+    if (vb_repo_undelete_opts(path, &a.so, dry_run, &st) != 0) {
         fprintf(err, "vbak repo undelete: %s\n", vb_error_msg());
         return 1;
     }

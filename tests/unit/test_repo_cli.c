@@ -63,6 +63,13 @@ Test(repo_cli, help_and_usage_errors)
     cr_assert(strstr(s_err, "unknown command 'frobnicate'"), "%s", s_err);
     cr_assert_eq(run(2, (const char *[]){"repo", "init"}), 2);
     cr_assert(strstr(s_err, "missing PATH"), "%s", s_err);
+    /* stats and undelete read their arguments alike; --dry-run is undelete's only */
+    cr_assert_eq(run(2, (const char *[]){"repo", "stats"}), 2);
+    cr_assert(strstr(s_err, "vbak repo stats: missing URL"), "%s", s_err);
+    cr_assert_eq(run(3, (const char *[]){"repo", "undelete", "--dry-run"}), 2);
+    cr_assert(strstr(s_err, "vbak repo undelete: missing URL"), "%s", s_err);
+    cr_assert_eq(run(4, (const char *[]){"repo", "stats", "/nowhere", "--dry-run"}), 2);
+    cr_assert(strstr(s_err, "unexpected argument '--dry-run'"), "%s", s_err);
 }
 
 Test(repo_cli, init_and_stats)
