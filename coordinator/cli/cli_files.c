@@ -318,6 +318,17 @@ static void s_put_shown(const char *s)
     }
 }
 
+/* A guest path as the listings show it: bytes that are not UTF-8 as \xNN, control bytes too. */
+static void s_put_path(const char *path)
+{
+    json_t *t = json_object();
+    if (t && !vb_gfs_json_set_bytes(t, "p", path))
+        s_put_shown(json_string_value(json_object_get(t, "p")));
+    else
+        s_put_shown(path);
+    json_decref(t);
+}
+
 static void s_print_entry(json_t *e)
 {
     static const char types[] = "-dl?";
@@ -388,15 +399,22 @@ static int s_get(vb_gfs_t *g, const s_args_t *a, json_t *out)
         if (rc)
             break;
         unsigned skipped = vb_gfs_unreadable(g) - before;
-        if (out)
-            json_array_append_new(copied, json_pack("{s:s, s:I, s:i}", "path", a->get.paths[i],
-                                                    "bytes", (json_int_t)bytes, "unreadable",
-                                                    (int)skipped));
-        else if (skipped)
-            printf("%s: %zu bytes (%u entries could not be read)\n", a->get.paths[i], bytes,
-                   skipped);
+        if (out) {
+            json_t *c = json_pack("{s:I, s:i}", "bytes", (json_int_t)bytes, "unreadable",
+                                  (int)skipped);
+            if (!c || vb_gfs_json_set_bytes(c, "path", a->get.paths[i])) {
+                json_decref(c);
+                rc = vb_error_set(VB_ENOMEM, "out of memory");
+            } else if (json_array_append_new(copied, c)) {
+                rc = vb_error_set(VB_ENOMEM, "out of memory");
+            }
+            continue;
+        }
+        s_put_path(a->get.paths[i]);
+        if (skipped)
+            printf(": %zu bytes (%u entries could not be read)\n", bytes, skipped);
         else
-            printf("%s: %zu bytes\n", a->get.paths[i], bytes);
+            printf(": %zu bytes\n", bytes);
     }
     if (!rc && out)
         json_object_set(out, "copied", copied);

@@ -219,10 +219,7 @@ static char *s_join(const char *dir, const char *name)
     return asprintf(&p, "%s%s%s", dir, slash ? "" : "/", name) < 0 ? NULL : p;
 }
 
-/* A guest's names are bytes, not always UTF-8 (a Latin-1 name from an old system), and JSON
- * strings must be UTF-8: `key` holds the bytes when they are UTF-8; otherwise `key` holds a
- * readable form (every byte from 0x80 up as \xNN) and `key`_hex the bytes themselves in hex. */
-static int s_set_bytes(json_t *obj, const char *key, const char *bytes)
+int vb_gfs_json_set_bytes(json_t *obj, const char *key, const char *bytes)
 {
     json_t *v = json_string(bytes);
     if (v)
@@ -262,7 +259,7 @@ static unsigned s_hexval(char c)
     return c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - '0') & 15u;
 }
 
-/* The bytes s_set_bytes stored under `key` (caller frees); NULL when absent or out of memory. */
+/* The bytes vb_gfs_json_set_bytes stored under `key` (caller frees); NULL when absent or out of memory. */
 static char *s_get_bytes(json_t *obj, const char *key)
 {
     char hkey[64];
@@ -290,8 +287,8 @@ static json_t *s_entry(const char *dir, const char *name, const struct guestfs_s
                          (json_int_t)(st->st_mode & 07777), "size", (json_int_t)st->st_size,
                          "mtime", (json_int_t)st->st_mtime_sec, "inode", (json_int_t)st->st_ino)
              : NULL;
-    if (e && (s_set_bytes(e, "name", name) || s_set_bytes(e, "path", path) ||
-              (target && s_set_bytes(e, "target", target)))) {
+    if (e && (vb_gfs_json_set_bytes(e, "name", name) || vb_gfs_json_set_bytes(e, "path", path) ||
+              (target && vb_gfs_json_set_bytes(e, "target", target)))) {
         json_decref(e);
         e = NULL;
     }

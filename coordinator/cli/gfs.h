@@ -55,6 +55,12 @@ int vb_gfs_get(vb_gfs_t *self, const char *path, const char *to_dir, size_t *byt
  * stderr); the caller fails once everything else is done. */
 unsigned vb_gfs_unreadable(const vb_gfs_t *self);
 
+/* A guest's names are bytes, not always UTF-8 (a Latin-1 name from an old system), and JSON
+ * strings must be UTF-8: sets `key` to the bytes when they are UTF-8; otherwise `key` to a
+ * readable form (every byte from 0x80 up as \xNN) and `key`_hex to the bytes in hex. Nonzero
+ * when out of memory. */
+int vb_gfs_json_set_bytes(json_t *obj, const char *key, const char *bytes) VB_WUR;
+
 /* The local file a get is writing now ("" when none): a signal handler that ends the program
  * (a --timeout) removes it, so no partial copy is left. Async-signal-safe to read. */
 const char *vb_gfs_partial_file(void);

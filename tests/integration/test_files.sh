@@ -71,7 +71,8 @@ mkdir -p "$TEST_DIR/get1" "$TEST_DIR/get2" "$TEST_DIR/truth"
 # the first get PATH is the unreadable entry: skipped by name, everything else copied, exit 1
 set +e
 files "$rp1" ls /home/alice /data get /data/bad-dir-link "$NOTES" "$UTF8" /data/sparse.img /data/large.bin \
-  /home/alice/escape /data/setuid-tool --to "$TEST_DIR/get1" --json >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err"
+  /home/alice/escape /data/setuid-tool "/data/caf"$'\xe9'"-latin1.txt" --to "$TEST_DIR/get1" --json \
+  >"$TEST_DIR/ls1.json" 2>"$TEST_DIR/ls1.err"
 rc=$?
 set -e
 [[ $rc == 1 ]] && grep -q "1 entries could not be read (named above); everything else was copied" "$TEST_DIR/ls1.err" \
@@ -97,8 +98,10 @@ jq -e '.listings[1].entries | (.[] | select(.name == "caf\\xe9-latin1.txt") |
   (.[] | select(.name == "bad-dir-link") | .type == "unreadable")' "$TEST_DIR/ls1.json" >/dev/null \
   || fail "ls /data of rp $rp1 (a Latin-1 name, an unreadable entry): $(jq -c '.listings[1]' "$TEST_DIR/ls1.json")"
 jq -e --arg n "$NOTES" '[.copied[1:][] | .path] == [$n, "/home/alice/café ü/résumé.txt", "/data/sparse.img",
-  "/data/large.bin", "/home/alice/escape", "/data/setuid-tool"] and
-  (.copied[] | select(.path == $n) | .bytes == 12)' "$TEST_DIR/ls1.json" >/dev/null \
+  "/data/large.bin", "/home/alice/escape", "/data/setuid-tool", "/data/caf\\xe9-latin1.txt"] and
+  (.copied[] | select(.path == $n) | .bytes == 12) and
+  (.copied[-1] | .path_hex == "2f646174612f636166e92d6c6174696e312e747874" and .bytes == 13)' \
+  "$TEST_DIR/ls1.json" >/dev/null \
   || fail "files get --json of rp $rp1: $(cat "$TEST_DIR/ls1.json")"
 # get2 is an 8 MiB file system: the 16 MiB sparse file streams into it as holes, the 5 MiB
 # large.bin fits once, its second copy (in data/) meets a full disk
