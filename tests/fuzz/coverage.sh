@@ -19,7 +19,7 @@ cov=$(command -v llvm-cov || command -v llvm-cov-14)
 
 # target -> the parser's source files (extended regular expression on the path under the tree)
 declare -A files=(
-  [fuzz_wire]='common/wire(_check)?\.c'
+  [fuzz_wire]='common/wire(_check)?\.c|coordinator/admin_args\.c'
   [fuzz_soap]='common/vsphere/(soap|xml|vs_inventory|vs_tasks|vs_fcd)\.c'
   [fuzz_config]='common/config\.c'
   [fuzz_disk_uri]='common/disk/disk_uri\.c'
@@ -38,7 +38,7 @@ for t in "$build"/fuzz/fuzz_*; do
     "$t" -runs=0 -timeout=30 "${dirs[@]}" >"$work/$name.log" 2>&1 || true
   "$profdata" merge -sparse "$work/$name"-*.profraw -o "$work/$name.profdata"
   regex=${files[$name]:-'^$'}
-  mapfile -t srcs < <(cd "$top" && find common -name '*.c' | grep -E "^($regex)$" | sed "s#^#$top/#")
+  mapfile -t srcs < <(cd "$top" && find common coordinator -name '*.c' | grep -E "^($regex)$" | sed "s#^#$top/#")
   ((${#srcs[@]})) || { printf '%-16s %8s %s\n' "$name" "$inputs" "(no parser files listed)"; continue; }
   total=$("$cov" report "$t" -instr-profile="$work/$name.profdata" "${srcs[@]}" | grep '^TOTAL')
   # TOTAL regions missed cover functions missed cover lines missed cover branches missed cover
