@@ -112,7 +112,7 @@ void vb_packed_destroy(vb_packed_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_packed_t *self = *self_p;
-    vb_packup_destroy(&self->up); /* waits for the uploads in flight */
+    vb_packup_destroy(&self->up); /* abandons uploads no commit waited for (packup.h) */
     vb_pack_writer_destroy(&self->pw);
     free(self->open);
     free(self->sealed);
