@@ -348,7 +348,7 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
 }
 
 /* Read-through of a hidden object (the hidden-objects section below). */
-static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz);
+static int s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz);
 
 /* ---------- open/close ---------- */
 
@@ -597,7 +597,7 @@ static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *l
     char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .dst = buf, .cap = cap};
     int rc = vb_s3_request(s->conn, &r);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0) {
         vb_s3_req_free(&r);
         r = (vb_s3_req_t){.method = "GET", .key = key, .query = vq, .dst = buf, .cap = cap};
         rc = vb_s3_request(s->conn, &r);
@@ -625,7 +625,7 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
     char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .headers = headers, .dst = buf, .cap = len};
     int rc = vb_s3_request(s->conn, &r);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0) {
         vb_s3_req_free(&r);
         r = (vb_s3_req_t){
             .method = "GET", .key = key, .query = vq, .headers = headers, .dst = buf, .cap = len};
@@ -649,7 +649,7 @@ static int s_stat(void *state, const char *name, vb_store_stat_t *st)
     char key[S_KEY_MAX], vq[512];
     s_key(s, name, key);
     int rc = s_head(s, key, st);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq))
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0)
         rc = s_head_version(s, key, vq, st);
     return rc;
 }
@@ -998,18 +998,27 @@ static int s_walk_hidden(s_s3_t *s, const char *pfx, const char *exact, s_hidden
     return rc > 0 ? 0 : rc;
 }
 
-/* Does the bucket have Object Lock? Asked once per store, quietly. */
-static bool s_bucket_has_lock(s_s3_t *s)
+/* Does the bucket have Object Lock? Asked until the server answers, then remembered: an answer
+ * (a configuration, or a 4xx such as ObjectLockConfigurationNotFoundError) is kept; a failure
+ * to get one (the endpoint down, a 5xx after the retries) is returned and not remembered, so
+ * one blip does not turn lock handling off for the life of the store. */
+static int s_bucket_has_lock(s_s3_t *s, bool *on)
 {
     int known = __atomic_load_n(&s->bucket_lock, __ATOMIC_RELAXED);
+    *on = known == 2;
     if (known)
-        return known == 2;
+        return 0;
     vb_s3_req_t r = {0};
-    bool on = s_simple(s, &r, "GET", NULL, "object-lock=", NULL) == 0 && r.resp.data &&
-              memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
+    int rc = s_simple(s, &r, "GET", NULL, "object-lock=", NULL);
+    bool answered = rc == 0 || (r.status >= 400 && r.status <= 499);
+    *on = rc == 0 && r.resp.data &&
+          memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
     vb_s3_req_free(&r);
-    __atomic_store_n(&s->bucket_lock, on ? 2 : 1, __ATOMIC_RELAXED);
-    return on;
+    if (!answered)
+        return vb_error_prefix(rc, "cannot tell whether the bucket has Object Lock");
+    vb_error_clear();
+    __atomic_store_n(&s->bucket_lock, *on ? 2 : 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static int s_found_version(s_s3_t *s, const s_hidden_t *h, void *arg)
@@ -1024,24 +1033,28 @@ static int s_found_version(s_s3_t *s, const s_hidden_t *h, void *arg)
     return 1;
 }
 
-/* On a bucket with Object Lock, a key that answered 404 may be hidden by a delete marker:
- * true with *query "versionId=V" of its newest version. The caller's error stays as it was
- * when there is none. */
-static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz)
+/* On a bucket with Object Lock, a key that answered 404 may be hidden by a delete marker: 0
+ * with *query "versionId=V" of its newest version. VB_ENOTFOUND, with the caller's error as it
+ * was, when it is not hidden; another code when that could not be found out (the lock probe or
+ * the version listing failed): a transient failure is reported, not taken for "missing". */
+static int s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz)
 {
     if (qsz < 512)
-        return false;
+        return VB_ENOTFOUND;
     char saved[1024];
     int code = vb_error_code();
     snprintf(saved, sizeof saved, "%s", vb_error_msg());
     query[0] = '\0';
-    bool found =
-        s_bucket_has_lock(s) && s_walk_hidden(s, key, key, s_found_version, query) == 0 && query[0];
-    if (found)
-        vb_error_clear();
-    else
-        vb_error_set(code, "%s", saved);
-    return found;
+    bool on = false;
+    int rc = s_bucket_has_lock(s, &on);
+    if (rc == 0 && on)
+        rc = s_walk_hidden(s, key, key, s_found_version, query);
+    if (rc)
+        return rc;
+    if (!query[0])
+        return vb_error_set(code, "%s", saved);
+    vb_error_clear();
+    return 0;
 }
 
 typedef struct {
@@ -1106,6 +1119,13 @@ static int s_unhide(void *state, const char *name)
     if (rc == 0 && !found)
         rc = vb_error_set(VB_ENOTFOUND, "%s key %s: not hidden by a delete marker",
                           vb_s3_conn_where(s->conn), key);
+    /* A walk keeps at most S_VERSIONS_MAX markers of a key (the newest): walked again until
+     * none is left above the version, however many plain DELETEs were sent. Each round removes
+     * at least one, so this ends. */
+    for (bool more = found; rc == 0 && more;) {
+        more = false;
+        rc = s_walk_hidden(s, key, key, s_remove_markers, &more);
+    }
     return rc;
 }
 
