@@ -410,21 +410,28 @@ Test(idxobj, a_damaged_index_object_is_named)
 
 /* ---------- uploads in flight (packup.h) ---------- */
 
-/* Makes shard directory packs/XX unusable for every XX but 00 (a regular file where the
+/* Makes shard directory packs/XX unusable for every XX but `keep` (a regular file where the
  * directory would be: even root cannot write under it), so that 255 of 256 packs fail to
  * upload. */
-static void s_block_pack_shards(const char *repo, bool block)
+static void s_block_shards_but(const char *repo, unsigned keep, bool block)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/packs", repo);
     mkdir(path, 0700);
-    for (unsigned i = 1; i < 256; i++) {
+    for (unsigned i = 0; i < 256; i++) {
+        if (i == keep)
+            continue;
         snprintf(path, sizeof path, "%s/packs/%02x", repo, i);
         if (block)
             tu_write_file(path, "x", 1);
         else
             unlink(path);
     }
+}
+
+static void s_block_pack_shards(const char *repo, bool block)
+{
+    s_block_shards_but(repo, 0, block);
 }
 
 static uint8_t *s_upload_buf(uint8_t fill)
@@ -799,6 +806,85 @@ Test(idxobj, undelete_leaves_the_packs_of_a_backup_still_writing_alone)
     cr_assert_eq(us.unindexed, 1);
     cr_assert(us.index_rebuilt);
     cr_assert_eq(us.repair.packs, 2);
+    free(data);
+    tu_rmrf(s_dir);
+}
+
+/* ---------- the commit's lock scope (packed.c) ---------- */
+
+typedef struct {
+    vb_repo_t *r;
+    int rc;
+} s_commit_t;
+
+static void *s_commit_thread(void *arg)
+{
+    s_commit_t *c = arg;
+    c->rc = vb_repo_sync(c->r);
+    return NULL;
+}
+
+static int s_pack_name_of(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    snprintf(arg, VB_STORE_NAME_MAX + 1, "%s", name);
+    return 1;
+}
+
+/* A writer seals a pack while another thread's commit is between its uploads' wait and its
+ * index object's write (the window widened to 0.5 s by VBAK_TEST_COMMIT_DELAY_US), and that
+ * pack's upload fails (every shard but the commit's own pack's made unusable once that pack is
+ * written). The commit holds the writers' lock through the window, so the seal waits for it:
+ * the commit succeeds and its index object names only the chunk whose pack is there. (With the
+ * lock released after the seal, the seal went in during the window: the index object named a
+ * chunk in a pack that never got written, or the commit's wait met the failure.) */
+Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
+{
+    char path[4096], pack[VB_STORE_NAME_MAX + 1] = "";
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    setenv("VBAK_TEST_COMMIT_DELAY_US", "500000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
+    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *wa = vb_repo_worker_new(r), *wb = vb_repo_worker_new(r);
+    uint8_t *data = malloc(2 * (size_t)S_CHUNK);
+    tu_fill_random(data, 2 * (size_t)S_CHUNK, 71);
+    vb_digest_t d[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_repo_digest(wa, data + (size_t)i * S_CHUNK, S_CHUNK, &d[i]), 0);
+    cr_assert_eq(vb_repo_chunk_put(wa, &d[0], data, S_CHUNK, NULL), 0, "%s", vb_error_msg());
+    s_commit_t c = {.r = r};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, s_commit_thread, &c), 0);
+    vb_store_t *st = vb_repo_store(r);
+    for (int i = 0; i < 10000 && !pack[0]; i++) { /* the commit's pack is written: its wait */
+        cr_assert_eq(vb_store_list(st, "packs/", s_pack_name_of, pack), 0, "%s", vb_error_msg());
+        if (!pack[0])
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    cr_assert(pack[0], "the commit's pack was not written within 10 s");
+    s_block_shards_but(path, (unsigned)strtoul((char[3]){pack[6], pack[7], 0}, NULL, 16), true);
+    cr_assert_eq(vb_repo_chunk_put(wb, &d[1], data + S_CHUNK, S_CHUNK, NULL), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(wb), 0, "the seal: %s", vb_error_msg());
+    pthread_join(t, NULL);
+    cr_assert_eq(c.rc, 0, "the commit: %s", vb_error_msg());
+    vb_repo_worker_destroy(&wa);
+    vb_repo_worker_destroy(&wb);
+    vb_repo_destroy(&r);
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), 0, "%s", vb_error_msg());
+    vb_chunkidx_loc_t loc;
+    cr_assert(vb_chunkidx_find(ci, &d[0], &loc), "the committed chunk is indexed");
+    cr_assert(!vb_chunkidx_find(ci, &d[1], &loc),
+              "the chunk sealed during the commit is not in its index object");
+    vb_chunkidx_destroy(&ci);
+    vb_repo_destroy(&r);
     free(data);
     tu_rmrf(s_dir);
 }
