@@ -9,8 +9,7 @@ uint64_t vb_lockrenew_max(void)
     const char *v = getenv("VBAK_TEST_LOCKRENEW_MAX");
     char *end = NULL;
     unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    return v && end != v && *end == '\0' && n >= 1 && n <= VB_LOCKRENEW_MAX ? n
-                                                                           : VB_LOCKRENEW_MAX;
+    return v && end != v && *end == '\0' && n >= 1 && n <= VB_LOCKRENEW_MAX ? n : VB_LOCKRENEW_MAX;
 }
 
 void vb_lockrenew_object(vb_store_t *store, const char *name, time_t mtime, bool dry_run,

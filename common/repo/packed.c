@@ -28,7 +28,8 @@ struct vb_packed {
     vb_digest_t *open;     /* digests in the open pack */
     size_t nopen, capopen;
     vb_packup_t *up; /* sealed packs uploading */
-    long commit_delay_us; /* tests: VBAK_TEST_COMMIT_DELAY_US between the wait and the index */
+    /* tests: VBAK_TEST_COMMIT_DELAY_US, between the uploads' wait and the index write */
+    long commit_delay_us;
 };
 
 struct vb_packed_writer {

@@ -30,7 +30,7 @@ struct vb_packup {
     unsigned nspare;
     bool stop;
     atomic_bool abandon; /* destroy: uploads under way give up (vb_store_abandon_when) */
-    int rc; /* the first failed upload's code, and its message */
+    int rc;              /* the first failed upload's code, and its message */
     char msg[1024];
     uint64_t puts;
     unsigned peak;

@@ -438,14 +438,14 @@ static void s_undelete_text(FILE *out, const char *path, bool dry_run,
 
 static int s_undelete_json(FILE *out, bool dry_run, const vb_undelete_stats_t *st)
 {
-    json_t *o =
-        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I}", "dry_run", dry_run,
-                  "brought_back", (json_int_t)st->brought_back, "bytes", (json_int_t)st->bytes,
-                  "packs", (json_int_t)st->packs, "indexes", (json_int_t)st->indexes, "manifests",
-                  (json_int_t)st->manifests, "other", (json_int_t)st->other, "index_objects_hidden",
-                  (json_int_t)st->index_objects, "expired_hidden", (json_int_t)st->expired,
-                  "index_rebuilt", st->index_rebuilt, "unindexed_packs", (json_int_t)st->unindexed,
-                  "young_packs", (json_int_t)st->young);
+    json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I}", "dry_run",
+                          dry_run, "brought_back", (json_int_t)st->brought_back, "bytes",
+                          (json_int_t)st->bytes, "packs", (json_int_t)st->packs, "indexes",
+                          (json_int_t)st->indexes, "manifests", (json_int_t)st->manifests, "other",
+                          (json_int_t)st->other, "index_objects_hidden",
+                          (json_int_t)st->index_objects, "expired_hidden", (json_int_t)st->expired,
+                          "index_rebuilt", st->index_rebuilt, "unindexed_packs",
+                          (json_int_t)st->unindexed, "young_packs", (json_int_t)st->young);
     int rc = o && json_dumpf(o, out, JSON_COMPACT) == 0 ? 0 : -1;
     fputc('\n', out);
     json_decref(o);

@@ -332,8 +332,11 @@ static void *s_raise_later(void *arg)
  * once the flag is gone. */
 Test(store_s3, an_upload_given_up_stops_retrying_against_an_endpoint_that_is_down)
 {
-    vb_s3_conn_params_t p = {.endpoint = "http://127.0.0.1:1", .bucket = "vbt-down",
-                             .region = "default", .access_key = "k", .secret_key = "s",
+    vb_s3_conn_params_t p = {.endpoint = "http://127.0.0.1:1",
+                             .bucket = "vbt-down",
+                             .region = "default",
+                             .access_key = "k",
+                             .secret_key = "s",
                              .retries = 1000};
     vb_s3_conn_t *c = vb_s3_conn_new(&p);
     cr_assert_not_null(c, "%s", vb_error_msg());
@@ -342,8 +345,8 @@ Test(store_s3, an_upload_given_up_stops_retrying_against_an_endpoint_that_is_dow
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, s_raise_later, &flag), 0);
     struct iovec iov = {.iov_base = "bytes", .iov_len = 5};
-    vb_s3_req_t r = {.method = "PUT", .key = "pfx/packs/x", .iov = &iov, .iovcnt = 1,
-                     .body_len = 5};
+    vb_s3_req_t r = {
+        .method = "PUT", .key = "pfx/packs/x", .iov = &iov, .iovcnt = 1, .body_len = 5};
     int rc = vb_s3_request(c, &r);
     pthread_join(t, NULL);
     cr_assert_eq(rc, VB_EBUSY, "%d %s", rc, vb_error_msg());
@@ -351,8 +354,8 @@ Test(store_s3, an_upload_given_up_stops_retrying_against_an_endpoint_that_is_dow
               vb_error_msg());
     vb_s3_req_free(&r);
     vb_store_abandon_when(NULL);
-    r = (vb_s3_req_t){.method = "PUT", .key = "pfx/packs/x", .iov = &iov, .iovcnt = 1,
-                      .body_len = 5};
+    r = (vb_s3_req_t){
+        .method = "PUT", .key = "pfx/packs/x", .iov = &iov, .iovcnt = 1, .body_len = 5};
     vb_s3_conn_destroy(&c);
     p.retries = 0;
     c = vb_s3_conn_new(&p);
@@ -830,8 +833,8 @@ Test(store_s3, object_lock_unhide_removes_every_marker_however_many)
     vb_s3_req_t r = {.method = "GET", .query = "prefix=pfx%2Fmanifests%2F1&versions="};
     cr_assert_eq(vb_s3_request(c, &r), 0, "%s", vb_error_msg());
     size_t markers = 0;
-    for (const char *p = r.resp.data; p && (p = memmem(p, r.resp.len - (size_t)(p - r.resp.data),
-                                                       "<DeleteMarker>", 14));
+    for (const char *p = r.resp.data;
+         p && (p = memmem(p, r.resp.len - (size_t)(p - r.resp.data), "<DeleteMarker>", 14));
          p += 14)
         markers++;
     vb_s3_req_free(&r);
@@ -979,8 +982,8 @@ static pid_t s_proxy_start(const s_env_t *e, char *ep, size_t epsz, const char *
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* it goes when the test does, whatever its outcome */
         if (reset)
-            execl(proxy, proxy, "--to", to, "--port-file", port_file, "--reset", reset,
-                  "--times", "2", (char *)NULL);
+            execl(proxy, proxy, "--to", to, "--port-file", port_file, "--reset", reset, "--times",
+                  "2", (char *)NULL);
         else
             execl(proxy, proxy, "--to", to, "--port-file", port_file, (char *)NULL);
         _exit(127);
@@ -1152,8 +1155,7 @@ Test(store_s3, object_lock_a_blip_on_the_lock_question_is_reported_and_asked_aga
     cr_assert_not_null(st, "open %s: %s", loc, vb_error_msg());
     vb_store_stat_t ss;
     int rc = vb_store_stat(st, "manifests/1", &ss);
-    cr_assert(rc != 0 && rc != VB_ENOTFOUND, "a blip is not 'missing': %d %s", rc,
-              vb_error_msg());
+    cr_assert(rc != 0 && rc != VB_ENOTFOUND, "a blip is not 'missing': %d %s", rc, vb_error_msg());
     cr_assert(strstr(vb_error_msg(), "Object Lock"), "%s", vb_error_msg());
     cr_assert_eq(vb_store_stat(st, "manifests/1", &ss), 0, "asked again: %s", vb_error_msg());
     cr_assert_eq(ss.size, 11);
