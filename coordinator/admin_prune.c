@@ -214,6 +214,8 @@ static void *s_gc_work(void *arg)
     vb_repo_t *repo = vb_repo_open_opts(req->repository, req->key_file,
                                         &(vb_store_opts_t){.credentials_file = req->credentials_file});
     int rc = repo ? 0 : (vb_error_code() ? vb_error_code() : VB_EIO);
+    if (!rc) /* a chunk index hidden by delete markers: nothing removed, "undelete first" */
+        rc = vb_repo_writable(repo);
     if (!rc) {
         s_remove_objects(repo, req);
         vb_gc_owners_t owners = {.owned = (const char *const *)req->live,

@@ -206,16 +206,17 @@ static int s_sweep_packs(vb_repo_t *self, const s_set_t *set, time_t cutoff, uns
 }
 
 /* Under Object Lock, the disk indexes and manifests restore points need are renewed as their
- * packs are, within what is left of the same per-collection bound, and counted with them. */
+ * packs are, with a share of the per-collection bound of their own (lockrenew.h: packs cannot
+ * starve them), and counted with them. */
 static int s_renew_metadata(vb_repo_t *self, bool dry_run, vb_gc_stats_t *st)
 {
     static const char *const prefixes[] = {"indexes/", VB_MANIFEST_PREFIX};
-    vb_lockrenew_stats_t ls = {.extended = st->packs.locks_extended, .due = st->packs.locks_due};
+    vb_lockrenew_stats_t ls = {0};
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof prefixes / sizeof prefixes[0]; i++)
         rc = vb_lockrenew_prefix(vb_repo_store(self), prefixes[i], dry_run, &ls);
-    st->packs.locks_extended = ls.extended;
-    st->packs.locks_due = ls.due;
+    st->packs.locks_extended += ls.extended;
+    st->packs.locks_due += ls.due;
     return rc;
 }
 
@@ -230,7 +231,11 @@ int vb_repo_gc_ex(vb_repo_t *self, vb_gc_owners_t *owners, time_t cutoff,
 {
     s_set_t set = {0};
     vb_gc_stats_t st = {0};
-    int rc = s_mark(self, owners, cutoff, &set);
+    /* with the chunk index hidden by delete markers the listings miss what restore points use:
+     * refused, dry run too, until `vbak repo undelete` (vb_repo_writable says so) */
+    int rc = vb_repo_writable(self);
+    if (rc == 0)
+        rc = s_mark(self, owners, cutoff, &set);
     st.orphan_indexes = owners ? owners->orphan_count : 0;
     if (rc)
         goto out;

@@ -39,7 +39,8 @@ typedef struct {
 #define VB_GC_QUARANTINE_DAYS 14
 
 /* Returns 0 or the error of the step that failed (nothing more is swept after it). Every index
- * file in indexes/ is live. */
+ * file in indexes/ is live. VB_EPOLICY (nothing done, dry run too) while the chunk index is
+ * hidden by delete markers: run `vbak repo undelete` first (vb_repo_writable). */
 int vb_repo_gc(vb_repo_t *self, time_t cutoff, bool dry_run, vb_gc_stats_t *out) VB_WUR;
 
 /* Which indexes restore points own (from the catalog), and what GC found besides them. */

@@ -354,19 +354,62 @@ static int s_load_hidden(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects)
     return rc;
 }
 
-int vb_idxobj_unindexed_packs(vb_store_t *store, uint64_t *count)
+typedef struct {
+    const s_packset_t *indexed;
+    time_t young_since;
+    uint64_t *count;
+    s_packset_t young; /* unindexed packs written since young_since */
+} s_unindexed_t;
+
+static int s_note_unindexed(void *arg, const char *name, const vb_store_stat_t *st)
 {
-    s_packset_t indexed = {0}, all = {0};
+    s_unindexed_t *u = arg;
+    vb_pack_id_t id;
+    if (vb_pack_parse_name(name, &id) != 0) {
+        vb_error_clear();
+        return 0; /* not a pack */
+    }
+    if (s_packset_has(u->indexed, &id))
+        return 0;
+    if (st->mtime >= u->young_since)
+        return s_packset_add(&u->young, &id);
+    (*u->count)++;
+    return 0;
+}
+
+/* The young unindexed packs a hidden index object names were committed (their index object was
+ * deleted since): unindexed. The others are a writer's not yet committed: young. */
+static int s_split_young(vb_store_t *store, const s_packset_t *young, uint64_t *count,
+                         uint64_t *young_out)
+{
+    s_packset_t named = {0};
+    s_hidden_load_t h = {.store = store, .sink = {.seen = &named}};
+    int rc = vb_store_list_hidden(store, S_PREFIX, s_load_hidden_visit, &h);
+    s_packset_sort(&named);
+    for (size_t i = 0; rc == 0 && i < young->n; i++) {
+        bool committed = s_packset_has(&named, &young->ids[i]);
+        *count += committed;
+        *young_out += !committed;
+    }
+    free(named.ids);
+    return rc;
+}
+
+int vb_idxobj_unindexed_packs(vb_store_t *store, time_t young_since, uint64_t *count,
+                              uint64_t *young)
+{
+    s_packset_t indexed = {0};
     s_hidden_load_t h = {.store = store, .sink = {.seen = &indexed}};
-    *count = 0;
+    s_unindexed_t u = {.indexed = &indexed, .young_since = young_since, .count = count};
+    *count = *young = 0;
     int rc = vb_store_list(store, S_PREFIX, s_load_hidden_visit, &h);
     s_packset_sort(&indexed);
     if (rc == 0)
-        rc = vb_store_list(store, "packs/", s_note_pack_id, &all);
-    for (size_t i = 0; rc == 0 && i < all.n; i++)
-        *count += !s_packset_has(&indexed, &all.ids[i]);
+        rc = vb_store_list(store, "packs/", s_note_unindexed, &u);
+    if (rc == 0 && u.young.n)
+        rc = s_split_young(store, &u.young, count, young);
     free(indexed.ids);
-    free(all.ids);
+    free(u.young.ids);
     return rc;
 }
 

@@ -60,8 +60,11 @@ int vb_idxobj_load(vb_store_t *store, vb_chunkidx_t *ci, size_t *objects, bool *
 int vb_idxobj_load_one(vb_store_t *store, const char *name, vb_chunkidx_t *ci) VB_WUR;
 
 /* *count: packs in the store (visible ones) that no visible index object names; the chunk
- * index does not find their chunks until vb_idxobj_repair. */
-int vb_idxobj_unindexed_packs(vb_store_t *store, uint64_t *count) VB_WUR;
+ * index does not find their chunks until vb_idxobj_repair. A pack written (or freshened) since
+ * young_since that no index object names, hidden ones included, is a running backup's not yet
+ * committed (or a crashed writer's, which nothing references): counted in *young instead. */
+int vb_idxobj_unindexed_packs(vb_store_t *store, time_t young_since, uint64_t *count,
+                              uint64_t *young) VB_WUR;
 
 typedef struct vb_idxobj_repair_s {
     uint64_t packs;      /* packs whose trailers were read */

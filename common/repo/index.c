@@ -308,7 +308,11 @@ int vb_index_stat(vb_repo_t *repo, const char *name, vb_store_stat_t *st)
 int vb_index_remove(vb_repo_t *repo, const char *name)
 {
     char obj[S_OBJ_LEN];
-    int rc = s_object(name, obj);
+    /* prune with the chunk index hidden by delete markers: refused as backups are (undelete
+     * first), since what it sees listed is not what the hidden objects reference */
+    int rc = vb_repo_writable(repo);
+    if (rc == 0)
+        rc = s_object(name, obj);
     if (rc == 0)
         rc = vb_store_remove_or_hide(vb_repo_store(repo), obj);
     if (rc == VB_ENOTFOUND)

@@ -61,7 +61,9 @@ int vb_index_read(vb_repo_t *repo, const char *name, vb_index_t **out) VB_WUR;
 /* Size and mtime of index `name` in the store. VB_ENOTFOUND. */
 int vb_index_stat(vb_repo_t *repo, const char *name, vb_store_stat_t *st) VB_WUR;
 
-/* Removes index `name` (the chunks stay until garbage collection). VB_ENOTFOUND, VB_EIO. */
+/* Removes index `name` (the chunks stay until garbage collection). VB_ENOTFOUND, VB_EIO;
+ * VB_EPOLICY (nothing removed) while the chunk index is hidden by delete markers: run `vbak repo
+ * undelete` first (vb_repo_writable). */
 int vb_index_remove(vb_repo_t *repo, const char *name) VB_WUR;
 
 /* Lists index names, sorted. Caller frees each name and the array (vb_index_list_free). */

@@ -4,8 +4,10 @@
  * An object whose lock ends within half the lock period gets a new lock of the full period from
  * now (store.h extend_lock: one request). An object written or freshened within the last half
  * period is passed over without a request (its lock, set then, ends later); an older one costs a
- * stat to learn its retain-until. At most VB_LOCKRENEW_MAX extensions per collection, packs and
- * metadata together: the rest is counted due, for the next collection.
+ * stat to learn its retain-until. At most VB_LOCKRENEW_MAX extensions per collection for each
+ * kind — packs, and metadata (disk indexes and manifests together) — so that a large repository
+ * whose packs use up their share still renews the few small objects restore points are listed
+ * by: the rest is counted due, for the next collection. A caller keeps one stats per kind.
  *
  * garbage collection renews the packs it keeps (packgc.c) and then the disk indexes and manifests
  * there are (vb_lockrenew_prefix over "indexes/" and "manifests/": every one listed belongs to a
@@ -19,10 +21,14 @@
 
 #include "repo/store.h"
 
-#define VB_LOCKRENEW_MAX 4096 /* Object Lock extensions one collection makes at most */
+#define VB_LOCKRENEW_MAX 4096 /* Object Lock extensions of one kind a collection makes at most */
+
+/* VB_LOCKRENEW_MAX; tests lower it with VBAK_TEST_LOCKRENEW_MAX=N (1..VB_LOCKRENEW_MAX) to reach
+ * the bound with a few objects. */
+uint64_t vb_lockrenew_max(void);
 
 typedef struct {
-    uint64_t extended; /* locks extended (dry run: would be) */
+    uint64_t extended; /* locks extended (dry run: would be); at most vb_lockrenew_max() */
     uint64_t due;      /* due but not extended (the bound, or a failed request) */
 } vb_lockrenew_stats_t;
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "grow.h"
 #include "repo/chunkidx.h"
@@ -27,6 +28,8 @@ struct vb_packed {
     vb_digest_t *open;     /* digests in the open pack */
     size_t nopen, capopen;
     vb_packup_t *up; /* sealed packs uploading */
+    /* tests: VBAK_TEST_COMMIT_DELAY_US, between the uploads' wait and the index write */
+    long commit_delay_us;
 };
 
 struct vb_packed_writer {
@@ -86,6 +89,16 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
     return rc;
 }
 
+/* Tests: VBAK_TEST_COMMIT_DELAY_US (up to 10 s) widens the commit's window between the uploads'
+ * wait and the index object's write, where no writer may seal a pack. */
+static long s_test_commit_delay_us(void)
+{
+    const char *v = getenv("VBAK_TEST_COMMIT_DELAY_US");
+    char *end = NULL;
+    long us = v ? strtol(v, &end, 10) : 0;
+    return v && end != v && *end == '\0' && us > 0 && us <= 10000000 ? us : 0;
+}
+
 vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
 {
     vb_packed_t *self = calloc(1, sizeof *self);
@@ -95,6 +108,7 @@ vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
     }
     self->store = store;
     self->pack_size = pack_size;
+    self->commit_delay_us = s_test_commit_delay_us();
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->wlock, NULL);
     if (!(self->pending = vb_idxobj_new()) ||
@@ -112,7 +126,7 @@ void vb_packed_destroy(vb_packed_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_packed_t *self = *self_p;
-    vb_packup_destroy(&self->up); /* waits for the uploads in flight */
+    vb_packup_destroy(&self->up); /* abandons uploads no commit waited for (packup.h) */
     vb_pack_writer_destroy(&self->pw);
     free(self->open);
     free(self->sealed);
@@ -229,6 +243,10 @@ int vb_packed_commit(vb_packed_t *self)
     int rc = vb_pack_seal(self->pw);
     if (rc == 0)
         rc = vb_packup_wait(self->up);
+    if (rc == 0 && self->commit_delay_us)
+        nanosleep(&(struct timespec){self->commit_delay_us / 1000000,
+                                     self->commit_delay_us % 1000000 * 1000},
+                  NULL);
     if (rc == 0) {
         pthread_mutex_lock(&self->lock);
         /* the index object's write begins with a barrier; with nothing to list, barrier alone */

@@ -37,6 +37,8 @@ typedef struct vb_packed_writer vb_packed_writer_t;
 /* Opens the packed chunks of `store` (borrowed) and loads its index objects. NULL with the
  * message set (a damaged index object: VB_ECORRUPT naming it). */
 vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size);
+/* Packs sealed since the last commit are abandoned: those not uploaded yet are not written
+ * (packup.h), as no index object will list them. */
 void vb_packed_destroy(vb_packed_t **self_p);
 
 vb_packed_writer_t *vb_packed_writer_new(vb_packed_t *packed);

@@ -1,6 +1,7 @@
 #include "repo/packup.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@ struct vb_packup {
     s_spare_t *spare; /* buffers of finished uploads, for the writer to reuse */
     unsigned nspare;
     bool stop;
-    int rc; /* the first failed upload's code, and its message */
+    atomic_bool abandon; /* destroy: uploads under way give up (vb_store_abandon_when) */
+    int rc;              /* the first failed upload's code, and its message */
     char msg[1024];
     uint64_t puts;
     unsigned peak;
@@ -69,14 +71,19 @@ void vb_packup_destroy(vb_packup_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_packup_t *self = *self_p;
+    /* What a commit did not wait for belongs to a task that ended without one: nothing will
+     * list it, so uploads not begun are dropped and those under way abandoned (a retry loop
+     * against a store that is down ends at once instead of after minutes). */
     pthread_mutex_lock(&self->lock);
     self->stop = true;
+    atomic_store(&self->abandon, true);
+    for (unsigned i = 0; i < self->queued; i++)
+        free(self->queue[(self->head + i) % self->max].buf);
+    self->queued = 0;
     pthread_cond_broadcast(&self->cond);
     pthread_mutex_unlock(&self->lock);
     for (unsigned i = 0; i < self->nthreads; i++)
         pthread_join(self->threads[i], NULL);
-    for (unsigned i = 0; i < self->queued; i++) /* none unless no thread could start */
-        free(self->queue[(self->head + i) % self->max].buf);
     for (unsigned i = 0; i < self->nspare; i++)
         free(self->spare[i].buf);
     pthread_cond_destroy(&self->cond);
@@ -115,6 +122,7 @@ static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
 static void *s_uploader(void *arg)
 {
     vb_packup_t *self = arg;
+    vb_store_abandon_when(&self->abandon);
     pthread_mutex_lock(&self->lock);
     for (;;) {
         while (!self->queued && !self->stop)

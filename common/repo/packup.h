@@ -16,6 +16,9 @@
  * Memory: N buffers (queued, uploading, or kept for reuse) plus the writer's own: (N + 1) ×
  * the pack size.
  *
+ * Ending: destroy without a wait abandons what is queued or uploading (a failed or cancelled
+ * task's packs are never listed, so writing them would only leave work for GC).
+ *
  * Threads: put and wait may be called from any thread (one at a time per pack, as the pack
  * writer's owner does); destroy from one, once the others are done. */
 #ifndef VB_PACKUP_H
@@ -32,7 +35,10 @@ typedef struct vb_packup vb_packup_t;
 /* Uploads into `store` (borrowed) with up to in_flight (1..VB_STORE_PUTS_IN_FLIGHT_MAX) puts
  * at once. NULL with the message set. */
 vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight);
-/* Waits for the uploads in flight, then frees everything (NULL and twice are fine). */
+/* Ends the uploads and frees everything (NULL and twice are fine). Uploads a vb_packup_wait did
+ * not see finish belong to a task that ends without a commit: those not begun are dropped and
+ * those under way abandoned (vb_store_abandon_when; nothing is written under their names), and
+ * destroy returns once their threads have stopped. */
 void vb_packup_destroy(vb_packup_t **self_p);
 
 /* Queues a put-if-absent of buf[0..len) as `name`. Takes *buf (allocated with malloc or

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "repo/s3xml.h"
+#include "repo/store.h"
 
 #define S_POOL_MAX 64            /* idle curl handles kept (each with its open connections) */
 #define S_RESP_LIMIT (16u << 20) /* an XML answer larger than this is refused */
@@ -415,6 +416,18 @@ static int s_url(const vb_s3_conn_t *c, const vb_s3_req_t *r, vb_buf_t *url)
     return rc;
 }
 
+/* An upload whose writer gave it up (vb_store_abandon_when) stops mid-transfer. */
+static int s_progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const vb_s3_req_t *r = ud;
+    return vb_store_abandoned(r->key) ? 1 : 0;
+}
+
 static CURLcode s_setopt(vb_s3_conn_t *c, s_attempt_t *a, const char *url, struct curl_slist *hdrs,
                          char *errbuf)
 {
@@ -446,6 +459,9 @@ static CURLcode s_setopt(vb_s3_conn_t *c, s_attempt_t *a, const char *url, struc
         e |= curl_easy_setopt(h, CURLOPT_READFUNCTION, s_read_cb);
         e |= curl_easy_setopt(h, CURLOPT_READDATA, &a->src);
         e |= curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        e |= curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, s_progress_cb);
+        e |= curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)r);
+        e |= curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         if (strcmp(r->method, "POST") == 0)
             e |= curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
     } else if (strcmp(r->method, "GET") != 0) {
@@ -623,8 +639,16 @@ int vb_s3_request(vb_s3_conn_t *c, vb_s3_req_t *r)
     r->retried_lost = false;
     for (int attempt = 0; rc == 0; attempt++) {
         CURLcode cc = CURLE_OK;
+        if (r->iov && vb_store_abandoned(r->key)) { /* given up: neither sent nor retried */
+            rc = VB_EBUSY;
+            break;
+        }
         if ((rc = s_attempt(c, r, url.data, hdrs, &cc, errbuf)) != 0)
             break;
+        if (cc == CURLE_ABORTED_BY_CALLBACK && vb_store_abandoned(r->key)) {
+            rc = VB_EBUSY;
+            break;
+        }
         if (cc == CURLE_WRITE_ERROR && r->overflow)
             break; /* the caller sees r->overflow */
         if (cc == CURLE_OK && r->status >= 200 && r->status <= 299)

@@ -6,7 +6,9 @@
  * (CURLOPT_AWS_SIGV4) with x-amz-content-sha256 set here (curl 7.88 does not add it), TLS is
  * always verified (system CAs or the CA file), and a request is retried with exponential backoff
  * and jitter after a transport failure (connect, reset, timeout), a 5xx, 429, SlowDown or
- * RequestTimeout — never after another 4xx, which cannot succeed by trying again.
+ * RequestTimeout — never after another 4xx, which cannot succeed by trying again. A request with
+ * a body whose thread's writer gave it up (vb_store_abandon_when) is not sent or retried any
+ * more, and one under way is aborted: VB_EBUSY, "abandoned".
  *
  * Errors are one line naming the endpoint, bucket, key, HTTP status and S3 error code, with a
  * hint for the codes users meet ("SignatureDoesNotMatch: wrong secret key or clock skew").

@@ -129,10 +129,30 @@ int vb_store_check_name(const char *name)
     return s_check(name, false);
 }
 
+/* Per thread, as the error message is: the uploading thread says once which flag it obeys, and
+ * every store below it (and s3req's retry loop) sees it without a parameter on each operation. */
+static _Thread_local const atomic_bool *s_abandon_flag;
+
+void vb_store_abandon_when(const atomic_bool *flag)
+{
+    s_abandon_flag = flag;
+}
+
+bool vb_store_abandoned(const char *name)
+{
+    if (!s_abandon_flag || !atomic_load(s_abandon_flag))
+        return false;
+    vb_error_set(VB_EBUSY, "upload of %s abandoned: the task that wrote it ended without a commit",
+                 name ? name : "an object");
+    return true;
+}
+
 int vb_store_putv(vb_store_t *self, const char *name, const struct iovec *iov, int iovcnt,
                   unsigned flags)
 {
     int rc = s_check(name, false);
+    if (rc == 0 && vb_store_abandoned(name))
+        rc = VB_EBUSY;
     return rc ? rc : self->ops->put(self->state, name, iov, iovcnt, flags);
 }
 

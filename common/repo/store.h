@@ -24,6 +24,7 @@
 #ifndef VB_STORE_H
 #define VB_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,6 +187,17 @@ int vb_store_barrier(vb_store_t *self) VB_WUR;
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
                      uint64_t *removed) VB_WUR;
 int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;
+
+/* Uploads the calling thread makes from now on give up once *flag is true (NULL: never): a
+ * put not begun fails at once, one under way stops at its next chance (S3: the transfer is
+ * aborted and not retried; a multipart upload is aborted), with VB_EBUSY and "abandoned" in the
+ * message; nothing is written under the name. Reads, removes and the rest are not affected.
+ * For the pack uploads of a task that ends without a commit (packup.h). The flag is borrowed
+ * and must outlive the thread's store calls. */
+void vb_store_abandon_when(const atomic_bool *flag);
+/* Has the calling thread's flag (vb_store_abandon_when) been raised? For store implementations;
+ * sets the message (naming `name`) when it has. */
+bool vb_store_abandoned(const char *name);
 
 /* Reads a whole object of at most `max` bytes into a new buffer (caller frees *out).
  * VB_ENOTFOUND; VB_ECORRUPT when larger than max. */

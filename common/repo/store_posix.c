@@ -57,6 +57,18 @@ static void s_test_delay(const s_posix_t *p)
     s_sleep_us(p->delay_us);
 }
 
+/* A put's test delay, in slices: an upload abandoned meanwhile (vb_store_abandon_when) stops
+ * as a slow write would, before anything is written. True when abandoned. */
+static bool s_put_delay(const s_posix_t *p, const char *name)
+{
+    for (long left = p->delay_us; left > 0; left -= 10000) {
+        if (vb_store_abandoned(name))
+            return true;
+        s_sleep_us(left < 10000 ? left : 10000);
+    }
+    return vb_store_abandoned(name);
+}
+
 static int s_errno_code(int err)
 {
     if (err == ENOENT)
@@ -229,7 +241,8 @@ static int s_put(void *state, const char *name, const struct iovec *iov, int iov
     const char *leaf = s_split(name, dir);
     int rc = 0, fd = -1;
     bool tmp_made = false;
-    s_test_delay(p);
+    if (s_put_delay(p, name))
+        return VB_EBUSY;
     int dfd = s_open_dir(p, dir, true);
     if (dfd < 0)
         return vb_error_code();

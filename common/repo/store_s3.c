@@ -279,6 +279,73 @@ static int s_simple(s_s3_t *s, vb_s3_req_t *r, const char *method, const char *k
     return vb_s3_request(s->conn, r);
 }
 
+/* ---------- paged listings ----------
+ *
+ * ListObjectsV2, ListObjectVersions and ListMultipartUploads answer a page at a time and name
+ * where the next one starts (one or two markers). s_paged asks page after page: the query is
+ * the listing's fixed parameters plus the markers of the last page, sorted by name as SigV4
+ * signs it; s_page_fn hands a page's entries on and takes its next markers (NULL: the last
+ * page). Memory is bounded by a page. */
+
+typedef struct {
+    const char *name;
+    const char *value; /* percent-encoded here */
+} s_param_t;
+
+/* Parses one answer, hands its entries on, and moves the page's next markers into next[0..1]
+ * (both NULL on the last page). > 0 stops the listing (s_paged returns 0). */
+typedef int (*s_page_fn)(s_s3_t *s, const vb_buf_t *answer, void *arg, char *next[2]);
+
+static int s_param_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_param_t *)a)->name, ((const s_param_t *)b)->name);
+}
+
+static int s_query_build(s_param_t *p, size_t n, vb_buf_t *q)
+{
+    char esc[S_KEY_MAX * 3];
+    int rc = 0;
+    qsort(p, n, sizeof *p, s_param_cmp);
+    q->len = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = vb_s3_escape(p[i].value, esc, sizeof esc)) == 0)
+            rc = vb_buf_printf(q, "%s%s=%s", i ? "&" : "", p[i].name, esc);
+    return rc;
+}
+
+/* Lists with `fixed` (at most 4) parameters, carrying markers named marker_names from page to
+ * page. */
+static int s_paged(s_s3_t *s, const s_param_t *fixed, size_t nfixed,
+                   const char *const marker_names[2], s_page_fn fn, void *arg)
+{
+    char *mark[2] = {NULL, NULL};
+    vb_buf_t q = {0};
+    int rc = 0;
+    do {
+        s_param_t p[6];
+        size_t n = nfixed;
+        memcpy(p, fixed, nfixed * sizeof *p);
+        for (int k = 0; k < 2; k++)
+            if (mark[k] && marker_names[k])
+                p[n++] = (s_param_t){marker_names[k], mark[k]};
+        if ((rc = s_query_build(p, n, &q)) != 0)
+            break;
+        vb_s3_req_t r = {0};
+        char *next[2] = {NULL, NULL};
+        if ((rc = s_simple(s, &r, "GET", NULL, q.data, NULL)) == 0)
+            rc = fn(s, &r.resp, arg, next);
+        vb_s3_req_free(&r);
+        for (int k = 0; k < 2; k++) {
+            free(mark[k]);
+            mark[k] = next[k];
+        }
+    } while (rc == 0 && mark[0]);
+    free(mark[0]);
+    free(mark[1]);
+    vb_buf_free(&q);
+    return rc > 0 ? 0 : rc;
+}
+
 /* HEAD of the key's version `query` ("versionId=V"; NULL: the current one). */
 static int s_head_version(s_s3_t *s, const char *key, const char *query, vb_store_stat_t *st)
 {
@@ -348,7 +415,7 @@ static int s_copy(s_s3_t *s, const char *src, const char *key, bool replace_meta
 }
 
 /* Read-through of a hidden object (the hidden-objects section below). */
-static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz);
+static int s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz);
 
 /* ---------- open/close ---------- */
 
@@ -597,7 +664,7 @@ static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *l
     char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .dst = buf, .cap = cap};
     int rc = vb_s3_request(s->conn, &r);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0) {
         vb_s3_req_free(&r);
         r = (vb_s3_req_t){.method = "GET", .key = key, .query = vq, .dst = buf, .cap = cap};
         rc = vb_s3_request(s->conn, &r);
@@ -625,7 +692,7 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
     char vq[512];
     vb_s3_req_t r = {.method = "GET", .key = key, .headers = headers, .dst = buf, .cap = len};
     int rc = vb_s3_request(s->conn, &r);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq)) {
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0) {
         vb_s3_req_free(&r);
         r = (vb_s3_req_t){
             .method = "GET", .key = key, .query = vq, .headers = headers, .dst = buf, .cap = len};
@@ -649,7 +716,7 @@ static int s_stat(void *state, const char *name, vb_store_stat_t *st)
     char key[S_KEY_MAX], vq[512];
     s_key(s, name, key);
     int rc = s_head(s, key, st);
-    if (rc == VB_ENOTFOUND && s_hidden_query(s, key, vq, sizeof vq))
+    if (rc == VB_ENOTFOUND && (rc = s_hidden_query(s, key, vq, sizeof vq)) == 0)
         rc = s_head_version(s, key, vq, st);
     return rc;
 }
@@ -675,55 +742,43 @@ static int s_extend_lock(void *state, const char *name)
 
 /* ---------- list ---------- */
 
-/* One page: its query (with the continuation token of the last page), its names to fn. */
-static int s_list_page(s_s3_t *s, const char *prefix, char **token, vb_store_list_fn fn, void *arg,
-                       bool *stop)
+typedef struct {
+    vb_store_list_fn fn;
+    void *arg;
+} s_list_t;
+
+/* One page of ListObjectsV2: the names of this store's objects to fn. */
+static int s_list_page(s_s3_t *s, const vb_buf_t *answer, void *arg, char *next[2])
 {
-    char query[S_QUERY_MAX], pfx[S_KEY_MAX * 3], tok[1024] = "";
-    char full[S_KEY_MAX];
-    s_key(s, prefix, full);
-    int rc = vb_s3_escape(full, pfx, sizeof pfx);
-    if (rc == 0 && *token)
-        rc = vb_s3_escape(*token, tok, sizeof tok);
-    if (rc)
-        return rc;
-    snprintf(query, sizeof query, "%s%s%slist-type=2&max-keys=%d&prefix=%s",
-             *token ? "continuation-token=" : "", tok, *token ? "&" : "", s->page, pfx);
-    vb_s3_req_t r = {0};
+    s_list_t *l = arg;
     vb_s3_list_t page = {0};
-    rc = s_simple(s, &r, "GET", NULL, query, NULL);
-    if (rc == 0)
-        rc = vb_s3_list_parse(r.resp.data, r.resp.len, &page);
-    vb_s3_req_free(&r);
+    int rc = vb_s3_list_parse(answer->data, answer->len, &page);
     size_t plen = strlen(s->prefix);
-    for (size_t i = 0; rc == 0 && !*stop && i < page.n; i++) {
+    for (size_t i = 0; rc == 0 && i < page.n; i++) {
         const char *name = page.objs[i].key + plen;
         if (strncmp(page.objs[i].key, s->prefix, plen) != 0 || vb_store_check_name(name)) {
             vb_error_clear(); /* not an object of this store */
             continue;
         }
         vb_store_stat_t st = {.size = page.objs[i].size, .mtime = page.objs[i].mtime};
-        rc = fn(arg, name, &st);
-        *stop = rc > 0;
+        rc = l->fn(l->arg, name, &st);
     }
-    free(*token);
-    *token = page.next_token;
+    next[0] = page.next_token;
     page.next_token = NULL;
     vb_s3_list_free(&page);
-    return rc > 0 ? 0 : rc;
+    return rc;
 }
 
 static int s_list(void *state, const char *prefix, vb_store_list_fn fn, void *arg)
 {
     s_s3_t *s = state;
-    char *token = NULL;
-    bool stop = false;
-    int rc = 0;
-    do
-        rc = s_list_page(s, prefix, &token, fn, arg, &stop);
-    while (rc == 0 && !stop && token);
-    free(token);
-    return rc;
+    char full[S_KEY_MAX], max[16];
+    s_key(s, prefix, full);
+    snprintf(max, sizeof max, "%d", s->page);
+    const s_param_t fixed[] = {{"list-type", "2"}, {"max-keys", max}, {"prefix", full}};
+    static const char *const markers[2] = {"continuation-token", NULL};
+    s_list_t l = {fn, arg};
+    return s_paged(s, fixed, 3, markers, s_list_page, &l);
 }
 
 /* ---------- remove, move ---------- */
@@ -855,40 +910,35 @@ static int s_abort_old(s_s3_t *s, const vb_s3_uploads_t *u, time_t older_than, b
     return rc;
 }
 
+typedef struct {
+    time_t older_than;
+    bool dry_run;
+    uint64_t *removed;
+} s_cleanup_t;
+
+/* One page of ListMultipartUploads: the old ones aborted. */
+static int s_uploads_page(s_s3_t *s, const vb_buf_t *answer, void *arg, char *next[2])
+{
+    s_cleanup_t *c = arg;
+    vb_s3_uploads_t u = {0};
+    int rc = vb_s3_uploads_parse(answer->data, answer->len, &u);
+    if (rc == 0)
+        rc = s_abort_old(s, &u, c->older_than, c->dry_run, c->removed);
+    next[0] = u.next_key;
+    next[1] = u.next_upload_id;
+    u.next_key = u.next_upload_id = NULL;
+    vb_s3_uploads_free(&u);
+    return rc;
+}
+
 static int s_cleanup(void *state, time_t older_than, bool dry_run, uint64_t *removed)
 {
     s_s3_t *s = state;
-    char *key_marker = NULL, *id_marker = NULL;
-    int rc = 0;
     *removed = 0;
-    do {
-        char query[S_QUERY_MAX * 2], pfx[S_KEY_MAX * 3], km[S_KEY_MAX * 3] = "", im[1024] = "";
-        rc = vb_s3_escape(s->prefix, pfx, sizeof pfx);
-        if (rc == 0 && key_marker)
-            rc = vb_s3_escape(key_marker, km, sizeof km);
-        if (rc == 0 && id_marker)
-            rc = vb_s3_escape(id_marker, im, sizeof im);
-        if (rc)
-            break;
-        snprintf(query, sizeof query,
-                 "%s%s%sprefix=%s%s%s&uploads=", key_marker ? "key-marker=" : "", km,
-                 key_marker ? "&" : "", pfx, id_marker ? "&upload-id-marker=" : "", im);
-        vb_s3_req_t r = {0};
-        vb_s3_uploads_t u = {0};
-        if ((rc = s_simple(s, &r, "GET", NULL, query, NULL)) == 0 &&
-            (rc = vb_s3_uploads_parse(r.resp.data, r.resp.len, &u)) == 0)
-            rc = s_abort_old(s, &u, older_than, dry_run, removed);
-        vb_s3_req_free(&r);
-        free(key_marker);
-        free(id_marker);
-        key_marker = u.next_key;
-        id_marker = u.next_upload_id;
-        u.next_key = u.next_upload_id = NULL;
-        vb_s3_uploads_free(&u);
-    } while (rc == 0 && key_marker);
-    free(key_marker);
-    free(id_marker);
-    return rc;
+    const s_param_t fixed[] = {{"prefix", s->prefix}, {"uploads", ""}};
+    static const char *const markers[2] = {"key-marker", "upload-id-marker"};
+    s_cleanup_t c = {older_than, dry_run, removed};
+    return s_paged(s, fixed, 2, markers, s_uploads_page, &c);
 }
 
 static int s_local_path(void *state, const char *name, char *out, size_t outsz)
@@ -959,57 +1009,63 @@ static int s_walk_entry(s_s3_t *s, s_walk_t *w, const vb_s3_version_t *v, const 
     return fn(s, &w->h, arg);
 }
 
+typedef struct {
+    s_walk_t w;
+    const char *exact;
+    s_hidden_fn fn;
+    void *arg;
+} s_walk_list_t;
+
+/* One page of ListObjectVersions: its entries through the walk. */
+static int s_versions_page(s_s3_t *s, const vb_buf_t *answer, void *arg, char *next[2])
+{
+    s_walk_list_t *l = arg;
+    vb_s3_versions_t page = {0};
+    int rc = vb_s3_versions_parse(answer->data, answer->len, &page);
+    for (size_t i = 0; rc == 0 && i < page.n; i++)
+        rc = s_walk_entry(s, &l->w, &page.vers[i], l->exact, l->fn, l->arg);
+    next[0] = page.next_key;
+    next[1] = page.next_version_id;
+    page.next_key = page.next_version_id = NULL;
+    vb_s3_versions_free(&page);
+    return rc;
+}
+
 /* Walks ListObjectVersions of the keys under the full key prefix `pfx` (exact: only that key),
  * calling fn for each hidden one. fn > 0 stops the walk. */
 static int s_walk_hidden(s_s3_t *s, const char *pfx, const char *exact, s_hidden_fn fn, void *arg)
 {
-    char query[S_QUERY_MAX * 2], epfx[S_KEY_MAX * 3], km[S_KEY_MAX * 3], vm[1024];
-    char *next_key = NULL, *next_vid = NULL;
-    s_walk_t w = {0};
-    int rc = vb_s3_escape(pfx, epfx, sizeof epfx);
-    do {
-        km[0] = vm[0] = '\0';
-        if (rc == 0 && next_key)
-            rc = vb_s3_escape(next_key, km, sizeof km);
-        if (rc == 0 && next_vid)
-            rc = vb_s3_escape(next_vid, vm, sizeof vm);
-        if (rc)
-            break;
-        snprintf(query, sizeof query,
-                 "%s%s%smax-keys=%d&prefix=%s%s%s&versions=", next_key ? "key-marker=" : "", km,
-                 next_key ? "&" : "", s->page, epfx, next_vid ? "&version-id-marker=" : "", vm);
-        vb_s3_req_t r = {0};
-        vb_s3_versions_t page = {0};
-        if ((rc = s_simple(s, &r, "GET", NULL, query, NULL)) == 0)
-            rc = vb_s3_versions_parse(r.resp.data, r.resp.len, &page);
-        vb_s3_req_free(&r);
-        for (size_t i = 0; rc == 0 && i < page.n; i++)
-            rc = s_walk_entry(s, &w, &page.vers[i], exact, fn, arg);
-        free(next_key);
-        free(next_vid);
-        next_key = page.next_key;
-        next_vid = page.next_version_id;
-        page.next_key = page.next_version_id = NULL;
-        vb_s3_versions_free(&page);
-    } while (rc == 0 && next_key);
-    free(next_key);
-    free(next_vid);
-    s_walk_reset(&w);
-    return rc > 0 ? 0 : rc;
+    char max[16];
+    snprintf(max, sizeof max, "%d", s->page);
+    const s_param_t fixed[] = {{"max-keys", max}, {"prefix", pfx}, {"versions", ""}};
+    static const char *const markers[2] = {"key-marker", "version-id-marker"};
+    s_walk_list_t l = {.exact = exact, .fn = fn, .arg = arg};
+    int rc = s_paged(s, fixed, 3, markers, s_versions_page, &l);
+    s_walk_reset(&l.w);
+    return rc;
 }
 
-/* Does the bucket have Object Lock? Asked once per store, quietly. */
-static bool s_bucket_has_lock(s_s3_t *s)
+/* Does the bucket have Object Lock? Asked until the server answers, then remembered: an answer
+ * (a configuration, or a 4xx such as ObjectLockConfigurationNotFoundError) is kept; a failure
+ * to get one (the endpoint down, a 5xx after the retries) is returned and not remembered, so
+ * one blip does not turn lock handling off for the life of the store. */
+static int s_bucket_has_lock(s_s3_t *s, bool *on)
 {
     int known = __atomic_load_n(&s->bucket_lock, __ATOMIC_RELAXED);
+    *on = known == 2;
     if (known)
-        return known == 2;
+        return 0;
     vb_s3_req_t r = {0};
-    bool on = s_simple(s, &r, "GET", NULL, "object-lock=", NULL) == 0 && r.resp.data &&
-              memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
+    int rc = s_simple(s, &r, "GET", NULL, "object-lock=", NULL);
+    bool answered = rc == 0 || (r.status >= 400 && r.status <= 499);
+    *on = rc == 0 && r.resp.data &&
+          memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
     vb_s3_req_free(&r);
-    __atomic_store_n(&s->bucket_lock, on ? 2 : 1, __ATOMIC_RELAXED);
-    return on;
+    if (!answered)
+        return vb_error_prefix(rc, "cannot tell whether the bucket has Object Lock");
+    vb_error_clear();
+    __atomic_store_n(&s->bucket_lock, *on ? 2 : 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static int s_found_version(s_s3_t *s, const s_hidden_t *h, void *arg)
@@ -1024,24 +1080,28 @@ static int s_found_version(s_s3_t *s, const s_hidden_t *h, void *arg)
     return 1;
 }
 
-/* On a bucket with Object Lock, a key that answered 404 may be hidden by a delete marker:
- * true with *query "versionId=V" of its newest version. The caller's error stays as it was
- * when there is none. */
-static bool s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz)
+/* On a bucket with Object Lock, a key that answered 404 may be hidden by a delete marker: 0
+ * with *query "versionId=V" of its newest version. VB_ENOTFOUND, with the caller's error as it
+ * was, when it is not hidden; another code when that could not be found out (the lock probe or
+ * the version listing failed): a transient failure is reported, not taken for "missing". */
+static int s_hidden_query(s_s3_t *s, const char *key, char *query, size_t qsz)
 {
     if (qsz < 512)
-        return false;
+        return VB_ENOTFOUND;
     char saved[1024];
     int code = vb_error_code();
     snprintf(saved, sizeof saved, "%s", vb_error_msg());
     query[0] = '\0';
-    bool found =
-        s_bucket_has_lock(s) && s_walk_hidden(s, key, key, s_found_version, query) == 0 && query[0];
-    if (found)
-        vb_error_clear();
-    else
-        vb_error_set(code, "%s", saved);
-    return found;
+    bool on = false;
+    int rc = s_bucket_has_lock(s, &on);
+    if (rc == 0 && on)
+        rc = s_walk_hidden(s, key, key, s_found_version, query);
+    if (rc)
+        return rc;
+    if (!query[0])
+        return vb_error_set(code, "%s", saved);
+    vb_error_clear();
+    return 0;
 }
 
 typedef struct {
@@ -1106,6 +1166,13 @@ static int s_unhide(void *state, const char *name)
     if (rc == 0 && !found)
         rc = vb_error_set(VB_ENOTFOUND, "%s key %s: not hidden by a delete marker",
                           vb_s3_conn_where(s->conn), key);
+    /* A walk keeps at most S_VERSIONS_MAX markers of a key (the newest): walked again until
+     * none is left above the version, however many plain DELETEs were sent. Each round removes
+     * at least one, so this ends. */
+    for (bool more = found; rc == 0 && more;) {
+        more = false;
+        rc = s_walk_hidden(s, key, key, s_remove_markers, &more);
+    }
     return rc;
 }
 

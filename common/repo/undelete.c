@@ -69,7 +69,13 @@ int vb_undelete_run(vb_store_t *store, bool dry_run, vb_undelete_stats_t *out)
     if (rc == 0 && !dry_run)
         rc = s_bring_back(store, &u);
     if (rc == 0)
-        rc = vb_idxobj_unindexed_packs(store, &st.unindexed);
+        rc =
+            vb_idxobj_unindexed_packs(store, u.now - VB_UNDELETE_GRACE_S, &st.unindexed, &st.young);
+    if (rc == 0 && st.young)
+        VB_LOG_INFO("repo",
+                    "undelete young_packs=%llu (written within %d s and in no index object: a "
+                    "backup still writing them; not a reason to rebuild the chunk index)",
+                    (unsigned long long)st.young, VB_UNDELETE_GRACE_S);
     st.index_rebuilt = rc == 0 && st.unindexed > 0;
     if (st.index_rebuilt && !dry_run)
         rc = vb_idxobj_repair(store, &st.repair);

@@ -424,6 +424,11 @@ static void s_undelete_text(FILE *out, const char *path, bool dry_run,
                 "rebuilt the chunk index from %" PRIu64 " pack(s): %" PRIu64 " chunk(s) (%" PRIu64
                 " pack(s) were not in it)\n",
                 st->repair.packs, st->repair.chunks, st->unindexed);
+    if (st->young)
+        fprintf(out,
+                "skipped %" PRIu64 " pack(s) written within the last %d h that no index object "
+                "names (a backup still writing them): the chunk index was not rebuilt for them\n",
+                st->young, VB_UNDELETE_GRACE_S / 3600);
     if (st->index_objects || st->expired)
         fprintf(out,
                 "left hidden: %" PRIu64 " chunk index object(s) (the index comes from the packs), "
@@ -433,13 +438,14 @@ static void s_undelete_text(FILE *out, const char *path, bool dry_run,
 
 static int s_undelete_json(FILE *out, bool dry_run, const vb_undelete_stats_t *st)
 {
-    json_t *o =
-        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "dry_run", dry_run,
-                  "brought_back", (json_int_t)st->brought_back, "bytes", (json_int_t)st->bytes,
-                  "packs", (json_int_t)st->packs, "indexes", (json_int_t)st->indexes, "manifests",
-                  (json_int_t)st->manifests, "other", (json_int_t)st->other, "index_objects_hidden",
-                  (json_int_t)st->index_objects, "expired_hidden", (json_int_t)st->expired,
-                  "index_rebuilt", st->index_rebuilt, "unindexed_packs", (json_int_t)st->unindexed);
+    json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I}", "dry_run",
+                          dry_run, "brought_back", (json_int_t)st->brought_back, "bytes",
+                          (json_int_t)st->bytes, "packs", (json_int_t)st->packs, "indexes",
+                          (json_int_t)st->indexes, "manifests", (json_int_t)st->manifests, "other",
+                          (json_int_t)st->other, "index_objects_hidden",
+                          (json_int_t)st->index_objects, "expired_hidden", (json_int_t)st->expired,
+                          "index_rebuilt", st->index_rebuilt, "unindexed_packs",
+                          (json_int_t)st->unindexed, "young_packs", (json_int_t)st->young);
     int rc = o && json_dumpf(o, out, JSON_COMPACT) == 0 ? 0 : -1;
     fputc('\n', out);
     json_decref(o);

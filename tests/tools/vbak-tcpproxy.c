@@ -1,14 +1,17 @@
 /* vbak-tcpproxy — a TCP relay for tests that need a network blip between vbak and a server.
  *
- *   vbak-tcpproxy --to HOST:PORT --port-file FILE [--outage-ms MS]
+ *   vbak-tcpproxy --to HOST:PORT --port-file FILE [--outage-ms MS] [--reset TEXT [--times N]]
  *
  * Listens on an ephemeral port of 127.0.0.1 (written to FILE once it listens) and relays every
  * connection to HOST:PORT byte for byte (TLS passes through untouched). SIGUSR1 starts an outage
  * of MS milliseconds (default 3000): every open connection is reset and every new one is reset at
  * once until it ends, as a peer sees a vCenter whose network blinks. SIGUSR2: the next answer of
  * the server is dropped and its connection reset, both sides (the server did the request; the
- * client never hears so); an HTTP interim answer (100 Continue) before it passes. SIGTERM stops
- * it. */
+ * client never hears so); an HTTP interim answer (100 Continue) before it passes.
+ * --reset TEXT: the first N (default 1) requests (plain HTTP) whose bytes contain TEXT are not
+ * relayed; their connection is reset instead, as a network blip that hits that request (libcurl
+ * itself resends a request once on a new connection when a reused one died: N = 2 gets past
+ * that). SIGTERM stops it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -103,6 +106,14 @@ static bool s_relay(s_pair_t *p, int from)
     return true;
 }
 
+/* Does what the client sends next contain `text`? */
+static bool s_request_has(int fd, const char *text)
+{
+    char head[4096];
+    ssize_t n = recv(fd, head, sizeof head, MSG_PEEK);
+    return n > 0 && memmem(head, (size_t)n, text, strlen(text)) != NULL;
+}
+
 /* Is what the server sends next an HTTP interim answer ("HTTP/1.1 100 Continue")? */
 static bool s_interim(int fd)
 {
@@ -156,7 +167,8 @@ static void s_accept(int lfd, s_pair_t *pairs, bool outage, const char *host, co
 
 int main(int argc, char **argv)
 {
-    const char *to = NULL, *port_file = NULL;
+    const char *to = NULL, *port_file = NULL, *reset = NULL;
+    long reset_times = 1;
     long long outage_ms = 3000;
     bool lose = false;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -166,10 +178,15 @@ int main(int argc, char **argv)
             port_file = argv[i + 1];
         else if (!strcmp(argv[i], "--outage-ms"))
             outage_ms = strtoll(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--reset"))
+            reset = argv[i + 1];
+        else if (!strcmp(argv[i], "--times"))
+            reset_times = strtol(argv[i + 1], NULL, 10);
     }
     const char *colon = to ? strrchr(to, ':') : NULL;
     if (!colon || !port_file || outage_ms <= 0) {
-        fprintf(stderr, "usage: vbak-tcpproxy --to HOST:PORT --port-file FILE [--outage-ms MS]\n");
+        fprintf(stderr, "usage: vbak-tcpproxy --to HOST:PORT --port-file FILE [--outage-ms MS] "
+                        "[--reset TEXT [--times N]]\n");
         return 2;
     }
     char host[256];
@@ -213,7 +230,11 @@ int main(int argc, char **argv)
             for (int k = 0; k < 2; k++) {
                 if (pairs[i].fd[k] < 0 || !(pfd[1 + 2 * i + k].revents & (POLLIN | POLLHUP)))
                     continue;
-                if (k == 1 && lose && !s_interim(pairs[i].fd[1])) {
+                if (k == 0 && reset && reset_times > 0 && s_request_has(pairs[i].fd[0], reset)) {
+                    reset_times--;
+                    s_pair_close(&pairs[i], true);
+                    fprintf(stderr, "vbak-tcpproxy: reset a matching request\n");
+                } else if (k == 1 && lose && !s_interim(pairs[i].fd[1])) {
                     lose = false;
                     s_pair_close(&pairs[i], true);
                     fprintf(stderr, "vbak-tcpproxy: lost an answer\n");

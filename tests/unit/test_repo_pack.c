@@ -5,6 +5,7 @@
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
 #include "repo/packup.h"
+#include "repo/undelete.h"
 
 #include "repo_testutil.h"
 
@@ -409,21 +410,28 @@ Test(idxobj, a_damaged_index_object_is_named)
 
 /* ---------- uploads in flight (packup.h) ---------- */
 
-/* Makes shard directory packs/XX unusable for every XX but 00 (a regular file where the
+/* Makes shard directory packs/XX unusable for every XX but `keep` (a regular file where the
  * directory would be: even root cannot write under it), so that 255 of 256 packs fail to
  * upload. */
-static void s_block_pack_shards(const char *repo, bool block)
+static void s_block_shards_but(const char *repo, unsigned keep, bool block)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/packs", repo);
     mkdir(path, 0700);
-    for (unsigned i = 1; i < 256; i++) {
+    for (unsigned i = 0; i < 256; i++) {
+        if (i == keep)
+            continue;
         snprintf(path, sizeof path, "%s/packs/%02x", repo, i);
         if (block)
             tu_write_file(path, "x", 1);
         else
             unlink(path);
     }
+}
+
+static void s_block_pack_shards(const char *repo, bool block)
+{
+    s_block_shards_but(repo, 0, block);
 }
 
 static uint8_t *s_upload_buf(uint8_t fill)
@@ -434,42 +442,88 @@ static uint8_t *s_upload_buf(uint8_t fill)
     return b;
 }
 
+/* The packup tests' set-up: a POSIX store in a fresh directory (its pack shards but 00 made
+ * unusable when `block`), put delays of delay_us (0: none), and uploads in flight. */
+typedef struct {
+    vb_store_t *st;
+    vb_packup_t *up;
+} s_up_t;
+
+static s_up_t s_up_open(unsigned in_flight, bool block, long delay_us)
+{
+    s_dir = tu_tmpdir();
+    if (delay_us) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", delay_us);
+        setenv("VBAK_TEST_STORE_DELAY_US", v, 1);
+    }
+    s_up_t u = {.st = vb_store_open(s_dir, false)};
+    cr_assert_not_null(u.st, "%s", vb_error_msg());
+    if (block)
+        s_block_pack_shards(s_dir, true);
+    u.up = vb_packup_new(u.st, in_flight);
+    cr_assert_not_null(u.up, "%s", vb_error_msg());
+    return u;
+}
+
+static void s_up_close(s_up_t *u)
+{
+    vb_packup_destroy(&u->up);
+    vb_packup_destroy(&u->up);
+    vb_store_destroy(&u->st);
+    unsetenv("VBAK_TEST_STORE_DELAY_US");
+    tu_rmrf(s_dir);
+}
+
+/* One 4096-byte put of bytes `fill` that must be taken; frees the buffer handed back. */
+static void s_up_put(s_up_t *u, const char *name, uint8_t fill)
+{
+    uint8_t *buf = s_upload_buf(fill);
+    size_t cap = 4096;
+    cr_assert_eq(vb_packup_put(u->up, name, &buf, &cap, 4096), 0, "%s", vb_error_msg());
+    cr_assert((buf == NULL) == (cap == 0), "a buffer handed back has its capacity");
+    free(buf);
+}
+
 /* Six puts through four uploads in flight (each put slowed to 0.1 s): four run at once while
  * the caller goes on, each buffer handed back is one an upload finished with, and every object
  * reads back as put once wait returns. */
 Test(packup, four_uploads_run_at_once_and_every_pack_is_written_when_wait_returns)
 {
-    s_dir = tu_tmpdir();
-    setenv("VBAK_TEST_STORE_DELAY_US", "100000", 1);
-    vb_store_t *st = vb_store_open(s_dir, false);
-    cr_assert_not_null(st, "%s", vb_error_msg());
-    vb_packup_t *up = vb_packup_new(st, 4);
-    cr_assert_not_null(up, "%s", vb_error_msg());
+    s_up_t u = s_up_open(4, false, 100000);
     for (uint8_t i = 0; i < 6; i++) {
         char name[64];
         snprintf(name, sizeof name, "packs/00/p%u", i);
-        uint8_t *buf = s_upload_buf(i);
-        size_t cap = 4096;
-        cr_assert_eq(vb_packup_put(up, name, &buf, &cap, 4096), 0, "%s", vb_error_msg());
-        cr_assert((buf == NULL) == (cap == 0), "a buffer handed back has its capacity");
-        free(buf);
+        s_up_put(&u, name, i);
     }
-    cr_assert_eq(vb_packup_wait(up), 0, "%s", vb_error_msg());
-    cr_assert_eq(vb_packup_puts(up), 6);
-    cr_assert_eq(vb_packup_peak(up), 4, "uploads at once: %u", vb_packup_peak(up));
+    cr_assert_eq(vb_packup_wait(u.up), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_packup_puts(u.up), 6);
+    cr_assert_eq(vb_packup_peak(u.up), 4, "uploads at once: %u", vb_packup_peak(u.up));
     for (uint8_t i = 0; i < 6; i++) {
         char name[64];
         uint8_t back[4096];
         size_t len = 0;
         snprintf(name, sizeof name, "packs/00/p%u", i);
-        cr_assert_eq(vb_store_get(st, name, back, sizeof back, &len), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_store_get(u.st, name, back, sizeof back, &len), 0, "%s", vb_error_msg());
         cr_assert(len == 4096 && back[0] == i && back[4095] == i, "%s reads back as put", name);
     }
-    vb_packup_destroy(&up);
-    vb_packup_destroy(&up);
-    vb_store_destroy(&st);
-    unsetenv("VBAK_TEST_STORE_DELAY_US");
-    tu_rmrf(s_dir);
+    s_up_close(&u);
+}
+
+/* A task that ends without a commit (a read error, a cancel): its repository is destroyed with
+ * two uploads still under way (each put slowed to 2 s). They are abandoned: neither pack is
+ * written, nor any temp file left, since no index object will ever list them. (Before, destroy
+ * waited for both and wrote them: garbage for GC, and minutes of retries during an outage.) */
+Test(packup, a_task_ending_without_a_commit_abandons_its_uploads_and_writes_no_pack)
+{
+    s_up_t u = s_up_open(2, false, 2000000);
+    s_up_put(&u, "packs/00/a", 1);
+    s_up_put(&u, "packs/00/b", 2);
+    vb_packup_destroy(&u.up);
+    cr_assert(!vb_store_exists(u.st, "packs/00/a") && !vb_store_exists(u.st, "packs/00/b"),
+              "an abandoned upload writes nothing");
+    cr_assert_eq(tu_count_files(s_dir, ""), 0, "no temp file either");
+    s_up_close(&u);
 }
 
 /* One upload among those in flight fails (the last put: no earlier put can have seen it
@@ -477,31 +531,21 @@ Test(packup, four_uploads_run_at_once_and_every_pack_is_written_when_wait_return
  * that failure (the caller keeps its buffer), so nothing is listed as written after it. */
 Test(packup, a_failed_upload_is_kept_and_fails_every_later_put)
 {
-    s_dir = tu_tmpdir();
-    vb_store_t *st = vb_store_open(s_dir, false);
-    cr_assert_not_null(st, "%s", vb_error_msg());
-    s_block_pack_shards(s_dir, true);
-    vb_packup_t *up = vb_packup_new(st, 4);
+    s_up_t u = s_up_open(4, true, 0);
     const char *names[] = {"packs/00/a", "packs/00/b", "packs/00/c", "packs/ff/d"};
-    for (size_t i = 0; i < 4; i++) {
-        uint8_t *buf = s_upload_buf((uint8_t)i);
-        size_t cap = 4096;
-        cr_assert_eq(vb_packup_put(up, names[i], &buf, &cap, 4096), 0, "%s", vb_error_msg());
-        free(buf);
-    }
-    cr_assert_eq(vb_packup_wait(up), VB_EIO);
+    for (size_t i = 0; i < 4; i++)
+        s_up_put(&u, names[i], (uint8_t)i);
+    cr_assert_eq(vb_packup_wait(u.up), VB_EIO);
     cr_assert(strstr(vb_error_msg(), "packs/ff"), "names where: %s", vb_error_msg());
     uint8_t *buf = s_upload_buf(9);
     size_t cap = 4096;
-    cr_assert_eq(vb_packup_put(up, "packs/00/e", &buf, &cap, 4096), VB_EIO);
+    cr_assert_eq(vb_packup_put(u.up, "packs/00/e", &buf, &cap, 4096), VB_EIO);
     cr_assert(strstr(vb_error_msg(), "packs/ff"), "%s", vb_error_msg());
     cr_assert_not_null(buf, "a refused put leaves the buffer with the caller");
     free(buf);
-    cr_assert_eq(vb_packup_wait(up), VB_EIO);
-    cr_assert(!vb_store_exists(st, "packs/00/e"), "nothing is put after the failure");
-    vb_packup_destroy(&up);
-    vb_store_destroy(&st);
-    tu_rmrf(s_dir);
+    cr_assert_eq(vb_packup_wait(u.up), VB_EIO);
+    cr_assert(!vb_store_exists(u.st, "packs/00/e"), "nothing is put after the failure");
+    s_up_close(&u);
 }
 
 /* No upload thread can start (thread stacks larger than memory): the put fails, and so does
@@ -509,10 +553,7 @@ Test(packup, a_failed_upload_is_kept_and_fails_every_later_put)
  * cannot be followed by a commit whose wait says every pack is written. */
 Test(packup, a_put_that_starts_no_upload_thread_fails_every_later_put_and_wait)
 {
-    s_dir = tu_tmpdir();
-    vb_store_t *st = vb_store_open(s_dir, false);
-    cr_assert_not_null(st, "%s", vb_error_msg());
-    vb_packup_t *up = vb_packup_new(st, 2);
+    s_up_t u = s_up_open(2, false, 0);
     pthread_attr_t dflt, huge;
     cr_assert_eq(pthread_getattr_default_np(&dflt), 0);
     cr_assert_eq(pthread_attr_init(&huge), 0);
@@ -520,21 +561,19 @@ Test(packup, a_put_that_starts_no_upload_thread_fails_every_later_put_and_wait)
     cr_assert_eq(pthread_setattr_default_np(&huge), 0);
     uint8_t *buf = s_upload_buf(1);
     size_t cap = 4096;
-    int rc = vb_packup_put(up, "packs/00/a", &buf, &cap, 4096);
+    int rc = vb_packup_put(u.up, "packs/00/a", &buf, &cap, 4096);
     cr_assert_eq(pthread_setattr_default_np(&dflt), 0);
     cr_assert_eq(rc, VB_ENOMEM, "%d %s", rc, vb_error_msg());
     cr_assert_not_null(buf, "a refused put leaves the buffer with the caller");
-    cr_assert_eq(vb_packup_put(up, "packs/00/b", &buf, &cap, 4096), VB_ENOMEM,
+    cr_assert_eq(vb_packup_put(u.up, "packs/00/b", &buf, &cap, 4096), VB_ENOMEM,
                  "a later put fails too");
     cr_assert(strstr(vb_error_msg(), "upload thread"), "%s", vb_error_msg());
-    cr_assert_eq(vb_packup_wait(up), VB_ENOMEM, "and so does the commit's wait");
-    cr_assert(!vb_store_exists(st, "packs/00/b"));
+    cr_assert_eq(vb_packup_wait(u.up), VB_ENOMEM, "and so does the commit's wait");
+    cr_assert(!vb_store_exists(u.st, "packs/00/b"));
     free(buf);
     pthread_attr_destroy(&huge);
     pthread_attr_destroy(&dflt);
-    vb_packup_destroy(&up);
-    vb_store_destroy(&st);
-    tu_rmrf(s_dir);
+    s_up_close(&u);
 }
 
 /* A pack writer with uploads in flight (most shard directories unusable): the first seal's
@@ -543,14 +582,10 @@ Test(packup, a_put_that_starts_no_upload_thread_fails_every_later_put_and_wait)
  * starts afresh after a seal the uploads took. */
 Test(packup, a_pack_the_uploads_refuse_is_never_listed)
 {
-    s_dir = tu_tmpdir();
-    vb_store_t *st = vb_store_open(s_dir, false);
-    cr_assert_not_null(st, "%s", vb_error_msg());
-    s_block_pack_shards(s_dir, true);
-    vb_packup_t *up = vb_packup_new(st, 1);
+    s_up_t u = s_up_open(1, true, 0);
     s_sealed_t sealed = {0};
-    vb_pack_writer_t *pw = vb_pack_writer_new(st, S_TARGET, s_on_sealed, &sealed);
-    vb_pack_writer_set_uploads(pw, up);
+    vb_pack_writer_t *pw = vb_pack_writer_new(u.st, S_TARGET, s_on_sealed, &sealed);
+    vb_pack_writer_set_uploads(pw, u.up);
     uint8_t img[100];
     vb_digest_t d[2] = {{{1}}, {{2}}};
     int rc = 0;
@@ -558,7 +593,7 @@ Test(packup, a_pack_the_uploads_refuse_is_never_listed)
     for (int i = 0; i < 15 && rc == 0; i++) {
         cr_assert_eq(vb_pack_add(pw, &d[0], img, sizeof img, sizeof img), 0);
         cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
-        rc = vb_packup_wait(up);
+        rc = vb_packup_wait(u.up);
     }
     cr_assert_eq(rc, VB_EIO, "an upload failed: %s", vb_error_msg());
     size_t listed = sealed.packs;
@@ -567,9 +602,7 @@ Test(packup, a_pack_the_uploads_refuse_is_never_listed)
     cr_assert_eq(vb_pack_seal(pw), VB_EIO);
     cr_assert_eq(sealed.packs, listed, "the refused pack is not listed");
     vb_pack_writer_destroy(&pw);
-    vb_packup_destroy(&up);
-    vb_store_destroy(&st);
-    tu_rmrf(s_dir);
+    s_up_close(&u);
 }
 
 /* A backup whose pack uploads fail (four in flight, 4 MiB packs, most shard directories
@@ -715,4 +748,143 @@ Test(idxobj, a_builder_reused_after_a_write_writes_a_whole_second_object)
     vb_chunkidx_destroy(&ci);
     vb_idxobj_destroy(&obj);
     vb_repo_destroy(&r);
+}
+
+/* ---------- undelete and a backup still writing (undelete.h) ---------- */
+
+/* A repository with a committed backup and a pack a backup is still writing (sealed and
+ * uploaded, no index object yet): undelete does not rebuild the chunk index for that pack, and
+ * says it skipped it. The same pack once older than the grace period (a crashed writer's) is a
+ * reason to rebuild, as before. (Undelete used to rebuild whenever any pack was unindexed,
+ * racing a live backup's commit.) */
+Test(idxobj, undelete_leaves_the_packs_of_a_backup_still_writing_alone)
+{
+    vb_repo_t *r = s_make_repo(false);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    char path[4096], file[4096];
+    snprintf(path, sizeof path, "%s", vb_repo_path(r));
+    uint8_t *data = malloc(S_CHUNK);
+    vb_digest_t d[2];
+    tu_fill_random(data, S_CHUNK, 61);
+    cr_assert_eq(vb_repo_digest(w, data, S_CHUNK, &d[0]), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d[0], data, S_CHUNK, NULL), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_sync(r), 0, "%s", vb_error_msg()); /* the committed backup */
+    /* the running backup: a pack written, its commit still to come */
+    s_sealed_t sealed = {0};
+    vb_pack_writer_t *pw = vb_pack_writer_new(vb_repo_store(r), S_TARGET, s_on_sealed, &sealed);
+    const uint8_t *img = NULL;
+    size_t img_len = 0;
+    tu_fill_random(data, S_CHUNK, 62);
+    cr_assert_eq(vb_repo_digest(w, data, S_CHUNK, &d[1]), 0);
+    cr_assert_eq(vb_repo_chunk_encode(w, &d[1], data, S_CHUNK, &img, &img_len), 0);
+    cr_assert_eq(vb_pack_add(pw, &d[1], img, img_len, S_CHUNK), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_pack_seal(pw), 0, "%s", vb_error_msg());
+    char live[VB_PACK_NAME_LEN];
+    vb_pack_name(&sealed.ids[0], live);
+    vb_pack_writer_destroy(&pw);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+
+    vb_undelete_stats_t us;
+    cr_assert_eq(vb_repo_undelete_opts(path, NULL, false, &us), 0, "%s", vb_error_msg());
+    cr_assert_eq(us.young, 1, "the running backup's pack is skipped: %llu",
+                 (unsigned long long)us.young);
+    cr_assert_eq(us.unindexed, 0);
+    cr_assert(!us.index_rebuilt, "no rebuild under a live backup");
+    cr_assert_eq(us.repair.packs, 0);
+
+    /* the same pack two days old: a writer that never committed; rebuilt as before */
+    r = vb_repo_open(path, NULL);
+    cr_assert_eq(vb_store_local_path(vb_repo_store(r), live, file, sizeof file), 0, "%s",
+                 vb_error_msg());
+    vb_repo_destroy(&r);
+    struct timespec old[2] = {{time(NULL) - 2 * 86400, 0}, {time(NULL) - 2 * 86400, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, file, old, 0), 0, "%s: %s", file, strerror(errno));
+    cr_assert_eq(vb_repo_undelete_opts(path, NULL, false, &us), 0, "%s", vb_error_msg());
+    cr_assert_eq(us.young, 0);
+    cr_assert_eq(us.unindexed, 1);
+    cr_assert(us.index_rebuilt);
+    cr_assert_eq(us.repair.packs, 2);
+    free(data);
+    tu_rmrf(s_dir);
+}
+
+/* ---------- the commit's lock scope (packed.c) ---------- */
+
+typedef struct {
+    vb_repo_t *r;
+    int rc;
+} s_commit_t;
+
+static void *s_commit_thread(void *arg)
+{
+    s_commit_t *c = arg;
+    c->rc = vb_repo_sync(c->r);
+    return NULL;
+}
+
+static int s_pack_name_of(void *arg, const char *name, const vb_store_stat_t *st)
+{
+    (void)st;
+    snprintf(arg, VB_STORE_NAME_MAX + 1, "%s", name);
+    return 1;
+}
+
+/* A writer seals a pack while another thread's commit is between its uploads' wait and its
+ * index object's write (the window widened to 0.5 s by VBAK_TEST_COMMIT_DELAY_US), and that
+ * pack's upload fails (every shard but the commit's own pack's made unusable once that pack is
+ * written). The commit holds the writers' lock through the window, so the seal waits for it:
+ * the commit succeeds and its index object names only the chunk whose pack is there. (With the
+ * lock released after the seal, the seal went in during the window: the index object named a
+ * chunk in a pack that never got written, or the commit's wait met the failure.) */
+Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
+{
+    char path[4096], pack[VB_STORE_NAME_MAX + 1] = "";
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    setenv("VBAK_TEST_COMMIT_DELAY_US", "500000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
+    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_worker_t *wa = vb_repo_worker_new(r), *wb = vb_repo_worker_new(r);
+    uint8_t *data = malloc(2 * (size_t)S_CHUNK);
+    tu_fill_random(data, 2 * (size_t)S_CHUNK, 71);
+    vb_digest_t d[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(vb_repo_digest(wa, data + (size_t)i * S_CHUNK, S_CHUNK, &d[i]), 0);
+    cr_assert_eq(vb_repo_chunk_put(wa, &d[0], data, S_CHUNK, NULL), 0, "%s", vb_error_msg());
+    s_commit_t c = {.r = r};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, s_commit_thread, &c), 0);
+    vb_store_t *st = vb_repo_store(r);
+    for (int i = 0; i < 10000 && !pack[0]; i++) { /* the commit's pack is written: its wait */
+        cr_assert_eq(vb_store_list(st, "packs/", s_pack_name_of, pack), 0, "%s", vb_error_msg());
+        if (!pack[0])
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    cr_assert(pack[0], "the commit's pack was not written within 10 s");
+    s_block_shards_but(path, (unsigned)strtoul((char[3]){pack[6], pack[7], 0}, NULL, 16), true);
+    cr_assert_eq(vb_repo_chunk_put(wb, &d[1], data + S_CHUNK, S_CHUNK, NULL), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(wb), 0, "the seal: %s", vb_error_msg());
+    pthread_join(t, NULL);
+    cr_assert_eq(c.rc, 0, "the commit: %s", vb_error_msg());
+    vb_repo_worker_destroy(&wa);
+    vb_repo_worker_destroy(&wb);
+    vb_repo_destroy(&r);
+    vb_chunkidx_t *ci = vb_chunkidx_new();
+    r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    cr_assert_eq(vb_idxobj_load(vb_repo_store(r), ci, NULL, NULL), 0, "%s", vb_error_msg());
+    vb_chunkidx_loc_t loc;
+    cr_assert(vb_chunkidx_find(ci, &d[0], &loc), "the committed chunk is indexed");
+    cr_assert(!vb_chunkidx_find(ci, &d[1], &loc),
+              "the chunk sealed during the commit is not in its index object");
+    vb_chunkidx_destroy(&ci);
+    vb_repo_destroy(&r);
+    free(data);
+    tu_rmrf(s_dir);
 }
