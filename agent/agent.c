@@ -122,6 +122,7 @@ typedef struct {
     zlistx_t *tasks;    /* s_running_t * of running tasks */
     zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
     uint64_t assigns_received; /* highest TaskAssign.assign_seq seen */
+    vb_repocache_t *repos;     /* repositories the backup tasks share */
 } self_t;
 
 static int s_connect(self_t *self);
@@ -186,7 +187,8 @@ static void s_self_destroy(self_t **self_p)
     if (!self)
         return;
     zloop_destroy(&self->loop);
-    zlistx_destroy(&self->tasks);
+    zlistx_destroy(&self->tasks); /* waits for running tasks: none holds a repository after */
+    vb_repocache_destroy(&self->repos);
     zlistx_destroy(&self->unsent);
     zsock_destroy(&self->dealer);
     zcert_destroy(&self->cert);
@@ -468,11 +470,18 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
         return;
     }
     const vb_agent_settings_t *s = self->settings;
-    vb_task_env_t env = {s->repository_key_file, (unsigned)s->workers,
+    /* the tasks of a job share one repository handle, so its uploads are what the slots would
+     * have had each */
+    int64_t uploads = s->s3_uploads_in_flight * s->slots;
+    if (uploads > VB_STORE_PUTS_IN_FLIGHT_MAX)
+        uploads = VB_STORE_PUTS_IN_FLIGHT_MAX;
+    vb_task_env_t env = {s->repository_key_file,
+                         (unsigned)s->workers,
                          s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
-                         self->vddk_config, s->repository_credentials_file,
-                         vb_store_is_s3(assign->repository) ? (unsigned)s->s3_uploads_in_flight
-                                                            : 0};
+                         self->vddk_config,
+                         s->repository_credentials_file,
+                         vb_store_is_s3(assign->repository) ? (unsigned)uploads : 0,
+                         self->repos};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());
@@ -553,6 +562,7 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)timer_id;
     self_t *self = arg;
+    (void)vb_repocache_sweep(self->repos);
     if (!self->dealer)
         return 0; /* waiting for the reconnect timer */
     int64_t now = zclock_time();
@@ -657,6 +667,9 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     if (s_write_vddk_config(self) != 0 || s_prepare_state(self) != 0)
         goto fail;
     s_probe_vddk(self);
+    /* a repository no task used for a heartbeat interval is closed */
+    if (!(self->repos = vb_repocache_new(settings->heartbeat_interval_ms)))
+        goto fail;
     self->loop = zloop_new();
     zloop_reader(self->loop, pipe, s_on_pipe, self);
     zloop_timer(self->loop, (size_t)self->interval_ms, 0, s_on_heartbeat_timer, self);

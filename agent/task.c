@@ -219,13 +219,29 @@ static int s_run_map(const Vbak__TaskAssign *a, vb_disk_t *disk, s_outcome_t *o)
     return 0;
 }
 
+static vb_repo_t *s_repo_acquire(const Vbak__TaskAssign *a, const vb_task_env_t *env)
+{
+    vb_store_opts_t opts = {.credentials_file = env->repository_credentials_file,
+                            .puts_in_flight = env->uploads_in_flight};
+    if (env->repos)
+        return vb_repocache_acquire(env->repos, a->repository, a->job_id,
+                                    env->repository_key_file, &opts);
+    return vb_repo_open_opts(a->repository, env->repository_key_file, &opts);
+}
+
+static void s_repo_release(const vb_task_env_t *env, vb_repo_t **repo, bool failed)
+{
+    if (env->repos)
+        vb_repocache_release(env->repos, *repo, failed);
+    else
+        vb_repo_destroy(repo);
+    *repo = NULL;
+}
+
 static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_disk_t *disk,
                         s_outcome_t *o)
 {
-    vb_repo_t *repo = vb_repo_open_opts(
-        a->repository, env->repository_key_file,
-        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file,
-                           .puts_in_flight = env->uploads_in_flight});
+    vb_repo_t *repo = s_repo_acquire(a, env);
     if (!repo)
         return vb_error_code() ? vb_error_code() : VB_EIO;
     vb_extent_t *ext = calloc(a->n_extents ? a->n_extents : 1, sizeof *ext);
@@ -240,7 +256,7 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
     int rc = vb_pipeline_backup_collect(repo, &opts, a->disk_name, a->capacity, ext, a->n_extents,
                                         s_read_at, disk, &results, &count, &stats);
     free(ext);
-    vb_repo_destroy(&repo);
+    s_repo_release(env, &repo, rc != 0);
     if (rc)
         return rc;
     o->chunk_store = calloc(count ? count : 1, sizeof *o->chunk_store);

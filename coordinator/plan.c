@@ -76,6 +76,19 @@ static int s_add_range(vb_plan_task_t *t, uint64_t offset, uint64_t length, uint
     return 0;
 }
 
+/* Where the piece of a range starting at `pos` must end for task t to hold at most `budget`
+ * chunks: a chunk the task already counts is free, each further one takes one from the budget.
+ * Always a chunk boundary past pos (a task with room left takes at least one chunk). */
+static uint64_t s_budget_end(const vb_plan_task_t *t, uint64_t pos, uint64_t budget,
+                             uint32_t chunk)
+{
+    uint64_t first = pos / chunk;
+    if (first < t->chunk_end) /* shares its first chunk with the task's last one */
+        first = t->chunk_end;
+    uint64_t room = budget > t->chunks ? budget - t->chunks : 0;
+    return (first + room) * chunk;
+}
+
 int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint32_t chunk_size,
                   uint64_t task_bytes, vb_plan_task_t **out, size_t *count)
 {
@@ -83,9 +96,9 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
     *count = 0;
     if (!chunk_size)
         return vb_error_set(VB_EINVAL, "plan: chunk size 0");
-    uint64_t window = task_bytes / chunk_size * chunk_size;
-    if (window == 0)
-        window = chunk_size;
+    uint64_t budget = task_bytes / chunk_size; /* chunks per task */
+    if (budget == 0)
+        budget = 1;
     vb_extent_t *v = NULL;
     size_t m = 0;
     int rc = s_normalise(extents, n, capacity, &v, &m);
@@ -99,25 +112,34 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
     size_t k = 0;
     for (size_t i = 0; i < m; i++) {
         uint64_t prev_end = k ? v[k - 1].offset + v[k - 1].length : 0;
-        if (k && v[i].offset - prev_end < VB_PIPELINE_GAP_READ &&
-            v[i].offset / window == v[k - 1].offset / window)
+        if (k && v[i].offset - prev_end < VB_PIPELINE_GAP_READ)
             v[k - 1].length = v[i].offset + v[i].length - v[k - 1].offset;
         else
             v[k++] = v[i];
     }
     m = k;
+    /* A task is `budget` chunks of work, wherever they lie: scattered changes (an incremental)
+     * make a few tasks of task_bytes each, not one small task per window of disk, and every
+     * task pays its set-up (disk open, repository, pack) once for a full share of data. A
+     * task's window runs from its first chunk to the end of its last; a chunk is never split
+     * between two tasks. */
     vb_plan_task_t *tasks = NULL;
     size_t cap = 0, ntasks = 0;
     for (size_t i = 0; i < m && !rc; i++) {
         uint64_t pos = v[i].offset, end = v[i].offset + v[i].length;
         while (pos < end && !rc) {
-            uint64_t w0 = pos / window * window;
-            uint64_t w1 = w0 + window < capacity ? w0 + window : capacity;
-            uint64_t piece_end = end < w1 ? end : w1;
-            if (!ntasks || tasks[ntasks - 1].offset != w0)
-                rc = s_push(&tasks, &ntasks, &cap, w0, w1 - w0);
-            if (!rc)
-                rc = s_add_range(&tasks[ntasks - 1], pos, piece_end - pos, chunk_size);
+            vb_plan_task_t *t = ntasks ? &tasks[ntasks - 1] : NULL;
+            if (!t || (t->chunks >= budget && pos / chunk_size >= t->chunk_end)) {
+                rc = s_push(&tasks, &ntasks, &cap, pos / chunk_size * chunk_size, 0);
+                if (rc)
+                    break;
+                t = &tasks[ntasks - 1];
+            }
+            uint64_t stop = s_budget_end(t, pos, budget, chunk_size);
+            uint64_t piece_end = end < stop ? end : stop;
+            rc = s_add_range(t, pos, piece_end - pos, chunk_size);
+            uint64_t w1 = t->chunk_end * chunk_size;
+            t->length = (w1 < capacity ? w1 : capacity) - t->offset;
             pos = piece_end;
         }
     }

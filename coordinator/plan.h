@@ -1,11 +1,13 @@
 /* plan — how a disk's read (or write) set becomes extent tasks.
  *
  * The set of byte ranges to back up (allocated blocks for a full backup, changed areas for an
- * incremental) is cut into tasks along chunk-aligned windows of at most `task_bytes` of disk, so
- * that no chunk is split between two tasks, each task is a bounded amount of work, and a large
- * disk spreads over several agents. Each task keeps the exact ranges that fall in its window,
- * several per chunk if need be: the pipeline backs up every chunk they touch, and for a full
- * backup (ranges = the allocated blocks) reads only the ranges, the rest of a chunk being zeros. */
+ * incremental) is cut into tasks of at most `task_bytes` of chunks each (the chunks the ranges
+ * touch, however far apart they lie), so that no chunk is split between two tasks, each task is
+ * a bounded and full share of work (scattered changes do not make one small task per stretch of
+ * disk), and a large disk spreads over several agents. A task's window runs from its first chunk
+ * to the end of its last; it keeps its exact ranges, several per chunk if need be: the pipeline
+ * backs up every chunk they touch, and for a full backup (ranges = the allocated blocks) reads
+ * only the ranges, the rest of a chunk being zeros. */
 #ifndef VB_PLAN_H
 #define VB_PLAN_H
 
@@ -25,8 +27,8 @@ typedef struct {
 } vb_plan_task_t;
 
 /* Splits `extents` (any order, may overlap, may pass the capacity: clipped) of a disk of
- * `capacity` bytes into tasks. task_bytes is rounded down to a multiple of chunk_size (at least
- * one chunk). Windows without any range are skipped. Caller frees with vb_plan_free. */
+ * `capacity` bytes into tasks, in ascending, non-overlapping windows. Each task touches at most
+ * task_bytes / chunk_size chunks (at least one). Caller frees with vb_plan_free. */
 int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint32_t chunk_size,
                   uint64_t task_bytes, vb_plan_task_t **out, size_t *count) VB_WUR;
 

@@ -3,8 +3,9 @@
 #
 # For 1 and for 4 agents (a lab site made with --proxies 1, then one with --proxies 4), one VM
 # made with --vms 1 --disk-size 2G (--quick: 512M): the lab's VMFS VM, whose two disks are
-# SIZE and a smaller second one (their capacities together are the logical bytes). Chunks 1 MiB
-# (the lab default). Per site:
+# SIZE and a smaller second one (their capacities together are the logical bytes). Chunks of the
+# lab's default size (256 KiB, what `vbak lab create` makes; VB_BENCH_CHUNK=1M for `vbak repo
+# init`'s default), the datapath's the same. Per site:
 #   a lab snapshot create + remove (timed: every backup pays one; redirect-on-write, so it costs
 #   what the blocks written since cost, not the disk),
 #   full backup (vbak backup VM --full --wait --json), `vbak lab mutate --percent 3`,
@@ -14,7 +15,7 @@
 #   VM's wall time per phase as `vbak job show --json` gives it (snapshot, prepare, map, read,
 #   index, commit, remove).
 # Then, on the same machine, now, reading a copy of the same disk images: the repository datapath
-# (tests/bench/vb_bench_datapath: 1 MiB chunks, 8 workers = one agent's 4 slots x 2, straight into
+# (tests/bench/vb_bench_datapath: the same chunk size, 8 workers = one agent's 4 slots x 2, straight into
 # a repository), so "end to end / datapath" shows what the coordinator, the wire and the job cost;
 # and restic (`restic backup`) and borg (`borg create`, no encryption, default lz4) backing up the
 # same image files into repositories of their own, first run.
@@ -33,6 +34,7 @@ DATAPATH=$BUILD/tests/vb_bench_datapath
 bench_need_bins "$VBAK" "$DATAPATH"
 bench_need_tools jq restic borg
 TICK=$(getconf CLK_TCK)
+CHUNK=${VB_BENCH_CHUNK:-256K} # the lab's default chunk size
 
 SITE=
 cleanup() {
@@ -85,7 +87,7 @@ phases() {
 for P in 1 4; do
     SITE=$WORK/site-$P
     mkdir -p "$SITE"
-    "$VBAK" lab create "$SITE" --proxies "$P" --vms 1 --disk-size "$SIZE" --chunk-size 1M >/dev/null
+    "$VBAK" lab create "$SITE" --proxies "$P" --vms 1 --disk-size "$SIZE" --chunk-size "$CHUNK" >/dev/null
     export VBAK_CONFIG=$SITE/vbak.conf
     # the CLI's 5 s answer timeout was hit with 2 GiB disks on a loaded machine: wait longer
     echo 'timeout_ms = "120000"' >>"$VBAK_CONFIG"
@@ -144,7 +146,7 @@ done
 # ---- the datapath alone, same images, same machine, now ----
 # as many readers as one agent runs at once: 4 task slots x 2 workers (the lab's agent.conf)
 DP_WORKERS=8
-"$DATAPATH" init "$WORK/dp-repo" 1M >/dev/null
+"$DATAPATH" init "$WORK/dp-repo" "$CHUNK" >/dev/null
 sync
 D0=$(now_s)
 for f in "$WORK"/images/*; do
@@ -182,7 +184,7 @@ printf '%s\n' "${ROWS[@]}"
 printf '%-7s %-12s %8s %7s\n' - "datapath" "$DP_WALL" "$DP_RATE"
 printf '%-7s %-12s %8s %7s\n' - "restic" "$RESTIC_WALL" "$RESTIC_RATE"
 printf '%-7s %-12s %8s %7s\n' - "borg" "$BORG_WALL" "$BORG_RATE"
-echo "(datapath: vb_bench_datapath backup of the same images one after the other, 1 MiB chunks,"
+echo "(chunks $CHUNK; datapath: vb_bench_datapath backup of the same images one after the other,"
 echo " $DP_WORKERS workers = one agent's 4 slots x 2 workers, no coordinator, no snapshot;"
 echo " restic $(restic version | awk '{ print $2 }') and borg $(borg --version | awk '{ print $2 }'): first backup of the same image files)"
 echo "(lab snapshot: vbak lab snapshot create + remove with nothing written in between)"

@@ -1,0 +1,90 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "repo_testutil.h"
+#include "repocache.h"
+
+#define CHUNK (64u * 1024u)
+
+/* A new repository in a new directory (the caller removes the directory with tu_rmrf). */
+static char *s_repo(char **dir)
+{
+    *dir = tu_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/repo", *dir);
+    vb_repo_params_t p = {.chunk_size = CHUNK, .compression_level = 3};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    return strdup(path);
+}
+
+/* Stores one chunk of random bytes through `repo` and commits it; true when it was new. */
+static bool s_store(vb_repo_t *repo, uint64_t seed, vb_digest_t *d)
+{
+    static uint8_t buf[CHUNK];
+    tu_fill_random(buf, sizeof buf, seed);
+    vb_repo_worker_t *w = vb_repo_worker_new(repo);
+    cr_assert_not_null(w);
+    uint64_t stored = 0;
+    cr_assert_eq(vb_repo_digest(w, buf, sizeof buf, d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, d, buf, sizeof buf, &stored), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0);
+    vb_repo_worker_destroy(&w);
+    cr_assert_eq(vb_repo_sync(repo), 0, "%s", vb_error_msg());
+    return stored != 0;
+}
+
+Test(repocache, tasks_of_one_job_share_a_handle_another_job_opens_anew)
+{
+    char *dir = NULL, *path = s_repo(&dir);
+    vb_repocache_t *c = vb_repocache_new(60000);
+    vb_store_opts_t opts = {0};
+    vb_repo_t *a = vb_repocache_acquire(c, path, 7, NULL, &opts);
+    vb_repo_t *b = vb_repocache_acquire(c, path, 7, NULL, &opts);
+    cr_assert_not_null(a, "%s", vb_error_msg());
+    cr_assert_eq(a, b, "two tasks of job 7 at once share the handle");
+    vb_digest_t d;
+    cr_assert(s_store(a, 1, &d));
+    vb_repocache_release(c, a, false);
+    vb_repocache_release(c, b, false);
+    vb_repo_t *again = vb_repocache_acquire(c, path, 7, NULL, &opts);
+    cr_assert_eq(again, a, "a later task of job 7 gets the idle handle");
+    vb_repocache_release(c, again, false);
+    /* job 8: a handle opened now, which finds what job 7 committed */
+    vb_repo_t *next = vb_repocache_acquire(c, path, 8, NULL, &opts);
+    cr_assert_not_null(next);
+    cr_assert_eq(vb_repocache_sweep(c), 1, "job 7's idle handle was closed when job 8 came");
+    cr_assert_not(s_store(next, 1, &d), "the chunk job 7 stored is deduplicated");
+    cr_assert(s_store(next, 2, &d));
+    vb_repocache_release(c, next, false);
+    vb_repocache_destroy(&c);
+    cr_assert_null(c);
+    vb_repocache_destroy(&c);
+    free(path);
+    tu_rmrf(dir);
+}
+
+Test(repocache, a_failed_task_retires_its_handle_and_idle_handles_close)
+{
+    char *dir = NULL, *path = s_repo(&dir);
+    vb_repocache_t *c = vb_repocache_new(0);
+    vb_store_opts_t opts = {0};
+    vb_repo_t *a = vb_repocache_acquire(c, path, 1, NULL, &opts);
+    vb_repo_t *b = vb_repocache_acquire(c, path, 1, NULL, &opts);
+    cr_assert_eq(a, b);
+    vb_repocache_release(c, a, true);
+    vb_repo_t *fresh = vb_repocache_acquire(c, path, 1, NULL, &opts);
+    cr_assert_not_null(fresh);
+    cr_assert_neq(fresh, b, "no task gets a handle a task failed with");
+    vb_digest_t d;
+    cr_assert(s_store(b, 3, &d), "the other task goes on with the retired handle");
+    cr_assert_eq(vb_repocache_sweep(c), 2, "both in use");
+    vb_repocache_release(c, b, false);
+    cr_assert_eq(vb_repocache_sweep(c), 1, "the retired one closed with its last user");
+    vb_repocache_release(c, fresh, false);
+    cr_assert_eq(vb_repocache_sweep(c), 0, "idle past idle_ms (0): closed");
+    cr_assert_null(vb_repocache_acquire(c, "/nonexistent/vbak-repo", 1, NULL, &opts));
+    cr_assert_eq(vb_repocache_sweep(c), 0);
+    vb_repocache_destroy(&c);
+    free(path);
+    tu_rmrf(dir);
+}
