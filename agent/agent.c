@@ -19,6 +19,7 @@
 #include "path.h"
 #include "policy/transport.h"
 #include "repo/store.h"
+#include "repocache.h"
 #include "task.h"
 #include "vddk/vddk_config.h"
 #include "wire.h"
@@ -87,6 +88,10 @@ const vb_conf_key_t vb_agent_config_table[] = {
     {"repository_credentials_file", VB_CONF_STR,
      offsetof(vb_agent_settings_t, repository_credentials_file), NULL, 0, 0, false,
      "access key file of an s3:// repository (mode 0600)"},
+    {"repository_keep_ms", VB_CONF_INT, offsetof(vb_agent_settings_t, repository_keep_ms),
+     "10000", 0, 3600000, false,
+     "how long the repository a restore's tasks share stays open once none uses it (its chunk "
+     "index is in memory meanwhile)"},
     {"workers", VB_CONF_INT, offsetof(vb_agent_settings_t, workers), "2", 1, 64, false,
      "pipeline worker threads per task (read, hash, compress, store)"},
     {"s3_uploads_in_flight", VB_CONF_INT, offsetof(vb_agent_settings_t, s3_uploads_in_flight),
@@ -122,6 +127,7 @@ typedef struct {
     zlistx_t *tasks;    /* s_running_t * of running tasks */
     zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
     uint64_t assigns_received; /* highest TaskAssign.assign_seq seen */
+    vb_repocache_t *repos;     /* repositories the tasks of a restore share */
 } self_t;
 
 static int s_connect(self_t *self);
@@ -188,6 +194,7 @@ static void s_self_destroy(self_t **self_p)
     zloop_destroy(&self->loop);
     zlistx_destroy(&self->tasks);
     zlistx_destroy(&self->unsent);
+    vb_repocache_destroy(&self->repos); /* after the tasks: none borrows one any more */
     zsock_destroy(&self->dealer);
     zcert_destroy(&self->cert);
     zstr_free(&self->token);
@@ -472,7 +479,8 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
                          s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
                          self->vddk_config, s->repository_credentials_file,
                          vb_store_is_s3(assign->repository) ? (unsigned)s->s3_uploads_in_flight
-                                                            : 0};
+                                                            : 0,
+                         self->repos};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
         VB_LOG_ERROR("agent", "task_start_failed error=\"%s\"", vb_error_msg());
@@ -553,6 +561,7 @@ static int s_on_heartbeat_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)timer_id;
     self_t *self = arg;
+    vb_repocache_expire(self->repos, self->settings->repository_keep_ms);
     if (!self->dealer)
         return 0; /* waiting for the reconnect timer */
     int64_t now = zclock_time();
@@ -640,6 +649,8 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     self->unsent = zlistx_new();
     zlistx_set_destructor(self->unsent, (zlistx_destructor_fn *)zframe_destroy);
     self->os = settings->os && *settings->os ? strdup(settings->os) : s_detect_os();
+    if (!(self->repos = vb_repocache_new()))
+        goto fail;
     if (!vb_keys_z85_valid(settings->coordinator_public_key)) {
         vb_error_set(VB_EINVAL, "coordinator_public_key is not a 40-character Z85 key");
         goto fail;

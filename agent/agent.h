@@ -44,6 +44,7 @@ typedef struct {
     int64_t nfc_buf_count;      /* 0: VDDK's default */
     char *repository_key_file;  /* key of an encrypted repository */
     char *repository_credentials_file; /* S3 access key of an s3:// repository */
+    int64_t repository_keep_ms; /* a restore's repository stays open this long unused */
     int64_t workers;            /* pipeline worker threads per task */
     int64_t s3_uploads_in_flight; /* pack uploads in flight per task on S3 */
 } vb_agent_settings_t;

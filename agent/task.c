@@ -277,10 +277,14 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     for (size_t i = 0; i < a->n_digests; i++)
         if (a->digests[i].len == VB_DIGEST_LEN)
             memcpy(index->digests[i].b, a->digests[i].data, VB_DIGEST_LEN);
-    vb_repo_t *repo = vb_repo_open_opts(
-        a->repository, env->repository_key_file,
-        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file,
-                           .puts_in_flight = env->uploads_in_flight});
+    /* the job's other tasks on this agent share the open repository (repocache.h) */
+    vb_store_opts_t so = {.credentials_file = env->repository_credentials_file,
+                          .puts_in_flight = env->uploads_in_flight};
+    vb_repo_t *repo =
+        env->repos
+            ? vb_repocache_acquire(env->repos, a->job_id, a->repository, env->repository_key_file,
+                                   &so)
+            : vb_repo_open_opts(a->repository, env->repository_key_file, &so);
     if (!repo) {
         vb_index_destroy(&index);
         return vb_error_code() ? vb_error_code() : VB_EIO;
@@ -293,7 +297,10 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, disk, &stats);
     if (rc)
         vb_error_prefix(rc, "%s", a->disk_name);
-    vb_repo_destroy(&repo);
+    if (env->repos)
+        vb_repocache_release(env->repos, &repo);
+    else
+        vb_repo_destroy(&repo);
     vb_index_destroy(&index);
     o->result.bytes = len;
     return rc;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "repocache.h"
 
 typedef struct {
     const char *repository_key_file; /* borrowed; NULL for an unencrypted repository */
@@ -20,6 +21,8 @@ typedef struct {
     const char *vddk_config;         /* borrowed; the agent's vddk.conf for VixDiskLib_InitEx */
     const char *repository_credentials_file; /* borrowed; S3 access key file, or NULL */
     unsigned uploads_in_flight; /* pack uploads in flight (vb_store_opts_t); 0: the store's */
+    vb_repocache_t *repos; /* borrowed: repositories a restore's tasks share; NULL: each task
+                              opens its own */
 } vb_task_env_t;
 
 /* `assign_frame` holds a packed Envelope whose body is a TaskAssign; it is copied. `env` is
