@@ -121,8 +121,9 @@ static int s_create_destination(const Vbak__TaskAssign *a)
                           strerror(errno));
         goto out;
     }
+    /* fchmod only when needed: it waits for the inode lock behind the other tasks' writes */
     struct stat st;
-    if (fstat(fd, &st) != 0 || fchmod(fd, 0600) != 0 ||
+    if (fstat(fd, &st) != 0 || ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) ||
         ((uint64_t)st.st_size < a->capacity && ftruncate(fd, (off_t)a->capacity) != 0))
         rc = vb_error_set(s_create_error(errno), "cannot size %s: %s", uri.path, strerror(errno));
     close(fd);
