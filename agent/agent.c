@@ -19,6 +19,7 @@
 #include "path.h"
 #include "policy/transport.h"
 #include "repo/store.h"
+#include "repocache.h"
 #include "task.h"
 #include "vddk/vddk_config.h"
 #include "wire.h"
@@ -122,7 +123,7 @@ typedef struct {
     zlistx_t *tasks;    /* s_running_t * of running tasks */
     zlistx_t *unsent;   /* zframe_t * results waiting for a connection */
     uint64_t assigns_received; /* highest TaskAssign.assign_seq seen */
-    vb_repocache_t *repos;     /* repositories the backup tasks share */
+    vb_repocache_t *repos;     /* repositories the tasks of a job share */
 } self_t;
 
 static int s_connect(self_t *self);

@@ -1,4 +1,5 @@
 /* vbak-agent: options → config → log → actor → wait for a signal (or a refusal) → stop. */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,8 +12,21 @@ static const vb_daemon_info_t s_info = {
     "The vbak agent: runs on a backup proxy, reads and writes disks for the coordinator's tasks.",
     vb_agent_config_table};
 
+/* Every task allocates its pipeline's buffers (a chunk, a stored image and up to
+ * VB_PIPELINE_READ_UNIT of read-ahead per worker, a few MiB each) on threads of its own. By
+ * default glibc maps buffers that large and unmaps them when the task ends, or trims them off its
+ * thread arenas, so the next task faults every page in again (180,000 page faults in a 3.5 GiB
+ * restore over 4 agents). Kept in the arenas instead, freed buffers serve the next task: memory
+ * stays at the peak the tasks reached (the agent's RSS), which it would reach again anyway. */
+static void s_keep_freed_buffers(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* the largest glibc takes on 64-bit */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv)
 {
+    s_keep_freed_buffers();
     vb_agent_settings_t settings;
     int rc = vb_daemon_configure(&s_info, &settings, argc, argv);
     if (rc == 1) {

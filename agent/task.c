@@ -121,8 +121,9 @@ static int s_create_destination(const Vbak__TaskAssign *a)
                           strerror(errno));
         goto out;
     }
+    /* fchmod only when needed: it waits for the inode lock behind the other tasks' writes */
     struct stat st;
-    if (fstat(fd, &st) != 0 || fchmod(fd, 0600) != 0 ||
+    if (fstat(fd, &st) != 0 || ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) ||
         ((uint64_t)st.st_size < a->capacity && ftruncate(fd, (off_t)a->capacity) != 0))
         rc = vb_error_set(s_create_error(errno), "cannot size %s: %s", uri.path, strerror(errno));
     close(fd);
@@ -293,10 +294,7 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     for (size_t i = 0; i < a->n_digests; i++)
         if (a->digests[i].len == VB_DIGEST_LEN)
             memcpy(index->digests[i].b, a->digests[i].data, VB_DIGEST_LEN);
-    vb_repo_t *repo = vb_repo_open_opts(
-        a->repository, env->repository_key_file,
-        &(vb_store_opts_t){.credentials_file = env->repository_credentials_file,
-                           .puts_in_flight = env->uploads_in_flight});
+    vb_repo_t *repo = s_repo_acquire(a, env); /* shared by the job's tasks here */
     if (!repo) {
         vb_index_destroy(&index);
         return vb_error_code() ? vb_error_code() : VB_EIO;
@@ -309,7 +307,7 @@ static int s_run_restore(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb
     int rc = vb_pipeline_restore(repo, &opts, index, s_write_at, disk, &stats);
     if (rc)
         vb_error_prefix(rc, "%s", a->disk_name);
-    vb_repo_destroy(&repo);
+    s_repo_release(env, &repo, rc != 0);
     vb_index_destroy(&index);
     o->result.bytes = len;
     return rc;

@@ -132,7 +132,12 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
     size_t total = 0, span = 0;
     for (size_t first = 0; first < self->count; total += span) /* room for every run first */
         first = s_run_end(self, first, &span);
-    if (!s_reserve((void **)&self->buf, &self->buf_cap, total, 1)) {
+    if (total > self->buf_cap) { /* what it held is spent: grown without copying that over */
+        free(self->buf);
+        self->buf = malloc(total);
+        self->buf_cap = self->buf ? total : 0;
+    }
+    if (total > self->buf_cap) {
         self->count = 0;
         return;
     }
