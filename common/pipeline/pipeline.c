@@ -586,8 +586,11 @@ int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const ch
                    .emit_ctx = emit_ctx,
                    .extents_allocated = opts && opts->extents_allocated};
     rc = s_run(&run, opts, stats);
-    /* The task may report success only once its chunks are on stable storage. */
-    if (rc == 0 && run.stats.chunks_new)
+    /* The task may report success only once its chunks are on stable storage: those it stored
+     * and those it found stored by another task sharing the handle (repocache.h) — in the open
+     * pack or a pack still uploading — which that task may never commit. With nothing pending
+     * the commit is a barrier. */
+    if (rc == 0)
         rc = vb_repo_sync(repo);
     VB_LOG_DEBUG("pipeline", "backup disk=%s chunks=%" PRIu64 " new=%" PRIu64 " rc=%d", disk,
                  run.stats.chunks, run.stats.chunks_new, rc);

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "pipeline/pipeline.h"
 #include "repo_testutil.h"
 #include "repocache.h"
 
@@ -85,6 +86,59 @@ Test(repocache, a_failed_task_retires_its_handle_and_idle_handles_close)
     cr_assert_null(vb_repocache_acquire(c, "/nonexistent/vbak-repo", 1, NULL, &opts));
     cr_assert_eq(vb_repocache_sweep(c), 0);
     vb_repocache_destroy(&c);
+    free(path);
+    tu_rmrf(dir);
+}
+
+static int s_read(void *ctx, void *buf, size_t len, uint64_t offset)
+{
+    memcpy(buf, (const uint8_t *)ctx + offset, len);
+    return 0;
+}
+
+/* Two tasks of one job share a handle: A puts a chunk into the shared open pack and fails
+ * without committing; B's disk holds only that chunk, so B stores nothing new. B's success
+ * must still mean the chunk is durable: the handle A retired is destroyed after both let go. */
+Test(repocache, a_task_that_only_reuses_another_tasks_uncommitted_chunk_commits_it)
+{
+    char *dir = NULL, *path = s_repo(&dir);
+    vb_repocache_t *c = vb_repocache_new(60000);
+    vb_store_opts_t opts = {0};
+    vb_repo_t *a = vb_repocache_acquire(c, path, 9, NULL, &opts);
+    vb_repo_t *b = vb_repocache_acquire(c, path, 9, NULL, &opts);
+    cr_assert_eq(a, b);
+    static uint8_t disk[CHUNK];
+    tu_fill_random(disk, sizeof disk, 42);
+    vb_repo_worker_t *w = vb_repo_worker_new(a); /* task A: put, no commit */
+    vb_digest_t d;
+    uint64_t stored = 0;
+    cr_assert_eq(vb_repo_digest(w, disk, sizeof disk, &d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &d, disk, sizeof disk, &stored), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0);
+    vb_repo_worker_destroy(&w);
+    cr_assert_gt(stored, 0);
+    vb_extent_t all = {0, CHUNK};
+    vb_chunk_result_t *res = NULL;
+    size_t n = 0;
+    vb_pipeline_stats_t st = {0};
+    cr_assert_eq(vb_pipeline_backup_collect(b, NULL, "disk-b", CHUNK, &all, 1, s_read, disk, &res,
+                                            &n, &st),
+                 0, "%s", vb_error_msg());
+    cr_assert_eq(st.chunks_new, 0, "task B found the chunk task A put");
+    free(res);
+    vb_repocache_release(c, a, true); /* A failed: the handle is retired */
+    vb_repocache_release(c, b, false);
+    vb_repocache_destroy(&c);
+    vb_repo_t *r = vb_repo_open(path, NULL); /* what the repository holds now */
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    w = vb_repo_worker_new(r);
+    static uint8_t back[CHUNK];
+    size_t len = 0;
+    cr_assert_eq(vb_repo_chunk_get(w, &d, back, sizeof back, &len), 0,
+                 "the chunk task B reported is not in the repository: %s", vb_error_msg());
+    cr_assert(len == CHUNK && memcmp(back, disk, CHUNK) == 0);
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
     free(path);
     tu_rmrf(dir);
 }
