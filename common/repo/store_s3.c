@@ -1048,7 +1048,8 @@ static int s_walk_hidden(s_s3_t *s, const char *pfx, const char *exact, s_hidden
 /* Does the bucket have Object Lock? Asked until the server answers, then remembered: an answer
  * (a configuration, or a 4xx such as ObjectLockConfigurationNotFoundError) is kept; a failure
  * to get one (the endpoint down, a 5xx after the retries) is returned and not remembered, so
- * one blip does not turn lock handling off for the life of the store. */
+ * one blip does not turn lock handling off for the life of the store (nor does a 408 or 429
+ * that outlasted the retries). */
 static int s_bucket_has_lock(s_s3_t *s, bool *on)
 {
     int known = __atomic_load_n(&s->bucket_lock, __ATOMIC_RELAXED);
@@ -1057,7 +1058,9 @@ static int s_bucket_has_lock(s_s3_t *s, bool *on)
         return 0;
     vb_s3_req_t r = {0};
     int rc = s_simple(s, &r, "GET", NULL, "object-lock=", NULL);
-    bool answered = rc == 0 || (r.status >= 400 && r.status <= 499);
+    /* 408 and 429 (SlowDown) are "ask again later", not answers */
+    bool answered = rc == 0 || (r.status >= 400 && r.status <= 499 && r.status != 408 &&
+                                r.status != 429);
     *on = rc == 0 && r.resp.data &&
           memmem(r.resp.data, r.resp.len, "<ObjectLockEnabled>Enabled<", 27) != NULL;
     vb_s3_req_free(&r);
