@@ -1,6 +1,7 @@
 #include "repo/packed.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,15 +20,19 @@ struct vb_packed {
     uint32_t pack_size;
     pthread_mutex_t lock; /* guards index and pending */
     vb_chunkidx_t *index;
-    vb_idxobj_t *pending;  /* packs sealed by this process, not yet in an index object */
-    bool hidden;           /* the index was read from index objects hidden by delete markers */
-    vb_pack_id_t *sealed;  /* the packs of pending: maybe still uploading (commit waits for them) */
+    vb_idxobj_t *pending; /* packs sealed by this process, not yet in an index object */
+    bool hidden;          /* the index was read from index objects hidden by delete markers */
+    vb_pack_id_t *sealed; /* the packs of pending: maybe still uploading (commit waits for them) */
     size_t nsealed, capsealed;
     pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
     vb_pack_writer_t *pw;  /* the open pack every writer fills */
     vb_digest_t *open;     /* digests in the open pack */
     size_t nopen, capopen;
     vb_packup_t *up; /* sealed packs uploading */
+    /* a sealed pack that could not be listed (out of memory): sticky, every later commit fails
+     * (another writer may have found a chunk of it in the open pack and relies on the commit) */
+    int seal_rc;
+    char seal_msg[512];
     /* tests: VBAK_TEST_COMMIT_DELAY_US, between the uploads' wait and the index write */
     long commit_delay_us;
 };
@@ -84,6 +89,11 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
         rc = vb_idxobj_add_pack(p->pending, id, entries, count);
     if (rc == 0)
         rc = vb_chunkidx_add_pack(p->index, id, entries, count);
+    if (rc != 0 && p->seal_rc == 0) {
+        p->seal_rc = rc;
+        snprintf(p->seal_msg, sizeof p->seal_msg, "a sealed pack could not be listed: %s",
+                 vb_error_msg());
+    }
     pthread_mutex_unlock(&p->lock);
     p->nopen = 0;
     return rc;
@@ -249,9 +259,13 @@ int vb_packed_commit(vb_packed_t *self)
                   NULL);
     if (rc == 0) {
         pthread_mutex_lock(&self->lock);
-        /* the index object's write begins with a barrier; with nothing to list, barrier alone */
-        rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
-                                            : vb_store_barrier(self->store);
+        /* a pack that could not be listed fails it; otherwise the index object's write, which
+         * begins with a barrier (with nothing to list, the barrier alone) */
+        if (self->seal_rc)
+            rc = vb_error_set(self->seal_rc, "%s", self->seal_msg);
+        else
+            rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
+                                                : vb_store_barrier(self->store);
         if (rc == 0)
             self->nsealed = 0; /* written: a freshen finds them from now on */
         pthread_mutex_unlock(&self->lock);
@@ -260,8 +274,7 @@ int vb_packed_commit(vb_packed_t *self)
     return rc;
 }
 
-static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
-                 size_t *len);
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len);
 
 static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc_t *loc,
                    bool reload)
@@ -358,8 +371,7 @@ bool vb_packed_reuse(vb_packed_writer_t *w, const vb_digest_t *digest)
     return false;
 }
 
-int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
-                  size_t *len)
+int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len)
 {
     int rc = s_get(self, digest, buf, cap, len);
     /* a GC may have repacked the chunk since the index was loaded: once more, reloaded */
@@ -368,8 +380,7 @@ int vb_packed_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_
     return rc;
 }
 
-static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap,
-                 size_t *len)
+static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t cap, size_t *len)
 {
     vb_chunkidx_loc_t loc;
     char hex[VB_DIGEST_HEX_LEN + 1], pack[VB_PACK_NAME_LEN];
@@ -383,8 +394,7 @@ static int s_get(vb_packed_t *self, const vb_digest_t *digest, void *buf, size_t
     size_t got = 0;
     int rc = vb_store_get_range(self->store, pack, loc.offset, buf, loc.length, &got);
     if (rc == VB_ENOTFOUND)
-        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing: its pack %s is missing", hex,
-                            pack);
+        return vb_error_set(VB_ENOTFOUND, "chunk %s is missing: its pack %s is missing", hex, pack);
     if (rc)
         return rc;
     if (got != loc.length)
