@@ -191,7 +191,9 @@ int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t ou
 /* Uploads the calling thread makes from now on give up once *flag is true (NULL: never): a
  * put not begun fails at once, one under way stops at its next chance (S3: the transfer is
  * aborted and not retried; a multipart upload is aborted), with VB_EBUSY and "abandoned" in the
- * message; nothing is written under the name. Reads, removes and the rest are not affected.
+ * message; the caller must treat the object as not written (an S3 upload aborted after its
+ * last byte may still complete on the server: an unlisted pack, which GC removes). Reads,
+ * removes and the rest are not affected.
  * For the pack uploads of a task that ends without a commit (packup.h). The flag is borrowed
  * and must outlive the thread's store calls. */
 void vb_store_abandon_when(const atomic_bool *flag);
