@@ -18,20 +18,38 @@ static char *s_repo(char **dir)
     return strdup(path);
 }
 
+/* Puts the chunk `buf` through `repo` without a commit; true when it was new. */
+static bool s_put(vb_repo_t *repo, const uint8_t *buf, vb_digest_t *d)
+{
+    vb_repo_worker_t *w = vb_repo_worker_new(repo);
+    cr_assert_not_null(w);
+    uint64_t stored = 0;
+    cr_assert_eq(vb_repo_digest(w, buf, CHUNK, d), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, d, buf, CHUNK, &stored), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_repo_worker_flush(w), 0);
+    vb_repo_worker_destroy(&w);
+    return stored != 0;
+}
+
 /* Stores one chunk of random bytes through `repo` and commits it; true when it was new. */
 static bool s_store(vb_repo_t *repo, uint64_t seed, vb_digest_t *d)
 {
     static uint8_t buf[CHUNK];
     tu_fill_random(buf, sizeof buf, seed);
-    vb_repo_worker_t *w = vb_repo_worker_new(repo);
-    cr_assert_not_null(w);
-    uint64_t stored = 0;
-    cr_assert_eq(vb_repo_digest(w, buf, sizeof buf, d), 0);
-    cr_assert_eq(vb_repo_chunk_put(w, d, buf, sizeof buf, &stored), 0, "%s", vb_error_msg());
-    cr_assert_eq(vb_repo_worker_flush(w), 0);
-    vb_repo_worker_destroy(&w);
+    bool fresh = s_put(repo, buf, d);
     cr_assert_eq(vb_repo_sync(repo), 0, "%s", vb_error_msg());
-    return stored != 0;
+    return fresh;
+}
+
+/* Two tasks of job `job` at once: they share one handle. */
+static vb_repo_t *s_two_tasks(vb_repocache_t *c, const char *path, uint64_t job)
+{
+    vb_store_opts_t opts = {0};
+    vb_repo_t *a = vb_repocache_acquire(c, path, job, NULL, &opts);
+    vb_repo_t *b = vb_repocache_acquire(c, path, job, NULL, &opts);
+    cr_assert_not_null(a, "%s", vb_error_msg());
+    cr_assert_eq(a, b, "two tasks of job %llu at once share the handle", (unsigned long long)job);
+    return a;
 }
 
 Test(repocache, tasks_of_one_job_share_a_handle_another_job_opens_anew)
@@ -39,10 +57,7 @@ Test(repocache, tasks_of_one_job_share_a_handle_another_job_opens_anew)
     char *dir = NULL, *path = s_repo(&dir);
     vb_repocache_t *c = vb_repocache_new(60000);
     vb_store_opts_t opts = {0};
-    vb_repo_t *a = vb_repocache_acquire(c, path, 7, NULL, &opts);
-    vb_repo_t *b = vb_repocache_acquire(c, path, 7, NULL, &opts);
-    cr_assert_not_null(a, "%s", vb_error_msg());
-    cr_assert_eq(a, b, "two tasks of job 7 at once share the handle");
+    vb_repo_t *a = s_two_tasks(c, path, 7), *b = a;
     vb_digest_t d;
     cr_assert(s_store(a, 1, &d));
     vb_repocache_release(c, a, false);
@@ -69,9 +84,7 @@ Test(repocache, a_failed_task_retires_its_handle_and_idle_handles_close)
     char *dir = NULL, *path = s_repo(&dir);
     vb_repocache_t *c = vb_repocache_new(0);
     vb_store_opts_t opts = {0};
-    vb_repo_t *a = vb_repocache_acquire(c, path, 1, NULL, &opts);
-    vb_repo_t *b = vb_repocache_acquire(c, path, 1, NULL, &opts);
-    cr_assert_eq(a, b);
+    vb_repo_t *a = s_two_tasks(c, path, 1), *b = a;
     vb_repocache_release(c, a, true);
     vb_repo_t *fresh = vb_repocache_acquire(c, path, 1, NULL, &opts);
     cr_assert_not_null(fresh);
@@ -103,20 +116,11 @@ Test(repocache, a_task_that_only_reuses_another_tasks_uncommitted_chunk_commits_
 {
     char *dir = NULL, *path = s_repo(&dir);
     vb_repocache_t *c = vb_repocache_new(60000);
-    vb_store_opts_t opts = {0};
-    vb_repo_t *a = vb_repocache_acquire(c, path, 9, NULL, &opts);
-    vb_repo_t *b = vb_repocache_acquire(c, path, 9, NULL, &opts);
-    cr_assert_eq(a, b);
+    vb_repo_t *a = s_two_tasks(c, path, 9), *b = a;
     static uint8_t disk[CHUNK];
     tu_fill_random(disk, sizeof disk, 42);
-    vb_repo_worker_t *w = vb_repo_worker_new(a); /* task A: put, no commit */
     vb_digest_t d;
-    uint64_t stored = 0;
-    cr_assert_eq(vb_repo_digest(w, disk, sizeof disk, &d), 0);
-    cr_assert_eq(vb_repo_chunk_put(w, &d, disk, sizeof disk, &stored), 0, "%s", vb_error_msg());
-    cr_assert_eq(vb_repo_worker_flush(w), 0);
-    vb_repo_worker_destroy(&w);
-    cr_assert_gt(stored, 0);
+    cr_assert(s_put(a, disk, &d)); /* task A: put, no commit */
     vb_extent_t all = {0, CHUNK};
     vb_chunk_result_t *res = NULL;
     size_t n = 0;
@@ -131,7 +135,7 @@ Test(repocache, a_task_that_only_reuses_another_tasks_uncommitted_chunk_commits_
     vb_repocache_destroy(&c);
     vb_repo_t *r = vb_repo_open(path, NULL); /* what the repository holds now */
     cr_assert_not_null(r, "%s", vb_error_msg());
-    w = vb_repo_worker_new(r);
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
     static uint8_t back[CHUNK];
     size_t len = 0;
     cr_assert_eq(vb_repo_chunk_get(w, &d, back, sizeof back, &len), 0,
