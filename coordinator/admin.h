@@ -72,12 +72,14 @@ int vb_admin_agent_remove(vb_admin_t *self, json_t *args, json_t **result) VB_WU
 int vb_admin_token_rotate(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 
 /* Prune (admin_prune.c). prune {keep_last, keep_daily, keep_weekly, keep_monthly, repack_below,
- * dry_run}: on the loop, retention decides and the catalog forgets the restore points it removes
- * (a dry run: nothing); a prune job (kind prune) records the rest, which runs on a worker thread:
- * their indexes and manifests leave the repository, then garbage collection. Answers {job,
- * dry_run} at once; job.show gives the phase while it runs and `result` once it ended (the
- * restore points with their decisions, removed, kept_in_use, gc {...}). One prune at a time:
- * VB_EBUSY while one runs. */
+ * dry_run}: a prune job (kind prune) whose first step, on a worker thread, opens the repository
+ * and checks that it may be written (a refusal fails the job and changes nothing); then on the
+ * loop retention decides and the catalog forgets the restore points it removes (a dry run:
+ * nothing); then on a worker again their indexes and manifests leave the repository, then garbage
+ * collection. Without a loop all of it runs in the call. Answers {job, dry_run} at once; job.show
+ * gives the phase while it runs ("opening the repository", "collecting garbage") and `result`
+ * once it ended (the restore points with their decisions, removed, kept_in_use, gc {...}). One
+ * prune at a time: VB_EBUSY while one runs. */
 int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result) VB_WUR;
 
 /* For job.show of job `id` of kind prune: progress.phase (and phases) while it runs, and
@@ -92,7 +94,8 @@ const char *vb_admin_worker_phase(const vb_admin_t *self, int64_t id);
  * `vbak status`). */
 json_t *vb_admin_background_json(const vb_admin_t *self);
 
-/* Waits for a prune in flight (its worker cannot be stopped halfway), then records it. */
+/* Waits for a prune's step in flight (its worker cannot be stopped halfway), then records it:
+ * a prune that had not decided yet fails ("run it again") with the catalog as it was. */
 void vb_admin_shutdown(vb_admin_t *self);
 
 /* Serve commands (admin_serve.c), the lease of `vbak serve` on a restore point (a job of kind

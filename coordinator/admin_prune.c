@@ -1,16 +1,22 @@
-/* admin_prune — `vbak prune`: retention decided on the loop, the repository's part on a worker.
+/* admin_prune — `vbak prune`: the repository's state first, retention on the loop, the
+ * repository's part on a worker.
  *
- * On the coordinator's loop (catalog work only): verify leases that expired end, retention picks
- * the restore points to remove (never one a running job uses), the catalog forgets them and a
- * prune job records the rest. On a worker thread (worker.h): their indexes and manifests leave
- * the repository, then garbage collection, which lists and reads every object and can take
+ * A prune job runs in two steps on worker threads (worker.h), with the loop's catalog work
+ * between them. First the repository is opened and asked whether it may be written: a chunk
+ * index hidden by delete markers (an S3 repository, undelete.h) or a repository that cannot be
+ * opened fails the job with that message, and the catalog is as it was. Then, on the loop
+ * (catalog work only): verify leases that expired end, retention picks the restore points to
+ * remove (never one a running job uses), the catalog forgets them and the job records the rest.
+ * Then, on a worker again with the handle the first step opened: their indexes and manifests
+ * leave the repository, then garbage collection, which lists and reads every object and can take
  * minutes on a large or slow store. The loop keeps answering agents and the control socket
  * meanwhile; the outcome is applied to the catalog when the worker reports.
  *
  * Protection of running jobs is what it was with the collection on the loop: the cutoff is the
- * start of the oldest running job, taken before the worker starts, so a backup or restore that
- * starts while it runs is younger still: what it writes or freshens is newer than the cutoff, and
- * the restore points it reads were not removed (the catalog forgot the removed ones first). */
+ * start of the oldest running job, taken before the collection starts, so a backup or restore
+ * that starts while it runs is younger still: what it writes or freshens is newer than the
+ * cutoff, and the restore points it reads were not removed (the catalog forgot the removed ones
+ * first). */
 #include "admin.h"
 
 #include <stdio.h>
@@ -27,8 +33,6 @@
 #include "repo/retention.h"
 #include "timefmt.h"
 #include "worker.h"
-
-#define S_PHASE "collecting garbage"
 
 /* A prune: what retention decides for every complete restore point, what running jobs use. */
 typedef struct {
@@ -133,12 +137,26 @@ static int s_doomed_indexes(vb_admin_t *self, const s_prune_t *p, char ***out, s
     return rc;
 }
 
-/* ---- the repository's part, on the worker ---- */
+/* ---- the repository's part, on workers ---- */
 
+/* The first step: the repository to open (NULL repository: nothing to collect). */
 typedef struct {
-    char *repository, *key_file; /* NULL repository: nothing to collect */
-    char *credentials_file;      /* an s3:// repository's access key file */
-    char **remove;               /* index names of the restore points the catalog forgot */
+    char *repository, *key_file;
+    char *credentials_file; /* an s3:// repository's access key file */
+} s_open_req_t;
+
+/* What the first step found: the repository open and writable (NULL when there is none), or
+ * why not. */
+typedef struct {
+    int rc;
+    char *error;
+    vb_repo_t *repo;
+} s_open_res_t;
+
+/* The second step: what the catalog forgot and what it still owns, on the first step's handle. */
+typedef struct {
+    vb_repo_t *repo; /* owned: closed on the worker; NULL: nothing to collect */
+    char **remove;   /* index names of the restore points the catalog forgot */
     size_t nremove;
     int64_t *manifests; /* their ids: their manifests go too */
     size_t nmanifests;
@@ -160,14 +178,34 @@ typedef struct {
     size_t norphans;
 } s_gc_res_t;
 
-static void s_gc_req_free(void *req_p)
+static void s_open_req_free(void *req_p)
 {
-    s_gc_req_t **r = req_p;
+    s_open_req_t **r = req_p;
     if (!*r)
         return;
     free((*r)->repository);
     free((*r)->key_file);
     free((*r)->credentials_file);
+    free(*r);
+    *r = NULL;
+}
+
+static void s_open_res_free(s_open_res_t **res_p)
+{
+    if (!*res_p)
+        return;
+    free((*res_p)->error);
+    vb_repo_destroy(&(*res_p)->repo);
+    free(*res_p);
+    *res_p = NULL;
+}
+
+static void s_gc_req_free(void *req_p)
+{
+    s_gc_req_t **r = req_p;
+    if (!*r)
+        return;
+    vb_repo_destroy(&(*r)->repo);
     vb_catalog_strings_free(&(*r)->remove, (*r)->nremove);
     vb_catalog_strings_free(&(*r)->live, (*r)->nlive);
     vb_catalog_strings_free(&(*r)->dropped, (*r)->ndropped);
@@ -184,6 +222,25 @@ static void s_gc_res_free(s_gc_res_t **res_p)
     vb_index_list_free((*res_p)->orphans, (*res_p)->norphans);
     free(*res_p);
     *res_p = NULL;
+}
+
+/* Opens the repository and asks whether it may be written: a chunk index hidden by delete
+ * markers refuses ("undelete first") before the catalog has forgotten anything. */
+static void *s_open_work(void *arg)
+{
+    const s_open_req_t *req = arg;
+    s_open_res_t *res = calloc(1, sizeof *res);
+    if (!res || !req->repository)
+        return res;
+    res->repo = vb_repo_open_opts(req->repository, req->key_file,
+                                  &(vb_store_opts_t){.credentials_file = req->credentials_file});
+    int rc = !res->repo ? (vb_error_code() ? vb_error_code() : VB_EIO) : vb_repo_writable(res->repo);
+    if (rc) {
+        res->rc = rc;
+        res->error = strdup(vb_error_msg());
+        vb_repo_destroy(&res->repo); /* here, not on the loop: closing a store may be network work */
+    }
+    return res;
 }
 
 /* The indexes and manifests of the removed restore points (one that cannot go is logged: GC
@@ -204,45 +261,51 @@ static void s_remove_objects(vb_repo_t *repo, const s_gc_req_t *req)
 }
 
 /* Collects garbage older than the cutoff, marking only from indexes that restore points own;
- * index files nobody owns are reported as orphans. */
+ * index files nobody owns are reported as orphans. The handle is closed when the request is
+ * freed, on this thread too. */
 static void *s_gc_work(void *arg)
 {
     const s_gc_req_t *req = arg;
     s_gc_res_t *res = calloc(1, sizeof *res);
-    if (!res || !req->repository)
+    if (!res || !req->repo)
         return res;
-    vb_repo_t *repo = vb_repo_open_opts(req->repository, req->key_file,
-                                        &(vb_store_opts_t){.credentials_file = req->credentials_file});
-    int rc = repo ? 0 : (vb_error_code() ? vb_error_code() : VB_EIO);
-    if (!rc) /* a chunk index hidden by delete markers: nothing removed, "undelete first" */
-        rc = vb_repo_writable(repo);
-    if (!rc) {
-        s_remove_objects(repo, req);
-        vb_gc_owners_t owners = {.owned = (const char *const *)req->live,
-                                 .owned_count = req->nlive,
-                                 .dropped = (const char *const *)req->dropped,
-                                 .dropped_count = req->ndropped};
-        rc = vb_repo_gc_ex(repo, &owners, req->cutoff, req->repack_below, req->dry, &res->gc);
-        res->orphans = owners.orphans;
-        res->norphans = owners.orphan_count;
-        res->packed = vb_repo_format(repo) == VB_REPO_FORMAT_PACKED;
-    }
+    s_remove_objects(req->repo, req);
+    vb_gc_owners_t owners = {.owned = (const char *const *)req->live,
+                             .owned_count = req->nlive,
+                             .dropped = (const char *const *)req->dropped,
+                             .dropped_count = req->ndropped};
+    int rc = vb_repo_gc_ex(req->repo, &owners, req->cutoff, req->repack_below, req->dry, &res->gc);
+    res->orphans = owners.orphans;
+    res->norphans = owners.orphan_count;
+    res->packed = vb_repo_format(req->repo) == VB_REPO_FORMAT_PACKED;
     if (rc) {
         res->rc = rc;
         res->error = strdup(vb_error_msg());
     }
-    vb_repo_destroy(&repo);
     return res;
 }
 
 /* ---- on the loop ---- */
 
+/* A prune's steps on workers: the repository's state first, then (once the loop decided and the
+ * catalog forgot) the removal and the collection. */
+typedef enum { S_OPENING, S_COLLECTING, S_STEPS } s_step_t;
+static const char *const s_phase[S_STEPS] = {"opening the repository", "collecting garbage"};
+
+/* Takes the result of the step that ended (may be NULL); starts the next one or ends the run. */
+typedef void (*s_then_fn)(vb_admin_t *self, vb_admin_prune_t *run, void *res);
+
 struct vb_admin_prune {
     int64_t job;
     int64_t started_ms;
     bool dry;
-    zactor_t *actor;
-    json_t *head; /* dry_run, removed, kept_in_use, restore_points: decided on the loop */
+    bool stopping; /* the coordinator stops: no step starts after the one in flight */
+    vb_retention_policy_t policy;
+    unsigned repack_below;
+    s_step_t step;
+    s_then_fn then;
+    zactor_t *actor; /* the step in flight */
+    json_t *head;    /* dry_run, removed, kept_in_use, restore_points: decided on the loop */
 };
 
 static void s_run_free(vb_admin_prune_t **run_p)
@@ -303,13 +366,11 @@ static json_t *s_result_json(const vb_admin_prune_t *run, const s_gc_res_t *res)
     return out;
 }
 
-/* The worker's outcome goes to the prune job: its result in the job's options, its state. */
-static void s_record(vb_admin_t *self, vb_admin_prune_t *run, s_gc_res_t *res)
+/* The prune job ends (error NULL: it succeeded): its result (taken; NULL when it failed) in the
+ * job's options, its state; the run is over and freed. */
+static void s_finish(vb_admin_t *self, vb_admin_prune_t *run, const char *error, json_t *result)
 {
-    const char *error = !res ? "the garbage collection thread stopped without an answer"
-                        : res->rc ? res->error
-                                  : NULL;
-    json_t *result = res && !res->rc ? s_result_json(run, res) : NULL;
+    self->prune = NULL;
     json_t *options = json_pack("{s:b, s:o*}", "dry_run", run->dry, "result", result);
     char *text = options ? json_dumps(options, JSON_COMPACT) : NULL;
     int64_t now = vb_time_now_ms();
@@ -325,39 +386,56 @@ static void s_record(vb_admin_t *self, vb_admin_prune_t *run, s_gc_res_t *res)
                 (long long)(now - run->started_ms), error ? " error=" : "", error ? error : "");
     free(text);
     json_decref(options);
+    s_run_free(&run);
 }
 
-static int s_on_gc_done(zloop_t *loop, zsock_t *reader, void *arg)
+/* The prune fails with the message set now (copied: recording it sets others). */
+static void s_fail(vb_admin_t *self, vb_admin_prune_t *run)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", vb_error_msg());
+    s_finish(self, run, why, NULL);
+}
+
+static int s_on_step_done(zloop_t *loop, zsock_t *reader, void *arg)
 {
     vb_admin_t *self = arg;
     vb_admin_prune_t *run = self->prune;
     zloop_reader_end(loop, reader);
-    s_gc_res_t *res = vb_worker_receive(run->actor);
-    self->prune = NULL;
-    s_record(self, run, res);
-    s_gc_res_free(&res);
-    s_run_free(&run);
+    void *res = vb_worker_receive(run->actor);
+    zactor_destroy(&run->actor);
+    run->then(self, run, res);
     return 0;
 }
 
-void vb_admin_shutdown(vb_admin_t *self)
+/* Runs a step: work(req) on a worker thread that reports to the loop, then `then` with its
+ * result on the loop; without a loop (in-process tests) both run here. Takes req; on failure
+ * (message set) the caller still owns run. */
+static int s_step(vb_admin_t *self, vb_admin_prune_t *run, s_step_t step, vb_worker_fn work,
+                  void *req, vb_worker_free_fn free_req, s_then_fn then)
 {
-    vb_admin_prune_t *run = self->prune;
-    if (!run)
-        return;
-    VB_LOG_INFO("admin", "waiting for prune job=%lld to finish its garbage collection",
-                (long long)run->job);
-    if (self->loop)
-        zloop_reader_end(self->loop, (zsock_t *)run->actor);
-    s_gc_res_t *res = vb_worker_receive(run->actor);
-    self->prune = NULL;
-    s_record(self, run, res);
-    s_gc_res_free(&res);
-    s_run_free(&run);
+    run->step = step;
+    run->then = then;
+    self->prune = run;
+    if (!self->loop) {
+        void *res = work(req);
+        free_req(&req);
+        then(self, run, res);
+        return 0;
+    }
+    run->actor = vb_worker_start(work, req, free_req);
+    if (!run->actor || zloop_reader(self->loop, (zsock_t *)run->actor, s_on_step_done, self) != 0) {
+        self->prune = NULL;
+        int rc = vb_error_code() ? vb_error_code() : VB_EIO;
+        char why[512];
+        snprintf(why, sizeof why, "%s", run->actor ? "cannot watch the worker" : vb_error_msg());
+        return vb_error_set(rc, "prune: %s", why);
+    }
+    return 0;
 }
 
-/* The worker's request: what the catalog says, read on the loop. A dry run removes nothing from
- * the catalog and only names the indexes it would remove. */
+/* The collection's request: what the catalog says, read on the loop. A dry run removes nothing
+ * from the catalog and only names the indexes it would remove. */
 static int s_gc_request(vb_admin_t *self, const s_prune_t *p, s_gc_req_t *req)
 {
     int64_t oldest = 0;
@@ -377,102 +455,149 @@ static int s_gc_request(vb_admin_t *self, const s_prune_t *p, s_gc_req_t *req)
     if (!rc)
         rc = vb_catalog_index_paths_live(self->catalog, &req->live, &req->nlive);
     req->cutoff = oldest ? (time_t)(oldest / 1000) : time(NULL);
-    if (!rc && self->repository && !(req->repository = strdup(self->repository)))
-        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
-    if (!rc && self->repository_key_file && !(req->key_file = strdup(self->repository_key_file)))
-        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
-    if (!rc && self->repository_credentials_file &&
-        !(req->credentials_file = strdup(self->repository_credentials_file)))
-        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
     return rc;
 }
 
-/* Hands the request to a worker thread that reports to the loop; without a loop (in-process
- * tests) the work runs here. */
-static int s_start(vb_admin_t *self, vb_admin_prune_t *run, s_gc_req_t *req)
+/* Retention decides (verify and serve leases that expired end first), the catalog forgets what
+ * it removes, and *req is what the collection needs. */
+static int s_decide(vb_admin_t *self, vb_admin_prune_t *run, s_gc_req_t **req)
 {
-    self->prune = run;
-    if (!self->loop) {
-        s_gc_res_t *res = s_gc_work(req);
-        s_gc_req_free(&req);
-        self->prune = NULL;
-        s_record(self, run, res);
-        s_gc_res_free(&res);
-        s_run_free(&run);
-        return 0;
+    s_prune_t p = {0};
+    int rc = vb_admin_expire_leases(self);
+    if (!rc)
+        rc = s_prune_decide(self, &run->policy, &p);
+    if (!rc && !(*req = calloc(1, sizeof **req)))
+        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
+    if (!rc) {
+        (*req)->dry = run->dry;
+        (*req)->repack_below = run->repack_below;
+        rc = s_gc_request(self, &p, *req);
     }
-    run->actor = vb_worker_start(s_gc_work, req, s_gc_req_free);
-    if (!run->actor || zloop_reader(self->loop, (zsock_t *)run->actor, s_on_gc_done, self) != 0) {
-        self->prune = NULL;
-        int rc = vb_error_code() ? vb_error_code() : VB_EIO;
-        char why[512];
-        snprintf(why, sizeof why, "%s", run->actor ? "cannot watch the worker" : vb_error_msg());
-        return vb_error_set(rc, "prune: %s", why);
-    }
-    return 0;
+    if (!rc && !(run->head = json_pack("{s:b, s:I, s:I, s:O}", "dry_run", run->dry, "removed",
+                                       (json_int_t)p.nd, "kept_in_use",
+                                       (json_int_t)p.kept_in_use, "restore_points", p.list)))
+        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
+    if (!rc)
+        VB_LOG_INFO("admin", "prune_decided job=%lld dry_run=%d removed=%zu", (long long)run->job,
+                    run->dry, p.nd);
+    s_prune_clear(&p);
+    return rc;
 }
 
-/* Retention: select, keep what running jobs use, delete the rest outside the policy (never a
- * VM's newest) with their indexes, then collect garbage older than the oldest running job, on a
- * worker. A dry run changes nothing and says what would go. */
+static void s_collected(vb_admin_t *self, vb_admin_prune_t *run, void *res_v)
+{
+    s_gc_res_t *res = res_v;
+    const char *error = !res ? "the garbage collection thread stopped without an answer"
+                        : res->rc ? (res->error ? res->error : "out of memory")
+                                  : NULL;
+    s_finish(self, run, error, res && !res->rc ? s_result_json(run, res) : NULL);
+    s_gc_res_free(&res);
+}
+
+/* The first step's answer. Refused (the repository cannot be opened, or its chunk index is
+ * hidden): the prune fails and the catalog is as it was. Else retention decides on the loop, the
+ * catalog forgets, and the collection runs on the handle the first step opened. */
+static void s_opened(vb_admin_t *self, vb_admin_prune_t *run, void *res_v)
+{
+    s_open_res_t *res = res_v;
+    s_gc_req_t *req = NULL;
+    if (!res || res->rc || run->stopping) {
+        s_finish(self, run,
+                 !res        ? "the thread that opens the repository stopped without an answer"
+                 : res->rc   ? (res->error ? res->error : "out of memory")
+                             : "the coordinator stopped before the prune decided; run it again",
+                 NULL);
+        s_open_res_free(&res); /* a handle left open only when the coordinator stops */
+        return;
+    }
+    if (s_decide(self, run, &req) != 0) {
+        s_fail(self, run);
+        s_gc_req_free(&req);
+        s_open_res_free(&res); /* a catalog failure: the handle is closed here, rarely */
+        return;
+    }
+    req->repo = res->repo;
+    res->repo = NULL;
+    s_open_res_free(&res);
+    if (s_step(self, run, S_COLLECTING, s_gc_work, req, s_gc_req_free, s_collected) != 0)
+        s_fail(self, run);
+}
+
+void vb_admin_shutdown(vb_admin_t *self)
+{
+    vb_admin_prune_t *run = self->prune;
+    if (!run)
+        return;
+    VB_LOG_INFO("admin", "waiting for prune job=%lld to finish %s", (long long)run->job,
+                s_phase[run->step]);
+    if (self->loop)
+        zloop_reader_end(self->loop, (zsock_t *)run->actor);
+    run->stopping = true;
+    void *res = vb_worker_receive(run->actor);
+    zactor_destroy(&run->actor);
+    run->then(self, run, res);
+}
+
+/* The first step's request: the repository's location (none: nothing to collect). */
+static s_open_req_t *s_open_request(const vb_admin_t *self)
+{
+    s_open_req_t *req = calloc(1, sizeof *req);
+    bool ok = req && (!self->repository || (req->repository = strdup(self->repository))) &&
+              (!self->repository_key_file ||
+               (req->key_file = strdup(self->repository_key_file))) &&
+              (!self->repository_credentials_file ||
+               (req->credentials_file = strdup(self->repository_credentials_file)));
+    if (!ok) {
+        s_open_req_free(&req);
+        vb_error_set(VB_ENOMEM, "prune: out of memory");
+    }
+    return req;
+}
+
+/* A prune job: on a worker, the repository is opened and must be writable; only then, on the
+ * loop, retention selects, keeps what running jobs use and deletes the rest outside the policy
+ * (never a VM's newest) with their indexes; then, on a worker again, garbage older than the
+ * oldest running job is collected. A dry run changes nothing and says what would go. */
 int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result)
 {
     if (self->prune)
-        return vb_error_set(VB_EBUSY, "prune: job %lld is still collecting garbage; wait for it "
-                                      "to end (vbak job show %lld)",
-                            (long long)self->prune->job, (long long)self->prune->job);
+        return vb_error_set(VB_EBUSY, "prune: job %lld is still %s; wait for it to end (vbak job "
+                                      "show %lld)",
+                            (long long)self->prune->job, s_phase[self->prune->step],
+                            (long long)self->prune->job);
+    vb_admin_prune_t *run = calloc(1, sizeof *run);
+    if (!run)
+        return vb_error_set(VB_ENOMEM, "prune: out of memory");
     /* the schema bounds them: keep_* 0..100000, repack_below 0..100 */
-    vb_retention_policy_t policy = {(unsigned)vb_args_int(args, "keep_last", 0),
-                                    (unsigned)vb_args_int(args, "keep_daily", 0),
-                                    (unsigned)vb_args_int(args, "keep_weekly", 0),
-                                    (unsigned)vb_args_int(args, "keep_monthly", 0)};
-    bool dry = vb_args_bool(args, "dry_run");
-    unsigned repack_below =
-        (unsigned)vb_args_int(args, "repack_below", VB_PACKGC_REPACK_DEFAULT);
-    s_prune_t p = {0};
-    vb_admin_prune_t *run = NULL;
-    s_gc_req_t *req = NULL;
-    int rc = vb_admin_expire_leases(self);
-    if (!rc)
-        rc = s_prune_decide(self, &policy, &p);
-    if (!rc && (!(run = calloc(1, sizeof *run)) || !(req = calloc(1, sizeof *req))))
-        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
-    if (rc)
-        goto out;
-    run->dry = req->dry = dry;
-    req->repack_below = repack_below;
+    run->policy = (vb_retention_policy_t){(unsigned)vb_args_int(args, "keep_last", 0),
+                                          (unsigned)vb_args_int(args, "keep_daily", 0),
+                                          (unsigned)vb_args_int(args, "keep_weekly", 0),
+                                          (unsigned)vb_args_int(args, "keep_monthly", 0)};
+    run->dry = vb_args_bool(args, "dry_run");
+    run->repack_below = (unsigned)vb_args_int(args, "repack_below", VB_PACKGC_REPACK_DEFAULT);
     run->started_ms = vb_time_now_ms();
     vb_job_t job = {.kind = VB_JOB_PRUNE,
-                    .options = dry ? "{\"dry_run\": true}" : "{\"dry_run\": false}",
+                    .options = run->dry ? "{\"dry_run\": true}" : "{\"dry_run\": false}",
                     .started = run->started_ms};
-    if ((rc = vb_catalog_job_create(self->catalog, &job, &run->job)) != 0)
-        goto out;
-    if ((rc = s_gc_request(self, &p, req)) == 0) {
-        run->head = json_pack("{s:b, s:I, s:I, s:O}", "dry_run", dry, "removed", (json_int_t)p.nd,
-                              "kept_in_use", (json_int_t)p.kept_in_use, "restore_points", p.list);
-        *result = json_pack("{s:I, s:b}", "job", (json_int_t)run->job, "dry_run", dry);
-        VB_LOG_INFO("admin", "prune_started job=%lld dry_run=%d removed=%zu", (long long)run->job,
-                    dry, p.nd);
-        int64_t job_id = run->job;
-        rc = s_start(self, run, req); /* takes req; run too unless it failed */
-        req = NULL;
-        if (!rc)
-            run = NULL;
-        else if (vb_catalog_job_finish(self->catalog, job_id, VB_JOB_FAILED, vb_error_msg(),
-                                       vb_time_now_ms()) != 0)
-            VB_LOG_ERROR("admin", "finish_failed job=%lld", (long long)job_id);
-    } else if (vb_catalog_job_finish(self->catalog, run->job, VB_JOB_FAILED, vb_error_msg(),
-                                     vb_time_now_ms()) != 0) {
-        VB_LOG_ERROR("admin", "finish_failed job=%lld", (long long)run->job);
+    int rc = vb_catalog_job_create(self->catalog, &job, &run->job);
+    if (rc) {
+        s_run_free(&run);
+        return rc;
     }
-out:
-    if (rc && result) {
+    *result = json_pack("{s:I, s:b}", "job", (json_int_t)run->job, "dry_run", run->dry);
+    VB_LOG_INFO("admin", "prune_started job=%lld dry_run=%d", (long long)run->job, run->dry);
+    int64_t job_id = run->job;
+    s_open_req_t *req = s_open_request(self);
+    rc = req ? s_step(self, run, S_OPENING, s_open_work, req, s_open_req_free, s_opened)
+             : vb_error_code();
+    if (rc) { /* the job is recorded failed; the caller hears why */
+        if (vb_catalog_job_finish(self->catalog, job_id, VB_JOB_FAILED, vb_error_msg(),
+                                  vb_time_now_ms()) != 0)
+            VB_LOG_ERROR("admin", "finish_failed job=%lld", (long long)job_id);
         json_decref(*result);
         *result = NULL;
+        s_run_free(&run);
     }
-    s_gc_req_free(&req);
-    s_run_free(&run);
-    s_prune_clear(&p);
     return rc;
 }
 
@@ -480,16 +605,22 @@ out:
 
 const char *vb_admin_worker_phase(const vb_admin_t *self, int64_t id)
 {
-    return self->prune && self->prune->job == id ? S_PHASE : NULL;
+    return self->prune && self->prune->job == id ? s_phase[self->prune->step] : NULL;
 }
 
 void vb_admin_prune_show(vb_admin_t *self, int64_t id, vb_job_state_t state,
                          const char *options_json, json_t *out, json_t *progress)
 {
     if (state == VB_JOB_RUNNING && vb_admin_worker_phase(self, id)) {
-        json_object_set_new(progress, "phase", json_string(S_PHASE));
-        json_object_set_new(progress, "phases", json_pack("[{s:s, s:s}]", "name", S_PHASE,
-                                                          "state", "running"));
+        s_step_t now = self->prune->step;
+        json_t *phases = json_array();
+        for (s_step_t s = S_OPENING; s < S_STEPS; s++)
+            json_array_append_new(phases, json_pack("{s:s, s:s}", "name", s_phase[s], "state",
+                                                    s < now    ? "done"
+                                                    : s == now ? "running"
+                                                               : "pending"));
+        json_object_set_new(progress, "phase", json_string(s_phase[now]));
+        json_object_set_new(progress, "phases", phases);
         return;
     }
     json_t *o = options_json ? json_loads(options_json, 0, NULL) : NULL;
@@ -505,7 +636,8 @@ json_t *vb_admin_background_json(const vb_admin_t *self)
     const vb_admin_prune_t *run = self->prune;
     if (run)
         json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:I}", "job", (json_int_t)run->job,
-                                             "kind", "prune", "phase", S_PHASE, "running_ms",
+                                             "kind", "prune", "phase", s_phase[run->step],
+                                             "running_ms",
                                              (json_int_t)(vb_time_now_ms() - run->started_ms)));
     return arr;
 }

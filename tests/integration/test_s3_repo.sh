@@ -181,6 +181,19 @@ for vm in $vms; do
 done
 pass "S3: every object of a locked repository deleted with plain DELETEs: restores read through the markers, byte-identical"
 
+# A prune in this state is refused before the catalog forgets anything: the job fails with the
+# one "undelete first" message and every restore point is still listed (a prune that forgot them
+# first would leave their indexes as orphans once undeleted).
+listed() { "$VBAK" restore-points --json | jq -c '[.[].id] | sort'; }
+before=$(listed)
+(($(jq length <<<"$before") > $(wc -w <<<"$vms"))) || fail "nothing for --keep-last 1 to prune: $before"
+rc=0
+out=$("$VBAK" prune --keep-last 1 2>&1) || rc=$?
+[[ $rc == 1 && $(wc -l <<<"$out") == 1 && $out == *"hidden by delete markers"* &&
+  $out == *"run \`vbak repo undelete $rps\` first"* ]] || fail "prune with the chunk index hidden: rc $rc, $out"
+[[ $(listed) == "$before" ]] || fail "the refused prune removed restore points: $(listed), before $before"
+pass "S3: prune while the chunk index is hidden fails in one line and removes no restore point"
+
 dry=$("$VBAK" repo undelete "$rps" --credentials "$creds" --dry-run --json) || fail "undelete --dry-run: $dry"
 n=$(wc -l <<<"$keys")
 idx=$(grep -c '^rps/index/' <<<"$keys")
