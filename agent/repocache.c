@@ -1,9 +1,11 @@
 #include "repocache.h"
 
+#include <czmq.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "log.h"
 
 typedef struct s_entry {
     struct s_entry *next;
@@ -17,16 +19,12 @@ typedef struct s_entry {
 
 struct vb_repocache {
     pthread_mutex_t lock;
+    pthread_cond_t closed; /* a closer thread ended */
+    unsigned closers;      /* closer threads still running (the sweep's) */
     s_entry_t *entries;
     int64_t idle_ms;
+    vb_repocache_close_fn close;
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 vb_repocache_t *vb_repocache_new(int64_t idle_ms)
 {
@@ -36,13 +34,20 @@ vb_repocache_t *vb_repocache_new(int64_t idle_ms)
         return NULL;
     }
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->closed, NULL);
     self->idle_ms = idle_ms;
+    self->close = vb_repo_destroy;
     return self;
 }
 
-static void s_entry_free(s_entry_t *e)
+void vb_repocache_set_close(vb_repocache_t *self, vb_repocache_close_fn close)
 {
-    vb_repo_destroy(&e->repo);
+    self->close = close ? close : vb_repo_destroy;
+}
+
+static void s_entry_free(vb_repocache_t *self, s_entry_t *e)
+{
+    self->close(&e->repo);
     free(e->url);
     free(e);
 }
@@ -52,11 +57,16 @@ void vb_repocache_destroy(vb_repocache_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_repocache_t *self = *self_p;
+    pthread_mutex_lock(&self->lock);
+    while (self->closers) /* a handle the sweep handed over is closed before the agent goes */
+        pthread_cond_wait(&self->closed, &self->lock);
+    pthread_mutex_unlock(&self->lock);
     while (self->entries) {
         s_entry_t *e = self->entries;
         self->entries = e->next;
-        s_entry_free(e);
+        s_entry_free(self, e);
     }
+    pthread_cond_destroy(&self->closed);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -82,12 +92,59 @@ static s_entry_t *s_unlink_unused_locked(vb_repocache_t *self,
     return gone;
 }
 
-static void s_free_list(s_entry_t *e)
+static void s_free_list(vb_repocache_t *self, s_entry_t *e)
 {
     while (e) {
         s_entry_t *next = e->next;
-        s_entry_free(e);
+        s_entry_free(self, e);
         e = next;
+    }
+}
+
+typedef struct {
+    vb_repocache_t *cache;
+    s_entry_t *gone;
+} s_closer_t;
+
+static void *s_closer(void *arg)
+{
+    s_closer_t *c = arg;
+    vb_repocache_t *self = c->cache;
+    s_free_list(self, c->gone);
+    free(c);
+    pthread_mutex_lock(&self->lock);
+    self->closers--;
+    pthread_cond_broadcast(&self->closed);
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+/* Closes the unlinked entries on a detached thread of their own: closing a handle may be network
+ * work (an S3 store), and the sweep runs on the agent's event loop. Closed here only when no
+ * thread can start. */
+static void s_close_apart(vb_repocache_t *self, s_entry_t *gone)
+{
+    if (!gone)
+        return;
+    s_closer_t *c = malloc(sizeof *c);
+    pthread_attr_t attr;
+    pthread_t tid;
+    bool started = false;
+    if (c && pthread_attr_init(&attr) == 0) {
+        *c = (s_closer_t){self, gone};
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_mutex_lock(&self->lock);
+        self->closers++;
+        started = pthread_create(&tid, &attr, s_closer, c) == 0;
+        if (!started)
+            self->closers--;
+        pthread_mutex_unlock(&self->lock);
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        VB_LOG_WARN("agent", "repocache_close_inline reason=\"no closer thread\"");
+        free(c);
+        s_free_list(self, gone);
     }
 }
 
@@ -115,7 +172,7 @@ vb_repo_t *vb_repocache_acquire(vb_repocache_t *self, const char *url, uint64_t 
     if (e)
         e->users++;
     pthread_mutex_unlock(&self->lock);
-    s_free_list(gone);
+    s_free_list(self, gone); /* on the task's thread */
     if (e)
         return e->repo;
     /* opened outside the lock (it reads the index); two tasks starting at once may both open
@@ -157,12 +214,12 @@ void vb_repocache_release(vb_repocache_t *self, vb_repo_t *repo, bool failed)
         if (e->users)
             e->users--;
         e->retired = e->retired || failed;
-        e->idle_since_ms = s_now_ms();
+        e->idle_since_ms = zclock_mono();
         break;
     }
     s_entry_t *gone = s_unlink_unused_locked(self, s_retired, NULL);
     pthread_mutex_unlock(&self->lock);
-    s_free_list(gone);
+    s_free_list(self, gone); /* on the releasing task's thread */
 }
 
 static bool s_idle_long(const s_entry_t *e, const void *arg)
@@ -173,13 +230,13 @@ static bool s_idle_long(const s_entry_t *e, const void *arg)
 
 size_t vb_repocache_sweep(vb_repocache_t *self)
 {
-    int64_t cutoff = s_now_ms() - self->idle_ms;
+    int64_t cutoff = zclock_mono() - self->idle_ms;
     pthread_mutex_lock(&self->lock);
     s_entry_t *gone = s_unlink_unused_locked(self, s_idle_long, &cutoff);
     size_t open = 0;
     for (s_entry_t *e = self->entries; e; e = e->next)
         open++;
     pthread_mutex_unlock(&self->lock);
-    s_free_list(gone);
+    s_close_apart(self, gone); /* the loop only unlinks */
     return open;
 }

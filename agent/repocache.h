@@ -10,9 +10,11 @@
  * A handle serves one job only: a later job opens the repository again and sees the index as it
  * is then (what a GC since removed or repacked), exactly as a task did when it opened its own.
  * A handle a task failed with is retired (its upload or store may be what failed): no task gets
- * it again, and it is closed when the last task using it lets go. A handle no task uses is
- * closed by vb_repocache_sweep once it has been idle for idle_ms, or at once when a task of
- * another job asks for the same repository.
+ * it again, and it is closed when the last task using it lets go (on that task's thread). A handle
+ * no task uses is closed once it has been idle for idle_ms (vb_repocache_sweep, which runs on the
+ * agent's event loop, only unlinks it: a thread of its own closes it, since closing an S3 store
+ * is network work), or at once when a task of another job asks for the same repository (on that
+ * task's thread).
  *
  * Thread-safe: tasks acquire and release from their own threads. */
 #ifndef VB_REPOCACHE_H
@@ -28,8 +30,14 @@ typedef struct vb_repocache vb_repocache_t;
 
 /* NULL on failure (message set). idle_ms: how long a handle nobody uses stays open. */
 vb_repocache_t *vb_repocache_new(int64_t idle_ms);
-/* Closes every handle; the caller makes sure no task still holds one. Takes NULL. */
+/* Waits for the handles the sweep is closing, then closes every other; the caller makes sure no
+ * task still holds one. Takes NULL. */
 void vb_repocache_destroy(vb_repocache_t **self_p);
+
+/* How a handle is closed: vb_repo_destroy unless a test sets another (NULL: vb_repo_destroy), to
+ * see on which thread, and when, handles close. Set it before the first acquire. */
+typedef void (*vb_repocache_close_fn)(vb_repo_t **repo_p);
+void vb_repocache_set_close(vb_repocache_t *self, vb_repocache_close_fn close);
 
 /* The shared handle of repository `url` for job `job_id`, opened with the key file and store
  * options if there is none (a retired one is never handed out). Borrowed until
@@ -41,7 +49,8 @@ vb_repo_t *vb_repocache_acquire(vb_repocache_t *self, const char *url, uint64_t 
  * retired. */
 void vb_repocache_release(vb_repocache_t *self, vb_repo_t *repo, bool failed);
 
-/* Closes the handles no task has used for idle_ms; returns how many are still open. */
+/* Hands the handles no task has used for idle_ms to a thread that closes them, and returns
+ * without waiting for it; returns how many handles are still in the cache. */
 size_t vb_repocache_sweep(vb_repocache_t *self);
 
 #endif

@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "pipeline/pipeline.h"
 #include "repo_testutil.h"
@@ -143,6 +145,59 @@ Test(repocache, a_task_that_only_reuses_another_tasks_uncommitted_chunk_commits_
     cr_assert(len == CHUNK && memcmp(back, disk, CHUNK) == 0);
     vb_repo_worker_destroy(&w);
     vb_repo_destroy(&r);
+    free(path);
+    tu_rmrf(dir);
+}
+
+/* A close the test holds until the sweep has returned, and where it ran. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t sweeper;
+    bool sweep_returned, on_sweeper, waited_in_vain;
+    int closed;
+} s_slow = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void s_slow_close(vb_repo_t **repo_p)
+{
+    pthread_mutex_lock(&s_slow.mu);
+    s_slow.on_sweeper = s_slow.on_sweeper || pthread_equal(pthread_self(), s_slow.sweeper);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30; /* turns a sweep that waits for its close into a failure, not a hang */
+    while (!s_slow.on_sweeper && !s_slow.sweep_returned &&
+           pthread_cond_timedwait(&s_slow.cv, &s_slow.mu, &until) == 0)
+        ;
+    s_slow.waited_in_vain = s_slow.waited_in_vain || !s_slow.sweep_returned;
+    s_slow.closed++;
+    pthread_mutex_unlock(&s_slow.mu);
+    vb_repo_destroy(repo_p);
+}
+
+/* The sweep runs on the agent's event loop and closing an S3 store is network work: the sweep
+ * only unlinks an idle handle, and a thread of its own closes it, however long that takes (here:
+ * until the sweep has returned, which a close on the sweeping thread could never see). The
+ * cache's end waits for that close. */
+Test(repocache, the_sweep_returns_before_the_idle_handle_it_dropped_is_closed)
+{
+    char *dir = NULL, *path = s_repo(&dir);
+    vb_repocache_t *c = vb_repocache_new(0);
+    vb_repocache_set_close(c, s_slow_close);
+    s_slow.sweeper = pthread_self();
+    vb_repo_t *a = s_two_tasks(c, path, 5);
+    vb_repocache_release(c, a, false);
+    vb_repocache_release(c, a, false);
+    cr_assert_eq(vb_repocache_sweep(c), 0, "the idle handle left the cache");
+    pthread_mutex_lock(&s_slow.mu);
+    int closed_during_sweep = s_slow.closed;
+    s_slow.sweep_returned = true;
+    pthread_cond_broadcast(&s_slow.cv);
+    pthread_mutex_unlock(&s_slow.mu);
+    vb_repocache_destroy(&c);
+    cr_assert_eq(closed_during_sweep, 0, "the sweep closed the handle itself");
+    cr_assert_not(s_slow.on_sweeper, "the handle was closed on the sweeping thread");
+    cr_assert_not(s_slow.waited_in_vain, "the close never saw the sweep return");
+    cr_assert_eq(s_slow.closed, 1, "closed once, before the cache's end returned");
     free(path);
     tu_rmrf(dir);
 }
