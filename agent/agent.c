@@ -18,6 +18,7 @@
 #include "log.h"
 #include "path.h"
 #include "policy/transport.h"
+#include "repo/packup.h"
 #include "repo/store.h"
 #include "repocache.h"
 #include "task.h"
@@ -453,6 +454,16 @@ static int s_on_task(zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+/* Pack uploads in flight on S3: the tasks of a job share one repository handle, so its uploads
+ * are what the slots would have had each; the agent's handles together keep as many (two jobs
+ * at once, or a retired handle and its replacement, would otherwise double the memory). */
+static unsigned s_uploads(const vb_agent_settings_t *s)
+{
+    int64_t uploads = s->s3_uploads_in_flight * s->slots;
+    return (unsigned)(uploads > VB_STORE_PUTS_IN_FLIGHT_MAX ? VB_STORE_PUTS_IN_FLIGHT_MAX
+                                                            : uploads);
+}
+
 static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *assign)
 {
     if (zlistx_size(self->tasks) >= (size_t)self->settings->slots) {
@@ -471,17 +482,12 @@ static void s_start_task(self_t *self, zframe_t *frame, const Vbak__TaskAssign *
         return;
     }
     const vb_agent_settings_t *s = self->settings;
-    /* the tasks of a job share one repository handle, so its uploads are what the slots would
-     * have had each */
-    int64_t uploads = s->s3_uploads_in_flight * s->slots;
-    if (uploads > VB_STORE_PUTS_IN_FLIGHT_MAX)
-        uploads = VB_STORE_PUTS_IN_FLIGHT_MAX;
     vb_task_env_t env = {s->repository_key_file,
                          (unsigned)s->workers,
                          s->vddk_libdir && *s->vddk_libdir ? s->vddk_libdir : NULL,
                          self->vddk_config,
                          s->repository_credentials_file,
-                         vb_store_is_s3(assign->repository) ? (unsigned)uploads : 0,
+                         vb_store_is_s3(assign->repository) ? s_uploads(s) : 0,
                          self->repos};
     zactor_t *task = vb_task_start(frame, &env);
     if (!task) {
@@ -671,6 +677,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     /* a repository no task used for a heartbeat interval is closed */
     if (!(self->repos = vb_repocache_new(settings->heartbeat_interval_ms)))
         goto fail;
+    vb_packup_limit_process(s_uploads(settings));
     self->loop = zloop_new();
     zloop_reader(self->loop, pipe, s_on_pipe, self);
     zloop_timer(self->loop, (size_t)self->interval_ms, 0, s_on_heartbeat_timer, self);

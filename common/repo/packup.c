@@ -36,6 +36,49 @@ struct vb_packup {
     unsigned peak;
 };
 
+/* The process-wide bound (vb_packup_limit_process): one token per upload queued or running in
+ * any packup of the process, taken before a put queues and given back when its upload ends. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned limit, used, peak;
+} s_proc = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+
+void vb_packup_limit_process(unsigned limit)
+{
+    pthread_mutex_lock(&s_proc.lock);
+    s_proc.limit = limit;
+    pthread_cond_broadcast(&s_proc.cond);
+    pthread_mutex_unlock(&s_proc.lock);
+}
+
+unsigned vb_packup_process_peak(void)
+{
+    pthread_mutex_lock(&s_proc.lock);
+    unsigned n = s_proc.peak;
+    pthread_mutex_unlock(&s_proc.lock);
+    return n;
+}
+
+/* Called without a packup's lock: the uploads that give tokens back need it. */
+static void s_proc_take(void)
+{
+    pthread_mutex_lock(&s_proc.lock);
+    while (s_proc.limit && s_proc.used >= s_proc.limit)
+        pthread_cond_wait(&s_proc.cond, &s_proc.lock);
+    if (++s_proc.used > s_proc.peak)
+        s_proc.peak = s_proc.used;
+    pthread_mutex_unlock(&s_proc.lock);
+}
+
+static void s_proc_give(unsigned n)
+{
+    pthread_mutex_lock(&s_proc.lock);
+    s_proc.used -= n;
+    pthread_cond_broadcast(&s_proc.cond);
+    pthread_mutex_unlock(&s_proc.lock);
+}
+
 vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight)
 {
     if (in_flight < 1 || in_flight > VB_STORE_PUTS_IN_FLIGHT_MAX) {
@@ -79,6 +122,7 @@ void vb_packup_destroy(vb_packup_t **self_p)
     atomic_store(&self->abandon, true);
     for (unsigned i = 0; i < self->queued; i++)
         free(self->queue[(self->head + i) % self->max].buf);
+    s_proc_give(self->queued);
     self->queued = 0;
     pthread_cond_broadcast(&self->cond);
     pthread_mutex_unlock(&self->lock);
@@ -109,6 +153,7 @@ static int s_keep_failure_locked(vb_packup_t *self, int rc)
 static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
 {
     self->busy--;
+    s_proc_give(1);
     if (rc == 0)
         self->puts++;
     (void)s_keep_failure_locked(self, rc);
@@ -116,6 +161,10 @@ static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
         self->spare[self->nspare++] = (s_spare_t){job->buf, job->cap};
     else
         free(job->buf);
+    /* nothing in flight (a commit's wait returns): until uploads run again the writer needs one
+     * spare at most, and the rest would stay allocated while the handle waits for a task */
+    while (self->queued + self->busy == 0 && self->nspare > 1)
+        free(self->spare[--self->nspare].buf);
     pthread_cond_broadcast(&self->cond);
 }
 
@@ -161,6 +210,7 @@ static int s_failed_locked(const vb_packup_t *self)
 
 int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *cap, size_t len)
 {
+    s_proc_take(); /* the process's bound first: its uploads end without this packup's lock */
     pthread_mutex_lock(&self->lock);
     int rc = s_failed_locked(self);
     if (rc == 0)
@@ -180,6 +230,8 @@ int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *ca
         *buf = sp.buf;
         *cap = sp.cap;
         pthread_cond_broadcast(&self->cond);
+    } else {
+        s_proc_give(1);
     }
     (void)s_keep_failure_locked(self, rc); /* a pack not queued fails every later wait */
     pthread_mutex_unlock(&self->lock);

@@ -14,7 +14,9 @@
  * one of which is missing.
  *
  * Memory: N buffers (queued, uploading, or kept for reuse) plus the writer's own: (N + 1) ×
- * the pack size.
+ * the pack size; once nothing is in flight (after a wait) one spare is kept, the rest freed.
+ * Across the process, vb_packup_limit_process bounds the uploads of every packup together (an
+ * agent's repository handles: two jobs at once, or a retired handle and its replacement).
  *
  * Ending: destroy without a wait abandons what is queued or uploading (a failed or cancelled
  * task's packs are never listed, so writing them would only leave work for GC).
@@ -51,6 +53,13 @@ int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *ca
 /* Waits until no upload is queued or running. 0 when every put so far was written; otherwise
  * the first failure's code and message. */
 int vb_packup_wait(vb_packup_t *self) VB_WUR;
+
+/* One bound on the uploads queued or running in every packup of the process together: a put
+ * waits while `limit` are (before it waits for its own packup's N). 0, the default: none beyond
+ * each packup's own. */
+void vb_packup_limit_process(unsigned limit);
+/* The most uploads that were queued or running at once across the process so far. */
+unsigned vb_packup_process_peak(void);
 
 /* Uploads that were written, and the most that were in flight at once, so far. */
 uint64_t vb_packup_puts(vb_packup_t *self);

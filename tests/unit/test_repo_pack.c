@@ -510,6 +510,46 @@ Test(packup, four_uploads_run_at_once_and_every_pack_is_written_when_wait_return
     s_up_close(&u);
 }
 
+/* A put of bytes `fill` into `up`; true when it handed back a buffer (a spare). */
+static bool s_put_spare(vb_packup_t *up, const char *name, uint8_t fill)
+{
+    uint8_t *buf = s_upload_buf(fill);
+    size_t cap = 4096;
+    cr_assert_eq(vb_packup_put(up, name, &buf, &cap, 4096), 0, "%s", vb_error_msg());
+    bool spare = buf != NULL;
+    free(buf);
+    return spare;
+}
+
+/* One bound for the process (an agent's handles: two jobs at once, or a retired handle and its
+ * replacement): two packups of 4 uploads each with the process limited to 3 (each put slowed
+ * to 0.1 s) never have more than 3 queued or running together, and every pack is written. Once
+ * a wait returned, a packup keeps one spare buffer, not one per upload: a put hands one back,
+ * the put right after it none. */
+Test(packup, two_packups_together_keep_to_the_process_limit)
+{
+    vb_packup_limit_process(3);
+    s_up_t u = s_up_open(4, false, 100000);
+    vb_packup_t *up[2] = {u.up, vb_packup_new(u.st, 4)};
+    cr_assert_not_null(up[1], "%s", vb_error_msg());
+    for (uint8_t i = 0; i < 12; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "packs/00/%c%u", i % 2 ? 'b' : 'a', i / 2);
+        (void)s_put_spare(up[i % 2], name, i);
+    }
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(vb_packup_wait(up[k]), 0, "%s", vb_error_msg());
+        cr_assert_eq(vb_packup_puts(up[k]), 6);
+    }
+    cr_assert_eq(vb_packup_process_peak(), 3, "uploads at once in the process: %u",
+                 vb_packup_process_peak());
+    cr_assert(s_put_spare(up[0], "packs/00/c0", 1), "one spare is kept");
+    cr_assert_not(s_put_spare(up[0], "packs/00/c1", 2), "only one spare is kept once idle");
+    cr_assert_eq(vb_packup_wait(up[0]), 0, "%s", vb_error_msg());
+    vb_packup_destroy(&up[1]);
+    s_up_close(&u);
+}
+
 /* A task that ends without a commit (a read error, a cancel): its repository is destroyed with
  * two uploads still under way (each put slowed to 2 s). They are abandoned: neither pack is
  * written, nor any temp file left, since no index object will ever list them. (Before, destroy
