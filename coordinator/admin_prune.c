@@ -234,11 +234,13 @@ static void *s_open_work(void *arg)
         return res;
     res->repo = vb_repo_open_opts(req->repository, req->key_file,
                                   &(vb_store_opts_t){.credentials_file = req->credentials_file});
-    int rc = !res->repo ? (vb_error_code() ? vb_error_code() : VB_EIO) : vb_repo_writable(res->repo);
+    int rc =
+        !res->repo ? (vb_error_code() ? vb_error_code() : VB_EIO) : vb_repo_writable(res->repo);
     if (rc) {
         res->rc = rc;
         res->error = strdup(vb_error_msg());
-        vb_repo_destroy(&res->repo); /* here, not on the loop: closing a store may be network work */
+        /* closed here, not on the loop: closing a store may be network work */
+        vb_repo_destroy(&res->repo);
     }
     return res;
 }
@@ -487,7 +489,7 @@ static int s_decide(vb_admin_t *self, vb_admin_prune_t *run, s_gc_req_t **req)
 static void s_collected(vb_admin_t *self, vb_admin_prune_t *run, void *res_v)
 {
     s_gc_res_t *res = res_v;
-    const char *error = !res ? "the garbage collection thread stopped without an answer"
+    const char *error = !res      ? "the garbage collection thread stopped without an answer"
                         : res->rc ? (res->error ? res->error : "out of memory")
                                   : NULL;
     s_finish(self, run, error, res && !res->rc ? s_result_json(run, res) : NULL);
@@ -503,9 +505,9 @@ static void s_opened(vb_admin_t *self, vb_admin_prune_t *run, void *res_v)
     s_gc_req_t *req = NULL;
     if (!res || res->rc || run->stopping) {
         s_finish(self, run,
-                 !res        ? "the thread that opens the repository stopped without an answer"
-                 : res->rc   ? (res->error ? res->error : "out of memory")
-                             : "the coordinator stopped before the prune decided; run it again",
+                 !res      ? "the thread that opens the repository stopped without an answer"
+                 : res->rc ? (res->error ? res->error : "out of memory")
+                           : "the coordinator stopped before the prune decided; run it again",
                  NULL);
         s_open_res_free(&res); /* a handle left open only when the coordinator stops */
         return;
@@ -543,8 +545,7 @@ static s_open_req_t *s_open_request(const vb_admin_t *self)
 {
     s_open_req_t *req = calloc(1, sizeof *req);
     bool ok = req && (!self->repository || (req->repository = strdup(self->repository))) &&
-              (!self->repository_key_file ||
-               (req->key_file = strdup(self->repository_key_file))) &&
+              (!self->repository_key_file || (req->key_file = strdup(self->repository_key_file))) &&
               (!self->repository_credentials_file ||
                (req->credentials_file = strdup(self->repository_credentials_file)));
     if (!ok) {
@@ -561,8 +562,8 @@ static s_open_req_t *s_open_request(const vb_admin_t *self)
 int vb_admin_prune(vb_admin_t *self, json_t *args, json_t **result)
 {
     if (self->prune)
-        return vb_error_set(VB_EBUSY, "prune: job %lld is still %s; wait for it to end (vbak job "
-                                      "show %lld)",
+        return vb_error_set(VB_EBUSY,
+                            "prune: job %lld is still %s; wait for it to end (vbak job show %lld)",
                             (long long)self->prune->job, s_phase[self->prune->step],
                             (long long)self->prune->job);
     vb_admin_prune_t *run = calloc(1, sizeof *run);

@@ -19,8 +19,12 @@ static int64_t s_rp(vb_catalog_t *cat, const char *vm, int64_t created)
     int64_t job_id = 0, id = 0;
     cr_assert_eq(vb_catalog_job_create(cat, &job, &job_id), 0, "%s", vb_error_msg());
     vb_rp_disk_t disk = {.key = "2000", .name = "Hard disk 1", .capacity = 1 << 20};
-    vb_restore_point_t rp = {.vm = (char *)vm, .job_id = job_id, .created = created,
-                             .kind = VB_RP_FULL, .disks = &disk, .disk_count = 1};
+    vb_restore_point_t rp = {.vm = (char *)vm,
+                             .job_id = job_id,
+                             .created = created,
+                             .kind = VB_RP_FULL,
+                             .disks = &disk,
+                             .disk_count = 1};
     cr_assert_eq(vb_catalog_restore_point_create(cat, &rp, &id), 0, "%s", vb_error_msg());
     char path[64];
     snprintf(path, sizeof path, "rp%lld-2000", (long long)id);
