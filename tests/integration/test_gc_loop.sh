@@ -20,7 +20,9 @@ restart_coordinator() {
   local pid
   pid=$(cat "$SITE/run/coordinator.pid")
   kill "$pid"
-  wait_until 10 "the coordinator stopped" bash -c "! kill -0 $pid 2>/dev/null"
+  # a coordinator that stops waits for its workers' work in flight (the catalog copy after the
+  # last job, say), each store call of which takes as long as the delay the run was given
+  wait_until 60 "the coordinator stopped" bash -c "! kill -0 $pid 2>/dev/null"
   env "$@" "$VBAK" lab up "$SITE" >/dev/null
   wait_until 20 "both agents registered with the new coordinator" \
     bash -c "[[ \$(\"$VBAK\" status --json | jq .counters.registered) -ge 2 ]]"
