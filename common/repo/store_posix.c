@@ -23,7 +23,7 @@
 
 #define S_FILE_MODE 0600
 #define S_DIR_MODE 0700
-#define S_ALIGN 4096 /* O_DIRECT alignment of buffer, offset and length */
+#define S_ALIGN VB_DIRECT_ALIGN /* O_DIRECT alignment of buffer, offset and length */
 #define S_DEPTH_MAX 8
 #define S_TMP ".tmp."
 #define S_ASIDE ".gc."
@@ -197,16 +197,12 @@ static int s_write_iov(s_posix_t *p, int fd, const struct iovec *iov, int iovcnt
         const uint8_t *b = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         if (direct) {
-            size_t a = len & ~(size_t)(S_ALIGN - 1);
-            if (a && vb_pwrite_full(fd, b, a, off) != 0) {
-                if (errno != EINVAL)
-                    return -1;
-                atomic_store(&p->direct, false); /* alignment this device refuses */
-                a = 0;
-            }
+            ssize_t a = vb_pwrite_direct(fd, &p->direct, b, len, off);
+            if (a < 0)
+                return -1;
             b += a;
-            len -= a;
-            off += a;
+            len -= (size_t)a;
+            off += (uint64_t)a;
             if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
                 return -1;
             direct = false;
