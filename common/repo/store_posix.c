@@ -280,6 +280,19 @@ out:
     return rc;
 }
 
+/* Opens an object to read, with O_DIRECT when *direct asks and the file system takes it (then
+ * *direct stays true). -1 with errno. */
+static int s_open_read(s_posix_t *p, const char *name, bool *direct)
+{
+    *direct = *direct && atomic_load(&p->direct);
+    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | (*direct ? O_DIRECT : 0));
+    if (fd < 0 && *direct && errno == EINVAL) {
+        *direct = false;
+        fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
+    }
+    return fd;
+}
+
 /* Reads size bytes (the whole file) into buf: a direct fd reads whole aligned blocks. */
 static int s_read_all(int fd, bool direct, uint8_t *buf, size_t size, size_t cap)
 {
@@ -301,12 +314,8 @@ static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *l
 {
     s_posix_t *p = state;
     s_sleep_us(p->read_delay_us);
-    bool direct = atomic_load(&p->direct) && s_aligned(buf, cap);
-    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-    if (fd < 0 && direct && errno == EINVAL) {
-        direct = false;
-        fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
-    }
+    bool direct = s_aligned(buf, cap);
+    int fd = s_open_read(p, name, &direct);
     if (fd < 0)
         return s_fail(p, errno, "object", name);
     int rc = 0;
@@ -343,7 +352,8 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
 {
     s_posix_t *p = state;
     s_sleep_us(p->read_delay_us);
-    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
+    bool direct = s_aligned(buf, len) && off % S_ALIGN == 0;
+    int fd = s_open_read(p, name, &direct);
     if (fd < 0)
         return s_fail(p, errno, "object", name);
     size_t n = 0;
@@ -357,6 +367,17 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
         ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
         if (r < 0 && errno == EINTR)
             continue;
+        if (direct && ((r < 0 && errno == EINVAL) || (r > 0 && (n + (size_t)r) % S_ALIGN))) {
+            /* refused, or short at the end of the file: the rest (if any) reads buffered */
+            direct = false;
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0) {
+                rc = s_fail(p, errno, "reading", name);
+                break;
+            }
+            if (r < 0)
+                continue;
+        }
         if (r < 0) {
             rc = s_fail(p, errno, "reading", name);
             break;
