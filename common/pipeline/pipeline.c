@@ -88,6 +88,10 @@ typedef struct {
     pthread_t thread;
     vb_repo_worker_t *rw;
     uint8_t *buf;
+    size_t buf_cap;      /* a chunk; restore: a run of them (VB_PIPELINE_WRITE_RUN) */
+    uint64_t run_first;  /* restore: the chunk at buf[0] of the run held back in buf */
+    uint32_t run_chunks; /* chunks in that run, 0: none */
+    size_t run_len;      /* their bytes */
     vb_digest_t *unit; /* restore, verify: the digests of the unit in hand (S_UNIT_CHUNKS) */
     s_fetch_t ahead;   /* fetching ahead (run->fetch_ahead) */
     vb_pipeline_stats_t stats;
@@ -224,8 +228,8 @@ static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
     return 0;
 }
 
-/* Writes a verified chunk. On a zero-filled destination, all-zero 4 KiB blocks are left out so
- * the output stays sparse even where a chunk is partly zeros. */
+/* Writes verified chunks from w->buf. On a zero-filled destination, all-zero 4 KiB blocks are
+ * left out so the output stays sparse even where a chunk is partly zeros. */
 static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
 {
     s_run_t *run = w->run;
@@ -254,40 +258,72 @@ static int s_write_chunk(s_worker_t *w, uint64_t off, uint32_t len)
     return 0;
 }
 
-/* Reads chunk `chunk` of the index into w->buf and checks its length; the message (on error)
+/* Writes the run held back in w->buf, if any, and starts none. */
+static int s_flush_run(s_worker_t *w)
+{
+    int rc = 0;
+    if (w->run_chunks)
+        rc = s_write_chunk(w, w->run_first * w->run->chunk_size, (uint32_t)w->run_len);
+    w->run_chunks = 0;
+    w->run_len = 0;
+    return rc;
+}
+
+/* Where chunk `chunk` goes in w->buf: after the run held back when it follows it on the disk and
+ * fits, else at the start once the run is written (restore); at the start (verify). */
+static int s_chunk_dst(s_worker_t *w, uint64_t chunk, uint8_t **dst)
+{
+    s_run_t *run = w->run;
+    int rc = 0;
+    if (run->mode == S_RESTORE &&
+        (chunk != w->run_first + w->run_chunks || w->run_len + run->chunk_size > w->buf_cap))
+        rc = s_flush_run(w);
+    if (w->run_chunks == 0)
+        w->run_first = chunk;
+    *dst = w->buf + w->run_len;
+    return rc;
+}
+
+/* Reads chunk `chunk` of the index into dst and checks its length; the message (on error)
  * says what is wrong with the chunk, not where it is. */
-static int s_get_chunk(s_worker_t *w, uint64_t chunk, uint32_t len)
+static int s_get_chunk(s_worker_t *w, uint64_t chunk, uint32_t len, uint8_t *dst)
 {
     size_t got = 0;
     int rc =
-        vb_repo_chunk_get(w->rw, &w->run->index->digests[chunk], w->buf, w->run->chunk_size, &got);
+        vb_repo_chunk_get(w->rw, &w->run->index->digests[chunk], dst, w->run->chunk_size, &got);
     if (rc == 0 && got != len)
         rc = vb_error_set(VB_ECORRUPT, "chunk holds %zu bytes, the index expects %" PRIu32, got,
                           len);
     return rc;
 }
 
-/* Restore and verify: read and check one chunk; restore also writes it. Verify reports the
- * disk and offset beside the message (vb_verify_report_fn), so it gets the message bare. */
+/* Restore and verify: read and check one chunk; restore also writes it (as part of a run, see
+ * s_chunk_dst). Verify reports the disk and offset beside the message (vb_verify_report_fn), so
+ * it gets the message bare. */
 static int s_read_chunk(s_worker_t *w, uint64_t chunk)
 {
     s_run_t *run = w->run;
     const vb_index_t *idx = run->index;
     uint32_t len = vb_index_chunk_len(idx, chunk);
     uint64_t off = chunk * idx->chunk_size;
-    if (vb_digest_is_zero(&idx->digests[chunk])) { /* a hole, written only with write_zeros */
-        memset(w->buf, 0, len);
-        w->stats.chunks_zero++;
-        return s_write_chunk(w, off, len);
-    }
-    int rc = s_get_chunk(w, chunk, len);
-    if (rc && run->mode == S_VERIFY)
-        return rc;
+    uint8_t *dst = NULL;
+    int rc = s_chunk_dst(w, chunk, &dst);
     if (rc)
+        return rc;
+    if (vb_digest_is_zero(&idx->digests[chunk])) { /* a hole, written only with write_zeros */
+        memset(dst, 0, len);
+        w->stats.chunks_zero++;
+    } else if ((rc = s_get_chunk(w, chunk, len, dst)) != 0) {
+        if (run->mode == S_VERIFY)
+            return rc;
         return vb_error_prefix(rc, "disk %s offset %" PRIu64, idx->disk_key, run->base + off);
-    w->stats.chunks++;
-    if (run->mode == S_RESTORE)
-        return s_write_chunk(w, off, len);
+    } else {
+        w->stats.chunks++;
+    }
+    if (run->mode == S_RESTORE) {
+        w->run_chunks++;
+        w->run_len += len;
+    }
     return 0;
 }
 
@@ -414,6 +450,21 @@ static bool s_fetch_next(s_worker_t *w)
     return true;
 }
 
+/* Restore: writes what the worker holds back once the plan is done (unless the run stops). */
+static void s_index_worker_end(s_worker_t *w)
+{
+    s_run_t *run = w->run;
+    pthread_mutex_lock(&run->lock);
+    bool stop = run->stop;
+    pthread_mutex_unlock(&run->lock);
+    int rc = stop ? 0 : s_flush_run(w);
+    if (rc) {
+        pthread_mutex_lock(&run->lock);
+        s_fail_locked(run, rc);
+        pthread_mutex_unlock(&run->lock);
+    }
+}
+
 /* Restore and verify: one unit of the plan at a time, its images read ahead together; fetching
  * ahead, the next unit is read while this one is decoded (two reads in flight per worker). */
 static void s_index_worker(s_worker_t *w)
@@ -448,6 +499,7 @@ static void s_index_worker(s_worker_t *w)
         first = w->ahead.first;
         end = w->ahead.end;
     }
+    s_index_worker_end(w);
 }
 
 static void *s_worker_main(void *arg)
@@ -499,7 +551,10 @@ static int s_run(s_run_t *run, const vb_pipeline_opts_t *opts, vb_pipeline_stats
         ws[i].run = run;
         ws[i].rw = vb_repo_worker_new(run->repo);
         void *buf = NULL;
-        ws[i].buf = posix_memalign(&buf, 4096, run->chunk_size) == 0 ? buf : NULL;
+        ws[i].buf_cap = run->chunk_size;
+        if (run->mode == S_RESTORE && ws[i].buf_cap < VB_PIPELINE_WRITE_RUN)
+            ws[i].buf_cap = VB_PIPELINE_WRITE_RUN / run->chunk_size * run->chunk_size;
+        ws[i].buf = posix_memalign(&buf, 4096, ws[i].buf_cap) == 0 ? buf : NULL;
         if (run->mode != S_BACKUP)
             ws[i].unit = malloc(S_UNIT_CHUNKS * sizeof *ws[i].unit);
         if (run->fetch_ahead && ws[i].rw) {

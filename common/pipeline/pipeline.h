@@ -26,8 +26,10 @@
  * reads their images with one ranged read per run of them (vb_repo_chunk_prefetch), then
  * decodes, checks and writes each at its disk offset(s); so each pack is read front to back,
  * once per disk index, however the disk's chunks are spread over it, and every bad chunk is
- * still named by its offset. The plan costs 24 bytes per non-hole chunk of the index, and each
- * worker holds up to VB_PIPELINE_READ_UNIT bytes of read-ahead images.
+ * still named by its offset. Restore holds back each chunk that follows the previous one on the
+ * disk and writes the run once it breaks or fills VB_PIPELINE_WRITE_RUN bytes. The plan costs
+ * 24 bytes per non-hole chunk of the index, and each worker holds up to VB_PIPELINE_READ_UNIT
+ * bytes of read-ahead images and (restore) a VB_PIPELINE_WRITE_RUN buffer.
  *
  * Callbacks: read_at/write_at are called from worker threads concurrently (pread/pwrite-like;
  * they must be thread-safe) and return 0 or a negative VB_E* code with a message set on the
@@ -52,6 +54,10 @@
 #define VB_PIPELINE_GAP_READ (64u * 1024u)
 /* Restore and verify read a pack's chunks in ranged reads of up to this many bytes. */
 #define VB_PIPELINE_READ_UNIT (2u * 1024u * 1024u)
+/* A restore worker writes chunks that follow each other on the disk as one write of up to this
+ * many bytes (or one chunk, when chunks are larger): a direct write into a hole of a file holds
+ * the file's lock until the device answers, so fewer, larger writes go faster. */
+#define VB_PIPELINE_WRITE_RUN (4u * 1024u * 1024u)
 
 typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);

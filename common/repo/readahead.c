@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
 
@@ -83,8 +84,15 @@ static void s_locate(vb_readahead_t *self, const vb_digest_t *digests, size_t n)
     qsort(self->items, self->count, sizeof *self->items, s_cmp);
 }
 
+/* Where the ranged read of a run that starts at pack offset `offset` begins: runs are read as
+ * whole blocks into an aligned buffer, so a local store reads them past the page cache. */
+static uint64_t s_block_start(uint64_t offset)
+{
+    return offset & ~(uint64_t)(VB_DIRECT_ALIGN - 1);
+}
+
 /* The end of the run that starts at item `first`: items [first, end) are read as one ranged
- * read of *span bytes from the first item's offset. */
+ * read of *span bytes (whole blocks) from s_block_start of the first item's offset. */
 static size_t s_run_end(const vb_readahead_t *self, size_t first, size_t *span)
 {
     const s_item_t *a = &self->items[first];
@@ -100,7 +108,8 @@ static size_t s_run_end(const vb_readahead_t *self, size_t first, size_t *span)
         if (b_end > end)
             end = b_end;
     }
-    *span = (size_t)(end - a->loc.offset);
+    end = (end + VB_DIRECT_ALIGN - 1) & ~(uint64_t)(VB_DIRECT_ALIGN - 1);
+    *span = (size_t)(end - s_block_start(a->loc.offset));
     return i;
 }
 
@@ -108,7 +117,7 @@ static size_t s_run_end(const vb_readahead_t *self, size_t first, size_t *span)
  * whole. */
 static void s_read_run(vb_readahead_t *self, size_t first, size_t end, size_t span, size_t at)
 {
-    uint64_t start = self->items[first].loc.offset;
+    uint64_t start = s_block_start(self->items[first].loc.offset);
     char name[VB_PACK_NAME_LEN];
     vb_pack_name(&self->items[first].loc.pack, name);
     size_t got = 0;
@@ -134,7 +143,8 @@ void vb_readahead_load(vb_readahead_t *self, const vb_digest_t *digests, size_t 
         first = s_run_end(self, first, &span);
     if (total > self->buf_cap) { /* what it held is spent: grown without copying that over */
         free(self->buf);
-        self->buf = malloc(total);
+        void *buf = NULL;
+        self->buf = posix_memalign(&buf, VB_DIRECT_ALIGN, total) == 0 ? buf : NULL;
         self->buf_cap = self->buf ? total : 0;
     }
     if (total > self->buf_cap) {

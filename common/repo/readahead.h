@@ -5,7 +5,8 @@
  * pack that a disk index references, a few MiB at a time) gives their digests to
  * vb_readahead_load: each is looked up in the chunk index, the batch is sorted by pack and
  * offset, and every run of images in one pack whose gaps are below VB_READAHEAD_GAP is read with
- * one ranged read (at most VB_READAHEAD_RUN_MAX bytes). vb_readahead_take then hands out an
+ * one ranged read (at most VB_READAHEAD_RUN_MAX bytes), widened to whole 4 KiB blocks into an
+ * aligned buffer so that a local store reads it past the page cache (vb_store get_range). vb_readahead_take then hands out an
  * image in place (no copy). Takes in the order the images lie (as restore and verify make them)
  * find each at once; others search.
  *
@@ -14,7 +15,8 @@
  * way (vb_packed_get), which names the problem. So a damaged pack costs the reader no more than
  * before, and every bad chunk is still named on its own.
  *
- * Memory: the images of one batch (the caller bounds the batch) plus 56 bytes per chunk of it.
+ * Memory: the images of one batch (the caller bounds the batch; up to 8 KiB more per run) plus
+ * 56 bytes per chunk of it.
  *
  * Threads: one per thread (a repository worker owns one). */
 #ifndef VB_READAHEAD_H

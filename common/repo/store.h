@@ -91,7 +91,8 @@ typedef struct vb_store_ops {
      * VB_ECORRUPT when it holds more than cap bytes. A 4096-aligned buf and cap lets a store
      * bypass the page cache. */
     int (*get)(void *state, const char *name, void *buf, size_t cap, size_t *len);
-    /* Reads up to len bytes at off; *got < len only where the object ends. VB_ENOTFOUND. */
+    /* Reads up to len bytes at off; *got < len only where the object ends. VB_ENOTFOUND. A
+     * 4096-aligned buf, off and len lets a store bypass the page cache. */
     int (*get_range)(void *state, const char *name, uint64_t off, void *buf, size_t len,
                      size_t *got);
     /* Size and mtime (exists when 0). VB_ENOTFOUND. */

@@ -23,7 +23,7 @@
 
 #define S_FILE_MODE 0600
 #define S_DIR_MODE 0700
-#define S_ALIGN 4096 /* O_DIRECT alignment of buffer, offset and length */
+#define S_ALIGN VB_DIRECT_ALIGN /* O_DIRECT alignment of buffer, offset and length */
 #define S_DEPTH_MAX 8
 #define S_TMP ".tmp."
 #define S_ASIDE ".gc."
@@ -197,16 +197,12 @@ static int s_write_iov(s_posix_t *p, int fd, const struct iovec *iov, int iovcnt
         const uint8_t *b = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         if (direct) {
-            size_t a = len & ~(size_t)(S_ALIGN - 1);
-            if (a && vb_pwrite_full(fd, b, a, off) != 0) {
-                if (errno != EINVAL)
-                    return -1;
-                atomic_store(&p->direct, false); /* alignment this device refuses */
-                a = 0;
-            }
+            ssize_t a = vb_pwrite_direct(fd, &p->direct, b, len, off);
+            if (a < 0)
+                return -1;
             b += a;
-            len -= a;
-            off += a;
+            len -= (size_t)a;
+            off += (uint64_t)a;
             if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
                 return -1;
             direct = false;
@@ -284,6 +280,19 @@ out:
     return rc;
 }
 
+/* Opens an object to read, with O_DIRECT when *direct asks and the file system takes it (then
+ * *direct stays true). -1 with errno. */
+static int s_open_read(s_posix_t *p, const char *name, bool *direct)
+{
+    *direct = *direct && atomic_load(&p->direct);
+    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | (*direct ? O_DIRECT : 0));
+    if (fd < 0 && *direct && errno == EINVAL) {
+        *direct = false;
+        fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
+    }
+    return fd;
+}
+
 /* Reads size bytes (the whole file) into buf: a direct fd reads whole aligned blocks. */
 static int s_read_all(int fd, bool direct, uint8_t *buf, size_t size, size_t cap)
 {
@@ -305,12 +314,8 @@ static int s_get(void *state, const char *name, void *buf, size_t cap, size_t *l
 {
     s_posix_t *p = state;
     s_sleep_us(p->read_delay_us);
-    bool direct = atomic_load(&p->direct) && s_aligned(buf, cap);
-    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
-    if (fd < 0 && direct && errno == EINVAL) {
-        direct = false;
-        fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
-    }
+    bool direct = s_aligned(buf, cap);
+    int fd = s_open_read(p, name, &direct);
     if (fd < 0)
         return s_fail(p, errno, "object", name);
     int rc = 0;
@@ -347,7 +352,8 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
 {
     s_posix_t *p = state;
     s_sleep_us(p->read_delay_us);
-    int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC);
+    bool direct = s_aligned(buf, len) && off % S_ALIGN == 0;
+    int fd = s_open_read(p, name, &direct);
     if (fd < 0)
         return s_fail(p, errno, "object", name);
     size_t n = 0;
@@ -361,6 +367,17 @@ static int s_get_range(void *state, const char *name, uint64_t off, void *buf, s
         ssize_t r = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
         if (r < 0 && errno == EINTR)
             continue;
+        if (direct && ((r < 0 && errno == EINVAL) || (r > 0 && (n + (size_t)r) % S_ALIGN))) {
+            /* refused, or short at the end of the file: the rest (if any) reads buffered */
+            direct = false;
+            int fl = fcntl(fd, F_GETFL);
+            if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0) {
+                rc = s_fail(p, errno, "reading", name);
+                break;
+            }
+            if (r < 0)
+                continue;
+        }
         if (r < 0) {
             rc = s_fail(p, errno, "reading", name);
             break;

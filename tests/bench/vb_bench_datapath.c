@@ -8,6 +8,8 @@
  *   vb_bench_datapath init REPO CHUNK [--compression zstd:N|none] [--key KEYFILE] [--format 1|2]
  *   vb_bench_datapath backup REPO IMAGE NAME [--parent NAME --changed FILE] [--key K] [--workers N]
  *   vb_bench_datapath restore REPO NAME OUT [--key K] [--workers N] [--direct-out]
+ *                                                   --direct-out: write OUT as the agent writes a
+ *                                                   restore to a file (disk_file, fsync at close)
  *   vb_bench_datapath verify REPO NAME [--key K] [--workers N]
  *
  * backup, like the agent's session thread, finds the extents to read itself (a full backup: the
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "disk/disk.h"
 #include "error.h"
 #include "fileio.h"
 #include "inventory/inventory.h"
@@ -244,18 +247,47 @@ static int image_read(void *ctx, void *buf, size_t len, uint64_t off)
 }
 
 /* The restore destination: through the page cache (as restic and borg write theirs), or with
- * --direct-out aligned writes go straight to disk (O_DIRECT) and the rest through the cache. */
-typedef struct {
-    int fd;
-    int direct_fd; /* -1: file system without O_DIRECT */
-} out_t;
-
+ * --direct-out as the agent writes a restore to a file: the file disk backend (aligned blocks
+ * with O_DIRECT, the rest through the cache, fsync at close). */
 static int image_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
-    out_t *o = ctx;
-    bool aligned = o->direct_fd >= 0 && len % 4096 == 0 && off % 4096 == 0 &&
-                   (uintptr_t)buf % 4096 == 0;
-    return write_all_at(aligned ? o->direct_fd : o->fd, buf, len, off);
+    return write_all_at(*(int *)ctx, buf, len, off);
+}
+
+static int disk_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+    return vb_disk_write(ctx, buf, len, off);
+}
+
+/* Restores idx into the file at path (made at the index's capacity). */
+static int restore_to(vb_repo_t *repo, const vb_pipeline_opts_t *po, const vb_index_t *idx,
+                      const char *path, bool direct_out, vb_pipeline_stats_t *s)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, (off_t)idx->capacity) != 0) {
+        int rc = vb_error_set(VB_EIO, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    if (!direct_out) {
+        int rc = vb_pipeline_restore(repo, po, idx, image_write, &fd, s);
+        close(fd);
+        return rc;
+    }
+    close(fd);
+    char abs[4096];
+    vb_disk_conn_t *conn = NULL;
+    vb_disk_t *disk = NULL;
+    int rc = realpath(path, abs) ? 0 : vb_error_set(VB_EIO, "%s: %s", path, strerror(errno));
+    if (rc == 0 && (rc = vb_disk_connect(NULL, &conn)) == 0 &&
+        (rc = vb_disk_open_uri(conn, abs, NULL, &disk)) == 0) {
+        rc = vb_pipeline_restore(repo, po, idx, disk_write, disk, s);
+        int close_rc = vb_disk_close(&disk);
+        rc = rc ? rc : close_rc;
+    }
+    vb_disk_disconnect(&conn);
+    return rc;
 }
 
 static int cmd_backup(int argc, char **argv)
@@ -318,16 +350,8 @@ static int cmd_restore_verify(int argc, char **argv, bool restore)
     vb_pipeline_opts_t po = {.workers = o.workers};
     vb_pipeline_stats_t s;
     if (restore) {
-        out_t out = {.fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0644), .direct_fd = -1};
-        if (out.fd < 0 || ftruncate(out.fd, (off_t)idx->capacity) != 0)
-            return fprintf(stderr, "%s: %s\n", argv[4], strerror(errno)), 1;
-        if (o.direct_out)
-            out.direct_fd = open(argv[4], O_WRONLY | O_DIRECT);
-        if (vb_pipeline_restore(repo, &po, idx, image_write, &out, &s) != 0)
+        if (restore_to(repo, &po, idx, argv[4], o.direct_out, &s) != 0)
             return die("restore");
-        if (out.direct_fd >= 0)
-            close(out.direct_fd);
-        close(out.fd);
     } else if (vb_pipeline_verify(repo, &po, idx, NULL, NULL, &s) != 0) {
         return die("verify");
     }

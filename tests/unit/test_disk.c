@@ -5,6 +5,8 @@
 #include "disk/disk.h"
 #include "disk/disk_uri.h"
 #include "disk_test_util.h"
+#include "fileio.h"
+#include "pagecache_testutil.h"
 
 static char s_dir[512];
 static char s_img[600];
@@ -182,6 +184,46 @@ Test(disk_file, writes_land_and_bounds_are_checked)
     cr_assert(strstr(vb_error_msg(), "read-only"));
     cr_assert_eq(vb_disk_close(&r), 0);
     vb_disk_disconnect(&conn);
+}
+
+/* A restore writes aligned chunks: they go past the page cache (O_DIRECT), an unaligned tail
+ * or buffer through it, every byte lands, and what was not written stays a hole. */
+Test(disk_file, aligned_writes_bypass_the_page_cache_and_tails_land)
+{
+    vb_disk_conn_t *conn = NULL;
+    cr_assert_eq(vb_disk_connect(NULL, &conn), 0);
+    vb_disk_t *d = NULL;
+    cr_assert_eq(vb_disk_open_uri(conn, s_img, NULL, &d), 0, "%s", vb_error_msg());
+    void *mem = NULL;
+    cr_assert_eq(posix_memalign(&mem, 4096, 256 * KiB + 4096), 0);
+    uint8_t *buf = mem;
+    for (size_t i = 0; i < 256 * KiB + 4096; i++)
+        buf[i] = timg_byte(i + 7);
+    /* aligned; aligned with a 100-byte tail; an unaligned buffer (all of it buffered) */
+    cr_assert_eq(vb_disk_write(d, buf, 256 * KiB, 2 * MiB), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_write(d, buf, 64 * KiB + 100, 4 * MiB), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_write(d, buf + 1, 64 * KiB, 5 * MiB), 0, "%s", vb_error_msg());
+    cr_assert_eq(vb_disk_close(&d), 0, "%s", vb_error_msg());
+    vb_disk_disconnect(&conn);
+
+    if (tpc_bypassable(s_img))
+        cr_expect_eq(tpc_cached_pages(s_img, 2 * MiB, 256 * KiB), 0,
+                     "aligned writes went through the page cache");
+    int fd = open(s_img, O_RDONLY);
+    cr_assert(fd >= 0);
+    uint8_t *back = malloc(256 * KiB);
+    cr_assert_eq(vb_pread_full(fd, back, 256 * KiB, 2 * MiB), 0);
+    cr_assert_eq(memcmp(back, buf, 256 * KiB), 0);
+    cr_assert_eq(vb_pread_full(fd, back, 64 * KiB + 101, 4 * MiB), 0);
+    cr_assert_eq(memcmp(back, buf, 64 * KiB + 100), 0);
+    cr_assert_eq(back[64 * KiB + 100], 0, "the byte after the tail is still a hole's zero");
+    cr_assert_eq(vb_pread_full(fd, back, 64 * KiB, 5 * MiB), 0);
+    cr_assert_eq(memcmp(back, buf + 1, 64 * KiB), 0);
+    cr_assert_eq(lseek(fd, 2 * MiB + 256 * KiB, SEEK_DATA), 3 * MiB + 64 * KiB,
+                 "the hole after the aligned write stays a hole");
+    close(fd);
+    free(back);
+    free(mem);
 }
 
 TestSuite(disk_uri);

@@ -401,6 +401,60 @@ Test(pipeline, a_window_restores_at_its_disk_offset_and_errors_name_absolute_off
     vb_repo_destroy(&r);
 }
 
+/* A destination that records how it was written. */
+typedef struct {
+    mem_disk_t disk;
+    unsigned writes;
+    size_t largest;
+} counted_disk_t;
+
+static int counted_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+    counted_disk_t *c = ctx;
+    c->writes++;
+    c->largest = len > c->largest ? len : c->largest;
+    return mem_write(&c->disk, buf, len, off);
+}
+
+/* Chunks that follow each other on the disk reach the destination as one write of up to
+ * VB_PIPELINE_WRITE_RUN bytes, not one write per chunk; a zero chunk between them is still
+ * never written. */
+Test(pipeline, restore_writes_chunks_that_follow_each_other_as_one_run)
+{
+    uint32_t cs = 64u << 10;
+    unsigned chunks = 160; /* 10 MiB */
+    vb_repo_t *r = make_repo("runs", cs, false);
+    mem_disk_t d = {.size = (uint64_t)cs * chunks, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    for (unsigned i = 0; i < chunks; i++)
+        if (i != 80)
+            tu_fill_random(d.data + (uint64_t)i * cs, cs, 7 + i);
+    vb_pipeline_opts_t o = {.workers = 1};
+    vb_index_t *idx = backup(r, &o, &d, NULL, NULL, 0, NULL);
+    counted_disk_t out = {.disk = {.size = d.size, .fail_at = UINT64_MAX}};
+    out.disk.data = malloc(d.size);
+    memset(out.disk.data, 0xAB, d.size);
+    cr_assert_eq(vb_pipeline_restore(r, &o, idx, counted_write, &out, NULL), 0, "%s",
+                 vb_error_msg());
+    for (unsigned i = 0; i < chunks; i++) {
+        size_t at = (size_t)i * cs;
+        if (i == 80)
+            cr_assert_eq(out.disk.data[at], 0xAB, "the zero chunk was written");
+        else
+            cr_assert_eq(memcmp(out.disk.data + at, d.data + at, cs), 0, "chunk %u differs", i);
+    }
+    /* 80 and 79 chunks of data either side of the zero one: two runs of about 5 MiB, each in
+     * writes of at most VB_PIPELINE_WRITE_RUN (one write per chunk before) */
+    unsigned most = (80 * cs + VB_PIPELINE_WRITE_RUN - 1) / VB_PIPELINE_WRITE_RUN +
+                    (79 * cs + VB_PIPELINE_WRITE_RUN - 1) / VB_PIPELINE_WRITE_RUN;
+    cr_assert_leq(out.writes, most, "%u writes for %u chunks", out.writes, chunks - 1);
+    cr_assert_leq(out.largest, VB_PIPELINE_WRITE_RUN);
+    vb_index_destroy(&idx);
+    free(out.disk.data);
+    free(d.data);
+    vb_repo_destroy(&r);
+}
+
 Test(pipeline, read_error_stops_the_backup_naming_disk_and_offset)
 {
     uint32_t cs = 64u << 10;

@@ -3,6 +3,7 @@
 #include "repo/store.h"
 
 #include "repo_testutil.h"
+#include "pagecache_testutil.h"
 #include "s3_testutil.h"
 
 #include <sys/uio.h>
@@ -330,6 +331,39 @@ Test(store, posix_files_are_private_and_crash_leftovers_are_cleaned)
     cr_assert_eq(access(tmp_old, F_OK), -1, "an old temp file is removed");
     cr_assert_eq(access(tmp_new, F_OK), 0, "a writer in flight keeps its temp file");
     s_assert_content(st, "d1/gone", "g", "posix");
+    s_close(&st);
+}
+
+/* A ranged read of whole blocks into an aligned buffer (a restore's read-ahead) goes past the
+ * page cache and still stops where the object ends. */
+Test(store, posix_aligned_ranged_reads_bypass_the_page_cache)
+{
+    vb_store_t *st = s_open(0);
+    size_t size = 3 * 4096 + 100;
+    void *mem = NULL;
+    cr_assert_eq(posix_memalign(&mem, 4096, 5 * 4096), 0);
+    uint8_t *buf = mem;
+    for (size_t i = 0; i < size; i++)
+        buf[i] = (uint8_t)(i * 31 + 7);
+    cr_assert_eq(vb_store_put(st, "packs/p", buf, size, 0), 0, "%s", vb_error_msg());
+    char path[4096];
+    cr_assert_eq(vb_store_local_path(st, "packs/p", path, sizeof path), 0);
+    void *back_mem = NULL;
+    cr_assert_eq(posix_memalign(&back_mem, 4096, 4 * 4096), 0);
+    uint8_t *back = back_mem;
+    size_t got = 0;
+    cr_assert_eq(vb_store_get_range(st, "packs/p", 4096, back, 4 * 4096, &got), 0, "%s",
+                 vb_error_msg());
+    cr_assert_eq(got, size - 4096);
+    cr_assert_eq(memcmp(back, buf + 4096, got), 0);
+    if (tpc_bypassable(path))
+        cr_expect_eq(tpc_cached_pages(path, 0, 3 * 4096), 0,
+                     "the whole blocks were read through the page cache");
+    cr_assert_eq(vb_store_get_range(st, "packs/p", 5, back, 4096, &got), 0, "%s", vb_error_msg());
+    cr_assert_eq(got, 4096);
+    cr_assert_eq(memcmp(back, buf + 5, got), 0, "an unaligned range still reads");
+    free(back_mem);
+    free(mem);
     s_close(&st);
 }
 
