@@ -834,10 +834,11 @@ static int s_pack_name_of(void *arg, const char *name, const vb_store_stat_t *st
 /* A writer seals a pack while another thread's commit is between its uploads' wait and its
  * index object's write (the window widened to 0.5 s by VBAK_TEST_COMMIT_DELAY_US), and that
  * pack's upload fails (every shard but the commit's own pack's made unusable once that pack is
- * written). The commit holds the writers' lock through the window, so the seal waits for it:
- * the commit succeeds and its index object names only the chunk whose pack is there. (With the
- * lock released after the seal, the seal went in during the window: the index object named a
- * chunk in a pack that never got written, or the commit's wait met the failure.) */
+ * written). The commit took its packs (those sealed before it) before the window and the
+ * writers' lock is free meanwhile, so the seal goes in at once: the commit succeeds and its
+ * index object names only the chunk whose pack is there; the later pack is the next commit's.
+ * (A commit that listed every pack pending at its write named a chunk in a pack that never got
+ * written.) */
 Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
 {
     char path[4096], pack[VB_STORE_NAME_MAX + 1] = "";
