@@ -42,6 +42,7 @@ typedef struct {
     long pid; /* in temp names, so writers in different processes never collide */
     long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
     long read_delay_us; /* tests: VBAK_TEST_STORE_READ_DELAY_US per get and ranged get */
+    bool sync_fails;    /* tests: VBAK_TEST_STORE_SYNC_FAIL=1, the barrier's sync fails (EIO) */
 } s_posix_t;
 
 static long s_test_delay_us(const char *var)
@@ -167,6 +168,8 @@ static int s_open(const char *where, bool create, const vb_store_opts_t *opts, v
     p->pid = (long)getpid();
     p->delay_us = s_test_delay_us("VBAK_TEST_STORE_DELAY_US");
     p->read_delay_us = s_test_delay_us("VBAK_TEST_STORE_READ_DELAY_US");
+    const char *sf = getenv("VBAK_TEST_STORE_SYNC_FAIL");
+    p->sync_fails = sf && strcmp(sf, "1") == 0;
     atomic_store(&p->direct, true);
     *state = p;
     return 0;
@@ -636,7 +639,8 @@ static int s_barrier(void *state)
     uint64_t dirty = atomic_load(&p->dirty);
     if (dirty == 0)
         return 0;
-    if (syncfs(p->dirfd) != 0)
+    int synced = p->sync_fails ? (errno = EIO, -1) : syncfs(p->dirfd);
+    if (synced != 0)
         return vb_error_set(s_errno_code(errno) == VB_ENOSPC ? VB_ENOSPC : VB_EIO,
                             "repository %s: sync failed: %s", p->root, strerror(errno));
     atomic_fetch_sub(&p->dirty, dirty);
