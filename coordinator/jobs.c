@@ -287,7 +287,7 @@ vb_jobs_t *vb_jobs_new(const vb_jobs_config_t *config)
     self->stats.durations.bounds = vb_task_duration_bounds;
     self->stats.durations.nbounds = vb_task_duration_nbounds;
     if (!self->cfg.task_bytes)
-        self->cfg.task_bytes = 16u << 20;
+        self->cfg.task_bytes = 64u << 20;
     if (!self->cfg.max_attempts)
         self->cfg.max_attempts = 4;
     self->repository = config->repository ? strdup(config->repository) : NULL;

@@ -72,7 +72,7 @@ const vb_conf_key_t vb_coord_config_table[] = {
     {"repository_credentials_file", VB_CONF_STR,
      offsetof(vb_coord_settings_t, repository_credentials_file), NULL, 0, 0, false,
      "access key file of an s3:// repository (mode 0600)"},
-    {"task_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, task_bytes), "16777216", 65536,
+    {"task_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, task_bytes), "67108864", 65536,
      INT64_C(1) << 40, false, "disk bytes per extent task (a large disk spreads over agents)"},
     {"per_datastore_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_datastore_tasks), "0",
      0, 100000, false, "running tasks per datastore (0: no limit)"},

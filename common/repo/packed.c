@@ -15,22 +15,31 @@
 
 #define S_TOUCHED_MAX 64
 
+typedef struct {
+    vb_pack_id_t id;
+    uint64_t seq; /* the seal's number (1, 2, ...): a commit that covers seq lists it */
+} s_sealed_t;
+
 struct vb_packed {
     vb_store_t *store;
     uint32_t pack_size;
-    pthread_mutex_t lock; /* guards index and pending */
+    pthread_mutex_t lock; /* guards index, pending, sealed and the commit state */
     vb_chunkidx_t *index;
-    vb_idxobj_t *pending; /* packs sealed by this process, not yet in an index object */
+    vb_idxobj_t *pending; /* packs sealed by this process, not yet taken by a commit */
     bool hidden;          /* the index was read from index objects hidden by delete markers */
-    vb_pack_id_t *sealed; /* the packs of pending: maybe still uploading (commit waits for them) */
+    s_sealed_t *sealed;   /* sealed, in no written index object yet (maybe still uploading) */
     size_t nsealed, capsealed;
+    uint64_t nseal;      /* packs sealed so far */
+    uint64_t ncommitted; /* seals 1..ncommitted are in written index objects */
+    bool committing;     /* a commit is waiting for its uploads or writing its index object */
+    pthread_cond_t committed; /* a commit ended */
     pthread_mutex_t wlock; /* guards the open pack: pw, open, nopen (taken before lock) */
     vb_pack_writer_t *pw;  /* the open pack every writer fills */
     vb_digest_t *open;     /* digests in the open pack */
     size_t nopen, capopen;
     vb_packup_t *up; /* sealed packs uploading */
-    /* a sealed pack that could not be listed (out of memory): sticky, every later commit fails
-     * (another writer may have found a chunk of it in the open pack and relies on the commit) */
+    /* a sealed pack that could not be listed (out of memory), or a commit that failed: sticky,
+     * every later commit fails (another writer may rely on a chunk of those packs) */
     int seal_rc;
     char seal_msg[512];
     /* tests: VBAK_TEST_COMMIT_DELAY_US, between the uploads' wait and the index write */
@@ -84,7 +93,7 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
     pthread_mutex_lock(&p->lock);
     int rc = VB_GROW(p->sealed, p->nsealed, p->capsealed, 64, "packs sealed");
     if (rc == 0)
-        p->sealed[p->nsealed++] = *id;
+        p->sealed[p->nsealed++] = (s_sealed_t){*id, ++p->nseal};
     if (rc == 0)
         rc = vb_idxobj_add_pack(p->pending, id, entries, count);
     if (rc == 0)
@@ -121,6 +130,7 @@ vb_packed_t *vb_packed_open(vb_store_t *store, uint32_t pack_size)
     self->commit_delay_us = s_test_commit_delay_us();
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->wlock, NULL);
+    pthread_cond_init(&self->committed, NULL);
     if (!(self->pending = vb_idxobj_new()) ||
         !(self->up = vb_packup_new(store, vb_store_puts_in_flight(store))) ||
         !(self->pw = vb_pack_writer_new(store, pack_size, s_sealed, self)) || s_load(self) != 0) {
@@ -142,6 +152,7 @@ void vb_packed_destroy(vb_packed_t **self_p)
     free(self->sealed);
     vb_chunkidx_destroy(&self->index);
     vb_idxobj_destroy(&self->pending);
+    pthread_cond_destroy(&self->committed);
     pthread_mutex_destroy(&self->wlock);
     pthread_mutex_destroy(&self->lock);
     free(self);
@@ -242,35 +253,96 @@ int vb_packed_flush(vb_packed_writer_t *w)
     return s_seal(w->packed);
 }
 
-int vb_packed_commit(vb_packed_t *self)
+/* Commits, and why they are shaped so: every backup task commits before it reports (its chunks
+ * must be durable), several tasks share this handle (agent/repocache.h), and a commit waits for
+ * uploads and writes: if it held the writers' lock meanwhile, no other task could add a chunk
+ * and the commits would serialize the agent. So a commit seals the open pack under the lock and
+ * releases it at once; the seal's number says which packs it must cover. One commit at a time
+ * (the leader) takes every pack sealed so far out of `pending`, waits for those packs' uploads
+ * only (vb_packup_wait_until: packs sealed later go on uploading), then writes the one index
+ * object listing exactly them. A commit that finds a leader at work waits for it; if that
+ * leader's packs did not cover its own seal, the next leader covers all who waited (group
+ * commit: one barrier and one index object for them). Packs, then index, as before: no index
+ * object names a pack that is not written, and a failed upload or write fails that commit and
+ * every later one (seal_rc), since a task sharing the handle may rely on a chunk of it. */
+
+/* lock held: the sticky failure, if any, with its message */
+static int s_failed_locked(const vb_packed_t *self)
 {
-    /* packs, then index: the open pack is sealed and every upload done before the index
-     * object that lists them is written; a failed upload fails the commit (and every later
-     * one), so no index object ever names a pack that is not there. wlock is held from the
-     * seal to the index write (commit is rare): no writer seals a pack meanwhile, so every
-     * pack pending is one the wait saw written. */
-    pthread_mutex_lock(&self->wlock);
-    int rc = vb_pack_seal(self->pw);
-    if (rc == 0)
-        rc = vb_packup_wait(self->up);
+    return self->seal_rc ? vb_error_set(self->seal_rc, "%s", self->seal_msg) : 0;
+}
+
+/* lock held: the sealed packs are listed in a written index object up to seal `upto` */
+static void s_committed_locked(vb_packed_t *self, uint64_t upto)
+{
+    size_t n = 0;
+    while (n < self->nsealed && self->sealed[n].seq <= upto)
+        n++;
+    memmove(self->sealed, self->sealed + n, (self->nsealed - n) * sizeof *self->sealed);
+    self->nsealed -= n;
+    self->ncommitted = upto;
+}
+
+/* Waits for the uploads of `batch` and writes it (a barrier first: idxobj.h). */
+static int s_write_batch(vb_packed_t *self, vb_idxobj_t *batch)
+{
+    int rc = vb_packup_wait_until(self->up, vb_packup_mark(self->up));
     if (rc == 0 && self->commit_delay_us)
         nanosleep(&(struct timespec){self->commit_delay_us / 1000000,
                                      self->commit_delay_us % 1000000 * 1000},
                   NULL);
-    if (rc == 0) {
-        pthread_mutex_lock(&self->lock);
-        /* a pack that could not be listed fails it; otherwise the index object's write, which
-         * begins with a barrier (with nothing to list, the barrier alone) */
-        if (self->seal_rc)
-            rc = vb_error_set(self->seal_rc, "%s", self->seal_msg);
-        else
-            rc = vb_idxobj_packs(self->pending) ? vb_idxobj_write(self->pending, self->store, NULL)
-                                                : vb_store_barrier(self->store);
-        if (rc == 0)
-            self->nsealed = 0; /* written: a freshen finds them from now on */
-        pthread_mutex_unlock(&self->lock);
+    if (rc == 0)
+        rc = vb_idxobj_write(batch, self->store, NULL);
+    return rc;
+}
+
+/* lock held (released meanwhile): one commit of every pack sealed so far */
+static int s_lead_locked(vb_packed_t *self)
+{
+    vb_idxobj_t *batch = self->pending, *fresh = vb_idxobj_new();
+    if (!fresh)
+        return vb_error_code();
+    self->pending = fresh;
+    uint64_t upto = self->nseal;
+    self->committing = true;
+    pthread_mutex_unlock(&self->lock);
+    /* the mark is taken after the batch: every pack in it was put before (s_sealed runs after
+     * the put), so the wait covers them all (and maybe a pack sealed since: harmless) */
+    int rc = s_write_batch(self, batch);
+    pthread_mutex_lock(&self->lock);
+    if (rc == 0)
+        s_committed_locked(self, upto);
+    else if (self->seal_rc == 0) {
+        self->seal_rc = rc;
+        snprintf(self->seal_msg, sizeof self->seal_msg, "%s", vb_error_msg());
     }
-    pthread_mutex_unlock(&self->wlock);
+    self->committing = false;
+    pthread_cond_broadcast(&self->committed);
+    vb_idxobj_destroy(&batch);
+    return rc;
+}
+
+int vb_packed_commit(vb_packed_t *self)
+{
+    int rc = s_seal(self);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&self->lock);
+    uint64_t mine = self->nseal; /* this commit's seal, and every one before it */
+    bool barrier = mine == self->ncommitted;
+    while ((rc = s_failed_locked(self)) == 0 && self->ncommitted < mine) {
+        if (!self->committing)
+            rc = s_lead_locked(self);
+        else
+            pthread_cond_wait(&self->committed, &self->lock);
+        if (rc)
+            break;
+    }
+    pthread_mutex_unlock(&self->lock);
+    /* nothing of this process to list: the barrier alone (a format-1-style guarantee for the
+     * caller; free when nothing is waiting to be made durable) */
+    if (rc == 0 && barrier)
+        rc = vb_store_barrier(self->store);
     return rc;
 }
 
@@ -283,7 +355,7 @@ static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc
     bool found = vb_chunkidx_find(self->index, digest, loc);
     /* Not found: another agent may have stored it since the index was loaded. Packs this process
      * sealed but has not committed stay known only while nothing reloads: commit first. */
-    if (!found && reload && vb_idxobj_packs(self->pending) == 0 && s_load(self) == 0)
+    if (!found && reload && self->nsealed == 0 && s_load(self) == 0)
         found = vb_chunkidx_find(self->index, digest, loc);
     vb_error_clear();
     pthread_mutex_unlock(&self->lock);
@@ -295,7 +367,7 @@ static bool s_find(vb_packed_t *self, const vb_digest_t *digest, vb_chunkidx_loc
 static bool s_reload(vb_packed_t *self)
 {
     pthread_mutex_lock(&self->lock);
-    bool done = vb_idxobj_packs(self->pending) == 0 && s_load(self) == 0;
+    bool done = self->nsealed == 0 && s_load(self) == 0;
     vb_error_clear();
     pthread_mutex_unlock(&self->lock);
     return done;
@@ -327,7 +399,7 @@ static bool s_sealed_here(vb_packed_t *p, const vb_pack_id_t *id)
     bool found = false;
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; !found && i < p->nsealed; i++)
-        found = memcmp(p->sealed[i].b, id->b, VB_PACK_ID_LEN) == 0;
+        found = memcmp(p->sealed[i].id.b, id->b, VB_PACK_ID_LEN) == 0;
     pthread_mutex_unlock(&p->lock);
     return found;
 }

@@ -7,9 +7,11 @@
  * filled pack, not one per worker. A sealed pack is added to the shared in-memory index and to
  * the index object pending for this process, and handed to the uploads (packup.h): up to
  * vb_store_puts_in_flight() of them run in the background while the workers fill the next pack
- * (S3: 4 by default; a directory: 1). vb_packed_commit() seals the open pack, waits for every
- * upload and only then writes that index object (packs, then index; the restore point comes
- * after, from the coordinator); a failed upload fails that commit and every later one. A chunk
+ * (S3: 4 by default; a directory: 1). vb_packed_commit() seals the open pack, waits for the
+ * uploads of the packs sealed so far and only then writes the index object listing exactly
+ * them (packs, then index; the restore point comes after, from the coordinator), without
+ * stopping the writers meanwhile; commits at about the same time share one index object; a
+ * failed upload fails that commit and every later one. A chunk
  * already in the index, or in the open pack, is not stored again; two agents storing the same
  * chunk at once may both keep a copy.
  *
@@ -59,8 +61,10 @@ int vb_packed_put(vb_packed_writer_t *w, const vb_digest_t *digest, const uint8_
 /* Seals the open pack (which all writers share) and hands it to the uploads. */
 int vb_packed_flush(vb_packed_writer_t *w) VB_WUR;
 
-/* Seals the open pack, waits for every upload, makes the packs durable, then writes the index
- * object that lists them. A failed upload: its error, now and at every later commit. */
+/* Seals the open pack, waits for the uploads of every pack sealed so far (later seals go on
+ * meanwhile), makes them durable, then writes the index object that lists them; a commit
+ * already under way is waited for, and one index object may cover several commits. A failed
+ * upload or index write: its error, now and at every later commit. */
 int vb_packed_commit(vb_packed_t *self) VB_WUR;
 
 /* Reads the image of chunk `digest` into buf (capacity cap); *len its size. VB_ENOTFOUND

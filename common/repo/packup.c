@@ -10,6 +10,7 @@ typedef struct {
     char name[VB_STORE_NAME_MAX + 1];
     uint8_t *buf;
     size_t cap, len;
+    uint64_t seq; /* the puts queued before this one */
 } s_job_t;
 
 typedef struct {
@@ -26,6 +27,8 @@ struct vb_packup {
     pthread_cond_t cond;
     s_job_t *queue; /* ring of max jobs */
     unsigned head, queued, busy;
+    uint64_t *running; /* seq of each upload under way (UINT64_MAX: a free slot), max slots */
+    uint64_t seq;      /* puts queued so far */
     s_spare_t *spare; /* buffers of finished uploads, for the writer to reuse */
     unsigned nspare;
     bool stop;
@@ -91,12 +94,14 @@ vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight)
         self->threads = calloc(in_flight, sizeof *self->threads);
         self->queue = calloc(in_flight, sizeof *self->queue);
         self->spare = calloc(in_flight, sizeof *self->spare);
+        self->running = calloc(in_flight, sizeof *self->running);
     }
-    if (!self || !self->threads || !self->queue || !self->spare) {
+    if (!self || !self->threads || !self->queue || !self->spare || !self->running) {
         if (self) {
             free(self->threads);
             free(self->queue);
             free(self->spare);
+            free(self->running);
         }
         free(self);
         vb_error_set(VB_ENOMEM, "out of memory for pack uploads");
@@ -104,6 +109,8 @@ vb_packup_t *vb_packup_new(vb_store_t *store, unsigned in_flight)
     }
     self->store = store;
     self->max = in_flight;
+    for (unsigned i = 0; i < in_flight; i++)
+        self->running[i] = UINT64_MAX;
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->cond, NULL);
     return self;
@@ -135,6 +142,7 @@ void vb_packup_destroy(vb_packup_t **self_p)
     free(self->threads);
     free(self->queue);
     free(self->spare);
+    free(self->running);
     free(self);
     *self_p = NULL;
 }
@@ -154,6 +162,9 @@ static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
 {
     self->busy--;
     s_proc_give(1);
+    for (unsigned i = 0; i < self->max; i++)
+        if (self->running[i] == job->seq)
+            self->running[i] = UINT64_MAX;
     if (rc == 0)
         self->puts++;
     (void)s_keep_failure_locked(self, rc);
@@ -182,9 +193,17 @@ static void *s_uploader(void *arg)
         self->head = (self->head + 1) % self->max;
         self->queued--;
         self->busy++;
+        for (unsigned i = 0; i < self->max; i++)
+            if (self->running[i] == UINT64_MAX) {
+                self->running[i] = job.seq;
+                break;
+            }
         bool failed = self->rc != 0; /* after a failure, what is queued is dropped */
         pthread_mutex_unlock(&self->lock);
-        int rc = failed ? 0 : vb_store_put(self->store, job.name, job.buf, job.len, 0);
+        /* durable here, off the commit's path and overlapping the writers: the commit's
+         * barrier then has nothing left to do for the packs (store_posix.c) */
+        int rc = failed ? 0
+                        : vb_store_put(self->store, job.name, job.buf, job.len, VB_STORE_DURABLE);
         pthread_mutex_lock(&self->lock);
         s_done_locked(self, &job, rc);
     }
@@ -221,7 +240,7 @@ int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *ca
     }
     if (rc == 0) {
         s_job_t *job = &self->queue[(self->head + self->queued) % self->max];
-        *job = (s_job_t){.buf = *buf, .cap = *cap, .len = len};
+        *job = (s_job_t){.buf = *buf, .cap = *cap, .len = len, .seq = self->seq++};
         snprintf(job->name, sizeof job->name, "%s", name);
         self->queued++;
         if (self->queued + self->busy > self->peak)
@@ -240,8 +259,31 @@ int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *ca
 
 int vb_packup_wait(vb_packup_t *self)
 {
+    return vb_packup_wait_until(self, UINT64_MAX);
+}
+
+uint64_t vb_packup_mark(vb_packup_t *self)
+{
     pthread_mutex_lock(&self->lock);
-    while (self->queued + self->busy > 0)
+    uint64_t n = self->seq;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+/* The oldest put not done yet: the queue's head (a FIFO) or an upload under way. */
+static uint64_t s_oldest_locked(const vb_packup_t *self)
+{
+    uint64_t oldest = self->queued ? self->queue[self->head].seq : UINT64_MAX;
+    for (unsigned i = 0; i < self->max; i++)
+        if (self->running[i] < oldest)
+            oldest = self->running[i];
+    return oldest;
+}
+
+int vb_packup_wait_until(vb_packup_t *self, uint64_t mark)
+{
+    pthread_mutex_lock(&self->lock);
+    while (s_oldest_locked(self) < mark)
         pthread_cond_wait(&self->cond, &self->lock);
     int rc = s_failed_locked(self);
     pthread_mutex_unlock(&self->lock);

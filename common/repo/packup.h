@@ -8,7 +8,8 @@
  * once. It blocks while N uploads are queued or running.
  *
  * Commit order: the caller lists a pack only once vb_packup_put took it, in an index object only
- * after vb_packup_wait returned 0 (every pack put so far is written). The first failure, of an
+ * after vb_packup_wait returned 0 (every pack put so far is written), or vb_packup_wait_until
+ * did for a mark taken after the pack was put. The first failure, of an
  * upload or of a put (no upload thread could start), is kept: every later put and wait returns
  * it (uploads still queued are dropped), so an index object is never written for a set of packs
  * one of which is missing.
@@ -60,6 +61,12 @@ int vb_packup_wait(vb_packup_t *self) VB_WUR;
 void vb_packup_limit_process(unsigned limit);
 /* The most uploads that were queued or running at once across the process so far. */
 unsigned vb_packup_process_peak(void);
+/* The puts queued so far: a mark for vb_packup_wait_until. */
+uint64_t vb_packup_mark(vb_packup_t *self);
+/* Waits until every put queued before `mark` is done (later ones may still be queued or
+ * running: a commit waits for its own packs while the writers go on sealing). 0, or the first
+ * failure's code and message (of any put so far: a failure is never forgotten). */
+int vb_packup_wait_until(vb_packup_t *self, uint64_t mark) VB_WUR;
 
 /* Uploads that were written, and the most that were in flight at once, so far. */
 uint64_t vb_packup_puts(vb_packup_t *self);

@@ -128,7 +128,9 @@ typedef struct vb_store_ops {
     int (*unhide)(void *state, const char *name);
     /* Renames an object, replacing `to`. VB_ENOTFOUND. */
     int (*move)(void *state, const char *from, const char *to);
-    /* Makes every put, move and remove so far durable. */
+    /* Makes every put, move and remove made so far through this handle durable (another
+     * process makes its own writes durable with its own barrier); with none pending it may
+     * return at once (a directory: no sync after only VB_STORE_DURABLE puts). */
     int (*barrier)(void *state);
     /* Removes the leftovers of writers that crashed (temp objects older than older_than) and
      * puts back objects an interrupted conditional remove set aside. *removed counts the

@@ -8,11 +8,13 @@ FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 # On a loaded machine each CLI call can take a second: an agent stopped while the test looks
 # must not be declared lost meanwhile (liveness 8 x 500 ms), and every task must last long
 # enough to be seen running (each repository write of the daemons takes 1 s more, in this
-# first part only: a task writes a pack or two). Disks of 64 MiB: 4 tasks of 16 MiB each, 8 for
-# the VM's two disks, more than the 4 agents, so that one dies with a task while others remain;
-# every restore and comparison below reads the whole disk, so a larger one only makes the test
-# slower.
+# first part only: a task writes a pack or two). Disks of 64 MiB: 4 tasks of 16 MiB each
+# (task_bytes set below the default), 8 for the VM's two disks, more than the 4 agents, so that
+# one dies with a task while others remain and the fallback below finds a task on an agent that
+# would use NBDSSL; every restore and comparison below reads the whole disk, so a larger one only
+# makes the test slower.
 "$VBAK" lab create "$SITE" --vms 1 --disk-size 64M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
+echo 'task_bytes = "16777216"' >>"$SITE/coordinator.conf"
 export VBAK_TEST_STORE_DELAY_US=1000000
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4

@@ -1,6 +1,7 @@
 /* Format 2's building blocks: pack objects (pack.h) and the in-memory chunk index
  * (chunkidx.h). */
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "repo/chunkidx.h"
 #include "repo/pack.h"
@@ -855,14 +856,32 @@ Test(idxobj, undelete_leaves_the_packs_of_a_backup_still_writing_alone)
 typedef struct {
     vb_repo_t *r;
     int rc;
+    atomic_bool done;
+    /* a task: put this chunk and flush before the commit (else: the commit only) */
+    bool put;
+    const uint8_t *chunk;
+    vb_digest_t digest;
 } s_commit_t;
 
 static void *s_commit_thread(void *arg)
 {
     s_commit_t *c = arg;
-    c->rc = vb_repo_sync(c->r);
+    c->rc = 0;
+    if (c->put) {
+        vb_repo_worker_t *w = vb_repo_worker_new(c->r);
+        c->rc = w ? vb_repo_digest(w, c->chunk, S_CHUNK, &c->digest) : VB_ENOMEM;
+        if (c->rc == 0)
+            c->rc = vb_repo_chunk_put(w, &c->digest, c->chunk, S_CHUNK, NULL);
+        if (c->rc == 0)
+            c->rc = vb_repo_worker_flush(w);
+        vb_repo_worker_destroy(&w);
+    }
+    if (c->rc == 0)
+        c->rc = vb_repo_sync(c->r);
+    atomic_store(&c->done, true);
     return NULL;
 }
+
 
 static int s_pack_name_of(void *arg, const char *name, const vb_store_stat_t *st)
 {
@@ -871,13 +890,27 @@ static int s_pack_name_of(void *arg, const char *name, const vb_store_stat_t *st
     return 1;
 }
 
+/* Waits until the store holds a pack (the first commit's upload is done): its name. */
+static void s_wait_for_a_pack(vb_store_t *st, char pack[VB_STORE_NAME_MAX + 1])
+{
+    for (int i = 0; i < 10000 && !pack[0]; i++) {
+        cr_assert_eq(vb_store_list(st, "packs/", s_pack_name_of, pack), 0, "%s", vb_error_msg());
+        if (!pack[0])
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    cr_assert(pack[0], "the commit's pack was not written within 10 s");
+}
+
 /* A writer seals a pack while another thread's commit is between its uploads' wait and its
- * index object's write (the window widened to 0.5 s by VBAK_TEST_COMMIT_DELAY_US), and that
+ * index object's write (the window widened to 1 s by VBAK_TEST_COMMIT_DELAY_US), and that
  * pack's upload fails (every shard but the commit's own pack's made unusable once that pack is
- * written). The commit holds the writers' lock through the window, so the seal waits for it:
- * the commit succeeds and its index object names only the chunk whose pack is there. (With the
- * lock released after the seal, the seal went in during the window: the index object named a
- * chunk in a pack that never got written, or the commit's wait met the failure.) */
+ * written). The commit took its packs (those sealed before it) before the window and the
+ * writers' lock is free meanwhile, so the seal goes in at once: the commit succeeds and its
+ * index object names only the chunk whose pack is there; the later pack is the next commit's.
+ * The seal is over while the commit still runs: a commit no longer stops the other tasks'
+ * writers while it waits for I/O (with the lock held through the window, as before, the seal
+ * returned only after the commit). (A commit that listed every pack pending at its write named
+ * a chunk in a pack that never got written.) */
 Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
 {
     char path[4096], pack[VB_STORE_NAME_MAX + 1] = "";
@@ -885,7 +918,7 @@ Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
     snprintf(path, sizeof path, "%s/r", s_dir);
     vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
     cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
-    setenv("VBAK_TEST_COMMIT_DELAY_US", "500000", 1);
+    setenv("VBAK_TEST_COMMIT_DELAY_US", "1000000", 1);
     vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
     unsetenv("VBAK_TEST_COMMIT_DELAY_US");
     cr_assert_not_null(r, "%s", vb_error_msg());
@@ -899,17 +932,12 @@ Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
     s_commit_t c = {.r = r};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, s_commit_thread, &c), 0);
-    vb_store_t *st = vb_repo_store(r);
-    for (int i = 0; i < 10000 && !pack[0]; i++) { /* the commit's pack is written: its wait */
-        cr_assert_eq(vb_store_list(st, "packs/", s_pack_name_of, pack), 0, "%s", vb_error_msg());
-        if (!pack[0])
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
-    cr_assert(pack[0], "the commit's pack was not written within 10 s");
+    s_wait_for_a_pack(vb_repo_store(r), pack); /* the commit's pack is written: its wait */
     s_block_shards_but(path, (unsigned)strtoul((char[3]){pack[6], pack[7], 0}, NULL, 16), true);
     cr_assert_eq(vb_repo_chunk_put(wb, &d[1], data + S_CHUNK, S_CHUNK, NULL), 0, "%s",
                  vb_error_msg());
     cr_assert_eq(vb_repo_worker_flush(wb), 0, "the seal: %s", vb_error_msg());
+    cr_assert(!atomic_load(&c.done), "the seal waited for the commit's index object");
     pthread_join(t, NULL);
     cr_assert_eq(c.rc, 0, "the commit: %s", vb_error_msg());
     vb_repo_worker_destroy(&wa);
@@ -925,6 +953,67 @@ Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
               "the chunk sealed during the commit is not in its index object");
     vb_chunkidx_destroy(&ci);
     vb_repo_destroy(&r);
+    free(data);
+    tu_rmrf(s_dir);
+}
+
+/* Group commit: while one task's commit writes its index object (the window widened to 1 s),
+ * three more tasks each store a chunk, seal it into a pack of its own and commit. Their seals
+ * are not held up, and the three commits share one index object, written once the first is
+ * done: two index objects for four commits, and every chunk is found through them by a fresh
+ * open. (One index object per commit would write four, each with its barrier.) */
+Test(packed, commits_at_about_the_same_time_share_one_index_object)
+{
+    enum { S_TASKS = 4 };
+    char path[4096], index_dir[4096], pack[VB_STORE_NAME_MAX + 1] = "";
+    s_dir = tu_tmpdir();
+    snprintf(path, sizeof path, "%s/r", s_dir);
+    snprintf(index_dir, sizeof index_dir, "%s/index", path);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    setenv("VBAK_TEST_COMMIT_DELAY_US", "1000000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
+    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    uint8_t *data = malloc(S_TASKS * (size_t)S_CHUNK);
+    tu_fill_random(data, S_TASKS * (size_t)S_CHUNK, 81);
+    s_commit_t c[S_TASKS];
+    pthread_t t[S_TASKS];
+    /* the first task's chunk is sealed by its commit: once its pack is there, that commit
+     * has taken its packs and is in its window */
+    vb_repo_worker_t *w = vb_repo_worker_new(r);
+    c[0] = (s_commit_t){.r = r, .chunk = data};
+    cr_assert_eq(vb_repo_digest(w, data, S_CHUNK, &c[0].digest), 0);
+    cr_assert_eq(vb_repo_chunk_put(w, &c[0].digest, data, S_CHUNK, NULL), 0, "%s",
+                 vb_error_msg());
+    for (int i = 0; i < S_TASKS; i++) {
+        if (i > 0)
+            c[i] = (s_commit_t){.r = r, .put = true, .chunk = data + (size_t)i * S_CHUNK};
+        cr_assert_eq(pthread_create(&t[i], NULL, s_commit_thread, &c[i]), 0);
+        if (i == 0)
+            s_wait_for_a_pack(vb_repo_store(r), pack);
+    }
+    for (int i = 0; i < S_TASKS; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(c[i].rc, 0, "task %d: %s", i, vb_error_msg());
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    cr_assert_eq(tu_count_files(index_dir, ""), 2, "index objects for %d commits: %zu", S_TASKS,
+                 tu_count_files(index_dir, ""));
+    r = vb_repo_open(path, NULL);
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    w = vb_repo_worker_new(r);
+    uint8_t *back = malloc(S_CHUNK);
+    for (int i = 0; i < S_TASKS; i++) {
+        size_t len = 0;
+        cr_assert_eq(vb_repo_chunk_get(w, &c[i].digest, back, S_CHUNK, &len), 0, "chunk %d: %s",
+                     i, vb_error_msg());
+        cr_assert(len == S_CHUNK && memcmp(back, c[i].chunk, S_CHUNK) == 0, "chunk %d", i);
+    }
+    vb_repo_worker_destroy(&w);
+    vb_repo_destroy(&r);
+    free(back);
     free(data);
     tu_rmrf(s_dir);
 }
