@@ -109,7 +109,7 @@ static int s_sealed(void *arg, const vb_pack_id_t *id, const vb_pack_entry_t *en
 }
 
 /* Tests: VBAK_TEST_COMMIT_DELAY_US (up to 10 s) widens the commit's window between the uploads'
- * wait and the index object's write, where no writer may seal a pack. */
+ * wait and the index object's write (writers may seal packs meanwhile: the next commit's). */
 static long s_test_commit_delay_us(void)
 {
     const char *v = getenv("VBAK_TEST_COMMIT_DELAY_US");

@@ -63,11 +63,14 @@ unsigned vb_packup_process_peak(void)
     return n;
 }
 
-/* Called without a packup's lock: the uploads that give tokens back need it. */
-static void s_proc_take(void)
+/* Called without a packup's lock: the uploads that give tokens back need it. idle: the packup
+ * has nothing queued or running and takes its token whatever the bound (one slow repository
+ * holding every token must not stop the others: memory stays bounded by the limit plus one
+ * pack per packup). */
+static void s_proc_take(bool idle)
 {
     pthread_mutex_lock(&s_proc.lock);
-    while (s_proc.limit && s_proc.used >= s_proc.limit)
+    while (!idle && s_proc.limit && s_proc.used >= s_proc.limit)
         pthread_cond_wait(&s_proc.cond, &s_proc.lock);
     if (++s_proc.used > s_proc.peak)
         s_proc.peak = s_proc.used;
@@ -229,7 +232,10 @@ static int s_failed_locked(const vb_packup_t *self)
 
 int vb_packup_put(vb_packup_t *self, const char *name, uint8_t **buf, size_t *cap, size_t len)
 {
-    s_proc_take(); /* the process's bound first: its uploads end without this packup's lock */
+    pthread_mutex_lock(&self->lock); /* puts to one packup come one at a time (the seal) */
+    bool idle = self->queued + self->busy == 0;
+    pthread_mutex_unlock(&self->lock);
+    s_proc_take(idle); /* the process's bound first: its uploads end without this packup's lock */
     pthread_mutex_lock(&self->lock);
     int rc = s_failed_locked(self);
     if (rc == 0)

@@ -668,7 +668,9 @@ int vb_repo_sync(vb_repo_t *self)
 {
     if (self->packed)
         return vb_packed_commit(self->packed); /* a barrier, then the index object */
-    return vb_store_barrier(self->store);
+    /* format 1: a chunk file found in place may be another handle's or process's, not synced
+     * yet (its writer syncs it at its own next barrier): sync whatever anyone wrote */
+    return vb_store_barrier_all(self->store);
 }
 
 int vb_repo_format(const vb_repo_t *self)

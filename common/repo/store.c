@@ -272,7 +272,12 @@ int vb_store_move(vb_store_t *self, const char *from, const char *to)
 
 int vb_store_barrier(vb_store_t *self)
 {
-    return self->ops->barrier(self->state);
+    return self->ops->barrier(self->state, false);
+}
+
+int vb_store_barrier_all(vb_store_t *self)
+{
+    return self->ops->barrier(self->state, true);
 }
 
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run, uint64_t *removed)

@@ -130,8 +130,9 @@ typedef struct vb_store_ops {
     int (*move)(void *state, const char *from, const char *to);
     /* Makes every put, move and remove made so far through this handle durable (another
      * process makes its own writes durable with its own barrier); with none pending it may
-     * return at once (a directory: no sync after only VB_STORE_DURABLE puts). */
-    int (*barrier)(void *state);
+     * return at once (a directory: no sync after only VB_STORE_DURABLE puts). everything:
+     * whatever anyone wrote into the store is made durable too (vb_store_barrier_all). */
+    int (*barrier)(void *state, bool everything);
     /* Removes the leftovers of writers that crashed (temp objects older than older_than) and
      * puts back objects an interrupted conditional remove set aside. *removed counts the
      * leftovers removed (or that would be, with dry_run). */
@@ -187,6 +188,10 @@ int vb_store_extend_lock(vb_store_t *self, const char *name) VB_WUR;
 const vb_store_lock_t *vb_store_lock(const vb_store_t *self);
 int vb_store_move(vb_store_t *self, const char *from, const char *to) VB_WUR;
 int vb_store_barrier(vb_store_t *self) VB_WUR;
+/* The barrier over every object of the store, whoever wrote it: for a caller that relies on an
+ * object another handle or process put without VB_STORE_DURABLE (a format 1 chunk found in
+ * place, which its writer syncs only at its own next barrier). */
+int vb_store_barrier_all(vb_store_t *self) VB_WUR;
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
                      uint64_t *removed) VB_WUR;
 int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;

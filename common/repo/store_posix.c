@@ -36,9 +36,10 @@ typedef struct {
     int dirfd;
     atomic_bool direct; /* the file system takes O_DIRECT (cleared on EINVAL) */
     atomic_uint_fast64_t seq;
-    /* puts without VB_STORE_DURABLE, moves and removes done since the last barrier began:
-     * nothing, and the barrier has nothing to make durable */
-    atomic_uint_fast64_t dirty;
+    /* puts without VB_STORE_DURABLE, moves and removes counted so far (`changes`), and how
+     * many of them a finished sync covers (`synced`): both only grow, so barriers at once on
+     * one handle never undercount; changes == synced: nothing to make durable */
+    atomic_uint_fast64_t changes, synced;
     long pid; /* in temp names, so writers in different processes never collide */
     long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
     long read_delay_us; /* tests: VBAK_TEST_STORE_READ_DELAY_US per get and ranged get */
@@ -115,11 +116,10 @@ static int s_make_dirs(s_posix_t *p, const char *dir)
             continue;
         memcpy(part, dir, i);
         part[i] = '\0';
-        if (mkdirat(p->dirfd, part, S_DIR_MODE) != 0) {
-            if (errno == EEXIST)
-                continue;
+        /* EEXIST: made by another writer at the same time (this runs only when the object's
+         * directory was missing), which may not have synced its parent yet: sync it here too */
+        if (mkdirat(p->dirfd, part, S_DIR_MODE) != 0 && errno != EEXIST)
             return s_fail(p, errno, "making directory", part);
-        }
         char parent[VB_STORE_NAME_MAX + 1];
         s_split(part, parent);
         int pfd = openat(p->dirfd, *parent ? parent : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -279,7 +279,7 @@ static int s_put(void *state, const char *name, const struct iovec *iov, int iov
     }
     tmp_made = false;
     if (!(flags & VB_STORE_DURABLE))
-        atomic_fetch_add(&p->dirty, 1);
+        atomic_fetch_add(&p->changes, 1);
     else if (fsync(dfd) != 0)
         rc = s_fail(p, errno, "installing", name);
 out:
@@ -568,7 +568,7 @@ static int s_remove_if_old(s_posix_t *p, const char *name, time_t unless_since)
         if (unlinkat(dfd, aside, 0) != 0)
             rc = s_fail(p, errno, "removing", name);
         else
-            atomic_fetch_add(&p->dirty, 1);
+            atomic_fetch_add(&p->changes, 1);
     } else if (renameat(dfd, aside, dfd, leaf) != 0) {
         rc = s_fail(p, errno, "restoring", name);
     } else {
@@ -586,7 +586,7 @@ static int s_remove(void *state, const char *name, time_t unless_since)
         return s_remove_if_old(p, name, unless_since);
     if (unlinkat(p->dirfd, name, 0) != 0)
         return s_fail(p, errno, "removing", name);
-    atomic_fetch_add(&p->dirty, 1);
+    atomic_fetch_add(&p->changes, 1);
     return 0;
 }
 
@@ -642,25 +642,30 @@ static int s_move(void *state, const char *from, const char *to)
         rc = s_fail(p, errno, "moving", from);
     else {
         (void)fsync(dfd);
-        atomic_fetch_add(&p->dirty, 1); /* the source directory's entry */
+        atomic_fetch_add(&p->changes, 1); /* the source directory's entry */
     }
     close(dfd);
     return rc;
 }
 
-/* What was counted dirty before the syncfs began is durable after it; what is counted while it
- * runs stays for the next barrier. */
-static int s_barrier(void *state)
+/* What was counted before the syncfs began is durable after it; what is counted while it runs
+ * stays for the next barrier. everything: a sync whatever this handle counted (another handle
+ * or process may have written what the caller relies on). */
+static int s_barrier(void *state, bool everything)
 {
     s_posix_t *p = state;
-    uint64_t dirty = atomic_load(&p->dirty);
-    if (dirty == 0)
+    uint64_t want = atomic_load(&p->changes);
+    if (!everything && atomic_load(&p->synced) >= want)
         return 0;
-    int synced = p->sync_fails ? (errno = EIO, -1) : syncfs(p->dirfd);
-    if (synced != 0)
-        return vb_error_set(s_errno_code(errno) == VB_ENOSPC ? VB_ENOSPC : VB_EIO,
-                            "repository %s: sync failed: %s", p->root, strerror(errno));
-    atomic_fetch_sub(&p->dirty, dirty);
+    if ((p->sync_fails ? (errno = EIO, -1) : syncfs(p->dirfd)) != 0) {
+        /* what it covered stays counted: the next barrier syncs again (which the kernel may let
+         * pass, reporting a writeback error once: the caller's commit fails on this one) */
+        int rc = s_errno_code(errno) == VB_ENOSPC ? VB_ENOSPC : VB_EIO;
+        return vb_error_set(rc, "repository %s: sync failed: %s", p->root, strerror(errno));
+    }
+    uint64_t seen = atomic_load(&p->synced);
+    while (seen < want && !atomic_compare_exchange_weak(&p->synced, &seen, want))
+        ;
     return 0;
 }
 

@@ -879,9 +879,10 @@ static int s_move(void *state, const char *from, const char *to)
     return rc;
 }
 
-static int s_barrier(void *state)
+static int s_barrier(void *state, bool everything)
 {
-    (void)state; /* a PUT, copy or DELETE answered 2xx is durable */
+    (void)state; /* a PUT, copy or DELETE answered 2xx is durable, whoever sent it */
+    (void)everything;
     return 0;
 }
 

@@ -370,14 +370,16 @@ Test(store, posix_aligned_ranged_reads_bypass_the_page_cache)
 /* The directory store's barrier syncs only when something is not durable yet (its sync made
  * to fail, VBAK_TEST_STORE_SYNC_FAIL, shows when it runs): after nothing, or after puts with
  * VB_STORE_DURABLE only (packs, which their upload fsyncs), it has nothing to do and succeeds;
- * after a plain put (a format 1 chunk) it syncs, and a failed sync is not forgotten: the next
- * barrier syncs again. (Before, every barrier synced the whole file system.) */
+ * after a plain put (a format 1 chunk) it syncs, and after a failed sync the next barrier syncs
+ * again; the barrier over everything (vb_store_barrier_all) syncs whatever this handle wrote.
+ * (Before, every barrier synced the whole file system.) */
 Test(store, posix_barrier_syncs_only_what_is_not_durable_yet)
 {
     setenv("VBAK_TEST_STORE_SYNC_FAIL", "1", 1);
     vb_store_t *st = s_open(0);
     unsetenv("VBAK_TEST_STORE_SYNC_FAIL");
     cr_assert_eq(vb_store_barrier(st), 0, "nothing written: %s", vb_error_msg());
+    cr_assert_eq(vb_store_barrier_all(st), VB_EIO, "the barrier over everything syncs");
     s_put_str(st, "packs/00/p", "pack", VB_STORE_DURABLE);
     cr_assert_eq(vb_store_barrier(st), 0, "durable puts only: %s", vb_error_msg());
     s_put_str(st, "chunks/00/c", "chunk", 0);
