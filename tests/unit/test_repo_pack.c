@@ -926,6 +926,21 @@ static void s_wait_for_a_pack(vb_store_t *st, char pack[VB_STORE_NAME_MAX + 1])
     cr_assert(pack[0], "the commit's pack was not written within 10 s");
 }
 
+/* A fresh format 2 repository in a new s_dir (path: its location), opened with each commit's
+ * window before its index object write widened to 1 s and two uploads in flight. */
+static vb_repo_t *s_open_slow_commits(char *path, size_t size)
+{
+    s_dir = tu_tmpdir();
+    snprintf(path, size, "%s/r", s_dir);
+    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
+    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
+    setenv("VBAK_TEST_COMMIT_DELAY_US", "1000000", 1);
+    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
+    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
+    cr_assert_not_null(r, "%s", vb_error_msg());
+    return r;
+}
+
 /* A writer seals a pack while another thread's commit is between its uploads' wait and its
  * index object's write (the window widened to 1 s by VBAK_TEST_COMMIT_DELAY_US), and that
  * pack's upload fails (every shard but the commit's own pack's made unusable once that pack is
@@ -939,14 +954,7 @@ static void s_wait_for_a_pack(vb_store_t *st, char pack[VB_STORE_NAME_MAX + 1])
 Test(packed, a_pack_sealed_during_a_commit_is_not_in_its_index_object)
 {
     char path[4096], pack[VB_STORE_NAME_MAX + 1] = "";
-    s_dir = tu_tmpdir();
-    snprintf(path, sizeof path, "%s/r", s_dir);
-    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
-    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
-    setenv("VBAK_TEST_COMMIT_DELAY_US", "1000000", 1);
-    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
-    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
-    cr_assert_not_null(r, "%s", vb_error_msg());
+    vb_repo_t *r = s_open_slow_commits(path, sizeof path);
     vb_repo_worker_t *wa = vb_repo_worker_new(r), *wb = vb_repo_worker_new(r);
     uint8_t *data = malloc(2 * (size_t)S_CHUNK);
     tu_fill_random(data, 2 * (size_t)S_CHUNK, 71);
@@ -991,15 +999,8 @@ Test(packed, commits_at_about_the_same_time_share_one_index_object)
 {
     enum { S_TASKS = 4 };
     char path[4096], index_dir[4096], pack[VB_STORE_NAME_MAX + 1] = "";
-    s_dir = tu_tmpdir();
-    snprintf(path, sizeof path, "%s/r", s_dir);
+    vb_repo_t *r = s_open_slow_commits(path, sizeof path);
     snprintf(index_dir, sizeof index_dir, "%s/index", path);
-    vb_repo_params_t p = {.chunk_size = S_CHUNK, .pack_size = S_TARGET};
-    cr_assert_eq(vb_repo_init(path, &p), 0, "%s", vb_error_msg());
-    setenv("VBAK_TEST_COMMIT_DELAY_US", "1000000", 1);
-    vb_repo_t *r = vb_repo_open_opts(path, NULL, &(vb_store_opts_t){.puts_in_flight = 2});
-    unsetenv("VBAK_TEST_COMMIT_DELAY_US");
-    cr_assert_not_null(r, "%s", vb_error_msg());
     uint8_t *data = malloc(S_TASKS * (size_t)S_CHUNK);
     tu_fill_random(data, S_TASKS * (size_t)S_CHUNK, 81);
     s_commit_t c[S_TASKS];
