@@ -436,26 +436,48 @@ static int s_step(vb_admin_t *self, vb_admin_prune_t *run, s_step_t step, vb_wor
     return 0;
 }
 
+/* Drops from live (sorted or not) every name in gone; keeps the order of the rest. */
+static void s_strings_without(char **live, size_t *nlive, char *const *gone, size_t ngone)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < *nlive; i++) {
+        bool drop = false;
+        for (size_t k = 0; !drop && k < ngone; k++)
+            drop = strcmp(live[i], gone[k]) == 0;
+        if (drop)
+            free(live[i]);
+        else
+            live[kept++] = live[i];
+    }
+    *nlive = kept;
+}
+
 /* The collection's request: what the catalog says, read on the loop. A dry run removes nothing
- * from the catalog and only names the indexes it would remove. */
+ * from the catalog and only names the indexes it would remove.
+ *
+ * Every read that can fail comes before the catalog forgets: once it has, nothing may stop the
+ * second step from removing the forgotten restore points' indexes and manifests (left behind,
+ * a later collection would take those indexes for orphans and sweep their chunks, and a catalog
+ * rebuild would bring the restore points back without them). So the live indexes are read before
+ * the delete and the removed ones taken out of them (an index belongs to one restore point). */
 static int s_gc_request(vb_admin_t *self, const s_prune_t *p, s_gc_req_t *req)
 {
     int64_t oldest = 0;
-    int rc = 0;
-    if (req->dry) {
-        rc = s_doomed_indexes(self, p, &req->dropped, &req->ndropped);
-    } else if (p->nd) {
-        rc = vb_catalog_restore_points_delete(self->catalog, p->doomed, p->nd, false, &req->remove,
-                                              &req->nremove);
-        if (!rc && !(req->manifests = malloc(p->nd * sizeof *req->manifests)))
-            rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
-        for (size_t i = 0; !rc && i < p->nd; i++)
-            req->manifests[req->nmanifests++] = p->doomed[i];
-    }
-    if (!rc)
-        rc = vb_catalog_oldest_running_job(self->catalog, &oldest);
+    int rc = vb_catalog_oldest_running_job(self->catalog, &oldest);
     if (!rc)
         rc = vb_catalog_index_paths_live(self->catalog, &req->live, &req->nlive);
+    if (!rc && req->dry)
+        rc = s_doomed_indexes(self, p, &req->dropped, &req->ndropped);
+    if (!rc && !req->dry && p->nd && !(req->manifests = malloc(p->nd * sizeof *req->manifests)))
+        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
+    if (!rc && !req->dry && p->nd) {
+        rc = vb_catalog_restore_points_delete(self->catalog, p->doomed, p->nd, false, &req->remove,
+                                              &req->nremove);
+        for (size_t i = 0; !rc && i < p->nd; i++)
+            req->manifests[req->nmanifests++] = p->doomed[i];
+        if (!rc)
+            s_strings_without(req->live, &req->nlive, req->remove, req->nremove);
+    }
     req->cutoff = oldest ? (time_t)(oldest / 1000) : time(NULL);
     return rc;
 }
@@ -470,15 +492,16 @@ static int s_decide(vb_admin_t *self, vb_admin_prune_t *run, s_gc_req_t **req)
         rc = s_prune_decide(self, &run->policy, &p);
     if (!rc && !(*req = calloc(1, sizeof **req)))
         rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
+    /* the answer's head before the catalog forgets: nothing after the delete may fail */
+    if (!rc && !(run->head = json_pack("{s:b, s:I, s:I, s:O}", "dry_run", run->dry, "removed",
+                                       (json_int_t)p.nd, "kept_in_use",
+                                       (json_int_t)p.kept_in_use, "restore_points", p.list)))
+        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
     if (!rc) {
         (*req)->dry = run->dry;
         (*req)->repack_below = run->repack_below;
         rc = s_gc_request(self, &p, *req);
     }
-    if (!rc && !(run->head = json_pack("{s:b, s:I, s:I, s:O}", "dry_run", run->dry, "removed",
-                                       (json_int_t)p.nd, "kept_in_use",
-                                       (json_int_t)p.kept_in_use, "restore_points", p.list)))
-        rc = vb_error_set(VB_ENOMEM, "prune: out of memory");
     if (!rc)
         VB_LOG_INFO("admin", "prune_decided job=%lld dry_run=%d removed=%zu", (long long)run->job,
                     run->dry, p.nd);
