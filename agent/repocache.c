@@ -167,7 +167,10 @@ vb_repo_t *vb_repocache_acquire(vb_repocache_t *self, const char *url, uint64_t 
     pthread_mutex_lock(&self->lock);
     s_entry_t *gone = s_unlink_unused_locked(self, s_other_job, &key);
     s_entry_t *e = self->entries;
-    while (e && (e->retired || e->job_id != job_id || strcmp(e->url, url) != 0))
+    /* a broken handle (a sync failed, vb_store_broken) is not handed out: the idle sweep or the
+     * next job closes it */
+    while (e && (e->retired || e->job_id != job_id || strcmp(e->url, url) != 0 ||
+                 vb_store_broken(vb_repo_store(e->repo))))
         e = e->next;
     if (e)
         e->users++;

@@ -331,6 +331,9 @@ void vb_jobs_destroy(vb_jobs_t **self_p)
     free(self->disk_by_sched);
     vb_jobs_lend_fetch(self, NULL);
     vb_repo_destroy(&self->repo);
+    for (size_t i = 0; i < self->nretired; i++)
+        vb_repo_destroy(&self->retired[i]);
+    free(self->retired);
     vb_jobs_lend_inventory(self, NULL, 0, NULL);
     free(self->repository);
     free(self->key_file);

@@ -67,9 +67,27 @@ static void s_restore_indexes(vb_jobs_t *self, json_t *args, vb_jobs_fetch_t *f)
     vb_restore_point_clear(&rp);
 }
 
+/* The engine's handle, once a sync of it failed (vb_store_broken), is set aside and the next
+ * command opens the repository again: a failed sync is reported once, so every later commit on
+ * the broken handle fails. It stays open until the engine ends (a worker may still use it). */
+static void s_retire_broken(vb_jobs_t *self)
+{
+    if (!self->repo || !vb_store_broken(vb_repo_store(self->repo)))
+        return;
+    vb_repo_t **grown = realloc(self->retired, (self->nretired + 1) * sizeof *grown);
+    if (!grown)
+        return; /* kept: its commits keep failing, which is safe */
+    self->retired = grown;
+    self->retired[self->nretired++] = self->repo;
+    self->repo = NULL;
+    VB_LOG_WARN("jobs", "repository_reopen repository=%s reason=\"a sync failed\"",
+                self->repository);
+}
+
 vb_jobs_fetch_t *vb_jobs_fetch_new(vb_jobs_t *self, const char *command, json_t *args)
 {
     bool restore = streq(command, "restore");
+    s_retire_broken(self);
     if ((!restore && !streq(command, "backup")) || !self->repository || (self->repo && !restore))
         return NULL;
     vb_jobs_fetch_t *f = calloc(1, sizeof *f);

@@ -118,6 +118,8 @@ struct vb_jobs {
     vb_jobs_config_t cfg;
     char *repository, *key_file;
     vb_repo_t *repo;
+    vb_repo_t **retired; /* handles a failed sync broke: workers may hold them; closed at the end */
+    size_t nretired;
     vb_sched_t *sched;
     zhashx_t *jobs;  /* "id" -> jb_job_t */
     zhashx_t *tasks; /* "id" -> jb_task_t */

@@ -1,5 +1,6 @@
 #include "repo/store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,11 @@ struct vb_store {
     char *location;
     vb_store_lock_t lock;
     unsigned puts_in_flight;
+    /* a barrier failed: every later one fails too (vb_store_broken); why_broken is written
+     * once, by the barrier that set it */
+    atomic_bool broken;
+    atomic_flag why_taken;
+    char why_broken[256];
 };
 
 /* Every kind of store: one row each. A location without "<scheme>://" is the first row's. */
@@ -270,14 +276,38 @@ int vb_store_move(vb_store_t *self, const char *from, const char *to)
     return rc ? rc : self->ops->move(self->state, from, to);
 }
 
+/* A failed barrier breaks the handle for good. The kernel reports a writeback error once per
+ * file descriptor: the next syncfs may succeed though the pages that failed are lost, so a later
+ * commit on this handle would call durable what is not. Every later barrier fails with the first
+ * failure's reason; the handle's owner opens the repository again (vb_store_broken). */
+static int s_barrier(vb_store_t *self, bool everything)
+{
+    if (atomic_load(&self->broken))
+        return vb_error_set(VB_EIO,
+                            "%s: an earlier sync failed (%s); nothing written through this handle "
+                            "since can be called durable: open the repository again",
+                            self->location, self->why_broken);
+    int rc = self->ops->barrier(self->state, everything);
+    if (rc && !atomic_flag_test_and_set(&self->why_taken)) { /* another failing: it breaks it */
+        snprintf(self->why_broken, sizeof self->why_broken, "%s", vb_error_msg());
+        atomic_store(&self->broken, true);
+    }
+    return rc;
+}
+
 int vb_store_barrier(vb_store_t *self)
 {
-    return self->ops->barrier(self->state, false);
+    return s_barrier(self, false);
 }
 
 int vb_store_barrier_all(vb_store_t *self)
 {
-    return self->ops->barrier(self->state, true);
+    return s_barrier(self, true);
+}
+
+bool vb_store_broken(const vb_store_t *self)
+{
+    return self && atomic_load(&self->broken);
 }
 
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run, uint64_t *removed)

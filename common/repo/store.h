@@ -192,6 +192,10 @@ int vb_store_barrier(vb_store_t *self) VB_WUR;
  * object another handle or process put without VB_STORE_DURABLE (a format 1 chunk found in
  * place, which its writer syncs only at its own next barrier). */
 int vb_store_barrier_all(vb_store_t *self) VB_WUR;
+/* A barrier of this handle failed: every later one fails too, since what the failed sync covered
+ * may be lost and a later sync may not say so. Whoever keeps a handle for long opens the
+ * repository again (the agent's repocache, the coordinator's engine). */
+bool vb_store_broken(const vb_store_t *self);
 int vb_store_cleanup(vb_store_t *self, time_t older_than, bool dry_run,
                      uint64_t *removed) VB_WUR;
 int vb_store_local_path(vb_store_t *self, const char *name, char *out, size_t outsz) VB_WUR;

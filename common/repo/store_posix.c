@@ -43,7 +43,9 @@ typedef struct {
     long pid; /* in temp names, so writers in different processes never collide */
     long delay_us; /* tests: VBAK_TEST_STORE_DELAY_US per put, listed entry and remove */
     long read_delay_us; /* tests: VBAK_TEST_STORE_READ_DELAY_US per get and ranged get */
-    bool sync_fails;    /* tests: VBAK_TEST_STORE_SYNC_FAIL=1, the barrier's sync fails (EIO) */
+    /* tests: VBAK_TEST_STORE_SYNC_FAIL=N, the first N syncs fail (EIO), later ones succeed
+     * (the kernel reports a writeback error once per descriptor) */
+    atomic_long sync_fails;
 } s_posix_t;
 
 static long s_test_delay_us(const char *var)
@@ -169,7 +171,7 @@ static int s_open(const char *where, bool create, const vb_store_opts_t *opts, v
     p->delay_us = s_test_delay_us("VBAK_TEST_STORE_DELAY_US");
     p->read_delay_us = s_test_delay_us("VBAK_TEST_STORE_READ_DELAY_US");
     const char *sf = getenv("VBAK_TEST_STORE_SYNC_FAIL");
-    p->sync_fails = sf && strcmp(sf, "1") == 0;
+    atomic_store(&p->sync_fails, sf ? strtol(sf, NULL, 10) : 0);
     atomic_store(&p->direct, true);
     *state = p;
     return 0;
@@ -657,9 +659,9 @@ static int s_barrier(void *state, bool everything)
     uint64_t want = atomic_load(&p->changes);
     if (!everything && atomic_load(&p->synced) >= want)
         return 0;
-    if ((p->sync_fails ? (errno = EIO, -1) : syncfs(p->dirfd)) != 0) {
-        /* what it covered stays counted: the next barrier syncs again (which the kernel may let
-         * pass, reporting a writeback error once: the caller's commit fails on this one) */
+    if ((atomic_fetch_sub(&p->sync_fails, 1) > 0 ? (errno = EIO, -1) : syncfs(p->dirfd)) != 0) {
+        /* the kernel reports a writeback error once: the handle is broken from now on
+         * (vb_store_barrier), whatever a later syncfs says */
         int rc = s_errno_code(errno) == VB_ENOSPC ? VB_ENOSPC : VB_EIO;
         return vb_error_set(rc, "repository %s: sync failed: %s", p->root, strerror(errno));
     }

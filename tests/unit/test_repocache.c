@@ -201,3 +201,32 @@ Test(repocache, the_sweep_returns_before_the_idle_handle_it_dropped_is_closed)
     free(path);
     tu_rmrf(dir);
 }
+
+/* A handle whose sync failed (vb_store_broken: its later commits all fail) is not handed to the
+ * next task of the job, even when the task that broke it let go without saying it failed: the
+ * next task opens the repository again and commits. (Before, it got the broken handle.) */
+Test(repocache, a_handle_a_failed_sync_broke_is_not_handed_out_again)
+{
+    char *dir = NULL, *path = s_repo(&dir);
+    vb_repocache_t *c = vb_repocache_new(60000);
+    vb_store_opts_t opts = {0};
+    setenv("VBAK_TEST_STORE_SYNC_FAIL", "1", 1);
+    vb_repo_t *a = vb_repocache_acquire(c, path, 7, NULL, &opts);
+    unsetenv("VBAK_TEST_STORE_SYNC_FAIL");
+    cr_assert_not_null(a, "%s", vb_error_msg());
+    static uint8_t buf[CHUNK];
+    tu_fill_random(buf, sizeof buf, 3);
+    vb_digest_t d;
+    s_put(a, buf, &d);
+    cr_assert_neq(vb_store_barrier_all(vb_repo_store(a)), 0, "the sync was made to fail");
+    cr_assert(vb_store_broken(vb_repo_store(a)));
+    vb_repocache_release(c, a, false);
+    vb_repo_t *b = vb_repocache_acquire(c, path, 7, NULL, &opts);
+    cr_assert_not_null(b, "%s", vb_error_msg());
+    cr_assert_neq(b, a, "the broken handle was handed out again");
+    cr_assert_eq(vb_repo_sync(b), 0, "a handle opened again commits: %s", vb_error_msg());
+    vb_repocache_release(c, b, false);
+    vb_repocache_destroy(&c);
+    free(path);
+    tu_rmrf(dir);
+}
