@@ -45,6 +45,10 @@ static int s_job_show(vb_admin_t *self, json_t *args, json_t **result)
     int rc = vb_catalog_job_get(self->catalog, id, &job);
     if (rc)
         return vb_error_set(rc, "job %lld does not exist", (long long)id);
+    if (job.state == VB_JOB_RUNNING && s_int(args, "wait_ms") > 0) {
+        vb_job_clear(&job);
+        return VB_ADMIN_AFTER_JOB;
+    }
     json_t *out = vb_json_job(&job, true);
     vb_job_kind_t kind = job.kind;
     vb_job_state_t state = job.state;
@@ -352,7 +356,9 @@ static const vb_arg_t s_explain_args[] = {S_NAME("vm", true), S_NAME("agent", fa
                                           S_BOOL("restore"), VB_ARGS_END};
 static const vb_arg_t s_jobs_args[] = {{"limit", VB_ARG_INT, false, 0, 1000000, NULL},
                                        VB_ARGS_END};
-static const vb_arg_t s_job_show_args[] = {S_ID("id"), S_BOOL("tasks"), VB_ARGS_END};
+/* wait_ms: answer when the job ends or after that long (VB_ADMIN_AFTER_JOB) */
+static const vb_arg_t s_job_show_args[] = {
+    S_ID("id"), S_BOOL("tasks"), {"wait_ms", VB_ARG_INT, false, 0, 60000, NULL}, VB_ARGS_END};
 /* before, after: ms since the epoch, 0 for none */
 static const vb_arg_t s_restore_points_args[] = {
     S_NAME("vm", false), {"before", VB_ARG_INT, false, 0, INT64_MAX, NULL},

@@ -39,6 +39,10 @@ typedef enum {
 /* vb_admin_handle's answer for a request whose answer is the status document: the caller
  * answers it once a catalog census counted after the request is in. */
 #define VB_ADMIN_AFTER_CENSUS 1
+/* ... for `job.show` with wait_ms while the job runs: the caller answers it (calling again with
+ * wait_ms removed) once the job has ended or wait_ms have passed, whichever comes first, so a
+ * client waiting for a job hears of its end at once instead of at its next poll. */
+#define VB_ADMIN_AFTER_JOB 2
 
 /* Checks a request before anything runs: `command` is in the command table, `args_json` (NULL
  * or "" stand for {}) is a JSON object that meets the command's argument schema. 0 with *args
@@ -50,7 +54,7 @@ int vb_admin_request(const char *command, const char *args_json, json_t **args) 
 vb_admin_slow_t vb_admin_slow(const char *command);
 
 /* Runs `command` with `args` (a JSON object that passed vb_admin_request, borrowed). Returns 0
- * with *result set (caller owns), VB_ADMIN_AFTER_CENSUS, or a negative code with the message
+ * with *result set (caller owns), VB_ADMIN_AFTER_CENSUS, VB_ADMIN_AFTER_JOB, or a negative code with the message
  * set. */
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admin_args.h"
 #include "catalog/catalog.h"
 #include "coordinator.h"
 #include "jobs.h"
@@ -134,6 +135,8 @@ typedef struct {
     zactor_t *repo_worker;  /* the repository being listed, if it is */
     atomic_bool repo_stop;  /* set as the coordinator stops: the listing gives up */
     zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
+    zlistx_t *job_waiters;  /* s_job_waiter_t: `job.show` requests waiting for their job's end */
+    int waiters_timer;      /* checks them while there are any; -1: none runs */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -155,6 +158,7 @@ static void s_self_destroy(self_t **self_p)
     zactor_destroy(&self->repo_worker);
     json_decref(self->repo_census);
     zlistx_destroy(&self->deferred);
+    zlistx_destroy(&self->job_waiters);
     vb_admin_shutdown(&self->admin);
     vb_jobs_destroy(&self->jobs);
     vb_registry_destroy(&self->registry);
@@ -593,13 +597,88 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
     json_decref(result);
 }
 
+/* ---- `job.show` with wait_ms: answered when the job ends ---- */
+
+/* How often waiting requests look at their jobs: the latency a waiting client sees at the end. */
+#define S_WAITERS_TICK_MS 20
+
+typedef struct {
+    zframe_t *rid;
+    json_t *args; /* the request's, wait_ms in it */
+    int64_t deadline_ms;
+} s_job_waiter_t;
+
+static void s_job_waiter_free(void **item)
+{
+    s_job_waiter_t *w = *item;
+    if (!w)
+        return;
+    zframe_destroy(&w->rid);
+    json_decref(w->args);
+    free(w);
+    *item = NULL;
+}
+
+/* Answers each waiting request whose job has ended or whose wait is over (asked again, without
+ * wait_ms once it is over); the timer stops when none waits. */
+static int s_on_waiters_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = arg;
+    int64_t now = zclock_mono();
+    s_job_waiter_t *w = zlistx_first(self->job_waiters);
+    while (w) {
+        void *handle = zlistx_cursor(self->job_waiters);
+        s_job_waiter_t *next = zlistx_next(self->job_waiters);
+        json_t *result = NULL;
+        if (now >= w->deadline_ms)
+            json_object_del(w->args, "wait_ms");
+        int rc = vb_admin_handle(&self->admin, "job.show", w->args, &result);
+        if (rc != VB_ADMIN_AFTER_JOB) {
+            s_reply(self, w->rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
+            if (rc)
+                json_decref(result);
+            zlistx_delete(self->job_waiters, handle);
+        }
+        w = next;
+    }
+    if (zlistx_size(self->job_waiters) == 0 && self->waiters_timer >= 0) {
+        zloop_timer_end(self->loop, self->waiters_timer);
+        self->waiters_timer = -1;
+    }
+    return 0;
+}
+
+/* Keeps a `job.show` request (args borrowed) until its job ends or its wait_ms pass. */
+static void s_job_wait(self_t *self, zframe_t *rid, json_t *args)
+{
+    s_job_waiter_t *w = calloc(1, sizeof *w);
+    if (w) {
+        w->rid = zframe_dup(rid);
+        w->args = json_deep_copy(args);
+        w->deadline_ms = zclock_mono() + vb_args_int(args, "wait_ms", 0);
+    }
+    if (!w || !w->rid || !w->args || !zlistx_add_end(self->job_waiters, w)) {
+        s_job_waiter_free((void **)&w);
+        s_reply(self, rid, VB_ENOMEM, "out of memory", NULL);
+        return;
+    }
+    if (self->waiters_timer < 0)
+        self->waiters_timer =
+            zloop_timer(self->loop, S_WAITERS_TICK_MS, 0, s_on_waiters_timer, self);
+}
+
 /* Runs an admin command that passed vb_admin_request and answers it; takes args. `status`
- * is answered once a census counted after the request is in. */
+ * is answered once a census counted after the request is in, `job.show` with wait_ms once its
+ * job ended or the wait is over. */
 static void s_command_run(self_t *self, zframe_t *rid, const char *cmd, json_t *args)
 {
     json_t *result = NULL;
     int rc = vb_admin_handle(&self->admin, cmd, args, &result);
-    if (rc == VB_ADMIN_AFTER_CENSUS) {
+    if (rc == VB_ADMIN_AFTER_JOB) {
+        s_job_wait(self, rid, args);
+    } else if (rc == VB_ADMIN_AFTER_CENSUS) {
         zlistx_add_end(self->census_for, zframe_dup(rid));
         s_census_start(self);
     } else {
@@ -961,6 +1040,9 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     zlistx_set_destructor(self->census_for, (zlistx_destructor_fn *)zframe_destroy);
     self->deferred = zlistx_new();
     zlistx_set_destructor(self->deferred, s_deferred_free);
+    self->job_waiters = zlistx_new();
+    zlistx_set_destructor(self->job_waiters, s_job_waiter_free);
+    self->waiters_timer = -1;
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */

@@ -59,14 +59,20 @@ static void s_mib(char *buf, size_t size, double bytes)
     snprintf(buf, size, "%.1f MiB", bytes / 1048576.0);
 }
 
-/* Polls a job until it ends, with a live bar on a terminal and plain lines otherwise. */
+/* Follows a job until it ends, with a live bar on a terminal and plain lines otherwise. Each
+ * `job.show` asks the coordinator to answer when the job ends or after the bar's refresh
+ * interval, so the end is heard at once (not at the next poll). */
 static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
 {
     bool tty = isatty(STDERR_FILENO) && !quiet;
     int64_t t0 = zclock_mono(), last_line = 0;
+    /* well inside the answer timeout */
+    int64_t wait_ms = tty ? 200 : 1000;
+    if (wait_ms > cli->settings.timeout_ms / 2)
+        wait_ms = cli->settings.timeout_ms / 2;
     for (;;) {
         json_t *job = NULL;
-        json_t *args = json_pack("{s:I}", "id", (json_int_t)id);
+        json_t *args = json_pack("{s:I, s:I}", "id", (json_int_t)id, "wait_ms", (json_int_t)wait_ms);
         if (vb_cli_call(cli, "job.show", args, &job) != 0)
             return vb_cli_fail("%s", vb_error_msg());
         json_t *p = json_object_get(job, "progress");
@@ -100,7 +106,6 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
             return 0;
         }
         json_decref(job);
-        zclock_sleep(tty ? 200 : 300);
     }
 }
 
