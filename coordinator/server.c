@@ -74,8 +74,7 @@ const vb_conf_key_t vb_coord_config_table[] = {
      offsetof(vb_coord_settings_t, repository_credentials_file), NULL, 0, 0, false,
      "access key file of an s3:// repository (mode 0600)"},
     {"task_bytes", VB_CONF_INT, offsetof(vb_coord_settings_t, task_bytes), "67108864", 65536,
-     INT64_C(1) << 40, false, "bytes per extent task at most (a large disk spreads over agents; a disk with little to "
-     "read gets smaller tasks, down to 8 MiB, two per online slot)"},
+     INT64_C(1) << 40, false, "disk bytes per extent task (a large disk spreads over agents)"},
     {"per_datastore_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_datastore_tasks), "0",
      0, 100000, false, "running tasks per datastore (0: no limit)"},
     {"per_host_tasks", VB_CONF_INT, offsetof(vb_coord_settings_t, per_host_tasks), "0", 0,
