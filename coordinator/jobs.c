@@ -900,14 +900,6 @@ void jb_disk_done(vb_jobs_t *self, jb_disk_t *d)
     s_vm_maybe_done(self, d->vm);
 }
 
-/* vb_plan_task_bytes with the slots of the agents online now. */
-uint64_t jb_task_bytes(vb_jobs_t *self, const vb_extent_t *areas, size_t n)
-{
-    vb_sched_stats_t st;
-    vb_sched_stats(self->sched, &st);
-    return vb_plan_task_bytes(self->cfg.task_bytes, areas, n, st.slots_online);
-}
-
 /* ---- results ---- */
 
 static int s_take_map(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *r)
@@ -919,7 +911,7 @@ static int s_take_map(vb_jobs_t *self, jb_task_t *t, const Vbak__TaskResult *r)
     vb_plan_task_t *plan = NULL;
     size_t n = 0;
     int rc = vb_plan_split(ext, r->n_allocated, d->inv->capacity, vb_repo_chunk_size(self->repo),
-                           jb_task_bytes(self, ext, r->n_allocated), &plan, &n);
+                           self->cfg.task_bytes, &plan, &n);
     free(ext);
     d->read_allocated = true;
     if (!rc && n)

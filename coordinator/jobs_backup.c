@@ -621,8 +621,7 @@ static int s_backup_vm_plan(vb_jobs_t *self, jb_vmrun_t *vm, vb_prep_result_t *r
             vb_plan_task_t *plan = NULL;
             size_t n = 0;
             rc = vb_plan_split(res->areas[i].items, res->areas[i].count, d->inv->capacity, chunk,
-                               jb_task_bytes(self, res->areas[i].items, res->areas[i].count), &plan,
-                               &n);
+                               self->cfg.task_bytes, &plan, &n);
             if (!rc && n)
                 rc = jb_add_tasks(self, d, VB_TASK_BACKUP, plan, n);
             vb_plan_free(&plan, n);

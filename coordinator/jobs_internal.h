@@ -151,9 +151,6 @@ void jb_vm_end(vb_jobs_t *self, jb_vmrun_t *vm, vb_job_state_t state, const char
 vb_repo_t *jb_repo(vb_jobs_t *self);
 void jb_set_routes(vb_jobs_t *self, jb_disk_t *d, const char *snapshot);
 int jb_register_disk(vb_jobs_t *self, jb_disk_t *d);
-/* How much one backup task of a disk with these areas to read reads (vb_plan_task_bytes with
- * the slots of the agents online now). */
-uint64_t jb_task_bytes(vb_jobs_t *self, const vb_extent_t *areas, size_t n);
 int jb_add_tasks(vb_jobs_t *self, jb_disk_t *d, vb_task_kind_t kind, vb_plan_task_t *plan,
                  size_t n);
 void jb_disk_done(vb_jobs_t *self, jb_disk_t *d);

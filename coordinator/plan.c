@@ -153,18 +153,6 @@ int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint3
     return 0;
 }
 
-uint64_t vb_plan_task_bytes(uint64_t task_bytes, const vb_extent_t *areas, size_t n, size_t slots)
-{
-    uint64_t work = 0, bytes = task_bytes;
-    for (size_t i = 0; i < n; i++)
-        work += areas[i].length;
-    uint64_t shares = (uint64_t)slots * VB_PLAN_TASKS_PER_SLOT;
-    if (shares > 1 && (work + shares - 1) / shares < bytes)
-        bytes = (work + shares - 1) / shares;
-    uint64_t floor = task_bytes < VB_PLAN_TASK_BYTES_MIN ? task_bytes : VB_PLAN_TASK_BYTES_MIN;
-    return bytes < floor ? floor : bytes;
-}
-
 int vb_plan_windows(uint64_t capacity, uint32_t chunk_size, uint64_t task_bytes,
                     vb_plan_task_t **out, size_t *count)
 {

@@ -32,20 +32,6 @@ typedef struct {
 int vb_plan_split(const vb_extent_t *extents, size_t n, uint64_t capacity, uint32_t chunk_size,
                   uint64_t task_bytes, vb_plan_task_t **out, size_t *count) VB_WUR;
 
-/* A task's smallest share when vb_plan_task_bytes makes tasks smaller: below it, a task's
- * set-up (the disk opened, a result sent and committed) costs more than the parallelism gains. */
-#define VB_PLAN_TASK_BYTES_MIN (8u << 20)
-/* Tasks per slot vb_plan_task_bytes aims at for one disk: several, so the slots stay busy to the
- * disk's end (tasks read at different speeds; the last wave is what leaves slots idle). */
-#define VB_PLAN_TASKS_PER_SLOT 2
-
-/* How much one backup task of a disk reads, for `areas` (its allocated or changed areas) and
- * `slots` task slots on the online agents: task_bytes, or less when that would leave slots idle
- * (100 MiB of changes in 64 MiB tasks is two tasks for four or more slots): then the work over
- * VB_PLAN_TASKS_PER_SLOT tasks per slot, never under VB_PLAN_TASK_BYTES_MIN (nor over
- * task_bytes). */
-uint64_t vb_plan_task_bytes(uint64_t task_bytes, const vb_extent_t *areas, size_t n, size_t slots);
-
 /* Windows covering the whole disk (restores: every chunk range, holes included). */
 int vb_plan_windows(uint64_t capacity, uint32_t chunk_size, uint64_t task_bytes,
                     vb_plan_task_t **out, size_t *count) VB_WUR;

@@ -596,7 +596,6 @@ void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out)
         if (ag->online) {
             out->agents_online++;
             out->slots_free += ag->slots > ag->busy ? ag->slots - ag->busy : 0;
-            out->slots_online += ag->slots;
         }
     }
 }

@@ -117,7 +117,6 @@ typedef struct {
     size_t running;
     size_t held;
     size_t agents_online;
-    size_t slots_online; /* every slot of the online agents, busy or not */
     size_t slots_free;
 } vb_sched_stats_t;
 

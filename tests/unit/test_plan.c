@@ -73,25 +73,3 @@ Test(plan, a_chunk_is_never_split_between_tasks)
     cr_assert_eq(t[1].extents[0].offset, M + 200 * K);
     vb_plan_free(&t, n);
 }
-
-/* A small incremental keeps every slot busy: 96 MiB of changes in 64 MiB tasks was two tasks,
- * whatever the slots; with 4 slots it is 8 tasks of 12 MiB. Large work keeps task_bytes, and a
- * task never shrinks below VB_PLAN_TASK_BYTES_MIN (nor a configured task_bytes below it grows). */
-Test(plan, small_work_is_spread_over_the_slots)
-{
-    vb_extent_t changed[] = {{0, 32 * M}, {100 * M, 64 * M}};
-    cr_assert_eq(vb_plan_task_bytes(64 * M, changed, 2, 4), 12 * M, "96 MiB over 4 x 2 tasks");
-    cr_assert_eq(vb_plan_task_bytes(64 * M, changed, 2, 0), 64 * M, "no agent online");
-    cr_assert_eq(vb_plan_task_bytes(64 * M, changed, 2, 16), VB_PLAN_TASK_BYTES_MIN,
-                 "96 MiB over 16 slots: the smallest share");
-    cr_assert_eq(vb_plan_task_bytes(1 * M, changed, 2, 16), 1 * M, "a small task_bytes stays");
-    vb_extent_t allocated[] = {{0, 1024 * M}};
-    cr_assert_eq(vb_plan_task_bytes(64 * M, allocated, 1, 4), 64 * M, "1 GiB: 16 tasks of 64 MiB");
-    vb_plan_task_t *t = NULL;
-    size_t n = 0;
-    cr_assert_eq(vb_plan_split(changed, 2, 1024 * M, 256 * K,
-                               vb_plan_task_bytes(64 * M, changed, 2, 4), &t, &n),
-                 0);
-    cr_assert_eq(n, 8, "8 tasks for 4 slots (was 2)");
-    vb_plan_free(&t, n);
-}
