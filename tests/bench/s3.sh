@@ -9,7 +9,8 @@
 #     areas, restore (checked with cmp);
 #   restic 0.14 (restic -r s3:http://...): backup of the image, backup of the changed copy,
 #     restore (checked with cmp).
-# For each: wall time, logical GiB/s (image size ÷ wall time), peak RSS (/usr/bin/time -v), and
+# For each: wall time, logical GiB/s (image size ÷ wall time), CPU seconds of the tool and of the
+# server's processes (radosgw, OSD, monitor: all on the same cores), peak RSS (/usr/bin/time -v), and
 # the requests the server saw, by method (from radosgw's access log), per GiB stored.
 #
 # Environment: VB_TESTS_BIN (default build/tests), VB_BENCH_DIR (work directory parent, default
@@ -34,13 +35,26 @@ export VB_BENCH_CREDENTIALS=$WORK/s3.cred
 export AWS_ACCESS_KEY_ID=$VB_RGW_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$VB_RGW_SECRET_KEY
 export RESTIC_PASSWORD=vbak-bench RESTIC_CACHE_DIR=$WORK/restic-cache
 
-# measure OUTFILE CMD... : runs CMD under /usr/bin/time -v; sets WALL (s), RSS (MiB) and REQS
-# (the requests radosgw logged meanwhile, "PUT=n GET=n HEAD=n POST=n DELETE=n").
+TICK=$(getconf CLK_TCK)
+# server_ticks: CPU ticks (user+sys) the server's processes (radosgw, the OSD, the monitor) used
+server_ticks() {
+    local sum=0 pid
+    for pid in $(pgrep -x 'radosgw|ceph-osd|ceph-mon'); do
+        sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
+# measure OUTFILE CMD... : runs CMD under /usr/bin/time -v; sets WALL (s), CPU (the tool's
+# user+sys s), SCPU (the server's, s), RSS (MiB) and REQS (the requests radosgw logged
+# meanwhile, "PUT=n GET=n HEAD=n POST=n DELETE=n").
 measure() {
-    local out=$1 before
+    local out=$1 before t0
     shift
     before=$(wc -l <"$RGWLOG")
+    t0=$(server_ticks)
     bench_time "$out" "$@"
+    SCPU=$(awk -v t="$(($(server_ticks) - t0))" -v k="$TICK" 'BEGIN { printf "%.2f", t / k }')
+    CPU="$CPU/$SCPU"
     # beast's access lines: ... "METHOD /path HTTP/1.1" STATUS ...
     REQS=$(tail -n +"$((before + 1))" "$RGWLOG" | grep -oE '"(PUT|GET|HEAD|POST|DELETE) /' |
         tr -d '"/ ' | sort | uniq -c | awk '{ printf "%s=%s ", $2, $1 }')
@@ -65,13 +79,13 @@ grep -q ' beast: ' "$RGWLOG" || echo "s3.sh: warning: radosgw logs no access lin
 repo="s3://vbak/bench?endpoint=$VB_RGW_ENDPOINT&region=$VB_RGW_REGION"
 "$BIN" init "$repo" 256K --format 2 >/dev/null
 measure full.out "$BIN" backup "$repo" base.img full --workers "$WORKERS"
-V_FULL=$WALL V_FRSS=$RSS V_FREQ=$REQS
+V_FULL=$WALL V_FRSS=$RSS V_FREQ=$REQS V_FCPU=$CPU
 V_STORED=$(bucket_bytes vbak)
 measure incr.out "$BIN" backup "$repo" changed.img incr --parent full --changed changed.txt \
     --workers "$WORKERS"
-V_INCR=$WALL V_IRSS=$RSS V_IREQ=$REQS
+V_INCR=$WALL V_IRSS=$RSS V_IREQ=$REQS V_ICPU=$CPU
 measure restore.out "$BIN" restore "$repo" full out.img --workers "$WORKERS"
-V_REST=$WALL V_RRSS=$RSS V_RREQ=$REQS
+V_REST=$WALL V_RRSS=$RSS V_RREQ=$REQS V_RCPU=$CPU
 cmp -s out.img base.img || { echo "s3.sh: the vbak restore differs" >&2; exit 1; }
 rm -f out.img
 
@@ -79,28 +93,30 @@ rm -f out.img
 rrepo="s3:$VB_RGW_ENDPOINT/restic"
 restic -r "$rrepo" init -q >/dev/null
 measure restic.out restic -r "$rrepo" backup -q --tag full base.img
-R_FULL=$WALL R_FRSS=$RSS R_FREQ=$REQS
+R_FULL=$WALL R_FRSS=$RSS R_FREQ=$REQS R_FCPU=$CPU
 R_STORED=$(bucket_bytes restic)
 measure restic.out restic -r "$rrepo" backup -q --tag incr changed.img
-R_INCR=$WALL R_IREQ=$REQS
+R_INCR=$WALL R_IREQ=$REQS R_ICPU=$CPU
 measure restic.out restic -r "$rrepo" restore latest --tag full --target "$WORK/restic-out"
-R_REST=$WALL R_RRSS=$RSS R_RREQ=$REQS
+R_REST=$WALL R_RRSS=$RSS R_RREQ=$REQS R_RCPU=$CPU
 cmp -s "$WORK/restic-out/base.img" base.img || { echo "s3.sh: the restic restore differs" >&2; exit 1; }
 
-printf '\n%-7s %-8s %8s %7s %8s  %-40s\n' tool step wall_s GiB/s rss_MiB "requests (per GiB stored)"
-row() { # TOOL STEP WALL RSS REQS STORED
+printf '\n%-7s %-8s %8s %7s %11s %8s  %-40s\n' tool step wall_s GiB/s cpu/srv_cpu rss_MiB \
+    "requests (per GiB stored)"
+row() { # TOOL STEP WALL RSS REQS STORED CPU
     local r=() m
     for m in PUT GET HEAD POST DELETE; do
         r+=("$m=$(count "$5" "$m")/$(per_gib "$(count "$5" "$m")" "$6")")
     done
-    printf '%-7s %-8s %8s %7s %8s  %s\n' "$1" "$2" "$3" "$(rate "$3")" "$4" "${r[*]}"
+    printf '%-7s %-8s %8s %7s %11s %8s  %s\n' "$1" "$2" "$3" "$(rate "$3")" "$7" "$4" "${r[*]}"
 }
-row vbak full "$V_FULL" "$V_FRSS" "$V_FREQ" "$V_STORED"
-row vbak incr "$V_INCR" "$V_IRSS" "$V_IREQ" "$V_STORED"
-row vbak restore "$V_REST" "$V_RRSS" "$V_RREQ" "$V_STORED"
-row restic full "$R_FULL" "$R_FRSS" "$R_FREQ" "$R_STORED"
-row restic incr "$R_INCR" "-" "$R_IREQ" "$R_STORED"
-row restic restore "$R_REST" "$R_RRSS" "$R_RREQ" "$R_STORED"
+row vbak full "$V_FULL" "$V_FRSS" "$V_FREQ" "$V_STORED" "$V_FCPU"
+row vbak incr "$V_INCR" "$V_IRSS" "$V_IREQ" "$V_STORED" "$V_ICPU"
+row vbak restore "$V_REST" "$V_RRSS" "$V_RREQ" "$V_STORED" "$V_RCPU"
+row restic full "$R_FULL" "$R_FRSS" "$R_FREQ" "$R_STORED" "$R_FCPU"
+row restic incr "$R_INCR" "-" "$R_IREQ" "$R_STORED" "$R_ICPU"
+row restic restore "$R_REST" "$R_RRSS" "$R_RREQ" "$R_STORED" "$R_RCPU"
+echo "(cpu/srv_cpu: the tool's user+sys seconds / radosgw's, the OSD's and the monitor's)"
 echo "stored after the full backup: vbak $((V_STORED >> 20)) MiB, restic $((R_STORED >> 20)) MiB"
 PEAK=$(printf '%s\n' "$V_FRSS" "$V_IRSS" "$V_RRSS" | sort -g | tail -1)
 echo "RESULT full_gibps=$(rate "$V_FULL") restic_full_gibps=$(rate "$R_FULL")" \
