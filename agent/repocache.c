@@ -167,8 +167,8 @@ vb_repo_t *vb_repocache_acquire(vb_repocache_t *self, const char *url, uint64_t 
     pthread_mutex_lock(&self->lock);
     s_entry_t *gone = s_unlink_unused_locked(self, s_other_job, &key);
     s_entry_t *e = self->entries;
-    /* a broken handle (a sync failed, vb_store_broken) is not handed out: the idle sweep or the
-     * next job closes it */
+    /* a broken handle (a sync failed, vb_store_broken) is not handed out: it is retired when
+     * a task lets go of it */
     while (e && (e->retired || e->job_id != job_id || strcmp(e->url, url) != 0 ||
                  vb_store_broken(vb_repo_store(e->repo))))
         e = e->next;
@@ -216,7 +216,7 @@ void vb_repocache_release(vb_repocache_t *self, vb_repo_t *repo, bool failed)
             continue;
         if (e->users)
             e->users--;
-        e->retired = e->retired || failed;
+        e->retired = e->retired || failed || vb_store_broken(vb_repo_store(repo));
         e->idle_since_ms = zclock_mono();
         break;
     }

@@ -67,34 +67,42 @@ static void s_restore_indexes(vb_jobs_t *self, json_t *args, vb_jobs_fetch_t *f)
     vb_restore_point_clear(&rp);
 }
 
-/* The engine's handle, once a sync of it failed (vb_store_broken), is set aside and the next
- * command opens the repository again: a failed sync is reported once, so every later commit on
- * the broken handle fails. It stays open until the engine ends (a worker may still use it). */
-static void s_retire_broken(vb_jobs_t *self)
+/* The engine's handle, once a sync of it failed (vb_store_broken: every later commit on it
+ * fails), is replaced by the next backup or restore: its worker opens the repository again and
+ * vb_jobs_lend_fetch swaps the new handle in. Until then the engine keeps the broken one (jobs
+ * running meanwhile still read its chunk size, and their commits fail, which is safe). */
+static bool s_repo_broken(const vb_jobs_t *self)
 {
-    if (!self->repo || !vb_store_broken(vb_repo_store(self->repo)))
-        return;
+    return self->repo && vb_store_broken(vb_repo_store(self->repo));
+}
+
+/* Sets the broken handle aside for good (closed when the engine ends: a worker may still use
+ * it) and takes `fresh` in its place. */
+static void s_replace_broken(vb_jobs_t *self, vb_repo_t **fresh)
+{
     vb_repo_t **grown = realloc(self->retired, (self->nretired + 1) * sizeof *grown);
     if (!grown)
-        return; /* kept: its commits keep failing, which is safe */
+        return; /* the broken one stays: its commits keep failing, which is safe */
     self->retired = grown;
     self->retired[self->nretired++] = self->repo;
-    self->repo = NULL;
-    VB_LOG_WARN("jobs", "repository_reopen repository=%s reason=\"a sync failed\"",
+    self->repo = *fresh;
+    *fresh = NULL;
+    VB_LOG_WARN("jobs", "repository_reopened repository=%s reason=\"a sync of the old handle "
+                        "failed\"",
                 self->repository);
 }
 
 vb_jobs_fetch_t *vb_jobs_fetch_new(vb_jobs_t *self, const char *command, json_t *args)
 {
-    bool restore = streq(command, "restore");
-    s_retire_broken(self);
-    if ((!restore && !streq(command, "backup")) || !self->repository || (self->repo && !restore))
+    bool restore = streq(command, "restore"), reopen = s_repo_broken(self);
+    if ((!restore && !streq(command, "backup")) || !self->repository ||
+        (self->repo && !reopen && !restore))
         return NULL;
     vb_jobs_fetch_t *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
-    f->borrowed = self->repo;
-    if (!self->repo) {
+    f->borrowed = reopen ? NULL : self->repo;
+    if (!f->borrowed) {
         f->repository = strdup(self->repository);
         f->key_file = s_dup(self->key_file);
         f->credentials_file = s_dup(self->cfg.repository_credentials_file);
@@ -130,6 +138,8 @@ void vb_jobs_lend_fetch(vb_jobs_t *self, vb_jobs_fetch_t *f)
         self->repo = f->repo; /* kept for the engine's lifetime */
         f->repo = NULL;
         VB_LOG_INFO("jobs", "repository_open repository=%s", self->repository);
+    } else if (f && f->repo && s_repo_broken(self)) {
+        s_replace_broken(self, &f->repo);
     }
     self->fetched = f;
 }

@@ -650,6 +650,21 @@ static int s_on_waiters_timer(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/* The coordinator stops: a client waiting for a job hears it now, not at its answer timeout. */
+static void s_job_waiters_stop(self_t *self)
+{
+    for (s_job_waiter_t *w = zlistx_first(self->job_waiters); w;
+         w = zlistx_next(self->job_waiters)) {
+        int64_t id = vb_args_int(w->args, "id", 0);
+        vb_error_set(VB_EBUSY,
+                     "the coordinator is stopping; job %lld goes on when it is back "
+                     "(vbak job show %lld)",
+                     (long long)id, (long long)id);
+        s_reply(self, w->rid, VB_EBUSY, vb_error_msg(), NULL);
+    }
+    zlistx_purge(self->job_waiters);
+}
+
 /* Keeps a `job.show` request (args borrowed) until its job ends or its wait_ms pass. */
 static void s_job_wait(self_t *self, zframe_t *rid, json_t *args)
 {
@@ -664,9 +679,13 @@ static void s_job_wait(self_t *self, zframe_t *rid, json_t *args)
         s_reply(self, rid, VB_ENOMEM, "out of memory", NULL);
         return;
     }
-    if (self->waiters_timer < 0)
-        self->waiters_timer =
-            zloop_timer(self->loop, S_WAITERS_TICK_MS, 0, s_on_waiters_timer, self);
+    if (self->waiters_timer < 0 &&
+        (self->waiters_timer =
+             zloop_timer(self->loop, S_WAITERS_TICK_MS, 0, s_on_waiters_timer, self)) < 0) {
+        /* no timer: answered now, as without wait_ms */
+        json_object_del(w->args, "wait_ms");
+        s_on_waiters_timer(self->loop, -1, self);
+    }
 }
 
 /* Runs an admin command that passed vb_admin_request and answers it; takes args. `status`
@@ -1090,6 +1109,7 @@ static void s_actor(zsock_t *pipe, void *args)
                 (long long)settings->heartbeat_interval_ms, (long long)settings->liveness);
     zloop_start(self->loop);
     VB_LOG_INFO("coordinator", "stopping");
+    s_job_waiters_stop(self);
     s_self_destroy(&self);
 }
 

@@ -1,5 +1,6 @@
 #include "repo/store.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,12 @@ struct vb_store {
     char *location;
     vb_store_lock_t lock;
     unsigned puts_in_flight;
-    /* a barrier failed: every later one fails too (vb_store_broken); why_broken is written
-     * once, by the barrier that set it */
+    /* a barrier failed: every later one fails too, with its code and reason (vb_store_broken).
+     * Barriers take turns (barrier_lock): the kernel reports a writeback error to one syncfs
+     * only, and a barrier running beside the one that hears it must not succeed. */
+    pthread_mutex_t barrier_lock;
     atomic_bool broken;
-    atomic_flag why_taken;
+    int broken_rc;
     char why_broken[256];
 };
 
@@ -78,6 +81,7 @@ vb_store_t *vb_store_open_opts(const char *location, bool create, const vb_store
         free(self);
         return NULL;
     }
+    pthread_mutex_init(&self->barrier_lock, NULL);
     self->lock = opts ? opts->lock : none.lock;
     self->puts_in_flight =
         opts && opts->puts_in_flight ? opts->puts_in_flight : ops->puts_in_flight;
@@ -92,6 +96,7 @@ void vb_store_destroy(vb_store_t **self_p)
         return;
     vb_store_t *self = *self_p;
     self->ops->close(self->state);
+    pthread_mutex_destroy(&self->barrier_lock);
     free(self->location);
     free(self);
     *self_p = NULL;
@@ -282,16 +287,19 @@ int vb_store_move(vb_store_t *self, const char *from, const char *to)
  * failure's reason; the handle's owner opens the repository again (vb_store_broken). */
 static int s_barrier(vb_store_t *self, bool everything)
 {
-    if (atomic_load(&self->broken))
-        return vb_error_set(VB_EIO,
-                            "%s: an earlier sync failed (%s); nothing written through this handle "
-                            "since can be called durable: open the repository again",
-                            self->location, self->why_broken);
-    int rc = self->ops->barrier(self->state, everything);
-    if (rc && !atomic_flag_test_and_set(&self->why_taken)) { /* another failing: it breaks it */
+    pthread_mutex_lock(&self->barrier_lock);
+    int rc;
+    if (atomic_load(&self->broken)) {
+        rc = vb_error_set(self->broken_rc,
+                          "%s: an earlier sync failed (%s); nothing written through this handle "
+                          "since can be called durable: open the repository again",
+                          self->location, self->why_broken);
+    } else if ((rc = self->ops->barrier(self->state, everything)) != 0) {
+        self->broken_rc = rc;
         snprintf(self->why_broken, sizeof self->why_broken, "%s", vb_error_msg());
         atomic_store(&self->broken, true);
     }
+    pthread_mutex_unlock(&self->barrier_lock);
     return rc;
 }
 
