@@ -411,21 +411,27 @@ static int s_on_step_done(zloop_t *loop, zsock_t *reader, void *arg)
 }
 
 /* Runs a step: work(req) on a worker thread that reports to the loop, then `then` with its
- * result on the loop; without a loop (in-process tests) both run here. Takes req; on failure
- * (message set) the caller still owns run. */
+ * result on the loop; without a loop (in-process tests), or for the collection when no thread
+ * can start, both run here. Takes req; on failure (message set) the caller still owns run. */
 static int s_step(vb_admin_t *self, vb_admin_prune_t *run, s_step_t step, vb_worker_fn work,
                   void *req, vb_worker_free_fn free_req, s_then_fn then)
 {
     run->step = step;
     run->then = then;
     self->prune = run;
-    if (!self->loop) {
+    run->actor = self->loop ? vb_worker_try_start(work, req, free_req) : NULL;
+    /* the collection after the catalog has forgotten must run: here if no thread can start */
+    if (!run->actor && (!self->loop || step == S_COLLECTING)) {
+        if (self->loop)
+            VB_LOG_WARN("admin", "prune_inline job=%lld reason=\"%s\"", (long long)run->job,
+                        vb_error_msg());
         void *res = work(req);
         free_req(&req);
         then(self, run, res);
         return 0;
     }
-    run->actor = vb_worker_start(work, req, free_req);
+    if (!run->actor)
+        free_req(&req);
     if (!run->actor || zloop_reader(self->loop, (zsock_t *)run->actor, s_on_step_done, self) != 0) {
         self->prune = NULL;
         int rc = vb_error_code() ? vb_error_code() : VB_EIO;
@@ -456,7 +462,8 @@ static void s_strings_without(char **live, size_t *nlive, char *const *gone, siz
  * from the catalog and only names the indexes it would remove.
  *
  * Every read that can fail comes before the catalog forgets: once it has, nothing may stop the
- * second step from removing the forgotten restore points' indexes and manifests (left behind,
+ * second step from removing the forgotten restore points' indexes and manifests (it runs on the
+ * loop if no worker thread can start; left behind,
  * a later collection would take those indexes for orphans and sweep their chunks, and a catalog
  * rebuild would bring the restore points back without them). So the live indexes are read before
  * the delete and the removed ones taken out of them (an index belongs to one restore point). */

@@ -22,7 +22,7 @@ static void s_actor(zsock_t *pipe, void *arg)
     zstr_free(&cmd);
 }
 
-zactor_t *vb_worker_start(vb_worker_fn work, void *req, vb_worker_free_fn free_req)
+zactor_t *vb_worker_try_start(vb_worker_fn work, void *req, vb_worker_free_fn free_req)
 {
     s_args_t *args = calloc(1, sizeof *args);
     zactor_t *actor = NULL;
@@ -31,10 +31,17 @@ zactor_t *vb_worker_start(vb_worker_fn work, void *req, vb_worker_free_fn free_r
         actor = zactor_new(s_actor, args);
     }
     if (!actor) {
-        free_req(&req);
         free(args);
         vb_error_set(VB_EIO, "cannot start a worker thread");
     }
+    return actor;
+}
+
+zactor_t *vb_worker_start(vb_worker_fn work, void *req, vb_worker_free_fn free_req)
+{
+    zactor_t *actor = vb_worker_try_start(work, req, free_req);
+    if (!actor)
+        free_req(&req);
     return actor;
 }
 

@@ -22,6 +22,9 @@ typedef void (*vb_worker_free_fn)(void *req_p);
 /* Starts work(req) on a thread; takes ownership of req. NULL (message set, req freed) when the
  * thread cannot start. */
 zactor_t *vb_worker_start(vb_worker_fn work, void *req, vb_worker_free_fn free_req);
+/* The same, but when the thread cannot start req stays the caller's (for work that must run even
+ * so: the caller runs it itself). */
+zactor_t *vb_worker_try_start(vb_worker_fn work, void *req, vb_worker_free_fn free_req);
 
 /* The result the thread sent (call when the actor is readable); caller owns it. */
 void *vb_worker_receive(zactor_t *actor);
