@@ -72,8 +72,15 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
         wait_ms = cli->settings.timeout_ms / 2;
     for (;;) {
         json_t *job = NULL;
-        json_t *args = json_pack("{s:I, s:I}", "id", (json_int_t)id, "wait_ms", (json_int_t)wait_ms);
-        if (vb_cli_call(cli, "job.show", args, &job) != 0)
+        json_t *args = wait_ms ? json_pack("{s:I, s:I}", "id", (json_int_t)id, "wait_ms",
+                                           (json_int_t)wait_ms)
+                               : json_pack("{s:I}", "id", (json_int_t)id);
+        int rc = vb_cli_call(cli, "job.show", args, &job);
+        if (rc == VB_EINVAL && wait_ms && strstr(vb_error_msg(), "wait_ms")) {
+            wait_ms = 0; /* a coordinator from before wait_ms: poll */
+            continue;
+        }
+        if (rc != 0)
             return vb_cli_fail("%s", vb_error_msg());
         json_t *p = json_object_get(job, "progress");
         double total = (double)json_integer_value(json_object_get(p, "bytes_total"));
@@ -106,6 +113,8 @@ static int s_wait_job(vb_cli_t *cli, int64_t id, bool quiet, json_t **final)
             return 0;
         }
         json_decref(job);
+        if (!wait_ms)
+            zclock_sleep(tty ? 200 : 300);
     }
 }
 
