@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,26 @@ static long s_test_delay_us(const char *var)
     char *end = NULL;
     long us = v ? strtol(v, &end, 10) : 0;
     return v && end != v && *end == '\0' && us > 0 && us <= 10000000 ? us : 0; /* up to 10 s */
+}
+
+/* Tests: VBAK_TEST_STORE_SYNC_FAIL_PROCESS=N, the first N syncs of this process fail (EIO),
+ * whichever handle makes them, so a daemon's handle opened again afterwards syncs (the per
+ * handle knob above would fail its first sync too). */
+static atomic_long s_process_sync_fails;
+static pthread_once_t s_process_sync_once = PTHREAD_ONCE_INIT;
+
+static void s_process_sync_init(void)
+{
+    const char *v = getenv("VBAK_TEST_STORE_SYNC_FAIL_PROCESS");
+    atomic_store(&s_process_sync_fails, v ? strtol(v, NULL, 10) : 0);
+}
+
+/* Whether this sync is to fail (the test knobs); counts it. */
+static bool s_sync_fails(s_posix_t *p)
+{
+    pthread_once(&s_process_sync_once, s_process_sync_init);
+    return atomic_fetch_sub(&p->sync_fails, 1) > 0 ||
+           atomic_fetch_sub(&s_process_sync_fails, 1) > 0;
 }
 
 static void s_sleep_us(long us)
@@ -659,7 +680,7 @@ static int s_barrier(void *state, bool everything)
     uint64_t want = atomic_load(&p->changes);
     if (!everything && atomic_load(&p->synced) >= want)
         return 0;
-    if ((atomic_fetch_sub(&p->sync_fails, 1) > 0 ? (errno = EIO, -1) : syncfs(p->dirfd)) != 0) {
+    if ((s_sync_fails(p) ? (errno = EIO, -1) : syncfs(p->dirfd)) != 0) {
         /* the kernel reports a writeback error once: the handle is broken from now on
          * (vb_store_barrier), whatever a later syncfs says */
         int rc = s_errno_code(errno) == VB_ENOSPC ? VB_ENOSPC : VB_EIO;
