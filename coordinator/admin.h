@@ -54,8 +54,8 @@ int vb_admin_request(const char *command, const char *args_json, json_t **args) 
 vb_admin_slow_t vb_admin_slow(const char *command);
 
 /* Runs `command` with `args` (a JSON object that passed vb_admin_request, borrowed). Returns 0
- * with *result set (caller owns), VB_ADMIN_AFTER_CENSUS, VB_ADMIN_AFTER_JOB, or a negative code with the message
- * set. */
+ * with *result set (caller owns), VB_ADMIN_AFTER_CENSUS, VB_ADMIN_AFTER_JOB, or a negative code
+ * with the message set. */
 int vb_admin_handle(vb_admin_t *self, const char *command, json_t *args, json_t **result);
 
 /* A command that runs whole on a worker thread, with a provider made there (NULL when none

@@ -420,7 +420,7 @@ static int s_step(vb_admin_t *self, vb_admin_prune_t *run, s_step_t step, vb_wor
     run->then = then;
     self->prune = run;
     run->actor = self->loop ? vb_worker_try_start(work, req, free_req) : NULL;
-    /* the collection after the catalog has forgotten must run: here if no thread can start */
+    /* the collection runs whatever happens: the catalog has forgotten what it removes */
     if (!run->actor && (!self->loop || step == S_COLLECTING)) {
         if (self->loop)
             VB_LOG_WARN("admin", "prune_inline job=%lld reason=\"%s\"", (long long)run->job,
@@ -430,9 +430,9 @@ static int s_step(vb_admin_t *self, vb_admin_prune_t *run, s_step_t step, vb_wor
         then(self, run, res);
         return 0;
     }
-    if (!run->actor)
-        free_req(&req);
     if (!run->actor || zloop_reader(self->loop, (zsock_t *)run->actor, s_on_step_done, self) != 0) {
+        if (!run->actor)
+            free_req(&req);
         self->prune = NULL;
         int rc = vb_error_code() ? vb_error_code() : VB_EIO;
         char why[512];
@@ -462,11 +462,11 @@ static void s_strings_without(char **live, size_t *nlive, char *const *gone, siz
  * from the catalog and only names the indexes it would remove.
  *
  * Every read that can fail comes before the catalog forgets: once it has, nothing may stop the
- * second step from removing the forgotten restore points' indexes and manifests (it runs on the
- * loop if no worker thread can start; left behind,
- * a later collection would take those indexes for orphans and sweep their chunks, and a catalog
- * rebuild would bring the restore points back without them). So the live indexes are read before
- * the delete and the removed ones taken out of them (an index belongs to one restore point). */
+ * second step from removing the forgotten restore points' indexes and manifests (left behind, a
+ * later collection would take those indexes for orphans and sweep their chunks, and a catalog
+ * rebuild would bring the restore points back without them; the step runs on the loop if no
+ * worker thread can start). So the live indexes are read before the delete and the removed ones
+ * taken out of them (an index belongs to one restore point). */
 static int s_gc_request(vb_admin_t *self, const s_prune_t *p, s_gc_req_t *req)
 {
     int64_t oldest = 0;

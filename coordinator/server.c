@@ -137,6 +137,7 @@ typedef struct {
     zlistx_t *deferred;     /* s_deferred_t: commands waiting for their provider work */
     zlistx_t *job_waiters;  /* s_job_waiter_t: `job.show` requests waiting for their job's end */
     int waiters_timer;      /* checks them while there are any; -1: none runs */
+    bool job_ended;         /* a job ended since the last check (the catalog's callback) */
 } self_t;
 
 static int64_t s_now_ms(void)
@@ -599,7 +600,8 @@ static void s_reply(self_t *self, zframe_t *rid, int code, const char *message, 
 
 /* ---- `job.show` with wait_ms: answered when the job ends ---- */
 
-/* How often waiting requests look at their jobs: the latency a waiting client sees at the end. */
+/* How often waiting requests are looked at: the latency of a job's end, and of a wait's end. The
+ * catalog is read only after a job ended (s_on_job_end), not for every request at every tick. */
 #define S_WAITERS_TICK_MS 20
 
 typedef struct {
@@ -619,22 +621,34 @@ static void s_job_waiter_free(void **item)
     *item = NULL;
 }
 
-/* Answers each waiting request whose job has ended or whose wait is over (asked again, without
- * wait_ms once it is over); the timer stops when none waits. */
+/* The catalog recorded a job's end (maybe inside a transaction not committed yet): the next tick
+ * asks the waiting requests' jobs again. */
+static void s_on_job_end(void *arg, int64_t job_id)
+{
+    (void)job_id;
+    ((self_t *)arg)->job_ended = true;
+}
+
+/* Answers each waiting request whose wait is over (asked again without wait_ms) or, after a job
+ * ended, whose job has ended; the timer stops when none waits. */
 static int s_on_waiters_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
     self_t *self = arg;
     int64_t now = zclock_mono();
+    bool ended = self->job_ended;
+    self->job_ended = false;
     s_job_waiter_t *w = zlistx_first(self->job_waiters);
     while (w) {
         void *handle = zlistx_cursor(self->job_waiters);
         s_job_waiter_t *next = zlistx_next(self->job_waiters);
-        json_t *result = NULL;
-        if (now >= w->deadline_ms)
+        bool over = now >= w->deadline_ms;
+        if (over)
             json_object_del(w->args, "wait_ms");
-        int rc = vb_admin_handle(&self->admin, "job.show", w->args, &result);
+        json_t *result = NULL;
+        int rc = over || ended ? vb_admin_handle(&self->admin, "job.show", w->args, &result)
+                               : VB_ADMIN_AFTER_JOB;
         if (rc != VB_ADMIN_AFTER_JOB) {
             s_reply(self, w->rid, rc, rc ? vb_error_msg() : NULL, rc ? NULL : result);
             if (rc)
@@ -683,7 +697,7 @@ static void s_job_wait(self_t *self, zframe_t *rid, json_t *args)
         (self->waiters_timer =
              zloop_timer(self->loop, S_WAITERS_TICK_MS, 0, s_on_waiters_timer, self)) < 0) {
         /* no timer: answered now, as without wait_ms */
-        json_object_del(w->args, "wait_ms");
+        w->deadline_ms = 0;
         s_on_waiters_timer(self->loop, -1, self);
     }
 }
@@ -1062,6 +1076,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_coord_settings_t *settings)
     self->job_waiters = zlistx_new();
     zlistx_set_destructor(self->job_waiters, s_job_waiter_free);
     self->waiters_timer = -1;
+    vb_catalog_on_job_end(self->catalog, s_on_job_end, self);
     if (s_make_jobs(self) != 0)
         goto fail;
     /* the ZAP handler must exist before any handshake can start */

@@ -202,6 +202,13 @@ int vb_catalog_jobs_list(vb_catalog_t *self, const vb_job_filter_t *filter, vb_j
 int vb_catalog_job_finish(vb_catalog_t *self, int64_t job_id, vb_job_state_t state,
                           const char *error, int64_t now_ms) VB_WUR;
 
+/* Called after vb_catalog_job_finish has recorded a job's end (on the caller's thread, maybe
+ * inside an enclosing transaction: read the catalog later, not from the callback). */
+typedef void (*vb_catalog_job_end_fn)(void *arg, int64_t job_id);
+/* Sets the one job-end callback (NULL: none); for whoever waits on jobs (the control socket's
+ * `job.show` with wait_ms). */
+void vb_catalog_on_job_end(vb_catalog_t *self, vb_catalog_job_end_fn fn, void *arg);
+
 /* Records that the user asked to cancel a running job (the job engine acts on it and finishes the
  * job as cancelled). VB_ENOTFOUND, VB_EINVAL when the job is not running (message gives its state).
  */

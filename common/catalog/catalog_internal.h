@@ -99,6 +99,8 @@ struct vb_catalog {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[ST_COUNT];
+    vb_catalog_job_end_fn on_job_end; /* vb_catalog_on_job_end */
+    void *on_job_end_arg;
 };
 
 /* Fill sql[ST_*] for the statements each file owns. */

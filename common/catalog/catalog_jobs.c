@@ -471,7 +471,16 @@ int vb_catalog_job_finish(vb_catalog_t *self, int64_t job_id, vb_job_state_t sta
     int rc = vb_cat_sp_begin(self);
     if (rc)
         return rc;
-    return vb_cat_sp_end(self, s_finish(self, job_id, state, error, now_ms));
+    rc = vb_cat_sp_end(self, s_finish(self, job_id, state, error, now_ms));
+    if (rc == 0 && self->on_job_end)
+        self->on_job_end(self->on_job_end_arg, job_id);
+    return rc;
+}
+
+void vb_catalog_on_job_end(vb_catalog_t *self, vb_catalog_job_end_fn fn, void *arg)
+{
+    self->on_job_end = fn;
+    self->on_job_end_arg = arg;
 }
 
 int vb_catalog_job_request_cancel(vb_catalog_t *self, int64_t job_id)

@@ -633,3 +633,32 @@ Test(catalog_jobs, a_job_vm_keeps_its_timing)
     cr_assert_geq(vb_catalog_schema_version(), 6);
     vb_catalog_destroy(&cat);
 }
+
+static int64_t s_ended[4];
+static size_t s_nended;
+static void s_on_end(void *arg, int64_t job_id)
+{
+    (*(int *)arg)++;
+    if (s_nended < 4)
+        s_ended[s_nended++] = job_id;
+}
+
+/* The job-end callback (what `job.show` with wait_ms waits on) hears each recorded end once,
+ * with the job's id, and nothing for a finish that was refused. */
+Test(catalog_jobs, the_job_end_callback_hears_each_recorded_end)
+{
+    vb_catalog_t *cat = open_cat();
+    int calls = 0;
+    vb_catalog_on_job_end(cat, s_on_end, &calls);
+    const char *vms[] = {"web-01"};
+    int64_t a = backup_job(cat, vms, 1, false, 1000), b = backup_job(cat, vms, 1, false, 2000);
+    cr_assert_neq(vb_catalog_job_finish(cat, a, VB_JOB_RUNNING, NULL, 3000), 0);
+    cr_assert_eq(calls, 0, "a refused finish is not an end");
+    cr_assert_eq(vb_catalog_job_finish(cat, b, VB_JOB_SUCCEEDED, NULL, 3000), 0);
+    cr_assert_eq(vb_catalog_job_finish(cat, a, VB_JOB_FAILED, "x", 3100), 0);
+    cr_assert_eq(calls, 2);
+    cr_assert_eq(s_ended[0], b);
+    cr_assert_eq(s_ended[1], a);
+    vb_catalog_on_job_end(cat, NULL, NULL);
+    vb_catalog_destroy(&cat);
+}
