@@ -40,6 +40,11 @@ static int s_read_at(void *ctx, void *buf, size_t len, uint64_t offset)
     return vb_disk_read(ctx, buf, len, offset);
 }
 
+static int s_allocated_in(void *ctx, uint64_t offset, uint64_t length, vb_extent_list_t *out)
+{
+    return vb_disk_try_allocated_blocks(ctx, offset, length, out);
+}
+
 static int s_write_at(void *ctx, const void *buf, size_t len, uint64_t offset)
 {
     return vb_disk_write(ctx, buf, len, offset);
@@ -251,6 +256,8 @@ static int s_run_backup(const Vbak__TaskAssign *a, const vb_task_env_t *env, vb_
     vb_pipeline_opts_t opts = {0};
     opts.workers = env->workers;
     opts.extents_allocated = a->extents_allocated;
+    opts.allocated = s_allocated_in; /* changed areas: holes inside their chunks are not read */
+    opts.allocated_ctx = disk;
     vb_chunk_result_t *results = NULL;
     size_t count = 0;
     vb_pipeline_stats_t stats = {0};

@@ -365,11 +365,9 @@ const char *vb_disk_attempt(const vb_disk_t *disk, size_t i)
     return i < disk->attempt_count ? disk->attempts[i] : NULL;
 }
 
-int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
-                                   vb_extent_list_t *out, bool *exact_out)
+int vb_disk_try_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
+                                 vb_extent_list_t *out)
 {
-    if (exact_out)
-        *exact_out = false;
     /* The release notes' multithreading caveat: QueryAllocatedBlocks belongs to the thread that
      * opened (and will close) the disk, never to read/write workers. */
     if (!pthread_equal(pthread_self(), disk->opener))
@@ -383,17 +381,29 @@ int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t le
         length = disk->capacity - offset;
     size_t before = out->count;
     int rc = disk->backend->allocated(disk->impl, offset, length, out);
+    if (rc)
+        out->count = before;
+    return rc;
+}
+
+int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
+                                   vb_extent_list_t *out, bool *exact_out)
+{
+    if (exact_out)
+        *exact_out = false;
+    int rc = vb_disk_try_allocated_blocks(disk, offset, length, out);
     if (rc == 0) {
         if (exact_out)
             *exact_out = true;
         return 0;
     }
-    if (rc == VB_ENOMEM)
+    if (rc == VB_ENOMEM || rc == VB_EPOLICY)
         return rc;
     /* Probe once, fall back to reading everything, say so. */
     VB_LOG_WARN("disk", "allocated-blocks-unavailable mode=%s reason=\"%s\" fallback=read-all",
                 disk->mode, vb_error_msg());
-    out->count = before;
+    if (length == 0 || length > disk->capacity - offset) /* offset < capacity: it asked */
+        length = disk->capacity - offset;
     return vb_extent_list_add(out, offset, length);
 }
 

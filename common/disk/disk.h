@@ -153,6 +153,10 @@ const char *vb_disk_attempt(const vb_disk_t *disk, size_t i);
  * range past the capacity is clipped to the capacity. */
 int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
                                    vb_extent_list_t *out, bool *exact_out) VB_WUR;
+/* The same question without the fallback: non-zero (VB_EUNSUPPORTED when the backend cannot
+ * answer), with *out as it was, and nothing logged. */
+int vb_disk_try_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
+                                 vb_extent_list_t *out) VB_WUR;
 
 /* Reads exactly len bytes at offset (len ≤ VB_DISK_IO_MAX, offset+len ≤ capacity). Any thread.
  * vddk: offset and len need not be sector aligned for reads; writes must be. */

@@ -44,7 +44,9 @@ typedef struct {
     void *read_ctx;
     vb_chunk_emit_fn emit;
     void *emit_ctx;
-    bool extents_allocated;
+    /* where the chunks read hold data; the rest reads as zeros (NULL: read chunks whole) */
+    const vb_extent_t *read_map;
+    size_t read_map_count;
     /* restore / verify */
     const vb_index_t *index;
     vb_write_at_fn write_at;
@@ -157,8 +159,8 @@ static uint32_t s_chunk_len(const s_run_t *run, uint64_t chunk)
  * shorter than VB_PIPELINE_GAP_READ are read through rather than split into another request. */
 static int s_read_allocated(s_run_t *run, uint8_t *buf, uint32_t len, uint64_t off)
 {
-    const vb_extent_t *e = run->extents;
-    size_t lo = 0, hi = run->extent_count;
+    const vb_extent_t *e = run->read_map;
+    size_t lo = 0, hi = run->read_map_count;
     while (lo < hi) { /* the first extent ending after off */
         size_t mid = lo + (hi - lo) / 2;
         if (e[mid].offset + e[mid].length <= off)
@@ -168,8 +170,8 @@ static int s_read_allocated(s_run_t *run, uint8_t *buf, uint32_t len, uint64_t o
     }
     uint64_t end = off + len, filled = off, rs = 0, re = 0;
     bool pending = false;
-    for (size_t i = lo; i <= run->extent_count; i++) {
-        bool last = i == run->extent_count || e[i].offset >= end;
+    for (size_t i = lo; i <= run->read_map_count; i++) {
+        bool last = i == run->read_map_count || e[i].offset >= end;
         uint64_t ps = last ? end : (e[i].offset > off ? e[i].offset : off);
         uint64_t pe =
             last ? end : (e[i].offset + e[i].length < end ? e[i].offset + e[i].length : end);
@@ -202,8 +204,8 @@ static int s_backup_chunk(s_worker_t *w, uint64_t chunk, vb_chunk_result_t *res)
     uint64_t off = chunk * run->chunk_size;
     memset(res, 0, sizeof *res);
     res->offset = off;
-    int rc = run->extents_allocated ? s_read_allocated(run, w->buf, len, off)
-                                    : run->read_at(run->read_ctx, w->buf, len, off);
+    int rc = run->read_map ? s_read_allocated(run, w->buf, len, off)
+                           : run->read_at(run->read_ctx, w->buf, len, off);
     if (rc)
         return vb_error_prefix(rc, "disk %s: reading %" PRIu32 " bytes at offset %" PRIu64,
                                run->disk, len, off);
@@ -620,6 +622,35 @@ static int s_check_extents(const char *disk, uint64_t capacity, const vb_extent_
     return 0;
 }
 
+/* The allocated blocks of the chunks the (changed) extents touch, asked once per run of chunks
+ * within VB_PIPELINE_GAP_ASK of each other. Non-zero: the source cannot say (read whole). */
+static int s_ask_allocated(const s_run_t *run, const vb_pipeline_opts_t *opts,
+                           vb_extent_list_t *map)
+{
+    uint64_t cs = run->chunk_size, ask_start = 0, ask_end = 0;
+    for (size_t i = 0; i <= run->extent_count; i++) {
+        const vb_extent_t *e = i < run->extent_count ? &run->extents[i] : NULL;
+        if (e && e->length == 0)
+            continue;
+        uint64_t start = e ? e->offset / cs * cs : 0;
+        uint64_t end = e ? (e->offset + e->length + cs - 1) / cs * cs : 0;
+        if (end > run->capacity)
+            end = run->capacity;
+        if (e && ask_end > ask_start && start <= ask_end + VB_PIPELINE_GAP_ASK) {
+            ask_end = end > ask_end ? end : ask_end;
+            continue;
+        }
+        if (ask_end > ask_start) {
+            int rc = opts->allocated(opts->allocated_ctx, ask_start, ask_end - ask_start, map);
+            if (rc)
+                return rc;
+        }
+        ask_start = start;
+        ask_end = end;
+    }
+    return 0;
+}
+
 int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const char *disk,
                        uint64_t capacity, const vb_extent_t *extents, size_t extent_count,
                        vb_read_at_fn read_at, void *read_ctx, vb_chunk_emit_fn emit, void *emit_ctx,
@@ -639,8 +670,20 @@ int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const ch
                    .read_ctx = read_ctx,
                    .emit = emit,
                    .emit_ctx = emit_ctx,
-                   .extents_allocated = opts && opts->extents_allocated};
+                   .read_map = opts && opts->extents_allocated ? extents : NULL,
+                   .read_map_count = extent_count};
+    vb_extent_list_t map = {0};
+    if (!run.read_map && opts && opts->allocated) {
+        if (s_ask_allocated(&run, opts, &map) == 0) {
+            run.read_map = map.items ? map.items : extents; /* no data at all: a 0-long map */
+            run.read_map_count = map.count;
+        } else {
+            VB_LOG_DEBUG("pipeline", "allocation-unknown disk=%s reason=\"%s\" reading=whole",
+                         disk, vb_error_msg());
+        }
+    }
     rc = s_run(&run, opts, stats);
+    vb_extent_list_free(&map);
     /* The task may report success only once its chunks are on stable storage: those it stored
      * and those it found stored by another task sharing the handle (repocache.h) — in the open
      * pack or a pack still uploading — which that task may never commit. With nothing pending

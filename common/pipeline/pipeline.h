@@ -52,6 +52,9 @@
 /* A full backup reads through a hole shorter than this between two allocated ranges rather than
  * split the read (the planner merges such ranges before they are sent). */
 #define VB_PIPELINE_GAP_READ (64u * 1024u)
+/* Runs of changed chunks closer than this share one allocation question (a block-status
+ * request over NBD, two seeks in a file) */
+#define VB_PIPELINE_GAP_ASK (4u * 1024u * 1024u)
 /* Restore and verify read a pack's chunks in ranged reads of up to this many bytes. */
 #define VB_PIPELINE_READ_UNIT (2u * 1024u * 1024u)
 /* A restore worker writes chunks that follow each other on the disk as one write of up to this
@@ -60,6 +63,10 @@
 #define VB_PIPELINE_WRITE_RUN (4u * 1024u * 1024u)
 
 typedef int (*vb_read_at_fn)(void *ctx, void *buf, size_t len, uint64_t offset);
+/* Appends the allocated extents of [offset, offset+length) to *out (ascending). Non-zero when
+ * the source cannot say: its chunks are then read whole. */
+typedef int (*vb_allocated_fn)(void *ctx, uint64_t offset, uint64_t length,
+                               vb_extent_list_t *out);
 typedef int (*vb_write_at_fn)(void *ctx, const void *buf, size_t len, uint64_t offset);
 /* Receives chunk results in ascending offset order. Non-zero return stops the backup with it. */
 typedef int (*vb_chunk_emit_fn)(void *ctx, const vb_chunk_result_t *result);
@@ -80,6 +87,13 @@ typedef struct {
      * and the rest of each chunk is zeros; false (default) when they are changed areas (an
      * incremental), whose chunks must be read whole. */
     bool extents_allocated;
+    /* Backup of changed areas (extents_allocated false): asked on the calling thread, before
+     * any read, for the allocated blocks of the chunks to read (one question per run of chunks
+     * lying within VB_PIPELINE_GAP_ASK of each other), so that the holes inside those chunks
+     * are zero-filled instead of read: a hole read costs a zeroed page per 4 KiB, or zeros
+     * over the network. NULL, or a failure of it: the chunks are read whole. */
+    vb_allocated_fn allocated;
+    void *allocated_ctx;
     /* Restore: the disk offset of the index's first chunk, for an index that covers one window
      * of the disk (a restore task). write_at gets, and every error names, the disk offset:
      * base + the offset in the index. 0 (default): the index covers the disk from its start. */

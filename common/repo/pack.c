@@ -1,9 +1,11 @@
 #include "repo/pack.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -58,7 +60,7 @@ void vb_pack_writer_destroy(vb_pack_writer_t **self_p)
     if (!self_p || !*self_p)
         return;
     vb_pack_writer_t *self = *self_p;
-    free(self->buf);
+    vb_pack_buffer_release(self->buf, self->cap);
     free(self->entries);
     free(self);
     *self_p = NULL;
@@ -80,6 +82,64 @@ static int s_reserve(void **buf, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* Pack buffers let go of are kept for the next pack, process-wide, up to S_POOL_MAX: a new
+ * buffer costs a page fault and a zeroed page per 4 KiB as a pack fills it (measured: a quarter
+ * of an agent's CPU in an incremental backup, each job's handle allocating its own). Kept
+ * buffers are marked MADV_FREE: the kernel takes their pages back if memory runs short, and
+ * otherwise the next pack fills them without a fault. */
+#define S_POOL_MAX 4
+
+static struct {
+    pthread_mutex_t lock;
+    void *buf[S_POOL_MAX];
+    size_t cap[S_POOL_MAX];
+    unsigned count;
+} s_pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A pack buffer of `size` bytes: a kept one of that size, or a new one, aligned so that the
+ * store may write the sealed pack past the page cache, and on huge pages where the kernel has
+ * them (8 faults per 16 MiB instead of 4,096). */
+static int s_alloc_pack_buffer(void **buf, size_t size)
+{
+    pthread_mutex_lock(&s_pool.lock);
+    for (unsigned i = 0; i < s_pool.count; i++) {
+        if (s_pool.cap[i] != size)
+            continue;
+        *buf = s_pool.buf[i];
+        s_pool.count--;
+        s_pool.buf[i] = s_pool.buf[s_pool.count];
+        s_pool.cap[i] = s_pool.cap[s_pool.count];
+        pthread_mutex_unlock(&s_pool.lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&s_pool.lock);
+    const size_t huge = 2u * 1024u * 1024u;
+    if (posix_memalign(buf, size >= huge ? huge : 4096, size) != 0)
+        return vb_error_set(VB_ENOMEM, "out of memory for a pack");
+#ifdef MADV_HUGEPAGE
+    if (size >= huge)
+        (void)madvise(*buf, size / huge * huge, MADV_HUGEPAGE); /* advice: may be refused */
+#endif
+    return 0;
+}
+
+void vb_pack_buffer_release(void *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    pthread_mutex_lock(&s_pool.lock);
+    if (s_pool.count < S_POOL_MAX && cap % 4096 == 0) {
+#ifdef MADV_FREE
+        (void)madvise(buf, cap, MADV_FREE);
+#endif
+        s_pool.buf[s_pool.count] = buf;
+        s_pool.cap[s_pool.count++] = cap;
+        buf = NULL;
+    }
+    pthread_mutex_unlock(&s_pool.lock);
+    free(buf);
+}
+
 int vb_pack_add(vb_pack_writer_t *self, const vb_digest_t *digest, const uint8_t *img,
                 size_t img_len, uint32_t raw_len)
 {
@@ -92,12 +152,11 @@ int vb_pack_add(vb_pack_writer_t *self, const vb_digest_t *digest, const uint8_t
     /* One allocation of a full pack with its trailer, not a doubling past it: every worker of
      * an agent holds one (untouched pages cost no memory until a pack fills them). */
     if (self->cap == 0) {
-        /* 4 KiB-aligned, so that the store may write the sealed pack past the page cache */
         size_t full = self->target + (self->target / 64 + 1) * VB_PACK_ENTRY_LEN +
                       VB_PACK_FOOTER_LEN;
         full = (full + 4095) & ~(size_t)4095;
-        if (posix_memalign(&buf, 4096, full) != 0)
-            return vb_error_set(VB_ENOMEM, "out of memory for a pack");
+        if ((rc = s_alloc_pack_buffer(&buf, full)) != 0)
+            return rc;
         self->buf = buf;
         self->cap = full;
     }

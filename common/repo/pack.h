@@ -66,6 +66,10 @@ vb_pack_writer_t *vb_pack_writer_new(vb_store_t *store, size_t target_size,
 struct vb_packup;
 void vb_pack_writer_set_uploads(vb_pack_writer_t *self, struct vb_packup *up);
 
+/* Lets go of a pack buffer a writer handed over (a sealed pack's, of `cap` bytes): kept for a
+ * later pack of this process, or freed. Takes NULL. */
+void vb_pack_buffer_release(void *buf, size_t cap);
+
 /* Destroys the writer; chunks added since the last seal are dropped (call vb_pack_seal first). */
 void vb_pack_writer_destroy(vb_pack_writer_t **self_p);
 

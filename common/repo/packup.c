@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "repo/pack.h"
+
 typedef struct {
     char name[VB_STORE_NAME_MAX + 1];
     uint8_t *buf;
@@ -131,7 +133,8 @@ void vb_packup_destroy(vb_packup_t **self_p)
     self->stop = true;
     atomic_store(&self->abandon, true);
     for (unsigned i = 0; i < self->queued; i++)
-        free(self->queue[(self->head + i) % self->max].buf);
+        vb_pack_buffer_release(self->queue[(self->head + i) % self->max].buf,
+                               self->queue[(self->head + i) % self->max].cap);
     s_proc_give(self->queued);
     self->queued = 0;
     pthread_cond_broadcast(&self->cond);
@@ -139,7 +142,7 @@ void vb_packup_destroy(vb_packup_t **self_p)
     for (unsigned i = 0; i < self->nthreads; i++)
         pthread_join(self->threads[i], NULL);
     for (unsigned i = 0; i < self->nspare; i++)
-        free(self->spare[i].buf);
+        vb_pack_buffer_release(self->spare[i].buf, self->spare[i].cap);
     pthread_cond_destroy(&self->cond);
     pthread_mutex_destroy(&self->lock);
     free(self->threads);
@@ -174,11 +177,13 @@ static void s_done_locked(vb_packup_t *self, s_job_t *job, int rc)
     if (self->nspare < self->max)
         self->spare[self->nspare++] = (s_spare_t){job->buf, job->cap};
     else
-        free(job->buf);
+        vb_pack_buffer_release(job->buf, job->cap);
     /* nothing in flight (a commit's wait returns): until uploads run again the writer needs one
-     * spare at most, and the rest would stay allocated while the handle waits for a task */
-    while (self->queued + self->busy == 0 && self->nspare > 1)
-        free(self->spare[--self->nspare].buf);
+     * spare at most; the rest go back to the process's pool (pack.h) */
+    while (self->queued + self->busy == 0 && self->nspare > 1) {
+        self->nspare--;
+        vb_pack_buffer_release(self->spare[self->nspare].buf, self->spare[self->nspare].cap);
+    }
     pthread_cond_broadcast(&self->cond);
 }
 

@@ -654,6 +654,100 @@ Test(pipeline, full_backup_reads_only_the_allocated_blocks)
     vb_repo_destroy(&r);
 }
 
+/* The allocation map of an incremental's chunks, as a disk answers it: the runs of `map` inside
+ * the range asked, counting the questions. fail: the disk cannot say. */
+typedef struct {
+    const vb_extent_t *map;
+    size_t n;
+    unsigned asked;
+    bool fail;
+} alloc_map_t;
+
+static int map_allocated(void *ctx, uint64_t off, uint64_t len, vb_extent_list_t *out)
+{
+    alloc_map_t *m = ctx;
+    m->asked++;
+    if (m->fail)
+        return vb_error_set(VB_EUNSUPPORTED, "no allocation map here");
+    for (size_t i = 0; i < m->n; i++) {
+        uint64_t s = m->map[i].offset, e = s + m->map[i].length;
+        s = s > off ? s : off;
+        e = e < off + len ? e : off + len;
+        if (s < e && vb_extent_list_add(out, s, e - s) != 0)
+            return VB_ENOMEM;
+    }
+    return 0;
+}
+
+/* An incremental reads the chunks its changed areas touch, but not their holes: those read as
+ * zeros without a read (a hole costs a zeroed page per 4 KiB from a file, zeros over NBD). A
+ * changed chunk that is all hole now (trimmed) is a zero chunk, read not at all. A disk that
+ * cannot say where its data is gets its chunks read whole. */
+Test(pipeline, incremental_skips_the_holes_of_the_chunks_it_reads)
+{
+    const uint32_t cs = 1u << 20;
+    vb_repo_t *r = make_repo("incr-holes", cs, false);
+    mem_disk_t d = {.size = 8ull * cs, .fail_at = UINT64_MAX};
+    d.data = calloc(1, d.size);
+    /* data in chunks 1, 3 and 6 (two runs in 6); chunk 5 holds none */
+    vb_extent_t map[4] = {{1 * cs + 64 * 1024, 256 * 1024},
+                          {3 * cs, 512 * 1024},
+                          {6 * cs + 128 * 1024, 64 * 1024},
+                          {6 * cs + 768 * 1024, 128 * 1024}};
+    for (size_t i = 0; i < 4; i++)
+        tu_fill_random(d.data + map[i].offset, map[i].length, 90 + i);
+    vb_extent_t changed[4] = {{1 * cs + 64 * 1024, 64 * 1024},
+                              {3 * cs + 448 * 1024, 128 * 1024},
+                              {5 * cs + 256 * 1024, 64 * 1024},
+                              {6 * cs + 768 * 1024, 4096}};
+    vb_pipeline_opts_t whole = {.workers = 2};
+    vb_index_t *expect = backup(r, &whole, &d, NULL, NULL, 0, NULL);
+    /* holes hold garbage now: a read of one would change a digest (and the reads are checked) */
+    mem_disk_t g = {.size = d.size, .fail_at = UINT64_MAX};
+    g.data = malloc(g.size);
+    memset(g.data, 0xAA, g.size);
+    for (size_t i = 0; i < 4; i++)
+        memcpy(g.data + map[i].offset, d.data + map[i].offset, map[i].length);
+    counting_t c = {.disk = &g, .allowed = map, .n_allowed = 4};
+    alloc_map_t m = {.map = map, .n = 4};
+    vb_pipeline_opts_t o = {.workers = 3, .allocated = map_allocated, .allocated_ctx = &m};
+    vb_chunk_result_t *res = NULL;
+    size_t count = 0;
+    vb_pipeline_stats_t st;
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", g.size, changed, 4, counting_read, &c,
+                                            &res, &count, &st),
+                 0, "%s", vb_error_msg());
+    cr_assert_eq(count, 4, "one result per changed chunk");
+    const uint64_t chunk_of[4] = {1, 3, 5, 6};
+    for (size_t i = 0; i < count; i++) {
+        cr_assert_eq(res[i].offset, chunk_of[i] * cs);
+        cr_assert_eq(memcmp(res[i].digest.b, expect->digests[chunk_of[i]].b, VB_DIGEST_LEN), 0,
+                     "chunk %" PRIu64 " differs from the whole-disk read", chunk_of[i]);
+    }
+    cr_assert(vb_digest_is_zero(&res[2].digest), "the chunk that is all hole is a zero chunk");
+    cr_assert_eq(c.bytes, (256 + 512 + 64 + 128) * 1024, "read %" PRIu64 " bytes", c.bytes);
+    cr_assert_eq(m.asked, 1, "changed chunks within 4 MiB share one question");
+    free(res);
+
+    /* no map: every changed chunk read whole, from a disk whose holes read as zeros */
+    alloc_map_t none = {.fail = true};
+    o.allocated_ctx = &none;
+    vb_extent_t all = {0, d.size};
+    counting_t cd = {.disk = &d, .allowed = &all, .n_allowed = 1};
+    cr_assert_eq(vb_pipeline_backup_collect(r, &o, "2000", d.size, changed, 4, counting_read, &cd,
+                                            &res, &count, &st),
+                 0, "%s", vb_error_msg());
+    cr_assert_eq(count, 4);
+    for (size_t i = 0; i < count; i++)
+        cr_assert_eq(memcmp(res[i].digest.b, expect->digests[chunk_of[i]].b, VB_DIGEST_LEN), 0);
+    cr_assert_eq(cd.bytes, 4ull * cs, "the chunks are read whole");
+    free(res);
+    free(g.data);
+    free(d.data);
+    vb_index_destroy(&expect);
+    vb_repo_destroy(&r);
+}
+
 /* Format 2: the pipeline's chunks go into packs (each worker seals its own at the end) and one
  * index object per backup; a reopened repository finds them through that index: a second backup
  * of the same disk stores nothing, restore and verify read byte for byte from the packs. */
