@@ -7,10 +7,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "keys.h"
 #include "daemon.h"
@@ -48,6 +50,9 @@ const vb_conf_key_t vb_agent_config_table[] = {
      "comma-separated SAN LUN ids the proxy sees"},
     {"os", VB_CONF_STR, offsetof(vb_agent_settings_t, os), NULL, 0, 0, false,
      "operating system description (default: from /etc/os-release)"},
+    {"machine", VB_CONF_STR, offsetof(vb_agent_settings_t, machine), "", 0, 0, false,
+     "the machine this agent runs on (default: /etc/machine-id); agents on one machine share "
+     "its CPUs, so the coordinator runs no more tasks on them together than one may run there"},
     {"slots", VB_CONF_INT, offsetof(vb_agent_settings_t, slots), "4", 1, 1024, false,
      "task slots this agent offers"},
     {"transports", VB_CONF_STR, offsetof(vb_agent_settings_t, transports), "san,hotadd,nbdssl,nbd",
@@ -111,6 +116,8 @@ typedef struct {
     size_t transport_count;
     char vddk_config[PATH_MAX]; /* the vddk.conf this agent wrote for VixDiskLib_InitEx */
     char vddk_version[32];      /* the version its VixDiskLib says it is; "" unknown or none */
+    char machine[128];          /* the machine it runs on; "" unknown */
+    uint32_t cpus;              /* that machine's online CPUs */
     bool enrolled;        /* the coordinator has our key */
     bool registered;      /* the current connection was accepted */
     bool hello_is_enroll; /* what the current connection said first */
@@ -307,6 +314,25 @@ static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
     facts->vddk = s->vddk_libdir && *s->vddk_libdir;
     facts->proxy_vm = s->proxy_vm ? s->proxy_vm : "";
     facts->vddk_version = self->vddk_version;
+    facts->machine = self->machine;
+    facts->cpus = self->cpus;
+}
+
+/* The machine this agent runs on: agent.conf's `machine`, else the systemd machine id (one per
+ * installed system: agents started on one system find the same), else nothing. */
+static void s_detect_machine(self_t *self)
+{
+    const char *conf = self->settings->machine;
+    self->cpus = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 0);
+    if (conf && *conf) {
+        snprintf(self->machine, sizeof self->machine, "%s", conf);
+        return;
+    }
+    FILE *f = fopen("/etc/machine-id", "r");
+    if (f && fgets(self->machine, sizeof self->machine, f))
+        self->machine[strcspn(self->machine, " \n")] = '\0';
+    if (f)
+        fclose(f);
 }
 
 /* The VixDiskLib version, told at register so the coordinator can check it against vCenter's:
@@ -674,6 +700,7 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     if (s_write_vddk_config(self) != 0 || s_prepare_state(self) != 0)
         goto fail;
     s_probe_vddk(self);
+    s_detect_machine(self);
     /* a repository no task used for a heartbeat interval is closed */
     if (!(self->repos = vb_repocache_new(settings->heartbeat_interval_ms)))
         goto fail;

@@ -24,6 +24,7 @@ typedef struct {
     char *datastore;
     char *luns;         /* comma-separated SAN LUN ids the proxy sees */
     char *os;
+    char *machine;      /* the machine it runs on ("": /etc/machine-id) */
     int64_t slots;
     char *transports;   /* comma-separated: san,hotadd,nbdssl,nbd */
     int64_t heartbeat_interval_ms;

@@ -70,7 +70,8 @@ static void s_agent_clear(jb_agent_t *a)
     free(a->luns);
     free(a->proxy_vm);
     free(a->vddk_version);
-    a->host = a->datastore = a->proxy_vm = a->vddk_version = NULL;
+    free(a->machine);
+    a->host = a->datastore = a->proxy_vm = a->vddk_version = a->machine = NULL;
     a->luns = NULL;
     a->lun_count = 0;
 }
@@ -103,6 +104,37 @@ static bool s_release_from_lost_agent(void *item, void *agent)
     free(t->agent);
     t->agent = NULL;
     return true;
+}
+
+/* Agents on one machine share its CPUs: together they run at most as many tasks as the larger
+ * of its CPU count and the most slots one of them offers, which is what one agent there may run
+ * alone (a second agent on the machine adds transports, not CPUs). The machine is known by its
+ * first agent's id. */
+static void s_share_machine(vb_jobs_t *self, uint32_t id)
+{
+    const jb_agent_t *a = &self->agents[id];
+    if (!a->machine)
+        return;
+    uint32_t leader = id, budget = a->cpus, sharing = 0;
+    for (size_t i = 0; i < self->agent_count; i++) {
+        const jb_agent_t *o = &self->agents[i];
+        if (!o->online || !o->machine || strcmp(o->machine, a->machine) != 0)
+            continue;
+        leader = (uint32_t)i < leader ? (uint32_t)i : leader;
+        budget = o->slots > budget ? o->slots : budget;
+        budget = o->cpus > budget ? o->cpus : budget;
+        sharing++;
+    }
+    for (size_t i = 0; i < self->agent_count && sharing > 1; i++) {
+        const jb_agent_t *o = &self->agents[i];
+        if (o->online && o->machine && strcmp(o->machine, a->machine) == 0 &&
+            vb_sched_agent_machine(self->sched, (uint32_t)i, leader, budget) != 0)
+            VB_LOG_ERROR("jobs", "machine_share_failed agent=%s error=\"%s\"", o->name,
+                         vb_error_msg());
+    }
+    if (sharing > 1)
+        VB_LOG_INFO("jobs", "machine_shared agent=%s agents=%u tasks_at_once=%u", a->name, sharing,
+                    budget);
 }
 
 void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
@@ -152,9 +184,13 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
     a->vddk = rec->vddk;
     a->proxy_vm = rec->proxy_vm ? strdup(rec->proxy_vm) : NULL;
     a->vddk_version = rec->vddk_version ? strdup(rec->vddk_version) : NULL;
+    a->machine = rec->machine && *rec->machine ? strdup(rec->machine) : NULL;
+    a->cpus = rec->cpus;
+    a->slots = rec->slots;
     a->online = true;
     if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
+    s_share_machine(self, (uint32_t)id);
     jb_dispatch(self);
     jb_reap(self);
 }

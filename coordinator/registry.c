@@ -136,6 +136,8 @@ static int s_reload(vb_registry_t *self, s_agent_t *a, const char *key,
     a->rec.proxy_vm = facts->proxy_vm && *facts->proxy_vm ? strdup(facts->proxy_vm) : NULL;
     a->rec.vddk_version =
         facts->vddk_version && *facts->vddk_version ? strdup(facts->vddk_version) : NULL;
+    a->rec.machine = facts->machine && *facts->machine ? strdup(facts->machine) : NULL;
+    a->rec.cpus = facts->cpus;
     return 0;
 }
 
@@ -342,13 +344,14 @@ json_t *vb_registry_agents_json(vb_registry_t *self)
     for (s_agent_t *a = zhashx_first(self->by_key); a; a = zhashx_next(self->by_key)) {
         const vb_agent_record_t *r = &a->rec;
         items[i++] = json_pack(
-            "{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:b, s:s?, s:s?, s:s, s:s, s:I, s:o, "
-            "s:I}",
+            "{s:s, s:s, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:b, s:s?, s:s?, s:s?, s:i, s:s, s:s, "
+            "s:I, s:o, s:I}",
             "name", r->name, "state", a->online ? "online" : "lost", "host", r->host, "datastore",
             r->datastore, "luns", s_strv_json(r->luns, r->lun_count), "os", r->os, "slots",
             (int)r->slots, "busy_slots", (int)a->busy_slots, "transports",
             s_strv_json(r->transports, r->transport_count), "vddk", r->vddk, "proxy_vm",
-            r->proxy_vm, "vddk_version", r->vddk_version, "version", r->version, "public_key",
+            r->proxy_vm, "vddk_version", r->vddk_version, "machine", r->machine, "cpus",
+            (int)r->cpus, "version", r->version, "public_key",
             r->public_key, "enrolled_at", (json_int_t)r->enrolled_at, "last_seen",
             vb_json_time(a->last_heard_ms), "last_seen_ms", (json_int_t)a->last_heard_ms);
     }

@@ -42,6 +42,9 @@ typedef struct {
     bool online;
     uint32_t slots;
     uint32_t busy;
+    uint32_t machine;        /* the agent id whose record counts for its machine (itself alone) */
+    uint32_t machine_budget; /* on that record: tasks the machine's agents run at once (0: any) */
+    uint32_t machine_busy;   /* on that record: tasks they run now */
 } s_agent_t;
 
 struct vb_sched {
@@ -231,6 +234,8 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
     if (rc)
         return rc;
     s_agent_t *a = &self->agents[agent];
+    if (!a->known)
+        a->machine = agent;
     a->known = true;
     a->online = true;
     a->slots = slots;
@@ -239,6 +244,35 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
         if (agent < self->disks[d].pair_cap)
             self->disks[d].pairs[agent] = (s_pair_t){0};
     return 0;
+}
+
+int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, uint32_t machine, uint32_t budget)
+{
+    if (agent >= self->agent_cap || !self->agents[agent].known || machine >= self->agent_cap ||
+        !self->agents[machine].known)
+        return vb_error_set(VB_EINVAL, "agent %u or machine %u is not known", agent, machine);
+    s_agent_t *a = &self->agents[agent];
+    self->agents[a->machine].machine_busy -= a->busy; /* its running tasks move with it */
+    a->machine = machine;
+    self->agents[machine].machine_busy += a->busy;
+    self->agents[machine].machine_budget = budget;
+    return 0;
+}
+
+static void s_busy_add(vb_sched_t *self, uint32_t agent, int delta)
+{
+    s_agent_t *a = &self->agents[agent];
+    a->busy = (uint32_t)((int64_t)a->busy + delta);
+    self->agents[a->machine].machine_busy =
+        (uint32_t)((int64_t)self->agents[a->machine].machine_busy + delta);
+}
+
+/* The agent may take one more task: a free slot of its own, and room on its machine. */
+static bool s_has_room(const vb_sched_t *self, const s_agent_t *a)
+{
+    const s_agent_t *m = &self->agents[a->machine];
+    return a->online && a->busy < a->slots &&
+           (m->machine_budget == 0 || m->machine_busy < m->machine_budget);
 }
 
 static void s_requeue_front(vb_sched_t *self, s_task_t *t)
@@ -257,7 +291,7 @@ static void s_requeue_front(vb_sched_t *self, s_task_t *t)
 static void s_release(vb_sched_t *self, s_task_t *t)
 {
     s_disk_t *d = &self->disks[t->disk];
-    self->agents[t->agent].busy--;
+    s_busy_add(self, t->agent, -1);
     self->ds_running[d->datastore]--;
     self->host_running[d->host]--;
     self->running--;
@@ -397,7 +431,7 @@ static bool s_place_one(vb_sched_t *self, uint32_t disk, vb_sched_assignment_t *
     vb_transport_t best_mode = VB_TRANSPORT_NONE;
     for (uint32_t a = 0; a < self->agent_cap; a++) {
         s_agent_t *ag = &self->agents[a];
-        if (!ag->online || ag->busy >= ag->slots)
+        if (!s_has_room(self, ag))
             continue;
         vb_transport_t m = s_mode(self, d, disk, a);
         if (m == VB_TRANSPORT_NONE)
@@ -420,7 +454,7 @@ static bool s_place_one(vb_sched_t *self, uint32_t disk, vb_sched_assignment_t *
     t->state = S_RUNNING;
     t->agent = best;
     t->transport = best_mode;
-    self->agents[best].busy++;
+    s_busy_add(self, best, +1);
     self->ds_running[d->datastore]++;
     self->host_running[d->host]++;
     self->running++;

@@ -6,7 +6,9 @@
  *   - credit based: an agent gets a task only while it has a free slot;
  *   - placement: the best transport the policy allows for that disk from that agent
  *     (SAN > HotAdd > NBDSSL > NBD), then the least loaded agent (busy / slots), within the
- *     per-datastore and per-host concurrency limits; tasks of one disk spread over all eligible
+ *     per-datastore and per-host concurrency limits, and within the budget of the machine an
+ *     agent shares with others (vb_sched_agent_machine: their CPUs are the same ones, so a
+ *     second agent there adds work, not speed, and the cheaper transports get it first); tasks of one disk spread over all eligible
  *     agents, so a large disk is read by several agents at once;
  *   - a lost agent's running tasks go back to the queue (not counted as attempts);
  *   - a failed open excludes that transport for that disk × agent pair, so the next allowed
@@ -69,6 +71,13 @@ void vb_sched_destroy(vb_sched_t **self_p);
 /* Agents: `slots` task slots. Adding an agent id again brings it back (after lost), and its
  * transport for every disk is decided again (it may have moved). */
 int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
+/* Agents that share a machine share its CPUs: `agent` runs on the machine known by the agent
+ * id `machine` (the first of its agents; an agent is alone on its own until told), and the
+ * machine's agents run at most `budget` tasks at once together (0: no limit beyond their slots),
+ * placed by transport as always. The last budget given for a machine holds. VB_EINVAL for an
+ * agent or machine id never brought up. */
+int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, uint32_t machine,
+                           uint32_t budget) VB_WUR;
 /* The agent is gone: its running tasks are requeued (those of removed disks forgotten); returns
  * how many were requeued. */
 size_t vb_sched_agent_down(vb_sched_t *self, uint32_t agent);

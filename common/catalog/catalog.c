@@ -742,6 +742,7 @@ void vb_agent_record_clear(vb_agent_record_t *rec)
     free(rec->state);
     free(rec->proxy_vm);
     free(rec->vddk_version);
+    free(rec->machine);
     memset(rec, 0, sizeof *rec);
 }
 

@@ -35,6 +35,8 @@ typedef struct {
     bool vddk;           /* has VixDiskLib; not stored: the agent says it at every register */
     char *proxy_vm;      /* vSphere moref of its proxy VM, or NULL; not stored, as vddk */
     char *vddk_version;  /* its VixDiskLib's version, or NULL; not stored, as vddk */
+    char *machine;       /* the machine it runs on, or NULL; not stored, as vddk */
+    uint32_t cpus;       /* that machine's CPUs; not stored, as vddk */
     char *state;         /* "online" or "lost" */
     int64_t enrolled_at; /* Unix seconds */
     int64_t last_seen;   /* Unix milliseconds */

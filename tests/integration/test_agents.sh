@@ -13,6 +13,17 @@ lun=$("$VBAK" lab show "$SITE" --json | jq -r '.proxies[0].luns[0]')
 [[ -n $lun && $(agents_json | jq -r '.[0].luns[0]') == "$lun" ]] || fail "agent-1 does not report the LUN its proxy sees"
 pass "three agents enroll and register"
 
+# they run on this machine, say so, and the coordinator counts them as sharing its CPUs
+mid=$(cat /etc/machine-id 2>/dev/null || true)
+agents_json | jq -e --arg m "$mid" '($m | if . == "" then null else . end) as $e |
+                                    all(.[]; .machine == $e and .cpus >= 1)' >/dev/null \
+  || fail "agents do not report this machine: $(agents_json | jq -c '[.[] | [.machine, .cpus]]')"
+if [[ -n $mid ]]; then
+  grep -q "machine_shared agent=agent-[0-9] agents=3 tasks_at_once=" "$SITE/log/coordinator.log" \
+    || fail "the coordinator does not count the three agents as sharing one machine"
+fi
+pass "agents report the machine they share"
+
 # the human table names them too
 "$VBAK" agents | grep -q '^agent-3 *online *esx-03 *vsanDatastore' || fail "table output"
 for f in "$SITE"/state/agent-*/agent.key_secret; do

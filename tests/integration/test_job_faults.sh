@@ -15,6 +15,9 @@ FUZZ="timeout 60 $VB_TESTS_BIN/vbak-fuzzpeer"
 # makes the test slower.
 "$VBAK" lab create "$SITE" --vms 1 --disk-size 64M --encrypt --heartbeat-ms 500 --liveness 8 >/dev/null
 echo 'task_bytes = "16777216"' >>"$SITE/coordinator.conf"
+# each lab proxy stands for a machine of its own here, so that every agent gets tasks (on this
+# one machine they would share its task budget, and the SAN agent would take them all)
+for f in "$SITE"/agent-*.conf; do printf 'machine = "%s"\n' "$(basename "$f" .conf)" >>"$f"; done
 export VBAK_TEST_STORE_DELAY_US=1000000
 "$VBAK" lab up "$SITE" >/dev/null
 wait_until 10 "four agents online" has_count online 4

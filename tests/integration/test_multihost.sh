@@ -116,9 +116,10 @@ declare -A HOST=([agent1]=esx-01 [agent2]=esx-02 [agent3]=esx-03 [agent4]=esx-05
 for a in agent1 agent2 agent3 agent4; do
   "$VBAK" site agent-conf "$S" "$a" --host "${HOST[$a]}" --slots 2 --state-dir "$TEST_DIR/state/$a" \
     >"$TEST_DIR/$a.conf" || fail "agent-conf $a"
-  # network transports only: every read and write crosses the bridge
-  printf 'transports = "nbdssl,nbd"\nrepository_credentials_file = "%s"\nreconnect_initial_ms = "200"\nreconnect_max_ms = "1000"\n' \
-    "$CRED" >>"$TEST_DIR/$a.conf"
+  # network transports only: every read and write crosses the bridge; each agent stands for a
+  # machine of its own (they share this one's machine id, and would share its task budget)
+  printf 'transports = "nbdssl,nbd"\nrepository_credentials_file = "%s"\nreconnect_initial_ms = "200"\nreconnect_max_ms = "1000"\nmachine = "%s"\n' \
+    "$CRED" "$a" >>"$TEST_DIR/$a.conf"
   on "$a" "$VB_BIN/vbak-agent" --config "$TEST_DIR/$a.conf" >"$SITE/log/$a.log" 2>&1 &
   VB_PIDS+=($!)
 done

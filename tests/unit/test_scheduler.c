@@ -96,6 +96,50 @@ Test(scheduler, best_transport_first_then_least_loaded)
     vb_sched_destroy(&s);
 }
 
+/* Agents on one machine share its CPUs: together they run no more than the machine's budget,
+ * the best transport first; a slot freed on the machine goes to the best of its agents again,
+ * an agent of another machine is not held back, and a lost agent's tasks leave its machine's
+ * count. */
+Test(scheduler, agents_sharing_a_machine_share_its_budget)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    set_modes(0, 1, VB_TRANSPORT_NBDSSL, 0, 0);
+    set_modes(1, 1, VB_TRANSPORT_SAN, 0, 0);
+    set_modes(2, 1, VB_TRANSPORT_HOTADD, 0, 0);
+    set_modes(3, 1, VB_TRANSPORT_NBD, 0, 0);
+    for (uint32_t a = 0; a < 4; a++)
+        cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
+    for (uint32_t a = 0; a < 3; a++) /* agents 0, 1, 2 on the machine known as 0; 3 alone */
+        cr_assert_eq(vb_sched_agent_machine(s, a, 0, 4), 0);
+    cr_assert_neq(vb_sched_agent_machine(s, 7, 0, 4), 0, "an agent never up");
+    cr_assert_eq(add_disk(s, 0, 0), 0);
+    for (uint64_t t = 1; t <= 20; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
+    vb_sched_assignment_t out[20];
+    size_t n = vb_sched_dispatch(s, out, 20);
+    cr_assert_eq(n, 8, "the shared machine runs 4 at once, the other agent its 4 slots");
+    unsigned on[4] = {0};
+    for (size_t i = 0; i < n; i++)
+        on[out[i].agent]++;
+    cr_assert_eq(on[1], 4, "the SAN agent takes the machine's whole budget");
+    cr_assert_eq(on[0] + on[2], 0, "its other agents (HotAdd, NBDSSL) wait");
+    cr_assert_eq(on[3], 4, "an agent of another machine is not held back");
+    uint64_t san_task = 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i].agent == 1)
+            san_task = out[i].task;
+    cr_assert_eq(vb_sched_task_done(s, san_task), 0);
+    vb_sched_assignment_t more[4];
+    cr_assert_eq(vb_sched_dispatch(s, more, 4), 1, "one slot freed on the machine");
+    cr_assert_eq(more[0].agent, 1);
+    cr_assert_eq(vb_sched_agent_down(s, 1), 4, "the SAN agent's tasks go back to the queue");
+    n = vb_sched_dispatch(s, out, 20);
+    cr_assert_eq(n, 4, "the machine's budget is free again: its next best agent takes it");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(out[i].agent, 2, "HotAdd comes before NBDSSL");
+    vb_sched_destroy(&s);
+}
+
 Test(scheduler, datastore_and_host_limits)
 {
     vb_sched_t *s = make(1, 0, 3);
