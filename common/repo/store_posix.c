@@ -703,7 +703,10 @@ static int s_local_path(void *state, const char *name, char *out, size_t outsz)
 
 const vb_store_ops_t vb_store_posix_ops = {
     .scheme = "file",
-    .puts_in_flight = 1,
+    /* two pack writes at once: each is an O_DIRECT write then an fsync, and the disk takes a
+     * second one while the first waits (datapath full backup, 256 KiB chunks: 1.18-1.26 s with
+     * one, 1.04-1.19 s with two); the cost is one more pack buffer per open repository */
+    .puts_in_flight = 2,
     .open = s_open,
     .close = s_close,
     .put = s_put,
