@@ -51,8 +51,9 @@ const vb_conf_key_t vb_agent_config_table[] = {
     {"os", VB_CONF_STR, offsetof(vb_agent_settings_t, os), NULL, 0, 0, false,
      "operating system description (default: from /etc/os-release)"},
     {"machine", VB_CONF_STR, offsetof(vb_agent_settings_t, machine), "", 0, 0, false,
-     "the machine this agent runs on (default: /etc/machine-id); agents on one machine share "
-     "its CPUs, so the coordinator runs no more tasks on them together than one may run there"},
+     "the machine this agent runs on (default: /etc/machine-id@host name); agents on one "
+     "machine share its CPUs, so the coordinator runs no more tasks on them together than one "
+     "may run there"},
     {"slots", VB_CONF_INT, offsetof(vb_agent_settings_t, slots), "4", 1, 1024, false,
      "task slots this agent offers"},
     {"transports", VB_CONF_STR, offsetof(vb_agent_settings_t, transports), "san,hotadd,nbdssl,nbd",
@@ -318,21 +319,36 @@ static void s_fill_facts(self_t *self, Vbak__AgentFacts *facts)
     facts->cpus = self->cpus;
 }
 
-/* The machine this agent runs on: agent.conf's `machine`, else the systemd machine id (one per
- * installed system: agents started on one system find the same), else nothing. */
-static void s_detect_machine(self_t *self)
+/* The machine this agent runs on: agent.conf's `machine`, else the systemd machine id with the
+ * host name (`ID@NAME`: proxies cloned from one template without clearing the id still differ
+ * by name; agents started on one system find the same), else nothing. */
+static int s_detect_machine(self_t *self)
 {
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@";
     const char *conf = self->settings->machine;
     self->cpus = (uint32_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 0);
+    self->machine[0] = '\0';
     if (conf && *conf) {
+        if (strlen(conf) > 127 || strspn(conf, ok) != strlen(conf))
+            return vb_error_set(VB_EINVAL, "machine '%s': up to 127 letters, digits, '-', '_', "
+                                           "'.' and '@'", conf);
         snprintf(self->machine, sizeof self->machine, "%s", conf);
-        return;
+        return 0;
     }
+    char id[64] = "";
     FILE *f = fopen("/etc/machine-id", "r");
-    if (f && fgets(self->machine, sizeof self->machine, f))
-        self->machine[strcspn(self->machine, " \n")] = '\0';
+    if (f && fgets(id, sizeof id, f))
+        id[strspn(id, "0123456789abcdef")] = '\0'; /* 32 hex digits; "uninitialized" is none */
     if (f)
         fclose(f);
+    struct utsname u;
+    if (strlen(id) != 32 || uname(&u) != 0)
+        return 0;
+    size_t n = strcspn(u.nodename, "@");
+    n = strspn(u.nodename, ok) < n ? strspn(u.nodename, ok) : n;
+    snprintf(self->machine, sizeof self->machine, "%s@%.*s", id, (int)(n < 80 ? n : 80),
+             u.nodename);
+    return 0;
 }
 
 /* The VixDiskLib version, told at register so the coordinator can check it against vCenter's:
@@ -700,7 +716,8 @@ static self_t *s_self_new(zsock_t *pipe, const vb_agent_settings_t *settings)
     if (s_write_vddk_config(self) != 0 || s_prepare_state(self) != 0)
         goto fail;
     s_probe_vddk(self);
-    s_detect_machine(self);
+    if (s_detect_machine(self) != 0)
+        goto fail;
     /* a repository no task used for a heartbeat interval is closed */
     if (!(self->repos = vb_repocache_new(settings->heartbeat_interval_ms)))
         goto fail;

@@ -27,6 +27,15 @@ int vb_wire_check_facts(const Vbak__AgentFacts *facts)
     if (strlen(v) > 31 || strspn(v, "0123456789.") != strlen(v))
         return vb_error_set(VB_EINVAL, "agent '%s' gives a VixDiskLib version that is not up to 31 "
                                        "digits and dots", facts->name);
+    const char *m = facts->machine ? facts->machine : "";
+    for (const char *p = m; *p; p++)
+        if (!s_name_char(*p) && *p != '@')
+            return vb_error_set(VB_EINVAL, "agent '%s' names its machine with characters other "
+                                           "than letters, digits, '-', '_', '.' and '@'",
+                                facts->name);
+    if (strlen(m) > 127 || facts->cpus > 65536)
+        return vb_error_set(VB_EINVAL, "agent '%s' names a machine of more than 127 characters "
+                                       "or more than 65536 CPUs", facts->name);
     return 0;
 }
 

@@ -112,7 +112,11 @@ static int s_alloc_pack_buffer(void **buf, size_t size)
         pthread_mutex_unlock(&s_pool.lock);
         return 0;
     }
+    /* none of this size: one kept for another pack size (a repository closed since, most likely)
+     * goes, so that buffers nothing will reuse do not stay */
+    void *stale = s_pool.count ? s_pool.buf[--s_pool.count] : NULL;
     pthread_mutex_unlock(&s_pool.lock);
+    free(stale);
     const size_t huge = 2u * 1024u * 1024u;
     if (posix_memalign(buf, size >= huge ? huge : 4096, size) != 0)
         return vb_error_set(VB_ENOMEM, "out of memory for a pack");

@@ -15,6 +15,7 @@ pass "three agents enroll and register"
 
 # they run on this machine, say so, and the coordinator counts them as sharing its CPUs
 mid=$(cat /etc/machine-id 2>/dev/null || true)
+[[ $mid =~ ^[0-9a-f]{32}$ ]] && mid="$mid@$(uname -n)" || mid=
 agents_json | jq -e --arg m "$mid" '($m | if . == "" then null else . end) as $e |
                                     all(.[]; .machine == $e and .cpus >= 1)' >/dev/null \
   || fail "agents do not report this machine: $(agents_json | jq -c '[.[] | [.machine, .cpus]]')"

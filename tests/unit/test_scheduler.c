@@ -140,6 +140,41 @@ Test(scheduler, agents_sharing_a_machine_share_its_budget)
     vb_sched_destroy(&s);
 }
 
+/* Groups are worked out again at each agent event: an agent that leaves a machine takes its
+ * running tasks out of that machine's count, and one made alone again has no shared budget; a
+ * machine whose leader moved away is known by another agent, with its own budget. */
+Test(scheduler, an_agent_that_leaves_a_machine_leaves_its_budget)
+{
+    vb_sched_t *s = make(0, 0, 3);
+    for (uint32_t a = 0; a < 3; a++) {
+        set_modes(a, 1, VB_TRANSPORT_NBD, 0, 0);
+        cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
+        cr_assert_eq(vb_sched_agent_machine(s, a, 0, 4), 0); /* one machine, 4 at once */
+    }
+    cr_assert_eq(add_disk(s, 0, 0), 0);
+    for (uint64_t t = 1; t <= 30; t++)
+        cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
+    vb_sched_assignment_t out[30];
+    cr_assert_eq(vb_sched_dispatch(s, out, 30), 4);
+    /* agent 0 (the machine's leader) moves to a machine of its own, with its running tasks;
+     * agents 1 and 2 stay together, now known by agent 1, with a budget of 5 */
+    uint32_t on0 = vb_sched_agent_busy(s, 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 0, 0, 0), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 1, 1, 5), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 2, 1, 5), 0);
+    size_t n = vb_sched_dispatch(s, out, 30);
+    cr_assert_eq(n, (4 - on0) + (5 - (4 - on0)), "agent 0 fills its own slots, 1 and 2 their 5");
+    cr_assert_eq(vb_sched_agent_busy(s, 0), 4);
+    cr_assert_eq(vb_sched_agent_busy(s, 1) + vb_sched_agent_busy(s, 2), 5);
+    /* both made alone: each may fill its own 4 slots */
+    cr_assert_eq(vb_sched_agent_machine(s, 1, 1, 0), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 2, 2, 0), 0);
+    vb_sched_dispatch(s, out, 30);
+    for (uint32_t a = 0; a < 3; a++)
+        cr_assert_eq(vb_sched_agent_busy(s, a), 4, "agent %u", a);
+    vb_sched_destroy(&s);
+}
+
 Test(scheduler, datastore_and_host_limits)
 {
     vb_sched_t *s = make(1, 0, 3);

@@ -28,6 +28,18 @@ Test(wire_check, facts_name_and_slots)
     cr_assert(strstr(vb_error_msg(), "VixDiskLib version"), "%s", vb_error_msg());
     f.vddk_version = "11111111111111111111111111111111"; /* 32 */
     cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
+    f.vddk_version = "7.0.3";
+    f.machine = "0123456789abcdef0123456789abcdef@proxy-01.lab";
+    f.cpus = 8;
+    cr_assert_eq(vb_wire_check_facts(&f), 0, "%s", vb_error_msg());
+    f.machine = "m\x1b[2J"; /* it is logged and shown by vbak agents */
+    cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
+    cr_assert(strstr(vb_error_msg(), "machine"), "%s", vb_error_msg());
+    char longer[129];
+    memset(longer, 'm', 128);
+    longer[128] = '\0';
+    f.machine = longer;
+    cr_assert_eq(vb_wire_check_facts(&f), VB_EINVAL);
 }
 
 Test(wire_check, result_chunks_fit_the_window)
