@@ -70,8 +70,7 @@ static void s_agent_clear(jb_agent_t *a)
     free(a->luns);
     free(a->proxy_vm);
     free(a->vddk_version);
-    free(a->machine);
-    a->host = a->datastore = a->proxy_vm = a->vddk_version = a->machine = NULL;
+    a->host = a->datastore = a->proxy_vm = a->vddk_version = NULL;
     a->luns = NULL;
     a->lun_count = 0;
 }
@@ -106,38 +105,6 @@ static bool s_release_from_lost_agent(void *item, void *agent)
     return true;
 }
 
-/* Agents on one machine share its CPUs: together they run at most as many tasks as the larger
- * of its CPU count and the most slots one of them offers, which is what one agent there may run
- * alone (a second agent on the machine adds transports, not CPUs). A machine is known by the
- * lowest id of its online agents; an agent alone, offline or not saying its machine has no
- * shared budget. Worked out again for every agent at each agent event: one that moved, left or
- * came back changes its old group as well as its new one. */
-static void s_group_machines(vb_jobs_t *self, size_t came_up)
-{
-    for (size_t i = 0; i < self->agent_count; i++) {
-        const jb_agent_t *a = &self->agents[i];
-        uint32_t leader = (uint32_t)i, budget = 0, sharing = 0;
-        for (size_t k = 0; k < self->agent_count && a->online && a->machine; k++) {
-            const jb_agent_t *o = &self->agents[k];
-            if (!o->online || !o->machine || strcmp(o->machine, a->machine) != 0)
-                continue;
-            leader = (uint32_t)k < leader ? (uint32_t)k : leader;
-            budget = o->slots > budget ? o->slots : budget;
-            budget = o->cpus > budget ? o->cpus : budget;
-            sharing++;
-        }
-        if (sharing < 2) {
-            leader = (uint32_t)i;
-            budget = 0;
-        }
-        if (vb_sched_agent_machine(self->sched, (uint32_t)i, leader, budget) != 0)
-            continue; /* never brought up in the scheduler (out of memory then): alone */
-        if (sharing > 1 && i == came_up)
-            VB_LOG_INFO("jobs", "machine_shared agent=%s agents=%u tasks_at_once=%u", a->name,
-                        sharing, budget);
-    }
-}
-
 void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
 {
     vb_jobs_t *self = arg;
@@ -165,7 +132,6 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
         if (n)
             VB_LOG_WARN("jobs", "agent_lost agent=%s requeued=%zu", rec->name, n);
         s_hash_filter(self->tasks, s_release_from_lost_agent, (void *)rec->name);
-        s_group_machines(self, SIZE_MAX);
         jb_dispatch(self);
         jb_reap(self);
         return;
@@ -186,13 +152,14 @@ void vb_jobs_agent_event(void *arg, const vb_agent_record_t *rec, bool online)
     a->vddk = rec->vddk;
     a->proxy_vm = rec->proxy_vm ? strdup(rec->proxy_vm) : NULL;
     a->vddk_version = rec->vddk_version ? strdup(rec->vddk_version) : NULL;
-    a->machine = rec->machine && *rec->machine ? strdup(rec->machine) : NULL;
-    a->cpus = rec->cpus;
-    a->slots = rec->slots;
     a->online = true;
-    if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0)
+    if (vb_sched_agent_up(self->sched, (uint32_t)id, rec->slots) != 0 ||
+        vb_sched_agent_machine(self->sched, (uint32_t)id, rec->machine, rec->cpus) != 0)
         VB_LOG_ERROR("jobs", "agent_up_failed agent=%s error=\"%s\"", rec->name, vb_error_msg());
-    s_group_machines(self, (size_t)id);
+    uint32_t shared = vb_sched_machine_budget(self->sched, (uint32_t)id);
+    if (shared)
+        VB_LOG_INFO("jobs", "machine_shared agent=%s machine=%s tasks_at_once=%u", rec->name,
+                    rec->machine, shared);
     jb_dispatch(self);
     jb_reap(self);
 }

@@ -110,9 +110,6 @@ typedef struct {
     bool vddk; /* has VixDiskLib: may use the disks' vddk routes */
     char *proxy_vm; /* vSphere moref of its proxy VM (HotAdd), or NULL */
     char *vddk_version; /* its VixDiskLib's version, or NULL */
-    char *machine;      /* the machine it runs on, or NULL when it does not say */
-    uint32_t cpus;      /* that machine's CPUs (0: not said) */
-    uint32_t slots;
     bool online;
     uint64_t assign_seq; /* assigns sent to this agent so far */
 } jb_agent_t;

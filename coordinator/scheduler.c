@@ -42,9 +42,11 @@ typedef struct {
     bool online;
     uint32_t slots;
     uint32_t busy;
-    uint32_t machine;        /* the agent id whose record counts for its machine (itself alone) */
-    uint32_t machine_budget; /* on that record: tasks the machine's agents run at once (0: any) */
-    uint32_t machine_busy;   /* on that record: tasks they run now */
+    char *machine;           /* the machine it says it runs on; NULL: one of its own */
+    uint32_t cpus;           /* that machine's CPUs */
+    uint32_t leader;         /* the agent whose record counts for its machine (itself alone) */
+    uint32_t machine_budget; /* on a leader's record: tasks its machine runs at once (0: any) */
+    uint32_t machine_busy;   /* on a leader's record: tasks its machine's agents run now */
 } s_agent_t;
 
 struct vb_sched {
@@ -68,6 +70,36 @@ struct vb_sched {
 };
 
 #define S_TOMB ((s_task_t *)1)
+
+/* Works the machine groups out again (an agent came up, went down or moved): the online agents
+ * that name one machine share its budget, max(its CPUs, the most slots one of them offers), on
+ * the record of the lowest id among them; any other agent is alone, with no shared budget. An
+ * agent's running tasks move with it. O(agents²): agents come and go rarely. */
+static void s_regroup(vb_sched_t *self)
+{
+    for (uint32_t i = 0; i < self->agent_cap; i++) {
+        s_agent_t *a = &self->agents[i];
+        if (!a->known)
+            continue;
+        uint32_t leader = i, budget = 0, sharing = 0;
+        for (uint32_t k = 0; a->online && a->machine && k < self->agent_cap; k++) {
+            const s_agent_t *o = &self->agents[k];
+            if (!o->online || !o->machine || strcmp(o->machine, a->machine) != 0)
+                continue;
+            leader = sharing++ ? leader : k;
+            budget = o->slots > budget ? o->slots : budget;
+            budget = o->cpus > budget ? o->cpus : budget;
+        }
+        if (sharing < 2) {
+            leader = i;
+            budget = 0;
+        }
+        self->agents[a->leader].machine_busy -= a->busy;
+        a->leader = leader;
+        self->agents[leader].machine_busy += a->busy;
+        self->agents[leader].machine_budget = budget;
+    }
+}
 
 static int s_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
@@ -221,6 +253,8 @@ void vb_sched_destroy(vb_sched_t **self_p)
     free(self->disks);
     free(self->free_ids);
     free(self->active);
+    for (size_t a = 0; a < self->agent_cap; a++)
+        free(self->agents[a].machine);
     free(self->agents);
     free(self->ds_running);
     free(self->host_running);
@@ -235,7 +269,7 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
         return rc;
     s_agent_t *a = &self->agents[agent];
     if (!a->known)
-        a->machine = agent;
+        a->leader = agent;
     a->known = true;
     a->online = true;
     a->slots = slots;
@@ -243,19 +277,22 @@ int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots)
     for (size_t d = 0; d < self->disk_count; d++)
         if (agent < self->disks[d].pair_cap)
             self->disks[d].pairs[agent] = (s_pair_t){0};
+    s_regroup(self);
     return 0;
 }
 
-int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, uint32_t machine, uint32_t budget)
+int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, const char *machine, uint32_t cpus)
 {
-    if (agent >= self->agent_cap || !self->agents[agent].known || machine >= self->agent_cap ||
-        !self->agents[machine].known)
-        return vb_error_set(VB_EINVAL, "agent %u or machine %u is not known", agent, machine);
+    if (agent >= self->agent_cap || !self->agents[agent].known)
+        return vb_error_set(VB_EINVAL, "agent %u was never up", agent);
+    char *copy = machine && *machine ? strdup(machine) : NULL;
+    if (machine && *machine && !copy)
+        return vb_error_set(VB_ENOMEM, "scheduler: out of memory");
     s_agent_t *a = &self->agents[agent];
-    self->agents[a->machine].machine_busy -= a->busy; /* its running tasks move with it */
-    a->machine = machine;
-    self->agents[machine].machine_busy += a->busy;
-    self->agents[machine].machine_budget = budget;
+    free(a->machine);
+    a->machine = copy;
+    a->cpus = cpus;
+    s_regroup(self);
     return 0;
 }
 
@@ -263,14 +300,14 @@ static void s_busy_add(vb_sched_t *self, uint32_t agent, int delta)
 {
     s_agent_t *a = &self->agents[agent];
     a->busy = (uint32_t)((int64_t)a->busy + delta);
-    self->agents[a->machine].machine_busy =
-        (uint32_t)((int64_t)self->agents[a->machine].machine_busy + delta);
+    self->agents[a->leader].machine_busy =
+        (uint32_t)((int64_t)self->agents[a->leader].machine_busy + delta);
 }
 
 /* The agent may take one more task: a free slot of its own, and room on its machine. */
 static bool s_has_room(const vb_sched_t *self, const s_agent_t *a)
 {
-    const s_agent_t *m = &self->agents[a->machine];
+    const s_agent_t *m = &self->agents[a->leader];
     return a->online && a->busy < a->slots &&
            (m->machine_budget == 0 || m->machine_busy < m->machine_budget);
 }
@@ -315,6 +352,7 @@ size_t vb_sched_agent_down(vb_sched_t *self, uint32_t agent)
         count++;
     }
     self->agents[agent].online = false;
+    s_regroup(self);
     return count;
 }
 
@@ -632,6 +670,13 @@ void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out)
             out->slots_free += ag->slots > ag->busy ? ag->slots - ag->busy : 0;
         }
     }
+}
+
+uint32_t vb_sched_machine_budget(const vb_sched_t *self, uint32_t agent)
+{
+    if (agent >= self->agent_cap || !self->agents[agent].known)
+        return 0;
+    return self->agents[self->agents[agent].leader].machine_budget;
 }
 
 uint32_t vb_sched_agent_busy(const vb_sched_t *self, uint32_t agent)

@@ -71,13 +71,14 @@ void vb_sched_destroy(vb_sched_t **self_p);
 /* Agents: `slots` task slots. Adding an agent id again brings it back (after lost), and its
  * transport for every disk is decided again (it may have moved). */
 int vb_sched_agent_up(vb_sched_t *self, uint32_t agent, uint32_t slots) VB_WUR;
-/* Agents that share a machine share its CPUs: `agent` runs on the machine known by the agent
- * id `machine` (the first of its agents; an agent is alone on its own until told), and the
- * machine's agents run at most `budget` tasks at once together (0: no limit beyond their slots),
- * placed by transport as always. The last budget given for a machine holds. VB_EINVAL for an
- * agent or machine id never brought up. */
-int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, uint32_t machine,
-                           uint32_t budget) VB_WUR;
+/* The machine `agent` runs on (NULL or "": not said, a machine of its own) and its CPUs. Agents
+ * that share a machine share its CPUs: the online agents naming one machine run at most
+ * max(cpus, the most slots one of them offers) tasks at once together, which is what one agent
+ * there may run alone, placed by transport as always (the cheaper transports get them). Groups
+ * are worked out again whenever an agent comes up, goes down or moves. VB_EINVAL for an agent
+ * never brought up; VB_ENOMEM. */
+int vb_sched_agent_machine(vb_sched_t *self, uint32_t agent, const char *machine,
+                           uint32_t cpus) VB_WUR;
 /* The agent is gone: its running tasks are requeued (those of removed disks forgotten); returns
  * how many were requeued. */
 size_t vb_sched_agent_down(vb_sched_t *self, uint32_t agent);
@@ -130,6 +131,9 @@ typedef struct {
 } vb_sched_stats_t;
 
 void vb_sched_stats(const vb_sched_t *self, vb_sched_stats_t *out);
+
+/* The task budget `agent` shares with the other agents of its machine (0: alone, or unknown). */
+uint32_t vb_sched_machine_budget(const vb_sched_t *self, uint32_t agent);
 
 /* Tasks the scheduler has running on `agent` (0 for an unknown agent). */
 uint32_t vb_sched_agent_busy(const vb_sched_t *self, uint32_t agent);

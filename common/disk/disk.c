@@ -365,6 +365,17 @@ const char *vb_disk_attempt(const vb_disk_t *disk, size_t i)
     return i < disk->attempt_count ? disk->attempts[i] : NULL;
 }
 
+/* [offset, offset+length) clipped to the capacity, length 0 meaning to the end; false when
+ * nothing of it is on the disk. */
+static bool s_clip(const vb_disk_t *disk, uint64_t offset, uint64_t *length)
+{
+    if (offset >= disk->capacity)
+        return false;
+    if (*length == 0 || *length > disk->capacity - offset)
+        *length = disk->capacity - offset;
+    return true;
+}
+
 int vb_disk_try_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t length,
                                  vb_extent_list_t *out)
 {
@@ -375,10 +386,8 @@ int vb_disk_try_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t leng
                             "query_allocated_blocks called from a thread other than the one that "
                             "opened the disk (VDDK rule: only the opening thread may ask; read "
                             "workers never do)");
-    if (offset >= disk->capacity)
+    if (!s_clip(disk, offset, &length))
         return 0;
-    if (length == 0 || length > disk->capacity - offset)
-        length = disk->capacity - offset;
     size_t before = out->count;
     int rc = disk->backend->allocated(disk->impl, offset, length, out);
     if (rc)
@@ -402,9 +411,7 @@ int vb_disk_query_allocated_blocks(vb_disk_t *disk, uint64_t offset, uint64_t le
     /* Probe once, fall back to reading everything, say so. */
     VB_LOG_WARN("disk", "allocated-blocks-unavailable mode=%s reason=\"%s\" fallback=read-all",
                 disk->mode, vb_error_msg());
-    if (length == 0 || length > disk->capacity - offset) /* offset < capacity: it asked */
-        length = disk->capacity - offset;
-    return vb_extent_list_add(out, offset, length);
+    return s_clip(disk, offset, &length) ? vb_extent_list_add(out, offset, length) : 0;
 }
 
 static int s_check_range(const vb_disk_t *disk, size_t len, uint64_t offset, const char *op)

@@ -672,10 +672,11 @@ int vb_pipeline_backup(vb_repo_t *repo, const vb_pipeline_opts_t *opts, const ch
                    .emit_ctx = emit_ctx,
                    .read_map = opts && opts->extents_allocated ? extents : NULL,
                    .read_map_count = extent_count};
+    static const vb_extent_t no_data[1];
     vb_extent_list_t map = {0};
     if (!run.read_map && opts && opts->allocated) {
         if (s_ask_allocated(&run, opts, &map) == 0) {
-            run.read_map = map.items ? map.items : extents; /* no data at all: a 0-long map */
+            run.read_map = map.count ? map.items : no_data; /* empty: every chunk reads as zeros */
             run.read_map_count = map.count;
         } else {
             VB_LOG_DEBUG("pipeline", "allocation-unknown disk=%s reason=\"%s\" reading=whole",

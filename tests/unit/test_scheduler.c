@@ -96,10 +96,10 @@ Test(scheduler, best_transport_first_then_least_loaded)
     vb_sched_destroy(&s);
 }
 
-/* Agents on one machine share its CPUs: together they run no more than the machine's budget,
- * the best transport first; a slot freed on the machine goes to the best of its agents again,
- * an agent of another machine is not held back, and a lost agent's tasks leave its machine's
- * count. */
+/* Agents on one machine share its CPUs: together they run no more than the machine's budget
+ * (max of its CPUs and the most slots one offers), the best transport first; a slot freed on the
+ * machine goes to the best of its agents again, an agent of another machine is not held back,
+ * and a lost agent's tasks leave its machine's count. */
 Test(scheduler, agents_sharing_a_machine_share_its_budget)
 {
     vb_sched_t *s = make(0, 0, 3);
@@ -109,9 +109,12 @@ Test(scheduler, agents_sharing_a_machine_share_its_budget)
     set_modes(3, 1, VB_TRANSPORT_NBD, 0, 0);
     for (uint32_t a = 0; a < 4; a++)
         cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
-    for (uint32_t a = 0; a < 3; a++) /* agents 0, 1, 2 on the machine known as 0; 3 alone */
-        cr_assert_eq(vb_sched_agent_machine(s, a, 0, 4), 0);
-    cr_assert_neq(vb_sched_agent_machine(s, 7, 0, 4), 0, "an agent never up");
+    for (uint32_t a = 0; a < 3; a++) /* agents 0, 1, 2 on machine M (2 CPUs); 3 elsewhere */
+        cr_assert_eq(vb_sched_agent_machine(s, a, "M", 2), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 3, "N", 2), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 7, "M", 2), VB_EINVAL, "an agent never up");
+    cr_assert_eq(vb_sched_machine_budget(s, 0), 4, "max(2 CPUs, 4 slots)");
+    cr_assert_eq(vb_sched_machine_budget(s, 3), 0, "alone on its machine: no shared budget");
     cr_assert_eq(add_disk(s, 0, 0), 0);
     for (uint64_t t = 1; t <= 20; t++)
         cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
@@ -119,15 +122,14 @@ Test(scheduler, agents_sharing_a_machine_share_its_budget)
     size_t n = vb_sched_dispatch(s, out, 20);
     cr_assert_eq(n, 8, "the shared machine runs 4 at once, the other agent its 4 slots");
     unsigned on[4] = {0};
-    for (size_t i = 0; i < n; i++)
+    uint64_t san_task = 0;
+    for (size_t i = 0; i < n; i++) {
         on[out[i].agent]++;
+        san_task = out[i].agent == 1 ? out[i].task : san_task;
+    }
     cr_assert_eq(on[1], 4, "the SAN agent takes the machine's whole budget");
     cr_assert_eq(on[0] + on[2], 0, "its other agents (HotAdd, NBDSSL) wait");
     cr_assert_eq(on[3], 4, "an agent of another machine is not held back");
-    uint64_t san_task = 0;
-    for (size_t i = 0; i < n; i++)
-        if (out[i].agent == 1)
-            san_task = out[i].task;
     cr_assert_eq(vb_sched_task_done(s, san_task), 0);
     vb_sched_assignment_t more[4];
     cr_assert_eq(vb_sched_dispatch(s, more, 4), 1, "one slot freed on the machine");
@@ -140,38 +142,49 @@ Test(scheduler, agents_sharing_a_machine_share_its_budget)
     vb_sched_destroy(&s);
 }
 
-/* Groups are worked out again at each agent event: an agent that leaves a machine takes its
- * running tasks out of that machine's count, and one made alone again has no shared budget; a
- * machine whose leader moved away is known by another agent, with its own budget. */
+/* Groups are worked out again at every agent event: an agent that comes back on another machine
+ * or without one leaves its old group's budget (with its running tasks), a group shrunk to one
+ * agent has none left, and when the lowest id (whose record counts for a machine) moves away,
+ * the machine it left and the one it joined keep budgets of their own. */
 Test(scheduler, an_agent_that_leaves_a_machine_leaves_its_budget)
 {
     vb_sched_t *s = make(0, 0, 3);
-    for (uint32_t a = 0; a < 3; a++) {
+    for (uint32_t a = 0; a < 4; a++) {
         set_modes(a, 1, VB_TRANSPORT_NBD, 0, 0);
         cr_assert_eq(vb_sched_agent_up(s, a, 4), 0);
-        cr_assert_eq(vb_sched_agent_machine(s, a, 0, 4), 0); /* one machine, 4 at once */
     }
+    cr_assert_eq(vb_sched_agent_machine(s, 0, "M", 2), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 1, "M", 2), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 2, "N", 8), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 3, "N", 8), 0);
     cr_assert_eq(add_disk(s, 0, 0), 0);
-    for (uint64_t t = 1; t <= 30; t++)
+    for (uint64_t t = 1; t <= 40; t++)
         cr_assert_eq(vb_sched_task_add(s, t, 0), 0);
-    vb_sched_assignment_t out[30];
-    cr_assert_eq(vb_sched_dispatch(s, out, 30), 4);
-    /* agent 0 (the machine's leader) moves to a machine of its own, with its running tasks;
-     * agents 1 and 2 stay together, now known by agent 1, with a budget of 5 */
-    uint32_t on0 = vb_sched_agent_busy(s, 0);
-    cr_assert_eq(vb_sched_agent_machine(s, 0, 0, 0), 0);
-    cr_assert_eq(vb_sched_agent_machine(s, 1, 1, 5), 0);
-    cr_assert_eq(vb_sched_agent_machine(s, 2, 1, 5), 0);
-    size_t n = vb_sched_dispatch(s, out, 30);
-    cr_assert_eq(n, (4 - on0) + (5 - (4 - on0)), "agent 0 fills its own slots, 1 and 2 their 5");
+    vb_sched_assignment_t out[40];
+    cr_assert_eq(vb_sched_dispatch(s, out, 40), 4 + 8, "M runs 4 at once, N its 8 slots");
+    /* agent 0, M's lowest id, comes back on N: M is agent 1 alone (4 slots, no budget), N has
+     * three agents and a budget of 8, which they already run */
+    uint32_t ran_on_0 = vb_sched_agent_busy(s, 0);
+    cr_assert_eq(vb_sched_agent_down(s, 0), ran_on_0, "its tasks go back to the queue");
+    cr_assert_eq(vb_sched_agent_up(s, 0, 4), 0);
+    cr_assert_eq(vb_sched_agent_machine(s, 0, "N", 8), 0);
+    cr_assert_eq(vb_sched_machine_budget(s, 1), 0, "alone now");
+    cr_assert_eq(vb_sched_machine_budget(s, 0), 8);
+    vb_sched_dispatch(s, out, 40);
+    cr_assert_eq(vb_sched_agent_busy(s, 1), 4, "agent 1 fills its own slots");
+    cr_assert_eq(vb_sched_agent_busy(s, 0) + vb_sched_agent_busy(s, 2) + vb_sched_agent_busy(s, 3),
+                 8, "N's three agents share its 8");
+    /* agent 3 says no machine any more: N is agents 0 and 2 (budget 8); 3 is alone */
+    cr_assert_eq(vb_sched_agent_machine(s, 3, NULL, 0), 0);
+    cr_assert_eq(vb_sched_machine_budget(s, 3), 0);
+    vb_sched_dispatch(s, out, 40);
+    cr_assert_eq(vb_sched_agent_busy(s, 3), 4, "agent 3 fills its own slots");
+    cr_assert_eq(vb_sched_agent_busy(s, 0) + vb_sched_agent_busy(s, 2), 8);
+    /* agent 2 is lost: N is agent 0 alone, and may fill its 4 slots */
+    vb_sched_agent_down(s, 2);
+    cr_assert_eq(vb_sched_machine_budget(s, 0), 0);
+    vb_sched_dispatch(s, out, 40);
     cr_assert_eq(vb_sched_agent_busy(s, 0), 4);
-    cr_assert_eq(vb_sched_agent_busy(s, 1) + vb_sched_agent_busy(s, 2), 5);
-    /* both made alone: each may fill its own 4 slots */
-    cr_assert_eq(vb_sched_agent_machine(s, 1, 1, 0), 0);
-    cr_assert_eq(vb_sched_agent_machine(s, 2, 2, 0), 0);
-    vb_sched_dispatch(s, out, 30);
-    for (uint32_t a = 0; a < 3; a++)
-        cr_assert_eq(vb_sched_agent_busy(s, a), 4, "agent %u", a);
     vb_sched_destroy(&s);
 }
 
